@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# bench/run.sh [BUILD_DIR]: runs every meshwire benchmark on this machine and prints the table.
+#
+#   1. Redis 7 XADD on loopback (AOF, appendfsync always): the durable-append baseline.
+#   2. A fresh relay (`meshwire server`, SQLite in a temp dir) and meshwire-bench sends, wake,
+#      parked against it.
+# Raw figures go to bench/results/<UTC time>.json (gitignored). Nothing is left running.
+# Sizes can be lowered for a quick look, e.g. SENDS_SECONDS=3 PARKED_LISTENERS=200 bench/run.sh
+# (see bench/README.md); the published figures are the defaults.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+SENDS_CLIENTS=${SENDS_CLIENTS:-16}
+SENDS_SECONDS=${SENDS_SECONDS:-10}
+SIZE=${SIZE:-200}
+REDIS_REQUESTS=${REDIS_REQUESTS:-200000}
+WAKE_MESSAGES=${WAKE_MESSAGES:-1000}
+PARKED_LISTENERS=${PARKED_LISTENERS:-2000}
+PARKED_SECONDS=${PARKED_SECONDS:-10}
+PARKED_SENDS=${PARKED_SENDS:-500}
+RELAY_ARGS=${RELAY_ARGS:-}      # extra `meshwire server` flags, word-split
+BENCH_ONLY=${BENCH_ONLY:-all}   # all | redis | meshwire
+
+die() {
+  echo "run.sh: $*" >&2
+  exit 2
+}
+note() { echo "== $*" >&2; }
+
+case $BENCH_ONLY in all | redis | meshwire) ;; *) die "BENCH_ONLY must be all, redis or meshwire" ;; esac
+
+build_arg=${1:-build}
+if [[ -d $build_arg ]]; then
+  BUILD=$(cd "$build_arg" && pwd)
+elif [[ -d $ROOT/$build_arg ]]; then
+  BUILD=$(cd "$ROOT/$build_arg" && pwd)
+else
+  die "no build directory '$build_arg'; build first: cmake -S . -B build -G Ninja && cmake --build build"
+fi
+MESHWIRE=${MESHWIRE_BIN:-$BUILD/cli/meshwire}
+BENCH=${MESHWIRE_BENCH_BIN:-$BUILD/bench/meshwire-bench}
+if [[ $BENCH_ONLY != redis ]]; then
+  [[ -x $MESHWIRE ]] || die "no relay binary at $MESHWIRE; build the project first"
+  [[ -x $BENCH ]] || die "no meshwire-bench at $BENCH; build the project first"
+fi
+if [[ $BENCH_ONLY != meshwire ]]; then
+  command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
+  command -v redis-benchmark >/dev/null || die "redis-benchmark not found (apt-get install redis-tools)"
+fi
+
+for n in SENDS_CLIENTS SENDS_SECONDS SIZE REDIS_REQUESTS WAKE_MESSAGES PARKED_LISTENERS \
+  PARKED_SECONDS PARKED_SENDS; do
+  [[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a whole number"
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshwire-bench.XXXXXX")
+REDIS_PID=""
+RELAY_PID=""
+CHILD_PID=""
+
+# Stops what this script started (by pid), bounded in time, then removes the temp dir.
+stop_pid() {
+  local pid=$1 i
+  [[ -n $pid ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "run.sh: pid $pid ignored SIGTERM for 10 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid "$CHILD_PID"
+  stop_pid "$RELAY_PID"
+  stop_pid "$REDIS_PID"
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs a command in the background and waits for it, so that a signal reaches the trap at once.
+# Its status lands in LAST_RC; never fails the script by itself.
+run_child() {
+  LAST_RC=0
+  "$@" &
+  CHILD_PID=$!
+  wait "$CHILD_PID" || LAST_RC=$?
+  CHILD_PID=""
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((30000 + (RANDOM * 32768 + RANDOM) % 30000))
+    if ! port_in_use "$p"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free loopback port found"
+}
+
+# jget FILE KEY: a top-level scalar of the bench's flat JSON, or "n/a".
+jget() {
+  local v=""
+  if [[ -s $1 ]]; then
+    v=$(grep -o "\"$2\":[^,}]*" "$1" | head -n1 | cut -d: -f2- | tr -d '"' || true)
+  fi
+  [[ -z $v || $v == null ]] && v="n/a"
+  echo "$v"
+}
+num() { [[ $1 =~ ^-?[0-9.]+([eE][-+]?[0-9]+)?$ ]]; }
+fmt() { if num "$1"; then LC_ALL=C awk -v v="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, v }'; else echo "$1"; fi; }
+ratio() {
+  if num "$1" && num "$2" && [[ $2 != 0 && $2 != 0.0 ]]; then
+    LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'
+  else
+    echo "n/a"
+  fi
+}
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\000-\037')"; }
+json_or_null() { if [[ -s $1 ]]; then head -n1 "$1"; else echo null; fi; }
+
+# The parked test holds one socket per listener on both sides.
+want_files=$((PARKED_LISTENERS + 1024))
+((want_files < 8192)) && want_files=8192
+if [[ $(ulimit -n) != unlimited ]] && (($(ulimit -n) < want_files)); then
+  hard=$(ulimit -Hn)
+  if [[ $hard != unlimited ]] && ((hard < want_files)); then
+    echo "run.sh: warning: hard open-file limit is $hard (< $want_files); parked may fall short" >&2
+    want_files=$hard
+  fi
+  ulimit -n "$want_files"
+fi
+
+FAILED=()
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+
+# ---------------------------------------------------------------------------------------------
+# 1. Redis XADD baseline
+REDIS_RPS=n/a REDIS_P50=n/a REDIS_P99=n/a REDIS_VERSION=n/a
+if [[ $BENCH_ONLY != meshwire ]]; then
+  REDIS_PORT=$(free_port)
+  REDIS_VERSION=$(redis-server --version | grep -o 'v=[^ ]*' | cut -d= -f2)
+  mkdir -p "$TMP/redis"
+  note "Redis $REDIS_VERSION on 127.0.0.1:$REDIS_PORT (appendonly, appendfsync always)"
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$TMP/redis" --daemonize no \
+    --appendonly yes --appendfsync always --save '' --logfile "$TMP/redis.log" &
+  REDIS_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && break
+    kill -0 "$REDIS_PID" 2>/dev/null || { tail -n 20 "$TMP/redis.log" >&2; die "redis-server exited"; }
+    sleep 0.1
+  done
+  value=$(head -c "$SIZE" /dev/zero | tr '\0' 'x')
+  note "redis-benchmark: $SENDS_CLIENTS clients, $REDIS_REQUESTS x XADD of a $SIZE-byte field"
+  run_child redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$SENDS_CLIENTS" \
+    -n "$REDIS_REQUESTS" -r 100000 --csv XADD bench '*' field "$value" >"$TMP/redis.csv"
+  if ((LAST_RC != 0)); then
+    FAILED+=("redis-benchmark (exit $LAST_RC)")
+  else
+    # Columns by name: "test","rps","avg_latency_ms",...,"p50_latency_ms",...,"p99_latency_ms"
+    read -r REDIS_RPS REDIS_P50 REDIS_P99 < <(tr -d '"' <"$TMP/redis.csv" | awk -F, '
+      NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+      { rps = $col["rps"]; p50 = ("p50_latency_ms" in col) ? $col["p50_latency_ms"] : "n/a"
+        p99 = ("p99_latency_ms" in col) ? $col["p99_latency_ms"] : "n/a" }
+      END { print (rps == "" ? "n/a" : rps), p50, p99 }')
+    echo "redis XADD: $REDIS_RPS req/s, p50 $REDIS_P50 ms, p99 $REDIS_P99 ms" >&2
+  fi
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  stop_pid "$REDIS_PID"
+  REDIS_PID=""
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. The relay and meshwire-bench
+MESHWIRE_VERSION=n/a
+if [[ $BENCH_ONLY != redis ]]; then
+  MESHWIRE_VERSION=$("$MESHWIRE" --version 2>/dev/null | head -n1 || echo n/a)
+  RELAY_PORT=$(free_port)
+  URL=http://127.0.0.1:$RELAY_PORT
+  export MESHWIRE_HOME=$TMP/home
+  mkdir -p "$MESHWIRE_HOME"
+  chmod 700 "$MESHWIRE_HOME"
+  STORAGE=sqlite:$TMP/relay.db
+  note "relay $MESHWIRE_VERSION on $URL, storage $STORAGE ${RELAY_ARGS:+(extra: $RELAY_ARGS)}"
+  # shellcheck disable=SC2086 # RELAY_ARGS is meant to be word-split
+  "$MESHWIRE" server --listen "127.0.0.1:$RELAY_PORT" --storage "$STORAGE" $RELAY_ARGS \
+    >"$TMP/relay.log" 2>&1 &
+  RELAY_PID=$!
+  healthy=0
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    # shellcheck disable=SC2016 # $1 is expanded by the inner bash
+    if timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+        printf "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 &&
+        head -n1 <&3 | grep -q " 200"' _ "$RELAY_PORT" 2>/dev/null; then
+      healthy=1
+      break
+    fi
+    sleep 0.1
+  done
+  if ((!healthy)); then
+    tail -n 30 "$TMP/relay.log" >&2
+    die "the relay did not answer GET /health within 15 s"
+  fi
+  TOKEN=$("$MESHWIRE" admin token create --user bench --name bench --storage "$STORAGE" |
+    tr -d '[:space:]')
+  [[ $TOKEN == mw_* ]] || die "admin token create printed no token"
+  export MESHWIRE_TOKEN=$TOKEN # the bench reads it from the environment, never from argv
+
+  note "sends: $SENDS_CLIENTS clients, $SENDS_SECONDS s, $SIZE-byte messages"
+  run_child "$BENCH" sends --url "$URL" --clients "$SENDS_CLIENTS" --seconds "$SENDS_SECONDS" \
+    --size "$SIZE" --relay-pid "$RELAY_PID" >"$TMP/sends.json"
+  ((LAST_RC == 0)) || FAILED+=("sends (exit $LAST_RC)")
+
+  note "wake: $WAKE_MESSAGES messages"
+  run_child "$BENCH" wake --url "$URL" --messages "$WAKE_MESSAGES" --size "$SIZE" \
+    >"$TMP/wake.json"
+  ((LAST_RC == 0)) || FAILED+=("wake (exit $LAST_RC)")
+
+  note "parked: $PARKED_LISTENERS listeners, $PARKED_SENDS sends over $PARKED_SECONDS s"
+  run_child "$BENCH" parked --url "$URL" --listeners "$PARKED_LISTENERS" \
+    --seconds "$PARKED_SECONDS" --sends "$PARKED_SENDS" --size "$SIZE" \
+    --relay-pid "$RELAY_PID" >"$TMP/parked.json"
+  ((LAST_RC == 0)) || FAILED+=("parked (exit $LAST_RC)")
+
+  kill -TERM "$RELAY_PID" 2>/dev/null || true
+  relay_rc=0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$RELAY_PID" 2>/dev/null; then
+    FAILED+=("relay still running 10 s after SIGTERM")
+    kill -KILL "$RELAY_PID" 2>/dev/null || true
+  fi
+  wait "$RELAY_PID" || relay_rc=$?
+  RELAY_PID=""
+  ((relay_rc == 0)) || FAILED+=("relay exited $relay_rc on SIGTERM (relay log below)")
+  if ((relay_rc != 0)); then tail -n 20 "$TMP/relay.log" >&2; fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Results
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/$STAMP.json
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+{
+  printf '{"timestamp":%s,' "$(json_str "$STAMP")"
+  printf '"machine":{"nproc":%s,"cpu":%s,"kernel":%s},' "$(nproc)" "$(json_str "$cpu_model")" \
+    "$(json_str "$(uname -r)")"
+  printf '"meshwire_version":%s,"redis_version":%s,' "$(json_str "$MESHWIRE_VERSION")" \
+    "$(json_str "$REDIS_VERSION")"
+  printf '"config":{"clients":%s,"seconds":%s,"size":%s,"redis_requests":%s,' "$SENDS_CLIENTS" \
+    "$SENDS_SECONDS" "$SIZE" "$REDIS_REQUESTS"
+  printf '"wake_messages":%s,"parked_listeners":%s,"parked_seconds":%s,"parked_sends":%s,' \
+    "$WAKE_MESSAGES" "$PARKED_LISTENERS" "$PARKED_SECONDS" "$PARKED_SENDS"
+  printf '"relay_args":%s},' "$(json_str "$RELAY_ARGS")"
+  rj() { if num "$1"; then echo "$1"; else echo null; fi; }
+  printf '"redis_xadd":{"rps":%s,"p50_ms":%s,"p99_ms":%s},' "$(rj "$REDIS_RPS")" \
+    "$(rj "$REDIS_P50")" "$(rj "$REDIS_P99")"
+  printf '"sends":%s,"wake":%s,"parked":%s}\n' "$(json_or_null "$TMP/sends.json")" \
+    "$(json_or_null "$TMP/wake.json")" "$(json_or_null "$TMP/parked.json")"
+} >"$OUT"
+
+S=$TMP/sends.json W=$TMP/wake.json P=$TMP/parked.json
+cat <<EOF
+
+## meshwire benchmarks ($STAMP, $(nproc) cores${cpu_model:+, $cpu_model})
+
+relay: $MESHWIRE_VERSION (SQLite storage) vs Redis $REDIS_VERSION XADD (AOF, appendfsync always);
+$SENDS_CLIENTS clients on loopback, $SIZE-byte messages, each client on one keep-alive connection.
+
+| figure | meshwire | Redis XADD |
+|---|---:|---:|
+| durable appends/s | $(fmt "$(jget "$S" rps)" 0) | $(fmt "$REDIS_RPS" 0) |
+| meshwire / Redis | $(ratio "$(jget "$S" rps)" "$REDIS_RPS") | 1 |
+| latency p50 (ms) | $(fmt "$(jget "$S" p50_ms)") | $(fmt "$REDIS_P50") |
+| latency p99 (ms) | $(fmt "$(jget "$S" p99_ms)") | $(fmt "$REDIS_P99") |
+| non-201 answers | $(jget "$S" non_201) | |
+
+| meshwire figure | value |
+|---|---:|
+| wake latency p50 (ms, send's 201 -> poll answer) | $(fmt "$(jget "$W" wake_p50_ms)") |
+| wake latency p99 (ms) | $(fmt "$(jget "$W" wake_p99_ms)") |
+| wake messages received / sent | $(jget "$W" received) / $(jget "$W" sent) |
+| parked listeners (relay says listening / asked) | $(jget "$P" listeners_parked) / $(jget "$P" listeners) |
+| relay RSS idle -> parked (MiB) | $(fmt "$(jget "$P" rss_idle_mib)" 1) -> $(fmt "$(jget "$P" rss_parked_mib)" 1) |
+| relay RSS per parked listener (KiB) | $(fmt "$(jget "$P" rss_per_listener_kib)" 1) |
+| relay threads idle -> parked | $(jget "$P" relay_threads_idle) -> $(jget "$P" relay_threads_parked) |
+| send p50 / p99 with listeners parked (ms) | $(fmt "$(jget "$P" send_p50_ms)") / $(fmt "$(jget "$P" send_p99_ms)") |
+| woken listeners / targeted | $(jget "$P" woken_listeners) / $(jget "$P" targeted_listeners) |
+| broadcast to all parked: last wake (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |
+
+Raw figures: ${OUT#"$ROOT"/}
+EOF
+
+if ((${#FAILED[@]} > 0)); then
+  printf 'run.sh: check failed: %s\n' "${FAILED[@]}" >&2
+  exit 1
+fi

@@ -1,0 +1,57 @@
+// `meshwire admin token create`: works on the relay's storage directly, no
+// running relay needed (headless machines, CI).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <optional>
+
+#include "cli/commands.h"
+#include "schemas/error.h"
+#include "server/clock.h"
+#include "server/mesh_service.h"
+#include "server/relay.h"
+#include "server/store.h"
+
+namespace meshwire::cli {
+
+int RunAdmin(int argc, char** argv) {
+  CLI::App app{"Work on the relay's storage directly (no running relay needed).", "meshwire admin"};
+  app.require_subcommand(1);
+  auto* token = app.add_subcommand("token", "API tokens")->require_subcommand(1);
+  auto* create = token->add_subcommand(
+      "create", "Create a token for USER (creating the user) and print it alone on stdout.");
+  std::string user, name = "admin", storage, mesh;
+  create->add_option("--user", user, "the user the token acts as")->required();
+  create->add_option("--name", name, "a label for the token")->capture_default_str();
+  create->add_option("--mesh", mesh, "make the token work on this mesh alone");
+  create->add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (storage.empty()) storage = "sqlite:" + MeshwireHome() + "/relay.db";
+  try {
+    auto store = OpenStore(storage);
+    SystemClock clock;
+    std::optional<std::string> scope;
+    if (!mesh.empty()) {
+      if (!store->FindMesh(mesh)) {
+        std::fprintf(stderr, "meshwire: no mesh %s in %s; check the id with `meshwire mesh list`.\n",
+                     mesh.c_str(), storage.c_str());
+        return kExitError;
+      }
+      scope = mesh;
+    }
+    CreatedToken t = MeshService::IssueToken(*store, clock, user, name, scope);
+    std::printf("%s\n", t.secret.c_str());
+    std::fprintf(stderr, "Created token %s for user %s. Export it: export MESHWIRE_TOKEN=...\n",
+                 t.token.id.c_str(), user.c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "meshwire: %s\n", e.what());
+    return e.status() == 400 ? kExitUsage : kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace meshwire::cli

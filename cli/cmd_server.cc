@@ -1,0 +1,152 @@
+// `meshwire server`: runs the relay until SIGINT or SIGTERM.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <thread>
+
+#include "cli/commands.h"
+#include "schemas/error.h"
+#include "server/relay.h"
+
+namespace meshwire::cli {
+
+namespace {
+
+/// Splits "host:port" or "[v6]:port".
+bool ParseListen(const std::string& text, std::string& host, int& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  try {
+    std::size_t used = 0;
+    port = std::stoi(text.substr(colon + 1), &used);
+    return !host.empty() && used == text.size() - colon - 1 && port >= 0 && port <= 65535;
+  } catch (...) {
+    return false;
+  }
+}
+
+/// Lets the process hold as many connections as the kernel allows it.
+void RaiseFileLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+int RunServer(int argc, char** argv) {
+  CLI::App app{
+      "Run the meshwire relay: the HTTP service agents send and poll messages through.\n"
+      "State is kept durably in SQLite (default $MESHWIRE_HOME/relay.db, i.e. ~/.meshwire/relay.db).\n"
+      "Get a token for clients with `meshwire admin token create --user NAME`.",
+      "meshwire server"};
+  std::string listen = "127.0.0.1:7420";
+  std::string storage;
+  std::string auth = "local";
+  std::size_t threads = 4096;
+  int retention_days = 7;
+  int rate_limit = 0;
+  std::string log_level = "info";
+  std::string tls_cert, tls_key;
+  app.add_option("--listen", listen, "address:port to listen on")->capture_default_str();
+  app.add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
+  app.add_option("--auth", auth, "sign-in mode: local (loopback only), github, token")
+      ->check(CLI::IsMember({"local", "github", "token"}))
+      ->capture_default_str();
+  app.add_option("--threads", threads,
+                 "worker threads; each open connection or waiting long-poll holds one")
+      ->check(CLI::Range(8, 100000))
+      ->capture_default_str();
+  app.add_option("--retention-days", retention_days,
+                 "remove agents not seen for this many days, with what only they still needed")
+      ->check(CLI::Range(1, 3650))
+      ->capture_default_str();
+  app.add_option("--rate-limit", rate_limit, "requests per minute per token (0: unlimited)")
+      ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--tls-cert", tls_cert, "TLS certificate (not supported yet: put a TLS proxy in front)");
+  app.add_option("--tls-key", tls_key, "TLS key (not supported yet)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("meshwire"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (!tls_cert.empty() || !tls_key.empty()) {
+    spdlog::error("--tls-cert/--tls-key are not supported yet; terminate TLS in a proxy (nginx, caddy).");
+    return kExitUsage;
+  }
+
+  RelayOptions options;
+  if (!ParseListen(listen, options.host, options.port)) {
+    spdlog::error("--listen must be HOST:PORT, e.g. 127.0.0.1:7420 (got \"{}\").", listen);
+    return kExitUsage;
+  }
+  if (storage.empty()) {
+    std::string home = MeshwireHome();
+    ::mkdir(home.c_str(), 0700);
+    storage = "sqlite:" + home + "/relay.db";
+  }
+  options.storage = storage;
+  options.auth = auth;
+  options.threads = threads;
+  options.retention_days = retention_days;
+  options.rate_limit_per_min = rate_limit;
+
+  // Signals are taken by one thread with sigwait: block them before any
+  // thread starts, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit();
+
+  try {
+    Relay relay(options);
+    int port = relay.Bind();
+    std::atomic<bool> served{false};
+    std::thread signal_thread([&] {
+      while (!served.load()) {
+        timespec tick{0, 200 * 1000 * 1000};
+        int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+          spdlog::info("{} received: answering waiting polls and stopping", strsignal(sig));
+          relay.Stop();
+          return;
+        }
+      }
+    });
+    spdlog::info("meshwire relay {} listening on http://{}:{} (storage {}, auth {})",
+                 MESHWIRE_VERSION_STRING, options.host, port, storage, auth);
+    spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
+                 storage.rfind("sqlite:", 0) == 0 && !std::getenv("MESHWIRE_HOME") ? ""
+                                                                                    : " --storage " + storage);
+    relay.Serve();
+    served = true;
+    signal_thread.join();
+    spdlog::info("stopped cleanly");
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace meshwire::cli

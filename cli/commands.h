@@ -1,0 +1,29 @@
+// The subcommands of the `meshwire` executable. Each takes the arguments
+// after its own name and returns the process exit code (docs/API.md):
+// 0 done, 1 the relay answered an error, 2 usage error, 3 relay unreachable,
+// 4 timed out.
+#pragma once
+
+#include <string>
+
+namespace meshwire::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnreachable = 3;
+inline constexpr int kExitTimeout = 4;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);  // argv[0] is the command's name
+};
+
+int RunServer(int argc, char** argv);
+int RunAdmin(int argc, char** argv);
+
+/// The folder meshwire keeps its files in: $MESHWIRE_HOME, else ~/.meshwire.
+std::string MeshwireHome();
+
+}  // namespace meshwire::cli

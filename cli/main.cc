@@ -1,0 +1,83 @@
+// meshwire: one executable for the relay, the command line and the MCP server.
+// This file only dispatches to a table of subcommands (see commands.h).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+
+#ifndef MESHWIRE_VERSION
+#define MESHWIRE_VERSION "0.0.0"
+#endif
+
+namespace meshwire::cli {
+namespace {
+
+int RunHelp(int argc, char** argv);
+
+const Command kCommands[] = {
+    {"server", "run the relay (embedded SQLite storage by default)", RunServer},
+    {"admin", "work on the relay's storage directly (admin token create)", RunAdmin},
+    {"help", "show help for meshwire or one of its commands", RunHelp},
+};
+
+void PrintUsage(std::FILE* out) {
+  std::fprintf(out,
+               "meshwire %s: a relay through which AI agents message each other.\n\n"
+               "Usage: meshwire <command> [options]\n\nCommands:\n",
+               MESHWIRE_VERSION);
+  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out,
+               "\nRun `meshwire help <command>` or `meshwire <command> --help` for its options.\n"
+               "Start here: `meshwire server`, then `meshwire admin token create --user NAME`.\n");
+}
+
+const Command* Find(const char* name) {
+  for (const Command& c : kCommands) {
+    if (std::strcmp(c.name, name) == 0) return &c;
+  }
+  return nullptr;
+}
+
+int RunHelp(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage(stdout);
+    return kExitOk;
+  }
+  const Command* c = Find(argv[1]);
+  if (!c || c->run == RunHelp) {
+    std::fprintf(stderr, "meshwire: no command \"%s\"; run `meshwire help` for the list.\n", argv[1]);
+    return kExitUsage;
+  }
+  char help[] = "--help";
+  char* args[] = {argv[1], help, nullptr};
+  return c->run(2, args);
+}
+
+}  // namespace
+}  // namespace meshwire::cli
+
+int main(int argc, char** argv) {
+  using namespace meshwire::cli;
+  if (argc < 2) {
+    PrintUsage(stderr);
+    return kExitUsage;
+  }
+  std::string first = argv[1];
+  if (first == "--version" || first == "-V" || first == "version") {
+    std::printf("%s\n", MESHWIRE_VERSION);
+    return kExitOk;
+  }
+  if (first == "--help" || first == "-h") {
+    PrintUsage(stdout);
+    return kExitOk;
+  }
+  const Command* c = Find(argv[1]);
+  if (!c) {
+    std::fprintf(stderr, "meshwire: unknown command \"%s\"; run `meshwire help` for the list.\n",
+                 argv[1]);
+    return kExitUsage;
+  }
+  return c->run(argc - 1, argv + 1);
+}

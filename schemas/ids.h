@@ -1,0 +1,21 @@
+// Random identifiers and token hashing.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace meshwire {
+
+/// `n` characters of [0-9A-Za-z] from the OS's CSPRNG.
+std::string RandomBase62(std::size_t n);
+
+/// Lower-case hex SHA-256 of `data` (tokens are stored only as this).
+std::string Sha256Hex(std::string_view data);
+
+/// A new API token: "mw_" and 40 base62 characters.
+std::string NewTokenSecret();
+
+/// True when `name` is 1-64 of A-Z a-z 0-9 . _ - (agent and user names).
+bool IsValidName(std::string_view name);
+
+}  // namespace meshwire

@@ -1,0 +1,38 @@
+// JSON conversions of the wire model and strict readers for request bodies.
+// Only json_fwd.hpp here: the full json.hpp stays in the .cc files that need it.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "schemas/error.h"
+#include "schemas/model.h"
+
+namespace meshwire {
+
+using Json = nlohmann::json;
+
+Json ToJson(const Mesh& mesh);
+Json ToJson(const Message& message);
+Json ToJson(const Token& token);
+Json ToJson(const Receipt& receipt);
+/// An agent as GET /mesh/{mesh}/agents shows it; `status` is active/idle/offline.
+Json ToJson(const Agent& agent, std::string_view status, bool listening);
+/// {"error":{"code","message"}}
+Json ErrorJson(const Error& error);
+std::string ErrorBody(const Error& error);
+
+/// Parses a request body that must be a JSON object. An empty body is `{}`.
+/// Throws Error 400 invalid_json on anything else.
+Json ParseObject(std::string_view body);
+
+/// Field readers over a parsed body. Each throws Error 400 invalid_field with a
+/// sentence naming the field and the expected type when the value is wrong.
+std::string RequireString(const Json& body, const char* key);
+std::optional<std::string> OptionalString(const Json& body, const char* key);
+/// An optional object field, returned as compact JSON text ("{}" when absent).
+std::string OptionalObjectText(const Json& body, const char* key);
+
+}  // namespace meshwire

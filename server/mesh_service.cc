@@ -1,0 +1,497 @@
+#include "server/mesh_service.h"
+
+#include <nlohmann/json.hpp>
+
+#include "schemas/error.h"
+#include "schemas/ids.h"
+#include "server/integrate_guide.h"
+
+namespace meshwire {
+
+namespace {
+
+constexpr Millis kActiveMs = 60 * 1000;
+constexpr Millis kIdleMs = 3600 * 1000;
+constexpr Millis kTokenTouchEveryMs = 60 * 1000;
+constexpr std::size_t kMaxLabel = 128;
+constexpr std::size_t kMaxIdempotencyKey = 256;
+
+bool IsValidUtf8(std::string_view s);
+
+void CheckName(const std::string& name, const char* what) {
+  if (!IsValidName(name)) {
+    throw Error::InvalidField(std::string("The ") + what +
+                              " must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" +
+                              name.substr(0, 80) + "\").");
+  }
+}
+
+void CheckLabel(const std::string& label, const char* what) {
+  if (label.empty() || label.size() > kMaxLabel) {
+    throw Error::InvalidField(std::string("The ") + what + " must be 1-" +
+                              std::to_string(kMaxLabel) + " bytes.");
+  }
+}
+
+void CheckContent(const std::string& content) {
+  if (content.empty()) throw Error::InvalidField("The field \"content\" must not be empty.");
+  if (content.size() > kMaxContentBytes) {
+    throw Error::BadRequest("message_too_large",
+                            "The content is " + std::to_string(content.size()) +
+                                " bytes; the limit is 10240 bytes of UTF-8. Send a reference "
+                                "(a path, URL or id) instead of the data.");
+  }
+}
+
+std::string CheckPriority(const std::optional<std::string>& p) {
+  if (!p) return "normal";
+  if (*p == "urgent" || *p == "high" || *p == "normal" || *p == "low") return *p;
+  throw Error::InvalidField("The field \"priority\" must be one of urgent, high, normal, low.");
+}
+
+std::string WithReplyTo(const std::string& metadata_json, const std::string& reply_to) {
+  auto j = nlohmann::json::parse(metadata_json);
+  j["reply_to"] = reply_to;
+  return j.dump();
+}
+
+}  // namespace
+
+MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, ServiceOptions options)
+    : store_(store),
+      clock_(clock),
+      waiters_(waiters),
+      options_(std::move(options)),
+      limiter_(clock, options_.rate_limit_per_min) {}
+
+// --- auth ----------------------------------------------------------------------
+
+Caller MeshService::Authenticate(const std::string& header) {
+  static const std::string kPrefix = "Bearer ";
+  if (header.empty()) {
+    throw Error::Unauthorized(
+        "No token: send \"Authorization: Bearer mw_...\" (run `meshwire login`, or set "
+        "MESHWIRE_TOKEN).");
+  }
+  if (header.compare(0, kPrefix.size(), kPrefix) != 0 || header.size() == kPrefix.size()) {
+    throw Error::Unauthorized("The Authorization header must be \"Bearer mw_...\".");
+  }
+  auto token = store_.FindTokenByHash(Sha256Hex(std::string_view(header).substr(kPrefix.size())));
+  if (!token) {
+    throw Error::Unauthorized(
+        "The token is unknown or revoked: run `meshwire login`, or create a new one with "
+        "`meshwire token create`.");
+  }
+  if (int retry = limiter_.Take(token->id); retry > 0) throw Error::RateLimited(retry);
+  Millis now = clock_.Now();
+  bool touch = false;
+  {
+    std::lock_guard lock(presence_mu_);
+    Millis& last = token_used_[token->id];
+    if (now - last >= kTokenTouchEveryMs) {
+      last = now;
+      touch = true;
+    }
+  }
+  if (touch) store_.TouchToken(token->id, now);
+  return Caller{std::move(*token)};
+}
+
+void MeshService::RequireUnscoped(const Caller& caller, const char* what) {
+  if (caller.token.mesh_id) {
+    throw Error::Forbidden(std::string("This token is scoped to mesh ") + *caller.token.mesh_id +
+                           " and cannot " + what + "; use an unscoped token.");
+  }
+}
+
+Mesh MeshService::RequireMember(const Caller& caller, const std::string& mesh_id) {
+  if (caller.token.mesh_id && *caller.token.mesh_id != mesh_id) {
+    throw Error::Forbidden("This token works on mesh " + *caller.token.mesh_id + " only, not " +
+                           mesh_id + ".");
+  }
+  auto mesh = store_.FindMesh(mesh_id);
+  if (!mesh) {
+    throw Error::NotFound("mesh_not_found", "No mesh " + mesh_id +
+                                                "; run `meshwire mesh list` to see your meshes.");
+  }
+  if (!store_.RoleOf(mesh_id, caller.user())) {
+    throw Error::Forbidden("You (" + caller.user() + ") are not a member of mesh " + mesh_id +
+                           "; ask its owner to run `meshwire mesh members add " + caller.user() +
+                           "`.");
+  }
+  return *mesh;
+}
+
+Agent MeshService::RequireAgent(const std::string& mesh_id, const std::string& id_or_name) {
+  auto agent = store_.FindAgent(mesh_id, id_or_name);
+  if (!agent) {
+    throw Error::NotFound("agent_not_found", "No agent \"" + id_or_name + "\" in mesh " + mesh_id +
+                                                 "; run `meshwire agents` to see who is there.");
+  }
+  return *agent;
+}
+
+Agent MeshService::RequireOwnAgent(const Caller& caller, const std::string& mesh_id,
+                                   const std::string& id_or_name) {
+  Agent agent = RequireAgent(mesh_id, id_or_name);
+  if (agent.owner != caller.user()) {
+    throw Error::Forbidden("Agent " + agent.name + " (" + agent.agent_id + ") belongs to " +
+                           agent.owner + "; you can only act as agents you registered.");
+  }
+  return agent;
+}
+
+// --- meshes and members ----------------------------------------------------------
+
+Mesh MeshService::CreateMesh(const Caller& caller, const std::string& name) {
+  RequireUnscoped(caller, "create meshes");
+  CheckLabel(name, "mesh name");
+  Mesh mesh{RandomBase62(12), name, caller.user(), clock_.Now()};
+  store_.CreateMesh(mesh);
+  return mesh;
+}
+
+std::vector<Mesh> MeshService::ListMeshes(const Caller& caller) {
+  auto meshes = store_.MeshesOf(caller.user());
+  if (caller.token.mesh_id) {
+    std::erase_if(meshes, [&](const Mesh& m) { return m.mesh_id != *caller.token.mesh_id; });
+  }
+  return meshes;
+}
+
+MeshInfo MeshService::GetMesh(const Caller& caller, const std::string& mesh_id) {
+  MeshInfo info{RequireMember(caller, mesh_id)};
+  for (const Agent& a : store_.Agents(mesh_id)) {
+    ++info.registered;
+    if (StatusOf(LastSeen(a)) == "active") ++info.active;
+  }
+  return info;
+}
+
+void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
+  Mesh mesh = RequireMember(caller, mesh_id);
+  if (mesh.owner != caller.user()) {
+    throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can delete it.");
+  }
+  store_.DeleteMesh(mesh_id);
+}
+
+void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
+                            const std::string& user) {
+  Mesh mesh = RequireMember(caller, mesh_id);
+  CheckName(user, "user name");
+  if (mesh.owner != caller.user()) {
+    throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can add members.");
+  }
+  store_.AddMember(mesh_id, user);
+}
+
+std::vector<Member> MeshService::ListMembers(const Caller& caller, const std::string& mesh_id) {
+  RequireMember(caller, mesh_id);
+  return store_.Members(mesh_id);
+}
+
+void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
+                               const std::string& user) {
+  Mesh mesh = RequireMember(caller, mesh_id);
+  if (mesh.owner != caller.user() && user != caller.user()) {
+    throw Error::Forbidden("Only the mesh's owner can remove other members.");
+  }
+  if (user == mesh.owner) {
+    throw Error::Forbidden("The owner cannot leave the mesh; delete it with `meshwire mesh delete`.");
+  }
+  if (!store_.RemoveMember(mesh_id, user)) {
+    throw Error::NotFound("not_found", "User " + user + " is not a member of mesh " + mesh_id + ".");
+  }
+}
+
+// --- agents ---------------------------------------------------------------------------
+
+RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::string& mesh_id,
+                                          const std::string& name, const std::string& harness) {
+  RequireMember(caller, mesh_id);
+  CheckName(name, "agent name");
+  if (harness.size() > 64) throw Error::InvalidField("The field \"harness\" must be at most 64 bytes.");
+  NewAgent agent{RandomBase62(12), mesh_id, name, harness, caller.user(), clock_.Now()};
+  RegisterResult result = store_.RegisterAgent(agent);
+  if (!result.created && result.agent.owner != caller.user()) {
+    throw Error::Conflict("The name \"" + name + "\" is taken in mesh " + mesh_id + " by " +
+                          result.agent.owner + "'s agent; choose another name.");
+  }
+  Seen(result.agent.agent_id);
+  return result;
+}
+
+std::vector<AgentView> MeshService::ListAgents(const Caller& caller, const std::string& mesh_id) {
+  RequireMember(caller, mesh_id);
+  std::vector<AgentView> out;
+  for (Agent& a : store_.Agents(mesh_id)) {
+    a.last_seen = LastSeen(a);
+    AgentView view{std::move(a), "", false};
+    view.status = StatusOf(view.agent.last_seen);
+    view.listening = waiters_.IsListening(view.agent.agent_id);
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+void MeshService::Heartbeat(const Caller& caller, const std::string& mesh_id,
+                            const std::string& agent) {
+  RequireMember(caller, mesh_id);
+  Seen(RequireOwnAgent(caller, mesh_id, agent).agent_id);
+}
+
+void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
+                              const std::string& agent_ref) {
+  Mesh mesh = RequireMember(caller, mesh_id);
+  Agent agent = RequireAgent(mesh_id, agent_ref);
+  if (agent.owner != caller.user() && mesh.owner != caller.user()) {
+    throw Error::Forbidden("Only the agent's owner or the mesh's owner can remove agent " +
+                           agent.name + ".");
+  }
+  store_.DeleteAgent(mesh_id, agent.agent_id);
+  std::lock_guard lock(presence_mu_);
+  seen_.erase(agent.agent_id);
+  dirty_.erase(agent.agent_id);
+}
+
+// --- messages ---------------------------------------------------------------------------
+
+AppendResult MeshService::Commit(const NewMessage& message) {
+  AppendResult result = store_.Append(message);
+  // The commit has returned: the message is durable, so wake its readers now.
+  if (result.created) waiters_.Notify(message.mesh_id, message.from, message.to);
+  Seen(message.from);
+  return result;
+}
+
+AppendResult MeshService::Send(const Caller& caller, const std::string& mesh_id,
+                               const SendRequest& r) {
+  RequireMember(caller, mesh_id);
+  CheckContent(r.content);
+  if (!IsValidUtf8(r.content)) throw Error::InvalidField("The content must be valid UTF-8.");
+  std::string priority = CheckPriority(r.priority);
+  if (r.idempotency_key && (r.idempotency_key->empty() || r.idempotency_key->size() > kMaxIdempotencyKey)) {
+    throw Error::InvalidField("The field \"idempotency_key\" must be 1-256 bytes.");
+  }
+  Agent from = RequireOwnAgent(caller, mesh_id, r.from);
+  NewMessage m;
+  m.mesh_id = mesh_id;
+  m.from = from.agent_id;
+  m.from_name = from.name;
+  m.to = kBroadcast;
+  if (r.to && *r.to != kBroadcast) {
+    Agent to = RequireAgent(mesh_id, *r.to);
+    m.to = to.agent_id;
+    m.to_name = to.name;
+  }
+  m.content = r.content;
+  m.priority = priority;
+  m.metadata_json = r.metadata_json;
+  if (r.reply_to) {
+    if (!store_.FindMessage(mesh_id, *r.reply_to)) {
+      throw Error::NotFound("message_not_found",
+                            "No message " + *r.reply_to + " in mesh " + mesh_id + " to reply to.");
+    }
+    m.metadata_json = WithReplyTo(m.metadata_json, *r.reply_to);
+  }
+  m.idempotency_key = r.idempotency_key;
+  m.now = clock_.Now();
+  return Commit(m);
+}
+
+AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id,
+                                const std::string& message_id, const std::string& from_ref,
+                                const std::string& content, const std::string& metadata_json) {
+  RequireMember(caller, mesh_id);
+  CheckContent(content);
+  if (!IsValidUtf8(content)) throw Error::InvalidField("The content must be valid UTF-8.");
+  auto original = store_.FindMessage(mesh_id, message_id);
+  if (!original) {
+    throw Error::NotFound("message_not_found",
+                          "No message " + message_id + " in mesh " + mesh_id + " to reply to.");
+  }
+  Agent from = RequireOwnAgent(caller, mesh_id, from_ref);
+  auto to = store_.FindAgent(mesh_id, original->from);
+  if (!to || to->agent_id != original->from) {
+    throw Error::NotFound("agent_not_found", "The sender of message " + message_id +
+                                                 " has left the mesh; there is no one to reply to.");
+  }
+  NewMessage m;
+  m.mesh_id = mesh_id;
+  m.from = from.agent_id;
+  m.from_name = from.name;
+  m.to = to->agent_id;
+  m.to_name = to->name;
+  m.content = content;
+  m.metadata_json = WithReplyTo(metadata_json, message_id);
+  m.now = clock_.Now();
+  return Commit(m);
+}
+
+PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
+                             const PollRequest& r) {
+  RequireMember(caller, mesh_id);
+  if (r.wait_s < 0 || r.wait_s > options_.max_wait_s) {
+    throw Error::InvalidField("The parameter \"wait\" must be 0-" +
+                              std::to_string(options_.max_wait_s) + " seconds.");
+  }
+  if (r.limit < 1 || r.limit > 1000) throw Error::InvalidField("The parameter \"limit\" must be 1-1000.");
+  if (r.after && *r.after < 0) throw Error::InvalidField("The parameter \"after\" must be >= 0.");
+  Agent agent = RequireOwnAgent(caller, mesh_id, r.agent_id);
+  Seen(agent.agent_id);
+
+  Millis now = clock_.Now();
+  std::int64_t from = r.after.value_or(agent.acked_seq);
+  if (r.after && *r.after > agent.acked_seq) store_.AdvanceCursor(agent.agent_id, *r.after, 0, now);
+
+  // Park before reading, so a message committed in between wakes us.
+  std::unique_ptr<Waiters::Ticket> ticket;
+  if (r.wait_s > 0) ticket = waiters_.Park(mesh_id, agent.agent_id);
+  PollResult result;
+  result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
+  if (result.messages.empty() && r.wait_s > 0) {
+    if (!ticket) {
+      throw Error(503, "unavailable",
+                  "The relay holds as many waiting polls as it can; retry in a second.")
+          .with_retry_after(1);
+    }
+    Millis deadline = now + Millis{r.wait_s} * 1000;
+    while (result.messages.empty() && waiters_.Wait(*ticket, deadline)) {
+      result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
+    }
+    if (result.messages.empty()) {
+      result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
+    }
+  }
+  ticket.reset();
+  result.cursor = result.messages.empty() ? from : result.messages.back().seq;
+  if (result.cursor > agent.fetched_seq) {
+    store_.AdvanceCursor(agent.agent_id, 0, result.cursor, clock_.Now());
+  }
+  Seen(agent.agent_id);
+  return result;
+}
+
+std::vector<Message> MeshService::History(const Caller& caller, const std::string& mesh_id,
+                                          std::int64_t after, int limit) {
+  RequireMember(caller, mesh_id);
+  if (limit < 1 || limit > 1000) throw Error::InvalidField("The parameter \"limit\" must be 1-1000.");
+  if (after < 0) throw Error::InvalidField("The parameter \"after\" must be >= 0.");
+  return store_.History(mesh_id, after, limit);
+}
+
+std::pair<Message, std::vector<Receipt>> MeshService::GetMessage(const Caller& caller,
+                                                                 const std::string& mesh_id,
+                                                                 const std::string& message_id) {
+  RequireMember(caller, mesh_id);
+  auto m = store_.FindMessage(mesh_id, message_id);
+  if (!m) {
+    throw Error::NotFound("message_not_found", "No message " + message_id + " in mesh " + mesh_id +
+                                                   " (it may have been delivered and purged).");
+  }
+  auto receipts = store_.Receipts(*m);
+  return {std::move(*m), std::move(receipts)};
+}
+
+std::string MeshService::Integrate(const Caller& caller, const std::string& mesh_id,
+                                   const std::string& base_url) {
+  GuideContext ctx{base_url, RequireMember(caller, mesh_id), {}};
+  for (const Agent& a : store_.Agents(mesh_id)) ctx.agent_names.push_back(a.name);
+  return IntegrateGuide(ctx);
+}
+
+// --- tokens -----------------------------------------------------------------------------
+
+std::vector<Token> MeshService::ListTokens(const Caller& caller) {
+  RequireUnscoped(caller, "manage tokens");
+  return store_.ListTokens(caller.user());
+}
+
+CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& name,
+                                      const std::optional<std::string>& mesh_id) {
+  RequireUnscoped(caller, "manage tokens");
+  CheckLabel(name, "token name");
+  if (mesh_id) RequireMember(caller, *mesh_id);
+  return IssueToken(store_, clock_, caller.user(), name, mesh_id);
+}
+
+void MeshService::RevokeToken(const Caller& caller, const std::string& token_id) {
+  RequireUnscoped(caller, "manage tokens");
+  if (!store_.RevokeToken(caller.user(), token_id)) {
+    throw Error::NotFound("token_not_found", "You have no token " + token_id +
+                                                 "; run `meshwire token list` to see yours.");
+  }
+}
+
+CreatedToken MeshService::IssueToken(Store& store, const Clock& clock, const std::string& user,
+                                     const std::string& name,
+                                     const std::optional<std::string>& mesh_id) {
+  CheckName(user, "user name");
+  std::string secret = NewTokenSecret();
+  NewToken t{"tok_" + RandomBase62(12), user, name, Sha256Hex(secret), mesh_id, clock.Now()};
+  return CreatedToken{store.CreateToken(t), std::move(secret)};
+}
+
+// --- presence and retention ------------------------------------------------------------------
+
+void MeshService::Seen(const std::string& agent_id) {
+  Millis now = clock_.Now();
+  std::lock_guard lock(presence_mu_);
+  Millis& seen = seen_[agent_id];
+  if (now > seen) {
+    seen = now;
+    dirty_[agent_id] = now;
+  }
+}
+
+Millis MeshService::LastSeen(const Agent& agent) {
+  std::lock_guard lock(presence_mu_);
+  auto it = seen_.find(agent.agent_id);
+  return it == seen_.end() ? agent.last_seen : std::max(agent.last_seen, it->second);
+}
+
+std::string MeshService::StatusOf(Millis last_seen) const {
+  Millis age = clock_.Now() - last_seen;
+  if (age < kActiveMs) return "active";
+  if (age < kIdleMs) return "idle";
+  return "offline";
+}
+
+void MeshService::FlushPresence() {
+  std::vector<std::pair<std::string, Millis>> batch;
+  {
+    std::lock_guard lock(presence_mu_);
+    batch.assign(dirty_.begin(), dirty_.end());
+    dirty_.clear();
+  }
+  store_.RecordPresence(batch);
+}
+
+SweepResult MeshService::Sweep() {
+  FlushPresence();
+  Millis now = clock_.Now();
+  // Anything seen in memory but not yet durable counts as seen.
+  SweepResult result = store_.Sweep(now, options_.agent_ttl, options_.acked_grace);
+  std::lock_guard lock(presence_mu_);
+  std::erase_if(seen_, [&](const auto& kv) { return now - kv.second >= options_.agent_ttl; });
+  return result;
+}
+
+namespace {
+bool IsValidUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+}  // namespace
+
+}  // namespace meshwire

@@ -1,0 +1,125 @@
+#include "server/sqlite_conn.h"
+
+#include <sqlite3.h>
+
+#include "schemas/error.h"
+
+namespace meshwire {
+
+namespace {
+
+[[noreturn]] void Fail(sqlite3* db, const char* what) {
+  std::string detail = db ? sqlite3_errmsg(db) : "out of memory";
+  throw Error::Unavailable(std::string("Storage error (") + what + ": " + detail +
+                           "); the request had no effect, retry shortly.");
+}
+
+void Check(sqlite3* db, int rc, const char* what) {
+  if (rc != SQLITE_OK) Fail(db, what);
+}
+
+}  // namespace
+
+SqliteStatement::~SqliteStatement() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+SqliteStatement& SqliteStatement::Bind(int index, std::int64_t value) {
+  Check(db_, sqlite3_bind_int64(stmt_, index, value), "bind");
+  return *this;
+}
+
+SqliteStatement& SqliteStatement::Bind(int index, std::string_view value) {
+  Check(db_, sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                               SQLITE_TRANSIENT),
+        "bind");
+  return *this;
+}
+
+SqliteStatement& SqliteStatement::Bind(int index, const std::optional<std::string>& value) {
+  return value ? Bind(index, std::string_view(*value)) : BindNull(index);
+}
+
+SqliteStatement& SqliteStatement::Bind(int index, const std::optional<std::int64_t>& value) {
+  return value ? Bind(index, *value) : BindNull(index);
+}
+
+SqliteStatement& SqliteStatement::BindNull(int index) {
+  Check(db_, sqlite3_bind_null(stmt_, index), "bind");
+  return *this;
+}
+
+bool SqliteStatement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Fail(db_, "step");
+}
+
+int SqliteStatement::Run() {
+  while (Step()) {
+  }
+  return sqlite3_changes(db_);
+}
+
+std::int64_t SqliteStatement::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+std::string SqliteStatement::Text(int column) const {
+  const auto* p = sqlite3_column_text(stmt_, column);
+  int n = sqlite3_column_bytes(stmt_, column);
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+}
+
+std::optional<std::string> SqliteStatement::OptText(int column) const {
+  if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) return std::nullopt;
+  return Text(column);
+}
+
+std::optional<std::int64_t> SqliteStatement::OptInt(int column) const {
+  if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) return std::nullopt;
+  return Int(column);
+}
+
+SqliteConnection::SqliteConnection(const std::string& path) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string detail = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error::Unavailable("Cannot open the database " + path + " (" + detail +
+                             "); check that its folder exists and is writable.");
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+}
+
+SqliteConnection::~SqliteConnection() {
+  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+SqliteStatement SqliteConnection::Prepare(const char* sql) {
+  auto it = cache_.find(sql);
+  sqlite3_stmt* stmt = nullptr;
+  if (it == cache_.end()) {
+    Check(db_, sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr),
+          "prepare");
+    cache_.emplace(sql, stmt);
+  } else {
+    stmt = it->second;
+  }
+  return SqliteStatement(db_, stmt);
+}
+
+void SqliteConnection::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string detail = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw Error::Unavailable("Storage error (" + detail + "); retry shortly.");
+  }
+}
+
+}  // namespace meshwire

@@ -1,0 +1,687 @@
+#include "server/sqlite_store.h"
+
+#include <algorithm>
+
+#include "schemas/error.h"
+#include "server/sqlite_conn.h"
+#include "server/sqlite_writer.h"
+
+namespace meshwire {
+
+namespace {
+
+// Migrations, oldest first: kMigrations[i] takes user_version i to i + 1.
+// Never edit a released entry; append a new one and raise kSchemaVersion.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE users (
+  name TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL UNIQUE,
+  mesh_id TEXT,
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER
+);
+CREATE INDEX tokens_by_user ON tokens(user_name);
+
+CREATE TABLE meshes (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL DEFAULT 0,  -- the mesh's offset: seq of its newest message
+  last_id INTEGER NOT NULL DEFAULT 0    -- newest message id (microsecond-based, increasing)
+);
+
+CREATE TABLE members (
+  mesh_id TEXT NOT NULL REFERENCES meshes(id) ON DELETE CASCADE,
+  user_name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  PRIMARY KEY (mesh_id, user_name)
+) WITHOUT ROWID;
+CREATE INDEX members_by_user ON members(user_name);
+
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  mesh_id TEXT NOT NULL REFERENCES meshes(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  harness TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  start_seq INTEGER NOT NULL,    -- the mesh's last_seq at registration
+  acked_seq INTEGER NOT NULL,    -- stored cursor
+  fetched_seq INTEGER NOT NULL,  -- highest seq returned by a poll
+  UNIQUE (mesh_id, name)
+);
+
+CREATE TABLE messages (
+  mesh_id TEXT NOT NULL REFERENCES meshes(id) ON DELETE CASCADE,
+  seq INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  from_agent TEXT NOT NULL,
+  from_name TEXT NOT NULL,
+  to_agent TEXT NOT NULL,  -- agent id or 'all'
+  to_name TEXT,
+  content TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  idempotency_key TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (mesh_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX messages_by_id ON messages(mesh_id, id);
+CREATE INDEX messages_by_recipient ON messages(mesh_id, to_agent, seq);
+CREATE UNIQUE INDEX messages_by_idempotency_key
+  ON messages(mesh_id, from_agent, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- Each move of an agent's fetched ('f') or acked ('a') watermark, so delivery
+-- receipts can give times without a row per recipient per message.
+CREATE TABLE watermarks (
+  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (agent_id, kind, seq)
+) WITHOUT ROWID;
+)sql",
+};
+static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
+
+constexpr const char* kAgentColumns =
+    "id, mesh_id, name, harness, owner, created_at, last_seen, acked_seq, fetched_seq";
+constexpr const char* kMessageColumns =
+    "mesh_id, seq, id, from_agent, from_name, to_agent, to_name, content, priority, metadata, "
+    "created_at";
+
+Agent ReadAgent(const SqliteStatement& s) {
+  Agent a;
+  a.agent_id = s.Text(0);
+  a.mesh_id = s.Text(1);
+  a.name = s.Text(2);
+  a.harness = s.Text(3);
+  a.owner = s.Text(4);
+  a.created_at = s.Int(5);
+  a.last_seen = s.Int(6);
+  a.acked_seq = s.Int(7);
+  a.fetched_seq = s.Int(8);
+  return a;
+}
+
+Message ReadMessage(const SqliteStatement& s) {
+  Message m;
+  m.mesh_id = s.Text(0);
+  m.seq = s.Int(1);
+  m.id = s.Text(2);
+  m.from = s.Text(3);
+  m.from_name = s.Text(4);
+  m.to = s.Text(5);
+  m.to_name = s.OptText(6);
+  m.content = s.Text(7);
+  m.priority = s.Text(8);
+  m.metadata_json = s.Text(9);
+  m.created_at = s.Int(10);
+  return m;
+}
+
+Token ReadToken(const SqliteStatement& s) {
+  Token t;
+  t.id = s.Text(0);
+  t.user = s.Text(1);
+  t.name = s.Text(2);
+  t.mesh_id = s.OptText(3);
+  t.created_at = s.Int(4);
+  t.last_used_at = s.OptInt(5);
+  return t;
+}
+
+Mesh ReadMesh(const SqliteStatement& s) {
+  return Mesh{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+}
+
+
+const std::string kSelectAgentByIdOrName = std::string("SELECT ") + kAgentColumns +
+                                           " FROM agents WHERE mesh_id = ?1 AND (id = ?2 OR name = ?2)"
+                                           " ORDER BY id = ?2 DESC LIMIT 1";
+const std::string kSelectAgentsOfMesh =
+    std::string("SELECT ") + kAgentColumns + " FROM agents WHERE mesh_id = ?1 ORDER BY name";
+const std::string kSelectMessagesFor =
+    std::string("SELECT ") + kMessageColumns +
+    " FROM messages WHERE mesh_id = ?1 AND to_agent IN (?2, 'all') AND seq > ?3"
+    " AND NOT (to_agent = 'all' AND from_agent = ?2) ORDER BY seq LIMIT ?4";
+const std::string kSelectHistory = std::string("SELECT ") + kMessageColumns +
+                                   " FROM messages WHERE mesh_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+const std::string kSelectMessageById =
+    std::string("SELECT ") + kMessageColumns + " FROM messages WHERE mesh_id = ?1 AND id = ?2";
+const std::string kSelectMessageByKey =
+    std::string("SELECT ") + kMessageColumns +
+    " FROM messages WHERE mesh_id = ?1 AND from_agent = ?2 AND idempotency_key = ?3";
+const std::string kSelectRecipients =
+    std::string("SELECT ") + kAgentColumns +
+    " FROM agents WHERE mesh_id = ?1 AND ((?2 = 'all' AND id <> ?3 AND start_seq < ?4) OR id = ?2)"
+    " ORDER BY name";
+
+void Migrate(SqliteConnection& conn, const std::string& path) {
+  std::int64_t version = 0;
+  {
+    auto s = conn.Prepare("PRAGMA user_version");
+    if (s.Step()) version = s.Int(0);
+  }
+  if (version > SqliteStore::kSchemaVersion) {
+    throw Error::Unavailable("The database " + path + " has schema version " +
+                             std::to_string(version) + ", newer than this meshwire (" +
+                             std::to_string(SqliteStore::kSchemaVersion) +
+                             "); upgrade meshwire to open it.");
+  }
+  if (version == SqliteStore::kSchemaVersion) return;
+  conn.Exec("BEGIN IMMEDIATE");
+  try {
+    for (auto v = version; v < SqliteStore::kSchemaVersion; ++v) conn.Exec(kMigrations[v]);
+    conn.Exec(("PRAGMA user_version = " + std::to_string(SqliteStore::kSchemaVersion)).c_str());
+    conn.Exec("COMMIT");
+  } catch (...) {
+    conn.Exec("ROLLBACK");
+    throw;
+  }
+}
+
+}  // namespace
+
+// A reader connection borrowed for the length of one call.
+class SqliteStore::ReadLease {
+ public:
+  ReadLease(SqliteStore& store, std::unique_ptr<SqliteConnection> conn)
+      : store_(store), conn_(std::move(conn)) {}
+  ~ReadLease() {
+    if (conn_) store_.ReturnReader(std::move(conn_));
+  }
+  ReadLease(ReadLease&&) = default;
+  SqliteConnection* operator->() { return conn_.get(); }
+
+ private:
+  SqliteStore& store_;
+  std::unique_ptr<SqliteConnection> conn_;
+};
+
+SqliteStore::SqliteStore(const std::string& path) : path_(path) {
+  auto conn = std::make_unique<SqliteConnection>(path);
+  Migrate(*conn, path);
+  writer_ = std::make_unique<SqliteWriter>(std::move(conn));
+}
+
+SqliteStore::~SqliteStore() = default;
+
+SqliteStore::ReadLease SqliteStore::Reader() {
+  {
+    std::lock_guard lock(readers_mu_);
+    if (!idle_readers_.empty()) {
+      auto conn = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return ReadLease(*this, std::move(conn));
+    }
+  }
+  auto conn = std::make_unique<SqliteConnection>(path_);
+  conn->Exec("PRAGMA query_only = ON");
+  return ReadLease(*this, std::move(conn));
+}
+
+void SqliteStore::ReturnReader(std::unique_ptr<SqliteConnection> conn) {
+  std::lock_guard lock(readers_mu_);
+  idle_readers_.push_back(std::move(conn));
+}
+
+// --- users and tokens ---------------------------------------------------------
+
+void SqliteStore::EnsureUser(const std::string& user, Millis now) {
+  writer_->Run([&](SqliteConnection& c) {
+    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .Bind(1, user)
+        .Bind(2, now)
+        .Run();
+  });
+}
+
+bool SqliteStore::UserExists(const std::string& user) {
+  auto r = Reader();
+  return r->Prepare("SELECT 1 FROM users WHERE name = ?1").Bind(1, user).Step();
+}
+
+Token SqliteStore::CreateToken(const NewToken& t) {
+  writer_->Run([&](SqliteConnection& c) {
+    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .Bind(1, t.user)
+        .Bind(2, t.created_at)
+        .Run();
+    c.Prepare(
+         "INSERT INTO tokens(id, user_name, name, secret_sha256, mesh_id, created_at)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .Bind(1, t.id)
+        .Bind(2, t.user)
+        .Bind(3, t.name)
+        .Bind(4, t.secret_sha256)
+        .Bind(5, t.mesh_id)
+        .Bind(6, t.created_at)
+        .Run();
+  });
+  return Token{t.id, t.user, t.name, t.mesh_id, t.created_at, std::nullopt};
+}
+
+std::optional<Token> SqliteStore::FindTokenByHash(const std::string& secret_sha256) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
+      " WHERE secret_sha256 = ?1");
+  s.Bind(1, secret_sha256);
+  if (!s.Step()) return std::nullopt;
+  return ReadToken(s);
+}
+
+std::vector<Token> SqliteStore::ListTokens(const std::string& user) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
+      " WHERE user_name = ?1 ORDER BY created_at, id");
+  s.Bind(1, user);
+  std::vector<Token> out;
+  while (s.Step()) out.push_back(ReadToken(s));
+  return out;
+}
+
+bool SqliteStore::RevokeToken(const std::string& user, const std::string& id) {
+  int changed = 0;
+  writer_->Run([&](SqliteConnection& c) {
+    changed = c.Prepare("DELETE FROM tokens WHERE id = ?1 AND user_name = ?2")
+                  .Bind(1, id)
+                  .Bind(2, user)
+                  .Run();
+  });
+  return changed > 0;
+}
+
+void SqliteStore::TouchToken(const std::string& id, Millis now) {
+  writer_->RunLater([id, now](SqliteConnection& c) {
+    c.Prepare("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")
+        .Bind(1, id)
+        .Bind(2, now)
+        .Run();
+  });
+}
+
+// --- meshes and members ---------------------------------------------------------
+
+void SqliteStore::CreateMesh(const Mesh& m) {
+  writer_->Run([&](SqliteConnection& c) {
+    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .Bind(1, m.owner)
+        .Bind(2, m.created_at)
+        .Run();
+    c.Prepare("INSERT INTO meshes(id, name, owner, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .Bind(1, m.mesh_id)
+        .Bind(2, m.name)
+        .Bind(3, m.owner)
+        .Bind(4, m.created_at)
+        .Run();
+    c.Prepare("INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'owner')")
+        .Bind(1, m.mesh_id)
+        .Bind(2, m.owner)
+        .Run();
+  });
+}
+
+std::optional<Mesh> SqliteStore::FindMesh(const std::string& mesh_id) {
+  auto r = Reader();
+  auto s = r->Prepare("SELECT id, name, owner, created_at FROM meshes WHERE id = ?1");
+  s.Bind(1, mesh_id);
+  if (!s.Step()) return std::nullopt;
+  return ReadMesh(s);
+}
+
+std::vector<Mesh> SqliteStore::MeshesOf(const std::string& user) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT m.id, m.name, m.owner, m.created_at FROM meshes m"
+      " JOIN members p ON p.mesh_id = m.id WHERE p.user_name = ?1 ORDER BY m.created_at, m.id");
+  s.Bind(1, user);
+  std::vector<Mesh> out;
+  while (s.Step()) out.push_back(ReadMesh(s));
+  return out;
+}
+
+bool SqliteStore::DeleteMesh(const std::string& mesh_id) {
+  int changed = 0;
+  writer_->Run([&](SqliteConnection& c) {
+    // Children go by ON DELETE CASCADE (messages, members, agents, watermarks).
+    changed = c.Prepare("DELETE FROM meshes WHERE id = ?1").Bind(1, mesh_id).Run();
+  });
+  return changed > 0;
+}
+
+std::optional<std::string> SqliteStore::RoleOf(const std::string& mesh_id, const std::string& user) {
+  auto r = Reader();
+  auto s = r->Prepare("SELECT role FROM members WHERE mesh_id = ?1 AND user_name = ?2");
+  s.Bind(1, mesh_id).Bind(2, user);
+  if (!s.Step()) return std::nullopt;
+  return s.Text(0);
+}
+
+bool SqliteStore::AddMember(const std::string& mesh_id, const std::string& user) {
+  bool mesh_exists = false;
+  writer_->Run([&](SqliteConnection& c) {
+    mesh_exists = c.Prepare("SELECT 1 FROM meshes WHERE id = ?1").Bind(1, mesh_id).Step();
+    if (!mesh_exists) return;
+    c.Prepare(
+         "INSERT INTO users(name, created_at) SELECT ?1, created_at FROM meshes WHERE id = ?2"
+         " ON CONFLICT DO NOTHING")
+        .Bind(1, user)
+        .Bind(2, mesh_id)
+        .Run();
+    c.Prepare(
+         "INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'member')"
+         " ON CONFLICT DO NOTHING")
+        .Bind(1, mesh_id)
+        .Bind(2, user)
+        .Run();
+  });
+  return mesh_exists;
+}
+
+std::vector<Member> SqliteStore::Members(const std::string& mesh_id) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT user_name, role FROM members WHERE mesh_id = ?1"
+      " ORDER BY role = 'owner' DESC, user_name");
+  s.Bind(1, mesh_id);
+  std::vector<Member> out;
+  while (s.Step()) out.push_back(Member{s.Text(0), s.Text(1)});
+  return out;
+}
+
+bool SqliteStore::RemoveMember(const std::string& mesh_id, const std::string& user) {
+  int changed = 0;
+  writer_->Run([&](SqliteConnection& c) {
+    changed = c.Prepare("DELETE FROM members WHERE mesh_id = ?1 AND user_name = ?2")
+                  .Bind(1, mesh_id)
+                  .Bind(2, user)
+                  .Run();
+    if (changed > 0) {
+      c.Prepare("DELETE FROM agents WHERE mesh_id = ?1 AND owner = ?2")
+          .Bind(1, mesh_id)
+          .Bind(2, user)
+          .Run();
+    }
+  });
+  return changed > 0;
+}
+
+// --- agents -----------------------------------------------------------------------
+
+RegisterResult SqliteStore::RegisterAgent(const NewAgent& a) {
+  RegisterResult result;
+  writer_->Run([&](SqliteConnection& c) {
+    {
+      auto s = c.Prepare(kSelectAgentByIdOrName.c_str());
+      s.Bind(1, a.mesh_id).Bind(2, a.name);
+      while (s.Step()) {
+        Agent found = ReadAgent(s);
+        if (found.name == a.name) {
+          result = RegisterResult{std::move(found), false};
+          return;
+        }
+      }
+    }
+    std::int64_t last_seq = 0;
+    {
+      auto s = c.Prepare("SELECT last_seq FROM meshes WHERE id = ?1");
+      s.Bind(1, a.mesh_id);
+      if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + a.mesh_id + ".");
+      last_seq = s.Int(0);
+    }
+    c.Prepare(
+         "INSERT INTO agents(id, mesh_id, name, harness, owner, created_at, last_seen,"
+         " start_seq, acked_seq, fetched_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7, ?7)")
+        .Bind(1, a.agent_id)
+        .Bind(2, a.mesh_id)
+        .Bind(3, a.name)
+        .Bind(4, a.harness)
+        .Bind(5, a.owner)
+        .Bind(6, a.now)
+        .Bind(7, last_seq)
+        .Run();
+    result.created = true;
+    result.agent = Agent{a.agent_id, a.mesh_id, a.name, a.harness, a.owner,
+                         a.now,      a.now,     last_seq, last_seq};
+  });
+  return result;
+}
+
+std::optional<Agent> SqliteStore::FindAgent(const std::string& mesh_id,
+                                            const std::string& id_or_name) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectAgentByIdOrName.c_str());
+  s.Bind(1, mesh_id).Bind(2, id_or_name);
+  if (!s.Step()) return std::nullopt;
+  return ReadAgent(s);
+}
+
+std::vector<Agent> SqliteStore::Agents(const std::string& mesh_id) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectAgentsOfMesh.c_str());
+  s.Bind(1, mesh_id);
+  std::vector<Agent> out;
+  while (s.Step()) out.push_back(ReadAgent(s));
+  return out;
+}
+
+bool SqliteStore::DeleteAgent(const std::string& mesh_id, const std::string& agent_id) {
+  int changed = 0;
+  writer_->Run([&](SqliteConnection& c) {
+    changed = c.Prepare("DELETE FROM agents WHERE mesh_id = ?1 AND id = ?2")
+                  .Bind(1, mesh_id)
+                  .Bind(2, agent_id)
+                  .Run();
+  });
+  return changed > 0;
+}
+
+void SqliteStore::RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) {
+  if (seen.empty()) return;
+  writer_->RunLater([seen](SqliteConnection& c) {
+    for (const auto& [agent_id, at] : seen) {
+      c.Prepare("UPDATE agents SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2")
+          .Bind(1, agent_id)
+          .Bind(2, at)
+          .Run();
+    }
+  });
+}
+
+// --- messages -----------------------------------------------------------------------
+
+AppendResult SqliteStore::Append(const NewMessage& m) {
+  AppendResult result;
+  writer_->Run([&](SqliteConnection& c) {
+    if (m.idempotency_key) {
+      auto s = c.Prepare(kSelectMessageByKey.c_str());
+      s.Bind(1, m.mesh_id).Bind(2, m.from).Bind(3, *m.idempotency_key);
+      if (s.Step()) {
+        result = AppendResult{ReadMessage(s), false};
+        return;
+      }
+    }
+    std::int64_t seq = 0;
+    std::int64_t id = 0;
+    {
+      // Ids are microseconds since the epoch, bumped to stay unique and increasing.
+      auto s = c.Prepare(
+          "UPDATE meshes SET last_seq = last_seq + 1, last_id = max(last_id + 1, ?2)"
+          " WHERE id = ?1 RETURNING last_seq, last_id");
+      s.Bind(1, m.mesh_id).Bind(2, m.now * 1000);
+      if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
+      seq = s.Int(0);
+      id = s.Int(1);
+    }
+    Message& out = result.message;
+    out = Message{std::to_string(id), seq,          m.mesh_id, m.from,          m.from_name, m.to,
+                  m.to_name,          m.content,    m.priority, m.metadata_json, m.now};
+    c.Prepare(
+         "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
+         " content, priority, metadata, idempotency_key, created_at)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+        .Bind(1, out.mesh_id)
+        .Bind(2, out.seq)
+        .Bind(3, out.id)
+        .Bind(4, out.from)
+        .Bind(5, out.from_name)
+        .Bind(6, out.to)
+        .Bind(7, out.to_name)
+        .Bind(8, out.content)
+        .Bind(9, out.priority)
+        .Bind(10, out.metadata_json)
+        .Bind(11, m.idempotency_key)
+        .Bind(12, out.created_at)
+        .Run();
+    result.created = true;
+  });
+  return result;
+}
+
+std::vector<Message> SqliteStore::MessagesFor(const std::string& mesh_id,
+                                              const std::string& agent_id, std::int64_t after,
+                                              int limit) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectMessagesFor.c_str());
+  s.Bind(1, mesh_id).Bind(2, agent_id).Bind(3, after).Bind(4, std::int64_t{limit});
+  std::vector<Message> out;
+  while (s.Step()) out.push_back(ReadMessage(s));
+  return out;
+}
+
+std::vector<Message> SqliteStore::History(const std::string& mesh_id, std::int64_t after,
+                                          int limit) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectHistory.c_str());
+  s.Bind(1, mesh_id).Bind(2, after).Bind(3, std::int64_t{limit});
+  std::vector<Message> out;
+  while (s.Step()) out.push_back(ReadMessage(s));
+  return out;
+}
+
+std::optional<Message> SqliteStore::FindMessage(const std::string& mesh_id, const std::string& id) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectMessageById.c_str());
+  s.Bind(1, mesh_id).Bind(2, id);
+  if (!s.Step()) return std::nullopt;
+  return ReadMessage(s);
+}
+
+namespace {
+// Raises one watermark of an agent and logs the move; a no-op when not higher.
+void RaiseWatermark(SqliteConnection& c, const std::string& agent_id, const char* kind,
+                    std::int64_t seq, Millis now) {
+  {
+    // Never past the mesh's newest message: a cursor ahead of it would skip
+    // messages not yet sent.
+    auto s = c.Prepare(
+        "SELECT min(?2, m.last_seq) FROM agents a JOIN meshes m ON m.id = a.mesh_id"
+        " WHERE a.id = ?1");
+    s.Bind(1, agent_id).Bind(2, seq);
+    if (!s.Step()) return;
+    seq = s.Int(0);
+  }
+  const char* sql = kind[0] == 'a'
+                        ? "UPDATE agents SET acked_seq = ?2 WHERE id = ?1 AND acked_seq < ?2"
+                        : "UPDATE agents SET fetched_seq = ?2 WHERE id = ?1 AND fetched_seq < ?2";
+  if (c.Prepare(sql).Bind(1, agent_id).Bind(2, seq).Run() == 0) return;
+  c.Prepare("INSERT OR IGNORE INTO watermarks(agent_id, kind, seq, at) VALUES (?1, ?2, ?3, ?4)")
+      .Bind(1, agent_id)
+      .Bind(2, std::string_view(kind))
+      .Bind(3, seq)
+      .Bind(4, now)
+      .Run();
+}
+}  // namespace
+
+void SqliteStore::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
+                                std::int64_t fetched, Millis now) {
+  if (fetched > 0) {
+    writer_->RunLater([agent_id, fetched, now](SqliteConnection& c) {
+      RaiseWatermark(c, agent_id, "f", fetched, now);
+    });
+  }
+  if (acked > 0) {
+    writer_->Run([&](SqliteConnection& c) {
+      // What is acknowledged was necessarily fetched before.
+      RaiseWatermark(c, agent_id, "f", acked, now);
+      RaiseWatermark(c, agent_id, "a", acked, now);
+    });
+  }
+}
+
+std::vector<Receipt> SqliteStore::Receipts(const Message& m) {
+  auto r = Reader();
+  std::vector<Agent> recipients;
+  {
+    auto s = r->Prepare(kSelectRecipients.c_str());
+    s.Bind(1, m.mesh_id).Bind(2, m.to).Bind(3, m.from).Bind(4, m.seq);
+    while (s.Step()) recipients.push_back(ReadAgent(s));
+  }
+  auto first_at = [&](const std::string& agent_id, const char* kind) -> std::optional<Millis> {
+    auto s = r->Prepare(
+        "SELECT at FROM watermarks WHERE agent_id = ?1 AND kind = ?2 AND seq >= ?3"
+        " ORDER BY seq LIMIT 1");
+    s.Bind(1, agent_id).Bind(2, std::string_view(kind)).Bind(3, m.seq);
+    if (!s.Step()) return std::nullopt;
+    return s.Int(0);
+  };
+  std::vector<Receipt> out;
+  for (const Agent& a : recipients) {
+    Receipt rc{a.agent_id, a.name, "queued", std::nullopt, std::nullopt};
+    if (a.fetched_seq >= m.seq) {
+      rc.state = "fetched";
+      rc.fetched_at = first_at(a.agent_id, "f");
+    }
+    if (a.acked_seq >= m.seq) {
+      rc.state = "acked";
+      rc.acked_at = first_at(a.agent_id, "a");
+    }
+    out.push_back(std::move(rc));
+  }
+  return out;
+}
+
+// --- retention ------------------------------------------------------------------------
+
+SweepResult SqliteStore::Sweep(Millis now, Millis agent_ttl, Millis acked_grace) {
+  SweepResult result;
+  writer_->Run([&](SqliteConnection& c) {
+    result.agents_removed =
+        c.Prepare("DELETE FROM agents WHERE last_seen < ?1").Bind(1, now - agent_ttl).Run();
+    // Direct messages: purged once the recipient acknowledged them or is gone.
+    int direct = c.Prepare(
+                      "DELETE FROM messages WHERE to_agent <> 'all' AND created_at < ?1"
+                      " AND coalesce((SELECT a.acked_seq >= messages.seq FROM agents a"
+                      "   WHERE a.id = messages.to_agent), 1)")
+                     .Bind(1, now - acked_grace)
+                     .Run();
+    // Broadcasts: purged once no recipient still lacks them.
+    int broadcast = c.Prepare(
+                         "DELETE FROM messages WHERE to_agent = 'all' AND created_at < ?1"
+                         " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.mesh_id = messages.mesh_id"
+                         "   AND a.id <> messages.from_agent AND a.start_seq < messages.seq"
+                         "   AND a.acked_seq < messages.seq)")
+                        .Bind(1, now - acked_grace)
+                        .Run();
+    result.messages_purged = direct + broadcast;
+    // Watermark history older than the agent TTL no longer dates anything retained.
+    c.Prepare("DELETE FROM watermarks WHERE at < ?1").Bind(1, now - agent_ttl).Run();
+  });
+  return result;
+}
+
+}  // namespace meshwire

@@ -1,0 +1,77 @@
+// The embedded Store: one SQLite file in WAL mode with synchronous=FULL.
+// Writes go through one SqliteWriter (group commit); reads use a pool of
+// their own connections, which WAL lets run beside the writer.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/store.h"
+
+namespace meshwire {
+
+class SqliteConnection;
+class SqliteWriter;
+
+class SqliteStore final : public Store {
+ public:
+  /// The schema version this build writes. Opening a database of an older
+  /// version migrates it in one transaction; a newer one is refused.
+  static constexpr int kSchemaVersion = 1;
+
+  /// Opens or creates the database at `path` (its folder must exist).
+  /// Throws Error 503 with a sentence naming the path when it cannot.
+  explicit SqliteStore(const std::string& path);
+  /// Commits what the writer has queued, then closes every connection.
+  ~SqliteStore() override;
+
+  std::string Kind() const override { return "sqlite"; }
+
+  void EnsureUser(const std::string& user, Millis now) override;
+  bool UserExists(const std::string& user) override;
+  Token CreateToken(const NewToken& token) override;
+  std::optional<Token> FindTokenByHash(const std::string& secret_sha256) override;
+  std::vector<Token> ListTokens(const std::string& user) override;
+  bool RevokeToken(const std::string& user, const std::string& id) override;
+  void TouchToken(const std::string& id, Millis now) override;
+
+  void CreateMesh(const Mesh& mesh) override;
+  std::optional<Mesh> FindMesh(const std::string& mesh_id) override;
+  std::vector<Mesh> MeshesOf(const std::string& user) override;
+  bool DeleteMesh(const std::string& mesh_id) override;
+  std::optional<std::string> RoleOf(const std::string& mesh_id, const std::string& user) override;
+  bool AddMember(const std::string& mesh_id, const std::string& user) override;
+  std::vector<Member> Members(const std::string& mesh_id) override;
+  bool RemoveMember(const std::string& mesh_id, const std::string& user) override;
+
+  RegisterResult RegisterAgent(const NewAgent& agent) override;
+  std::optional<Agent> FindAgent(const std::string& mesh_id, const std::string& id_or_name) override;
+  std::vector<Agent> Agents(const std::string& mesh_id) override;
+  bool DeleteAgent(const std::string& mesh_id, const std::string& agent_id) override;
+  void RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) override;
+
+  AppendResult Append(const NewMessage& message) override;
+  std::vector<Message> MessagesFor(const std::string& mesh_id, const std::string& agent_id,
+                                   std::int64_t after, int limit) override;
+  std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) override;
+  std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) override;
+  void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
+                     Millis now) override;
+  std::vector<Receipt> Receipts(const Message& message) override;
+
+  SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) override;
+
+ private:
+  class ReadLease;  // borrows a reader connection for one call
+  ReadLease Reader();
+  void ReturnReader(std::unique_ptr<SqliteConnection> conn);
+
+  std::string path_;
+  std::unique_ptr<SqliteWriter> writer_;
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;  // guarded by readers_mu_
+};
+
+}  // namespace meshwire

@@ -1,0 +1,105 @@
+#include "server/sqlite_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include "schemas/error.h"
+
+namespace meshwire {
+
+namespace {
+constexpr std::size_t kMaxBatch = 1024;
+}
+
+SqliteWriter::SqliteWriter(std::unique_ptr<SqliteConnection> conn)
+    : conn_(std::move(conn)), thread_([this] { Loop(); }) {}
+
+SqliteWriter::~SqliteWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void SqliteWriter::Run(Op op) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw Error::Unavailable("The relay is shutting down; retry shortly.");
+    queue_.push_back({std::move(op), std::move(done)});
+  }
+  cv_.notify_one();
+  future.get();
+}
+
+void SqliteWriter::RunLater(Op op) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    queue_.push_back({std::move(op), nullptr});
+  }
+  cv_.notify_one();
+}
+
+void SqliteWriter::Loop() {
+  std::deque<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, nothing left
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+    batch.clear();
+  }
+}
+
+void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
+  std::vector<std::exception_ptr> errors(batch.size());
+  std::exception_ptr batch_error;
+  try {
+    conn_->Prepare("BEGIN IMMEDIATE").Run();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      conn_->Prepare("SAVEPOINT op").Run();
+      try {
+        batch[i].op(*conn_);
+        conn_->Prepare("RELEASE op").Run();
+      } catch (...) {
+        errors[i] = std::current_exception();
+        conn_->Prepare("ROLLBACK TO op").Run();
+        conn_->Prepare("RELEASE op").Run();
+      }
+    }
+    conn_->Prepare("COMMIT").Run();
+  } catch (...) {
+    batch_error = std::current_exception();
+    try {
+      conn_->Exec("ROLLBACK");
+    } catch (...) {
+      // Nothing more to undo: the transaction is already gone.
+    }
+    try {
+      std::rethrow_exception(batch_error);
+    } catch (const std::exception& e) {
+      spdlog::error("storage commit failed: {}", e.what());
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].done) continue;
+    if (batch_error) {
+      batch[i].done->set_exception(batch_error);
+    } else if (errors[i]) {
+      batch[i].done->set_exception(errors[i]);
+    } else {
+      batch[i].done->set_value();
+    }
+  }
+}
+
+}  // namespace meshwire

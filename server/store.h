@@ -1,0 +1,150 @@
+// Store: everything meshwire keeps (users, tokens, meshes, members, agents,
+// messages, cursors). The relay's only persistence seam: SqliteStore is the
+// embedded default, a PostgreSQL store serves several relay nodes. Both must
+// pass the one conformance suite in tests/server/store_conformance.h.
+//
+// Contract for every method:
+// - Writes are durable when they return (committed; they survive kill -9).
+// - Reads see every write that returned before the read began.
+// - A missing row is an empty optional / false, never an exception. Errors of
+//   the backend itself throw meshwire::Error 503 "unavailable", and then the
+//   call had no effect.
+// - Methods are safe to call from many threads at once.
+// Validation (names, sizes, permissions) is the caller's job (MeshService);
+// the store trusts its arguments.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schemas/model.h"
+
+namespace meshwire {
+
+struct NewToken {
+  std::string id;
+  std::string user;
+  std::string name;
+  std::string secret_sha256;  // hex SHA-256 of the plaintext; the plaintext is never stored
+  std::optional<std::string> mesh_id;
+  Millis created_at = 0;
+};
+
+struct NewAgent {
+  std::string agent_id;  // used only when the name is new in the mesh
+  std::string mesh_id;
+  std::string name;
+  std::string harness;
+  std::string owner;
+  Millis now = 0;
+};
+
+struct RegisterResult {
+  Agent agent;
+  bool created = false;  // false: the name existed; `agent` is the existing row
+};
+
+struct NewMessage {
+  std::string mesh_id;
+  std::string from;  // agent id (validated by the caller)
+  std::string from_name;
+  std::string to;  // agent id or "all"
+  std::optional<std::string> to_name;
+  std::string content;
+  std::string priority = "normal";
+  std::string metadata_json = "{}";
+  std::optional<std::string> idempotency_key;
+  Millis now = 0;
+};
+
+struct AppendResult {
+  Message message;
+  bool created = false;  // false: the idempotency key was seen; `message` is the first one
+};
+
+struct SweepResult {
+  int agents_removed = 0;
+  int messages_purged = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  /// "sqlite" or "postgres" (reported by /health).
+  virtual std::string Kind() const = 0;
+
+  // --- users and tokens ---------------------------------------------------
+  /// Creates the user if new; returns nothing either way.
+  virtual void EnsureUser(const std::string& user, Millis now) = 0;
+  virtual bool UserExists(const std::string& user) = 0;
+  virtual Token CreateToken(const NewToken& token) = 0;
+  /// The live token whose secret hashes to `secret_sha256`; nullopt if unknown or revoked.
+  virtual std::optional<Token> FindTokenByHash(const std::string& secret_sha256) = 0;
+  virtual std::vector<Token> ListTokens(const std::string& user) = 0;
+  /// Deletes the user's token `id`; false if the user has no such token.
+  virtual bool RevokeToken(const std::string& user, const std::string& id) = 0;
+  /// Records use of a token; may be applied lazily (not durable on return).
+  virtual void TouchToken(const std::string& id, Millis now) = 0;
+
+  // --- meshes and members ---------------------------------------------------
+  /// Creates the mesh and makes its owner a member with role "owner".
+  virtual void CreateMesh(const Mesh& mesh) = 0;
+  virtual std::optional<Mesh> FindMesh(const std::string& mesh_id) = 0;
+  /// Meshes `user` is a member of, oldest first.
+  virtual std::vector<Mesh> MeshesOf(const std::string& user) = 0;
+  /// Deletes the mesh with its members, agents, messages; false if unknown.
+  virtual bool DeleteMesh(const std::string& mesh_id) = 0;
+  /// "owner", "member", or nullopt when `user` is not a member.
+  virtual std::optional<std::string> RoleOf(const std::string& mesh_id, const std::string& user) = 0;
+  /// Adds `user` as a member (no-op if already one); false if the mesh is unknown.
+  virtual bool AddMember(const std::string& mesh_id, const std::string& user) = 0;
+  virtual std::vector<Member> Members(const std::string& mesh_id) = 0;
+  /// Removes a member (and the agents that user owns in the mesh); false if not a member.
+  virtual bool RemoveMember(const std::string& mesh_id, const std::string& user) = 0;
+
+  // --- agents -----------------------------------------------------------------
+  /// Registers `name` in the mesh, or returns the existing agent of that name
+  /// (whoever owns it: the caller decides what a foreign owner means). A new
+  /// agent's cursor starts at the mesh's latest seq.
+  virtual RegisterResult RegisterAgent(const NewAgent& agent) = 0;
+  /// By agent id, or by name when no id matches.
+  virtual std::optional<Agent> FindAgent(const std::string& mesh_id, const std::string& id_or_name) = 0;
+  /// All agents of the mesh, by name.
+  virtual std::vector<Agent> Agents(const std::string& mesh_id) = 0;
+  virtual bool DeleteAgent(const std::string& mesh_id, const std::string& agent_id) = 0;
+  /// Raises last_seen of each agent to the given time (never lowers it). May be
+  /// applied lazily; presence is advisory.
+  virtual void RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) = 0;
+
+  // --- messages ---------------------------------------------------------------
+  /// Commits a message with the mesh's next seq and a new id unique in the
+  /// mesh. With an idempotency key already used by the same sender, stores
+  /// nothing and returns the first message.
+  virtual AppendResult Append(const NewMessage& message) = 0;
+  /// Messages for `agent_id` (to it, or broadcasts not from it) with seq > after,
+  /// oldest first, at most `limit`.
+  virtual std::vector<Message> MessagesFor(const std::string& mesh_id, const std::string& agent_id,
+                                           std::int64_t after, int limit) = 0;
+  /// Every retained message of the mesh with seq > after, oldest first, at most `limit`.
+  virtual std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) = 0;
+  virtual std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) = 0;
+  /// Raises the agent's acknowledged cursor to `acked` and its fetched mark to
+  /// `fetched` (each only upwards), recording when each moved. The acked part
+  /// is durable on return; the fetched part may be applied lazily.
+  virtual void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
+                             Millis now) = 0;
+  /// One receipt per recipient of the message (direct: the one agent; broadcast:
+  /// every agent of the mesh but the sender that existed when it was sent).
+  virtual std::vector<Receipt> Receipts(const Message& message) = 0;
+
+  // --- retention ----------------------------------------------------------------
+  /// Removes agents not seen since `now - agent_ttl`, then purges messages that
+  /// every remaining recipient has acknowledged and that are older than
+  /// `now - acked_grace`.
+  virtual SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) = 0;
+};
+
+}  // namespace meshwire

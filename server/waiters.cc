@@ -1,0 +1,101 @@
+#include "server/waiters.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace meshwire {
+
+Waiters::Waiters(const Clock& clock, std::size_t max_parked)
+    : clock_(clock), max_parked_(max_parked) {}
+
+Waiters::~Waiters() = default;
+
+std::unique_ptr<Waiters::Ticket> Waiters::Park(const std::string& mesh_id,
+                                               const std::string& agent_id) {
+  std::lock_guard lock(mu_);
+  if (shut_down_ || parked_ >= max_parked_) return nullptr;
+  std::unique_ptr<Ticket> ticket(new Ticket(*this, mesh_id, agent_id));
+  table_[mesh_id][agent_id].push_back(ticket.get());
+  ++parked_;
+  return ticket;
+}
+
+Waiters::Ticket::~Ticket() { owner_.Unpark(this); }
+
+void Waiters::Unpark(Ticket* ticket) {
+  std::lock_guard lock(mu_);
+  auto mesh = table_.find(ticket->mesh_id_);
+  if (mesh == table_.end()) return;
+  auto agent = mesh->second.find(ticket->agent_id_);
+  if (agent == mesh->second.end()) return;
+  auto& tickets = agent->second;
+  tickets.erase(std::remove(tickets.begin(), tickets.end(), ticket), tickets.end());
+  --parked_;
+  if (tickets.empty()) mesh->second.erase(agent);
+  if (mesh->second.empty()) table_.erase(mesh);
+}
+
+bool Waiters::Wait(Ticket& ticket, Millis deadline) {
+  std::unique_lock lock(mu_);
+  while (!ticket.woken_ && !shut_down_) {
+    Millis left = deadline - clock_.Now();
+    if (left <= 0) return false;
+    ticket.cv_.wait_for(lock, std::chrono::milliseconds(left));
+  }
+  bool woken = ticket.woken_;
+  ticket.woken_ = false;
+  return woken && !shut_down_;
+}
+
+void Waiters::Notify(const std::string& mesh_id, const std::string& from, const std::string& to) {
+  std::lock_guard lock(mu_);
+  auto mesh = table_.find(mesh_id);
+  if (mesh == table_.end()) return;
+  auto wake = [](std::vector<Ticket*>& tickets) {
+    for (Ticket* t : tickets) {
+      t->woken_ = true;
+      t->cv_.notify_one();
+    }
+  };
+  if (to == kBroadcast) {
+    for (auto& [agent_id, tickets] : mesh->second) {
+      if (agent_id != from) wake(tickets);
+    }
+  } else if (auto agent = mesh->second.find(to); agent != mesh->second.end()) {
+    wake(agent->second);
+  }
+}
+
+void Waiters::Tick() {
+  std::lock_guard lock(mu_);
+  for (auto& [mesh_id, agents] : table_) {
+    for (auto& [agent_id, tickets] : agents) {
+      for (Ticket* t : tickets) t->cv_.notify_one();
+    }
+  }
+}
+
+void Waiters::Shutdown() {
+  std::lock_guard lock(mu_);
+  shut_down_ = true;
+  for (auto& [mesh_id, agents] : table_) {
+    for (auto& [agent_id, tickets] : agents) {
+      for (Ticket* t : tickets) t->cv_.notify_one();
+    }
+  }
+}
+
+std::size_t Waiters::Parked() const {
+  std::lock_guard lock(mu_);
+  return parked_;
+}
+
+bool Waiters::IsListening(const std::string& agent_id) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [mesh_id, agents] : table_) {
+    if (agents.count(agent_id)) return true;
+  }
+  return false;
+}
+
+}  // namespace meshwire
