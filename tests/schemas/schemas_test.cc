@@ -1,0 +1,103 @@
+// Unit tests of the wire model: ids, time, JSON readers and the error shape.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "schemas/ids.h"
+#include "schemas/json_io.h"
+#include "schemas/time_format.h"
+
+namespace meshwire {
+
+TEST_CASE("RandomBase62 draws the requested length from the alphabet") {
+  std::string id = RandomBase62(12);
+  CHECK(id.size() == 12);
+  CHECK(id.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") ==
+        std::string::npos);
+  CHECK(RandomBase62(12) != id);
+}
+
+TEST_CASE("tokens are mw_ and 40 base62 characters; only their SHA-256 is kept") {
+  std::string t = NewTokenSecret();
+  CHECK(t.rfind("mw_", 0) == 0);
+  CHECK(t.size() == 43);
+  CHECK(Sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_CASE("names: 1-64 of A-Z a-z 0-9 . _ -") {
+  CHECK(IsValidName("copilot-agent"));
+  CHECK(IsValidName("a.b_c-9"));
+  CHECK(IsValidName(std::string(64, 'x')));
+  CHECK_FALSE(IsValidName(""));
+  CHECK_FALSE(IsValidName(std::string(65, 'x')));
+  CHECK_FALSE(IsValidName("has space"));
+  CHECK_FALSE(IsValidName("slash/no"));
+  CHECK_FALSE(IsValidName("émile"));
+}
+
+TEST_CASE("RFC 3339 with milliseconds, UTC, both ways") {
+  CHECK(FormatRfc3339(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(FormatRfc3339(1795513283123) == "2026-11-24T09:41:23.123Z");
+  CHECK(ParseRfc3339("2026-11-24T09:41:23.123Z") == std::optional<Millis>(1795513283123));
+  CHECK_FALSE(ParseRfc3339("2026-11-24 09:21:23"));
+  CHECK_FALSE(ParseRfc3339("2026-11-24T09:21:23.123+01:00"));
+}
+
+TEST_CASE("ParseObject: a JSON object or an error that says so") {
+  CHECK(ParseObject("").is_object());
+  CHECK(ParseObject(R"({"a":1})")["a"] == 1);
+  struct Case {
+    const char* body;
+    const char* why;
+  };
+  for (Case c : {Case{"{bad", "malformed"}, Case{"[1,2]", "an array"}, Case{"\"text\"", "a string"},
+                 Case{"{\"a\":\"\xff\"}", "invalid UTF-8"}}) {
+    CAPTURE(c.why);
+    try {
+      ParseObject(c.body);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.status() == 400);
+      CHECK(e.code() == "invalid_json");
+    }
+  }
+}
+
+TEST_CASE("field readers name the field and the type expected") {
+  Json body = Json::parse(R"({"name":"x","n":3,"meta":{"k":1},"arr":[1]})");
+  CHECK(RequireString(body, "name") == "x");
+  CHECK_FALSE(OptionalString(body, "missing"));
+  CHECK(OptionalObjectText(body, "missing") == "{}");
+  CHECK(OptionalObjectText(body, "meta") == R"({"k":1})");
+  try {
+    RequireString(body, "n");
+    FAIL("accepted a number");
+  } catch (const Error& e) {
+    CHECK(e.code() == "invalid_field");
+    CHECK(std::string(e.what()) == "The field \"n\" must be a string.");
+  }
+  CHECK_THROWS_AS(RequireString(body, "missing"), Error);
+  CHECK_THROWS_AS(OptionalObjectText(body, "arr"), Error);
+}
+
+TEST_CASE("errors serialize to the contract's shape") {
+  Error e = Error::NotFound("mesh_not_found", "No mesh x.");
+  CHECK(ErrorBody(e) == R"({"error":{"code":"mesh_not_found","message":"No mesh x."}})");
+  CHECK(Error::RateLimited(3).retry_after() == 3);
+}
+
+TEST_CASE("a message serializes with every field of the contract") {
+  Message m{"1748123456789000", 42, "kR9xQpLmW3aZ", "abc123xyz", "copilot-agent", "all",
+            std::nullopt, "Hello", "normal", R"({"reply_to":"1"})", 1795513283123};
+  Json j = ToJson(m);
+  for (const char* key : {"id", "seq", "mesh_id", "from", "from_name", "to", "to_name", "content",
+                          "priority", "metadata", "created_at"}) {
+    CAPTURE(key);
+    CHECK(j.contains(key));
+  }
+  CHECK(j["to_name"].is_null());
+  CHECK(j["metadata"]["reply_to"] == "1");
+  CHECK(j["created_at"] == "2026-11-24T09:41:23.123Z");
+}
+
+}  // namespace meshwire

@@ -1,0 +1,295 @@
+// The Store conformance suite: every Store implementation must pass it
+// unchanged. A backend's test file defines a fixture type with
+//   std::unique_ptr<Store> Open();   // a fresh, empty store
+//   std::unique_ptr<Store> Reopen(); // the same data, opened anew (restart)
+// and instantiates the suite with
+//   TEST_CASE_TEMPLATE_INVOKE(store_conformance, MyFixture);
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "schemas/ids.h"
+#include "server/store.h"
+
+namespace meshwire::testing {
+
+inline Mesh MakeMesh(Store& store, const std::string& owner, Millis now = 1000) {
+  Mesh m{RandomBase62(12), "fleet", owner, now};
+  store.CreateMesh(m);
+  return m;
+}
+
+inline Agent MakeAgent(Store& store, const Mesh& mesh, const std::string& name, Millis now = 1000,
+                       const std::string& owner = "") {
+  NewAgent a{RandomBase62(12), mesh.mesh_id, name, "test", owner.empty() ? mesh.owner : owner, now};
+  return store.RegisterAgent(a).agent;
+}
+
+inline Message Put(Store& store, const Mesh& mesh, const Agent& from, const std::string& to,
+                   const std::string& content, Millis now = 2000) {
+  NewMessage m;
+  m.mesh_id = mesh.mesh_id;
+  m.from = from.agent_id;
+  m.from_name = from.name;
+  m.to = to;
+  m.content = content;
+  m.now = now;
+  return store.Append(m).message;
+}
+
+TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
+  F fixture;
+  std::unique_ptr<Store> store = fixture.Open();
+
+  SUBCASE("tokens are found by hash only, listed per user, and revoked for good") {
+    NewToken t{"tok_1", "alice", "laptop", Sha256Hex("mw_secret"), std::nullopt, 10};
+    store->CreateToken(t);
+    CHECK(store->UserExists("alice"));
+    auto found = store->FindTokenByHash(Sha256Hex("mw_secret"));
+    REQUIRE(found);
+    CHECK(found->user == "alice");
+    CHECK(found->name == "laptop");
+    CHECK_FALSE(store->FindTokenByHash(Sha256Hex("mw_other")));
+    CHECK(store->ListTokens("alice").size() == 1);
+    CHECK(store->ListTokens("bob").empty());
+    CHECK_FALSE(store->RevokeToken("bob", "tok_1"));  // not bob's
+    CHECK(store->RevokeToken("alice", "tok_1"));
+    CHECK_FALSE(store->FindTokenByHash(Sha256Hex("mw_secret")));
+    CHECK_FALSE(store->RevokeToken("alice", "tok_1"));
+  }
+
+  SUBCASE("meshes: the owner is a member; members are added, listed, removed") {
+    Mesh m = MakeMesh(*store, "alice");
+    CHECK(store->FindMesh(m.mesh_id)->name == "fleet");
+    CHECK(store->RoleOf(m.mesh_id, "alice") == std::optional<std::string>("owner"));
+    CHECK_FALSE(store->RoleOf(m.mesh_id, "bob"));
+    CHECK(store->AddMember(m.mesh_id, "bob"));
+    CHECK(store->AddMember(m.mesh_id, "bob"));  // again: no-op
+    CHECK_FALSE(store->AddMember("nosuchmesh00", "bob"));
+    CHECK(store->RoleOf(m.mesh_id, "bob") == std::optional<std::string>("member"));
+    CHECK(store->Members(m.mesh_id).size() == 2);
+    CHECK(store->MeshesOf("bob").size() == 1);
+    CHECK(store->RemoveMember(m.mesh_id, "bob"));
+    CHECK_FALSE(store->RemoveMember(m.mesh_id, "bob"));
+    CHECK(store->MeshesOf("bob").empty());
+  }
+
+  SUBCASE("deleting a mesh deletes its agents and messages") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Put(*store, m, a, "all", "x");
+    CHECK(store->DeleteMesh(m.mesh_id));
+    CHECK_FALSE(store->FindMesh(m.mesh_id));
+    CHECK_FALSE(store->FindAgent(m.mesh_id, "a"));
+    CHECK(store->History(m.mesh_id, 0, 100).empty());
+    CHECK_FALSE(store->DeleteMesh(m.mesh_id));
+  }
+
+  SUBCASE("an agent name is registered once per mesh; found by id or name") {
+    Mesh m = MakeMesh(*store, "alice");
+    NewAgent first{"agentid001", m.mesh_id, "worker", "copilot", "alice", 5};
+    RegisterResult r1 = store->RegisterAgent(first);
+    CHECK(r1.created);
+    NewAgent again{"agentid002", m.mesh_id, "worker", "claude", "bob", 6};
+    RegisterResult r2 = store->RegisterAgent(again);
+    CHECK_FALSE(r2.created);
+    CHECK(r2.agent.agent_id == "agentid001");
+    CHECK(r2.agent.owner == "alice");
+    CHECK(store->FindAgent(m.mesh_id, "worker")->agent_id == "agentid001");
+    CHECK(store->FindAgent(m.mesh_id, "agentid001")->name == "worker");
+    CHECK_FALSE(store->FindAgent(m.mesh_id, "nobody"));
+    Mesh other = MakeMesh(*store, "alice");
+    CHECK_FALSE(store->FindAgent(other.mesh_id, "worker"));  // per mesh
+    CHECK(store->DeleteAgent(m.mesh_id, "agentid001"));
+    CHECK_FALSE(store->FindAgent(m.mesh_id, "worker"));
+  }
+
+  SUBCASE("seq is one strictly increasing order per mesh; ids are unique") {
+    Mesh m = MakeMesh(*store, "alice");
+    Mesh other = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Agent o = MakeAgent(*store, other, "o");
+    std::set<std::string> ids;
+    for (int i = 1; i <= 5; ++i) {
+      Message msg = Put(*store, m, a, "all", "m" + std::to_string(i), 2000);  // same ms: ids still unique
+      CHECK(msg.seq == i);
+      ids.insert(msg.id);
+    }
+    CHECK(ids.size() == 5);
+    CHECK(Put(*store, other, o, "all", "first").seq == 1);
+  }
+
+  SUBCASE("concurrent appends: every seq once, no gaps") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    std::vector<std::thread> threads;
+    std::vector<std::vector<std::int64_t>> seqs(8);
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 50; ++i) seqs[t].push_back(Put(*store, m, a, "all", "x").seq);
+      });
+    }
+    for (auto& t : threads) t.join();
+    std::vector<std::int64_t> all;
+    for (auto& s : seqs) {
+      CHECK(std::is_sorted(s.begin(), s.end()));  // per sender thread: in order
+      all.insert(all.end(), s.begin(), s.end());
+    }
+    std::sort(all.begin(), all.end());
+    REQUIRE(all.size() == 400);
+    for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i] == static_cast<std::int64_t>(i + 1));
+  }
+
+  SUBCASE("an idempotency key from the same sender stores nothing new") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Agent b = MakeAgent(*store, m, "b");
+    NewMessage nm;
+    nm.mesh_id = m.mesh_id;
+    nm.from = a.agent_id;
+    nm.from_name = a.name;
+    nm.to = "all";
+    nm.content = "once";
+    nm.idempotency_key = "k1";
+    AppendResult first = store->Append(nm);
+    nm.content = "twice";
+    AppendResult second = store->Append(nm);
+    CHECK(first.created);
+    CHECK_FALSE(second.created);
+    CHECK(second.message.id == first.message.id);
+    CHECK(second.message.content == "once");
+    nm.from = b.agent_id;  // another sender may use the same key
+    CHECK(store->Append(nm).created);
+    CHECK(store->History(m.mesh_id, 0, 100).size() == 2);
+  }
+
+  SUBCASE("a recipient gets its direct messages and others' broadcasts, in seq order") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Agent b = MakeAgent(*store, m, "b");
+    Agent c = MakeAgent(*store, m, "c");
+    Put(*store, m, a, "all", "1 broadcast from a");
+    Put(*store, m, a, c.agent_id, "2 a to c");
+    Put(*store, m, b, "all", "3 broadcast from b");
+    Put(*store, m, c, b.agent_id, "4 c to b");
+    auto for_b = store->MessagesFor(m.mesh_id, b.agent_id, 0, 100);
+    REQUIRE(for_b.size() == 2);
+    CHECK(for_b[0].content == "1 broadcast from a");
+    CHECK(for_b[1].content == "4 c to b");
+    auto for_c = store->MessagesFor(m.mesh_id, c.agent_id, 0, 100);
+    REQUIRE(for_c.size() == 3);
+    CHECK(for_c[1].to == c.agent_id);
+    CHECK(store->MessagesFor(m.mesh_id, c.agent_id, 2, 100).size() == 1);  // after
+    CHECK(store->MessagesFor(m.mesh_id, c.agent_id, 0, 1).size() == 1);    // limit
+    CHECK(store->History(m.mesh_id, 1, 100).size() == 3);
+  }
+
+  SUBCASE("a new agent's cursor starts at the mesh's latest seq") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Put(*store, m, a, "all", "old");
+    Put(*store, m, a, "all", "older");
+    Agent late = MakeAgent(*store, m, "late");
+    CHECK(late.acked_seq == 2);
+    CHECK(late.fetched_seq == 2);
+  }
+
+  SUBCASE("cursors only move up, never past the newest message, and give receipts") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Agent b = MakeAgent(*store, m, "b");
+    Agent c = MakeAgent(*store, m, "c");
+    Message msg = Put(*store, m, a, "all", "hi");
+    auto receipts = store->Receipts(msg);
+    REQUIRE(receipts.size() == 2);  // b and c, not the sender
+    CHECK(receipts[0].state == "queued");
+    store->AdvanceCursor(b.agent_id, 0, msg.seq, 3000);  // b fetched
+    store->AdvanceCursor(c.agent_id, msg.seq, msg.seq, 4000);  // c acked
+    store->AdvanceCursor(c.agent_id, 0, 0, 5000);  // no-op
+    receipts = store->Receipts(msg);
+    REQUIRE(receipts.size() == 2);
+    CHECK(receipts[0].name == "b");
+    CHECK(receipts[0].state == "fetched");
+    CHECK(receipts[0].fetched_at == std::optional<Millis>(3000));
+    CHECK_FALSE(receipts[0].acked_at);
+    CHECK(receipts[1].state == "acked");
+    CHECK(receipts[1].acked_at == std::optional<Millis>(4000));
+    store->AdvanceCursor(c.agent_id, 999, 0, 6000);  // past the newest: clamped
+    CHECK(store->FindAgent(m.mesh_id, "c")->acked_seq == msg.seq);
+    store->AdvanceCursor(c.agent_id, 0, 0, 7000);
+    CHECK(store->FindAgent(m.mesh_id, "c")->acked_seq == msg.seq);
+  }
+
+  SUBCASE("presence only moves last_seen forward") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a", 1000);
+    store->RecordPresence({{a.agent_id, 5000}});
+    store->RecordPresence({{a.agent_id, 3000}});
+    // Presence may be lazy: a later durable write is ordered after it.
+    MakeAgent(*store, m, "sync");
+    CHECK(store->FindAgent(m.mesh_id, "a")->last_seen == 5000);
+  }
+
+  SUBCASE("retention removes stale agents and purges what no one still needs") {
+    const Millis day = 24LL * 3600 * 1000;
+    Mesh m = MakeMesh(*store, "alice", 0);
+    Agent a = MakeAgent(*store, m, "a", 0);
+    Agent b = MakeAgent(*store, m, "b", 0);
+    Agent gone = MakeAgent(*store, m, "gone", 0);
+    Message direct_b = Put(*store, m, a, b.agent_id, "to b", 10);
+    Message direct_gone = Put(*store, m, a, gone.agent_id, "to gone", 10);
+    Message bcast = Put(*store, m, a, "all", "to all", 10);
+    store->AdvanceCursor(b.agent_id, bcast.seq, bcast.seq, 20);  // b has everything
+    // a and b are seen recently; gone was last seen at 0.
+    store->RecordPresence({{a.agent_id, 8 * day}, {b.agent_id, 8 * day}});
+    SweepResult r = store->Sweep(8 * day, 7 * day, 3600 * 1000);
+    CHECK(r.agents_removed == 1);
+    CHECK_FALSE(store->FindAgent(m.mesh_id, "gone"));
+    // direct_b acked by b; direct_gone's recipient is gone; bcast: b acked,
+    // gone removed, a is the sender. All three purged.
+    CHECK(r.messages_purged == 3);
+    CHECK_FALSE(store->FindMessage(m.mesh_id, direct_b.id));
+    CHECK_FALSE(store->FindMessage(m.mesh_id, direct_gone.id));
+    CHECK_FALSE(store->FindMessage(m.mesh_id, bcast.id));
+  }
+
+  SUBCASE("retention keeps what a live recipient has not acknowledged") {
+    const Millis day = 24LL * 3600 * 1000;
+    Mesh m = MakeMesh(*store, "alice", 0);
+    Agent a = MakeAgent(*store, m, "a", 0);
+    Agent b = MakeAgent(*store, m, "b", 0);
+    Message bcast = Put(*store, m, a, "all", "to all", 10);
+    store->RecordPresence({{a.agent_id, 6 * day}, {b.agent_id, 6 * day}});
+    SweepResult r = store->Sweep(6 * day, 7 * day, 3600 * 1000);
+    CHECK(r.agents_removed == 0);
+    CHECK(r.messages_purged == 0);
+    CHECK(store->FindMessage(m.mesh_id, bcast.id));
+    // Acknowledged: purged once older than the grace period...
+    store->AdvanceCursor(b.agent_id, bcast.seq, bcast.seq, 6 * day);
+    Message fresh = Put(*store, m, a, "all", "fresh", 6 * day);
+    store->AdvanceCursor(b.agent_id, fresh.seq, fresh.seq, 6 * day);
+    CHECK(store->Sweep(6 * day, 7 * day, 3600 * 1000).messages_purged == 1);
+    // ...and a message acknowledged within it is kept until it is older.
+    CHECK(store->FindMessage(m.mesh_id, fresh.id));
+  }
+
+  SUBCASE("everything survives closing and reopening") {
+    Mesh m = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, m, "a");
+    Agent b = MakeAgent(*store, m, "b");
+    Message msg = Put(*store, m, a, b.agent_id, "durable");
+    store->AdvanceCursor(b.agent_id, msg.seq, msg.seq, 3000);
+    store.reset();
+    store = fixture.Reopen();
+    CHECK(store->FindMesh(m.mesh_id));
+    CHECK(store->FindMessage(m.mesh_id, msg.id)->content == "durable");
+    CHECK(store->FindAgent(m.mesh_id, "b")->acked_seq == msg.seq);
+    CHECK(Put(*store, m, a, "all", "next").seq == msg.seq + 1);
+  }
+}
+
+}  // namespace meshwire::testing

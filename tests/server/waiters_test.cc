@@ -1,0 +1,95 @@
+// The wake-up table: who is woken by what, deadlines on a ManualClock, the
+// bound on parked polls, and shutdown.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <future>
+
+#include "server/waiters.h"
+
+namespace meshwire {
+
+namespace {
+using namespace std::chrono_literals;
+
+// Runs Wait on another thread; the future holds its result.
+std::future<bool> WaitAsync(Waiters& w, Waiters::Ticket& t, Millis deadline) {
+  return std::async(std::launch::async, [&w, &t, deadline] { return w.Wait(t, deadline); });
+}
+}  // namespace
+
+TEST_CASE("a direct message wakes its recipient only") {
+  ManualClock clock(0);
+  Waiters w(clock, 100);
+  auto b = w.Park("m", "b");
+  auto c = w.Park("m", "c");
+  auto fb = WaitAsync(w, *b, 60000);
+  auto fc = WaitAsync(w, *c, 60000);
+  w.Notify("m", "a", "b");
+  CHECK(fb.get());
+  CHECK(fc.wait_for(50ms) == std::future_status::timeout);
+  w.Shutdown();
+  CHECK_FALSE(fc.get());
+}
+
+TEST_CASE("a broadcast wakes everyone in the mesh but the sender") {
+  ManualClock clock(0);
+  Waiters w(clock, 100);
+  auto a = w.Park("m", "a");
+  auto b = w.Park("m", "b");
+  auto other = w.Park("other-mesh", "b");
+  auto fa = WaitAsync(w, *a, 60000);
+  auto fb = WaitAsync(w, *b, 60000);
+  auto fo = WaitAsync(w, *other, 60000);
+  w.Notify("m", "a", "all");
+  CHECK(fb.get());
+  CHECK(fa.wait_for(50ms) == std::future_status::timeout);
+  CHECK(fo.wait_for(0ms) == std::future_status::timeout);
+  w.Shutdown();
+  CHECK_FALSE(fa.get());
+  CHECK_FALSE(fo.get());
+}
+
+TEST_CASE("a notify before the wait is not lost (park, then read, then wait)") {
+  ManualClock clock(0);
+  Waiters w(clock, 100);
+  auto b = w.Park("m", "b");
+  w.Notify("m", "a", "b");  // between the backlog read and the wait
+  CHECK(w.Wait(*b, 60000));
+}
+
+TEST_CASE("the deadline is on the injected clock") {
+  ManualClock clock(1000);
+  Waiters w(clock, 100);
+  auto b = w.Park("m", "b");
+  auto fb = WaitAsync(w, *b, 1000 + 25000);
+  CHECK(fb.wait_for(50ms) == std::future_status::timeout);
+  clock.Advance(25000);
+  w.Tick();
+  CHECK_FALSE(fb.get());  // timed out, not woken
+}
+
+TEST_CASE("parking is bounded, and listening follows parked tickets") {
+  ManualClock clock(0);
+  Waiters w(clock, 2);
+  auto t1 = w.Park("m", "a");
+  auto t2 = w.Park("m", "b");
+  CHECK(w.Parked() == 2);
+  CHECK_FALSE(w.Park("m", "c"));
+  CHECK(w.IsListening("a"));
+  CHECK_FALSE(w.IsListening("c"));
+  t1.reset();
+  CHECK_FALSE(w.IsListening("a"));
+  CHECK(w.Park("m", "c"));
+}
+
+TEST_CASE("after shutdown nothing parks and waits return at once") {
+  ManualClock clock(0);
+  Waiters w(clock, 10);
+  auto t = w.Park("m", "a");
+  w.Shutdown();
+  CHECK_FALSE(w.Wait(*t, 60000));
+  CHECK_FALSE(w.Park("m", "b"));
+}
+
+}  // namespace meshwire
