@@ -526,7 +526,7 @@ int RunSends(Args& args) {
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
       PerClient& r = results[c];
-      r.latency_ms.reserve(static_cast<size_t>(seconds) * 4000);
+      r.latency_ms.reserve(std::min<size_t>(static_cast<size_t>(seconds) * 4000, 1 << 20));
       auto client = MakeClient(target, 30);
       const std::string to = to_mode == "all" ? "all" : agents[(c + 1) % n_agents];
       const std::string body =
@@ -896,7 +896,10 @@ void* ListenerMain(void* arg) {
       if (s.first_error.empty()) s.first_error = std::string("bad poll JSON: ") + e.what();
     }
   }
-  ++s.finished;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);  // under the lock: no missed wake-up of the waiter
+    ++s.finished;
+  }
   s.cv.notify_all();
   return nullptr;
 }

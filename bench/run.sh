@@ -28,7 +28,10 @@ die() {
 }
 note() { echo "== $*" >&2; }
 
-case $BENCH_ONLY in all | redis | meshwire) ;; *) die "BENCH_ONLY must be all, redis or meshwire" ;; esac
+case $BENCH_ONLY in
+  all | redis | meshwire) ;;
+  *) die "BENCH_ONLY must be all, redis or meshwire" ;;
+esac
 
 build_arg=${1:-build}
 if [[ -d $build_arg ]]; then
@@ -36,7 +39,8 @@ if [[ -d $build_arg ]]; then
 elif [[ -d $ROOT/$build_arg ]]; then
   BUILD=$(cd "$ROOT/$build_arg" && pwd)
 else
-  die "no build directory '$build_arg'; build first: cmake -S . -B build -G Ninja && cmake --build build"
+  die "no build directory '$build_arg'; build first:" \
+    "cmake -S . -B build -G Ninja && cmake --build build"
 fi
 MESHWIRE=${MESHWIRE_BIN:-$BUILD/cli/meshwire}
 BENCH=${MESHWIRE_BENCH_BIN:-$BUILD/bench/meshwire-bench}
@@ -46,7 +50,8 @@ if [[ $BENCH_ONLY != redis ]]; then
 fi
 if [[ $BENCH_ONLY != meshwire ]]; then
   command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
-  command -v redis-benchmark >/dev/null || die "redis-benchmark not found (apt-get install redis-tools)"
+  command -v redis-benchmark >/dev/null ||
+    die "redis-benchmark not found (apt-get install redis-tools)"
 fi
 
 for n in SENDS_CLIENTS SENDS_SECONDS SIZE REDIS_REQUESTS WAKE_MESSAGES PARKED_LISTENERS \
@@ -121,7 +126,13 @@ jget() {
   echo "$v"
 }
 num() { [[ $1 =~ ^-?[0-9.]+([eE][-+]?[0-9]+)?$ ]]; }
-fmt() { if num "$1"; then LC_ALL=C awk -v v="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, v }'; else echo "$1"; fi; }
+fmt() {
+  if num "$1"; then
+    LC_ALL=C awk -v v="$1" -v d="${2:-2}" 'BEGIN { printf "%.*f", d, v }'
+  else
+    echo "$1"
+  fi
+}
 ratio() {
   if num "$1" && num "$2" && [[ $2 != 0 && $2 != 0.0 ]]; then
     LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'
@@ -129,7 +140,9 @@ ratio() {
     echo "n/a"
   fi
 }
-json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\000-\037')"; }
+json_str() {
+  printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\000-\037')"
+}
 json_or_null() { if [[ -s $1 ]]; then head -n1 "$1"; else echo null; fi; }
 
 # The parked test holds one socket per listener on both sides.
@@ -160,7 +173,10 @@ if [[ $BENCH_ONLY != meshwire ]]; then
   REDIS_PID=$!
   for ((i = 0; i < 100; i++)); do
     [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && break
-    kill -0 "$REDIS_PID" 2>/dev/null || { tail -n 20 "$TMP/redis.log" >&2; die "redis-server exited"; }
+    if ! kill -0 "$REDIS_PID" 2>/dev/null; then
+      tail -n 20 "$TMP/redis.log" >&2
+      die "redis-server exited"
+    fi
     sleep 0.1
   done
   value=$(head -c "$SIZE" /dev/zero | tr '\0' 'x')
@@ -276,6 +292,10 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed
 } >"$OUT"
 
 S=$TMP/sends.json W=$TMP/wake.json P=$TMP/parked.json
+parked="$(jget "$P" listeners_parked) / $(jget "$P" listeners)"
+rss="$(fmt "$(jget "$P" rss_idle_mib)" 1) -> $(fmt "$(jget "$P" rss_parked_mib)" 1)"
+threads="$(jget "$P" relay_threads_idle) -> $(jget "$P" relay_threads_parked)"
+parked_send="$(fmt "$(jget "$P" send_p50_ms)") / $(fmt "$(jget "$P" send_p99_ms)")"
 cat <<EOF
 
 ## meshwire benchmarks ($STAMP, $(nproc) cores${cpu_model:+, $cpu_model})
@@ -296,11 +316,11 @@ $SENDS_CLIENTS clients on loopback, $SIZE-byte messages, each client on one keep
 | wake latency p50 (ms, send's 201 -> poll answer) | $(fmt "$(jget "$W" wake_p50_ms)") |
 | wake latency p99 (ms) | $(fmt "$(jget "$W" wake_p99_ms)") |
 | wake messages received / sent | $(jget "$W" received) / $(jget "$W" sent) |
-| parked listeners (relay says listening / asked) | $(jget "$P" listeners_parked) / $(jget "$P" listeners) |
-| relay RSS idle -> parked (MiB) | $(fmt "$(jget "$P" rss_idle_mib)" 1) -> $(fmt "$(jget "$P" rss_parked_mib)" 1) |
+| parked listeners (relay says listening / asked) | $parked |
+| relay RSS idle -> parked (MiB) | $rss |
 | relay RSS per parked listener (KiB) | $(fmt "$(jget "$P" rss_per_listener_kib)" 1) |
-| relay threads idle -> parked | $(jget "$P" relay_threads_idle) -> $(jget "$P" relay_threads_parked) |
-| send p50 / p99 with listeners parked (ms) | $(fmt "$(jget "$P" send_p50_ms)") / $(fmt "$(jget "$P" send_p99_ms)") |
+| relay threads idle -> parked | $threads |
+| send p50 / p99 with listeners parked (ms) | $parked_send |
 | woken listeners / targeted | $(jget "$P" woken_listeners) / $(jget "$P" targeted_listeners) |
 | broadcast to all parked: last wake (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |
 

@@ -220,6 +220,9 @@ void MountHttpApi(httplib::Server& server, MeshService& svc, Millis started_at) 
     auto after = IntParam(req, "after", 0, INT64_MAX);
     auto limit = static_cast<int>(IntParam(req, "limit", 1, 1000).value_or(100));
     if (!req.has_param("agent_id")) {
+      if (req.has_param("wait")) {
+        throw Error::InvalidField("\"wait\" needs \"agent_id\": only an agent's poll can wait.");
+      }
       auto messages = svc.History(c, req.matches[1], after.value_or(0), limit);
       std::int64_t cursor = messages.empty() ? after.value_or(0) : messages.back().seq;
       SendJson(res, 200, {{"messages", MessagesJson(messages)}, {"cursor", cursor}});
@@ -281,8 +284,11 @@ void MountHttpApi(httplib::Server& server, MeshService& svc, Millis started_at) 
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (res.status == 404 || res.status == 400) {
       std::string allowed = routes->AllowedOn(req.path);
-      if (res.status == 400 && allowed.empty()) {
-        SendError(res, Error(400, "bad_request", "The relay could not read this HTTP request."));
+      bool method_ok = allowed.empty() || (", " + allowed + ",").find(", " + req.method + ",") !=
+                                              std::string::npos;
+      if (res.status == 400 && method_ok) {
+        SendError(res, Error(400, "bad_request",
+                             "The relay could not read this HTTP request (a header over 8 KiB?)."));
       } else if (!allowed.empty()) {
         res.set_header("Allow", allowed);
         SendError(res, Error(405, "method_not_allowed",

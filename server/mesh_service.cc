@@ -1,5 +1,7 @@
 #include "server/mesh_service.h"
 
+#include <strings.h>
+
 #include <nlohmann/json.hpp>
 
 #include "schemas/error.h"
@@ -73,7 +75,8 @@ Caller MeshService::Authenticate(const std::string& header) {
         "No token: send \"Authorization: Bearer mw_...\" (run `meshwire login`, or set "
         "MESHWIRE_TOKEN).");
   }
-  if (header.compare(0, kPrefix.size(), kPrefix) != 0 || header.size() == kPrefix.size()) {
+  // The scheme is case-insensitive (RFC 9110 11.1).
+  if (header.size() <= kPrefix.size() || strncasecmp(header.c_str(), "bearer ", 7) != 0) {
     throw Error::Unauthorized("The Authorization header must be \"Bearer mw_...\".");
   }
   auto token = store_.FindTokenByHash(Sha256Hex(std::string_view(header).substr(kPrefix.size())));

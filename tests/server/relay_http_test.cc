@@ -1,0 +1,312 @@
+// Integration tests of the message semantics (docs/API.md), over real HTTP
+// against a relay on a free loopback port. Time is a ManualClock: presence,
+// retention and long-poll deadlines move when the test moves it.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "tests/support/test_relay.h"
+
+namespace meshwire::testing {
+
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct Mesh2 {
+  TestRelay relay;
+  std::string alice = relay.TokenFor("alice");
+  std::string mesh = relay.CreateMesh(alice);
+  std::string a = relay.Register(alice, mesh, "agent-a");
+  std::string b = relay.Register(alice, mesh, "agent-b");
+
+  std::string Path(const std::string& suffix) { return "/mesh/" + mesh + suffix; }
+  HttpAnswer Send(const json& body) { return relay.Post(Path("/messages"), alice, body); }
+  HttpAnswer Poll(const std::string& agent, const std::string& query = "") {
+    return relay.Get(Path("/messages?agent_id=" + agent + query), alice);
+  }
+  std::vector<std::string> Contents(const HttpAnswer& answer) {
+    std::vector<std::string> out;
+    for (const auto& m : answer.json.at("messages")) out.push_back(m.at("content"));
+    return out;
+  }
+  /// Waits (bounded) until the agent shows as listening: its poll is parked.
+  bool WaitListening(const std::string& agent) {
+    for (int i = 0; i < 500; ++i) {
+      HttpAnswer list = relay.Get(Path("/agents"), alice);
+      for (const auto& x : list.json.at("agents")) {
+        if (x.at("agent_id") == agent && x.at("listening") == true) return true;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("health answers without a token") {
+  TestRelay relay;
+  HttpAnswer h = relay.Get("/health", "");
+  CHECK(h.status == 200);
+  CHECK(h.json["status"] == "ok");
+  CHECK(h.json["storage"] == "sqlite");
+  CHECK(h.json.contains("version"));
+  CHECK(h.json.contains("uptime_s"));
+  CHECK(h.json.contains("region"));
+}
+
+TEST_CASE("send and poll: a direct message and a broadcast, in seq order, with names") {
+  Mesh2 t;
+  HttpAnswer sent = t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "hi b"}});
+  REQUIRE(sent.status == 201);
+  CHECK(sent.json["seq"] == 1);
+  CHECK(sent.json["from"] == t.a);
+  CHECK(sent.json["from_name"] == "agent-a");
+  CHECK(sent.json["to"] == t.b);
+  CHECK(sent.json["to_name"] == "agent-b");
+  CHECK(sent.json["priority"] == "normal");
+  CHECK(t.Send({{"from", t.a}, {"content", "hi all"}, {"priority", "urgent"}}).json["to"] == "all");
+
+  HttpAnswer got = t.Poll(t.b);
+  CHECK(got.status == 200);
+  CHECK(t.Contents(got) == std::vector<std::string>{"hi b", "hi all"});
+  CHECK(got.json["cursor"] == 2);
+  CHECK(got.json["messages"][1]["priority"] == "urgent");
+  // The sender does not receive its own broadcast.
+  CHECK(t.Poll(t.a).json["messages"].empty());
+}
+
+TEST_CASE("cursor: after acknowledges; a poll without after resumes from the stored cursor") {
+  Mesh2 t;
+  for (const char* c : {"1", "2", "3"}) t.Send({{"from", "agent-a"}, {"content", c}});
+  // Not acknowledged yet: delivered again (at-least-once).
+  CHECK(t.Contents(t.Poll(t.b)).size() == 3);
+  CHECK(t.Contents(t.Poll(t.b)).size() == 3);
+  // after=2 acknowledges 1 and 2; the stored cursor is now 2.
+  CHECK(t.Contents(t.Poll(t.b, "&after=2")) == std::vector<std::string>{"3"});
+  CHECK(t.Contents(t.Poll(t.b)) == std::vector<std::string>{"3"});
+  // A smaller after replays without moving the stored cursor back.
+  CHECK(t.Contents(t.Poll(t.b, "&after=0")).size() == 3);
+  CHECK(t.Contents(t.Poll(t.b)) == std::vector<std::string>{"3"});
+  // limit
+  CHECK(t.Contents(t.Poll(t.b, "&after=0&limit=2")).size() == 2);
+}
+
+TEST_CASE("a new agent starts at the latest seq; after=0 replays what is retained") {
+  Mesh2 t;
+  t.Send({{"from", "agent-a"}, {"content", "before c existed"}});
+  std::string c = t.relay.Register(t.alice, t.mesh, "agent-c");
+  CHECK(t.Poll(c).json["messages"].empty());
+  CHECK(t.Contents(t.Poll(c, "&after=0")) == std::vector<std::string>{"before c existed"});
+}
+
+TEST_CASE("an agent that restarts resumes where it acknowledged: nothing lost") {
+  Mesh2 t;
+  t.Send({{"from", "agent-a"}, {"content", "1"}});
+  CHECK(t.Poll(t.b, "&after=0").json["cursor"] == 1);
+  t.Poll(t.b, "&after=1");  // acknowledged 1, then the agent goes away
+  t.Send({{"from", "agent-a"}, {"content", "2 while offline"}});
+  // Re-registering the same name gives the same agent and its cursor.
+  HttpAnswer again = t.relay.Post(t.Path("/agents"), t.alice, {{"name", "agent-b"}});
+  CHECK(again.status == 200);
+  CHECK(again.json["agent_id"] == t.b);
+  CHECK(t.Contents(t.Poll(t.b)) == std::vector<std::string>{"2 while offline"});
+}
+
+TEST_CASE("two processes of one agent passing their own after each receive everything") {
+  Mesh2 t;
+  t.Send({{"from", "agent-a"}, {"content", "1"}});
+  t.Send({{"from", "agent-a"}, {"content", "2"}});
+  CHECK(t.Contents(t.Poll(t.b, "&after=0")).size() == 2);  // process 1
+  CHECK(t.Contents(t.Poll(t.b, "&after=2")).empty());     // process 1 acknowledges
+  CHECK(t.Contents(t.Poll(t.b, "&after=0")).size() == 2);  // process 2 still gets both
+}
+
+TEST_CASE("long-poll: a parked poll is woken by a send to it") {
+  Mesh2 t;
+  auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
+  auto started = std::chrono::steady_clock::now();
+  t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "wake up"}});
+  HttpAnswer got = poll.get();
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  CHECK(t.Contents(got) == std::vector<std::string>{"wake up"});
+}
+
+TEST_CASE("long-poll: a message to someone else does not answer the poll") {
+  Mesh2 t;
+  std::string c = t.relay.Register(t.alice, t.mesh, "agent-c");
+  auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
+  t.Send({{"from", "agent-a"}, {"to", "agent-c"}, {"content", "for c"}});
+  CHECK(poll.wait_for(100ms) == std::future_status::timeout);
+  t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "for b"}});
+  CHECK(t.Contents(poll.get()) == std::vector<std::string>{"for b"});
+}
+
+TEST_CASE("long-poll: on timeout the answer is an empty list, not an error") {
+  Mesh2 t;
+  auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
+  t.relay.clock().Advance(30000);
+  t.relay.relay().waiters().Tick();
+  HttpAnswer got = poll.get();
+  CHECK(got.status == 200);
+  CHECK(got.json["messages"].empty());
+  CHECK(got.json["cursor"] == 0);
+}
+
+TEST_CASE("shutdown answers parked polls with what they have") {
+  auto t = std::make_unique<Mesh2>();
+  auto poll = std::async(std::launch::async, [&] { return t->Poll(t->b, "&wait=60"); });
+  REQUIRE(t->WaitListening(t->b));
+  t->relay.relay().Stop();
+  HttpAnswer got = poll.get();
+  CHECK(got.status == 200);
+  CHECK(got.json["messages"].empty());
+}
+
+TEST_CASE("reply: goes to the original sender with metadata.reply_to") {
+  Mesh2 t;
+  std::string c = t.relay.Register(t.alice, t.mesh, "agent-c");
+  HttpAnswer q = t.Send({{"from", "agent-a"}, {"content", "who is there?"}, {"metadata", {{"k", 1}}}});
+  std::string qid = q.json["id"];
+  HttpAnswer r = t.relay.Post(t.Path("/messages/" + qid + "/reply"), t.alice,
+                              {{"from", "agent-b"}, {"content", "b here"}});
+  REQUIRE(r.status == 201);
+  CHECK(r.json["to"] == t.a);
+  CHECK(r.json["metadata"]["reply_to"] == qid);
+  HttpAnswer got = t.Poll(t.a);
+  REQUIRE(got.json["messages"].size() == 1);
+  CHECK(got.json["messages"][0]["metadata"]["reply_to"] == qid);
+  CHECK(t.Poll(c).json["messages"].size() == 1);  // c got only the broadcast
+  // reply_to on a plain send, and the sender's metadata kept beside it.
+  HttpAnswer s = t.Send({{"from", "agent-c"}, {"to", "agent-a"}, {"content", "me too"},
+                         {"reply_to", qid}, {"metadata", {{"trace", "x"}}}});
+  CHECK(s.json["metadata"] == json({{"reply_to", qid}, {"trace", "x"}}));
+}
+
+TEST_CASE("idempotency key: a repeated send returns the first message and stores nothing") {
+  Mesh2 t;
+  json body = {{"from", "agent-a"}, {"content", "once"}, {"idempotency_key", "k-1"}};
+  HttpAnswer first = t.Send(body);
+  HttpAnswer second = t.Send(body);
+  CHECK(first.status == 201);
+  CHECK(second.status == 201);
+  CHECK(second.json["id"] == first.json["id"]);
+  CHECK(t.relay.Get(t.Path("/messages"), t.alice).json["messages"].size() == 1);
+}
+
+TEST_CASE("delivery receipts: queued, then fetched, then acked, with times") {
+  Mesh2 t;
+  std::string c = t.relay.Register(t.alice, t.mesh, "agent-c");
+  std::string id = t.Send({{"from", "agent-a"}, {"content", "track me"}}).json["id"];
+  auto receipts = [&] { return t.relay.Get(t.Path("/messages/" + id), t.alice).json; };
+  json r = receipts();
+  CHECK(r["content"] == "track me");
+  REQUIRE(r["delivery"].size() == 2);
+  CHECK(r["delivery"][0]["name"] == "agent-b");
+  CHECK(r["delivery"][0]["state"] == "queued");
+  CHECK(r["delivery"][0]["fetched_at"].is_null());
+
+  t.relay.clock().Advance(1000);
+  std::int64_t seq = t.Poll(t.b).json["cursor"];
+  t.Poll(c, "&after=0");
+  t.Poll(c, "&after=" + std::to_string(seq));
+  // The fetched mark is written lazily: a durable write orders after it.
+  t.relay.Register(t.alice, t.mesh, "sync");
+  r = receipts();
+  CHECK(r["delivery"][0]["state"] == "fetched");
+  CHECK(r["delivery"][0]["fetched_at"].is_string());
+  CHECK(r["delivery"][0]["acked_at"].is_null());
+  CHECK(r["delivery"][1]["name"] == "agent-c");
+  CHECK(r["delivery"][1]["state"] == "acked");
+  CHECK(r["delivery"][1]["acked_at"].is_string());
+}
+
+TEST_CASE("presence: active, idle, offline on the injected clock; listening while parked") {
+  Mesh2 t;
+  auto status_of = [&](const std::string& name) {
+    HttpAnswer list = t.relay.Get(t.Path("/agents"), t.alice);
+    for (const auto& x : list.json["agents"]) {
+      if (x["name"] == name) return x["status"].get<std::string>();
+    }
+    return std::string("missing");
+  };
+  CHECK(status_of("agent-a") == "active");
+  t.relay.clock().Advance(61 * 1000);
+  CHECK(status_of("agent-a") == "idle");
+  CHECK(t.relay.Get(t.Path(""), t.alice).json["agents"] == json({{"registered", 2}, {"active", 0}}));
+  t.relay.Call("POST", t.Path("/agents/agent-a/heartbeat"), t.alice);
+  CHECK(status_of("agent-a") == "active");
+  CHECK(status_of("agent-b") == "idle");
+  t.relay.clock().Advance(3600 * 1000);
+  CHECK(status_of("agent-b") == "offline");
+}
+
+TEST_CASE("retention: an agent unseen for the retention period is removed, and what only it needed") {
+  Mesh2 t;
+  t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "b never reads this"}});
+  const Millis day = 24LL * 3600 * 1000;
+  t.relay.clock().Advance(6 * day);
+  t.relay.Call("POST", t.Path("/agents/agent-a/heartbeat"), t.alice);
+  SweepResult kept = t.relay.relay().service().Sweep();
+  CHECK(kept.agents_removed == 0);
+  CHECK(t.relay.Get(t.Path("/messages"), t.alice).json["messages"].size() == 1);
+  t.relay.clock().Advance(day + 1);
+  t.relay.Call("POST", t.Path("/agents/agent-a/heartbeat"), t.alice);
+  SweepResult swept = t.relay.relay().service().Sweep();
+  CHECK(swept.agents_removed == 1);
+  CHECK(swept.messages_purged == 1);
+  CHECK(t.relay.Get(t.Path("/agents"), t.alice).json["agents"].size() == 1);
+  CHECK(t.relay.Get(t.Path("/messages"), t.alice).json["messages"].empty());
+}
+
+TEST_CASE("members may use a shared mesh; tokens scoped to a mesh work there") {
+  Mesh2 t;
+  std::string bob = t.relay.TokenFor("bob");
+  CHECK(t.relay.Get(t.Path(""), bob).status == 403);
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "bob"}}).status == 201);
+  CHECK(t.relay.Get(t.Path("/members"), bob).json["members"].size() == 2);
+  std::string bobs = t.relay.Register(bob, t.mesh, "bob-agent");
+  CHECK(t.relay.Post(t.Path("/messages"), bob, {{"from", "bob-agent"}, {"content", "hi"}}).status == 201);
+  CHECK(t.Contents(t.Poll(t.a)) == std::vector<std::string>{"hi"});
+  CHECK(t.relay.Get("/mesh", bob).json["meshes"].size() == 1);
+
+  HttpAnswer scoped = t.relay.Post("/tokens", t.alice, {{"name", "ci"}, {"mesh_id", t.mesh}});
+  REQUIRE(scoped.status == 201);
+  std::string token = scoped.json["token"];
+  CHECK(token.rfind("mw_", 0) == 0);
+  CHECK(t.relay.Get(t.Path("/agents"), token).status == 200);
+  HttpAnswer listed = t.relay.Get("/tokens", t.alice);
+  CHECK(listed.json["tokens"].size() == 2);
+  for (const auto& tok : listed.json["tokens"]) CHECK_FALSE(tok.contains("token"));  // never again
+
+  CHECK(t.relay.Call("DELETE", t.Path("/members/bob"), t.alice).status == 204);
+  CHECK(t.relay.Get(t.Path(""), bob).status == 403);
+}
+
+TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
+  Mesh2 t;
+  HttpAnswer g = t.relay.Get(t.Path("/integrate"), t.alice);
+  CHECK(g.status == 200);
+  CHECK(g.headers.find("Content-Type")->second.find("text/markdown") == 0);
+  CHECK(g.body.find(t.mesh) != std::string::npos);
+  CHECK(g.body.find("127.0.0.1:" + std::to_string(t.relay.port())) != std::string::npos);
+  CHECK(g.body.find("meshwire_send_message") != std::string::npos);
+  CHECK(g.body.find(t.alice) == std::string::npos);  // never the caller's token
+}
+
+TEST_CASE("deleting a mesh removes it for everyone") {
+  Mesh2 t;
+  CHECK(t.relay.Call("DELETE", t.Path(""), t.alice).status == 204);
+  HttpAnswer gone = t.relay.Get(t.Path(""), t.alice);
+  CHECK(gone.status == 404);
+  CHECK(gone.json["error"]["code"] == "mesh_not_found");
+}
+
+}  // namespace meshwire::testing
