@@ -1,6 +1,6 @@
 // `meshwire server`: runs the relay until SIGINT or SIGTERM.
+#include <malloc.h>
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -85,7 +85,6 @@ int RunServer(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("meshwire"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (!tls_cert.empty() || !tls_key.empty()) {
     spdlog::error("--tls-cert/--tls-key are not supported yet; terminate TLS in a proxy (nginx, caddy).");
@@ -117,6 +116,9 @@ int RunServer(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit();
+  // Keep freed memory for reuse instead of returning it to the kernel after
+  // every request (one madvise per request otherwise).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
   try {
     Relay relay(options);

@@ -1,5 +1,8 @@
 // meshwire: one executable for the relay, the command line and the MCP server.
 // This file only dispatches to a table of subcommands (see commands.h).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +63,10 @@ int RunHelp(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace meshwire::cli;
+  // Logs go to stderr, always: stdout carries what a command prints for
+  // scripts (a token, JSON) and, for `meshwire mcp`, the protocol itself.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("meshwire"));
+  spdlog::set_level(spdlog::level::warn);
   if (argc < 2) {
     PrintUsage(stderr);
     return kExitUsage;

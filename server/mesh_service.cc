@@ -79,7 +79,12 @@ Caller MeshService::Authenticate(const std::string& header) {
   if (header.size() <= kPrefix.size() || strncasecmp(header.c_str(), "bearer ", 7) != 0) {
     throw Error::Unauthorized("The Authorization header must be \"Bearer mw_...\".");
   }
-  auto token = store_.FindTokenByHash(Sha256Hex(std::string_view(header).substr(kPrefix.size())));
+  std::string hash = Sha256Hex(std::string_view(header).substr(kPrefix.size()));
+  auto token = cache_.FindToken(hash);
+  if (!token) {
+    token = store_.FindTokenByHash(hash);
+    if (token) cache_.PutToken(hash, *token);
+  }
   if (!token) {
     throw Error::Unauthorized(
         "The token is unknown or revoked: run `meshwire login`, or create a new one with "
@@ -112,6 +117,7 @@ Mesh MeshService::RequireMember(const Caller& caller, const std::string& mesh_id
     throw Error::Forbidden("This token works on mesh " + *caller.token.mesh_id + " only, not " +
                            mesh_id + ".");
   }
+  if (auto cached = cache_.FindMembership(mesh_id, caller.user())) return *cached;
   auto mesh = store_.FindMesh(mesh_id);
   if (!mesh) {
     throw Error::NotFound("mesh_not_found", "No mesh " + mesh_id +
@@ -122,11 +128,17 @@ Mesh MeshService::RequireMember(const Caller& caller, const std::string& mesh_id
                            "; ask its owner to run `meshwire mesh members add " + caller.user() +
                            "`.");
   }
+  cache_.PutMembership(caller.user(), *mesh);
   return *mesh;
 }
 
-Agent MeshService::RequireAgent(const std::string& mesh_id, const std::string& id_or_name) {
+Agent MeshService::RequireAgent(const std::string& mesh_id, const std::string& id_or_name,
+                                bool fresh) {
+  if (!fresh) {
+    if (auto cached = cache_.FindAgentIdentity(mesh_id, id_or_name)) return *cached;
+  }
   auto agent = store_.FindAgent(mesh_id, id_or_name);
+  if (agent) cache_.PutAgentIdentity(*agent);
   if (!agent) {
     throw Error::NotFound("agent_not_found", "No agent \"" + id_or_name + "\" in mesh " + mesh_id +
                                                  "; run `meshwire agents` to see who is there.");
@@ -135,8 +147,8 @@ Agent MeshService::RequireAgent(const std::string& mesh_id, const std::string& i
 }
 
 Agent MeshService::RequireOwnAgent(const Caller& caller, const std::string& mesh_id,
-                                   const std::string& id_or_name) {
-  Agent agent = RequireAgent(mesh_id, id_or_name);
+                                   const std::string& id_or_name, bool fresh) {
+  Agent agent = RequireAgent(mesh_id, id_or_name, fresh);
   if (agent.owner != caller.user()) {
     throw Error::Forbidden("Agent " + agent.name + " (" + agent.agent_id + ") belongs to " +
                            agent.owner + "; you can only act as agents you registered.");
@@ -177,6 +189,7 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can delete it.");
   }
   store_.DeleteMesh(mesh_id);
+  cache_.Clear();
 }
 
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
@@ -203,7 +216,9 @@ void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
   if (user == mesh.owner) {
     throw Error::Forbidden("The owner cannot leave the mesh; delete it with `meshwire mesh delete`.");
   }
-  if (!store_.RemoveMember(mesh_id, user)) {
+  bool removed = store_.RemoveMember(mesh_id, user);
+  cache_.Clear();
+  if (!removed) {
     throw Error::NotFound("not_found", "User " + user + " is not a member of mesh " + mesh_id + ".");
   }
 }
@@ -253,6 +268,7 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
                            agent.name + ".");
   }
   store_.DeleteAgent(mesh_id, agent.agent_id);
+  cache_.Clear();
   std::lock_guard lock(presence_mu_);
   seen_.erase(agent.agent_id);
   dirty_.erase(agent.agent_id);
@@ -341,7 +357,7 @@ PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
   }
   if (r.limit < 1 || r.limit > 1000) throw Error::InvalidField("The parameter \"limit\" must be 1-1000.");
   if (r.after && *r.after < 0) throw Error::InvalidField("The parameter \"after\" must be >= 0.");
-  Agent agent = RequireOwnAgent(caller, mesh_id, r.agent_id);
+  Agent agent = RequireOwnAgent(caller, mesh_id, r.agent_id, /*fresh=*/true);
   Seen(agent.agent_id);
 
   Millis now = clock_.Now();
@@ -421,7 +437,9 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
 
 void MeshService::RevokeToken(const Caller& caller, const std::string& token_id) {
   RequireUnscoped(caller, "manage tokens");
-  if (!store_.RevokeToken(caller.user(), token_id)) {
+  bool revoked = store_.RevokeToken(caller.user(), token_id);
+  cache_.Clear();  // the revoked token fails from the next request on
+  if (!revoked) {
     throw Error::NotFound("token_not_found", "You have no token " + token_id +
                                                  "; run `meshwire token list` to see yours.");
   }
@@ -476,6 +494,7 @@ SweepResult MeshService::Sweep() {
   Millis now = clock_.Now();
   // Anything seen in memory but not yet durable counts as seen.
   SweepResult result = store_.Sweep(now, options_.agent_ttl, options_.acked_grace);
+  if (result.agents_removed > 0) cache_.Clear();
   std::lock_guard lock(presence_mu_);
   std::erase_if(seen_, [&](const auto& kv) { return now - kv.second >= options_.agent_ttl; });
   return result;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "server/clock.h"
+#include "server/identity_cache.h"
 #include "server/rate_limiter.h"
 #include "server/store.h"
 #include "server/waiters.h"
@@ -137,10 +138,12 @@ class MeshService {
   /// The mesh, after checking the caller may use it (token scope, membership).
   Mesh RequireMember(const Caller& caller, const std::string& mesh_id);
   /// The agent `id_or_name` of the mesh; 404 agent_not_found when unknown.
-  Agent RequireAgent(const std::string& mesh_id, const std::string& id_or_name);
+  /// `fresh`: read from storage (cursors current); else its identity may come
+  /// from the cache (cursor fields stale).
+  Agent RequireAgent(const std::string& mesh_id, const std::string& id_or_name, bool fresh = false);
   /// As RequireAgent, and 403 unless the caller's user registered it.
   Agent RequireOwnAgent(const Caller& caller, const std::string& mesh_id,
-                        const std::string& id_or_name);
+                        const std::string& id_or_name, bool fresh = false);
   void RequireUnscoped(const Caller& caller, const char* what);
   AppendResult Commit(const NewMessage& message);
   void Seen(const std::string& agent_id);
@@ -152,6 +155,7 @@ class MeshService {
   Waiters& waiters_;
   const ServiceOptions options_;
   RateLimiter limiter_;
+  IdentityCache cache_;
 
   std::mutex presence_mu_;
   std::unordered_map<std::string, Millis> seen_;   // agent id -> last seen; guarded

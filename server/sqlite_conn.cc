@@ -81,7 +81,22 @@ std::optional<std::int64_t> SqliteStatement::OptInt(int column) const {
   return Int(column);
 }
 
+namespace {
+// Once per process, before the first connection: connections are never
+// shared between threads (so no per-connection mutex), and no global memory
+// statistics (their mutex would serialize every allocation of every thread).
+void ConfigureSqliteOnce() {
+  static const bool configured = [] {
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return sqlite3_initialize() == SQLITE_OK;
+  }();
+  (void)configured;
+}
+}  // namespace
+
 SqliteConnection::SqliteConnection(const std::string& path) {
+  ConfigureSqliteOnce();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {

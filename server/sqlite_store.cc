@@ -77,7 +77,6 @@ CREATE TABLE messages (
   PRIMARY KEY (mesh_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX messages_by_id ON messages(mesh_id, id);
-CREATE INDEX messages_by_recipient ON messages(mesh_id, to_agent, seq);
 CREATE UNIQUE INDEX messages_by_idempotency_key
   ON messages(mesh_id, from_agent, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
@@ -153,7 +152,7 @@ const std::string kSelectAgentsOfMesh =
     std::string("SELECT ") + kAgentColumns + " FROM agents WHERE mesh_id = ?1 ORDER BY name";
 const std::string kSelectMessagesFor =
     std::string("SELECT ") + kMessageColumns +
-    " FROM messages WHERE mesh_id = ?1 AND to_agent IN (?2, 'all') AND seq > ?3"
+    " FROM messages WHERE mesh_id = ?1 AND seq > ?3 AND to_agent IN (?2, 'all')"
     " AND NOT (to_agent = 'all' AND from_agent = ?2) ORDER BY seq LIMIT ?4";
 const std::string kSelectHistory = std::string("SELECT ") + kMessageColumns +
                                    " FROM messages WHERE mesh_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";

@@ -20,6 +20,10 @@ SqliteWriter::~SqliteWriter() {
   }
   cv_.notify_one();
   thread_.join();
+  if (commits_ > 0) {
+    spdlog::info("storage: {} writes in {} commits (mean batch {:.1f})", ops_.load(), commits_.load(),
+                 static_cast<double>(ops_) / static_cast<double>(commits_));
+  }
 }
 
 void SqliteWriter::Run(Op op) {
@@ -61,41 +65,52 @@ void SqliteWriter::Loop() {
 }
 
 void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
+  // Ops run back to back in one transaction. An op that throws is rare (a
+  // constraint, a vanished mesh): then the transaction is rolled back and the
+  // batch is run again without it, so no op ever sees another's partial
+  // effects and a failure costs only a retry.
   std::vector<std::exception_ptr> errors(batch.size());
   std::exception_ptr batch_error;
-  try {
-    conn_->Prepare("BEGIN IMMEDIATE").Run();
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      conn_->Prepare("SAVEPOINT op").Run();
-      try {
-        batch[i].op(*conn_);
-        conn_->Prepare("RELEASE op").Run();
-      } catch (...) {
-        errors[i] = std::current_exception();
-        conn_->Prepare("ROLLBACK TO op").Run();
-        conn_->Prepare("RELEASE op").Run();
+  for (bool again = true; again;) {
+    again = false;
+    try {
+      conn_->Prepare("BEGIN IMMEDIATE").Run();
+      for (std::size_t i = 0; i < batch.size() && !again; ++i) {
+        if (errors[i]) continue;
+        try {
+          batch[i].op(*conn_);
+        } catch (...) {
+          errors[i] = std::current_exception();
+          again = true;
+        }
       }
-    }
-    conn_->Prepare("COMMIT").Run();
-  } catch (...) {
-    batch_error = std::current_exception();
-    try {
-      conn_->Exec("ROLLBACK");
+      if (again) {
+        conn_->Prepare("ROLLBACK").Run();
+        continue;
+      }
+      conn_->Prepare("COMMIT").Run();
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      ops_.fetch_add(batch.size(), std::memory_order_relaxed);
     } catch (...) {
-      // Nothing more to undo: the transaction is already gone.
-    }
-    try {
-      std::rethrow_exception(batch_error);
-    } catch (const std::exception& e) {
-      spdlog::error("storage commit failed: {}", e.what());
+      batch_error = std::current_exception();
+      try {
+        conn_->Exec("ROLLBACK");
+      } catch (...) {
+        // Nothing more to undo: the transaction is already gone.
+      }
+      try {
+        std::rethrow_exception(batch_error);
+      } catch (const std::exception& e) {
+        spdlog::error("storage commit failed: {}", e.what());
+      }
     }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].done) continue;
-    if (batch_error) {
-      batch[i].done->set_exception(batch_error);
-    } else if (errors[i]) {
+    if (errors[i]) {
       batch[i].done->set_exception(errors[i]);
+    } else if (batch_error) {
+      batch[i].done->set_exception(batch_error);
     } else {
       batch[i].done->set_value();
     }

@@ -1,11 +1,14 @@
 // The one writer of a SQLite database, with group commit: operations submitted
-// from many threads are run in a single transaction (each in its own
-// savepoint, so one failing op does not undo the others) and each submitter is
-// answered only after the COMMIT that holds its operation. With WAL and
+// from many threads are run in a single transaction (an op that throws is
+// taken out and the rest run again, so one failing op does not undo the
+// others) and each submitter is answered only after the COMMIT that holds its
+// operation. With WAL and
 // synchronous=FULL that is one fsync per batch instead of one per request.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
@@ -29,9 +32,16 @@ class SqliteWriter {
 
   /// Runs `op` in the next batch and returns after its commit. Rethrows what
   /// `op` threw (its changes rolled back), or Error 503 if the commit failed.
+  /// `op` may run more than once (a retry after another op failed), always
+  /// in a fresh transaction: it must not keep state between runs.
   void Run(Op op);
   /// Queues `op` without waiting (advisory writes: presence, token use).
   void RunLater(Op op);
+
+  /// Transactions committed and operations run so far (ops / commits is the
+  /// mean group-commit batch).
+  std::uint64_t commits() const { return commits_.load(); }
+  std::uint64_t ops() const { return ops_.load(); }
 
  private:
   struct Pending {
@@ -46,6 +56,8 @@ class SqliteWriter {
   std::condition_variable cv_;
   std::deque<Pending> queue_;  // guarded by mu_
   bool stopping_ = false;      // guarded by mu_
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> ops_{0};
   std::thread thread_;
 };
 

@@ -48,8 +48,10 @@ std::string AdminToken(const TempDir& home, const std::string& user) {
   auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", user, "--storage",
                                  "sqlite:" + home / "relay.db"});
   REQUIRE(code == 0);
-  REQUIRE(out.size() > 4);
-  return out.substr(0, out.find('\n'));
+  // The token alone on stdout (logs and hints go to stderr), so that
+  // `export MESHWIRE_TOKEN=$(meshwire admin token create ...)` works.
+  REQUIRE(std::regex_match(out, std::regex("mw_[0-9A-Za-z]{40}\n")));
+  return out.substr(0, out.size() - 1);
 }
 
 httplib::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }

@@ -1,0 +1,46 @@
+// IdentityCache: the facts every request checks and that almost never change
+// (which user a token is, who may use a mesh, which agent a name is and who
+// owns it), kept in memory so a send reads nothing from storage but its own
+// append. Cursors and presence are never cached.
+//
+// Correctness rests on one rule: every change to these facts goes through
+// this relay's MeshService, which calls Clear() after making it. (A second
+// relay node sharing PostgreSQL must also Clear() when told of a change by
+// another node.) Clearing everything on the rare change keeps it simple.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "schemas/model.h"
+
+namespace meshwire {
+
+class IdentityCache {
+ public:
+  std::optional<meshwire::Token> FindToken(const std::string& secret_sha256);
+  void PutToken(const std::string& secret_sha256, const meshwire::Token& token);
+
+  /// The mesh, if `user` was found to be a member of it.
+  std::optional<Mesh> FindMembership(const std::string& mesh_id, const std::string& user);
+  void PutMembership(const std::string& user, const Mesh& mesh);
+
+  /// An agent's identity (id, name, harness, owner) by id or name; its cursor
+  /// fields are stale and must not be used.
+  std::optional<Agent> FindAgentIdentity(const std::string& mesh_id, const std::string& id_or_name);
+  void PutAgentIdentity(const Agent& agent);
+
+  /// Forgets everything (after a revoke, removal or deletion).
+  void Clear();
+
+ private:
+  static constexpr std::size_t kMaxEntries = 100000;  // per map, then cleared
+  std::mutex mu_;
+  std::unordered_map<std::string, meshwire::Token> tokens_;  // guarded by mu_
+  std::unordered_map<std::string, Mesh> memberships_;        // mesh id + '\n' + user; guarded
+  std::unordered_map<std::string, Agent> agents_;            // mesh id + '\n' + id or name; guarded
+};
+
+}  // namespace meshwire
