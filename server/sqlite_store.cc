@@ -218,21 +218,33 @@ SqliteStore::~SqliteStore() = default;
 
 SqliteStore::ReadLease SqliteStore::Reader() {
   {
-    std::lock_guard lock(readers_mu_);
+    std::unique_lock lock(readers_mu_);
+    reader_free_.wait(lock, [&] { return !idle_readers_.empty() || open_readers_ < kMaxReaders; });
     if (!idle_readers_.empty()) {
       auto conn = std::move(idle_readers_.back());
       idle_readers_.pop_back();
       return ReadLease(*this, std::move(conn));
     }
+    ++open_readers_;
   }
-  auto conn = std::make_unique<SqliteConnection>(path_);
-  conn->Exec("PRAGMA query_only = ON");
-  return ReadLease(*this, std::move(conn));
+  try {
+    auto conn = std::make_unique<SqliteConnection>(path_);
+    conn->Exec("PRAGMA query_only = ON");
+    return ReadLease(*this, std::move(conn));
+  } catch (...) {
+    std::lock_guard lock(readers_mu_);
+    --open_readers_;
+    reader_free_.notify_one();
+    throw;
+  }
 }
 
 void SqliteStore::ReturnReader(std::unique_ptr<SqliteConnection> conn) {
-  std::lock_guard lock(readers_mu_);
-  idle_readers_.push_back(std::move(conn));
+  {
+    std::lock_guard lock(readers_mu_);
+    idle_readers_.push_back(std::move(conn));
+  }
+  reader_free_.notify_one();
 }
 
 // --- users and tokens ---------------------------------------------------------

@@ -3,6 +3,7 @@
 // their own connections, which WAL lets run beside the writer.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,8 +71,13 @@ class SqliteStore final : public Store {
 
   std::string path_;
   std::unique_ptr<SqliteWriter> writer_;
+  // At most kMaxReaders connections: thousands of woken long-polls share a
+  // few connections (and their page caches) instead of opening one each.
+  static constexpr std::size_t kMaxReaders = 16;
   std::mutex readers_mu_;
+  std::condition_variable reader_free_;
   std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;  // guarded by readers_mu_
+  std::size_t open_readers_ = 0;                                 // guarded by readers_mu_
 };
 
 }  // namespace meshwire

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what meshwire needs from Debian 12's packages (nothing else is
+# downloaded): the build toolchain and libraries, and with --test what the
+# tests and benchmarks use too. Runs apt-get as root, or through sudo.
+set -euo pipefail
+
+build_pkgs=(
+  cmake ninja-build g++ pkg-config
+  nlohmann-json3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libsqlite3-dev libcli11-dev
+)
+test_pkgs=(doctest-dev redis-server redis-tools)
+
+pkgs=("${build_pkgs[@]}")
+case "${1:-}" in
+  --test) pkgs+=("${test_pkgs[@]}") ;;
+  "") ;;
+  *) echo "usage: scripts/deps.sh [--test]" >&2; exit 2 ;;
+esac
+# doctest is needed to configure with tests on (the default).
+pkgs+=(doctest-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "deps: all ${#pkgs[@]} packages already installed" >&2
+  exit 0
+fi
+sudo=""
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "deps: run as root or install sudo" >&2; exit 1; }
+  sudo=sudo
+fi
+echo "deps: installing ${missing[*]}" >&2
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
