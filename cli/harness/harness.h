@@ -1,0 +1,77 @@
+// `meshwire init --harness H`: one generator per harness writes the files the
+// real client loads (docs/API.md, "What init --harness writes"). Generators
+// only write files; registering the agent and writing .mesh.json is init's.
+//
+// Every generator:
+// - merges into existing files: other entries and settings untouched, the
+//   file still valid JSON/YAML/TOML, a copy of the old file kept as PATH.bak;
+// - is idempotent: a second run with the same context changes nothing (and
+//   makes no new backup);
+// - never puts the token in a file meant to be committed (.mesh.json,
+//   .mcp.json, .vscode/mcp.json); those rely on ~/.meshwire/credentials.json
+//   or MESHWIRE_TOKEN;
+// - reports every file it touched, in order.
+// Failures (unreadable or invalid existing file, no permission) throw
+// HarnessError with a sentence that names the file and what to do; nothing
+// is half-written (files are replaced atomically).
+#pragma once
+
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace meshwire::cli {
+
+struct HarnessContext {
+  std::string mesh_id;
+  std::string agent_name;
+  std::string url;            // the relay, e.g. http://127.0.0.1:7420
+  std::string token;          // only for files that are never committed (.env.meshwire)
+  std::string workspace_dir;  // absolute: where .mesh.json lives
+  std::string home_dir;       // absolute: the user's home
+  std::string platform;       // "linux", "macos" or "windows"
+  std::string appdata;        // %APPDATA% on Windows (may be empty elsewhere)
+  std::string copilot_home;   // $COPILOT_HOME, or empty for ~/.copilot
+  bool project = false;       // cursor: .cursor/mcp.json in the workspace
+  // How an MCP client starts meshwire: {command, args...} before "mcp", e.g.
+  // {"/usr/bin/meshwire"} or {"npx", "meshwire"}.
+  std::vector<std::string> launcher;
+};
+
+struct FileChange {
+  std::string path;    // absolute
+  std::string action;  // "created", "updated" or "unchanged"
+  std::string backup;  // the .bak path when an existing file was changed, else empty
+};
+
+struct HarnessResult {
+  std::vector<FileChange> files;
+  std::vector<std::string> next_steps;  // e.g. "Restart Claude Desktop to load the MeshWire MCP server."
+};
+
+class HarnessError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Harness {
+  const char* name;                // "copilot", "claude", ...
+  const char* default_agent_name;  // "copilot-agent", "claude-agent", ...
+  const char* title;               // "Copilot", "Claude", ... as in "✓ Copilot harness ready!"
+  HarnessResult (*generate)(const HarnessContext& ctx);
+};
+
+/// Every harness, in the order `meshwire init --help` lists them.
+std::span<const Harness> Harnesses();
+/// The harness named `name`, or nullptr.
+const Harness* FindHarness(std::string_view name);
+
+/// Embedded sources (generated at build time from packaging/): the Copilot
+/// extension module (packaging/npm/extension.mjs) and the Pi extension
+/// (packaging/pi/meshwire.ts).
+std::string_view CopilotExtensionSource();
+std::string_view PiExtensionSource();
+
+}  // namespace meshwire::cli
