@@ -57,10 +57,22 @@ int RunServer(int argc, char** argv) {
   int rate_limit = 0;
   std::string log_level = "info";
   std::string tls_cert, tls_key;
+  AuthOptions auth_options;
+  if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_ID")) auth_options.github_client_id = v;
+  if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_SECRET")) auth_options.github_client_secret = v;
   app.add_option("--listen", listen, "address:port to listen on")->capture_default_str();
   app.add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
   app.add_option("--auth", auth, "sign-in mode: local (loopback only), github, token")
       ->check(CLI::IsMember({"local", "github", "token"}))
+      ->capture_default_str();
+  app.add_option("--github-client-id", auth_options.github_client_id,
+                 "GitHub OAuth app client id (--auth github; or MESHWIRE_GITHUB_CLIENT_ID)");
+  app.add_option("--github-client-secret", auth_options.github_client_secret,
+                 "GitHub OAuth app secret (or MESHWIRE_GITHUB_CLIENT_SECRET)");
+  app.add_option("--github-url", auth_options.github_url,
+                 "GitHub's web endpoints (a GitHub Enterprise host, or a stand-in in tests)")
+      ->capture_default_str();
+  app.add_option("--github-api-url", auth_options.github_api_url, "GitHub's API endpoint")
       ->capture_default_str();
   app.add_option("--threads", threads,
                  "worker threads; each open connection or waiting long-poll holds one")
@@ -102,7 +114,8 @@ int RunServer(int argc, char** argv) {
     storage = "sqlite:" + home + "/relay.db";
   }
   options.storage = storage;
-  options.auth = auth;
+  auth_options.mode = auth;
+  options.auth = auth_options;
   options.threads = threads;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;

@@ -22,6 +22,18 @@ struct Command {
 
 int RunServer(int argc, char** argv);
 int RunAdmin(int argc, char** argv);
+int RunLogin(int argc, char** argv);
+int RunLogout(int argc, char** argv);
+int RunWhoami(int argc, char** argv);
+int RunMesh(int argc, char** argv);
+int RunInit(int argc, char** argv);
+int RunStatus(int argc, char** argv);
+int RunSend(int argc, char** argv);
+int RunListen(int argc, char** argv);
+int RunWait(int argc, char** argv);
+int RunAgents(int argc, char** argv);
+int RunIntegrate(int argc, char** argv);
+int RunToken(int argc, char** argv);
 
 /// The folder meshwire keeps its files in: $MESHWIRE_HOME, else ~/.meshwire.
 std::string MeshwireHome();

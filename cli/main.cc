@@ -20,6 +20,18 @@ namespace {
 int RunHelp(int argc, char** argv);
 
 const Command kCommands[] = {
+    {"login", "sign in through the relay's browser page and save credentials", RunLogin},
+    {"logout", "forget the saved credentials", RunLogout},
+    {"whoami", "show user, relay and token", RunWhoami},
+    {"mesh", "create, choose, list, delete and share meshes", RunMesh},
+    {"init", "wire this workspace and your platform (--harness) to a mesh", RunInit},
+    {"status", "check credentials, mesh, agent and the relay", RunStatus},
+    {"send", "send a message to one agent or to all", RunSend},
+    {"listen", "print messages as they arrive, until Ctrl+C", RunListen},
+    {"wait", "block until a message arrives, print it, exit", RunWait},
+    {"agents", "who is in the mesh", RunAgents},
+    {"integrate", "print the mesh's integration guide (markdown)", RunIntegrate},
+    {"token", "create, list and revoke API tokens", RunToken},
     {"server", "run the relay (embedded SQLite storage by default)", RunServer},
     {"admin", "work on the relay's storage directly (admin token create)", RunAdmin},
     {"help", "show help for meshwire or one of its commands", RunHelp},
@@ -33,7 +45,9 @@ void PrintUsage(std::FILE* out) {
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
   std::fprintf(out,
                "\nRun `meshwire help <command>` or `meshwire <command> --help` for its options.\n"
-               "Start here: `meshwire server`, then `meshwire admin token create --user NAME`.\n");
+               "Start: `meshwire login`, `meshwire mesh create NAME`, `meshwire init --harness H`.\n"
+               "Exit codes: 0 done, 1 the relay answered an error, 2 usage or configuration,\n"
+               "3 relay unreachable, 4 timed out (wait, send --wait-ack).\n");
 }
 
 const Command* Find(const char* name) {

@@ -60,6 +60,80 @@ Json ToJson(const Agent& a, std::string_view status, bool listening) {
           {"last_seen", FormatRfc3339(a.last_seen)}};
 }
 
+namespace {
+
+std::string Str(const Json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) {
+    throw Error(502, "bad_response", std::string("The relay's answer lacks \"") + key +
+                                         "\"; is the URL a meshwire relay of this version?");
+  }
+  return it->get<std::string>();
+}
+
+std::optional<std::string> OptStr(const Json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+Millis Time(const Json& j, const char* key) { return ParseRfc3339(Str(j, key)).value_or(0); }
+
+std::optional<Millis> OptTime(const Json& j, const char* key) {
+  auto s = OptStr(j, key);
+  return s ? ParseRfc3339(*s) : std::nullopt;
+}
+
+}  // namespace
+
+Mesh MeshFromJson(const Json& j) {
+  return Mesh{Str(j, "mesh_id"), Str(j, "name"), Str(j, "owner"), Time(j, "created_at")};
+}
+
+Message MessageFromJson(const Json& j) {
+  Message m;
+  m.id = Str(j, "id");
+  m.seq = j.value("seq", std::int64_t{0});
+  m.mesh_id = Str(j, "mesh_id");
+  m.from = Str(j, "from");
+  m.from_name = OptStr(j, "from_name").value_or("");
+  m.to = Str(j, "to");
+  m.to_name = OptStr(j, "to_name");
+  m.content = Str(j, "content");
+  m.priority = OptStr(j, "priority").value_or("normal");
+  auto meta = j.find("metadata");
+  m.metadata_json = meta != j.end() && meta->is_object() ? meta->dump() : "{}";
+  m.created_at = Time(j, "created_at");
+  return m;
+}
+
+Token TokenFromJson(const Json& j) {
+  Token t;
+  t.id = Str(j, "id");
+  t.name = OptStr(j, "name").value_or("");
+  t.mesh_id = OptStr(j, "mesh_id");
+  t.created_at = OptTime(j, "created_at").value_or(0);
+  t.last_used_at = OptTime(j, "last_used_at");
+  return t;
+}
+
+Receipt ReceiptFromJson(const Json& j) {
+  return Receipt{Str(j, "agent_id"), OptStr(j, "name").value_or(""), Str(j, "state"),
+                 OptTime(j, "fetched_at"), OptTime(j, "acked_at")};
+}
+
+Agent AgentFromJson(const Json& j, std::string* status, bool* listening) {
+  Agent a;
+  a.agent_id = Str(j, "agent_id");
+  a.name = Str(j, "name");
+  a.harness = OptStr(j, "harness").value_or("");
+  a.owner = OptStr(j, "owner").value_or("");
+  a.last_seen = OptTime(j, "last_seen").value_or(0);
+  if (status) *status = OptStr(j, "status").value_or("offline");
+  if (listening) *listening = j.value("listening", false);
+  return a;
+}
+
 Json ErrorJson(const Error& e) { return {{"error", {{"code", e.code()}, {"message", e.what()}}}}; }
 
 std::string ErrorBody(const Error& e) { return ErrorJson(e).dump(); }

@@ -20,6 +20,15 @@ Json ToJson(const Token& token);
 Json ToJson(const Receipt& receipt);
 /// An agent as GET /mesh/{mesh}/agents shows it; `status` is active/idle/offline.
 Json ToJson(const Agent& agent, std::string_view status, bool listening);
+/// The inverse conversions, for clients of the relay. They read what the
+/// relay writes; a missing or mistyped field throws Error 502 "bad_response".
+Mesh MeshFromJson(const Json& j);
+Message MessageFromJson(const Json& j);
+Token TokenFromJson(const Json& j);
+Receipt ReceiptFromJson(const Json& j);
+/// An agent as the relay lists it; `status` and `listening` come back too.
+Agent AgentFromJson(const Json& j, std::string* status = nullptr, bool* listening = nullptr);
+
 /// {"error":{"code","message"}}
 Json ErrorJson(const Error& error);
 std::string ErrorBody(const Error& error);

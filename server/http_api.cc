@@ -125,7 +125,8 @@ void MountHttpApi(httplib::Server& server, MeshService& svc, Millis started_at) 
                 {"version", svc.options().version},
                 {"uptime_s", (SystemClock().Now() - started_at) / 1000},
                 {"region", svc.options().region},
-                {"storage", svc.store().Kind()}});
+                {"storage", svc.store().Kind()},
+                {"auth", svc.options().auth_mode}});
     });
   });
   routes->Remember("GET", "/health");

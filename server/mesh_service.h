@@ -27,6 +27,7 @@ struct ServiceOptions {
   int rate_limit_per_min = 0;                  // per token; 0 = unlimited
   std::string version;
   std::string region = "local";
+  std::string auth_mode = "local";  // reported by /health so `meshwire login` knows the flow
 };
 
 /// Who is calling: the token that authenticated the request.

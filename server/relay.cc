@@ -48,10 +48,18 @@ std::unique_ptr<Store> OpenStore(const std::string& spec) {
 
 Relay::Relay(RelayOptions options)
     : options_(std::move(options)), clock_(options_.clock ? options_.clock : &system_clock_) {
-  if (options_.auth != "local" && options_.auth != "github" && options_.auth != "token") {
+  const std::string& mode = options_.auth.mode;
+  if (mode != "local" && mode != "github" && mode != "token") {
     throw Error::BadRequest("invalid_auth", "--auth must be local, github or token.");
   }
-  if (options_.auth == "local" && !IsLoopback(options_.host)) {
+  if (mode == "github" &&
+      (options_.auth.github_client_id.empty() || options_.auth.github_client_secret.empty())) {
+    throw Error::BadRequest("invalid_auth",
+                            "--auth github needs a GitHub OAuth app: --github-client-id and "
+                            "--github-client-secret (or MESHWIRE_GITHUB_CLIENT_ID and "
+                            "MESHWIRE_GITHUB_CLIENT_SECRET).");
+  }
+  if (mode == "local" && !IsLoopback(options_.host)) {
     throw Error::BadRequest(
         "invalid_auth", "--auth local signs in anyone who asks, so it only listens on loopback; "
                         "use --auth token (or github) to listen on " + options_.host + ".");
@@ -65,6 +73,7 @@ Relay::Relay(RelayOptions options)
   so.agent_ttl = Millis{options_.retention_days} * 24 * 3600 * 1000;
   so.rate_limit_per_min = options_.rate_limit_per_min;
   so.version = MESHWIRE_VERSION;
+  so.auth_mode = mode;
   if (const char* region = std::getenv("MESHWIRE_REGION")) so.region = region;
   service_ = std::make_unique<MeshService>(*store_, *clock_, *waiters_, so);
 
@@ -76,6 +85,7 @@ Relay::Relay(RelayOptions options)
   http_->set_read_timeout(10, 0);
   http_->set_write_timeout(10, 0);
   http_->set_payload_max_length(options_.max_body_bytes);
+  MountAuthRoutes(*http_, *store_, *clock_, options_.auth);
   MountHttpApi(*http_, *service_, SystemClock().Now());
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "server/auth_routes.h"
 #include "server/clock.h"
 #include "server/mesh_service.h"
 
@@ -26,7 +27,7 @@ struct RelayOptions {
   std::string host = "127.0.0.1";
   int port = 7420;                // 0: any free port (tests)
   std::string storage;            // "sqlite:PATH" (or a bare path)
-  std::string auth = "local";     // local | github | token
+  AuthOptions auth;               // sign-in mode (local | github | token) and GitHub settings
   std::size_t threads = 4096;     // worker threads, most of them parked long-polls
   std::size_t max_parked = 0;     // 0: threads - 64
   int retention_days = 7;

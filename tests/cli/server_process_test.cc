@@ -10,49 +10,13 @@
 #include <regex>
 #include <thread>
 
-#include "tests/support/process.h"
-#include "tests/support/temp_dir.h"
+#include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
 
 namespace {
 
 using nlohmann::json;
-
-const std::string kBinary = MESHWIRE_BINARY;
-
-/// A relay process on a free port over the given storage.
-struct RelayProcess {
-  ChildProcess process;
-  int port = 0;
-
-  RelayProcess(const TempDir& home, const std::vector<std::string>& extra = {})
-      : process(Args(home, extra), {"MESHWIRE_HOME=" + home.path().string()}) {
-    auto line = process.WaitForStderr("listening on http://");
-    REQUIRE_MESSAGE(line, "relay did not start: " << process.stderr_seen());
-    std::smatch m;
-    std::regex re(R"(http://127\.0\.0\.1:(\d+))");
-    REQUIRE(std::regex_search(*line, m, re));
-    port = std::stoi(m[1]);
-  }
-
-  static std::vector<std::string> Args(const TempDir& home, const std::vector<std::string>& extra) {
-    std::vector<std::string> a = {kBinary, "server", "--listen", "127.0.0.1:0", "--storage",
-                                  "sqlite:" + home / "relay.db", "--threads", "64"};
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  }
-};
-
-std::string AdminToken(const TempDir& home, const std::string& user) {
-  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", user, "--storage",
-                                 "sqlite:" + home / "relay.db"});
-  REQUIRE(code == 0);
-  // The token alone on stdout (logs and hints go to stderr), so that
-  // `export MESHWIRE_TOKEN=$(meshwire admin token create ...)` works.
-  REQUIRE(std::regex_match(out, std::regex("mw_[0-9A-Za-z]{40}\n")));
-  return out.substr(0, out.size() - 1);
-}
 
 httplib::Headers Auth(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 

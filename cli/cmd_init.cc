@@ -1,0 +1,163 @@
+// `meshwire init --harness H`: writes .mesh.json and the harness's files,
+// registers the agent.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/context.h"
+#include "cli/harness/harness.h"
+
+namespace meshwire::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Platform() {
+#if defined(__APPLE__)
+  return "macos";
+#elif defined(_WIN32)
+  return "windows";
+#else
+  return "linux";
+#endif
+}
+
+/// How MCP clients should start meshwire: through npx when we run from the
+/// npm package (its launcher sets MESHWIRE_LAUNCHER), else this binary's path.
+std::vector<std::string> Launcher() {
+  if (const char* l = std::getenv("MESHWIRE_LAUNCHER"); l && *l) {
+    std::vector<std::string> words;
+    std::istringstream in(l);
+    for (std::string w; in >> w;) words.push_back(w);
+    if (!words.empty()) return words;
+  }
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return {ec ? std::string("meshwire") : self.string()};
+}
+
+std::string Tilde(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (home && *home && path.rfind(home, 0) == 0) return "~" + path.substr(std::strlen(home));
+  return path;
+}
+
+/// Writes .mesh.json (merging other keys); true when it changed.
+bool WriteMeshJson(const fs::path& path, const json& fields) {
+  json current = json::object();
+  if (std::ifstream in{path}) {
+    std::stringstream buf;
+    buf << in.rdbuf();
+    current = json::parse(buf.str(), nullptr, false);
+    if (!current.is_object()) {
+      throw ConfigError(path.string() + " is not a JSON object; fix or remove it, then run init again.");
+    }
+  }
+  json merged = current;
+  for (auto& [k, v] : fields.items()) merged[k] = v;
+  if (merged == current && fs::exists(path)) return false;
+  WriteFileAtomic(path, merged.dump(2) + "\n", 0644);
+  return true;
+}
+
+std::string HarnessNames() {
+  std::string names;
+  for (const Harness& h : Harnesses()) names += (names.empty() ? "" : ", ") + std::string(h.name);
+  return names;
+}
+
+}  // namespace
+
+int RunInit(int argc, char** argv) {
+  CLI::App app{"Wire this workspace to a mesh: writes .mesh.json (safe to commit), the files your "
+               "platform loads, and registers the agent.",
+               "meshwire init"};
+  CommandContext ctx;
+  ctx.AddFlags(app, true, true, true);
+  std::string harness_name;
+  bool project = false;
+  app.add_option("--harness", harness_name, "the platform: " + HarnessNames())->required();
+  app.add_flag("--project", project, "cursor: write .cursor/mcp.json in the workspace instead of ~/.cursor");
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  const Harness* harness = FindHarness(harness_name);
+  if (!harness) return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
+  try {
+    const ClientConfig& c = ctx.config();
+    RelayClient& client = ctx.Client();
+    // --token: check it, then keep it as this machine's credentials.
+    if (c.token.source == "flag") {
+      auto [user, token_id] = client.Me();
+      json creds = {{"token", c.token.value}, {"url", c.url.value}, {"user", user}};
+      WriteFileAtomic(c.home / "credentials.json", creds.dump(2) + "\n", 0600);
+    }
+    const std::string& mesh = ctx.RequireMesh();
+    MeshDetails details = client.GetMesh(mesh);  // exists, and we may use it
+    std::string agent_name = ctx.AgentName(harness->default_agent_name);
+    fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
+    std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;
+    json fields = {{"mesh_id", mesh},
+                   {"workspace_name", workspace_name},
+                   {"agent_name", agent_name},
+                   {"harness", harness->name}};
+    bool changed = WriteMeshJson(workspace / ".mesh.json", fields);
+    ctx.flags().agent_name = agent_name;
+    auto [agent_id, created] = client.RegisterAgent(mesh, agent_name, harness->name);
+
+    HarnessContext hc;
+    hc.mesh_id = mesh;
+    hc.agent_name = agent_name;
+    hc.url = c.url.value;
+    hc.token = c.token.value;
+    hc.workspace_dir = workspace.string();
+    hc.home_dir = ProcessEnv()("HOME").value_or(workspace.string());
+    hc.platform = Platform();
+    hc.appdata = ProcessEnv()("APPDATA").value_or("");
+    hc.copilot_home = ProcessEnv()("COPILOT_HOME").value_or("");
+    hc.project = project;
+    hc.launcher = Launcher();
+    HarnessResult result = harness->generate(hc);
+
+    if (ctx.json()) {
+      json files = json::array();
+      for (const FileChange& f : result.files) {
+        files.push_back({{"path", f.path}, {"action", f.action}, {"backup", f.backup}});
+      }
+      std::printf("%s\n", json({{"mesh_id", mesh}, {"workspace_name", workspace_name}, {"agent_name", agent_name},
+                                {"agent_id", agent_id}, {"harness", harness->name}, {"files", files},
+                                {"next_steps", result.next_steps}})
+                              .dump()
+                              .c_str());
+      return kExitOk;
+    }
+    std::printf("%s .mesh.json %s\n", ui.Ok().c_str(), changed ? "written" : "unchanged");
+    std::printf("mesh_id: %s\nagent_name: %s\nharness: %s\n\n", mesh.c_str(), agent_name.c_str(), harness->name);
+    for (const FileChange& f : result.files) {
+      std::printf("%s %s %s%s\n", ui.Ok().c_str(), Tilde(f.path).c_str(), f.action.c_str(),
+                  f.backup.empty() ? "" : (" (previous kept as " + Tilde(f.backup) + ")").c_str());
+    }
+    std::printf("%s Registered as %s (%s)%s\n\n", ui.Ok().c_str(), agent_name.c_str(), agent_id.c_str(),
+                created ? "" : ", already registered");
+    std::printf("%s %s harness ready!\n", ui.Ok().c_str(), harness->title);
+    for (const std::string& step : result.next_steps) std::printf("%s\n", step.c_str());
+    (void)details;
+  } catch (const HarnessError& e) {
+    return Fail(Error(1, "harness", e.what()));
+  } catch (const Error& e) {
+    return Fail(e);
+  } catch (const std::exception& e) {
+    return Fail(Error(1, "error", e.what()));
+  }
+  return kExitOk;
+}
+
+}  // namespace meshwire::cli

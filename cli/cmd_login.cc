@@ -1,0 +1,202 @@
+// `meshwire login`, `logout`, `whoami`.
+#include <fcntl.h>
+#include <httplib.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/context.h"
+#include "schemas/ids.h"
+
+extern char** environ;
+
+namespace meshwire::cli {
+
+namespace {
+
+using nlohmann::json;
+
+/// Tries xdg-open, open, then start; true if one of them ran and succeeded.
+bool OpenBrowser(const std::string& url) {
+  for (const char* opener : {"xdg-open", "open", "start"}) {
+    pid_t pid = 0;
+    const char* argv[] = {opener, url.c_str(), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&pid, opener, &actions, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) continue;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  }
+  return false;
+}
+
+std::string DoneHtml(const std::string& title, const std::string& text) {
+  return "<!doctype html><meta charset=utf-8><title>meshwire</title><body style=\"font:16px "
+         "system-ui;background:#0f1117;color:#e6e6e6;display:grid;place-items:center;height:100vh"
+         "\"><div><h1>" + title + "</h1><p>" + text + "</p></div>";
+}
+
+/// Writes credentials.json (0600) in the meshwire home folder.
+std::filesystem::path SaveCredentials(const ClientConfig& c, const std::string& token,
+                                      const std::string& url, const std::string& user) {
+  auto path = c.home / "credentials.json";
+  json j = {{"token", token}, {"url", url}, {"user", user}};
+  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
+  return path;
+}
+
+std::string Tilde(const std::filesystem::path& p) {
+  const char* home = std::getenv("HOME");
+  std::string s = p.string();
+  if (home && *home && s.rfind(home, 0) == 0) return "~" + s.substr(std::strlen(home));
+  return s;
+}
+
+}  // namespace
+
+int RunLogin(int argc, char** argv) {
+  CLI::App app{"Sign in through the relay's browser page and save credentials (0600) to "
+               "~/.meshwire/credentials.json.",
+               "meshwire login"};
+  CommandContext ctx;
+  std::string url;
+  bool no_browser = false;
+  int timeout_s = 300;
+  app.add_option("--url", url, "the relay to sign in to (default: MESHWIRE_URL, saved, " +
+                                   std::string(kDefaultUrl) + ")");
+  app.add_flag("--no-browser", no_browser, "only print the URL to open");
+  app.add_option("--timeout", timeout_s, "seconds to wait for the browser")->check(CLI::Range(5, 3600))->capture_default_str();
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  if (!url.empty()) ctx.flags().url = url;
+  const Ui& ui = ctx.ui();
+  try {
+    const ClientConfig& config = ctx.config();
+    std::string relay = config.url.value;
+    RelayClient anonymous(relay, "");
+    HealthAnswer health = anonymous.Health();
+    // The relay's sign-in mode decides the flow; a token-only relay has no page.
+    if (health.auth == "token") {
+      throw ConfigError("The relay at " + relay + " signs in with tokens only: ask its administrator "
+                        "for one (`meshwire admin token create --user NAME` on the relay's host), then "
+                        "run `meshwire init --token <token>` or set MESHWIRE_TOKEN.");
+    }
+    httplib::Server callback;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string code, error;
+    const std::string state = RandomBase62(32);
+    callback.Get("/callback", [&](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mu);
+      if (req.get_param_value("state") != state) {
+        res.status = 400;
+        res.set_content(DoneHtml("Sign-in refused", "This answer does not belong to this login; run "
+                                                    "<code>meshwire login</code> again."),
+                        "text/html; charset=utf-8");
+        return;
+      }
+      code = req.get_param_value("code");
+      res.set_content(DoneHtml("✓ Signed in", "You can close this tab and return to your terminal."),
+                      "text/html; charset=utf-8");
+      cv.notify_all();
+    });
+    int port = callback.bind_to_any_port("127.0.0.1");
+    if (port <= 0) throw Error(0, "unreachable", "Cannot open a loopback port for the sign-in callback.");
+    std::thread serve([&] { callback.listen_after_bind(); });
+    std::string page = relay + "/auth/cli?port=" + std::to_string(port) + "&state=" + state;
+    bool opened = false;
+    if (!no_browser) {
+      std::printf("%s\n", health.auth == "github" ? "Opening browser for GitHub OAuth..."
+                                                  : "Opening browser to sign in...");
+      std::fflush(stdout);
+      opened = OpenBrowser(page);
+    }
+    if (!opened) std::printf("Open this URL in your browser to sign in:\n");
+    std::printf("%s\n\n", page.c_str());
+    std::fflush(stdout);
+    {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::seconds(timeout_s), [&] { return !code.empty(); });
+    }
+    callback.stop();
+    serve.join();
+    if (code.empty()) {
+      throw Error(0, "wait_timeout", "No sign-in arrived within " + std::to_string(timeout_s) +
+                                         " s; run `meshwire login` again and finish in the browser.");
+    }
+    // Exchange the one-time code for the token.
+    httplib::Client http(relay);
+    http.set_connection_timeout(5, 0);
+    auto r = http.Post("/auth/cli/token", json({{"code", code}}).dump(), "application/json");
+    if (!r) throw Error(0, "unreachable", "Cannot reach the relay at " + relay + " to finish signing in.");
+    json answer = json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !answer.is_object() || !answer.contains("token")) {
+      std::string why = answer.is_object() && answer.contains("error") ? answer["error"].value("message", "") : "";
+      throw Error(r->status, "login_failed", "The relay refused the sign-in" + (why.empty() ? "." : ": " + why));
+    }
+    std::string user = answer.value("user", "");
+    auto path = SaveCredentials(config, answer["token"], relay, user);
+    std::printf("%s Signed in as %s!\n", ui.Ok().c_str(), user.c_str());
+    std::printf("Credentials saved to %s\n", Tilde(path).c_str());
+    RelayClient client(relay, answer["token"]);
+    client.Me();
+    std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
+  } catch (const Error& e) {
+    return Fail(e);
+  } catch (const std::exception& e) {
+    return Fail(Error(1, "error", e.what()));
+  }
+  return kExitOk;
+}
+
+int RunLogout(int argc, char** argv) {
+  CLI::App app{"Forget the saved credentials (~/.meshwire/credentials.json). The token stays "
+               "valid until revoked: `meshwire token revoke ID`.",
+               "meshwire logout"};
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  CommandContext ctx;
+  auto path = MeshwireHomeDir(ProcessEnv()) / "credentials.json";
+  std::error_code ec;
+  bool removed = std::filesystem::remove(path, ec);
+  if (ec) return FailUsage("Cannot remove " + path.string() + ": " + ec.message() + ".");
+  std::printf("%s %s\n", ctx.ui().Ok().c_str(),
+              removed ? ("Signed out; removed " + Tilde(path)).c_str() : "Not signed in; nothing to remove.");
+  return kExitOk;
+}
+
+int RunWhoami(int argc, char** argv) {
+  CLI::App app{"Show who you are signed in as, on which relay, with which token.", "meshwire whoami"};
+  CommandContext ctx;
+  ctx.AddFlags(app, false, false, true);
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  try {
+    auto [user, token_id] = ctx.Client().Me();
+    if (ctx.json()) {
+      std::printf("%s\n", json({{"user", user}, {"url", ctx.config().url.value}, {"token_id", token_id}}).dump().c_str());
+    } else {
+      std::printf("User  : %s\nRelay : %s\nToken : %s (%s)\n", user.c_str(), ctx.config().url.value.c_str(),
+                  token_id.c_str(), MaskToken(ctx.config().token.value, ctx.ui()).c_str());
+    }
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+  return kExitOk;
+}
+
+}  // namespace meshwire::cli

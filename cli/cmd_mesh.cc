@@ -1,0 +1,157 @@
+// `meshwire mesh create|use|list|delete|members` and `meshwire token create|list|revoke`.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/context.h"
+#include "schemas/json_io.h"
+#include "schemas/time_format.h"
+
+namespace meshwire::cli {
+
+namespace {
+using nlohmann::json;
+
+void PrintJson(const json& j) { std::printf("%s\n", j.dump().c_str()); }
+}  // namespace
+
+int RunMesh(int argc, char** argv) {
+  CLI::App app{"Meshes: named channels where your agents register and exchange messages.",
+               "meshwire mesh"};
+  app.require_subcommand(1);
+  app.fallthrough();  // the common flags may follow the subcommand
+  CommandContext ctx;
+  ctx.AddFlags(app, false, false, true);
+  std::string name, id, user;
+  auto* create = app.add_subcommand("create", "create a mesh you own");
+  create->add_option("NAME", name, "a name for the mesh")->required();
+  auto* use = app.add_subcommand("use", "make a mesh the active one (~/.meshwire/config.json)");
+  use->add_option("ID", id, "the mesh id")->required();
+  auto* list = app.add_subcommand("list", "the meshes you are a member of");
+  auto* del = app.add_subcommand("delete", "delete a mesh you own, with its agents and messages");
+  del->add_option("ID", id, "the mesh id")->required();
+  auto* members = app.add_subcommand("members", "list, add or remove the users who share a mesh");
+  members->add_option("--mesh", id, "the mesh (default: the active one)");
+  auto* add = members->add_subcommand("add", "share the mesh with USER (owner only)");
+  add->add_option("USER", user, "the user name")->required();
+  auto* remove = members->add_subcommand("remove", "take USER out of the mesh");
+  remove->add_option("USER", user, "the user name")->required();
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  try {
+    RelayClient& client = ctx.Client();
+    if (*create) {
+      Mesh m = client.CreateMesh(name);
+      if (ctx.json()) return PrintJson(ToJson(m)), kExitOk;
+      std::printf("%s Created mesh: %s \"%s\"\n", ui.Ok().c_str(), m.mesh_id.c_str(), m.name.c_str());
+      std::printf("Run `meshwire mesh use %s` to activate it.\n", m.mesh_id.c_str());
+    } else if (*use) {
+      MeshDetails d = client.GetMesh(id);  // must exist and be ours
+      auto path = ctx.config().home / "config.json";
+      json config = {{"active_mesh", d.mesh.mesh_id}, {"url", ctx.config().url.value}};
+      WriteFileAtomic(path, config.dump(2) + "\n", 0600);
+      if (ctx.json()) return PrintJson(config), kExitOk;
+      std::printf("%s Active mesh set to: %s\n", ui.Ok().c_str(), d.mesh.mesh_id.c_str());
+    } else if (*list) {
+      auto meshes = client.ListMeshes();
+      if (ctx.json()) {
+        json arr = json::array();
+        for (const Mesh& m : meshes) arr.push_back(ToJson(m));
+        return PrintJson({{"meshes", arr}}), kExitOk;
+      }
+      std::string active = ctx.config().mesh_id.value;
+      std::printf("%sYour meshes (%zu)\n\n", ui.Web().c_str(), meshes.size());
+      for (const Mesh& m : meshes) {
+        std::printf("%s %s  %-24s owner %s  created %s\n", m.mesh_id == active ? ui.Ok().c_str() : " ",
+                    m.mesh_id.c_str(), ("\"" + m.name + "\"").c_str(), m.owner.c_str(),
+                    FormatRfc3339(m.created_at).substr(0, 10).c_str());
+      }
+      if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
+    } else if (*del) {
+      client.DeleteMesh(id);
+      if (ctx.json()) return PrintJson({{"deleted", id}}), kExitOk;
+      std::printf("%s Deleted mesh %s\n", ui.Ok().c_str(), id.c_str());
+    } else if (*members) {
+      if (!id.empty()) ctx.flags().mesh_id = id;
+      const std::string& mesh = ctx.RequireMesh();
+      if (*add) {
+        client.AddMember(mesh, user);
+        if (ctx.json()) return PrintJson({{"user", user}, {"role", "member"}}), kExitOk;
+        std::printf("%s %s can now use mesh %s\n", ui.Ok().c_str(), user.c_str(), mesh.c_str());
+      } else if (*remove) {
+        client.RemoveMember(mesh, user);
+        if (ctx.json()) return PrintJson({{"removed", user}}), kExitOk;
+        std::printf("%s Removed %s from mesh %s\n", ui.Ok().c_str(), user.c_str(), mesh.c_str());
+      } else {
+        auto list_of = client.Members(mesh);
+        if (ctx.json()) {
+          json arr = json::array();
+          for (const Member& m : list_of) arr.push_back({{"user", m.user}, {"role", m.role}});
+          return PrintJson({{"members", arr}}), kExitOk;
+        }
+        std::printf("%sMembers of mesh %s (%zu)\n\n", ui.Web().c_str(), mesh.c_str(), list_of.size());
+        for (const Member& m : list_of) std::printf("  %-24s %s\n", m.user.c_str(), m.role.c_str());
+      }
+    }
+  } catch (const Error& e) {
+    return Fail(e);
+  } catch (const std::exception& e) {
+    return Fail(Error(1, "error", e.what()));
+  }
+  return kExitOk;
+}
+
+int RunToken(int argc, char** argv) {
+  CLI::App app{"API tokens for CI and other machines (mw_...). A token is shown once, at creation.",
+               "meshwire token"};
+  app.require_subcommand(1);
+  app.fallthrough();  // the common flags may follow the subcommand
+  CommandContext ctx;
+  ctx.AddFlags(app, false, false, true);
+  std::string name = "cli", mesh, id;
+  auto* create = app.add_subcommand("create", "create a token; prints it once");
+  create->add_option("--name", name, "a label for the token")->capture_default_str();
+  create->add_option("--mesh", mesh, "make it work on this mesh alone");
+  auto* list = app.add_subcommand("list", "your tokens (never their secrets)");
+  auto* revoke = app.add_subcommand("revoke", "revoke a token: it fails from the next request on");
+  revoke->add_option("ID", id, "the token id (tok_...)")->required();
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  try {
+    RelayClient& client = ctx.Client();
+    if (*create) {
+      std::optional<std::string> scope;
+      if (!mesh.empty()) scope = mesh;
+      NewTokenAnswer t = client.CreateToken(name, scope);
+      if (ctx.json()) return PrintJson({{"id", t.id}, {"token", t.token}}), kExitOk;
+      std::printf("%s Created token %s%s\n%s\n", ui.Ok().c_str(), t.id.c_str(),
+                  scope ? (" for mesh " + *scope).c_str() : "", t.token.c_str());
+      std::fprintf(stderr, "It is shown only this once: store it now (e.g. as a CI secret MESHWIRE_TOKEN).\n");
+    } else if (*list) {
+      auto tokens = client.ListTokens();
+      if (ctx.json()) {
+        json arr = json::array();
+        for (const Token& t : tokens) arr.push_back(ToJson(t));
+        return PrintJson({{"tokens", arr}}), kExitOk;
+      }
+      std::printf("%sTokens (%zu)\n\n", ui.Web().c_str(), tokens.size());
+      for (const Token& t : tokens) {
+        std::printf("  %s  %-20s created %s  last used %s%s\n", t.id.c_str(), t.name.c_str(),
+                    FormatRfc3339(t.created_at).substr(0, 10).c_str(),
+                    t.last_used_at ? FormatRfc3339(*t.last_used_at).substr(0, 16).c_str() : "never",
+                    t.mesh_id ? ("  mesh " + *t.mesh_id).c_str() : "");
+      }
+    } else if (*revoke) {
+      client.RevokeToken(id);
+      if (ctx.json()) return PrintJson({{"revoked", id}}), kExitOk;
+      std::printf("%s Revoked %s\n", ui.Ok().c_str(), id.c_str());
+    }
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+  return kExitOk;
+}
+
+}  // namespace meshwire::cli

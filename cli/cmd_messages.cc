@@ -1,0 +1,284 @@
+// `meshwire send`, `meshwire listen`, `meshwire wait`.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/context.h"
+#include "schemas/json_io.h"
+
+namespace meshwire::cli {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+/// SIGINT/SIGTERM for a command that waits: taken by one thread with
+/// sigwait, which sets stopped() and runs `on_stop` (to cancel a long-poll).
+class StopSignal {
+ public:
+  explicit StopSignal(std::function<void()> on_stop) : on_stop_(std::move(on_stop)) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] {
+      while (!done_) {
+        timespec tick{0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&set_, nullptr, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+          Stop();
+          return;
+        }
+      }
+    });
+  }
+  ~StopSignal() {
+    done_ = true;
+    thread_.join();
+  }
+  bool stopped() const { return stopped_; }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    on_stop_();
+  }
+  /// Sleeps up to `d`; returns false when stopped meanwhile.
+  bool Sleep(std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    return !cv_.wait_for(lock, d, [&] { return stopped_.load(); });
+  }
+
+ private:
+  std::function<void()> on_stop_;
+  sigset_t set_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+};
+
+void PrintMessage(const Message& m, const Ui& ui, bool as_json) {
+  if (as_json) {
+    std::printf("%s\n", ToJson(m).dump().c_str());
+  } else {
+    std::time_t t = static_cast<std::time_t>(m.created_at / 1000);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char hhmmss[16];
+    std::strftime(hhmmss, sizeof hhmmss, "%H:%M:%S", &tm);
+    std::string to = m.to == kBroadcast ? "all" : m.to_name.value_or(m.to);
+    json meta = json::parse(m.metadata_json, nullptr, false);
+    std::string extra;
+    if (meta.is_object() && meta.contains("reply_to")) extra += " (reply to " + meta["reply_to"].get<std::string>() + ")";
+    if (m.priority != "normal") extra += " [" + m.priority + "]";
+    std::printf("%s %s (%s) %s %s%s\n%s\n\n", ui.Dim(hhmmss).c_str(), ui.Bold(m.from_name).c_str(),
+                m.from.c_str(), ui.Arrow().c_str(), to.c_str(), extra.c_str(), m.content.c_str());
+  }
+  std::fflush(stdout);
+}
+
+/// Errors a retry cannot fix: stop and say so.
+bool Permanent(const Error& e) {
+  return e.status() == 400 || e.status() == 401 || e.status() == 403 || e.status() == 404 ||
+         e.status() == 409 || e.status() == 2;
+}
+
+}  // namespace
+
+int RunSend(int argc, char** argv) {
+  CLI::App app{"Send a message: to one agent (--to NAME or ID) or, without --to, to every other "
+               "agent in the mesh.",
+               "meshwire send"};
+  CommandContext ctx;
+  ctx.AddFlags(app);
+  std::string text, to, reply_to, priority;
+  int wait_ack = 0;
+  app.add_option("TEXT", text, "the message (1-10240 bytes of UTF-8)")->required();
+  app.add_option("--to", to, "the recipient's agent name or id (default: all)");
+  app.add_option("--reply-to", reply_to, "the id of the message this answers");
+  app.add_option("--priority", priority, "urgent, high, normal or low")
+      ->check(CLI::IsMember({"urgent", "high", "normal", "low"}));
+  app.add_option("--wait-ack", wait_ack, "wait up to S seconds until every recipient acknowledged it (exit 4 if not)")
+      ->check(CLI::Range(1, 86400));
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  try {
+    RetryPolicy retry = RetryPolicy::Standard();
+    retry.on_retry = [](int, std::chrono::milliseconds d, const Error& e) {
+      std::fprintf(stderr, "meshwire: %s Retrying in %lld s...\n", e.what(),
+                   static_cast<long long>(d.count() / 1000));
+    };
+    RelayClient& client = ctx.Client(retry);
+    const std::string& mesh = ctx.RequireMesh();
+    std::string from = ctx.EnsureAgent();
+    OutgoingMessage m;
+    m.from = from;
+    m.content = text;
+    if (!to.empty()) m.to = to;
+    if (!reply_to.empty()) m.reply_to = reply_to;
+    if (!priority.empty()) m.priority = priority;
+    Message sent = client.Send(mesh, m);
+    std::string target = sent.to == kBroadcast ? "all agents" : sent.to_name.value_or(sent.to);
+    if (ctx.json()) {
+      std::printf("%s\n", ToJson(sent).dump().c_str());
+    } else {
+      std::printf("%s Sent %s %s [id: %s]\n", ui.Ok().c_str(), ui.Arrow().c_str(), target.c_str(), sent.id.c_str());
+    }
+    std::fflush(stdout);
+    if (wait_ack > 0) {
+      auto deadline = Clock::now() + std::chrono::seconds(wait_ack);
+      for (;;) {
+        auto [message, receipts] = client.GetMessage(mesh, sent.id);
+        std::size_t acked = 0;
+        for (const Receipt& r : receipts) acked += r.state == "acked";
+        if (acked == receipts.size()) {
+          if (!ctx.json()) {
+            std::printf("%s Acknowledged by %s\n", ui.Ok().c_str(),
+                        receipts.empty() ? "everyone (no recipients)"
+                                         : (std::to_string(acked) + " of " + std::to_string(receipts.size()) +
+                                            (receipts.size() == 1 ? " recipient" : " recipients")).c_str());
+          }
+          break;
+        }
+        if (Clock::now() >= deadline) {
+          std::string waiting;
+          for (const Receipt& r : receipts) {
+            if (r.state != "acked") waiting += (waiting.empty() ? "" : ", ") + r.name + " (" + r.state + ")";
+          }
+          throw Error(0, "wait_timeout", "Not acknowledged within " + std::to_string(wait_ack) +
+                                             " s by: " + waiting + ". The message stays queued for them.");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+  return kExitOk;
+}
+
+int RunListen(int argc, char** argv) {
+  CLI::App app{"Print each message for this agent as it arrives, until Ctrl+C. Each message is "
+               "acknowledged after it is printed; on errors it reconnects (2 s, 5 s, 15 s).",
+               "meshwire listen"};
+  CommandContext ctx;
+  ctx.AddFlags(app);
+  bool from_start = false;
+  app.add_flag("--from-start", from_start, "first replay every retained message (after=0)");
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  try {
+    RelayClient& client = ctx.Client();
+    StopSignal stop([&client] { client.Cancel(); });
+    const std::string& mesh = ctx.RequireMesh();
+    std::string agent_id;
+    const std::chrono::seconds kBackoff[] = {std::chrono::seconds(2), std::chrono::seconds(5),
+                                             std::chrono::seconds(15)};
+    std::size_t failures = 0;
+    std::optional<std::int64_t> after;
+    if (from_start) after = 0;
+    std::int64_t printed = -1;  // highest seq printed and not yet acknowledged
+    while (!stop.stopped()) {
+      try {
+        if (agent_id.empty()) {
+          agent_id = ctx.EnsureAgent();
+          if (!ctx.json()) {
+            std::printf("\n%sMeshWire listening on mesh %s\nAgent: %s (%s)\nPress Ctrl+C to stop\n\n",
+                        ui.Web().c_str(), mesh.c_str(), ctx.AgentName().c_str(), agent_id.c_str());
+            std::fflush(stdout);
+          }
+        }
+        PollAnswer a = client.Poll(mesh, agent_id, after, 25);
+        if (failures > 0) {
+          std::fprintf(stderr, "meshwire: reconnected to %s\n", client.url().c_str());
+          failures = 0;
+        }
+        for (const Message& m : a.messages) PrintMessage(m, ui, ctx.json());
+        // Printed: the next poll's `after` acknowledges them.
+        after = a.cursor;
+        printed = a.messages.empty() ? -1 : a.cursor;
+      } catch (const Error& e) {
+        if (e.code() == "cancelled" || stop.stopped()) break;
+        if (Permanent(e)) return Fail(e);
+        auto delay = kBackoff[std::min(failures, std::size(kBackoff) - 1)];
+        ++failures;
+        std::fprintf(stderr, "meshwire: %s Reconnecting in %lld s...\n", e.what(),
+                     static_cast<long long>(delay.count()));
+        if (!stop.Sleep(delay)) break;
+      }
+    }
+    // Acknowledge what was printed before stopping, so a restart does not repeat it.
+    if (printed >= 0 && !agent_id.empty()) {
+      try {
+        RelayClient(client.url(), ctx.config().token.value).Poll(mesh, agent_id, printed, 0, 1);
+      } catch (const Error&) {
+        // Best effort: unacknowledged messages are delivered again (at-least-once).
+      }
+    }
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+  return kExitOk;
+}
+
+int RunWait(int argc, char** argv) {
+  CLI::App app{"Block until at least one message arrives for this agent, print it, acknowledge it "
+               "and exit 0 (exit 4 on timeout): for agents that can run a background command and "
+               "be woken when it exits.",
+               "meshwire wait"};
+  CommandContext ctx;
+  ctx.AddFlags(app);
+  int timeout_s = 0;
+  app.add_option("--timeout", timeout_s, "give up after S seconds (default: wait forever)")->check(CLI::Range(1, 86400 * 30));
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  try {
+    RelayClient& client = ctx.Client();
+    StopSignal stop([&client] { client.Cancel(); });
+    const std::string& mesh = ctx.RequireMesh();
+    std::string agent_id = ctx.EnsureAgent();
+    auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+    while (!stop.stopped()) {
+      int wait = 25;
+      if (timeout_s > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
+        if (left <= 0) break;
+        wait = static_cast<int>(std::min<long long>(left, 25));
+      }
+      PollAnswer a;
+      try {
+        a = client.Poll(mesh, agent_id, std::nullopt, wait);
+      } catch (const Error& e) {
+        if (e.code() == "cancelled") break;
+        throw;
+      }
+      if (!a.messages.empty()) {
+        for (const Message& m : a.messages) PrintMessage(m, ctx.ui(), ctx.json());
+        client.Poll(mesh, agent_id, a.cursor, 0, 1);  // acknowledge what was printed
+        return kExitOk;
+      }
+    }
+    if (stop.stopped()) return kExitError;
+    throw Error(0, "wait_timeout", "No message arrived within " + std::to_string(timeout_s) + " s.");
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+}
+
+}  // namespace meshwire::cli

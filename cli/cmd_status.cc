@@ -1,0 +1,140 @@
+// `meshwire status`, `meshwire agents`, `meshwire integrate`.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/context.h"
+#include "schemas/json_io.h"
+#include "schemas/time_format.h"
+#include "server/clock.h"
+
+namespace meshwire::cli {
+
+namespace {
+using nlohmann::json;
+}
+
+int RunStatus(int argc, char** argv) {
+  CLI::App app{"Check that your credentials, mesh and agent are wired up, and that the relay "
+               "answers.",
+               "meshwire status"};
+  CommandContext ctx;
+  ctx.AddFlags(app);
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  const ClientConfig& c = ctx.config();
+  std::string agent_name = ctx.AgentName("");
+  json out = {{"url", c.url.value}, {"mesh", c.mesh_id.value}, {"agent", agent_name},
+              {"token", c.token.empty() ? "" : MaskToken(c.token.value, Ui())}};
+  std::string service = "unknown", mesh_line, agents_line, agent_id;
+  int exit_code = kExitOk;
+  try {
+    RelayClient client(c.url.value, c.token.value);
+    HealthAnswer h = client.Health();
+    service = "online";
+    out["service"] = {{"status", h.status}, {"version", h.version}, {"storage", h.storage}};
+    if (c.token.empty()) {
+      mesh_line = ui.Bad() + " no credentials: run `meshwire login`";
+      exit_code = kExitUsage;
+    } else if (c.mesh_id.empty()) {
+      mesh_line = ui.Bad() + " none chosen: `meshwire mesh list`, then `meshwire mesh use ID`";
+      exit_code = kExitUsage;
+    } else {
+      try {
+        MeshDetails d = client.GetMesh(c.mesh_id.value);
+        mesh_line = ui.Ok() + " exists \"" + d.mesh.name + "\"";
+        agents_line = std::to_string(d.registered) + " registered, " + std::to_string(d.active) + " active";
+        out["mesh_name"] = d.mesh.name;
+        out["agents"] = {{"registered", d.registered}, {"active", d.active}};
+        if (!agent_name.empty()) {
+          for (const AgentInfo& a : client.Agents(c.mesh_id.value)) {
+            if (a.agent.name == agent_name) agent_id = a.agent.agent_id;
+          }
+        }
+      } catch (const Error& e) {
+        mesh_line = ui.Bad() + " " + e.what();
+        exit_code = e.status() == 0 ? kExitUnreachable : kExitError;
+      }
+    }
+  } catch (const Error& e) {
+    service = "offline";
+    out["error"] = e.what();
+    exit_code = kExitUnreachable;
+  }
+  out["service_status"] = service;
+  if (!agent_id.empty()) out["agent_id"] = agent_id;
+  if (ctx.json()) {
+    std::printf("%s\n", out.dump().c_str());
+    return exit_code;
+  }
+  auto or_none = [](const std::string& s, const char* none) { return s.empty() ? std::string(none) : s; };
+  std::printf("\n%sMeshWire Status\n\nConfiguration:\n", ui.Web().c_str());
+  std::printf("Token : %s\n", c.token.empty() ? "(none: run `meshwire login`)" : MaskToken(c.token.value, ui).c_str());
+  std::printf("URL : %s\n", c.url.value.c_str());
+  std::printf("Mesh : %s\n", or_none(c.mesh_id.value, "(none)").c_str());
+  std::printf("Agent : %s%s\n", or_none(agent_name, "(none: set MESHWIRE_AGENT_NAME or run `meshwire init`)").c_str(),
+              agent_id.empty() ? "" : (" (" + agent_id + ")").c_str());
+  std::printf("\nConnection:\n");
+  std::printf("Service : %s %s\n", service == "online" ? ui.Ok().c_str() : ui.Bad().c_str(), service.c_str());
+  if (service == "offline") {
+    std::printf("  %s\n", out["error"].get<std::string>().c_str());
+  } else {
+    std::printf("Mesh : %s\n", mesh_line.c_str());
+    if (!agents_line.empty()) std::printf("Agents : %s\n", agents_line.c_str());
+  }
+  return exit_code;
+}
+
+int RunAgents(int argc, char** argv) {
+  CLI::App app{"Who is in the mesh: status (active: seen in the last minute, idle: the last hour, "
+               "offline), whether listening, and when last seen.",
+               "meshwire agents"};
+  CommandContext ctx;
+  ctx.AddFlags(app);
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  const Ui& ui = ctx.ui();
+  try {
+    const std::string& mesh = ctx.RequireMesh();
+    auto agents = ctx.Client().Agents(mesh);
+    if (ctx.json()) {
+      json arr = json::array();
+      for (const AgentInfo& a : agents) arr.push_back(ToJson(a.agent, a.status, a.listening));
+      std::printf("%s\n", json({{"agents", arr}}).dump().c_str());
+      return kExitOk;
+    }
+    std::string me = ctx.AgentName("");
+    Millis now = SystemClock().Now();
+    std::printf("\n%sAgents in mesh %s (%zu)\n\n", ui.Web().c_str(), mesh.c_str(), agents.size());
+    for (const AgentInfo& a : agents) {
+      std::string name = a.agent.name + (a.agent.name == me ? " (you)" : "");
+      std::printf("%s %-7s %-28s %s %s%s\n", ui.Dot(a.status).c_str(), a.status.c_str(), name.c_str(),
+                  a.agent.agent_id.c_str(), Ago(now - a.agent.last_seen).c_str(),
+                  a.listening ? "  listening" : "");
+    }
+    if (agents.empty()) std::printf("No agents yet: `meshwire init --harness ...` registers one.\n");
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+  return kExitOk;
+}
+
+int RunIntegrate(int argc, char** argv) {
+  CLI::App app{"Print the mesh's complete integration guide (markdown): REST calls, MCP tools, "
+               "config snippets.",
+               "meshwire integrate"};
+  CommandContext ctx;
+  ctx.AddFlags(app, true, false, false);
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
+  try {
+    std::string guide = ctx.Client().Integrate(ctx.RequireMesh());
+    std::fwrite(guide.data(), 1, guide.size(), stdout);
+  } catch (const Error& e) {
+    return Fail(e);
+  }
+  return kExitOk;
+}
+
+}  // namespace meshwire::cli

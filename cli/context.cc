@@ -1,0 +1,89 @@
+#include "cli/context.h"
+
+#include <filesystem>
+
+#include "cli/commands.h"
+
+namespace meshwire::cli {
+
+Error ConfigError(const std::string& message) { return Error(2, "config", message); }
+
+void CommandContext::AddFlags(CLI::App& app, bool with_mesh, bool with_agent, bool with_json) {
+  app.add_option("--url", url_, "the relay's URL (default: MESHWIRE_URL, credentials, " +
+                                    std::string(kDefaultUrl) + ")");
+  app.add_option("--token", token_, "API token (default: MESHWIRE_TOKEN, ~/.meshwire/credentials.json)");
+  if (with_mesh) app.add_option("--mesh", mesh_, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)");
+  if (with_agent) app.add_option("--name", name_, "this agent's name (default: MESHWIRE_AGENT_NAME, .mesh.json)");
+  if (with_json) app.add_flag("--json", json_, "print JSON for scripts");
+}
+
+const ClientConfig& CommandContext::config() {
+  if (!resolved_) {
+    if (!url_.empty()) flags_.url = url_;
+    if (!token_.empty()) flags_.token = token_;
+    if (!mesh_.empty()) flags_.mesh_id = mesh_;
+    if (!name_.empty()) flags_.agent_name = name_;
+    config_ = ResolveConfig(flags_, ProcessEnv(), std::filesystem::current_path());
+    resolved_ = true;
+  }
+  return config_;
+}
+
+const std::string& CommandContext::RequireToken() {
+  const ClientConfig& c = config();
+  if (c.token.empty()) {
+    throw ConfigError(
+        "No credentials found: run `meshwire login` (or set MESHWIRE_TOKEN; on the relay's host "
+        "`meshwire admin token create --user NAME` prints one).");
+  }
+  return c.token.value;
+}
+
+const std::string& CommandContext::RequireMesh() {
+  const ClientConfig& c = config();
+  if (c.mesh_id.empty()) {
+    throw ConfigError(
+        "No mesh chosen: run `meshwire mesh list` and `meshwire mesh use ID` (or `meshwire mesh "
+        "create NAME`), pass --mesh ID, or set MESHWIRE_MESH_ID.");
+  }
+  return c.mesh_id.value;
+}
+
+std::string CommandContext::AgentName(const std::string& fallback) {
+  const ClientConfig& c = config();
+  return c.agent_name.empty() ? fallback : c.agent_name.value;
+}
+
+RelayClient& CommandContext::Client(RetryPolicy retry, bool anonymous) {
+  if (!client_) {
+    std::string token = anonymous ? config().token.value : RequireToken();
+    client_ = std::make_unique<RelayClient>(config().url.value, token, std::move(retry));
+  }
+  return *client_;
+}
+
+std::string CommandContext::EnsureAgent(const std::string& harness) {
+  std::string name = AgentName();
+  try {
+    return Client().RegisterAgent(RequireMesh(), name, harness).first;
+  } catch (const Error& e) {
+    if (e.status() == 409) {
+      throw Error(409, "conflict",
+                  std::string(e.what()) + " Set your own with --name NAME or MESHWIRE_AGENT_NAME.");
+    }
+    throw;
+  }
+}
+
+bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
+  try {
+    app.parse(argc, argv);
+    return true;
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    exit_code = rc == 0 ? kExitOk : kExitUsage;
+    return false;
+  }
+}
+
+}  // namespace meshwire::cli

@@ -1,0 +1,55 @@
+// What most commands share: the common flags (--url, --token, --mesh, --name,
+// --json), the resolved configuration, a RelayClient, and the steps that turn
+// "no token" or "no mesh" into a sentence saying what to run.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "cli/ui.h"
+#include "relay-client/config.h"
+#include "relay-client/relay_client.h"
+
+namespace meshwire::cli {
+
+/// A usage/configuration problem: status 2 (exit code 2).
+Error ConfigError(const std::string& message);
+
+class CommandContext {
+ public:
+  /// Adds the common flags to `app`; `with_agent` adds --name too.
+  void AddFlags(CLI::App& app, bool with_mesh = true, bool with_agent = true, bool with_json = true);
+
+  /// Resolves the configuration (call after parsing).
+  const ClientConfig& config();
+  /// The token, or throws ConfigError("No credentials found: run `meshwire login` ...").
+  const std::string& RequireToken();
+  /// The mesh id, or throws ConfigError naming how to choose one.
+  const std::string& RequireMesh();
+  /// The agent name for this process (config, else `fallback`).
+  std::string AgentName(const std::string& fallback = "cli-agent");
+  /// A client for the configured relay (token required unless `anonymous`).
+  RelayClient& Client(RetryPolicy retry = RetryPolicy::None(), bool anonymous = false);
+  /// Registers (or finds) this process's agent in the mesh; returns its id.
+  std::string EnsureAgent(const std::string& harness = "cli");
+
+  bool json() const { return json_; }
+  const Ui& ui() const { return ui_; }
+  ConfigFlags& flags() { return flags_; }
+
+ private:
+  ConfigFlags flags_;
+  std::string url_, token_, mesh_, name_;
+  bool json_ = false;
+  bool resolved_ = false;
+  ClientConfig config_;
+  std::unique_ptr<RelayClient> client_;
+  Ui ui_;
+};
+
+/// Parses `app`; on --help or a parse error prints and returns the exit code
+/// (0 for help, 2 for errors) in `exit_code` and false.
+bool Parse(CLI::App& app, int argc, char** argv, int& exit_code);
+
+}  // namespace meshwire::cli

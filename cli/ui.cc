@@ -1,0 +1,62 @@
+#include "cli/ui.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/commands.h"
+
+namespace meshwire::cli {
+
+Ui::Ui() {
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  fancy_ = isatty(STDOUT_FILENO) && !(no_color && *no_color) &&
+           !(term && std::string(term) == "dumb");
+}
+
+std::string Ui::Ok() const { return fancy_ ? "\033[32m✓\033[0m" : "OK"; }
+std::string Ui::Bad() const { return fancy_ ? "\033[31m✗\033[0m" : "FAILED"; }
+std::string Ui::Dot(const std::string& status) const {
+  if (!fancy_) return "*";
+  if (status == "active") return "\033[32m●\033[0m";
+  if (status == "idle") return "\033[33m●\033[0m";
+  return "\033[90m●\033[0m";
+}
+std::string Ui::Web() const { return fancy_ ? "🕸 " : ""; }
+std::string Ui::Arrow() const { return fancy_ ? "→" : "->"; }
+std::string Ui::Bullet() const { return fancy_ ? "•" : "*"; }
+std::string Ui::Bold(const std::string& s) const { return fancy_ ? "\033[1m" + s + "\033[0m" : s; }
+std::string Ui::Dim(const std::string& s) const { return fancy_ ? "\033[2m" + s + "\033[0m" : s; }
+
+int Fail(const Error& e) {
+  std::fprintf(stderr, "meshwire: %s\n", e.what());
+  if (e.code() == "unreachable") return kExitUnreachable;
+  if (e.code() == "timeout") return kExitUnreachable;
+  if (e.code() == "wait_timeout") return kExitTimeout;
+  if (e.status() == 2) return kExitUsage;
+  return kExitError;
+}
+
+int FailUsage(const std::string& message) {
+  std::fprintf(stderr, "meshwire: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+std::string MaskToken(const std::string& token, const Ui& ui) {
+  if (token.size() < 12) return "(set)";
+  std::string masked = token.substr(0, 3);
+  for (int i = 0; i < 12; ++i) masked += ui.Bullet();
+  return masked + token.substr(token.size() - 6);
+}
+
+std::string Ago(long long ms) {
+  long long s = ms < 0 ? 0 : ms / 1000;
+  if (s < 60) return std::to_string(s) + "s ago";
+  if (s < 3600) return std::to_string(s / 60) + "m ago";
+  if (s < 86400) return std::to_string(s / 3600) + "h ago";
+  return std::to_string(s / 86400) + "d ago";
+}
+
+}  // namespace meshwire::cli

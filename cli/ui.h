@@ -1,0 +1,44 @@
+// Output for people and scripts. Colour and symbols (✓ ✗ ● 🕸 →) only when
+// stdout is a terminal and NO_COLOR is unset; otherwise plain ASCII words, so
+// logs and pipes stay readable. Errors are one sentence on stderr.
+#pragma once
+
+#include <string>
+
+#include "schemas/error.h"
+
+namespace meshwire::cli {
+
+class Ui {
+ public:
+  Ui();
+  bool fancy() const { return fancy_; }
+
+  std::string Ok() const;      // "✓" in green, or "OK"
+  std::string Bad() const;     // "✗" in red, or "FAILED"
+  std::string Dot(const std::string& status) const;  // "●" coloured by status, or "*"
+  std::string Web() const;     // "🕸 " or ""
+  std::string Arrow() const;   // "→" or "->"
+  std::string Bullet() const;  // "•" or "*" (masking)
+  std::string Bold(const std::string& s) const;
+  std::string Dim(const std::string& s) const;
+
+ private:
+  bool fancy_;
+};
+
+/// Prints "meshwire: <message>" on stderr and returns the exit code the
+/// contract gives the error: 3 unreachable relay, 4 timed out, 2 for
+/// configuration and usage problems (status 2), else 1.
+int Fail(const Error& error);
+/// For problems found before talking to the relay (missing token or mesh):
+/// prints the sentence and returns 2.
+int FailUsage(const std::string& message);
+
+/// "mw_" + bullets + the last 6 characters.
+std::string MaskToken(const std::string& token, const Ui& ui);
+
+/// "3s ago", "5m ago", "2h ago", "4d ago".
+std::string Ago(long long ms);
+
+}  // namespace meshwire::cli

@@ -1,0 +1,145 @@
+#include "relay-client/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+namespace meshwire {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+EnvLookup ProcessEnv() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+fs::path MeshwireHomeDir(const EnvLookup& env) {
+  if (auto home = env("MESHWIRE_HOME")) return *home;
+  auto user_home = env("HOME");
+  return fs::path(user_home.value_or(".")) / ".meshwire";
+}
+
+std::optional<fs::path> FindMeshJson(const fs::path& cwd) {
+  std::error_code ec;
+  fs::path dir = fs::absolute(cwd, ec);
+  for (;;) {
+    fs::path candidate = dir / ".mesh.json";
+    if (fs::is_regular_file(candidate, ec)) return candidate;
+    if (!dir.has_parent_path() || dir.parent_path() == dir) return std::nullopt;
+    dir = dir.parent_path();
+  }
+}
+
+namespace {
+
+/// A JSON object from `path`, or an empty object when the file is absent or
+/// invalid (with a warning for the latter).
+json ReadObject(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return json::object();
+  std::stringstream buf;
+  buf << in.rdbuf();
+  json j = json::parse(buf.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    std::fprintf(stderr, "meshwire: warning: %s is not a JSON object; ignoring it.\n",
+                 path.c_str());
+    return json::object();
+  }
+  return j;
+}
+
+std::optional<std::string> Field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+/// The first source that has a value.
+Setting Pick(std::initializer_list<std::pair<std::optional<std::string>, const char*>> sources,
+             std::string fallback = "") {
+  for (const auto& [value, source] : sources) {
+    if (value) return Setting{*value, source};
+  }
+  const char* source = fallback.empty() ? "" : "default";
+  return Setting{std::move(fallback), source};
+}
+
+}  // namespace
+
+ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const fs::path& cwd) {
+  ClientConfig c;
+  c.home = MeshwireHomeDir(env);
+  json credentials = ReadObject(c.home / "credentials.json");
+  json config = ReadObject(c.home / "config.json");
+  json workspace = json::object();
+  if ((c.mesh_json = FindMeshJson(cwd))) workspace = ReadObject(*c.mesh_json);
+
+  c.url = Pick({{flags.url, "flag"},
+                {env("MESHWIRE_URL"), "env"},
+                {Field(credentials, "url"), "credentials.json"},
+                {Field(config, "url"), "config.json"}},
+               kDefaultUrl);
+  while (c.url.value.size() > 1 && c.url.value.back() == '/') c.url.value.pop_back();
+  c.token = Pick({{flags.token, "flag"},
+                  {env("MESHWIRE_TOKEN"), "env"},
+                  {Field(credentials, "token"), "credentials.json"}});
+  c.mesh_id = Pick({{flags.mesh_id, "flag"},
+                    {env("MESHWIRE_MESH_ID"), "env"},
+                    {Field(workspace, "mesh_id"), ".mesh.json"},
+                    {Field(config, "active_mesh"), "config.json"}});
+  c.agent_name = Pick({{flags.agent_name, "flag"},
+                       {env("MESHWIRE_AGENT_NAME"), "env"},
+                       {Field(workspace, "agent_name"), ".mesh.json"}});
+  c.user = Field(credentials, "user").value_or("");
+  c.workspace_name = Field(workspace, "workspace_name").value_or("");
+  c.harness = Field(workspace, "harness").value_or("");
+  return c;
+}
+
+void WriteFileAtomic(const fs::path& path, const std::string& content, int mode) {
+  std::error_code ec;
+  if (path.has_parent_path() && !fs::exists(path.parent_path(), ec)) {
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) {
+      throw std::runtime_error("Cannot create the folder " + path.parent_path().string() + ": " +
+                               ec.message() + ".");
+    }
+    ::chmod(path.parent_path().c_str(), 0700);
+  }
+  fs::path tmp = path;
+  tmp += ".tmp" + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) throw std::runtime_error("Cannot write " + path.string() + ": permission denied?");
+  ::fchmod(fd, static_cast<mode_t>(mode));
+  const char* p = content.data();
+  std::size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n <= 0) {
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("Cannot write " + path.string() + " (disk full?).");
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("Cannot replace " + path.string() + ".");
+  }
+}
+
+}  // namespace meshwire

@@ -1,0 +1,60 @@
+// Where a client's settings come from, highest first (docs/API.md "Files and
+// environment"): command-line flag, environment (MESHWIRE_TOKEN, MESHWIRE_URL,
+// MESHWIRE_MESH_ID, MESHWIRE_AGENT_NAME), the workspace's .mesh.json (found
+// from the working directory upwards), then ~/.meshwire/ (credentials.json,
+// config.json; MESHWIRE_HOME moves the folder).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace meshwire {
+
+inline constexpr const char* kDefaultUrl = "http://127.0.0.1:7420";
+
+/// Reads an environment variable; tests pass their own.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+EnvLookup ProcessEnv();
+
+/// What the command line said (each unset when the flag was not given).
+struct ConfigFlags {
+  std::optional<std::string> url, token, mesh_id, agent_name;
+};
+
+/// One resolved setting and where it came from ("flag", "env", ".mesh.json",
+/// "credentials.json", "config.json", "default"), for `meshwire status`.
+struct Setting {
+  std::string value;
+  std::string source;
+  bool empty() const { return value.empty(); }
+};
+
+struct ClientConfig {
+  Setting url, token, mesh_id, agent_name;
+  std::string user;                      // from credentials.json, if any
+  std::filesystem::path home;            // the ~/.meshwire folder
+  std::optional<std::filesystem::path> mesh_json;  // the .mesh.json used, if found
+  std::string workspace_name;            // from .mesh.json
+  std::string harness;                   // from .mesh.json
+};
+
+/// Resolves every setting. Unreadable or invalid files are skipped with a
+/// warning on stderr, never fatal: a command that needs the missing value
+/// says what to do.
+ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env,
+                           const std::filesystem::path& cwd);
+
+/// The ~/.meshwire folder: $MESHWIRE_HOME, else $HOME/.meshwire.
+std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
+
+/// The nearest .mesh.json at `cwd` or above, if any.
+std::optional<std::filesystem::path> FindMeshJson(const std::filesystem::path& cwd);
+
+/// Writes `content` to `path` atomically (temp file + rename) with `mode`,
+/// creating the folder (0700) if needed. Throws std::runtime_error naming the
+/// path on failure.
+void WriteFileAtomic(const std::filesystem::path& path, const std::string& content, int mode);
+
+}  // namespace meshwire

@@ -1,0 +1,335 @@
+#include "relay-client/relay_client.h"
+
+#include <httplib.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "schemas/ids.h"
+#include "schemas/json_io.h"
+
+namespace meshwire {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kConnectTimeoutS = 5;
+constexpr int kReadTimeoutS = 30;
+
+std::string Encode(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+bool Retryable(const Error& e) {
+  return e.status() == 0 || e.status() == 503 || e.status() == 429 || e.status() == 502;
+}
+
+}  // namespace
+
+RetryPolicy RetryPolicy::Standard() {
+  using std::chrono::seconds;
+  RetryPolicy p;
+  p.delays = {seconds(2), seconds(5), seconds(15)};
+  return p;
+}
+
+struct RelayClient::Impl {
+  std::string base_path;  // a path prefix of the URL, e.g. "/meshwire", or ""
+  std::string token;
+  RetryPolicy retry;
+  std::unique_ptr<httplib::Client> http;
+  std::mutex mu;
+  bool cancelled = false;  // guarded by mu
+};
+
+RelayClient::RelayClient(std::string url, std::string token, RetryPolicy retry)
+    : url_(std::move(url)), impl_(std::make_unique<Impl>()) {
+  while (!url_.empty() && url_.back() == '/') url_.pop_back();
+  std::string scheme_host_port = url_;
+  auto scheme_end = url_.find("://");
+  auto path_start = url_.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+  if (path_start != std::string::npos) {
+    scheme_host_port = url_.substr(0, path_start);
+    impl_->base_path = url_.substr(path_start);
+  }
+  impl_->token = std::move(token);
+  impl_->retry = std::move(retry);
+  impl_->http = std::make_unique<httplib::Client>(scheme_host_port);
+  impl_->http->set_connection_timeout(kConnectTimeoutS, 0);
+  impl_->http->set_read_timeout(kReadTimeoutS, 0);
+  impl_->http->set_write_timeout(kReadTimeoutS, 0);
+  impl_->http->set_keep_alive(true);
+  impl_->http->set_tcp_nodelay(true);
+  if (!impl_->token.empty()) impl_->http->set_bearer_token_auth(impl_->token);
+}
+
+RelayClient::~RelayClient() = default;
+RelayClient::RelayClient(RelayClient&&) noexcept = default;
+
+void RelayClient::Cancel() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->cancelled = true;
+  }
+  impl_->http->stop();
+}
+
+namespace {
+
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+
+}  // namespace
+
+// One request and its error mapping; `retryable`: may be sent again.
+static json Call(RelayClient::Impl& impl, const std::string& url, const std::string& method,
+                 const std::string& path, const json* body, bool retryable, int read_timeout_s,
+                 std::string* raw_body = nullptr, int* status_out = nullptr) {
+  std::string full = impl.base_path + path;
+  std::size_t attempt = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(impl.mu);
+      impl.cancelled = false;
+    }
+    impl.http->set_read_timeout(read_timeout_s, 0);
+    std::string payload = body ? body->dump() : "";
+    httplib::Result r = method == "GET"      ? impl.http->Get(full)
+                        : method == "DELETE" ? impl.http->Delete(full)
+                                             : impl.http->Post(full, payload, "application/json");
+    std::optional<Error> error;
+    if (!r) {
+      bool cancelled;
+      {
+        std::lock_guard lock(impl.mu);
+        cancelled = impl.cancelled;
+      }
+      if (cancelled) throw Error(0, "cancelled", "The request was cancelled.");
+      if (r.error() == httplib::Error::Read) {
+        error = Error(0, "timeout",
+                      "The relay at " + url + " did not answer in " + std::to_string(read_timeout_s) +
+                          " s; check it with `meshwire status`.");
+      } else {
+        error = Error(0, "unreachable",
+                      "Cannot reach the relay at " + url + " (" + httplib::to_string(r.error()) +
+                          "): is it running? Start one with `meshwire server`, or set MESHWIRE_URL "
+                          "(or --url) to yours.");
+      }
+    } else if (r->status >= 400) {
+      json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+        Error e(r->status, j["error"].value("code", "error"), j["error"].value("message", ""));
+        if (r->has_header("Retry-After")) e.with_retry_after(std::atoi(r->get_header_value("Retry-After").c_str()));
+        error = e;
+      } else {
+        error = Error(r->status, "bad_response",
+                      "The relay at " + url + " answered HTTP " + std::to_string(r->status) +
+                          " without a meshwire error; is that URL a meshwire relay?");
+      }
+    } else {
+      if (status_out) *status_out = r->status;
+      if (raw_body) {
+        *raw_body = r->body;
+        return json();
+      }
+      if (r->body.empty()) return json::object();
+      json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) {
+        throw Error(502, "bad_response",
+                    "The relay at " + url + " answered something that is not JSON; is that URL "
+                    "a meshwire relay?");
+      }
+      return j;
+    }
+    if (!retryable || !Retryable(*error) || attempt >= impl.retry.delays.size()) throw *error;
+    auto delay = impl.retry.delays[attempt++];
+    if (error->retry_after() > 0) {
+      delay = std::max<std::chrono::milliseconds>(delay, std::chrono::seconds(error->retry_after()));
+    }
+    if (impl.retry.on_retry) impl.retry.on_retry(static_cast<int>(attempt), delay, *error);
+    std::this_thread::sleep_for(delay);
+  }
+}
+
+#define CALL(method, path, body, retryable) \
+  Call(*impl_, url_, method, path, body, retryable, kReadTimeoutS)
+
+HealthAnswer RelayClient::Health() {
+  json j = CALL("GET", "/health", nullptr, true);
+  return HealthAnswer{j.value("status", ""),  j.value("version", ""), j.value("region", ""),
+                      j.value("storage", ""), j.value("auth", ""),    j.value("uptime_s", std::int64_t{0})};
+}
+
+std::pair<std::string, std::string> RelayClient::Me() {
+  json j = CALL("GET", "/me", nullptr, true);
+  return {j.value("user", ""), j.value("token_id", "")};
+}
+
+Mesh RelayClient::CreateMesh(const std::string& name) {
+  json body = {{"name", name}};
+  return MeshFromJson(CALL("POST", "/mesh", &body, false));
+}
+
+std::vector<Mesh> RelayClient::ListMeshes() {
+  std::vector<Mesh> out;
+  json answer = CALL("GET", "/mesh", nullptr, true);
+  for (const json& m : answer.at("meshes")) out.push_back(MeshFromJson(m));
+  return out;
+}
+
+MeshDetails RelayClient::GetMesh(const std::string& mesh_id) {
+  json j = CALL("GET", "/mesh/" + Encode(mesh_id), nullptr, true);
+  MeshDetails d{MeshFromJson(j)};
+  if (j.contains("agents")) {
+    d.registered = j["agents"].value("registered", 0);
+    d.active = j["agents"].value("active", 0);
+  }
+  return d;
+}
+
+void RelayClient::DeleteMesh(const std::string& mesh_id) {
+  CALL("DELETE", "/mesh/" + Encode(mesh_id), nullptr, false);
+}
+
+void RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
+  json body = {{"user", user}};
+  CALL("POST", "/mesh/" + Encode(mesh_id) + "/members", &body, true);
+}
+
+std::vector<Member> RelayClient::Members(const std::string& mesh_id) {
+  std::vector<Member> out;
+  json answer = CALL("GET", "/mesh/" + Encode(mesh_id) + "/members", nullptr, true);
+  for (const json& m : answer.at("members")) {
+    out.push_back(Member{m.value("user", ""), m.value("role", "")});
+  }
+  return out;
+}
+
+void RelayClient::RemoveMember(const std::string& mesh_id, const std::string& user) {
+  CALL("DELETE", "/mesh/" + Encode(mesh_id) + "/members/" + Encode(user), nullptr, false);
+}
+
+std::pair<std::string, bool> RelayClient::RegisterAgent(const std::string& mesh_id,
+                                                        const std::string& name,
+                                                        const std::string& harness) {
+  json body = {{"name", name}, {"harness", harness}};
+  // Registering is idempotent for the caller (the same name answers the same
+  // id, 200 instead of 201), so it is safe to retry.
+  int status = 0;
+  json j = Call(*impl_, url_, "POST", "/mesh/" + Encode(mesh_id) + "/agents", &body, true,
+                kReadTimeoutS, nullptr, &status);
+  return {j.value("agent_id", ""), status == 201};
+}
+
+std::vector<AgentInfo> RelayClient::Agents(const std::string& mesh_id) {
+  std::vector<AgentInfo> out;
+  json answer = CALL("GET", "/mesh/" + Encode(mesh_id) + "/agents", nullptr, true);
+  for (const json& a : answer.at("agents")) {
+    AgentInfo info;
+    info.agent = AgentFromJson(a, &info.status, &info.listening);
+    info.agent.mesh_id = mesh_id;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void RelayClient::Heartbeat(const std::string& mesh_id, const std::string& agent) {
+  CALL("POST", "/mesh/" + Encode(mesh_id) + "/agents/" + Encode(agent) + "/heartbeat", nullptr, true);
+}
+
+void RelayClient::DeleteAgent(const std::string& mesh_id, const std::string& agent) {
+  CALL("DELETE", "/mesh/" + Encode(mesh_id) + "/agents/" + Encode(agent), nullptr, false);
+}
+
+Message RelayClient::Send(const std::string& mesh_id, const OutgoingMessage& m) {
+  json body = {{"from", m.from}, {"content", m.content}};
+  if (m.to) body["to"] = *m.to;
+  if (m.priority) body["priority"] = *m.priority;
+  if (m.reply_to) body["reply_to"] = *m.reply_to;
+  // With a key, sending again after a lost answer stores nothing new: safe to retry.
+  body["idempotency_key"] = m.idempotency_key.value_or("cli-" + RandomBase62(24));
+  json metadata = json::parse(m.metadata_json, nullptr, false);
+  if (metadata.is_object() && !metadata.empty()) body["metadata"] = metadata;
+  return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages", &body, true));
+}
+
+PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agent,
+                             std::optional<std::int64_t> after, int wait_s, int limit) {
+  std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
+                     "&wait=" + std::to_string(wait_s) + "&limit=" + std::to_string(limit);
+  if (after) path += "&after=" + std::to_string(*after);
+  json j = Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s);
+  PollAnswer a;
+  for (const json& m : j.at("messages")) a.messages.push_back(MessageFromJson(m));
+  a.cursor = j.value("cursor", std::int64_t{0});
+  return a;
+}
+
+PollAnswer RelayClient::History(const std::string& mesh_id, std::int64_t after, int limit) {
+  json j = CALL("GET", "/mesh/" + Encode(mesh_id) + "/messages?after=" + std::to_string(after) +
+                           "&limit=" + std::to_string(limit),
+                nullptr, true);
+  PollAnswer a;
+  for (const json& m : j.at("messages")) a.messages.push_back(MessageFromJson(m));
+  a.cursor = j.value("cursor", std::int64_t{0});
+  return a;
+}
+
+std::pair<Message, std::vector<Receipt>> RelayClient::GetMessage(const std::string& mesh_id,
+                                                                 const std::string& message_id) {
+  json j = CALL("GET", "/mesh/" + Encode(mesh_id) + "/messages/" + Encode(message_id), nullptr, true);
+  std::vector<Receipt> receipts;
+  for (const json& r : j.value("delivery", json::array())) receipts.push_back(ReceiptFromJson(r));
+  return {MessageFromJson(j), std::move(receipts)};
+}
+
+Message RelayClient::Reply(const std::string& mesh_id, const std::string& message_id,
+                           const std::string& from, const std::string& content) {
+  json body = {{"from", from}, {"content", content}};
+  return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages/" +
+                                          Encode(message_id) + "/reply",
+                              &body, false));
+}
+
+std::string RelayClient::Integrate(const std::string& mesh_id) {
+  std::string raw;
+  Call(*impl_, url_, "GET", "/mesh/" + Encode(mesh_id) + "/integrate", nullptr, true, kReadTimeoutS,
+       &raw);
+  return raw;
+}
+
+std::vector<Token> RelayClient::ListTokens() {
+  std::vector<Token> out;
+  json answer = CALL("GET", "/tokens", nullptr, true);
+  for (const json& t : answer.at("tokens")) out.push_back(TokenFromJson(t));
+  return out;
+}
+
+NewTokenAnswer RelayClient::CreateToken(const std::string& name,
+                                        const std::optional<std::string>& mesh_id) {
+  json body = {{"name", name}};
+  if (mesh_id) body["mesh_id"] = *mesh_id;
+  json j = CALL("POST", "/tokens", &body, false);
+  return NewTokenAnswer{j.value("id", ""), j.value("token", "")};
+}
+
+void RelayClient::RevokeToken(const std::string& token_id) {
+  CALL("DELETE", "/tokens/" + Encode(token_id), nullptr, false);
+}
+
+}  // namespace meshwire

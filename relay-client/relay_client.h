@@ -1,0 +1,129 @@
+// RelayClient: the typed C++ client of the relay's REST API (docs/API.md),
+// used by the command line and the MCP server.
+//
+// Every method throws meshwire::Error on failure, with a sentence that says
+// what to do:
+// - the relay answered an error: its status, code and message (401 adds "run
+//   `meshwire login`"; mesh_not_found adds "run `meshwire mesh list`");
+// - the relay could not be reached: status 0, code "unreachable", naming the URL;
+// - no answer in time: status 0, code "timeout".
+// Requests that cannot duplicate anything (reads, and sends, which carry an
+// idempotency key) are retried on 503/429 and transport errors after each
+// delay of the retry schedule; others are tried once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schemas/error.h"
+#include "schemas/model.h"
+
+namespace meshwire {
+
+struct AgentInfo {
+  Agent agent;
+  std::string status;  // active, idle, offline
+  bool listening = false;
+};
+
+struct MeshDetails {
+  Mesh mesh;
+  int registered = 0;
+  int active = 0;
+};
+
+struct OutgoingMessage {
+  std::string from;  // agent id or name
+  std::optional<std::string> to;
+  std::string content;
+  std::optional<std::string> priority;
+  std::optional<std::string> reply_to;
+  std::optional<std::string> idempotency_key;  // generated when unset
+  std::string metadata_json = "{}";
+};
+
+struct PollAnswer {
+  std::vector<Message> messages;
+  std::int64_t cursor = 0;
+};
+
+struct NewTokenAnswer {
+  std::string id;
+  std::string token;
+};
+
+struct HealthAnswer {
+  std::string status, version, region, storage, auth;
+  std::int64_t uptime_s = 0;
+};
+
+struct RetryPolicy {
+  std::vector<std::chrono::milliseconds> delays;  // empty: no retries
+  /// Called before each wait: (attempt number from 1, the delay, the error).
+  std::function<void(int, std::chrono::milliseconds, const Error&)> on_retry;
+  static RetryPolicy None() { return {}; }
+  /// 2 s, 5 s, 15 s, as the product page recommends.
+  static RetryPolicy Standard();
+};
+
+class RelayClient {
+ public:
+  /// `url` like "http://127.0.0.1:7420"; `token` may be empty (then only
+  /// Health works).
+  RelayClient(std::string url, std::string token, RetryPolicy retry = RetryPolicy::None());
+  ~RelayClient();
+  RelayClient(RelayClient&&) noexcept;
+
+  const std::string& url() const { return url_; }
+
+  HealthAnswer Health();
+  /// {user, token_id}
+  std::pair<std::string, std::string> Me();
+
+  Mesh CreateMesh(const std::string& name);
+  std::vector<Mesh> ListMeshes();
+  MeshDetails GetMesh(const std::string& mesh_id);
+  void DeleteMesh(const std::string& mesh_id);
+  void AddMember(const std::string& mesh_id, const std::string& user);
+  std::vector<Member> Members(const std::string& mesh_id);
+  void RemoveMember(const std::string& mesh_id, const std::string& user);
+
+  /// {agent_id, created}: created is false when the caller already had the name.
+  std::pair<std::string, bool> RegisterAgent(const std::string& mesh_id, const std::string& name,
+                                             const std::string& harness);
+  std::vector<AgentInfo> Agents(const std::string& mesh_id);
+  void Heartbeat(const std::string& mesh_id, const std::string& agent);
+  void DeleteAgent(const std::string& mesh_id, const std::string& agent);
+
+  Message Send(const std::string& mesh_id, const OutgoingMessage& message);
+  /// Long-poll when wait_s > 0; `after` acknowledges everything up to it.
+  PollAnswer Poll(const std::string& mesh_id, const std::string& agent,
+                  std::optional<std::int64_t> after, int wait_s, int limit = 100);
+  PollAnswer History(const std::string& mesh_id, std::int64_t after, int limit = 100);
+  std::pair<Message, std::vector<Receipt>> GetMessage(const std::string& mesh_id,
+                                                      const std::string& message_id);
+  Message Reply(const std::string& mesh_id, const std::string& message_id,
+                const std::string& from, const std::string& content);
+  std::string Integrate(const std::string& mesh_id);
+
+  std::vector<Token> ListTokens();
+  NewTokenAnswer CreateToken(const std::string& name, const std::optional<std::string>& mesh_id);
+  void RevokeToken(const std::string& token_id);
+
+  /// Stops a long-poll in progress from another thread (it then throws
+  /// Error code "cancelled"). Later calls work again.
+  void Cancel();
+
+  struct Impl;  // opaque: the HTTP connection and retry state
+
+ private:
+  std::string url_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshwire

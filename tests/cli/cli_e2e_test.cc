@@ -1,0 +1,378 @@
+// End-to-end tests of the command line: the built `meshwire` binary against a
+// real relay process, with a temporary HOME and MESHWIRE_HOME, as a person
+// follows the product page (headless: the token comes from `meshwire admin
+// token create`, or from the browser sign-in played by an HTTP client).
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "tests/support/relay_process.h"
+
+namespace meshwire::testing {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// A user's machine: HOME and MESHWIRE_HOME in a temp folder, a workspace.
+struct UserMachine {
+  TempDir dir;
+  std::string home = dir / "home";
+  std::string workspace = dir / "home/project";
+  std::vector<std::string> extra_env;
+
+  UserMachine() { fs::create_directories(workspace); }
+
+  std::vector<std::string> Env(const std::vector<std::string>& more = {}) const {
+    std::vector<std::string> env = {"HOME=" + home, "MESHWIRE_HOME=" + home + "/.meshwire",
+                                    "NO_COLOR=1", "MESHWIRE_TOKEN=", "MESHWIRE_URL=",
+                                    "MESHWIRE_MESH_ID=", "MESHWIRE_AGENT_NAME="};
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    env.insert(env.end(), more.begin(), more.end());
+    return env;
+  }
+  CommandResult Mw(std::vector<std::string> args, const std::vector<std::string>& env = {}) const {
+    args.insert(args.begin(), kBinary);
+    return Run(args, Env(env), workspace);
+  }
+};
+
+/// A relay, a token for alice, and a machine whose environment points at both.
+struct World {
+  TempDir relay_dir;
+  RelayProcess relay{relay_dir};
+  std::string token = AdminToken(relay_dir, "alice");
+  UserMachine machine;
+  World() { machine.extra_env = {"MESHWIRE_URL=" + relay.url()}; }
+
+  /// `mesh create` + `mesh use`; returns the id.
+  std::string CreateAndUseMesh(const std::string& name = "my-fleet") {
+    CommandResult created = machine.Mw({"mesh", "create", name}, {"MESHWIRE_TOKEN=" + token});
+    REQUIRE(created.code == 0);
+    std::smatch m;
+    REQUIRE(std::regex_search(created.out, m, std::regex("Created mesh: ([0-9A-Za-z]{12}) \"" + name + "\"")));
+    std::string id = m[1];
+    CHECK(created.out.find("Run `meshwire mesh use " + id + "` to activate it.") != std::string::npos);
+    CommandResult used = machine.Mw({"mesh", "use", id}, {"MESHWIRE_TOKEN=" + token});
+    REQUIRE(used.code == 0);
+    CHECK(used.out == "OK Active mesh set to: " + id + "\n");
+    return id;
+  }
+};
+
+bool OneSentence(const std::string& err) {
+  // One line, starting with "meshwire: ", no stack trace.
+  return err.rfind("meshwire: ", 0) == 0 && std::count(err.begin(), err.end(), '\n') == 1;
+}
+
+}  // namespace
+
+TEST_CASE("the product page's walkthrough, in order") {
+  World w;
+  // init --token saves the credentials, as the troubleshooting section says.
+  std::string mesh = w.CreateAndUseMesh();
+  CommandResult init = w.machine.Mw({"init", "--harness", "copilot", "--token", w.token});
+  REQUIRE_MESSAGE(init.code == 0, init.err);
+  CHECK(init.out.find("OK .mesh.json written") != std::string::npos);
+  CHECK(init.out.find("mesh_id: " + mesh) != std::string::npos);
+  CHECK(init.out.find("agent_name: copilot-agent") != std::string::npos);
+  CHECK(init.out.find("harness: copilot") != std::string::npos);
+  CHECK(std::regex_search(init.out, std::regex("OK Registered as copilot-agent \\([0-9A-Za-z]{9,}\\)")));
+  CHECK(init.out.find("OK Copilot harness ready!") != std::string::npos);
+  json mesh_json = json::parse(Slurp(w.machine.workspace + "/.mesh.json"));
+  CHECK(mesh_json == json({{"mesh_id", mesh}, {"workspace_name", "project"}, {"agent_name", "copilot-agent"},
+                           {"harness", "copilot"}}));
+  auto creds = fs::path(w.machine.home) / ".meshwire/credentials.json";
+  const auto owner_rw = fs::perms::owner_read | fs::perms::owner_write;
+  CHECK((fs::status(creds).permissions() & fs::perms::all) == owner_rw);
+
+  // From here on nothing in the environment but the URL: files carry the rest.
+  CommandResult status = w.machine.Mw({"status"});
+  CHECK_MESSAGE(status.code == 0, status.out << status.err);
+  CHECK(status.out.find("MeshWire Status") != std::string::npos);
+  CHECK(std::regex_search(status.out, std::regex("Token : mw_\\*{12}[0-9A-Za-z]{6}\n")));
+  CHECK(status.out.find("URL : " + w.relay.url()) != std::string::npos);
+  CHECK(status.out.find("Mesh : " + mesh) != std::string::npos);
+  CHECK(std::regex_search(status.out, std::regex("Agent : copilot-agent \\([0-9A-Za-z]+\\)")));
+  CHECK(status.out.find("Service : OK online") != std::string::npos);
+  CHECK(status.out.find("Mesh : OK exists \"my-fleet\"") != std::string::npos);
+  CHECK(status.out.find("Agents : 1 registered, 1 active") != std::string::npos);
+
+  // Terminal 1 listens as copilot-agent; terminal 2 sends as another agent.
+  ChildProcess listen({kBinary, "listen"}, w.machine.Env(), w.machine.workspace);
+  REQUIRE(listen.WaitForStdout("Press Ctrl+C to stop"));
+  CHECK(listen.stdout_seen().find("MeshWire listening on mesh " + mesh) != std::string::npos);
+  CommandResult sent = w.machine.Mw({"send", "Hello from MeshWire!"}, {"MESHWIRE_AGENT_NAME=hermes-cloud"});
+  REQUIRE(sent.code == 0);
+  CHECK(std::regex_match(sent.out, std::regex("OK Sent -> all agents \\[id: [0-9]+\\]\n")));
+  auto got = listen.WaitForStdout("Hello from MeshWire!", 1000);  // within a second
+  CHECK(got);
+  CHECK(listen.stdout_seen().find("hermes-cloud") != std::string::npos);
+  auto stopped = listen.Signal(SIGINT);
+  REQUIRE(stopped);
+  CHECK(WEXITSTATUS(*stopped) == 0);
+
+  CommandResult agents = w.machine.Mw({"agents"});
+  CHECK(agents.code == 0);
+  CHECK(agents.out.find("Agents in mesh " + mesh + " (2)") != std::string::npos);
+  CHECK(std::regex_search(agents.out, std::regex("\\* active  copilot-agent \\(you\\)\\s+[0-9A-Za-z]+ \\d+s ago")));
+  CHECK(agents.out.find("hermes-cloud") != std::string::npos);
+
+  CommandResult guide = w.machine.Mw({"integrate"});
+  CHECK(guide.code == 0);
+  CHECK(guide.out.find(mesh) != std::string::npos);
+  CHECK(guide.out.find("meshwire_send_message") != std::string::npos);
+}
+
+TEST_CASE("listen acknowledges what it printed: a restart does not print it again") {
+  World w;
+  std::string mesh = w.CreateAndUseMesh();
+  std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
+  {
+    ChildProcess listen({kBinary, "listen", "--json"}, w.machine.Env(b), w.machine.workspace);
+    REQUIRE(w.machine.Mw({"agents"}, b).code == 0);
+    for (int i = 0; i < 50 && w.machine.Mw({"agents", "--json"}, b).out.find("\"listening\":true") == std::string::npos; ++i) {
+      usleep(20000);
+    }
+    REQUIRE(w.machine.Mw({"send", "first", "--to", "agent-b"}, a).code == 0);
+    auto line = listen.WaitForStdout("\"content\":\"first\"", 2000);
+    REQUIRE(line);
+    CHECK(json::parse(*line)["from_name"] == "agent-a");  // one JSON object a line
+    listen.Signal(SIGTERM);
+  }
+  REQUIRE(w.machine.Mw({"send", "second", "--to", "agent-b"}, a).code == 0);
+  ChildProcess again({kBinary, "listen", "--json"}, w.machine.Env(b), w.machine.workspace);
+  REQUIRE(again.WaitForStdout("\"content\":\"second\"", 3000));
+  CHECK(again.stdout_seen().find("\"content\":\"first\"") == std::string::npos);
+}
+
+TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
+  World w;
+  w.CreateAndUseMesh();
+  std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  CommandResult timed_out = w.machine.Mw({"wait", "--timeout", "1"}, b);
+  CHECK(timed_out.code == 4);
+  CHECK(OneSentence(timed_out.err));
+  ChildProcess wait({kBinary, "wait", "--timeout", "30"}, w.machine.Env(b), w.machine.workspace);
+  usleep(300000);
+  REQUIRE(w.machine.Mw({"send", "wake up", "--to", "agent-b"}, {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=a"}).code == 0);
+  auto status = wait.Wait(5000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(wait.ReadStdout().find("wake up") != std::string::npos);
+}
+
+TEST_CASE("send --wait-ack: 0 once every recipient acknowledged, 4 when one does not in time") {
+  World w;
+  w.CreateAndUseMesh();
+  std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
+  std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  REQUIRE(w.machine.Mw({"agents"}, b).code == 0);
+  w.machine.Mw({"send", "register b", "--to", "agent-a"}, b);  // b exists now
+  CommandResult unacked = w.machine.Mw({"send", "nobody reads", "--to", "agent-b", "--wait-ack", "1"}, a);
+  CHECK(unacked.code == 4);
+  CHECK(unacked.err.find("agent-b") != std::string::npos);
+  ChildProcess listen({kBinary, "listen"}, w.machine.Env(b), w.machine.workspace);
+  REQUIRE(listen.WaitForStdout("Press Ctrl+C"));
+  CommandResult acked = w.machine.Mw({"send", "please ack", "--to", "agent-b", "--wait-ack", "20"}, a);
+  CHECK_MESSAGE(acked.code == 0, acked.err);
+  CHECK(acked.out.find("OK Acknowledged by 1 of 1 recipient") != std::string::npos);
+}
+
+TEST_CASE("login: the relay's sign-in page, driven by an HTTP client playing the browser") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  ChildProcess login({kBinary, "login", "--no-browser", "--url", relay.url()}, m.Env(), m.workspace);
+  auto line = login.WaitForStdout(relay.url() + "/auth/cli?port=");
+  REQUIRE(line);
+  std::smatch u;
+  REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
+  httplib::Client browser(relay.url());
+  auto page = browser.Get(line->substr(relay.url().size()));
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  CHECK(page->get_header_value("Content-Type").find("text/html") == 0);
+  CHECK(page->body.find("<form") != std::string::npos);
+  auto approved = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
+  REQUIRE(approved);
+  REQUIRE(approved->status == 302);
+  std::string location = approved->get_header_value("Location");
+  CHECK(location.rfind("http://127.0.0.1:" + std::string(u[1]) + "/callback?code=", 0) == 0);
+  CHECK(location.find("mw_") == std::string::npos);  // a code, never the token
+  httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
+  auto done = loopback.Get(location.substr(location.find("/callback")));
+  REQUIRE(done);
+  CHECK(done->status == 200);
+  auto status = login.Wait(10000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 0);
+  std::string out = login.ReadStdout();
+  CHECK(login.stdout_seen().find("Open this URL in your browser") != std::string::npos);
+  CHECK(out.find("OK Signed in as alice!") != std::string::npos);
+  CHECK(out.find("Credentials saved to ~/.meshwire/credentials.json") != std::string::npos);
+  CHECK(out.find("OK Connected to MeshWire") != std::string::npos);
+  auto creds = fs::path(m.home) / ".meshwire/credentials.json";
+  const auto owner_rw = fs::perms::owner_read | fs::perms::owner_write;
+  CHECK((fs::status(creds).permissions() & fs::perms::all) == owner_rw);
+  json saved = json::parse(Slurp(creds));
+  CHECK(saved["user"] == "alice");
+  CHECK(saved["url"] == relay.url());
+  CHECK(saved["token"].get<std::string>().rfind("mw_", 0) == 0);
+  CommandResult who = m.Mw({"whoami"});
+  CHECK(who.code == 0);
+  CHECK(who.out.find("User  : alice") != std::string::npos);
+  // A code works once.
+  auto reused = browser.Post("/auth/cli/token",
+                             json({{"code", location.substr(location.find("code=") + 5, 32)}}).dump(),
+                             "application/json");
+  CHECK(reused->status == 400);
+}
+
+TEST_CASE("login with --auth github, against a stand-in GitHub") {
+  httplib::Server github;
+  github.Get("/login/oauth/authorize", [](const httplib::Request& req, httplib::Response& res) {
+    res.status = 302;
+    res.set_header("Location", req.get_param_value("redirect_uri") + "?code=gh-code&state=" +
+                                   req.get_param_value("state"));
+  });
+  github.Post("/login/oauth/access_token", [](const httplib::Request& req, httplib::Response& res) {
+    bool ok = req.get_param_value("code") == "gh-code" && req.get_param_value("client_id") == "cid" &&
+              req.get_param_value("client_secret") == "secret";
+    res.set_content(ok ? R"({"access_token":"gho_test","token_type":"bearer"})" : R"({"error":"bad_verification_code"})",
+                    "application/json");
+  });
+  github.Get("/user", [](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Authorization") != "Bearer gho_test") {
+      res.status = 401;
+      return;
+    }
+    res.set_content(R"({"login":"octocat","id":1})", "application/json");
+  });
+  int gh_port = github.bind_to_any_port("127.0.0.1");
+  std::thread gh_thread([&] { github.listen_after_bind(); });
+  std::string gh = "http://127.0.0.1:" + std::to_string(gh_port);
+  {
+    TempDir relay_dir;
+    RelayProcess relay(relay_dir, {"--auth", "github", "--github-client-id", "cid", "--github-client-secret",
+                                   "secret", "--github-url", gh, "--github-api-url", gh});
+    UserMachine m;
+    ChildProcess login({kBinary, "login", "--no-browser", "--url", relay.url()}, m.Env(), m.workspace);
+    auto line = login.WaitForStdout("/auth/cli?port=");
+    REQUIRE(line);
+    httplib::Client browser(relay.url());
+    browser.set_follow_location(true);  // relay -> GitHub -> relay -> the CLI's loopback
+    auto done = browser.Get(line->substr(relay.url().size()));
+    REQUIRE(done);
+    CHECK(done->status == 200);
+    auto status = login.Wait(10000);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 0);
+    CHECK(login.stdout_seen().find("Opening browser for GitHub OAuth") == std::string::npos);  // --no-browser
+    CHECK(login.ReadStdout().find("OK Signed in as octocat!") != std::string::npos);
+  }
+  github.stop();
+  gh_thread.join();
+}
+
+TEST_CASE("a relay with --auth token has no sign-in page; login says what to do") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir, {"--auth", "token"});
+  UserMachine m;
+  CommandResult r = m.Mw({"login", "--no-browser", "--url", relay.url()});
+  CHECK(r.code == 2);
+  CHECK(OneSentence(r.err));
+  CHECK(r.err.find("init --token") != std::string::npos);
+}
+
+TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a crash") {
+  World w;
+  std::string mesh = w.CreateAndUseMesh();
+  UserMachine& m = w.machine;
+  std::vector<std::string> tok = {"MESHWIRE_TOKEN=" + w.token};
+
+  SUBCASE("no credentials") {
+    CommandResult r = m.Mw({"send", "hi"});
+    CHECK(r.code == 2);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("No credentials found: run `meshwire login`") != std::string::npos);
+  }
+  SUBCASE("a revoked token") {
+    CommandResult created = m.Mw({"token", "create", "--name", "ci", "--json"}, tok);
+    REQUIRE(created.code == 0);
+    json t = json::parse(created.out);
+    REQUIRE(m.Mw({"token", "revoke", t["id"]}, tok).code == 0);
+    CommandResult r = m.Mw({"agents"}, {"MESHWIRE_TOKEN=" + t["token"].get<std::string>()});
+    CHECK(r.code == 1);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("meshwire login") != std::string::npos);
+  }
+  SUBCASE("an unknown mesh") {
+    CommandResult r = m.Mw({"send", "hi", "--mesh", "nosuchmesh00"}, tok);
+    CHECK(r.code == 1);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("meshwire mesh list") != std::string::npos);
+  }
+  SUBCASE("an unreachable relay") {
+    CommandResult r = m.Mw({"agents", "--url", "http://127.0.0.1:9"}, tok);
+    CHECK(r.code == 3);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("http://127.0.0.1:9") != std::string::npos);
+    CommandResult s = m.Mw({"status", "--url", "http://127.0.0.1:9"}, tok);
+    CHECK(s.code == 3);
+    CHECK(s.out.find("Service : FAILED offline") != std::string::npos);
+  }
+  SUBCASE("content over the limit") {
+    CommandResult r = m.Mw({"send", std::string(10241, 'x')}, tok);
+    CHECK(r.code == 1);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("10240") != std::string::npos);
+  }
+  SUBCASE("usage errors") {
+    CHECK(m.Mw({"send"}, tok).code == 2);
+    CHECK(m.Mw({"init", "--harness", "nope"}, tok).code == 2);
+    CHECK(m.Mw({"mesh"}, tok).code == 2);
+  }
+  SUBCASE("help for every command") {
+    for (const char* c : {"login", "logout", "whoami", "mesh", "init", "status", "send", "listen", "wait",
+                          "agents", "integrate", "token", "server", "admin"}) {
+      CAPTURE(c);
+      CommandResult r = m.Mw({"help", c});
+      CHECK(r.code == 0);
+      CHECK(r.out.find("Usage") != std::string::npos);
+    }
+  }
+  (void)mesh;
+}
+
+TEST_CASE("mesh and token commands, with --json for scripts") {
+  World w;
+  std::string mesh = w.CreateAndUseMesh("shared");
+  std::vector<std::string> tok = {"MESHWIRE_TOKEN=" + w.token};
+  CommandResult list = w.machine.Mw({"mesh", "list", "--json"}, tok);
+  CHECK(json::parse(list.out)["meshes"][0]["mesh_id"] == mesh);
+  CHECK(w.machine.Mw({"mesh", "members", "add", "bob"}, tok).code == 0);
+  CommandResult members = w.machine.Mw({"mesh", "members", "--json"}, tok);
+  CHECK(json::parse(members.out)["members"].size() == 2);
+  CommandResult tokens = w.machine.Mw({"token", "list", "--json"}, tok);
+  CHECK(json::parse(tokens.out)["tokens"].size() == 1);
+  CHECK(w.machine.Mw({"mesh", "delete", mesh}, tok).code == 0);
+  CHECK(w.machine.Mw({"agents"}, tok).code == 1);
+}
+
+}  // namespace meshwire::testing
