@@ -1,0 +1,416 @@
+// File reading, atomic writing with backups, and the JSON, env-file and
+// line-list merges of the harness generators (YAML and TOML: config_yaml.cc,
+// config_toml.cc).
+#include "cli/harness/config_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace meshwire::cli::harness_internal {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using OrderedJson = nlohmann::ordered_json;
+
+constexpr unsigned kDefaultMode = 0644;
+
+/// The process umask, read once (umask() can only be read by setting it).
+unsigned ProcessUmask() {
+  static const unsigned kUmask = [] {
+    mode_t old = ::umask(022);
+    ::umask(old);
+    return static_cast<unsigned>(old);
+  }();
+  return kUmask;
+}
+
+std::string Errno() {
+  return std::strerror(errno);
+}
+
+/// Writes `content` to `target` through a temporary file in the same folder
+/// and rename(), so readers see the old file or the new one, never a part.
+void WriteAtomically(const fs::path& target, std::string_view content, unsigned mode) {
+  const fs::path dir = target.parent_path();
+  std::error_code ec;
+  if (!dir.empty()) fs::create_directories(dir, ec);
+  if (ec) {
+    throw HarnessError("Cannot create the folder " + dir.string() + ": " + ec.message() +
+                       "; check its permissions.");
+  }
+  std::string tmp = (dir / ("." + target.filename().string() + ".meshwire-XXXXXX")).string();
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) {
+    throw HarnessError("Cannot write " + target.string() + ": " + Errno() +
+                       "; check that you can write to " + dir.string() + ".");
+  }
+  auto fail = [&](const std::string& what) {
+    std::string reason = Errno();
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw HarnessError("Cannot " + what + " " + target.string() + ": " + reason +
+                       "; check the disk and the folder's permissions.");
+  };
+  const char* data = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, data, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write");
+    }
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("set the mode of");
+  if (::fsync(fd) != 0) fail("flush");
+  if (::close(fd) != 0) {
+    std::string reason = Errno();
+    ::unlink(tmp.c_str());
+    throw HarnessError("Cannot write " + target.string() + ": " + reason + ".");
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    std::string reason = Errno();
+    ::unlink(tmp.c_str());
+    throw HarnessError("Cannot replace " + target.string() + ": " + reason +
+                       "; check that you can write to " + dir.string() + ".");
+  }
+}
+
+/// The file a write to `path` must replace: the target of a symbolic link
+/// (so the link survives), else `path` itself.
+fs::path WriteTarget(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_symlink(path, ec)) {
+    fs::path target = fs::weakly_canonical(path, ec);
+    if (!ec) return target;
+  }
+  return path;
+}
+
+/// The permission bits of `path`, or `fallback` when it cannot be read.
+unsigned ModeOr(const fs::path& path, unsigned fallback) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return fallback;
+  return static_cast<unsigned>(st.st_mode & 07777);
+}
+
+/// nlohmann's message without its "[json.exception.parse_error.101] " prefix.
+std::string JsonProblem(const std::exception& e) {
+  std::string what = e.what();
+  if (auto end = what.find("] "); what.starts_with("[json.exception") && end != std::string::npos) {
+    what = what.substr(end + 2);
+  }
+  return what;
+}
+
+bool SameJson(const OrderedJson& a, const OrderedJson& b) {
+  // ordered_json compares objects in key order; the entry's meaning does not
+  // depend on it.
+  return nlohmann::json::parse(a.dump()) == nlohmann::json::parse(b.dump());
+}
+
+/// The entry `existing` (any JSON, null when absent) with `server` merged in.
+OrderedJson MergedJsonEntry(const OrderedJson& existing, const McpServer& server) {
+  OrderedJson entry = existing.is_object() ? existing : OrderedJson::object();
+  for (auto it = entry.begin(); it != entry.end();) {
+    it = IsOtherTransportKey(it.key()) ? entry.erase(it) : std::next(it);
+  }
+  if (!server.type.empty()) {
+    entry["type"] = server.type;
+  } else if (entry.contains("type") && entry["type"] != "stdio") {
+    entry.erase("type");
+  }
+  entry["command"] = server.command;
+  entry["args"] = server.args;
+  OrderedJson env =
+      entry.contains("env") && entry["env"].is_object() ? entry["env"] : OrderedJson::object();
+  for (const auto& [key, value] : server.env) env[key] = value;
+  entry["env"] = env;
+  return entry;
+}
+
+/// A value as a shell and dotenv readers take it back.
+std::string EnvValue(const std::string& value) {
+  bool plain = !value.empty() && value.find_first_not_of(
+                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789_-.,:/@%+=") == std::string::npos;
+  if (plain) return value;
+  std::string quoted = "'";
+  for (char c : value) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+std::string_view TrimRight(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::string_view TrimLeft(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
+
+bool IsBlank(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+HarnessError InvalidFileError(const std::string& path, const std::string& problem) {
+  return HarnessError(path + " " + problem +
+                      "; fix it or move it away, then run `meshwire init` again.");
+}
+
+bool IsOtherTransportKey(std::string_view key) {
+  static constexpr std::array<std::string_view, 8> kKeys = {"url",
+                                                            "httpUrl",
+                                                            "serverUrl",
+                                                            "headers",
+                                                            "http_headers",
+                                                            "env_http_headers",
+                                                            "bearer_token_env_var",
+                                                            "transport"};
+  for (std::string_view k : kKeys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
+bool UsesCrlf(std::string_view text) {
+  size_t lf = 0;
+  size_t crlf = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n') continue;
+    ++lf;
+    if (i > 0 && text[i - 1] == '\r') ++crlf;
+  }
+  return lf > 0 && lf == crlf;
+}
+
+std::string ToLf(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;
+    out += text[i];
+  }
+  return out;
+}
+
+std::string ToCrlf(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 16);
+  for (char c : text) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+std::optional<std::string> ReadFileIfExists(const std::string& path) {
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (status.type() == fs::file_type::not_found) return std::nullopt;
+  if (ec) {
+    throw HarnessError("Cannot read " + path + ": " + ec.message() + "; check its permissions.");
+  }
+  if (fs::is_directory(status)) {
+    throw HarnessError(path +
+                       " is a folder, not a file; move it away, then run `meshwire init` "
+                       "again.");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw HarnessError("Cannot read " + path + ": " + Errno() + "; check its permissions.");
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) throw HarnessError("Cannot read " + path + "; check the disk.");
+  return content.str();
+}
+
+std::string MergeJsonServer(const std::string& path, const std::string& old_text, EntryPath at,
+                            const McpServer& server, std::vector<std::string>& notes) {
+  OrderedJson root = OrderedJson::object();
+  bool had_comments = false;
+  if (!IsBlank(old_text)) {
+    try {
+      root = OrderedJson::parse(old_text);
+    } catch (const nlohmann::json::parse_error&) {
+      try {
+        root = OrderedJson::parse(old_text, nullptr, true, /*ignore_comments=*/true);
+        had_comments = true;
+      } catch (const nlohmann::json::parse_error& e) {
+        throw InvalidFileError(path, "is not valid JSON (" + JsonProblem(e) + ")");
+      }
+    }
+    if (!root.is_object()) throw InvalidFileError(path, "does not hold a JSON object");
+  }
+  const std::string container(at.container);
+  const std::string name(at.name);
+  if (root.contains(container) && !root[container].is_object() && !root[container].is_null()) {
+    throw InvalidFileError(path, "has a \"" + container + "\" that is not a JSON object");
+  }
+  OrderedJson& servers = root[container];
+  if (servers.is_null()) servers = OrderedJson::object();
+  const OrderedJson existing = servers.contains(name) ? servers[name] : OrderedJson();
+  try {
+    OrderedJson merged = MergedJsonEntry(existing, server);
+    if (!existing.is_null() && SameJson(existing, merged)) return old_text;
+    servers[name] = std::move(merged);
+    std::string text = root.dump(2) + "\n";
+    if (had_comments) {
+      notes.push_back("The comments in " + path + " were not kept; the previous file is " + path +
+                      ".bak.");
+    }
+    return UsesCrlf(old_text) ? ToCrlf(text) : text;
+  } catch (const nlohmann::json::type_error&) {  // dump() of text that is not UTF-8
+    throw HarnessError("Cannot write " + path +
+                       ": the mesh id, agent name, URL or launcher path is not valid UTF-8 text.");
+  }
+}
+
+std::string MergeEnvText(const std::string& old_text, const EnvVars& vars) {
+  const bool crlf = UsesCrlf(old_text);
+  std::vector<std::string> lines = SplitLines(ToLf(old_text));
+  for (const auto& [key, value] : vars) {
+    if (value.empty()) continue;
+    bool found = false;
+    for (std::string& line : lines) {
+      std::string_view rest = TrimLeft(line);
+      std::string prefix;
+      if (rest.starts_with("export ")) {
+        prefix = "export ";
+        rest = TrimLeft(rest.substr(7));
+      }
+      if (!rest.starts_with(key)) continue;
+      std::string_view after = TrimLeft(rest.substr(key.size()));
+      if (!after.starts_with("=")) continue;
+      line = prefix + key + "=" + EnvValue(value);
+      found = true;
+    }
+    if (!found) lines.push_back(key + "=" + EnvValue(value));
+  }
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  if (text == ToLf(old_text)) return old_text;
+  return crlf ? ToCrlf(text) : text;
+}
+
+std::string EnsureLinesText(const std::string& old_text, const std::vector<std::string>& lines,
+                            std::string_view comment) {
+  std::vector<std::string> existing = SplitLines(old_text);
+  std::vector<std::string> missing;
+  for (const std::string& wanted : lines) {
+    bool present = false;
+    for (const std::string& line : existing) {
+      std::string_view l = TrimRight(line);
+      if (l == wanted || (l.starts_with("/") && l.substr(1) == wanted)) present = true;
+    }
+    if (!present) missing.push_back(wanted);
+  }
+  if (missing.empty()) return old_text;
+  const std::string eol = UsesCrlf(old_text) ? "\r\n" : "\n";
+  std::string text = old_text;
+  if (!text.empty() && text.back() != '\n') text += eol;
+  if (!comment.empty()) text += std::string(comment) + eol;
+  for (const std::string& line : missing) text += line + eol;
+  return text;
+}
+
+void FilePlan::Put(const std::string& path, std::string content, std::optional<unsigned> mode) {
+  files_.push_back({path, ReadFileIfExists(path), std::move(content), mode});
+}
+
+void FilePlan::MergeJson(const std::string& path, EntryPath at, const McpServer& server) {
+  std::optional<std::string> old = ReadFileIfExists(path);
+  std::string text = MergeJsonServer(path, old.value_or(""), at, server, notes_);
+  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+}
+
+void FilePlan::MergeYaml(const std::string& path, EntryPath at, const McpServer& server) {
+  std::optional<std::string> old = ReadFileIfExists(path);
+  std::string text = MergeYamlServer(path, old.value_or(""), at, server, notes_);
+  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+}
+
+void FilePlan::MergeToml(const std::string& path, EntryPath at, const McpServer& server) {
+  std::optional<std::string> old = ReadFileIfExists(path);
+  std::string text = MergeTomlServer(path, old.value_or(""), at, server, notes_);
+  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+}
+
+void FilePlan::MergeEnv(const std::string& path, const EnvVars& vars) {
+  std::optional<std::string> old = ReadFileIfExists(path);
+  std::string text = MergeEnvText(old.value_or(""), vars);
+  files_.push_back({path, std::move(old), std::move(text), 0600u});
+}
+
+void FilePlan::EnsureLinesIfExists(const std::string& path, const std::vector<std::string>& lines,
+                                   std::string_view comment) {
+  std::optional<std::string> old = ReadFileIfExists(path);
+  if (!old) return;
+  std::string text = EnsureLinesText(*old, lines, comment);
+  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+}
+
+HarnessResult FilePlan::Apply(std::vector<std::string> next_steps) const {
+  HarnessResult result;
+  for (const Planned& file : files_) {
+    const fs::path target = WriteTarget(file.path);
+    const unsigned new_file_mode = kDefaultMode & ~ProcessUmask();
+    const unsigned current_mode = file.old_content ? ModeOr(target, new_file_mode) : new_file_mode;
+    FileChange change{file.path, "unchanged", ""};
+    if (file.old_content && *file.old_content == file.new_content) {
+      if (file.mode && current_mode != *file.mode) {
+        if (::chmod(target.c_str(), static_cast<mode_t>(*file.mode)) != 0) {
+          char octal[8];
+          std::snprintf(octal, sizeof octal, "%o", *file.mode);
+          throw HarnessError("Cannot set the mode of " + file.path + ": " + Errno() +
+                             "; run chmod " + octal + " " + file.path + ".");
+        }
+        change.action = "updated";
+      }
+      result.files.push_back(std::move(change));
+      continue;
+    }
+    const unsigned mode = file.mode.value_or(current_mode);
+    if (file.old_content) {
+      const fs::path backup = target.string() + ".bak";
+      // A backup of a secret file stays as private as the file must be.
+      WriteAtomically(backup, *file.old_content, mode);
+      change.backup = backup.string();
+      change.action = "updated";
+    } else {
+      change.action = "created";
+    }
+    WriteAtomically(target, file.new_content, mode);
+    result.files.push_back(std::move(change));
+  }
+  result.next_steps = notes_;
+  result.next_steps.insert(result.next_steps.end(), next_steps.begin(), next_steps.end());
+  return result;
+}
+
+}  // namespace meshwire::cli::harness_internal

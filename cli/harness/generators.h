@@ -1,0 +1,46 @@
+// The generators behind Harnesses() (harness.cc), one per harness, and what
+// they share: the context checks, the paths and the MCP entry.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "cli/harness/config_files.h"
+#include "cli/harness/harness.h"
+
+namespace meshwire::cli::harness_internal {
+
+/// The server name every harness registers MeshWire under.
+inline constexpr std::string_view kServerName = "meshwire";
+
+/// Throws HarnessError unless `ctx` has what every generator needs: a mesh
+/// id, a launcher, and absolute home and workspace folders.
+void CheckContext(const HarnessContext& ctx);
+
+/// `ctx.home_dir` / `relative`, and `ctx.workspace_dir` / `relative`.
+std::string InHome(const HarnessContext& ctx, const std::filesystem::path& relative);
+std::string InWorkspace(const HarnessContext& ctx, const std::filesystem::path& relative);
+
+/// The stdio MCP server entry: command = launcher[0], args = launcher[1..] +
+/// ["mcp", "--mesh", mesh_id], env = MESHWIRE_URL and MESHWIRE_AGENT_NAME
+/// (never the token). `type` is "stdio" or empty for clients without it.
+McpServer MeshwireServer(const HarnessContext& ctx, std::string type = "");
+
+// MCP clients (mcp_harnesses.cc).
+HarnessResult GenerateClaude(const HarnessContext& ctx);
+HarnessResult GenerateCursor(const HarnessContext& ctx);
+HarnessResult GenerateClaudeCode(const HarnessContext& ctx);
+HarnessResult GenerateVsCode(const HarnessContext& ctx);
+HarnessResult GenerateWindsurf(const HarnessContext& ctx);
+HarnessResult GenerateGemini(const HarnessContext& ctx);
+HarnessResult GenerateCodex(const HarnessContext& ctx);
+
+// Extensions and skills (agent_harnesses.cc).
+HarnessResult GenerateCopilot(const HarnessContext& ctx);
+HarnessResult GenerateHermes(const HarnessContext& ctx);
+HarnessResult GeneratePi(const HarnessContext& ctx);
+
+/// The skill text for Hermes and Pi (MESHWIRE_SKILL.md), without front matter.
+std::string SkillText();
+
+}  // namespace meshwire::cli::harness_internal
