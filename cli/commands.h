@@ -34,6 +34,7 @@ int RunWait(int argc, char** argv);
 int RunAgents(int argc, char** argv);
 int RunIntegrate(int argc, char** argv);
 int RunToken(int argc, char** argv);
+int RunMcp(int argc, char** argv);
 
 /// The folder meshwire keeps its files in: $MESHWIRE_HOME, else ~/.meshwire.
 std::string MeshwireHome();

@@ -32,6 +32,7 @@ const Command kCommands[] = {
     {"agents", "who is in the mesh", RunAgents},
     {"integrate", "print the mesh's integration guide (markdown)", RunIntegrate},
     {"token", "create, list and revoke API tokens", RunToken},
+    {"mcp", "the MCP stdio server for desktop assistants (--mesh ID)", RunMcp},
     {"server", "run the relay (embedded SQLite storage by default)", RunServer},
     {"admin", "work on the relay's storage directly (admin token create)", RunAdmin},
     {"help", "show help for meshwire or one of its commands", RunHelp},

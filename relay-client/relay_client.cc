@@ -105,7 +105,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
   for (;;) {
     {
       std::lock_guard lock(impl.mu);
-      impl.cancelled = false;
+      if (impl.cancelled) throw Error(0, "cancelled", "The request was cancelled.");
     }
     impl.http->set_read_timeout(read_timeout_s, 0);
     std::string payload = body ? body->dump() : "";

@@ -115,8 +115,9 @@ class RelayClient {
   NewTokenAnswer CreateToken(const std::string& name, const std::optional<std::string>& mesh_id);
   void RevokeToken(const std::string& token_id);
 
-  /// Stops a long-poll in progress from another thread (it then throws
-  /// Error code "cancelled"). Later calls work again.
+  /// Stops a request in progress from another thread (it then throws Error
+  /// code "cancelled"), and every later request of this client too: a cancel
+  /// that arrives before the request starts is not lost.
   void Cancel();
 
   struct Impl;  // opaque: the HTTP connection and retry state

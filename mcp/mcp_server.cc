@@ -1,0 +1,62 @@
+#include "mcp/mcp_server.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace meshwire::mcp {
+
+const std::vector<std::string>& SupportedProtocolVersions() {
+  static const std::vector<std::string> kVersions = {"2024-11-05", "2025-03-26", "2025-06-18",
+                                                     "2025-11-25"};
+  return kVersions;
+}
+
+McpServer::McpServer(ToolSet& tools, std::string name, std::string version) : tools_(tools) {
+  rpc_.On("initialize", [this, name, version](RequestContext& ctx) {
+    const auto& versions = SupportedProtocolVersions();
+    std::string asked = ctx.params().is_object() ? ctx.params().value("protocolVersion", "") : "";
+    // The client's revision when we speak it, else the newest we do.
+    std::string chosen =
+        std::find(versions.begin(), versions.end(), asked) != versions.end() ? asked : versions.back();
+    return Json{{"protocolVersion", chosen},
+                {"capabilities", {{"tools", {{"listChanged", false}}}}},
+                {"serverInfo", {{"name", name}, {"title", "MeshWire"}, {"version", version}}},
+                {"instructions", tools_.Instructions()}};
+  });
+  rpc_.On("ping", [](RequestContext&) { return Json::object(); });
+  rpc_.On("tools/list", [this](RequestContext&) { return Json{{"tools", tools_.Definitions()}}; });
+  rpc_.On(
+      "tools/call",
+      [this](RequestContext& ctx) {
+        const Json& p = ctx.params();
+        if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) {
+          throw RpcError(RpcError::kInvalidParams, "Invalid params: tools/call needs a tool name.");
+        }
+        const std::string tool = p["name"];
+        bool known = std::any_of(tools_.Definitions().begin(), tools_.Definitions().end(),
+                                 [&](const Json& t) { return t.value("name", "") == tool; });
+        if (!known) throw RpcError(RpcError::kInvalidParams, "Unknown tool: " + tool);
+        Json arguments = p.contains("arguments") && !p["arguments"].is_null() ? p["arguments"] : Json::object();
+        ToolResult r;
+        if (!arguments.is_object()) {
+          r = ToolResult::Error("The arguments must be an object.");
+        } else {
+          r = tools_.Call(tool, arguments, ctx);
+        }
+        Json content = Json::array({{{"type", "text"}, {"text", r.text}}});
+        Json result = {{"content", content}, {"isError", r.is_error}};
+        if (!r.is_error && !r.structured.is_null()) {
+          // The same JSON as text too, for clients that ignore structuredContent.
+          result["content"].push_back({{"type", "text"}, {"text", r.structured.dump()}});
+          result["structuredContent"] = r.structured;
+        }
+        return result;
+      },
+      /*concurrent=*/true);
+  // Lifecycle notifications need nothing from us.
+  rpc_.OnNotification("notifications/initialized", [](const Json&) {});
+}
+
+void McpServer::Serve(std::istream& in, std::ostream& out) { rpc_.Serve(in, out); }
+
+}  // namespace meshwire::mcp

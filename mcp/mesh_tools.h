@@ -1,0 +1,69 @@
+// The five meshwire MCP tools over the relay's REST API (RelayClient).
+//
+// Identity: the agent named by the configuration (--name, MESHWIRE_AGENT_NAME,
+// .mesh.json, else the harness's default) is registered in the background at
+// start and kept alive by heartbeats; registering the same name again gives
+// the same agent, so a restart resumes its stored cursor. When the relay is
+// unreachable, tools answer isError with a sentence naming the URL, and the
+// next call or heartbeat registers once it is back.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "mcp/mcp_server.h"
+#include "relay-client/config.h"
+#include "relay-client/relay_client.h"
+
+namespace meshwire::mcp {
+
+struct MeshToolsOptions {
+  std::string url, token, mesh_id, agent_name, harness = "mcp";
+  int max_wait_s = 25;                // get_messages waits at most this long
+  int heartbeat_s = 30;
+};
+
+class MeshTools final : public ToolSet {
+ public:
+  explicit MeshTools(MeshToolsOptions options);
+  /// Stops the heartbeat thread.
+  ~MeshTools() override;
+
+  /// Starts registration and heartbeats in the background.
+  void Start();
+
+  const Json& Definitions() const override;
+  ToolResult Call(const std::string& name, const Json& arguments, RequestContext& context) override;
+  std::string Instructions() const override;
+
+ private:
+  ToolResult Send(const Json& args);
+  ToolResult GetMessages(const Json& args, RequestContext& context);
+  ToolResult ListAgents();
+  ToolResult Status();
+  ToolResult Reply(const Json& args);
+  /// The agent's id, registering it first if needed. Throws Error.
+  std::string AgentId();
+  RelayClient NewClient() const { return RelayClient(options_.url, options_.token); }
+  /// A relay error as a sentence a model can act on.
+  ToolResult Failure(const Error& e) const;
+  std::string HarnessOf(RelayClient& client, const std::string& agent_id);
+  void Heartbeats();
+
+  const MeshToolsOptions options_;
+  std::mutex mu_;
+  std::string agent_id_;                 // guarded by mu_; empty until registered
+  std::optional<std::int64_t> cursor_;   // guarded by mu_: acknowledges the previous batch
+  std::unordered_map<std::string, std::string> harness_of_;  // guarded by mu_
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by stop_mu_
+  std::thread heartbeat_;
+};
+
+}  // namespace meshwire::mcp

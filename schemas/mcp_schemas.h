@@ -1,0 +1,20 @@
+// The MCP tools' definitions (schemas/mcp/tools.json, compiled in): names,
+// descriptions, input and output schemas, annotations. Every schema is a
+// plain object with "type":"object" at the root: no $schema, $ref or $defs,
+// since MCP clients' validators differ.
+#pragma once
+
+#include <string_view>
+
+#include "schemas/json_io.h"
+
+namespace meshwire {
+
+std::string_view McpToolsJson();          // schemas/mcp/tools.json as written
+std::string_view McpMessageSchemaJson();  // schemas/mcp/message.json
+
+/// The tool definitions for tools/list, with every "$message" marker
+/// replaced by the message schema itself.
+const Json& McpToolDefinitions();
+
+}  // namespace meshwire

@@ -1,0 +1,186 @@
+// The JSON-RPC loop and the MCP lifecycle over in-memory streams, with a
+// fake ToolSet: framing, errors, notifications, cancellation, concurrency.
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <sstream>
+
+#include "mcp/mcp_server.h"
+#include "schemas/mcp_schemas.h"
+
+namespace meshwire::mcp {
+
+namespace {
+
+/// Tools that answer at once, or (for "wait") block until cancelled.
+class FakeTools final : public ToolSet {
+ public:
+  const Json& Definitions() const override {
+    static const Json defs = Json::array(
+        {{{"name", "echo"}, {"inputSchema", {{"type", "object"}}}},
+         {{"name", "wait"}, {"inputSchema", {{"type", "object"}}}},
+         {{"name", "fail"}, {"inputSchema", {{"type", "object"}}}}});
+    return defs;
+  }
+  ToolResult Call(const std::string& name, const Json& args, RequestContext& ctx) override {
+    if (name == "fail") return ToolResult::Error("It failed; do X.");
+    if (name == "wait") {
+      ctx.OnCancel([this] {  // may run at once, so not under mu_
+        std::lock_guard l(mu_);
+        released_ = true;
+        cv_.notify_all();
+      });
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return released_; });
+      return ToolResult{Json{{"done", true}}, "done", false};
+    }
+    return ToolResult{Json{{"echo", args}}, "echoed", false};
+  }
+  std::string Instructions() const override { return "Use the fake tools."; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+/// Runs the server over `lines` and returns every answer, parsed.
+std::vector<Json> Exchange(const std::vector<std::string>& lines) {
+  FakeTools tools;
+  McpServer server(tools, "meshwire", "9.9.9");
+  std::stringstream in, out;
+  for (const auto& l : lines) in << l << "\n";
+  server.Serve(in, out);
+  std::vector<Json> answers;
+  std::string line;
+  while (std::getline(out, line)) {
+    Json j = Json::parse(line, nullptr, false);
+    REQUIRE_MESSAGE(!j.is_discarded(), "stdout carried a non-JSON line: " << line);
+    answers.push_back(j);
+  }
+  return answers;
+}
+
+const Json* ById(const std::vector<Json>& answers, const Json& id) {
+  for (const auto& a : answers) {
+    if (a.contains("id") && a["id"] == id) return &a;
+  }
+  return nullptr;
+}
+
+std::string Init(const std::string& version, int id = 1) {
+  return Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"},
+              {"params", {{"protocolVersion", version}, {"capabilities", Json::object()},
+                          {"clientInfo", {{"name", "test"}, {"version", "1"}}}}}}
+      .dump();
+}
+
+}  // namespace
+
+TEST_CASE("initialize: the client's protocol version when supported, else the newest") {
+  for (const char* v : {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}) {
+    CAPTURE(v);
+    auto a = Exchange({Init(v)});
+    REQUIRE(a.size() == 1);
+    CHECK(a[0]["result"]["protocolVersion"] == v);
+    CHECK(a[0]["result"]["serverInfo"]["name"] == "meshwire");
+    CHECK(a[0]["result"]["serverInfo"]["version"] == "9.9.9");
+    CHECK(a[0]["result"]["capabilities"]["tools"].is_object());
+    CHECK(a[0]["result"]["instructions"] == "Use the fake tools.");
+  }
+  CHECK(Exchange({Init("2099-01-01")})[0]["result"]["protocolVersion"] == "2025-11-25");
+}
+
+TEST_CASE("framing errors: each answered, and the loop goes on") {
+  auto a = Exchange({"this is not json", R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])",
+                     R"({"id":2,"method":"ping"})", R"({"jsonrpc":"2.0","id":3})",
+                     R"({"jsonrpc":"2.0","id":{"x":1},"method":"ping"})",
+                     R"({"jsonrpc":"2.0","id":4,"method":"ping"})"});
+  REQUIRE(a.size() == 6);
+  CHECK(a[0]["error"]["code"] == -32700);
+  CHECK(a[0]["id"].is_null());
+  CHECK(a[1]["error"]["code"] == -32600);  // batches are not supported
+  CHECK(a[2]["error"]["code"] == -32600);  // no "jsonrpc":"2.0"
+  CHECK(a[2]["id"] == 2);
+  CHECK(a[3]["error"]["code"] == -32600);  // no method
+  CHECK(a[4]["error"]["code"] == -32600);  // id of the wrong type
+  CHECK(a[5]["result"] == Json::object());
+}
+
+TEST_CASE("unknown methods get -32601, before and after initialize; notifications get nothing") {
+  auto a = Exchange({R"({"jsonrpc":"2.0","id":"probe","method":"server/discover"})", Init("2025-06-18", 1),
+                     R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+                     R"({"jsonrpc":"2.0","method":"notifications/whatever","params":{}})",
+                     R"({"jsonrpc":"2.0","id":2,"method":"resources/list"})",
+                     R"({"jsonrpc":"2.0","id":3,"result":{}})"});  // a response: ignored
+  REQUIRE(a.size() == 3);
+  CHECK(a[0]["id"] == "probe");
+  CHECK(a[0]["error"]["code"] == -32601);
+  CHECK(a[1]["result"]["protocolVersion"] == "2025-06-18");
+  CHECK(a[2]["error"]["code"] == -32601);
+}
+
+TEST_CASE("tools: list, call, a tool error is a result with isError, an unknown tool is -32602") {
+  auto a = Exchange({R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})",
+                     R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"x":1}}})",
+                     R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"fail"}})",
+                     R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope"}})",
+                     R"({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":[1]}})",
+                     R"({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{}})"});
+  REQUIRE(a.size() == 6);
+  CHECK(ById(a, 1)->at("result")["tools"].size() == 3);
+  const Json& echo = ById(a, 2)->at("result");
+  CHECK(echo["isError"] == false);
+  CHECK(echo["structuredContent"] == Json({{"echo", {{"x", 1}}}}));
+  CHECK(echo["content"][0]["text"] == "echoed");
+  CHECK(echo["content"][1]["text"] == echo["structuredContent"].dump());  // the same JSON as text
+  const Json& fail = ById(a, 3)->at("result");
+  CHECK(fail["isError"] == true);
+  CHECK(fail["content"][0]["text"] == "It failed; do X.");
+  CHECK_FALSE(fail.contains("structuredContent"));
+  CHECK(ById(a, 4)->at("error")["code"] == -32602);
+  CHECK(ById(a, 5)->at("result")["isError"] == true);  // arguments not an object
+  CHECK(ById(a, 6)->at("error")["code"] == -32602);
+}
+
+TEST_CASE("a waiting call never delays a ping, and cancellation stops it with no answer") {
+  auto a = Exchange({R"({"jsonrpc":"2.0","id":"w","method":"tools/call","params":{"name":"wait"}})",
+                     R"({"jsonrpc":"2.0","id":"p","method":"ping"})",
+                     R"({"jsonrpc":"2.0","id":"e","method":"tools/call","params":{"name":"echo"}})",
+                     R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"w"}})"});
+  // The ping and the echo were answered while "wait" was blocked (it is only
+  // released by the cancel that follows them); "wait" itself gets no answer.
+  CHECK(ById(a, "p"));
+  CHECK(ById(a, "e"));
+  CHECK_FALSE(ById(a, "w"));
+  CHECK(a.size() == 2);
+}
+
+TEST_CASE("end of input cancels a call still waiting, and Serve returns") {
+  auto a = Exchange({R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"wait"}})"});
+  CHECK(a.empty());
+}
+
+TEST_CASE("the real tool definitions: plain object schemas, no $schema, $ref or $defs") {
+  const Json& tools = McpToolDefinitions();
+  REQUIRE(tools.size() == 5);
+  std::vector<std::string> names;
+  for (const Json& t : tools) {
+    names.push_back(t["name"]);
+    CHECK(t["inputSchema"]["type"] == "object");
+    CHECK(t["outputSchema"]["type"] == "object");
+    std::string text = t.dump();
+    CHECK(text.find("$schema") == std::string::npos);
+    CHECK(text.find("$ref") == std::string::npos);
+    CHECK(text.find("$defs") == std::string::npos);
+    CHECK(text.find("\"$message\"") == std::string::npos);  // inlined
+  }
+  CHECK(names == std::vector<std::string>{"meshwire_send_message", "meshwire_get_messages",
+                                          "meshwire_list_agents", "meshwire_status",
+                                          "meshwire_reply_to_message"});
+  CHECK(tools[2]["annotations"]["readOnlyHint"] == true);
+  CHECK(tools[3]["annotations"]["readOnlyHint"] == true);
+}
+
+}  // namespace meshwire::mcp
