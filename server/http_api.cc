@@ -289,7 +289,9 @@ void MountHttpApi(httplib::Server& server, MeshService& svc, Millis started_at) 
                                               std::string::npos;
       if (res.status == 400 && method_ok) {
         SendError(res, Error(400, "bad_request",
-                             "The relay could not read this HTTP request (a header over 8 KiB?)."));
+                             "The relay could not read this HTTP request: a POST needs a "
+                             "Content-Length header (curl: -d '{}'), and a header line is at most "
+                             "8 KiB."));
       } else if (!allowed.empty()) {
         res.set_header("Allow", allowed);
         SendError(res, Error(405, "method_not_allowed",

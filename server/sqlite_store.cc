@@ -620,18 +620,12 @@ void RaiseWatermark(SqliteConnection& c, const std::string& agent_id, const char
 
 void SqliteStore::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
                                 std::int64_t fetched, Millis now) {
-  if (fetched > 0) {
-    writer_->RunLater([agent_id, fetched, now](SqliteConnection& c) {
-      RaiseWatermark(c, agent_id, "f", fetched, now);
-    });
-  }
-  if (acked > 0) {
-    writer_->Run([&](SqliteConnection& c) {
-      // What is acknowledged was necessarily fetched before.
-      RaiseWatermark(c, agent_id, "f", acked, now);
-      RaiseWatermark(c, agent_id, "a", acked, now);
-    });
-  }
+  if (acked <= 0 && fetched <= 0) return;
+  writer_->Run([&](SqliteConnection& c) {
+    // What is acknowledged was necessarily fetched before.
+    if (std::max(acked, fetched) > 0) RaiseWatermark(c, agent_id, "f", std::max(acked, fetched), now);
+    if (acked > 0) RaiseWatermark(c, agent_id, "a", acked, now);
+  });
 }
 
 std::vector<Receipt> SqliteStore::Receipts(const Message& m) {

@@ -132,8 +132,9 @@ class Store {
   virtual std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) = 0;
   virtual std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) = 0;
   /// Raises the agent's acknowledged cursor to `acked` and its fetched mark to
-  /// `fetched` (each only upwards), recording when each moved. The acked part
-  /// is durable on return; the fetched part may be applied lazily.
+  /// `fetched` (each only upwards, never past the mesh's newest seq),
+  /// recording when each moved. Durable on return, so a receipt read after a
+  /// poll answered already shows what it returned.
   virtual void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
                              Millis now) = 0;
   /// One receipt per recipient of the message (direct: the one agent; broadcast:
