@@ -44,12 +44,6 @@ std::vector<std::string> Launcher() {
   return {ec ? std::string("meshwire") : self.string()};
 }
 
-std::string Tilde(const std::string& path) {
-  const char* home = std::getenv("HOME");
-  if (home && *home && path.rfind(home, 0) == 0) return "~" + path.substr(std::strlen(home));
-  return path;
-}
-
 /// Writes .mesh.json (merging other keys); true when it changed.
 bool WriteMeshJson(const fs::path& path, const json& fields) {
   json current = json::object();
@@ -97,8 +91,7 @@ int RunInit(int argc, char** argv) {
     // --token: check it, then keep it as this machine's credentials.
     if (c.token.source == "flag") {
       auto [user, token_id] = client.Me();
-      json creds = {{"token", c.token.value}, {"url", c.url.value}, {"user", user}};
-      WriteFileAtomic(c.home / "credentials.json", creds.dump(2) + "\n", 0600);
+      SaveCredentials(c.home, c.token.value, c.url.value, user);
     }
     const std::string& mesh = ctx.RequireMesh();
     MeshDetails details = client.GetMesh(mesh);  // exists, and we may use it

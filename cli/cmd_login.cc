@@ -50,22 +50,6 @@ std::string DoneHtml(const std::string& title, const std::string& text) {
          "\"><div><h1>" + title + "</h1><p>" + text + "</p></div>";
 }
 
-/// Writes credentials.json (0600) in the meshwire home folder.
-std::filesystem::path SaveCredentials(const ClientConfig& c, const std::string& token,
-                                      const std::string& url, const std::string& user) {
-  auto path = c.home / "credentials.json";
-  json j = {{"token", token}, {"url", url}, {"user", user}};
-  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
-  return path;
-}
-
-std::string Tilde(const std::filesystem::path& p) {
-  const char* home = std::getenv("HOME");
-  std::string s = p.string();
-  if (home && *home && s.rfind(home, 0) == 0) return "~" + s.substr(std::strlen(home));
-  return s;
-}
-
 }  // namespace
 
 int RunLogin(int argc, char** argv) {
@@ -149,9 +133,9 @@ int RunLogin(int argc, char** argv) {
       throw Error(r->status, "login_failed", "The relay refused the sign-in" + (why.empty() ? "." : ": " + why));
     }
     std::string user = answer.value("user", "");
-    auto path = SaveCredentials(config, answer["token"], relay, user);
+    auto path = SaveCredentials(config.home, answer["token"], relay, user);
     std::printf("%s Signed in as %s!\n", ui.Ok().c_str(), user.c_str());
-    std::printf("Credentials saved to %s\n", Tilde(path).c_str());
+    std::printf("Credentials saved to %s\n", Tilde(path.string()).c_str());
     RelayClient client(relay, answer["token"]);
     client.Me();
     std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
@@ -175,7 +159,7 @@ int RunLogout(int argc, char** argv) {
   bool removed = std::filesystem::remove(path, ec);
   if (ec) return FailUsage("Cannot remove " + path.string() + ": " + ec.message() + ".");
   std::printf("%s %s\n", ctx.ui().Ok().c_str(),
-              removed ? ("Signed out; removed " + Tilde(path)).c_str() : "Not signed in; nothing to remove.");
+              removed ? ("Signed out; removed " + Tilde(path.string())).c_str() : "Not signed in; nothing to remove.");
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "cli/commands.h"
 
@@ -49,6 +50,12 @@ std::string MaskToken(const std::string& token, const Ui& ui) {
   std::string masked = token.substr(0, 3);
   for (int i = 0; i < 12; ++i) masked += ui.Bullet();
   return masked + token.substr(token.size() - 6);
+}
+
+std::string Tilde(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (home && *home && path.rfind(home, 0) == 0) return "~" + path.substr(std::strlen(home));
+  return path;
 }
 
 std::string Ago(long long ms) {

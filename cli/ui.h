@@ -38,6 +38,9 @@ int FailUsage(const std::string& message);
 /// "mw_" + bullets + the last 6 characters.
 std::string MaskToken(const std::string& token, const Ui& ui);
 
+/// `path` with $HOME shown as "~" (for messages).
+std::string Tilde(const std::string& path);
+
 /// "3s ago", "5m ago", "2h ago", "4d ago".
 std::string Ago(long long ms);
 

@@ -107,6 +107,14 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
   return c;
 }
 
+fs::path SaveCredentials(const fs::path& home, const std::string& token, const std::string& url,
+                         const std::string& user) {
+  fs::path path = home / "credentials.json";
+  json j = {{"token", token}, {"url", url}, {"user", user}};
+  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
+  return path;
+}
+
 void WriteFileAtomic(const fs::path& path, const std::string& content, int mode) {
   std::error_code ec;
   if (path.has_parent_path() && !fs::exists(path.parent_path(), ec)) {

@@ -52,6 +52,11 @@ std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
 /// The nearest .mesh.json at `cwd` or above, if any.
 std::optional<std::filesystem::path> FindMeshJson(const std::filesystem::path& cwd);
 
+/// Saves {"token","url","user"} as `home`/credentials.json, mode 0600;
+/// returns its path. Throws std::runtime_error naming the path on failure.
+std::filesystem::path SaveCredentials(const std::filesystem::path& home, const std::string& token,
+                                      const std::string& url, const std::string& user);
+
 /// Writes `content` to `path` atomically (temp file + rename) with `mode`,
 /// creating the folder (0700) if needed. Throws std::runtime_error naming the
 /// path on failure.
