@@ -82,7 +82,7 @@ std::string MeshTools::AgentId() {
     if (!agent_id_.empty()) return agent_id_;
   }
   if (options_.token.empty()) {
-    throw Error(401, "unauthorized",
+    throw Error(401, "no_credentials",
                 "No meshwire credentials: run `meshwire login` (or set MESHWIRE_TOKEN for this MCP "
                 "server), then call the tool again.");
   }
@@ -111,6 +111,20 @@ std::string MeshTools::Instructions() const {
 }
 
 ToolResult MeshTools::Call(const std::string& name, const Json& args, RequestContext& context) {
+  // The input schemas say additionalProperties: false; hold callers to it, so
+  // a misspelt argument is reported instead of silently ignored.
+  for (const Json& tool : Definitions()) {
+    if (tool.value("name", "") != name) continue;
+    const Json& props = tool["inputSchema"].value("properties", Json::object());
+    for (auto& [key, value] : args.items()) {
+      if (!props.contains(key)) {
+        std::string known;
+        for (auto& [k, v] : props.items()) known += (known.empty() ? "" : ", ") + k;
+        return ToolResult::Error("Unknown argument \"" + key + "\" for " + name + "; it takes: " +
+                                 (known.empty() ? "no arguments" : known) + ".");
+      }
+    }
+  }
   try {
     if (name == "meshwire_send_message") return Send(args);
     if (name == "meshwire_get_messages") return GetMessages(args, context);
@@ -125,7 +139,7 @@ ToolResult MeshTools::Call(const std::string& name, const Json& args, RequestCon
 
 ToolResult MeshTools::Failure(const Error& e) const {
   std::string sentence = e.what();
-  if (e.status() == 401) {
+  if (e.code() == "unauthorized") {
     sentence = "The relay refused this agent's token (unknown or revoked): run `meshwire login` "
                "(or give this MCP server a new MESHWIRE_TOKEN), then restart it.";
   } else if (e.code() == "unreachable" || e.code() == "timeout") {

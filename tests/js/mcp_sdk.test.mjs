@@ -1,0 +1,880 @@
+// `meshwire mcp` driven by the official MCP TypeScript SDK (Client +
+// StdioClientTransport) and by the MCP Inspector's CLI mode, against a real
+// relay on loopback: initialize, tools/list, every tool (the SDK validates
+// structuredContent against each tool's outputSchema, so a mismatch fails
+// here), delivery receipts, concurrency (a long wait never delays a ping),
+// cancellation through an AbortSignal, errors as isError results, a relay that
+// goes away and comes back, a restart that keeps the agent and loses nothing,
+// and a stdout that carries JSON-RPC alone.
+//
+// Needs `npm ci` in tests/ (@modelcontextprotocol/sdk, @modelcontextprotocol/
+// inspector). Run from the repository root:
+//   MESHWIRE_BINARY=$PWD/build/cli/meshwire node --test tests/js/mcp_sdk.test.mjs
+// Every process it starts is killed and every temp dir removed, even on failure.
+
+import assert from "node:assert/strict";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BINARY = process.env.MESHWIRE_BINARY || path.join(ROOT, "build/cli/meshwire");
+const INSPECTOR = path.join(ROOT, "tests/node_modules/.bin/mcp-inspector");
+const T = { timeout: 15000 };
+const NAMES = [
+  "meshwire_send_message",
+  "meshwire_get_messages",
+  "meshwire_list_agents",
+  "meshwire_status",
+  "meshwire_reply_to_message",
+];
+
+const sdk = await (async () => {
+  try {
+    const [{ Client }, { StdioClientTransport }, types] = await Promise.all([
+      import("@modelcontextprotocol/sdk/client/index.js"),
+      import("@modelcontextprotocol/sdk/client/stdio.js"),
+      import("@modelcontextprotocol/sdk/types.js"),
+    ]);
+    return { Client, StdioClientTransport, McpError: types.McpError, ErrorCode: types.ErrorCode };
+  } catch (err) {
+    throw new Error(`@modelcontextprotocol/sdk is not installed: run \`npm ci\` in tests/ first (${err.message})`);
+  }
+})();
+
+// ---------------------------------------------------------------------------
+// Cleanup: temp dirs, and every process started (relays, MCP servers)
+
+const cleanups = [];
+const pids = new Set();
+function killAll() {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  pids.clear();
+}
+function removeDirs() {
+  while (cleanups.length) cleanups.pop()();
+}
+process.on("exit", () => {
+  killAll();
+  removeDirs();
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    killAll();
+    removeDirs();
+    process.exit(1);
+  });
+}
+
+function tempDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function track(child) {
+  pids.add(child.pid);
+  child.once("exit", () => pids.delete(child.pid));
+  return child;
+}
+
+// ---------------------------------------------------------------------------
+// The relay
+
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// Starts `meshwire server` on 127.0.0.1:port (0: any) over storageDir.
+async function startRelay(storageDir, port = 0) {
+  const child = track(
+    spawn(BINARY, ["server", "--listen", `127.0.0.1:${port}`, "--storage", `sqlite:${storageDir}/relay.db`], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") }),
+    }),
+  );
+  let seen = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay did not start within 10 s: ${seen}`)), 10000);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${BINARY} (${err.message}); build it or set MESHWIRE_BINARY`));
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited with ${code} before listening: ${seen}`));
+    });
+    child.stderr.on("data", (chunk) => {
+      seen += chunk;
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+  });
+  child.stderr.resume();
+  return {
+    url,
+    child,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function createToken(storageDir, user) {
+  return execFileSync(BINARY, ["admin", "token", "create", "--user", user, "--storage", `sqlite:${storageDir}/relay.db`], {
+    stdio: ["ignore", "pipe", "ignore"],
+    env: childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") }),
+    timeout: 10000,
+  })
+    .toString()
+    .trim();
+}
+
+async function rest(url, token, method, pathname, body) {
+  const response = await fetch(url + pathname, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10000),
+  });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(`${method} ${pathname}: HTTP ${response.status} ${text}`);
+  return data;
+}
+
+async function until(what, check, timeoutMs = 8000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// An environment with no MESHWIRE_* or test-runner variables, plus `extra`.
+function childEnv(extra = {}) {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith("MESHWIRE_") || key.startsWith("NODE_TEST")) delete env[key];
+  return { ...env, ...extra };
+}
+
+// ---------------------------------------------------------------------------
+// MCP clients through the official SDK
+
+// Records every JSON-RPC message in both directions.
+class RecordingTransport extends sdk.StdioClientTransport {
+  constructor(params) {
+    super(params);
+    this.received = [];
+    this.sentMessages = [];
+  }
+  set onmessage(handler) {
+    this._onmessage = handler
+      ? (message, extra) => {
+          this.received.push(message);
+          handler(message, extra);
+        }
+      : handler;
+  }
+  get onmessage() {
+    return this._onmessage;
+  }
+  send(message, options) {
+    this.sentMessages.push(message);
+    return super.send(message, options);
+  }
+}
+
+// Starts `meshwire mcp --mesh MESH --name NAME` with a temp HOME and
+// MESHWIRE_HOME (no user file is read), connected through the SDK client.
+async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, mesh = fx.meshId } = {}) {
+  const home = tempDir("mw-sdk-home-");
+  const transport = new RecordingTransport({
+    command: BINARY,
+    args: ["mcp", "--mesh", mesh, "--name", name],
+    env: {
+      PATH: process.env.PATH,
+      HOME: home,
+      MESHWIRE_HOME: path.join(home, ".meshwire"),
+      MESHWIRE_TOKEN: token,
+      MESHWIRE_URL: url,
+    },
+    cwd: home,
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr.on("data", (chunk) => {
+    if (stderr.length < 100000) stderr += chunk;
+  });
+  const client = new sdk.Client({ name: "meshwire-sdk-test", version: "1.0.0" });
+  const errors = [];
+  client.onerror = (err) => errors.push(err);
+  let closed = false;
+  client.onclose = () => {
+    closed = true;
+  };
+  await client.connect(transport, { timeout: 10000 });
+  pids.add(transport.pid);
+  const pid = transport.pid;
+  await client.listTools(); // the SDK caches each tool's outputSchema validator here
+  return {
+    client,
+    transport,
+    pid,
+    errors,
+    get stderr() {
+      return stderr;
+    },
+    get closed() {
+      return closed;
+    },
+    call: (tool, args = {}, options) => client.callTool({ name: tool, arguments: args }, undefined, options),
+    async close() {
+      await client.close();
+      pids.delete(pid);
+    },
+  };
+}
+
+function textOf(result) {
+  return result.content
+    .filter((block) => block.type === "text")
+    .map((block) => block.text)
+    .join("\n");
+}
+
+// A tool error: isError, one or more sentences, no structuredContent.
+function assertToolError(result, pattern) {
+  assert.equal(result.isError, true, `expected isError, got ${JSON.stringify(result)}`);
+  const text = textOf(result);
+  assert.match(text, /^[A-Z"`].{10,}[.!]$/s, `a sentence: ${text}`);
+  if (pattern) assert.match(text, pattern);
+  assert.equal(result.structuredContent, undefined);
+}
+
+async function assertAlive(mcp) {
+  const started = Date.now();
+  assert.deepEqual(await mcp.client.ping({ timeout: 5000 }), {});
+  assert.ok(Date.now() - started < 1000, "ping answered within 1 s");
+  assert.equal(mcp.closed, false, "the MCP server process is still running");
+}
+
+// How many ESTABLISHED TCP connections process `pid` has to 127.0.0.1:port
+// (Linux: its socket fds matched against /proc/net/tcp).
+function openConnections(pid, port) {
+  const inodes = new Set();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  let count = 0;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    if (!fs.existsSync(table)) continue;
+    for (const line of fs.readFileSync(table, "utf8").split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      const remotePort = parseInt(cols[2].split(":")[1], 16);
+      if (cols[3] === "01" && remotePort === port && inodes.has(cols[9])) count++;
+    }
+  }
+  return count;
+}
+
+function relayPort() {
+  return Number(new URL(fx.url).port);
+}
+
+function findSchemaRefs(value, where, found = []) {
+  if (Array.isArray(value)) value.forEach((item, i) => findSchemaRefs(item, `${where}[${i}]`, found));
+  else if (value && typeof value === "object") {
+    for (const [key, inner] of Object.entries(value)) {
+      if (["$schema", "$ref", "$defs", "definitions"].includes(key)) found.push(`${where}.${key}`);
+      findSchemaRefs(inner, `${where}.${key}`, found);
+    }
+  }
+  return found;
+}
+
+// ---------------------------------------------------------------------------
+// Shared fixture: a relay, alice's token, a mesh, a REST agent, the MCP agent
+
+const fx = {};
+
+// The REST agent's poll, acknowledging as it goes, until `match` is seen.
+async function restReceive(match, what, timeoutMs = 8000) {
+  const deadline = Date.now() + timeoutMs;
+  const seen = [];
+  while (Date.now() < deadline) {
+    const query = `?agent_id=${fx.rest.agent_id}&wait=2` + (fx.restCursor != null ? `&after=${fx.restCursor}` : "");
+    const { messages, cursor } = await rest(fx.url, fx.token, "GET", `${fx.m}/messages${query}`);
+    fx.restCursor = cursor;
+    seen.push(...messages);
+    const hit = messages.find(match);
+    if (hit) return hit;
+  }
+  throw new Error(`the REST agent never received ${what}; it saw ${JSON.stringify(seen)}`);
+}
+
+async function restSend(body) {
+  return rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.rest.agent_id, ...body });
+}
+
+async function agentsByName() {
+  const { agents } = await rest(fx.url, fx.token, "GET", `${fx.m}/agents`);
+  return Object.fromEntries(agents.map((a) => [a.name, a]));
+}
+
+before(async () => {
+  fx.storage = tempDir("mw-sdk-relay-");
+  fx.relay = await startRelay(fx.storage);
+  fx.url = fx.relay.url;
+  fx.token = createToken(fx.storage, "alice");
+  const mesh = await rest(fx.url, fx.token, "POST", "/mesh", { name: "sdk-mesh" });
+  fx.meshId = mesh.mesh_id;
+  fx.m = `/mesh/${fx.meshId}`;
+  fx.rest = await rest(fx.url, fx.token, "POST", `${fx.m}/agents`, { name: "rest-agent", harness: "rest" });
+  fx.mcp = await startMcp();
+});
+
+after(async () => {
+  // Fail rather than hang if something still holds the process open.
+  setTimeout(() => {
+    process.stderr.write(`still running 10 s after the tests: ${JSON.stringify(process.getActiveResourcesInfo())}\n`);
+    killAll();
+    process.exit(1);
+  }, 10000).unref();
+  for (const mcp of [fx.mcp, ...(fx.extra ?? [])]) await mcp?.close().catch(() => {});
+  await fx.relay?.stop();
+  await fx.relay2?.stop();
+  killAll();
+  removeDirs();
+});
+
+// ---------------------------------------------------------------------------
+// Lifecycle and tools/list
+
+test("initialize: server info, protocol version, capabilities and instructions", T, () => {
+  const { client, transport } = fx.mcp;
+  const version = execFileSync(BINARY, ["--version"]).toString().trim();
+  const info = client.getServerVersion();
+  assert.equal(info.name, "meshwire");
+  assert.ok(version.includes(info.version), `serverInfo.version ${info.version} is the binary's (${version})`);
+  const init = transport.received.find((m) => m.id === 0 && m.result);
+  assert.ok(init, "the initialize answer (id 0) was received");
+  assert.equal(init.result.protocolVersion, "2025-11-25", "the SDK's newest revision is echoed");
+  assert.deepEqual(client.getServerCapabilities().tools, { listChanged: false });
+  const instructions = client.getInstructions();
+  assert.equal(typeof instructions, "string");
+  for (const needle of [fx.meshId, "mcp-agent", "meshwire_get_messages", "meshwire_send_message", "not from"]) {
+    assert.ok(instructions.includes(needle), `instructions mention ${needle}: ${instructions}`);
+  }
+});
+
+test("tools/list: the five tools, plain object schemas without $schema/$ref/$defs", T, async () => {
+  const { tools } = await fx.mcp.client.listTools();
+  assert.deepEqual(tools.map((t) => t.name).sort(), [...NAMES].sort());
+  for (const tool of tools) {
+    assert.ok(tool.description.length > 20, tool.name);
+    assert.equal(tool.inputSchema.type, "object", `${tool.name} inputSchema`);
+    assert.equal(tool.outputSchema?.type, "object", `${tool.name} outputSchema`);
+    assert.deepEqual(findSchemaRefs(tool, tool.name), [], `${tool.name} has no $schema/$ref/$defs`);
+  }
+  const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
+  assert.deepEqual(byName.meshwire_send_message.inputSchema.required, ["content"]);
+  assert.deepEqual(byName.meshwire_reply_to_message.inputSchema.required, ["message_id", "content"]);
+  assert.equal(byName.meshwire_get_messages.inputSchema.properties.wait_seconds.type, "integer");
+});
+
+// ---------------------------------------------------------------------------
+// Every tool, with the SDK checking structuredContent against outputSchema
+
+test("meshwire_status: online, this mesh, this agent, counts", T, async () => {
+  const result = await fx.mcp.call("meshwire_status");
+  assert.equal(result.isError, false, textOf(result));
+  const s = result.structuredContent;
+  assert.equal(s.service.url, fx.url);
+  assert.equal(s.service.status, "online");
+  assert.equal(s.mesh.mesh_id, fx.meshId);
+  assert.equal(s.mesh.name, "sdk-mesh");
+  assert.equal(s.agent.name, "mcp-agent");
+  assert.match(s.agent.agent_id, /^[A-Za-z0-9]{9,}$/);
+  assert.ok(s.agents.registered >= 2, "rest-agent and mcp-agent");
+  assert.ok(s.agents.active >= 1);
+  assert.deepEqual(JSON.parse(result.content[1].text), s, "the same JSON in a text block");
+  fx.mcpAgentId = s.agent.agent_id;
+  const agents = await agentsByName();
+  assert.equal(agents["mcp-agent"].agent_id, fx.mcpAgentId);
+  assert.equal(agents["mcp-agent"].owner, "alice");
+});
+
+test("meshwire_send_message: the REST agent receives it, from mcp-agent", T, async () => {
+  const result = await fx.mcp.call("meshwire_send_message", { content: "hello rest", to: "rest-agent" });
+  assert.equal(result.isError, false, textOf(result));
+  const sent = result.structuredContent;
+  assert.equal(sent.from, fx.mcpAgentId);
+  assert.equal(sent.from_name, "mcp-agent");
+  assert.equal(sent.to, fx.rest.agent_id);
+  assert.equal(sent.to_name, "rest-agent");
+  assert.equal(sent.content, "hello rest");
+  assert.equal(sent.mesh_id, fx.meshId);
+  assert.match(textOf(result), /rest-agent/);
+  const got = await restReceive((m) => m.id === sent.id, "the MCP agent's message");
+  assert.equal(got.from_name, "mcp-agent");
+  assert.equal(got.from, fx.mcpAgentId);
+  assert.equal(got.content, "hello rest");
+});
+
+test("meshwire_get_messages: returns what rest-agent sent, framed as from another agent", T, async () => {
+  fx.incoming = await restSend({ to: "mcp-agent", content: "please review PR 7" });
+  const result = await fx.mcp.call("meshwire_get_messages", { wait_seconds: 5 });
+  assert.equal(result.isError, false, textOf(result));
+  const { messages } = result.structuredContent;
+  assert.deepEqual(
+    messages.map((m) => m.id),
+    [fx.incoming.id],
+  );
+  assert.equal(messages[0].from_name, "rest-agent");
+  assert.equal(messages[0].content, "please review PR 7");
+  const text = textOf(result);
+  assert.ok(text.includes("rest-agent"), "names the sender");
+  assert.ok(text.includes(fx.rest.agent_id), "gives the sender's id");
+  assert.ok(text.includes("harness rest"), "gives the sender's harness");
+  assert.match(text, /another agent/);
+  assert.match(text, /not by the user/);
+  assert.ok(text.includes("please review PR 7"));
+  const detail = await rest(fx.url, fx.token, "GET", `${fx.m}/messages/${fx.incoming.id}`);
+  const row = detail.delivery.find((d) => d.name === "mcp-agent");
+  assert.equal(row.state, "fetched", "returned, not yet acknowledged");
+});
+
+test("meshwire_get_messages again acknowledges the previous batch (delivery state acked)", T, async () => {
+  const result = await fx.mcp.call("meshwire_get_messages", {});
+  assert.equal(result.isError, false, textOf(result));
+  assert.deepEqual(result.structuredContent, { messages: [] });
+  assert.match(textOf(result), /No new messages/);
+  const detail = await rest(fx.url, fx.token, "GET", `${fx.m}/messages/${fx.incoming.id}`);
+  const row = detail.delivery.find((d) => d.name === "mcp-agent");
+  assert.equal(row.state, "acked");
+  assert.equal(row.agent_id, fx.mcpAgentId);
+});
+
+test("meshwire_list_agents: both agents, with status and listening", T, async () => {
+  const result = await fx.mcp.call("meshwire_list_agents");
+  assert.equal(result.isError, false, textOf(result));
+  const byName = Object.fromEntries(result.structuredContent.agents.map((a) => [a.name, a]));
+  assert.equal(byName["mcp-agent"].agent_id, fx.mcpAgentId);
+  assert.equal(byName["mcp-agent"].status, "active");
+  assert.equal(byName["mcp-agent"].harness, "mcp");
+  assert.equal(byName["rest-agent"].agent_id, fx.rest.agent_id);
+  assert.equal(byName["rest-agent"].harness, "rest");
+  assert.equal(typeof byName["rest-agent"].listening, "boolean");
+  assert.match(textOf(result), /mcp-agent .*\(you\)/);
+});
+
+test("meshwire_reply_to_message: lands at rest-agent with metadata.reply_to", T, async () => {
+  const result = await fx.mcp.call("meshwire_reply_to_message", { message_id: fx.incoming.id, content: "on it" });
+  assert.equal(result.isError, false, textOf(result));
+  const reply = result.structuredContent;
+  assert.equal(reply.to, fx.rest.agent_id);
+  assert.equal(reply.metadata.reply_to, fx.incoming.id);
+  const got = await restReceive((m) => m.id === reply.id, "the reply");
+  assert.equal(got.from_name, "mcp-agent");
+  assert.equal(got.content, "on it");
+  assert.equal(got.metadata.reply_to, fx.incoming.id);
+});
+
+// ---------------------------------------------------------------------------
+// Concurrency and cancellation
+
+test("a waiting get_messages does not delay ping or list_agents, and a REST send wakes it", T, async () => {
+  const started = Date.now();
+  const waiting = fx.mcp.call("meshwire_get_messages", { wait_seconds: 20 });
+  await until("the relay to report mcp-agent listening", async () => (await agentsByName())["mcp-agent"].listening);
+
+  let t = Date.now();
+  await fx.mcp.client.ping();
+  assert.ok(Date.now() - t < 1000, `ping took ${Date.now() - t} ms`);
+  t = Date.now();
+  const list = await fx.mcp.call("meshwire_list_agents");
+  assert.ok(Date.now() - t < 1000, `list_agents took ${Date.now() - t} ms`);
+  assert.equal(list.isError, false);
+  assert.equal(list.structuredContent.agents.find((a) => a.name === "mcp-agent").listening, true);
+
+  const sent = await restSend({ to: "mcp-agent", content: "wake up" });
+  const woken = Date.now();
+  const result = await waiting;
+  assert.ok(Date.now() - woken < 3000, "woken by the send, not by the 20 s timeout");
+  assert.ok(Date.now() - started < 10000);
+  assert.equal(result.isError, false, textOf(result));
+  assert.deepEqual(
+    result.structuredContent.messages.map((m) => m.id),
+    [sent.id],
+  );
+});
+
+test("cancellation: an aborted get_messages rejects at the client; the server stays and answers", T, async () => {
+  const { transport } = fx.mcp;
+  const controller = new AbortController();
+  const waiting = fx.mcp.call("meshwire_get_messages", { wait_seconds: 20 }, { signal: controller.signal });
+  await until("the relay to report mcp-agent listening", async () => (await agentsByName())["mcp-agent"].listening);
+  const request = transport.sentMessages.findLast((m) => m.method === "tools/call");
+  assert.ok(openConnections(fx.mcp.pid, relayPort()) >= 1, "the poll is open on a connection to the relay");
+  const t = Date.now();
+  controller.abort();
+  // SDK 1.x wraps the signal's reason: McpError -32001 "AbortError: This operation was aborted".
+  await assert.rejects(waiting, (err) => err.name === "AbortError" || /AbortError/.test(err.message));
+  assert.ok(Date.now() - t < 1000, "the abort is immediate");
+
+  const cancel = transport.sentMessages.find(
+    (m) => m.method === "notifications/cancelled" && m.params?.requestId === request.id,
+  );
+  assert.ok(cancel, "the SDK sent notifications/cancelled for the request");
+
+  await assertAlive(fx.mcp);
+  const status = await fx.mcp.call("meshwire_status");
+  assert.equal(status.isError, false, textOf(status));
+  // The server hangs up its long-poll to the relay, and never answers the cancelled request.
+  await until("the MCP server to close its poll connection", () => openConnections(fx.mcp.pid, relayPort()) === 0, 3000);
+  await sleep(300);
+  assert.equal(
+    transport.received.some((m) => m.id === request.id),
+    false,
+    "no answer to a cancelled request",
+  );
+  assert.deepEqual(fx.mcp.errors.map(String), [], "the SDK saw no stray message");
+});
+
+// The relay's side of a cancelled wait. Known relay bug (server/, not the MCP
+// server): a parked long-poll does not notice that its client hung up (the
+// relay's socket sits in CLOSE-WAIT), so the agent stays "listening" until the
+// wait ends, and a message sent meanwhile is written to the dead connection
+// and recorded "fetched" although no one received it (not lost: the cursor
+// did not move, the next poll returns it).
+test(
+  "relay: a long-poll whose client hung up stops listening and marks nothing fetched",
+  { ...T, todo: "relay bug: a parked poll ignores a client that hung up (CLOSE-WAIT until the wait ends)" },
+  async () => {
+    const agent = await rest(fx.url, fx.token, "POST", `${fx.m}/agents`, { name: "hangup-agent" });
+    const controller = new AbortController();
+    const poll = fetch(`${fx.url}${fx.m}/messages?agent_id=${agent.agent_id}&wait=20`, {
+      headers: { authorization: `Bearer ${fx.token}` },
+      signal: controller.signal,
+    }).catch(() => null);
+    await until("hangup-agent listening", async () => (await agentsByName())["hangup-agent"].listening);
+    controller.abort();
+    await poll;
+    await sleep(1000);
+    const listening = (await agentsByName())["hangup-agent"].listening;
+    const sent = await restSend({ to: "hangup-agent", content: "anyone there?" });
+    await sleep(300);
+    const detail = await rest(fx.url, fx.token, "GET", `${fx.m}/messages/${sent.id}`);
+    assert.deepEqual(
+      { listening, state: detail.delivery[0].state },
+      { listening: false, state: "queued" },
+    );
+  },
+);
+
+// ---------------------------------------------------------------------------
+// Errors: isError results with a sentence; the process lives on
+
+test("content over 10,240 bytes is an isError result; exactly 10,240 bytes is sent", T, async () => {
+  const atLimit = "é".repeat(5120); // 10,240 bytes of UTF-8
+  const ok = await fx.mcp.call("meshwire_send_message", { content: atLimit, to: "rest-agent" });
+  assert.equal(ok.isError, false, textOf(ok));
+  const over = await fx.mcp.call("meshwire_send_message", { content: atLimit + "x", to: "rest-agent" });
+  assertToolError(over, /10,?240/);
+  const overReply = await fx.mcp.call("meshwire_reply_to_message", { message_id: fx.incoming.id, content: "x".repeat(10241) });
+  assertToolError(overReply, /10,?240/);
+  await assertAlive(fx.mcp);
+});
+
+test("an unknown recipient is an isError result", T, async () => {
+  const result = await fx.mcp.call("meshwire_send_message", { content: "hi", to: "nobody" });
+  assertToolError(result, /nobody|agent/i);
+  await assertAlive(fx.mcp);
+});
+
+test("bad argument types are isError results", T, async () => {
+  assertToolError(await fx.mcp.call("meshwire_get_messages", { wait_seconds: "5" }), /wait_seconds/);
+  assertToolError(await fx.mcp.call("meshwire_get_messages", { wait_seconds: 61 }), /wait_seconds/);
+  assertToolError(await fx.mcp.call("meshwire_get_messages", { limit: 0 }), /limit/);
+  assertToolError(await fx.mcp.call("meshwire_send_message", {}), /content/);
+  assertToolError(await fx.mcp.call("meshwire_send_message", { content: 42 }), /content/);
+  assertToolError(await fx.mcp.call("meshwire_reply_to_message", { content: "x" }), /message_id/);
+  assertToolError(
+    await fx.mcp.call("meshwire_reply_to_message", { message_id: "999999999", content: "x" }),
+    /message/i,
+  );
+  await assertAlive(fx.mcp);
+});
+
+test("an unknown tool is a -32602 protocol error (McpError), not an isError result", T, async () => {
+  await assert.rejects(fx.mcp.call("meshwire_no_such_tool", {}), (err) => {
+    assert.ok(err instanceof sdk.McpError, `an McpError: ${err}`);
+    assert.equal(err.code, sdk.ErrorCode.InvalidParams);
+    assert.equal(err.code, -32602);
+    assert.match(err.message, /meshwire_no_such_tool/);
+    return true;
+  });
+  await assertAlive(fx.mcp);
+});
+
+test("a revoked token: isError telling to run `meshwire login`", T, async () => {
+  const { id, token } = await rest(fx.url, fx.token, "POST", "/tokens", { name: "mcp-revoke-test" });
+  const mcp = await startMcp({ name: "revoke-agent", token });
+  (fx.extra ??= []).push(mcp);
+  const ok = await mcp.call("meshwire_status");
+  assert.equal(ok.isError, false, textOf(ok));
+  await rest(fx.url, fx.token, "DELETE", `/tokens/${id}`);
+  for (const tool of ["meshwire_status", "meshwire_list_agents", "meshwire_get_messages"]) {
+    assertToolError(await mcp.call(tool), /`meshwire login`/);
+  }
+  assertToolError(await mcp.call("meshwire_send_message", { content: "x" }), /`meshwire login`/);
+  await assertAlive(mcp);
+  await mcp.close();
+});
+
+test("no token: initialize still answers; the tools say to run `meshwire login`", T, async () => {
+  const mcp = await startMcp({ name: "tokenless-agent", token: "" });
+  (fx.extra ??= []).push(mcp);
+  assert.equal(mcp.client.getServerVersion().name, "meshwire");
+  assertToolError(await mcp.call("meshwire_status"), /`meshwire login`/);
+  assertToolError(await mcp.call("meshwire_send_message", { content: "x" }), /`meshwire login`/);
+  await assertAlive(mcp);
+  await mcp.close();
+});
+
+// ---------------------------------------------------------------------------
+// A relay that goes away and comes back on the URL the server was given
+
+test("relay down: isError naming the URL; a server started meanwhile initializes; both recover", { timeout: 30000 }, async () => {
+  const storage = tempDir("mw-sdk-relay2-");
+  const port = await freePort();
+  fx.relay2 = await startRelay(storage, port);
+  const url = `http://127.0.0.1:${port}`;
+  assert.equal(fx.relay2.url, url);
+  const token = createToken(storage, "bob");
+  const mesh = await rest(url, token, "POST", "/mesh", { name: "flaky" });
+
+  const early = await startMcp({ name: "early-agent", url, token, mesh: mesh.mesh_id });
+  (fx.extra ??= []).push(early);
+  const ok = await early.call("meshwire_status");
+  assert.equal(ok.isError, false, textOf(ok));
+
+  await fx.relay2.stop("SIGKILL");
+  const unreachable = new RegExp(`${url.replace(/[.]/g, "\\.")}.*cannot be reached`);
+  assertToolError(await early.call("meshwire_status"), unreachable);
+  assertToolError(await early.call("meshwire_send_message", { content: "anyone?" }), unreachable);
+  assertToolError(await early.call("meshwire_get_messages", { wait_seconds: 1 }), unreachable);
+  await assertAlive(early);
+
+  // Started while the relay is down: initialize and tools/list still answer.
+  const late = await startMcp({ name: "late-agent", url, token, mesh: mesh.mesh_id });
+  fx.extra.push(late);
+  assert.equal(late.client.getServerVersion().name, "meshwire");
+  for (const tool of ["meshwire_status", "meshwire_list_agents", "meshwire_get_messages"]) {
+    assertToolError(await late.call(tool), unreachable);
+  }
+  await assertAlive(late);
+
+  // Back on the same port (same storage): the next call succeeds, no restart needed.
+  fx.relay2 = await startRelay(storage, port);
+  const status = await late.call("meshwire_status");
+  assert.equal(status.isError, false, textOf(status));
+  assert.equal(status.structuredContent.agent.name, "late-agent");
+  assert.equal(status.structuredContent.service.url, url);
+  const sent = await early.call("meshwire_send_message", { content: "back", to: "late-agent" });
+  assert.equal(sent.isError, false, textOf(sent));
+  const got = await late.call("meshwire_get_messages", { wait_seconds: 5 });
+  assert.equal(got.isError, false, textOf(got));
+  assert.deepEqual(
+    got.structuredContent.messages.map((m) => m.content),
+    ["back"],
+  );
+  await early.close();
+  await late.close();
+  await fx.relay2.stop();
+});
+
+// ---------------------------------------------------------------------------
+// Restart: same agent, nothing lost
+
+test("restart with the same --name: same agent_id, a message sent meanwhile is delivered", T, async () => {
+  // Acknowledge everything so far, then stop the MCP server.
+  const drain = await fx.mcp.call("meshwire_get_messages", {});
+  assert.equal(drain.isError, false);
+  await fx.mcp.call("meshwire_get_messages", {});
+  await fx.mcp.close();
+  const sent = await restSend({ to: "mcp-agent", content: "sent while you were away" });
+
+  fx.mcp = await startMcp();
+  const status = await fx.mcp.call("meshwire_status");
+  assert.equal(status.isError, false, textOf(status));
+  assert.equal(status.structuredContent.agent.agent_id, fx.mcpAgentId, "the same agent");
+  const result = await fx.mcp.call("meshwire_get_messages", { wait_seconds: 2 });
+  assert.equal(result.isError, false, textOf(result));
+  assert.deepEqual(
+    result.structuredContent.messages.map((m) => m.id),
+    [sent.id],
+  );
+  const agents = await agentsByName();
+  assert.equal(Object.values(agents).filter((a) => a.name === "mcp-agent").length, 1);
+});
+
+// ---------------------------------------------------------------------------
+// Raw stdio: nothing but JSON-RPC on stdout, and EOF ends the process
+
+test("stdout carries JSON-RPC alone; errors for bad lines; EOF exits 0 within 2 s", T, async () => {
+  const home = tempDir("mw-raw-home-");
+  const child = track(
+    spawn(BINARY, ["mcp", "--mesh", fx.meshId, "--name", "raw-agent"], {
+      stdio: ["pipe", "pipe", "pipe"],
+      cwd: home,
+      env: childEnv({ HOME: home, MESHWIRE_HOME: path.join(home, ".meshwire"), MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }),
+    }),
+  );
+  let stdout = "";
+  child.stdout.on("data", (chunk) => (stdout += chunk));
+  child.stderr.resume();
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const lines = [
+    { jsonrpc: "2.0", id: 1, method: "server/discover", params: {} },
+    {
+      jsonrpc: "2.0",
+      id: 2,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+    },
+    "this is not json",
+    { jsonrpc: "2.0", method: "notifications/initialized" },
+    { jsonrpc: "2.0", method: "notifications/no_such_notification", params: {} },
+    [{ jsonrpc: "2.0", id: 3, method: "ping" }],
+    { jsonrpc: "2.0", id: 4, method: "server/discover" },
+    { jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "meshwire_status", arguments: {} } },
+    { jsonrpc: "2.0", id: "string-id", method: "ping" },
+    { jsonrpc: "2.0", id: 6, method: "ping" },
+  ];
+  for (const line of lines) child.stdin.write((typeof line === "string" ? line : JSON.stringify(line)) + "\n");
+
+  const answers = () =>
+    stdout
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l)); // every stdout line must be JSON
+  await until("answers to ids 5 and 6", () => {
+    const ids = answers().map((a) => a.id);
+    return ids.includes(5) && ids.includes(6);
+  });
+  await sleep(200); // anything late (e.g. an answer to a notification) shows up now
+
+  const got = answers();
+  for (const a of got) {
+    assert.equal(a.jsonrpc, "2.0");
+    assert.ok("id" in a, `a response, not a notification: ${JSON.stringify(a)}`);
+    assert.ok(("result" in a) !== ("error" in a), `result xor error: ${JSON.stringify(a)}`);
+  }
+  const byId = (id) => got.filter((a) => a.id === id);
+  assert.equal(byId(1)[0].error.code, -32601, "server/discover before initialize");
+  assert.equal(byId(2)[0].result.protocolVersion, "2025-06-18");
+  assert.equal(byId(4)[0].error.code, -32601, "server/discover after initialize");
+  assert.equal(byId(5)[0].result.isError, false);
+  assert.deepEqual(byId(6)[0].result, {});
+  assert.deepEqual(byId("string-id")[0].result, {}, "a string id is echoed");
+  const nulls = byId(null).map((a) => a.error.code).sort();
+  assert.deepEqual(nulls, [-32700, -32600].sort(), "parse error and batch, with id null");
+  assert.equal(byId(3).length, 0, "nothing inside a batch is run");
+  assert.equal(got.length, 8, `one answer per request, none to notifications: ${stdout}`);
+
+  const t = Date.now();
+  child.stdin.end();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
+  const { code, signal } = await exited;
+  clearTimeout(timer);
+  assert.equal(signal, null, "exited by itself within 2 s of EOF");
+  assert.equal(code, 0);
+  assert.ok(Date.now() - t < 2000);
+});
+
+// ---------------------------------------------------------------------------
+// The MCP Inspector's CLI mode
+
+function inspector(args, home) {
+  return new Promise((resolve) => {
+    execFile(
+      INSPECTOR,
+      [
+        "--cli",
+        "--cwd",
+        home,
+        "-e",
+        `MESHWIRE_TOKEN=${fx.token}`,
+        "-e",
+        `MESHWIRE_URL=${fx.url}`,
+        "-e",
+        `HOME=${home}`,
+        "-e",
+        `MESHWIRE_HOME=${path.join(home, ".meshwire")}`,
+        BINARY,
+        "mcp",
+        "--mesh",
+        fx.meshId,
+        "--name",
+        "inspector-agent",
+        ...args,
+      ],
+      { env: childEnv({ HOME: home }), cwd: home, timeout: 20000, killSignal: "SIGKILL", maxBuffer: 4 << 20 },
+      (error, stdout, stderr) => resolve({ code: error ? (error.code ?? error.signal) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test("MCP Inspector --cli: tools/list (strict schema check) and tools/call meshwire_status", { timeout: 45000 }, async () => {
+  assert.ok(fs.existsSync(INSPECTOR), "run `npm ci` in tests/ (the inspector is a devDependency)");
+  const home = tempDir("mw-inspector-home-");
+
+  const list = await inspector(["--method", "tools/list", "--strict"], home);
+  assert.equal(list.code, 0, `inspector tools/list failed: ${list.stderr}`);
+  const { tools } = JSON.parse(list.stdout);
+  assert.deepEqual(tools.map((t) => t.name).sort(), [...NAMES].sort());
+  assert.match(list.stderr, /\b0 errors\b/, "no error-severity schema portability problem");
+
+  const call = await inspector(["--method", "tools/call", "--tool-name", "meshwire_status"], home);
+  assert.equal(call.code, 0, `inspector tools/call failed: ${call.stderr}`);
+  const result = JSON.parse(call.stdout);
+  assert.equal(result.isError, false, JSON.stringify(result));
+  assert.equal(result.structuredContent.service.status, "online");
+  assert.equal(result.structuredContent.mesh.mesh_id, fx.meshId);
+  assert.equal(result.structuredContent.agent.name, "inspector-agent");
+  assert.deepEqual(fs.readdirSync(home).filter((f) => f !== ".meshwire"), [], "nothing written to HOME");
+});
