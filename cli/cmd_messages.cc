@@ -204,11 +204,13 @@ int RunListen(int argc, char** argv) {
             std::fflush(stdout);
           }
         }
-        PollAnswer a = client.Poll(mesh, agent_id, after, 25);
         if (failures > 0) {
+          // Say so as soon as the relay answers, not when the next (parked) poll returns.
+          client.Health();
           std::fprintf(stderr, "meshwire: reconnected to %s\n", client.url().c_str());
           failures = 0;
         }
+        PollAnswer a = client.Poll(mesh, agent_id, after, 25);
         for (const Message& m : a.messages) PrintMessage(m, ui, ctx.json());
         // Printed: the next poll's `after` acknowledges them.
         after = a.cursor;

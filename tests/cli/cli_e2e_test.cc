@@ -161,6 +161,31 @@ TEST_CASE("listen acknowledges what it printed: a restart does not print it agai
   CHECK(again.stdout_seen().find("\"content\":\"first\"") == std::string::npos);
 }
 
+TEST_CASE("listen says when the relay is gone, reconnects with backoff, and goes on receiving") {
+  TempDir relay_dir;
+  auto relay = std::make_unique<RelayProcess>(relay_dir);
+  int port = relay->port;
+  std::string token = AdminToken(relay_dir, "alice");
+  UserMachine m;
+  m.extra_env = {"MESHWIRE_URL=" + relay->url(), "MESHWIRE_TOKEN=" + token};
+  CommandResult created = m.Mw({"mesh", "create", "r", "--json"});
+  REQUIRE(created.code == 0);
+  std::string mesh = json::parse(created.out)["mesh_id"];
+  std::vector<std::string> b = {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-b"};
+  ChildProcess listen({kBinary, "listen"}, m.Env(b), m.workspace);
+  REQUIRE(listen.WaitForStdout("Press Ctrl+C to stop"));
+  relay.reset();  // the relay dies (SIGKILL)
+  CHECK(listen.WaitForStderr("Reconnecting in 2 s", 10000));
+  // Back on the same port and storage.
+  ChildProcess again({kBinary, "server", "--listen", "127.0.0.1:" + std::to_string(port), "--storage",
+                      "sqlite:" + relay_dir / "relay.db"});
+  REQUIRE(again.WaitForStderr("listening on http://"));
+  CHECK(listen.WaitForStderr("reconnected", 20000));
+  REQUIRE(m.Mw({"send", "after the outage", "--to", "agent-b"},
+               {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-a"}).code == 0);
+  CHECK(listen.WaitForStdout("after the outage", 5000));
+}
+
 TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   World w;
   w.CreateAndUseMesh();
