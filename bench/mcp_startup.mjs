@@ -21,10 +21,20 @@ import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  BINARY,
+  ROOT,
+  createToken,
+  exitOnSignals,
+  killAll,
+  removeDirs,
+  rest,
+  sleep,
+  startRelay,
+  tempDir,
+  track,
+} from "../tests/js/support/relay.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BINARY = process.env.MESHWIRE_BINARY || path.join(ROOT, "build/cli/meshwire");
 const EVERYTHING =
   process.env.EVERYTHING_ENTRY ||
   path.join(ROOT, "tests/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
@@ -55,78 +65,27 @@ if (!fs.existsSync(BINARY)) usage(`no meshwire binary at ${BINARY}: build it or 
 if (!fs.existsSync(EVERYTHING)) usage(`no server-everything at ${EVERYTHING}: run \`npm ci\` in tests/ or set EVERYTHING_ENTRY`);
 
 // ---------------------------------------------------------------------------
-// Cleanup of everything started here, whatever happens
+// Cleanup of everything started here, whatever happens (../tests/js/support/relay.mjs
+// kills every tracked process and removes its temp dirs at exit)
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mw-mcp-startup-"));
-const children = new Set();
-function cleanup() {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-process.on("exit", cleanup);
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
+const dir = tempDir("mw-mcp-startup-");
+exitOnSignals(130);
 // Hard bound: (answer 10 s + idle + exit 2 s) per run, plus set-up.
 const budgetMs = 30000 + (options.runs + options.warmup) * 2 * (12000 + options.idleMs);
 setTimeout(() => {
   process.stderr.write(`mcp_startup: still running after ${budgetMs} ms, giving up\n`);
-  cleanup();
+  killAll();
+  removeDirs();
   process.exit(1);
 }, budgetMs).unref();
-
-function track(child) {
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function baseEnv(extra) {
   const env = { PATH: process.env.PATH, HOME: path.join(dir, "home"), LANG: process.env.LANG ?? "C.UTF-8" };
   return { ...env, ...extra };
 }
 
-// ---------------------------------------------------------------------------
-// The relay meshwire talks to
-
-async function startRelay() {
-  const child = track(
-    spawn(BINARY, ["server", "--listen", "127.0.0.1:0", "--storage", `sqlite:${dir}/relay.db`], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: baseEnv({ MESHWIRE_HOME: path.join(dir, "relay-home") }),
-    }),
-  );
-  let seen = "";
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start within 10 s: ${seen}`)), 10000);
-    child.once("exit", (code) => reject(new Error(`relay exited (${code}): ${seen}`)));
-    child.stderr.on("data", (chunk) => {
-      seen += chunk;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  child.stderr.resume();
-  return { url, child };
-}
-
-async function stopRelay(relay) {
-  if (relay.child.exitCode !== null) return;
-  const exited = new Promise((resolve) => relay.child.once("exit", resolve));
-  relay.child.kill("SIGTERM");
-  const timer = setTimeout(() => relay.child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
-}
+// The relay meshwire talks to, and the token command: their own MESHWIRE_HOME.
+const relayEnv = baseEnv({ MESHWIRE_HOME: path.join(dir, "relay-home") });
 
 // ---------------------------------------------------------------------------
 // One run: spawn -> initialize answer, then RSS after IDLE_MS, then EOF -> exit
@@ -232,22 +191,9 @@ function summarize(runs) {
 
 // ---------------------------------------------------------------------------
 
-const relay = await startRelay();
-const token = execFileSync(BINARY, ["admin", "token", "create", "--user", "bench", "--storage", `sqlite:${dir}/relay.db`], {
-  stdio: ["ignore", "pipe", "ignore"],
-  env: baseEnv({ MESHWIRE_HOME: path.join(dir, "relay-home") }),
-  timeout: 10000,
-})
-  .toString()
-  .trim();
-const meshResponse = await fetch(`${relay.url}/mesh`, {
-  method: "POST",
-  headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-  body: JSON.stringify({ name: "mcp-startup-bench" }),
-  signal: AbortSignal.timeout(10000),
-});
-if (meshResponse.status !== 201) throw new Error(`POST /mesh: HTTP ${meshResponse.status} ${await meshResponse.text()}`);
-const { mesh_id: meshId } = await meshResponse.json();
+const relay = await startRelay(dir, { env: relayEnv });
+const token = createToken(dir, "bench", { env: relayEnv });
+const { mesh_id: meshId } = await rest(relay.url, token, "POST", "/mesh", { name: "mcp-startup-bench" });
 fs.mkdirSync(path.join(dir, "home"), { recursive: true });
 
 const servers = [
@@ -288,7 +234,7 @@ for (let i = 0; i < options.runs; i++) {
   process.stderr.write(`\rrun ${i + 1}/${options.runs}`);
 }
 process.stderr.write("\n");
-await stopRelay(relay);
+await relay.stop();
 
 const summary = Object.fromEntries(servers.map((s) => [s.key, { version: s.version, ...summarize(results[s.key]) }]));
 const ratio = (a, b) => (a != null && b ? Number((a / b).toFixed(1)) : null);

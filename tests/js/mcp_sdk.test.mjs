@@ -16,13 +16,26 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import {
+  BINARY,
+  ROOT,
+  childEnv,
+  createToken,
+  exitOnSignals,
+  killAll,
+  removeDirs,
+  rest,
+  sleep,
+  startRelay,
+  tempDir,
+  track,
+  trackPid,
+  until,
+  untrackPid,
+} from "./support/relay.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BINARY = process.env.MESHWIRE_BINARY || path.join(ROOT, "build/cli/meshwire");
 const INSPECTOR = path.join(ROOT, "tests/node_modules/.bin/mcp-inspector");
 const T = { timeout: 15000 };
 const NAMES = [
@@ -47,49 +60,13 @@ const sdk = await (async () => {
 })();
 
 // ---------------------------------------------------------------------------
-// Cleanup: temp dirs, and every process started (relays, MCP servers)
+// The relay (started, and every process and temp dir cleaned up, through
+// ./support/relay.mjs, even on SIGINT/SIGTERM)
 
-const cleanups = [];
-const pids = new Set();
-function killAll() {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-  pids.clear();
-}
-function removeDirs() {
-  while (cleanups.length) cleanups.pop()();
-}
-process.on("exit", () => {
-  killAll();
-  removeDirs();
-});
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    killAll();
-    removeDirs();
-    process.exit(1);
-  });
-}
+exitOnSignals(1);
 
-function tempDir(prefix) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function track(child) {
-  pids.add(child.pid);
-  child.once("exit", () => pids.delete(child.pid));
-  return child;
-}
-
-// ---------------------------------------------------------------------------
-// The relay
+// The relay's and the token command's environment: nothing of the user's.
+const relayEnv = (storageDir) => childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") });
 
 async function freePort() {
   const server = net.createServer();
@@ -97,91 +74,6 @@ async function freePort() {
   const { port } = server.address();
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-// Starts `meshwire server` on 127.0.0.1:port (0: any) over storageDir.
-async function startRelay(storageDir, port = 0) {
-  const child = track(
-    spawn(BINARY, ["server", "--listen", `127.0.0.1:${port}`, "--storage", `sqlite:${storageDir}/relay.db`], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") }),
-    }),
-  );
-  let seen = "";
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay did not start within 10 s: ${seen}`)), 10000);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot start ${BINARY} (${err.message}); build it or set MESHWIRE_BINARY`));
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`relay exited with ${code} before listening: ${seen}`));
-    });
-    child.stderr.on("data", (chunk) => {
-      seen += chunk;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  child.stderr.resume();
-  return {
-    url,
-    child,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-function createToken(storageDir, user) {
-  return execFileSync(BINARY, ["admin", "token", "create", "--user", user, "--storage", `sqlite:${storageDir}/relay.db`], {
-    stdio: ["ignore", "pipe", "ignore"],
-    env: childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") }),
-    timeout: 10000,
-  })
-    .toString()
-    .trim();
-}
-
-async function rest(url, token, method, pathname, body) {
-  const response = await fetch(url + pathname, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-    signal: AbortSignal.timeout(10000),
-  });
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new Error(`${method} ${pathname}: HTTP ${response.status} ${text}`);
-  return data;
-}
-
-async function until(what, check, timeoutMs = 8000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// An environment with no MESHWIRE_* or test-runner variables, plus `extra`.
-function childEnv(extra = {}) {
-  const env = { ...process.env };
-  for (const key of Object.keys(env)) if (key.startsWith("MESHWIRE_") || key.startsWith("NODE_TEST")) delete env[key];
-  return { ...env, ...extra };
 }
 
 // ---------------------------------------------------------------------------
@@ -240,7 +132,7 @@ async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, me
     closed = true;
   };
   await client.connect(transport, { timeout: 10000 });
-  pids.add(transport.pid);
+  trackPid(transport.pid);
   const pid = transport.pid;
   await client.listTools(); // the SDK caches each tool's outputSchema validator here
   return {
@@ -257,7 +149,7 @@ async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, me
     call: (tool, args = {}, options) => client.callTool({ name: tool, arguments: args }, undefined, options),
     async close() {
       await client.close();
-      pids.delete(pid);
+      untrackPid(pid);
     },
   };
 }
@@ -356,9 +248,9 @@ async function agentsByName() {
 
 before(async () => {
   fx.storage = tempDir("mw-sdk-relay-");
-  fx.relay = await startRelay(fx.storage);
+  fx.relay = await startRelay(fx.storage, { env: relayEnv(fx.storage) });
   fx.url = fx.relay.url;
-  fx.token = createToken(fx.storage, "alice");
+  fx.token = createToken(fx.storage, "alice", { env: relayEnv(fx.storage) });
   const mesh = await rest(fx.url, fx.token, "POST", "/mesh", { name: "sdk-mesh" });
   fx.meshId = mesh.mesh_id;
   fx.m = `/mesh/${fx.meshId}`;
@@ -681,10 +573,10 @@ test("no token: initialize still answers; the tools say to run `meshwire login`"
 test("relay down: isError naming the URL; a server started meanwhile initializes; both recover", { timeout: 30000 }, async () => {
   const storage = tempDir("mw-sdk-relay2-");
   const port = await freePort();
-  fx.relay2 = await startRelay(storage, port);
+  fx.relay2 = await startRelay(storage, { port, env: relayEnv(storage) });
   const url = `http://127.0.0.1:${port}`;
   assert.equal(fx.relay2.url, url);
-  const token = createToken(storage, "bob");
+  const token = createToken(storage, "bob", { env: relayEnv(storage) });
   const mesh = await rest(url, token, "POST", "/mesh", { name: "flaky" });
 
   const early = await startMcp({ name: "early-agent", url, token, mesh: mesh.mesh_id });
@@ -709,7 +601,7 @@ test("relay down: isError naming the URL; a server started meanwhile initializes
   await assertAlive(late);
 
   // Back on the same port (same storage): the next call succeeds, no restart needed.
-  fx.relay2 = await startRelay(storage, port);
+  fx.relay2 = await startRelay(storage, { port, env: relayEnv(storage) });
   const status = await late.call("meshwire_status");
   assert.equal(status.isError, false, textOf(status));
   assert.equal(status.structuredContent.agent.name, "late-agent");

@@ -10,16 +10,14 @@
 // root: node --test tests/js/   (MESHWIRE_BINARY overrides the relay binary)
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
-import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
+import { ROOT, createToken, killAll, removeDirs, rest, startRelay, tempDir, track, until } from "./support/relay.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BINARY = process.env.MESHWIRE_BINARY || path.join(ROOT, "build/cli/meshwire");
 const SOURCE = path.join(ROOT, "packaging/pi/meshwire.ts");
 const require = createRequire(path.join(ROOT, "tests/package.json"));
 const ts = (() => {
@@ -39,85 +37,7 @@ const NAMES = [
 ];
 
 // ---------------------------------------------------------------------------
-// Helpers: a relay on 127.0.0.1:0, REST calls, waiting
-
-const cleanups = [];
-const children = new Set();
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-function tempDir(prefix) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function startRelay(storageDir) {
-  const child = spawn(BINARY, ["server", "--listen", "127.0.0.1:0", "--storage", `sqlite:${storageDir}/relay.db`], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  const url = await new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(() => reject(new Error(`relay did not start within 10 s: ${seen}`)), 10000);
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot start ${BINARY} (${err.message}); build it or set MESHWIRE_BINARY`));
-    });
-    child.stderr.on("data", (chunk) => {
-      seen += chunk;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-  });
-  child.stderr.resume();
-  return {
-    url,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-function createToken(storageDir, user) {
-  return execFileSync(BINARY, ["admin", "token", "create", "--user", user, "--storage", `sqlite:${storageDir}/relay.db`], {
-    stdio: ["ignore", "pipe", "ignore"],
-  })
-    .toString()
-    .trim();
-}
-
-async function rest(url, token, method, pathname, body) {
-  const response = await fetch(url + pathname, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new Error(`${method} ${pathname}: HTTP ${response.status} ${text}`);
-  return data;
-}
-
-async function until(what, check, timeoutMs = 8000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+// Helpers (the relay, REST calls, waiting and cleanup: ./support/relay.mjs)
 
 async function agentNamed(fx, name) {
   const { agents } = await rest(fx.url, fx.token, "GET", `${fx.m}/agents`);
@@ -207,13 +127,13 @@ after(async () => {
   // instead of hanging (the timer itself does not keep the process alive).
   setTimeout(() => {
     process.stderr.write(`still running 10 s after the tests: ${JSON.stringify(process.getActiveResourcesInfo())}\n`);
-    for (const child of children) child.kill("SIGKILL");
+    killAll();
     process.exit(1);
   }, 10000).unref();
   delete process.env.MESHWIRE_HOME;
   Object.assign(process.env, savedEnv);
   await fx.relay?.stop();
-  for (const cleanup of cleanups.reverse()) cleanup();
+  removeDirs();
 });
 
 // ---------------------------------------------------------------------------
@@ -239,12 +159,11 @@ test("meshwire.ts type-checks under strict TypeScript without Pi installed", T, 
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
-  children.add(tsc);
+  track(tsc);
   let output = "";
   tsc.stdout.on("data", (chunk) => (output += chunk));
   tsc.stderr.on("data", (chunk) => (output += chunk));
   const code = await new Promise((resolve) => tsc.once("exit", resolve));
-  children.delete(tsc);
   assert.equal(code, 0, output);
 });
 
