@@ -9,7 +9,7 @@ build_pkgs=(
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libsqlite3-dev libcli11-dev
   libyaml-cpp-dev libtomlplusplus-dev
 )
-test_pkgs=(doctest-dev redis-server redis-tools)
+test_pkgs=(doctest-dev redis-server redis-tools dpkg-dev systemd curl)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in
