@@ -620,15 +620,25 @@ void RaiseWatermark(SqliteConnection& c, const std::string& agent_id, const char
 
 void SqliteStore::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
                                 std::int64_t fetched, Millis now) {
-  if (acked <= 0 && fetched <= 0) return;
-  writer_->Run([&](SqliteConnection& c) {
-    // What is acknowledged was necessarily fetched before.
-    if (std::max(acked, fetched) > 0) RaiseWatermark(c, agent_id, "f", std::max(acked, fetched), now);
-    if (acked > 0) RaiseWatermark(c, agent_id, "a", acked, now);
-  });
+  if (acked > 0) {
+    writer_->Run([&](SqliteConnection& c) {
+      // What is acknowledged was necessarily fetched before.
+      RaiseWatermark(c, agent_id, "f", acked, now);
+      RaiseWatermark(c, agent_id, "a", acked, now);
+    });
+  }
+  if (fetched > acked) {
+    // Off the poll's answer path: Receipts() waits for it (see there).
+    writer_->RunLater([agent_id, fetched, now](SqliteConnection& c) {
+      RaiseWatermark(c, agent_id, "f", fetched, now);
+    });
+  }
 }
 
 std::vector<Receipt> SqliteStore::Receipts(const Message& m) {
+  // A barrier through the writer: every fetched mark queued before this call
+  // is committed first, so receipts show what polls have already returned.
+  writer_->Run([](SqliteConnection&) {});
   auto r = Reader();
   std::vector<Agent> recipients;
   {

@@ -133,12 +133,14 @@ class Store {
   virtual std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) = 0;
   /// Raises the agent's acknowledged cursor to `acked` and its fetched mark to
   /// `fetched` (each only upwards, never past the mesh's newest seq),
-  /// recording when each moved. Durable on return, so a receipt read after a
-  /// poll answered already shows what it returned.
+  /// recording when each moved. The acked part is durable on return; the
+  /// fetched part may be written after return, but Receipts() called after
+  /// this returns always reflects it.
   virtual void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
                              Millis now) = 0;
   /// One receipt per recipient of the message (direct: the one agent; broadcast:
-  /// every agent of the mesh but the sender that existed when it was sent).
+  /// every agent of the mesh but the sender that existed when it was sent),
+  /// reflecting every AdvanceCursor that returned before this call.
   virtual std::vector<Receipt> Receipts(const Message& message) = 0;
 
   // --- retention ----------------------------------------------------------------
