@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "relay-client/config.h"
 #include "schemas/error.h"
 #include "server/clock.h"
 #include "server/mesh_service.h"
@@ -30,7 +31,7 @@ int RunAdmin(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (storage.empty()) storage = "sqlite:" + MeshwireHome() + "/relay.db";
+  if (storage.empty()) storage = "sqlite:" + MeshwireHomeDir(ProcessEnv()).string() + "/relay.db";
   try {
     auto store = OpenStore(storage);
     SystemClock clock;

@@ -94,7 +94,7 @@ int RunInit(int argc, char** argv) {
       SaveCredentials(c.home, c.token.value, c.url.value, user);
     }
     const std::string& mesh = ctx.RequireMesh();
-    MeshDetails details = client.GetMesh(mesh);  // exists, and we may use it
+    client.GetMesh(mesh);  // 404 or 403 here, before anything is written
     std::string agent_name = ctx.AgentName(harness->default_agent_name);
     fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
     std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;
@@ -142,7 +142,6 @@ int RunInit(int argc, char** argv) {
                 created ? "" : ", already registered");
     std::printf("%s %s harness ready!\n", ui.Ok().c_str(), harness->title);
     for (const std::string& step : result.next_steps) std::printf("%s\n", step.c_str());
-    (void)details;
   } catch (const HarnessError& e) {
     return Fail(Error(1, "harness", e.what()));
   } catch (const Error& e) {

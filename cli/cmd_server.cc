@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "relay-client/config.h"
 #include "schemas/error.h"
 #include "server/relay.h"
 
@@ -109,7 +110,7 @@ int RunServer(int argc, char** argv) {
     return kExitUsage;
   }
   if (storage.empty()) {
-    std::string home = MeshwireHome();
+    std::string home = MeshwireHomeDir(ProcessEnv()).string();
     ::mkdir(home.c_str(), 0700);
     storage = "sqlite:" + home + "/relay.db";
   }

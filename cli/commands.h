@@ -36,7 +36,4 @@ int RunIntegrate(int argc, char** argv);
 int RunToken(int argc, char** argv);
 int RunMcp(int argc, char** argv);
 
-/// The folder meshwire keeps its files in: $MESHWIRE_HOME, else ~/.meshwire.
-std::string MeshwireHome();
-
 }  // namespace meshwire::cli

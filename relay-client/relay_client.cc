@@ -87,15 +87,6 @@ void RelayClient::Cancel() {
   impl_->http->stop();
 }
 
-namespace {
-
-struct Answer {
-  int status = 0;
-  std::string body;
-};
-
-}  // namespace
-
 // One request and its error mapping; `retryable`: may be sent again.
 static json Call(RelayClient::Impl& impl, const std::string& url, const std::string& method,
                  const std::string& path, const json* body, bool retryable, int read_timeout_s,
