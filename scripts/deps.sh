@@ -9,7 +9,7 @@ build_pkgs=(
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libsqlite3-dev libcli11-dev
   libyaml-cpp-dev libtomlplusplus-dev
 )
-test_pkgs=(doctest-dev redis-server redis-tools dpkg-dev systemd curl)
+test_pkgs=(doctest-dev redis-server redis-tools dpkg-dev file systemd curl)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in
@@ -22,7 +22,7 @@ pkgs+=(doctest-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"ok installed"* ]] || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
   echo "deps: all ${#pkgs[@]} packages already installed" >&2

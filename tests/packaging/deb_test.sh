@@ -26,7 +26,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 echo "== cpack"
 cpack --config "$build/CPackConfig.cmake" -B "$work" >/dev/null
 deb=$(ls "$work"/meshwire_"$version"_*.deb)
-dpkg-deb -I "$deb" | grep -q "Depends: .*libsqlite3" || fail "no Depends from the shared libraries"
+# Read the control file whole before matching: `dpkg-deb | grep -q` under
+# pipefail fails whenever grep exits first and dpkg-deb gets SIGPIPE.
+control=$(dpkg-deb -f "$deb")
+[[ $control == *"Depends: "*libsqlite3* ]] || { echo "$control"; fail "no Depends from the shared libraries"; }
 
 echo "== dpkg -i"
 dpkg -i "$deb" >/dev/null
