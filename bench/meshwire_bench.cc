@@ -1006,6 +1006,12 @@ int RunParked(Args& args) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the relay's memory settle
   const auto rss_parked = ProcStatus(relay_pid, "VmRSS");
   const auto threads_parked = ProcStatus(relay_pid, "Threads");
+  // The relay's CPU while everyone waits and nothing is sent: what holding
+  // them costs (its hang-up probe looks at every connection once a second).
+  constexpr double kQuietSeconds = 3.0;
+  const auto quiet_cpu_0 = ProcCpuSeconds(relay_pid);
+  std::this_thread::sleep_for(std::chrono::duration<double>(kQuietSeconds));
+  const auto quiet_cpu_1 = ProcCpuSeconds(relay_pid);
 
   // Send phase: `sends` direct sends paced evenly over `seconds`, to random listeners.
   struct Sent {
@@ -1141,6 +1147,10 @@ int RunParked(Args& args) {
       rss_idle && rss_parked && started > 0
           ? json(Round3(static_cast<double>(*rss_parked - *rss_idle) / started))
           : json(nullptr);
+  out["relay_cpu_parked_quiet_pct"] =
+      quiet_cpu_0 && quiet_cpu_1
+          ? json(Round3((*quiet_cpu_1 - *quiet_cpu_0) / kQuietSeconds * 100.0))
+          : json(nullptr);
   out["relay_threads_idle"] = OrNull(threads_idle);
   out["relay_threads_parked"] = OrNull(threads_parked);
   out["sends"] = sends;
@@ -1180,6 +1190,10 @@ int RunParked(Args& args) {
                threads_parked ? std::to_string(*threads_parked).c_str() : "n/a", sends_attempted,
                sends, send_non_201, Line(send).c_str(), delivered, misdelivered, woken,
                targeted.size(), Line(delivery).c_str(), stop_received, started, forced);
+  if (quiet_cpu_0 && quiet_cpu_1) {
+    std::fprintf(stderr, "  relay CPU while %d wait and nothing is sent: %.2f%% of a core\n",
+                 parked, (*quiet_cpu_1 - *quiet_cpu_0) / kQuietSeconds * 100.0);
+  }
   if (!shared.first_error.empty())
     std::cerr << "  first poll error: " << shared.first_error << "\n";
   if (!first_send_error.empty()) std::cerr << "  first send error: " << first_send_error << "\n";

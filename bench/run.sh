@@ -320,6 +320,7 @@ $SENDS_CLIENTS clients on loopback, $SIZE-byte messages, each client on one keep
 | relay RSS idle -> parked (MiB) | $rss |
 | relay RSS per parked listener (KiB) | $(fmt "$(jget "$P" rss_per_listener_kib)" 1) |
 | relay threads idle -> parked | $threads |
+| relay CPU, all parked and nothing sent (% of a core) | $(fmt "$(jget "$P" relay_cpu_parked_quiet_pct)" 1) |
 | send p50 / p99 with listeners parked (ms) | $parked_send |
 | woken listeners / targeted | $(jget "$P" woken_listeners) / $(jget "$P" targeted_listeners) |
 | broadcast to all parked: last wake (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |

@@ -234,6 +234,7 @@ void MountHttpApi(httplib::Server& server, MeshService& svc, Millis started_at) 
     r.after = after;
     r.wait_s = static_cast<int>(IntParam(req, "wait", 0, svc.options().max_wait_s).value_or(0));
     r.limit = limit;
+    r.peer = MakeTcpPeer(req.remote_addr, req.remote_port, req.local_port);
     PollResult result = svc.Poll(c, req.matches[1], r);
     SendJson(res, 200, {{"messages", MessagesJson(result.messages)}, {"cursor", result.cursor}});
   });

@@ -366,7 +366,7 @@ PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
 
   // Park before reading, so a message committed in between wakes us.
   std::unique_ptr<Waiters::Ticket> ticket;
-  if (r.wait_s > 0) ticket = waiters_.Park(mesh_id, agent.agent_id);
+  if (r.wait_s > 0) ticket = waiters_.Park(mesh_id, agent.agent_id, r.peer);
   PollResult result;
   result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
   if (result.messages.empty() && r.wait_s > 0) {
@@ -378,6 +378,11 @@ PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
     Millis deadline = now + Millis{r.wait_s} * 1000;
     while (result.messages.empty() && waiters_.Wait(*ticket, deadline)) {
       result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
+    }
+    if (waiters_.HungUp(*ticket)) {
+      // Nobody reads the answer: fetch nothing, so nothing is marked fetched.
+      result.cursor = from;
+      return result;
     }
     if (result.messages.empty()) {
       result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);

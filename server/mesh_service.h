@@ -16,6 +16,7 @@
 #include "server/identity_cache.h"
 #include "server/rate_limiter.h"
 #include "server/store.h"
+#include "server/tcp_probe.h"
 #include "server/waiters.h"
 
 namespace meshwire {
@@ -63,6 +64,7 @@ struct PollRequest {
   std::optional<std::int64_t> after;  // acknowledges everything <= after
   int wait_s = 0;
   int limit = 100;
+  std::optional<TcpPeer> peer;  // the client's connection, so a wait ends when it hangs up
 };
 
 struct PollResult {

@@ -8,6 +8,7 @@
 #include "server/http_api.h"
 #include "server/sqlite_store.h"
 #include "server/task_pool.h"
+#include "server/tcp_probe.h"
 #include "server/waiters.h"
 
 #ifndef MESHWIRE_VERSION
@@ -114,6 +115,7 @@ int Relay::Bind() {
 
 void Relay::Serve() {
   if (options_.housekeeping) housekeeping_thread_ = std::thread([this] { Housekeeping(); });
+  if (options_.hangup_check_ms > 0) hangup_thread_ = std::thread([this] { WatchHangups(); });
   http_->listen_after_bind();
   {
     std::lock_guard lock(mu_);
@@ -121,6 +123,7 @@ void Relay::Serve() {
   }
   cv_.notify_all();
   if (housekeeping_thread_.joinable()) housekeeping_thread_.join();
+  if (hangup_thread_.joinable()) hangup_thread_.join();
   service_->FlushPresence();
 }
 
@@ -160,6 +163,39 @@ void Relay::Housekeeping() {
     } catch (const std::exception& e) {
       spdlog::error("housekeeping failed: {}", e.what());
     }
+    lock.lock();
+  }
+}
+
+std::size_t Relay::CheckHangups() {
+  std::uint64_t parked_by = waiters_->ParkCount();
+  if (waiters_->Parked() == 0) return 0;
+  // Every ticket numbered <= parked_by was parked, so its connection was
+  // established, before this snapshot: missing from it means closed.
+  std::optional<TcpPeerSet> open = EstablishedTcpPeers(static_cast<std::uint16_t>(port_));
+  if (!open) {
+    if (!probe_failed_) {
+      spdlog::warn(
+          "cannot read TCP connection states (NETLINK_SOCK_DIAG): a long-poll whose "
+          "client hangs up holds its worker until its wait ends");
+    }
+    probe_failed_ = true;
+    return 0;
+  }
+  probe_failed_ = false;
+  std::size_t ended = waiters_->WakeHungUp(
+      [&open](const TcpPeer& peer) { return open->count(peer) > 0; }, parked_by);
+  if (ended) spdlog::debug("ended {} long-polls whose clients hung up", ended);
+  return ended;
+}
+
+void Relay::WatchHangups() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.hangup_check_ms));
+    if (stopping_) break;
+    lock.unlock();
+    CheckHangups();
     lock.lock();
   }
 }

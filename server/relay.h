@@ -1,6 +1,7 @@
 // Relay: one running `meshwire server`. Owns the store, the service, the
-// wake-up table, the HTTP server and its worker pool, and the background
-// thread that flushes presence and sweeps retention.
+// wake-up table, the HTTP server and its worker pool, the background thread
+// that flushes presence and sweeps retention, and the one that ends the
+// long-polls of clients that hung up (see tcp_probe.h).
 //
 // Lifecycle: construct (opens storage) -> Bind() -> Serve() (blocks) or
 // Start() (background) -> Stop() from any thread -> destroy (closes storage).
@@ -36,6 +37,7 @@ struct RelayOptions {
   int listen_backlog = 4096;
   Millis flush_every_ms = 5000;   // presence to storage
   Millis sweep_every_ms = 60000;  // retention sweep
+  Millis hangup_check_ms = 1000;  // parked polls' connections; 0: tests call CheckHangups()
   bool housekeeping = true;       // false: tests call service().Sweep() themselves
   const Clock* clock = nullptr;   // null: the system clock
 };
@@ -60,6 +62,10 @@ class Relay {
   /// and waits for the workers. Safe to call from any thread, more than once.
   void Stop();
 
+  /// Asks the kernel which parked polls' clients are still connected and ends
+  /// the waits of those that hung up (they fetch nothing). Returns how many.
+  std::size_t CheckHangups();
+
   int port() const { return port_; }
   MeshService& service() { return *service_; }
   Waiters& waiters() { return *waiters_; }
@@ -67,6 +73,7 @@ class Relay {
 
  private:
   void Housekeeping();
+  void WatchHangups();
 
   RelayOptions options_;
   SystemClock system_clock_;
@@ -78,6 +85,8 @@ class Relay {
   int port_ = 0;
   std::thread serve_thread_;
   std::thread housekeeping_thread_;
+  std::thread hangup_thread_;
+  bool probe_failed_ = false;  // only touched by CheckHangups' caller
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // guarded by mu_

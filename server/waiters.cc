@@ -11,10 +11,11 @@ Waiters::Waiters(const Clock& clock, std::size_t max_parked)
 Waiters::~Waiters() = default;
 
 std::unique_ptr<Waiters::Ticket> Waiters::Park(const std::string& mesh_id,
-                                               const std::string& agent_id) {
+                                               const std::string& agent_id,
+                                               std::optional<TcpPeer> peer) {
   std::lock_guard lock(mu_);
   if (shut_down_ || parked_ >= max_parked_) return nullptr;
-  std::unique_ptr<Ticket> ticket(new Ticket(*this, mesh_id, agent_id));
+  std::unique_ptr<Ticket> ticket(new Ticket(*this, mesh_id, agent_id, peer, ++park_count_));
   table_[mesh_id][agent_id].push_back(ticket.get());
   ++parked_;
   return ticket;
@@ -37,14 +38,41 @@ void Waiters::Unpark(Ticket* ticket) {
 
 bool Waiters::Wait(Ticket& ticket, Millis deadline) {
   std::unique_lock lock(mu_);
-  while (!ticket.woken_ && !shut_down_) {
+  while (!ticket.woken_ && !shut_down_ && !ticket.hung_up_) {
     Millis left = deadline - clock_.Now();
     if (left <= 0) return false;
     ticket.cv_.wait_for(lock, std::chrono::milliseconds(left));
   }
   bool woken = ticket.woken_;
   ticket.woken_ = false;
-  return woken && !shut_down_;
+  return woken && !shut_down_ && !ticket.hung_up_;
+}
+
+bool Waiters::HungUp(const Ticket& ticket) const {
+  std::lock_guard lock(mu_);
+  return ticket.hung_up_;
+}
+
+std::uint64_t Waiters::ParkCount() const {
+  std::lock_guard lock(mu_);
+  return park_count_;
+}
+
+std::size_t Waiters::WakeHungUp(const std::function<bool(const TcpPeer&)>& is_open,
+                                std::uint64_t parked_by) {
+  std::lock_guard lock(mu_);
+  std::size_t woken = 0;
+  for (auto& [mesh_id, agents] : table_) {
+    for (auto& [agent_id, tickets] : agents) {
+      for (Ticket* t : tickets) {
+        if (t->hung_up_ || !t->peer_ || t->number_ > parked_by || is_open(*t->peer_)) continue;
+        t->hung_up_ = true;
+        t->cv_.notify_one();
+        ++woken;
+      }
+    }
+  }
+  return woken;
 }
 
 void Waiters::Notify(const std::string& mesh_id, const std::string& from, const std::string& to) {
@@ -93,7 +121,11 @@ std::size_t Waiters::Parked() const {
 bool Waiters::IsListening(const std::string& agent_id) const {
   std::lock_guard lock(mu_);
   for (const auto& [mesh_id, agents] : table_) {
-    if (agents.count(agent_id)) return true;
+    auto agent = agents.find(agent_id);
+    if (agent == agents.end()) continue;
+    for (const Ticket* t : agent->second) {
+      if (!t->hung_up_) return true;
+    }
   }
   return false;
 }

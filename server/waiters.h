@@ -3,18 +3,23 @@
 // missed; a committed send then wakes exactly the tickets it concerns (the
 // recipient's, or every agent's but the sender's for a broadcast).
 // Deadlines are on the injected Clock: tests move a ManualClock and call
-// Tick() instead of sleeping.
+// Tick() instead of sleeping. A ticket may name its client's connection, so
+// the relay can wake it for good when that client hangs up (WakeHungUp).
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "server/clock.h"
+#include "server/tcp_probe.h"
 
 namespace meshwire {
 
@@ -26,14 +31,28 @@ class Waiters {
   Waiters(const Clock& clock, std::size_t max_parked);
   ~Waiters();
 
-  /// Parks a ticket for `agent_id` of `mesh_id`. Returns null when the bound
-  /// is reached or after Shutdown(). The ticket unparks when destroyed.
-  std::unique_ptr<Ticket> Park(const std::string& mesh_id, const std::string& agent_id);
+  /// Parks a ticket for `agent_id` of `mesh_id`; `peer` names the client's
+  /// connection when known. Returns null when the bound is reached or after
+  /// Shutdown(). The ticket unparks when destroyed.
+  std::unique_ptr<Ticket> Park(const std::string& mesh_id, const std::string& agent_id,
+                               std::optional<TcpPeer> peer = std::nullopt);
 
   /// Blocks until the ticket is woken by a Notify (true), or the Clock reaches
-  /// `deadline` or Shutdown() is called (false). Clears the woken flag, so the
-  /// next Wait blocks again until the next Notify.
+  /// `deadline`, Shutdown() is called or its client hung up (false). Clears
+  /// the woken flag, so the next Wait blocks again until the next Notify.
   bool Wait(Ticket& ticket, Millis deadline);
+
+  /// True once WakeHungUp found the ticket's client gone.
+  bool HungUp(const Ticket& ticket) const;
+
+  /// How many tickets were ever parked: a ticket numbered at most this was
+  /// parked before the call returned.
+  std::uint64_t ParkCount() const;
+
+  /// Wakes for good every ticket numbered at most `parked_by` (see
+  /// ParkCount) whose connection `is_open` says is closed. Returns how many.
+  std::size_t WakeHungUp(const std::function<bool(const TcpPeer&)>& is_open,
+                         std::uint64_t parked_by);
 
   /// Wakes the tickets that a committed message from `from` to `to` (an agent
   /// id or "all") concerns.
@@ -55,8 +74,9 @@ class Waiters {
   const Clock& clock_;
   const std::size_t max_parked_;
   mutable std::mutex mu_;
-  bool shut_down_ = false;  // guarded by mu_
-  std::size_t parked_ = 0;  // guarded by mu_
+  bool shut_down_ = false;        // guarded by mu_
+  std::size_t parked_ = 0;        // guarded by mu_
+  std::uint64_t park_count_ = 0;  // guarded by mu_
   // mesh id -> agent id -> parked tickets; guarded by mu_
   std::unordered_map<std::string, std::unordered_map<std::string, std::vector<Ticket*>>> table_;
 
@@ -71,14 +91,22 @@ class Waiters::Ticket {
 
  private:
   friend class Waiters;
-  Ticket(Waiters& owner, std::string mesh_id, std::string agent_id)
-      : owner_(owner), mesh_id_(std::move(mesh_id)), agent_id_(std::move(agent_id)) {}
+  Ticket(Waiters& owner, std::string mesh_id, std::string agent_id, std::optional<TcpPeer> peer,
+         std::uint64_t number)
+      : owner_(owner),
+        mesh_id_(std::move(mesh_id)),
+        agent_id_(std::move(agent_id)),
+        peer_(peer),
+        number_(number) {}
 
   Waiters& owner_;
-  std::string mesh_id_;
-  std::string agent_id_;
+  const std::string mesh_id_;
+  const std::string agent_id_;
+  const std::optional<TcpPeer> peer_;
+  const std::uint64_t number_;
   std::condition_variable cv_;
-  bool woken_ = false;  // guarded by owner_.mu_
+  bool woken_ = false;    // guarded by owner_.mu_
+  bool hung_up_ = false;  // guarded by owner_.mu_
 };
 
 }  // namespace meshwire

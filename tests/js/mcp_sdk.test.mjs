@@ -457,6 +457,7 @@ test("cancellation: an aborted get_messages rejects at the client; the server st
   assert.equal(status.isError, false, textOf(status));
   // The server hangs up its long-poll to the relay, and never answers the cancelled request.
   await until("the MCP server to close its poll connection", () => openConnections(fx.mcp.pid, relayPort()) === 0, 3000);
+  await until("the relay to stop counting mcp-agent as listening", async () => !(await agentsByName())["mcp-agent"].listening, 3000);
   await sleep(300);
   assert.equal(
     transport.received.some((m) => m.id === request.id),
@@ -466,15 +467,13 @@ test("cancellation: an aborted get_messages rejects at the client; the server st
   assert.deepEqual(fx.mcp.errors.map(String), [], "the SDK saw no stray message");
 });
 
-// The relay's side of a cancelled wait. Known relay bug (server/, not the MCP
-// server): a parked long-poll does not notice that its client hung up (the
-// relay's socket sits in CLOSE-WAIT), so the agent stays "listening" until the
-// wait ends, and a message sent meanwhile is written to the dead connection
-// and recorded "fetched" although no one received it (not lost: the cursor
-// did not move, the next poll returns it).
+// The relay's side of a cancelled wait: it asks the kernel once a second
+// which parked polls' connections are still open (server/tcp_probe.h), so a
+// client that hung up stops "listening" at once, and a message sent after is
+// not written to the dead connection nor recorded "fetched".
 test(
   "relay: a long-poll whose client hung up stops listening and marks nothing fetched",
-  { ...T, todo: "relay bug: a parked poll ignores a client that hung up (CLOSE-WAIT until the wait ends)" },
+  T,
   async () => {
     const agent = await rest(fx.url, fx.token, "POST", `${fx.m}/agents`, { name: "hangup-agent" });
     const controller = new AbortController();
@@ -485,7 +484,7 @@ test(
     await until("hangup-agent listening", async () => (await agentsByName())["hangup-agent"].listening);
     controller.abort();
     await poll;
-    await sleep(1000);
+    await until("the relay to see the hang-up", async () => !(await agentsByName())["hangup-agent"].listening, 3000);
     const listening = (await agentsByName())["hangup-agent"].listening;
     const sent = await restSend({ to: "hangup-agent", content: "anyone there?" });
     await sleep(300);

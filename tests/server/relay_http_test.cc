@@ -1,7 +1,11 @@
 // Integration tests of the message semantics (docs/API.md), over real HTTP
 // against a relay on a free loopback port. Time is a ManualClock: presence,
 // retention and long-poll deadlines move when the test moves it.
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -158,6 +162,60 @@ TEST_CASE("long-poll: on timeout the answer is an empty list, not an error") {
   CHECK(got.status == 200);
   CHECK(got.json["messages"].empty());
   CHECK(got.json["cursor"] == 0);
+}
+
+namespace {
+/// Sends one HTTP request on a raw loopback socket and returns the socket,
+/// unread: the test decides when the "client" hangs up.
+int SendRaw(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  return fd;
+}
+}  // namespace
+
+TEST_CASE("long-poll: a client that hangs up ends its wait, and nothing is marked fetched") {
+  Mesh2 t;
+  int fd = SendRaw(t.relay.port(), "GET " + t.Path("/messages?agent_id=" + t.b + "&wait=60") +
+                                       " HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+                                       t.alice + "\r\n\r\n");
+  REQUIRE(t.WaitListening(t.b));
+  CHECK(t.relay.relay().CheckHangups() == 0);  // still connected: left alone
+  ::close(fd);
+  // Loopback delivers the FIN at once; the probe sees it on its next look.
+  std::size_t ended = 0;
+  for (int i = 0; i < 500 && ended == 0; ++i) {
+    ended = t.relay.relay().CheckHangups();
+    if (ended == 0) std::this_thread::sleep_for(2ms);
+  }
+  CHECK(ended == 1);
+  CHECK_FALSE(t.relay.relay().waiters().IsListening(t.b));
+  // Its worker returns (and unparks) at once.
+  for (int i = 0; i < 500 && t.relay.relay().waiters().Parked() > 0; ++i) {
+    std::this_thread::sleep_for(2ms);
+  }
+  CHECK(t.relay.relay().waiters().Parked() == 0);
+
+  HttpAnswer sent = t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "still there?"}});
+  HttpAnswer receipt =
+      t.relay.Get(t.Path("/messages/" + sent.json["id"].get<std::string>()), t.alice);
+  CHECK(receipt.json["delivery"][0]["state"] == "queued");
+  CHECK(t.Contents(t.Poll(t.b)) == std::vector<std::string>{"still there?"});  // nothing lost
+}
+
+TEST_CASE("long-poll: a connected client's wait is not ended by the hang-up probe") {
+  Mesh2 t;
+  auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
+  CHECK(t.relay.relay().CheckHangups() == 0);
+  CHECK(poll.wait_for(50ms) == std::future_status::timeout);
+  t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "for b"}});
+  CHECK(t.Contents(poll.get()) == std::vector<std::string>{"for b"});
 }
 
 TEST_CASE("shutdown answers parked polls with what they have") {

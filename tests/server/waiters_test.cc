@@ -92,4 +92,44 @@ TEST_CASE("after shutdown nothing parks and waits return at once") {
   CHECK_FALSE(w.Park("m", "b"));
 }
 
+TEST_CASE("a ticket whose client hung up ends for good; only tickets parked before the probe") {
+  ManualClock clock(0);
+  Waiters w(clock, 10);
+  const TcpPeer gone = *MakeTcpPeer("127.0.0.1", 40000, 7420);
+  const TcpPeer open = *MakeTcpPeer("127.0.0.1", 40001, 7420);
+  auto a = w.Park("m", "a", gone);
+  auto b = w.Park("m", "b", open);
+  auto c = w.Park("m", "c");  // no connection known: never ended this way
+  const std::uint64_t parked_by = w.ParkCount();
+  auto late = w.Park("m", "d", gone);  // parked after the probe's snapshot: left alone
+  auto fa = WaitAsync(w, *a, 60000);
+  auto is_open = [&open](const TcpPeer& p) { return p == open; };
+
+  CHECK(w.WakeHungUp(is_open, parked_by) == 1);
+  CHECK_FALSE(fa.get());
+  CHECK(w.HungUp(*a));
+  CHECK_FALSE(w.IsListening("a"));
+  CHECK(w.IsListening("b"));
+  CHECK(w.IsListening("c"));
+  CHECK(w.IsListening("d"));
+  CHECK_FALSE(w.HungUp(*b));
+  CHECK_FALSE(w.HungUp(*late));
+  CHECK(w.WakeHungUp(is_open, parked_by) == 0);  // each ticket ends once
+
+  w.Notify("m", "x", "a");  // a message cannot revive a hung-up ticket
+  CHECK_FALSE(w.Wait(*a, 60000));
+  CHECK(w.WakeHungUp(is_open, w.ParkCount()) == 1);  // now `late` too
+}
+
+TEST_CASE("connection keys: IPv4 is IPv4-mapped; bad text or ports give none") {
+  CHECK(MakeTcpPeer("127.0.0.1", 5000, 7420) == MakeTcpPeer("::ffff:127.0.0.1", 5000, 7420));
+  CHECK(MakeTcpPeer("::1", 5000, 7420).has_value());
+  CHECK(MakeTcpPeer("::1", 5000, 7420) != MakeTcpPeer("::1", 5001, 7420));
+  CHECK(MakeTcpPeer("127.0.0.1", 5000, 7420) != MakeTcpPeer("127.0.0.1", 5000, 7421));
+  CHECK_FALSE(MakeTcpPeer("localhost", 5000, 7420));
+  CHECK_FALSE(MakeTcpPeer("", 5000, 7420));
+  CHECK_FALSE(MakeTcpPeer("127.0.0.1", -1, 7420));
+  CHECK_FALSE(MakeTcpPeer("127.0.0.1", 5000, 70000));
+}
+
 }  // namespace meshwire

@@ -1,7 +1,8 @@
 // A real relay for integration tests: in this process, on a free loopback
 // port, storage in a temporary folder, time on a ManualClock (presence,
 // retention and long-poll deadlines move when the test says so), housekeeping
-// off (tests call Sweep themselves). Requests go over real HTTP.
+// and the hang-up watch off (tests call Sweep and CheckHangups themselves).
+// Requests go over real HTTP.
 #pragma once
 
 #include <httplib.h>
@@ -35,6 +36,7 @@ class TestRelay {
     options.storage = "sqlite:" + dir_ / "relay.db";
     options.clock = &clock_;
     options.housekeeping = false;
+    options.hangup_check_ms = 0;  // tests call relay().CheckHangups()
     if (options.threads == 4096) options.threads = 64;
     relay_ = std::make_unique<Relay>(options);
     relay_->Bind();
