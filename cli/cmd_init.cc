@@ -80,6 +80,10 @@ int RunInit(int argc, char** argv) {
   bool project = false;
   app.add_option("--harness", harness_name, "the platform: " + HarnessNames())->required();
   app.add_flag("--project", project, "cursor: write .cursor/mcp.json in the workspace instead of ~/.cursor");
+  app.footer(
+      "Files go where each platform reads them (docs/API.md lists them all); COPILOT_HOME, "
+      "HERMES_HOME and CODEX_HOME move ~/.copilot, ~/.hermes and ~/.codex as they do for those "
+      "tools. Existing files are merged, never clobbered, with a .bak copy kept.");
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();
@@ -116,6 +120,8 @@ int RunInit(int argc, char** argv) {
     hc.platform = Platform();
     hc.appdata = ProcessEnv()("APPDATA").value_or("");
     hc.copilot_home = ProcessEnv()("COPILOT_HOME").value_or("");
+    hc.hermes_home = ProcessEnv()("HERMES_HOME").value_or("");
+    hc.codex_home = ProcessEnv()("CODEX_HOME").value_or("");
     hc.project = project;
     hc.launcher = Launcher();
     HarnessResult result = harness->generate(hc);

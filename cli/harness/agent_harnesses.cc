@@ -121,7 +121,8 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
 
 HarnessResult GenerateHermes(const HarnessContext& ctx) {
   CheckContext(ctx);
-  const fs::path hermes = fs::path(ctx.home_dir) / ".hermes";
+  const fs::path hermes =
+      ctx.hermes_home.empty() ? fs::path(ctx.home_dir) / ".hermes" : fs::path(ctx.hermes_home);
   FilePlan plan;
   PlanEnvFile(ctx, plan);
   plan.Put(InWorkspace(ctx, "MESHWIRE_SKILL.md"), SkillText());

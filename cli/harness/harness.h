@@ -34,6 +34,8 @@ struct HarnessContext {
   std::string platform;       // "linux", "macos" or "windows"
   std::string appdata;        // %APPDATA% on Windows (may be empty elsewhere)
   std::string copilot_home;   // $COPILOT_HOME, or empty for ~/.copilot
+  std::string hermes_home;    // $HERMES_HOME, or empty for ~/.hermes
+  std::string codex_home;     // $CODEX_HOME, or empty for ~/.codex
   bool project = false;       // cursor: .cursor/mcp.json in the workspace
   // How an MCP client starts meshwire: {command, args...} before "mcp", e.g.
   // {"/usr/bin/meshwire"} or {"npx", "meshwire"}.

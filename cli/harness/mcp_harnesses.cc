@@ -76,7 +76,9 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
 HarnessResult GenerateCodex(const HarnessContext& ctx) {
   CheckContext(ctx);
   FilePlan plan;
-  plan.MergeToml(InHome(ctx, fs::path(".codex") / "config.toml"), {"mcp_servers", kServerName},
+  const fs::path codex =
+      ctx.codex_home.empty() ? fs::path(ctx.home_dir) / ".codex" : fs::path(ctx.codex_home);
+  plan.MergeToml((codex / "config.toml").string(), {"mcp_servers", kServerName},
                  MeshwireServer(ctx));
   return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it)."});
 }

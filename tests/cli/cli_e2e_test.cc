@@ -138,6 +138,25 @@ TEST_CASE("the product page's walkthrough, in order") {
   CHECK(guide.out.find("meshwire_send_message") != std::string::npos);
 }
 
+TEST_CASE(
+    "init follows the harnesses' own home variables (HERMES_HOME, CODEX_HOME, COPILOT_HOME)") {
+  World w;
+  w.CreateAndUseMesh();
+  const std::string elsewhere = w.machine.home + "/elsewhere";
+  const std::vector<std::string> env = {
+      "MESHWIRE_TOKEN=" + w.token, "HERMES_HOME=" + elsewhere + "/hermes",
+      "CODEX_HOME=" + elsewhere + "/codex", "COPILOT_HOME=" + elsewhere + "/copilot"};
+  for (const char* harness : {"hermes", "codex", "copilot"}) {
+    CommandResult init = w.machine.Mw({"init", "--harness", harness}, env);
+    REQUIRE_MESSAGE(init.code == 0, init.err);
+  }
+  CHECK(fs::exists(elsewhere + "/hermes/config.yaml"));
+  CHECK(fs::exists(elsewhere + "/hermes/skills/meshwire/SKILL.md"));
+  CHECK(fs::exists(elsewhere + "/codex/config.toml"));
+  CHECK(fs::exists(elsewhere + "/copilot/extensions/meshwire/extension.mjs"));
+  for (const char* dir : {".hermes", ".codex", ".copilot"})
+    CHECK(!fs::exists(w.machine.home + "/" + dir));
+}
 TEST_CASE("listen acknowledges what it printed: a restart does not print it again") {
   World w;
   std::string mesh = w.CreateAndUseMesh();

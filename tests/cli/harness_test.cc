@@ -681,6 +681,22 @@ TEST_CASE("copilot follows COPILOT_HOME") {
   CHECK(!fs::exists(f.Home(".copilot")));
 }
 
+TEST_CASE("hermes follows HERMES_HOME, and codex follows CODEX_HOME") {
+  Fixture f;
+  f.ctx.hermes_home = f.tmp / "hermes home";
+  f.ctx.codex_home = f.tmp / "codex home";
+  HarnessResult hermes = f.Run("hermes");
+  REQUIRE(hermes.files.size() == 4);
+  CHECK(hermes.files[2].path == f.tmp / "hermes home/config.yaml");
+  CHECK(hermes.files[3].path == f.tmp / "hermes home/skills/meshwire/SKILL.md");
+  HarnessResult codex = f.Run("codex");
+  REQUIRE(codex.files.size() == 1);
+  CHECK(codex.files[0].path == f.tmp / "codex home/config.toml");
+  CHECK(fs::exists(codex.files[0].path));
+  CHECK(!fs::exists(f.Home(".hermes")));
+  CHECK(!fs::exists(f.Home(".codex")));
+}
+
 TEST_CASE("copilot replaces a changed extension file and keeps a backup") {
   Fixture f;
   const std::string module = f.Home(".copilot/extensions/meshwire/meshwire-extension.mjs");
