@@ -119,9 +119,14 @@ int RunInit(int argc, char** argv) {
     hc.home_dir = ProcessEnv()("HOME").value_or(workspace.string());
     hc.platform = Platform();
     hc.appdata = ProcessEnv()("APPDATA").value_or("");
-    hc.copilot_home = ProcessEnv()("COPILOT_HOME").value_or("");
-    hc.hermes_home = ProcessEnv()("HERMES_HOME").value_or("");
-    hc.codex_home = ProcessEnv()("CODEX_HOME").value_or("");
+    // A tool's home variable, made absolute as the tool itself would read it.
+    auto tool_home = [](const char* name) {
+      std::string v = ProcessEnv()(name).value_or("");
+      return v.empty() ? v : std::filesystem::absolute(v).lexically_normal().string();
+    };
+    hc.copilot_home = tool_home("COPILOT_HOME");
+    hc.hermes_home = tool_home("HERMES_HOME");
+    hc.codex_home = tool_home("CODEX_HOME");
     hc.project = project;
     hc.launcher = Launcher();
     HarnessResult result = harness->generate(hc);

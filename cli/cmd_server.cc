@@ -56,6 +56,7 @@ int RunServer(int argc, char** argv) {
   std::size_t threads = 4096;
   int retention_days = 7;
   int rate_limit = 0;
+  int hangup_check_ms = 1000;
   std::string log_level = "info";
   std::string tls_cert, tls_key;
   AuthOptions auth_options;
@@ -85,6 +86,11 @@ int RunServer(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--rate-limit", rate_limit, "requests per minute per token (0: unlimited)")
       ->check(CLI::Range(0, 100000000))
+      ->capture_default_str();
+  app.add_option("--hangup-check-ms", hangup_check_ms,
+                 "how often waiting long-polls are checked for clients that hung up, in ms "
+                 "(0: never; a poll then holds its worker until its wait ends)")
+      ->check(CLI::Range(0, 3600000))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
@@ -120,6 +126,7 @@ int RunServer(int argc, char** argv) {
   options.threads = threads;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
+  options.hangup_check_ms = hangup_check_ms;
 
   // Signals are taken by one thread with sigwait: block them before any
   // thread starts, so every thread inherits the mask.
@@ -149,8 +156,10 @@ int RunServer(int argc, char** argv) {
         }
       }
     });
-    spdlog::info("meshwire relay {} listening on http://{}:{} (storage {}, auth {})",
-                 MESHWIRE_VERSION_STRING, options.host, port, storage, auth);
+    const bool ipv6 = options.host.find(':') != std::string::npos;
+    spdlog::info("meshwire relay {} listening on http://{}{}{}:{} (storage {}, auth {})",
+                 MESHWIRE_VERSION_STRING, ipv6 ? "[" : "", options.host, ipv6 ? "]" : "", port,
+                 storage, auth);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
                  storage.rfind("sqlite:", 0) == 0 && !std::getenv("MESHWIRE_HOME") ? ""
                                                                                     : " --storage " + storage);

@@ -379,8 +379,8 @@ PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
     while (result.messages.empty() && waiters_.Wait(*ticket, deadline)) {
       result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
     }
-    if (waiters_.HungUp(*ticket)) {
-      // Nobody reads the answer: fetch nothing, so nothing is marked fetched.
+    if (result.messages.empty() && waiters_.HungUp(*ticket)) {
+      // Nobody reads the answer: read nothing more, so nothing is marked fetched.
       result.cursor = from;
       return result;
     }

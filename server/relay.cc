@@ -24,6 +24,14 @@ class RelayHttpServer : public httplib::Server {
   void RaiseBacklog(int backlog) {
     if (::listen(svr_sock_, backlog) != 0) spdlog::warn("could not raise the listen backlog");
   }
+  /// AF_INET or AF_INET6: the listening socket's family, which every accepted
+  /// connection shares (IPv4 clients of an IPv6 socket are IPv4-mapped).
+  int ListenFamily() const {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (::getsockname(svr_sock_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return AF_UNSPEC;
+    return addr.ss_family;
+  }
 };
 
 namespace {
@@ -110,6 +118,7 @@ int Relay::Bind() {
     port_ = options_.port;
   }
   http_->RaiseBacklog(options_.listen_backlog);
+  listen_family_ = http_->ListenFamily();
   return port_;
 }
 
@@ -168,23 +177,30 @@ void Relay::Housekeeping() {
 }
 
 std::size_t Relay::CheckHangups() {
-  std::uint64_t parked_by = waiters_->ParkCount();
-  if (waiters_->Parked() == 0) return 0;
   // Every ticket numbered <= parked_by was parked, so its connection was
-  // established, before this snapshot: missing from it means closed.
-  std::optional<TcpPeerSet> open = EstablishedTcpPeers(static_cast<std::uint16_t>(port_));
-  if (!open) {
-    if (!probe_failed_) {
-      spdlog::warn(
-          "cannot read TCP connection states (NETLINK_SOCK_DIAG): a long-poll whose "
-          "client hangs up holds its worker until its wait ends");
+  // established, before the snapshots below: missing from them means closed.
+  const std::uint64_t parked_by = waiters_->ParkCount();
+  std::vector<TcpPeer> parked = waiters_->ParkedPeers(parked_by);
+  if (parked.empty()) return 0;
+  const auto port = static_cast<std::uint16_t>(port_);
+  TcpPeerSet gone(parked.begin(), parked.end());
+  // A kernel dump is not one atomic picture (it resumes between reads), so a
+  // connection counts as gone only when two snapshots in a row lack it.
+  for (int snapshot = 0; snapshot < 2 && !gone.empty(); ++snapshot) {
+    std::optional<TcpPeerSet> open = EstablishedTcpPeers(listen_family_, port);
+    if (!open) {
+      if (!probe_failed_.exchange(true)) {
+        spdlog::warn(
+            "cannot read TCP connection states (NETLINK_SOCK_DIAG): a long-poll whose "
+            "client hangs up holds its worker until its wait ends");
+      }
+      return 0;
     }
-    probe_failed_ = true;
-    return 0;
+    std::erase_if(gone, [&open](const TcpPeer& peer) { return open->count(peer) > 0; });
   }
   probe_failed_ = false;
-  std::size_t ended = waiters_->WakeHungUp(
-      [&open](const TcpPeer& peer) { return open->count(peer) > 0; }, parked_by);
+  if (gone.empty()) return 0;
+  std::size_t ended = waiters_->EndWaits(gone, parked_by);
   if (ended) spdlog::debug("ended {} long-polls whose clients hung up", ended);
   return ended;
 }
@@ -195,7 +211,11 @@ void Relay::WatchHangups() {
     cv_.wait_for(lock, std::chrono::milliseconds(options_.hangup_check_ms));
     if (stopping_) break;
     lock.unlock();
-    CheckHangups();
+    try {
+      CheckHangups();
+    } catch (const std::exception& e) {
+      spdlog::error("checking for clients that hung up failed: {}", e.what());
+    }
     lock.lock();
   }
 }

@@ -37,7 +37,7 @@ struct RelayOptions {
   int listen_backlog = 4096;
   Millis flush_every_ms = 5000;   // presence to storage
   Millis sweep_every_ms = 60000;  // retention sweep
-  Millis hangup_check_ms = 1000;  // parked polls' connections; 0: tests call CheckHangups()
+  Millis hangup_check_ms = 1000;  // parked polls' connections; 0: never (tests call CheckHangups())
   bool housekeeping = true;       // false: tests call service().Sweep() themselves
   const Clock* clock = nullptr;   // null: the system clock
 };
@@ -86,7 +86,8 @@ class Relay {
   std::thread serve_thread_;
   std::thread housekeeping_thread_;
   std::thread hangup_thread_;
-  bool probe_failed_ = false;  // only touched by CheckHangups' caller
+  int listen_family_ = 0;                  // AF_INET or AF_INET6, set by Bind()
+  std::atomic<bool> probe_failed_{false};  // the kernel refused the last hang-up check
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // guarded by mu_

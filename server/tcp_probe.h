@@ -39,9 +39,11 @@ using TcpPeerSet = std::unordered_set<TcpPeer, TcpPeerHash>;
 /// "::ffff:127.0.0.1"). Null when the text is not a numeric address.
 std::optional<TcpPeer> MakeTcpPeer(const std::string& remote_addr, int remote_port, int local_port);
 
-/// Every ESTABLISHED TCP connection (IPv4 and IPv6) whose local port is
-/// `local_port`. Null when the kernel cannot be asked (no netlink, or a
-/// sandbox refusing it): callers then treat every connection as open.
-std::optional<TcpPeerSet> EstablishedTcpPeers(std::uint16_t local_port);
+/// Every ESTABLISHED TCP connection of address family `family` (AF_INET or
+/// AF_INET6: the listener's, as accepted sockets share it) whose local port
+/// is `local_port`; the kernel filters on the port. Null when the kernel
+/// cannot be asked (no netlink, or a sandbox refusing it): callers then treat
+/// every connection as open.
+std::optional<TcpPeerSet> EstablishedTcpPeers(int family, std::uint16_t local_port);
 
 }  // namespace meshwire

@@ -58,21 +58,33 @@ std::uint64_t Waiters::ParkCount() const {
   return park_count_;
 }
 
-std::size_t Waiters::WakeHungUp(const std::function<bool(const TcpPeer&)>& is_open,
-                                std::uint64_t parked_by) {
+std::vector<TcpPeer> Waiters::ParkedPeers(std::uint64_t parked_by) const {
   std::lock_guard lock(mu_);
-  std::size_t woken = 0;
-  for (auto& [mesh_id, agents] : table_) {
-    for (auto& [agent_id, tickets] : agents) {
-      for (Ticket* t : tickets) {
-        if (t->hung_up_ || !t->peer_ || t->number_ > parked_by || is_open(*t->peer_)) continue;
-        t->hung_up_ = true;
-        t->cv_.notify_one();
-        ++woken;
+  std::vector<TcpPeer> peers;
+  for (const auto& [mesh_id, agents] : table_) {
+    for (const auto& [agent_id, tickets] : agents) {
+      for (const Ticket* t : tickets) {
+        if (t->peer_ && !t->hung_up_ && t->number_ <= parked_by) peers.push_back(*t->peer_);
       }
     }
   }
-  return woken;
+  return peers;
+}
+
+std::size_t Waiters::EndWaits(const TcpPeerSet& gone, std::uint64_t parked_by) {
+  std::lock_guard lock(mu_);
+  std::size_t ended = 0;
+  for (auto& [mesh_id, agents] : table_) {
+    for (auto& [agent_id, tickets] : agents) {
+      for (Ticket* t : tickets) {
+        if (t->hung_up_ || !t->peer_ || t->number_ > parked_by || !gone.count(*t->peer_)) continue;
+        t->hung_up_ = true;
+        t->cv_.notify_one();
+        ++ended;
+      }
+    }
+  }
+  return ended;
 }
 
 void Waiters::Notify(const std::string& mesh_id, const std::string& from, const std::string& to) {

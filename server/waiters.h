@@ -4,13 +4,12 @@
 // recipient's, or every agent's but the sender's for a broadcast).
 // Deadlines are on the injected Clock: tests move a ManualClock and call
 // Tick() instead of sleeping. A ticket may name its client's connection, so
-// the relay can wake it for good when that client hangs up (WakeHungUp).
+// the relay can wake it for good when that client hangs up (EndWaits).
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,17 +41,20 @@ class Waiters {
   /// the woken flag, so the next Wait blocks again until the next Notify.
   bool Wait(Ticket& ticket, Millis deadline);
 
-  /// True once WakeHungUp found the ticket's client gone.
+  /// True once EndWaits found the ticket's client gone.
   bool HungUp(const Ticket& ticket) const;
 
   /// How many tickets were ever parked: a ticket numbered at most this was
   /// parked before the call returned.
   std::uint64_t ParkCount() const;
 
-  /// Wakes for good every ticket numbered at most `parked_by` (see
-  /// ParkCount) whose connection `is_open` says is closed. Returns how many.
-  std::size_t WakeHungUp(const std::function<bool(const TcpPeer&)>& is_open,
-                         std::uint64_t parked_by);
+  /// The connections of the tickets numbered at most `parked_by` (see
+  /// ParkCount) that are still waiting.
+  std::vector<TcpPeer> ParkedPeers(std::uint64_t parked_by) const;
+
+  /// Wakes for good every ticket numbered at most `parked_by` whose
+  /// connection is in `gone` (its client hung up). Returns how many.
+  std::size_t EndWaits(const TcpPeerSet& gone, std::uint64_t parked_by);
 
   /// Wakes the tickets that a committed message from `from` to `to` (an agent
   /// id or "all") concerns.

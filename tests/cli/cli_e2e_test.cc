@@ -143,20 +143,22 @@ TEST_CASE(
   World w;
   w.CreateAndUseMesh();
   const std::string elsewhere = w.machine.home + "/elsewhere";
+  // CODEX_HOME is relative: from the working directory (the workspace), as Codex reads it.
   const std::vector<std::string> env = {
-      "MESHWIRE_TOKEN=" + w.token, "HERMES_HOME=" + elsewhere + "/hermes",
-      "CODEX_HOME=" + elsewhere + "/codex", "COPILOT_HOME=" + elsewhere + "/copilot"};
+      "MESHWIRE_TOKEN=" + w.token, "HERMES_HOME=" + elsewhere + "/hermes", "CODEX_HOME=codex-home",
+      "COPILOT_HOME=" + elsewhere + "/copilot"};
   for (const char* harness : {"hermes", "codex", "copilot"}) {
     CommandResult init = w.machine.Mw({"init", "--harness", harness}, env);
     REQUIRE_MESSAGE(init.code == 0, init.err);
   }
   CHECK(fs::exists(elsewhere + "/hermes/config.yaml"));
   CHECK(fs::exists(elsewhere + "/hermes/skills/meshwire/SKILL.md"));
-  CHECK(fs::exists(elsewhere + "/codex/config.toml"));
+  CHECK(fs::exists(w.machine.workspace + "/codex-home/config.toml"));
   CHECK(fs::exists(elsewhere + "/copilot/extensions/meshwire/extension.mjs"));
   for (const char* dir : {".hermes", ".codex", ".copilot"})
     CHECK(!fs::exists(w.machine.home + "/" + dir));
 }
+
 TEST_CASE("listen acknowledges what it printed: a restart does not print it again") {
   World w;
   std::string mesh = w.CreateAndUseMesh();

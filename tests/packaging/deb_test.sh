@@ -26,10 +26,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 echo "== cpack"
 cpack --config "$build/CPackConfig.cmake" -B "$work" >/dev/null
 deb=$(ls "$work"/meshwire_"$version"_*.deb)
-# Read the control file whole before matching: `dpkg-deb | grep -q` under
-# pipefail fails whenever grep exits first and dpkg-deb gets SIGPIPE.
-control=$(dpkg-deb -f "$deb")
-[[ $control == *"Depends: "*libsqlite3* ]] || { echo "$control"; fail "no Depends from the shared libraries"; }
+# Read the field whole before matching: `dpkg-deb | grep -q` under pipefail
+# fails whenever grep exits first and dpkg-deb gets SIGPIPE.
+depends=$(dpkg-deb -f "$deb" Depends)
+[[ $depends == *libsqlite3* && $depends == *libcpp-httplib* ]] ||
+  { dpkg-deb -f "$deb"; fail "no Depends from the shared libraries"; }
 
 echo "== dpkg -i"
 dpkg -i "$deb" >/dev/null

@@ -189,14 +189,14 @@ TEST_CASE("long-poll: a client that hangs up ends its wait, and nothing is marke
   ::close(fd);
   // Loopback delivers the FIN at once; the probe sees it on its next look.
   std::size_t ended = 0;
-  for (int i = 0; i < 500 && ended == 0; ++i) {
+  for (int i = 0; i < 2500 && ended == 0; ++i) {
     ended = t.relay.relay().CheckHangups();
     if (ended == 0) std::this_thread::sleep_for(2ms);
   }
   CHECK(ended == 1);
   CHECK_FALSE(t.relay.relay().waiters().IsListening(t.b));
   // Its worker returns (and unparks) at once.
-  for (int i = 0; i < 500 && t.relay.relay().waiters().Parked() > 0; ++i) {
+  for (int i = 0; i < 2500 && t.relay.relay().waiters().Parked() > 0; ++i) {
     std::this_thread::sleep_for(2ms);
   }
   CHECK(t.relay.relay().waiters().Parked() == 0);

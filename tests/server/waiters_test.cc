@@ -16,6 +16,9 @@ using namespace std::chrono_literals;
 std::future<bool> WaitAsync(Waiters& w, Waiters::Ticket& t, Millis deadline) {
   return std::async(std::launch::async, [&w, &t, deadline] { return w.Wait(t, deadline); });
 }
+TcpPeerSet AsSet(const std::vector<TcpPeer>& peers) {
+  return {peers.begin(), peers.end()};
+}
 }  // namespace
 
 TEST_CASE("a direct message wakes its recipient only") {
@@ -102,10 +105,10 @@ TEST_CASE("a ticket whose client hung up ends for good; only tickets parked befo
   auto c = w.Park("m", "c");  // no connection known: never ended this way
   const std::uint64_t parked_by = w.ParkCount();
   auto late = w.Park("m", "d", gone);  // parked after the probe's snapshot: left alone
+  CHECK(AsSet(w.ParkedPeers(parked_by)) == TcpPeerSet{gone, open});
   auto fa = WaitAsync(w, *a, 60000);
-  auto is_open = [&open](const TcpPeer& p) { return p == open; };
 
-  CHECK(w.WakeHungUp(is_open, parked_by) == 1);
+  CHECK(w.EndWaits({gone}, parked_by) == 1);
   CHECK_FALSE(fa.get());
   CHECK(w.HungUp(*a));
   CHECK_FALSE(w.IsListening("a"));
@@ -114,11 +117,12 @@ TEST_CASE("a ticket whose client hung up ends for good; only tickets parked befo
   CHECK(w.IsListening("d"));
   CHECK_FALSE(w.HungUp(*b));
   CHECK_FALSE(w.HungUp(*late));
-  CHECK(w.WakeHungUp(is_open, parked_by) == 0);  // each ticket ends once
+  CHECK(AsSet(w.ParkedPeers(parked_by)) == TcpPeerSet{open});  // hung-up tickets drop out
+  CHECK(w.EndWaits({gone}, parked_by) == 0);                   // each ticket ends once
 
   w.Notify("m", "x", "a");  // a message cannot revive a hung-up ticket
   CHECK_FALSE(w.Wait(*a, 60000));
-  CHECK(w.WakeHungUp(is_open, w.ParkCount()) == 1);  // now `late` too
+  CHECK(w.EndWaits({gone}, w.ParkCount()) == 1);  // now `late` too
 }
 
 TEST_CASE("connection keys: IPv4 is IPv4-mapped; bad text or ports give none") {
