@@ -17,6 +17,10 @@ std::unique_ptr<Waiters::Ticket> Waiters::Park(const std::string& mesh_id,
   if (shut_down_ || parked_ >= max_parked_) return nullptr;
   std::unique_ptr<Ticket> ticket(new Ticket(*this, mesh_id, agent_id, peer, ++park_count_));
   table_[mesh_id][agent_id].push_back(ticket.get());
+  if (peer) {
+    ticket->peer_index_ = peers_.size();
+    peers_.push_back({*peer, ticket->number_, ticket.get()});
+  }
   ++parked_;
   return ticket;
 }
@@ -25,6 +29,7 @@ Waiters::Ticket::~Ticket() { owner_.Unpark(this); }
 
 void Waiters::Unpark(Ticket* ticket) {
   std::lock_guard lock(mu_);
+  DropPeer(ticket);
   auto mesh = table_.find(ticket->mesh_id_);
   if (mesh == table_.end()) return;
   auto agent = mesh->second.find(ticket->agent_id_);
@@ -58,15 +63,23 @@ std::uint64_t Waiters::ParkCount() const {
   return park_count_;
 }
 
+void Waiters::DropPeer(Ticket* ticket) {
+  std::size_t i = ticket->peer_index_;
+  if (i == SIZE_MAX) return;
+  ticket->peer_index_ = SIZE_MAX;
+  if (i + 1 != peers_.size()) {
+    peers_[i] = peers_.back();
+    peers_[i].ticket->peer_index_ = i;
+  }
+  peers_.pop_back();
+}
+
 std::vector<TcpPeer> Waiters::ParkedPeers(std::uint64_t parked_by) const {
   std::lock_guard lock(mu_);
   std::vector<TcpPeer> peers;
-  for (const auto& [mesh_id, agents] : table_) {
-    for (const auto& [agent_id, tickets] : agents) {
-      for (const Ticket* t : tickets) {
-        if (t->peer_ && !t->hung_up_ && t->number_ <= parked_by) peers.push_back(*t->peer_);
-      }
-    }
+  peers.reserve(peers_.size());
+  for (const PeerEntry& e : peers_) {
+    if (e.number <= parked_by) peers.push_back(e.peer);
   }
   return peers;
 }
@@ -74,15 +87,16 @@ std::vector<TcpPeer> Waiters::ParkedPeers(std::uint64_t parked_by) const {
 std::size_t Waiters::EndWaits(const TcpPeerSet& gone, std::uint64_t parked_by) {
   std::lock_guard lock(mu_);
   std::size_t ended = 0;
-  for (auto& [mesh_id, agents] : table_) {
-    for (auto& [agent_id, tickets] : agents) {
-      for (Ticket* t : tickets) {
-        if (t->hung_up_ || !t->peer_ || t->number_ > parked_by || !gone.count(*t->peer_)) continue;
-        t->hung_up_ = true;
-        t->cv_.notify_one();
-        ++ended;
-      }
+  for (std::size_t i = 0; i < peers_.size();) {
+    PeerEntry e = peers_[i];
+    if (e.number > parked_by || !gone.count(e.peer)) {
+      ++i;
+      continue;
     }
+    e.ticket->hung_up_ = true;
+    e.ticket->cv_.notify_one();
+    DropPeer(e.ticket);  // moves the last entry to i: look at i again
+    ++ended;
   }
   return ended;
 }

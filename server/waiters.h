@@ -72,6 +72,7 @@ class Waiters {
 
  private:
   void Unpark(Ticket* ticket);
+  void DropPeer(Ticket* ticket);  // mu_ held
 
   const Clock& clock_;
   const std::size_t max_parked_;
@@ -81,6 +82,15 @@ class Waiters {
   std::uint64_t park_count_ = 0;  // guarded by mu_
   // mesh id -> agent id -> parked tickets; guarded by mu_
   std::unordered_map<std::string, std::unordered_map<std::string, std::vector<Ticket*>>> table_;
+  // The parked tickets that name a connection, in one flat array (swap-remove
+  // on unpark) so the hang-up check copies it under mu_ in microseconds
+  // instead of walking the table's scattered nodes; guarded by mu_.
+  struct PeerEntry {
+    TcpPeer peer;
+    std::uint64_t number;
+    Ticket* ticket;
+  };
+  std::vector<PeerEntry> peers_;
 
   friend class Ticket;
 };
@@ -109,6 +119,7 @@ class Waiters::Ticket {
   std::condition_variable cv_;
   bool woken_ = false;    // guarded by owner_.mu_
   bool hung_up_ = false;  // guarded by owner_.mu_
+  std::size_t peer_index_ = SIZE_MAX;  // in owner_.peers_ while waiting; guarded by owner_.mu_
 };
 
 }  // namespace meshwire

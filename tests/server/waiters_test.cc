@@ -125,6 +125,29 @@ TEST_CASE("a ticket whose client hung up ends for good; only tickets parked befo
   CHECK(w.EndWaits({gone}, w.ParkCount()) == 1);  // now `late` too
 }
 
+TEST_CASE("the parked connections stay right as tickets come and go in any order") {
+  ManualClock clock(0);
+  Waiters w(clock, 10);
+  std::vector<TcpPeer> p;
+  std::vector<std::unique_ptr<Waiters::Ticket>> t;
+  for (int i = 0; i < 5; ++i) {
+    p.push_back(*MakeTcpPeer("127.0.0.1", 41000 + i, 7420));
+    t.push_back(w.Park("m", "agent-" + std::to_string(i), p[i]));
+  }
+  t[1].reset();
+  t[3].reset();
+  CHECK(AsSet(w.ParkedPeers(w.ParkCount())) == TcpPeerSet{p[0], p[2], p[4]});
+  CHECK(w.EndWaits({p[4], p[0], p[1]}, w.ParkCount()) == 2);  // p[1] is no longer parked
+  CHECK(w.HungUp(*t[0]));
+  CHECK(w.HungUp(*t[4]));
+  CHECK_FALSE(w.HungUp(*t[2]));
+  CHECK(AsSet(w.ParkedPeers(w.ParkCount())) == TcpPeerSet{p[2]});
+  t[0].reset();
+  t[2].reset();
+  CHECK(w.ParkedPeers(w.ParkCount()).empty());
+  CHECK(w.Parked() == 1);  // t[4]: hung up, still parked until its poll returns
+}
+
 TEST_CASE("connection keys: IPv4 is IPv4-mapped; bad text or ports give none") {
   CHECK(MakeTcpPeer("127.0.0.1", 5000, 7420) == MakeTcpPeer("::ffff:127.0.0.1", 5000, 7420));
   CHECK(MakeTcpPeer("::1", 5000, 7420).has_value());
