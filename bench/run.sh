@@ -107,7 +107,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
   local p i
   for ((i = 0; i < 200; i++)); do
-    p=$((30000 + (RANDOM * 32768 + RANDOM) % 30000))
+    p=$((20000 + RANDOM % 12000)) # below Linux's ephemeral range (32768-60999)
     if ! port_in_use "$p"; then
       echo "$p"
       return 0
@@ -204,20 +204,24 @@ fi
 MESHWIRE_VERSION=n/a
 if [[ $BENCH_ONLY != redis ]]; then
   MESHWIRE_VERSION=$("$MESHWIRE" --version 2>/dev/null | head -n1 || echo n/a)
-  RELAY_PORT=$(free_port)
-  URL=http://127.0.0.1:$RELAY_PORT
   export MESHWIRE_HOME=$TMP/home
   mkdir -p "$MESHWIRE_HOME"
   chmod 700 "$MESHWIRE_HOME"
   STORAGE=sqlite:$TMP/relay.db
-  note "relay $MESHWIRE_VERSION on $URL, storage $STORAGE ${RELAY_ARGS:+(extra: $RELAY_ARGS)}"
+  # Port 0: the relay binds a free port itself and logs it (a port picked
+  # here could be taken by one of the bench's own client sockets meanwhile).
   # shellcheck disable=SC2086 # RELAY_ARGS is meant to be word-split
-  "$MESHWIRE" server --listen "127.0.0.1:$RELAY_PORT" --storage "$STORAGE" $RELAY_ARGS \
+  "$MESHWIRE" server --listen "127.0.0.1:0" --storage "$STORAGE" $RELAY_ARGS \
     >"$TMP/relay.log" 2>&1 &
   RELAY_PID=$!
+  RELAY_PORT=
   healthy=0
   for ((i = 0; i < 150; i++)); do
     kill -0 "$RELAY_PID" 2>/dev/null || break
+    if [[ -z $RELAY_PORT ]]; then
+      RELAY_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$TMP/relay.log")
+      [[ -n $RELAY_PORT ]] || { sleep 0.1; continue; }
+    fi
     # shellcheck disable=SC2016 # $1 is expanded by the inner bash
     if timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
         printf "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 &&
@@ -231,6 +235,8 @@ if [[ $BENCH_ONLY != redis ]]; then
     tail -n 30 "$TMP/relay.log" >&2
     die "the relay did not answer GET /health within 15 s"
   fi
+  URL=http://127.0.0.1:$RELAY_PORT
+  note "relay $MESHWIRE_VERSION on $URL, storage $STORAGE ${RELAY_ARGS:+(extra: $RELAY_ARGS)}"
   TOKEN=$("$MESHWIRE" admin token create --user bench --name bench --storage "$STORAGE" |
     tr -d '[:space:]')
   [[ $TOKEN == mw_* ]] || die "admin token create printed no token"
