@@ -124,7 +124,12 @@ int Relay::Bind() {
 
 void Relay::Serve() {
   if (options_.housekeeping) housekeeping_thread_ = std::thread([this] { Housekeeping(); });
-  if (options_.hangup_check_ms > 0) hangup_thread_ = std::thread([this] { WatchHangups(); });
+  if (options_.hangup_check_ms > 0) {
+    hangup_thread_ = std::thread([this] {
+      Every(options_.hangup_check_ms, "checking for clients that hung up",
+            [this] { CheckHangups(); });
+    });
+  }
   http_->listen_after_bind();
   {
     std::lock_guard lock(mu_);
@@ -151,29 +156,34 @@ void Relay::Stop() {
   http_->stop();
 }
 
-void Relay::Housekeeping() {
-  auto last_sweep = std::chrono::steady_clock::now();
+void Relay::Every(Millis period, const char* what, const std::function<void()>& work) {
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.flush_every_ms));
+    cv_.wait_for(lock, std::chrono::milliseconds(period));
     if (stopping_) break;
     lock.unlock();
     try {
-      service_->FlushPresence();
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_sweep >= std::chrono::milliseconds(options_.sweep_every_ms)) {
-        last_sweep = now;
-        SweepResult r = service_->Sweep();
-        if (r.agents_removed || r.messages_purged) {
-          spdlog::info("retention: removed {} agents, purged {} messages", r.agents_removed,
-                       r.messages_purged);
-        }
-      }
+      work();
     } catch (const std::exception& e) {
-      spdlog::error("housekeeping failed: {}", e.what());
+      spdlog::error("{} failed: {}", what, e.what());
     }
     lock.lock();
   }
+}
+
+void Relay::Housekeeping() {
+  auto last_sweep = std::chrono::steady_clock::now();
+  Every(options_.flush_every_ms, "housekeeping", [&] {
+    service_->FlushPresence();
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_sweep < std::chrono::milliseconds(options_.sweep_every_ms)) return;
+    last_sweep = now;
+    SweepResult r = service_->Sweep();
+    if (r.agents_removed || r.messages_purged) {
+      spdlog::info("retention: removed {} agents, purged {} messages", r.agents_removed,
+                   r.messages_purged);
+    }
+  });
 }
 
 std::size_t Relay::CheckHangups() {
@@ -203,21 +213,6 @@ std::size_t Relay::CheckHangups() {
   std::size_t ended = waiters_->EndWaits(gone, parked_by);
   if (ended) spdlog::debug("ended {} long-polls whose clients hung up", ended);
   return ended;
-}
-
-void Relay::WatchHangups() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.hangup_check_ms));
-    if (stopping_) break;
-    lock.unlock();
-    try {
-      CheckHangups();
-    } catch (const std::exception& e) {
-      spdlog::error("checking for clients that hung up failed: {}", e.what());
-    }
-    lock.lock();
-  }
 }
 
 }  // namespace meshwire

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -72,8 +73,9 @@ class Relay {
   Store& store() { return *store_; }
 
  private:
+  /// Runs `work` every `period` on the calling thread until Stop(); logs what it throws.
+  void Every(Millis period, const char* what, const std::function<void()>& work);
   void Housekeeping();
-  void WatchHangups();
 
   RelayOptions options_;
   SystemClock system_clock_;
