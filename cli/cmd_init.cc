@@ -83,7 +83,8 @@ int RunInit(int argc, char** argv) {
   app.footer(
       "Files go where each platform reads them (docs/API.md lists them all); COPILOT_HOME, "
       "HERMES_HOME and CODEX_HOME move ~/.copilot, ~/.hermes and ~/.codex as they do for those "
-      "tools. Existing files are merged, never clobbered, with a .bak copy kept.");
+      "tools, and XDG_CONFIG_HOME moves ~/.config for Claude Desktop on Linux. Existing files "
+      "are merged, never clobbered, with a .bak copy kept.");
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();
@@ -127,6 +128,7 @@ int RunInit(int argc, char** argv) {
     hc.copilot_home = tool_home("COPILOT_HOME");
     hc.hermes_home = tool_home("HERMES_HOME");
     hc.codex_home = tool_home("CODEX_HOME");
+    hc.xdg_config_home = tool_home("XDG_CONFIG_HOME");
     hc.project = project;
     hc.launcher = Launcher();
     HarnessResult result = harness->generate(hc);

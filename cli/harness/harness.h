@@ -36,6 +36,7 @@ struct HarnessContext {
   std::string copilot_home;   // $COPILOT_HOME, or empty for ~/.copilot
   std::string hermes_home;    // $HERMES_HOME, or empty for ~/.hermes
   std::string codex_home;     // $CODEX_HOME, or empty for ~/.codex
+  std::string xdg_config_home;  // Linux: $XDG_CONFIG_HOME, or empty for ~/.config
   bool project = false;       // cursor: .cursor/mcp.json in the workspace
   // How an MCP client starts meshwire: {command, args...} before "mcp", e.g.
   // {"/usr/bin/meshwire"} or {"npx", "meshwire"}.

@@ -31,7 +31,10 @@ std::string ClaudeDesktopConfig(const HarnessContext& ctx) {
                                                  : fs::path(ctx.appdata);
     return (appdata / file).string();
   }
-  return InHome(ctx, fs::path(".config") / file);
+  // Claude Desktop is an Electron app: on Linux its folder follows XDG_CONFIG_HOME.
+  const fs::path config = ctx.xdg_config_home.empty() ? fs::path(ctx.home_dir) / ".config"
+                                                      : fs::path(ctx.xdg_config_home);
+  return (config / file).string();
 }
 
 }  // namespace

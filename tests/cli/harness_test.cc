@@ -456,6 +456,17 @@ TEST_CASE("claude writes where Claude Desktop reads it on each platform") {
   }
 }
 
+TEST_CASE("claude on Linux follows XDG_CONFIG_HOME, as Electron apps do") {
+  Fixture f;
+  f.ctx.platform = "linux";
+  f.ctx.xdg_config_home = f.tmp / "xdg config";
+  HarnessResult result = f.Run("claude");
+  REQUIRE(result.files.size() == 1);
+  CHECK(result.files[0].path == f.tmp / "xdg config/Claude/claude_desktop_config.json");
+  ParseWith("json", result.files[0].path);
+  CHECK(!fs::exists(f.Home(".config")));
+}
+
 TEST_CASE("cursor writes ~/.cursor/mcp.json, or the workspace's with --project") {
   Fixture f;
   f.ctx.project = true;
