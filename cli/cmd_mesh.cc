@@ -38,6 +38,8 @@ int RunMesh(int argc, char** argv) {
   remove->add_option("USER", user, "the user name")->required();
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
+  // Before anything resolves the configuration (it is resolved once).
+  if (*members && !id.empty()) ctx.flags().mesh_id = id;
   const Ui& ui = ctx.ui();
   try {
     RelayClient& client = ctx.Client();
@@ -73,7 +75,6 @@ int RunMesh(int argc, char** argv) {
       if (ctx.json()) return PrintJson({{"deleted", id}}), kExitOk;
       std::printf("%s Deleted mesh %s\n", ui.Ok().c_str(), id.c_str());
     } else if (*members) {
-      if (!id.empty()) ctx.flags().mesh_id = id;
       const std::string& mesh = ctx.RequireMesh();
       if (*add) {
         client.AddMember(mesh, user);

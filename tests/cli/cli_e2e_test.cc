@@ -415,6 +415,15 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   CHECK(w.machine.Mw({"mesh", "members", "add", "bob"}, tok).code == 0);
   CommandResult members = w.machine.Mw({"mesh", "members", "--json"}, tok);
   CHECK(json::parse(members.out)["members"].size() == 2);
+  // --mesh names another mesh than the active one.
+  CommandResult other = w.machine.Mw({"mesh", "create", "other", "--json"}, tok);
+  const std::string other_id = json::parse(other.out)["mesh_id"];
+  CHECK(w.machine.Mw({"mesh", "members", "--mesh", other_id, "add", "carol"}, tok).code == 0);
+  CommandResult other_members = w.machine.Mw({"mesh", "members", "--mesh", other_id, "--json"}, tok);
+  CHECK(other_members.code == 0);
+  CHECK(json::parse(other_members.out)["members"] ==
+        json::parse(R"([{"user":"alice","role":"owner"},{"user":"carol","role":"member"}])"));
+  CHECK(json::parse(w.machine.Mw({"mesh", "members", "--json"}, tok).out)["members"].size() == 2);
   CommandResult tokens = w.machine.Mw({"token", "list", "--json"}, tok);
   CHECK(json::parse(tokens.out)["tokens"].size() == 1);
   CHECK(w.machine.Mw({"mesh", "delete", mesh}, tok).code == 0);
