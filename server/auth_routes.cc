@@ -38,43 +38,41 @@ class PendingLogins {
     Millis expires = 0;
   };
 
-  std::string AddGrant(Grant g) {
-    std::string code = RandomBase62(32);
-    std::lock_guard lock(mu_);
-    Prune(g.expires - kCodeLifetimeMs);
-    grants_[code] = std::move(g);
-    return code;
-  }
+  std::string AddGrant(Grant g, Millis now) { return Add(grants_, std::move(g), now); }
   std::optional<Grant> TakeGrant(const std::string& code, Millis now) {
-    std::lock_guard lock(mu_);
-    auto it = grants_.find(code);
-    if (it == grants_.end()) return std::nullopt;
-    Grant g = std::move(it->second);
-    grants_.erase(it);
-    if (g.expires < now) return std::nullopt;
-    return g;
+    return Take(grants_, code, now);
   }
-  std::string AddRedirect(Redirect r) {
-    std::string key = RandomBase62(32);
-    std::lock_guard lock(mu_);
-    redirects_[key] = std::move(r);
-    return key;
-  }
+  std::string AddRedirect(Redirect r, Millis now) { return Add(redirects_, std::move(r), now); }
   std::optional<Redirect> TakeRedirect(const std::string& key, Millis now) {
-    std::lock_guard lock(mu_);
-    auto it = redirects_.find(key);
-    if (it == redirects_.end()) return std::nullopt;
-    Redirect r = it->second;
-    redirects_.erase(it);
-    if (r.expires < now) return std::nullopt;
-    return r;
+    return Take(redirects_, key, now);
   }
 
  private:
-  void Prune(Millis now) {
+  /// Stores `entry` under a new random key for kCodeLifetimeMs, dropping
+  /// whatever has expired by `now` (so unused entries never pile up).
+  template <typename T>
+  std::string Add(std::unordered_map<std::string, T>& map, T entry, Millis now) {
+    std::string key = RandomBase62(32);
+    entry.expires = now + kCodeLifetimeMs;
+    std::lock_guard lock(mu_);
     std::erase_if(grants_, [&](const auto& kv) { return kv.second.expires < now; });
     std::erase_if(redirects_, [&](const auto& kv) { return kv.second.expires < now; });
+    map[key] = std::move(entry);
+    return key;
   }
+  /// Removes the entry under `key`; returns it unless it has expired.
+  template <typename T>
+  std::optional<T> Take(std::unordered_map<std::string, T>& map, const std::string& key,
+                        Millis now) {
+    std::lock_guard lock(mu_);
+    auto it = map.find(key);
+    if (it == map.end()) return std::nullopt;
+    T entry = std::move(it->second);
+    map.erase(it);
+    if (entry.expires < now) return std::nullopt;
+    return entry;
+  }
+
   std::mutex mu_;
   std::unordered_map<std::string, Grant> grants_;        // guarded by mu_
   std::unordered_map<std::string, Redirect> redirects_;  // guarded by mu_
@@ -194,7 +192,7 @@ void MountAuthRoutes(httplib::Server& server, Store& store, const Clock& clock,
   // Signs `user` in: a new token and a one-time code for the CLI.
   auto grant = [&store, &clock, pending](const std::string& user) {
     CreatedToken t = MeshService::IssueToken(store, clock, user, "meshwire login", std::nullopt);
-    return pending->AddGrant({t.secret, t.token.id, user, clock.Now() + kCodeLifetimeMs});
+    return pending->AddGrant({t.secret, t.token.id, user}, clock.Now());
   };
 
   server.Get("/auth/cli", [=, &clock](const Request& req, Response& res) {
@@ -211,7 +209,7 @@ void MountAuthRoutes(httplib::Server& server, Store& store, const Clock& clock,
       return;
     }
     if (options.mode == "github") {
-      std::string key = pending->AddRedirect({port, state, clock.Now() + kCodeLifetimeMs});
+      std::string key = pending->AddRedirect({port, state}, clock.Now());
       httplib::Params q = {{"client_id", options.github_client_id},
                            {"redirect_uri", BaseUrl(req) + "/auth/github/callback"},
                            {"state", key},

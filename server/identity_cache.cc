@@ -19,13 +19,20 @@ void Insert(Map& map, std::string key, const Value& value, std::size_t max) {
 }
 }  // namespace
 
+std::uint64_t IdentityCache::Generation() {
+  std::lock_guard lock(mu_);
+  return generation_;
+}
+
 std::optional<Token> IdentityCache::FindToken(const std::string& secret_sha256) {
   std::lock_guard lock(mu_);
   return Lookup(tokens_, secret_sha256);
 }
 
-void IdentityCache::PutToken(const std::string& secret_sha256, const meshwire::Token& token) {
+void IdentityCache::PutToken(const std::string& secret_sha256, const meshwire::Token& token,
+                             std::uint64_t generation) {
   std::lock_guard lock(mu_);
+  if (generation != generation_) return;
   Insert(tokens_, secret_sha256, token, kMaxEntries);
 }
 
@@ -34,8 +41,10 @@ std::optional<Mesh> IdentityCache::FindMembership(const std::string& mesh_id, co
   return Lookup(memberships_, Key(mesh_id, user));
 }
 
-void IdentityCache::PutMembership(const std::string& user, const Mesh& mesh) {
+void IdentityCache::PutMembership(const std::string& user, const Mesh& mesh,
+                                  std::uint64_t generation) {
   std::lock_guard lock(mu_);
+  if (generation != generation_) return;
   Insert(memberships_, Key(mesh.mesh_id, user), mesh, kMaxEntries);
 }
 
@@ -45,8 +54,9 @@ std::optional<Agent> IdentityCache::FindAgentIdentity(const std::string& mesh_id
   return Lookup(agents_, Key(mesh_id, id_or_name));
 }
 
-void IdentityCache::PutAgentIdentity(const Agent& agent) {
+void IdentityCache::PutAgentIdentity(const Agent& agent, std::uint64_t generation) {
   std::lock_guard lock(mu_);
+  if (generation != generation_) return;
   if (agents_.size() >= kMaxEntries) agents_.clear();
   agents_.insert_or_assign(Key(agent.mesh_id, agent.agent_id), agent);
   agents_.insert_or_assign(Key(agent.mesh_id, agent.name), agent);
@@ -54,6 +64,7 @@ void IdentityCache::PutAgentIdentity(const Agent& agent) {
 
 void IdentityCache::Clear() {
   std::lock_guard lock(mu_);
+  ++generation_;
   tokens_.clear();
   memberships_.clear();
   agents_.clear();

@@ -7,8 +7,11 @@
 // this relay's MeshService, which calls Clear() after making it. (A second
 // relay node sharing PostgreSQL must also Clear() when told of a change by
 // another node.) Clearing everything on the rare change keeps it simple.
+// A reader takes Generation() before reading storage and passes it to Put*:
+// if a Clear() came in between, what it read may be stale, and is dropped.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,17 +23,21 @@ namespace meshwire {
 
 class IdentityCache {
  public:
+  /// Counts Clear() calls; take it before reading what you will Put.
+  std::uint64_t Generation();
+
   std::optional<meshwire::Token> FindToken(const std::string& secret_sha256);
-  void PutToken(const std::string& secret_sha256, const meshwire::Token& token);
+  void PutToken(const std::string& secret_sha256, const meshwire::Token& token,
+                std::uint64_t generation);
 
   /// The mesh, if `user` was found to be a member of it.
   std::optional<Mesh> FindMembership(const std::string& mesh_id, const std::string& user);
-  void PutMembership(const std::string& user, const Mesh& mesh);
+  void PutMembership(const std::string& user, const Mesh& mesh, std::uint64_t generation);
 
   /// An agent's identity (id, name, harness, owner) by id or name; its cursor
   /// fields are stale and must not be used.
   std::optional<Agent> FindAgentIdentity(const std::string& mesh_id, const std::string& id_or_name);
-  void PutAgentIdentity(const Agent& agent);
+  void PutAgentIdentity(const Agent& agent, std::uint64_t generation);
 
   /// Forgets everything (after a revoke, removal or deletion).
   void Clear();
@@ -38,6 +45,7 @@ class IdentityCache {
  private:
   static constexpr std::size_t kMaxEntries = 100000;  // per map, then cleared
   std::mutex mu_;
+  std::uint64_t generation_ = 0;                             // guarded by mu_
   std::unordered_map<std::string, meshwire::Token> tokens_;  // guarded by mu_
   std::unordered_map<std::string, Mesh> memberships_;        // mesh id + '\n' + user; guarded
   std::unordered_map<std::string, Agent> agents_;            // mesh id + '\n' + id or name; guarded

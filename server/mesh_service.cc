@@ -69,21 +69,23 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Ser
 // --- auth ----------------------------------------------------------------------
 
 Caller MeshService::Authenticate(const std::string& header) {
-  static const std::string kPrefix = "Bearer ";
+  constexpr std::string_view kPrefix = "Bearer ";
   if (header.empty()) {
     throw Error::Unauthorized(
         "No token: send \"Authorization: Bearer mw_...\" (run `meshwire login`, or set "
         "MESHWIRE_TOKEN).");
   }
   // The scheme is case-insensitive (RFC 9110 11.1).
-  if (header.size() <= kPrefix.size() || strncasecmp(header.c_str(), "bearer ", 7) != 0) {
+  if (header.size() <= kPrefix.size() ||
+      strncasecmp(header.c_str(), kPrefix.data(), kPrefix.size()) != 0) {
     throw Error::Unauthorized("The Authorization header must be \"Bearer mw_...\".");
   }
   std::string hash = Sha256Hex(std::string_view(header).substr(kPrefix.size()));
   auto token = cache_.FindToken(hash);
   if (!token) {
+    const std::uint64_t generation = cache_.Generation();
     token = store_.FindTokenByHash(hash);
-    if (token) cache_.PutToken(hash, *token);
+    if (token) cache_.PutToken(hash, *token, generation);
   }
   if (!token) {
     throw Error::Unauthorized(
@@ -118,6 +120,7 @@ Mesh MeshService::RequireMember(const Caller& caller, const std::string& mesh_id
                            mesh_id + ".");
   }
   if (auto cached = cache_.FindMembership(mesh_id, caller.user())) return *cached;
+  const std::uint64_t generation = cache_.Generation();
   auto mesh = store_.FindMesh(mesh_id);
   if (!mesh) {
     throw Error::NotFound("mesh_not_found", "No mesh " + mesh_id +
@@ -128,7 +131,7 @@ Mesh MeshService::RequireMember(const Caller& caller, const std::string& mesh_id
                            "; ask its owner to run `meshwire mesh members add " + caller.user() +
                            "`.");
   }
-  cache_.PutMembership(caller.user(), *mesh);
+  cache_.PutMembership(caller.user(), *mesh, generation);
   return *mesh;
 }
 
@@ -137,12 +140,15 @@ Agent MeshService::RequireAgent(const std::string& mesh_id, const std::string& i
   if (!fresh) {
     if (auto cached = cache_.FindAgentIdentity(mesh_id, id_or_name)) return *cached;
   }
+  const std::uint64_t generation = cache_.Generation();
   auto agent = store_.FindAgent(mesh_id, id_or_name);
-  if (agent) cache_.PutAgentIdentity(*agent);
   if (!agent) {
     throw Error::NotFound("agent_not_found", "No agent \"" + id_or_name + "\" in mesh " + mesh_id +
                                                  "; run `meshwire agents` to see who is there.");
   }
+  // A fresh read (a poll, for its cursors) does not refill the cache: the
+  // identity is cached already, and polls are a hot path.
+  if (!fresh) cache_.PutAgentIdentity(*agent, generation);
   return *agent;
 }
 

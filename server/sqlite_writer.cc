@@ -85,14 +85,18 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
         }
       }
       if (again) {
-        conn_->Prepare("ROLLBACK").Run();
+        conn_->Exec("ROLLBACK");
         continue;
       }
       conn_->Prepare("COMMIT").Run();
       commits_.fetch_add(1, std::memory_order_relaxed);
       ops_.fetch_add(batch.size(), std::memory_order_relaxed);
     } catch (...) {
+      // The whole batch failed (BEGIN, a ROLLBACK or the COMMIT): report it
+      // to every op and do not run it again, so no op is both committed and
+      // reported failed.
       batch_error = std::current_exception();
+      again = false;
       try {
         conn_->Exec("ROLLBACK");
       } catch (...) {

@@ -1,0 +1,41 @@
+// The identity cache: what a reader read before a Clear() (a revoke, a
+// removal, a deletion) is never cached after it.
+#include "server/identity_cache.h"
+
+#include <doctest/doctest.h>
+
+namespace meshwire {
+
+TEST_CASE("a read from before a Clear() is not cached after it") {
+  IdentityCache cache;
+  Token token;
+  token.id = "tok_1";
+  token.user = "alice";
+  Mesh mesh;
+  mesh.mesh_id = "m1";
+  Agent agent;
+  agent.mesh_id = "m1";
+  agent.agent_id = "a1";
+  agent.name = "agent-a";
+
+  const std::uint64_t before = cache.Generation();  // a request reads storage...
+  cache.Clear();                                    // ...a revoke commits and clears...
+  cache.PutToken("hash", token, before);            // ...then the request's read arrives
+  cache.PutMembership("alice", mesh, before);
+  cache.PutAgentIdentity(agent, before);
+  CHECK_FALSE(cache.FindToken("hash"));
+  CHECK_FALSE(cache.FindMembership("m1", "alice"));
+  CHECK_FALSE(cache.FindAgentIdentity("m1", "a1"));
+
+  const std::uint64_t now = cache.Generation();
+  cache.PutToken("hash", token, now);
+  cache.PutMembership("alice", mesh, now);
+  cache.PutAgentIdentity(agent, now);
+  CHECK(cache.FindToken("hash")->id == "tok_1");
+  CHECK(cache.FindMembership("m1", "alice")->mesh_id == "m1");
+  CHECK(cache.FindAgentIdentity("m1", "agent-a")->agent_id == "a1");
+  cache.Clear();
+  CHECK_FALSE(cache.FindToken("hash"));
+}
+
+}  // namespace meshwire
