@@ -12,6 +12,7 @@
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
 #include "server/clock.h"
+#include "server/http_api.h"
 #include "server/mesh_service.h"
 
 namespace meshwire {
@@ -282,8 +283,7 @@ void MountAuthRoutes(httplib::Server& server, Store& store, const Clock& clock,
       res.set_content(json({{"token", g->token}, {"user", g->user}, {"token_id", g->token_id}}).dump(),
                       "application/json");
     } catch (const Error& e) {
-      res.status = e.status();
-      res.set_content(ErrorBody(e), "application/json");
+      SendError(res, e);
     }
   });
 }

@@ -13,6 +13,12 @@
 
 namespace meshwire {
 
+void SendError(httplib::Response& res, const Error& e) {
+  res.status = e.status();
+  if (e.retry_after() > 0) res.set_header("Retry-After", std::to_string(e.retry_after()));
+  res.set_content(ErrorBody(e), "application/json");
+}
+
 namespace {
 
 using httplib::Request;
@@ -21,12 +27,6 @@ using httplib::Response;
 void SendJson(Response& res, int status, const Json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
-}
-
-void SendError(Response& res, const Error& e) {
-  res.status = e.status();
-  if (e.retry_after() > 0) res.set_header("Retry-After", std::to_string(e.retry_after()));
-  res.set_content(ErrorBody(e), "application/json");
 }
 
 /// Runs a route body, turning every failure into the error JSON.
@@ -61,12 +61,6 @@ Json MessagesJson(const std::vector<Message>& messages) {
   for (const Message& m : messages) list.push_back(ToJson(m));
   return list;
 }
-
-// The routes, for telling an unknown route (404) from a wrong method (405).
-struct RouteShape {
-  std::regex pattern;
-  std::string methods;
-};
 
 class Routes {
  public:
@@ -234,7 +228,7 @@ void MountHttpApi(httplib::Server& server, MeshService& svc, Millis started_at) 
     r.after = after;
     r.wait_s = static_cast<int>(IntParam(req, "wait", 0, svc.options().max_wait_s).value_or(0));
     r.limit = limit;
-    r.peer = MakeTcpPeer(req.remote_addr, req.remote_port, req.local_port);
+    if (r.wait_s > 0) r.peer = MakeTcpPeer(req.remote_addr, req.remote_port, req.local_port);
     PollResult result = svc.Poll(c, req.matches[1], r);
     SendJson(res, 200, {{"messages", MessagesJson(result.messages)}, {"cursor", result.cursor}});
   });

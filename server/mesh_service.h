@@ -4,7 +4,6 @@
 // wrong (then nothing was changed). It knows nothing of HTTP or JSON bodies.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>

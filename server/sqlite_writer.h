@@ -40,8 +40,6 @@ class SqliteWriter {
 
   /// Transactions committed and operations run so far (ops / commits is the
   /// mean group-commit batch).
-  std::uint64_t commits() const { return commits_.load(); }
-  std::uint64_t ops() const { return ops_.load(); }
 
  private:
   struct Pending {

@@ -15,11 +15,12 @@ std::unique_ptr<Waiters::Ticket> Waiters::Park(const std::string& mesh_id,
                                                std::optional<TcpPeer> peer) {
   std::lock_guard lock(mu_);
   if (shut_down_ || parked_ >= max_parked_) return nullptr;
-  std::unique_ptr<Ticket> ticket(new Ticket(*this, mesh_id, agent_id, peer, ++park_count_));
+  std::unique_ptr<Ticket> ticket(new Ticket(*this, mesh_id, agent_id));
+  ++park_count_;
   table_[mesh_id][agent_id].push_back(ticket.get());
   if (peer) {
     ticket->peer_index_ = peers_.size();
-    peers_.push_back({*peer, ticket->number_, ticket.get()});
+    peers_.push_back({*peer, park_count_, ticket.get()});
   }
   ++parked_;
   return ticket;

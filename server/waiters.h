@@ -103,19 +103,12 @@ class Waiters::Ticket {
 
  private:
   friend class Waiters;
-  Ticket(Waiters& owner, std::string mesh_id, std::string agent_id, std::optional<TcpPeer> peer,
-         std::uint64_t number)
-      : owner_(owner),
-        mesh_id_(std::move(mesh_id)),
-        agent_id_(std::move(agent_id)),
-        peer_(peer),
-        number_(number) {}
+  Ticket(Waiters& owner, std::string mesh_id, std::string agent_id)
+      : owner_(owner), mesh_id_(std::move(mesh_id)), agent_id_(std::move(agent_id)) {}
 
   Waiters& owner_;
   const std::string mesh_id_;
   const std::string agent_id_;
-  const std::optional<TcpPeer> peer_;
-  const std::uint64_t number_;
   std::condition_variable cv_;
   bool woken_ = false;    // guarded by owner_.mu_
   bool hung_up_ = false;  // guarded by owner_.mu_
