@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/context.h"
 #include "relay-client/config.h"
 #include "schemas/error.h"
 #include "server/clock.h"
@@ -25,12 +26,8 @@ int RunAdmin(int argc, char** argv) {
   create->add_option("--name", name, "a label for the token")->capture_default_str();
   create->add_option("--mesh", mesh, "make the token work on this mesh alone");
   create->add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
   if (storage.empty()) storage = "sqlite:" + MeshwireHomeDir(ProcessEnv()).string() + "/relay.db";
   try {
     auto store = OpenStore(storage);

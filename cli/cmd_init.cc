@@ -95,7 +95,7 @@ int RunInit(int argc, char** argv) {
     RelayClient& client = ctx.Client();
     // --token: check it, then keep it as this machine's credentials.
     if (c.token.source == "flag") {
-      auto [user, token_id] = client.Me();
+      const std::string user = client.Me().first;
       SaveCredentials(c.home, c.token.value, c.url.value, user);
     }
     const std::string& mesh = ctx.RequireMesh();
@@ -108,7 +108,6 @@ int RunInit(int argc, char** argv) {
                    {"agent_name", agent_name},
                    {"harness", harness->name}};
     bool changed = WriteMeshJson(workspace / ".mesh.json", fields);
-    ctx.flags().agent_name = agent_name;
     auto [agent_id, created] = client.RegisterAgent(mesh, agent_name, harness->name);
 
     HarnessContext hc;
@@ -117,12 +116,13 @@ int RunInit(int argc, char** argv) {
     hc.url = c.url.value;
     hc.token = c.token.value;
     hc.workspace_dir = workspace.string();
-    hc.home_dir = ProcessEnv()("HOME").value_or(workspace.string());
+    const EnvLookup env = ProcessEnv();
+    hc.home_dir = env("HOME").value_or(workspace.string());
     hc.platform = Platform();
-    hc.appdata = ProcessEnv()("APPDATA").value_or("");
+    hc.appdata = env("APPDATA").value_or("");
     // A tool's home variable, made absolute as the tool itself would read it.
-    auto tool_home = [](const char* name) {
-      std::string v = ProcessEnv()(name).value_or("");
+    auto tool_home = [&env](const char* name) {
+      std::string v = env(name).value_or("");
       return v.empty() ? v : std::filesystem::absolute(v).lexically_normal().string();
     };
     hc.copilot_home = tool_home("COPILOT_HOME");

@@ -172,7 +172,7 @@ int RunWhoami(int argc, char** argv) {
   try {
     auto [user, token_id] = ctx.Client().Me();
     if (ctx.json()) {
-      std::printf("%s\n", json({{"user", user}, {"url", ctx.config().url.value}, {"token_id", token_id}}).dump().c_str());
+      PrintJson({{"user", user}, {"url", ctx.config().url.value}, {"token_id", token_id}});
     } else {
       std::printf("User  : %s\nRelay : %s\nToken : %s (%s)\n", user.c_str(), ctx.config().url.value.c_str(),
                   token_id.c_str(), MaskToken(ctx.config().token.value, ctx.ui()).c_str());

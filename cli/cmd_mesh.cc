@@ -12,7 +12,6 @@ namespace meshwire::cli {
 namespace {
 using nlohmann::json;
 
-void PrintJson(const json& j) { std::printf("%s\n", j.dump().c_str()); }
 }  // namespace
 
 int RunMesh(int argc, char** argv) {

@@ -73,7 +73,7 @@ class StopSignal {
 
 void PrintMessage(const Message& m, const Ui& ui, bool as_json) {
   if (as_json) {
-    std::printf("%s\n", ToJson(m).dump().c_str());
+    PrintJson(ToJson(m));
   } else {
     std::time_t t = static_cast<std::time_t>(m.created_at / 1000);
     std::tm tm{};
@@ -135,7 +135,7 @@ int RunSend(int argc, char** argv) {
     Message sent = client.Send(mesh, m);
     std::string target = sent.to == kBroadcast ? "all agents" : sent.to_name.value_or(sent.to);
     if (ctx.json()) {
-      std::printf("%s\n", ToJson(sent).dump().c_str());
+      PrintJson(ToJson(sent));
     } else {
       std::printf("%s Sent %s %s [id: %s]\n", ui.Ok().c_str(), ui.Arrow().c_str(), target.c_str(), sent.id.c_str());
     }
@@ -188,8 +188,8 @@ int RunListen(int argc, char** argv) {
     StopSignal stop([&client] { client.Cancel(); });
     const std::string& mesh = ctx.RequireMesh();
     std::string agent_id;
-    const std::chrono::seconds kBackoff[] = {std::chrono::seconds(2), std::chrono::seconds(5),
-                                             std::chrono::seconds(15)};
+    // The relay client's own retry schedule: 2, 5, 15 s.
+    const std::vector<std::chrono::milliseconds> backoff = RetryPolicy::Standard().delays;
     std::size_t failures = 0;
     std::optional<std::int64_t> after;
     if (from_start) after = 0;
@@ -218,10 +218,11 @@ int RunListen(int argc, char** argv) {
       } catch (const Error& e) {
         if (e.code() == "cancelled" || stop.stopped()) break;
         if (Permanent(e)) return Fail(e);
-        auto delay = kBackoff[std::min(failures, std::size(kBackoff) - 1)];
+        auto delay = backoff[std::min(failures, backoff.size() - 1)];
         ++failures;
         std::fprintf(stderr, "meshwire: %s Reconnecting in %lld s...\n", e.what(),
-                     static_cast<long long>(delay.count()));
+                     static_cast<long long>(
+                         std::chrono::duration_cast<std::chrono::seconds>(delay).count()));
         if (!stop.Sleep(delay)) break;
       }
     }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/context.h"
 #include "relay-client/config.h"
 #include "schemas/error.h"
 #include "server/relay.h"
@@ -97,12 +98,8 @@ int RunServer(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tls-cert", tls_cert, "TLS certificate (not supported yet: put a TLS proxy in front)");
   app.add_option("--tls-key", tls_key, "TLS key (not supported yet)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
-  }
+  int rc = 0;
+  if (!Parse(app, argc, argv, rc)) return rc;
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (!tls_cert.empty() || !tls_key.empty()) {

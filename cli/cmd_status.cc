@@ -30,7 +30,7 @@ int RunStatus(int argc, char** argv) {
   std::string service = "unknown", mesh_line, agents_line, agent_id;
   int exit_code = kExitOk;
   try {
-    RelayClient client(c.url.value, c.token.value);
+    RelayClient& client = ctx.Client(RetryPolicy::None(), /*anonymous=*/true);
     HealthAnswer h = client.Health();
     service = "online";
     out["service"] = {{"status", h.status}, {"version", h.version}, {"storage", h.storage}};
@@ -65,7 +65,7 @@ int RunStatus(int argc, char** argv) {
   out["service_status"] = service;
   if (!agent_id.empty()) out["agent_id"] = agent_id;
   if (ctx.json()) {
-    std::printf("%s\n", out.dump().c_str());
+    PrintJson(out);
     return exit_code;
   }
   auto or_none = [](const std::string& s, const char* none) { return s.empty() ? std::string(none) : s; };
@@ -101,7 +101,7 @@ int RunAgents(int argc, char** argv) {
     if (ctx.json()) {
       json arr = json::array();
       for (const AgentInfo& a : agents) arr.push_back(ToJson(a.agent, a.status, a.listening));
-      std::printf("%s\n", json({{"agents", arr}}).dump().c_str());
+      PrintJson({{"agents", arr}});
       return kExitOk;
     }
     std::string me = ctx.AgentName("");

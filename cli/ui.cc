@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 
@@ -15,6 +16,10 @@ Ui::Ui() {
   const char* term = std::getenv("TERM");
   fancy_ = isatty(STDOUT_FILENO) && !(no_color && *no_color) &&
            !(term && std::string(term) == "dumb");
+}
+
+void PrintJson(const nlohmann::json& j) {
+  std::printf("%s\n", j.dump().c_str());
 }
 
 std::string Ui::Ok() const { return fancy_ ? "\033[32m✓\033[0m" : "OK"; }

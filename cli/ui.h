@@ -3,6 +3,7 @@
 // logs and pipes stay readable. Errors are one sentence on stderr.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "schemas/error.h"
@@ -12,7 +13,6 @@ namespace meshwire::cli {
 class Ui {
  public:
   Ui();
-  bool fancy() const { return fancy_; }
 
   std::string Ok() const;      // "✓" in green, or "OK"
   std::string Bad() const;     // "✗" in red, or "FAILED"
@@ -26,6 +26,9 @@ class Ui {
  private:
   bool fancy_;
 };
+
+/// Prints `j` on one line of stdout (the --json output).
+void PrintJson(const nlohmann::json& j);
 
 /// Prints "meshwire: <message>" on stderr and returns the exit code the
 /// contract gives the error: 3 unreachable relay, 4 timed out, 2 for

@@ -259,26 +259,28 @@ Message RelayClient::Send(const std::string& mesh_id, const OutgoingMessage& m) 
   return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages", &body, true));
 }
 
-PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agent,
-                             std::optional<std::int64_t> after, int wait_s, int limit) {
-  std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
-                     "&wait=" + std::to_string(wait_s) + "&limit=" + std::to_string(limit);
-  if (after) path += "&after=" + std::to_string(*after);
-  json j = Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s);
+// A page of messages and the cursor that acknowledges it.
+static PollAnswer PollAnswerFromJson(const json& j) {
   PollAnswer a;
   for (const json& m : j.at("messages")) a.messages.push_back(MessageFromJson(m));
   a.cursor = j.value("cursor", std::int64_t{0});
   return a;
 }
 
+PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agent,
+                             std::optional<std::int64_t> after, int wait_s, int limit) {
+  std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
+                     "&wait=" + std::to_string(wait_s) + "&limit=" + std::to_string(limit);
+  if (after) path += "&after=" + std::to_string(*after);
+  return PollAnswerFromJson(
+      Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s));
+}
+
 PollAnswer RelayClient::History(const std::string& mesh_id, std::int64_t after, int limit) {
-  json j = CALL("GET", "/mesh/" + Encode(mesh_id) + "/messages?after=" + std::to_string(after) +
-                           "&limit=" + std::to_string(limit),
-                nullptr, true);
-  PollAnswer a;
-  for (const json& m : j.at("messages")) a.messages.push_back(MessageFromJson(m));
-  a.cursor = j.value("cursor", std::int64_t{0});
-  return a;
+  return PollAnswerFromJson(CALL("GET",
+                                 "/mesh/" + Encode(mesh_id) + "/messages?after=" +
+                                     std::to_string(after) + "&limit=" + std::to_string(limit),
+                                 nullptr, true));
 }
 
 std::pair<Message, std::vector<Receipt>> RelayClient::GetMessage(const std::string& mesh_id,

@@ -103,8 +103,7 @@ std::string SkillText() {
 
 HarnessResult GenerateCopilot(const HarnessContext& ctx) {
   CheckContext(ctx);
-  const fs::path home =
-      ctx.copilot_home.empty() ? fs::path(ctx.home_dir) / ".copilot" : fs::path(ctx.copilot_home);
+  const fs::path home = ToolHome(ctx, ctx.copilot_home, ".copilot");
   const fs::path dir = home / "extensions" / "meshwire";
   FilePlan plan;
   // The module first, so the entry never imports a file that is not there.
@@ -121,8 +120,7 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
 
 HarnessResult GenerateHermes(const HarnessContext& ctx) {
   CheckContext(ctx);
-  const fs::path hermes =
-      ctx.hermes_home.empty() ? fs::path(ctx.home_dir) / ".hermes" : fs::path(ctx.hermes_home);
+  const fs::path hermes = ToolHome(ctx, ctx.hermes_home, ".hermes");
   FilePlan plan;
   PlanEnvFile(ctx, plan);
   plan.Put(InWorkspace(ctx, "MESHWIRE_SKILL.md"), SkillText());

@@ -343,22 +343,23 @@ void FilePlan::Put(const std::string& path, std::string content, std::optional<u
   files_.push_back({path, ReadFileIfExists(path), std::move(content), mode});
 }
 
-void FilePlan::MergeJson(const std::string& path, EntryPath at, const McpServer& server) {
+void FilePlan::MergeServer(const std::string& path, EntryPath at, const McpServer& server,
+                           ServerMerger merge) {
   std::optional<std::string> old = ReadFileIfExists(path);
-  std::string text = MergeJsonServer(path, old.value_or(""), at, server, notes_);
+  std::string text = merge(path, old.value_or(""), at, server, notes_);
   files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+}
+
+void FilePlan::MergeJson(const std::string& path, EntryPath at, const McpServer& server) {
+  MergeServer(path, at, server, MergeJsonServer);
 }
 
 void FilePlan::MergeYaml(const std::string& path, EntryPath at, const McpServer& server) {
-  std::optional<std::string> old = ReadFileIfExists(path);
-  std::string text = MergeYamlServer(path, old.value_or(""), at, server, notes_);
-  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+  MergeServer(path, at, server, MergeYamlServer);
 }
 
 void FilePlan::MergeToml(const std::string& path, EntryPath at, const McpServer& server) {
-  std::optional<std::string> old = ReadFileIfExists(path);
-  std::string text = MergeTomlServer(path, old.value_or(""), at, server, notes_);
-  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+  MergeServer(path, at, server, MergeTomlServer);
 }
 
 void FilePlan::MergeEnv(const std::string& path, const EnvVars& vars) {

@@ -103,6 +103,11 @@ class FilePlan {
   HarnessResult Apply(std::vector<std::string> next_steps) const;
 
  private:
+  using ServerMerger = std::string (*)(const std::string&, const std::string&, EntryPath,
+                                       const McpServer&, std::vector<std::string>&);
+  void MergeServer(const std::string& path, EntryPath at, const McpServer& server,
+                   ServerMerger merge);
+
   struct Planned {
     std::string path;
     std::optional<std::string> old_content;  // nullopt: the file does not exist

@@ -20,6 +20,10 @@ void CheckContext(const HarnessContext& ctx);
 /// `ctx.home_dir` / `relative`, and `ctx.workspace_dir` / `relative`.
 std::string InHome(const HarnessContext& ctx, const std::filesystem::path& relative);
 std::string InWorkspace(const HarnessContext& ctx, const std::filesystem::path& relative);
+/// A tool's own folder: `set` (its environment variable) when not empty, else
+/// `default_folder` in the home folder (e.g. CODEX_HOME, else ~/.codex).
+std::filesystem::path ToolHome(const HarnessContext& ctx, const std::string& set,
+                               const char* default_folder);
 
 /// The stdio MCP server entry: command = launcher[0], args = launcher[1..] +
 /// ["mcp", "--mesh", mesh_id], env = MESHWIRE_URL and MESHWIRE_AGENT_NAME

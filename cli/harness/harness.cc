@@ -65,6 +65,12 @@ std::string InHome(const HarnessContext& ctx, const std::filesystem::path& relat
   return (std::filesystem::path(ctx.home_dir) / relative).string();
 }
 
+std::filesystem::path ToolHome(const HarnessContext& ctx, const std::string& set,
+                               const char* default_folder) {
+  return set.empty() ? std::filesystem::path(ctx.home_dir) / default_folder
+                     : std::filesystem::path(set);
+}
+
 std::string InWorkspace(const HarnessContext& ctx, const std::filesystem::path& relative) {
   return (std::filesystem::path(ctx.workspace_dir) / relative).string();
 }

@@ -32,8 +32,7 @@ std::string ClaudeDesktopConfig(const HarnessContext& ctx) {
     return (appdata / file).string();
   }
   // Claude Desktop is an Electron app: on Linux its folder follows XDG_CONFIG_HOME.
-  const fs::path config = ctx.xdg_config_home.empty() ? fs::path(ctx.home_dir) / ".config"
-                                                      : fs::path(ctx.xdg_config_home);
+  const fs::path config = ToolHome(ctx, ctx.xdg_config_home, ".config");
   return (config / file).string();
 }
 
@@ -79,8 +78,7 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
 HarnessResult GenerateCodex(const HarnessContext& ctx) {
   CheckContext(ctx);
   FilePlan plan;
-  const fs::path codex =
-      ctx.codex_home.empty() ? fs::path(ctx.home_dir) / ".codex" : fs::path(ctx.codex_home);
+  const fs::path codex = ToolHome(ctx, ctx.codex_home, ".codex");
   plan.MergeToml((codex / "config.toml").string(), {"mcp_servers", kServerName},
                  MeshwireServer(ctx));
   return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it)."});
