@@ -63,7 +63,7 @@ void JsonRpcPeer::Serve(std::istream& in, std::ostream& out) {
       std::lock_guard lock(flight_mu_);
       if (in_flight_.empty()) break;
       if (std::chrono::steady_clock::now() >= deadline) {
-        for (auto& [key, f] : in_flight_) f.context->Cancel();
+        for (auto& [key, context] : in_flight_) context->Cancel();
         break;
       }
     }
@@ -142,7 +142,7 @@ void JsonRpcPeer::Dispatch(const Json& m) {
       AnswerError(id, RpcError::kInvalidRequest, "Invalid request: id " + key + " is already in use.");
       return;
     }
-    in_flight_[key] = InFlight{id, context};
+    in_flight_[key] = context;
   }
   auto run = [this, handler = it->second.handler, context, id, key] {
     Json result;
@@ -183,7 +183,7 @@ void JsonRpcPeer::CancelRequest(const Json& id) {
     std::lock_guard lock(flight_mu_);
     auto it = in_flight_.find(id.dump());
     if (it == in_flight_.end()) return;
-    context = it->second.context;
+    context = it->second;
   }
   context->Cancel();
 }

@@ -78,10 +78,6 @@ class JsonRpcPeer {
   void Serve(std::istream& in, std::ostream& out);
 
  private:
-  struct InFlight {
-    Json id;
-    std::shared_ptr<RequestContext> context;
-  };
   void HandleLine(const std::string& line);
   void Dispatch(const Json& message);
   void Answer(const Json& id, const Json& result);
@@ -99,7 +95,8 @@ class JsonRpcPeer {
   std::ostream* out_ = nullptr;
   std::mutex write_mu_;
   std::mutex flight_mu_;
-  std::map<std::string, InFlight> in_flight_;  // key: id's JSON text; guarded by flight_mu_
+  // Requests being served, by their id's JSON text; guarded by flight_mu_.
+  std::map<std::string, std::shared_ptr<RequestContext>> in_flight_;
   struct Worker {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;

@@ -39,7 +39,12 @@ std::optional<std::string> StrArg(const Json& args, const char* key, bool requir
   return it->get<std::string>();
 }
 
-Json MessageJson(const Message& m) { return ToJson(m); }
+/// The error for content over the relay's limit, with what to do instead.
+ToolResult TooLarge(const std::string& content, const std::string& advice) {
+  return ToolResult::Error("The content is " + std::to_string(content.size()) +
+                           " bytes; the limit is " + std::to_string(kMaxContentBytes) + ". " +
+                           advice);
+}
 
 }  // namespace
 
@@ -64,8 +69,8 @@ void MeshTools::Heartbeats() {
   while (!stopping_) {
     lock.unlock();
     try {
-      std::string id = AgentId();
-      NewClient().Heartbeat(options_.mesh_id, id);
+      RelayClient client = NewClient();
+      client.Heartbeat(options_.mesh_id, AgentId(client));
       warned = false;
     } catch (const Error& e) {
       if (!warned) spdlog::warn("{}", e.what());
@@ -76,7 +81,7 @@ void MeshTools::Heartbeats() {
   }
 }
 
-std::string MeshTools::AgentId() {
+std::string MeshTools::AgentId(RelayClient& client) {
   {
     std::lock_guard lock(mu_);
     if (!agent_id_.empty()) return agent_id_;
@@ -89,7 +94,6 @@ std::string MeshTools::AgentId() {
   if (options_.mesh_id.empty()) {
     throw Error(400, "config", "No mesh: start the server with --mesh ID (`meshwire mesh list` shows yours).");
   }
-  RelayClient client = NewClient();
   std::string id = client.RegisterAgent(options_.mesh_id, options_.agent_name, options_.harness).first;
   std::lock_guard lock(mu_);
   agent_id_ = id;
@@ -156,31 +160,42 @@ ToolResult MeshTools::Send(const Json& args) {
   auto to = StrArg(args, "to", false, error);
   if (!error.empty()) return ToolResult::Error(error);
   if (content->size() > kMaxContentBytes) {
-    return ToolResult::Error("The content is " + std::to_string(content->size()) +
-                             " bytes; the limit is 10240. Send a reference (a path, URL or id) "
-                             "instead of the data.");
+    return TooLarge(*content, "Send a reference (a path, URL or id) instead of the data.");
   }
   RelayClient client = NewClient();
   OutgoingMessage m;
-  m.from = AgentId();
+  m.from = AgentId(client);
   m.content = *content;
   if (to && !to->empty()) m.to = *to;
   Message sent = client.Send(options_.mesh_id, m);
   std::string target = sent.to == kBroadcast ? "every other agent" : sent.to_name.value_or(sent.to);
-  return ToolResult{MessageJson(sent), "Sent message " + sent.id + " to " + target + ".", false};
+  return ToolResult{ToJson(sent), "Sent message " + sent.id + " to " + target + ".", false};
 }
 
-std::string MeshTools::HarnessOf(RelayClient& client, const std::string& agent_id) {
+std::unordered_map<std::string, std::string> MeshTools::SenderHarnesses(
+    RelayClient& client, const std::vector<Message>& messages) {
+  // mu_ held: what is known of each sender ("" for a sender still unknown).
+  auto known = [&](bool& all_known) {
+    std::unordered_map<std::string, std::string> out;
+    all_known = true;
+    for (const Message& m : messages) {
+      auto it = harness_of_.find(m.from);
+      all_known = all_known && it != harness_of_.end();
+      out[m.from] = it == harness_of_.end() ? "" : it->second;
+    }
+    return out;
+  };
+  bool all_known = false;
   {
     std::lock_guard lock(mu_);
-    auto it = harness_of_.find(agent_id);
-    if (it != harness_of_.end()) return it->second;
+    auto out = known(all_known);
+    if (all_known) return out;
   }
-  std::unordered_map<std::string, std::string> fresh;
-  for (const AgentInfo& a : client.Agents(options_.mesh_id)) fresh[a.agent.agent_id] = a.agent.harness;
+  // A sender not seen yet: one look at the agent list for the whole batch.
+  std::vector<AgentInfo> agents = client.Agents(options_.mesh_id);
   std::lock_guard lock(mu_);
-  for (auto& [id, h] : fresh) harness_of_[id] = h;
-  return harness_of_.count(agent_id) ? harness_of_[agent_id] : "";
+  for (const AgentInfo& a : agents) harness_of_[a.agent.agent_id] = a.agent.harness;
+  return known(all_known);
 }
 
 ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
@@ -189,13 +204,13 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
   int limit = IntArg(args, "limit", 1, 100, error).value_or(20);
   if (!error.empty()) return ToolResult::Error(error);
   wait = std::min(wait, options_.max_wait_s);  // hosts time tool calls out at about 60 s
-  std::string agent_id = AgentId();
+  RelayClient client = NewClient();
+  std::string agent_id = AgentId(client);
   std::optional<std::int64_t> after;
   {
     std::lock_guard lock(mu_);
     after = cursor_;
   }
-  RelayClient client = NewClient();
   context.OnCancel([&client] { client.Cancel(); });
   PollAnswer answer;
   try {
@@ -211,9 +226,11 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
   }
   Json list = Json::array();
   std::string text;
+  const auto harnesses = answer.messages.empty() ? std::unordered_map<std::string, std::string>{}
+                                                 : SenderHarnesses(client, answer.messages);
   for (const Message& m : answer.messages) {
-    list.push_back(MessageJson(m));
-    std::string harness = HarnessOf(client, m.from);
+    list.push_back(ToJson(m));
+    const std::string& harness = harnesses.at(m.from);
     Json meta = Json::parse(m.metadata_json, nullptr, false);
     std::string reply = meta.is_object() && meta.contains("reply_to") && meta["reply_to"].is_string()
                             ? ", replying to message " + meta["reply_to"].get<std::string>()
@@ -233,7 +250,7 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
 
 ToolResult MeshTools::ListAgents() {
   RelayClient client = NewClient();
-  AgentId();  // so this agent shows up, and is seen
+  AgentId(client);  // so this agent shows up, and is seen
   Json list = Json::array();
   std::string text = "Agents in mesh " + options_.mesh_id + ":\n";
   for (const AgentInfo& a : client.Agents(options_.mesh_id)) {
@@ -248,7 +265,7 @@ ToolResult MeshTools::ListAgents() {
 ToolResult MeshTools::Status() {
   RelayClient client = NewClient();
   HealthAnswer h = client.Health();
-  std::string agent_id = AgentId();
+  std::string agent_id = AgentId(client);
   MeshDetails d = client.GetMesh(options_.mesh_id);
   Json s = {{"service", {{"url", options_.url}, {"status", "online"}, {"version", h.version}}},
             {"mesh", {{"mesh_id", d.mesh.mesh_id}, {"name", d.mesh.name}}},
@@ -267,12 +284,11 @@ ToolResult MeshTools::Reply(const Json& args) {
   auto content = StrArg(args, "content", true, error);
   if (!error.empty()) return ToolResult::Error(error);
   if (content->size() > kMaxContentBytes) {
-    return ToolResult::Error("The content is " + std::to_string(content->size()) +
-                             " bytes; the limit is 10240. Send a reference instead of the data.");
+    return TooLarge(*content, "Send a reference instead of the data.");
   }
   RelayClient client = NewClient();
-  Message sent = client.Reply(options_.mesh_id, *message_id, AgentId(), *content);
-  return ToolResult{MessageJson(sent),
+  Message sent = client.Reply(options_.mesh_id, *message_id, AgentId(client), *content);
+  return ToolResult{ToJson(sent),
                     "Replied to message " + *message_id + " (reply " + sent.id + " sent to " +
                         sent.to_name.value_or(sent.to) + ").",
                     false};

@@ -48,11 +48,15 @@ class MeshTools final : public ToolSet {
   ToolResult Status();
   ToolResult Reply(const Json& args);
   /// The agent's id, registering it first if needed. Throws Error.
-  std::string AgentId();
+  /// This agent's id, registering it (through `client`) the first time.
+  std::string AgentId(RelayClient& client);
   RelayClient NewClient() const { return RelayClient(options_.url, options_.token); }
   /// A relay error as a sentence a model can act on.
   ToolResult Failure(const Error& e) const;
-  std::string HarnessOf(RelayClient& client, const std::string& agent_id);
+  /// The harness of each sender of `messages` (empty when unknown), asking
+  /// the relay for the agent list at most once.
+  std::unordered_map<std::string, std::string> SenderHarnesses(
+      RelayClient& client, const std::vector<Message>& messages);
   void Heartbeats();
 
   const MeshToolsOptions options_;
