@@ -53,6 +53,9 @@ grep -Eq '^RestrictAddressFamilies=.*\bAF_NETLINK\b' "$unit" ||
 echo "== the relay, started as the unit starts it"
 # The unit's Environment= lines, then its EnvironmentFile, then ExecStart as
 # an unprivileged user in the state directory (DynamicUser + StateDirectory).
+if curl -sf -o /dev/null http://127.0.0.1:7420/health 2>/dev/null; then
+  fail "port 7420 already answers: stop the relay running there first"
+fi
 state=/var/lib/meshwire
 mkdir -p "$state"
 chown nobody:nogroup "$state"
@@ -75,10 +78,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 grep -q '"status":"ok"' "$work/health.json" || { cat "$work/relay.log"; fail "/health did not answer"; }
+# The answer must come from this relay, not from another one on the port.
+kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log"; fail "the relay exited (is port 7420 taken?)"; }
 grep -q '"storage":"sqlite"' "$work/health.json" || fail "/health storage"
 [[ -f $state/relay.db ]] || fail "no database in $state"
 kill -TERM "$relay_pid"
-wait "$relay_pid" || fail "the relay did not exit 0 on SIGTERM"
+wait "$relay_pid" || { rc=$?; cat "$work/relay.log"; fail "the relay did not exit 0 on SIGTERM (exit $rc)"; }
 relay_pid=
 
 echo "== dpkg -r, dpkg -P"
