@@ -8,10 +8,10 @@
 #include "cli/context.h"
 #include "relay-client/config.h"
 #include "schemas/error.h"
-#include "server/clock.h"
-#include "server/mesh_service.h"
-#include "server/relay.h"
-#include "server/store.h"
+#include "server/core/clock.h"
+#include "server/core/mesh_service.h"
+#include "server/storage/store_factory.h"
+#include "server/core/store.h"
 
 namespace meshwire::cli {
 

@@ -54,12 +54,12 @@ int RunServer(int argc, char** argv) {
   std::string listen = "127.0.0.1:7420";
   std::string storage;
   std::string auth = "local";
-  std::size_t threads = 4096;
+  int threads = 32;
+  int io_threads = 2;
   int retention_days = 7;
   int rate_limit = 0;
-  int hangup_check_ms = 1000;
   std::string log_level = "info";
-  std::string tls_cert, tls_key;
+  std::string tls_cert, tls_key, public_url;
   AuthOptions auth_options;
   if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_ID")) auth_options.github_client_id = v;
   if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_SECRET")) auth_options.github_client_secret = v;
@@ -78,9 +78,16 @@ int RunServer(int argc, char** argv) {
   app.add_option("--github-api-url", auth_options.github_api_url, "GitHub's API endpoint")
       ->capture_default_str();
   app.add_option("--threads", threads,
-                 "worker threads; each open connection or waiting long-poll holds one")
-      ->check(CLI::Range(8, 100000))
+                 "worker threads for requests that touch storage (waiting long-polls and open "
+                 "connections hold none)")
+      ->check(CLI::Range(2, 1024))
       ->capture_default_str();
+  app.add_option("--io-threads", io_threads, "event-loop threads that serve the connections")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--public-url", public_url,
+                 "the relay's address as clients reach it, e.g. https://relay.example.com (the "
+                 "integration guide's links, GitHub's sign-in redirect); default: the listen address");
   app.add_option("--retention-days", retention_days,
                  "remove agents not seen for this many days, with what only they still needed")
       ->check(CLI::Range(1, 3650))
@@ -88,22 +95,18 @@ int RunServer(int argc, char** argv) {
   app.add_option("--rate-limit", rate_limit, "requests per minute per token (0: unlimited)")
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
-  app.add_option("--hangup-check-ms", hangup_check_ms,
-                 "how often waiting long-polls are checked for clients that hung up, in ms "
-                 "(0: never; a poll then holds its worker until its wait ends)")
-      ->check(CLI::Range(0, 3600000))
-      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
-  app.add_option("--tls-cert", tls_cert, "TLS certificate (not supported yet: put a TLS proxy in front)");
-  app.add_option("--tls-key", tls_key, "TLS key (not supported yet)");
+  app.add_option("--tls-cert", tls_cert,
+                 "serve HTTPS with this PEM certificate chain (with --tls-key; SIGHUP reloads both)");
+  app.add_option("--tls-key", tls_key, "the PEM private key of --tls-cert");
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
 
   spdlog::set_level(spdlog::level::from_str(log_level));
-  if (!tls_cert.empty() || !tls_key.empty()) {
-    spdlog::error("--tls-cert/--tls-key are not supported yet; terminate TLS in a proxy (nginx, caddy).");
+  if (tls_cert.empty() != tls_key.empty()) {
+    spdlog::error("HTTPS needs both --tls-cert FILE and --tls-key FILE.");
     return kExitUsage;
   }
 
@@ -121,9 +124,12 @@ int RunServer(int argc, char** argv) {
   auth_options.mode = auth;
   options.auth = auth_options;
   options.threads = threads;
+  options.io_threads = io_threads;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
-  options.hangup_check_ms = hangup_check_ms;
+  options.public_url = public_url;
+  options.tls_cert = tls_cert;
+  options.tls_key = tls_key;
 
   // Signals are taken by one thread with sigwait: block them before any
   // thread starts, so every thread inherits the mask.
@@ -131,6 +137,7 @@ int RunServer(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit();
@@ -146,6 +153,16 @@ int RunServer(int argc, char** argv) {
       while (!served.load()) {
         timespec tick{0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGHUP) {
+          if (tls_cert.empty()) continue;
+          try {
+            relay.ReloadTls();
+            spdlog::info("SIGHUP: reloaded the TLS certificate and key");
+          } catch (const Error& e) {
+            spdlog::error("SIGHUP: {} (still serving the previous ones)", e.what());
+          }
+          continue;
+        }
         if (sig == SIGINT || sig == SIGTERM) {
           spdlog::info("{} received: answering waiting polls and stopping", strsignal(sig));
           relay.Stop();
@@ -154,9 +171,9 @@ int RunServer(int argc, char** argv) {
       }
     });
     const bool ipv6 = options.host.find(':') != std::string::npos;
-    spdlog::info("meshwire relay {} listening on http://{}{}{}:{} (storage {}, auth {})",
-                 MESHWIRE_VERSION_STRING, ipv6 ? "[" : "", options.host, ipv6 ? "]" : "", port,
-                 storage, auth);
+    spdlog::info("meshwire relay {} listening on {}://{}{}{}:{} (storage {}, auth {})",
+                 MESHWIRE_VERSION_STRING, tls_cert.empty() ? "http" : "https", ipv6 ? "[" : "",
+                 options.host, ipv6 ? "]" : "", port, storage, auth);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
                  storage.rfind("sqlite:", 0) == 0 && !std::getenv("MESHWIRE_HOME") ? ""
                                                                                     : " --storage " + storage);

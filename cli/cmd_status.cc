@@ -6,7 +6,7 @@
 #include "cli/context.h"
 #include "schemas/json_io.h"
 #include "schemas/time_format.h"
-#include "server/clock.h"
+#include "server/core/clock.h"
 
 namespace meshwire::cli {
 

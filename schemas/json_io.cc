@@ -1,5 +1,7 @@
 #include "schemas/json_io.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "schemas/time_format.h"
@@ -138,8 +140,34 @@ Json ErrorJson(const Error& e) { return {{"error", {{"code", e.code()}, {"messag
 
 std::string ErrorBody(const Error& e) { return ErrorJson(e).dump(); }
 
+int JsonDepth(std::string_view text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 Json ParseObject(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Json::object();
+  // Parsing is iterative, but destroying and printing a value recurse: refuse
+  // what is nested deeper than any request of the contract needs.
+  if (JsonDepth(body) > kMaxBodyDepth) {
+    throw Error::BadRequest("invalid_json", "The request body is nested more than " +
+                                                std::to_string(kMaxBodyDepth) + " levels deep.");
+  }
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     throw Error::BadRequest("invalid_json", "The request body is not valid JSON (UTF-8); send a JSON object.");

@@ -33,8 +33,14 @@ Agent AgentFromJson(const Json& j, std::string* status = nullptr, bool* listenin
 Json ErrorJson(const Error& error);
 std::string ErrorBody(const Error& error);
 
+/// How deeply `text` nests objects and arrays (0 for a scalar), by a scan
+/// that does not parse it (so it is safe on any input).
+int JsonDepth(std::string_view text);
+inline constexpr int kMaxBodyDepth = 64;
+
 /// Parses a request body that must be a JSON object. An empty body is `{}`.
-/// Throws Error 400 invalid_json on anything else.
+/// Throws Error 400 invalid_json on anything else, or when it nests deeper
+/// than kMaxBodyDepth.
 Json ParseObject(std::string_view body);
 
 /// Field readers over a parsed body. Each throws Error 400 invalid_field with a

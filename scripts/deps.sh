@@ -7,6 +7,7 @@ set -euo pipefail
 build_pkgs=(
   cmake ninja-build g++ pkg-config
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libsqlite3-dev libcli11-dev
+  libboost1.81-dev
   libyaml-cpp-dev libtomlplusplus-dev
 )
 test_pkgs=(doctest-dev redis-server redis-tools dpkg-dev file systemd curl)

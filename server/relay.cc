@@ -1,15 +1,14 @@
 #include "server/relay.h"
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include "schemas/error.h"
-#include "server/http_api.h"
-#include "server/sqlite_store.h"
-#include "server/task_pool.h"
-#include "server/tcp_probe.h"
-#include "server/waiters.h"
+#include "server/core/wake_bus.h"
+#include "server/core/waiters.h"
+#include "server/http/api_routes.h"
+#include "server/http/event_routes.h"
+#include "server/http/runtime.h"
+#include "server/storage/store_factory.h"
 
 #ifndef MESHWIRE_VERSION
 #define MESHWIRE_VERSION "0.0.0"
@@ -17,133 +16,114 @@
 
 namespace meshwire {
 
-/// cpp-httplib's server, with the listen backlog raised: the library listens
-/// with a backlog of 5, too few for a burst of agents connecting at once.
-class RelayHttpServer : public httplib::Server {
- public:
-  void RaiseBacklog(int backlog) {
-    if (::listen(svr_sock_, backlog) != 0) spdlog::warn("could not raise the listen backlog");
-  }
-  /// AF_INET or AF_INET6: the listening socket's family, which every accepted
-  /// connection shares (IPv4 clients of an IPv6 socket are IPv4-mapped).
-  int ListenFamily() const {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof(addr);
-    if (::getsockname(svr_sock_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return AF_UNSPEC;
-    return addr.ss_family;
-  }
-};
-
 namespace {
 
 bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-}  // namespace
-
-std::unique_ptr<Store> OpenStore(const std::string& spec) {
-  std::string path = spec;
-  if (spec.rfind("sqlite:", 0) == 0) {
-    path = spec.substr(7);
-  } else if (spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0) {
-    throw Error::BadRequest("invalid_storage",
-                            "PostgreSQL storage is not built into this meshwire yet; use "
-                            "--storage sqlite:PATH.");
-  }
-  if (path.empty()) throw Error::BadRequest("invalid_storage", "--storage needs a path: sqlite:PATH.");
-  return std::make_unique<SqliteStore>(path);
-}
-
-Relay::Relay(RelayOptions options)
-    : options_(std::move(options)), clock_(options_.clock ? options_.clock : &system_clock_) {
-  const std::string& mode = options_.auth.mode;
+void CheckAuth(const RelayOptions& o) {
+  const std::string& mode = o.auth.mode;
   if (mode != "local" && mode != "github" && mode != "token") {
     throw Error::BadRequest("invalid_auth", "--auth must be local, github or token.");
   }
-  if (mode == "github" &&
-      (options_.auth.github_client_id.empty() || options_.auth.github_client_secret.empty())) {
+  if (mode == "github" && (o.auth.github_client_id.empty() || o.auth.github_client_secret.empty())) {
     throw Error::BadRequest("invalid_auth",
                             "--auth github needs a GitHub OAuth app: --github-client-id and "
                             "--github-client-secret (or MESHWIRE_GITHUB_CLIENT_ID and "
                             "MESHWIRE_GITHUB_CLIENT_SECRET).");
   }
-  if (mode == "local" && !IsLoopback(options_.host)) {
+  if (mode == "local" && !IsLoopback(o.host)) {
     throw Error::BadRequest(
         "invalid_auth", "--auth local signs in anyone who asks, so it only listens on loopback; "
-                        "use --auth token (or github) to listen on " + options_.host + ".");
+                        "use --auth token (or github) to listen on " + o.host + ".");
   }
+}
+
+}  // namespace
+
+Relay::Relay(RelayOptions options)
+    : options_(std::move(options)), clock_(options_.clock ? options_.clock : &system_clock_) {
+  CheckAuth(options_);
   store_ = OpenStore(options_.storage);
-  std::size_t threads = std::max<std::size_t>(options_.threads, 8);
-  std::size_t max_parked =
-      options_.max_parked ? options_.max_parked : (threads > 128 ? threads - 64 : threads / 2);
-  waiters_ = std::make_unique<Waiters>(*clock_, max_parked);
+  bus_ = std::make_unique<LocalWakeBus>();
+
+  RuntimeOptions ro;
+  ro.host = options_.host;
+  ro.port = options_.port;
+  ro.io_threads = std::max(1, options_.io_threads);
+  ro.workers = std::max(2, options_.threads);
+  ro.max_body_bytes = options_.max_body_bytes;
+  ro.request_timeout_ms = options_.request_timeout_ms;
+  ro.idle_timeout_ms = options_.idle_timeout_ms;
+  ro.backlog = options_.listen_backlog;
+  ro.tls_cert_file = options_.tls_cert;
+  ro.tls_key_file = options_.tls_key;
+  runtime_ = std::make_unique<HttpRuntime>(ro, [this](const ExchangePtr& ex) { router_.Dispatch(ex); });
+
+  Waiters::Limits limits;
+  if (options_.max_parked) limits.total = options_.max_parked;
+  limits.per_agent = options_.max_parked_per_agent;
+  limits.per_token = options_.max_parked_per_token;
+  waiters_ = std::make_unique<Waiters>(*clock_, limits);
+
   ServiceOptions so;
   so.agent_ttl = Millis{options_.retention_days} * 24 * 3600 * 1000;
   so.rate_limit_per_min = options_.rate_limit_per_min;
   so.version = MESHWIRE_VERSION;
-  so.auth_mode = mode;
+  so.auth_mode = options_.auth.mode;
+  so.max_tokens_per_user = options_.max_tokens_per_user;
   if (const char* region = std::getenv("MESHWIRE_REGION")) so.region = region;
-  service_ = std::make_unique<MeshService>(*store_, *clock_, *waiters_, so);
-
-  http_ = std::make_unique<RelayHttpServer>();
-  http_->new_task_queue = [threads] { return new TaskPool(threads); };
-  http_->set_tcp_nodelay(true);
-  http_->set_keep_alive_max_count(100);
-  http_->set_keep_alive_timeout(5);
-  http_->set_read_timeout(10, 0);
-  http_->set_write_timeout(10, 0);
-  http_->set_payload_max_length(options_.max_body_bytes);
-  MountAuthRoutes(*http_, *store_, *clock_, options_.auth);
-  MountHttpApi(*http_, *service_, SystemClock().Now());
+  service_ = std::make_unique<MeshService>(*store_, *clock_, *waiters_, *bus_, runtime_->workers(), so);
+  events_ = std::make_unique<EventHub>(*service_, runtime_->workers(), options_.events_keepalive_ms);
+  bus_->Subscribe([this](const WakeEvent& e) {
+    if (e.kind == WakeEvent::Kind::kMessage) waiters_->Notify(e.message);
+  });
+  bus_->Subscribe([this](const WakeEvent& e) { events_->OnEvent(e); });
 }
 
 Relay::~Relay() {
   Stop();
   if (serve_thread_.joinable()) serve_thread_.join();
+  runtime_.reset();  // joins the workers before the service they call goes
+  events_.reset();
 }
 
 int Relay::Bind() {
-  if (options_.port == 0) {
-    port_ = http_->bind_to_any_port(options_.host);
-    if (port_ <= 0) {
-      throw Error::Unavailable("Cannot listen on " + options_.host + " (any port).");
-    }
+  port_ = runtime_->Bind();
+  if (!options_.public_url.empty()) {
+    public_url_ = options_.public_url;
+    while (!public_url_.empty() && public_url_.back() == '/') public_url_.pop_back();
   } else {
-    if (!http_->bind_to_port(options_.host, options_.port)) {
-      throw Error::Unavailable("Cannot listen on " + options_.host + ":" +
-                               std::to_string(options_.port) +
-                               ": is another relay running there? Choose another with --listen.");
-    }
-    port_ = options_.port;
+    const bool v6 = options_.host.find(':') != std::string::npos;
+    std::string host = options_.host == "0.0.0.0" || options_.host == "::" ? "127.0.0.1" : options_.host;
+    public_url_ = std::string(runtime_->tls() ? "https://" : "http://") + (v6 && host != "127.0.0.1" ? "[" + host + "]" : host) +
+                  ":" + std::to_string(port_);
   }
-  http_->RaiseBacklog(options_.listen_backlog);
-  listen_family_ = http_->ListenFamily();
+  ApiOptions api;
+  api.started_at = SystemClock().Now();
+  api.public_url = public_url_;
+  AddApiRoutes(router_, *service_, api);
+  AddAuthRoutes(router_, *store_, *clock_, options_.auth, public_url_);
+  events_->AddRoutes(router_);
   return port_;
 }
 
 void Relay::Serve() {
   if (options_.housekeeping) housekeeping_thread_ = std::thread([this] { Housekeeping(); });
-  if (options_.hangup_check_ms > 0) {
-    hangup_thread_ = std::thread([this] {
-      Every(options_.hangup_check_ms, "checking for clients that hung up",
-            [this] { CheckHangups(); });
-    });
-  }
-  http_->listen_after_bind();
+  waiters_->StartTimer();
+  runtime_->Run();
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
   if (housekeeping_thread_.joinable()) housekeeping_thread_.join();
-  if (hangup_thread_.joinable()) hangup_thread_.join();
   service_->FlushPresence();
 }
 
 void Relay::Start() {
   serve_thread_ = std::thread([this] { Serve(); });
-  while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void Relay::Stop() {
@@ -152,67 +132,36 @@ void Relay::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  waiters_->Shutdown();  // parked polls answer first: stop() joins the workers
-  http_->stop();
+  waiters_->Shutdown();  // parked polls answer what they have
+  events_->CloseAll();
+  runtime_->Stop();
 }
 
-void Relay::Every(Millis period, const char* what, const std::function<void()>& work) {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(period));
-    if (stopping_) break;
-    lock.unlock();
-    try {
-      work();
-    } catch (const std::exception& e) {
-      spdlog::error("{} failed: {}", what, e.what());
-    }
-    lock.lock();
-  }
-}
+void Relay::ReloadTls() { runtime_->ReloadTls(); }
 
 void Relay::Housekeeping() {
   auto last_sweep = std::chrono::steady_clock::now();
-  Every(options_.flush_every_ms, "housekeeping", [&] {
-    service_->FlushPresence();
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_sweep < std::chrono::milliseconds(options_.sweep_every_ms)) return;
-    last_sweep = now;
-    SweepResult r = service_->Sweep();
-    if (r.agents_removed || r.messages_purged) {
-      spdlog::info("retention: removed {} agents, purged {} messages", r.agents_removed,
-                   r.messages_purged);
-    }
-  });
-}
-
-std::size_t Relay::CheckHangups() {
-  // Every ticket numbered <= parked_by was parked, so its connection was
-  // established, before the snapshots below: missing from them means closed.
-  const std::uint64_t parked_by = waiters_->ParkCount();
-  std::vector<TcpPeer> parked = waiters_->ParkedPeers(parked_by);
-  if (parked.empty()) return 0;
-  const auto port = static_cast<std::uint16_t>(port_);
-  TcpPeerSet gone(parked.begin(), parked.end());
-  // A kernel dump is not one atomic picture (it resumes between reads), so a
-  // connection counts as gone only when two snapshots in a row lack it.
-  for (int snapshot = 0; snapshot < 2 && !gone.empty(); ++snapshot) {
-    std::optional<TcpPeerSet> open = EstablishedTcpPeers(listen_family_, port);
-    if (!open) {
-      if (!probe_failed_.exchange(true)) {
-        spdlog::warn(
-            "cannot read TCP connection states (NETLINK_SOCK_DIAG): a long-poll whose "
-            "client hangs up holds its worker until its wait ends");
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.flush_every_ms));
+    if (stopping_) break;
+    lock.unlock();
+    try {
+      service_->FlushPresence();
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_sweep >= std::chrono::milliseconds(options_.sweep_every_ms)) {
+        last_sweep = now;
+        SweepResult r = service_->Sweep();
+        if (r.agents_removed || r.messages_purged) {
+          spdlog::info("retention: removed {} agents, purged {} messages", r.agents_removed,
+                       r.messages_purged);
+        }
       }
-      return 0;
+    } catch (const std::exception& e) {
+      spdlog::error("housekeeping failed: {}", e.what());
     }
-    std::erase_if(gone, [&open](const TcpPeer& peer) { return open->count(peer) > 0; });
+    lock.lock();
   }
-  probe_failed_ = false;
-  if (gone.empty()) return 0;
-  std::size_t ended = waiters_->EndWaits(gone, parked_by);
-  if (ended) spdlog::debug("ended {} long-polls whose clients hung up", ended);
-  return ended;
 }
 
 }  // namespace meshwire

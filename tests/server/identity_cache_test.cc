@@ -1,6 +1,6 @@
 // The identity cache: what a reader read before a Clear() (a revoke, a
 // removal, a deletion) is never cached after it.
-#include "server/identity_cache.h"
+#include "server/core/identity_cache.h"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "server/rate_limiter.h"
+#include "server/core/rate_limiter.h"
 
 namespace meshwire {
 

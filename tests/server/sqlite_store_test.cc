@@ -3,7 +3,7 @@
 #include <sqlite3.h>
 
 #include "schemas/error.h"
-#include "server/sqlite_store.h"
+#include "server/storage/sqlite_store.h"
 #include "tests/server/store_conformance.h"
 #include "tests/support/temp_dir.h"
 

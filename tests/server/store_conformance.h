@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "schemas/ids.h"
-#include "server/store.h"
+#include "server/core/store.h"
 
 namespace meshwire::testing {
 

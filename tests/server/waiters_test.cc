@@ -1,162 +1,240 @@
-// The wake-up table: who is woken by what, deadlines on a ManualClock, the
-// bound on parked polls, and shutdown.
+// The parked long-polls: who is woken by what and with which messages,
+// deadlines on a ManualClock, the bounds per agent, per token and in all,
+// cancellation (a client that hung up), and shutdown.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
-#include <future>
+#include <thread>
 
-#include "server/waiters.h"
+#include "schemas/error.h"
+#include "server/core/waiters.h"
 
 namespace meshwire {
 
 namespace {
-using namespace std::chrono_literals;
 
-// Runs Wait on another thread; the future holds its result.
-std::future<bool> WaitAsync(Waiters& w, Waiters::Ticket& t, Millis deadline) {
-  return std::async(std::launch::async, [&w, &t, deadline] { return w.Wait(t, deadline); });
+using Outcome = Waiters::Outcome;
+
+/// What a completion was called with (and how often).
+struct Record {
+  std::atomic<int> calls{0};
+  Outcome outcome = Outcome::kCancelled;
+  std::vector<std::int64_t> seqs;
+
+  Waiters::Completion Completion() {
+    return [this](Outcome o, std::vector<CommittedPtr> messages) {
+      outcome = o;
+      for (const auto& m : messages) seqs.push_back(m->message().seq);
+      ++calls;
+    };
+  }
+};
+
+CommittedPtr Msg(std::int64_t seq, const std::string& from, const std::string& to,
+                 const std::string& mesh = "m") {
+  Message m;
+  m.id = std::to_string(seq);
+  m.seq = seq;
+  m.mesh_id = mesh;
+  m.from = from;
+  m.to = to;
+  return std::make_shared<const CommittedMessage>(m);
 }
-TcpPeerSet AsSet(const std::vector<TcpPeer>& peers) {
-  return {peers.begin(), peers.end()};
+
+Waiters::Limits Small(std::size_t total = 100) {
+  Waiters::Limits l;
+  l.total = total;
+  l.per_agent = 3;
+  l.per_token = 5;
+  return l;
 }
+
+int Status(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.status();
+  }
+  return 0;
+}
+
 }  // namespace
 
-TEST_CASE("a direct message wakes its recipient only") {
+TEST_CASE("a direct message wakes its recipient only, with the message") {
   ManualClock clock(0);
-  Waiters w(clock, 100);
-  auto b = w.Park("m", "b");
-  auto c = w.Park("m", "c");
-  auto fb = WaitAsync(w, *b, 60000);
-  auto fc = WaitAsync(w, *c, 60000);
-  w.Notify("m", "a", "b");
-  CHECK(fb.get());
-  CHECK(fc.wait_for(50ms) == std::future_status::timeout);
+  Waiters w(clock, Small());
+  Record b, c;
+  auto tb = w.Park("m", "b", "tok", 0, 60000);
+  auto tc = w.Park("m", "c", "tok", 0, 60000);
+  w.Arm(tb, b.Completion());
+  w.Arm(tc, c.Completion());
+  w.Notify(Msg(1, "a", "b"));
+  CHECK(b.calls == 1);
+  CHECK(b.outcome == Outcome::kMessages);
+  CHECK(b.seqs == std::vector<std::int64_t>{1});
+  CHECK(c.calls == 0);
+  CHECK(w.Parked() == 1);
   w.Shutdown();
-  CHECK_FALSE(fc.get());
+  CHECK(c.calls == 1);
+  CHECK(c.outcome == Outcome::kShutdown);
 }
 
 TEST_CASE("a broadcast wakes everyone in the mesh but the sender") {
   ManualClock clock(0);
-  Waiters w(clock, 100);
-  auto a = w.Park("m", "a");
-  auto b = w.Park("m", "b");
-  auto other = w.Park("other-mesh", "b");
-  auto fa = WaitAsync(w, *a, 60000);
-  auto fb = WaitAsync(w, *b, 60000);
-  auto fo = WaitAsync(w, *other, 60000);
-  w.Notify("m", "a", "all");
-  CHECK(fb.get());
-  CHECK(fa.wait_for(50ms) == std::future_status::timeout);
-  CHECK(fo.wait_for(0ms) == std::future_status::timeout);
+  Waiters w(clock, Small());
+  Record a, b, other;
+  auto ta = w.Park("m", "a", "tok", 0, 60000);
+  auto tb = w.Park("m", "b", "tok", 0, 60000);
+  auto to = w.Park("other-mesh", "b", "tok", 0, 60000);
+  w.Arm(ta, a.Completion());
+  w.Arm(tb, b.Completion());
+  w.Arm(to, other.Completion());
+  w.Notify(Msg(7, "a", kBroadcast));
+  CHECK(b.calls == 1);
+  CHECK(b.seqs == std::vector<std::int64_t>{7});
+  CHECK(a.calls == 0);
+  CHECK(other.calls == 0);
   w.Shutdown();
-  CHECK_FALSE(fa.get());
-  CHECK_FALSE(fo.get());
 }
 
-TEST_CASE("a notify before the wait is not lost (park, then read, then wait)") {
+TEST_CASE("a message committed between park and arm is answered at arm, in seq order") {
   ManualClock clock(0);
-  Waiters w(clock, 100);
-  auto b = w.Park("m", "b");
-  w.Notify("m", "a", "b");  // between the backlog read and the wait
-  CHECK(w.Wait(*b, 60000));
+  Waiters w(clock, Small());
+  auto t = w.Park("m", "b", "tok", 0, 60000);
+  w.Notify(Msg(4, "a", "b"));  // while the poll reads its backlog
+  w.Notify(Msg(5, "a", kBroadcast));
+  Record r;
+  w.Arm(t, r.Completion());
+  CHECK(r.calls == 1);
+  CHECK(r.outcome == Outcome::kMessages);
+  CHECK(r.seqs == std::vector<std::int64_t>{4, 5});
+  CHECK(w.Parked() == 0);
+}
+
+TEST_CASE("messages at or below the poll's cursor do not wake it") {
+  ManualClock clock(0);
+  Waiters w(clock, Small());
+  auto t = w.Park("m", "b", "tok", 10, 60000);
+  Record r;
+  w.Arm(t, r.Completion());
+  w.Notify(Msg(9, "a", "b"));
+  w.Notify(Msg(10, "a", "b"));
+  CHECK(r.calls == 0);
+  w.Notify(Msg(11, "a", "b"));
+  CHECK(r.seqs == std::vector<std::int64_t>{11});
 }
 
 TEST_CASE("the deadline is on the injected clock") {
   ManualClock clock(1000);
-  Waiters w(clock, 100);
-  auto b = w.Park("m", "b");
-  auto fb = WaitAsync(w, *b, 1000 + 25000);
-  CHECK(fb.wait_for(50ms) == std::future_status::timeout);
+  Waiters w(clock, Small());
+  auto t = w.Park("m", "b", "tok", 0, 1000 + 25000);
+  Record r;
+  w.Arm(t, r.Completion());
+  w.ExpireDue();
+  CHECK(r.calls == 0);
   clock.Advance(25000);
+  w.ExpireDue();
+  CHECK(r.calls == 1);
+  CHECK(r.outcome == Outcome::kTimeout);
+  CHECK(r.seqs.empty());
+  w.Notify(Msg(1, "a", "b"));  // too late: nothing runs twice
+  CHECK(r.calls == 1);
+}
+
+TEST_CASE("the timer thread ends waits when the clock says so") {
+  ManualClock clock(0);
+  Waiters w(clock, Small());
+  w.StartTimer();
+  auto t = w.Park("m", "b", "tok", 0, 5000);
+  Record r;
+  w.Arm(t, r.Completion());
+  clock.Advance(5000);
   w.Tick();
-  CHECK_FALSE(fb.get());  // timed out, not woken
+  for (int i = 0; i < 2000 && r.calls == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(r.calls == 1);
+  CHECK(r.outcome == Outcome::kTimeout);
 }
 
-TEST_CASE("parking is bounded, and listening follows parked tickets") {
+TEST_CASE("bounds: per agent and per token 429, in all 503; nothing registered when refused") {
   ManualClock clock(0);
-  Waiters w(clock, 2);
-  auto t1 = w.Park("m", "a");
-  auto t2 = w.Park("m", "b");
-  CHECK(w.Parked() == 2);
-  CHECK_FALSE(w.Park("m", "c"));
+  Waiters w(clock, Small(/*total=*/7));
+  std::vector<Waiters::Handle> held;
+  for (int i = 0; i < 3; ++i) held.push_back(w.Park("m", "a", "tok1", 0, 60000));
+  CHECK(Status([&] { w.Park("m", "a", "tok2", 0, 60000); }) == 429);  // agent a is full
+  held.push_back(w.Park("m", "b", "tok1", 0, 60000));
+  held.push_back(w.Park("m", "c", "tok1", 0, 60000));
+  CHECK(Status([&] { w.Park("m", "d", "tok1", 0, 60000); }) == 429);  // tok1 is full
+  held.push_back(w.Park("m", "d", "tok2", 0, 60000));
+  held.push_back(w.Park("m", "e", "tok2", 0, 60000));
+  CHECK(Status([&] { w.Park("m", "f", "tok3", 0, 60000); }) == 503);  // the node is full
+  CHECK(w.Parked() == 7);
+  w.Cancel(held[0]);
+  CHECK(w.Parked() == 6);
+  CHECK(Status([&] { held.push_back(w.Park("m", "a", "tok3", 0, 60000)); }) == 0);
+}
+
+TEST_CASE("listening follows armed polls") {
+  ManualClock clock(0);
+  Waiters w(clock, Small());
+  auto t = w.Park("m", "a", "tok", 0, 60000);
+  CHECK_FALSE(w.IsListening("a"));  // still reading its backlog
+  Record r;
+  w.Arm(t, r.Completion());
   CHECK(w.IsListening("a"));
-  CHECK_FALSE(w.IsListening("c"));
-  t1.reset();
+  w.Notify(Msg(1, "x", "a"));
   CHECK_FALSE(w.IsListening("a"));
-  CHECK(w.Park("m", "c"));
 }
 
-TEST_CASE("after shutdown nothing parks and waits return at once") {
+TEST_CASE("cancel (the client hung up): the completion runs once, a later message does nothing") {
   ManualClock clock(0);
-  Waiters w(clock, 10);
-  auto t = w.Park("m", "a");
-  w.Shutdown();
-  CHECK_FALSE(w.Wait(*t, 60000));
-  CHECK_FALSE(w.Park("m", "b"));
-}
-
-TEST_CASE("a ticket whose client hung up ends for good; only tickets parked before the probe") {
-  ManualClock clock(0);
-  Waiters w(clock, 10);
-  const TcpPeer gone = *MakeTcpPeer("127.0.0.1", 40000, 7420);
-  const TcpPeer open = *MakeTcpPeer("127.0.0.1", 40001, 7420);
-  auto a = w.Park("m", "a", gone);
-  auto b = w.Park("m", "b", open);
-  auto c = w.Park("m", "c");  // no connection known: never ended this way
-  const std::uint64_t parked_by = w.ParkCount();
-  auto late = w.Park("m", "d", gone);  // parked after the probe's snapshot: left alone
-  CHECK(AsSet(w.ParkedPeers(parked_by)) == TcpPeerSet{gone, open});
-  auto fa = WaitAsync(w, *a, 60000);
-
-  CHECK(w.EndWaits({gone}, parked_by) == 1);
-  CHECK_FALSE(fa.get());
-  CHECK(w.HungUp(*a));
+  Waiters w(clock, Small());
+  auto t = w.Park("m", "a", "tok", 0, 60000);
+  Record r;
+  w.Arm(t, r.Completion());
+  w.Cancel(t);
+  CHECK(r.calls == 1);
+  CHECK(r.outcome == Outcome::kCancelled);
   CHECK_FALSE(w.IsListening("a"));
-  CHECK(w.IsListening("b"));
-  CHECK(w.IsListening("c"));
-  CHECK(w.IsListening("d"));
-  CHECK_FALSE(w.HungUp(*b));
-  CHECK_FALSE(w.HungUp(*late));
-  CHECK(AsSet(w.ParkedPeers(parked_by)) == TcpPeerSet{open});  // hung-up tickets drop out
-  CHECK(w.EndWaits({gone}, parked_by) == 0);                   // each ticket ends once
+  w.Notify(Msg(1, "x", "a"));
+  w.Cancel(t);
+  CHECK(r.calls == 1);
+  CHECK(w.Parked() == 0);
 
-  w.Notify("m", "x", "a");  // a message cannot revive a hung-up ticket
-  CHECK_FALSE(w.Wait(*a, 60000));
-  CHECK(w.EndWaits({gone}, w.ParkCount()) == 1);  // now `late` too
+  // Cancelled before it was armed (the backlog answered): arming runs it at once.
+  auto u = w.Park("m", "a", "tok", 0, 60000);
+  w.Cancel(u);
+  Record late;
+  w.Arm(u, late.Completion());
+  CHECK(late.calls == 1);
+  CHECK(late.outcome == Outcome::kCancelled);
 }
 
-TEST_CASE("the parked connections stay right as tickets come and go in any order") {
+TEST_CASE("a completion runs exactly once when a message, a cancel and shutdown race") {
   ManualClock clock(0);
-  Waiters w(clock, 10);
-  std::vector<TcpPeer> p;
-  std::vector<std::unique_ptr<Waiters::Ticket>> t;
-  for (int i = 0; i < 5; ++i) {
-    p.push_back(*MakeTcpPeer("127.0.0.1", 41000 + i, 7420));
-    t.push_back(w.Park("m", "agent-" + std::to_string(i), p[i]));
+  for (int round = 0; round < 200; ++round) {
+    Waiters w(clock, Small());
+    auto t = w.Park("m", "a", "tok", 0, 60000);
+    Record r;
+    w.Arm(t, r.Completion());
+    std::thread notify([&] { w.Notify(Msg(1, "x", "a")); });
+    std::thread cancel([&] { w.Cancel(t); });
+    w.Shutdown();
+    notify.join();
+    cancel.join();
+    CHECK(r.calls == 1);
   }
-  t[1].reset();
-  t[3].reset();
-  CHECK(AsSet(w.ParkedPeers(w.ParkCount())) == TcpPeerSet{p[0], p[2], p[4]});
-  CHECK(w.EndWaits({p[4], p[0], p[1]}, w.ParkCount()) == 2);  // p[1] is no longer parked
-  CHECK(w.HungUp(*t[0]));
-  CHECK(w.HungUp(*t[4]));
-  CHECK_FALSE(w.HungUp(*t[2]));
-  CHECK(AsSet(w.ParkedPeers(w.ParkCount())) == TcpPeerSet{p[2]});
-  t[0].reset();
-  t[2].reset();
-  CHECK(w.ParkedPeers(w.ParkCount()).empty());
-  CHECK(w.Parked() == 1);  // t[4]: hung up, still parked until its poll returns
 }
 
-TEST_CASE("connection keys: IPv4 is IPv4-mapped; bad text or ports give none") {
-  CHECK(MakeTcpPeer("127.0.0.1", 5000, 7420) == MakeTcpPeer("::ffff:127.0.0.1", 5000, 7420));
-  CHECK(MakeTcpPeer("::1", 5000, 7420).has_value());
-  CHECK(MakeTcpPeer("::1", 5000, 7420) != MakeTcpPeer("::1", 5001, 7420));
-  CHECK(MakeTcpPeer("127.0.0.1", 5000, 7420) != MakeTcpPeer("127.0.0.1", 5000, 7421));
-  CHECK_FALSE(MakeTcpPeer("localhost", 5000, 7420));
-  CHECK_FALSE(MakeTcpPeer("", 5000, 7420));
-  CHECK_FALSE(MakeTcpPeer("127.0.0.1", -1, 7420));
-  CHECK_FALSE(MakeTcpPeer("127.0.0.1", 5000, 70000));
+TEST_CASE("after shutdown nothing parks, and a parked poll arms into an answer at once") {
+  ManualClock clock(0);
+  Waiters w(clock, Small());
+  auto t = w.Park("m", "a", "tok", 0, 60000);
+  w.Shutdown();
+  Record r;
+  w.Arm(t, r.Completion());
+  CHECK(r.outcome == Outcome::kShutdown);
+  CHECK(Status([&] { w.Park("m", "b", "tok", 0, 60000); }) == 503);
 }
 
 }  // namespace meshwire

@@ -1,8 +1,7 @@
 // A real relay for integration tests: in this process, on a free loopback
 // port, storage in a temporary folder, time on a ManualClock (presence,
 // retention and long-poll deadlines move when the test says so), housekeeping
-// and the hang-up watch off (tests call Sweep and CheckHangups themselves).
-// Requests go over real HTTP.
+// off (tests call Sweep themselves). Requests go over real HTTP.
 #pragma once
 
 #include <httplib.h>
@@ -11,10 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "server/clock.h"
-#include "server/mesh_service.h"
+#include "server/core/clock.h"
+#include "server/core/mesh_service.h"
 #include "server/relay.h"
-#include "server/waiters.h"
+#include "server/core/waiters.h"
 #include "tests/support/temp_dir.h"
 
 namespace meshwire::testing {
@@ -36,8 +35,6 @@ class TestRelay {
     options.storage = "sqlite:" + dir_ / "relay.db";
     options.clock = &clock_;
     options.housekeeping = false;
-    options.hangup_check_ms = 0;  // tests call relay().CheckHangups()
-    if (options.threads == 4096) options.threads = 64;
     relay_ = std::make_unique<Relay>(options);
     relay_->Bind();
     relay_->Start();
@@ -71,6 +68,12 @@ class TestRelay {
   HttpAnswer Get(const std::string& path, const std::string& token) { return Call("GET", path, token); }
   HttpAnswer Post(const std::string& path, const std::string& token, const nlohmann::json& body) {
     return Call("POST", path, token, body.dump());
+  }
+
+  /// Moves the relay's clock by `ms` and lets it act on deadlines that came.
+  void Advance(Millis ms) {
+    clock_.Advance(ms);
+    relay_->waiters().Tick();
   }
 
   /// Creates a mesh owned by the token's user; returns its id.

@@ -1,4 +1,4 @@
-#include "server/sqlite_conn.h"
+#include "server/storage/sqlite_conn.h"
 
 #include <sqlite3.h>
 

@@ -1,4 +1,4 @@
-#include "server/auth_routes.h"
+#include "server/http/auth_routes.h"
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -11,16 +11,16 @@
 #include "schemas/error.h"
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
-#include "server/clock.h"
-#include "server/http_api.h"
-#include "server/mesh_service.h"
+#include "server/core/clock.h"
+#include "server/core/mesh_service.h"
+#include "server/core/rate_limiter.h"
+#include "server/http/router.h"
+#include "server/http/url.h"
 
 namespace meshwire {
 
 namespace {
 
-using httplib::Request;
-using httplib::Response;
 using nlohmann::json;
 
 constexpr Millis kCodeLifetimeMs = 5 * 60 * 1000;
@@ -116,40 +116,42 @@ std::string Page(const std::string& title, const std::string& body) {
 <body><main>)" + body + "</main></body></html>\n";
 }
 
-void SendPage(Response& res, int status, const std::string& title, const std::string& body) {
-  res.status = status;
-  res.set_header("Cache-Control", "no-store");
-  res.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
-  res.set_content(Page(title, body), "text/html; charset=utf-8");
+HttpResponse PageAnswer(int status, const std::string& title, const std::string& body) {
+  return HttpResponse::Text(status, "text/html; charset=utf-8", Page(title, body))
+      .Header("Cache-Control", "no-store")
+      .Header("Content-Security-Policy",
+              "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
 }
 
-void SendErrorPage(Response& res, int status, const std::string& message) {
-  SendPage(res, status, "Sign-in failed",
-           "<h1>🕸 Sign-in failed</h1><p class=\"error\">" + HtmlEscape(message) +
-               "</p><p class=\"note\">Run <code>meshwire login</code> again.</p>");
+HttpResponse ErrorPage(int status, const std::string& message) {
+  return PageAnswer(status, "Sign-in failed",
+                    "<h1>🕸 Sign-in failed</h1><p class=\"error\">" + HtmlEscape(message) +
+                        "</p><p class=\"note\">Run <code>meshwire login</code> again.</p>");
+}
+
+std::string Param(const HeaderList& params, std::string_view key) {
+  for (const auto& [k, v] : params) {
+    if (k == key) return v;
+  }
+  return "";
 }
 
 /// The CLI's loopback port and state, checked so the redirect can only go
 /// back to this machine with a well-formed state.
-bool ReadCliParams(const Request& req, int& port, std::string& state) {
-  std::string p = req.get_param_value("port");
-  state = req.get_param_value("state");
+bool ReadCliParams(const HeaderList& params, int& port, std::string& state) {
+  std::string p = Param(params, "port");
+  state = Param(params, "state");
   static const std::regex kState("[A-Za-z0-9_-]{8,128}");
   if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
   port = std::stoi(p);
   return port > 0 && port < 65536 && std::regex_match(state, kState);
 }
 
-void RedirectToCli(Response& res, int port, const std::string& state, const std::string& code) {
-  res.status = 302;
-  res.set_header("Cache-Control", "no-store");
-  res.set_header("Location", "http://127.0.0.1:" + std::to_string(port) + "/callback?code=" + code +
-                                 "&state=" + state);
-}
-
-std::string BaseUrl(const Request& req) {
-  std::string proto = req.get_header_value("X-Forwarded-Proto");
-  return (proto == "https" ? "https://" : "http://") + req.get_header_value("Host");
+HttpResponse RedirectToCli(int port, const std::string& state, const std::string& code) {
+  return HttpResponse::Empty(302)
+      .Header("Cache-Control", "no-store")
+      .Header("Location", "http://127.0.0.1:" + std::to_string(port) + "/callback?code=" + code +
+                              "&state=" + state);
 }
 
 /// GitHub's code -> access token -> login. Throws Error with a sentence.
@@ -186,9 +188,12 @@ std::string GithubLogin(const AuthOptions& o, const std::string& code, const std
 
 }  // namespace
 
-void MountAuthRoutes(httplib::Server& server, Store& store, const Clock& clock,
-                     const AuthOptions& options) {
+void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthOptions& options,
+                   const std::string& public_url) {
   auto pending = std::make_shared<PendingLogins>();
+  // Sign-ins create tokens: a few a minute from one address is plenty.
+  auto limiter = std::make_shared<RateLimiter>(clock, options.sign_ins_per_minute);
+  const std::string callback_url = public_url + "/auth/github/callback";
 
   // Signs `user` in: a new token and a one-time code for the CLI.
   auto grant = [&store, &clock, pending](const std::string& user) {
@@ -196,94 +201,105 @@ void MountAuthRoutes(httplib::Server& server, Store& store, const Clock& clock,
     return pending->AddGrant({t.secret, t.token.id, user}, clock.Now());
   };
 
-  server.Get("/auth/cli", [=, &clock](const Request& req, Response& res) {
+  router.Add("GET", "/auth/cli", [=, &clock](const ExchangePtr& ex) {
+    const HttpRequest& req = ex->request();
     int port = 0;
     std::string state;
     if (options.mode == "token") {
-      SendErrorPage(res, 404,
-                    "This relay signs nobody in from the browser: ask its administrator for a token "
-                    "(meshwire admin token create) and run `meshwire init --token <token>`.");
+      ex->Respond(ErrorPage(404,
+                            "This relay signs nobody in from the browser: ask its administrator for a "
+                            "token (meshwire admin token create) and run `meshwire init --token <token>`."));
       return;
     }
-    if (!ReadCliParams(req, port, state)) {
-      SendErrorPage(res, 400, "This sign-in link is incomplete (port and state are needed).");
+    if (!ReadCliParams(req.query, port, state)) {
+      ex->Respond(ErrorPage(400, "This sign-in link is incomplete (port and state are needed)."));
       return;
     }
     if (options.mode == "github") {
       std::string key = pending->AddRedirect({port, state}, clock.Now());
-      httplib::Params q = {{"client_id", options.github_client_id},
-                           {"redirect_uri", BaseUrl(req) + "/auth/github/callback"},
-                           {"state", key},
-                           {"scope", "read:user"}};
-      res.status = 302;
-      res.set_header("Location", options.github_url + "/login/oauth/authorize?" +
-                                     httplib::detail::params_to_query_str(q));
+      HeaderList q = {{"client_id", options.github_client_id},
+                      {"redirect_uri", callback_url},
+                      {"state", key},
+                      {"scope", "read:user"}};
+      ex->Respond(HttpResponse::Empty(302).Header(
+          "Location", options.github_url + "/login/oauth/authorize?" + QueryString(q)));
       return;
     }
-    SendPage(res, 200, "Sign in",
-             "<h1>🕸 Sign in to meshwire</h1>"
-             "<p class=\"note\">This relay runs with local sign-in: it approves the name you give. "
-             "Your terminal receives a token for it.</p>"
-             "<form method=\"post\" action=\"/auth/cli\">"
-             "<input type=\"hidden\" name=\"port\" value=\"" + std::to_string(port) + "\">"
-             "<input type=\"hidden\" name=\"state\" value=\"" + HtmlEscape(state) + "\">"
-             "<label for=\"user\">User name</label>"
-             "<input id=\"user\" name=\"user\" required autofocus maxlength=\"64\" "
-             "pattern=\"[A-Za-z0-9._\\-]{1,64}\" autocomplete=\"username\">"
-             "<button type=\"submit\">Sign in</button></form>");
+    ex->Respond(PageAnswer(
+        200, "Sign in",
+        "<h1>🕸 Sign in to meshwire</h1>"
+        "<p class=\"note\">This relay runs with local sign-in: it approves the name you give. "
+        "Your terminal receives a token for it.</p>"
+        "<form method=\"post\" action=\"/auth/cli\">"
+        "<input type=\"hidden\" name=\"port\" value=\"" + std::to_string(port) + "\">"
+        "<input type=\"hidden\" name=\"state\" value=\"" + HtmlEscape(state) + "\">"
+        "<label for=\"user\">User name</label>"
+        "<input id=\"user\" name=\"user\" required autofocus maxlength=\"64\" "
+        "pattern=\"[A-Za-z0-9._\\-]{1,64}\" autocomplete=\"username\">"
+        "<button type=\"submit\">Sign in</button></form>"));
   });
 
-  server.Post("/auth/cli", [=](const Request& req, Response& res) {
+  router.Add("POST", "/auth/cli", [=](const ExchangePtr& ex) {
+    const HttpRequest& req = ex->request();
     int port = 0;
     std::string state;
     if (options.mode != "local") {
-      SendErrorPage(res, 404, "This relay does not sign in by name.");
+      ex->Respond(ErrorPage(404, "This relay does not sign in by name."));
       return;
     }
-    if (!ReadCliParams(req, port, state)) {
-      SendErrorPage(res, 400, "This sign-in form is incomplete (port and state are needed).");
+    if (int retry = limiter->Take(req.remote_address); retry > 0) {
+      ex->Respond(ErrorPage(429, "Too many sign-ins from this address; wait " + std::to_string(retry) +
+                                     " s and try again.")
+                      .Header("Retry-After", std::to_string(retry)));
       return;
     }
-    std::string user = req.get_param_value("user");
+    auto form = ParseQuery(req.body);
+    if (!form || !ReadCliParams(*form, port, state)) {
+      ex->Respond(ErrorPage(400, "This sign-in form is incomplete (port and state are needed)."));
+      return;
+    }
+    std::string user = Param(*form, "user");
     if (!IsValidName(user)) {
-      SendErrorPage(res, 400, "A user name is 1-64 of A-Z a-z 0-9 . _ -.");
+      ex->Respond(ErrorPage(400, "A user name is 1-64 of A-Z a-z 0-9 . _ -."));
       return;
     }
     try {
-      RedirectToCli(res, port, state, grant(user));
+      ex->Respond(RedirectToCli(port, state, grant(user)));
     } catch (const std::exception& e) {
       spdlog::error("sign-in of {} failed: {}", user, e.what());
-      SendErrorPage(res, 503, "The relay could not save your sign-in; try again.");
+      ex->Respond(ErrorPage(503, "The relay could not save your sign-in; try again."));
     }
   });
 
-  server.Get("/auth/github/callback", [=, &clock](const Request& req, Response& res) {
-    auto redirect = pending->TakeRedirect(req.get_param_value("state"), clock.Now());
+  router.Add("GET", "/auth/github/callback", [=, &clock](const ExchangePtr& ex) {
+    const HttpRequest& req = ex->request();
+    const std::string* state = req.Query("state");
+    auto redirect = state ? pending->TakeRedirect(*state, clock.Now()) : std::nullopt;
     if (options.mode != "github" || !redirect) {
-      SendErrorPage(res, 400, "This GitHub sign-in is unknown or expired.");
+      ex->Respond(ErrorPage(400, "This GitHub sign-in is unknown or expired."));
       return;
     }
     try {
-      std::string user = GithubLogin(options, req.get_param_value("code"),
-                                     BaseUrl(req) + "/auth/github/callback");
-      RedirectToCli(res, redirect->port, redirect->state, grant(user));
+      const std::string* code = req.Query("code");
+      std::string user = GithubLogin(options, code ? *code : std::string(), callback_url);
+      ex->Respond(RedirectToCli(redirect->port, redirect->state, grant(user)));
     } catch (const Error& e) {
-      SendErrorPage(res, e.status(), e.what());
+      ex->Respond(ErrorPage(e.status(), e.what()));
     }
   });
 
-  server.Post("/auth/cli/token", [=, &clock](const Request& req, Response& res) {
+  router.Add("POST", "/auth/cli/token", [=, &clock](const ExchangePtr& ex) {
     try {
-      json body = ParseObject(req.body);
+      json body = ParseObject(ex->request().body);
       auto g = pending->TakeGrant(RequireString(body, "code"), clock.Now());
       if (!g) {
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");
       }
-      res.set_content(json({{"token", g->token}, {"user", g->user}, {"token_id", g->token_id}}).dump(),
-                      "application/json");
+      ex->Respond(HttpResponse::Json(
+          200, json({{"token", g->token}, {"user", g->user}, {"token_id", g->token_id}}).dump()));
     } catch (const Error& e) {
-      SendError(res, e);
+      ex->Respond(HttpResponse::FromError(e));
     }
   });
 }

@@ -1,4 +1,4 @@
-#include "server/identity_cache.h"
+#include "server/core/identity_cache.h"
 
 namespace meshwire {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <thread>
 
-#include "server/sqlite_conn.h"
+#include "server/storage/sqlite_conn.h"
 
 namespace meshwire {
 
@@ -34,7 +34,9 @@ class SqliteWriter {
   /// `op` threw (its changes rolled back), or Error 503 if the commit failed.
   /// `op` may run more than once (a retry after another op failed), always
   /// in a fresh transaction: it must not keep state between runs.
-  void Run(Op op);
+  /// `after_commit`, when given, runs on the writer's thread once the commit
+  /// holding `op` succeeded, in the order of the batch, before Run returns.
+  void Run(Op op, std::function<void()> after_commit = nullptr);
   /// Queues `op` without waiting (advisory writes: presence, token use).
   void RunLater(Op op);
 
@@ -45,6 +47,7 @@ class SqliteWriter {
   struct Pending {
     Op op;
     std::shared_ptr<std::promise<void>> done;  // null for RunLater
+    std::function<void()> after_commit;
   };
   void Loop();
   void CommitBatch(std::deque<Pending>& batch);

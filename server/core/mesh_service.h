@@ -11,12 +11,16 @@
 #include <unordered_map>
 #include <vector>
 
-#include "server/clock.h"
-#include "server/identity_cache.h"
-#include "server/rate_limiter.h"
-#include "server/store.h"
-#include "server/tcp_probe.h"
-#include "server/waiters.h"
+#include <exception>
+#include <functional>
+
+#include "server/core/clock.h"
+#include "server/core/executor.h"
+#include "server/core/identity_cache.h"
+#include "server/core/rate_limiter.h"
+#include "server/core/store.h"
+#include "server/core/wake_bus.h"
+#include "server/core/waiters.h"
 
 namespace meshwire {
 
@@ -28,11 +32,13 @@ struct ServiceOptions {
   std::string version;
   std::string region = "local";
   std::string auth_mode = "local";  // reported by /health so `meshwire login` knows the flow
+  std::size_t max_tokens_per_user = 100;
 };
 
 /// Who is calling: the token that authenticated the request.
 struct Caller {
   Token token;
+  std::string secret_sha256;  // what the request presented, to check it again later
   const std::string& user() const { return token.user; }
 };
 
@@ -63,13 +69,16 @@ struct PollRequest {
   std::optional<std::int64_t> after;  // acknowledges everything <= after
   int wait_s = 0;
   int limit = 100;
-  std::optional<TcpPeer> peer;  // the client's connection, so a wait ends when it hangs up
 };
 
 struct PollResult {
-  std::vector<Message> messages;
+  std::vector<CommittedPtr> messages;  // oldest first; each serialized once however often sent
   std::int64_t cursor = 0;  // pass as `after` next time to acknowledge this batch
 };
+
+/// How a poll answers: exactly one call, with an error (then `result` is
+/// empty) or the result. After Poll returned, it runs on the Executor.
+using PollDone = std::function<void(std::exception_ptr error, PollResult result)>;
 
 struct CreatedToken {
   Token token;
@@ -78,11 +87,21 @@ struct CreatedToken {
 
 class MeshService {
  public:
-  MeshService(Store& store, const Clock& clock, Waiters& waiters, ServiceOptions options);
+  /// Subscribes to `bus` (access changes clear the identity cache) and makes
+  /// `store` publish each commit on it. Woken polls are answered on `executor`.
+  MeshService(Store& store, const Clock& clock, Waiters& waiters, WakeBus& bus,
+               Executor& executor, ServiceOptions options);
 
   /// Checks a bearer token ("Bearer mw_..."); 401 when missing, unknown or
   /// revoked, 429 past the per-token rate limit.
-  Caller Authenticate(const std::string& authorization_header);
+  Caller Authenticate(std::string_view authorization_header);
+
+  /// The mesh, after checking the caller may use it: 403 for a token scoped
+  /// elsewhere or a non-member, 404 for an unknown mesh.
+  Mesh CheckAccess(const Caller& caller, const std::string& mesh_id) { return RequireMember(caller, mesh_id); }
+  /// As CheckAccess, but from storage, token included (401 once revoked):
+  /// for requests that stay open while access may change.
+  void Reauthorize(const Caller& caller, const std::string& mesh_id);
 
   // Meshes and members.
   Mesh CreateMesh(const Caller& caller, const std::string& name);
@@ -102,8 +121,18 @@ class MeshService {
 
   // Messages.
   AppendResult Send(const Caller& caller, const std::string& mesh_id, const SendRequest& request);
-  /// Long-poll: blocks up to request.wait_s for a message when none is there.
-  PollResult Poll(const Caller& caller, const std::string& mesh_id, const PollRequest& request);
+  /// Poll, long-poll when request.wait_s > 0. Throws Error for what is wrong
+  /// with the request itself (then `done` never runs). Otherwise `done` runs
+  /// once: at once when there are messages or nothing to wait for, else when
+  /// a commit brings some, the wait ends or the relay stops. A woken poll
+  /// checks its caller's access again (a token revoked or a member removed
+  /// meanwhile gets 401/403, nothing new). Returns the parked wait, or null
+  /// when already answered: pass it to CancelPoll when the client hangs up.
+  Waiters::Handle Poll(const Caller& caller, const std::string& mesh_id,
+                       const PollRequest& request, PollDone done);
+  /// Ends a parked poll whose client is gone: it reads nothing more (nothing
+  /// is marked fetched) and its `done` never runs.
+  void CancelPoll(const Waiters::Handle& wait);
   std::vector<Message> History(const Caller& caller, const std::string& mesh_id,
                                std::int64_t after, int limit);
   std::pair<Message, std::vector<Receipt>> GetMessage(const Caller& caller,
@@ -147,6 +176,13 @@ class MeshService {
   Agent RequireOwnAgent(const Caller& caller, const std::string& mesh_id,
                         const std::string& id_or_name, bool fresh = false);
   void RequireUnscoped(const Caller& caller, const char* what);
+  /// A woken poll's answer, on the executor.
+  void AnswerWoken(const Caller& caller, const std::string& mesh_id, const Agent& agent,
+                   std::int64_t from, int limit, std::uint64_t generation, Waiters::Outcome outcome,
+                   std::vector<CommittedPtr> messages, const PollDone& done);
+  /// Tells every node that tokens, members, agents or meshes changed.
+  void AccessChanged();
+  void PublishPresence(Agent agent);
   AppendResult Commit(const NewMessage& message);
   void Seen(const std::string& agent_id);
   Millis LastSeen(const Agent& agent);
@@ -155,6 +191,8 @@ class MeshService {
   Store& store_;
   const Clock& clock_;
   Waiters& waiters_;
+  WakeBus& bus_;
+  Executor& executor_;
   const ServiceOptions options_;
   RateLimiter limiter_;
   IdentityCache cache_;

@@ -1,4 +1,4 @@
-#include "server/sqlite_writer.h"
+#include "server/storage/sqlite_writer.h"
 
 #include <spdlog/spdlog.h>
 
@@ -26,13 +26,13 @@ SqliteWriter::~SqliteWriter() {
   }
 }
 
-void SqliteWriter::Run(Op op) {
+void SqliteWriter::Run(Op op, std::function<void()> after_commit) {
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
   {
     std::lock_guard lock(mu_);
     if (stopping_) throw Error::Unavailable("The relay is shutting down; retry shortly.");
-    queue_.push_back({std::move(op), std::move(done)});
+    queue_.push_back({std::move(op), std::move(done), std::move(after_commit)});
   }
   cv_.notify_one();
   future.get();
@@ -42,7 +42,7 @@ void SqliteWriter::RunLater(Op op) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    queue_.push_back({std::move(op), nullptr});
+    queue_.push_back({std::move(op), nullptr, nullptr});
   }
   cv_.notify_one();
 }
@@ -91,6 +91,14 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
       conn_->Prepare("COMMIT").Run();
       commits_.fetch_add(1, std::memory_order_relaxed);
       ops_.fetch_add(batch.size(), std::memory_order_relaxed);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (errors[i] || !batch[i].after_commit) continue;
+        try {
+          batch[i].after_commit();
+        } catch (const std::exception& e) {
+          spdlog::error("after a commit: {}", e.what());
+        }
+      }
     } catch (...) {
       // The whole batch failed (BEGIN, a ROLLBACK or the COMMIT): report it
       // to every op and do not run it again, so no op is both committed and

@@ -6,7 +6,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "server/clock.h"
+#include "server/core/clock.h"
 
 namespace meshwire {
 

@@ -1,10 +1,10 @@
-#include "server/sqlite_store.h"
+#include "server/storage/sqlite_store.h"
 
 #include <algorithm>
 
 #include "schemas/error.h"
-#include "server/sqlite_conn.h"
-#include "server/sqlite_writer.h"
+#include "server/storage/sqlite_conn.h"
+#include "server/storage/sqlite_writer.h"
 
 namespace meshwire {
 
@@ -558,6 +558,8 @@ AppendResult SqliteStore::Append(const NewMessage& m) {
         .Bind(12, out.created_at)
         .Run();
     result.created = true;
+  }, [&] {
+    if (result.created && listener_) listener_(result.message);
   });
   return result;
 }

@@ -1,4 +1,4 @@
-#include "server/mesh_service.h"
+#include "server/core/mesh_service.h"
 
 #include <strings.h>
 
@@ -6,7 +6,8 @@
 
 #include "schemas/error.h"
 #include "schemas/ids.h"
-#include "server/integrate_guide.h"
+#include "schemas/json_io.h"
+#include "server/core/integrate_guide.h"
 
 namespace meshwire {
 
@@ -17,6 +18,8 @@ constexpr Millis kIdleMs = 3600 * 1000;
 constexpr Millis kTokenTouchEveryMs = 60 * 1000;
 constexpr std::size_t kMaxLabel = 128;
 constexpr std::size_t kMaxIdempotencyKey = 256;
+constexpr std::size_t kMaxMetadataBytes = 16 * 1024;
+constexpr int kMaxMetadataDepth = 32;
 
 bool IsValidUtf8(std::string_view s);
 
@@ -51,6 +54,16 @@ std::string CheckPriority(const std::optional<std::string>& p) {
   throw Error::InvalidField("The field \"priority\" must be one of urgent, high, normal, low.");
 }
 
+void CheckMetadata(const std::string& metadata_json) {
+  if (metadata_json.size() > kMaxMetadataBytes) {
+    throw Error::InvalidField("The field \"metadata\" is " + std::to_string(metadata_json.size()) +
+                              " bytes as JSON; the limit is 16384.");
+  }
+  if (JsonDepth(metadata_json) > kMaxMetadataDepth) {
+    throw Error::InvalidField("The field \"metadata\" is nested more than 32 levels deep.");
+  }
+}
+
 std::string WithReplyTo(const std::string& metadata_json, const std::string& reply_to) {
   auto j = nlohmann::json::parse(metadata_json);
   j["reply_to"] = reply_to;
@@ -59,16 +72,47 @@ std::string WithReplyTo(const std::string& metadata_json, const std::string& rep
 
 }  // namespace
 
-MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, ServiceOptions options)
+MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, WakeBus& bus,
+                         Executor& executor, ServiceOptions options)
     : store_(store),
       clock_(clock),
       waiters_(waiters),
+      bus_(bus),
+      executor_(executor),
       options_(std::move(options)),
-      limiter_(clock, options_.rate_limit_per_min) {}
+      limiter_(clock, options_.rate_limit_per_min) {
+  bus_.Subscribe([this](const WakeEvent& e) {
+    if (e.kind == WakeEvent::Kind::kAccessChanged) cache_.Clear();
+  });
+  store_.SetCommitListener([this](const Message& m) {
+    WakeEvent e;
+    e.kind = WakeEvent::Kind::kMessage;
+    e.mesh_id = m.mesh_id;
+    e.message = std::make_shared<const CommittedMessage>(m);
+    bus_.Publish(e);
+  });
+}
+
+void MeshService::AccessChanged() {
+  WakeEvent e;
+  e.kind = WakeEvent::Kind::kAccessChanged;
+  bus_.Publish(e);
+}
+
+void MeshService::PublishPresence(Agent agent) {
+  WakeEvent e;
+  e.kind = WakeEvent::Kind::kPresence;
+  e.mesh_id = agent.mesh_id;
+  agent.last_seen = LastSeen(agent);
+  e.agent_status = StatusOf(agent.last_seen);
+  e.listening = waiters_.IsListening(agent.agent_id);
+  e.agent = std::make_shared<const Agent>(std::move(agent));
+  bus_.Publish(e);
+}
 
 // --- auth ----------------------------------------------------------------------
 
-Caller MeshService::Authenticate(const std::string& header) {
+Caller MeshService::Authenticate(std::string_view header) {
   constexpr std::string_view kPrefix = "Bearer ";
   if (header.empty()) {
     throw Error::Unauthorized(
@@ -77,10 +121,10 @@ Caller MeshService::Authenticate(const std::string& header) {
   }
   // The scheme is case-insensitive (RFC 9110 11.1).
   if (header.size() <= kPrefix.size() ||
-      strncasecmp(header.c_str(), kPrefix.data(), kPrefix.size()) != 0) {
+      strncasecmp(header.data(), kPrefix.data(), kPrefix.size()) != 0) {
     throw Error::Unauthorized("The Authorization header must be \"Bearer mw_...\".");
   }
-  std::string hash = Sha256Hex(std::string_view(header).substr(kPrefix.size()));
+  std::string hash = Sha256Hex(header.substr(kPrefix.size()));
   auto token = cache_.FindToken(hash);
   if (!token) {
     const std::uint64_t generation = cache_.Generation();
@@ -104,7 +148,7 @@ Caller MeshService::Authenticate(const std::string& header) {
     }
   }
   if (touch) store_.TouchToken(token->id, now);
-  return Caller{std::move(*token)};
+  return Caller{std::move(*token), std::move(hash)};
 }
 
 void MeshService::RequireUnscoped(const Caller& caller, const char* what) {
@@ -195,7 +239,7 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can delete it.");
   }
   store_.DeleteMesh(mesh_id);
-  cache_.Clear();
+  AccessChanged();
 }
 
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
@@ -223,7 +267,7 @@ void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
     throw Error::Forbidden("The owner cannot leave the mesh; delete it with `meshwire mesh delete`.");
   }
   bool removed = store_.RemoveMember(mesh_id, user);
-  cache_.Clear();
+  AccessChanged();
   if (!removed) {
     throw Error::NotFound("not_found", "User " + user + " is not a member of mesh " + mesh_id + ".");
   }
@@ -236,6 +280,12 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
   RequireMember(caller, mesh_id);
   CheckName(name, "agent name");
   if (harness.size() > 64) throw Error::InvalidField("The field \"harness\" must be at most 64 bytes.");
+  // Agents are named by id or name: a name that is another agent's id would
+  // make that agent's id ambiguous.
+  if (auto existing = store_.FindAgent(mesh_id, name); existing && existing->agent_id == name) {
+    throw Error::InvalidField("The agent name \"" + name +
+                              "\" is the id of another agent in this mesh; choose another name.");
+  }
   NewAgent agent{RandomBase62(12), mesh_id, name, harness, caller.user(), clock_.Now()};
   RegisterResult result = store_.RegisterAgent(agent);
   if (!result.created && result.agent.owner != caller.user()) {
@@ -243,6 +293,7 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
                           result.agent.owner + "'s agent; choose another name.");
   }
   Seen(result.agent.agent_id);
+  PublishPresence(result.agent);
   return result;
 }
 
@@ -262,7 +313,10 @@ std::vector<AgentView> MeshService::ListAgents(const Caller& caller, const std::
 void MeshService::Heartbeat(const Caller& caller, const std::string& mesh_id,
                             const std::string& agent) {
   RequireMember(caller, mesh_id);
-  Seen(RequireOwnAgent(caller, mesh_id, agent).agent_id);
+  Agent a = RequireOwnAgent(caller, mesh_id, agent);
+  const bool was_active = StatusOf(LastSeen(a)) == "active";
+  Seen(a.agent_id);
+  if (!was_active) PublishPresence(std::move(a));
 }
 
 void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
@@ -274,18 +328,22 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
                            agent.name + ".");
   }
   store_.DeleteAgent(mesh_id, agent.agent_id);
-  cache_.Clear();
-  std::lock_guard lock(presence_mu_);
-  seen_.erase(agent.agent_id);
-  dirty_.erase(agent.agent_id);
+  AccessChanged();
+  {
+    std::lock_guard lock(presence_mu_);
+    seen_.erase(agent.agent_id);
+    dirty_.erase(agent.agent_id);
+  }
+  agent.last_seen = 0;  // gone: listed as offline
+  PublishPresence(std::move(agent));
 }
 
 // --- messages ---------------------------------------------------------------------------
 
 AppendResult MeshService::Commit(const NewMessage& message) {
+  // The store publishes the commit on the bus (waking its readers) before
+  // Append returns.
   AppendResult result = store_.Append(message);
-  // The commit has returned: the message is durable, so wake its readers now.
-  if (result.created) waiters_.Notify(message.mesh_id, message.from, message.to);
   Seen(message.from);
   return result;
 }
@@ -296,6 +354,7 @@ AppendResult MeshService::Send(const Caller& caller, const std::string& mesh_id,
   CheckContent(r.content);
   if (!IsValidUtf8(r.content)) throw Error::InvalidField("The content must be valid UTF-8.");
   std::string priority = CheckPriority(r.priority);
+  CheckMetadata(r.metadata_json);
   if (r.idempotency_key && (r.idempotency_key->empty() || r.idempotency_key->size() > kMaxIdempotencyKey)) {
     throw Error::InvalidField("The field \"idempotency_key\" must be 1-256 bytes.");
   }
@@ -331,6 +390,7 @@ AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id
   RequireMember(caller, mesh_id);
   CheckContent(content);
   if (!IsValidUtf8(content)) throw Error::InvalidField("The content must be valid UTF-8.");
+  CheckMetadata(metadata_json);
   auto original = store_.FindMessage(mesh_id, message_id);
   if (!original) {
     throw Error::NotFound("message_not_found",
@@ -354,8 +414,17 @@ AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id
   return Commit(m);
 }
 
-PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
-                             const PollRequest& r) {
+namespace {
+std::vector<CommittedPtr> AsCommitted(std::vector<Message> messages) {
+  std::vector<CommittedPtr> out;
+  out.reserve(messages.size());
+  for (Message& m : messages) out.push_back(std::make_shared<const CommittedMessage>(std::move(m)));
+  return out;
+}
+}  // namespace
+
+Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_id,
+                                  const PollRequest& r, PollDone done) {
   RequireMember(caller, mesh_id);
   if (r.wait_s < 0 || r.wait_s > options_.max_wait_s) {
     throw Error::InvalidField("The parameter \"wait\" must be 0-" +
@@ -363,44 +432,83 @@ PollResult MeshService::Poll(const Caller& caller, const std::string& mesh_id,
   }
   if (r.limit < 1 || r.limit > 1000) throw Error::InvalidField("The parameter \"limit\" must be 1-1000.");
   if (r.after && *r.after < 0) throw Error::InvalidField("The parameter \"after\" must be >= 0.");
+  const std::uint64_t generation = cache_.Generation();
   Agent agent = RequireOwnAgent(caller, mesh_id, r.agent_id, /*fresh=*/true);
   Seen(agent.agent_id);
 
   Millis now = clock_.Now();
-  std::int64_t from = r.after.value_or(agent.acked_seq);
+  const std::int64_t from = r.after.value_or(agent.acked_seq);
   if (r.after && *r.after > agent.acked_seq) store_.AdvanceCursor(agent.agent_id, *r.after, 0, now);
 
-  // Park before reading, so a message committed in between wakes us.
-  std::unique_ptr<Waiters::Ticket> ticket;
-  if (r.wait_s > 0) ticket = waiters_.Park(mesh_id, agent.agent_id, r.peer);
-  PollResult result;
-  result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
-  if (result.messages.empty() && r.wait_s > 0) {
-    if (!ticket) {
-      throw Error(503, "unavailable",
-                  "The relay holds as many waiting polls as it can; retry in a second.")
-          .with_retry_after(1);
-    }
-    Millis deadline = now + Millis{r.wait_s} * 1000;
-    while (result.messages.empty() && waiters_.Wait(*ticket, deadline)) {
-      result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
-    }
-    if (result.messages.empty() && waiters_.HungUp(*ticket)) {
-      // Nobody reads the answer: read nothing more, so nothing is marked fetched.
-      result.cursor = from;
-      return result;
-    }
-    if (result.messages.empty()) {
-      result.messages = store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit);
-    }
+  // Park before reading, so a message committed in between is collected.
+  Waiters::Handle wait;
+  if (r.wait_s > 0) {
+    wait = waiters_.Park(mesh_id, agent.agent_id, caller.token.id, from,
+                         now + Millis{r.wait_s} * 1000);
   }
-  ticket.reset();
-  result.cursor = result.messages.empty() ? from : result.messages.back().seq;
+  PollResult result;
+  try {
+    result.messages = AsCommitted(store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit));
+  } catch (...) {
+    if (wait) waiters_.Cancel(wait);
+    throw;
+  }
+  if (result.messages.empty() && wait) {
+    const int limit = r.limit;
+    waiters_.Arm(wait, [this, caller, mesh_id, agent, from, limit, generation, done](
+                           Waiters::Outcome outcome, std::vector<CommittedPtr> messages) {
+      if (outcome == Waiters::Outcome::kCancelled) return;  // nobody to answer
+      executor_.Post([=, this, messages = std::move(messages)]() mutable {
+        AnswerWoken(caller, mesh_id, agent, from, limit, generation, outcome, std::move(messages),
+                    done);
+      });
+    });
+    return wait;
+  }
+  if (wait) waiters_.Cancel(wait);
+  result.cursor = result.messages.empty() ? from : result.messages.back()->message().seq;
   if (result.cursor > agent.fetched_seq) {
     store_.AdvanceCursor(agent.agent_id, 0, result.cursor, clock_.Now());
   }
-  Seen(agent.agent_id);
-  return result;
+  done(nullptr, std::move(result));
+  return nullptr;
+}
+
+void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, const Agent& agent,
+                              std::int64_t from, int limit, std::uint64_t generation,
+                              Waiters::Outcome outcome, std::vector<CommittedPtr> messages,
+                              const PollDone& done) {
+  PollResult result;
+  result.cursor = from;
+  try {
+    if (outcome == Waiters::Outcome::kMessages) {
+      // Access may have changed while it waited: check it again, from storage.
+      if (cache_.Generation() != generation) {
+        Reauthorize(caller, mesh_id);
+        RequireOwnAgent(caller, mesh_id, agent.agent_id, /*fresh=*/true);
+      }
+      if (messages.size() > static_cast<std::size_t>(limit)) messages.resize(limit);
+      result.messages = std::move(messages);
+      result.cursor = result.messages.back()->message().seq;
+      store_.AdvanceCursor(agent.agent_id, 0, result.cursor, clock_.Now());
+    }
+    Seen(agent.agent_id);
+  } catch (...) {
+    done(std::current_exception(), PollResult{});
+    return;
+  }
+  done(nullptr, std::move(result));
+}
+
+void MeshService::Reauthorize(const Caller& caller, const std::string& mesh_id) {
+  if (!store_.FindTokenByHash(caller.secret_sha256)) {
+    throw Error::Unauthorized("The token was revoked; sign in again (`meshwire login`).");
+  }
+  RequireMember(caller, mesh_id);
+}
+
+void MeshService::CancelPoll(const Waiters::Handle& wait) {
+  if (wait) waiters_.Cancel(wait);
 }
 
 std::vector<Message> MeshService::History(const Caller& caller, const std::string& mesh_id,
@@ -443,13 +551,19 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
   RequireUnscoped(caller, "manage tokens");
   CheckLabel(name, "token name");
   if (mesh_id) RequireMember(caller, *mesh_id);
+  if (store_.ListTokens(caller.user()).size() >= options_.max_tokens_per_user) {
+    throw Error::BadRequest("too_many_tokens",
+                            "You have " + std::to_string(options_.max_tokens_per_user) +
+                                " tokens, the most one user may have; revoke unused ones with "
+                                "`meshwire token revoke ID` (see `meshwire token list`).");
+  }
   return IssueToken(store_, clock_, caller.user(), name, mesh_id);
 }
 
 void MeshService::RevokeToken(const Caller& caller, const std::string& token_id) {
   RequireUnscoped(caller, "manage tokens");
   bool revoked = store_.RevokeToken(caller.user(), token_id);
-  cache_.Clear();  // the revoked token fails from the next request on
+  AccessChanged();  // the revoked token fails from the next request on, on every node
   if (!revoked) {
     throw Error::NotFound("token_not_found", "You have no token " + token_id +
                                                  "; run `meshwire token list` to see yours.");
@@ -505,7 +619,7 @@ SweepResult MeshService::Sweep() {
   Millis now = clock_.Now();
   // Anything seen in memory but not yet durable counts as seen.
   SweepResult result = store_.Sweep(now, options_.agent_ttl, options_.acked_grace);
-  if (result.agents_removed > 0) cache_.Clear();
+  if (result.agents_removed > 0) AccessChanged();
   std::lock_guard lock(presence_mu_);
   std::erase_if(seen_, [&](const auto& kv) { return now - kv.second >= options_.agent_ttl; });
   return result;

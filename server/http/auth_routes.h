@@ -15,10 +15,6 @@
 
 #include "schemas/model.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace meshwire {
 
 class Store;
@@ -30,9 +26,14 @@ struct AuthOptions {
   std::string github_client_secret;
   std::string github_url = "https://github.com";          // authorize and token endpoints
   std::string github_api_url = "https://api.github.com";  // GET /user
+  int sign_ins_per_minute = 10;  // per client address (POST /auth/cli)
 };
 
-void MountAuthRoutes(httplib::Server& server, Store& store, const Clock& clock,
-                     const AuthOptions& options);
+class Router;
+
+/// Adds the sign-in routes. `public_url` is the relay as the browser reaches
+/// it (GitHub's redirect comes back there); never taken from a request.
+void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthOptions& options,
+                   const std::string& public_url);
 
 }  // namespace meshwire

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "server/store.h"
+#include "server/core/store.h"
 
 namespace meshwire {
 
@@ -29,6 +29,7 @@ class SqliteStore final : public Store {
   ~SqliteStore() override;
 
   std::string Kind() const override { return "sqlite"; }
+  void SetCommitListener(CommitListener listener) override { listener_ = std::move(listener); }
 
   void EnsureUser(const std::string& user, Millis now) override;
   bool UserExists(const std::string& user) override;
@@ -70,6 +71,7 @@ class SqliteStore final : public Store {
   void ReturnReader(std::unique_ptr<SqliteConnection> conn);
 
   std::string path_;
+  CommitListener listener_;
   std::unique_ptr<SqliteWriter> writer_;
   // At most kMaxReaders connections: thousands of woken long-polls share a
   // few connections (and their page caches) instead of opening one each.

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -75,6 +76,13 @@ class Store {
 
   /// "sqlite" or "postgres" (reported by /health).
   virtual std::string Kind() const = 0;
+
+  /// Called with each message a commit appended, in seq order, on the
+  /// committing thread, after the commit and before the Append that made it
+  /// returns; so calls for one mesh come in seq order. It must be quick and
+  /// must not call the store. Set once, before the store is used.
+  using CommitListener = std::function<void(const Message&)>;
+  virtual void SetCommitListener(CommitListener listener) = 0;
 
   // --- users and tokens ---------------------------------------------------
   /// Creates the user if new; returns nothing either way.

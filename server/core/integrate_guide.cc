@@ -7,7 +7,7 @@
 // characters removed; the id and the URL are reduced to characters that cannot break a code
 // block, a shell word, a JSON string, a TOML string or a Python string.
 
-#include "server/integrate_guide.h"
+#include "server/core/integrate_guide.h"
 
 #include <cstddef>
 #include <string>

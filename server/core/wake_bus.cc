@@ -1,0 +1,28 @@
+#include "server/core/wake_bus.h"
+
+#include "schemas/json_io.h"
+
+#include <nlohmann/json.hpp>
+
+namespace meshwire {
+
+const std::string& CommittedMessage::Json() const {
+  std::call_once(json_once_, [this] { json_ = ToJson(message_).dump(); });
+  return json_;
+}
+
+void LocalWakeBus::Publish(const WakeEvent& event) {
+  std::vector<std::shared_ptr<const Subscriber>> subscribers;
+  {
+    std::lock_guard lock(mu_);
+    subscribers = subscribers_;
+  }
+  for (const auto& s : subscribers) (*s)(event);
+}
+
+void LocalWakeBus::Subscribe(Subscriber subscriber) {
+  std::lock_guard lock(mu_);
+  subscribers_.push_back(std::make_shared<const Subscriber>(std::move(subscriber)));
+}
+
+}  // namespace meshwire

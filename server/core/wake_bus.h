@@ -1,0 +1,78 @@
+// WakeBus: how one relay node learns what changed, wherever it was changed.
+// Publishers say what committed (messages, in seq order per mesh) and what
+// access changed (a token revoked, a member removed, an agent or mesh
+// deleted); every subscriber of every node is told. On one node the
+// LocalWakeBus below delivers at once, on the publisher's thread; a
+// multi-node store brings its own implementation (e.g. PostgreSQL
+// LISTEN/NOTIFY) behind the same interface.
+//
+// Contract for every implementation:
+// - Message events of one mesh reach each subscriber in seq order, each once.
+// - An access event has reached every subscriber of the publishing node
+//   before Publish returns (so the publisher's next request sees it).
+// - Subscribers must be quick and must not block: they post real work to an
+//   Executor.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "schemas/model.h"
+
+namespace meshwire {
+
+/// A committed message and its JSON, serialized at most once however many
+/// long-polls and event streams it is written to.
+class CommittedMessage {
+ public:
+  explicit CommittedMessage(Message message) : message_(std::move(message)) {}
+  const Message& message() const { return message_; }
+  /// The message as the wire contract's JSON text (computed on first use).
+  const std::string& Json() const;
+
+ private:
+  Message message_;
+  mutable std::once_flag json_once_;
+  mutable std::string json_;
+};
+using CommittedPtr = std::shared_ptr<const CommittedMessage>;
+
+struct WakeEvent {
+  enum class Kind {
+    kMessage,        // `message` committed
+    kAccessChanged,  // tokens, members, agents or meshes changed: drop cached identities
+    kPresence,       // `agent` changed presence (registered, listening, active...)
+  };
+  Kind kind = Kind::kMessage;
+  CommittedPtr message;          // kMessage
+  std::string mesh_id;           // kPresence (and kMessage's mesh)
+  std::shared_ptr<const Agent> agent;  // kPresence: the agent as listed, status fields filled
+  std::string agent_status;      // kPresence: active, idle, offline
+  bool listening = false;        // kPresence
+};
+
+class WakeBus {
+ public:
+  using Subscriber = std::function<void(const WakeEvent&)>;
+  virtual ~WakeBus() = default;
+  virtual void Publish(const WakeEvent& event) = 0;
+  /// Adds a subscriber for the bus's lifetime; subscribe before publishing starts.
+  virtual void Subscribe(Subscriber subscriber) = 0;
+};
+
+/// The in-process bus of a single node: Publish calls every subscriber in turn.
+class LocalWakeBus final : public WakeBus {
+ public:
+  void Publish(const WakeEvent& event) override;
+  void Subscribe(Subscriber subscriber) override;
+
+ private:
+  std::mutex mu_;
+  std::vector<std::shared_ptr<const Subscriber>> subscribers_;  // guarded by mu_ (copied to publish)
+};
+
+}  // namespace meshwire

@@ -1,0 +1,208 @@
+#include "server/http/event_routes.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "schemas/json_io.h"
+#include "server/http/api_routes.h"
+#include "server/http/router.h"
+
+namespace meshwire {
+
+struct EventHub::Subscriber {
+  Caller caller;
+  std::string mesh_id;
+  std::shared_ptr<EventStream> stream;
+  std::mutex mu;
+  bool live = false;               // guarded by mu: replay done, send as events come
+  std::int64_t last_seq = 0;       // guarded by mu: the newest message sent
+  std::vector<std::pair<std::int64_t, std::string>> held;  // guarded by mu: events during replay
+
+  /// Sends a message event unless it was sent already; mu held.
+  void SendMessage(std::int64_t seq, const std::string& text) {
+    if (seq <= last_seq) return;
+    last_seq = seq;
+    stream->Send(text);
+  }
+};
+
+namespace {
+
+std::string MessageEvent(const Message& m, const std::string& json) {
+  return "event: message\nid: " + std::to_string(m.seq) + "\ndata: " + json + "\n\n";
+}
+
+std::string PresenceEvent(const WakeEvent& e) {
+  return "event: presence\ndata: " + ToJson(*e.agent, e.agent_status, e.listening).dump() + "\n\n";
+}
+
+/// Where a stream starts: Last-Event-ID, else ?after, else live only (-1).
+std::int64_t ReplayFrom(const HttpRequest& req) {
+  const std::string* text = req.Header("Last-Event-ID");
+  if (!text) text = req.Query("after");
+  if (!text) return -1;
+  std::int64_t seq = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), seq);
+  if (ec != std::errc() || end != text->data() + text->size() || seq < 0) {
+    throw Error::InvalidField("Last-Event-ID (or \"after\") must be a message seq, an integer >= 0.");
+  }
+  return seq;
+}
+
+}  // namespace
+
+EventHub::EventHub(MeshService& service, Executor& executor, Millis keepalive_ms)
+    : service_(service), executor_(executor), keepalive_ms_(keepalive_ms) {
+  keepalive_ = std::thread([this] { KeepAliveLoop(); });
+}
+
+EventHub::~EventHub() {
+  CloseAll();
+  keepalive_.join();
+}
+
+void EventHub::AddRoutes(Router& router) {
+  router.Add("GET", "/mesh/{mesh}/events", [this](const ExchangePtr& ex) { Serve(ex); });
+}
+
+void EventHub::Serve(const ExchangePtr& ex) {
+  Guarded(ex, [&] {
+    const HttpRequest& req = ex->request();
+    auto sub = std::make_shared<Subscriber>();
+    sub->caller = service_.Authenticate(req.HeaderOr("Authorization"));
+    sub->mesh_id = req.params[0];
+    service_.CheckAccess(sub->caller, sub->mesh_id);
+    const std::int64_t from = ReplayFrom(req);
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) throw Error::Unavailable("The relay is shutting down; reconnect in a moment.");
+    }
+    sub->stream = ex->OpenStream(HttpResponse::Empty(200)
+                                     .Header("Content-Type", "text/event-stream")
+                                     .Header("Cache-Control", "no-cache")
+                                     .Header("X-Accel-Buffering", "no"));
+    if (!sub->stream) return;
+    sub->stream->Send("retry: 2000\n: connected to mesh " + sub->mesh_id + "\n\n");
+    // Registered before the replay: what commits meanwhile is held, then
+    // sent after the replay unless the replay had it.
+    {
+      std::lock_guard lock(mu_);
+      by_mesh_[sub->mesh_id].push_back(sub);
+    }
+    ex->OnHangUp([this, weak = std::weak_ptr<Subscriber>(sub)] {
+      if (auto s = weak.lock()) Remove(s);
+    });
+    std::int64_t after = from;
+    while (after >= 0) {
+      std::vector<Message> page = service_.History(sub->caller, sub->mesh_id, after, 1000);
+      std::lock_guard lock(sub->mu);
+      for (const Message& m : page) sub->SendMessage(m.seq, MessageEvent(m, ToJson(m).dump()));
+      if (page.size() < 1000) break;
+      after = page.back().seq;
+    }
+    std::lock_guard lock(sub->mu);
+    for (const auto& [seq, text] : sub->held) sub->SendMessage(seq, text);
+    sub->held.clear();
+    sub->live = true;
+  });
+}
+
+void EventHub::OnEvent(const WakeEvent& e) {
+  if (e.kind == WakeEvent::Kind::kAccessChanged) {
+    bool any = false;
+    {
+      std::lock_guard lock(mu_);
+      any = !by_mesh_.empty();
+    }
+    if (any) executor_.Post([this] { RecheckAccess(); });
+    return;
+  }
+  const std::string& mesh_id = e.kind == WakeEvent::Kind::kMessage ? e.message->message().mesh_id : e.mesh_id;
+  std::vector<std::shared_ptr<Subscriber>> subs;
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_mesh_.find(mesh_id);
+    if (it == by_mesh_.end()) return;
+    subs = it->second;
+  }
+  if (e.kind == WakeEvent::Kind::kPresence) {
+    const std::string text = PresenceEvent(e);
+    for (const auto& s : subs) s->stream->Send(text);
+    return;
+  }
+  const Message& m = e.message->message();
+  const std::string text = MessageEvent(m, e.message->Json());
+  for (const auto& s : subs) {
+    std::lock_guard lock(s->mu);
+    if (s->live) {
+      s->SendMessage(m.seq, text);
+    } else {
+      s->held.emplace_back(m.seq, text);
+    }
+  }
+}
+
+void EventHub::Remove(const std::shared_ptr<Subscriber>& sub) {
+  std::lock_guard lock(mu_);
+  auto it = by_mesh_.find(sub->mesh_id);
+  if (it == by_mesh_.end()) return;
+  std::erase(it->second, sub);
+  if (it->second.empty()) by_mesh_.erase(it);
+}
+
+void EventHub::RecheckAccess() {
+  std::vector<std::shared_ptr<Subscriber>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [mesh, subs] : by_mesh_) all.insert(all.end(), subs.begin(), subs.end());
+  }
+  for (const auto& s : all) {
+    try {
+      service_.Reauthorize(s->caller, s->mesh_id);
+    } catch (const Error& e) {
+      s->stream->Send("event: error\ndata: " + ErrorBody(e) + "\n\n");
+      s->stream->Close();
+      Remove(s);
+    } catch (const std::exception& e) {
+      spdlog::warn("checking an event stream's access: {}", e.what());
+    }
+  }
+}
+
+void EventHub::CloseAll() {
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Subscriber>>> all;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    all.swap(by_mesh_);
+  }
+  cv_.notify_all();
+  for (auto& [mesh, subs] : all) {
+    for (auto& s : subs) s->stream->Close();
+  }
+}
+
+std::size_t EventHub::streams() const {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (const auto& [mesh, subs] : by_mesh_) n += subs.size();
+  return n;
+}
+
+void EventHub::KeepAliveLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(keepalive_ms_));
+    if (stopping_) break;
+    for (auto it = by_mesh_.begin(); it != by_mesh_.end();) {
+      // A stream whose client is gone refuses the comment: drop it.
+      std::erase_if(it->second, [](const auto& s) { return !s->stream->Send(": keep-alive\n\n"); });
+      it = it->second.empty() ? by_mesh_.erase(it) : std::next(it);
+    }
+  }
+}
+
+}  // namespace meshwire

@@ -1,0 +1,60 @@
+// GET /mesh/{mesh}/events: Server-Sent Events of a mesh for dashboards and
+// bridges (docs/API.md, "Event stream"). Every committed message is an
+// `event: message` with `id: <seq>`; presence changes are `event: presence`.
+// `Last-Event-ID` (or ?after=SEQ) first replays the retained messages after
+// that seq, then the stream goes live with nothing missed and nothing twice.
+// A comment line every keep-alive period keeps proxies from closing it. It
+// moves no cursor. When access changes (a token revoked, a member removed),
+// each stream's caller is checked again and streams no longer allowed end.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "server/core/executor.h"
+#include "server/core/mesh_service.h"
+#include "server/core/wake_bus.h"
+#include "server/http/http_types.h"
+
+namespace meshwire {
+
+class Router;
+
+class EventHub {
+ public:
+  /// Starts the keep-alive thread; subscribe OnEvent to the bus.
+  EventHub(MeshService& service, Executor& executor, Millis keepalive_ms);
+  ~EventHub();
+
+  /// The WakeBus subscriber: fans an event out to the mesh's streams.
+  void OnEvent(const WakeEvent& event);
+  /// Adds GET /mesh/{mesh}/events.
+  void AddRoutes(Router& router);
+  /// Ends every stream (relay shutdown).
+  void CloseAll();
+  std::size_t streams() const;
+
+ private:
+  struct Subscriber;
+  void Serve(const ExchangePtr& exchange);
+  void Remove(const std::shared_ptr<Subscriber>& subscriber);
+  void RecheckAccess();
+  void KeepAliveLoop();
+
+  MeshService& service_;
+  Executor& executor_;
+  const Millis keepalive_ms_;
+  mutable std::mutex mu_;
+  // mesh id -> its open streams; guarded by mu_
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Subscriber>>> by_mesh_;
+  bool stopping_ = false;  // guarded by mu_
+  std::condition_variable cv_;
+  std::thread keepalive_;
+};
+
+}  // namespace meshwire

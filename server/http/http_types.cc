@@ -1,0 +1,45 @@
+#include "server/http/http_types.h"
+
+#include <strings.h>
+
+#include "schemas/error.h"
+#include "schemas/json_io.h"
+
+namespace meshwire {
+
+const std::string* HttpRequest::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0) return &v;
+  }
+  return nullptr;
+}
+
+std::string HttpRequest::HeaderOr(std::string_view name, std::string fallback) const {
+  const std::string* v = Header(name);
+  return v ? *v : std::move(fallback);
+}
+
+const std::string* HttpRequest::Query(std::string_view key) const {
+  for (const auto& [k, v] : query) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  return Text(status, "application/json", std::move(body));
+}
+
+HttpResponse HttpResponse::Text(int status, std::string content_type, std::string body) {
+  HttpResponse r{status, {}, std::move(body)};
+  r.Header("Content-Type", std::move(content_type));
+  return r;
+}
+
+HttpResponse HttpResponse::FromError(const Error& e) {
+  HttpResponse r = Json(e.status(), ErrorBody(e));
+  if (e.retry_after() > 0) r.Header("Retry-After", std::to_string(e.retry_after()));
+  return r;
+}
+
+}  // namespace meshwire

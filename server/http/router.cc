@@ -1,0 +1,70 @@
+#include "server/http/router.h"
+
+#include "schemas/error.h"
+
+namespace meshwire {
+
+namespace {
+std::vector<std::string_view> Split(std::string_view path) {
+  std::vector<std::string_view> out;
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  while (true) {
+    std::size_t slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+}  // namespace
+
+void Router::Add(std::string method, const std::string& pattern, Handler handler) {
+  Route r{std::move(method), {}, std::move(handler)};
+  for (std::string_view s : Split(pattern)) r.segments.emplace_back(s);
+  routes_.push_back(std::move(r));
+}
+
+bool Router::Matches(const Route& route, const std::vector<std::string_view>& path,
+                     std::vector<std::string>& captures) {
+  if (route.segments.size() != path.size()) return false;
+  captures.clear();
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const std::string& want = route.segments[i];
+    if (!want.empty() && want.front() == '{') {
+      if (path[i].empty() || path[i].size() > kMaxCapture) return false;
+      captures.emplace_back(path[i]);
+    } else if (want != path[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void Router::Dispatch(const ExchangePtr& exchange) const {
+  HttpRequest& req = exchange->request();
+  const std::vector<std::string_view> path = Split(req.path);
+  std::vector<std::string> captures;
+  std::string allowed;
+  for (const Route& r : routes_) {
+    if (!Matches(r, path, captures)) continue;
+    if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
+      req.params = std::move(captures);
+      r.handler(exchange);
+      return;
+    }
+    if (allowed.find(r.method) == std::string::npos) allowed += (allowed.empty() ? "" : ", ") + r.method;
+  }
+  if (!allowed.empty()) {
+    exchange->Respond(HttpResponse::FromError(
+                          Error(405, "method_not_allowed",
+                                req.method + " is not allowed on " + req.path + "; use " + allowed + "."))
+                          .Header("Allow", allowed));
+    return;
+  }
+  std::string shown = req.path.size() > 200 ? req.path.substr(0, 200) + "..." : req.path;
+  exchange->Respond(HttpResponse::FromError(Error::NotFound(
+      "not_found", "No route " + req.method + " " + shown +
+                       "; see GET /mesh/{mesh}/integrate or docs/API.md.")));
+}
+
+}  // namespace meshwire

@@ -1,0 +1,35 @@
+// Router: which route a request is for. Patterns are literal segments and
+// {captures}: "/mesh/{mesh}/agents/{agent}/heartbeat". Matching splits the
+// path on '/' and compares segment by segment (no regular expressions, so no
+// input can make it recurse or backtrack); a capture is 1-256 bytes. A path
+// no route has is 404; a known path with another method is 405 with Allow.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "server/http/http_types.h"
+
+namespace meshwire {
+
+class Router {
+ public:
+  static constexpr std::size_t kMaxCapture = 256;
+
+  void Add(std::string method, const std::string& pattern, Handler handler);
+  /// Calls the route's handler with request().params filled, or answers 404/405.
+  void Dispatch(const ExchangePtr& exchange) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;  // "{...}" marks a capture
+    Handler handler;
+  };
+  /// True when `path`'s segments fit `route`; fills `captures`.
+  static bool Matches(const Route& route, const std::vector<std::string_view>& path,
+                      std::vector<std::string>& captures);
+  std::vector<Route> routes_;
+};
+
+}  // namespace meshwire

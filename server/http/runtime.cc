@@ -1,0 +1,731 @@
+#include "server/http/runtime.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+
+#include "schemas/error.h"
+#include "server/http/url.h"
+
+namespace meshwire {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+using ErrorCode = boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kFirstRead = 512;
+constexpr auto kLinger = std::chrono::seconds(2);         // reading what a refused client still sends
+constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
+constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
+
+std::string Str(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+class WorkerPool final : public Executor {
+ public:
+  explicit WorkerPool(int threads) : pool_(static_cast<std::size_t>(threads)) {}
+  void Post(std::function<void()> work) override { net::post(pool_, std::move(work)); }
+  void Join() { pool_.join(); }
+
+ private:
+  net::thread_pool pool_;
+};
+
+std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string& key) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  try {
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                     ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    ctx->use_certificate_chain_file(cert);
+    ctx->use_private_key_file(key, ssl::context::pem);
+  } catch (const boost::system::system_error& e) {
+    throw Error::BadRequest("invalid_tls", "Cannot load the TLS certificate " + cert + " and key " +
+                                               key + " (" + e.what() + "): check both are PEM files "
+                                               "that match and that the relay may read them.");
+  }
+  return ctx;
+}
+
+/// Splits a request target into its decoded path and query; false when an
+/// escape is malformed.
+bool SplitTarget(const std::string& target, HttpRequest& req) {
+  std::size_t q = target.find('?');
+  auto path = PercentDecode(std::string_view(target).substr(0, q), false);
+  if (!path) return false;
+  req.path = std::move(*path);
+  if (q == std::string::npos) return true;
+  auto query = ParseQuery(std::string_view(target).substr(q + 1));
+  if (!query) return false;
+  req.query = std::move(*query);
+  return true;
+}
+
+}  // namespace
+
+class SessionBase;
+
+struct HttpRuntime::Impl {
+  Impl(RuntimeOptions o, Handler h)
+      : options(std::move(o)),
+        handler(std::move(h)),
+        ioc(options.io_threads),
+        acceptor(ioc),
+        grace(ioc),
+        accept_retry(ioc),
+        workers(options.workers) {}
+  ~Impl() {
+    // Handlers still queued hold connections: they unregister as they go.
+    destroying = true;
+    workers.Join();
+  }
+
+  void Accept();
+  void Register(SessionBase* s);
+  void Unregister(SessionBase* s);
+  std::shared_ptr<ssl::context> Tls() {
+    std::lock_guard lock(tls_mu);
+    return tls;
+  }
+
+  // Declared before the io_context: connections destroyed with it unregister here.
+  RuntimeOptions options;
+  Handler handler;
+  mutable std::mutex sessions_mu;
+  std::unordered_set<SessionBase*> sessions;  // guarded by sessions_mu
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> destroying{false};
+  std::mutex tls_mu;
+  std::shared_ptr<ssl::context> tls;  // guarded by tls_mu; null: plain HTTP
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::steady_timer grace;         // Stop(): the end of the grace period
+  net::steady_timer accept_retry;  // after accept fails (out of descriptors)
+  WorkerPool workers;
+};
+
+/// What the runtime needs of a connection, whatever its stream.
+class SessionBase {
+ public:
+  explicit SessionBase(HttpRuntime::Impl& rt) : rt_(rt) { rt_.Register(this); }
+  virtual ~SessionBase() { rt_.Unregister(this); }
+  /// Answers request `number` (ignored when it is no longer the current one).
+  virtual void Deliver(std::uint64_t number, HttpResponse response) = 0;
+  /// Starts a streamed answer to request `number`.
+  virtual std::shared_ptr<EventStream> StartStream(std::uint64_t number, HttpResponse head) = 0;
+  /// Stop(): close now if idle, else once the answer in progress is written.
+  virtual void StopSoon() = 0;
+  /// The grace period is over: close whatever state the connection is in.
+  virtual void ForceClose() = 0;
+
+ protected:
+  HttpRuntime::Impl& rt_;
+};
+
+namespace {
+
+class ExchangeImpl final : public Exchange {
+ public:
+  ExchangeImpl(std::shared_ptr<SessionBase> session, std::uint64_t number, HttpRequest request)
+      : session_(std::move(session)), number_(number), request_(std::move(request)) {}
+
+  HttpRequest& request() override { return request_; }
+
+  void Respond(HttpResponse response) override {
+    if (answered_.exchange(true)) return;
+    session_->Deliver(number_, std::move(response));
+  }
+
+  void OnHangUp(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!hung_up_) {
+        on_hang_up_.push_back(std::move(fn));
+        return;
+      }
+    }
+    fn();
+  }
+
+  std::shared_ptr<EventStream> OpenStream(HttpResponse head) override {
+    if (answered_.exchange(true)) return nullptr;
+    return session_->StartStream(number_, std::move(head));
+  }
+
+  /// The client hung up: runs what OnHangUp registered.
+  void HangUp() {
+    std::vector<std::function<void()>> fns;
+    {
+      std::lock_guard lock(mu_);
+      if (hung_up_) return;
+      hung_up_ = true;
+      fns.swap(on_hang_up_);
+    }
+    for (auto& fn : fns) fn();
+  }
+
+ private:
+  std::shared_ptr<SessionBase> session_;
+  const std::uint64_t number_;
+  HttpRequest request_;
+  std::atomic<bool> answered_{false};
+  std::mutex mu_;
+  bool hung_up_ = false;                          // guarded by mu_
+  std::vector<std::function<void()>> on_hang_up_;  // guarded by mu_
+};
+
+/// One connection, plain (beast::tcp_stream) or TLS (ssl_stream over it).
+/// Everything but the constructor runs on the connection's strand.
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  Session(HttpRuntime::Impl& rt, tcp::socket socket, std::shared_ptr<ssl::context> tls)
+      : SessionBase(rt), tls_(std::move(tls)), stream_(MakeStream(std::move(socket), tls_.get())) {
+    ErrorCode ec;
+    auto peer = Lowest().socket().remote_endpoint(ec);
+    if (!ec) remote_ = peer.address().to_string();
+  }
+
+  void Start() {
+    net::dispatch(Lowest().get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Lowest().expires_after(std::chrono::milliseconds(self->rt_.options.request_timeout_ms));
+        self->stream_.async_handshake(ssl::stream_base::server, [self](ErrorCode ec) {
+          if (ec) return self->Close();
+          self->DoIdle();
+        });
+      } else {
+        self->DoIdle();
+      }
+    });
+  }
+
+  void Deliver(std::uint64_t number, HttpResponse response) override {
+    net::post(Lowest().get_executor(),
+              [self = this->shared_from_this(), number, r = std::move(response)]() mutable {
+                if (self->state_ != State::kHandling || number != self->number_) return;
+                self->Write(std::move(r), self->keep_alive_);
+              });
+  }
+
+  std::shared_ptr<EventStream> StartStream(std::uint64_t number, HttpResponse head) override;
+
+  void StopSoon() override {
+    auto self = this->weak_from_this().lock();  // null: being destroyed
+    if (!self) return;
+    net::post(Lowest().get_executor(), [self] {
+      if (self->state_ == State::kIdle) self->Close();
+      if (self->state_ == State::kStreaming) self->EndStream();
+    });
+  }
+
+  void ForceClose() override {
+    auto self = this->weak_from_this().lock();
+    if (!self) return;
+    net::post(Lowest().get_executor(), [self] { self->HangUp(); });
+  }
+
+  // Event streams (see StreamHandle).
+  void Enqueue(std::string chunk);
+  void EndStream();
+  bool streaming() const { return stream_open_.load(); }
+
+ private:
+  enum class State { kIdle, kReading, kHandling, kWriting, kStreaming, kClosed };
+
+  static Stream MakeStream(tcp::socket socket, ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(beast::tcp_stream(std::move(socket)), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // --- reading ------------------------------------------------------------------------
+
+  void DoIdle() {
+    state_ = State::kIdle;
+    if (rt_.stopping) return Close();
+    if (buffer_.size() > 0) return DoReadHeader();  // a pipelined request is here already
+    Lowest().expires_after(std::chrono::milliseconds(rt_.options.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = this->shared_from_this()](ErrorCode ec, std::size_t n) {
+                              if (ec || self->state_ != State::kIdle) return self->Close();
+                              self->buffer_.commit(n);
+                              self->DoReadHeader();
+                            });
+  }
+
+  void DoReadHeader() {
+    state_ = State::kReading;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(rt_.options.max_header_bytes));
+    parser_->body_limit(rt_.options.max_body_bytes);
+    // One deadline for the whole request, headers and body: a client that
+    // trickles bytes cannot hold the connection past it.
+    Lowest().expires_after(std::chrono::milliseconds(rt_.options.request_timeout_ms));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(ErrorCode ec) {
+    if (ec) return Refuse(ec);
+    const auto& msg = parser_->get();
+    std::size_t fields = 0;
+    int content_lengths = 0;
+    for (const auto& f : msg) {
+      ++fields;
+      if (f.name() == http::field::content_length) ++content_lengths;
+    }
+    if (fields > rt_.options.max_header_count) {
+      return Reject(Error(431, "header_too_large",
+                          "The request has " + std::to_string(fields) + " header fields; the relay reads at most " +
+                              std::to_string(rt_.options.max_header_count) + "."));
+    }
+    if (msg.target().size() > rt_.options.max_target_bytes) {
+      return Reject(Error(414, "uri_too_long",
+                          "The request target is " + std::to_string(msg.target().size()) +
+                              " bytes; the relay reads at most " +
+                              std::to_string(rt_.options.max_target_bytes) + "."));
+    }
+    if (content_lengths > 1 || (content_lengths == 1 && msg.count(http::field::transfer_encoding))) {
+      return Reject(Error(400, "bad_request",
+                          "The request's framing is ambiguous (two Content-Lengths, or Content-Length "
+                          "with Transfer-Encoding); send one of them."));
+    }
+    if (parser_->is_done()) return OnRequest();
+    auto expect = msg[http::field::expect];
+    if (beast::iequals(expect, "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = this->shared_from_this()](ErrorCode wec, std::size_t) {
+                         if (wec) return self->Close();
+                         self->DoReadBody();
+                       });
+      return;
+    }
+    DoReadBody();
+  }
+
+  void DoReadBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
+                       if (ec) return self->Refuse(ec);
+                       self->OnRequest();
+                     });
+  }
+
+  /// A request that could not be read: the right error, then close.
+  void Refuse(ErrorCode ec) {
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == ssl::error::stream_truncated) {
+      return Close();  // the client went away between or during requests
+    }
+    if (ec == beast::error::timeout) {
+      return Reject(Error(408, "request_timeout",
+                          "The request did not arrive in " +
+                              std::to_string(rt_.options.request_timeout_ms / 1000) +
+                              " s; send it whole, without pauses."));
+    }
+    if (ec == http::error::header_limit) {
+      return Reject(Error(431, "header_too_large",
+                          "The request line and headers exceed " +
+                              std::to_string(rt_.options.max_header_bytes / 1024) + " KiB."));
+    }
+    if (ec == http::error::body_limit) {
+      return Reject(Error(413, "payload_too_large",
+                          "The request body is larger than " +
+                              std::to_string(rt_.options.max_body_bytes / 1024) +
+                              " KiB; a message's content is at most 10240 bytes."));
+    }
+    Reject(Error(400, "bad_request", "The relay could not read this HTTP request (" + ec.message() + ")."));
+  }
+
+  void OnRequest() {
+    Lowest().expires_never();
+    auto msg = parser_->release();
+    parser_.reset();
+    HttpRequest req;
+    req.method = Str(msg.method_string());
+    req.target = Str(msg.target());
+    if (!SplitTarget(req.target, req)) {
+      return Reject(Error(400, "bad_request", "The request target has a malformed %-escape."));
+    }
+    req.headers.reserve(8);
+    for (const auto& f : msg) req.headers.emplace_back(Str(f.name_string()), Str(f.value()));
+    req.body = std::move(msg.body());
+    req.remote_address = remote_;
+    req.secure = kTls;
+    keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == http::verb::head;
+    // Parked requests hold their connection for long: keep it small.
+    if (buffer_.size() == 0 && buffer_.capacity() > 4 * kFirstRead) buffer_.shrink_to_fit();
+
+    ++number_;
+    state_ = State::kHandling;
+    exchange_ = std::make_shared<ExchangeImpl>(this->shared_from_this(), number_, std::move(req));
+    WatchHangUp(number_);
+    rt_.workers.Post([&rt = rt_, ex = exchange_] {
+      try {
+        rt.handler(ex);
+      } catch (const std::exception& e) {
+        spdlog::error("handler of {} {}: {}", ex->request().method, ex->request().path.substr(0, 200),
+                      e.what());
+        ex->Respond(HttpResponse::FromError(Error(500, "internal", "The relay failed on this request.")));
+      }
+    });
+  }
+
+  // --- a client that hangs up -------------------------------------------------------
+
+  /// Watches the socket while request `number` waits for its answer: it
+  /// becomes readable when the client sends more (a pipelined request) or
+  /// hangs up; only the latter ends the exchange.
+  void WatchHangUp(std::uint64_t number) {
+    Lowest().socket().async_wait(tcp::socket::wait_read,
+                                 [self = this->shared_from_this(), number](ErrorCode ec) {
+                                   self->OnReadable(number, ec);
+                                 });
+  }
+
+  void OnReadable(std::uint64_t number, ErrorCode ec) {
+    if (ec || number != number_ || (state_ != State::kHandling && state_ != State::kStreaming)) return;
+    const int fd = Lowest().socket().native_handle();
+    char byte = 0;
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (!gone && n > 0) {
+      pollfd p{fd, POLLRDHUP, 0};
+      gone = ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+    }
+    if (gone) return HangUp();
+    if (n <= 0) return WatchHangUp(number);  // woken for nothing
+    // Data waits unread (a pipelined request, or TLS records): it stays
+    // readable, so look again a little later instead of spinning.
+    if (!recheck_) recheck_.emplace(Lowest().get_executor());
+    recheck_->expires_after(kPendingDataRecheck);
+    recheck_->async_wait([self = this->shared_from_this(), number](ErrorCode tec) {
+      if (!tec) self->WatchHangUp(number);
+    });
+  }
+
+  void HangUp() {
+    auto ex = std::move(exchange_);
+    Close();
+    if (ex) static_cast<ExchangeImpl&>(*ex).HangUp();
+  }
+
+  // --- writing ------------------------------------------------------------------------
+
+  void Write(HttpResponse r, bool keep_alive) {
+    state_ = State::kWriting;
+    exchange_.reset();
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    for (auto& [name, value] : r.headers) res->insert(name, value);
+    res->keep_alive(keep_alive && !rt_.stopping);
+    res->content_length(r.body.size());
+    if (!head_) res->body() = std::move(r.body);
+    Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res](ErrorCode ec, std::size_t) {
+      if (ec) return self->Close();
+      if (!res->keep_alive()) return self->Linger();
+      self->DoIdle();
+    });
+  }
+
+  /// Closes after an answer that ends the connection. What the client is
+  /// still sending (the rest of a refused body) is read and dropped for a
+  /// moment first, so it reads the answer instead of a reset.
+  void Linger() {
+    state_ = State::kClosed;
+    ErrorCode ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec || kTls) return ForceCloseSocket();
+    Lowest().expires_after(kLinger);
+    Drain(0);
+  }
+
+  void Drain(std::size_t drained) {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = this->shared_from_this(), drained](ErrorCode ec, std::size_t n) {
+                              if (ec || drained + n > kLingerBytes) return self->ForceCloseSocket();
+                              self->Drain(drained + n);
+                            });
+  }
+
+  void ForceCloseSocket() {
+    Lowest().close();
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+  }
+
+  /// Answers `e` and closes the connection (the request was not read whole).
+  void Reject(const Error& e) {
+    buffer_.clear();
+    parser_.reset();
+    Write(HttpResponse::FromError(e), /*keep_alive=*/false);
+  }
+
+  void Close() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    stream_open_ = false;
+    exchange_.reset();
+    ErrorCode ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    Lowest().close();
+    if (recheck_) recheck_->cancel();
+  }
+
+  void WriteNextChunk();
+
+  std::shared_ptr<ssl::context> tls_;  // outlives stream_
+  Stream stream_;
+  std::string remote_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  State state_ = State::kIdle;
+  std::uint64_t number_ = 0;  // the current request
+  bool keep_alive_ = true;
+  bool head_ = false;
+  std::shared_ptr<ExchangeImpl> exchange_;   // the request waiting for its answer
+  std::optional<net::steady_timer> recheck_;  // hang-up watch with unread data
+  // Event stream: chunks waiting to be written, in order.
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool ending_ = false;
+  std::atomic<bool> stream_open_{false};
+};
+
+/// The EventStream of a session (Server-Sent Events over a chunked answer).
+template <class Stream>
+class StreamHandle final : public EventStream {
+ public:
+  explicit StreamHandle(std::shared_ptr<Session<Stream>> session) : session_(std::move(session)) {}
+  ~StreamHandle() override { Close(); }
+  bool Send(std::string text) override {
+    if (!session_->streaming()) return false;
+    session_->Enqueue(std::move(text));
+    return true;
+  }
+  void Close() override {
+    if (!closed_.exchange(true)) session_->EndStream();
+  }
+
+ private:
+  std::shared_ptr<Session<Stream>> session_;
+  std::atomic<bool> closed_{false};
+};
+
+template <class Stream>
+std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, HttpResponse head) {
+  std::string text = "HTTP/1.1 " + std::to_string(head.status) + " " +
+                     Str(http::obsolete_reason(static_cast<http::status>(head.status))) + "\r\n";
+  for (const auto& [name, value] : head.headers) text += name + ": " + value + "\r\n";
+  text += "Transfer-Encoding: chunked\r\n\r\n";
+  stream_open_ = true;
+  net::post(Lowest().get_executor(), [self = this->shared_from_this(), number, text = std::move(text)]() mutable {
+    if (self->state_ != State::kHandling || number != self->number_) {
+      self->stream_open_ = false;
+      return;
+    }
+    self->state_ = State::kStreaming;
+    self->out_.push_front(std::move(text));  // before any chunk queued meanwhile
+    if (!self->writing_) self->WriteNextChunk();
+  });
+  return std::make_shared<StreamHandle<Stream>>(this->shared_from_this());
+}
+
+template <class Stream>
+void Session<Stream>::Enqueue(std::string chunk) {
+  if (chunk.empty()) return;
+  char size[32];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+  std::string framed = size + std::move(chunk) + "\r\n";
+  net::post(Lowest().get_executor(), [self = this->shared_from_this(), framed = std::move(framed)]() mutable {
+    if (self->state_ == State::kClosed || self->ending_) return;
+    // A client that reads nothing while events pile up is dropped.
+    if (self->out_.size() > 4096) return self->HangUp();
+    self->out_.push_back(std::move(framed));
+    if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
+  });
+}
+
+template <class Stream>
+void Session<Stream>::EndStream() {
+  net::post(Lowest().get_executor(), [self = this->shared_from_this()] {
+    if (self->state_ == State::kClosed || self->ending_) return;
+    self->ending_ = true;
+    self->stream_open_ = false;
+    self->out_.push_back("0\r\n\r\n");
+    if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
+  });
+}
+
+template <class Stream>
+void Session<Stream>::WriteNextChunk() {
+  if (out_.empty()) {
+    writing_ = false;
+    if (ending_) {
+      exchange_.reset();
+      Close();
+    }
+    return;
+  }
+  writing_ = true;
+  Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
+  net::async_write(stream_, net::buffer(out_.front()),
+                   [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
+                     if (ec) return self->HangUp();
+                     self->Lowest().expires_never();
+                     self->out_.pop_front();
+                     self->WriteNextChunk();
+                   });
+}
+
+}  // namespace
+
+// --- the runtime -----------------------------------------------------------------------
+
+void HttpRuntime::Impl::Register(SessionBase* s) {
+  std::lock_guard lock(sessions_mu);
+  sessions.insert(s);
+}
+
+void HttpRuntime::Impl::Unregister(SessionBase* s) {
+  bool last = false;
+  {
+    std::lock_guard lock(sessions_mu);
+    sessions.erase(s);
+    last = sessions.empty() && stopping;
+  }
+  if (last && !destroying) net::post(ioc, [this] { grace.cancel(); });
+}
+
+void HttpRuntime::Impl::Accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](ErrorCode ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      // Out of descriptors, most likely: try again shortly instead of spinning.
+      spdlog::warn("accepting a connection failed: {}", ec.message());
+      accept_retry.expires_after(std::chrono::milliseconds(50));
+      accept_retry.async_wait([this](ErrorCode tec) {
+        if (!tec) Accept();
+      });
+      return;
+    }
+    ErrorCode ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (auto ctx = Tls()) {
+      std::make_shared<Session<ssl::stream<beast::tcp_stream>>>(*this, std::move(socket), std::move(ctx))->Start();
+    } else {
+      std::make_shared<Session<beast::tcp_stream>>(*this, std::move(socket), nullptr)->Start();
+    }
+    Accept();
+  });
+}
+
+HttpRuntime::HttpRuntime(RuntimeOptions options, Handler handler)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {
+  if (impl_->options.tls_cert_file.empty() != impl_->options.tls_key_file.empty()) {
+    throw Error::BadRequest("invalid_tls", "HTTPS needs both --tls-cert FILE and --tls-key FILE.");
+  }
+  if (!impl_->options.tls_cert_file.empty()) ReloadTls();
+}
+
+HttpRuntime::~HttpRuntime() {
+  Stop();
+  impl_->ioc.stop();
+}
+
+int HttpRuntime::Bind() {
+  auto& o = impl_->options;
+  ErrorCode ec;
+  auto address = net::ip::make_address(o.host == "localhost" ? "127.0.0.1" : o.host, ec);
+  if (ec) throw Error::BadRequest("invalid_listen", "--listen needs an IP address, not \"" + o.host + "\".");
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(o.port));
+  auto& acc = impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec && address.is_v6()) acc.set_option(net::ip::v6_only(false), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(o.backlog, ec);
+  if (ec) {
+    throw Error::Unavailable("Cannot listen on " + o.host + ":" + std::to_string(o.port) + " (" +
+                             ec.message() + "): is another relay running there? Choose another with --listen.");
+  }
+  return acc.local_endpoint().port();
+}
+
+void HttpRuntime::Run() {
+  impl_->Accept();
+  std::vector<std::thread> threads;
+  for (int i = 1; i < impl_->options.io_threads; ++i) {
+    threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->ioc.run();
+  for (auto& t : threads) t.join();
+  impl_->workers.Join();  // handlers still running finish (their answers are moot)
+}
+
+void HttpRuntime::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  net::post(impl_->ioc, [impl = impl_.get()] {
+    ErrorCode ec;
+    impl->acceptor.close(ec);
+    impl->accept_retry.cancel();
+    {
+      // Under the lock, so no connection is destroyed meanwhile.
+      std::lock_guard lock(impl->sessions_mu);
+      if (impl->sessions.empty()) return;
+      for (SessionBase* s : impl->sessions) s->StopSoon();
+    }
+    impl->grace.expires_after(std::chrono::milliseconds(impl->options.stop_grace_ms));
+    impl->grace.async_wait([impl](ErrorCode tec) {
+      if (tec) return;  // every connection closed in time
+      std::lock_guard lock(impl->sessions_mu);
+      spdlog::warn("closing {} connections still open after the grace period", impl->sessions.size());
+      for (SessionBase* s : impl->sessions) s->ForceClose();
+    });
+  });
+}
+
+void HttpRuntime::ReloadTls() {
+  auto ctx = LoadTls(impl_->options.tls_cert_file, impl_->options.tls_key_file);
+  std::lock_guard lock(impl_->tls_mu);
+  impl_->tls = std::move(ctx);
+}
+
+bool HttpRuntime::tls() const { return impl_->Tls() != nullptr; }
+
+Executor& HttpRuntime::workers() { return impl_->workers; }
+
+std::size_t HttpRuntime::connections() const {
+  std::lock_guard lock(impl_->sessions_mu);
+  return impl_->sessions.size();
+}
+
+}  // namespace meshwire

@@ -1,0 +1,81 @@
+// HttpRuntime: the relay's HTTP(S) server on Boost.Beast and Asio, the only
+// part of meshwire that sees them. A few event-loop threads serve every
+// connection; route handlers run on a pool of worker threads (they may block
+// on storage), and a request that waits (a parked long-poll, an event stream)
+// holds no thread at all, only its connection's small state.
+//
+// What every connection is held to (hostile clients included):
+// - a whole request (headers and body) must arrive within request_timeout
+//   from its first byte (408), and a keep-alive connection with no request
+//   closes after idle_timeout;
+// - request line and headers at most max_header_bytes and max_header_count
+//   fields (431), a target at most max_target_bytes (414), a body at most
+//   max_body_bytes, chunked or not (413); two Content-Lengths, or one with
+//   Transfer-Encoding, are refused (400); errors are the contract's JSON and
+//   close the connection;
+// - while a request waits for its answer the socket is watched: a client that
+//   hangs up (FIN or reset) fires the exchange's OnHangUp at once.
+// Stop() stops accepting, closes idle connections and event streams, and lets
+// requests in flight answer (Run returns once every connection is closed,
+// forcing those left after the grace period).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "schemas/model.h"
+#include "server/core/executor.h"
+#include "server/http/http_types.h"
+
+namespace meshwire {
+
+struct RuntimeOptions {
+  std::string host = "127.0.0.1";
+  int port = 7420;  // 0: any free port
+  int io_threads = 2;
+  int workers = 32;  // threads for route handlers, which may block on storage
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_header_bytes = 16 * 1024;  // request line and headers
+  std::size_t max_header_count = 100;
+  std::size_t max_target_bytes = 8 * 1024;
+  Millis request_timeout_ms = 10000;  // from a request's first byte to its last
+  Millis idle_timeout_ms = 60000;     // keep-alive with no request
+  Millis write_timeout_ms = 30000;
+  Millis stop_grace_ms = 10000;       // Stop(): then what is still open is closed
+  int backlog = 4096;
+  std::string tls_cert_file;  // both set: HTTPS (TLS 1.2 or newer) only
+  std::string tls_key_file;
+};
+
+class HttpRuntime {
+ public:
+  /// `handler` serves every request, on a worker thread. Throws Error 400
+  /// when the TLS files cannot be loaded.
+  HttpRuntime(RuntimeOptions options, Handler handler);
+  ~HttpRuntime();
+
+  /// Binds and listens; returns the port. Throws Error 503 when it cannot.
+  int Bind();
+  /// Serves until Stop(); returns once every connection is closed and every
+  /// handler has returned.
+  void Run();
+  /// Stops accepting and closes connections as they finish (see above). Any
+  /// thread, more than once.
+  void Stop();
+  /// Loads the TLS certificate and key again (SIGHUP); new connections use
+  /// them. Throws Error 400 (and keeps the old ones) when they cannot be loaded.
+  void ReloadTls();
+
+  bool tls() const;
+  /// Where handlers run; other blocking work may be posted here too.
+  Executor& workers();
+  /// Connections open now.
+  std::size_t connections() const;
+
+  struct Impl;  // defined in runtime.cc, with the connections
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace meshwire
