@@ -35,6 +35,71 @@ Json ToJson(const Message& m) {
           {"created_at", FormatRfc3339(m.created_at)}};
 }
 
+namespace {
+/// Appends `s` as a JSON string, escaped exactly as nlohmann's dump() does.
+void AppendQuoted(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[(c >> 4) & 0xF]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+}  // namespace
+
+std::string MessageJsonText(const Message& m) {
+  // Keys in nlohmann's (sorted) order, so the text equals ToJson(m).dump().
+  std::string out;
+  out.reserve(m.content.size() + m.metadata_json.size() + 256);
+  out += "{\"content\":";
+  AppendQuoted(out, m.content);
+  out += ",\"created_at\":";
+  AppendQuoted(out, FormatRfc3339(m.created_at));
+  out += ",\"from\":";
+  AppendQuoted(out, m.from);
+  out += ",\"from_name\":";
+  AppendQuoted(out, m.from_name);
+  out += ",\"id\":";
+  AppendQuoted(out, m.id);
+  out += ",\"mesh_id\":";
+  AppendQuoted(out, m.mesh_id);
+  out += ",\"metadata\":";
+  // Stored metadata is the compact dump of an object; anything else shows as {}.
+  if (m.metadata_json.size() >= 2 && m.metadata_json.front() == '{' && m.metadata_json.back() == '}') {
+    out += m.metadata_json;
+  } else {
+    out += "{}";
+  }
+  out += ",\"priority\":";
+  AppendQuoted(out, m.priority);
+  out += ",\"seq\":" + std::to_string(m.seq) + ",\"to\":";
+  AppendQuoted(out, m.to);
+  out += ",\"to_name\":";
+  if (m.to_name) {
+    AppendQuoted(out, *m.to_name);
+  } else {
+    out += "null";
+  }
+  out += "}";
+  return out;
+}
+
 Json ToJson(const Token& t) {
   Json j = {{"id", t.id},
             {"name", t.name},

@@ -16,6 +16,9 @@ using Json = nlohmann::json;
 
 Json ToJson(const Mesh& mesh);
 Json ToJson(const Message& message);
+/// The same as ToJson(message).dump(), written directly (the hot path of
+/// sends and polls).
+std::string MessageJsonText(const Message& message);
 Json ToJson(const Token& token);
 Json ToJson(const Receipt& receipt);
 /// An agent as GET /mesh/{mesh}/agents shows it; `status` is active/idle/offline.

@@ -60,6 +60,7 @@ Relay::Relay(RelayOptions options)
   ro.tls_cert_file = options_.tls_cert;
   ro.tls_key_file = options_.tls_key;
   runtime_ = std::make_unique<HttpRuntime>(ro, [this](const ExchangePtr& ex) { router_.Dispatch(ex); });
+  router_.SetWorkers(&runtime_->workers());
 
   Waiters::Limits limits;
   if (options_.max_parked) limits.total = options_.max_parked;

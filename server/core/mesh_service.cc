@@ -348,8 +348,8 @@ AppendResult MeshService::Commit(const NewMessage& message) {
   return result;
 }
 
-AppendResult MeshService::Send(const Caller& caller, const std::string& mesh_id,
-                               const SendRequest& r) {
+void MeshService::Send(const Caller& caller, const std::string& mesh_id, const SendRequest& r,
+                       Store::AppendDone done) {
   RequireMember(caller, mesh_id);
   CheckContent(r.content);
   if (!IsValidUtf8(r.content)) throw Error::InvalidField("The content must be valid UTF-8.");
@@ -381,7 +381,11 @@ AppendResult MeshService::Send(const Caller& caller, const std::string& mesh_id,
   }
   m.idempotency_key = r.idempotency_key;
   m.now = clock_.Now();
-  return Commit(m);
+  store_.AppendAsync(m, [this, from = m.from, done = std::move(done)](std::exception_ptr error,
+                                                                       AppendResult result) {
+    if (!error) Seen(from);
+    done(error, std::move(result));
+  });
 }
 
 AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id,

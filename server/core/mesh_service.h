@@ -120,7 +120,11 @@ class MeshService {
   void DeleteAgent(const Caller& caller, const std::string& mesh_id, const std::string& agent);
 
   // Messages.
-  AppendResult Send(const Caller& caller, const std::string& mesh_id, const SendRequest& request);
+  /// Checks the message (throwing Error at once when it is wrong: then
+  /// nothing is stored), then commits it without blocking; `done` runs once,
+  /// after the commit or its failure, on the committing thread: quick work only.
+  void Send(const Caller& caller, const std::string& mesh_id, const SendRequest& request,
+            Store::AppendDone done);
   /// Poll, long-poll when request.wait_s > 0. Throws Error for what is wrong
   /// with the request itself (then `done` never runs). Otherwise `done` runs
   /// once: at once when there are messages or nothing to wait for, else when

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <string>
@@ -132,6 +133,20 @@ class Store {
   /// mesh. With an idempotency key already used by the same sender, stores
   /// nothing and returns the first message.
   virtual AppendResult Append(const NewMessage& message) = 0;
+  /// As Append, answering through `done` instead of blocking the caller:
+  /// once, with an error (then nothing was stored) or the result, on the
+  /// committing thread (so it must be quick). This default runs Append.
+  using AppendDone = std::function<void(std::exception_ptr error, AppendResult result)>;
+  virtual void AppendAsync(const NewMessage& message, AppendDone done) {
+    AppendResult result;
+    try {
+      result = Append(message);
+    } catch (...) {
+      done(std::current_exception(), {});
+      return;
+    }
+    done(nullptr, std::move(result));
+  }
   /// Messages for `agent_id` (to it, or broadcasts not from it) with seq > after,
   /// oldest first, at most `limit`.
   virtual std::vector<Message> MessagesFor(const std::string& mesh_id, const std::string& agent_id,

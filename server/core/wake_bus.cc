@@ -2,12 +2,11 @@
 
 #include "schemas/json_io.h"
 
-#include <nlohmann/json.hpp>
 
 namespace meshwire {
 
 const std::string& CommittedMessage::Json() const {
-  std::call_once(json_once_, [this] { json_ = ToJson(message_).dump(); });
+  std::call_once(json_once_, [this] { json_ = MessageJsonText(message_); });
   return json_;
 }
 

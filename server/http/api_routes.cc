@@ -149,17 +149,44 @@ void AddAgentRoutes(Router& router, MeshService& svc) {
 
 // --- messages -----------------------------------------------------------------------------
 
-HttpResponse SendMessage(MeshService& svc, const Caller& c, const HttpRequest& req) {
-  Json body = ParseObject(req.body);
-  SendRequest r;
-  r.from = RequireString(body, "from");
-  r.to = OptionalString(body, "to");
-  r.content = RequireString(body, "content");
-  r.priority = OptionalString(body, "priority");
-  r.reply_to = OptionalString(body, "reply_to");
-  r.metadata_json = OptionalObjectText(body, "metadata");
-  r.idempotency_key = OptionalString(body, "idempotency_key");
-  return JsonAnswer(201, ToJson(svc.Send(c, req.params[0], r).message));
+/// An error as its answer (for errors that arrive as exception_ptr).
+HttpResponse ErrorAnswer(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    return HttpResponse::FromError(e);
+  } catch (const std::exception& e) {
+    spdlog::error("a request failed: {}", e.what());
+  }
+  return HttpResponse::FromError(Error(500, "internal", "The relay failed on this request; it was logged."));
+}
+
+/// POST /mesh/{mesh}/messages, on the event loop: the checks use cached
+/// identities, and the commit answers through a completion, so no thread
+/// waits for the disk.
+Handler SendMessage(MeshService& svc) {
+  return [&svc](const ExchangePtr& ex) {
+    Guarded(ex, [&] {
+      const HttpRequest& req = ex->request();
+      Caller caller = svc.Authenticate(req.HeaderOr("Authorization"));
+      Json body = ParseObject(req.body);
+      SendRequest r;
+      r.from = RequireString(body, "from");
+      r.to = OptionalString(body, "to");
+      r.content = RequireString(body, "content");
+      r.priority = OptionalString(body, "priority");
+      r.reply_to = OptionalString(body, "reply_to");
+      r.metadata_json = OptionalObjectText(body, "metadata");
+      r.idempotency_key = OptionalString(body, "idempotency_key");
+      svc.Send(caller, req.params[0], r, [ex](std::exception_ptr error, AppendResult result) {
+        if (error) {
+          ex->RespondWith([error] { return ErrorAnswer(error); });
+          return;
+        }
+        ex->RespondWith([m = std::move(result.message)] { return HttpResponse::Json(201, MessageJsonText(m)); });
+      });
+    });
+  };
 }
 
 HttpResponse History(MeshService& svc, const Caller& c, const HttpRequest& req) {
@@ -196,7 +223,7 @@ Handler Poll(MeshService& svc) {
               ex->Respond(HttpResponse::Json(200, MessagesBody(result.messages, result.cursor)));
               return;
             }
-            Guarded(ex, [&] { std::rethrow_exception(error); });
+            ex->Respond(ErrorAnswer(error));
           });
       // A client that hangs up ends its wait at once, reading nothing.
       if (wait) ex->OnHangUp([&svc, wait] { svc.CancelPoll(wait); });
@@ -205,9 +232,7 @@ Handler Poll(MeshService& svc) {
 }
 
 void AddMessageRoutes(Router& router, MeshService& svc, const ApiOptions& options) {
-  router.Add("POST", "/mesh/{mesh}/messages", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
-    return SendMessage(svc, c, req);
-  }));
+  router.Add("POST", "/mesh/{mesh}/messages", SendMessage(svc), Router::Run::kInline);
   router.Add("GET", "/mesh/{mesh}/messages", Poll(svc));
   router.Add("GET", "/mesh/{mesh}/messages/{id}", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     auto [message, receipts] = svc.GetMessage(c, req.params[0], req.params[1]);
@@ -262,7 +287,7 @@ void AddApiRoutes(Router& router, MeshService& svc, const ApiOptions& options) {
                                  {"region", svc.options().region},
                                  {"storage", svc.store().Kind()},
                                  {"auth", svc.options().auth_mode}}));
-  });
+  }, Router::Run::kInline);
   AddMeshRoutes(router, svc);
   AddAgentRoutes(router, svc);
   AddMessageRoutes(router, svc, options);

@@ -72,6 +72,10 @@ class Exchange {
   virtual HttpRequest& request() = 0;
   /// Sends the answer; calls after the first are ignored.
   virtual void Respond(HttpResponse response) = 0;
+  /// As Respond, with the answer built by `make` on the connection's own
+  /// thread: for answers finished on a thread that must stay quick (the
+  /// storage writer's).
+  virtual void RespondWith(std::function<HttpResponse()> make) = 0;
   /// Runs `fn` once if the client hangs up before the answer (at once if it
   /// already has). `fn` runs on a runtime thread and must not block.
   virtual void OnHangUp(std::function<void()> fn) = 0;

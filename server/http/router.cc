@@ -18,8 +18,8 @@ std::vector<std::string_view> Split(std::string_view path) {
 }
 }  // namespace
 
-void Router::Add(std::string method, const std::string& pattern, Handler handler) {
-  Route r{std::move(method), {}, std::move(handler)};
+void Router::Add(std::string method, const std::string& pattern, Handler handler, Run run) {
+  Route r{std::move(method), {}, std::move(handler), run};
   for (std::string_view s : Split(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));
 }
@@ -49,7 +49,17 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
     if (!Matches(r, path, captures)) continue;
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
       req.params = std::move(captures);
-      r.handler(exchange);
+      if (r.run == Run::kInline || !workers_) {
+        r.handler(exchange);
+      } else {
+        workers_->Post([&handler = r.handler, exchange] {
+          try {
+            handler(exchange);
+          } catch (const std::exception& e) {
+            exchange->Respond(HttpResponse::FromError(Error(500, "internal", e.what())));
+          }
+        });
+      }
       return;
     }
     if (allowed.find(r.method) == std::string::npos) allowed += (allowed.empty() ? "" : ", ") + r.method;

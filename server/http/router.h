@@ -3,11 +3,15 @@
 // path on '/' and compares segment by segment (no regular expressions, so no
 // input can make it recurse or backtrack); a capture is 1-256 bytes. A path
 // no route has is 404; a known path with another method is 405 with Allow.
+// Dispatch is called on an event-loop thread: a route runs there only when
+// it is marked kInline (it never blocks: it answers from memory or hands its
+// wait to a completion); every other route runs on the worker pool.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "server/core/executor.h"
 #include "server/http/http_types.h"
 
 namespace meshwire {
@@ -15,8 +19,11 @@ namespace meshwire {
 class Router {
  public:
   static constexpr std::size_t kMaxCapture = 256;
+  enum class Run { kOnWorker, kInline };
 
-  void Add(std::string method, const std::string& pattern, Handler handler);
+  /// Where routes that may block run; set before the first Dispatch.
+  void SetWorkers(Executor* workers) { workers_ = workers; }
+  void Add(std::string method, const std::string& pattern, Handler handler, Run run = Run::kOnWorker);
   /// Calls the route's handler with request().params filled, or answers 404/405.
   void Dispatch(const ExchangePtr& exchange) const;
 
@@ -25,11 +32,13 @@ class Router {
     std::string method;
     std::vector<std::string> segments;  // "{...}" marks a capture
     Handler handler;
+    Run run;
   };
   /// True when `path`'s segments fit `route`; fills `captures`.
   static bool Matches(const Route& route, const std::vector<std::string_view>& path,
                       std::vector<std::string>& captures);
   std::vector<Route> routes_;
+  Executor* workers_ = nullptr;
 };
 
 }  // namespace meshwire

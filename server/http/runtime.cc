@@ -126,14 +126,17 @@ class SessionBase {
  public:
   explicit SessionBase(HttpRuntime::Impl& rt) : rt_(rt) { rt_.Register(this); }
   virtual ~SessionBase() { rt_.Unregister(this); }
-  /// Answers request `number` (ignored when it is no longer the current one).
-  virtual void Deliver(std::uint64_t number, HttpResponse response) = 0;
+  /// Answers request `number` with what `make` builds, on the connection's
+  /// thread (ignored when it is no longer the current request).
+  virtual void Deliver(std::uint64_t number, std::function<HttpResponse()> make) = 0;
   /// Starts a streamed answer to request `number`.
   virtual std::shared_ptr<EventStream> StartStream(std::uint64_t number, HttpResponse head) = 0;
   /// Stop(): close now if idle, else once the answer in progress is written.
   virtual void StopSoon() = 0;
   /// The grace period is over: close whatever state the connection is in.
   virtual void ForceClose() = 0;
+  /// Starts watching for the client hanging up while request `number` waits.
+  virtual void WatchHangUp(std::uint64_t number) = 0;
 
  protected:
   HttpRuntime::Impl& rt_;
@@ -150,18 +153,29 @@ class ExchangeImpl final : public Exchange {
 
   void Respond(HttpResponse response) override {
     if (answered_.exchange(true)) return;
-    session_->Deliver(number_, std::move(response));
+    session_->Deliver(number_, [r = std::move(response)]() mutable { return std::move(r); });
+  }
+
+  void RespondWith(std::function<HttpResponse()> make) override {
+    if (answered_.exchange(true)) return;
+    session_->Deliver(number_, std::move(make));
   }
 
   void OnHangUp(std::function<void()> fn) override {
+    bool start_watch = false;
     {
       std::lock_guard lock(mu_);
       if (!hung_up_) {
+        start_watch = !watching_;
+        watching_ = true;
         on_hang_up_.push_back(std::move(fn));
-        return;
+        fn = nullptr;
       }
     }
-    fn();
+    if (fn) return fn();  // already gone
+    // Requests answered at once never pay for the watch: it starts with the
+    // first interest in it.
+    if (start_watch) session_->WatchHangUp(number_);
   }
 
   std::shared_ptr<EventStream> OpenStream(HttpResponse head) override {
@@ -188,6 +202,7 @@ class ExchangeImpl final : public Exchange {
   std::atomic<bool> answered_{false};
   std::mutex mu_;
   bool hung_up_ = false;                          // guarded by mu_
+  bool watching_ = false;                         // guarded by mu_
   std::vector<std::function<void()>> on_hang_up_;  // guarded by mu_
 };
 
@@ -219,12 +234,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
 
-  void Deliver(std::uint64_t number, HttpResponse response) override {
-    net::post(Lowest().get_executor(),
-              [self = this->shared_from_this(), number, r = std::move(response)]() mutable {
-                if (self->state_ != State::kHandling || number != self->number_) return;
-                self->Write(std::move(r), self->keep_alive_);
-              });
+  void Deliver(std::uint64_t number, std::function<HttpResponse()> make) override {
+    net::post(Lowest().get_executor(), [self = this->shared_from_this(), number, make = std::move(make)] {
+      if (self->state_ != State::kHandling || number != self->number_) return;
+      HttpResponse r;
+      try {
+        r = make();
+      } catch (const std::exception& e) {
+        spdlog::error("building an answer: {}", e.what());
+        r = HttpResponse::FromError(Error(500, "internal", "The relay failed on this request."));
+      }
+      self->Write(std::move(r), self->keep_alive_);
+    });
   }
 
   std::shared_ptr<EventStream> StartStream(std::uint64_t number, HttpResponse head) override;
@@ -242,6 +263,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto self = this->weak_from_this().lock();
     if (!self) return;
     net::post(Lowest().get_executor(), [self] { self->HangUp(); });
+  }
+
+  void WatchHangUp(std::uint64_t number) override {
+    net::post(Lowest().get_executor(), [self = this->shared_from_this(), number] {
+      if (number == self->number_ && self->state_ == State::kHandling) self->ArmWatch(number);
+    });
   }
 
   // Event streams (see StreamHandle).
@@ -386,16 +413,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     ++number_;
     state_ = State::kHandling;
     exchange_ = std::make_shared<ExchangeImpl>(this->shared_from_this(), number_, std::move(req));
-    WatchHangUp(number_);
-    rt_.workers.Post([&rt = rt_, ex = exchange_] {
-      try {
-        rt.handler(ex);
-      } catch (const std::exception& e) {
-        spdlog::error("handler of {} {}: {}", ex->request().method, ex->request().path.substr(0, 200),
-                      e.what());
-        ex->Respond(HttpResponse::FromError(Error(500, "internal", "The relay failed on this request.")));
-      }
-    });
+    // The handler runs here: it answers at once or hands its work to the
+    // workers (the router decides per route), so it never blocks this loop.
+    auto ex = exchange_;
+    try {
+      rt_.handler(ex);
+    } catch (const std::exception& e) {
+      spdlog::error("handler of {} {}: {}", ex->request().method, ex->request().path.substr(0, 200),
+                    e.what());
+      ex->Respond(HttpResponse::FromError(Error(500, "internal", "The relay failed on this request.")));
+    }
   }
 
   // --- a client that hangs up -------------------------------------------------------
@@ -403,7 +430,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   /// Watches the socket while request `number` waits for its answer: it
   /// becomes readable when the client sends more (a pipelined request) or
   /// hangs up; only the latter ends the exchange.
-  void WatchHangUp(std::uint64_t number) {
+  void ArmWatch(std::uint64_t number) {
     Lowest().socket().async_wait(tcp::socket::wait_read,
                                  [self = this->shared_from_this(), number](ErrorCode ec) {
                                    self->OnReadable(number, ec);
@@ -421,13 +448,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       gone = ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
     }
     if (gone) return HangUp();
-    if (n <= 0) return WatchHangUp(number);  // woken for nothing
+    if (n <= 0) return ArmWatch(number);  // woken for nothing
     // Data waits unread (a pipelined request, or TLS records): it stays
     // readable, so look again a little later instead of spinning.
     if (!recheck_) recheck_.emplace(Lowest().get_executor());
     recheck_->expires_after(kPendingDataRecheck);
     recheck_->async_wait([self = this->shared_from_this(), number](ErrorCode tec) {
-      if (!tec) self->WatchHangUp(number);
+      if (!tec) self->ArmWatch(number);
     });
   }
 
@@ -553,6 +580,7 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
       return;
     }
     self->state_ = State::kStreaming;
+    self->ArmWatch(number);
     self->out_.push_front(std::move(text));  // before any chunk queued meanwhile
     if (!self->writing_) self->WriteNextChunk();
   });

@@ -1,8 +1,9 @@
 // HttpRuntime: the relay's HTTP(S) server on Boost.Beast and Asio, the only
 // part of meshwire that sees them. A few event-loop threads serve every
-// connection; route handlers run on a pool of worker threads (they may block
-// on storage), and a request that waits (a parked long-poll, an event stream)
-// holds no thread at all, only its connection's small state.
+// connection and call the handler for each request; the handler must not
+// block (the Router runs routes that may block on the worker pool this runtime
+// offers). A request that waits (a parked long-poll, an event stream) holds no
+// thread at all, only its connection's small state.
 //
 // What every connection is held to (hostile clients included):
 // - a whole request (headers and body) must arrive within request_timeout
@@ -49,7 +50,7 @@ struct RuntimeOptions {
 
 class HttpRuntime {
  public:
-  /// `handler` serves every request, on a worker thread. Throws Error 400
+  /// `handler` serves every request, on an event-loop thread. Throws Error 400
   /// when the TLS files cannot be loaded.
   HttpRuntime(RuntimeOptions options, Handler handler);
   ~HttpRuntime();

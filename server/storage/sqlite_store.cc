@@ -514,54 +514,78 @@ void SqliteStore::RecordPresence(const std::vector<std::pair<std::string, Millis
 
 // --- messages -----------------------------------------------------------------------
 
+namespace {
+/// Appends `m` on the writer's connection (one try of a batch).
+void AppendOn(SqliteConnection& c, const NewMessage& m, AppendResult& result) {
+  result = AppendResult{};
+  if (m.idempotency_key) {
+    auto s = c.Prepare(kSelectMessageByKey.c_str());
+    s.Bind(1, m.mesh_id).Bind(2, m.from).Bind(3, *m.idempotency_key);
+    if (s.Step()) {
+      result = AppendResult{ReadMessage(s), false};
+      return;
+    }
+  }
+  std::int64_t seq = 0;
+  std::int64_t id = 0;
+  {
+    // Ids are microseconds since the epoch, bumped to stay unique and increasing.
+    auto s = c.Prepare(
+        "UPDATE meshes SET last_seq = last_seq + 1, last_id = max(last_id + 1, ?2)"
+        " WHERE id = ?1 RETURNING last_seq, last_id");
+    s.Bind(1, m.mesh_id).Bind(2, m.now * 1000);
+    if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
+    seq = s.Int(0);
+    id = s.Int(1);
+  }
+  Message& out = result.message;
+  out = Message{std::to_string(id), seq,          m.mesh_id, m.from,          m.from_name, m.to,
+                m.to_name,          m.content,    m.priority, m.metadata_json, m.now};
+  c.Prepare(
+       "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
+       " content, priority, metadata, idempotency_key, created_at)"
+       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+      .Bind(1, out.mesh_id)
+      .Bind(2, out.seq)
+      .Bind(3, out.id)
+      .Bind(4, out.from)
+      .Bind(5, out.from_name)
+      .Bind(6, out.to)
+      .Bind(7, out.to_name)
+      .Bind(8, out.content)
+      .Bind(9, out.priority)
+      .Bind(10, out.metadata_json)
+      .Bind(11, m.idempotency_key)
+      .Bind(12, out.created_at)
+      .Run();
+  result.created = true;
+}
+}  // namespace
+
 AppendResult SqliteStore::Append(const NewMessage& m) {
   AppendResult result;
-  writer_->Run([&](SqliteConnection& c) {
-    if (m.idempotency_key) {
-      auto s = c.Prepare(kSelectMessageByKey.c_str());
-      s.Bind(1, m.mesh_id).Bind(2, m.from).Bind(3, *m.idempotency_key);
-      if (s.Step()) {
-        result = AppendResult{ReadMessage(s), false};
-        return;
-      }
-    }
-    std::int64_t seq = 0;
-    std::int64_t id = 0;
-    {
-      // Ids are microseconds since the epoch, bumped to stay unique and increasing.
-      auto s = c.Prepare(
-          "UPDATE meshes SET last_seq = last_seq + 1, last_id = max(last_id + 1, ?2)"
-          " WHERE id = ?1 RETURNING last_seq, last_id");
-      s.Bind(1, m.mesh_id).Bind(2, m.now * 1000);
-      if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
-      seq = s.Int(0);
-      id = s.Int(1);
-    }
-    Message& out = result.message;
-    out = Message{std::to_string(id), seq,          m.mesh_id, m.from,          m.from_name, m.to,
-                  m.to_name,          m.content,    m.priority, m.metadata_json, m.now};
-    c.Prepare(
-         "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
-         " content, priority, metadata, idempotency_key, created_at)"
-         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
-        .Bind(1, out.mesh_id)
-        .Bind(2, out.seq)
-        .Bind(3, out.id)
-        .Bind(4, out.from)
-        .Bind(5, out.from_name)
-        .Bind(6, out.to)
-        .Bind(7, out.to_name)
-        .Bind(8, out.content)
-        .Bind(9, out.priority)
-        .Bind(10, out.metadata_json)
-        .Bind(11, m.idempotency_key)
-        .Bind(12, out.created_at)
-        .Run();
-    result.created = true;
-  }, [&] {
-    if (result.created && listener_) listener_(result.message);
-  });
+  writer_->Run([&](SqliteConnection& c) { AppendOn(c, m, result); },
+               [&] {
+                 if (result.created && listener_) listener_(result.message);
+               });
   return result;
+}
+
+void SqliteStore::AppendAsync(const NewMessage& message, AppendDone done) {
+  struct State {
+    NewMessage message;
+    AppendResult result;
+    AppendDone done;
+  };
+  auto state = std::make_shared<State>(State{message, {}, std::move(done)});
+  writer_->Submit([state](SqliteConnection& c) { AppendOn(c, state->message, state->result); },
+                  [this, state] {
+                    if (state->result.created && listener_) listener_(state->result.message);
+                  },
+                  [state](std::exception_ptr error) {
+                    if (error) return state->done(error, {});
+                    state->done(nullptr, std::move(state->result));
+                  });
 }
 
 std::vector<Message> SqliteStore::MessagesFor(const std::string& mesh_id,

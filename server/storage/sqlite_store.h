@@ -55,6 +55,7 @@ class SqliteStore final : public Store {
   void RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) override;
 
   AppendResult Append(const NewMessage& message) override;
+  void AppendAsync(const NewMessage& message, AppendDone done) override;
   std::vector<Message> MessagesFor(const std::string& mesh_id, const std::string& agent_id,
                                    std::int64_t after, int limit) override;
   std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) override;

@@ -32,17 +32,29 @@ void SqliteWriter::Run(Op op, std::function<void()> after_commit) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) throw Error::Unavailable("The relay is shutting down; retry shortly.");
-    queue_.push_back({std::move(op), std::move(done), std::move(after_commit)});
+    queue_.push_back({std::move(op), std::move(done), std::move(after_commit), nullptr});
   }
   cv_.notify_one();
   future.get();
+}
+
+void SqliteWriter::Submit(Op op, std::function<void()> after_commit, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      queue_.push_back({std::move(op), nullptr, std::move(after_commit), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(std::make_exception_ptr(Error::Unavailable("The relay is shutting down; retry shortly.")));
 }
 
 void SqliteWriter::RunLater(Op op) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
-    queue_.push_back({std::move(op), nullptr, nullptr});
+    queue_.push_back({std::move(op), nullptr, nullptr, nullptr});
   }
   cv_.notify_one();
 }
@@ -118,11 +130,17 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
     }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
+    std::exception_ptr error = errors[i] ? errors[i] : batch_error;
+    if (batch[i].callback) {
+      try {
+        batch[i].callback(error);
+      } catch (const std::exception& e) {
+        spdlog::error("after a write: {}", e.what());
+      }
+    }
     if (!batch[i].done) continue;
-    if (errors[i]) {
-      batch[i].done->set_exception(errors[i]);
-    } else if (batch_error) {
-      batch[i].done->set_exception(batch_error);
+    if (error) {
+      batch[i].done->set_exception(error);
     } else {
       batch[i].done->set_value();
     }

@@ -37,6 +37,10 @@ class SqliteWriter {
   /// `after_commit`, when given, runs on the writer's thread once the commit
   /// holding `op` succeeded, in the order of the batch, before Run returns.
   void Run(Op op, std::function<void()> after_commit = nullptr);
+  /// As Run, without waiting: `done` runs on the writer's thread after the
+  /// commit (with null) or the failure (with what was thrown), once.
+  using Done = std::function<void(std::exception_ptr)>;
+  void Submit(Op op, std::function<void()> after_commit, Done done);
   /// Queues `op` without waiting (advisory writes: presence, token use).
   void RunLater(Op op);
 
@@ -46,8 +50,9 @@ class SqliteWriter {
  private:
   struct Pending {
     Op op;
-    std::shared_ptr<std::promise<void>> done;  // null for RunLater
+    std::shared_ptr<std::promise<void>> done;  // Run's waiter
     std::function<void()> after_commit;
+    Done callback;  // Submit's; neither it nor `done`: RunLater
   };
   void Loop();
   void CommitBatch(std::deque<Pending>& batch);

@@ -100,4 +100,25 @@ TEST_CASE("a message serializes with every field of the contract") {
   CHECK(j["created_at"] == "2026-11-24T09:41:23.123Z");
 }
 
+TEST_CASE("MessageJsonText writes exactly what ToJson(message).dump() writes") {
+  Message m;
+  m.id = "1748123456789000";
+  m.seq = 42;
+  m.mesh_id = "kR9xQpLmW3aZ";
+  m.from = "abc123xyz";
+  m.from_name = "copilot-agent";
+  m.to = "all";
+  m.content = "Hello \"mesh\" \\ \n\t\r\b\f \x01\x1f caf\xC3\xA9 \xE2\x82\xAC";
+  m.metadata_json = R"({"a":[1,{"b":null}],"reply_to":"17"})";
+  m.created_at = 1795000000123;
+  CHECK(MessageJsonText(m) == ToJson(m).dump());
+  m.to = "def456uvw";
+  m.to_name = "claude";
+  m.metadata_json = "{}";
+  m.priority = "urgent";
+  CHECK(MessageJsonText(m) == ToJson(m).dump());
+  m.metadata_json = "";  // not an object: shown as {} by both
+  CHECK(MessageJsonText(m) == ToJson(m).dump());
+}
+
 }  // namespace meshwire
