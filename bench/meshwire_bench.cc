@@ -14,11 +14,14 @@
 
 #include <httplib.h>
 #include <pthread.h>
+
+#include <boost/asio.hpp>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -52,6 +55,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
+namespace asio = boost::asio;
 
 constexpr int kExitOk = 0;
 constexpr int kExitCheckFailed = 1;
@@ -815,13 +819,13 @@ int RunWake(Args& args) {
 // ---------------------------------------------------------------------------------------------
 // parked
 
+// The parked listeners are one event-driven client (Asio, one thread): thousands of
+// waiting polls cost the bench a few KiB each, and a broadcast's answers are read as
+// fast as they arrive, so the figures are the relay's, not the client's scheduler's.
 struct ParkedShared {
-  Target target;
   std::string mesh;
   int wait_s = 60;
-  Clock::time_point hard_deadline;
   std::atomic<bool> stop{false};
-  std::atomic<int> in_flight{0};  // polls sent and not yet answered, client side
   std::atomic<int> finished{0};
   std::atomic<long> poll_errors{0};
   std::mutex mu;
@@ -836,73 +840,141 @@ struct ParkedShared {
   std::string first_error;
 };
 
-struct Listener {
-  ParkedShared* shared = nullptr;
-  int index = 0;
-  std::string agent_id;
-  Clock::time_point start_at;
-  std::unique_ptr<httplib::Client> client;
-  pthread_t thread{};
-  bool started = false;
-};
+/// One listener: a keep-alive connection that long-polls in a loop.
+class PollConn : public std::enable_shared_from_this<PollConn> {
+ public:
+  PollConn(asio::io_context& ioc, ParkedShared& shared, int index, std::string agent_id,
+           std::string token, asio::ip::tcp::endpoint relay)
+      : shared_(shared), index_(index), agent_id_(std::move(agent_id)), token_(std::move(token)),
+        relay_(relay), socket_(ioc), retry_(ioc) {}
 
-void* ListenerMain(void* arg) {
-  auto* l = static_cast<Listener*>(arg);
-  ParkedShared& s = *l->shared;
-  while (Clock::now() < l->start_at && !s.stop) {
-    std::this_thread::sleep_for(
-        std::min<Clock::duration>(l->start_at - Clock::now(), std::chrono::milliseconds(100)));
+  void Start() {
+    socket_.async_connect(relay_, [self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return self->Fail("connect: " + ec.message());
+      g_connections.fetch_add(1, std::memory_order_relaxed);
+      self->socket_.set_option(asio::ip::tcp::no_delay(true));
+      self->Poll();
+    });
   }
-  const std::string base =
-      "/mesh/" + s.mesh + "/messages?agent_id=" + l->agent_id + "&wait=" + std::to_string(s.wait_s);
-  std::optional<long long> after;
-  for (int poll = 0; poll < kMaxPollsPerListener && !s.stop && Clock::now() < s.hard_deadline;
-       ++poll) {
-    std::string path = base + (after ? "&after=" + std::to_string(*after) : "");
-    ++s.in_flight;
-    auto result = l->client->Get(path);
-    --s.in_flight;
+  void Close() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    retry_.cancel();
+  }
+
+ private:
+  void Poll() {
+    if (shared_.stop && done_) return Finish();
+    request_ = "GET /mesh/" + shared_.mesh + "/messages?agent_id=" + agent_id_ +
+               "&wait=" + std::to_string(shared_.wait_s) +
+               (after_ ? "&after=" + std::to_string(*after_) : std::string()) +
+               " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + token_ + "\r\n\r\n";
+    asio::async_write(socket_, asio::buffer(request_),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                        if (ec) return self->Fail("write: " + ec.message());
+                        self->ReadHead();
+                      });
+  }
+
+  void ReadHead() {
+    asio::async_read_until(socket_, asio::dynamic_buffer(in_), "\r\n\r\n",
+                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                             if (ec) return self->Fail("read: " + ec.message());
+                             self->OnHead(n);
+                           });
+  }
+
+  void OnHead(std::size_t head_size) {
+    const std::string head = in_.substr(0, head_size);
+    in_.erase(0, head_size);
+    status_ = head.size() > 12 ? std::atoi(head.c_str() + 9) : 0;
+    std::size_t length = 0;
+    for (const char* key : {"Content-Length: ", "content-length: "}) {
+      if (auto at = head.find(key); at != std::string::npos) length = std::strtoul(head.c_str() + at + 16, nullptr, 10);
+    }
+    const std::size_t missing = length > in_.size() ? length - in_.size() : 0;
+    asio::async_read(socket_, asio::dynamic_buffer(in_), asio::transfer_exactly(missing),
+                     [self = shared_from_this(), length](const boost::system::error_code& ec, std::size_t) {
+                       if (ec) return self->Fail("read body: " + ec.message());
+                       std::string body = self->in_.substr(0, length);
+                       self->in_.erase(0, length);
+                       self->OnAnswer(body);
+                     });
+  }
+
+  void OnAnswer(const std::string& body) {
     const auto now = Clock::now();
-    if (!result || result->status != 200) {
-      ++s.poll_errors;
-      {
-        std::lock_guard<std::mutex> lock(s.mu);
-        if (s.first_error.empty() && !s.stop) s.first_error = Describe(ToReply(result));
-      }
-      if (s.stop) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
+    if (status_ != 200) {
+      ++shared_.poll_errors;
+      NoteError("HTTP " + std::to_string(status_) + " " + body.substr(0, 200));
+      retry_.expires_after(std::chrono::milliseconds(200));
+      retry_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec) self->Poll();
+      });
+      return;
+    }
+    if (body.find(kStopMarker) != std::string::npos) {
+      // The final broadcast: counted the moment its answer is read; nothing else matters now.
+      std::lock_guard<std::mutex> lock(shared_.mu);
+      ++shared_.stop_received;
+      shared_.last_stop_receipt = now;
+      done_ = true;
+      shared_.cv.notify_all();
+      return Finish();
     }
     try {
-      json body = json::parse(result->body);
-      bool any = false;
-      std::lock_guard<std::mutex> lock(s.mu);
-      for (const auto& m : body.at("messages")) {
-        any = true;
-        const std::string content = m.value("content", "");
-        if (content == kStopMarker) {
-          ++s.stop_received;
-          s.last_stop_receipt = now;
-        } else {
-          s.received.emplace(m.at("id").get<std::string>(), ParkedShared::Receipt{now, l->index});
+      json parsed = json::parse(body);
+      std::lock_guard<std::mutex> lock(shared_.mu);
+      for (const auto& m : parsed.at("messages")) {
+        if (m.value("content", "") != kStopMarker) {
+          shared_.received.emplace(m.at("id").get<std::string>(), ParkedShared::Receipt{now, index_});
+          shared_.cv.notify_all();
         }
         long long seq = m.at("seq").get<long long>();
-        if (!after || seq > *after) after = seq;
+        if (!after_ || seq > *after_) after_ = seq;
       }
-      if (any) s.cv.notify_all();
     } catch (const json::exception& e) {
-      ++s.poll_errors;
-      std::lock_guard<std::mutex> lock(s.mu);
-      if (s.first_error.empty()) s.first_error = std::string("bad poll JSON: ") + e.what();
+      ++shared_.poll_errors;
+      NoteError(std::string("bad poll JSON: ") + e.what());
     }
+    if (done_) return Finish();
+    Poll();
   }
-  {
-    std::lock_guard<std::mutex> lock(s.mu);  // under the lock: no missed wake-up of the waiter
-    ++s.finished;
+
+  void Fail(const std::string& what) {
+    if (!shared_.stop) {
+      ++shared_.poll_errors;
+      NoteError(what);
+    }
+    Finish();
   }
-  s.cv.notify_all();
-  return nullptr;
-}
+  void NoteError(const std::string& what) {
+    std::lock_guard<std::mutex> lock(shared_.mu);
+    if (shared_.first_error.empty() && !shared_.stop) shared_.first_error = what;
+  }
+  void Finish() {
+    if (finished_) return;
+    finished_ = true;
+    Close();
+    std::lock_guard<std::mutex> lock(shared_.mu);
+    ++shared_.finished;
+    shared_.cv.notify_all();
+  }
+
+  ParkedShared& shared_;
+  const int index_;
+  const std::string agent_id_;
+  const std::string token_;
+  const asio::ip::tcp::endpoint relay_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer retry_;
+  std::string request_;
+  std::string in_;
+  int status_ = 0;
+  std::optional<long long> after_;
+  bool done_ = false;
+  bool finished_ = false;
+};
 
 // Lifts the soft RLIMIT_NOFILE towards `need`; returns the resulting soft limit.
 rlim_t RaiseFileLimit(rlim_t need) {
@@ -916,9 +988,24 @@ rlim_t RaiseFileLimit(rlim_t need) {
   return lim.rlim_cur;
 }
 
+/// Tokens of the bench's user for `listeners` long-polls: the relay lets one token park at
+/// most `per_token` polls. Returns {id, secret} pairs (revoke them at the end).
+std::vector<std::pair<std::string, std::string>> MakeTokens(httplib::Client& admin, int listeners,
+                                                            int per_token) {
+  std::vector<std::pair<std::string, std::string>> tokens;
+  const int n = (listeners + per_token - 1) / per_token;
+  for (int i = 0; i < n; ++i) {
+    Reply r = SetupPost(admin, "/tokens", {{"name", "bench-parked-" + std::to_string(i)}});
+    if (r.status != 201) throw SetupError("cannot create a token for the listeners: " + Describe(r));
+    json body = ParseBody(r, "POST /tokens");
+    tokens.emplace_back(body.at("id").get<std::string>(), body.at("token").get<std::string>());
+  }
+  return tokens;
+}
+
 int RunParked(Args& args) {
   Target target = ParseTarget(args);
-  const int listeners = static_cast<int>(args.Int("listeners", 2000, 1, 20000));
+  const int listeners = static_cast<int>(args.Int("listeners", 10000, 1, 50000));
   const int seconds = static_cast<int>(args.Int("seconds", 10, 1, 3600));
   const int sends = static_cast<int>(args.Int("sends", 500, 0, 1'000'000));
   const int wait_s = static_cast<int>(args.Int("wait", 60, 1, 60));
@@ -927,7 +1014,7 @@ int RunParked(Args& args) {
   const int ramp = static_cast<int>(args.Int("ramp", 1000, 1, 1'000'000));
   const int register_threads = static_cast<int>(args.Int("register-threads", 8, 1, 64));
   const int grace_s = static_cast<int>(args.Int("grace", 5, 1, 60));
-  const int stack_kib = static_cast<int>(args.Int("stack-kib", 256, 64, 8192));
+  const int per_token = static_cast<int>(args.Int("per-token", 900, 1, 100000));
   const unsigned seed = static_cast<unsigned>(args.Int("seed", 1, 0, 1L << 30));
   const long relay_pid = RelayPid(args);
   const bool keep_mesh = args.Flag("keep-mesh");
@@ -954,38 +1041,28 @@ int RunParked(Args& args) {
   const auto threads_idle = ProcStatus(relay_pid, "Threads");
 
   ParkedShared shared;
-  shared.target = target;
   shared.mesh = mesh;
   shared.wait_s = wait_s;
-  // Nothing outlives: parking + sends (paced, at most 2x late) + grace + shutdown.
-  shared.hard_deadline =
-      Clock::now() + std::chrono::seconds(park_timeout_s + 2 * seconds + 10 + 2 * grace_s + 10);
+  const auto tokens = MakeTokens(*admin, listeners, per_token);
 
-  std::vector<Listener> pool(listeners);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, static_cast<size_t>(stack_kib) * 1024);
-  const auto t_spawn = Clock::now();
-  int started = 0;
-  std::string spawn_error;
+  asio::io_context ioc;
+  auto work = asio::make_work_guard(ioc);
+  const asio::ip::tcp::endpoint relay(asio::ip::make_address("127.0.0.1"),
+                                      static_cast<unsigned short>(target.port));
+  std::vector<std::shared_ptr<PollConn>> pool;
+  pool.reserve(listeners);
   for (int i = 0; i < listeners; ++i) {
-    Listener& l = pool[i];
-    l.shared = &shared;
-    l.index = i;
-    l.agent_id = ids[i];
-    l.start_at = t_spawn + std::chrono::microseconds(1'000'000LL * i / ramp);
-    l.client = MakeClient(target, wait_s + 15);
-    int rc = pthread_create(&l.thread, &attr, ListenerMain, &l);
-    if (rc != 0) {
-      spawn_error = "pthread_create failed after " + std::to_string(started) +
-                    " listeners: " + std::strerror(rc);
-      break;
-    }
-    l.started = true;
-    ++started;
+    pool.push_back(std::make_shared<PollConn>(ioc, shared, i, ids[i], tokens[i / per_token].second, relay));
   }
-  pthread_attr_destroy(&attr);
-  if (!spawn_error.empty()) std::cerr << "warning: " << spawn_error << "\n";
+  std::thread client([&ioc] { ioc.run(); });
+  const auto t_spawn = Clock::now();
+  const int started = listeners;
+  const std::string spawn_error;
+  // Opened at `ramp` per second, so the relay's accept queue is not what is measured.
+  for (int i = 0; i < listeners; ++i) {
+    std::this_thread::sleep_until(t_spawn + std::chrono::microseconds(1'000'000LL * i / ramp));
+    asio::post(ioc, [conn = pool[i]] { conn->Start(); });
+  }
 
   // Wait until the relay reports every started listener as listening, or the timeout.
   const auto park_deadline = t_spawn + std::chrono::seconds(park_timeout_s);
@@ -999,15 +1076,12 @@ int RunParked(Args& args) {
       break;
     }
   }
-  const int in_flight_parked = shared.in_flight.load();
-  std::cerr << "  relay reports " << parked << " of " << started << " listening ("
-            << in_flight_parked << " polls open client side)"
+  std::cerr << "  relay reports " << parked << " of " << started << " listening"
             << (park_s >= 0 ? " after " + std::to_string(park_s) + " s" : ", timed out") << "\n";
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the relay's memory settle
   const auto rss_parked = ProcStatus(relay_pid, "VmRSS");
   const auto threads_parked = ProcStatus(relay_pid, "Threads");
-  // The relay's CPU while everyone waits and nothing is sent: what holding
-  // them costs (its hang-up probe looks at every connection once a second).
+  // The relay's CPU while everyone waits and nothing is sent: what holding them costs.
   constexpr double kQuietSeconds = 3.0;
   const auto quiet_cpu_0 = ProcCpuSeconds(relay_pid);
   std::this_thread::sleep_for(std::chrono::duration<double>(kQuietSeconds));
@@ -1102,24 +1176,27 @@ int RunParked(Args& args) {
                        [&] { return shared.finished.load() >= started; });
   }
   if (shared.finished.load() < started) {
-    for (auto& l : pool) {
-      if (l.started) l.client->stop();
-    }
     forced = started - shared.finished.load();
+    asio::post(ioc, [&pool] {
+      for (auto& conn : pool) conn->Close();
+    });
     std::unique_lock<std::mutex> lock(shared.mu);
     shared.cv.wait_for(lock, std::chrono::seconds(grace_s),
                        [&] { return shared.finished.load() >= started; });
   }
-  for (auto& l : pool) {
-    if (l.started) pthread_join(l.thread, nullptr);
-  }
+  work.reset();
+  ioc.stop();
+  client.join();
+  for (const auto& [id, secret] : tokens) admin->Delete("/tokens/" + id);
   int stop_received = 0;
   double broadcast_all_ms = -1;
   {
     std::lock_guard<std::mutex> lock(shared.mu);
     stop_received = shared.stop_received;
+    // From the broadcast leaving the sender to the last listener having it: its 201 may
+    // arrive after the listeners' answers (all are written by the same event loop).
     if (broadcast.status == 201 && stop_received >= started && started > 0) {
-      broadcast_all_ms = Ms(shared.last_stop_receipt - broadcast_acked);
+      broadcast_all_ms = Ms(shared.last_stop_receipt - t_broadcast);
     }
   }
 
@@ -1135,7 +1212,6 @@ int RunParked(Args& args) {
   out["listeners"] = listeners;
   out["listeners_started"] = started;
   out["listeners_parked"] = parked;
-  out["polls_open_client_side"] = in_flight_parked;
   out["park_s"] = park_s >= 0 ? json(Round3(park_s)) : json(nullptr);
   out["register_s"] = Round3(register_s);
   out["relay_pid"] = relay_pid > 0 ? json(relay_pid) : json(nullptr);
@@ -1184,12 +1260,14 @@ int RunParked(Args& args) {
                "  sends %d/%d  non-201 %ld  send ms  %s\n"
                "  delivered %ld  misdelivered %ld  woken listeners %ld of %zu targeted\n"
                "  delivery ms (201 -> poll answer)  %s\n"
-               "  broadcast stop reached %d of %d listeners; %d polls closed by force\n",
+               "  broadcast stop reached %d of %d listeners (the last %.1f ms after it was sent); %d "
+               "polls closed by force\n",
                mib(rss_idle).c_str(), mib(rss_parked).c_str(), mib(rss_after).c_str(),
                threads_idle ? std::to_string(*threads_idle).c_str() : "n/a",
                threads_parked ? std::to_string(*threads_parked).c_str() : "n/a", sends_attempted,
                sends, send_non_201, Line(send).c_str(), delivered, misdelivered, woken,
-               targeted.size(), Line(delivery).c_str(), stop_received, started, forced);
+               targeted.size(), Line(delivery).c_str(), stop_received, started, broadcast_all_ms,
+               forced);
   if (quiet_cpu_0 && quiet_cpu_1) {
     std::fprintf(stderr, "  relay CPU while %d wait and nothing is sent: %.2f%% of a core\n",
                  parked, (*quiet_cpu_1 - *quiet_cpu_0) / kQuietSeconds * 100.0);
@@ -1197,6 +1275,152 @@ int RunParked(Args& args) {
   if (!shared.first_error.empty())
     std::cerr << "  first poll error: " << shared.first_error << "\n";
   if (!first_send_error.empty()) std::cerr << "  first send error: " << first_send_error << "\n";
+  if (!keep_mesh) DeleteMesh(target, mesh);
+  Emit(out);
+  return ok ? kExitOk : kExitCheckFailed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// slow
+
+/// A client that starts a request and then sends one byte a second, never finishing it
+/// (slowloris): it holds a connection for as long as the relay lets it.
+class Trickler : public std::enable_shared_from_this<Trickler> {
+ public:
+  Trickler(asio::io_context& ioc, asio::ip::tcp::endpoint relay, std::atomic<int>& open,
+           std::atomic<int>& closed_by_relay)
+      : socket_(ioc), timer_(ioc), relay_(relay), open_(open), closed_by_relay_(closed_by_relay) {}
+
+  void Start() {
+    socket_.async_connect(relay_, [self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      g_connections.fetch_add(1, std::memory_order_relaxed);
+      ++self->open_;
+      self->connected_ = true;
+      self->Send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+      self->WatchClose();
+    });
+  }
+  void Stop() {
+    stopped_ = true;
+    boost::system::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+  }
+
+ private:
+  void Send(std::string text) {
+    out_ = std::move(text);
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                        if (ec) return;
+                        self->timer_.expires_after(std::chrono::seconds(1));
+                        self->timer_.async_wait([self](const boost::system::error_code& tec) {
+                          if (!tec && !self->stopped_) self->Send("x");
+                        });
+                      });
+  }
+  /// Reads whatever the relay answers (its 408) until it closes the connection.
+  void WatchClose() {
+    socket_.async_read_some(asio::buffer(in_), [self = shared_from_this()](
+                                                   const boost::system::error_code& ec, std::size_t) {
+      if (!ec) return self->WatchClose();
+      if (self->connected_ && !self->stopped_) {
+        self->connected_ = false;
+        --self->open_;
+        ++self->closed_by_relay_;
+        self->timer_.cancel();
+      }
+    });
+  }
+
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;
+  asio::ip::tcp::endpoint relay_;
+  std::atomic<int>& open_;
+  std::atomic<int>& closed_by_relay_;
+  std::string out_;
+  std::array<char, 512> in_{};
+  bool connected_ = false;
+  bool stopped_ = false;
+};
+
+int RunSlow(Args& args) {
+  Target target = ParseTarget(args);
+  const int clients = static_cast<int>(args.Int("clients", 3000, 1, 15000));
+  const int seconds = static_cast<int>(args.Int("seconds", 14, 1, 120));
+  const int rate = static_cast<int>(args.Int("rate", 20, 1, 1000));
+  const int size = static_cast<int>(args.Int("size", 200, 1, 10240));
+  const bool keep_mesh = args.Flag("keep-mesh");
+  args.CheckAllUsed();
+  const rlim_t need = static_cast<rlim_t>(clients) + 64;
+  if (RaiseFileLimit(need) < need) {
+    throw SetupError("need " + std::to_string(need) + " open files; raise `ulimit -n`");
+  }
+
+  auto admin = MakeClient(target, 30);
+  const std::string mesh = CreateMesh(*admin, target, "bench-slow-" + std::to_string(UnixMillis()));
+  const std::string from = RegisterAgent(*admin, mesh, "bench-sender");
+  const std::string to = RegisterAgent(*admin, mesh, "bench-receiver");
+
+  asio::io_context ioc;
+  auto work = asio::make_work_guard(ioc);
+  const asio::ip::tcp::endpoint relay(asio::ip::make_address("127.0.0.1"),
+                                      static_cast<unsigned short>(target.port));
+  std::atomic<int> open{0}, closed_by_relay{0};
+  std::vector<std::shared_ptr<Trickler>> pool;
+  for (int i = 0; i < clients; ++i) pool.push_back(std::make_shared<Trickler>(ioc, relay, open, closed_by_relay));
+  std::thread client([&ioc] { ioc.run(); });
+  for (auto& t : pool) asio::post(ioc, [t] { t->Start(); });
+  for (int i = 0; i < 100 && open.load() < clients; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const int opened = open.load();
+  std::cerr << "slow: " << opened << " of " << clients << " trickling connections open\n";
+
+  // Normal sends on a fresh connection each second's share, while the tricklers hold theirs.
+  auto sender = MakeClient(target, 30);
+  std::vector<double> send_ms;
+  long non_201 = 0;
+  int max_open = opened;
+  const std::string path = "/mesh/" + mesh + "/messages";
+  const auto start = Clock::now();
+  const auto period = std::chrono::microseconds(1'000'000 / rate);
+  for (int i = 0; Clock::now() < start + std::chrono::seconds(seconds); ++i) {
+    std::this_thread::sleep_until(start + i * period);
+    const auto t0 = Clock::now();
+    auto r = sender->Post(path, MessageBody(from, to, MakeContent("slow " + std::to_string(i) + " ", size)),
+                          "application/json");
+    if (!r || r->status != 201) {
+      ++non_201;
+      continue;
+    }
+    send_ms.push_back(Ms(Clock::now() - t0));
+    max_open = std::max(max_open, open.load());
+  }
+  const int still_open = open.load();
+  asio::post(ioc, [&pool] {
+    for (auto& t : pool) t->Stop();
+  });
+  work.reset();
+  client.join();
+
+  const Summary s = Summarize(send_ms);
+  const bool ok = non_201 == 0 && !send_ms.empty() && s.max < 1000.0;
+  ojson out;
+  out["bench"] = "slow";
+  out["ok"] = ok;
+  out["clients"] = clients;
+  out["clients_opened"] = opened;
+  out["seconds"] = seconds;
+  out["sends"] = send_ms.size();
+  out["send_non_201"] = non_201;
+  AddSummary(out, "send_", s);
+  out["closed_by_relay"] = closed_by_relay.load();
+  out["open_at_end"] = still_open;
+  out["mesh_id"] = mesh;
+  std::fprintf(stderr,
+               "  %zu sends while %d clients trickled  non-201 %ld  send ms  %s\n"
+               "  the relay closed %d trickling connections (request deadline); %d open at the end\n",
+               send_ms.size(), opened, non_201, Line(s).c_str(), closed_by_relay.load(), still_open);
   if (!keep_mesh) DeleteMesh(target, mesh);
   Emit(out);
   return ok ? kExitOk : kExitCheckFailed;
@@ -1215,9 +1439,12 @@ commands:
   wake    --messages 1000 [--settle-ms 2] [--wait 30] [--size 200] [--max-seconds 300]
           one message at a time from A to B while B long-polls; latency from the send's
           201 to B's poll answer.
-  parked  --listeners 2000 --seconds 10 --sends 500 [--relay-pid PID] [--wait 60]
-          [--park-timeout 60] [--ramp 1000] [--grace 5] [--stack-kib 256] [--seed 1]
-          N parked long-polls; relay RSS, and direct sends to random listeners.
+  parked  --listeners 10000 --seconds 10 --sends 500 [--relay-pid PID] [--wait 60]
+          [--park-timeout 60] [--ramp 1000] [--grace 5] [--per-token 900] [--seed 1]
+          N parked long-polls (one event-driven client); relay RSS, direct sends to random
+          listeners, then one broadcast that must reach them all.
+  slow    --clients 3000 --seconds 14 [--rate 20] [--size 200]
+          N connections that trickle a request one byte a second; normal sends meanwhile.
 
 common flags:
   --url http://127.0.0.1:7420   the relay (loopback only)
@@ -1244,7 +1471,8 @@ int main(int argc, char** argv) {
     if (command == "sends") return RunSends(args);
     if (command == "wake") return RunWake(args);
     if (command == "parked") return RunParked(args);
-    throw UsageError("unknown command '" + command + "' (sends, wake or parked)");
+    if (command == "slow") return RunSlow(args);
+    throw UsageError("unknown command '" + command + "' (sends, wake, parked or slow)");
   } catch (const UsageError& e) {
     std::cerr << "meshwire-bench: " << e.what() << "; see meshwire-bench --help\n";
     return kExitUsage;

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh [BUILD_DIR]: runs every meshwire benchmark on this machine and prints the table.
 #
-#   1. Redis 7 XADD on loopback (AOF, appendfsync always): the durable-append baseline.
-#   2. A fresh relay (`meshwire server`, SQLite in a temp dir) and meshwire-bench sends, wake,
-#      parked against it.
+#   1. Durable sends, against their peer in the same run: Redis 7 XADD (AOF, appendfsync
+#      always) with redis-benchmark, and the relay (`meshwire server`, SQLite in a temp dir)
+#      with wrk, both 16 keep-alive connections and 200-byte values, ROUNDS times in
+#      alternation; the figures are the medians.
+#   2. meshwire-bench wake, parked (10,000 long-polls, then one broadcast) and slow
+#      (3,000 clients trickling bytes) against the same relay.
 # Raw figures go to bench/results/<UTC time>.json (gitignored). Nothing is left running.
 # Sizes can be lowered for a quick look, e.g. SENDS_SECONDS=3 PARKED_LISTENERS=200 bench/run.sh
 # (see bench/README.md); the published figures are the defaults.
@@ -13,12 +16,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 SENDS_CLIENTS=${SENDS_CLIENTS:-16}
 SENDS_SECONDS=${SENDS_SECONDS:-10}
+ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-200}
 REDIS_REQUESTS=${REDIS_REQUESTS:-200000}
 WAKE_MESSAGES=${WAKE_MESSAGES:-1000}
-PARKED_LISTENERS=${PARKED_LISTENERS:-2000}
+PARKED_LISTENERS=${PARKED_LISTENERS:-10000}
 PARKED_SECONDS=${PARKED_SECONDS:-10}
 PARKED_SENDS=${PARKED_SENDS:-500}
+SLOW_CLIENTS=${SLOW_CLIENTS:-3000}
+SLOW_SECONDS=${SLOW_SECONDS:-14}
 RELAY_ARGS=${RELAY_ARGS:-}      # extra `meshwire server` flags, word-split
 BENCH_ONLY=${BENCH_ONLY:-all}   # all | redis | meshwire
 
@@ -47,6 +53,8 @@ BENCH=${MESHWIRE_BENCH_BIN:-$BUILD/bench/meshwire-bench}
 if [[ $BENCH_ONLY != redis ]]; then
   [[ -x $MESHWIRE ]] || die "no relay binary at $MESHWIRE; build the project first"
   [[ -x $BENCH ]] || die "no meshwire-bench at $BENCH; build the project first"
+  command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
+  command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 fi
 if [[ $BENCH_ONLY != meshwire ]]; then
   command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
@@ -54,8 +62,8 @@ if [[ $BENCH_ONLY != meshwire ]]; then
     die "redis-benchmark not found (apt-get install redis-tools)"
 fi
 
-for n in SENDS_CLIENTS SENDS_SECONDS SIZE REDIS_REQUESTS WAKE_MESSAGES PARKED_LISTENERS \
-  PARKED_SECONDS PARKED_SENDS; do
+for n in SENDS_CLIENTS SENDS_SECONDS ROUNDS SIZE REDIS_REQUESTS WAKE_MESSAGES PARKED_LISTENERS \
+  PARKED_SECONDS PARKED_SENDS SLOW_CLIENTS SLOW_SECONDS; do
   [[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a whole number"
 done
 
@@ -145,8 +153,11 @@ json_str() {
 }
 json_or_null() { if [[ -s $1 ]]; then head -n1 "$1"; else echo null; fi; }
 
-# The parked test holds one socket per listener on both sides.
-want_files=$((PARKED_LISTENERS + 1024))
+median() { printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g | awk '{ v[NR] = $1 }
+  END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# The parked and slow tests hold one socket per client on both sides.
+want_files=$((PARKED_LISTENERS + SLOW_CLIENTS + 1024))
 ((want_files < 8192)) && want_files=8192
 if [[ $(ulimit -n) != unlimited ]] && (($(ulimit -n) < want_files)); then
   hard=$(ulimit -Hn)
@@ -161,8 +172,9 @@ FAILED=()
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
 # ---------------------------------------------------------------------------------------------
-# 1. Redis XADD baseline
-REDIS_RPS=n/a REDIS_P50=n/a REDIS_P99=n/a REDIS_VERSION=n/a
+# 1. The servers: Redis (the peer) and the relay
+REDIS_VERSION=n/a
+VALUE=$(head -c "$SIZE" /dev/zero | tr '\0' 'x')
 if [[ $BENCH_ONLY != meshwire ]]; then
   REDIS_PORT=$(free_port)
   REDIS_VERSION=$(redis-server --version | grep -o 'v=[^ ]*' | cut -d= -f2)
@@ -179,28 +191,8 @@ if [[ $BENCH_ONLY != meshwire ]]; then
     fi
     sleep 0.1
   done
-  value=$(head -c "$SIZE" /dev/zero | tr '\0' 'x')
-  note "redis-benchmark: $SENDS_CLIENTS clients, $REDIS_REQUESTS x XADD of a $SIZE-byte field"
-  run_child redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$SENDS_CLIENTS" \
-    -n "$REDIS_REQUESTS" -r 100000 --csv XADD bench '*' field "$value" >"$TMP/redis.csv"
-  if ((LAST_RC != 0)); then
-    FAILED+=("redis-benchmark (exit $LAST_RC)")
-  else
-    # Columns by name: "test","rps","avg_latency_ms",...,"p50_latency_ms",...,"p99_latency_ms"
-    read -r REDIS_RPS REDIS_P50 REDIS_P99 < <(tr -d '"' <"$TMP/redis.csv" | awk -F, '
-      NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-      { rps = $col["rps"]; p50 = ("p50_latency_ms" in col) ? $col["p50_latency_ms"] : "n/a"
-        p99 = ("p99_latency_ms" in col) ? $col["p99_latency_ms"] : "n/a" }
-      END { print (rps == "" ? "n/a" : rps), p50, p99 }')
-    echo "redis XADD: $REDIS_RPS req/s, p50 $REDIS_P50 ms, p99 $REDIS_P99 ms" >&2
-  fi
-  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  stop_pid "$REDIS_PID"
-  REDIS_PID=""
 fi
 
-# ---------------------------------------------------------------------------------------------
-# 2. The relay and meshwire-bench
 MESHWIRE_VERSION=n/a
 if [[ $BENCH_ONLY != redis ]]; then
   MESHWIRE_VERSION=$("$MESHWIRE" --version 2>/dev/null | head -n1 || echo n/a)
@@ -222,10 +214,7 @@ if [[ $BENCH_ONLY != redis ]]; then
       RELAY_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$TMP/relay.log")
       [[ -n $RELAY_PORT ]] || { sleep 0.1; continue; }
     fi
-    # shellcheck disable=SC2016 # $1 is expanded by the inner bash
-    if timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
-        printf "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 &&
-        head -n1 <&3 | grep -q " 200"' _ "$RELAY_PORT" 2>/dev/null; then
+    if curl -sf "http://127.0.0.1:$RELAY_PORT/health" >/dev/null 2>&1; then
       healthy=1
       break
     fi
@@ -242,11 +231,75 @@ if [[ $BENCH_ONLY != redis ]]; then
   [[ $TOKEN == mw_* ]] || die "admin token create printed no token"
   export MESHWIRE_TOKEN=$TOKEN # the bench reads it from the environment, never from argv
 
-  note "sends: $SENDS_CLIENTS clients, $SENDS_SECONDS s, $SIZE-byte messages"
-  run_child "$BENCH" sends --url "$URL" --clients "$SENDS_CLIENTS" --seconds "$SENDS_SECONDS" \
-    --size "$SIZE" --relay-pid "$RELAY_PID" >"$TMP/sends.json"
-  ((LAST_RC == 0)) || FAILED+=("sends (exit $LAST_RC)")
+  # wrk's request: a direct send from agent bench-a to bench-b of a fresh mesh.
+  api() { curl -sf -X "$1" "$URL$2" -H "Authorization: Bearer $TOKEN" ${3:+-d "$3"}; }
+  SEND_MESH=$(api POST /mesh '{"name":"bench-sends"}' | grep -o '"mesh_id":"[^"]*"' | cut -d'"' -f4)
+  [[ -n $SEND_MESH ]] || die "could not create the sends mesh"
+  api POST "/mesh/$SEND_MESH/agents" '{"name":"bench-a"}' >/dev/null
+  api POST "/mesh/$SEND_MESH/agents" '{"name":"bench-b"}' >/dev/null
+  cat >"$TMP/send.lua" <<EOL
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"from":"bench-a","to":"bench-b","content":"$VALUE"}'
+EOL
+fi
 
+# ---------------------------------------------------------------------------------------------
+# 2. Durable sends: Redis XADD and the relay in alternation, ROUNDS times each
+REDIS_RPS_ALL=() REDIS_P50_ALL=() REDIS_P99_ALL=()
+MW_RPS_ALL=() MW_P50_ALL=() MW_P99_ALL=() MW_NON2XX=0 MW_ERRORS=0
+# wrk prints latencies with units; in ms.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[^m]s$/) n *= 1000; printf "%.3f", n }'; }
+for ((round = 1; round <= ROUNDS; round++)); do
+  if [[ $BENCH_ONLY != meshwire ]]; then
+    note "round $round: redis-benchmark, $SENDS_CLIENTS clients, $REDIS_REQUESTS x XADD of a $SIZE-byte field"
+    run_child redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$SENDS_CLIENTS" \
+      -n "$REDIS_REQUESTS" -r 100000 --csv XADD bench '*' field "$VALUE" >"$TMP/redis.csv"
+    if ((LAST_RC != 0)); then
+      FAILED+=("redis-benchmark (exit $LAST_RC)")
+    else
+      # Columns by name: "test","rps","avg_latency_ms",...,"p50_latency_ms",...,"p99_latency_ms"
+      read -r rps p50 p99 < <(tr -d '"' <"$TMP/redis.csv" | awk -F, '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        { rps = $col["rps"]; p50 = ("p50_latency_ms" in col) ? $col["p50_latency_ms"] : "n/a"
+          p99 = ("p99_latency_ms" in col) ? $col["p99_latency_ms"] : "n/a" }
+        END { print (rps == "" ? "n/a" : rps), p50, p99 }')
+      echo "redis XADD: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
+      REDIS_RPS_ALL+=("$rps") REDIS_P50_ALL+=("$p50") REDIS_P99_ALL+=("$p99")
+    fi
+  fi
+  if [[ $BENCH_ONLY != redis ]]; then
+    note "round $round: wrk, $SENDS_CLIENTS connections, $SENDS_SECONDS s of $SIZE-byte sends"
+    run_child wrk -t1 -c"$SENDS_CLIENTS" -d"${SENDS_SECONDS}s" --latency -s "$TMP/send.lua" \
+      "$URL/mesh/$SEND_MESH/messages" >"$TMP/wrk.txt"
+    if ((LAST_RC != 0)); then
+      FAILED+=("wrk (exit $LAST_RC)")
+    else
+      rps=$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.txt")
+      p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.txt")")
+      p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.txt")")
+      non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$TMP/wrk.txt")
+      errors=$(awk '/Socket errors:/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$TMP/wrk.txt")
+      MW_NON2XX=$((MW_NON2XX + ${non2xx:-0})) MW_ERRORS=$((MW_ERRORS + ${errors:-0}))
+      echo "meshwire sends: $rps req/s, p50 $p50 ms, p99 $p99 ms, non-2xx ${non2xx:-0}" >&2
+      MW_RPS_ALL+=("$rps") MW_P50_ALL+=("$p50") MW_P99_ALL+=("$p99")
+    fi
+  fi
+done
+REDIS_RPS=$(median "${REDIS_RPS_ALL[@]}") REDIS_P50=$(median "${REDIS_P50_ALL[@]}")
+REDIS_P99=$(median "${REDIS_P99_ALL[@]}")
+MW_RPS=$(median "${MW_RPS_ALL[@]}") MW_P50=$(median "${MW_P50_ALL[@]}") MW_P99=$(median "${MW_P99_ALL[@]}")
+((MW_NON2XX == 0 && MW_ERRORS == 0)) || FAILED+=("sends: $MW_NON2XX non-2xx answers, $MW_ERRORS socket errors")
+if [[ -n $REDIS_PID ]]; then
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  stop_pid "$REDIS_PID"
+  REDIS_PID=""
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Waking, waiting and slow clients, against the same relay
+if [[ $BENCH_ONLY != redis ]]; then
   note "wake: $WAKE_MESSAGES messages"
   run_child "$BENCH" wake --url "$URL" --messages "$WAKE_MESSAGES" --size "$SIZE" \
     >"$TMP/wake.json"
@@ -254,18 +307,23 @@ if [[ $BENCH_ONLY != redis ]]; then
 
   note "parked: $PARKED_LISTENERS listeners, $PARKED_SENDS sends over $PARKED_SECONDS s"
   run_child "$BENCH" parked --url "$URL" --listeners "$PARKED_LISTENERS" \
-    --seconds "$PARKED_SECONDS" --sends "$PARKED_SENDS" --size "$SIZE" \
+    --seconds "$PARKED_SECONDS" --sends "$PARKED_SENDS" --size "$SIZE" --ramp 5000 \
     --relay-pid "$RELAY_PID" >"$TMP/parked.json"
   ((LAST_RC == 0)) || FAILED+=("parked (exit $LAST_RC)")
 
+  note "slow: $SLOW_CLIENTS clients trickling a request, $SLOW_SECONDS s of normal sends"
+  run_child "$BENCH" slow --url "$URL" --clients "$SLOW_CLIENTS" --seconds "$SLOW_SECONDS" \
+    --size "$SIZE" >"$TMP/slow.json"
+  ((LAST_RC == 0)) || FAILED+=("slow (exit $LAST_RC)")
+
   kill -TERM "$RELAY_PID" 2>/dev/null || true
   relay_rc=0
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < 150; i++)); do
     kill -0 "$RELAY_PID" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$RELAY_PID" 2>/dev/null; then
-    FAILED+=("relay still running 10 s after SIGTERM")
+    FAILED+=("relay still running 15 s after SIGTERM")
     kill -KILL "$RELAY_PID" 2>/dev/null || true
   fi
   wait "$RELAY_PID" || relay_rc=$?
@@ -285,19 +343,23 @@ cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed
     "$(json_str "$(uname -r)")"
   printf '"meshwire_version":%s,"redis_version":%s,' "$(json_str "$MESHWIRE_VERSION")" \
     "$(json_str "$REDIS_VERSION")"
-  printf '"config":{"clients":%s,"seconds":%s,"size":%s,"redis_requests":%s,' "$SENDS_CLIENTS" \
-    "$SENDS_SECONDS" "$SIZE" "$REDIS_REQUESTS"
+  printf '"config":{"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"redis_requests":%s,' \
+    "$SENDS_CLIENTS" "$SENDS_SECONDS" "$ROUNDS" "$SIZE" "$REDIS_REQUESTS"
   printf '"wake_messages":%s,"parked_listeners":%s,"parked_seconds":%s,"parked_sends":%s,' \
     "$WAKE_MESSAGES" "$PARKED_LISTENERS" "$PARKED_SECONDS" "$PARKED_SENDS"
+  printf '"slow_clients":%s,"slow_seconds":%s,' "$SLOW_CLIENTS" "$SLOW_SECONDS"
   printf '"relay_args":%s},' "$(json_str "$RELAY_ARGS")"
   rj() { if num "$1"; then echo "$1"; else echo null; fi; }
-  printf '"redis_xadd":{"rps":%s,"p50_ms":%s,"p99_ms":%s},' "$(rj "$REDIS_RPS")" \
-    "$(rj "$REDIS_P50")" "$(rj "$REDIS_P99")"
-  printf '"sends":%s,"wake":%s,"parked":%s}\n' "$(json_or_null "$TMP/sends.json")" \
-    "$(json_or_null "$TMP/wake.json")" "$(json_or_null "$TMP/parked.json")"
+  arr() { local IFS=,; echo "[$*]"; }
+  printf '"redis_xadd":{"rps":%s,"p50_ms":%s,"p99_ms":%s,"rounds_rps":%s},' "$(rj "$REDIS_RPS")" \
+    "$(rj "$REDIS_P50")" "$(rj "$REDIS_P99")" "$(arr "${REDIS_RPS_ALL[@]}")"
+  printf '"sends":{"tool":"wrk","rps":%s,"p50_ms":%s,"p99_ms":%s,"rounds_rps":%s,"non_2xx":%s,"socket_errors":%s},' \
+    "$(rj "$MW_RPS")" "$(rj "$MW_P50")" "$(rj "$MW_P99")" "$(arr "${MW_RPS_ALL[@]}")" "$MW_NON2XX" "$MW_ERRORS"
+  printf '"wake":%s,"parked":%s,"slow":%s}\n' "$(json_or_null "$TMP/wake.json")" \
+    "$(json_or_null "$TMP/parked.json")" "$(json_or_null "$TMP/slow.json")"
 } >"$OUT"
 
-S=$TMP/sends.json W=$TMP/wake.json P=$TMP/parked.json
+W=$TMP/wake.json P=$TMP/parked.json L=$TMP/slow.json
 parked="$(jget "$P" listeners_parked) / $(jget "$P" listeners)"
 rss="$(fmt "$(jget "$P" rss_idle_mib)" 1) -> $(fmt "$(jget "$P" rss_parked_mib)" 1)"
 threads="$(jget "$P" relay_threads_idle) -> $(jget "$P" relay_threads_parked)"
@@ -306,16 +368,17 @@ cat <<EOF
 
 ## meshwire benchmarks ($STAMP, $(nproc) cores${cpu_model:+, $cpu_model})
 
-relay: $MESHWIRE_VERSION (SQLite storage) vs Redis $REDIS_VERSION XADD (AOF, appendfsync always);
-$SENDS_CLIENTS clients on loopback, $SIZE-byte messages, each client on one keep-alive connection.
+relay: $MESHWIRE_VERSION (SQLite storage) with wrk vs Redis $REDIS_VERSION XADD (AOF, appendfsync
+always) with redis-benchmark; $SENDS_CLIENTS keep-alive connections on loopback, $SIZE-byte
+values, medians of $ROUNDS alternating rounds (each: ${MW_RPS_ALL[*]:-n/a} vs ${REDIS_RPS_ALL[*]:-n/a}).
 
 | figure | meshwire | Redis XADD |
 |---|---:|---:|
-| durable appends/s | $(fmt "$(jget "$S" rps)" 0) | $(fmt "$REDIS_RPS" 0) |
-| meshwire / Redis | $(ratio "$(jget "$S" rps)" "$REDIS_RPS") | 1 |
-| latency p50 (ms) | $(fmt "$(jget "$S" p50_ms)") | $(fmt "$REDIS_P50") |
-| latency p99 (ms) | $(fmt "$(jget "$S" p99_ms)") | $(fmt "$REDIS_P99") |
-| non-201 answers | $(jget "$S" non_201) | |
+| durable appends/s | $(fmt "$MW_RPS" 0) | $(fmt "$REDIS_RPS" 0) |
+| meshwire / Redis | $(ratio "$MW_RPS" "$REDIS_RPS") | 1 |
+| latency p50 (ms) | $(fmt "$MW_P50") | $(fmt "$REDIS_P50") |
+| latency p99 (ms) | $(fmt "$MW_P99") | $(fmt "$REDIS_P99") |
+| non-2xx answers, socket errors | $MW_NON2XX, $MW_ERRORS | |
 
 | meshwire figure | value |
 |---|---:|
@@ -329,7 +392,9 @@ $SENDS_CLIENTS clients on loopback, $SIZE-byte messages, each client on one keep
 | relay CPU, all parked and nothing sent (% of a core) | $(fmt "$(jget "$P" relay_cpu_parked_quiet_pct)" 1) |
 | send p50 / p99 with listeners parked (ms) | $parked_send |
 | woken listeners / targeted | $(jget "$P" woken_listeners) / $(jget "$P" targeted_listeners) |
-| broadcast to all parked: last wake (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |
+| broadcast to all parked: last answer after its 201 (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |
+| sends while $(jget "$L" clients_opened) clients trickle bytes: p99 / max (ms) | $(fmt "$(jget "$L" send_p99_ms)") / $(fmt "$(jget "$L" send_max_ms)") |
+| trickling connections closed by the request deadline | $(jget "$L" closed_by_relay) |
 
 Raw figures: ${OUT#"$ROOT"/}
 EOF

@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/context.h"
+#include "relay-client/http_client.h"
 #include "schemas/ids.h"
 
 extern char** environ;
@@ -123,10 +124,16 @@ int RunLogin(int argc, char** argv) {
                                          " s; run `meshwire login` again and finish in the browser.");
     }
     // Exchange the one-time code for the token.
-    httplib::Client http(relay);
-    http.set_connection_timeout(5, 0);
-    auto r = http.Post("/auth/cli/token", json({{"code", code}}).dump(), "application/json");
-    if (!r) throw Error(0, "unreachable", "Cannot reach the relay at " + relay + " to finish signing in.");
+    // Through the relay client's transport: HTTPS and MESHWIRE_CA_FILE, and a
+    // path prefix of the relay's URL, as every other command.
+    auto scheme_end = relay.find("://");
+    auto path_start = relay.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+    const std::string origin = relay.substr(0, path_start);
+    const std::string prefix = path_start == std::string::npos ? "" : relay.substr(path_start);
+    auto http = NewHttpClient(origin);
+    http->set_connection_timeout(5, 0);
+    auto r = http->Post(prefix + "/auth/cli/token", json({{"code", code}}).dump(), "application/json");
+    if (!r) throw Error(0, "unreachable", TransportFailure(relay, r.error()) + " (finishing the sign-in)");
     json answer = json::parse(r->body, nullptr, false);
     if (r->status != 200 || !answer.is_object() || !answer.contains("token")) {
       std::string why = answer.is_object() && answer.contains("error") ? answer["error"].value("message", "") : "";

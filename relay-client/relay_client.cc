@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "relay-client/http_client.h"
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
 
@@ -67,7 +68,7 @@ RelayClient::RelayClient(std::string url, std::string token, RetryPolicy retry)
   }
   impl_->token = std::move(token);
   impl_->retry = std::move(retry);
-  impl_->http = std::make_unique<httplib::Client>(scheme_host_port);
+  impl_->http = NewHttpClient(scheme_host_port);
   impl_->http->set_connection_timeout(kConnectTimeoutS, 0);
   impl_->http->set_read_timeout(kReadTimeoutS, 0);
   impl_->http->set_write_timeout(kReadTimeoutS, 0);
@@ -116,10 +117,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
                       "The relay at " + url + " did not answer in " + std::to_string(read_timeout_s) +
                           " s; check it with `meshwire status`.");
       } else {
-        error = Error(0, "unreachable",
-                      "Cannot reach the relay at " + url + " (" + httplib::to_string(r.error()) +
-                          "): is it running? Start one with `meshwire server`, or set MESHWIRE_URL "
-                          "(or --url) to yours.");
+        error = Error(0, "unreachable", TransportFailure(url, r.error()));
       }
     } else if (r->status >= 400) {
       json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);

@@ -10,7 +10,7 @@ build_pkgs=(
   libboost1.81-dev
   libyaml-cpp-dev libtomlplusplus-dev
 )
-test_pkgs=(doctest-dev redis-server redis-tools dpkg-dev file systemd curl)
+test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in

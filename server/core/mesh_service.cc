@@ -459,11 +459,12 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
   }
   if (result.messages.empty() && wait) {
     const int limit = r.limit;
-    waiters_.Arm(wait, [this, caller, mesh_id, agent, from, limit, generation, done](
-                           Waiters::Outcome outcome, std::vector<CommittedPtr> messages) {
+    // What the answer needs, and no more: thousands of these wait at once.
+    waiters_.Arm(wait, [this, caller, mesh_id, agent_id = agent.agent_id, from, limit, generation,
+                        done](Waiters::Outcome outcome, std::vector<CommittedPtr> messages) {
       if (outcome == Waiters::Outcome::kCancelled) return;  // nobody to answer
       executor_.Post([=, this, messages = std::move(messages)]() mutable {
-        AnswerWoken(caller, mesh_id, agent, from, limit, generation, outcome, std::move(messages),
+        AnswerWoken(caller, mesh_id, agent_id, from, limit, generation, outcome, std::move(messages),
                     done);
       });
     });
@@ -478,7 +479,7 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
   return nullptr;
 }
 
-void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, const Agent& agent,
+void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, const std::string& agent_id,
                               std::int64_t from, int limit, std::uint64_t generation,
                               Waiters::Outcome outcome, std::vector<CommittedPtr> messages,
                               const PollDone& done) {
@@ -489,14 +490,14 @@ void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, 
       // Access may have changed while it waited: check it again, from storage.
       if (cache_.Generation() != generation) {
         Reauthorize(caller, mesh_id);
-        RequireOwnAgent(caller, mesh_id, agent.agent_id, /*fresh=*/true);
+        RequireOwnAgent(caller, mesh_id, agent_id, /*fresh=*/true);
       }
       if (messages.size() > static_cast<std::size_t>(limit)) messages.resize(limit);
       result.messages = std::move(messages);
       result.cursor = result.messages.back()->message().seq;
-      store_.AdvanceCursor(agent.agent_id, 0, result.cursor, clock_.Now());
+      store_.AdvanceCursor(agent_id, 0, result.cursor, clock_.Now());
     }
-    Seen(agent.agent_id);
+    Seen(agent_id);
   } catch (...) {
     done(std::current_exception(), PollResult{});
     return;

@@ -181,7 +181,7 @@ class MeshService {
                         const std::string& id_or_name, bool fresh = false);
   void RequireUnscoped(const Caller& caller, const char* what);
   /// A woken poll's answer, on the executor.
-  void AnswerWoken(const Caller& caller, const std::string& mesh_id, const Agent& agent,
+  void AnswerWoken(const Caller& caller, const std::string& mesh_id, const std::string& agent_id,
                    std::int64_t from, int limit, std::uint64_t generation, Waiters::Outcome outcome,
                    std::vector<CommittedPtr> messages, const PollDone& done);
   /// Tells every node that tokens, members, agents or meshes changed.

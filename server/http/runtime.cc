@@ -540,8 +540,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool head_ = false;
   std::shared_ptr<ExchangeImpl> exchange_;   // the request waiting for its answer
   std::optional<net::steady_timer> recheck_;  // hang-up watch with unread data
-  // Event stream: chunks waiting to be written, in order.
-  std::deque<std::string> out_;
+  // Event stream: chunks waiting to be written, in order (allocated by the
+  // first stream: an empty std::deque already costs half a KiB).
+  std::unique_ptr<std::deque<std::string>> out_;
+  std::deque<std::string>& Out() {
+    if (!out_) out_ = std::make_unique<std::deque<std::string>>();
+    return *out_;
+  }
   bool writing_ = false;
   bool ending_ = false;
   std::atomic<bool> stream_open_{false};
@@ -581,7 +586,7 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
     }
     self->state_ = State::kStreaming;
     self->ArmWatch(number);
-    self->out_.push_front(std::move(text));  // before any chunk queued meanwhile
+    self->Out().push_front(std::move(text));  // before any chunk queued meanwhile
     if (!self->writing_) self->WriteNextChunk();
   });
   return std::make_shared<StreamHandle<Stream>>(this->shared_from_this());
@@ -596,8 +601,8 @@ void Session<Stream>::Enqueue(std::string chunk) {
   net::post(Lowest().get_executor(), [self = this->shared_from_this(), framed = std::move(framed)]() mutable {
     if (self->state_ == State::kClosed || self->ending_) return;
     // A client that reads nothing while events pile up is dropped.
-    if (self->out_.size() > 4096) return self->HangUp();
-    self->out_.push_back(std::move(framed));
+    if (self->Out().size() > 4096) return self->HangUp();
+    self->Out().push_back(std::move(framed));
     if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
   });
 }
@@ -608,14 +613,14 @@ void Session<Stream>::EndStream() {
     if (self->state_ == State::kClosed || self->ending_) return;
     self->ending_ = true;
     self->stream_open_ = false;
-    self->out_.push_back("0\r\n\r\n");
+    self->Out().push_back("0\r\n\r\n");
     if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
   });
 }
 
 template <class Stream>
 void Session<Stream>::WriteNextChunk() {
-  if (out_.empty()) {
+  if (Out().empty()) {
     writing_ = false;
     if (ending_) {
       exchange_.reset();
@@ -625,11 +630,11 @@ void Session<Stream>::WriteNextChunk() {
   }
   writing_ = true;
   Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
-  net::async_write(stream_, net::buffer(out_.front()),
+  net::async_write(stream_, net::buffer(Out().front()),
                    [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
                      if (ec) return self->HangUp();
                      self->Lowest().expires_never();
-                     self->out_.pop_front();
+                     self->Out().pop_front();
                      self->WriteNextChunk();
                    });
 }

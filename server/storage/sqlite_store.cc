@@ -1,5 +1,6 @@
 #include "server/storage/sqlite_store.h"
 
+
 #include <algorithm>
 
 #include "schemas/error.h"
@@ -214,7 +215,7 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   writer_ = std::make_unique<SqliteWriter>(std::move(conn));
 }
 
-SqliteStore::~SqliteStore() = default;
+SqliteStore::~SqliteStore() { FlushFetched(/*wait=*/true); }
 
 SqliteStore::ReadLease SqliteStore::Reader() {
   {
@@ -654,17 +655,58 @@ void SqliteStore::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
     });
   }
   if (fetched > acked) {
-    // Off the poll's answer path: Receipts() waits for it (see there).
-    writer_->RunLater([agent_id, fetched, now](SqliteConnection& c) {
-      RaiseWatermark(c, agent_id, "f", fetched, now);
+    // Off the poll's answer path, gathered: Receipts() flushes them first.
+    bool queue = false;
+    {
+      std::lock_guard lock(fetched_mu_);
+      Mark& m = fetched_[agent_id];
+      if (fetched > m.seq) m = Mark{fetched, now};
+      queue = !flush_queued_;
+      flush_queued_ = true;
+    }
+    if (queue) FlushFetched(/*wait=*/false);
+  }
+}
+
+void SqliteStore::FlushFetched(bool wait) {
+  // The marks a run wrote; an op may run again (a retry), so it copies, and
+  // only the commit removes what it wrote.
+  auto written = std::make_shared<std::vector<std::pair<std::string, Mark>>>();
+  auto op = [this, written](SqliteConnection& c) {
+    {
+      std::lock_guard lock(fetched_mu_);
+      written->assign(fetched_.begin(), fetched_.end());
+    }
+    for (const auto& [agent_id, m] : *written) RaiseWatermark(c, agent_id, "f", m.seq, m.at);
+  };
+  auto committed = [this, written] {
+    bool again = false;
+    {
+      std::lock_guard lock(fetched_mu_);
+      for (const auto& [agent_id, m] : *written) {
+        auto it = fetched_.find(agent_id);
+        if (it != fetched_.end() && it->second.seq <= m.seq) fetched_.erase(it);
+      }
+      flush_queued_ = !fetched_.empty();
+      again = flush_queued_;
+    }
+    if (again) FlushFetched(/*wait=*/false);  // marks that came during the commit
+  };
+  if (wait) {
+    writer_->Run(op, committed);
+  } else {
+    writer_->Submit(op, committed, [this](std::exception_ptr error) {
+      if (!error) return;
+      std::lock_guard lock(fetched_mu_);
+      flush_queued_ = false;  // the next mark queues a flush again
     });
   }
 }
 
 std::vector<Receipt> SqliteStore::Receipts(const Message& m) {
-  // A barrier through the writer: every fetched mark queued before this call
-  // is committed first, so receipts show what polls have already returned.
-  writer_->Run([](SqliteConnection&) {});
+  // Every fetched mark gathered before this call is committed first, so
+  // receipts show what polls have already returned.
+  FlushFetched(/*wait=*/true);
   auto r = Reader();
   std::vector<Agent> recipients;
   {

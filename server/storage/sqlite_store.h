@@ -1,12 +1,15 @@
 // The embedded Store: one SQLite file in WAL mode with synchronous=FULL.
 // Writes go through one SqliteWriter (group commit); reads use a pool of
-// their own connections, which WAL lets run beside the writer.
+// their own connections, which WAL lets run beside the writer. Fetched marks
+// (advisory, many at once when a broadcast wakes thousands of polls) are
+// gathered in memory and written in one operation.
 #pragma once
 
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "server/core/store.h"
@@ -71,9 +74,22 @@ class SqliteStore final : public Store {
   ReadLease Reader();
   void ReturnReader(std::unique_ptr<SqliteConnection> conn);
 
+  /// Writes the fetched marks gathered so far (a writer op); `wait`: return
+  /// after its commit.
+  void FlushFetched(bool wait);
+
   std::string path_;
   CommitListener listener_;
   std::unique_ptr<SqliteWriter> writer_;
+
+  struct Mark {
+    std::int64_t seq = 0;
+    Millis at = 0;
+  };
+  std::mutex fetched_mu_;
+  std::unordered_map<std::string, Mark> fetched_;  // agent id -> highest; guarded by fetched_mu_
+  bool flush_queued_ = false;                      // guarded by fetched_mu_
+
   // At most kMaxReaders connections: thousands of woken long-polls share a
   // few connections (and their page caches) instead of opening one each.
   static constexpr std::size_t kMaxReaders = 16;

@@ -1,0 +1,45 @@
+#include "relay-client/http_client.h"
+
+#include <openssl/x509.h>
+
+#include <cstdlib>
+
+#include "schemas/error.h"
+
+namespace meshwire {
+
+std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_port) {
+  auto client = std::make_unique<httplib::Client>(scheme_host_port);
+  if (scheme_host_port.rfind("https://", 0) != 0) return client;
+  const char* ca_file = std::getenv("MESHWIRE_CA_FILE");
+  if (ca_file && *ca_file) {
+    // The system's CAs and the given one: a store of both, owned by the client.
+    X509_STORE* store = X509_STORE_new();
+    X509_STORE_set_default_paths(store);
+    if (X509_STORE_load_locations(store, ca_file, nullptr) != 1) {
+      X509_STORE_free(store);
+      throw Error::BadRequest("invalid_ca_file", std::string("MESHWIRE_CA_FILE=") + ca_file +
+                                                     " is not a readable PEM certificate file.");
+    }
+    client->set_ca_cert_store(store);
+  }
+  client->enable_server_certificate_verification(true);
+  return client;
+}
+
+std::string TransportFailure(const std::string& url, httplib::Error error) {
+  if (error == httplib::Error::SSLServerVerification) {
+    return "The relay at " + url +
+           " presented a certificate this machine does not trust: if it is signed by your own CA, "
+           "set MESHWIRE_CA_FILE to that CA's PEM file.";
+  }
+  if (error == httplib::Error::SSLConnection) {
+    return "Cannot open a TLS connection to " + url +
+           ": is the relay serving HTTPS there (meshwire server --tls-cert ... --tls-key ...)?";
+  }
+  return "Cannot reach the relay at " + url + " (" + httplib::to_string(error) +
+         "): is it running? Start one with `meshwire server`, or set MESHWIRE_URL (or --url) to "
+         "yours.";
+}
+
+}  // namespace meshwire

@@ -1,0 +1,22 @@
+// The one way meshwire's client side opens an HTTP(S) connection to a relay
+// (relay_client.cc, the login flow). Includes httplib.h: keep it out of
+// widely included headers.
+#pragma once
+
+#include <httplib.h>
+
+#include <memory>
+#include <string>
+
+namespace meshwire {
+
+/// A client for "http://host:port" or "https://host:port". HTTPS verifies the
+/// relay's certificate against the system's CAs, plus the PEM file that
+/// MESHWIRE_CA_FILE names (a private CA); throws Error 400 when that file
+/// cannot be read.
+std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_port);
+
+/// A sentence for a request that got no answer, naming `url` and what to do.
+std::string TransportFailure(const std::string& url, httplib::Error error);
+
+}  // namespace meshwire
