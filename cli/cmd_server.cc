@@ -56,6 +56,7 @@ int RunServer(int argc, char** argv) {
   std::string auth = "local";
   int threads = 32;
   int io_threads = 2;
+  int request_timeout_ms = 10000;
   int retention_days = 7;
   int rate_limit = 0;
   std::string log_level = "info";
@@ -84,6 +85,11 @@ int RunServer(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--io-threads", io_threads, "event-loop threads that serve the connections")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--request-timeout-ms", request_timeout_ms,
+                 "how long a client may take to send a whole request, headers and body, from its "
+                 "first byte (408 after it)")
+      ->check(CLI::Range(100, 600000))
       ->capture_default_str();
   app.add_option("--public-url", public_url,
                  "the relay's address as clients reach it, e.g. https://relay.example.com (the "
@@ -125,6 +131,7 @@ int RunServer(int argc, char** argv) {
   options.auth = auth_options;
   options.threads = threads;
   options.io_threads = io_threads;
+  options.request_timeout_ms = request_timeout_ms;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
   options.public_url = public_url;

@@ -486,12 +486,12 @@ void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, 
   PollResult result;
   result.cursor = from;
   try {
+    // Access may have changed while it waited: check it again, from storage.
+    if (outcome != Waiters::Outcome::kShutdown && cache_.Generation() != generation) {
+      Reauthorize(caller, mesh_id);
+      RequireOwnAgent(caller, mesh_id, agent_id, /*fresh=*/true);
+    }
     if (outcome == Waiters::Outcome::kMessages) {
-      // Access may have changed while it waited: check it again, from storage.
-      if (cache_.Generation() != generation) {
-        Reauthorize(caller, mesh_id);
-        RequireOwnAgent(caller, mesh_id, agent_id, /*fresh=*/true);
-      }
       if (messages.size() > static_cast<std::size_t>(limit)) messages.resize(limit);
       result.messages = std::move(messages);
       result.cursor = result.messages.back()->message().seq;

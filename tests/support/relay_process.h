@@ -21,10 +21,10 @@ struct RelayProcess {
 
   explicit RelayProcess(const TempDir& home, const std::vector<std::string>& extra = {})
       : process(Args(home, extra), {"MESHWIRE_HOME=" + home.path().string()}) {
-    auto line = process.WaitForStderr("listening on http://");
+    auto line = process.WaitForStderr("listening on http");
     REQUIRE_MESSAGE(line, "relay did not start: " << process.stderr_seen());
     std::smatch m;
-    std::regex re(R"(http://127\.0\.0\.1:(\d+))");
+    std::regex re(R"(https?://127\.0\.0\.1:(\d+))");
     REQUIRE(std::regex_search(*line, m, re));
     port = std::stoi(m[1]);
   }

@@ -1,0 +1,491 @@
+// Hostile clients against the real `meshwire server` process, through real
+// sockets: each case answers its error, the relay stays up (GET /health), and
+// its memory stays bounded. Every case is bounded in time.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/support/relay_process.h"
+
+namespace meshwire::testing {
+
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+/// A raw loopback connection: the test writes exactly the bytes it wants.
+class RawClient {
+ public:
+  explicit RawClient(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  }
+  ~RawClient() { Close(); }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  /// Sends all of `bytes`; false when the relay closed the connection meanwhile.
+  bool Send(const std::string& bytes) {
+    std::size_t sent = 0;
+    while (sent < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  /// Reads until the relay closes the connection or `timeout` passes.
+  std::string ReadAll(std::chrono::milliseconds timeout = 5000ms) {
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+  /// Reads one HTTP answer (headers and Content-Length bytes), or until the
+  /// relay closes the connection or `timeout` passes.
+  std::string ReadAnswer(std::chrono::milliseconds timeout = 5000ms) {
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      auto head_end = out.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        auto cl = out.find("Content-Length: ");
+        if (cl != std::string::npos && cl < head_end &&
+            out.size() >= head_end + 4 + std::strtoul(out.c_str() + cl + 16, nullptr, 10)) {
+          break;
+        }
+      }
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+    return out;
+  }
+  /// True when the relay has closed its side (within `timeout`).
+  bool ClosedByRelay(std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      if (::recv(fd_, buf, sizeof buf, 0) <= 0) return true;
+    }
+    return false;
+  }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+int StatusOf(const std::string& answer) {
+  return answer.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(answer.c_str() + 9) : 0;
+}
+std::string CodeOf(const std::string& answer) {
+  auto body = answer.find("\r\n\r\n");
+  if (body == std::string::npos) return "";
+  json j = json::parse(answer.substr(body + 4), nullptr, false);
+  return j.is_object() && j.contains("error") ? j["error"].value("code", "") : "";
+}
+
+long RssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+struct Hostile {
+  TempDir home;
+  std::string token = AdminToken(home, "alice");
+  RelayProcess relay;
+  httplib::Client http{"127.0.0.1", 0};
+  std::string mesh;
+  std::string agent;
+
+  explicit Hostile(std::vector<std::string> extra = {}) : relay(home, std::move(extra)), http("127.0.0.1", relay.port) {
+    http.set_bearer_token_auth(token);
+    http.set_read_timeout(30, 0);
+    mesh = Json(http.Post("/mesh", R"({"name":"hostile"})", "application/json"))["mesh_id"];
+    agent = Json(http.Post("/mesh/" + mesh + "/agents", R"({"name":"agent-a"})", "application/json"))["agent_id"];
+  }
+  static json Json(const httplib::Result& r) {
+    REQUIRE(r);
+    return json::parse(r->body);
+  }
+  /// The relay is up and answers.
+  bool Healthy() {
+    httplib::Client c("127.0.0.1", relay.port);
+    c.set_read_timeout(5, 0);
+    auto r = c.Get("/health");
+    return r && r->status == 200;
+  }
+  /// Sends one raw request and reads its one answer (or whatever came before
+  /// the relay closed the connection).
+  std::string Raw(const std::string& request) {
+    RawClient c(relay.port);
+    c.Send(request);
+    return c.ReadAnswer();
+  }
+  std::string Request(const std::string& method, const std::string& path, const std::string& body = "",
+                      const std::string& extra_headers = "") {
+    return "" + method + " " + path + " HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + token +
+           "\r\n" + extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("long path segments are 404, never a crash, with or without a token") {
+  Hostile h;
+  const std::string longest(100000, 'a');
+  for (const std::string& path :
+       {"/mesh/" + std::string(500, 'a'), "/tokens/" + std::string(500, 'a'),
+        "/mesh/" + h.mesh + "/agents/" + std::string(5000, 'a'), "/mesh/" + std::string(8000, 'b')}) {
+    CAPTURE(path.size());
+    for (const char* method : {"GET", "DELETE"}) {
+      std::string answer = h.Raw(h.Request(method, path));
+      CHECK(StatusOf(answer) == 404);
+    }
+  }
+  // A target longer than the header limit: 431, the connection closed.
+  CHECK(StatusOf(h.Raw("GET /mesh/" + longest + " HTTP/1.1\r\nHost: relay\r\n\r\n")) == 431);
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("metadata nested 1,440 deep, or 33, is refused; 32 levels and 16 KiB are accepted") {
+  Hostile h;
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  auto send = [&](const std::string& metadata_value) {
+    std::string body = R"({"from":"agent-a","content":"x","metadata":{"x":)" + metadata_value + "}}";
+    return h.Raw(h.Request("POST", "/mesh/" + h.mesh + "/messages", body));
+  };
+  std::string deep = send(nested(1440));
+  CHECK(StatusOf(deep) == 400);
+  CHECK(CodeOf(deep) == "invalid_json");
+  std::string too_deep = send(nested(32));  // the metadata object itself is one level more
+  CHECK(StatusOf(too_deep) == 400);
+  CHECK(CodeOf(too_deep) == "invalid_field");
+  CHECK(StatusOf(send(nested(31))) == 201);
+  std::string big = send("\"" + std::string(16 * 1024, 'm') + "\"");
+  CHECK(StatusOf(big) == 400);
+  CHECK(CodeOf(big) == "invalid_field");
+  CHECK(StatusOf(send("\"" + std::string(16 * 1024 - 20, 'm') + "\"")) == 201);
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("bodies over 1 MiB, chunked or not, are 413 without a token; memory stays bounded") {
+  Hostile h;
+  const long rss_before = RssKib(h.relay.process.pid());
+  // Four clients each offering 64 MiB in chunks, as fast as they can.
+  std::vector<std::future<std::string>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::async(std::launch::async, [&h] {
+      RawClient c(h.relay.port);
+      c.Send("POST /mesh/x/messages HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: chunked\r\n\r\n");
+      const std::string chunk = "100000\r\n" + std::string(0x100000, 'z') + "\r\n";
+      for (int k = 0; k < 64 && c.Send(chunk); ++k) {
+      }
+      return c.ReadAnswer(3000ms);
+    }));
+  }
+  for (auto& f : clients) CHECK(StatusOf(f.get()) == 413);
+  std::string plain = h.Raw("POST /mesh HTTP/1.1\r\nHost: relay\r\nContent-Length: 2000000\r\n\r\n");
+  CHECK(StatusOf(plain) == 413);
+  CHECK(CodeOf(plain) == "payload_too_large");
+  const long rss_after = RssKib(h.relay.process.pid());
+  CAPTURE(rss_before);
+  CAPTURE(rss_after);
+  CHECK(rss_after - rss_before < 64 * 1024);  // far below the 256 MiB offered
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing is 400") {
+  Hostile h;
+  std::string many;
+  for (int i = 0; i < 150; ++i) many += "X-Field-" + std::to_string(i) + ": y\r\n";
+  std::string a = h.Raw("GET /health HTTP/1.1\r\nHost: relay\r\n" + many + "\r\n");
+  CHECK(StatusOf(a) == 431);
+  CHECK(CodeOf(a) == "header_too_large");
+  CHECK(StatusOf(h.Raw("GET /health HTTP/1.1\r\nHost: relay\r\nX-Big: " + std::string(17000, 'b') +
+                       "\r\n\r\n")) == 431);
+  std::string two = h.Raw(
+      "POST /mesh HTTP/1.1\r\nHost: relay\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}");
+  CHECK(StatusOf(two) == 400);
+  std::string cl_te = h.Raw(
+      "POST /mesh HTTP/1.1\r\nHost: relay\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  CHECK(StatusOf(cl_te) == 400);
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("slow clients: a request must arrive whole in time; others are served meanwhile") {
+  Hostile h({"--request-timeout-ms", "1500"});
+  std::vector<std::unique_ptr<RawClient>> slow;
+  for (int i = 0; i < 300; ++i) {
+    slow.push_back(std::make_unique<RawClient>(h.relay.port));
+    slow.back()->Send("GET /health HTTP/1.1\r\nHost: ");
+  }
+  // While they trickle, a normal send is answered at once.
+  for (int tick = 0; tick < 3; ++tick) {
+    for (auto& c : slow) c->Send("x");
+    auto start = std::chrono::steady_clock::now();
+    auto r = h.http.Post("/mesh/" + h.mesh + "/messages", R"({"from":"agent-a","content":"hi"})",
+                         "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 201);
+    CHECK(std::chrono::steady_clock::now() - start < 1s);
+    std::this_thread::sleep_for(300ms);
+  }
+  // Past the deadline every one is answered 408 and closed, however it trickles.
+  int closed = 0;
+  for (auto& c : slow) {
+    c->Send("x");
+    closed += c->ClosedByRelay(3000ms) ? 1 : 0;
+  }
+  CHECK(closed == 300);
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("parked polls: 64 per agent, 1,000 per token, then 429 with Retry-After") {
+  Hostile h;
+  auto poll = [&](const std::string& agent_id) {
+    auto c = std::make_unique<RawClient>(h.relay.port);
+    c->Send("GET /mesh/" + h.mesh + "/messages?agent_id=" + agent_id +
+            "&wait=60 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + h.token + "\r\n\r\n");
+    return c;
+  };
+  auto listening = [&](const std::string& agent_id) {
+    for (int i = 0; i < 500; ++i) {
+      json agents = Hostile::Json(h.http.Get("/mesh/" + h.mesh + "/agents"));
+      for (const auto& a : agents["agents"]) {
+        if (a["agent_id"] == agent_id && a["listening"] == true) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  std::vector<std::unique_ptr<RawClient>> parked;
+  for (int i = 0; i < 64; ++i) parked.push_back(poll(h.agent));
+  REQUIRE(listening(h.agent));
+  // Let the relay take all 64 (else the 65th may be taken before one of them).
+  std::this_thread::sleep_for(1s);
+  auto answered = [](const std::vector<std::unique_ptr<RawClient>>& clients) {
+    int n = 0;
+    for (const auto& p : clients) {
+      pollfd pf{p->fd(), POLLIN, 0};
+      n += ::poll(&pf, 1, 0) > 0;
+    }
+    return n;
+  };
+  REQUIRE(answered(parked) == 0);
+  // The 65th of the same agent is refused (once all 64 are parked: retry briefly).
+  std::string refused;
+  for (int i = 0; i < 30 && StatusOf(refused) != 429; ++i) {
+    refused = poll(h.agent)->ReadAnswer(1000ms);
+  }
+  CHECK(StatusOf(refused) == 429);
+  CHECK(refused.find("Retry-After: ") != std::string::npos);
+
+  // 1,000 for one token, spread over agents of 63 polls each.
+  std::vector<std::string> agents;
+  for (int i = 0; i < 16; ++i) {
+    agents.push_back(Hostile::Json(h.http.Post("/mesh/" + h.mesh + "/agents",
+                                               json{{"name", "many-" + std::to_string(i)}}.dump(),
+                                               "application/json"))["agent_id"]);
+  }
+  for (int i = 0; i < 1000 - 64; ++i) parked.push_back(poll(agents[i / 63]));
+  REQUIRE(listening(agents[(1000 - 64 - 1) / 63]));
+  std::this_thread::sleep_for(2s);
+  REQUIRE(answered(parked) == 0);
+  std::string over;
+  for (int i = 0; i < 30 && StatusOf(over) != 429; ++i) over = poll(agents[15])->ReadAnswer(1000ms);
+  CHECK(StatusOf(over) == 429);
+  CHECK(over.find("This token already has 1000 waiting polls") != std::string::npos);
+  // Another token of another user is not affected.
+  std::string bob = AdminToken(h.home, "bob");
+  httplib::Client c("127.0.0.1", h.relay.port);
+  c.set_bearer_token_auth(bob);
+  CHECK(c.Get("/mesh")->status == 200);
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("a client that hangs up ends its parked poll at once") {
+  Hostile h;
+  {
+    RawClient c(h.relay.port);
+    c.Send("GET /mesh/" + h.mesh + "/messages?agent_id=" + h.agent +
+           "&wait=60 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + h.token + "\r\n\r\n");
+    bool parked = false;
+    for (int i = 0; i < 300 && !parked; ++i) {
+      parked = Hostile::Json(h.http.Get("/mesh/" + h.mesh + "/agents"))["agents"][0]["listening"] == true;
+      if (!parked) std::this_thread::sleep_for(10ms);
+    }
+    REQUIRE(parked);
+  }  // closed here
+  bool ended = false;
+  auto start = std::chrono::steady_clock::now();
+  while (!ended && std::chrono::steady_clock::now() - start < 2s) {
+    ended = Hostile::Json(h.http.Get("/mesh/" + h.mesh + "/agents"))["agents"][0]["listening"] == false;
+    if (!ended) std::this_thread::sleep_for(10ms);
+  }
+  CHECK(ended);
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+}
+
+TEST_CASE("tokens per user are capped at 100; an agent name may not be another agent's id") {
+  Hostile h;
+  int created = 0;
+  int last_status = 0;
+  std::string last_body;
+  for (int i = 0; i < 120; ++i) {
+    auto r = h.http.Post("/tokens", json{{"name", "t" + std::to_string(i)}}.dump(), "application/json");
+    last_status = r ? r->status : 0;
+    last_body = r ? r->body : "";
+    if (last_status != 201) break;
+    ++created;
+  }
+  CHECK(created == 99);  // plus the admin token: 100
+  CHECK(last_status == 400);
+  CHECK(json::parse(last_body)["error"]["code"] == "too_many_tokens");
+
+  auto named = h.http.Post("/mesh/" + h.mesh + "/agents", json{{"name", h.agent}}.dump(), "application/json");
+  REQUIRE(named);
+  CHECK(named->status == 400);
+  CHECK(json::parse(named->body)["error"]["code"] == "invalid_field");
+}
+
+TEST_CASE("registering one name from many clients at once: one 201, the rest 200, never 503") {
+  Hostile h;
+  std::vector<std::future<int>> racers;
+  for (int i = 0; i < 12; ++i) {
+    racers.push_back(std::async(std::launch::async, [&h] {
+      httplib::Client c("127.0.0.1", h.relay.port);
+      c.set_bearer_token_auth(h.token);
+      auto r = c.Post("/mesh/" + h.mesh + "/agents", R"({"name":"same-name"})", "application/json");
+      return r ? r->status : 0;
+    }));
+  }
+  int created = 0, existing = 0;
+  for (auto& f : racers) {
+    int s = f.get();
+    CHECK((s == 201 || s == 200));
+    created += s == 201;
+    existing += s == 200;
+  }
+  CHECK(created == 1);
+  CHECK(existing == 11);
+}
+
+TEST_CASE("a parked poll re-checks access when it wakes: revoked token 401, removed member 403") {
+  Hostile h;
+  // bob joins alice's mesh and parks a poll with a token he then loses.
+  std::string bob = AdminToken(h.home, "bob");
+  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/members", R"({"user":"bob"})", "application/json")->status == 201);
+  httplib::Client bc("127.0.0.1", h.relay.port);
+  bc.set_bearer_token_auth(bob);
+  bc.set_read_timeout(30, 0);
+  std::string bob_agent =
+      Hostile::Json(bc.Post("/mesh/" + h.mesh + "/agents", R"({"name":"bob-agent"})", "application/json"))["agent_id"];
+  std::string spare = Hostile::Json(bc.Post("/tokens", R"({"name":"spare"})", "application/json"))["token"];
+  std::string spare_id;
+  const json tokens = Hostile::Json(bc.Get("/tokens"));
+  for (const auto& t : tokens["tokens"]) {
+    if (t["name"] == "spare") spare_id = t["id"];
+  }
+  auto park = [&](const std::string& token) {
+    return std::async(std::launch::async, [&h, &bob_agent, token] {
+      httplib::Client c("127.0.0.1", h.relay.port);
+      c.set_bearer_token_auth(token);
+      c.set_read_timeout(30, 0);
+      auto r = c.Get("/mesh/" + h.mesh + "/messages?agent_id=" + bob_agent + "&wait=20");
+      return r ? std::make_pair(r->status, r->body) : std::make_pair(0, std::string());
+    });
+  };
+  auto wait_listening = [&] {
+    for (int i = 0; i < 500; ++i) {
+      const json list = Hostile::Json(h.http.Get("/mesh/" + h.mesh + "/agents"));
+      for (const auto& a : list["agents"]) {
+        if (a["agent_id"] == bob_agent && a["listening"] == true) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  auto revoked = park(spare);
+  REQUIRE(wait_listening());
+  REQUIRE(bc.Delete("/tokens/" + spare_id)->status == 204);
+  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/messages",
+                      json{{"from", "agent-a"}, {"to", "bob-agent"}, {"content", "secret 1"}}.dump(),
+                      "application/json")->status == 201);
+  auto [s1, b1] = revoked.get();
+  CHECK(s1 == 401);
+  CHECK(b1.find("secret 1") == std::string::npos);
+
+  // bob still may read what was sent to his agent (the revoked poll read nothing).
+  json backlog = Hostile::Json(bc.Get("/mesh/" + h.mesh + "/messages?agent_id=" + bob_agent));
+  REQUIRE(backlog["messages"].size() == 1);
+  REQUIRE(bc.Get("/mesh/" + h.mesh + "/messages?agent_id=" + bob_agent +
+                 "&after=" + std::to_string(backlog["cursor"].get<long long>()))->status == 200);
+  auto removed = park(bob);
+  REQUIRE(wait_listening());
+  REQUIRE(h.http.Delete("/mesh/" + h.mesh + "/members/bob")->status == 204);
+  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/messages",
+                      json{{"from", "agent-a"}, {"content", "secret 2"}}.dump(),
+                      "application/json")->status == 201);
+  auto [s2, b2] = removed.get();
+  CHECK(s2 == 403);
+  CHECK(b2.find("secret 2") == std::string::npos);
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("local sign-ins are rate-limited per address; the guide's URLs come from --public-url") {
+  Hostile h({"--public-url", "https://relay.example.test"});
+  int limited = 0;
+  for (int i = 0; i < 15; ++i) {
+    httplib::Client c("127.0.0.1", h.relay.port);
+    auto r = c.Post("/auth/cli", "port=5555&state=abcdefgh12&user=u" + std::to_string(i),
+                    "application/x-www-form-urlencoded");
+    REQUIRE(r);
+    if (r->status == 429) ++limited;
+  }
+  CHECK(limited == 5);  // 10 a minute
+
+  httplib::Client c("127.0.0.1", h.relay.port);
+  c.set_bearer_token_auth(h.token);
+  auto r = c.Get("/mesh/" + h.mesh + "/integrate", {{"Host", "evil.example"}});
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body.find("https://relay.example.test") != std::string::npos);
+  CHECK(r->body.find("evil.example") == std::string::npos);
+}
+
+}  // namespace meshwire::testing
