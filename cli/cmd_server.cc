@@ -57,6 +57,7 @@ int RunServer(int argc, char** argv) {
   int threads = 32;
   int io_threads = 2;
   int request_timeout_ms = 10000;
+  int events_keepalive_ms = 15000;
   int retention_days = 7;
   int rate_limit = 0;
   std::string log_level = "info";
@@ -90,6 +91,10 @@ int RunServer(int argc, char** argv) {
                  "how long a client may take to send a whole request, headers and body, from its "
                  "first byte (408 after it)")
       ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  app.add_option("--events-keepalive-ms", events_keepalive_ms,
+                 "how often an idle event stream (GET /mesh/ID/events) gets a comment line")
+      ->check(CLI::Range(100, 3600000))
       ->capture_default_str();
   app.add_option("--public-url", public_url,
                  "the relay's address as clients reach it, e.g. https://relay.example.com (the "
@@ -132,6 +137,7 @@ int RunServer(int argc, char** argv) {
   options.threads = threads;
   options.io_threads = io_threads;
   options.request_timeout_ms = request_timeout_ms;
+  options.events_keepalive_ms = events_keepalive_ms;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
   options.public_url = public_url;

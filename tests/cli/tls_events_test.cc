@@ -1,0 +1,233 @@
+// HTTPS and the event stream, end to end through the real binary:
+// - a test CA made here with the openssl command; the relay serves HTTPS with
+//   --tls-cert/--tls-key, the CLI talks to it with MESHWIRE_CA_FILE, refuses
+//   it without, and SIGHUP swaps the certificate for new connections;
+// - GET /mesh/{mesh}/events replays from Last-Event-ID, then streams live,
+//   with presence events, nothing twice, and ends when access is lost.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "tests/support/relay_process.h"
+
+namespace meshwire::testing {
+
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+/// Runs a shell command line; true when it exits 0.
+bool Shell(const std::string& line) { return std::system((line + " >/dev/null 2>&1").c_str()) == 0; }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`:
+/// PREFIX-ca.pem, PREFIX-cert.pem, PREFIX-key.pem.
+void MakeCertificates(const TempDir& dir, const std::string& prefix) {
+  const std::string p = dir / prefix;
+  REQUIRE(Shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=meshwire-test-ca -keyout " + p +
+                "-ca-key.pem -out " + p + "-ca.pem"));
+  REQUIRE(Shell("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + p + "-key.pem -out " + p +
+                "-csr.pem"));
+  REQUIRE(Shell("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > " + p + "-ext.cnf"));
+  REQUIRE(Shell("openssl x509 -req -in " + p + "-csr.pem -CA " + p + "-ca.pem -CAkey " + p +
+                "-ca-key.pem -CAcreateserial -days 2 -extfile " + p + "-ext.cnf -out " + p + "-cert.pem"));
+}
+
+/// An event-stream reader on a raw socket: sends the request, then collects
+/// the (chunked) body as it arrives.
+class EventReader {
+ public:
+  EventReader(int port, const std::string& request) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  }
+  ~EventReader() { ::close(fd_); }
+  /// Reads until `needle` has arrived (true) or `timeout` passed.
+  bool WaitFor(const std::string& needle, std::chrono::milliseconds timeout = 5000ms) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (text_.find(needle) == std::string::npos && std::chrono::steady_clock::now() < until) {
+      if (!ReadSome(50)) break;
+    }
+    return text_.find(needle) != std::string::npos;
+  }
+  /// True once the relay ended the stream (closed the connection).
+  bool WaitClosed(std::chrono::milliseconds timeout = 5000ms) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      if (!ReadSome(50)) return closed_;
+    }
+    return closed_;
+  }
+  const std::string& text() const { return text_; }
+  std::size_t Count(const std::string& needle) const {
+    std::size_t n = 0;
+    for (auto at = text_.find(needle); at != std::string::npos; at = text_.find(needle, at + 1)) ++n;
+    return n;
+  }
+
+ private:
+  bool ReadSome(int wait_ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, wait_ms) <= 0) return true;
+    char buf[8192];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) {
+      closed_ = true;
+      return false;
+    }
+    text_.append(buf, static_cast<std::size_t>(n));
+    return true;
+  }
+  int fd_ = -1;
+  std::string text_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without it; SIGHUP reloads") {
+  TempDir home;
+  MakeCertificates(home, "one");
+  MakeCertificates(home, "two");
+  const std::string cert = home / "relay-cert.pem";
+  const std::string key = home / "relay-key.pem";
+  REQUIRE(Shell("cp " + (home / "one-cert.pem") + " " + cert + " && cp " + (home / "one-key.pem") + " " + key));
+  const std::string token = AdminToken(home, "alice");
+  RelayProcess relay(home, {"--tls-cert", cert, "--tls-key", key});
+  REQUIRE(relay.process.stderr_seen().find("listening on https://") != std::string::npos);
+  const std::string url = "https://127.0.0.1:" + std::to_string(relay.port);
+  const std::vector<std::string> base = {"MESHWIRE_HOME=" + (home / "client"), "MESHWIRE_TOKEN=" + token,
+                                         "MESHWIRE_URL=" + url, "NO_COLOR=1"};
+  auto with = [&](std::vector<std::string> extra) {
+    extra.insert(extra.begin(), base.begin(), base.end());
+    return extra;
+  };
+
+  // Trusted through the CA file: a mesh is created over HTTPS.
+  CommandResult created = Run({kBinary, "mesh", "create", "secure"}, with({"MESHWIRE_CA_FILE=" + (home / "one-ca.pem")}));
+  CAPTURE(created.err);
+  CHECK(created.code == 0);
+  CHECK(created.out.find("Created mesh") != std::string::npos);
+
+  // Without it the certificate is refused, with a sentence that says what to do.
+  CommandResult refused = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE="}));
+  CHECK(refused.code == 3);
+  CHECK(refused.err.find("MESHWIRE_CA_FILE") != std::string::npos);
+
+  // Plain HTTP to the HTTPS port gets no answer it could take for the relay's.
+  httplib::Client plain("127.0.0.1", relay.port);
+  plain.set_read_timeout(5, 0);
+  auto r = plain.Get("/health");
+  CHECK((!r || r->status == 400));
+
+  // SIGHUP: the second CA's certificate serves new connections.
+  REQUIRE(Shell("cp " + (home / "two-cert.pem") + " " + cert + " && cp " + (home / "two-key.pem") + " " + key));
+  ::kill(relay.process.pid(), SIGHUP);
+  REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
+  CHECK(Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")})).code == 0);
+  CHECK(Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "one-ca.pem")})).code == 3);
+
+  // A bad key on reload keeps the previous pair.
+  REQUIRE(Shell("echo broken > " + key));
+  ::kill(relay.process.pid(), SIGHUP);
+  REQUIRE(relay.process.WaitForStderr("still serving the previous ones", 5000));
+  CHECK(Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")})).code == 0);
+}
+
+TEST_CASE("a relay with a certificate but no key refuses to start, saying why") {
+  TempDir home;
+  CommandResult r = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "r.db",
+                         "--tls-cert", home / "missing.pem"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--tls-key") != std::string::npos);
+}
+
+TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; ends when access is lost") {
+  TempDir home;
+  const std::string alice = AdminToken(home, "alice");
+  const std::string bob = AdminToken(home, "bob");
+  RelayProcess relay(home);
+  httplib::Client a("127.0.0.1", relay.port);
+  a.set_bearer_token_auth(alice);
+  const std::string mesh = json::parse(a.Post("/mesh", R"({"name":"events"})", "application/json")->body)["mesh_id"];
+  const std::string m = "/mesh/" + mesh;
+  REQUIRE(a.Post(m + "/agents", R"({"name":"agent-a"})", "application/json")->status == 201);
+  auto send = [&](const std::string& content) {
+    return a.Post(m + "/messages", json{{"from", "agent-a"}, {"content", content}}.dump(), "application/json")->status;
+  };
+  REQUIRE(send("first") == 201);
+  REQUIRE(send("second") == 201);
+
+  REQUIRE(a.Post(m + "/members", R"({"user":"bob"})", "application/json")->status == 201);
+  EventReader reader(relay.port, "GET " + m + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + bob +
+                                     "\r\nLast-Event-ID: 1\r\n\r\n");
+  REQUIRE(reader.WaitFor("\"content\":\"second\""));
+  CHECK(reader.text().find("HTTP/1.1 200") == 0);
+  CHECK(reader.text().find("Content-Type: text/event-stream") != std::string::npos);
+  CHECK(reader.text().find("\"content\":\"first\"") == std::string::npos);  // before Last-Event-ID
+  CHECK(reader.text().find("event: message\nid: 2\n") != std::string::npos);
+
+  // Live: a new message, and a presence change.
+  REQUIRE(send("third") == 201);
+  REQUIRE(reader.WaitFor("\"content\":\"third\""));
+  CHECK(reader.text().find("event: message\nid: 3\n") != std::string::npos);
+  REQUIRE(a.Post(m + "/agents", R"({"name":"agent-c"})", "application/json")->status == 201);
+  REQUIRE(reader.WaitFor("event: presence"));
+  CHECK(reader.text().find("\"name\":\"agent-c\"") != std::string::npos);
+  CHECK(reader.Count("\"content\":\"second\"") == 1);
+  CHECK(reader.Count("\"content\":\"third\"") == 1);
+
+  // ?after= works as Last-Event-ID does, for clients that cannot set headers.
+  EventReader from_zero(relay.port, "GET " + m + "/events?after=0 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+                                        alice + "\r\n\r\n");
+  REQUIRE(from_zero.WaitFor("\"content\":\"third\""));
+  CHECK(from_zero.Count("event: message") == 3);
+
+  // Bob is removed from the mesh: his stream ends with an error event.
+  REQUIRE(a.Delete(m + "/members/bob")->status == 204);
+  REQUIRE(reader.WaitFor("event: error"));
+  CHECK(reader.WaitClosed());
+
+  // Refusals are plain error answers: no token, another mesh, a bad Last-Event-ID.
+  httplib::Client anon("127.0.0.1", relay.port);
+  CHECK(anon.Get(m + "/events")->status == 401);
+  httplib::Client b("127.0.0.1", relay.port);
+  b.set_bearer_token_auth(bob);
+  CHECK(b.Get(m + "/events")->status == 403);
+  CHECK(a.Get(m + "/events", {{"Last-Event-ID", "soon"}})->status == 400);
+}
+
+TEST_CASE("events: a comment keeps an idle stream open; SIGTERM ends streams and the relay exits 0") {
+  TempDir home;
+  const std::string alice = AdminToken(home, "alice");
+  RelayProcess relay(home, {"--events-keepalive-ms", "200"});
+  httplib::Client a("127.0.0.1", relay.port);
+  a.set_bearer_token_auth(alice);
+  const std::string mesh = json::parse(a.Post("/mesh", R"({"name":"idle"})", "application/json")->body)["mesh_id"];
+  EventReader reader(relay.port, "GET /mesh/" + mesh + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+                                     alice + "\r\n\r\n");
+  REQUIRE(reader.WaitFor(": keep-alive", 3000ms));
+  ::kill(relay.process.pid(), SIGTERM);
+  CHECK(reader.WaitClosed(5000ms));
+  auto status = relay.process.Wait(10000);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+}
+
+}  // namespace meshwire::testing
