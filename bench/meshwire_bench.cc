@@ -915,11 +915,13 @@ class PollConn : public std::enable_shared_from_this<PollConn> {
     }
     if (body.find(kStopMarker) != std::string::npos) {
       // The final broadcast: counted the moment its answer is read; nothing else matters now.
-      std::lock_guard<std::mutex> lock(shared_.mu);
-      ++shared_.stop_received;
-      shared_.last_stop_receipt = now;
+      {
+        std::lock_guard<std::mutex> lock(shared_.mu);
+        ++shared_.stop_received;
+        shared_.last_stop_receipt = now;
+        shared_.cv.notify_all();
+      }
       done_ = true;
-      shared_.cv.notify_all();
       return Finish();
     }
     try {

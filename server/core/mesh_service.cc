@@ -463,6 +463,14 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
     waiters_.Arm(wait, [this, caller, mesh_id, agent_id = agent.agent_id, from, limit, generation,
                         done](Waiters::Outcome outcome, std::vector<CommittedPtr> messages) {
       if (outcome == Waiters::Outcome::kCancelled) return;  // nobody to answer
+      if (outcome == Waiters::Outcome::kMessages && cache_.Generation() == generation) {
+        // Nothing to read from storage (access unchanged, the messages are
+        // here): answer on the waking thread instead of a hop per poll, as a
+        // broadcast wakes thousands at once.
+        AnswerWoken(caller, mesh_id, agent_id, from, limit, generation, outcome, std::move(messages),
+                    done);
+        return;
+      }
       executor_.Post([=, this, messages = std::move(messages)]() mutable {
         AnswerWoken(caller, mesh_id, agent_id, from, limit, generation, outcome, std::move(messages),
                     done);

@@ -158,7 +158,8 @@ class Store {
   /// `fetched` (each only upwards, never past the mesh's newest seq),
   /// recording when each moved. The acked part is durable on return; the
   /// fetched part may be written after return, but Receipts() called after
-  /// this returns always reflects it.
+  /// this returns always reflects it. With `acked` 0 it must not block: it is
+  /// called on the committing thread for every poll a commit wakes.
   virtual void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
                              Millis now) = 0;
   /// One receipt per recipient of the message (direct: the one agent; broadcast:

@@ -10,6 +10,14 @@ const std::string& CommittedMessage::Json() const {
   return json_;
 }
 
+std::shared_ptr<const std::string> CommittedMessage::PollAnswer() const {
+  std::call_once(answer_once_, [this] {
+    answer_ = std::make_shared<const std::string>("{\"messages\":[" + Json() + "],\"cursor\":" +
+                                                  std::to_string(message_.seq) + "}");
+  });
+  return answer_;
+}
+
 void LocalWakeBus::Publish(const WakeEvent& event) {
   std::vector<std::shared_ptr<const Subscriber>> subscribers;
   {

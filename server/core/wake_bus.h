@@ -33,11 +33,16 @@ class CommittedMessage {
   const Message& message() const { return message_; }
   /// The message as the wire contract's JSON text (computed on first use).
   const std::string& Json() const;
+  /// The whole answer of a poll that returns this message alone,
+  /// {"messages":[...],"cursor":seq}: one text for every poll a broadcast wakes.
+  std::shared_ptr<const std::string> PollAnswer() const;
 
  private:
   Message message_;
   mutable std::once_flag json_once_;
   mutable std::string json_;
+  mutable std::once_flag answer_once_;
+  mutable std::shared_ptr<const std::string> answer_;
 };
 using CommittedPtr = std::shared_ptr<const CommittedMessage>;
 

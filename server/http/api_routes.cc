@@ -57,6 +57,19 @@ std::optional<std::int64_t> IntParam(const HttpRequest& req, const char* key, st
 }
 
 /// {"messages":[...],"cursor":N} from messages serialized once each.
+std::string MessagesBody(const std::vector<CommittedPtr>& messages, std::int64_t cursor);
+
+/// A poll's answer; one message alone (a woken poll's usual case) shares its
+/// text with every other poll that message woke.
+HttpResponse PollAnswer(const PollResult& result) {
+  if (result.messages.size() == 1 && result.cursor == result.messages[0]->message().seq) {
+    HttpResponse r = HttpResponse::Json(200, "");
+    r.shared_body = result.messages[0]->PollAnswer();
+    return r;
+  }
+  return HttpResponse::Json(200, MessagesBody(result.messages, result.cursor));
+}
+
 std::string MessagesBody(const std::vector<CommittedPtr>& messages, std::int64_t cursor) {
   std::size_t size = 32;
   for (const CommittedPtr& m : messages) size += m->Json().size() + 1;
@@ -220,7 +233,7 @@ Handler Poll(MeshService& svc) {
       Waiters::Handle wait =
           svc.Poll(caller, req.params[0], r, [ex](std::exception_ptr error, PollResult result) {
             if (!error) {
-              ex->Respond(HttpResponse::Json(200, MessagesBody(result.messages, result.cursor)));
+              ex->Respond(PollAnswer(result));
               return;
             }
             ex->Respond(ErrorAnswer(error));

@@ -31,7 +31,7 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
 }
 
 HttpResponse HttpResponse::Text(int status, std::string content_type, std::string body) {
-  HttpResponse r{status, {}, std::move(body)};
+  HttpResponse r{status, {}, std::move(body), nullptr};
   r.Header("Content-Type", std::move(content_type));
   return r;
 }

@@ -38,6 +38,9 @@ struct HttpResponse {
   int status = 200;
   HeaderList headers;
   std::string body;
+  /// When set, the body instead of `body`: one text written to many clients
+  /// (a broadcast's answer) without a copy each.
+  std::shared_ptr<const std::string> shared_body;
 
   HttpResponse& Header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));
@@ -50,7 +53,7 @@ struct HttpResponse {
   /// The contract's error JSON for `e`, with Retry-After when it has one.
   static HttpResponse FromError(const Error& e);
   /// No body (204, 302, ...).
-  static HttpResponse Empty(int status) { return HttpResponse{status, {}, {}}; }
+  static HttpResponse Empty(int status) { return HttpResponse{status, {}, {}, nullptr}; }
 };
 
 /// A streamed answer that stays open (Server-Sent Events).

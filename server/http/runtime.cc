@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -54,6 +55,9 @@ std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string
                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                      ssl::context::single_dh_use);
     SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    // An idle TLS connection (a parked poll) gives its 2 x 16 KiB record
+    // buffers back until it reads or writes again.
+    SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
     ctx->use_certificate_chain_file(cert);
     ctx->use_private_key_file(key, ssl::context::pem);
   } catch (const boost::system::system_error& e) {
@@ -466,18 +470,35 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // --- writing ------------------------------------------------------------------------
 
+  /// Writes an answer: the status line and headers are formatted here, and
+  /// the body is written from where it lies (a body shared by thousands of
+  /// answers, such as one broadcast's, is never copied).
   void Write(HttpResponse r, bool keep_alive) {
     state_ = State::kWriting;
     exchange_.reset();
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
-    for (auto& [name, value] : r.headers) res->insert(name, value);
-    res->keep_alive(keep_alive && !rt_.stopping);
-    res->content_length(r.body.size());
-    if (!head_) res->body() = std::move(r.body);
+    struct Out {
+      std::string head;
+      HttpResponse response;
+    };
+    auto out = std::make_shared<Out>(Out{{}, std::move(r)});
+    const HttpResponse& res = out->response;
+    const bool keep = keep_alive && !rt_.stopping;
+    const std::string& body = res.shared_body ? *res.shared_body : res.body;
+    std::string& head = out->head;
+    head.reserve(160);
+    head += "HTTP/1.1 " + std::to_string(res.status) + " ";
+    head += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
+    head += "\r\n";
+    for (const auto& [name, value] : res.headers) head += name + ": " + value + "\r\n";
+    head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (!keep) head += "Connection: close\r\n";
+    head += "\r\n";
+    std::array<net::const_buffer, 2> buffers{net::buffer(head),
+                                             head_ ? net::const_buffer() : net::buffer(body)};
     Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
-    http::async_write(stream_, *res, [self = this->shared_from_this(), res](ErrorCode ec, std::size_t) {
+    net::async_write(stream_, buffers, [self = this->shared_from_this(), out, keep](ErrorCode ec, std::size_t) {
       if (ec) return self->Close();
-      if (!res->keep_alive()) return self->Linger();
+      if (!keep) return self->Linger();
       self->DoIdle();
     });
   }
