@@ -159,14 +159,12 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
   Call(*impl_, url_, method, path, body, retryable, kReadTimeoutS)
 
 HealthAnswer RelayClient::Health() {
-  json j = CALL("GET", "/health", nullptr, true);
-  return HealthAnswer{j.value("status", ""),  j.value("version", ""), j.value("region", ""),
-                      j.value("storage", ""), j.value("auth", ""),    j.value("uptime_s", std::int64_t{0})};
+  return HealthAnswerFromJson(CALL("GET", "/health", nullptr, true));
 }
 
 std::pair<std::string, std::string> RelayClient::Me() {
-  json j = CALL("GET", "/me", nullptr, true);
-  return {j.value("user", ""), j.value("token_id", "")};
+  MeAnswer me = MeAnswerFromJson(CALL("GET", "/me", nullptr, true));
+  return {me.user, me.token_id};
 }
 
 Mesh RelayClient::CreateMesh(const std::string& name) {
@@ -182,13 +180,7 @@ std::vector<Mesh> RelayClient::ListMeshes() {
 }
 
 MeshDetails RelayClient::GetMesh(const std::string& mesh_id) {
-  json j = CALL("GET", "/mesh/" + Encode(mesh_id), nullptr, true);
-  MeshDetails d{MeshFromJson(j)};
-  if (j.contains("agents")) {
-    d.registered = j["agents"].value("registered", 0);
-    d.active = j["agents"].value("active", 0);
-  }
-  return d;
+  return MeshDetailsFromJson(CALL("GET", "/mesh/" + Encode(mesh_id), nullptr, true));
 }
 
 void RelayClient::DeleteMesh(const std::string& mesh_id) {
@@ -222,7 +214,7 @@ std::pair<std::string, bool> RelayClient::RegisterAgent(const std::string& mesh_
   int status = 0;
   json j = Call(*impl_, url_, "POST", "/mesh/" + Encode(mesh_id) + "/agents", &body, true,
                 kReadTimeoutS, nullptr, &status);
-  return {j.value("agent_id", ""), status == 201};
+  return {RegisterAnswerFromJson(j).agent_id, status == 201};
 }
 
 std::vector<AgentInfo> RelayClient::Agents(const std::string& mesh_id) {
@@ -246,23 +238,11 @@ void RelayClient::DeleteAgent(const std::string& mesh_id, const std::string& age
 }
 
 Message RelayClient::Send(const std::string& mesh_id, const OutgoingMessage& m) {
-  json body = {{"from", m.from}, {"content", m.content}};
-  if (m.to) body["to"] = *m.to;
-  if (m.priority) body["priority"] = *m.priority;
-  if (m.reply_to) body["reply_to"] = *m.reply_to;
+  OutgoingMessage keyed = m;
   // With a key, sending again after a lost answer stores nothing new: safe to retry.
-  body["idempotency_key"] = m.idempotency_key.value_or("cli-" + RandomBase62(24));
-  json metadata = json::parse(m.metadata_json, nullptr, false);
-  if (metadata.is_object() && !metadata.empty()) body["metadata"] = metadata;
+  if (!keyed.idempotency_key) keyed.idempotency_key = "cli-" + RandomBase62(24);
+  json body = ToJson(keyed);
   return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages", &body, true));
-}
-
-// A page of messages and the cursor that acknowledges it.
-static PollAnswer PollAnswerFromJson(const json& j) {
-  PollAnswer a;
-  for (const json& m : j.at("messages")) a.messages.push_back(MessageFromJson(m));
-  a.cursor = j.value("cursor", std::int64_t{0});
-  return a;
 }
 
 PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agent,
@@ -315,8 +295,7 @@ NewTokenAnswer RelayClient::CreateToken(const std::string& name,
                                         const std::optional<std::string>& mesh_id) {
   json body = {{"name", name}};
   if (mesh_id) body["mesh_id"] = *mesh_id;
-  json j = CALL("POST", "/tokens", &body, false);
-  return NewTokenAnswer{j.value("id", ""), j.value("token", "")};
+  return NewTokenAnswerFromJson(CALL("POST", "/tokens", &body, false));
 }
 
 void RelayClient::RevokeToken(const std::string& token_id) {

@@ -22,45 +22,9 @@
 
 #include "schemas/error.h"
 #include "schemas/model.h"
+#include "schemas/rest.h"
 
 namespace meshwire {
-
-struct AgentInfo {
-  Agent agent;
-  std::string status;  // active, idle, offline
-  bool listening = false;
-};
-
-struct MeshDetails {
-  Mesh mesh;
-  int registered = 0;
-  int active = 0;
-};
-
-struct OutgoingMessage {
-  std::string from;  // agent id or name
-  std::optional<std::string> to;
-  std::string content;
-  std::optional<std::string> priority;
-  std::optional<std::string> reply_to;
-  std::optional<std::string> idempotency_key;  // generated when unset
-  std::string metadata_json = "{}";
-};
-
-struct PollAnswer {
-  std::vector<Message> messages;
-  std::int64_t cursor = 0;
-};
-
-struct NewTokenAnswer {
-  std::string id;
-  std::string token;
-};
-
-struct HealthAnswer {
-  std::string status, version, region, storage, auth;
-  std::int64_t uptime_s = 0;
-};
 
 struct RetryPolicy {
   std::vector<std::chrono::milliseconds> delays;  // empty: no retries

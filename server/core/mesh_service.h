@@ -14,6 +14,7 @@
 #include <exception>
 #include <functional>
 
+#include "schemas/rest.h"
 #include "server/core/clock.h"
 #include "server/core/executor.h"
 #include "server/core/identity_cache.h"
@@ -42,27 +43,10 @@ struct Caller {
   const std::string& user() const { return token.user; }
 };
 
-struct MeshInfo {
-  Mesh mesh;
-  int registered = 0;
-  int active = 0;
-};
-
-struct AgentView {
-  Agent agent;
-  std::string status;  // "active", "idle", "offline"
-  bool listening = false;
-};
-
-struct SendRequest {
-  std::string from;                   // agent id or name of the caller's
-  std::optional<std::string> to;      // agent id or name; absent or "all": broadcast
-  std::string content;
-  std::optional<std::string> priority;
-  std::optional<std::string> reply_to;
-  std::string metadata_json = "{}";   // an object
-  std::optional<std::string> idempotency_key;
-};
+/// The rules speak the REST API's own values (schemas/rest.h).
+using MeshInfo = MeshDetails;
+using AgentView = AgentInfo;
+using SendRequest = OutgoingMessage;
 
 struct PollRequest {
   std::string agent_id;

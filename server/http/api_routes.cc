@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "schemas/json_io.h"
+#include "schemas/rest.h"
 #include "server/core/clock.h"
 #include "server/core/mesh_service.h"
 #include "server/http/router.h"
@@ -89,9 +90,7 @@ HttpResponse MeshJson(const Mesh& mesh, int status = 200) { return JsonAnswer(st
 // --- meshes and members -------------------------------------------------------------------
 
 HttpResponse Me(const Caller& c, const HttpRequest&) {
-  Json j = {{"user", c.user()}, {"token_id", c.token.id}};
-  if (c.token.mesh_id) j["mesh_id"] = *c.token.mesh_id;
-  return JsonAnswer(200, j);
+  return JsonAnswer(200, ToJson(MeAnswer{c.user(), c.token.id, c.token.mesh_id}));
 }
 
 void AddMeshRoutes(Router& router, MeshService& svc) {
@@ -105,10 +104,7 @@ void AddMeshRoutes(Router& router, MeshService& svc) {
     return JsonAnswer(200, {{"meshes", list}});
   }));
   router.Add("GET", "/mesh/{mesh}", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
-    MeshInfo info = svc.GetMesh(c, req.params[0]);
-    Json j = ToJson(info.mesh);
-    j["agents"] = {{"registered", info.registered}, {"active", info.active}};
-    return JsonAnswer(200, j);
+    return JsonAnswer(200, ToJson(svc.GetMesh(c, req.params[0])));
   }));
   router.Add("DELETE", "/mesh/{mesh}", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     svc.DeleteMesh(c, req.params[0]);
@@ -139,7 +135,7 @@ void AddAgentRoutes(Router& router, MeshService& svc) {
     std::string name = RequireString(body, "name");
     std::string harness = OptionalString(body, "harness").value_or("");
     RegisterResult r = svc.RegisterAgent(c, req.params[0], name, harness);
-    return JsonAnswer(r.created ? 201 : 200, {{"agent_id", r.agent.agent_id}, {"name", r.agent.name}});
+    return JsonAnswer(r.created ? 201 : 200, ToJson(RegisterAnswer{r.agent.agent_id, r.agent.name}));
   }));
   router.Add("GET", "/mesh/{mesh}/agents", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     Json list = Json::array();
@@ -182,15 +178,7 @@ Handler SendMessage(MeshService& svc) {
     Guarded(ex, [&] {
       const HttpRequest& req = ex->request();
       Caller caller = svc.Authenticate(req.HeaderOr("Authorization"));
-      Json body = ParseObject(req.body);
-      SendRequest r;
-      r.from = RequireString(body, "from");
-      r.to = OptionalString(body, "to");
-      r.content = RequireString(body, "content");
-      r.priority = OptionalString(body, "priority");
-      r.reply_to = OptionalString(body, "reply_to");
-      r.metadata_json = OptionalObjectText(body, "metadata");
-      r.idempotency_key = OptionalString(body, "idempotency_key");
+      const OutgoingMessage r = OutgoingMessageFromJson(ParseObject(req.body));
       svc.Send(caller, req.params[0], r, [ex](std::exception_ptr error, AppendResult result) {
         if (error) {
           ex->RespondWith([error] { return ErrorAnswer(error); });
@@ -280,9 +268,7 @@ void AddTokenRoutes(Router& router, MeshService& svc) {
   router.Add("POST", "/tokens", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     Json body = ParseObject(req.body);
     CreatedToken t = svc.CreateToken(c, RequireString(body, "name"), OptionalString(body, "mesh_id"));
-    Json j = {{"id", t.token.id}, {"token", t.secret}, {"name", t.token.name}};
-    if (t.token.mesh_id) j["mesh_id"] = *t.token.mesh_id;
-    return JsonAnswer(201, j);
+    return JsonAnswer(201, ToJson(NewTokenAnswer{t.token.id, t.secret, t.token.name, t.token.mesh_id}));
   }));
   router.Add("DELETE", "/tokens/{id}", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     svc.RevokeToken(c, req.params[0]);
@@ -294,12 +280,9 @@ void AddTokenRoutes(Router& router, MeshService& svc) {
 
 void AddApiRoutes(Router& router, MeshService& svc, const ApiOptions& options) {
   router.Add("GET", "/health", [&svc, started_at = options.started_at](const ExchangePtr& ex) {
-    ex->Respond(JsonAnswer(200, {{"status", "ok"},
-                                 {"version", svc.options().version},
-                                 {"uptime_s", (SystemClock().Now() - started_at) / 1000},
-                                 {"region", svc.options().region},
-                                 {"storage", svc.store().Kind()},
-                                 {"auth", svc.options().auth_mode}}));
+    HealthAnswer h{"ok", svc.options().version, svc.options().region, svc.store().Kind(),
+                   svc.options().auth_mode, (SystemClock().Now() - started_at) / 1000};
+    ex->Respond(JsonAnswer(200, ToJson(h)));
   }, Router::Run::kInline);
   AddMeshRoutes(router, svc);
   AddAgentRoutes(router, svc);

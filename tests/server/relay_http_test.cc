@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "schemas/mcp_schemas.h"
 #include "tests/support/test_relay.h"
 
 namespace meshwire::testing {
@@ -354,6 +355,19 @@ TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
   CHECK(g.body.find("127.0.0.1:" + std::to_string(t.relay.port())) != std::string::npos);
   CHECK(g.body.find("meshwire_send_message") != std::string::npos);
   CHECK(g.body.find(t.alice) == std::string::npos);  // never the caller's token
+
+  // The tools' schemas in the guide are the ones `meshwire mcp` serves.
+  const auto at = g.body.find("Their input schemas:\n\n```json\n");
+  REQUIRE(at != std::string::npos);
+  const auto from = g.body.find('[', at);
+  const auto to = g.body.find("\n```", from);
+  json listed = json::parse(g.body.substr(from, to - from));
+  const json& served = McpToolDefinitions();
+  REQUIRE(listed.size() == served.size());
+  for (std::size_t i = 0; i < served.size(); ++i) {
+    CHECK(listed[i]["name"] == served[i]["name"]);
+    CHECK(listed[i]["inputSchema"] == served[i]["inputSchema"]);
+  }
 }
 
 TEST_CASE("deleting a mesh removes it for everyone") {
