@@ -3,15 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <istream>
 #include <nlohmann/json.hpp>
-#include <ostream>
 
 namespace meshwire::mcp {
-
-namespace {
-constexpr auto kEofGrace = std::chrono::milliseconds(1000);
-}  // namespace
 
 void RequestContext::OnCancel(std::function<void()> fn) {
   std::unique_lock lock(mu_);
@@ -45,19 +39,16 @@ void JsonRpcPeer::OnNotification(const std::string& method, NotificationHandler 
   notifications_[method] = std::move(handler);
 }
 
-void JsonRpcPeer::Serve(std::istream& in, std::ostream& out) {
-  out_ = &out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    HandleLine(line);
-    Reap(false);
-  }
-  // End of input. Requests already read get a moment to finish (a script
-  // piping requests in still gets its answers); whatever still waits after
-  // that (a long-poll) is cancelled, so the process exits promptly.
-  auto deadline = std::chrono::steady_clock::now() + kEofGrace;
+void JsonRpcPeer::SetSink(std::function<void(const std::string& text)> sink) {
+  std::lock_guard lock(write_mu_);
+  sink_ = std::move(sink);
+}
+
+void JsonRpcPeer::Drain(std::chrono::milliseconds grace) {
+  // Requests already read get a moment to finish (a script piping requests
+  // in still gets its answers); whatever still waits after that (a
+  // long-poll) is cancelled, so the process exits promptly.
+  auto deadline = std::chrono::steady_clock::now() + grace;
   for (;;) {
     {
       std::lock_guard lock(flight_mu_);
@@ -72,8 +63,9 @@ void JsonRpcPeer::Serve(std::istream& in, std::ostream& out) {
   Reap(true);
 }
 
-void JsonRpcPeer::HandleLine(const std::string& line) {
-  Json message = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+void JsonRpcPeer::HandleText(const std::string& text) {
+  Reap(false);
+  Json message = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded()) {
     AnswerError(nullptr, RpcError::kParseError, "Parse error: the line is not JSON.");
     return;
@@ -199,9 +191,7 @@ void JsonRpcPeer::AnswerError(const Json& id, int code, const std::string& messa
 void JsonRpcPeer::Write(const Json& message) {
   std::string line = message.dump(-1, ' ', false, Json::error_handler_t::replace);
   std::lock_guard lock(write_mu_);
-  if (!out_) return;
-  *out_ << line << '\n';
-  out_->flush();
+  if (sink_) sink_(line);
 }
 
 void JsonRpcPeer::Reap(bool all) {

@@ -1,5 +1,7 @@
-// JSON-RPC 2.0 over a pair of streams, one message per line (MCP's stdio
-// transport). The rules real MCP clients rely on:
+// JSON-RPC 2.0 dispatch, apart from any transport: a transport hands each
+// incoming message's text to HandleText and sends what the sink is given
+// (stdio_transport.h frames them as lines; an HTTP transport can carry the
+// same dispatcher). The rules real MCP clients rely on:
 // - a line that is not JSON: -32700, and the loop goes on;
 // - a batch (array) or a malformed request: -32600;
 // - an unknown method with an id: -32601 (before or after initialize), so
@@ -8,10 +10,11 @@
 // - requests registered as concurrent run on their own thread, so a long
 //   wait never delays a ping; `notifications/cancelled` cancels one and its
 //   answer is never sent;
-// - at end of input every request in flight is cancelled and Serve returns.
+// - at end of input (Drain) every request still in flight is cancelled.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <iosfwd>
 #include <map>
@@ -74,11 +77,16 @@ class JsonRpcPeer {
   void On(const std::string& method, Handler handler, bool concurrent = false);
   void OnNotification(const std::string& method, NotificationHandler handler);
 
-  /// Reads requests from `in` until end of input, answering on `out`.
-  void Serve(std::istream& in, std::ostream& out);
+  /// Where outgoing messages go (one JSON text each; any thread, serialized
+  /// by the dispatcher). Set before the first HandleText.
+  void SetSink(std::function<void(const std::string& text)> sink);
+  /// Handles one incoming message's text (a request, notification or batch).
+  void HandleText(const std::string& text);
+  /// The input ended: requests in flight get `grace` to finish, the rest are
+  /// cancelled (their answers are never sent), and every worker is joined.
+  void Drain(std::chrono::milliseconds grace);
 
  private:
-  void HandleLine(const std::string& line);
   void Dispatch(const Json& message);
   void Answer(const Json& id, const Json& result);
   void AnswerError(const Json& id, int code, const std::string& message);
@@ -92,7 +100,7 @@ class JsonRpcPeer {
   };
   std::map<std::string, Method> methods_;
   std::map<std::string, NotificationHandler> notifications_;
-  std::ostream* out_ = nullptr;
+  std::function<void(const std::string&)> sink_;
   std::mutex write_mu_;
   std::mutex flight_mu_;
   // Requests being served, by their id's JSON text; guarded by flight_mu_.

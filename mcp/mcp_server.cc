@@ -1,5 +1,7 @@
 #include "mcp/mcp_server.h"
 
+#include "mcp/stdio_transport.h"
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -57,6 +59,6 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version) : to
   rpc_.OnNotification("notifications/initialized", [](const Json&) {});
 }
 
-void McpServer::Serve(std::istream& in, std::ostream& out) { rpc_.Serve(in, out); }
+void McpServer::Serve(std::istream& in, std::ostream& out) { ServeStdio(rpc_, in, out); }
 
 }  // namespace meshwire::mcp

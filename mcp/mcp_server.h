@@ -39,8 +39,10 @@ const std::vector<std::string>& SupportedProtocolVersions();
 class McpServer {
  public:
   McpServer(ToolSet& tools, std::string name, std::string version);
-  /// Serves until end of input.
+  /// Serves MCP's stdio transport until end of input.
   void Serve(std::istream& in, std::ostream& out);
+  /// The dispatcher with the MCP methods registered, for another transport.
+  JsonRpcPeer& rpc() { return rpc_; }
 
  private:
   ToolSet& tools_;

@@ -1,0 +1,26 @@
+#include "mcp/stdio_transport.h"
+
+#include <istream>
+#include <ostream>
+
+namespace meshwire::mcp {
+
+namespace {
+constexpr auto kEofGrace = std::chrono::milliseconds(1000);
+}  // namespace
+
+void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out) {
+  peer.SetSink([&out](const std::string& text) {
+    out << text << '\n';
+    out.flush();
+  });
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    peer.HandleText(line);
+  }
+  peer.Drain(kEofGrace);
+}
+
+}  // namespace meshwire::mcp

@@ -1,0 +1,15 @@
+// MCP's stdio transport: one JSON-RPC message per line on a pair of streams,
+// framed here and dispatched by a JsonRpcPeer.
+#pragma once
+
+#include <iosfwd>
+
+#include "mcp/json_rpc.h"
+
+namespace meshwire::mcp {
+
+/// Reads messages from `in` line by line until end of input, answering on
+/// `out`; at the end, requests in flight get a second, then are cancelled.
+void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out);
+
+}  // namespace meshwire::mcp
