@@ -24,8 +24,10 @@
 
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
+import tls from "node:tls";
 
 const DEFAULT_URL = "http://127.0.0.1:7420";
 const DEFAULT_AGENT_NAME = "copilot-agent";
@@ -170,6 +172,48 @@ function httpError(status, data, retryAfter, baseUrl) {
   });
 }
 
+// A fetch for an https relay whose certificate a private CA signed
+// (MESHWIRE_CA_FILE, added to Node's own CAs): Node's built-in fetch only
+// trusts the CAs it started with. It offers what createRelay uses of fetch.
+function caFetch(caFile) {
+  let ca;
+  try {
+    ca = [...tls.rootCertificates, fs.readFileSync(caFile, "utf8")];
+  } catch (err) {
+    throw new RelayError(`MESHWIRE_CA_FILE=${caFile} cannot be read (${err.code ?? err.message}): point it at the CA's PEM file.`, {
+      code: "invalid_ca_file",
+    });
+  }
+  const agent = new https.Agent({ ca, keepAlive: true });
+  return (url, { method = "GET", headers = {}, body, signal } = {}) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(url, { method, headers, agent, signal }, (res) => {
+        const chunks = [];
+        res.on("data", (chunk) => chunks.push(chunk));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolve({
+            status: res.statusCode,
+            ok: res.statusCode >= 200 && res.statusCode < 300,
+            headers: { get: (name) => res.headers[name.toLowerCase()] ?? null },
+            text: async () => text,
+          });
+        });
+      });
+      req.on("error", reject);
+      if (body !== undefined && body !== null) req.write(body);
+      req.end();
+    });
+}
+
+// The fetch to use for `config`: the caller's, or one that trusts MESHWIRE_CA_FILE too.
+function relayFetch(config, fetchImpl, env) {
+  if (fetchImpl) return fetchImpl;
+  if (env?.MESHWIRE_CA_FILE && config.url.startsWith("https:")) return caFetch(env.MESHWIRE_CA_FILE);
+  return globalThis.fetch;
+}
+
 function createRelay(config, fetchImpl) {
   // One attempt: the answer, or a RelayError when there is none.
   async function exchange(method, url, headers, body, signal, timeoutMs) {
@@ -259,7 +303,7 @@ function createMesh({ url, env, fetch: fetchImpl, homedir, cwd }) {
     // session runs is picked up.
     if (!config || !config.token || !config.meshId) {
       config = resolveConfig({ url, env, homedir, cwd });
-      relay = createRelay(config, fetchImpl);
+      relay = createRelay(config, relayFetch(config, fetchImpl, env ?? process.env));
     }
     return config;
   }
@@ -748,7 +792,7 @@ export async function createCopilotExtension(options = {}) {
   const mesh = createMesh({
     url: options.url,
     env: options.env ?? process.env,
-    fetch: options.fetch ?? globalThis.fetch,
+    fetch: options.fetch,
     homedir: options.homedir ?? os.homedir(),
     cwd: options.cwd ?? process.cwd(),
   });

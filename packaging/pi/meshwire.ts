@@ -23,8 +23,10 @@
 
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as tls from "node:tls";
 
 // ---------------------------------------------------------------------------
 // The parts of Pi's extension API used here
@@ -406,9 +408,55 @@ function optionalInteger(value: unknown, name: string, min: number, max: number)
 // ---------------------------------------------------------------------------
 // The mesh as this agent sees it
 
+// A fetch for an https relay whose certificate a private CA signed
+// (MESHWIRE_CA_FILE, added to Node's own CAs): Node's built-in fetch only
+// trusts the CAs it started with. It offers what relayRequest uses of fetch.
+function caFetch(caFile: string): typeof globalThis.fetch {
+  const ca = [...tls.rootCertificates, fs.readFileSync(caFile, "utf8")];
+  const agent = new https.Agent({ ca, keepAlive: true });
+  const f = (url: any, init: any = {}) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(
+        String(url),
+        { method: init.method ?? "GET", headers: init.headers ?? {}, agent, signal: init.signal },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("error", reject);
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            const status = res.statusCode ?? 0;
+            resolve({
+              status,
+              ok: status >= 200 && status < 300,
+              headers: { get: (name: string) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
+              text: async () => text,
+            });
+          });
+        },
+      );
+      req.on("error", reject);
+      if (init.body !== undefined && init.body !== null) req.write(init.body);
+      req.end();
+    });
+  return f as unknown as typeof globalThis.fetch;
+}
+
+/// Node's fetch for http relays, one that also trusts `caFile` for https ones.
+function caFetchFor(caFile: string): typeof globalThis.fetch {
+  let secure: typeof globalThis.fetch | null = null;
+  return ((url: any, init?: any) => {
+    if (!String(url).startsWith("https:")) return globalThis.fetch(url, init);
+    secure ??= caFetch(caFile);
+    return secure(url, init);
+  }) as typeof globalThis.fetch;
+}
+
 function createMesh(options: MeshwirePiOptions) {
   const env = options.env ?? process.env;
-  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const caFile = env.MESHWIRE_CA_FILE;
+  const fetchImpl =
+    options.fetch ?? (caFile ? caFetchFor(caFile) : globalThis.fetch);
   const homedir = options.homedir ?? os.homedir();
   let config: MeshwireConfig | null = null;
   let agentId: string | null = null;

@@ -83,10 +83,10 @@ export function tempDir(prefix) {
 // ---------------------------------------------------------------------------
 // The relay
 
-// A tracked `meshwire server` on 127.0.0.1:port (0: any) over storageDir (env: default inherited): { url, child, stop(signal) } once listening, else rejects (10 s at most).
-export async function startRelay(storageDir, { port = 0, env } = {}) {
+// A tracked `meshwire server` on 127.0.0.1:port (0: any) over storageDir (env: default inherited; args: more flags, e.g. --tls-cert): { url, child, stop(signal) } once listening, else rejects (10 s at most).
+export async function startRelay(storageDir, { port = 0, env, args = [] } = {}) {
   const child = track(
-    spawn(BINARY, ["server", "--listen", `127.0.0.1:${port}`, "--storage", `sqlite:${storageDir}/relay.db`], {
+    spawn(BINARY, ["server", "--listen", `127.0.0.1:${port}`, "--storage", `sqlite:${storageDir}/relay.db`, ...args], {
       stdio: ["ignore", "ignore", "pipe"],
       ...(env ? { env } : {}),
     }),
@@ -104,7 +104,7 @@ export async function startRelay(storageDir, { port = 0, env } = {}) {
     });
     child.stderr.on("data", (chunk) => {
       seen += chunk;
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
+      const match = /listening on (https?:\/\/127\.0\.0\.1:\d+)/.exec(seen);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]);
