@@ -1,13 +1,9 @@
 // Hostile clients against the real `meshwire server` process, through real
 // sockets: each case answers its error, the relay stays up (GET /health), and
 // its memory stays bounded. Every case is bounded in time.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -16,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/support/raw_client.h"
 #include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
@@ -24,86 +21,6 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-/// A raw loopback connection: the test writes exactly the bytes it wants.
-class RawClient {
- public:
-  explicit RawClient(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  }
-  ~RawClient() { Close(); }
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  /// Sends all of `bytes`; false when the relay closed the connection meanwhile.
-  bool Send(const std::string& bytes) {
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-      ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      sent += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-  /// Reads until the relay closes the connection or `timeout` passes.
-  std::string ReadAll(std::chrono::milliseconds timeout = 5000ms) {
-    std::string out;
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-  }
-  /// Reads one HTTP answer (headers and Content-Length bytes), or until the
-  /// relay closes the connection or `timeout` passes.
-  std::string ReadAnswer(std::chrono::milliseconds timeout = 5000ms) {
-    std::string out;
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      auto head_end = out.find("\r\n\r\n");
-      if (head_end != std::string::npos) {
-        auto cl = out.find("Content-Length: ");
-        if (cl != std::string::npos && cl < head_end &&
-            out.size() >= head_end + 4 + std::strtoul(out.c_str() + cl + 16, nullptr, 10)) {
-          break;
-        }
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-    return out;
-  }
-  /// True when the relay has closed its side (within `timeout`).
-  bool ClosedByRelay(std::chrono::milliseconds timeout) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[4096];
-      if (::recv(fd_, buf, sizeof buf, 0) <= 0) return true;
-    }
-    return false;
-  }
-  int fd() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
 
 int StatusOf(const std::string& answer) {
   return answer.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(answer.c_str() + 9) : 0;

@@ -4,13 +4,8 @@
 //   it without, and SIGHUP swaps the certificate for new connections;
 // - GET /mesh/{mesh}/events replays from Last-Event-ID, then streams live,
 //   with presence events, nothing twice, and ends when access is lost.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -18,6 +13,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/raw_client.h"
 #include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
@@ -42,61 +38,6 @@ void MakeCertificates(const TempDir& dir, const std::string& prefix) {
   REQUIRE(Shell("openssl x509 -req -in " + p + "-csr.pem -CA " + p + "-ca.pem -CAkey " + p +
                 "-ca-key.pem -CAcreateserial -days 2 -extfile " + p + "-ext.cnf -out " + p + "-cert.pem"));
 }
-
-/// An event-stream reader on a raw socket: sends the request, then collects
-/// the (chunked) body as it arrives.
-class EventReader {
- public:
-  EventReader(int port, const std::string& request) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
-  }
-  ~EventReader() { ::close(fd_); }
-  /// Reads until `needle` has arrived (true) or `timeout` passed.
-  bool WaitFor(const std::string& needle, std::chrono::milliseconds timeout = 5000ms) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (text_.find(needle) == std::string::npos && std::chrono::steady_clock::now() < until) {
-      if (!ReadSome(50)) break;
-    }
-    return text_.find(needle) != std::string::npos;
-  }
-  /// True once the relay ended the stream (closed the connection).
-  bool WaitClosed(std::chrono::milliseconds timeout = 5000ms) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < until) {
-      if (!ReadSome(50)) return closed_;
-    }
-    return closed_;
-  }
-  const std::string& text() const { return text_; }
-  std::size_t Count(const std::string& needle) const {
-    std::size_t n = 0;
-    for (auto at = text_.find(needle); at != std::string::npos; at = text_.find(needle, at + 1)) ++n;
-    return n;
-  }
-
- private:
-  bool ReadSome(int wait_ms) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, wait_ms) <= 0) return true;
-    char buf[8192];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      closed_ = true;
-      return false;
-    }
-    text_.append(buf, static_cast<std::size_t>(n));
-    return true;
-  }
-  int fd_ = -1;
-  std::string text_;
-  bool closed_ = false;
-};
 
 }  // namespace
 
@@ -174,7 +115,8 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   REQUIRE(send("second") == 201);
 
   REQUIRE(a.Post(m + "/members", R"({"user":"bob"})", "application/json")->status == 201);
-  EventReader reader(relay.port, "GET " + m + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + bob +
+  RawClient reader(relay.port);
+  reader.Send("GET " + m + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + bob +
                                      "\r\nLast-Event-ID: 1\r\n\r\n");
   REQUIRE(reader.WaitFor("\"content\":\"second\""));
   CHECK(reader.text().find("HTTP/1.1 200") == 0);
@@ -193,7 +135,8 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   CHECK(reader.Count("\"content\":\"third\"") == 1);
 
   // ?after= works as Last-Event-ID does, for clients that cannot set headers.
-  EventReader from_zero(relay.port, "GET " + m + "/events?after=0 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+  RawClient from_zero(relay.port);
+  from_zero.Send("GET " + m + "/events?after=0 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
                                         alice + "\r\n\r\n");
   REQUIRE(from_zero.WaitFor("\"content\":\"third\""));
   CHECK(from_zero.Count("event: message") == 3);
@@ -201,7 +144,7 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   // Bob is removed from the mesh: his stream ends with an error event.
   REQUIRE(a.Delete(m + "/members/bob")->status == 204);
   REQUIRE(reader.WaitFor("event: error"));
-  CHECK(reader.WaitClosed());
+  CHECK(reader.ClosedByRelay(std::chrono::milliseconds(5000)));
 
   // Refusals are plain error answers: no token, another mesh, a bad Last-Event-ID.
   httplib::Client anon("127.0.0.1", relay.port);
@@ -219,11 +162,12 @@ TEST_CASE("events: a comment keeps an idle stream open; SIGTERM ends streams and
   httplib::Client a("127.0.0.1", relay.port);
   a.set_bearer_token_auth(alice);
   const std::string mesh = json::parse(a.Post("/mesh", R"({"name":"idle"})", "application/json")->body)["mesh_id"];
-  EventReader reader(relay.port, "GET /mesh/" + mesh + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+  RawClient reader(relay.port);
+  reader.Send("GET /mesh/" + mesh + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
                                      alice + "\r\n\r\n");
   REQUIRE(reader.WaitFor(": keep-alive", 3000ms));
   ::kill(relay.process.pid(), SIGTERM);
-  CHECK(reader.WaitClosed(5000ms));
+  CHECK(reader.ClosedByRelay(5000ms));
   auto status = relay.process.Wait(10000);
   REQUIRE(status);
   CHECK(WIFEXITED(*status));
