@@ -392,7 +392,7 @@ values, medians of $ROUNDS alternating rounds (each: ${MW_RPS_ALL[*]:-n/a} vs ${
 | relay CPU, all parked and nothing sent (% of a core) | $(fmt "$(jget "$P" relay_cpu_parked_quiet_pct)" 1) |
 | send p50 / p99 with listeners parked (ms) | $parked_send |
 | woken listeners / targeted | $(jget "$P" woken_listeners) / $(jget "$P" targeted_listeners) |
-| broadcast to all parked: last answer after its 201 (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |
+| broadcast to all parked: last answer after it was sent (ms) | $(fmt "$(jget "$P" broadcast_all_ms)") |
 | sends while $(jget "$L" clients_opened) clients trickle bytes: p99 / max (ms) | $(fmt "$(jget "$L" send_p99_ms)") / $(fmt "$(jget "$L" send_max_ms)") |
 | trickling connections closed by the request deadline | $(jget "$L" closed_by_relay) |
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what meshwire needs from Debian 12's packages (nothing else is
-# downloaded): the build toolchain and libraries, and with --test what the
-# tests and benchmarks use too. Runs apt-get as root, or through sudo.
+# Installs what meshwire needs from Debian 12's packages: the build toolchain
+# and libraries, and with --test what the tests and benchmarks use too, and
+# the Node test clients from npm (npm ci in tests/). Runs apt-get as root, or
+# through sudo.
 set -euo pipefail
 
 build_pkgs=(
@@ -27,13 +28,27 @@ for p in "${pkgs[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "deps: all ${#pkgs[@]} packages already installed" >&2
-  exit 0
+else
+  sudo=""
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || { echo "deps: run as root or install sudo" >&2; exit 1; }
+    sudo=sudo
+  fi
+  echo "deps: installing ${missing[*]}" >&2
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-sudo=""
-if [[ $(id -u) != 0 ]]; then
-  command -v sudo >/dev/null || { echo "deps: run as root or install sudo" >&2; exit 1; }
-  sudo=sudo
+
+# The Node tests' clients (the MCP SDK, the Inspector, ...), pinned in
+# tests/package-lock.json.
+if [[ ${1:-} == --test ]]; then
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  if ! command -v npm >/dev/null; then
+    echo "deps: npm not found: the Node tests (js_*) need Node.js 20 and npm" >&2
+  elif [[ ! -d $root/tests/node_modules || $root/tests/package-lock.json -nt $root/tests/node_modules ]]; then
+    echo "deps: npm ci in tests/" >&2
+    (cd "$root/tests" && npm ci --no-audit --no-fund)
+  else
+    echo "deps: tests/node_modules is current" >&2
+  fi
 fi
-echo "deps: installing ${missing[*]}" >&2
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
