@@ -468,12 +468,12 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
         // here): answer on the waking thread instead of a hop per poll, as a
         // broadcast wakes thousands at once.
         AnswerWoken(caller, mesh_id, agent_id, from, limit, generation, outcome, std::move(messages),
-                    done);
+                    done, /*on_waker=*/true);
         return;
       }
       executor_.Post([=, this, messages = std::move(messages)]() mutable {
         AnswerWoken(caller, mesh_id, agent_id, from, limit, generation, outcome, std::move(messages),
-                    done);
+                    done, /*on_waker=*/false);
       });
     });
     return wait;
@@ -490,7 +490,16 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
 void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, const std::string& agent_id,
                               std::int64_t from, int limit, std::uint64_t generation,
                               Waiters::Outcome outcome, std::vector<CommittedPtr> messages,
-                              const PollDone& done) {
+                              const PollDone& done, bool on_waker) {
+  if (on_waker && cache_.Generation() != generation) {
+    // Access changed since the caller looked: the check reads storage, which
+    // the waking thread (the writer) must not wait for.
+    executor_.Post([=, this, messages = std::move(messages)]() mutable {
+      AnswerWoken(caller, mesh_id, agent_id, from, limit, generation, outcome, std::move(messages),
+                  done, /*on_waker=*/false);
+    });
+    return;
+  }
   PollResult result;
   result.cursor = from;
   try {

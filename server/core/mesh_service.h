@@ -167,7 +167,7 @@ class MeshService {
   /// A woken poll's answer, on the executor.
   void AnswerWoken(const Caller& caller, const std::string& mesh_id, const std::string& agent_id,
                    std::int64_t from, int limit, std::uint64_t generation, Waiters::Outcome outcome,
-                   std::vector<CommittedPtr> messages, const PollDone& done);
+                   std::vector<CommittedPtr> messages, const PollDone& done, bool on_waker);
   /// Tells every node that tokens, members, agents or meshes changed.
   void AccessChanged();
   void PublishPresence(Agent agent);

@@ -47,6 +47,8 @@ Waiters::Handle Waiters::Park(const std::string& mesh_id, const std::string& age
   mine.push_back(waiter);
   waiter->deadline_at_ = deadlines_.emplace(deadline, waiter.get());
   ++parked_;
+  // The timer sleeps until the earliest deadline it knew: wake it for a sooner one.
+  if (waiter->deadline_at_ == deadlines_.begin()) timer_cv_.notify_one();
   return waiter;
 }
 

@@ -221,7 +221,8 @@ Handler Poll(MeshService& svc) {
       Waiters::Handle wait =
           svc.Poll(caller, req.params[0], r, [ex](std::exception_ptr error, PollResult result) {
             if (!error) {
-              ex->Respond(PollAnswer(result));
+              // Built on the connection's thread: this may run on the writer's.
+              ex->RespondWith([result = std::move(result)] { return PollAnswer(result); });
               return;
             }
             ex->Respond(ErrorAnswer(error));

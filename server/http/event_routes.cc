@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "schemas/json_io.h"
@@ -95,19 +96,43 @@ void EventHub::Serve(const ExchangePtr& ex) {
     ex->OnHangUp([this, weak = std::weak_ptr<Subscriber>(sub)] {
       if (auto s = weak.lock()) Remove(s);
     });
-    std::int64_t after = from;
-    while (after >= 0) {
-      std::vector<Message> page = service_.History(sub->caller, sub->mesh_id, after, 1000);
-      std::lock_guard lock(sub->mu);
-      for (const Message& m : page) sub->SendMessage(m.seq, MessageEvent(m, ToJson(m).dump()));
-      if (page.size() < 1000) break;
-      after = page.back().seq;
+    try {
+      Replay(*sub, from);
+    } catch (const std::exception& e) {
+      // The answer has begun: say why in the stream, and end it.
+      std::string body = ErrorBody(Error(503, "unavailable", "The replay failed; reconnect."));
+      if (auto* error = dynamic_cast<const Error*>(&e)) body = ErrorBody(*error);
+      sub->stream->Send("event: error\ndata: " + body + "\n\n");
+      sub->stream->Close();
+      Remove(sub);
+      return;
     }
     std::lock_guard lock(sub->mu);
     for (const auto& [seq, text] : sub->held) sub->SendMessage(seq, text);
     sub->held.clear();
     sub->live = true;
   });
+}
+
+void EventHub::Replay(Subscriber& sub, std::int64_t from) {
+  constexpr std::size_t kPage = 200;
+  constexpr std::size_t kMaxQueued = 1 << 20;  // wait for the client below this
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (std::int64_t after = from; after >= 0;) {
+    // Never faster than the client reads: a slow reader pauses the replay.
+    while (sub.stream->Pending() > kMaxQueued) {
+      if (!sub.stream->Open() || std::chrono::steady_clock::now() > give_up) {
+        throw Error(408, "request_timeout", "The client read the replay too slowly.");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!sub.stream->Open()) return;
+    std::vector<Message> page = service_.History(sub.caller, sub.mesh_id, after, static_cast<int>(kPage));
+    std::lock_guard lock(sub.mu);
+    for (const Message& m : page) sub.SendMessage(m.seq, MessageEvent(m, MessageJsonText(m)));
+    if (page.size() < kPage) break;
+    after = page.back().seq;
+  }
 }
 
 void EventHub::OnEvent(const WakeEvent& e) {
@@ -133,14 +158,19 @@ void EventHub::OnEvent(const WakeEvent& e) {
     for (const auto& s : subs) s->stream->Send(text);
     return;
   }
+  // A stream still replaying holds what commits meanwhile, bounded: past it
+  // the stream ends (the client reconnects with its Last-Event-ID).
+  constexpr std::size_t kMaxHeld = 10000;
   const Message& m = e.message->message();
   const std::string text = MessageEvent(m, e.message->Json());
   for (const auto& s : subs) {
     std::lock_guard lock(s->mu);
     if (s->live) {
       s->SendMessage(m.seq, text);
-    } else {
+    } else if (s->held.size() < kMaxHeld) {
       s->held.emplace_back(m.seq, text);
+    } else {
+      s->stream->Close();
     }
   }
 }

@@ -42,6 +42,8 @@ class EventHub {
  private:
   struct Subscriber;
   void Serve(const ExchangePtr& exchange);
+  /// Sends the retained messages after `from`, no faster than the client reads.
+  void Replay(Subscriber& subscriber, std::int64_t from);
   void Remove(const std::shared_ptr<Subscriber>& subscriber);
   void RecheckAccess();
   void KeepAliveLoop();

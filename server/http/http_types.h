@@ -65,6 +65,10 @@ class EventStream {
   virtual bool Send(std::string text) = 0;
   /// Ends the stream (the connection closes once what is queued is written).
   virtual void Close() = 0;
+  /// Bytes queued and not yet written (for a sender that must not outrun the client).
+  virtual std::size_t Pending() const = 0;
+  /// False once the client is gone or the stream closed.
+  virtual bool Open() const = 0;
 };
 
 /// One request in flight, handed to a route; the route answers it exactly

@@ -35,6 +35,7 @@ constexpr std::size_t kFirstRead = 512;
 constexpr auto kLinger = std::chrono::seconds(2);         // reading what a refused client still sends
 constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
 constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
+constexpr std::size_t kMaxStreamQueue = 4 << 20;  // an event stream's unwritten bytes
 
 std::string Str(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -91,8 +92,9 @@ struct HttpRuntime::Impl {
       : options(std::move(o)),
         handler(std::move(h)),
         ioc(options.io_threads),
+        control(net::make_strand(ioc)),
         acceptor(ioc),
-        grace(ioc),
+        grace(control),
         accept_retry(ioc),
         workers(options.workers) {}
   ~Impl() {
@@ -119,8 +121,9 @@ struct HttpRuntime::Impl {
   std::mutex tls_mu;
   std::shared_ptr<ssl::context> tls;  // guarded by tls_mu; null: plain HTTP
   net::io_context ioc;
+  net::strand<net::io_context::executor_type> control;  // Stop and the grace timer
   tcp::acceptor acceptor;
-  net::steady_timer grace;         // Stop(): the end of the grace period
+  net::steady_timer grace;         // Stop(): the end of the grace period; on `control`
   net::steady_timer accept_retry;  // after accept fails (out of descriptors)
   WorkerPool workers;
 };
@@ -254,10 +257,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   std::shared_ptr<EventStream> StartStream(std::uint64_t number, HttpResponse head) override;
 
+  // Called with the runtime's session lock held: the handler must own the
+  // only new reference, or the last one could be dropped here, under the lock.
   void StopSoon() override {
     auto self = this->weak_from_this().lock();  // null: being destroyed
     if (!self) return;
-    net::post(Lowest().get_executor(), [self] {
+    auto executor = Lowest().get_executor();
+    net::post(executor, [self = std::move(self)] {
       if (self->state_ == State::kIdle) self->Close();
       if (self->state_ == State::kStreaming) self->EndStream();
     });
@@ -266,7 +272,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void ForceClose() override {
     auto self = this->weak_from_this().lock();
     if (!self) return;
-    net::post(Lowest().get_executor(), [self] { self->HangUp(); });
+    auto executor = Lowest().get_executor();
+    net::post(executor, [self = std::move(self)] { self->HangUp(); });
   }
 
   void WatchHangUp(std::uint64_t number) override {
@@ -490,7 +497,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     head += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
     head += "\r\n";
     for (const auto& [name, value] : res.headers) head += name + ": " + value + "\r\n";
-    head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (res.status >= 200 && res.status != 204 && res.status != 304) {
+      head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    }
     if (!keep) head += "Connection: close\r\n";
     head += "\r\n";
     std::array<net::const_buffer, 2> buffers{net::buffer(head),
@@ -571,6 +580,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool writing_ = false;
   bool ending_ = false;
   std::atomic<bool> stream_open_{false};
+  std::atomic<std::size_t> queued_bytes_{0};  // event stream bytes not yet written
+
+ public:
+  std::size_t queued_bytes() const { return queued_bytes_.load(); }
 };
 
 /// The EventStream of a session (Server-Sent Events over a chunked answer).
@@ -587,6 +600,8 @@ class StreamHandle final : public EventStream {
   void Close() override {
     if (!closed_.exchange(true)) session_->EndStream();
   }
+  std::size_t Pending() const override { return session_->queued_bytes(); }
+  bool Open() const override { return session_->streaming(); }
 
  private:
   std::shared_ptr<Session<Stream>> session_;
@@ -622,7 +637,8 @@ void Session<Stream>::Enqueue(std::string chunk) {
   net::post(Lowest().get_executor(), [self = this->shared_from_this(), framed = std::move(framed)]() mutable {
     if (self->state_ == State::kClosed || self->ending_) return;
     // A client that reads nothing while events pile up is dropped.
-    if (self->Out().size() > 4096) return self->HangUp();
+    if (self->queued_bytes_ > kMaxStreamQueue) return self->HangUp();
+    self->queued_bytes_ += framed.size();
     self->Out().push_back(std::move(framed));
     if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
   });
@@ -655,6 +671,7 @@ void Session<Stream>::WriteNextChunk() {
                    [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
                      if (ec) return self->HangUp();
                      self->Lowest().expires_never();
+                     self->queued_bytes_ -= std::min(self->queued_bytes_.load(), self->Out().front().size());
                      self->Out().pop_front();
                      self->WriteNextChunk();
                    });
@@ -676,7 +693,7 @@ void HttpRuntime::Impl::Unregister(SessionBase* s) {
     sessions.erase(s);
     last = sessions.empty() && stopping;
   }
-  if (last && !destroying) net::post(ioc, [this] { grace.cancel(); });
+  if (last && !destroying) net::post(control, [this] { grace.cancel(); });
 }
 
 void HttpRuntime::Impl::Accept() {
@@ -747,17 +764,22 @@ void HttpRuntime::Run() {
 
 void HttpRuntime::Stop() {
   if (impl_->stopping.exchange(true)) return;
-  net::post(impl_->ioc, [impl = impl_.get()] {
+  net::post(impl_->control, [impl = impl_.get()] {
     ErrorCode ec;
     impl->acceptor.close(ec);
     impl->accept_retry.cancel();
+    // Armed first: the last connection's cancel (posted to the same strand)
+    // then always finds it armed.
+    impl->grace.expires_after(std::chrono::milliseconds(impl->options.stop_grace_ms));
     {
       // Under the lock, so no connection is destroyed meanwhile.
       std::lock_guard lock(impl->sessions_mu);
-      if (impl->sessions.empty()) return;
+      if (impl->sessions.empty()) {
+        impl->grace.cancel();
+        return;
+      }
       for (SessionBase* s : impl->sessions) s->StopSoon();
     }
-    impl->grace.expires_after(std::chrono::milliseconds(impl->options.stop_grace_ms));
     impl->grace.async_wait([impl](ErrorCode tec) {
       if (tec) return;  // every connection closed in time
       std::lock_guard lock(impl->sessions_mu);

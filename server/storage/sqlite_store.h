@@ -92,7 +92,9 @@ class SqliteStore final : public Store {
 
   // At most kMaxReaders connections: thousands of woken long-polls share a
   // few connections (and their page caches) instead of opening one each.
-  static constexpr std::size_t kMaxReaders = 16;
+  // More than the relay's default workers plus event loops, so an event loop
+  // (the send route reads on a cache miss) rarely waits for one.
+  static constexpr std::size_t kMaxReaders = 40;
   std::mutex readers_mu_;
   std::condition_variable reader_free_;
   std::vector<std::unique_ptr<SqliteConnection>> idle_readers_;  // guarded by readers_mu_

@@ -107,8 +107,8 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
         if (errors[i] || !batch[i].after_commit) continue;
         try {
           batch[i].after_commit();
-        } catch (const std::exception& e) {
-          spdlog::error("after a commit: {}", e.what());
+        } catch (...) {
+          spdlog::error("after a commit: an exception (ignored: the op is committed)");
         }
       }
     } catch (...) {
@@ -134,8 +134,8 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
     if (batch[i].callback) {
       try {
         batch[i].callback(error);
-      } catch (const std::exception& e) {
-        spdlog::error("after a write: {}", e.what());
+      } catch (...) {
+        spdlog::error("after a write: an exception from its completion (ignored)");
       }
     }
     if (!batch[i].done) continue;

@@ -155,6 +155,29 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   CHECK(a.Get(m + "/events", {{"Last-Event-ID", "soon"}})->status == 400);
 }
 
+TEST_CASE("events: a replay longer than a page arrives whole and in order, then goes live") {
+  TempDir home;
+  const std::string alice = AdminToken(home, "alice");
+  RelayProcess relay(home);
+  httplib::Client a("127.0.0.1", relay.port);
+  a.set_bearer_token_auth(alice);
+  const std::string mesh = json::parse(a.Post("/mesh", R"({"name":"long"})", "application/json")->body)["mesh_id"];
+  REQUIRE(a.Post("/mesh/" + mesh + "/agents", R"({"name":"agent-a"})", "application/json")->status == 201);
+  for (int i = 1; i <= 450; ++i) {
+    REQUIRE(a.Post("/mesh/" + mesh + "/messages", json{{"from", "agent-a"}, {"content", "m" + std::to_string(i)}}.dump(),
+                   "application/json")->status == 201);
+  }
+  RawClient reader(relay.port);
+  reader.Send("GET /mesh/" + mesh + "/events?after=0 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + alice +
+              "\r\n\r\n");
+  REQUIRE(reader.WaitFor("id: 450\n", 10000ms));
+  CHECK(reader.Count("event: message") == 450);
+  CHECK(reader.text().find("id: 200\n") < reader.text().find("id: 201\n"));
+  REQUIRE(a.Post("/mesh/" + mesh + "/messages", R"({"from":"agent-a","content":"live"})", "application/json")->status == 201);
+  REQUIRE(reader.WaitFor("id: 451\n"));
+  CHECK(reader.Count("event: message") == 451);
+}
+
 TEST_CASE("events: a comment keeps an idle stream open; SIGTERM ends streams and the relay exits 0") {
   TempDir home;
   const std::string alice = AdminToken(home, "alice");
