@@ -1,5 +1,7 @@
 // `meshwire admin token create`: works on the relay's storage directly, no
 // running relay needed (headless machines, CI).
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <optional>
@@ -28,7 +30,13 @@ int RunAdmin(int argc, char** argv) {
   create->add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
-  if (storage.empty()) storage = "sqlite:" + MeshwireHomeDir(ProcessEnv()).string() + "/relay.db";
+  if (storage.empty()) {
+    // The default storage's folder, as `meshwire server` makes it, so the
+    // order of the two commands does not matter.
+    const std::string home = MeshwireHomeDir(ProcessEnv()).string();
+    ::mkdir(home.c_str(), 0700);
+    storage = "sqlite:" + home + "/relay.db";
+  }
   try {
     auto store = OpenStore(storage);
     SystemClock clock;

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -45,6 +46,16 @@ TEST_CASE("admin token create prints the token alone, and it works on the relay"
   auto me = c.Get("/me", Auth(token));
   REQUIRE(me);
   CHECK(json::parse(me->body)["user"] == "ci-user");
+}
+
+TEST_CASE("admin token create works before any relay ran: it makes the default home") {
+  TempDir dir;
+  const std::string home = dir / "fresh-home";  // does not exist yet
+  CommandResult r = Run({kBinary, "admin", "token", "create", "--user", "first"}, {"MESHWIRE_HOME=" + home});
+  CAPTURE(r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.rfind("mw_", 0) == 0);
+  CHECK(std::filesystem::exists(home + "/relay.db"));
 }
 
 TEST_CASE("--auth local refuses a non-loopback address") {
