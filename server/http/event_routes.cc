@@ -215,13 +215,6 @@ void EventHub::CloseAll() {
   }
 }
 
-std::size_t EventHub::streams() const {
-  std::lock_guard lock(mu_);
-  std::size_t n = 0;
-  for (const auto& [mesh, subs] : by_mesh_) n += subs.size();
-  return n;
-}
-
 void EventHub::KeepAliveLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {

@@ -37,7 +37,6 @@ class EventHub {
   void AddRoutes(Router& router);
   /// Ends every stream (relay shutdown).
   void CloseAll();
-  std::size_t streams() const;
 
  private:
   struct Subscriber;

@@ -24,7 +24,6 @@ struct HttpRequest {
   HeaderList headers;                // names as sent
   std::string body;
   std::string remote_address;        // the peer's IP address
-  bool secure = false;               // arrived over TLS
   std::vector<std::string> params;   // the route's {captures}, filled by the Router
 
   /// The first header of that name (case-insensitive), or null.

@@ -415,7 +415,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     for (const auto& f : msg) req.headers.emplace_back(Str(f.name_string()), Str(f.value()));
     req.body = std::move(msg.body());
     req.remote_address = remote_;
-    req.secure = kTls;
     keep_alive_ = msg.keep_alive();
     head_ = msg.method() == http::verb::head;
     // Parked requests hold their connection for long: keep it small.
@@ -799,9 +798,5 @@ bool HttpRuntime::tls() const { return impl_->Tls() != nullptr; }
 
 Executor& HttpRuntime::workers() { return impl_->workers; }
 
-std::size_t HttpRuntime::connections() const {
-  std::lock_guard lock(impl_->sessions_mu);
-  return impl_->sessions.size();
-}
 
 }  // namespace meshwire

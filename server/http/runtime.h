@@ -70,8 +70,6 @@ class HttpRuntime {
   bool tls() const;
   /// Where handlers run; other blocking work may be posted here too.
   Executor& workers();
-  /// Connections open now.
-  std::size_t connections() const;
 
   struct Impl;  // defined in runtime.cc, with the connections
 

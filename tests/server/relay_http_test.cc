@@ -1,17 +1,14 @@
 // Integration tests of the message semantics (docs/API.md), over real HTTP
 // against a relay on a free loopback port. Time is a ManualClock: presence,
 // retention and long-poll deadlines move when the test moves it.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <future>
 #include <thread>
 
 #include "schemas/mcp_schemas.h"
+#include "tests/support/raw_client.h"
 #include "tests/support/test_relay.h"
 
 namespace meshwire::testing {
@@ -164,28 +161,13 @@ TEST_CASE("long-poll: on timeout the answer is an empty list, not an error") {
   CHECK(got.json["cursor"] == 0);
 }
 
-namespace {
-/// Sends one HTTP request on a raw loopback socket and returns the socket,
-/// unread: the test decides when the "client" hangs up.
-int SendRaw(int port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
-  return fd;
-}
-}  // namespace
-
 TEST_CASE("long-poll: a client that hangs up ends its wait, and nothing is marked fetched") {
   Mesh2 t;
-  int fd = SendRaw(t.relay.port(), "GET " + t.Path("/messages?agent_id=" + t.b + "&wait=60") +
-                                       " HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
-                                       t.alice + "\r\n\r\n");
+  RawClient client(t.relay.port());
+  client.Send("GET " + t.Path("/messages?agent_id=" + t.b + "&wait=60") +
+              " HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + t.alice + "\r\n\r\n");
   REQUIRE(t.WaitListening(t.b));
-  ::close(fd);
+  client.Close();
   // The relay watches the socket of a waiting request: the FIN ends the wait at once.
   for (int i = 0; i < 2500 && t.relay.relay().waiters().Parked() > 0; ++i) {
     std::this_thread::sleep_for(2ms);
@@ -207,13 +189,13 @@ TEST_CASE("long-poll: a connected client's wait goes on, even with a pipelined r
   CHECK(poll.wait_for(50ms) == std::future_status::timeout);
   // A raw client that sends a second request while its first one waits.
   const std::string health = "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n";
-  int fd = SendRaw(t.relay.port(), "GET " + t.Path("/messages?agent_id=" + t.a + "&wait=30") +
-                                       " HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
-                                       t.alice + "\r\n\r\n" + health);
+  RawClient client(t.relay.port());
+  client.Send("GET " + t.Path("/messages?agent_id=" + t.a + "&wait=30") +
+              " HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + t.alice + "\r\n\r\n" + health);
   REQUIRE(t.WaitListening(t.a));
   std::this_thread::sleep_for(300ms);  // past the watch's look at unread data
   CHECK(t.relay.relay().waiters().IsListening(t.a));
-  ::close(fd);
+  client.Close();
   t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "for b"}});
   CHECK(t.Contents(poll.get()) == std::vector<std::string>{"for b"});
 }
