@@ -30,18 +30,43 @@ std::string Platform() {
 #endif
 }
 
+/// The path of this executable as the user ran it, made absolute but with
+/// symbolic links kept: a versioned install (/usr/local/bin/meshwire ->
+/// /opt/meshwire-0.1.8/meshwire) must survive an upgrade that moves the
+/// link. argv[0] with a slash is a path; without one, the shell found it
+/// on PATH, so the first PATH entry holding it is. /proc/self/exe (links
+/// resolved) is the last resort.
+std::string InvokedPath(const std::string& argv0, const EnvLookup& env) {
+  std::error_code ec;
+  auto executable = [&ec](const fs::path& p) {
+    return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (argv0.find('/') != std::string::npos) {
+    fs::path p = fs::absolute(argv0, ec).lexically_normal();
+    if (!ec && executable(p)) return p.string();
+  } else if (!argv0.empty()) {
+    std::istringstream path(env("PATH").value_or(""));
+    for (std::string dir; std::getline(path, dir, ':');) {
+      if (dir.empty()) dir = ".";
+      fs::path p = fs::absolute(fs::path(dir) / argv0, ec).lexically_normal();
+      if (!ec && executable(p)) return p.string();
+    }
+  }
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("meshwire") : self.string();
+}
+
 /// How MCP clients should start meshwire: through npx when we run from the
-/// npm package (its launcher sets MESHWIRE_LAUNCHER), else this binary's path.
-std::vector<std::string> Launcher() {
-  if (const char* l = std::getenv("MESHWIRE_LAUNCHER"); l && *l) {
+/// npm package (its launcher sets MESHWIRE_LAUNCHER), else this executable
+/// as the user ran it.
+std::vector<std::string> Launcher(const EnvLookup& env) {
+  if (auto l = env("MESHWIRE_LAUNCHER")) {
     std::vector<std::string> words;
-    std::istringstream in(l);
+    std::istringstream in(*l);
     for (std::string w; in >> w;) words.push_back(w);
     if (!words.empty()) return words;
   }
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  return {ec ? std::string("meshwire") : self.string()};
+  return {InvokedPath(ProgramName(), env)};
 }
 
 /// Writes .mesh.json (merging other keys); true when it changed.
@@ -130,7 +155,7 @@ int RunInit(int argc, char** argv) {
     hc.codex_home = tool_home("CODEX_HOME");
     hc.xdg_config_home = tool_home("XDG_CONFIG_HOME");
     hc.project = project;
-    hc.launcher = Launcher();
+    hc.launcher = Launcher(env);
     HarnessResult result = harness->generate(hc);
 
     if (ctx.json()) {

@@ -1,6 +1,7 @@
 // `meshwire mcp --mesh ID`: the MCP stdio server that desktop assistants start.
 // Nothing but JSON-RPC goes to stdout; logs go to stderr.
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -22,6 +23,12 @@ int RunMcp(int argc, char** argv) {
                "meshwire mcp"};
   CommandContext ctx;
   ctx.AddFlags(app, true, true, false);
+  std::string default_mesh, default_name;
+  app.add_option("--default-mesh", default_mesh,
+                 "mesh id when neither --mesh, MESHWIRE_MESH_ID nor the workspace's .mesh.json "
+                 "names one (user-wide client entries use it, so each workspace keeps its mesh)");
+  app.add_option("--default-name", default_name,
+                 "agent name when neither --name, MESHWIRE_AGENT_NAME nor .mesh.json names one");
   int max_wait = 25;
   app.add_option("--max-wait", max_wait, "longest wait of meshwire_get_messages, in seconds")
       ->check(CLI::Range(0, 60))
@@ -29,6 +36,8 @@ int RunMcp(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   ::signal(SIGPIPE, SIG_IGN);  // a client that goes away must not kill us mid-write
+  if (!default_mesh.empty()) ctx.flags().default_mesh_id = default_mesh;
+  if (!default_name.empty()) ctx.flags().default_agent_name = default_name;
   const ClientConfig& c = ctx.config();
   mcp::MeshToolsOptions options;
   options.url = c.url.value;
@@ -37,8 +46,15 @@ int RunMcp(int argc, char** argv) {
   options.harness = c.harness.empty() ? "mcp" : c.harness;
   options.agent_name = ctx.AgentName(options.harness + "-agent");
   options.max_wait_s = max_wait;
-  // Without a token or mesh the server still starts: tools then say what to do.
+  options.home = c.home.string();
+  // Without a token or mesh the server still starts (clients show it as
+  // connected): it says so on stderr, which clients log, in its
+  // instructions, and in every tool's answer, meshwire_status included.
   mcp::MeshTools tools(options);
+  if (std::string problem = tools.SetupProblem(); !problem.empty()) {
+    std::fprintf(stderr, "%s\n", problem.c_str());
+    std::fflush(stderr);
+  }
   tools.Start();
   mcp::McpServer server(tools, "meshwire", MESHWIRE_VERSION);
   std::ios::sync_with_stdio(false);

@@ -252,17 +252,21 @@ int RunWait(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   try {
+    // The timeout counts from the start of the command, registration included.
+    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
     RelayClient& client = ctx.Client();
     StopSignal stop([&client] { client.Cancel(); });
     const std::string& mesh = ctx.RequireMesh();
     std::string agent_id = ctx.EnsureAgent();
-    auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
     while (!stop.stopped()) {
       int wait = 25;
       if (timeout_s > 0) {
-        auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
-        if (left <= 0) break;
-        wait = static_cast<int>(std::min<long long>(left, 25));
+        // The relay waits whole seconds: round what is left up, so the
+        // command never gives up before its timeout (it overshoots by at
+        // most the time spent before the first poll).
+        auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left_ms <= 0) break;
+        wait = static_cast<int>(std::min<long long>((left_ms + 999) / 1000, 25));
       }
       PollAnswer a;
       try {

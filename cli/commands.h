@@ -20,6 +20,11 @@ struct Command {
   int (*run)(int argc, char** argv);  // argv[0] is the command's name
 };
 
+/// argv[0] of the process, as the user (or their shell) ran it: main() sets
+/// it before any command runs.
+void SetProgramName(const char* argv0);
+const std::string& ProgramName();
+
 int RunServer(int argc, char** argv);
 int RunAdmin(int argc, char** argv);
 int RunLogin(int argc, char** argv);

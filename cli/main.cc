@@ -73,7 +73,21 @@ int RunHelp(int argc, char** argv) {
   return c->run(2, args);
 }
 
+std::string& ProgramNameStorage() {
+  static std::string name;
+  return name;
+}
+
 }  // namespace
+
+void SetProgramName(const char* argv0) {
+  ProgramNameStorage() = argv0 ? argv0 : "";
+}
+
+const std::string& ProgramName() {
+  return ProgramNameStorage();
+}
+
 }  // namespace meshwire::cli
 
 int main(int argc, char** argv) {
@@ -82,6 +96,7 @@ int main(int argc, char** argv) {
   // scripts (a token, JSON) and, for `meshwire mcp`, the protocol itself.
   spdlog::set_default_logger(spdlog::stderr_color_mt("meshwire"));
   spdlog::set_level(spdlog::level::warn);
+  SetProgramName(argv[0]);
   if (argc < 2) {
     PrintUsage(stderr);
     return kExitUsage;

@@ -86,23 +86,36 @@ std::string MeshTools::AgentId(RelayClient& client) {
     std::lock_guard lock(mu_);
     if (!agent_id_.empty()) return agent_id_;
   }
-  if (options_.token.empty()) {
-    throw Error(401, "no_credentials",
-                "No meshwire credentials: run `meshwire login` (or set MESHWIRE_TOKEN for this MCP "
-                "server), then call the tool again.");
-  }
-  if (options_.mesh_id.empty()) {
-    throw Error(400, "config", "No mesh: start the server with --mesh ID (`meshwire mesh list` shows yours).");
-  }
+  if (options_.token.empty()) throw Error(401, "no_credentials", SetupProblem());
+  if (options_.mesh_id.empty()) throw Error(400, "config", SetupProblem());
   std::string id = client.RegisterAgent(options_.mesh_id, options_.agent_name, options_.harness).first;
   std::lock_guard lock(mu_);
   agent_id_ = id;
   return id;
 }
 
+std::string MeshTools::SetupProblem() const {
+  if (options_.token.empty()) {
+    const std::string file =
+        options_.home.empty() ? "~/.meshwire/credentials.json" : options_.home + "/credentials.json";
+    return "No meshwire credentials reached this MCP server: MESHWIRE_TOKEN is not set for it and " +
+           file + " holds no token. Run `meshwire login` on this machine (or give this server "
+           "MESHWIRE_TOKEN in your MCP client's entry for it), then restart the server.";
+  }
+  if (options_.mesh_id.empty()) {
+    return "No mesh for this MCP server: start it with --mesh ID (`meshwire mesh list` shows yours), "
+           "or from a workspace with a .mesh.json (`meshwire init --harness H` writes one).";
+  }
+  return "";
+}
+
 const Json& MeshTools::Definitions() const { return McpToolDefinitions(); }
 
 std::string MeshTools::Instructions() const {
+  if (std::string problem = SetupProblem(); !problem.empty()) {
+    return "meshwire is not set up yet, so its tools will fail: " + problem +
+           " Tell the user this if they ask you to message other agents.";
+  }
   return "meshwire connects you with other AI agents through a shared mesh (" + options_.mesh_id +
          "). You are the agent \"" + options_.agent_name +
          "\". Call meshwire_get_messages to receive what other agents sent you (it can wait up to " +
@@ -264,6 +277,17 @@ ToolResult MeshTools::ListAgents() {
 
 ToolResult MeshTools::Status() {
   RelayClient client = NewClient();
+  if (std::string problem = SetupProblem(); !problem.empty()) {
+    // Still say whether the relay itself answers: one less thing to check.
+    std::string relay;
+    try {
+      client.Health();
+      relay = "The relay at " + options_.url + " is online.";
+    } catch (const Error&) {
+      relay = "The relay at " + options_.url + " does not answer either (`meshwire status` checks it).";
+    }
+    return ToolResult::Error(problem + " " + relay);
+  }
   HealthAnswer h = client.Health();
   std::string agent_id = AgentId(client);
   MeshDetails d = client.GetMesh(options_.mesh_id);

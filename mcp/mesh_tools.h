@@ -24,6 +24,7 @@ namespace meshwire::mcp {
 
 struct MeshToolsOptions {
   std::string url, token, mesh_id, agent_name, harness = "mcp";
+  std::string home;  // the ~/.meshwire folder searched for credentials.json (for messages)
   int max_wait_s = 25;                // get_messages waits at most this long
   int heartbeat_s = 30;
 };
@@ -41,13 +42,16 @@ class MeshTools final : public ToolSet {
   ToolResult Call(const std::string& name, const Json& arguments, RequestContext& context) override;
   std::string Instructions() const override;
 
+  /// Why no tool can work as configured (no token, no mesh), as a sentence
+  /// saying what to run; empty when the configuration is complete.
+  std::string SetupProblem() const;
+
  private:
   ToolResult Send(const Json& args);
   ToolResult GetMessages(const Json& args, RequestContext& context);
   ToolResult ListAgents();
   ToolResult Status();
   ToolResult Reply(const Json& args);
-  /// The agent's id, registering it first if needed. Throws Error.
   /// This agent's id, registering it (through `client`) the first time.
   std::string AgentId(RelayClient& client);
   RelayClient NewClient() const { return RelayClient(options_.url, options_.token); }

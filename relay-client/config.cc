@@ -97,10 +97,12 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
   c.mesh_id = Pick({{flags.mesh_id, "flag"},
                     {env("MESHWIRE_MESH_ID"), "env"},
                     {Field(workspace, "mesh_id"), ".mesh.json"},
+                    {flags.default_mesh_id, "default flag"},
                     {Field(config, "active_mesh"), "config.json"}});
   c.agent_name = Pick({{flags.agent_name, "flag"},
                        {env("MESHWIRE_AGENT_NAME"), "env"},
-                       {Field(workspace, "agent_name"), ".mesh.json"}});
+                       {Field(workspace, "agent_name"), ".mesh.json"},
+                       {flags.default_agent_name, "default flag"}});
   c.user = Field(credentials, "user").value_or("");
   c.workspace_name = Field(workspace, "workspace_name").value_or("");
   c.harness = Field(workspace, "harness").value_or("");

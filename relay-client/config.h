@@ -21,6 +21,9 @@ EnvLookup ProcessEnv();
 /// What the command line said (each unset when the flag was not given).
 struct ConfigFlags {
   std::optional<std::string> url, token, mesh_id, agent_name;
+  // `meshwire mcp --default-mesh/--default-name`: below the workspace's
+  // .mesh.json, for user-wide client entries shared by every workspace.
+  std::optional<std::string> default_mesh_id, default_agent_name;
 };
 
 /// One resolved setting and where it came from ("flag", "env", ".mesh.json",

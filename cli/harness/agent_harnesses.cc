@@ -89,9 +89,10 @@ void PlanEnvFile(const HarnessContext& ctx, FilePlan& plan) {
 }
 
 /// .env.meshwire holds the token (and its backup the previous one): keep
-/// both out of git when the workspace has a .gitignore.
+/// both out of git, with a .gitignore made for them when the workspace has
+/// none (`git add -A` in a fresh repository must not stage the token).
 void PlanGitignore(const HarnessContext& ctx, FilePlan& plan) {
-  plan.EnsureLinesIfExists(InWorkspace(ctx, ".gitignore"), {".env.meshwire", ".env.meshwire.bak"},
+  plan.EnsureLines(InWorkspace(ctx, ".gitignore"), {".env.meshwire", ".env.meshwire.bak"},
                            "# MeshWire: these files hold the relay token");
 }
 
@@ -125,7 +126,7 @@ HarnessResult GenerateHermes(const HarnessContext& ctx) {
   PlanEnvFile(ctx, plan);
   plan.Put(InWorkspace(ctx, "MESHWIRE_SKILL.md"), SkillText());
   plan.MergeYaml((hermes / "config.yaml").string(), {"mcp_servers", kServerName},
-                 MeshwireServer(ctx));
+                 MeshwireServer(ctx, Scope::kUserWide));
   plan.Put((hermes / "skills" / "meshwire" / "SKILL.md").string(), SkillFile());
   PlanGitignore(ctx, plan);
   return plan.Apply({"Source .env.meshwire in your Hermes startup script."});

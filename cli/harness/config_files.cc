@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -138,8 +139,17 @@ OrderedJson MergedJsonEntry(const OrderedJson& existing, const McpServer& server
   OrderedJson env =
       entry.contains("env") && entry["env"].is_object() ? entry["env"] : OrderedJson::object();
   for (const auto& [key, value] : server.env) env[key] = value;
+  for (const std::string& key : server.unset_env) env.erase(key);
   entry["env"] = env;
   return entry;
+}
+
+/// The string items of an entry's "args" (nothing when absent or odd).
+std::vector<std::string> JsonArgs(const OrderedJson& entry) {
+  std::vector<std::string> args;
+  if (!entry.is_object() || !entry.contains("args") || !entry["args"].is_array()) return args;
+  for (const OrderedJson& a : entry["args"]) args.push_back(a.is_string() ? a.get<std::string>() : "");
+  return args;
 }
 
 /// A value as a shell and dotenv readers take it back.
@@ -175,6 +185,27 @@ std::string_view TrimLeft(std::string_view s) {
 
 bool IsBlank(std::string_view s) {
   return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+std::string MeshInArgs(const std::vector<std::string>& args) {
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--mesh" || args[i] == "--default-mesh") return args[i + 1];
+  }
+  return "";
+}
+
+void NoteMeshChange(const std::string& path, const std::vector<std::string>& old_args,
+                    const McpServer& server, std::vector<std::string>& notes) {
+  const std::string was = MeshInArgs(old_args);
+  const std::string now = MeshInArgs(server.args);
+  if (was.empty() || now.empty() || was == now) return;
+  const bool follows_workspace =
+      std::find(server.args.begin(), server.args.end(), "--default-mesh") != server.args.end();
+  notes.push_back(
+      "Warning: the meshwire entry in " + path + " named mesh " + was + "; it now names " + now +
+      (follows_workspace ? ", for workspaces without a .mesh.json only: a workspace with one "
+                           "(as `meshwire init` writes) keeps the mesh named there."
+                         : "."));
 }
 
 HarnessError InvalidFileError(const std::string& path, const std::string& problem) {
@@ -278,6 +309,7 @@ std::string MergeJsonServer(const std::string& path, const std::string& old_text
   try {
     OrderedJson merged = MergedJsonEntry(existing, server);
     if (!existing.is_null() && SameJson(existing, merged)) return old_text;
+    NoteMeshChange(path, JsonArgs(existing), server, notes);
     servers[name] = std::move(merged);
     std::string text = root.dump(2) + "\n";
     if (had_comments) {
@@ -368,11 +400,10 @@ void FilePlan::MergeEnv(const std::string& path, const EnvVars& vars) {
   files_.push_back({path, std::move(old), std::move(text), 0600u});
 }
 
-void FilePlan::EnsureLinesIfExists(const std::string& path, const std::vector<std::string>& lines,
-                                   std::string_view comment) {
+void FilePlan::EnsureLines(const std::string& path, const std::vector<std::string>& lines,
+                           std::string_view comment) {
   std::optional<std::string> old = ReadFileIfExists(path);
-  if (!old) return;
-  std::string text = EnsureLinesText(*old, lines, comment);
+  std::string text = EnsureLinesText(old.value_or(""), lines, comment);
   files_.push_back({path, std::move(old), std::move(text), std::nullopt});
 }
 

@@ -26,7 +26,21 @@ struct McpServer {
   std::string command;
   std::vector<std::string> args;
   EnvVars env;  // set in the entry's env; other variables already there are kept
+  // Variables removed from an existing entry's env: ones an older meshwire
+  // wrote that would now pin what the workspace should decide.
+  std::vector<std::string> unset_env;
+  // TOML (Codex) only: names of variables the client passes on from its own
+  // environment (`env_vars = [...]`), merged with those already listed.
+  std::vector<std::string> pass_env;
 };
+
+/// The mesh an entry's args name (after --mesh or --default-mesh), or "".
+std::string MeshInArgs(const std::vector<std::string>& args);
+
+/// Appends a warning to `notes` when the entry in `path` used to name
+/// another mesh (its args `old_args`) than `server` does.
+void NoteMeshChange(const std::string& path, const std::vector<std::string>& old_args,
+                    const McpServer& server, std::vector<std::string>& notes);
 
 /// Where the entry goes: `container.name`, e.g. mcpServers.meshwire.
 struct EntryPath {
@@ -88,10 +102,10 @@ class FilePlan {
   void MergeToml(const std::string& path, EntryPath at, const McpServer& server);
   /// Plans `vars` in the env file `path` (mode 0600: it may hold the token).
   void MergeEnv(const std::string& path, const EnvVars& vars);
-  /// Plans the missing `lines` at the end of `path` if that file exists
-  /// (nothing planned, nothing reported, when it does not).
-  void EnsureLinesIfExists(const std::string& path, const std::vector<std::string>& lines,
-                           std::string_view comment);
+  /// Plans the missing `lines` at the end of `path`, which is created when
+  /// it does not exist.
+  void EnsureLines(const std::string& path, const std::vector<std::string>& lines,
+                   std::string_view comment);
 
   /// Writes the planned files in order: unchanged ones are left alone, a
   /// changed existing file is first copied to PATH.bak (same mode), every

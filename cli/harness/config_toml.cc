@@ -109,15 +109,36 @@ toml::table MergedEntry(const toml::node* existing, const McpServer& server) {
   toml::table env;
   if (const auto* old_env = entry.get_as<toml::table>("env")) env = *old_env;
   for (const auto& [key, value] : server.env) env.insert_or_assign(key, value);
+  for (const std::string& key : server.unset_env) env.erase(key);
   env.is_inline(true);
   entry.insert_or_assign("env", std::move(env));
+  if (!server.pass_env.empty()) {
+    toml::array pass;
+    if (const auto* old_pass = entry.get_as<toml::array>("env_vars")) pass = *old_pass;
+    for (const std::string& name : server.pass_env) {
+      bool listed = false;
+      for (const toml::node& n : pass) listed = listed || (n.is_string() && n.as_string()->get() == name);
+      if (!listed) pass.push_back(name);
+    }
+    entry.insert_or_assign("env_vars", std::move(pass));
+  }
   entry.is_inline(false);
   return entry;
 }
 
 bool IsOurKey(std::string_view key, const McpServer& server) {
   return key == "command" || key == "args" || key == "env" ||
-         (key == "type" && !server.type.empty());
+         (key == "type" && !server.type.empty()) || (key == "env_vars" && !server.pass_env.empty());
+}
+
+/// The string items of an entry's args (nothing when absent or odd).
+std::vector<std::string> TomlArgs(const toml::node* entry) {
+  std::vector<std::string> args;
+  const toml::table* table = entry ? entry->as_table() : nullptr;
+  const toml::array* array = table ? table->get_as<toml::array>("args") : nullptr;
+  if (!array) return args;
+  for (const toml::node& a : *array) args.push_back(a.is_string() ? a.as_string()->get() : "");
+  return args;
 }
 
 /// The TOML text of the table [container.name] holding `entry`: our keys
@@ -139,6 +160,7 @@ std::string EntryBlock(EntryPath at, const toml::table& entry, const McpServer& 
     if (!ours) add(key.str(), value);
   }
   out += "env = " + (env_text.empty() ? std::string("{}") : env_text + " }") + "\n";
+  if (!server.pass_env.empty()) out += "env_vars = " + TomlValue(*entry.get("env_vars")) + "\n";
   for (auto&& [key, value] : entry) {
     if (!IsOurKey(key.str(), server)) out += TomlKey(key.str()) + " = " + TomlValue(value) + "\n";
   }
@@ -335,6 +357,7 @@ std::string MergeTomlServer(const std::string& path, const std::string& old_text
   const toml::node* existing = container ? container->as_table()->get(at.name) : nullptr;
   toml::table merged = MergedEntry(existing, server);
   if (existing && existing->is_table() && *existing->as_table() == merged) return old_text;
+  NoteMeshChange(path, TomlArgs(existing), server, notes);
 
   toml::table expected = root;
   if (!expected.get(at.container)) expected.insert(at.container, toml::table{});

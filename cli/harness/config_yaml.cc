@@ -159,6 +159,7 @@ std::string EntryBlock(int indent, EntryPath at, const YAML::Node& existing,
     for (const auto& kv : env) {
       bool ours = false;
       for (const auto& var : server.env) ours = ours || IsScalarKey(kv.first, var.first);
+      for (const auto& var : server.unset_env) ours = ours || IsScalarKey(kv.first, var);
       if (!ours) out += pad4 + FlowText(kv.first) + ": " + FlowText(kv.second) + "\n";
     }
   }
@@ -309,6 +310,13 @@ std::string MergeYamlServer(const std::string& path, const std::string& old_text
   auto block = [&](int indent) { return EntryBlock(indent, at, existing, server); };
   const YAML::Node entry = YAML::Load(block(0))[name];
   if (has_existing && YamlEqual(existing, entry)) return old_text;
+  if (has_existing && existing.IsMap()) {
+    std::vector<std::string> old_args;
+    if (const YAML::Node args = existing["args"]; args.IsDefined() && args.IsSequence()) {
+      for (const auto& a : args) old_args.push_back(a.IsScalar() ? a.Scalar() : "");
+    }
+    NoteMeshChange(path, old_args, server, notes);
+  }
 
   YAML::Node expected = YAML::Clone(root);
   expected[container_key][name] = entry;

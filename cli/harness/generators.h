@@ -25,10 +25,17 @@ std::string InWorkspace(const HarnessContext& ctx, const std::filesystem::path& 
 std::filesystem::path ToolHome(const HarnessContext& ctx, const std::string& set,
                                const char* default_folder);
 
+/// Whom an MCP entry serves: one workspace (.mcp.json, .vscode/mcp.json) or
+/// every workspace of the user (~/.gemini/settings.json, ~/.codex/...).
+enum class Scope { kWorkspace, kUserWide };
+
 /// The stdio MCP server entry: command = launcher[0], args = launcher[1..] +
-/// ["mcp", "--mesh", mesh_id], env = MESHWIRE_URL and MESHWIRE_AGENT_NAME
-/// (never the token). `type` is "stdio" or empty for clients without it.
-McpServer MeshwireServer(const HarnessContext& ctx, std::string type = "");
+/// "mcp" and the mesh, env = MESHWIRE_URL (never the token). A workspace's
+/// entry pins its mesh and name (--mesh, MESHWIRE_AGENT_NAME); a user-wide
+/// entry only gives defaults (--default-mesh, --default-name), so each
+/// workspace's .mesh.json keeps its own mesh and name. `type` is "stdio" or
+/// empty for clients without it.
+McpServer MeshwireServer(const HarnessContext& ctx, Scope scope, std::string type = "");
 
 // MCP clients (mcp_harnesses.cc).
 HarnessResult GenerateClaude(const HarnessContext& ctx);

@@ -75,16 +75,24 @@ std::string InWorkspace(const HarnessContext& ctx, const std::filesystem::path& 
   return (std::filesystem::path(ctx.workspace_dir) / relative).string();
 }
 
-McpServer MeshwireServer(const HarnessContext& ctx, std::string type) {
+McpServer MeshwireServer(const HarnessContext& ctx, Scope scope, std::string type) {
   McpServer server;
   server.type = std::move(type);
   server.command = ctx.launcher.front();
   server.args.assign(ctx.launcher.begin() + 1, ctx.launcher.end());
-  server.args.insert(server.args.end(), {"mcp", "--mesh", ctx.mesh_id});
+  server.args.push_back("mcp");
   // Empty values are left out: an empty variable would hide the value from
   // .mesh.json or ~/.meshwire. The token is never put here.
   if (!ctx.url.empty()) server.env.emplace_back("MESHWIRE_URL", ctx.url);
-  if (!ctx.agent_name.empty()) server.env.emplace_back("MESHWIRE_AGENT_NAME", ctx.agent_name);
+  if (scope == Scope::kWorkspace) {
+    server.args.insert(server.args.end(), {"--mesh", ctx.mesh_id});
+    if (!ctx.agent_name.empty()) server.env.emplace_back("MESHWIRE_AGENT_NAME", ctx.agent_name);
+  } else {
+    server.args.insert(server.args.end(), {"--default-mesh", ctx.mesh_id});
+    if (!ctx.agent_name.empty()) server.args.insert(server.args.end(), {"--default-name", ctx.agent_name});
+    // What an older meshwire wrote there would still pin every workspace.
+    server.unset_env = {"MESHWIRE_AGENT_NAME", "MESHWIRE_MESH_ID"};
+  }
   return server;
 }
 

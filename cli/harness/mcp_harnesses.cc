@@ -14,10 +14,10 @@ constexpr EntryPath kMcpServers = {"mcpServers", kServerName};
 
 /// The whole of a JSON MCP harness: one entry in one file.
 HarnessResult JsonHarness(const HarnessContext& ctx, const std::string& path, EntryPath at,
-                          std::string type, std::string next_step) {
+                          Scope scope, std::string type, std::string next_step) {
   CheckContext(ctx);
   FilePlan plan;
-  plan.MergeJson(path, at, MeshwireServer(ctx, std::move(type)));
+  plan.MergeJson(path, at, MeshwireServer(ctx, scope, std::move(type)));
   return plan.Apply({std::move(next_step)});
 }
 
@@ -39,48 +39,66 @@ std::string ClaudeDesktopConfig(const HarnessContext& ctx) {
 }  // namespace
 
 HarnessResult GenerateClaude(const HarnessContext& ctx) {
-  return JsonHarness(ctx, ClaudeDesktopConfig(ctx), kMcpServers, "",
+  return JsonHarness(ctx, ClaudeDesktopConfig(ctx), kMcpServers, Scope::kUserWide, "",
                      "Restart Claude Desktop to load the MeshWire MCP server.");
 }
 
 HarnessResult GenerateCursor(const HarnessContext& ctx) {
   const fs::path file = fs::path(".cursor") / "mcp.json";
-  return JsonHarness(ctx, ctx.project ? InWorkspace(ctx, file) : InHome(ctx, file), kMcpServers, "",
+  return JsonHarness(ctx, ctx.project ? InWorkspace(ctx, file) : InHome(ctx, file), kMcpServers,
+                     ctx.project ? Scope::kWorkspace : Scope::kUserWide, "",
                      "Restart Cursor (or turn meshwire on in Cursor Settings > MCP) to load the "
                      "MeshWire MCP server.");
 }
 
 HarnessResult GenerateClaudeCode(const HarnessContext& ctx) {
-  return JsonHarness(ctx, InWorkspace(ctx, ".mcp.json"), kMcpServers, "stdio",
+  return JsonHarness(ctx, InWorkspace(ctx, ".mcp.json"), kMcpServers, Scope::kWorkspace, "stdio",
                      "Start Claude Code in this workspace and approve the project MCP server "
                      "\"meshwire\" when it asks (/mcp shows it).");
 }
 
 HarnessResult GenerateVsCode(const HarnessContext& ctx) {
   return JsonHarness(ctx, InWorkspace(ctx, fs::path(".vscode") / "mcp.json"),
-                     {"servers", kServerName}, "stdio",
+                     {"servers", kServerName}, Scope::kWorkspace, "stdio",
                      "Open this workspace in VS Code and start the \"meshwire\" server (MCP: List "
                      "Servers) to use it in agent mode.");
 }
 
 HarnessResult GenerateWindsurf(const HarnessContext& ctx) {
   return JsonHarness(ctx, InHome(ctx, fs::path(".codeium") / "windsurf" / "mcp_config.json"),
-                     kMcpServers, "",
+                     kMcpServers, Scope::kUserWide, "",
                      "Refresh the MCP servers in Windsurf (Cascade > MCP servers) to load "
                      "MeshWire.");
 }
 
 HarnessResult GenerateGemini(const HarnessContext& ctx) {
-  return JsonHarness(ctx, InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers, "",
-                     "Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).");
+  CheckContext(ctx);
+  McpServer server = MeshwireServer(ctx, Scope::kUserWide);
+  // Gemini CLI drops every variable whose name holds TOKEN (KEY, SECRET, ...)
+  // from a server's environment, but expands "$NAME" in the entry's env from
+  // its own, unfiltered one: so a token exported in the shell still arrives.
+  // Unset, it expands to "", which meshwire reads as absent (credentials.json
+  // then). The entry names the variable; the token is never written here.
+  server.env.emplace_back("MESHWIRE_TOKEN", "$MESHWIRE_TOKEN");
+  FilePlan plan;
+  plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers, server);
+  return plan.Apply(
+      {"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).",
+       "Gemini CLI starts MCP servers only in folders you trust: answer \"Trust folder\" when it "
+       "asks in " + ctx.workspace_dir + ", or add \"" + ctx.workspace_dir +
+           "\": \"TRUST_FOLDER\" to ~/.gemini/trustedFolders.json."});
 }
 
 HarnessResult GenerateCodex(const HarnessContext& ctx) {
   CheckContext(ctx);
+  McpServer server = MeshwireServer(ctx, Scope::kUserWide);
+  // Codex gives MCP servers only HOME, PATH, USER and a few more of its own
+  // environment; these are the ones meshwire reads (the token among them,
+  // named, never written). An unset one is skipped.
+  server.pass_env = {"MESHWIRE_TOKEN", "MESHWIRE_HOME", "MESHWIRE_CA_FILE"};
   FilePlan plan;
   const fs::path codex = ToolHome(ctx, ctx.codex_home, ".codex");
-  plan.MergeToml((codex / "config.toml").string(), {"mcp_servers", kServerName},
-                 MeshwireServer(ctx));
+  plan.MergeToml((codex / "config.toml").string(), {"mcp_servers", kServerName}, server);
   return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it)."});
 }
 

@@ -2,6 +2,7 @@
 // real relay process, with a temporary HOME and MESHWIRE_HOME, as a person
 // follows the product page (headless: the token comes from `meshwire admin
 // token create`, or from the browser sign-in played by an HTTP client).
+#include <chrono>
 #include <doctest/doctest.h>
 #include <httplib.h>
 #include <sys/stat.h>
@@ -159,6 +160,30 @@ TEST_CASE(
     CHECK(!fs::exists(w.machine.home + "/" + dir));
 }
 
+TEST_CASE("init writes the path the user ran, symbolic links kept (a versioned install survives upgrades)") {
+  World w;
+  w.CreateAndUseMesh();
+  // /opt/bin/meshwire -> the build's binary, as a versioned install links it.
+  const std::string bin = w.machine.home + "/opt/bin";
+  fs::create_directories(bin);
+  fs::create_symlink(kBinary, bin + "/meshwire");
+  const std::vector<std::string> env = {"MESHWIRE_TOKEN=" + w.token};
+  // By its path.
+  CommandResult direct =
+      Run({bin + "/meshwire", "init", "--harness", "claude-code"}, w.machine.Env(env), w.machine.workspace);
+  REQUIRE_MESSAGE(direct.code == 0, direct.err);
+  CHECK(json::parse(Slurp(w.machine.workspace + "/.mcp.json"))["mcpServers"]["meshwire"]["command"] ==
+        bin + "/meshwire");
+  // By its name, found on PATH by the shell (argv[0] is then "meshwire").
+  std::vector<std::string> path_env = w.machine.Env(env);
+  path_env.push_back("PATH=" + bin + ":/usr/bin:/bin");
+  CommandResult by_name =
+      Run({"/bin/sh", "-c", "exec meshwire init --harness vscode"}, path_env, w.machine.workspace);
+  REQUIRE_MESSAGE(by_name.code == 0, by_name.err);
+  CHECK(json::parse(Slurp(w.machine.workspace + "/.vscode/mcp.json"))["servers"]["meshwire"]["command"] ==
+        bin + "/meshwire");
+}
+
 TEST_CASE("listen acknowledges what it printed: a restart does not print it again") {
   World w;
   std::string mesh = w.CreateAndUseMesh();
@@ -211,9 +236,18 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   World w;
   w.CreateAndUseMesh();
   std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
-  CommandResult timed_out = w.machine.Mw({"wait", "--timeout", "1"}, b);
-  CHECK(timed_out.code == 4);
-  CHECK(OneSentence(timed_out.err));
+  // It waits the whole timeout, never a second less (the relay's waits are
+  // whole seconds); the upper bound is loose for a loaded machine.
+  for (int timeout_s : {1, 2}) {
+    CAPTURE(timeout_s);
+    const auto start = std::chrono::steady_clock::now();
+    CommandResult timed_out = w.machine.Mw({"wait", "--timeout", std::to_string(timeout_s)}, b);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    CHECK(timed_out.code == 4);
+    CHECK(OneSentence(timed_out.err));
+    CHECK(took >= timeout_s);
+    CHECK(took < timeout_s + 3.0);
+  }
   ChildProcess wait({kBinary, "wait", "--timeout", "30"}, w.machine.Env(b), w.machine.workspace);
   usleep(300000);
   REQUIRE(w.machine.Mw({"send", "wake up", "--to", "agent-b"}, {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=a"}).code == 0);

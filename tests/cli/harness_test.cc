@@ -147,16 +147,31 @@ struct Fixture {
   }
 };
 
-/// The entry every MCP harness must write for `ctx`.
-OrderedJson ExpectedEntry(const HarnessContext& ctx, bool typed) {
+/// The entry MCP harness `harness` must write for `ctx`: a workspace's file
+/// pins the mesh and name; a user-wide one gives defaults below each
+/// workspace's .mesh.json. Gemini names the token variable for expansion,
+/// Codex lists the variables it must pass on.
+OrderedJson ExpectedEntry(const HarnessContext& ctx, const std::string& harness) {
+  const bool typed = harness == "claude-code" || harness == "vscode";
+  const bool workspace = typed || (harness == "cursor" && ctx.project);
   OrderedJson entry = OrderedJson::object();
   if (typed) entry["type"] = "stdio";
   entry["command"] = ctx.launcher.front();
   OrderedJson args(std::vector<std::string>(ctx.launcher.begin() + 1, ctx.launcher.end()));
-  for (const char* arg : {"mcp", "--mesh"}) args.push_back(arg);
-  args.push_back(ctx.mesh_id);
+  args.push_back("mcp");
+  if (workspace) {
+    for (const std::string& arg : {std::string("--mesh"), ctx.mesh_id}) args.push_back(arg);
+  } else {
+    for (const std::string& arg : {std::string("--default-mesh"), ctx.mesh_id,
+                                   std::string("--default-name"), ctx.agent_name}) {
+      args.push_back(arg);
+    }
+  }
   entry["args"] = args;
-  entry["env"] = {{"MESHWIRE_URL", ctx.url}, {"MESHWIRE_AGENT_NAME", ctx.agent_name}};
+  entry["env"] = {{"MESHWIRE_URL", ctx.url}};
+  if (workspace) entry["env"]["MESHWIRE_AGENT_NAME"] = ctx.agent_name;
+  if (harness == "gemini") entry["env"]["MESHWIRE_TOKEN"] = "$MESHWIRE_TOKEN";
+  if (harness == "codex") entry["env_vars"] = {"MESHWIRE_TOKEN", "MESHWIRE_HOME", "MESHWIRE_CA_FILE"};
   return entry;
 }
 
@@ -271,9 +286,9 @@ TEST_CASE("JSON harnesses write exactly their entry into an empty home and works
     CHECK(first.files[0].path == path);
     CHECK(first.files[0].action == "created");
     CHECK(first.files[0].backup.empty());
-    CHECK(first.next_steps.size() == 1);
+    CHECK(first.next_steps.size() == (c.harness == "gemini" ? 2u : 1u));  // gemini: trust
 
-    OrderedJson expected = {{c.container, {{"meshwire", ExpectedEntry(f.ctx, c.typed)}}}};
+    OrderedJson expected = {{c.container, {{"meshwire", ExpectedEntry(f.ctx, c.harness)}}}};
     const std::string text = Read(path);
     CHECK(text == expected.dump(2) + "\n");  // 2-space indentation, trailing newline
     CHECK(text.find(kToken) == std::string::npos);
@@ -315,7 +330,7 @@ TEST_CASE("JSON harnesses merge into existing files: other servers and settings 
     for (auto it = merged.begin(); it != merged.end(); ++it) keys.push_back(it.key());
     CHECK(keys == std::vector<std::string>{"zeta", container, "alpha"});
     CHECK(merged[container].begin().key() == "other");
-    CHECK(merged[container]["meshwire"] == ExpectedEntry(f.ctx, c.typed));
+    CHECK(merged[container]["meshwire"] == ExpectedEntry(f.ctx, c.harness));
     merged[container].erase("meshwire");
     CHECK(json::parse(merged.dump()) == json::parse(original));
     CHECK(Read(path).find(kToken) == std::string::npos);
@@ -332,7 +347,12 @@ TEST_CASE("JSON harnesses merge into existing files: other servers and settings 
     HarnessResult third = f.Run(c.harness);
     CHECK(third.files[0].action == "updated");
     CHECK(Read(path + ".bak") == after_first);
-    CHECK(OrderedJson::parse(Read(path))[container]["meshwire"]["args"].back() == "otherMesh123");
+    f.ctx.mesh_id = "otherMesh123";
+    CHECK(OrderedJson::parse(Read(path))[container]["meshwire"] == ExpectedEntry(f.ctx, c.harness));
+    // Replacing an entry that named another mesh says so.
+    REQUIRE(!third.next_steps.empty());
+    CHECK(third.next_steps[0].starts_with("Warning: the meshwire entry in " + path + " named mesh " +
+                                          kMesh + "; it now names otherMesh123"));
   }
 }
 
@@ -364,7 +384,8 @@ TEST_CASE("an existing meshwire entry is updated in place, keeping the client's 
 
 TEST_CASE("an entry already there in another layout counts as unchanged, file untouched") {
   Fixture f;
-  const std::string path = f.Home(".cursor/mcp.json");
+  f.ctx.project = true;
+  const std::string path = f.Work(".cursor/mcp.json");
   // Same meaning, other key order and layout.
   const std::string original =
       "{\"mcpServers\":{\"meshwire\":{\"env\":{\"MESHWIRE_AGENT_NAME\":\"test-agent\","
@@ -451,7 +472,7 @@ TEST_CASE("claude writes where Claude Desktop reads it on each platform") {
     CHECK(result.next_steps ==
           std::vector<std::string>{"Restart Claude Desktop to load the MeshWire MCP server."});
     CHECK(ParseWith("json", path)["mcpServers"]["meshwire"] ==
-          json::parse(ExpectedEntry(f.ctx, false).dump()));
+          json::parse(ExpectedEntry(f.ctx, "claude").dump()));
     CHECK(Read(path).find(kToken) == std::string::npos);
   }
 }
@@ -476,8 +497,12 @@ TEST_CASE("cursor writes ~/.cursor/mcp.json, or the workspace's with --project")
   f.ctx.project = false;
   result = f.Run("cursor");
   CHECK(result.files[0].path == f.Home(".cursor/mcp.json"));
-  CHECK(ParseWith("json", f.Home(".cursor/mcp.json")) ==
-        ParseWith("json", f.Work(".cursor/mcp.json")));
+  // The workspace's file pins its mesh; the user-wide one only gives a default.
+  CHECK(ParseWith("json", f.Home(".cursor/mcp.json"))["mcpServers"]["meshwire"] ==
+        json::parse(ExpectedEntry(f.ctx, "cursor").dump()));
+  f.ctx.project = true;
+  CHECK(ParseWith("json", f.Work(".cursor/mcp.json"))["mcpServers"]["meshwire"] ==
+        json::parse(ExpectedEntry(f.ctx, "cursor").dump()));
 }
 
 TEST_CASE("a launcher through npx puts the package before the mcp arguments") {
@@ -487,7 +512,8 @@ TEST_CASE("a launcher through npx puts the package before the mcp arguments") {
   json entry =
       ParseWith("json", f.Home(".codeium/windsurf/mcp_config.json"))["mcpServers"]["meshwire"];
   CHECK(entry["command"] == "npx");
-  CHECK(entry["args"] == json({"meshwire", "mcp", "--mesh", kMesh}));
+  CHECK(entry["args"] ==
+        json({"meshwire", "mcp", "--default-mesh", kMesh, "--default-name", "test-agent"}));
 }
 
 TEST_CASE("a config file reached through a symbolic link stays a link") {
@@ -517,10 +543,11 @@ TEST_CASE("codex writes [mcp_servers.meshwire] into an empty ~/.codex/config.tom
       Read(path) ==
       "[mcp_servers.meshwire]\n"
       "command = \"/usr/local/bin/meshwire\"\n"
-      "args = [\"mcp\", \"--mesh\", \"kR9xQpLmW3aZ\"]\n"
-      "env = { MESHWIRE_URL = \"http://127.0.0.1:7420\", MESHWIRE_AGENT_NAME = \"test-agent\" }\n");
+      "args = [\"mcp\", \"--default-mesh\", \"kR9xQpLmW3aZ\", \"--default-name\", \"test-agent\"]\n"
+      "env = { MESHWIRE_URL = \"http://127.0.0.1:7420\" }\n"
+      "env_vars = [\"MESHWIRE_TOKEN\", \"MESHWIRE_HOME\", \"MESHWIRE_CA_FILE\"]\n");
   CHECK(ParseWith("toml", path) ==
-        json({{"mcp_servers", {{"meshwire", json::parse(ExpectedEntry(f.ctx, false).dump())}}}}));
+        json({{"mcp_servers", {{"meshwire", json::parse(ExpectedEntry(f.ctx, "codex").dump())}}}}));
   CheckAllUnchanged(f.Run("codex"));
   CHECK(Backups(f.ctx.home_dir).empty());
 }
@@ -562,7 +589,7 @@ TEST_CASE("codex keeps the rest of config.toml byte for byte, comments included"
   CHECK(entry < text.find("# the fast profile"));
 
   json expected = ParseWith("toml", path + ".bak");
-  expected["mcp_servers"]["meshwire"] = json::parse(ExpectedEntry(f.ctx, false).dump());
+  expected["mcp_servers"]["meshwire"] = json::parse(ExpectedEntry(f.ctx, "codex").dump());
   CHECK(ParseWith("toml", path) == expected);
   CHECK(text.find(kToken) == std::string::npos);
   CheckAllUnchanged(f.Run("codex"));
@@ -592,10 +619,12 @@ TEST_CASE("codex replaces its own table and sub-tables in place, keeping extra k
   CHECK(text.find("oldMesh") == std::string::npos);
   json entry = ParseWith("toml", path)["mcp_servers"]["meshwire"];
   CHECK(entry["command"] == "/usr/local/bin/meshwire");
-  CHECK(entry["args"] == json({"mcp", "--mesh", kMesh}));
+  CHECK(entry["args"] == json({"mcp", "--default-mesh", kMesh, "--default-name", "test-agent"}));
   CHECK(entry["tool_timeout_sec"] == 90);
-  CHECK(entry["env"] ==
-        json({{"MESHWIRE_URL", kUrl}, {"MESHWIRE_AGENT_NAME", "test-agent"}, {"EXTRA", "kept"}}));
+  CHECK(entry["env"] == json({{"MESHWIRE_URL", kUrl}, {"EXTRA", "kept"}}));
+  REQUIRE(!result.next_steps.empty());
+  CHECK(result.next_steps[0].find("named mesh oldMesh; it now names " + std::string(kMesh)) !=
+        std::string::npos);
   CheckAllUnchanged(f.Run("codex"));
 }
 
@@ -610,7 +639,7 @@ TEST_CASE("codex with an inline mcp_servers table falls back to re-serializing, 
   json parsed = ParseWith("toml", path);
   CHECK(parsed["model"] == "o3");
   CHECK(parsed["mcp_servers"]["other"] == json({{"command", "x"}}));
-  CHECK(parsed["mcp_servers"]["meshwire"] == json::parse(ExpectedEntry(f.ctx, false).dump()));
+  CHECK(parsed["mcp_servers"]["meshwire"] == json::parse(ExpectedEntry(f.ctx, "codex").dump()));
   CheckAllUnchanged(f.Run("codex"));
 }
 
@@ -642,12 +671,13 @@ TEST_CASE("strings that need escaping come back exactly through every parser") {
   f.Run("claude");
   f.Run("codex");
   f.Run("hermes");
-  json expected = json::parse(ExpectedEntry(f.ctx, false).dump());
   CHECK(ParseWith("json",
                   f.Home(".config/Claude/claude_desktop_config.json"))["mcpServers"]["meshwire"] ==
-        expected);
-  CHECK(ParseWith("toml", f.Home(".codex/config.toml"))["mcp_servers"]["meshwire"] == expected);
-  CHECK(ParseWith("yaml", f.Home(".hermes/config.yaml"))["mcp_servers"]["meshwire"] == expected);
+        json::parse(ExpectedEntry(f.ctx, "claude").dump()));
+  CHECK(ParseWith("toml", f.Home(".codex/config.toml"))["mcp_servers"]["meshwire"] ==
+        json::parse(ExpectedEntry(f.ctx, "codex").dump()));
+  CHECK(ParseWith("yaml", f.Home(".hermes/config.yaml"))["mcp_servers"]["meshwire"] ==
+        json::parse(ExpectedEntry(f.ctx, "hermes").dump()));
   const std::string env_check =
       "set -a && . " + ShellQuote(f.Work(".env.meshwire")) +
       " && test \"$MESHWIRE_AGENT_NAME\" = " + ShellQuote(f.ctx.agent_name) +
@@ -697,7 +727,7 @@ TEST_CASE("hermes follows HERMES_HOME, and codex follows CODEX_HOME") {
   f.ctx.hermes_home = f.tmp / "hermes home";
   f.ctx.codex_home = f.tmp / "codex home";
   HarnessResult hermes = f.Run("hermes");
-  REQUIRE(hermes.files.size() == 4);
+  REQUIRE(hermes.files.size() == 5);
   CHECK(hermes.files[2].path == f.tmp / "hermes home/config.yaml");
   CHECK(hermes.files[3].path == f.tmp / "hermes home/skills/meshwire/SKILL.md");
   HarnessResult codex = f.Run("codex");
@@ -723,7 +753,8 @@ TEST_CASE("hermes writes the seed's files and what Hermes really loads") {
   HarnessResult result = f.Run("hermes");
   const std::vector<std::string> paths = {f.Work(".env.meshwire"), f.Work("MESHWIRE_SKILL.md"),
                                           f.Home(".hermes/config.yaml"),
-                                          f.Home(".hermes/skills/meshwire/SKILL.md")};
+                                          f.Home(".hermes/skills/meshwire/SKILL.md"),
+                                          f.Work(".gitignore")};
   REQUIRE(result.files.size() == paths.size());
   for (size_t i = 0; i < paths.size(); ++i) {
     CHECK(result.files[i].path == paths[i]);
@@ -739,7 +770,7 @@ TEST_CASE("hermes writes the seed's files and what Hermes really loads") {
 
   json config = ParseWith("yaml", f.Home(".hermes/config.yaml"));
   CHECK(config ==
-        json({{"mcp_servers", {{"meshwire", json::parse(ExpectedEntry(f.ctx, false).dump())}}}}));
+        json({{"mcp_servers", {{"meshwire", json::parse(ExpectedEntry(f.ctx, "hermes").dump())}}}}));
   CHECK(Read(f.Home(".hermes/config.yaml")).find(kToken) == std::string::npos);
 
   const std::string skill = Read(f.Work("MESHWIRE_SKILL.md"));
@@ -792,7 +823,7 @@ TEST_CASE("hermes merges into config.yaml keeping comments, layout and other ser
   CHECK(KeepsLinesInOrder(text, original));
   CHECK(text.find("    meshwire:\n") < text.find("# terminal settings"));
   json expected = ParseWith("yaml", path + ".bak");
-  expected["mcp_servers"]["meshwire"] = json::parse(ExpectedEntry(f.ctx, false).dump());
+  expected["mcp_servers"]["meshwire"] = json::parse(ExpectedEntry(f.ctx, "hermes").dump());
   CHECK(ParseWith("yaml", path) == expected);
   CheckAllUnchanged(f.Run("hermes"));
   CHECK(Read(path + ".bak") == original);
@@ -821,10 +852,9 @@ TEST_CASE("hermes replaces its own entry in place and keeps its extra keys") {
   CHECK(text.ends_with(after));
   CHECK(text.find("oldMesh") == std::string::npos);
   json entry = ParseWith("yaml", path)["mcp_servers"]["meshwire"];
-  CHECK(entry["args"] == json({"mcp", "--mesh", kMesh}));
+  CHECK(entry["args"] == json({"mcp", "--default-mesh", kMesh, "--default-name", "test-agent"}));
   CHECK(entry["timeout"] == 300);
-  CHECK(entry["env"] ==
-        json({{"MESHWIRE_URL", kUrl}, {"MESHWIRE_AGENT_NAME", "test-agent"}, {"EXTRA", "kept"}}));
+  CHECK(entry["env"] == json({{"MESHWIRE_URL", kUrl}, {"EXTRA", "kept"}}));
   CheckAllUnchanged(f.Run("hermes"));
 }
 
@@ -839,7 +869,7 @@ TEST_CASE("hermes with a flow-style mcp_servers falls back to emitting the docum
   CHECK(parsed["mcp_servers"]["other"] == json({{"command", "x"}, {"args", {"1", 2}}}));
   CHECK(parsed["name"] == "007");  // still a string
   CHECK(parsed["empty"].is_null());
-  CHECK(parsed["mcp_servers"]["meshwire"] == json::parse(ExpectedEntry(f.ctx, false).dump()));
+  CHECK(parsed["mcp_servers"]["meshwire"] == json::parse(ExpectedEntry(f.ctx, "hermes").dump()));
   CheckAllUnchanged(f.Run("hermes"));
 }
 
@@ -851,7 +881,7 @@ TEST_CASE("hermes appends to a config.yaml that holds only comments") {
   f.Run("hermes");
   CHECK(Read(path).starts_with(original + "\nmcp_servers:\n  meshwire:\n"));
   CHECK(ParseWith("yaml", path) ==
-        json({{"mcp_servers", {{"meshwire", json::parse(ExpectedEntry(f.ctx, false).dump())}}}}));
+        json({{"mcp_servers", {{"meshwire", json::parse(ExpectedEntry(f.ctx, "hermes").dump())}}}}));
   CheckAllUnchanged(f.Run("hermes"));
 }
 
@@ -936,7 +966,7 @@ TEST_CASE("pi writes the extension, the skill and .env.meshwire in the workspace
   HarnessResult result = f.Run("pi");
   const std::vector<std::string> paths = {f.Work(".pi/extensions/meshwire.ts"),
                                           f.Work(".pi/skills/meshwire/SKILL.md"),
-                                          f.Work(".env.meshwire")};
+                                          f.Work(".env.meshwire"), f.Work(".gitignore")};
   REQUIRE(result.files.size() == paths.size());
   for (size_t i = 0; i < paths.size(); ++i) {
     CHECK(result.files[i].path == paths[i]);
@@ -950,7 +980,9 @@ TEST_CASE("pi writes the extension, the skill and .env.meshwire in the workspace
   CHECK(Read(paths[1]).find("meshwire_reply_to_message") != std::string::npos);
   CHECK(Mode(paths[2]) == 0600);
   CHECK(Read(paths[2]).find(std::string("MESHWIRE_TOKEN=") + kToken + "\n") != std::string::npos);
-  CHECK(!fs::exists(f.Work(".gitignore")));  // not created when the workspace has none
+  // A workspace without a .gitignore gets one, so `git add -A` leaves the token out.
+  CHECK(Read(paths[3]) ==
+        "# MeshWire: these files hold the relay token\n.env.meshwire\n.env.meshwire.bak\n");
   CheckAllUnchanged(f.Run("pi"));
   CHECK(Backups(f.tmp.path().string()).empty());
 }
@@ -998,6 +1030,22 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
               " && git init -q . && git check-ignore .env.meshwire .env.meshwire.bak >/dev/null") ==
           0);
     }
+  }
+}
+
+TEST_CASE("hermes and pi in a fresh git repository without a .gitignore: git add -A leaves the token out") {
+  RequireParsers();
+  if (Shell("command -v git >/dev/null") != 0) return;  // the check needs git itself
+  for (const std::string harness : {"hermes", "pi"}) {
+    CAPTURE(harness);
+    Fixture f;
+    const std::string cd = "cd " + ShellQuote(f.ctx.workspace_dir) + " && ";
+    REQUIRE(Shell(cd + "git init -q .") == 0);
+    f.Run(harness);
+    CHECK(Read(f.Work(".env.meshwire")).find(kToken) != std::string::npos);
+    REQUIRE(Shell(cd + "git add -A") == 0);
+    CHECK(Shell(cd + "git ls-files --cached | grep -q '^.gitignore$'") == 0);
+    CHECK(Shell(cd + "git ls-files --cached | grep -q 'env.meshwire'") != 0);
   }
 }
 

@@ -560,7 +560,14 @@ test("no token: initialize still answers; the tools say to run `meshwire login`"
   const mcp = await startMcp({ name: "tokenless-agent", token: "" });
   (fx.extra ??= []).push(mcp);
   assert.equal(mcp.client.getServerVersion().name, "meshwire");
-  assertToolError(await mcp.call("meshwire_status"), /`meshwire login`/);
+  // Clients show the server as connected, so it says so itself: on stderr at
+  // start, in its instructions, and in meshwire_status (which still checks
+  // the relay).
+  assert.match(mcp.stderr, /No meshwire credentials.*`meshwire login`/);
+  assert.match(mcp.client.getInstructions(), /not set up yet.*`meshwire login`/);
+  const status = await mcp.call("meshwire_status");
+  assertToolError(status, /No meshwire credentials.*`meshwire login`/);
+  assert.match(status.content[0].text, /The relay at http:\/\/127\.0\.0\.1:\d+ is online/);
   assertToolError(await mcp.call("meshwire_send_message", { content: "x" }), /`meshwire login`/);
   await assertAlive(mcp);
   await mcp.close();

@@ -79,7 +79,7 @@ TEST_CASE("flags beat everything") {
   Files f;
   f.env_vars["MESHWIRE_TOKEN"] = "mw_env";
   f.env_vars["MESHWIRE_MESH_ID"] = "meshFromEnv0";
-  ConfigFlags flags{"http://flag:4", "mw_flag", "meshFromFlag", "flag-agent"};
+  ConfigFlags flags{"http://flag:4", "mw_flag", "meshFromFlag", "flag-agent", {}, {}};
   ClientConfig c = ResolveConfig(flags, f.Env(), f.deep);
   CHECK(c.url.value == "http://flag:4");
   CHECK(c.token.value == "mw_flag");
@@ -96,6 +96,26 @@ TEST_CASE("without .mesh.json the active mesh of config.json is used") {
   CHECK(c.mesh_id.value == "meshFromConf");
   CHECK(c.mesh_id.source == "config.json");
   CHECK(c.agent_name.empty());
+}
+
+TEST_CASE("--default-mesh and --default-name rank below .mesh.json and above config.json") {
+  Files f;
+  ConfigFlags flags;
+  flags.default_mesh_id = "meshDefault1";
+  flags.default_agent_name = "default-agent";
+  // In a workspace: its .mesh.json wins (a user-wide entry follows the workspace).
+  ClientConfig in_workspace = ResolveConfig(flags, f.Env(), f.deep);
+  CHECK(in_workspace.mesh_id.value == "meshFromFile");
+  CHECK(in_workspace.agent_name.value == "file-agent");
+  // Elsewhere: the defaults, not config.json's active mesh.
+  TempDir elsewhere;
+  ClientConfig outside = ResolveConfig(flags, f.Env(), elsewhere.path());
+  CHECK(outside.mesh_id.value == "meshDefault1");
+  CHECK(outside.mesh_id.source == "default flag");
+  CHECK(outside.agent_name.value == "default-agent");
+  // The environment still beats the workspace.
+  f.env_vars["MESHWIRE_MESH_ID"] = "meshFromEnv0";
+  CHECK(ResolveConfig(flags, f.Env(), f.deep).mesh_id.value == "meshFromEnv0");
 }
 
 TEST_CASE("nothing configured: the default URL, no token, no mesh") {
