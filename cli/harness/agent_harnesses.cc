@@ -140,7 +140,12 @@ HarnessResult GeneratePi(const HarnessContext& ctx) {
   plan.Put(InWorkspace(ctx, fs::path(".pi") / "skills" / "meshwire" / "SKILL.md"), SkillFile());
   PlanEnvFile(ctx, plan);
   PlanGitignore(ctx, plan);
-  return plan.Apply({"Source .env.meshwire before you start Pi in this workspace."});
+  // Pi loads a project's .pi/extensions only once the project is trusted; in
+  // print mode (-p) an untrusted project is skipped without a word.
+  return plan.Apply({"Start Pi in " + ctx.workspace_dir +
+                     " (the extension reads .env.meshwire itself) and trust the project when Pi "
+                     "asks: Pi loads a project's extensions only in trusted projects (for `pi -p`, "
+                     "add --approve)."});
 }
 
 }  // namespace meshwire::cli::harness_internal
