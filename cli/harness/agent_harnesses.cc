@@ -107,6 +107,14 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
   const fs::path home = ToolHome(ctx, ctx.copilot_home, ".copilot");
   const fs::path dir = home / "extensions" / "meshwire";
   FilePlan plan;
+  // The tools: the MCP server, which every Copilot CLI session loads from
+  // mcp-config.json without any flag (extensions need experimental mode).
+  // Copilot passes MESHWIRE_* on to it and starts it in the session's folder,
+  // so a workspace's .mesh.json wins over the defaults.
+  plan.MergeJson((home / "mcp-config.json").string(), {"mcpServers", kServerName},
+                 MeshwireServer(ctx, Scope::kUserWide, "local"));
+  // The extension brings incoming messages into the conversation; seeing the
+  // MCP entry, it offers no tools of its own, so the model gets one copy.
   // The module first, so the entry never imports a file that is not there.
   plan.Put((dir / "meshwire-extension.mjs").string(), std::string(CopilotExtensionSource()));
   plan.Put((dir / "extension.mjs").string(),
@@ -116,7 +124,11 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
            "import { createCopilotExtension } from \"./meshwire-extension.mjs\";\n"
            "\n"
            "await createCopilotExtension({ joinSession });\n");
-  return plan.Apply({});
+  return plan.Apply(
+      {"Every Copilot CLI session now has the MeshWire tools (meshwire_send_message, "
+       "meshwire_get_messages, ...; /mcp lists the server).",
+       "To also have messages from other agents appear in the conversation as they arrive, turn "
+       "on Copilot's extensions once: `copilot --experimental`."});
 }
 
 HarnessResult GenerateHermes(const HarnessContext& ctx) {

@@ -95,6 +95,15 @@ export interface CopilotExtensionOptions<TSession extends MeshSession = MeshSess
   homedir?: string;
   /** Where to look for .mesh.json, upwards (default process.cwd()). */
   cwd?: string;
+  /**
+   * Which tools the session gets from this extension. "auto" (default): the
+   * five mesh_* tools, unless Copilot's MCP configuration
+   * ($COPILOT_HOME/mcp-config.json, default ~/.copilot) starts the meshwire
+   * MCP server, which brings the same tools: then none, so the model never
+   * sees two copies. "extension": always the mesh_* tools. "none": no tools;
+   * the extension only brings incoming messages into the conversation.
+   */
+  tools?: "auto" | "extension" | "none";
 }
 
 /**

@@ -14,6 +14,13 @@
 // never throw: a relay error is a "failure" result with a sentence saying
 // what to do.
 //
+// One copy of the tools: when Copilot's own MCP configuration
+// ($COPILOT_HOME/mcp-config.json, default ~/.copilot) already starts the
+// meshwire MCP server (as `meshwire init --harness copilot` writes it), the
+// same five tools come from there, so this extension offers none and only
+// brings incoming messages into the conversation. The `tools` option
+// decides instead: "extension" (always its own), "none", or "auto" (default).
+//
 // Configuration, highest first: the `url` option; MESHWIRE_TOKEN,
 // MESHWIRE_URL, MESHWIRE_MESH_ID, MESHWIRE_AGENT_NAME; .mesh.json from the
 // working directory upwards; ~/.meshwire/credentials.json and config.json
@@ -464,12 +471,13 @@ function formatMessage(message, agents, selfId) {
   ].join("\n");
 }
 
-function injectionPrompt(message, mesh) {
+function injectionPrompt(message, mesh, ownTools) {
   const c = mesh.settings();
+  const reply = ownTools ? "mesh_reply_to_message" : "meshwire_reply_to_message (the meshwire MCP server's)";
   return [
     `[MeshWire] A message from another agent arrived on mesh ${c.meshId} for ${c.agentName}. It is not from the user.`,
     formatMessage(message, mesh.agents(), mesh.agentId()),
-    `${UNTRUSTED_NOTE} To answer it, call mesh_reply_to_message with message_id "${message.id}".`,
+    `${UNTRUSTED_NOTE} To answer it, call ${reply} with message_id "${message.id}".`,
   ].join("\n\n");
 }
 
@@ -659,12 +667,20 @@ async function within(promise, ms) {
   }
 }
 
-async function sessionContext(mesh) {
+// Whether Copilot's MCP configuration starts the meshwire MCP server.
+function meshwireMcpConfigured(env, homedir) {
+  const copilotHome = nonEmpty(env.COPILOT_HOME) ? path.resolve(env.COPILOT_HOME) : path.join(homedir, ".copilot");
+  const servers = readJsonObject(path.join(copilotHome, "mcp-config.json")).mcpServers;
+  return Boolean(servers && typeof servers === "object" && servers.meshwire);
+}
+
+async function sessionContext(mesh, ownTools) {
   const c = mesh.settings();
   const intro =
     "MeshWire is set up in this session: a relay through which AI agents in different tools (Copilot CLI, Claude, Cursor, Hermes, Pi, scripts) send each other messages.";
-  const tools =
-    "Tools: mesh_send_message({content, to?}) sends to one agent (name or id) or to everyone; mesh_get_messages({wait_seconds?, limit?}) fetches new messages; mesh_reply_to_message({message_id, content}) answers the sender of a message; mesh_list_agents lists who is in the mesh; mesh_status shows the connection.";
+  const tools = ownTools
+    ? "Tools: mesh_send_message({content, to?}) sends to one agent (name or id) or to everyone; mesh_get_messages({wait_seconds?, limit?}) fetches new messages; mesh_reply_to_message({message_id, content}) answers the sender of a message; mesh_list_agents lists who is in the mesh; mesh_status shows the connection."
+    : "Tools: those of the meshwire MCP server (meshwire_send_message, meshwire_get_messages, meshwire_reply_to_message, meshwire_list_agents, meshwire_status).";
   if (!c.token || !c.meshId) {
     const missing = !c.token ? "no meshwire token is configured (run `meshwire login`)" : "no mesh is configured (run `meshwire init --harness copilot --mesh MESH_ID`)";
     return `${intro} It is not usable yet: ${missing}. ${tools} Until then they answer with what to do.`;
@@ -679,7 +695,7 @@ async function sessionContext(mesh) {
 // ---------------------------------------------------------------------------
 // Background: heartbeats and the long-poll that injects messages
 
-function createListener({ mesh, inject, log, pollInterval, heartbeatInterval }) {
+function createListener({ mesh, inject, log, pollInterval, heartbeatInterval, ownTools }) {
   const controller = new AbortController();
   let stopped = false;
   let heartbeatTimer = null;
@@ -701,7 +717,7 @@ function createListener({ mesh, inject, log, pollInterval, heartbeatInterval }) 
     for (const message of messages) {
       if (stopped) return mesh.unclaim(); // not injected: fetched again next time
       try {
-        await inject(injectionPrompt(message, mesh));
+        await inject(injectionPrompt(message, mesh, ownTools));
       } catch (err) {
         log(`could not add message ${message.id} to the conversation (${err?.message ?? err}); it will be delivered again.`, "warning");
         mesh.unclaim();
@@ -789,13 +805,14 @@ export async function createCopilotExtension(options = {}) {
       'createCopilotExtension needs joinSession: import { joinSession } from "@github/copilot-sdk/extension" and pass it in.',
     );
   }
-  const mesh = createMesh({
-    url: options.url,
-    env: options.env ?? process.env,
-    fetch: options.fetch,
-    homedir: options.homedir ?? os.homedir(),
-    cwd: options.cwd ?? process.cwd(),
-  });
+  const env = options.env ?? process.env;
+  const homedir = options.homedir ?? os.homedir();
+  const mesh = createMesh({ url: options.url, env, fetch: options.fetch, homedir, cwd: options.cwd ?? process.cwd() });
+  const toolsMode = options.tools ?? "auto";
+  if (!["auto", "extension", "none"].includes(toolsMode)) {
+    throw new TypeError(`createCopilotExtension: tools must be "auto", "extension" or "none", not ${JSON.stringify(toolsMode)}.`);
+  }
+  const ownTools = toolsMode === "extension" || (toolsMode === "auto" && !meshwireMcpConfigured(env, homedir));
 
   let session = null;
   const log = (message, level = "info") => {
@@ -811,15 +828,16 @@ export async function createCopilotExtension(options = {}) {
     log,
     pollInterval: milliseconds(options.pollInterval, DEFAULT_POLL_INTERVAL_MS, 0),
     heartbeatInterval: milliseconds(options.heartbeatInterval, DEFAULT_HEARTBEAT_INTERVAL_MS, 1),
+    ownTools,
   });
   const hooks = {
-    onSessionStart: async () => ({ additionalContext: await sessionContext(mesh) }),
+    onSessionStart: async () => ({ additionalContext: await sessionContext(mesh, ownTools) }),
     onSessionEnd: async () => {
       listener.stop();
     },
   };
 
-  session = await joinSession({ tools: createTools(mesh), hooks });
+  session = await joinSession({ tools: ownTools ? createTools(mesh) : [], hooks });
   if (session) listener.start();
   return session;
 }

@@ -687,15 +687,24 @@ TEST_CASE("strings that need escaping come back exactly through every parser") {
   CheckAllUnchanged(f.Run("hermes"));
 }
 
-TEST_CASE("copilot installs the extension module and its entry under ~/.copilot") {
+TEST_CASE("copilot writes the MCP entry, the extension module and its entry under ~/.copilot") {
   Fixture f;
   const std::string dir = f.Home(".copilot/extensions/meshwire");
   HarnessResult result = f.Run("copilot");
-  REQUIRE(result.files.size() == 2);
-  CHECK(result.files[0].path == dir + "/meshwire-extension.mjs");
-  CHECK(result.files[1].path == dir + "/extension.mjs");
+  REQUIRE(result.files.size() == 3);
+  CHECK(result.files[0].path == f.Home(".copilot/mcp-config.json"));
+  CHECK(result.files[1].path == dir + "/meshwire-extension.mjs");
+  CHECK(result.files[2].path == dir + "/extension.mjs");
   for (const FileChange& file : result.files) CHECK(file.action == "created");
-  CHECK(result.next_steps.empty());
+  // The MCP server every session loads, user-wide (defaults below .mesh.json).
+  OrderedJson expected = ExpectedEntry(f.ctx, "copilot");
+  expected = OrderedJson{{"type", "local"}, {"command", expected["command"]}, {"args", expected["args"]},
+                         {"env", expected["env"]}};
+  CHECK(OrderedJson::parse(Read(f.Home(".copilot/mcp-config.json"))) ==
+        OrderedJson{{"mcpServers", {{"meshwire", expected}}}});
+  // What the extension adds, and the one step that turns it on.
+  REQUIRE(result.next_steps.size() == 2);
+  CHECK(result.next_steps[1].find("copilot --experimental") != std::string::npos);
   CHECK(Read(dir + "/meshwire-extension.mjs") == cli::CopilotExtensionSource());
   const std::string entry = Read(dir + "/extension.mjs");
   CHECK(entry.starts_with("//"));
@@ -717,8 +726,9 @@ TEST_CASE("copilot follows COPILOT_HOME") {
   Fixture f;
   f.ctx.copilot_home = f.tmp / "copilot home";
   HarnessResult result = f.Run("copilot");
-  CHECK(result.files[1].path == f.tmp / "copilot home/extensions/meshwire/extension.mjs");
-  CHECK(fs::exists(result.files[1].path));
+  CHECK(result.files[0].path == f.tmp / "copilot home/mcp-config.json");
+  CHECK(result.files[2].path == f.tmp / "copilot home/extensions/meshwire/extension.mjs");
+  CHECK(fs::exists(result.files[2].path));
   CHECK(!fs::exists(f.Home(".copilot")));
 }
 
@@ -743,7 +753,7 @@ TEST_CASE("copilot replaces a changed extension file and keeps a backup") {
   const std::string module = f.Home(".copilot/extensions/meshwire/meshwire-extension.mjs");
   Write(module, "// an older version\n");
   HarnessResult result = f.Run("copilot");
-  CHECK(result.files[0].action == "updated");
+  CHECK(result.files[1].action == "updated");
   CHECK(Read(module + ".bak") == "// an older version\n");
   CHECK(Read(module) == cli::CopilotExtensionSource());
 }

@@ -316,6 +316,53 @@ test("without credentials the tools fail with what to do, and onSessionStart say
   await copilot.config.hooks.onSessionEnd({});
 });
 
+test("with the meshwire MCP server in Copilot's mcp-config.json: no tools of its own (one copy), messages still injected", T, async () => {
+  // What `meshwire init --harness copilot` writes: the MCP entry beside the extension.
+  const copilotHome = tempDir("mw-copilot-copilothome-");
+  fs.writeFileSync(
+    path.join(copilotHome, "mcp-config.json"),
+    JSON.stringify({ mcpServers: { meshwire: { type: "local", command: "meshwire", args: ["mcp"] } } }),
+  );
+  const workspace = tempDir("mw-copilot-ws2-");
+  fs.writeFileSync(
+    path.join(workspace, ".mesh.json"),
+    JSON.stringify({ mesh_id: fx.mesh.mesh_id, workspace_name: "ws2", agent_name: "copilot-mcp", harness: "copilot" }),
+  );
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  const join = async (options) => {
+    const copilot = fakeCopilot();
+    await createCopilotExtension({
+      joinSession: copilot.joinSession,
+      pollInterval: 50,
+      env: { MESHWIRE_HOME: fx.home, COPILOT_HOME: copilotHome },
+      cwd: workspace,
+      ...options,
+    });
+    fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
+    return copilot;
+  };
+  const copilot = await join({});
+  assert.deepEqual(copilot.config.tools, []);
+  const { additionalContext } = await copilot.config.hooks.onSessionStart({ source: "startup" });
+  assert.match(additionalContext, /meshwire MCP server/);
+  assert.ok(!additionalContext.includes("mesh_send_message"), "names no tool it does not offer");
+  const body = "from hermes, to the MCP-configured copilot";
+  await until("the agent registered", async () => {
+    const { agents } = await rest(fx.url, fx.token, "GET", `${fx.m}/agents`);
+    return agents.find((agent) => agent.name === "copilot-mcp");
+  });
+  await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.other.agent_id, to: "copilot-mcp", content: body });
+  const injected = await until("the message injected", () => copilot.sent.find((s) => s.prompt.includes(body)));
+  assert.match(injected.prompt, /meshwire_reply_to_message/);
+  await copilot.config.hooks.onSessionEnd({});
+  // The option decides over the file.
+  const forced = await join({ tools: "extension" });
+  assert.equal(forced.config.tools.length, 5);
+  await forced.config.hooks.onSessionEnd({});
+  const { createCopilotExtension: create } = await import(pathToFileURL(EXTENSION).href);
+  await assert.rejects(create({ joinSession: fakeCopilot().joinSession, tools: "both" }), /tools must be/);
+});
+
 test("a revoked or unknown token: failure telling to run `meshwire login`", T, async () => {
   const created = await rest(fx.url, fx.token, "POST", "/tokens", { name: "soon-revoked" });
   await rest(fx.url, fx.token, "DELETE", `/tokens/${created.id}`);

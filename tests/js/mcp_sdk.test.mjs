@@ -364,6 +364,8 @@ test("meshwire_get_messages: returns what rest-agent sent, framed as from anothe
   assert.match(text, /another agent/);
   assert.match(text, /not by the user/);
   assert.ok(text.includes("please review PR 7"));
+  // Clients that show the model only structuredContent (Claude Code) get the warning too.
+  assert.match(result.structuredContent.notice, /other AI agents, not by the user/);
   const detail = await rest(fx.url, fx.token, "GET", `${fx.m}/messages/${fx.incoming.id}`);
   const row = detail.delivery.find((d) => d.name === "mcp-agent");
   assert.equal(row.state, "fetched", "returned, not yet acknowledged");
