@@ -24,69 +24,22 @@
 // (MESHWIRE_BINARY overrides the meshwire binary.)
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import {
-  BINARY,
-  ROOT,
-  childEnv,
-  createToken,
-  exitOnSignals,
-  killAll,
-  removeDirs,
-  rest,
-  startRelay,
-  tempDir,
-  trackPid,
-  untrackPid,
-} from "../support/relay.mjs";
+import { BINARY, childEnv, exitOnSignals, tempDir } from "../support/relay.mjs";
+import { clientBin, missingUnless, run, startRelayFixture, stopRelayFixture } from "./client_support.mjs";
 
-const CLAUDE = path.join(ROOT, "tests/node_modules/.bin/claude");
-const NOT_INSTALLED = fs.existsSync(CLAUDE)
-  ? null
-  : `Claude Code is not installed at ${CLAUDE}: run \`npm ci\` in tests/`;
+const CLAUDE = clientBin("claude");
+const NOT_INSTALLED = missingUnless(CLAUDE, `Claude Code is not installed at ${CLAUDE}: run \`npm ci\` in tests/`);
 const STATUS_TOOL = "mcp__meshwire__meshwire_status";
 
 exitOnSignals();
 
 // ---------------------------------------------------------------------------
-// Helpers (the relay, REST calls and cleanup: ../support/relay.mjs)
-
-// Runs a command to its end (killed, with its process group, after
-// timeoutMs): { code, stdout, stderr }. Detached, so the MCP servers a client
-// starts are killed with it.
-function run(command, args, { cwd, env, timeoutMs = 60000 }) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const group = -child.pid;
-    trackPid(group);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => killGroup(group), timeoutMs);
-    child.once("error", reject);
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      killGroup(group);
-      untrackPid(group);
-      const out = { code, signal, stdout, stderr };
-      if (signal) reject(new Error(`${path.basename(command)} ${args.join(" ")} ended by ${signal}: ${JSON.stringify(out)}`));
-      else resolve(out);
-    });
-  });
-}
-
-function killGroup(group) {
-  try {
-    process.kill(group, "SIGKILL");
-  } catch {
-    // all gone
-  }
-}
+// Helpers (the relay, REST calls and cleanup: ../support/relay.mjs; running a
+// client, the fixture: ./client_support.mjs)
 
 // The environment of a user's shell with a temp HOME: this one without
 // MESHWIRE_*, ANTHROPIC_* or Claude Code's own variables (in case the tests
@@ -219,18 +172,10 @@ const fx = {};
 
 before(async () => {
   if (NOT_INSTALLED) return;
-  fx.storage = tempDir("mw-cc-relay-");
-  fx.relay = await startRelay(fx.storage);
-  fx.url = fx.relay.url;
-  fx.token = createToken(fx.storage, "alice");
-  fx.mesh = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "claude-fleet" })).mesh_id;
+  [fx.mesh] = await startRelayFixture(fx, "mw-cc-relay-", ["claude-fleet"]);
 });
 
-after(async () => {
-  await fx.relay?.stop();
-  killAll();
-  removeDirs();
-});
+after(() => stopRelayFixture(fx));
 
 // ---------------------------------------------------------------------------
 // Tests

@@ -28,42 +28,30 @@
 //   MESHWIRE_BINARY=$PWD/build/cli/meshwire node --test tests/js/clients/codex.test.mjs
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
+import { childEnv, exitOnSignals, tempDir, trackPid, until, untrackPid } from "../support/relay.mjs";
 import {
-  BINARY,
-  ROOT,
-  childEnv,
-  createToken,
-  exitOnSignals,
-  killAll,
-  removeDirs,
-  rest,
-  startRelay,
-  tempDir,
-  trackPid,
-  until,
-  untrackPid,
-} from "../support/relay.mjs";
+  MESHWIRE_TOOLS,
+  clientBin,
+  initHarness,
+  killGroup,
+  missingUnless,
+  mkdirIn,
+  notInstalled,
+  startRelayFixture,
+  stopRelayFixture,
+} from "./client_support.mjs";
 import { startStandin } from "./openai_standin.mjs";
 
 exitOnSignals();
 
-const CODEX = path.join(ROOT, "tests/node_modules/.bin/codex");
-const MISSING = fs.existsSync(CODEX)
-  ? null
-  : `@openai/codex is not installed (no ${CODEX}): run \`npm ci\` in tests/ to run the Codex client tests`;
+const CODEX = clientBin("codex");
+const MISSING = missingUnless(CODEX, notInstalled("@openai/codex", CODEX, "Codex"));
 const T = { timeout: 90000 };
-const NAMES = [
-  "meshwire_send_message",
-  "meshwire_get_messages",
-  "meshwire_list_agents",
-  "meshwire_status",
-  "meshwire_reply_to_message",
-];
+const NAMES = MESHWIRE_TOOLS;
 
 // ---------------------------------------------------------------------------
 // Fixture: one relay, one stand-in model and two meshes for the whole file
@@ -73,25 +61,18 @@ const sessions = new Set();
 
 before(async () => {
   if (MISSING) return;
-  fx.storage = tempDir("mw-codex-relay-");
-  fx.relay = await startRelay(fx.storage);
-  fx.url = fx.relay.url;
-  fx.token = createToken(fx.storage, "alice");
-  fx.mesh1 = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "codex-one" })).mesh_id;
-  fx.mesh2 = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "codex-two" })).mesh_id;
+  [fx.mesh1, fx.mesh2] = await startRelayFixture(fx, "mw-codex-relay-", ["codex-one", "codex-two"]);
   fx.standin = await startStandin({ tool: "meshwire_status" });
 });
 
 after(async () => {
   for (const codex of sessions) await codex.close();
   await fx.standin?.close();
-  await fx.relay?.stop();
-  killAll();
-  removeDirs();
+  await stopRelayFixture(fx);
 });
 
 // ---------------------------------------------------------------------------
-// Helpers
+// Helpers (the fixture, `meshwire init` and process groups: ./client_support.mjs)
 
 // The Codex settings init does not write: the stand-in model as the provider,
 // and nothing that would reach beyond 127.0.0.1. init merges its
@@ -120,11 +101,7 @@ shell_snapshot = false
 // the named workspaces: { root, home, codexHome, config, mwHome, ws: {name: dir} }.
 function setup(label, workspaces = ["ws"]) {
   const root = tempDir(`mw-codex-${label}-`);
-  const dir = (name) => {
-    const full = path.join(root, name);
-    fs.mkdirSync(full, { recursive: true });
-    return full;
-  };
+  const dir = (name) => mkdirIn(root, name);
   const dirs = { root, home: dir("home"), codexHome: dir("codex-home"), mwHome: dir("meshwire-home"), ws: {} };
   for (const name of workspaces) dirs.ws[name] = dir(name);
   dirs.config = path.join(dirs.codexHome, "config.toml");
@@ -135,22 +112,14 @@ function setup(label, workspaces = ["ws"]) {
 // Runs `meshwire init --harness codex --mesh MESH` in workspace; the token goes
 // in as MESHWIRE_TOKEN (tokenVia "env": nothing saved) or as --token/--url
 // (tokenVia "flag": saved into MESHWIRE_HOME/credentials.json). Its stdout.
-async function initCodex(dirs, workspace, mesh, tokenVia = "env") {
-  const viaFlag = tokenVia === "flag";
-  const { stdout } = await promisify(execFile)(
-    BINARY,
-    ["init", "--harness", "codex", "--mesh", mesh, ...(viaFlag ? ["--token", fx.token, "--url", fx.url] : [])],
-    {
-      cwd: workspace,
-      timeout: 20000,
-      env: childEnv({
-        HOME: dirs.home,
-        CODEX_HOME: dirs.codexHome,
-        ...(viaFlag ? { MESHWIRE_HOME: dirs.mwHome } : { MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }),
-      }),
-    },
-  );
-  return stdout;
+function initCodex(dirs, workspace, mesh, tokenVia = "env") {
+  return initHarness("codex", fx, {
+    cwd: workspace,
+    mesh,
+    tokenVia,
+    env: { HOME: dirs.home, CODEX_HOME: dirs.codexHome },
+    flagEnv: { MESHWIRE_HOME: dirs.mwHome },
+  });
 }
 
 // A running `codex app-server`, initialized: { request(method, params),
@@ -218,11 +187,7 @@ async function startCodex(dirs, extraEnv = {}) {
       let timer;
       await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]);
       clearTimeout(timer);
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // the whole group is gone
-      }
+      killGroup(-child.pid); // the whole group
       untrackPid(-child.pid);
     },
   };

@@ -31,43 +31,33 @@
 //   MESHWIRE_BINARY=$PWD/build/cli/meshwire node --test tests/js/clients/copilot.test.mjs
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
+import { BINARY, childEnv, exitOnSignals, tempDir, untrackPid } from "../support/relay.mjs";
 import {
-  BINARY,
-  ROOT,
-  childEnv,
-  createToken,
-  exitOnSignals,
-  killAll,
-  removeDirs,
-  rest,
-  startRelay,
-  tempDir,
-  trackPid,
-  untrackPid,
-} from "../support/relay.mjs";
+  MESHWIRE_TOOLS,
+  clientBin,
+  initHarness,
+  killGroup,
+  missingUnless,
+  mkdirIn,
+  notInstalled,
+  spawnGroup,
+  startRelayFixture,
+  stopRelayFixture,
+} from "./client_support.mjs";
 import { startStandin } from "./openai_standin.mjs";
 
 exitOnSignals();
 
-const COPILOT = path.join(ROOT, "tests/node_modules/.bin/copilot");
-const MISSING = fs.existsSync(COPILOT)
-  ? null
-  : `@github/copilot is not installed (no ${COPILOT}): run \`npm ci\` in tests/ to run the Copilot client tests`;
+const COPILOT = clientBin("copilot");
+const MISSING = missingUnless(COPILOT, notInstalled("@github/copilot", COPILOT, "Copilot"));
 const T = { timeout: 90000 };
 const RUN_TIMEOUT_MS = 60000;
 const STATUS_TOOL = "meshwire-meshwire_status";
-const TOOLS = [
-  "meshwire-meshwire_get_messages",
-  "meshwire-meshwire_list_agents",
-  "meshwire-meshwire_reply_to_message",
-  "meshwire-meshwire_send_message",
-  "meshwire-meshwire_status",
-];
+// Copilot's names for the five MCP tools (server "meshwire"), sorted.
+const TOOLS = MESHWIRE_TOOLS.map((name) => `meshwire-${name}`).sort();
 // The first words of the extension's onSessionStart context (meshwire-extension.mjs).
 const EXTENSION_CONTEXT = "MeshWire is set up in this session";
 // Copilot settings that would send it elsewhere or change what it loads.
@@ -80,53 +70,32 @@ const fx = {};
 
 before(async () => {
   if (MISSING) return;
-  fx.storage = tempDir("mw-copilot-relay-");
-  fx.relay = await startRelay(fx.storage);
-  fx.url = fx.relay.url;
-  fx.token = createToken(fx.storage, "alice");
-  fx.mesh = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "copilot-one" })).mesh_id;
+  [fx.mesh] = await startRelayFixture(fx, "mw-copilot-relay-", ["copilot-one"]);
   fx.cache = tempDir("mw-copilot-cache-");
 });
 
-after(async () => {
-  await fx.relay?.stop();
-  killAll();
-  removeDirs();
-});
+after(() => stopRelayFixture(fx));
 
 // ---------------------------------------------------------------------------
-// Helpers
+// Helpers (the fixture, `meshwire init` and process groups: ./client_support.mjs)
 
 // A temp HOME, COPILOT_HOME and workspace: { root, home, copilotHome, ws }.
 function setup(label) {
   const root = tempDir(`mw-copilot-${label}-`);
-  const dir = (name) => {
-    const full = path.join(root, name);
-    fs.mkdirSync(full, { recursive: true });
-    return full;
-  };
+  const dir = (name) => mkdirIn(root, name);
   return { root, home: dir("home"), copilotHome: dir("copilot-home"), ws: dir("ws") };
 }
 
 // Runs `meshwire init --harness copilot --mesh MESH` in the workspace; the token
 // goes in as MESHWIRE_TOKEN (tokenVia "env": nothing saved) or as --token/--url
 // (tokenVia "flag": saved into HOME/.meshwire/credentials.json). Its stdout.
-async function initCopilot(dirs, tokenVia) {
-  const viaFlag = tokenVia === "flag";
-  const { stdout } = await promisify(execFile)(
-    BINARY,
-    ["init", "--harness", "copilot", "--mesh", fx.mesh, ...(viaFlag ? ["--token", fx.token, "--url", fx.url] : [])],
-    {
-      cwd: dirs.ws,
-      timeout: 20000,
-      env: childEnv({
-        HOME: dirs.home,
-        COPILOT_HOME: dirs.copilotHome,
-        ...(viaFlag ? {} : { MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }),
-      }),
-    },
-  );
-  return stdout;
+function initCopilot(dirs, tokenVia) {
+  return initHarness("copilot", fx, {
+    cwd: dirs.ws,
+    mesh: fx.mesh,
+    tokenVia,
+    env: { HOME: dirs.home, COPILOT_HOME: dirs.copilotHome },
+  });
 }
 
 // One `copilot -p` run in the workspace against a fresh stand-in model; resolves
@@ -149,43 +118,27 @@ async function runCopilot(dirs, { env = {}, args = [] } = {}) {
   for (const key of Object.keys(childEnvironment)) {
     if (key.startsWith("COPILOT_PROVIDER_") && key !== "COPILOT_PROVIDER_BASE_URL") delete childEnvironment[key];
   }
-  const child = spawn(COPILOT, ["-p", "Check the meshwire status.", "--output-format", "json", ...args], {
-    cwd: dirs.ws,
-    env: childEnvironment,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  trackPid(-child.pid);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => (stdout += chunk));
-  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const { child, group, output } = spawnGroup(
+    COPILOT,
+    ["-p", "Check the meshwire status.", "--output-format", "json", ...args],
+    { cwd: dirs.ws, env: childEnvironment },
+  );
   let timer;
   try {
     const code = await new Promise((resolve, reject) => {
       child.once("error", reject);
       child.once("exit", (status, signal) => resolve(status ?? signal));
-      timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }, RUN_TIMEOUT_MS);
+      timer = setTimeout(() => killGroup(group), RUN_TIMEOUT_MS);
     });
-    const events = stdout
+    const events = output.stdout
       .split("\n")
       .filter((line) => line.trim().startsWith("{"))
       .map((line) => JSON.parse(line));
-    return { code, events, requests: standin.requests.filter((r) => r.api === "chat"), stderr };
+    return { code, events, requests: standin.requests.filter((r) => r.api === "chat"), stderr: output.stderr };
   } finally {
     clearTimeout(timer);
-    try {
-      process.kill(-child.pid, "SIGKILL"); // MCP servers and extensions left behind
-    } catch {
-      // the whole group is gone
-    }
-    untrackPid(-child.pid);
+    killGroup(group); // MCP servers and extensions left behind
+    untrackPid(group);
     await standin.close();
   }
 }

