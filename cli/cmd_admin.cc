@@ -27,7 +27,8 @@ int RunAdmin(int argc, char** argv) {
   create->add_option("--user", user, "the user the token acts as")->required();
   create->add_option("--name", name, "a label for the token")->capture_default_str();
   create->add_option("--mesh", mesh, "make the token work on this mesh alone");
-  create->add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
+  create->add_option("--storage", storage,
+                     "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db) or postgres://...");
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   if (storage.empty()) {

@@ -14,6 +14,7 @@
 #include "relay-client/config.h"
 #include "schemas/error.h"
 #include "server/relay.h"
+#include "server/storage/store_factory.h"
 
 namespace meshwire::cli {
 
@@ -66,7 +67,9 @@ int RunServer(int argc, char** argv) {
   if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_ID")) auth_options.github_client_id = v;
   if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_SECRET")) auth_options.github_client_secret = v;
   app.add_option("--listen", listen, "address:port to listen on")->capture_default_str();
-  app.add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db)");
+  app.add_option("--storage", storage,
+                 "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db), or PostgreSQL: "
+                 "postgres://user:pass@host:port/db (libpq's PG* variables fill the rest)");
   app.add_option("--auth", auth, "sign-in mode: local (loopback only), github, token")
       ->check(CLI::IsMember({"local", "github", "token"}))
       ->capture_default_str();
@@ -186,10 +189,11 @@ int RunServer(int argc, char** argv) {
     const bool ipv6 = options.host.find(':') != std::string::npos;
     spdlog::info("meshwire relay {} listening on {}://{}{}{}:{} (storage {}, auth {})",
                  MESHWIRE_VERSION_STRING, tls_cert.empty() ? "http" : "https", ipv6 ? "[" : "",
-                 options.host, ipv6 ? "]" : "", port, storage, auth);
+                 options.host, ipv6 ? "]" : "", port, StorageForDisplay(storage), auth);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
-                 storage.rfind("sqlite:", 0) == 0 && !std::getenv("MESHWIRE_HOME") ? ""
-                                                                                    : " --storage " + storage);
+                 storage.rfind("sqlite:", 0) == 0 && !std::getenv("MESHWIRE_HOME")
+                     ? ""
+                     : " --storage " + StorageForDisplay(storage));
     relay.Serve();
     served = true;
     signal_thread.join();

@@ -10,8 +10,9 @@ build_pkgs=(
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libspdlog-dev libsqlite3-dev libcli11-dev
   libboost1.81-dev
   libyaml-cpp-dev libtomlplusplus-dev
+  libpq-dev
 )
-test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl)
+test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl postgresql)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in

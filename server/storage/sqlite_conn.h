@@ -61,6 +61,10 @@ class SqliteConnection {
   SqliteStatement Prepare(const char* sql);
   /// Runs one or more statements without results.
   void Exec(const char* sql);
+  /// The BatchWriter's transaction (BEGIN IMMEDIATE: the write lock at once).
+  void Begin() { Prepare("BEGIN IMMEDIATE").Run(); }
+  void Commit() { Prepare("COMMIT").Run(); }
+  void Rollback() { Exec("ROLLBACK"); }
 
   sqlite3* raw() const { return db_; }
 

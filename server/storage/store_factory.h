@@ -9,9 +9,13 @@
 
 namespace meshwire {
 
-/// Opens the store an option string names: "sqlite:PATH" or a bare path.
-/// Throws Error 503 (naming the path) when it cannot, 400 for an unknown or
-/// unsupported scheme.
+/// Opens the store an option string names: "sqlite:PATH" or a bare path, or
+/// a PostgreSQL URI (postgres://user:pass@host:port/db, also postgresql://;
+/// libpq's PG* variables fill what it leaves out). Throws Error 503 (saying
+/// why) when it cannot, 400 for an unknown scheme.
 std::unique_ptr<Store> OpenStore(const std::string& spec);
+
+/// `spec` fit for a log line or a hint: a URI's password replaced by "***".
+std::string StorageForDisplay(const std::string& spec);
 
 }  // namespace meshwire

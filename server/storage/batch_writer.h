@@ -1,19 +1,84 @@
-#include "server/storage/sqlite_writer.h"
+// The one writer of a store's database, with group commit: operations
+// submitted from many threads are run in a single transaction (an op that
+// throws is taken out and the rest run again, so one failing op does not undo
+// the others) and each submitter is answered only after the COMMIT that holds
+// its operation: one fsync per batch instead of one per request.
+//
+// `Conn` is the backend's connection (SqliteConnection, PgConnection) with
+// Begin(), Commit() and Rollback(); ops receive it to run their statements.
+#pragma once
 
 #include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "schemas/error.h"
 
 namespace meshwire {
 
-namespace {
-constexpr std::size_t kMaxBatch = 1024;
-}
+template <class Conn>
+class BatchWriter {
+ public:
+  using Op = std::function<void(Conn&)>;
 
-SqliteWriter::SqliteWriter(std::unique_ptr<SqliteConnection> conn)
+  /// Takes ownership of the connection; starts the writer thread.
+  explicit BatchWriter(std::unique_ptr<Conn> conn);
+  /// Runs what is queued, then stops the thread and closes the connection.
+  ~BatchWriter();
+  BatchWriter(const BatchWriter&) = delete;
+  BatchWriter& operator=(const BatchWriter&) = delete;
+
+  /// Runs `op` in the next batch and returns after its commit. Rethrows what
+  /// `op` threw (its changes rolled back), or Error 503 if the commit failed.
+  /// `op` may run more than once (a retry after another op failed), always
+  /// in a fresh transaction: it must not keep state between runs.
+  /// `after_commit`, when given, runs on the writer's thread once the commit
+  /// holding `op` succeeded, in the order of the batch, before Run returns.
+  void Run(Op op, std::function<void()> after_commit = nullptr);
+  /// As Run, without waiting: `done` runs on the writer's thread after the
+  /// commit (with null) or the failure (with what was thrown), once.
+  using Done = std::function<void(std::exception_ptr)>;
+  void Submit(Op op, std::function<void()> after_commit, Done done);
+  /// Queues `op` without waiting (advisory writes: presence, token use).
+  void RunLater(Op op);
+
+ private:
+  struct Pending {
+    Op op;
+    std::shared_ptr<std::promise<void>> done;  // Run's waiter
+    std::function<void()> after_commit;
+    Done callback;  // Submit's; neither it nor `done`: RunLater
+  };
+  static constexpr std::size_t kMaxBatch = 1024;
+  void Loop();
+  void CommitBatch(std::deque<Pending>& batch);
+
+  std::unique_ptr<Conn> conn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  std::atomic<std::uint64_t> commits_{0};  // transactions committed (ops / commits: the mean batch)
+  std::atomic<std::uint64_t> ops_{0};
+  std::thread thread_;
+};
+
+template <class Conn>
+BatchWriter<Conn>::BatchWriter(std::unique_ptr<Conn> conn)
     : conn_(std::move(conn)), thread_([this] { Loop(); }) {}
 
-SqliteWriter::~SqliteWriter() {
+template <class Conn>
+BatchWriter<Conn>::~BatchWriter() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -26,7 +91,8 @@ SqliteWriter::~SqliteWriter() {
   }
 }
 
-void SqliteWriter::Run(Op op, std::function<void()> after_commit) {
+template <class Conn>
+void BatchWriter<Conn>::Run(Op op, std::function<void()> after_commit) {
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
   {
@@ -38,7 +104,8 @@ void SqliteWriter::Run(Op op, std::function<void()> after_commit) {
   future.get();
 }
 
-void SqliteWriter::Submit(Op op, std::function<void()> after_commit, Done done) {
+template <class Conn>
+void BatchWriter<Conn>::Submit(Op op, std::function<void()> after_commit, Done done) {
   {
     std::lock_guard lock(mu_);
     if (!stopping_) {
@@ -50,7 +117,8 @@ void SqliteWriter::Submit(Op op, std::function<void()> after_commit, Done done) 
   done(std::make_exception_ptr(Error::Unavailable("The relay is shutting down; retry shortly.")));
 }
 
-void SqliteWriter::RunLater(Op op) {
+template <class Conn>
+void BatchWriter<Conn>::RunLater(Op op) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
@@ -59,7 +127,8 @@ void SqliteWriter::RunLater(Op op) {
   cv_.notify_one();
 }
 
-void SqliteWriter::Loop() {
+template <class Conn>
+void BatchWriter<Conn>::Loop() {
   std::deque<Pending> batch;
   for (;;) {
     {
@@ -76,7 +145,8 @@ void SqliteWriter::Loop() {
   }
 }
 
-void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
+template <class Conn>
+void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
   // Ops run back to back in one transaction. An op that throws is rare (a
   // constraint, a vanished mesh): then the transaction is rolled back and the
   // batch is run again without it, so no op ever sees another's partial
@@ -86,7 +156,7 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
   for (bool again = true; again;) {
     again = false;
     try {
-      conn_->Prepare("BEGIN IMMEDIATE").Run();
+      conn_->Begin();
       for (std::size_t i = 0; i < batch.size() && !again; ++i) {
         if (errors[i]) continue;
         try {
@@ -97,10 +167,10 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
         }
       }
       if (again) {
-        conn_->Exec("ROLLBACK");
+        conn_->Rollback();
         continue;
       }
-      conn_->Prepare("COMMIT").Run();
+      conn_->Commit();
       commits_.fetch_add(1, std::memory_order_relaxed);
       ops_.fetch_add(batch.size(), std::memory_order_relaxed);
       for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -118,7 +188,7 @@ void SqliteWriter::CommitBatch(std::deque<Pending>& batch) {
       batch_error = std::current_exception();
       again = false;
       try {
-        conn_->Exec("ROLLBACK");
+        conn_->Rollback();
       } catch (...) {
         // Nothing more to undo: the transaction is already gone.
       }

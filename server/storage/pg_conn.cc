@@ -1,0 +1,214 @@
+#include "server/storage/pg_conn.h"
+
+#include <libpq-fe.h>
+
+#include <string>
+
+#include "schemas/error.h"
+
+namespace meshwire {
+
+namespace {
+
+/// libpq's message on one line, without its trailing newline.
+std::string OneLine(const char* text) {
+  std::string s = text ? text : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return s;
+}
+
+// NOTICEs ("relation ... already exists, skipping") are the server talking to
+// itself: not for the relay's log.
+void IgnoreNotice(void*, const char*) {}
+
+Error Unavailable(const std::string& detail) {
+  return Error::Unavailable("PostgreSQL is unavailable (" + detail + "); retry shortly.");
+}
+
+}  // namespace
+
+// --- PgStatement -------------------------------------------------------------
+
+PgStatement::~PgStatement() {
+  if (result_) PQclear(result_);
+}
+
+PgStatement::PgStatement(PgStatement&& other) noexcept
+    : conn_(other.conn_),
+      name_(std::move(other.name_)),
+      params_(std::move(other.params_)),
+      result_(other.result_),
+      row_(other.row_),
+      executed_(other.executed_) {
+  other.result_ = nullptr;
+}
+
+PgStatement& PgStatement::Bind(int index, std::int64_t value) {
+  return Bind(index, std::optional<std::string>(std::to_string(value)));
+}
+
+PgStatement& PgStatement::Bind(int index, std::string_view value) {
+  return Bind(index, std::optional<std::string>(std::string(value)));
+}
+
+PgStatement& PgStatement::Bind(int index, const std::optional<std::string>& value) {
+  if (params_.size() < static_cast<std::size_t>(index)) params_.resize(static_cast<std::size_t>(index));
+  params_[static_cast<std::size_t>(index) - 1] = value;
+  return *this;
+}
+
+PgStatement& PgStatement::Bind(int index, const std::optional<std::int64_t>& value) {
+  return value ? Bind(index, *value) : BindNull(index);
+}
+
+PgStatement& PgStatement::BindNull(int index) { return Bind(index, std::optional<std::string>()); }
+
+void PgStatement::Execute() {
+  executed_ = true;
+  result_ = conn_.ExecPrepared(name_, params_);
+}
+
+bool PgStatement::Step() {
+  if (!executed_) Execute();
+  ++row_;
+  return row_ < PQntuples(result_);
+}
+
+int PgStatement::Run() {
+  if (!executed_) Execute();
+  const char* n = PQcmdTuples(result_);
+  return n && *n ? std::stoi(n) : 0;
+}
+
+std::int64_t PgStatement::Int(int column) const {
+  return std::stoll(PQgetvalue(result_, row_, column));
+}
+
+std::string PgStatement::Text(int column) const {
+  return std::string(PQgetvalue(result_, row_, column),
+                     static_cast<std::size_t>(PQgetlength(result_, row_, column)));
+}
+
+std::optional<std::string> PgStatement::OptText(int column) const {
+  if (PQgetisnull(result_, row_, column)) return std::nullopt;
+  return Text(column);
+}
+
+std::optional<std::int64_t> PgStatement::OptInt(int column) const {
+  if (PQgetisnull(result_, row_, column)) return std::nullopt;
+  return Int(column);
+}
+
+// --- PgConnection --------------------------------------------------------------
+
+PgConnection::PgConnection(std::string conninfo) : conninfo_(std::move(conninfo)) {
+  conn_ = PQconnectdb(conninfo_.c_str());
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    std::string why = conn_ ? OneLine(PQerrorMessage(conn_)) : "out of memory";
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+    throw Error::Unavailable("Cannot connect to PostgreSQL (" + why +
+                             "): check that it is running and that --storage (or the PG* "
+                             "variables) names it.");
+  }
+  PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+}
+
+PgConnection::~PgConnection() {
+  if (conn_) PQfinish(conn_);
+}
+
+std::string PgConnection::ToDollarParams(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size());
+  char quote = 0;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    char c = sql[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '?' && i + 1 < sql.size() && sql[i + 1] >= '0' && sql[i + 1] <= '9') {
+      c = '$';
+    }
+    out += c;
+  }
+  return out;
+}
+
+void PgConnection::EnsureOpen() {
+  if (PQstatus(conn_) == CONNECTION_OK) return;
+  // Never reconnect inside a transaction: what follows would run outside it.
+  if (in_transaction_) throw Unavailable("the connection was lost during a transaction");
+  PQreset(conn_);
+  prepared_.clear();
+  if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable(OneLine(PQerrorMessage(conn_)));
+}
+
+void PgConnection::Check(pg_result* result, std::string_view what) {
+  ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
+  std::string sqlstate;
+  std::string message = OneLine(result ? PQresultErrorMessage(result) : PQerrorMessage(conn_));
+  if (result) {
+    if (const char* s = PQresultErrorField(result, PG_DIAG_SQLSTATE)) sqlstate = s;
+    PQclear(result);
+  }
+  // The connection is gone, or the server is shutting down or starting.
+  if (PQstatus(conn_) != CONNECTION_OK || sqlstate.starts_with("08") || sqlstate == "57P01" ||
+      sqlstate == "57P02" || sqlstate == "57P03") {
+    throw Unavailable(message.empty() ? std::string(what) : message);
+  }
+  throw PgError(sqlstate, std::string(what) + ": " + message);
+}
+
+pg_result* PgConnection::ExecPrepared(const std::string& name,
+                                      const std::vector<std::optional<std::string>>& params) {
+  EnsureOpen();
+  if (!prepared_.contains(name)) {
+    Check(PQprepare(conn_, name.c_str(), sql_of_.at(name).c_str(), 0, nullptr), "prepare");
+    prepared_.emplace(name, true);
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  pg_result* result = PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
+                                     values.data(), nullptr, nullptr, 0);
+  Check(result, "a statement");
+  return result;
+}
+
+PgStatement PgConnection::Prepare(const char* sql) {
+  auto [it, inserted] = names_.try_emplace(sql, "");
+  if (inserted) {
+    it->second = "mw" + std::to_string(names_.size());
+    sql_of_.emplace(it->second, ToDollarParams(sql));
+  }
+  return PgStatement(*this, it->second);
+}
+
+void PgConnection::Exec(const char* sql) {
+  EnsureOpen();
+  Check(PQexec(conn_, sql), sql);
+}
+
+void PgConnection::Begin() {
+  Exec("BEGIN");
+  in_transaction_ = true;
+}
+
+void PgConnection::Commit() {
+  in_transaction_ = false;  // whatever happens, the transaction is over
+  Exec("COMMIT");
+}
+
+void PgConnection::Rollback() {
+  in_transaction_ = false;
+  if (PQstatus(conn_) != CONNECTION_OK) return;  // the server dropped it already
+  Exec("ROLLBACK");
+}
+
+}  // namespace meshwire

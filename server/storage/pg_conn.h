@@ -1,0 +1,115 @@
+// A thin layer over one libpq connection with the same shape as
+// SqliteConnection, so SqlStore runs on both: Prepare(sql) with SQLite-style
+// ?N parameters (turned into $N), typed binds and columns, Begin/Commit/
+// Rollback. Statements are prepared on the server once per connection.
+//
+// Errors: the database unreachable, restarting or refusing connections is
+// Error 503 "unavailable" (the connection is reset before its next use);
+// anything else the server refuses (a constraint, a serialization failure)
+// is PgError, which carries the SQLSTATE. A connection is used by one
+// thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+struct pg_conn;
+struct pg_result;
+
+namespace meshwire {
+
+class PgError : public std::runtime_error {
+ public:
+  PgError(std::string sqlstate, const std::string& message)
+      : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+class PgConnection;
+
+/// One statement's parameters, then its result rows.
+class PgStatement {
+ public:
+  PgStatement(PgConnection& conn, const std::string& name) : conn_(conn), name_(name) {}
+  ~PgStatement();
+  PgStatement(const PgStatement&) = delete;
+  PgStatement& operator=(const PgStatement&) = delete;
+  PgStatement(PgStatement&& other) noexcept;
+
+  PgStatement& Bind(int index, std::int64_t value);
+  PgStatement& Bind(int index, std::string_view value);
+  PgStatement& Bind(int index, const std::string& value) { return Bind(index, std::string_view(value)); }
+  PgStatement& Bind(int index, const char* value) { return Bind(index, std::string_view(value)); }
+  PgStatement& Bind(int index, const std::optional<std::string>& value);
+  PgStatement& Bind(int index, const std::optional<std::int64_t>& value);
+  PgStatement& BindNull(int index);
+
+  /// Runs the statement on the first call; true while a row is ready.
+  bool Step();
+  /// Runs the statement; returns the number of rows changed.
+  int Run();
+  std::int64_t Int(int column) const;
+  std::string Text(int column) const;
+  std::optional<std::string> OptText(int column) const;
+  std::optional<std::int64_t> OptInt(int column) const;
+
+ private:
+  void Execute();
+  PgConnection& conn_;
+  std::string name_;
+  std::vector<std::optional<std::string>> params_;
+  pg_result* result_ = nullptr;
+  int row_ = -1;
+  bool executed_ = false;
+};
+
+class PgConnection {
+ public:
+  /// Connects with a libpq connection string or URI (postgres://...);
+  /// libpq's PG* environment variables fill what it leaves out. Throws
+  /// Error 503 with a sentence when it cannot.
+  explicit PgConnection(std::string conninfo);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  /// A statement for `sql` (?N parameters), prepared on first use.
+  PgStatement Prepare(const char* sql);
+  /// Runs one or more statements without parameters or results.
+  void Exec(const char* sql);
+  /// The BatchWriter's transaction. Rollback after a lost connection is a
+  /// no-op (the server has dropped the transaction).
+  void Begin();
+  void Commit();
+  void Rollback();
+
+  /// `sql` with ?N turned into $N (outside quotes).
+  static std::string ToDollarParams(std::string_view sql);
+
+ private:
+  friend class PgStatement;
+  /// Reconnects if the connection was lost (then prepared statements are gone).
+  void EnsureOpen();
+  /// Throws for a failed result (and frees it): Error 503 when the
+  /// connection is the cause, else PgError.
+  void Check(pg_result* result, std::string_view what);
+  pg_result* ExecPrepared(const std::string& name, const std::vector<std::optional<std::string>>& params);
+
+  std::string conninfo_;
+  pg_conn* conn_ = nullptr;
+  std::unordered_map<std::string, std::string> names_;   // sql -> prepared statement name
+  std::unordered_map<std::string, std::string> sql_of_;  // name -> sql with $N
+  std::unordered_map<std::string, bool> prepared_;      // names prepared on this session
+  bool in_transaction_ = false;
+};
+
+}  // namespace meshwire

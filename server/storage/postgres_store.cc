@@ -1,0 +1,144 @@
+#include "server/storage/postgres_store.h"
+
+#include "schemas/error.h"
+
+namespace meshwire {
+
+namespace {
+
+// Migrations, oldest first: kMigrations[i] takes version i to i + 1. Never
+// edit a released entry; append one and raise kSchemaVersion. The tables
+// match SQLite's (sqlite_store.cc) column for column; times and sequence
+// numbers are BIGINT.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE users (
+  name TEXT PRIMARY KEY,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL UNIQUE,
+  mesh_id TEXT,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT
+);
+CREATE INDEX tokens_by_user ON tokens(user_name);
+
+CREATE TABLE meshes (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seq BIGINT NOT NULL DEFAULT 0,
+  last_id BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE members (
+  mesh_id TEXT NOT NULL REFERENCES meshes(id) ON DELETE CASCADE,
+  user_name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  PRIMARY KEY (mesh_id, user_name)
+);
+CREATE INDEX members_by_user ON members(user_name);
+
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  mesh_id TEXT NOT NULL REFERENCES meshes(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  harness TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL,
+  start_seq BIGINT NOT NULL,
+  acked_seq BIGINT NOT NULL,
+  fetched_seq BIGINT NOT NULL,
+  UNIQUE (mesh_id, name)
+);
+
+CREATE TABLE messages (
+  mesh_id TEXT NOT NULL REFERENCES meshes(id) ON DELETE CASCADE,
+  seq BIGINT NOT NULL,
+  id TEXT NOT NULL,
+  from_agent TEXT NOT NULL,
+  from_name TEXT NOT NULL,
+  to_agent TEXT NOT NULL,
+  to_name TEXT,
+  content TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  idempotency_key TEXT,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (mesh_id, seq)
+);
+CREATE UNIQUE INDEX messages_by_id ON messages(mesh_id, id);
+CREATE UNIQUE INDEX messages_by_idempotency_key
+  ON messages(mesh_id, from_agent, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+CREATE TABLE watermarks (
+  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  at BIGINT NOT NULL,
+  PRIMARY KEY (agent_id, kind, seq)
+);
+)sql",
+};
+static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
+
+// Any 64-bit number of meshwire's own: the advisory lock nodes take to migrate.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7420742074207420)";
+
+void Migrate(PgConnection& conn) {
+  conn.Begin();
+  try {
+    conn.Exec(kMigrationLock);
+    conn.Exec("CREATE TABLE IF NOT EXISTS meshwire_schema (version INTEGER NOT NULL)");
+    std::int64_t version = 0;
+    {
+      auto s = conn.Prepare("SELECT version FROM meshwire_schema");
+      if (s.Step()) version = s.Int(0);
+    }
+    if (version > PostgresStore::kSchemaVersion) {
+      throw Error::Unavailable("The PostgreSQL database has meshwire schema version " +
+                               std::to_string(version) + ", newer than this meshwire (" +
+                               std::to_string(PostgresStore::kSchemaVersion) +
+                               "); upgrade meshwire to use it.");
+    }
+    for (auto v = version; v < PostgresStore::kSchemaVersion; ++v) conn.Exec(kMigrations[v]);
+    if (version < PostgresStore::kSchemaVersion) {
+      conn.Exec("DELETE FROM meshwire_schema");
+      conn.Prepare("INSERT INTO meshwire_schema(version) VALUES (?1)")
+          .Bind(1, std::int64_t{PostgresStore::kSchemaVersion})
+          .Run();
+    }
+    conn.Commit();
+  } catch (...) {
+    try {
+      conn.Rollback();
+    } catch (...) {
+      // The first error is the one to report.
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conninfo) {
+  auto conn = std::make_unique<PgConnection>(conninfo);
+  Migrate(*conn);
+  return conn;
+}
+
+PostgresStore::PostgresStore(const std::string& conninfo)
+    : SqlStore<PgConnection>(
+          "postgres", OpenWriter(conninfo),
+          [conninfo] { return std::make_unique<PgConnection>(conninfo); }, kMaxReaders) {}
+
+PostgresStore::~PostgresStore() { Close(); }
+
+}  // namespace meshwire

@@ -1,0 +1,33 @@
+// The Store on PostgreSQL, for several relay nodes on one database. The
+// logic is SqlStore's (sql_store.h), shared with SQLite; this adds the
+// PostgreSQL schema, its migrations (versioned in meshwire_schema, run under
+// an advisory lock so nodes starting together migrate once), and the
+// connections: one writer (group commit; synchronous_commit as the server
+// sets it, on by default) and a pool of readers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "server/storage/pg_conn.h"
+#include "server/storage/sql_store.h"
+
+namespace meshwire {
+
+class PostgresStore final : public SqlStore<PgConnection> {
+ public:
+  /// The schema version this build writes (older: migrated; newer: refused).
+  static constexpr int kSchemaVersion = 1;
+
+  /// Connects with a libpq URI or connection string (postgres://user:pass@
+  /// host:port/db; libpq's PG* variables fill what it leaves out) and
+  /// migrates the schema. Throws Error 503 with a sentence when it cannot.
+  explicit PostgresStore(const std::string& conninfo);
+  ~PostgresStore() override;
+
+ private:
+  static constexpr std::size_t kMaxReaders = 16;
+  static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo);
+};
+
+}  // namespace meshwire

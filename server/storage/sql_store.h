@@ -1,0 +1,805 @@
+// The Store's logic on SQL, once for both backends: SqliteStore (embedded)
+// and PostgresStore (several relay nodes). `Conn` is the backend's
+// connection: Prepare(sql) with SQLite-style ?N parameters, a statement with
+// Bind/Step/Run and typed columns, and Begin/Commit/Rollback for the
+// BatchWriter. The SQL here is written to mean the same on both (ON CONFLICT
+// DO NOTHING, CASE instead of min/max, RETURNING); each backend keeps its own
+// schema and migrations.
+//
+// Writes go through one BatchWriter (group commit); reads use a pool of their
+// own connections. Fetched marks (advisory, many at once when a broadcast
+// wakes thousands of polls) are gathered in memory and written in one
+// operation. Included only by the two backends' .cc files.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "schemas/error.h"
+#include "server/core/store.h"
+#include "server/storage/batch_writer.h"
+
+namespace meshwire {
+
+template <class Conn>
+class SqlStore : public Store {
+ public:
+  /// `writer` is the migrated database's write connection; `open_reader`
+  /// opens one more read connection (at most `max_readers` are open).
+  SqlStore(std::string kind, std::unique_ptr<Conn> writer,
+           std::function<std::unique_ptr<Conn>()> open_reader, std::size_t max_readers)
+      : kind_(std::move(kind)),
+        open_reader_(std::move(open_reader)),
+        writer_(std::make_unique<BatchWriter<Conn>>(std::move(writer))),
+        max_readers_(max_readers) {}
+  ~SqlStore() override { Close(); }
+
+  std::string Kind() const override { return kind_; }
+  void SetCommitListener(CommitListener listener) override { listener_ = std::move(listener); }
+
+  void EnsureUser(const std::string& user, Millis now) override;
+  bool UserExists(const std::string& user) override;
+  Token CreateToken(const NewToken& token) override;
+  std::optional<Token> FindTokenByHash(const std::string& secret_sha256) override;
+  std::vector<Token> ListTokens(const std::string& user) override;
+  bool RevokeToken(const std::string& user, const std::string& id) override;
+  void TouchToken(const std::string& id, Millis now) override;
+
+  void CreateMesh(const Mesh& mesh) override;
+  std::optional<Mesh> FindMesh(const std::string& mesh_id) override;
+  std::vector<Mesh> MeshesOf(const std::string& user) override;
+  bool DeleteMesh(const std::string& mesh_id) override;
+  std::optional<std::string> RoleOf(const std::string& mesh_id, const std::string& user) override;
+  bool AddMember(const std::string& mesh_id, const std::string& user) override;
+  std::vector<Member> Members(const std::string& mesh_id) override;
+  bool RemoveMember(const std::string& mesh_id, const std::string& user) override;
+
+  RegisterResult RegisterAgent(const NewAgent& agent) override;
+  std::optional<Agent> FindAgent(const std::string& mesh_id, const std::string& id_or_name) override;
+  std::vector<Agent> Agents(const std::string& mesh_id) override;
+  bool DeleteAgent(const std::string& mesh_id, const std::string& agent_id) override;
+  void RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) override;
+
+  AppendResult Append(const NewMessage& message) override;
+  void AppendAsync(const NewMessage& message, AppendDone done) override;
+  std::vector<Message> MessagesFor(const std::string& mesh_id, const std::string& agent_id,
+                                   std::int64_t after, int limit) override;
+  std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) override;
+  std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) override;
+  void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
+                     Millis now) override;
+  std::vector<Receipt> Receipts(const Message& message) override;
+
+  SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) override;
+
+ protected:
+  /// Commits what the writer has queued and stops it (a subclass's
+  /// destructor calls this while its connections can still be used).
+  void Close();
+
+ private:
+  class ReadLease;  // borrows a reader connection for one call
+  ReadLease Reader();
+  void ReturnReader(std::unique_ptr<Conn> conn);
+
+  /// Writes the fetched marks gathered so far (a writer op); `wait`: return
+  /// after its commit.
+  void FlushFetched(bool wait);
+
+  std::string kind_;
+  std::function<std::unique_ptr<Conn>()> open_reader_;
+  CommitListener listener_;
+  std::unique_ptr<BatchWriter<Conn>> writer_;
+
+  struct Mark {
+    std::int64_t seq = 0;
+    Millis at = 0;
+  };
+  std::mutex fetched_mu_;
+  std::unordered_map<std::string, Mark> fetched_;  // agent id -> highest; guarded by fetched_mu_
+  bool flush_queued_ = false;                      // guarded by fetched_mu_
+
+  // At most max_readers_ connections: thousands of woken long-polls share a
+  // few connections instead of opening one each.
+  std::size_t max_readers_;
+  std::mutex readers_mu_;
+  std::condition_variable reader_free_;
+  std::vector<std::unique_ptr<Conn>> idle_readers_;  // guarded by readers_mu_
+  std::size_t open_readers_ = 0;                     // guarded by readers_mu_
+};
+
+namespace sql_store_internal {
+
+inline constexpr const char* kAgentColumns =
+    "id, mesh_id, name, harness, owner, created_at, last_seen, acked_seq, fetched_seq";
+inline constexpr const char* kMessageColumns =
+    "mesh_id, seq, id, from_agent, from_name, to_agent, to_name, content, priority, metadata, "
+    "created_at";
+
+template <class S>
+Agent ReadAgent(const S& s) {
+  Agent a;
+  a.agent_id = s.Text(0);
+  a.mesh_id = s.Text(1);
+  a.name = s.Text(2);
+  a.harness = s.Text(3);
+  a.owner = s.Text(4);
+  a.created_at = s.Int(5);
+  a.last_seen = s.Int(6);
+  a.acked_seq = s.Int(7);
+  a.fetched_seq = s.Int(8);
+  return a;
+}
+
+template <class S>
+Message ReadMessage(const S& s) {
+  Message m;
+  m.mesh_id = s.Text(0);
+  m.seq = s.Int(1);
+  m.id = s.Text(2);
+  m.from = s.Text(3);
+  m.from_name = s.Text(4);
+  m.to = s.Text(5);
+  m.to_name = s.OptText(6);
+  m.content = s.Text(7);
+  m.priority = s.Text(8);
+  m.metadata_json = s.Text(9);
+  m.created_at = s.Int(10);
+  return m;
+}
+
+template <class S>
+Token ReadToken(const S& s) {
+  Token t;
+  t.id = s.Text(0);
+  t.user = s.Text(1);
+  t.name = s.Text(2);
+  t.mesh_id = s.OptText(3);
+  t.created_at = s.Int(4);
+  t.last_used_at = s.OptInt(5);
+  return t;
+}
+
+template <class S>
+Mesh ReadMesh(const S& s) {
+  return Mesh{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+}
+
+
+inline const std::string kSelectAgentByIdOrName = std::string("SELECT ") + kAgentColumns +
+                                           " FROM agents WHERE mesh_id = ?1 AND (id = ?2 OR name = ?2)"
+                                           " ORDER BY id = ?2 DESC LIMIT 1";
+inline const std::string kSelectAgentsOfMesh =
+    std::string("SELECT ") + kAgentColumns + " FROM agents WHERE mesh_id = ?1 ORDER BY name";
+inline const std::string kSelectMessagesFor =
+    std::string("SELECT ") + kMessageColumns +
+    " FROM messages WHERE mesh_id = ?1 AND seq > ?3 AND to_agent IN (?2, 'all')"
+    " AND NOT (to_agent = 'all' AND from_agent = ?2) ORDER BY seq LIMIT ?4";
+inline const std::string kSelectHistory = std::string("SELECT ") + kMessageColumns +
+                                   " FROM messages WHERE mesh_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+inline const std::string kSelectMessageById =
+    std::string("SELECT ") + kMessageColumns + " FROM messages WHERE mesh_id = ?1 AND id = ?2";
+inline const std::string kSelectMessageByKey =
+    std::string("SELECT ") + kMessageColumns +
+    " FROM messages WHERE mesh_id = ?1 AND from_agent = ?2 AND idempotency_key = ?3";
+inline const std::string kSelectRecipients =
+    std::string("SELECT ") + kAgentColumns +
+    " FROM agents WHERE mesh_id = ?1 AND ((?2 = 'all' AND id <> ?3 AND start_seq < ?4) OR id = ?2)"
+    " ORDER BY name";
+
+
+}  // namespace sql_store_internal
+
+using namespace sql_store_internal;  // NOLINT: the helpers above, in this header's templates only
+
+template <class Conn>
+void SqlStore<Conn>::Close() {
+  if (!writer_) return;
+  FlushFetched(/*wait=*/true);
+  writer_.reset();
+}
+
+// A reader connection borrowed for the length of one call.
+template <class Conn>
+class SqlStore<Conn>::ReadLease {
+ public:
+  ReadLease(SqlStore& store, std::unique_ptr<Conn> conn)
+      : store_(store), conn_(std::move(conn)) {}
+  ~ReadLease() {
+    if (conn_) store_.ReturnReader(std::move(conn_));
+  }
+  ReadLease(ReadLease&&) = default;
+  Conn* operator->() { return conn_.get(); }
+
+ private:
+  SqlStore& store_;
+  std::unique_ptr<Conn> conn_;
+};
+
+template <class Conn>
+typename SqlStore<Conn>::ReadLease SqlStore<Conn>::Reader() {
+  {
+    std::unique_lock lock(readers_mu_);
+    reader_free_.wait(lock, [&] { return !idle_readers_.empty() || open_readers_ < max_readers_; });
+    if (!idle_readers_.empty()) {
+      auto conn = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return ReadLease(*this, std::move(conn));
+    }
+    ++open_readers_;
+  }
+  try {
+    return ReadLease(*this, open_reader_());
+  } catch (...) {
+    std::lock_guard lock(readers_mu_);
+    --open_readers_;
+    reader_free_.notify_one();
+    throw;
+  }
+}
+
+template <class Conn>
+void SqlStore<Conn>::ReturnReader(std::unique_ptr<Conn> conn) {
+  {
+    std::lock_guard lock(readers_mu_);
+    idle_readers_.push_back(std::move(conn));
+  }
+  reader_free_.notify_one();
+}
+
+// --- users and tokens ---------------------------------------------------------
+
+template <class Conn>
+void SqlStore<Conn>::EnsureUser(const std::string& user, Millis now) {
+  writer_->Run([&](Conn& c) {
+    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .Bind(1, user)
+        .Bind(2, now)
+        .Run();
+  });
+}
+
+template <class Conn>
+bool SqlStore<Conn>::UserExists(const std::string& user) {
+  auto r = Reader();
+  return r->Prepare("SELECT 1 FROM users WHERE name = ?1").Bind(1, user).Step();
+}
+
+template <class Conn>
+Token SqlStore<Conn>::CreateToken(const NewToken& t) {
+  writer_->Run([&](Conn& c) {
+    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .Bind(1, t.user)
+        .Bind(2, t.created_at)
+        .Run();
+    c.Prepare(
+         "INSERT INTO tokens(id, user_name, name, secret_sha256, mesh_id, created_at)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .Bind(1, t.id)
+        .Bind(2, t.user)
+        .Bind(3, t.name)
+        .Bind(4, t.secret_sha256)
+        .Bind(5, t.mesh_id)
+        .Bind(6, t.created_at)
+        .Run();
+  });
+  return Token{t.id, t.user, t.name, t.mesh_id, t.created_at, std::nullopt};
+}
+
+template <class Conn>
+std::optional<Token> SqlStore<Conn>::FindTokenByHash(const std::string& secret_sha256) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
+      " WHERE secret_sha256 = ?1");
+  s.Bind(1, secret_sha256);
+  if (!s.Step()) return std::nullopt;
+  return ReadToken(s);
+}
+
+template <class Conn>
+std::vector<Token> SqlStore<Conn>::ListTokens(const std::string& user) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
+      " WHERE user_name = ?1 ORDER BY created_at, id");
+  s.Bind(1, user);
+  std::vector<Token> out;
+  while (s.Step()) out.push_back(ReadToken(s));
+  return out;
+}
+
+template <class Conn>
+bool SqlStore<Conn>::RevokeToken(const std::string& user, const std::string& id) {
+  int changed = 0;
+  writer_->Run([&](Conn& c) {
+    changed = c.Prepare("DELETE FROM tokens WHERE id = ?1 AND user_name = ?2")
+                  .Bind(1, id)
+                  .Bind(2, user)
+                  .Run();
+  });
+  return changed > 0;
+}
+
+template <class Conn>
+void SqlStore<Conn>::TouchToken(const std::string& id, Millis now) {
+  writer_->RunLater([id, now](Conn& c) {
+    c.Prepare("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1")
+        .Bind(1, id)
+        .Bind(2, now)
+        .Run();
+  });
+}
+
+// --- meshes and members ---------------------------------------------------------
+
+template <class Conn>
+void SqlStore<Conn>::CreateMesh(const Mesh& m) {
+  writer_->Run([&](Conn& c) {
+    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .Bind(1, m.owner)
+        .Bind(2, m.created_at)
+        .Run();
+    c.Prepare("INSERT INTO meshes(id, name, owner, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .Bind(1, m.mesh_id)
+        .Bind(2, m.name)
+        .Bind(3, m.owner)
+        .Bind(4, m.created_at)
+        .Run();
+    c.Prepare("INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'owner')")
+        .Bind(1, m.mesh_id)
+        .Bind(2, m.owner)
+        .Run();
+  });
+}
+
+template <class Conn>
+std::optional<Mesh> SqlStore<Conn>::FindMesh(const std::string& mesh_id) {
+  auto r = Reader();
+  auto s = r->Prepare("SELECT id, name, owner, created_at FROM meshes WHERE id = ?1");
+  s.Bind(1, mesh_id);
+  if (!s.Step()) return std::nullopt;
+  return ReadMesh(s);
+}
+
+template <class Conn>
+std::vector<Mesh> SqlStore<Conn>::MeshesOf(const std::string& user) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT m.id, m.name, m.owner, m.created_at FROM meshes m"
+      " JOIN members p ON p.mesh_id = m.id WHERE p.user_name = ?1 ORDER BY m.created_at, m.id");
+  s.Bind(1, user);
+  std::vector<Mesh> out;
+  while (s.Step()) out.push_back(ReadMesh(s));
+  return out;
+}
+
+template <class Conn>
+bool SqlStore<Conn>::DeleteMesh(const std::string& mesh_id) {
+  int changed = 0;
+  writer_->Run([&](Conn& c) {
+    // Children go by ON DELETE CASCADE (messages, members, agents, watermarks).
+    changed = c.Prepare("DELETE FROM meshes WHERE id = ?1").Bind(1, mesh_id).Run();
+  });
+  return changed > 0;
+}
+
+template <class Conn>
+std::optional<std::string> SqlStore<Conn>::RoleOf(const std::string& mesh_id, const std::string& user) {
+  auto r = Reader();
+  auto s = r->Prepare("SELECT role FROM members WHERE mesh_id = ?1 AND user_name = ?2");
+  s.Bind(1, mesh_id).Bind(2, user);
+  if (!s.Step()) return std::nullopt;
+  return s.Text(0);
+}
+
+template <class Conn>
+bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& user) {
+  bool mesh_exists = false;
+  writer_->Run([&](Conn& c) {
+    mesh_exists = c.Prepare("SELECT 1 FROM meshes WHERE id = ?1").Bind(1, mesh_id).Step();
+    if (!mesh_exists) return;
+    c.Prepare(
+         "INSERT INTO users(name, created_at) SELECT ?1, created_at FROM meshes WHERE id = ?2"
+         " ON CONFLICT DO NOTHING")
+        .Bind(1, user)
+        .Bind(2, mesh_id)
+        .Run();
+    c.Prepare(
+         "INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'member')"
+         " ON CONFLICT DO NOTHING")
+        .Bind(1, mesh_id)
+        .Bind(2, user)
+        .Run();
+  });
+  return mesh_exists;
+}
+
+template <class Conn>
+std::vector<Member> SqlStore<Conn>::Members(const std::string& mesh_id) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT user_name, role FROM members WHERE mesh_id = ?1"
+      " ORDER BY role = 'owner' DESC, user_name");
+  s.Bind(1, mesh_id);
+  std::vector<Member> out;
+  while (s.Step()) out.push_back(Member{s.Text(0), s.Text(1)});
+  return out;
+}
+
+template <class Conn>
+bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string& user) {
+  int changed = 0;
+  writer_->Run([&](Conn& c) {
+    changed = c.Prepare("DELETE FROM members WHERE mesh_id = ?1 AND user_name = ?2")
+                  .Bind(1, mesh_id)
+                  .Bind(2, user)
+                  .Run();
+    if (changed > 0) {
+      c.Prepare("DELETE FROM agents WHERE mesh_id = ?1 AND owner = ?2")
+          .Bind(1, mesh_id)
+          .Bind(2, user)
+          .Run();
+    }
+  });
+  return changed > 0;
+}
+
+// --- agents -----------------------------------------------------------------------
+
+template <class Conn>
+RegisterResult SqlStore<Conn>::RegisterAgent(const NewAgent& a) {
+  RegisterResult result;
+  writer_->Run([&](Conn& c) {
+    {
+      auto s = c.Prepare(kSelectAgentByIdOrName.c_str());
+      s.Bind(1, a.mesh_id).Bind(2, a.name);
+      while (s.Step()) {
+        Agent found = ReadAgent(s);
+        if (found.name == a.name) {
+          result = RegisterResult{std::move(found), false};
+          return;
+        }
+      }
+    }
+    std::int64_t last_seq = 0;
+    {
+      auto s = c.Prepare("SELECT last_seq FROM meshes WHERE id = ?1");
+      s.Bind(1, a.mesh_id);
+      if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + a.mesh_id + ".");
+      last_seq = s.Int(0);
+    }
+    c.Prepare(
+         "INSERT INTO agents(id, mesh_id, name, harness, owner, created_at, last_seen,"
+         " start_seq, acked_seq, fetched_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?7, ?7)")
+        .Bind(1, a.agent_id)
+        .Bind(2, a.mesh_id)
+        .Bind(3, a.name)
+        .Bind(4, a.harness)
+        .Bind(5, a.owner)
+        .Bind(6, a.now)
+        .Bind(7, last_seq)
+        .Run();
+    result.created = true;
+    result.agent = Agent{a.agent_id, a.mesh_id, a.name, a.harness, a.owner,
+                         a.now,      a.now,     last_seq, last_seq};
+  });
+  return result;
+}
+
+template <class Conn>
+std::optional<Agent> SqlStore<Conn>::FindAgent(const std::string& mesh_id,
+                                            const std::string& id_or_name) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectAgentByIdOrName.c_str());
+  s.Bind(1, mesh_id).Bind(2, id_or_name);
+  if (!s.Step()) return std::nullopt;
+  return ReadAgent(s);
+}
+
+template <class Conn>
+std::vector<Agent> SqlStore<Conn>::Agents(const std::string& mesh_id) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectAgentsOfMesh.c_str());
+  s.Bind(1, mesh_id);
+  std::vector<Agent> out;
+  while (s.Step()) out.push_back(ReadAgent(s));
+  return out;
+}
+
+template <class Conn>
+bool SqlStore<Conn>::DeleteAgent(const std::string& mesh_id, const std::string& agent_id) {
+  int changed = 0;
+  writer_->Run([&](Conn& c) {
+    changed = c.Prepare("DELETE FROM agents WHERE mesh_id = ?1 AND id = ?2")
+                  .Bind(1, mesh_id)
+                  .Bind(2, agent_id)
+                  .Run();
+  });
+  return changed > 0;
+}
+
+template <class Conn>
+void SqlStore<Conn>::RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) {
+  if (seen.empty()) return;
+  writer_->RunLater([seen](Conn& c) {
+    for (const auto& [agent_id, at] : seen) {
+      c.Prepare("UPDATE agents SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2")
+          .Bind(1, agent_id)
+          .Bind(2, at)
+          .Run();
+    }
+  });
+}
+
+// --- messages -----------------------------------------------------------------------
+
+/// Appends `m` on the writer's connection (one try of a batch).
+template <class Conn>
+void AppendOn(Conn& c, const NewMessage& m, AppendResult& result) {
+  result = AppendResult{};
+  if (m.idempotency_key) {
+    auto s = c.Prepare(kSelectMessageByKey.c_str());
+    s.Bind(1, m.mesh_id).Bind(2, m.from).Bind(3, *m.idempotency_key);
+    if (s.Step()) {
+      result = AppendResult{ReadMessage(s), false};
+      return;
+    }
+  }
+  std::int64_t seq = 0;
+  std::int64_t id = 0;
+  {
+    // Ids are microseconds since the epoch, bumped to stay unique and increasing.
+    auto s = c.Prepare(
+        "UPDATE meshes SET last_seq = last_seq + 1,"
+        " last_id = CASE WHEN last_id + 1 > ?2 THEN last_id + 1 ELSE ?2 END"
+        " WHERE id = ?1 RETURNING last_seq, last_id");
+    s.Bind(1, m.mesh_id).Bind(2, m.now * 1000);
+    if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
+    seq = s.Int(0);
+    id = s.Int(1);
+  }
+  Message& out = result.message;
+  out = Message{std::to_string(id), seq,          m.mesh_id, m.from,          m.from_name, m.to,
+                m.to_name,          m.content,    m.priority, m.metadata_json, m.now};
+  c.Prepare(
+       "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
+       " content, priority, metadata, idempotency_key, created_at)"
+       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+      .Bind(1, out.mesh_id)
+      .Bind(2, out.seq)
+      .Bind(3, out.id)
+      .Bind(4, out.from)
+      .Bind(5, out.from_name)
+      .Bind(6, out.to)
+      .Bind(7, out.to_name)
+      .Bind(8, out.content)
+      .Bind(9, out.priority)
+      .Bind(10, out.metadata_json)
+      .Bind(11, m.idempotency_key)
+      .Bind(12, out.created_at)
+      .Run();
+  result.created = true;
+}
+
+template <class Conn>
+AppendResult SqlStore<Conn>::Append(const NewMessage& m) {
+  AppendResult result;
+  writer_->Run([&](Conn& c) { AppendOn(c, m, result); },
+               [&] {
+                 if (result.created && listener_) listener_(result.message);
+               });
+  return result;
+}
+
+template <class Conn>
+void SqlStore<Conn>::AppendAsync(const NewMessage& message, AppendDone done) {
+  struct State {
+    NewMessage message;
+    AppendResult result;
+    AppendDone done;
+  };
+  auto state = std::make_shared<State>(State{message, {}, std::move(done)});
+  writer_->Submit([state](Conn& c) { AppendOn(c, state->message, state->result); },
+                  [this, state] {
+                    if (state->result.created && listener_) listener_(state->result.message);
+                  },
+                  [state](std::exception_ptr error) {
+                    if (error) return state->done(error, {});
+                    state->done(nullptr, std::move(state->result));
+                  });
+}
+
+template <class Conn>
+std::vector<Message> SqlStore<Conn>::MessagesFor(const std::string& mesh_id,
+                                              const std::string& agent_id, std::int64_t after,
+                                              int limit) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectMessagesFor.c_str());
+  s.Bind(1, mesh_id).Bind(2, agent_id).Bind(3, after).Bind(4, std::int64_t{limit});
+  std::vector<Message> out;
+  while (s.Step()) out.push_back(ReadMessage(s));
+  return out;
+}
+
+template <class Conn>
+std::vector<Message> SqlStore<Conn>::History(const std::string& mesh_id, std::int64_t after,
+                                          int limit) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectHistory.c_str());
+  s.Bind(1, mesh_id).Bind(2, after).Bind(3, std::int64_t{limit});
+  std::vector<Message> out;
+  while (s.Step()) out.push_back(ReadMessage(s));
+  return out;
+}
+
+template <class Conn>
+std::optional<Message> SqlStore<Conn>::FindMessage(const std::string& mesh_id, const std::string& id) {
+  auto r = Reader();
+  auto s = r->Prepare(kSelectMessageById.c_str());
+  s.Bind(1, mesh_id).Bind(2, id);
+  if (!s.Step()) return std::nullopt;
+  return ReadMessage(s);
+}
+
+// Raises one watermark of an agent and logs the move; a no-op when not higher.
+template <class Conn>
+void RaiseWatermark(Conn& c, const std::string& agent_id, const char* kind,
+                    std::int64_t seq, Millis now) {
+  {
+    // Never past the mesh's newest message: a cursor ahead of it would skip
+    // messages not yet sent.
+    auto s = c.Prepare(
+        "SELECT CASE WHEN ?2 < m.last_seq THEN ?2 ELSE m.last_seq END"
+        " FROM agents a JOIN meshes m ON m.id = a.mesh_id"
+        " WHERE a.id = ?1");
+    s.Bind(1, agent_id).Bind(2, seq);
+    if (!s.Step()) return;
+    seq = s.Int(0);
+  }
+  const char* sql = kind[0] == 'a'
+                        ? "UPDATE agents SET acked_seq = ?2 WHERE id = ?1 AND acked_seq < ?2"
+                        : "UPDATE agents SET fetched_seq = ?2 WHERE id = ?1 AND fetched_seq < ?2";
+  if (c.Prepare(sql).Bind(1, agent_id).Bind(2, seq).Run() == 0) return;
+  c.Prepare("INSERT INTO watermarks(agent_id, kind, seq, at) VALUES (?1, ?2, ?3, ?4)"
+            " ON CONFLICT DO NOTHING")
+      .Bind(1, agent_id)
+      .Bind(2, std::string_view(kind))
+      .Bind(3, seq)
+      .Bind(4, now)
+      .Run();
+}
+
+template <class Conn>
+void SqlStore<Conn>::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
+                                std::int64_t fetched, Millis now) {
+  if (acked > 0) {
+    writer_->Run([&](Conn& c) {
+      // What is acknowledged was necessarily fetched before.
+      RaiseWatermark(c, agent_id, "f", acked, now);
+      RaiseWatermark(c, agent_id, "a", acked, now);
+    });
+  }
+  if (fetched > acked) {
+    // Off the poll's answer path, gathered: Receipts() flushes them first.
+    bool queue = false;
+    {
+      std::lock_guard lock(fetched_mu_);
+      Mark& m = fetched_[agent_id];
+      if (fetched > m.seq) m = Mark{fetched, now};
+      queue = !flush_queued_;
+      flush_queued_ = true;
+    }
+    if (queue) FlushFetched(/*wait=*/false);
+  }
+}
+
+template <class Conn>
+void SqlStore<Conn>::FlushFetched(bool wait) {
+  // The marks a run wrote; an op may run again (a retry), so it copies, and
+  // only the commit removes what it wrote.
+  auto written = std::make_shared<std::vector<std::pair<std::string, Mark>>>();
+  auto op = [this, written](Conn& c) {
+    {
+      std::lock_guard lock(fetched_mu_);
+      written->assign(fetched_.begin(), fetched_.end());
+    }
+    for (const auto& [agent_id, m] : *written) RaiseWatermark(c, agent_id, "f", m.seq, m.at);
+  };
+  auto committed = [this, written] {
+    bool again = false;
+    {
+      std::lock_guard lock(fetched_mu_);
+      for (const auto& [agent_id, m] : *written) {
+        auto it = fetched_.find(agent_id);
+        if (it != fetched_.end() && it->second.seq <= m.seq) fetched_.erase(it);
+      }
+      flush_queued_ = !fetched_.empty();
+      again = flush_queued_;
+    }
+    if (again) FlushFetched(/*wait=*/false);  // marks that came during the commit
+  };
+  if (wait) {
+    writer_->Run(op, committed);
+  } else {
+    writer_->Submit(op, committed, [this](std::exception_ptr error) {
+      if (!error) return;
+      std::lock_guard lock(fetched_mu_);
+      flush_queued_ = false;  // the next mark queues a flush again
+    });
+  }
+}
+
+template <class Conn>
+std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
+  // Every fetched mark gathered before this call is committed first, so
+  // receipts show what polls have already returned.
+  FlushFetched(/*wait=*/true);
+  auto r = Reader();
+  std::vector<Agent> recipients;
+  {
+    auto s = r->Prepare(kSelectRecipients.c_str());
+    s.Bind(1, m.mesh_id).Bind(2, m.to).Bind(3, m.from).Bind(4, m.seq);
+    while (s.Step()) recipients.push_back(ReadAgent(s));
+  }
+  auto first_at = [&](const std::string& agent_id, const char* kind) -> std::optional<Millis> {
+    auto s = r->Prepare(
+        "SELECT at FROM watermarks WHERE agent_id = ?1 AND kind = ?2 AND seq >= ?3"
+        " ORDER BY seq LIMIT 1");
+    s.Bind(1, agent_id).Bind(2, std::string_view(kind)).Bind(3, m.seq);
+    if (!s.Step()) return std::nullopt;
+    return s.Int(0);
+  };
+  std::vector<Receipt> out;
+  for (const Agent& a : recipients) {
+    Receipt rc{a.agent_id, a.name, "queued", std::nullopt, std::nullopt};
+    if (a.fetched_seq >= m.seq) {
+      rc.state = "fetched";
+      rc.fetched_at = first_at(a.agent_id, "f");
+    }
+    if (a.acked_seq >= m.seq) {
+      rc.state = "acked";
+      rc.acked_at = first_at(a.agent_id, "a");
+    }
+    out.push_back(std::move(rc));
+  }
+  return out;
+}
+
+// --- retention ------------------------------------------------------------------------
+
+template <class Conn>
+SweepResult SqlStore<Conn>::Sweep(Millis now, Millis agent_ttl, Millis acked_grace) {
+  SweepResult result;
+  writer_->Run([&](Conn& c) {
+    result.agents_removed =
+        c.Prepare("DELETE FROM agents WHERE last_seen < ?1").Bind(1, now - agent_ttl).Run();
+    // Direct messages: purged once the recipient acknowledged them or is gone.
+    int direct = c.Prepare(
+                      "DELETE FROM messages WHERE to_agent <> 'all' AND created_at < ?1"
+                      " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = messages.to_agent"
+                      "   AND a.acked_seq < messages.seq)")
+                     .Bind(1, now - acked_grace)
+                     .Run();
+    // Broadcasts: purged once no recipient still lacks them.
+    int broadcast = c.Prepare(
+                         "DELETE FROM messages WHERE to_agent = 'all' AND created_at < ?1"
+                         " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.mesh_id = messages.mesh_id"
+                         "   AND a.id <> messages.from_agent AND a.start_seq < messages.seq"
+                         "   AND a.acked_seq < messages.seq)")
+                        .Bind(1, now - acked_grace)
+                        .Run();
+    result.messages_purged = direct + broadcast;
+    // Watermark history older than the agent TTL no longer dates anything retained.
+    c.Prepare("DELETE FROM watermarks WHERE at < ?1").Bind(1, now - agent_ttl).Run();
+  });
+  return result;
+}
+
+}  // namespace meshwire
