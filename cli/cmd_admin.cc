@@ -1,5 +1,6 @@
-// `meshwire admin token create`: works on the relay's storage directly, no
-// running relay needed (headless machines, CI).
+// `meshwire admin token create` and `meshwire admin migrate`: work on the
+// relay's storage directly, no running relay needed (headless machines, CI,
+// moving to PostgreSQL).
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -12,10 +13,43 @@
 #include "schemas/error.h"
 #include "server/core/clock.h"
 #include "server/core/mesh_service.h"
+#include "server/storage/migrate.h"
 #include "server/storage/store_factory.h"
 #include "server/core/store.h"
 
 namespace meshwire::cli {
+
+namespace {
+
+int RunMigrate(const std::string& from, const std::string& to) {
+  if (from.rfind("sqlite:", 0) != 0) {
+    std::fprintf(stderr, "meshwire: --from must be sqlite:PATH (the relay's SQLite file).\n");
+    return kExitUsage;
+  }
+  if (to.rfind("postgres://", 0) != 0 && to.rfind("postgresql://", 0) != 0) {
+    std::fprintf(stderr, "meshwire: --to must be a PostgreSQL URI: postgres://user:pass@host:port/db.\n");
+    return kExitUsage;
+  }
+  try {
+    std::fprintf(stderr, "Copying %s into %s ...\n", from.c_str(), StorageForDisplay(to).c_str());
+    TableCounts copied = CopySqliteToPostgres(from.substr(7), to, [](const std::string& table, std::int64_t n) {
+      std::fprintf(stderr, "  %-10s %lld\n", table.c_str(), static_cast<long long>(n));
+    });
+    std::int64_t rows = 0;
+    for (const auto& [table, n] : copied) rows += n;
+    std::printf("Migrated %lld rows in %zu tables; the counts match. Start the relay with --storage %s.\n",
+                static_cast<long long>(rows), copied.size(), StorageForDisplay(to).c_str());
+  } catch (const Error& e) {
+    std::fprintf(stderr, "meshwire: %s\n", e.what());
+    return e.status() == 400 ? kExitUsage : kExitError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "meshwire: the migration failed and nothing was written: %s\n", e.what());
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace
 
 int RunAdmin(int argc, char** argv) {
   CLI::App app{"Work on the relay's storage directly (no running relay needed).", "meshwire admin"};
@@ -29,8 +63,16 @@ int RunAdmin(int argc, char** argv) {
   create->add_option("--mesh", mesh, "make the token work on this mesh alone");
   create->add_option("--storage", storage,
                      "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db) or postgres://...");
+  auto* migrate = app.add_subcommand(
+      "migrate",
+      "Copy a SQLite relay's data (users, token hashes, meshes, members, agents, messages, "
+      "cursors) into an empty PostgreSQL database, then check the counts.");
+  std::string from, to;
+  migrate->add_option("--from", from, "sqlite:PATH, the relay's SQLite file")->required();
+  migrate->add_option("--to", to, "postgres://user:pass@host:port/db, an empty database")->required();
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
+  if (migrate->parsed()) return RunMigrate(from, to);
   if (storage.empty()) {
     // The default storage's folder, as `meshwire server` makes it, so the
     // order of the two commands does not matter.

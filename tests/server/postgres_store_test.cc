@@ -2,6 +2,10 @@
 // (tests/support/pg_cluster.h), and what only PostgreSQL has. Skipped, with
 // the reason, only when PostgreSQL's binaries are not installed.
 #include "schemas/error.h"
+#include "server/storage/migrate.h"
+#include "server/storage/sqlite_store.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "server/storage/postgres_store.h"
 #include "server/storage/store_factory.h"
 #include "tests/server/store_conformance.h"
@@ -64,6 +68,69 @@ TEST_CASE("postgres: the store factory opens postgres:// and postgresql://, and 
   CHECK(StorageForDisplay("postgres://bob:s3cr3t@db.example:5432/mesh") == "postgres://bob:***@db.example:5432/mesh");
   CHECK(StorageForDisplay("postgresql://bob@db/mesh") == "postgresql://bob@db/mesh");
   CHECK(StorageForDisplay("sqlite:/var/lib/meshwire/relay.db") == "sqlite:/var/lib/meshwire/relay.db");
+}
+
+TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts checked; a second run is refused") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  TempDir dir;
+  const std::string db = dir / "relay.db";
+  Mesh mesh;
+  Agent a, b;
+  Message direct, broadcast;
+  {
+    SqliteStore sqlite(db);
+    sqlite.CreateToken(NewToken{"tok_1", "alice", "laptop", std::string(64, 'a'), std::nullopt, 500});
+    mesh = MakeMesh(sqlite, "alice");
+    sqlite.AddMember(mesh.mesh_id, "bob");
+    a = MakeAgent(sqlite, mesh, "agent-a");
+    b = MakeAgent(sqlite, mesh, "agent-b", 1000, "bob");
+    direct = Put(sqlite, mesh, a, b.agent_id, "to b, with 'quotes' and \u00e9");
+    broadcast = Put(sqlite, mesh, b, "all", "to everyone");
+    sqlite.AdvanceCursor(b.agent_id, direct.seq, direct.seq, 3000);
+  }
+  const std::string uri = pg->NewDatabase();
+  std::vector<std::string> told;
+  TableCounts copied = CopySqliteToPostgres(db, uri, [&](const std::string& table, std::int64_t) { told.push_back(table); });
+  CHECK(told == std::vector<std::string>{"users", "tokens", "meshes", "members", "agents", "messages", "watermarks"});
+  CHECK(copied[5] == std::pair<std::string, std::int64_t>{"messages", 2});
+
+  PostgresStore store(uri);
+  auto token = store.FindTokenByHash(std::string(64, 'a'));
+  REQUIRE(token);
+  CHECK(token->user == "alice");
+  CHECK(store.RoleOf(mesh.mesh_id, "bob") == "member");
+  auto agent_b = store.FindAgent(mesh.mesh_id, "agent-b");
+  REQUIRE(agent_b);
+  CHECK(agent_b->acked_seq == direct.seq);
+  auto history = store.History(mesh.mesh_id, 0, 10);
+  REQUIRE(history.size() == 2);
+  CHECK(history[0].content == direct.content);
+  CHECK(history[1].to == "all");
+  // The next message continues the mesh's seq, as on SQLite.
+  CHECK(Put(store, mesh, a, "all", "after the move").seq == broadcast.seq + 1);
+  auto receipts = store.Receipts(direct);
+  REQUIRE(receipts.size() == 1);
+  CHECK(receipts[0].state == "acked");
+  CHECK(receipts[0].acked_at == 3000);
+
+  // Through the binary: a non-empty target is refused, and nothing changes.
+  CommandResult again = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + db, "--to", uri});
+  CHECK(again.code == 2);
+  CHECK(again.err.find("already holds meshwire data") != std::string::npos);
+  CHECK(store.History(mesh.mesh_id, 0, 10).size() == 3);
+  // Into an empty database it succeeds and says how much it copied.
+  CommandResult fresh = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + db, "--to", pg->NewDatabase()});
+  CHECK_MESSAGE(fresh.code == 0, fresh.err);
+  std::int64_t rows = 0;
+  for (const auto& [table, n] : copied) rows += n;
+  CHECK(fresh.out.find("Migrated " + std::to_string(rows) + " rows in 7 tables; the counts match.") !=
+        std::string::npos);
+  CHECK(fresh.err.find("messages") != std::string::npos);
+  // A source that is not there: a sentence, exit 2.
+  CommandResult missing = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + dir / "none.db", "--to", uri});
+  CHECK(missing.code == 2);
+  CHECK(missing.err.find("There is no SQLite database at") != std::string::npos);
 }
 
 TEST_CASE("postgres: ?N parameters become $N, never inside quotes") {
