@@ -46,7 +46,7 @@ Relay::Relay(RelayOptions options)
     : options_(std::move(options)), clock_(options_.clock ? options_.clock : &system_clock_) {
   CheckAuth(options_);
   store_ = OpenStore(options_.storage);
-  bus_ = std::make_unique<LocalWakeBus>();
+  bus_ = OpenWakeBus(options_.storage, *store_);
 
   RuntimeOptions ro;
   ro.host = options_.host;
@@ -87,6 +87,9 @@ Relay::~Relay() {
   Stop();
   if (serve_thread_.joinable()) serve_thread_.join();
   runtime_.reset();  // joins the workers before the service they call goes
+  // A bus with threads of its own (PostgreSQL) stops calling its subscribers
+  // (the waiters, the event hub, the service's cache) before they go.
+  bus_.reset();
   events_.reset();
 }
 

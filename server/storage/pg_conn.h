@@ -92,6 +92,9 @@ class PgConnection {
   void Commit();
   void Rollback();
 
+  /// The libpq connection (LISTEN: its socket and notifications).
+  pg_conn* raw() const { return conn_; }
+
   /// `sql` with ?N turned into $N (outside quotes).
   static std::string ToDollarParams(std::string_view sql);
 

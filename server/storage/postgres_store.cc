@@ -1,6 +1,7 @@
 #include "server/storage/postgres_store.h"
 
 #include "schemas/error.h"
+#include "schemas/ids.h"
 
 namespace meshwire {
 
@@ -137,7 +138,16 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
 PostgresStore::PostgresStore(const std::string& conninfo)
     : SqlStore<PgConnection>(
           "postgres", OpenWriter(conninfo),
-          [conninfo] { return std::make_unique<PgConnection>(conninfo); }, kMaxReaders) {}
+          [conninfo] { return std::make_unique<PgConnection>(conninfo); }, kMaxReaders),
+      node_id_(RandomBase62(10)) {
+  // Sent at the commit, in commit order, and only if it commits: every node
+  // listening learns of the message (PgWakeBus).
+  SetAppendHook([this](PgConnection& c, const Message& m) {
+    c.Prepare("SELECT pg_notify('meshwire_messages', ?1)")
+        .Bind(1, PgWakeBus::MessagePayload(m.mesh_id, m.seq, node_id_))
+        .Step();
+  });
+}
 
 PostgresStore::~PostgresStore() { Close(); }
 

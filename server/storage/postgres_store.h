@@ -10,6 +10,7 @@
 #include <string>
 
 #include "server/storage/pg_conn.h"
+#include "server/storage/pg_wake_bus.h"
 #include "server/storage/sql_store.h"
 
 namespace meshwire {
@@ -25,7 +26,12 @@ class PostgresStore final : public SqlStore<PgConnection> {
   explicit PostgresStore(const std::string& conninfo);
   ~PostgresStore() override;
 
+  /// This node's id (random per process): in /health and in the wake-up
+  /// notifications each append sends inside its transaction (PgWakeBus).
+  const std::string& node_id() const { return node_id_; }
+
  private:
+  std::string node_id_;
   static constexpr std::size_t kMaxReaders = 16;
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo);
 };

@@ -79,6 +79,9 @@ class SqlStore : public Store {
   SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) override;
 
  protected:
+  /// Runs in each append's transaction, after the message is written (a
+  /// backend's own work, e.g. PostgreSQL's notification). Set before use.
+  void SetAppendHook(std::function<void(Conn&, const Message&)> hook) { append_hook_ = std::move(hook); }
   /// Commits what the writer has queued and stops it (a subclass's
   /// destructor calls this while its connections can still be used).
   void Close();
@@ -94,6 +97,7 @@ class SqlStore : public Store {
 
   std::string kind_;
   std::function<std::unique_ptr<Conn>()> open_reader_;
+  std::function<void(Conn&, const Message&)> append_hook_;
   CommitListener listener_;
   std::unique_ptr<BatchWriter<Conn>> writer_;
 
@@ -542,7 +546,8 @@ void SqlStore<Conn>::RecordPresence(const std::vector<std::pair<std::string, Mil
 
 /// Appends `m` on the writer's connection (one try of a batch).
 template <class Conn>
-void AppendOn(Conn& c, const NewMessage& m, AppendResult& result) {
+void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
+              const std::function<void(Conn&, const Message&)>& hook) {
   result = AppendResult{};
   if (m.idempotency_key) {
     auto s = c.Prepare(kSelectMessageByKey.c_str());
@@ -585,13 +590,14 @@ void AppendOn(Conn& c, const NewMessage& m, AppendResult& result) {
       .Bind(11, m.idempotency_key)
       .Bind(12, out.created_at)
       .Run();
+  if (hook) hook(c, out);
   result.created = true;
 }
 
 template <class Conn>
 AppendResult SqlStore<Conn>::Append(const NewMessage& m) {
   AppendResult result;
-  writer_->Run([&](Conn& c) { AppendOn(c, m, result); },
+  writer_->Run([&](Conn& c) { AppendOn(c, m, result, append_hook_); },
                [&] {
                  if (result.created && listener_) listener_(result.message);
                });
@@ -606,7 +612,7 @@ void SqlStore<Conn>::AppendAsync(const NewMessage& message, AppendDone done) {
     AppendDone done;
   };
   auto state = std::make_shared<State>(State{message, {}, std::move(done)});
-  writer_->Submit([state](Conn& c) { AppendOn(c, state->message, state->result); },
+  writer_->Submit([this, state](Conn& c) { AppendOn(c, state->message, state->result, append_hook_); },
                   [this, state] {
                     if (state->result.created && listener_) listener_(state->result.message);
                   },

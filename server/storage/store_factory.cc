@@ -1,6 +1,7 @@
 #include "server/storage/store_factory.h"
 
 #include "schemas/error.h"
+#include "server/storage/pg_wake_bus.h"
 #include "server/storage/postgres_store.h"
 #include "server/storage/sqlite_store.h"
 
@@ -15,6 +16,13 @@ std::unique_ptr<Store> OpenStore(const std::string& spec) {
   }
   if (path.empty()) throw Error::BadRequest("invalid_storage", "--storage needs a path: sqlite:PATH.");
   return std::make_unique<SqliteStore>(path);
+}
+
+std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {
+  if (auto* pg = dynamic_cast<PostgresStore*>(&store)) {
+    return std::make_unique<PgWakeBus>(spec, store, pg->node_id());
+  }
+  return std::make_unique<LocalWakeBus>();
 }
 
 std::string StorageForDisplay(const std::string& spec) {

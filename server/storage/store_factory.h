@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/core/store.h"
+#include "server/core/wake_bus.h"
 
 namespace meshwire {
 
@@ -14,6 +15,10 @@ namespace meshwire {
 /// libpq's PG* variables fill what it leaves out). Throws Error 503 (saying
 /// why) when it cannot, 400 for an unknown scheme.
 std::unique_ptr<Store> OpenStore(const std::string& spec);
+
+/// The wake-up bus for `store` opened from `spec`: in-process for SQLite (one
+/// node), LISTEN/NOTIFY for PostgreSQL (every node on the database).
+std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store);
 
 /// `spec` fit for a log line or a hint: a URI's password replaced by "***".
 std::string StorageForDisplay(const std::string& spec);

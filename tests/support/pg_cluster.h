@@ -40,6 +40,15 @@ class PgCluster {
     return Uri(name);
   }
 
+  /// Restarts the server (fast shutdown, as an operator's restart): clients
+  /// lose their connections meanwhile. True once it is back.
+  bool Restart() {
+    const std::string options = "-k " + dir_.path().string() + " -c listen_addresses= -p 5432";
+    return Shell(AsOwner(bin_ + "/pg_ctl -D " + Data() + " -l " + dir_.path().string() + "/server.log -o '" +
+                         options + "' -m fast -w -t 60 restart") +
+                 " >/dev/null 2>&1") == 0;
+  }
+
   std::string Uri(const std::string& database) const {
     return "postgresql://meshwire@/" + database + "?host=" + dir_.path().string() + "&port=5432";
   }

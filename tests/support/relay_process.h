@@ -2,6 +2,7 @@
 // storage in the given folder, killed when the object dies.
 #pragma once
 
+#include <algorithm>
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -32,8 +33,10 @@ struct RelayProcess {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 
   static std::vector<std::string> Args(const TempDir& home, const std::vector<std::string>& extra) {
-    std::vector<std::string> a = {kBinary, "server", "--listen", "127.0.0.1:0", "--storage",
-                                  "sqlite:" + home / "relay.db", "--threads", "64"};
+    // A --storage in `extra` (PostgreSQL) replaces the SQLite file in `home`.
+    const bool own_storage = std::find(extra.begin(), extra.end(), "--storage") != extra.end();
+    std::vector<std::string> a = {kBinary, "server", "--listen", "127.0.0.1:0", "--threads", "64"};
+    if (!own_storage) a.insert(a.end(), {"--storage", "sqlite:" + home / "relay.db"});
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }

@@ -1,0 +1,100 @@
+// The WakeBus of relay nodes that share one PostgreSQL database.
+//
+// Messages: each append sends pg_notify('meshwire_messages', "SEQ MESH NODE")
+// inside its own transaction (PostgresStore), so a notification exists
+// exactly when the message committed, and arrives in commit order. Every node
+// LISTENs. One dispatcher thread per node publishes the messages of each mesh
+// to the node's subscribers (its parked polls, its event streams) strictly in
+// seq order, each once, whichever node committed them: a local commit is
+// handed over with its message (no read); a seq that jumps ahead of the last
+// one published (another node's message not yet announced here, or a
+// notification lost while the connection was down) is first filled from
+// storage. A seq can be taken only once every smaller one of its mesh has
+// committed (the mesh row is locked until commit), so the read always finds
+// them.
+//
+// Access changes (a token revoked, a member removed, ...) reach this node's
+// subscribers before Publish returns, and other nodes through
+// pg_notify('meshwire_access') a moment later. Presence events stay on the
+// node (not shared yet).
+//
+// The listening connection reconnects by itself (1, 2, 5 s), LISTENs again
+// and then catches up every mesh it knows from storage, so parked polls get
+// what committed meanwhile.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "server/core/store.h"
+#include "server/core/wake_bus.h"
+
+namespace meshwire {
+
+class PgConnection;
+
+class PgWakeBus final : public WakeBus {
+ public:
+  /// LISTENs on `conninfo` (throws Error 503 when it cannot); reads missed
+  /// messages through `store`, which must outlive the bus. `node_id` names
+  /// this node in its notifications (its own are not announced twice).
+  PgWakeBus(const std::string& conninfo, Store& store, std::string node_id);
+  ~PgWakeBus() override;
+
+  void Publish(const WakeEvent& event) override;
+  void Subscribe(Subscriber subscriber) override { local_.Subscribe(std::move(subscriber)); }
+
+  /// The payload of a message notification, and its parse.
+  static std::string MessagePayload(const std::string& mesh_id, std::int64_t seq, const std::string& node);
+  struct Parsed {
+    std::int64_t seq = 0;
+    std::string mesh_id, node;
+  };
+  static std::optional<Parsed> ParseMessagePayload(const std::string& payload);
+
+ private:
+  struct Item {
+    std::string mesh_id;
+    std::int64_t seq = 0;
+    CommittedPtr message;  // a local commit's, else null (read from storage)
+    bool resync = false;   // after a reconnect: catch every known mesh up
+  };
+  void Enqueue(Item item);
+  void Dispatch();                          // the dispatcher thread
+  void Deliver(const Item& item);           // on the dispatcher thread
+  void CatchUp(const std::string& mesh_id, std::int64_t upto);  // publishes next..upto from storage
+  void Listen();                            // the listener thread
+  bool ListenOnce(PgConnection& conn);      // false: connection lost
+  void NotifyAccess();
+
+  std::string conninfo_;
+  Store& store_;
+  std::string node_id_;
+  LocalWakeBus local_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;  // guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
+
+  // Dispatcher thread only: per mesh, the next seq to publish. A mesh not
+  // here was created after the node started listening: it starts at 1.
+  std::map<std::string, std::int64_t> next_;
+
+  std::mutex notify_mu_;
+  std::unique_ptr<PgConnection> notify_conn_;  // guarded by notify_mu_: access notifications
+
+  std::atomic<bool> listening_{false};
+  std::thread dispatcher_;
+  std::thread listener_;
+};
+
+}  // namespace meshwire
