@@ -184,8 +184,7 @@ struct Target {
 };
 
 // Accepts http://127.0.0.1[:PORT][/] only: the bench loads the machine it runs on, nothing else.
-Target ParseTarget(Args& args) {
-  std::string url = args.Str("url", "http://127.0.0.1:7420");
+Target ParseUrl(const std::string& url) {
   const std::string scheme = "http://";
   if (url.rfind(scheme, 0) != 0) {
     throw UsageError("--url must start with http:// (got '" + url + "')");
@@ -209,6 +208,11 @@ Target ParseTarget(Args& args) {
       throw UsageError("bad port in --url '" + url + "'");
     }
   }
+  return target;
+}
+
+Target ParseTarget(Args& args) {
+  Target target = ParseUrl(args.Str("url", "http://127.0.0.1:7420"));
   auto token = args.Opt("token");
   if (!token) {
     const char* env = std::getenv("MESHWIRE_TOKEN");
@@ -633,6 +637,13 @@ int RunWake(Args& args) {
   const int size = static_cast<int>(args.Int("size", 200, 1, 10240));
   const int max_seconds = static_cast<int>(args.Int("max-seconds", 300, 1, 86400));
   const bool keep_mesh = args.Flag("keep-mesh");
+  // Several nodes on one database: send through another node than the one
+  // the receiver polls (the cross-node wake).
+  Target send_target = target;
+  if (auto send_url = args.Opt("send-url")) {
+    send_target = ParseUrl(*send_url);
+    send_target.token = target.token;
+  }
   args.CheckAllUsed();
 
   auto admin = MakeClient(target, 30);
@@ -706,7 +717,7 @@ int RunWake(Args& args) {
     shared.cv.notify_all();
   });
 
-  auto sender = MakeClient(target, 30);
+  auto sender = MakeClient(send_target, 30);
   const std::string path = "/mesh/" + mesh + "/messages";
   std::vector<double> wake_ms, send_ms, send_to_receive_ms;
   long sent = 0, lost = 0, non_201 = 0, before_201 = 0;
@@ -1439,8 +1450,10 @@ commands:
           [--relay-pid PID]
           N clients, each on its own keep-alive connection, send in a closed loop.
   wake    --messages 1000 [--settle-ms 2] [--wait 30] [--size 200] [--max-seconds 300]
+          [--send-url URL]
           one message at a time from A to B while B long-polls; latency from the send's
-          201 to B's poll answer.
+          201 to B's poll answer. --send-url: A sends through that relay (another node
+          on the same PostgreSQL database), B polls --url.
   parked  --listeners 10000 --seconds 10 --sends 500 [--relay-pid PID] [--wait 60]
           [--park-timeout 60] [--ramp 1000] [--grace 5] [--per-token 900] [--seed 1]
           N parked long-polls (one event-driven client); relay RSS, direct sends to random

@@ -27,8 +27,10 @@ std::optional<std::string> OptionalField(const Json& j, const char* key) {
 }  // namespace
 
 Json ToJson(const HealthAnswer& h) {
-  return {{"status", h.status}, {"version", h.version}, {"uptime_s", h.uptime_s},
-          {"region", h.region}, {"storage", h.storage}, {"auth", h.auth}};
+  Json j = {{"status", h.status}, {"version", h.version}, {"uptime_s", h.uptime_s},
+            {"region", h.region}, {"storage", h.storage}, {"auth", h.auth}};
+  if (!h.node.empty()) j["node"] = h.node;
+  return j;
 }
 
 HealthAnswer HealthAnswerFromJson(const Json& j) {
@@ -39,6 +41,7 @@ HealthAnswer HealthAnswerFromJson(const Json& j) {
   h.region = Field<std::string>(j, "region");
   h.storage = Field<std::string>(j, "storage");
   h.auth = j.value("auth", "");  // older relays did not say
+  h.node = j.value("node", "");
   return h;
 }
 

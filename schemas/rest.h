@@ -22,6 +22,7 @@ namespace meshwire {
 struct HealthAnswer {
   std::string status, version, region, storage, auth;
   std::int64_t uptime_s = 0;
+  std::string node;  // PostgreSQL: which relay node answered (absent on one node)
 };
 Json ToJson(const HealthAnswer& h);
 HealthAnswer HealthAnswerFromJson(const Json& j);

@@ -77,6 +77,9 @@ class Store {
 
   /// "sqlite" or "postgres" (reported by /health).
   virtual std::string Kind() const = 0;
+  /// This process among the relay nodes sharing the storage (in /health);
+  /// empty for a store only one node uses.
+  virtual std::string NodeId() const { return {}; }
 
   /// Called with each message a commit appended, in seq order, on the
   /// committing thread, after the commit and before the Append that made it

@@ -282,7 +282,8 @@ void AddTokenRoutes(Router& router, MeshService& svc) {
 void AddApiRoutes(Router& router, MeshService& svc, const ApiOptions& options) {
   router.Add("GET", "/health", [&svc, started_at = options.started_at](const ExchangePtr& ex) {
     HealthAnswer h{"ok", svc.options().version, svc.options().region, svc.store().Kind(),
-                   svc.options().auth_mode, (SystemClock().Now() - started_at) / 1000};
+                   svc.options().auth_mode, (SystemClock().Now() - started_at) / 1000,
+                   svc.store().NodeId()};
     ex->Respond(JsonAnswer(200, ToJson(h)));
   }, Router::Run::kInline);
   AddMeshRoutes(router, svc);

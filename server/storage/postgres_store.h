@@ -29,6 +29,7 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// This node's id (random per process): in /health and in the wake-up
   /// notifications each append sends inside its transaction (PgWakeBus).
   const std::string& node_id() const { return node_id_; }
+  std::string NodeId() const override { return node_id_; }
 
  private:
   std::string node_id_;

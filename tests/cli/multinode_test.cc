@@ -69,6 +69,13 @@ TEST_CASE("two nodes, one database: a send through one wakes a poll parked on th
   RelayProcess a(home, {"--storage", uri});
   RelayProcess b(home, {"--storage", uri});
   Mesh m = Setup(a, b, token);
+  // /health names the storage and the node that answered.
+  auto health_a = Call(a.url(), token, "GET", "/health");
+  auto health_b = Call(b.url(), token, "GET", "/health");
+  REQUIRE((health_a && health_b));
+  CHECK(health_a->second["storage"] == "postgres");
+  CHECK(health_a->second["node"].get<std::string>().size() == 10);
+  CHECK(health_a->second["node"] != health_b->second["node"]);
 
   // Parked on B; the message goes through A.
   std::optional<std::pair<int, json>> answer;

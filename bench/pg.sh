@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# bench/pg.sh [BUILD_DIR]: several relay nodes on one PostgreSQL database, each figure next to
+# its peer measured in the same run (issue 11's performance points):
+#   1. Durable sends through two relay nodes (`meshwire server --storage postgres://...`) with
+#      wrk, CLIENTS/2 keep-alive connections on each node, 200-byte messages to one mesh, next to
+#      pgbench with CLIENTS clients each running one INSERT of a 200-byte row per transaction;
+#      synchronous_commit=on for both. ROUNDS rounds in alternation; the figures are medians.
+#   2. Cross-node wake: meshwire-bench wake sending through node A while the receiver long-polls
+#      node B: from the send's 201 to B's answer, p50 and p99.
+# PostgreSQL is a throwaway server in a temp dir, on a Unix socket only (as the postgres user when
+# run as root). Raw figures go to bench/results/pg-<UTC time>.json. Nothing is left running.
+# Quick look: SECONDS_EACH=3 ROUNDS=1 WAKE_MESSAGES=200 bench/pg.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLIENTS=${CLIENTS:-16}
+SECONDS_EACH=${SECONDS_EACH:-10}
+ROUNDS=${ROUNDS:-3}
+SIZE=${SIZE:-200}
+WAKE_MESSAGES=${WAKE_MESSAGES:-1000}
+
+die() {
+  echo "pg.sh: $*" >&2
+  exit 2
+}
+note() { echo "== $*" >&2; }
+
+for n in CLIENTS SECONDS_EACH ROUNDS SIZE WAKE_MESSAGES; do
+  [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || die "$n must be a whole number above 0"
+done
+((CLIENTS % 2 == 0)) || die "CLIENTS must be even (half on each node)"
+
+BUILD=${1:-$ROOT/build}
+[[ -d $BUILD ]] || die "no build directory '$BUILD'; build first: cmake -S . -B build -G Ninja && cmake --build build"
+MESHWIRE=$(cd "$BUILD" && pwd)/cli/meshwire
+BENCH=$(cd "$BUILD" && pwd)/bench/meshwire-bench
+[[ -x $MESHWIRE && -x $BENCH ]] || die "build meshwire and meshwire-bench first (cmake --build build)"
+for tool in wrk curl pgbench psql; do
+  command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk curl postgresql)"
+done
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+[[ -x $PGBIN/initdb ]] || die "PostgreSQL's server is not installed (apt-get install postgresql)"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshwire-pgbench.XXXXXX")
+PIDS=()
+as_owner() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [[ -d $TMP/data ]] && as_owner "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+note "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') in $TMP (Unix socket only)"
+[[ $(id -u) == 0 ]] && chown postgres "$TMP"
+as_owner "$PGBIN/initdb" -D "$TMP/data" -U meshwire -A trust >"$TMP/initdb.log" 2>&1 || die "initdb failed: $(tail -3 "$TMP/initdb.log")"
+as_owner "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/data/server.log" -w -t 60 \
+  -o "-k $TMP -c listen_addresses= -p 5432 -c synchronous_commit=on -c max_connections=200" start >/dev/null ||
+  die "the PostgreSQL server did not start"
+PSQL=(psql -X -q -h "$TMP" -p 5432 -U meshwire)
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE relay" -c "CREATE DATABASE peer"
+"${PSQL[@]}" -d peer -c "CREATE TABLE messages (seq BIGSERIAL PRIMARY KEY, mesh_id TEXT NOT NULL, content TEXT NOT NULL)"
+VALUE=$(head -c "$SIZE" /dev/zero | tr '\0' x)
+echo "INSERT INTO messages(mesh_id, content) VALUES ('bench', '$VALUE');" >"$TMP/insert.sql"
+URI="postgresql://meshwire@/relay?host=$TMP&port=5432"
+
+start_relay() { # NAME: starts a node, sets its URL in NAME_URL
+  "$MESHWIRE" server --listen 127.0.0.1:0 --storage "$URI" --log-level info >"$TMP/$1.log" 2>&1 &
+  PIDS+=($!)
+  local i port=""
+  for ((i = 0; i < 150; i++)); do
+    port=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$TMP/$1.log")
+    [[ -n $port ]] && curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+    port=""
+    sleep 0.1
+  done
+  [[ -n $port ]] || die "relay $1 did not start: $(tail -3 "$TMP/$1.log")"
+  printf -v "$1_URL" 'http://127.0.0.1:%s' "$port"
+}
+start_relay A
+start_relay B
+note "relay nodes A $A_URL and B $B_URL on one database"
+TOKEN=$("$MESHWIRE" admin token create --user bench --storage "$URI" 2>/dev/null | tr -d '[:space:]')
+[[ $TOKEN == mw_* ]] || die "admin token create printed no token"
+export MESHWIRE_TOKEN=$TOKEN
+api() { curl -sf -X POST "$A_URL$1" -H "Authorization: Bearer $TOKEN" -d "$2"; }
+MESH=$(api /mesh '{"name":"bench-pg"}' | grep -o '"mesh_id":"[^"]*"' | cut -d'"' -f4)
+[[ -n $MESH ]] || die "could not create the mesh"
+api "/mesh/$MESH/agents" '{"name":"bench-a"}' >/dev/null
+api "/mesh/$MESH/agents" '{"name":"bench-b"}' >/dev/null
+cat >"$TMP/send.lua" <<EOL
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"from":"bench-a","to":"bench-b","content":"$VALUE"}'
+EOL
+
+PEER=() RELAY=()
+for ((round = 1; round <= ROUNDS; round++)); do
+  note "round $round: pgbench, $CLIENTS clients, ${SECONDS_EACH} s of one-INSERT transactions"
+  tps=$(pgbench -n -h "$TMP" -p 5432 -U meshwire -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$TMP/insert.sql" peer 2>/dev/null |
+    awk '/^tps = / { print $3; exit }')
+  PEER+=("${tps:-n/a}")
+  note "round $round: wrk on both nodes, $((CLIENTS / 2)) connections each, ${SECONDS_EACH} s of sends"
+  half=$((CLIENTS / 2))
+  wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$A_URL/mesh/$MESH/messages" >"$TMP/wrk-a.txt" &
+  wa=$!
+  wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$B_URL/mesh/$MESH/messages" >"$TMP/wrk-b.txt" &
+  wb=$!
+  wait "$wa" "$wb"
+  for f in a b; do
+    bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$TMP/wrk-$f.txt")
+    [[ -z $bad ]] || die "node ${f^^} answered $bad sends with an error"
+  done
+  rps=$(awk '/^Requests\/sec:/ { s += $2 } END { print s }' "$TMP/wrk-a.txt" "$TMP/wrk-b.txt")
+  RELAY+=("$rps")
+  echo "   pgbench $tps tx/s, relay $rps sends/s" >&2
+done
+
+note "cross-node wake: $WAKE_MESSAGES messages sent through A, long-polled on B"
+"$BENCH" wake --url "$B_URL" --send-url "$A_URL" --messages "$WAKE_MESSAGES" --size "$SIZE" >"$TMP/wake.json" 2>"$TMP/wake.log" ||
+  die "meshwire-bench wake failed: $(tail -3 "$TMP/wake.log")"
+jget() { grep -o "\"$1\":[^,}]*" "$TMP/wake.json" | head -n1 | cut -d: -f2-; }
+median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 }
+  END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+peer=$(median "${PEER[@]}")
+relay=$(median "${RELAY[@]}")
+ratio=$(LC_ALL=C awk -v a="$relay" -v b="$peer" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+
+mkdir -p "$ROOT/bench/results"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+printf '{"bench":"pg","clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","wake":%s}\n' \
+  "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
+  "$peer" "$relay" "$ratio" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
+
+cat <<EOT
+meshwire on PostgreSQL, run $stamp (bench/results/pg-$stamp.json)
+two relay nodes on one database vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
+values, ${SECONDS_EACH} s x $ROUNDS rounds in alternation, synchronous_commit=on; medians:
+  durable sends   relay $relay/s   pgbench $peer tx/s   ratio ${ratio}x
+  cross-node wake (send's 201 on A -> poll answer on B)  p50 $(jget wake_p50_ms) ms  p99 $(jget wake_p99_ms) ms
+EOT
