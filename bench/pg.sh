@@ -18,6 +18,7 @@ SECONDS_EACH=${SECONDS_EACH:-10}
 ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-200}
 WAKE_MESSAGES=${WAKE_MESSAGES:-1000}
+NODES=${NODES:-2}  # 1: every wrk connection to node A (to see what a second node changes)
 
 die() {
   echo "pg.sh: $*" >&2
@@ -29,6 +30,7 @@ for n in CLIENTS SECONDS_EACH ROUNDS SIZE WAKE_MESSAGES; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || die "$n must be a whole number above 0"
 done
 ((CLIENTS % 2 == 0)) || die "CLIENTS must be even (half on each node)"
+[[ $NODES == 1 || $NODES == 2 ]] || die "NODES must be 1 or 2"
 
 BUILD=${1:-$ROOT/build}
 [[ -d $BUILD ]] || die "no build directory '$BUILD'; build first: cmake -S . -B build -G Ninja && cmake --build build"
@@ -105,13 +107,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
   tps=$(pgbench -n -h "$TMP" -p 5432 -U meshwire -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$TMP/insert.sql" peer 2>/dev/null |
     awk '/^tps = / { print $3; exit }')
   PEER+=("${tps:-n/a}")
-  note "round $round: wrk on both nodes, $((CLIENTS / 2)) connections each, ${SECONDS_EACH} s of sends"
-  half=$((CLIENTS / 2))
+  half=$((CLIENTS / NODES))
+  note "round $round: wrk on $NODES node(s), $half connections each, ${SECONDS_EACH} s of sends"
   wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$A_URL/mesh/$MESH/messages" >"$TMP/wrk-a.txt" &
   wa=$!
-  wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$B_URL/mesh/$MESH/messages" >"$TMP/wrk-b.txt" &
-  wb=$!
-  wait "$wa" "$wb"
+  : >"$TMP/wrk-b.txt"
+  if ((NODES == 2)); then
+    wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$B_URL/mesh/$MESH/messages" >"$TMP/wrk-b.txt" &
+    wait "$!"
+  fi
+  wait "$wa"
   for f in a b; do
     bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$TMP/wrk-$f.txt")
     [[ -z $bad ]] || die "node ${f^^} answered $bad sends with an error"
@@ -133,13 +138,13 @@ ratio=$(LC_ALL=C awk -v a="$relay" -v b="$peer" 'BEGIN { if (b > 0) printf "%.2f
 
 mkdir -p "$ROOT/bench/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-printf '{"bench":"pg","clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","wake":%s}\n' \
-  "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
+printf '{"bench":"pg","nodes":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","wake":%s}\n' \
+  "$NODES" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
   "$peer" "$relay" "$ratio" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
 
 cat <<EOT
 meshwire on PostgreSQL, run $stamp (bench/results/pg-$stamp.json)
-two relay nodes on one database vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
+$NODES relay node(s) taking sends, on one database, vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
 values, ${SECONDS_EACH} s x $ROUNDS rounds in alternation, synchronous_commit=on; medians:
   durable sends   relay $relay/s   pgbench $peer tx/s   ratio ${ratio}x
   cross-node wake (send's 201 on A -> poll answer on B)  p50 $(jget wake_p50_ms) ms  p99 $(jget wake_p99_ms) ms

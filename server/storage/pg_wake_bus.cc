@@ -29,10 +29,6 @@ std::map<std::string, std::int64_t> NextSeqs(PgConnection& conn) {
 
 }  // namespace
 
-std::string PgWakeBus::MessagePayload(const std::string& mesh_id, std::int64_t seq, const std::string& node) {
-  return std::to_string(seq) + " " + mesh_id + " " + node;
-}
-
 std::optional<PgWakeBus::Parsed> PgWakeBus::ParseMessagePayload(const std::string& payload) {
   std::istringstream in(payload);
   Parsed p;
@@ -150,8 +146,15 @@ void PgWakeBus::Deliver(const Item& item) {
   }
   std::int64_t& next = next_.try_emplace(item.mesh_id, 1).first->second;
   if (item.seq < next) return;  // published already
-  if (item.seq > next || !item.message) CatchUp(item.mesh_id, item.message ? item.seq - 1 : item.seq);
-  if (item.message && item.seq == next) {
+  if (!item.message) {
+    // Another node's: publish all that is committed now, so the
+    // notifications behind this one (a busy node sends thousands) cost
+    // nothing but this check.
+    CatchUp(item.mesh_id, std::numeric_limits<std::int64_t>::max());
+    return;
+  }
+  if (item.seq > next) CatchUp(item.mesh_id, item.seq - 1);
+  if (item.seq == next) {
     WakeEvent e;
     e.kind = WakeEvent::Kind::kMessage;
     e.mesh_id = item.mesh_id;

@@ -1,7 +1,7 @@
 // The WakeBus of relay nodes that share one PostgreSQL database.
 //
 // Messages: each append sends pg_notify('meshwire_messages', "SEQ MESH NODE")
-// inside its own transaction (PostgresStore), so a notification exists
+// in the statement that writes it (PostgresStore), so a notification exists
 // exactly when the message committed, and arrives in commit order. Every node
 // LISTENs. One dispatcher thread per node publishes the messages of each mesh
 // to the node's subscribers (its parked polls, its event streams) strictly in
@@ -52,8 +52,8 @@ class PgWakeBus final : public WakeBus {
   void Publish(const WakeEvent& event) override;
   void Subscribe(Subscriber subscriber) override { local_.Subscribe(std::move(subscriber)); }
 
-  /// The payload of a message notification, and its parse.
-  static std::string MessagePayload(const std::string& mesh_id, std::int64_t seq, const std::string& node);
+  /// A message notification's payload, "SEQ MESH NODE" (PostgresStore
+  /// sends it with each append), parsed.
   struct Parsed {
     std::int64_t seq = 0;
     std::string mesh_id, node;

@@ -140,12 +140,35 @@ PostgresStore::PostgresStore(const std::string& conninfo)
           "postgres", OpenWriter(conninfo),
           [conninfo] { return std::make_unique<PgConnection>(conninfo); }, kMaxReaders),
       node_id_(RandomBase62(10)) {
-  // Sent at the commit, in commit order, and only if it commits: every node
-  // listening learns of the message (PgWakeBus).
-  SetAppendHook([this](PgConnection& c, const Message& m) {
-    c.Prepare("SELECT pg_notify('meshwire_messages', ?1)")
-        .Bind(1, PgWakeBus::MessagePayload(m.mesh_id, m.seq, node_id_))
-        .Step();
+  // One round trip per message: the seq, the row and the notification in a
+  // single statement. The notification is sent at the commit, in commit
+  // order, and only if it commits: every node listening learns of the
+  // message (PgWakeBus).
+  SetMessageWriter([this](PgConnection& c, const NewMessage& m) -> std::pair<std::int64_t, std::int64_t> {
+    auto s = c.Prepare(
+        "WITH s AS (UPDATE meshes SET last_seq = last_seq + 1,"
+        "   last_id = CASE WHEN last_id + 1 > ?2::bigint THEN last_id + 1 ELSE ?2::bigint END"
+        "   WHERE id = ?1 RETURNING last_seq, last_id),"
+        " i AS (INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
+        "   content, priority, metadata, idempotency_key, created_at)"
+        "   SELECT ?1, s.last_seq, s.last_id::text, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM s"
+        "   RETURNING seq, id)"
+        " SELECT i.seq, i.id::bigint,"
+        "   pg_notify('meshwire_messages', i.seq::text || ' ' || ?1::text || ' ' || ?12::text) FROM i");
+    s.Bind(1, m.mesh_id)
+        .Bind(2, m.now * 1000)
+        .Bind(3, m.from)
+        .Bind(4, m.from_name)
+        .Bind(5, m.to)
+        .Bind(6, m.to_name)
+        .Bind(7, m.content)
+        .Bind(8, m.priority)
+        .Bind(9, m.metadata_json)
+        .Bind(10, m.idempotency_key)
+        .Bind(11, m.now)
+        .Bind(12, node_id_);
+    if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
+    return {s.Int(0), s.Int(1)};
   });
 }
 

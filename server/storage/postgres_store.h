@@ -10,7 +10,6 @@
 #include <string>
 
 #include "server/storage/pg_conn.h"
-#include "server/storage/pg_wake_bus.h"
 #include "server/storage/sql_store.h"
 
 namespace meshwire {

@@ -79,9 +79,10 @@ class SqlStore : public Store {
   SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) override;
 
  protected:
-  /// Runs in each append's transaction, after the message is written (a
-  /// backend's own work, e.g. PostgreSQL's notification). Set before use.
-  void SetAppendHook(std::function<void(Conn&, const Message&)> hook) { append_hook_ = std::move(hook); }
+  /// A backend's own way to write a new message (see WriteMessage), e.g.
+  /// PostgreSQL's single statement that also notifies. Set before use.
+  using MessageWriter = std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>;
+  void SetMessageWriter(MessageWriter write) { write_message_ = std::move(write); }
   /// Commits what the writer has queued and stops it (a subclass's
   /// destructor calls this while its connections can still be used).
   void Close();
@@ -97,7 +98,7 @@ class SqlStore : public Store {
 
   std::string kind_;
   std::function<std::unique_ptr<Conn>()> open_reader_;
-  std::function<void(Conn&, const Message&)> append_hook_;
+  MessageWriter write_message_;
   CommitListener listener_;
   std::unique_ptr<BatchWriter<Conn>> writer_;
 
@@ -544,23 +545,14 @@ void SqlStore<Conn>::RecordPresence(const std::vector<std::pair<std::string, Mil
 
 // --- messages -----------------------------------------------------------------------
 
-/// Appends `m` on the writer's connection (one try of a batch).
+/// Writes the new message `m`: takes its mesh's next seq and id (ids are
+/// microseconds since the epoch, bumped to stay unique and increasing) and
+/// inserts the row. Returns {seq, id}; throws NotFound for an unknown mesh.
 template <class Conn>
-void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
-              const std::function<void(Conn&, const Message&)>& hook) {
-  result = AppendResult{};
-  if (m.idempotency_key) {
-    auto s = c.Prepare(kSelectMessageByKey.c_str());
-    s.Bind(1, m.mesh_id).Bind(2, m.from).Bind(3, *m.idempotency_key);
-    if (s.Step()) {
-      result = AppendResult{ReadMessage(s), false};
-      return;
-    }
-  }
+std::pair<std::int64_t, std::int64_t> WriteMessage(Conn& c, const NewMessage& m) {
   std::int64_t seq = 0;
   std::int64_t id = 0;
   {
-    // Ids are microseconds since the epoch, bumped to stay unique and increasing.
     auto s = c.Prepare(
         "UPDATE meshes SET last_seq = last_seq + 1,"
         " last_id = CASE WHEN last_id + 1 > ?2 THEN last_id + 1 ELSE ?2 END"
@@ -570,34 +562,50 @@ void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
     seq = s.Int(0);
     id = s.Int(1);
   }
-  Message& out = result.message;
-  out = Message{std::to_string(id), seq,          m.mesh_id, m.from,          m.from_name, m.to,
-                m.to_name,          m.content,    m.priority, m.metadata_json, m.now};
   c.Prepare(
        "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
        " content, priority, metadata, idempotency_key, created_at)"
        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
-      .Bind(1, out.mesh_id)
-      .Bind(2, out.seq)
-      .Bind(3, out.id)
-      .Bind(4, out.from)
-      .Bind(5, out.from_name)
-      .Bind(6, out.to)
-      .Bind(7, out.to_name)
-      .Bind(8, out.content)
-      .Bind(9, out.priority)
-      .Bind(10, out.metadata_json)
+      .Bind(1, m.mesh_id)
+      .Bind(2, seq)
+      .Bind(3, std::to_string(id))
+      .Bind(4, m.from)
+      .Bind(5, m.from_name)
+      .Bind(6, m.to)
+      .Bind(7, m.to_name)
+      .Bind(8, m.content)
+      .Bind(9, m.priority)
+      .Bind(10, m.metadata_json)
       .Bind(11, m.idempotency_key)
-      .Bind(12, out.created_at)
+      .Bind(12, m.now)
       .Run();
-  if (hook) hook(c, out);
+  return {seq, id};
+}
+
+/// Appends `m` on the writer's connection (one try of a batch), with the
+/// backend's own `write` when it has one (else WriteMessage).
+template <class Conn>
+void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
+              const std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>& write) {
+  result = AppendResult{};
+  if (m.idempotency_key) {
+    auto s = c.Prepare(kSelectMessageByKey.c_str());
+    s.Bind(1, m.mesh_id).Bind(2, m.from).Bind(3, *m.idempotency_key);
+    if (s.Step()) {
+      result = AppendResult{ReadMessage(s), false};
+      return;
+    }
+  }
+  auto [seq, id] = write ? write(c, m) : WriteMessage(c, m);
+  result.message = Message{std::to_string(id), seq,       m.mesh_id,  m.from,          m.from_name, m.to,
+                           m.to_name,          m.content, m.priority, m.metadata_json, m.now};
   result.created = true;
 }
 
 template <class Conn>
 AppendResult SqlStore<Conn>::Append(const NewMessage& m) {
   AppendResult result;
-  writer_->Run([&](Conn& c) { AppendOn(c, m, result, append_hook_); },
+  writer_->Run([&](Conn& c) { AppendOn(c, m, result, write_message_); },
                [&] {
                  if (result.created && listener_) listener_(result.message);
                });
@@ -612,7 +620,7 @@ void SqlStore<Conn>::AppendAsync(const NewMessage& message, AppendDone done) {
     AppendDone done;
   };
   auto state = std::make_shared<State>(State{message, {}, std::move(done)});
-  writer_->Submit([this, state](Conn& c) { AppendOn(c, state->message, state->result, append_hook_); },
+  writer_->Submit([this, state](Conn& c) { AppendOn(c, state->message, state->result, write_message_); },
                   [this, state] {
                     if (state->result.created && listener_) listener_(state->result.message);
                   },
