@@ -56,18 +56,32 @@ Mesh Setup(const RelayProcess& a, const RelayProcess& b, const std::string& toke
   return m;
 }
 
+/// A fresh database, a token for alice on it, and two relay nodes on it.
+struct TwoNodes {
+  PgCluster* pg = PgCluster::Shared();
+  std::string uri;
+  TempDir home;
+  std::string token;
+  std::unique_ptr<RelayProcess> a, b;
+
+  TwoNodes() {
+    REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+    uri = pg->NewDatabase();
+    auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
+    REQUIRE(code == 0);
+    token = out.substr(0, out.find('\n'));
+    a = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
+    b = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
+  }
+};
+
 }  // namespace
 
 TEST_CASE("two nodes, one database: a send through one wakes a poll parked on the other") {
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  const std::string uri = pg->NewDatabase();
-  TempDir home;
-  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
-  REQUIRE(code == 0);
-  const std::string token = out.substr(0, out.find('\n'));
-  RelayProcess a(home, {"--storage", uri});
-  RelayProcess b(home, {"--storage", uri});
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  const RelayProcess& b = *nodes.b;
+  const std::string& token = nodes.token;
   Mesh m = Setup(a, b, token);
   // /health names the storage and the node that answered.
   auto health_a = Call(a.url(), token, "GET", "/health");
@@ -100,15 +114,11 @@ TEST_CASE("two nodes, one database: a send through one wakes a poll parked on th
 }
 
 TEST_CASE("8 senders across two nodes, one node killed and the database restarted: every acknowledged message once, in order") {
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  const std::string uri = pg->NewDatabase();
-  TempDir home;
-  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
-  REQUIRE(code == 0);
-  const std::string token = out.substr(0, out.find('\n'));
-  auto a = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
-  RelayProcess b(home, {"--storage", uri});
+  TwoNodes nodes;
+  PgCluster* pg = nodes.pg;
+  std::unique_ptr<RelayProcess>& a = nodes.a;
+  const RelayProcess& b = *nodes.b;
+  const std::string& token = nodes.token;
   Mesh m = Setup(*a, b, token);
   const std::string url_a = a->url();
 
