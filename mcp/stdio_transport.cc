@@ -10,6 +10,11 @@ constexpr auto kEofGrace = std::chrono::milliseconds(1000);
 }  // namespace
 
 void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out) {
+  // std::cin is tied to std::cout: every read would flush `out` from this
+  // thread, outside the sink's lock, while a worker writes an answer to it.
+  // Unsynchronized iostreams then send the same answer twice (the SDK saw a
+  // second response for one id). Only the sink touches `out`.
+  in.tie(nullptr);
   peer.SetSink([&out](const std::string& text) {
     out << text << '\n';
     out.flush();
