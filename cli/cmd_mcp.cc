@@ -8,6 +8,7 @@
 #include "cli/context.h"
 #include "mcp/mcp_server.h"
 #include "mcp/mesh_tools.h"
+#include "mcp/stdio_transport.h"
 
 #ifndef MESHWIRE_VERSION
 #define MESHWIRE_VERSION "0.0.0"
@@ -58,7 +59,7 @@ int RunMcp(int argc, char** argv) {
   tools.Start();
   mcp::McpServer server(tools, "meshwire", MESHWIRE_VERSION);
   std::ios::sync_with_stdio(false);
-  server.Serve(std::cin, std::cout);
+  mcp::ServeStdio(server.rpc(), std::cin, std::cout);
   return kExitOk;
 }
 

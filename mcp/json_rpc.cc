@@ -32,7 +32,20 @@ JsonRpcPeer::JsonRpcPeer() = default;
 JsonRpcPeer::~JsonRpcPeer() { Reap(true); }
 
 void JsonRpcPeer::On(const std::string& method, Handler handler, bool concurrent) {
+  OnAsync(
+      method,
+      [handler = std::move(handler)](const std::shared_ptr<RequestContext>& context, Respond respond) {
+        respond(handler(*context));
+      },
+      concurrent);
+}
+
+void JsonRpcPeer::OnAsync(const std::string& method, AsyncHandler handler, bool concurrent) {
   methods_[method] = Method{std::move(handler), concurrent};
+}
+
+bool JsonRpcPeer::IsRequest(const Json& message) {
+  return message.is_object() && message.contains("id") && message.contains("method");
 }
 
 void JsonRpcPeer::OnNotification(const std::string& method, NotificationHandler handler) {
@@ -50,13 +63,15 @@ void JsonRpcPeer::Drain(std::chrono::milliseconds grace) {
   // long-poll) is cancelled, so the process exits promptly.
   auto deadline = std::chrono::steady_clock::now() + grace;
   for (;;) {
+    std::map<std::string, std::shared_ptr<RequestContext>> late;
     {
       std::lock_guard lock(flight_mu_);
       if (in_flight_.empty()) break;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        for (auto& [key, context] : in_flight_) context->Cancel();
-        break;
-      }
+      if (std::chrono::steady_clock::now() >= deadline) late.swap(in_flight_);
+    }
+    if (!late.empty()) {
+      for (auto& [key, context] : late) context->Cancel();
+      break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -67,44 +82,44 @@ void JsonRpcPeer::HandleText(const std::string& text) {
   Reap(false);
   Json message = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded()) {
-    AnswerError(nullptr, RpcError::kParseError, "Parse error: the line is not JSON.");
+    Write(AnswerError(nullptr, RpcError::kParseError, "Parse error: the line is not JSON."));
     return;
   }
   if (message.is_array()) {
-    AnswerError(nullptr, RpcError::kInvalidRequest,
-                "Invalid request: batches are not supported (removed in MCP 2025-06-18).");
+    Write(AnswerError(nullptr, RpcError::kInvalidRequest,
+                      "Invalid request: batches are not supported (removed in MCP 2025-06-18)."));
     return;
   }
-  Dispatch(message);
+  Dispatch(message, [this](const Json& answer) { Write(answer); });
 }
 
-void JsonRpcPeer::Dispatch(const Json& m) {
+bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
   Json id = nullptr;
   bool has_id = m.is_object() && m.contains("id");
   if (has_id) id = m["id"];
+  auto refuse = [&](const Json& to, int code, const std::string& message) {
+    answer(AnswerError(to, code, message));
+    return true;
+  };
   if (has_id && !(id.is_string() || id.is_number_integer())) {
-    AnswerError(nullptr, RpcError::kInvalidRequest, "Invalid request: id must be a string or an integer.");
-    return;
+    return refuse(nullptr, RpcError::kInvalidRequest, "Invalid request: id must be a string or an integer.");
   }
   if (!m.is_object() || m.value("jsonrpc", "") != "2.0") {
-    AnswerError(id, RpcError::kInvalidRequest, "Invalid request: not a JSON-RPC 2.0 object.");
-    return;
+    return refuse(id, RpcError::kInvalidRequest, "Invalid request: not a JSON-RPC 2.0 object.");
   }
   if (!m.contains("method")) {
     // A response from the client; this server sends no requests, so ignore it.
-    if (m.contains("result") || m.contains("error")) return;
-    AnswerError(id, RpcError::kInvalidRequest, "Invalid request: no method.");
-    return;
+    if (m.contains("result") || m.contains("error")) return false;
+    return refuse(id, RpcError::kInvalidRequest, "Invalid request: no method.");
   }
   if (!m["method"].is_string()) {
-    AnswerError(id, RpcError::kInvalidRequest, "Invalid request: method must be a string.");
-    return;
+    return refuse(id, RpcError::kInvalidRequest, "Invalid request: method must be a string.");
   }
   const std::string method = m["method"];
   Json params = m.contains("params") ? m["params"] : Json::object();
   if (!params.is_object() && !params.is_array()) {
-    if (has_id) AnswerError(id, RpcError::kInvalidParams, "Invalid params: must be an object.");
-    return;
+    if (has_id) return refuse(id, RpcError::kInvalidParams, "Invalid params: must be an object.");
+    return false;
   }
 
   if (!has_id) {  // a notification: never answered
@@ -118,43 +133,41 @@ void JsonRpcPeer::Dispatch(const Json& m) {
     } else if (method == "notifications/cancelled" && params.is_object() && params.contains("requestId")) {
       CancelRequest(params["requestId"]);
     }
-    return;
+    return false;
   }
 
   auto it = methods_.find(method);
   if (it == methods_.end()) {
-    AnswerError(id, RpcError::kMethodNotFound, "Method not found: " + method);
-    return;
+    return refuse(id, RpcError::kMethodNotFound, "Method not found: " + method);
   }
   auto context = std::make_shared<RequestContext>(params);
   const std::string key = id.dump();
   {
     std::lock_guard lock(flight_mu_);
     if (in_flight_.count(key)) {
-      AnswerError(id, RpcError::kInvalidRequest, "Invalid request: id " + key + " is already in use.");
-      return;
+      return refuse(id, RpcError::kInvalidRequest, "Invalid request: id " + key + " is already in use.");
     }
     in_flight_[key] = context;
   }
-  auto run = [this, handler = it->second.handler, context, id, key] {
-    Json result;
-    std::optional<RpcError> error;
-    try {
-      result = handler(*context);
-    } catch (const RpcError& e) {
-      error = e;
-    } catch (const std::exception& e) {
-      error = RpcError(RpcError::kInternalError, std::string("Internal error: ") + e.what());
-    }
+  // Ends the request once: the first of its answer and its cancellation.
+  auto finish = [this, context, key, id, answer](const Json* result, const RpcError* error) {
     {
       std::lock_guard lock(flight_mu_);
-      in_flight_.erase(key);
+      auto at = in_flight_.find(key);
+      if (at == in_flight_.end() || at->second != context) return;  // cancelled, or answered
+      in_flight_.erase(at);
     }
     if (context->cancelled()) return;  // cancelled: no answer
-    if (error) {
-      AnswerError(id, error->code(), error->what());
-    } else {
-      Answer(id, result);
+    answer(error ? AnswerError(id, error->code(), error->what()) : Answer(id, *result));
+  };
+  auto run = [handler = it->second.handler, context, finish] {
+    try {
+      handler(context, [finish](Json result) { finish(&result, nullptr); });
+    } catch (const RpcError& e) {
+      finish(nullptr, &e);
+    } catch (const std::exception& e) {
+      RpcError error(RpcError::kInternalError, std::string("Internal error: ") + e.what());
+      finish(nullptr, &error);
     }
   };
   if (it->second.concurrent) {
@@ -167,6 +180,7 @@ void JsonRpcPeer::Dispatch(const Json& m) {
   } else {
     run();
   }
+  return !context->cancelled();
 }
 
 void JsonRpcPeer::CancelRequest(const Json& id) {
@@ -176,16 +190,18 @@ void JsonRpcPeer::CancelRequest(const Json& id) {
     auto it = in_flight_.find(id.dump());
     if (it == in_flight_.end()) return;
     context = it->second;
+    // Its answer is never sent, and its id may be used again at once.
+    in_flight_.erase(it);
   }
   context->Cancel();
 }
 
-void JsonRpcPeer::Answer(const Json& id, const Json& result) {
-  Write({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}});
+Json JsonRpcPeer::Answer(const Json& id, const Json& result) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
 }
 
-void JsonRpcPeer::AnswerError(const Json& id, int code, const std::string& message) {
-  Write({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
+Json JsonRpcPeer::AnswerError(const Json& id, int code, const std::string& message) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}};
 }
 
 void JsonRpcPeer::Write(const Json& message) {

@@ -7,9 +7,10 @@
 // - an unknown method with an id: -32601 (before or after initialize), so
 //   clients probing with e.g. server/discover fall back;
 // - notifications are never answered;
-// - requests registered as concurrent run on their own thread, so a long
-//   wait never delays a ping; `notifications/cancelled` cancels one and its
-//   answer is never sent;
+// - a handler answers now (returns) or later (an async handler calls its
+//   Respond once, from any thread); requests registered as concurrent run on
+//   their own thread, so a long wait never delays a ping;
+//   `notifications/cancelled` cancels one and its answer is never sent;
 // - at end of input (Drain) every request still in flight is cancelled.
 #pragma once
 
@@ -68,34 +69,48 @@ class RequestContext {
 class JsonRpcPeer {
  public:
   using Handler = std::function<Json(RequestContext&)>;
+  /// Answers a request with its result; once, from any thread.
+  using Respond = std::function<void(Json result)>;
+  /// A handler that answers later. Throwing RpcError answers with that error.
+  using AsyncHandler = std::function<void(const std::shared_ptr<RequestContext>&, Respond)>;
   using NotificationHandler = std::function<void(const Json& params)>;
+  /// Where one incoming message's answer goes (a JSON-RPC response or error).
+  using AnswerSink = std::function<void(const Json& answer)>;
 
   JsonRpcPeer();
   ~JsonRpcPeer();
 
   /// Registers a method. `concurrent`: served on its own thread.
   void On(const std::string& method, Handler handler, bool concurrent = false);
+  void OnAsync(const std::string& method, AsyncHandler handler, bool concurrent = false);
   void OnNotification(const std::string& method, NotificationHandler handler);
 
   /// Where outgoing messages go (one JSON text each; any thread, serialized
   /// by the dispatcher). Set before the first HandleText.
   void SetSink(std::function<void(const std::string& text)> sink);
-  /// Handles one incoming message's text (a request, notification or batch).
+  /// Handles one incoming message's text (a request, notification or batch);
+  /// answers go to the sink.
   void HandleText(const std::string& text);
+  /// Handles one parsed message, for a transport that answers each message
+  /// on its own channel (an HTTP response): `answer` runs at most once, with
+  /// this message's answer. False when none will come (a notification, a
+  /// response, or a request cancelled before its answer).
+  bool Dispatch(const Json& message, AnswerSink answer);
+  /// True when `message` is a request (it has a method and an id).
+  static bool IsRequest(const Json& message);
   /// The input ended: requests in flight get `grace` to finish, the rest are
   /// cancelled (their answers are never sent), and every worker is joined.
   void Drain(std::chrono::milliseconds grace);
 
  private:
-  void Dispatch(const Json& message);
-  void Answer(const Json& id, const Json& result);
-  void AnswerError(const Json& id, int code, const std::string& message);
+  static Json Answer(const Json& id, const Json& result);
+  static Json AnswerError(const Json& id, int code, const std::string& message);
   void Write(const Json& message);
   void CancelRequest(const Json& id);
   void Reap(bool all);
 
   struct Method {
-    Handler handler;
+    AsyncHandler handler;
     bool concurrent;
   };
   std::map<std::string, Method> methods_;

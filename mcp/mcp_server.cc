@@ -1,7 +1,5 @@
 #include "mcp/mcp_server.h"
 
-#include "mcp/stdio_transport.h"
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
@@ -13,7 +11,23 @@ const std::vector<std::string>& SupportedProtocolVersions() {
   return kVersions;
 }
 
-McpServer::McpServer(ToolSet& tools, std::string name, std::string version) : tools_(tools) {
+namespace {
+
+/// A tools/call result: the text, and the structured value also as text for
+/// clients that ignore structuredContent.
+Json ToolResultJson(const ToolResult& r) {
+  Json result = {{"content", Json::array({{{"type", "text"}, {"text", r.text}}})}, {"isError", r.is_error}};
+  if (!r.is_error && !r.structured.is_null()) {
+    result["content"].push_back({{"type", "text"}, {"text", r.structured.dump()}});
+    result["structuredContent"] = r.structured;
+  }
+  return result;
+}
+
+}  // namespace
+
+McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool tools_on_threads)
+    : tools_(tools) {
   rpc_.On("initialize", [this, name, version](RequestContext& ctx) {
     const auto& versions = SupportedProtocolVersions();
     std::string asked = ctx.params().is_object() ? ctx.params().value("protocolVersion", "") : "";
@@ -27,10 +41,10 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version) : to
   });
   rpc_.On("ping", [](RequestContext&) { return Json::object(); });
   rpc_.On("tools/list", [this](RequestContext&) { return Json{{"tools", tools_.Definitions()}}; });
-  rpc_.On(
+  rpc_.OnAsync(
       "tools/call",
-      [this](RequestContext& ctx) {
-        const Json& p = ctx.params();
+      [this](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
+        const Json& p = ctx->params();
         if (!p.is_object() || !p.contains("name") || !p["name"].is_string()) {
           throw RpcError(RpcError::kInvalidParams, "Invalid params: tools/call needs a tool name.");
         }
@@ -39,26 +53,16 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version) : to
                                  [&](const Json& t) { return t.value("name", "") == tool; });
         if (!known) throw RpcError(RpcError::kInvalidParams, "Unknown tool: " + tool);
         Json arguments = p.contains("arguments") && !p["arguments"].is_null() ? p["arguments"] : Json::object();
-        ToolResult r;
+        ToolDone done = [respond = std::move(respond)](ToolResult r) { respond(ToolResultJson(r)); };
         if (!arguments.is_object()) {
-          r = ToolResult::Error("The arguments must be an object.");
+          done(ToolResult::Error("The arguments must be an object."));
         } else {
-          r = tools_.Call(tool, arguments, ctx);
+          tools_.Call(tool, arguments, ctx, std::move(done));
         }
-        Json content = Json::array({{{"type", "text"}, {"text", r.text}}});
-        Json result = {{"content", content}, {"isError", r.is_error}};
-        if (!r.is_error && !r.structured.is_null()) {
-          // The same JSON as text too, for clients that ignore structuredContent.
-          result["content"].push_back({{"type", "text"}, {"text", r.structured.dump()}});
-          result["structuredContent"] = r.structured;
-        }
-        return result;
       },
-      /*concurrent=*/true);
+      /*concurrent=*/tools_on_threads);
   // Lifecycle notifications need nothing from us.
   rpc_.OnNotification("notifications/initialized", [](const Json&) {});
 }
-
-void McpServer::Serve(std::istream& in, std::ostream& out) { ServeStdio(rpc_, in, out); }
 
 }  // namespace meshwire::mcp

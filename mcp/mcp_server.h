@@ -3,7 +3,8 @@
 // ToolSet's business; this layer only speaks the protocol.
 #pragma once
 
-#include <iosfwd>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,14 +22,20 @@ struct ToolResult {
   static ToolResult Error(std::string sentence) { return ToolResult{nullptr, std::move(sentence), true}; }
 };
 
+/// Receives a tool's result: once, from any thread.
+using ToolDone = std::function<void(ToolResult)>;
+
 class ToolSet {
  public:
   virtual ~ToolSet() = default;
   /// The tools/list entries: name, title, description, inputSchema, outputSchema, annotations.
   virtual const Json& Definitions() const = 0;
-  /// Runs a known tool (the server answers -32602 for an unknown one).
-  /// Never throws for bad arguments or relay errors: returns ToolResult::Error.
-  virtual ToolResult Call(const std::string& name, const Json& arguments, RequestContext& context) = 0;
+  /// Runs a known tool (the server answers -32602 for an unknown one) and
+  /// passes its result to `done`, now or later. Never throws for bad
+  /// arguments or relay errors: passes ToolResult::Error. A cancelled call
+  /// may never call `done`.
+  virtual void Call(const std::string& name, const Json& arguments,
+                    const std::shared_ptr<RequestContext>& context, ToolDone done) = 0;
   /// The `instructions` of the initialize result.
   virtual std::string Instructions() const = 0;
 };
@@ -38,10 +45,12 @@ const std::vector<std::string>& SupportedProtocolVersions();
 
 class McpServer {
  public:
-  McpServer(ToolSet& tools, std::string name, std::string version);
-  /// Serves MCP's stdio transport until end of input.
-  void Serve(std::istream& in, std::ostream& out);
-  /// The dispatcher with the MCP methods registered, for another transport.
+  /// `tools_on_threads`: each tools/call runs on its own thread (for tools
+  /// that block, as `meshwire mcp`'s do); else on the caller's, and a tool
+  /// that waits must answer later through its ToolDone.
+  McpServer(ToolSet& tools, std::string name, std::string version, bool tools_on_threads = true);
+  /// The dispatcher with the MCP methods registered, for a transport
+  /// (stdio_transport.h, or the relay's HTTP endpoint).
   JsonRpcPeer& rpc() { return rpc_; }
 
  private:

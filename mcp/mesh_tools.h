@@ -39,7 +39,8 @@ class MeshTools final : public ToolSet {
   void Start();
 
   const Json& Definitions() const override;
-  ToolResult Call(const std::string& name, const Json& arguments, RequestContext& context) override;
+  void Call(const std::string& name, const Json& arguments, const std::shared_ptr<RequestContext>& context,
+            ToolDone done) override;
   std::string Instructions() const override;
 
   /// Why no tool can work as configured (no token, no mesh), as a sentence
@@ -47,6 +48,7 @@ class MeshTools final : public ToolSet {
   std::string SetupProblem() const;
 
  private:
+  ToolResult Run(const std::string& name, const Json& arguments, RequestContext& context);
   ToolResult Send(const Json& args);
   ToolResult GetMessages(const Json& args, RequestContext& context);
   ToolResult ListAgents();

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "mcp/mcp_server.h"
+#include "mcp/stdio_transport.h"
 #include "schemas/mcp_schemas.h"
 
 namespace meshwire::mcp {
@@ -23,7 +24,11 @@ class FakeTools final : public ToolSet {
          {{"name", "fail"}, {"inputSchema", {{"type", "object"}}}}});
     return defs;
   }
-  ToolResult Call(const std::string& name, const Json& args, RequestContext& ctx) override {
+  void Call(const std::string& name, const Json& args, const std::shared_ptr<RequestContext>& context,
+            ToolDone done) override {
+    done(Run(name, args, *context));
+  }
+  ToolResult Run(const std::string& name, const Json& args, RequestContext& ctx) {
     if (name == "fail") return ToolResult::Error("It failed; do X.");
     if (name == "wait") {
       ctx.OnCancel([this] {  // may run at once, so not under mu_
@@ -51,7 +56,7 @@ std::vector<Json> Exchange(const std::vector<std::string>& lines) {
   McpServer server(tools, "meshwire", "9.9.9");
   std::stringstream in, out;
   for (const auto& l : lines) in << l << "\n";
-  server.Serve(in, out);
+  ServeStdio(server.rpc(), in, out);
   std::vector<Json> answers;
   std::string line;
   while (std::getline(out, line)) {
