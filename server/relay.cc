@@ -7,6 +7,7 @@
 #include "server/core/waiters.h"
 #include "server/http/api_routes.h"
 #include "server/http/event_routes.h"
+#include "server/http/mcp_endpoint.h"
 #include "server/http/runtime.h"
 #include "server/storage/store_factory.h"
 
@@ -91,6 +92,7 @@ Relay::~Relay() {
   // (the waiters, the event hub, the service's cache) before they go.
   bus_.reset();
   events_.reset();
+  mcp_.reset();
 }
 
 int Relay::Bind() {
@@ -110,6 +112,11 @@ int Relay::Bind() {
   AddApiRoutes(router_, *service_, api);
   AddAuthRoutes(router_, *store_, *clock_, options_.auth, public_url_);
   events_->AddRoutes(router_);
+  McpEndpointOptions mo;
+  mo.public_url = public_url_;
+  mo.keepalive_ms = options_.events_keepalive_ms;
+  mcp_ = std::make_unique<McpEndpoint>(*service_, *clock_, mo);
+  mcp_->AddRoutes(router_);
   return port_;
 }
 
@@ -138,6 +145,7 @@ void Relay::Stop() {
   cv_.notify_all();
   waiters_->Shutdown();  // parked polls answer what they have
   events_->CloseAll();
+  if (mcp_) mcp_->CloseAll();
   runtime_->Stop();
 }
 

@@ -30,6 +30,7 @@ class Waiters;
 class WakeBus;
 class HttpRuntime;
 class EventHub;
+class McpEndpoint;
 
 struct RelayOptions {
   std::string host = "127.0.0.1";
@@ -84,6 +85,8 @@ class Relay {
   Waiters& waiters() { return *waiters_; }
   Store& store() { return *store_; }
   EventHub& events() { return *events_; }
+  /// The MCP endpoint; after Bind.
+  McpEndpoint& mcp() { return *mcp_; }
   HttpRuntime& runtime() { return *runtime_; }
 
  private:
@@ -99,6 +102,7 @@ class Relay {
   std::unique_ptr<Waiters> waiters_;
   std::unique_ptr<MeshService> service_;
   std::unique_ptr<EventHub> events_;
+  std::unique_ptr<McpEndpoint> mcp_;  // made in Bind (it needs the public URL)
   int port_ = 0;
   std::string public_url_;
   std::thread serve_thread_;

@@ -1,0 +1,365 @@
+#include "server/http/mcp_endpoint.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "mcp/mcp_server.h"
+#include "schemas/ids.h"
+#include "server/http/router.h"
+#include "server/mcp/service_tools.h"
+
+namespace meshwire {
+
+struct McpEndpoint::Session {
+  std::string id;
+  std::string token_id;
+  std::string mesh_id;
+  std::shared_ptr<ServiceTools> tools;
+  std::unique_ptr<mcp::McpServer> server;
+  std::mutex mu;
+  Millis last_used = 0;                  // guarded by mu
+  std::shared_ptr<EventStream> stream;   // guarded by mu: the GET stream, if open
+};
+
+namespace {
+
+constexpr const char* kSessionHeader = "Mcp-Session-Id";
+
+/// A transport-level refusal: the HTTP status, with a JSON-RPC error body
+/// (what MCP clients read) carrying the contract's error code.
+HttpResponse Refuse(int status, const std::string& message, const std::string& code = "",
+                    const nlohmann::json& id = nullptr) {
+  nlohmann::json error = {{"code", -32000}, {"message", message}};
+  if (!code.empty()) error["data"] = {{"code", code}};
+  return HttpResponse::Json(status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}.dump());
+}
+
+HttpResponse RefuseError(const Error& e) {
+  HttpResponse r = Refuse(e.status(), e.what(), e.code());
+  if (e.retry_after() > 0) r.Header("Retry-After", std::to_string(e.retry_after()));
+  return r;
+}
+
+/// "host" of "scheme://host:port/...", lower-cased, without brackets.
+std::string HostOf(std::string_view authority_or_url) {
+  std::string_view s = authority_or_url;
+  if (auto scheme = s.find("://"); scheme != std::string_view::npos) s.remove_prefix(scheme + 3);
+  s = s.substr(0, s.find('/'));
+  std::string host;
+  if (!s.empty() && s.front() == '[') {
+    host = std::string(s.substr(1, s.find(']') - 1));
+  } else {
+    host = std::string(s.substr(0, s.find(':')));
+  }
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  return host;
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+/// "scheme://authority" of a URL, lower-cased.
+std::string OriginOf(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return "";
+  auto end = url.find('/', scheme + 3);
+  std::string origin(url.substr(0, end));
+  std::transform(origin.begin(), origin.end(), origin.begin(), [](unsigned char c) { return std::tolower(c); });
+  return origin;
+}
+
+bool Accepts(const HttpRequest& req, std::string_view type) {
+  const std::string* accept = req.Header("Accept");
+  if (!accept || accept->empty()) return true;
+  return accept->find(type) != std::string::npos || accept->find("*/*") != std::string::npos;
+}
+
+}  // namespace
+
+McpEndpoint::McpEndpoint(MeshService& service, const Clock& clock, McpEndpointOptions options)
+    : service_(service), clock_(clock), options_(std::move(options)) {
+  origin_ = OriginOf(options_.public_url);
+  loopback_ = IsLoopbackHost(HostOf(options_.public_url));
+  housekeeping_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.keepalive_ms), [&] { return stopping_; });
+      if (stopping_) break;
+      lock.unlock();
+      Housekeeping();
+      lock.lock();
+    }
+  });
+}
+
+McpEndpoint::~McpEndpoint() {
+  CloseAll();
+  housekeeping_.join();
+}
+
+void McpEndpoint::AddRoutes(Router& router) {
+  router.Add("POST", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Post(ex); });
+  router.Add("GET", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Get(ex); });
+  router.Add("DELETE", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Delete(ex); });
+  router.Add("GET", "/.well-known/oauth-protected-resource/mesh/{mesh}/mcp",
+             [this](const ExchangePtr& ex) { ProtectedResourceMetadata(ex); });
+}
+
+Caller McpEndpoint::Admit(const HttpRequest& req) {
+  // A web page must not drive an agent: browsers send Origin, and a page
+  // that rebinds its DNS name to this relay still sends its own Host.
+  if (const std::string* origin = req.Header("Origin")) {
+    std::string o = OriginOf(*origin);
+    bool ok = o == origin_ || (loopback_ && IsLoopbackHost(HostOf(o)));
+    if (!ok) throw Error::Forbidden("Origin " + *origin + " may not use this relay's MCP endpoint.");
+  }
+  if (loopback_) {
+    const std::string* host = req.Header("Host");
+    if (host && !IsLoopbackHost(HostOf(*host))) {
+      throw Error::Forbidden("Host " + *host + " is not this relay (it serves loopback only).");
+    }
+  }
+  return service_.Authenticate(req.HeaderOr("Authorization"));
+}
+
+void McpEndpoint::ProtectedResourceMetadata(const ExchangePtr& ex) {
+  const std::string mesh = ex->request().params[0];
+  nlohmann::json doc = {{"resource", options_.public_url + "/mesh/" + mesh + "/mcp"},
+                        {"bearer_methods_supported", {"header"}},
+                        {"resource_name", "meshwire mesh " + mesh},
+                        {"resource_documentation", options_.public_url + "/mesh/" + mesh + "/integrate"}};
+  ex->Respond(HttpResponse::Json(200, doc.dump()));
+}
+
+McpEndpoint::SessionPtr McpEndpoint::Find(const HttpRequest& req, const Caller& caller) {
+  const std::string* id = req.Header(kSessionHeader);
+  if (!id) throw Error::BadRequest("invalid_field", "Mcp-Session-Id is missing: send initialize first.");
+  SessionPtr session;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(*id);
+    if (it != sessions_.end()) session = it->second;
+  }
+  // Another token's session is as unknown as an ended one.
+  if (!session || session->token_id != caller.token.id || session->mesh_id != req.params[0]) {
+    throw Error::NotFound("session_not_found", "This MCP session ended or is unknown; initialize again.");
+  }
+  std::lock_guard lock(session->mu);
+  session->last_used = clock_.Now();
+  return session;
+}
+
+McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::string& mesh_id,
+                                          const HttpRequest& req) {
+  const std::string* agent = req.Query("agent");
+  std::string name = agent ? *agent : caller.token.name;
+  if (!IsValidName(name)) {
+    throw Error::InvalidField("The agent name (?agent=NAME, else the token's name \"" + caller.token.name +
+                              "\") must be 1-64 of A-Z a-z 0-9 . _ -.");
+  }
+  auto session = std::make_shared<Session>();
+  session->id = RandomBase62(32);
+  session->token_id = caller.token.id;
+  session->mesh_id = mesh_id;
+  session->last_used = clock_.Now();
+  session->tools = std::make_shared<ServiceTools>(service_, caller, mesh_id, name, options_.public_url);
+  session->server = std::make_unique<mcp::McpServer>(*session->tools, "meshwire", service_.options().version,
+                                                     /*tools_on_threads=*/false);
+  // A waiting tool call keeps its session (tools, dispatcher) alive until it answers.
+  session->tools->SetKeepAlive([weak = std::weak_ptr<Session>(session)] { return weak.lock(); });
+  std::vector<SessionPtr> evicted;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw Error::Unavailable("The relay is shutting down; reconnect in a moment.");
+    std::vector<SessionPtr> mine;
+    for (auto& [id, s] : sessions_) {
+      if (s->token_id == caller.token.id) mine.push_back(s);
+    }
+    if (mine.size() >= options_.max_sessions_per_token) {
+      auto last_used = [](const SessionPtr& s) {
+        std::lock_guard l(s->mu);
+        return s->last_used;
+      };
+      std::sort(mine.begin(), mine.end(),
+                [&](const SessionPtr& a, const SessionPtr& b) { return last_used(a) < last_used(b); });
+      for (std::size_t i = 0; i + options_.max_sessions_per_token <= mine.size(); ++i) {
+        sessions_.erase(mine[i]->id);
+        evicted.push_back(mine[i]);
+      }
+    }
+    sessions_[session->id] = session;
+  }
+  for (const SessionPtr& s : evicted) End(s);
+  return session;
+}
+
+void McpEndpoint::End(const SessionPtr& session) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session->id);
+    if (it != sessions_.end() && it->second == session) sessions_.erase(it);
+  }
+  std::shared_ptr<EventStream> stream;
+  {
+    std::lock_guard lock(session->mu);
+    stream.swap(session->stream);
+  }
+  if (stream) stream->Close();
+  // Calls still waiting end now; their answers are never sent.
+  session->server->rpc().Drain(std::chrono::milliseconds(0));
+}
+
+void McpEndpoint::Guard(const ExchangePtr& ex, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    HttpResponse r = RefuseError(e);
+    if (e.status() == 401) {
+      r.Header("WWW-Authenticate", "Bearer resource_metadata=\"" + options_.public_url +
+                                       "/.well-known/oauth-protected-resource/mesh/" +
+                                       ex->request().params[0] + "/mcp\"");
+    }
+    ex->Respond(std::move(r));
+  } catch (const std::exception& e) {
+    spdlog::error("MCP endpoint: {}", e.what());
+    ex->Respond(Refuse(500, "The relay failed to handle this request."));
+  }
+}
+
+void McpEndpoint::Post(const ExchangePtr& ex) {
+  Guard(ex, [&] {
+    const HttpRequest& req = ex->request();
+    Caller caller = Admit(req);
+    const std::string mesh_id = req.params[0];
+    service_.CheckAccess(caller, mesh_id);
+    if (req.HeaderOr("Content-Type").find("application/json") == std::string::npos) {
+      return ex->Respond(Refuse(415, "Content-Type must be application/json."));
+    }
+    if (!Accepts(req, "application/json")) {
+      return ex->Respond(Refuse(406, "Accept must include application/json and text/event-stream."));
+    }
+    nlohmann::json message = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (message.is_discarded()) {
+      HttpResponse r = Refuse(400, "Parse error: the body is not JSON.");
+      r.body = nlohmann::json{{"jsonrpc", "2.0"}, {"id", nullptr},
+                              {"error", {{"code", -32700}, {"message", "Parse error: the body is not JSON."}}}}
+                   .dump();
+      return ex->Respond(std::move(r));
+    }
+    if (!message.is_object()) {
+      return ex->Respond(Refuse(400, "One JSON-RPC message per request: batches are not supported."));
+    }
+    if (const std::string* version = req.Header("MCP-Protocol-Version")) {
+      const auto& known = mcp::SupportedProtocolVersions();
+      if (std::find(known.begin(), known.end(), *version) == known.end()) {
+        return ex->Respond(Refuse(400, "Unsupported MCP-Protocol-Version " + *version + "."));
+      }
+    }
+    SessionPtr session;
+    HeaderList extra;
+    if (message.value("method", "") == "initialize" && message.contains("id")) {
+      session = Open(caller, mesh_id, req);
+      extra.emplace_back(kSessionHeader, session->id);
+    } else {
+      session = Find(req, caller);
+    }
+    if (!mcp::JsonRpcPeer::IsRequest(message)) {
+      session->server->rpc().Dispatch(message, [](const nlohmann::json&) {});
+      return ex->Respond(HttpResponse::Empty(202));
+    }
+    // The answer may come later (a waiting get_messages); a client that
+    // hangs up first cancels the call, as notifications/cancelled would.
+    const nlohmann::json id = message["id"];
+    bool pending = session->server->rpc().Dispatch(message, [ex, extra](const nlohmann::json& answer) {
+      HttpResponse r = HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      for (const auto& [k, v] : extra) r.Header(k, v);
+      ex->Respond(std::move(r));
+    });
+    if (pending) {
+      ex->OnHangUp([weak = std::weak_ptr<Session>(session), id] {
+        if (auto s = weak.lock()) {
+          s->server->rpc().Dispatch(
+              {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
+              [](const nlohmann::json&) {});
+        }
+      });
+    }
+  });
+}
+
+void McpEndpoint::Get(const ExchangePtr& ex) {
+  Guard(ex, [&] {
+    const HttpRequest& req = ex->request();
+    Caller caller = Admit(req);
+    service_.CheckAccess(caller, req.params[0]);
+    if (!Accepts(req, "text/event-stream")) {
+      return ex->Respond(Refuse(406, "Accept must include text/event-stream."));
+    }
+    SessionPtr session = Find(req, caller);
+    auto stream = ex->OpenStream(HttpResponse::Empty(200)
+                                     .Header("Content-Type", "text/event-stream")
+                                     .Header("Cache-Control", "no-cache")
+                                     .Header("X-Accel-Buffering", "no")
+                                     .Header(kSessionHeader, session->id));
+    if (!stream) return;
+    stream->Send(": meshwire session " + session->id + "\n\n");
+    std::shared_ptr<EventStream> previous;
+    {
+      std::lock_guard lock(session->mu);
+      previous = std::exchange(session->stream, stream);
+    }
+    if (previous) previous->Close();  // one stream per session: the newest wins
+  });
+}
+
+void McpEndpoint::Delete(const ExchangePtr& ex) {
+  Guard(ex, [&] {
+    const HttpRequest& req = ex->request();
+    Caller caller = Admit(req);
+    End(Find(req, caller));
+    ex->Respond(HttpResponse::Empty(204));
+  });
+}
+
+void McpEndpoint::Housekeeping() {
+  const Millis now = clock_.Now();
+  std::vector<SessionPtr> idle, all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  for (const SessionPtr& s : all) {
+    std::lock_guard lock(s->mu);
+    if (now - s->last_used > options_.idle_timeout_ms) {
+      idle.push_back(s);
+    } else if (s->stream) {
+      if (!s->stream->Open()) {
+        s->stream.reset();
+      } else {
+        s->stream->Send(": keep-alive\n\n");
+      }
+    }
+  }
+  for (const SessionPtr& s : idle) End(s);
+}
+
+std::size_t McpEndpoint::SessionCount() {
+  std::lock_guard lock(mu_);
+  return sessions_.size();
+}
+
+void McpEndpoint::CloseAll() {
+  std::vector<SessionPtr> all;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  cv_.notify_all();
+  for (const SessionPtr& s : all) End(s);
+}
+
+}  // namespace meshwire

@@ -1,0 +1,90 @@
+// POST/GET/DELETE /mesh/{mesh}/mcp: the five meshwire tools served by the
+// relay over MCP's Streamable HTTP transport (protocol 2024-11-05 to
+// 2025-11-25), so a client connects with a URL and a token, installing
+// nothing (docs/API.md, "MCP over HTTP on the relay").
+//
+// - POST carries one JSON-RPC message. `initialize` opens a session (an
+//   Mcp-Session-Id) for one agent: ?agent=NAME, else the token's name,
+//   registered like any agent (same name, same agent). Requests are answered
+//   as application/json; notifications and responses get 202.
+// - GET opens the session's stream of server messages (Server-Sent Events,
+//   with keep-alive comments); DELETE ends the session.
+// - Every request authenticates (Authorization: Bearer mw_...) and must be
+//   the session's token; a 401 carries WWW-Authenticate with the Protected
+//   Resource Metadata document's URL (RFC 9728), served here too.
+// - DNS-rebinding defence: a browser Origin other than the relay's own, or a
+//   non-loopback Host on a relay served on loopback, is refused (403).
+// - Sessions live in this node's memory; an idle one ends after
+//   `idle_timeout_ms`, and a token keeps at most `max_sessions_per_token`
+//   (the least recently used goes first).
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "server/core/mesh_service.h"
+#include "server/http/http_types.h"
+
+namespace meshwire {
+
+class Router;
+
+struct McpEndpointOptions {
+  std::string public_url;                  // the relay as clients reach it
+  Millis idle_timeout_ms = 30LL * 60 * 1000;
+  std::size_t max_sessions_per_token = 32;
+  Millis keepalive_ms = 15000;             // GET streams' comment lines
+};
+
+class McpEndpoint {
+ public:
+  /// `clock` times idle sessions (tests inject one).
+  McpEndpoint(MeshService& service, const Clock& clock, McpEndpointOptions options);
+  ~McpEndpoint();
+
+  void AddRoutes(Router& router);
+  /// Ends every session and stream (relay shutdown).
+  void CloseAll();
+  /// Ends the sessions idle past the timeout; sends streams a keep-alive.
+  /// Runs every keepalive period on its own thread; tests call it.
+  void Housekeeping();
+  std::size_t SessionCount();
+
+ private:
+  struct Session;
+  using SessionPtr = std::shared_ptr<Session>;
+
+  /// Runs `body`, answering a meshwire::Error as a refusal (a 401 with
+  /// WWW-Authenticate) and anything else as a logged 500.
+  void Guard(const ExchangePtr& exchange, const std::function<void()>& body);
+  void Post(const ExchangePtr& exchange);
+  void Get(const ExchangePtr& exchange);
+  void Delete(const ExchangePtr& exchange);
+  void ProtectedResourceMetadata(const ExchangePtr& exchange);
+
+  /// Origin and Host checks, then the caller; throws meshwire::Error.
+  Caller Admit(const HttpRequest& request);
+  /// The request's session, checked against the caller and the mesh.
+  SessionPtr Find(const HttpRequest& request, const Caller& caller);
+  SessionPtr Open(const Caller& caller, const std::string& mesh_id, const HttpRequest& request);
+  void End(const SessionPtr& session);
+
+  MeshService& service_;
+  const Clock& clock_;
+  const McpEndpointOptions options_;
+  std::string origin_;  // scheme://host[:port] of public_url
+  bool loopback_ = false;  // public_url's host is a loopback name
+
+  std::mutex mu_;
+  std::unordered_map<std::string, SessionPtr> sessions_;  // by id; guarded by mu_
+  bool stopping_ = false;                                 // guarded by mu_
+  std::condition_variable cv_;
+  std::thread housekeeping_;
+};
+
+}  // namespace meshwire

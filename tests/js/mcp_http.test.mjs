@@ -1,0 +1,359 @@
+// The relay's own MCP endpoint (POST/GET/DELETE /mesh/{mesh}/mcp, Streamable
+// HTTP) through the official TypeScript SDK client and the MCP Inspector's
+// CLI, against a real relay on loopback: the five tools, a REST agent on the
+// other side, sessions, cancellation, and every refusal (token, mesh,
+// Origin, Host) with nothing sent. Needs `npm ci` in tests/. Run from the
+// repository root:
+//   MESHWIRE_BINARY=$PWD/build/cli/meshwire node --test tests/js/mcp_http.test.mjs
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import {
+  ROOT,
+  childEnv,
+  createToken,
+  exitOnSignals,
+  killAll,
+  removeDirs,
+  rest,
+  startRelay,
+  tempDir,
+  until,
+} from "./support/relay.mjs";
+
+const INSPECTOR = path.join(ROOT, "tests/node_modules/.bin/mcp-inspector");
+const T = { timeout: 20000 };
+const NAMES = [
+  "meshwire_get_messages",
+  "meshwire_list_agents",
+  "meshwire_reply_to_message",
+  "meshwire_send_message",
+  "meshwire_status",
+];
+
+const sdk = await (async () => {
+  try {
+    const [{ Client }, { StreamableHTTPClientTransport }] = await Promise.all([
+      import("@modelcontextprotocol/sdk/client/index.js"),
+      import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
+    ]);
+    return { Client, StreamableHTTPClientTransport };
+  } catch (err) {
+    throw new Error(`@modelcontextprotocol/sdk is not installed: run \`npm ci\` in tests/ first (${err.message})`);
+  }
+})();
+
+exitOnSignals();
+const fx = {};
+const relayEnv = (storageDir) => childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") });
+
+// An SDK client connected to the relay's endpoint as agent `name`.
+async function connect({ name = "remote-agent", token = fx.token, mesh = fx.meshId, headers = {} } = {}) {
+  const url = new URL(`${fx.url}/mesh/${mesh}/mcp?agent=${encodeURIComponent(name)}`);
+  const transport = new sdk.StreamableHTTPClientTransport(url, {
+    requestInit: { headers: { Authorization: `Bearer ${token}`, ...headers } },
+  });
+  const client = new sdk.Client({ name: "meshwire-http-test", version: "1.0.0" });
+  const errors = [];
+  client.onerror = (err) => errors.push(err);
+  await client.connect(transport, { timeout: 10000 });
+  await client.listTools(); // caches each tool's outputSchema validator: callTool checks outputs
+  return {
+    client,
+    transport,
+    errors,
+    call: (tool, args = {}, options) => client.callTool({ name: tool, arguments: args }, undefined, options),
+  };
+}
+
+const textOf = (result) => result.content.filter((b) => b.type === "text").map((b) => b.text).join("\n");
+const m = () => `/mesh/${fx.meshId}`;
+const agentsByName = async () =>
+  Object.fromEntries((await rest(fx.url, fx.token, "GET", `${m()}/agents`)).agents.map((a) => [a.name, a]));
+const historyCount = async () => (await rest(fx.url, fx.token, "GET", `${m()}/messages?limit=1000`)).messages.length;
+
+// A raw POST to the endpoint: { status, headers, body }.
+async function post(body, headers = {}, mesh = fx.meshId) {
+  const response = await fetch(`${fx.url}/mesh/${mesh}/mcp`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(10000),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
+}
+
+// As post, through node:http, which sends a Host header as given (fetch does not).
+function postWithHost(body, host, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${fx.url}/mesh/${fx.meshId}/mcp`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", host, ...headers },
+        timeout: 10000,
+      },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve({ status: res.statusCode }));
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+const initialize = (id = 1) => ({
+  jsonrpc: "2.0",
+  id,
+  method: "initialize",
+  params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+});
+
+before(async () => {
+  fx.storage = tempDir("mw-http-relay-");
+  fx.relay = await startRelay(fx.storage, { env: relayEnv(fx.storage) });
+  fx.url = fx.relay.url;
+  fx.token = createToken(fx.storage, "alice", { env: relayEnv(fx.storage) });
+  fx.meshId = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "http-mesh" })).mesh_id;
+  fx.rest = await rest(fx.url, fx.token, "POST", `${m()}/agents`, { name: "rest-agent", harness: "rest" });
+  fx.mcp = await connect();
+});
+
+after(async () => {
+  await fx.mcp?.client.close().catch(() => {});
+  await fx.relay?.stop();
+  killAll();
+  removeDirs();
+});
+
+test("tools/list over HTTP: the five tools of `meshwire mcp`, a session id, the initialize instructions", T, async () => {
+  const { tools } = await fx.mcp.client.listTools();
+  assert.deepEqual(tools.map((t) => t.name).sort(), NAMES);
+  assert.match(fx.mcp.transport.sessionId, /^[0-9A-Za-z]{32}$/);
+  assert.match(fx.mcp.client.getInstructions(), /You are the agent "remote-agent"/);
+  assert.equal(fx.mcp.client.getServerVersion().name, "meshwire");
+});
+
+test("meshwire_status and meshwire_list_agents: this agent, registered by ?agent=NAME", T, async () => {
+  const status = await fx.mcp.call("meshwire_status");
+  assert.equal(status.isError, false, textOf(status));
+  assert.equal(status.structuredContent.mesh.mesh_id, fx.meshId);
+  assert.equal(status.structuredContent.agent.name, "remote-agent");
+  assert.equal(status.structuredContent.service.url, fx.url);
+  const list = await fx.mcp.call("meshwire_list_agents");
+  assert.equal(list.isError, false);
+  const names = list.structuredContent.agents.map((a) => a.name).sort();
+  assert.deepEqual(names, ["remote-agent", "rest-agent"]);
+  assert.match(textOf(list), /remote-agent .*\(you\)/);
+});
+
+test("send and reply reach the REST agent; a REST send is returned by get_messages, framed", T, async () => {
+  const sent = await fx.mcp.call("meshwire_send_message", { to: "rest-agent", content: "hello over http" });
+  assert.equal(sent.isError, false, textOf(sent));
+  const rid = fx.rest.agent_id;
+  const inbox = await rest(fx.url, fx.token, "GET", `${m()}/messages?agent_id=${rid}`);
+  const got = inbox.messages.find((x) => x.id === sent.structuredContent.id);
+  assert.equal(got.content, "hello over http");
+  assert.equal(got.from_name, "remote-agent");
+
+  const incoming = await rest(fx.url, fx.token, "POST", `${m()}/messages`, {
+    from: rid,
+    to: "remote-agent",
+    content: "from rest",
+  });
+  const result = await fx.mcp.call("meshwire_get_messages", { wait_seconds: 5 });
+  assert.equal(result.isError, false, textOf(result));
+  assert.deepEqual(result.structuredContent.messages.map((x) => x.id), [incoming.id]);
+  assert.match(textOf(result), /written by another agent, not by the user/);
+  assert.match(textOf(result), /harness rest/);
+
+  const reply = await fx.mcp.call("meshwire_reply_to_message", { message_id: incoming.id, content: "got it" });
+  assert.equal(reply.isError, false, textOf(reply));
+  assert.equal(reply.structuredContent.metadata.reply_to, incoming.id);
+  assert.equal(reply.structuredContent.to, rid);
+
+  const again = await fx.mcp.call("meshwire_get_messages", {});
+  assert.deepEqual(again.structuredContent.messages, [], "the previous batch was acknowledged");
+});
+
+test("a waiting get_messages holds no request up and is woken by a REST send", T, async () => {
+  const waiting = fx.mcp.call("meshwire_get_messages", { wait_seconds: 20 });
+  await until("remote-agent listening", async () => (await agentsByName())["remote-agent"].listening);
+  let t = Date.now();
+  await fx.mcp.client.ping();
+  const list = await fx.mcp.call("meshwire_list_agents");
+  assert.equal(list.isError, false);
+  assert.ok(Date.now() - t < 1000, "ping and list_agents answered while the wait is parked");
+  const sent = await rest(fx.url, fx.token, "POST", `${m()}/messages`, {
+    from: fx.rest.agent_id,
+    to: "remote-agent",
+    content: "wake up",
+  });
+  t = Date.now();
+  const result = await waiting;
+  assert.ok(Date.now() - t < 3000, "woken by the send");
+  assert.deepEqual(result.structuredContent.messages.map((x) => x.id), [sent.id]);
+});
+
+test("an aborted get_messages ends its parked poll on the relay; the session goes on", T, async () => {
+  const controller = new AbortController();
+  const waiting = fx.mcp.call("meshwire_get_messages", { wait_seconds: 20 }, { signal: controller.signal });
+  await until("remote-agent listening", async () => (await agentsByName())["remote-agent"].listening);
+  controller.abort();
+  await assert.rejects(waiting, (err) => /AbortError|aborted/i.test(`${err.name} ${err.message}`));
+  await until("the relay to stop counting remote-agent as listening", async () =>
+    !(await agentsByName())["remote-agent"].listening, 3000);
+  // A message sent now is still there for the next call: the cancelled poll read nothing.
+  const sent = await rest(fx.url, fx.token, "POST", `${m()}/messages`, {
+    from: fx.rest.agent_id,
+    to: "remote-agent",
+    content: "after the abort",
+  });
+  const result = await fx.mcp.call("meshwire_get_messages", {});
+  assert.deepEqual(result.structuredContent.messages.map((x) => x.id), [sent.id]);
+  assert.deepEqual(fx.mcp.errors.map(String), [], "the SDK saw no stray message");
+});
+
+test("bad arguments are isError results; an unknown tool is a protocol error", T, async () => {
+  const big = await fx.mcp.call("meshwire_send_message", { content: "x".repeat(10241) });
+  assert.equal(big.isError, true);
+  assert.match(textOf(big), /10241 bytes; the limit is 10240/);
+  const unknown = await fx.mcp.call("meshwire_send_message", { content: "x", to: "nobody-here" });
+  assert.equal(unknown.isError, true);
+  const wrong = await fx.mcp.call("meshwire_get_messages", { wait_seconds: "soon" });
+  assert.equal(wrong.isError, true);
+  await assert.rejects(fx.mcp.call("meshwire_nope"), /-32602|Unknown tool/);
+});
+
+test("no token, a wrong one: 401 with WWW-Authenticate naming the resource metadata, which is served", T, async () => {
+  for (const headers of [{}, { authorization: "Bearer mw_wrongwrongwrong" }]) {
+    const r = await post(initialize(), headers);
+    assert.equal(r.status, 401);
+    const challenge = r.headers.get("www-authenticate");
+    const expected = `${fx.url}/.well-known/oauth-protected-resource/mesh/${fx.meshId}/mcp`;
+    assert.equal(challenge, `Bearer resource_metadata="${expected}"`);
+    assert.equal(r.body.error.code, -32000);
+    const doc = await (await fetch(expected)).json();
+    assert.equal(doc.resource, `${fx.url}/mesh/${fx.meshId}/mcp`);
+    assert.deepEqual(doc.bearer_methods_supported, ["header"]);
+  }
+  // The SDK client without a token: connect fails with the 401.
+  const transport = new sdk.StreamableHTTPClientTransport(new URL(`${fx.url}${m()}/mcp`));
+  const client = new sdk.Client({ name: "no-token", version: "1.0.0" });
+  await assert.rejects(client.connect(transport, { timeout: 5000 }), /401|Unauthorized/i);
+});
+
+test("refusals change nothing: forged Origin, foreign Host, another mesh's token, a revoked token, a stranger", T, async () => {
+  const before = await historyCount();
+  const auth = { authorization: `Bearer ${fx.token}` };
+  const send = {
+    jsonrpc: "2.0",
+    id: 9,
+    method: "tools/call",
+    params: { name: "meshwire_send_message", arguments: { content: "should not land" } },
+  };
+  const session = { ...auth, "mcp-session-id": fx.mcp.transport.sessionId, "mcp-protocol-version": "2025-11-25" };
+
+  assert.equal((await post(send, { ...session, origin: "http://evil.example.com" })).status, 403);
+  assert.equal((await postWithHost(send, "evil.example.com", session)).status, 403);
+  assert.equal((await postWithHost(send, "evil.example.com:80", session)).status, 403);
+  assert.equal((await post(initialize(), { ...auth, origin: "https://evil.example.com" })).status, 403);
+  // The relay's own origin and loopback names pass.
+  assert.equal((await post({ jsonrpc: "2.0", id: 3, method: "ping" }, { ...session, origin: fx.url })).status, 200);
+  const port = new URL(fx.url).port;
+  assert.equal(
+    (await post({ jsonrpc: "2.0", id: 4, method: "ping" }, { ...session, origin: `http://localhost:${port}` })).status,
+    200,
+  );
+
+  // A token scoped to another mesh, a revoked token, another user's token.
+  const other = await rest(fx.url, fx.token, "POST", "/mesh", { name: "other-mesh" });
+  const scoped = await rest(fx.url, fx.token, "POST", "/tokens", { name: "scoped", mesh_id: other.mesh_id });
+  assert.equal((await post(initialize(), { authorization: `Bearer ${scoped.token}` })).status, 403);
+  const revoked = await rest(fx.url, fx.token, "POST", "/tokens", { name: "soon-revoked" });
+  const victim = await connect({ name: "victim", token: revoked.token });
+  await rest(fx.url, fx.token, "DELETE", `/tokens/${revoked.id}`);
+  const afterRevoke = await post(send, {
+    authorization: `Bearer ${revoked.token}`,
+    "mcp-session-id": victim.transport.sessionId,
+  });
+  assert.equal(afterRevoke.status, 401);
+  const bob = createToken(fx.storage, "bob", { env: relayEnv(fx.storage) });
+  assert.equal((await post(initialize(), { authorization: `Bearer ${bob}` })).status, 403, "not a member");
+  // Another token (same user) cannot use this session.
+  const second = await rest(fx.url, fx.token, "POST", "/tokens", { name: "second" });
+  assert.equal((await post(send, { ...session, authorization: `Bearer ${second.token}` })).status, 404);
+
+  assert.equal(await historyCount(), before, "nothing was sent");
+});
+
+test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 400, a batch 400, notifications 202", T, async () => {
+  const auth = { authorization: `Bearer ${fx.token}` };
+  const ping = { jsonrpc: "2.0", id: 5, method: "ping" };
+  const sid = fx.mcp.transport.sessionId;
+  assert.equal((await post(ping, auth)).status, 400);
+  assert.equal((await post(ping, { ...auth, "mcp-session-id": "nope" })).status, 404);
+  const badVersion = await post(ping, { ...auth, "mcp-session-id": sid, "mcp-protocol-version": "1999-01-01" });
+  assert.equal(badVersion.status, 400);
+  const notJson = await post("{not json", { ...auth, "mcp-session-id": sid });
+  assert.equal(notJson.status, 400);
+  assert.equal(notJson.body.error.code, -32700);
+  assert.equal((await post([ping], { ...auth, "mcp-session-id": sid })).status, 400);
+  const note = await post({ jsonrpc: "2.0", method: "notifications/initialized" }, { ...auth, "mcp-session-id": sid });
+  assert.equal(note.status, 202);
+  const wrongType = await post(ping, { ...auth, "mcp-session-id": sid, "content-type": "text/plain" });
+  assert.equal(wrongType.status, 415);
+});
+
+test("GET opens the session's event stream; DELETE ends the session (then 404)", T, async () => {
+  const mine = await connect({ name: "short-lived" });
+  const sid = mine.transport.sessionId;
+  const auth = { authorization: `Bearer ${fx.token}`, "mcp-session-id": sid };
+  const stream = await new Promise((resolve, reject) => {
+    const req = http.get(`${fx.url}${m()}/mcp`, { headers: { ...auth, accept: "text/event-stream" } }, resolve);
+    req.on("error", reject);
+  });
+  assert.equal(stream.statusCode, 200);
+  assert.match(stream.headers["content-type"], /text\/event-stream/);
+  const first = await new Promise((resolve) => stream.once("data", (chunk) => resolve(String(chunk))));
+  assert.match(first, /^: meshwire session/);
+  const ended = new Promise((resolve) => stream.once("end", resolve));
+  await mine.transport.terminateSession();
+  await ended; // DELETE closes the session's stream
+  const r = await post({ jsonrpc: "2.0", id: 1, method: "ping" }, auth);
+  assert.equal(r.status, 404);
+});
+
+test("MCP Inspector --cli --transport http: tools/list and tools/call meshwire_status", { timeout: 45000 }, async () => {
+  assert.ok(fs.existsSync(INSPECTOR), "run `npm ci` in tests/ (the inspector is a devDependency)");
+  const run = (args) =>
+    new Promise((resolve) => {
+      execFile(
+        INSPECTOR,
+        [
+          "--cli",
+          `${fx.url}${m()}/mcp?agent=inspector-agent`,
+          "--transport",
+          "http",
+          "--header",
+          `Authorization: Bearer ${fx.token}`,
+          ...args,
+        ],
+        { env: childEnv({ HOME: tempDir("mw-http-inspector-") }), timeout: 20000, killSignal: "SIGKILL" },
+        (error, stdout, stderr) => resolve({ code: error ? (error.code ?? error.signal) : 0, stdout, stderr }),
+      );
+    });
+  const list = await run(["--method", "tools/list"]);
+  assert.equal(list.code, 0, `inspector tools/list failed: ${list.stderr}`);
+  assert.deepEqual(JSON.parse(list.stdout).tools.map((t) => t.name).sort(), NAMES);
+  const call = await run(["--method", "tools/call", "--tool-name", "meshwire_status"]);
+  assert.equal(call.code, 0, `inspector tools/call failed: ${call.stderr}`);
+  const result = JSON.parse(call.stdout);
+  assert.equal(result.isError, false, JSON.stringify(result));
+  assert.equal(result.structuredContent.agent.name, "inspector-agent");
+});
