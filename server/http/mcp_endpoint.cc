@@ -192,11 +192,11 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
     }
     sessions_[session->id] = session;
   }
-  for (const SessionPtr& s : evicted) End(s);
+  for (const SessionPtr& s : evicted) End(s, true);
   return session;
 }
 
-void McpEndpoint::End(const SessionPtr& session) {
+void McpEndpoint::End(const SessionPtr& session, bool cancel_calls) {
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(session->id);
@@ -209,7 +209,7 @@ void McpEndpoint::End(const SessionPtr& session) {
   }
   if (stream) stream->Close();
   // Calls still waiting end now; their answers are never sent.
-  session->server->rpc().Drain(std::chrono::milliseconds(0));
+  if (cancel_calls) session->server->rpc().Drain(std::chrono::milliseconds(0));
 }
 
 void McpEndpoint::Guard(const ExchangePtr& ex, const std::function<void()>& body) {
@@ -319,7 +319,7 @@ void McpEndpoint::Delete(const ExchangePtr& ex) {
   Guard(ex, [&] {
     const HttpRequest& req = ex->request();
     Caller caller = Admit(req);
-    End(Find(req, caller));
+    End(Find(req, caller), true);
     ex->Respond(HttpResponse::Empty(204));
   });
 }
@@ -343,7 +343,7 @@ void McpEndpoint::Housekeeping() {
       }
     }
   }
-  for (const SessionPtr& s : idle) End(s);
+  for (const SessionPtr& s : idle) End(s, true);
 }
 
 std::size_t McpEndpoint::SessionCount() {
@@ -359,7 +359,9 @@ void McpEndpoint::CloseAll() {
     for (auto& [id, s] : sessions_) all.push_back(s);
   }
   cv_.notify_all();
-  for (const SessionPtr& s : all) End(s);
+  // Waiting calls are not cancelled: the relay's shutdown answers them with
+  // what they have (Waiters::Shutdown), and each keeps its session until then.
+  for (const SessionPtr& s : all) End(s, /*cancel_calls=*/false);
 }
 
 }  // namespace meshwire

@@ -72,7 +72,9 @@ class McpEndpoint {
   /// The request's session, checked against the caller and the mesh.
   SessionPtr Find(const HttpRequest& request, const Caller& caller);
   SessionPtr Open(const Caller& caller, const std::string& mesh_id, const HttpRequest& request);
-  void End(const SessionPtr& session);
+  /// Forgets the session and closes its stream; `cancel_calls`: its waiting
+  /// calls end unanswered.
+  void End(const SessionPtr& session, bool cancel_calls);
 
   MeshService& service_;
   const Clock& clock_;

@@ -1,0 +1,117 @@
+// The relay's MCP endpoint over real HTTP, on the injected clock: idle
+// sessions end, a token's sessions are capped (the least recently used goes),
+// and shutdown answers a waiting call. The protocol itself is tested with the
+// official SDK client in tests/js/mcp_http.test.mjs.
+#include <doctest/doctest.h>
+
+#include <future>
+#include <thread>
+
+#include "server/http/mcp_endpoint.h"
+#include "tests/support/test_relay.h"
+
+namespace meshwire::testing {
+
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+struct McpFixture {
+  TestRelay relay;
+  std::string alice = relay.TokenFor("alice");
+  std::string mesh = relay.CreateMesh(alice);
+
+  /// POSTs one JSON-RPC message to the endpoint; `session` empty: none sent.
+  HttpAnswer Post(const json& message, const std::string& session = "", const std::string& agent = "a") {
+    httplib::Client client("127.0.0.1", relay.port());
+    client.set_read_timeout(60, 0);
+    httplib::Headers headers = {{"Authorization", "Bearer " + alice},
+                                {"Accept", "application/json, text/event-stream"}};
+    if (!session.empty()) headers.emplace("Mcp-Session-Id", session);
+    auto r = client.Post("/mesh/" + mesh + "/mcp?agent=" + agent, headers, message.dump(), "application/json");
+    HttpAnswer a;
+    if (!r) return a;
+    a.status = r->status;
+    a.body = r->body;
+    a.headers = r->headers;
+    a.json = json::parse(r->body, nullptr, false);
+    return a;
+  }
+  /// A new session's id.
+  std::string Initialize(const std::string& agent = "a") {
+    HttpAnswer a = Post({{"jsonrpc", "2.0"},
+                         {"id", 1},
+                         {"method", "initialize"},
+                         {"params", {{"protocolVersion", "2025-11-25"}, {"capabilities", json::object()},
+                                     {"clientInfo", {{"name", "t"}, {"version", "1"}}}}}},
+                        "", agent);
+    REQUIRE(a.status == 200);
+    auto it = a.headers.find("Mcp-Session-Id");
+    REQUIRE(it != a.headers.end());
+    return it->second;
+  }
+  int Ping(const std::string& session) {
+    return Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, session).status;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an MCP session idle for 30 minutes ends (404 after); one in use stays") {
+  McpFixture f;
+  std::string idle = f.Initialize("idle-agent");
+  std::string busy = f.Initialize("busy-agent");
+  f.relay.clock().Advance(20 * 60 * 1000);
+  CHECK(f.Ping(busy) == 200);
+  f.relay.clock().Advance(11 * 60 * 1000);
+  f.relay.relay().mcp().Housekeeping();
+  CHECK(f.Ping(idle) == 404);
+  CHECK(f.Ping(busy) == 200);
+  CHECK(f.relay.relay().mcp().SessionCount() == 1);
+}
+
+TEST_CASE("a token keeps at most 32 MCP sessions: a 33rd ends the least recently used") {
+  McpFixture f;
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 32; ++i) {
+    sessions.push_back(f.Initialize());
+    f.relay.clock().Advance(1000);
+  }
+  CHECK(f.Ping(sessions[0]) == 200);  // now the most recently used
+  f.relay.clock().Advance(1000);
+  std::string newest = f.Initialize();
+  CHECK(f.relay.relay().mcp().SessionCount() == 32);
+  CHECK(f.Ping(sessions[1]) == 404);  // the least recently used went
+  CHECK(f.Ping(sessions[0]) == 200);
+  CHECK(f.Ping(newest) == 200);
+}
+
+TEST_CASE("shutdown answers a waiting meshwire_get_messages; the relay stops") {
+  auto f = std::make_unique<McpFixture>();
+  std::string session = f->Initialize();
+  auto waiting = std::async(std::launch::async, [&] {
+    return f->Post({{"jsonrpc", "2.0"},
+                    {"id", 7},
+                    {"method", "tools/call"},
+                    {"params", {{"name", "meshwire_get_messages"}, {"arguments", {{"wait_seconds", 20}}}}}},
+                   session);
+  });
+  // Parked: the agent shows as listening.
+  bool parked = false;
+  for (int i = 0; i < 500 && !parked; ++i) {
+    HttpAnswer list = f->relay.Get("/mesh/" + f->mesh + "/agents", f->alice);
+    for (const auto& a : list.json.at("agents")) parked = parked || a.at("listening") == true;
+    if (!parked) std::this_thread::sleep_for(2ms);
+  }
+  REQUIRE(parked);
+  f->relay.relay().Stop();
+  REQUIRE(waiting.wait_for(5s) == std::future_status::ready);
+  HttpAnswer a = waiting.get();
+  CHECK(a.status == 200);
+  CHECK(a.json["id"] == 7);
+  CHECK(a.json["result"]["isError"] == false);
+  CHECK(a.json["result"]["structuredContent"]["messages"].empty());
+}
+
+}  // namespace meshwire::testing
