@@ -35,11 +35,26 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool
     std::string chosen =
         std::find(versions.begin(), versions.end(), asked) != versions.end() ? asked : versions.back();
     return Json{{"protocolVersion", chosen},
-                {"capabilities", {{"tools", {{"listChanged", false}}}}},
+                {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}}},
                 {"serverInfo", {{"name", name}, {"title", "MeshWire"}, {"version", version}}},
                 {"instructions", tools_.Instructions()}};
   });
   rpc_.On("ping", [](RequestContext&) { return Json::object(); });
+  // Clients may choose how much they hear; this server logs to stderr (stdio)
+  // or its own log (HTTP) and sends no notifications/message, so any valid
+  // level is accepted and changes nothing.
+  rpc_.On("logging/setLevel", [](RequestContext& ctx) {
+    static const std::vector<std::string> kLevels = {"debug", "info",     "notice", "warning",
+                                                     "error", "critical", "alert",  "emergency"};
+    const Json& p = ctx.params();
+    if (!p.is_object() || !p.contains("level") || !p["level"].is_string() ||
+        std::find(kLevels.begin(), kLevels.end(), p["level"].get<std::string>()) == kLevels.end()) {
+      throw RpcError(RpcError::kInvalidParams,
+                     "Invalid params: level must be one of debug, info, notice, warning, error, critical, "
+                     "alert, emergency.");
+    }
+    return Json::object();
+  });
   rpc_.On("tools/list", [this](RequestContext&) { return Json{{"tools", tools_.Definitions()}}; });
   rpc_.OnAsync(
       "tools/call",

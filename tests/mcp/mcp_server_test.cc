@@ -97,6 +97,17 @@ TEST_CASE("initialize: the client's protocol version when supported, else the ne
   CHECK(Exchange({Init("2099-01-01")})[0]["result"]["protocolVersion"] == "2025-11-25");
 }
 
+TEST_CASE("logging/setLevel: a valid level is accepted, anything else is -32602") {
+  auto a = Exchange({Init("2025-11-25"), R"({"jsonrpc":"2.0","id":2,"method":"logging/setLevel","params":{"level":"debug"}})",
+                     R"({"jsonrpc":"2.0","id":3,"method":"logging/setLevel","params":{"level":"loud"}})",
+                     R"({"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{}})"});
+  REQUIRE(a.size() == 4);
+  CHECK(a[0]["result"]["capabilities"]["logging"].is_object());
+  CHECK(a[1]["result"] == Json::object());
+  CHECK(a[2]["error"]["code"] == -32602);
+  CHECK(a[3]["error"]["code"] == -32602);
+}
+
 TEST_CASE("framing errors: each answered, and the loop goes on") {
   auto a = Exchange({"this is not json", R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])",
                      R"({"id":2,"method":"ping"})", R"({"jsonrpc":"2.0","id":3})",
