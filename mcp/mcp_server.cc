@@ -26,6 +26,12 @@ Json ToolResultJson(const ToolResult& r) {
 
 }  // namespace
 
+Json ToolSet::ReadResource(const std::string& uri) {
+  throw RpcError(-32002, "Resource not found: " + uri);
+}
+
+void ToolSet::Subscribe(const std::string& uri, bool) { ReadResource(uri); }
+
 McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool tools_on_threads)
     : tools_(tools) {
   rpc_.On("initialize", [this, name, version](RequestContext& ctx) {
@@ -34,8 +40,12 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool
     // The client's revision when we speak it, else the newest we do.
     std::string chosen =
         std::find(versions.begin(), versions.end(), asked) != versions.end() ? asked : versions.back();
+    Json capabilities = {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}};
+    if (tools_.HasResources()) capabilities["resources"] = {{"subscribe", true}, {"listChanged", false}};
+    capabilities.update(tools_.ExtraCapabilities());
+    initialize_params_ = ctx.params();
     return Json{{"protocolVersion", chosen},
-                {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}}},
+                {"capabilities", capabilities},
                 {"serverInfo", {{"name", name}, {"title", "MeshWire"}, {"version", version}}},
                 {"instructions", tools_.Instructions()}};
   });
@@ -76,8 +86,29 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool
         }
       },
       /*concurrent=*/tools_on_threads);
-  // Lifecycle notifications need nothing from us.
-  rpc_.OnNotification("notifications/initialized", [](const Json&) {});
+  rpc_.OnNotification("notifications/initialized", [this](const Json&) { tools_.ClientReady(initialize_params_); });
+  if (tools_.HasResources()) {
+    auto uri_of = [](const RequestContext& ctx) {
+      const Json& p = ctx.params();
+      if (!p.is_object() || !p.contains("uri") || !p["uri"].is_string()) {
+        throw RpcError(RpcError::kInvalidParams, "Invalid params: a resource uri (string) is required.");
+      }
+      return p["uri"].get<std::string>();
+    };
+    rpc_.On("resources/list", [this](RequestContext&) { return Json{{"resources", tools_.ListResources()}}; });
+    rpc_.On("resources/templates/list", [](RequestContext&) { return Json{{"resourceTemplates", Json::array()}}; });
+    rpc_.On("resources/read", [this, uri_of](RequestContext& ctx) {
+      return Json{{"contents", tools_.ReadResource(uri_of(ctx))}};
+    });
+    rpc_.On("resources/subscribe", [this, uri_of](RequestContext& ctx) {
+      tools_.Subscribe(uri_of(ctx), true);
+      return Json::object();
+    });
+    rpc_.On("resources/unsubscribe", [this, uri_of](RequestContext& ctx) {
+      tools_.Subscribe(uri_of(ctx), false);
+      return Json::object();
+    });
+  }
 }
 
 }  // namespace meshwire::mcp

@@ -38,6 +38,21 @@ class ToolSet {
                     const std::shared_ptr<RequestContext>& context, ToolDone done) = 0;
   /// The `instructions` of the initialize result.
   virtual std::string Instructions() const = 0;
+
+  // Resources: none unless a ToolSet offers them (then the server declares
+  // the resources capability with subscribe).
+  virtual bool HasResources() const { return false; }
+  /// The resources/list entries.
+  virtual Json ListResources() { return Json::array(); }
+  /// The resources/read `contents` of `uri`; throws RpcError for an unknown one.
+  virtual Json ReadResource(const std::string& uri);
+  /// resources/subscribe (true) and unsubscribe (false); throws RpcError for an unknown uri.
+  virtual void Subscribe(const std::string& uri, bool on);
+  /// The session's client said `notifications/initialized` with these
+  /// initialize params (its capabilities, clientInfo).
+  virtual void ClientReady(const Json& initialize_params) { (void)initialize_params; }
+  /// Extra capabilities to declare (merged into initialize's capabilities).
+  virtual Json ExtraCapabilities() const { return Json::object(); }
 };
 
 /// The protocol revisions this server speaks, oldest first.
@@ -56,6 +71,7 @@ class McpServer {
  private:
   ToolSet& tools_;
   JsonRpcPeer rpc_;
+  Json initialize_params_;  // what the client's initialize said (capabilities, clientInfo)
 };
 
 }  // namespace meshwire::mcp

@@ -38,10 +38,21 @@ std::optional<ToolResult> ReadArgs(const Json& arguments, ReplyArgs& out);
 
 ToolResult SentResult(const Message& sent);
 ToolResult RepliedResult(const std::string& message_id, const Message& sent);
+/// One message framed as written by another agent, not by the user (the
+/// text a model reads, in meshwire_get_messages and in a push). `harness`:
+/// the sender's, "" when unknown.
+std::string FramedMessage(const Message& message, const std::string& harness);
 /// The messages framed as written by other agents. `harness_of(agent_id)`:
-/// a sender's harness, "" when unknown. `waited_s`: how long an empty answer waited.
+/// a sender's harness, "" when unknown. `waited_s`: how long an empty answer
+/// waited. `pushed(id)`: true for a message already pushed to this session
+/// (the text says so, in case the client did not show the push).
 ToolResult InboxResult(const std::vector<Message>& messages,
-                       const std::function<std::string(const std::string&)>& harness_of, int waited_s);
+                       const std::function<std::string(const std::string&)>& harness_of, int waited_s,
+                       const std::function<bool(const std::string&)>& pushed = nullptr);
+/// The params of `notifications/claude/channel` for an incoming message:
+/// {"content": framed text, "meta": {message_id, from, from_name, seq}}
+/// (meta values are strings, as Claude Code requires).
+Json ChannelParams(const Message& message);
 ToolResult AgentsResult(const std::string& mesh_id, const std::vector<AgentInfo>& agents,
                         const std::string& self_name);
 

@@ -82,6 +82,9 @@ Relay::Relay(RelayOptions options)
     if (e.kind == WakeEvent::Kind::kMessage) waiters_->Notify(e.message);
   });
   bus_->Subscribe([this](const WakeEvent& e) { events_->OnEvent(e); });
+  bus_->Subscribe([this](const WakeEvent& e) {
+    if (McpEndpoint* mcp = mcp_live_.load()) mcp->OnEvent(e);
+  });
 }
 
 Relay::~Relay() {
@@ -117,6 +120,7 @@ int Relay::Bind() {
   mo.keepalive_ms = options_.events_keepalive_ms;
   mcp_ = std::make_unique<McpEndpoint>(*service_, *clock_, mo);
   mcp_->AddRoutes(router_);
+  mcp_live_.store(mcp_.get());
   return port_;
 }
 

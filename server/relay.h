@@ -11,6 +11,7 @@
 // Start() (background) -> Stop() from any thread -> destroy (closes storage).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -103,6 +104,7 @@ class Relay {
   std::unique_ptr<MeshService> service_;
   std::unique_ptr<EventHub> events_;
   std::unique_ptr<McpEndpoint> mcp_;  // made in Bind (it needs the public URL)
+  std::atomic<McpEndpoint*> mcp_live_{nullptr};  // mcp_ for the bus's threads, once made
   int port_ = 0;
   std::string public_url_;
   std::thread serve_thread_;

@@ -541,6 +541,15 @@ std::vector<Message> MeshService::History(const Caller& caller, const std::strin
   return store_.History(mesh_id, after, limit);
 }
 
+std::vector<Message> MeshService::Pending(const Caller& caller, const std::string& mesh_id,
+                                          const std::string& agent, std::optional<std::int64_t> after,
+                                          int limit) {
+  RequireMember(caller, mesh_id);
+  if (limit < 1 || limit > 1000) throw Error::InvalidField("The parameter \"limit\" must be 1-1000.");
+  Agent a = RequireOwnAgent(caller, mesh_id, agent, /*fresh=*/true);
+  return store_.MessagesFor(mesh_id, a.agent_id, std::max(after.value_or(0), a.acked_seq), limit);
+}
+
 std::pair<Message, std::vector<Receipt>> MeshService::GetMessage(const Caller& caller,
                                                                  const std::string& mesh_id,
                                                                  const std::string& message_id) {

@@ -123,6 +123,10 @@ class MeshService {
   void CancelPoll(const Waiters::Handle& wait);
   std::vector<Message> History(const Caller& caller, const std::string& mesh_id,
                                std::int64_t after, int limit);
+  /// What `agent` (the caller's) has not acknowledged, after `after` too when
+  /// given: a look that moves no cursor and marks nothing fetched.
+  std::vector<Message> Pending(const Caller& caller, const std::string& mesh_id, const std::string& agent,
+                               std::optional<std::int64_t> after, int limit);
   std::pair<Message, std::vector<Receipt>> GetMessage(const Caller& caller,
                                                       const std::string& mesh_id,
                                                       const std::string& message_id);

@@ -3,9 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
 #include <nlohmann/json.hpp>
 
 #include "mcp/mcp_server.h"
+#include "mcp/tool_format.h"
 #include "schemas/ids.h"
 #include "server/http/router.h"
 #include "server/mcp/service_tools.h"
@@ -21,6 +23,8 @@ struct McpEndpoint::Session {
   std::mutex mu;
   Millis last_used = 0;                  // guarded by mu
   std::shared_ptr<EventStream> stream;   // guarded by mu: the GET stream, if open
+  // The loop guard's record: sender agent id -> its recent pushes here; guarded by mu.
+  std::unordered_map<std::string, std::deque<Millis>> pushes_from;
 };
 
 namespace {
@@ -168,6 +172,8 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
   session->tools = std::make_shared<ServiceTools>(service_, caller, mesh_id, name, options_.public_url);
   session->server = std::make_unique<mcp::McpServer>(*session->tools, "meshwire", service_.options().version,
                                                      /*tools_on_threads=*/false);
+  session->tools->SetSendNotice(
+      [this](const std::string& from, const std::string& to) { return PausedNotice(from, to); });
   // A waiting tool call keeps its session (tools, dispatcher) alive until it answers.
   session->tools->SetKeepAlive([weak = std::weak_ptr<Session>(session)] { return weak.lock(); });
   std::vector<SessionPtr> evicted;
@@ -305,11 +311,13 @@ void McpEndpoint::Get(const ExchangePtr& ex) {
                                      .Header("X-Accel-Buffering", "no")
                                      .Header(kSessionHeader, session->id));
     if (!stream) return;
-    stream->Send(": meshwire session " + session->id + "\n\n");
     std::shared_ptr<EventStream> previous;
     {
       std::lock_guard lock(session->mu);
       previous = std::exchange(session->stream, stream);
+      // Sent once the stream is the session's: a client that reads it knows
+      // pushes will reach it.
+      stream->Send(": meshwire session " + session->id + "\n\n");
     }
     if (previous) previous->Close();  // one stream per session: the newest wins
   });
@@ -322,6 +330,88 @@ void McpEndpoint::Delete(const ExchangePtr& ex) {
     End(Find(req, caller), true);
     ex->Respond(HttpResponse::Empty(204));
   });
+}
+
+namespace {
+
+std::string Notification(const std::string& method, const nlohmann::json& params) {
+  return "event: message\ndata: " +
+         nlohmann::json{{"jsonrpc", "2.0"}, {"method", method}, {"params", params}}.dump(
+             -1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "\n\n";
+}
+
+}  // namespace
+
+void McpEndpoint::OnEvent(const WakeEvent& event) {
+  if (event.kind != WakeEvent::Kind::kMessage || !event.message) return;
+  const Message& m = event.message->message();
+  std::vector<SessionPtr> recipients;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, s] : sessions_) {
+      if (s->tools->IsFor(m)) recipients.push_back(s);
+    }
+  }
+  if (recipients.empty()) return;
+  // Runs on the committing thread: only queueing here, the text built once.
+  const std::string channel = Notification("notifications/claude/channel", mcp::ChannelParams(m));
+  for (const SessionPtr& s : recipients) {
+    std::lock_guard lock(s->mu);
+    if (!s->stream || !s->stream->Open()) continue;  // no GET stream: get_messages has it
+    Push(*s, m, channel);
+  }
+}
+
+void McpEndpoint::Push(Session& s, const Message& m, const std::string& channel) {
+  const Millis now = clock_.Now();
+  if (s.tools->inbox_subscribed()) {
+    s.stream->Send(Notification("notifications/resources/updated", {{"uri", ServiceTools::kInboxUri}}));
+  }
+  // The loop guard, per sender: a broadcast counts too.
+  auto& recent = s.pushes_from[m.from];
+  while (!recent.empty() && now - recent.front() > kLoopWindowMs) recent.pop_front();
+  {
+    std::lock_guard lock(mu_);
+    auto paused = paused_.find({m.from, s.tools->agent_id()});
+    if (paused != paused_.end()) {
+      if (now < paused->second) return;
+      paused_.erase(paused);
+    }
+  }
+  if (static_cast<int>(recent.size()) >= kLoopLimit) {
+    {
+      std::lock_guard lock(mu_);
+      paused_[{m.from, s.tools->agent_id()}] = now + kLoopPauseMs;
+    }
+    recent.clear();
+    s.stream->Send(Notification(
+        "notifications/claude/channel",
+        {{"content", "meshwire paused pushing messages from agent \"" + m.from_name + "\" (id " + m.from +
+                         ") into this session for " + std::to_string(kLoopPauseMs / 60000) +
+                         " minutes: it sent you more than " + std::to_string(kLoopLimit) + " messages within " +
+                         std::to_string(kLoopWindowMs / 1000) +
+                         " s, which looks like two agents answering each other automatically. Nothing is "
+                         "lost: meshwire_get_messages returns its messages. Do not answer this notice."},
+         {"meta", {{"from", m.from}, {"from_name", m.from_name}, {"paused_for_s", std::to_string(kLoopPauseMs / 1000)}}}}));
+    return;
+  }
+  if (!s.tools->TakeForPush(m)) return;
+  recent.push_back(now);
+  s.stream->Send(channel);
+}
+
+std::string McpEndpoint::PausedNotice(const std::string& from, const std::string& to) {
+  std::lock_guard lock(mu_);
+  auto it = paused_.find({from, to});
+  if (it == paused_.end()) return "";
+  const Millis left = it->second - clock_.Now();
+  if (left <= 0) return "";
+  return "Note: that agent's session no longer gets your messages pushed (for about " +
+         std::to_string((left + 59999) / 60000) + " more minutes): you sent it more than " +
+         std::to_string(kLoopLimit) + " within " + std::to_string(kLoopWindowMs / 1000) +
+         " s, which looks like two agents answering each other automatically. It will read them with "
+         "meshwire_get_messages; stop replying automatically.";
 }
 
 void McpEndpoint::Housekeeping() {

@@ -21,6 +21,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,17 @@ class McpEndpoint {
   ~McpEndpoint();
 
   void AddRoutes(Router& router);
+  /// The WakeBus subscriber: pushes a committed message to the sessions of
+  /// its recipients (notifications/claude/channel on their GET streams, and
+  /// notifications/resources/updated where meshwire://inbox is subscribed).
+  void OnEvent(const WakeEvent& event);
+
+  /// The loop guard: past kLoopLimit pushes from one agent to another within
+  /// kLoopWindowMs, pushes between them pause for kLoopPauseMs (both are
+  /// told why); their messages still arrive through meshwire_get_messages.
+  static constexpr int kLoopLimit = 10;
+  static constexpr Millis kLoopWindowMs = 60 * 1000;
+  static constexpr Millis kLoopPauseMs = 5 * 60 * 1000;
   /// Ends every session and stream (relay shutdown).
   void CloseAll();
   /// Ends the sessions idle past the timeout; sends streams a keep-alive.
@@ -75,6 +87,11 @@ class McpEndpoint {
   /// Forgets the session and closes its stream; `cancel_calls`: its waiting
   /// calls end unanswered.
   void End(const SessionPtr& session, bool cancel_calls);
+  /// Pushes `message` to `session` (its mu held, its stream open), unless
+  /// the loop guard holds it back.
+  void Push(Session& session, const Message& message, const std::string& channel_event);
+  /// The sentence for a sender whose pushes to `to` are paused, else "".
+  std::string PausedNotice(const std::string& from, const std::string& to);
 
   MeshService& service_;
   const Clock& clock_;
@@ -84,6 +101,8 @@ class McpEndpoint {
 
   std::mutex mu_;
   std::unordered_map<std::string, SessionPtr> sessions_;  // by id; guarded by mu_
+  // (from agent, to agent) -> paused until; guarded by mu_
+  std::map<std::pair<std::string, std::string>, Millis> paused_;
   bool stopping_ = false;                                 // guarded by mu_
   std::condition_variable cv_;
   std::thread housekeeping_;

@@ -69,7 +69,7 @@ mcp::ToolResult ServiceTools::Send(const Json& args) {
   // The commit completes on the storage writer's thread; this worker waits
   // for it (a send is quick), so the tool answers with the stored message.
   std::promise<AppendResult> committed;
-  auto result = committed.get_future();
+  auto result = committed.get_future().share();
   service_.Send(caller_, mesh_id_, request, [&committed](std::exception_ptr error, AppendResult r) {
     if (error) {
       committed.set_exception(error);
@@ -77,7 +77,13 @@ mcp::ToolResult ServiceTools::Send(const Json& args) {
       committed.set_value(std::move(r));
     }
   });
-  return mcp::SentResult(result.get().message);
+  mcp::ToolResult sent = mcp::SentResult(result.get().message);
+  if (send_notice_ && a.to) {
+    const Message& m = result.get().message;
+    std::string notice = send_notice_(agent_id_, m.to);
+    if (!notice.empty()) sent.text += " " + notice;
+  }
+  return sent;
 }
 
 void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::RequestContext>& context,
@@ -102,9 +108,20 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
           std::lock_guard lock(mu_);
           cursor_ = result.cursor;
         }
+        // What the client has shown it has (a push it displays, a message it
+        // answered) is not shown again; a push it may not display is.
         std::vector<Message> messages;
-        messages.reserve(result.messages.size());
-        for (const CommittedPtr& m : result.messages) messages.push_back(m->message());
+        std::unordered_set<std::string> pushed;
+        {
+          std::lock_guard lock(mu_);
+          for (const CommittedPtr& c : result.messages) {
+            const Message& m = c->message();
+            const bool was_pushed = pushed_.count(m.id) > 0;
+            if (replied_.count(m.id) || (was_pushed && client_shows_pushes_)) continue;
+            if (was_pushed) pushed.insert(m.id);
+            messages.push_back(m);
+          }
+        }
         std::unordered_map<std::string, std::string> harness_of;
         if (!messages.empty()) {
           try {
@@ -121,7 +138,7 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
               auto it = harness_of.find(from);
               return it == harness_of.end() ? std::string() : it->second;
             },
-            waited));
+            waited, [&](const std::string& id) { return pushed.count(id) > 0; }));
       });
   // A cancelled call (notifications/cancelled, the client hung up) ends the
   // wait: nothing more is read, nothing is marked fetched.
@@ -132,6 +149,11 @@ mcp::ToolResult ServiceTools::Reply(const Json& args) {
   mcp::ReplyArgs a;
   if (auto wrong = mcp::ReadArgs(args, a)) return *wrong;
   AppendResult sent = service_.Reply(caller_, mesh_id_, a.message_id, agent_id_, a.content, "{}");
+  {
+    std::lock_guard lock(mu_);  // answered: the client has it
+    if (replied_.size() >= kRemembered) replied_.clear();
+    replied_.insert(a.message_id);
+  }
   return mcp::RepliedResult(a.message_id, sent.message);
 }
 
@@ -142,6 +164,84 @@ mcp::ToolResult ServiceTools::ListAgents() {
 mcp::ToolResult ServiceTools::Status() {
   return mcp::StatusResult(
       {url_, service_.options().version, agent_name_, agent_id_, service_.GetMesh(caller_, mesh_id_)});
+}
+
+Json ServiceTools::ListResources() {
+  return Json::array({{{"uri", kInboxUri},
+                       {"name", "inbox"},
+                       {"title", "meshwire inbox of " + agent_name_},
+                       {"description",
+                        "Messages other agents sent to " + agent_name_ +
+                            " that it has not acknowledged. Reading it moves nothing; meshwire_get_messages "
+                            "returns and acknowledges them."},
+                       {"mimeType", "text/plain"}}});
+}
+
+Json ServiceTools::ReadResource(const std::string& uri) {
+  if (uri != kInboxUri) throw mcp::RpcError(-32002, "Resource not found: " + uri + " (there is " + kInboxUri + ").");
+  std::optional<std::int64_t> after;
+  {
+    std::lock_guard lock(mu_);
+    after = cursor_;
+  }
+  std::string text;
+  try {
+    std::vector<Message> waiting = service_.Pending(caller_, mesh_id_, agent_id_, after, 100);
+    for (const Message& m : waiting) text += mcp::FramedMessage(m, "") + "\n";
+    if (waiting.empty()) text = "No messages waiting.";
+  } catch (const Error& e) {
+    throw mcp::RpcError(mcp::RpcError::kInternalError, e.what());
+  }
+  return Json::array({{{"uri", kInboxUri}, {"mimeType", "text/plain"}, {"text", text}}});
+}
+
+void ServiceTools::Subscribe(const std::string& uri, bool on) {
+  if (uri != kInboxUri) throw mcp::RpcError(-32002, "Resource not found: " + uri + " (there is " + kInboxUri + ").");
+  std::lock_guard lock(mu_);
+  inbox_subscribed_ = on;
+}
+
+Json ServiceTools::ExtraCapabilities() const {
+  return {{"experimental", {{"claude/channel", Json::object()}}}};
+}
+
+void ServiceTools::ClientReady(const Json& params) {
+  bool shows = false;
+  if (params.is_object() && params.contains("capabilities") && params["capabilities"].is_object()) {
+    const Json& caps = params["capabilities"];
+    shows = caps.contains("experimental") && caps["experimental"].is_object() &&
+            caps["experimental"].contains("claude/channel");
+  }
+  std::lock_guard lock(mu_);
+  ready_ = true;
+  client_shows_pushes_ = shows;
+}
+
+bool ServiceTools::IsFor(const Message& m) const {
+  return m.mesh_id == mesh_id_ && (m.to == agent_id_ || (m.to == kBroadcast && m.from != agent_id_));
+}
+
+bool ServiceTools::TakeForPush(const Message& m) {
+  if (!IsFor(m)) return false;
+  std::lock_guard lock(mu_);
+  if (!ready_ || pushed_.count(m.id) || (cursor_ && m.seq <= *cursor_)) return false;
+  pushed_.insert(m.id);
+  pushed_order_.push_back(m.id);
+  if (pushed_order_.size() > kRemembered) {
+    pushed_.erase(pushed_order_.front());
+    pushed_order_.pop_front();
+  }
+  return true;
+}
+
+bool ServiceTools::ready() const {
+  std::lock_guard lock(mu_);
+  return ready_;
+}
+
+bool ServiceTools::inbox_subscribed() const {
+  std::lock_guard lock(mu_);
+  return inbox_subscribed_;
 }
 
 }  // namespace meshwire

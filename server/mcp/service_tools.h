@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <unordered_set>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -34,6 +36,30 @@ class ServiceTools final : public mcp::ToolSet {
             const std::shared_ptr<mcp::RequestContext>& context, mcp::ToolDone done) override;
   std::string Instructions() const override;
 
+  // The inbox resource, meshwire://inbox: what this agent has not acknowledged.
+  static constexpr const char* kInboxUri = "meshwire://inbox";
+  bool HasResources() const override { return true; }
+  Json ListResources() override;
+  Json ReadResource(const std::string& uri) override;
+  void Subscribe(const std::string& uri, bool on) override;
+
+  // Push into the session (docs/API.md, "Push into the session").
+  Json ExtraCapabilities() const override;
+  void ClientReady(const Json& initialize_params) override;
+  /// True when `message` is for this agent (to it, or a broadcast from
+  /// another); `also_new`: and was neither pushed nor returned here yet, which
+  /// it now counts as pushed.
+  bool IsFor(const Message& message) const;
+  bool TakeForPush(const Message& message);
+  /// notifications/initialized was seen (pushes may start).
+  bool ready() const;
+  bool inbox_subscribed() const;
+  /// A sentence added to a send's result for recipient `to` ("" for none):
+  /// the endpoint says when that agent's pushes from this one are paused.
+  void SetSendNotice(std::function<std::string(const std::string& from, const std::string& to)> notice) {
+    send_notice_ = std::move(notice);
+  }
+
   const std::string& agent_id() const { return agent_id_; }
   /// What a waiting call holds on to until it answers (its session).
   void SetKeepAlive(std::function<std::shared_ptr<void>()> keep_alive) { keep_alive_ = std::move(keep_alive); }
@@ -50,8 +76,16 @@ class ServiceTools final : public mcp::ToolSet {
   const std::string mesh_id_, agent_name_, url_;
   std::string agent_id_;
   std::function<std::shared_ptr<void>()> keep_alive_;
-  std::mutex mu_;
+  std::function<std::string(const std::string&, const std::string&)> send_notice_;
+  mutable std::mutex mu_;
   std::optional<std::int64_t> cursor_;  // guarded by mu_: the next call acknowledges up to here
+  bool ready_ = false;                  // guarded by mu_
+  bool client_shows_pushes_ = false;    // guarded by mu_: it declared experimental claude/channel
+  bool inbox_subscribed_ = false;       // guarded by mu_
+  // Ids pushed to, or answered in, this session (the newest kRemembered); guarded by mu_.
+  static constexpr std::size_t kRemembered = 4096;
+  std::unordered_set<std::string> pushed_, replied_;
+  std::deque<std::string> pushed_order_;
 };
 
 }  // namespace meshwire

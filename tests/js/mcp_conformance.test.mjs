@@ -83,7 +83,7 @@ test("conformance suite, every server scenario: only the baseline's expected fai
   assert.equal(code, 0, `the suite found failures outside the baseline, or stale entries:\n${summary}\n${stderr.slice(-4000)}`);
   assert.match(summary, /Baseline check passed/);
   // The scenarios meshwire must pass, named so a change in the suite is seen.
-  for (const scenario of ["server-initialize", "ping", "tools-list", "logging-set-level", "dns-rebinding-protection", "server-sse-multiple-streams"]) {
+  for (const scenario of ["server-initialize", "ping", "tools-list", "logging-set-level", "resources-list", "dns-rebinding-protection", "server-sse-multiple-streams"]) {
     assert.match(summary, new RegExp(`✓ ${scenario}: \\d+ passed, 0 failed`), `${scenario} passes:\n${summary}`);
   }
 });

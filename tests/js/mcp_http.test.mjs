@@ -50,21 +50,40 @@ exitOnSignals();
 const fx = {};
 const relayEnv = (storageDir) => childEnv({ MESHWIRE_HOME: path.join(storageDir, "home") });
 
-// An SDK client connected to the relay's endpoint as agent `name`.
-async function connect({ name = "remote-agent", token = fx.token, mesh = fx.meshId, headers = {} } = {}) {
+// An SDK client connected to the relay's endpoint as agent `name`. Every
+// notification it gets is in `notifications`; `streamOpen` resolves once the
+// SDK's GET stream has its first bytes (from then on, pushes reach it).
+async function connect({ name = "remote-agent", token = fx.token, mesh = fx.meshId, headers = {}, capabilities = {} } = {}) {
   const url = new URL(`${fx.url}/mesh/${mesh}/mcp?agent=${encodeURIComponent(name)}`);
+  let opened;
+  const streamOpen = new Promise((resolve) => (opened = resolve));
+  // fetch, watching the GET stream: its first chunk is the relay's comment.
+  const watching = async (input, init) => {
+    const response = await fetch(input, init);
+    if ((init?.method ?? "GET") !== "GET" || !response.ok || !response.body) return response;
+    const [mine, theirs] = response.body.tee();
+    mine.getReader().read().then(() => opened());
+    return new Response(theirs, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
   const transport = new sdk.StreamableHTTPClientTransport(url, {
     requestInit: { headers: { Authorization: `Bearer ${token}`, ...headers } },
+    fetch: watching,
   });
-  const client = new sdk.Client({ name: "meshwire-http-test", version: "1.0.0" });
+  const client = new sdk.Client({ name: "meshwire-http-test", version: "1.0.0" }, { capabilities });
   const errors = [];
+  const notifications = [];
   client.onerror = (err) => errors.push(err);
+  client.fallbackNotificationHandler = async (n) => {
+    notifications.push(n);
+  };
   await client.connect(transport, { timeout: 10000 });
   await client.listTools(); // caches each tool's outputSchema validator: callTool checks outputs
   return {
     client,
     transport,
     errors,
+    notifications,
+    streamOpen,
     call: (tool, args = {}, options) => client.callTool({ name: tool, arguments: args }, undefined, options),
   };
 }
@@ -327,6 +346,93 @@ test("GET opens the session's event stream; DELETE ends the session (then 404)",
   await ended; // DELETE closes the session's stream
   const r = await post({ jsonrpc: "2.0", id: 1, method: "ping" }, auth);
   assert.equal(r.status, 404);
+});
+
+const restSendTo = (to, content) =>
+  rest(fx.url, fx.token, "POST", `${m()}/messages`, { from: fx.rest.agent_id, to, content });
+const channel = (mcp) => mcp.notifications.filter((n) => n.method === "notifications/claude/channel");
+
+test("push: a message is sent as notifications/claude/channel on the GET stream; get_messages still returns it, marked", T, async () => {
+  const mcp = await connect({ name: "push-agent" });
+  assert.deepEqual(mcp.client.getServerCapabilities().experimental, { "claude/channel": {} });
+  await mcp.streamOpen;
+  const sent = await restSendTo("push-agent", "pushed to you");
+  await until("the push", () => channel(mcp).length === 1, 3000);
+  const { params } = channel(mcp)[0];
+  assert.match(params.content, /from agent "rest-agent"/);
+  assert.match(params.content, /written by another agent, not by the user/);
+  assert.match(params.content, /<<<message\npushed to you\nmessage>>>/);
+  assert.deepEqual(params.meta, { message_id: sent.id, from: fx.rest.agent_id, from_name: "rest-agent", seq: String(sent.seq) });
+  // This client did not say it shows pushes: get_messages returns the message, saying it was pushed.
+  const got = await mcp.call("meshwire_get_messages", {});
+  assert.deepEqual(got.structuredContent.messages.map((x) => x.id), [sent.id]);
+  assert.match(textOf(got), /also pushed to this session/);
+  // Never twice: once returned, it is neither pushed nor returned again.
+  const next = await restSendTo("push-agent", "second");
+  await until("the second push", () => channel(mcp).length === 2, 3000);
+  assert.equal(channel(mcp)[1].params.meta.message_id, next.id);
+  await mcp.call("meshwire_get_messages", {});
+  assert.deepEqual((await mcp.call("meshwire_get_messages", {})).structuredContent.messages, []);
+  assert.deepEqual(mcp.errors.map(String), []);
+  await mcp.client.close();
+});
+
+test("push to a client that declares experimental claude/channel: not shown again by get_messages", T, async () => {
+  const mcp = await connect({ name: "channel-agent", capabilities: { experimental: { "claude/channel": {} } } });
+  await mcp.streamOpen;
+  const pushed = await restSendTo("channel-agent", "shown once");
+  await until("the push", () => channel(mcp).length === 1, 3000);
+  const got = await mcp.call("meshwire_get_messages", {});
+  assert.deepEqual(got.structuredContent.messages, [], "the client has it already");
+  // It was acknowledged all the same: the REST receipts say so after the next call.
+  await mcp.call("meshwire_get_messages", {});
+  const { delivery } = await rest(fx.url, fx.token, "GET", `${m()}/messages/${pushed.id}`);
+  assert.equal(delivery[0].state, "acked");
+  await mcp.client.close();
+});
+
+test("meshwire://inbox: listed, read without acknowledging, updated notifications once subscribed", T, async () => {
+  const mcp = await connect({ name: "inbox-agent" });
+  const { resources } = await mcp.client.listResources();
+  assert.deepEqual(resources.map((r) => r.uri), ["meshwire://inbox"]);
+  assert.equal((await mcp.client.readResource({ uri: "meshwire://inbox" })).contents[0].text, "No messages waiting.");
+  await mcp.client.subscribeResource({ uri: "meshwire://inbox" });
+  await mcp.streamOpen;
+  const sent = await restSendTo("inbox-agent", "in the inbox");
+  await until("resources/updated", () => mcp.notifications.some((n) => n.method === "notifications/resources/updated"), 3000);
+  const updated = mcp.notifications.find((n) => n.method === "notifications/resources/updated");
+  assert.deepEqual(updated.params, { uri: "meshwire://inbox" });
+  const read = await mcp.client.readResource({ uri: "meshwire://inbox" });
+  assert.match(read.contents[0].text, /<<<message\nin the inbox\nmessage>>>/);
+  // Reading moved nothing: get_messages still returns it.
+  const got = await mcp.call("meshwire_get_messages", {});
+  assert.deepEqual(got.structuredContent.messages.map((x) => x.id), [sent.id]);
+  await assert.rejects(mcp.client.readResource({ uri: "meshwire://nope" }), /-32002|not found/i);
+  await mcp.client.close();
+});
+
+test("loop guard: past 10 pushes a minute from one agent, pushes pause; both are told; nothing is lost", T, async () => {
+  const a = await connect({ name: "loop-a" });
+  const b = await connect({ name: "loop-b" });
+  await b.streamOpen;
+  const ids = [];
+  let last;
+  for (let i = 0; i < 13; i++) {
+    last = await a.call("meshwire_send_message", { to: "loop-b", content: `ping ${i}` });
+    assert.equal(last.isError, false, textOf(last));
+    ids.push(last.structuredContent.id);
+  }
+  await until("b's pushes and the pause notice", () => channel(b).length >= 11, 3000);
+  const pushes = channel(b).filter((n) => n.params.meta?.message_id);
+  assert.equal(pushes.length, 10, "ten pushed");
+  const notice = channel(b).find((n) => n.params.meta?.paused_for_s);
+  assert.match(notice.params.content, /looks like two agents answering each other automatically/);
+  assert.equal(channel(b).length, 11, "nothing more pushed while paused");
+  assert.match(textOf(last), /stop replying automatically/, "the sender is told");
+  const got = await b.call("meshwire_get_messages", { limit: 100 });
+  assert.deepEqual(got.structuredContent.messages.map((x) => x.id), ids, "every message arrives");
+  await a.client.close();
+  await b.client.close();
 });
 
 test("MCP Inspector --cli --transport http: tools/list and tools/call meshwire_status", { timeout: 45000 }, async () => {
