@@ -105,6 +105,11 @@ int RunInit(int argc, char** argv) {
   bool project = false;
   app.add_option("--harness", harness_name, "the platform: " + HarnessNames())->required();
   app.add_flag("--project", project, "cursor: write .cursor/mcp.json in the workspace instead of ~/.cursor");
+  bool remote = false;
+  app.add_flag("--remote", remote,
+               "write the URL form: the client connects to the relay's MCP endpoint itself "
+               "(<url>/mesh/ID/mcp), reading the token from MESHWIRE_TOKEN; for claude-code, cursor, "
+               "vscode, windsurf, gemini and codex");
   app.footer(
       "Files go where each platform reads them (docs/API.md lists them all); COPILOT_HOME, "
       "HERMES_HOME and CODEX_HOME move ~/.copilot, ~/.hermes and ~/.codex as they do for those "
@@ -115,6 +120,12 @@ int RunInit(int argc, char** argv) {
   const Ui& ui = ctx.ui();
   const Harness* harness = FindHarness(harness_name);
   if (!harness) return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
+  if (remote && !harness->has_remote) {
+    return FailUsage("--remote: " + std::string(harness->title) +
+                     " has no URL form for MCP servers that meshwire can write; run `meshwire init --harness " +
+                     harness_name + "` without --remote (the local `meshwire mcp` server), or use --remote with "
+                     "claude-code, cursor, vscode, windsurf, gemini or codex.");
+  }
   try {
     const ClientConfig& c = ctx.config();
     RelayClient& client = ctx.Client();
@@ -155,6 +166,7 @@ int RunInit(int argc, char** argv) {
     hc.codex_home = tool_home("CODEX_HOME");
     hc.xdg_config_home = tool_home("XDG_CONFIG_HOME");
     hc.project = project;
+    hc.remote = remote;
     hc.launcher = Launcher(env);
     HarnessResult result = harness->generate(hc);
 

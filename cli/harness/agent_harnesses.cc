@@ -103,6 +103,7 @@ std::string SkillText() {
 }
 
 HarnessResult GenerateCopilot(const HarnessContext& ctx) {
+  RefuseRemote(ctx, "Copilot CLI");
   CheckContext(ctx);
   const fs::path home = ToolHome(ctx, ctx.copilot_home, ".copilot");
   const fs::path dir = home / "extensions" / "meshwire";
@@ -132,6 +133,7 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
 }
 
 HarnessResult GenerateHermes(const HarnessContext& ctx) {
+  RefuseRemote(ctx, "Hermes");
   CheckContext(ctx);
   const fs::path hermes = ToolHome(ctx, ctx.hermes_home, ".hermes");
   FilePlan plan;
@@ -145,6 +147,7 @@ HarnessResult GenerateHermes(const HarnessContext& ctx) {
 }
 
 HarnessResult GeneratePi(const HarnessContext& ctx) {
+  RefuseRemote(ctx, "Pi");
   CheckContext(ctx);
   FilePlan plan;
   plan.Put(InWorkspace(ctx, fs::path(".pi") / "extensions" / "meshwire.ts"),

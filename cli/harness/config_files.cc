@@ -126,6 +126,23 @@ bool SameJson(const OrderedJson& a, const OrderedJson& b) {
 /// The entry `existing` (any JSON, null when absent) with `server` merged in.
 OrderedJson MergedJsonEntry(const OrderedJson& existing, const McpServer& server) {
   OrderedJson entry = existing.is_object() ? existing : OrderedJson::object();
+  if (server.remote()) {
+    for (auto it = entry.begin(); it != entry.end();) {
+      const bool drop = IsStdioKey(it.key()) || (IsOtherTransportKey(it.key()) && it.key() != "headers");
+      it = drop ? entry.erase(it) : std::next(it);
+    }
+    if (!server.type.empty()) {
+      entry["type"] = server.type;
+    } else {
+      entry.erase("type");
+    }
+    entry[server.url_key] = server.url;
+    OrderedJson headers =
+        entry.contains("headers") && entry["headers"].is_object() ? entry["headers"] : OrderedJson::object();
+    for (const auto& [key, value] : server.headers) headers[key] = value;
+    entry["headers"] = headers;
+    return entry;
+  }
   for (auto it = entry.begin(); it != entry.end();) {
     it = IsOtherTransportKey(it.key()) ? entry.erase(it) : std::next(it);
   }
@@ -211,6 +228,10 @@ void NoteMeshChange(const std::string& path, const std::vector<std::string>& old
 HarnessError InvalidFileError(const std::string& path, const std::string& problem) {
   return HarnessError(path + " " + problem +
                       "; fix it or move it away, then run `meshwire init` again.");
+}
+
+bool IsStdioKey(std::string_view key) {
+  return key == "command" || key == "args" || key == "env" || key == "cwd" || key == "env_vars";
 }
 
 bool IsOtherTransportKey(std::string_view key) {

@@ -32,6 +32,15 @@ struct McpServer {
   // TOML (Codex) only: names of variables the client passes on from its own
   // environment (`env_vars = [...]`), merged with those already listed.
   std::vector<std::string> pass_env;
+
+  // The remote form (`init --remote`): when `url` is set the client connects
+  // to the relay's MCP endpoint itself, and the entry has no command, args or
+  // env. `url_key`: the client's key for it ("url", "httpUrl", "serverUrl").
+  std::string url;
+  std::string url_key = "url";
+  EnvVars headers;          // merged into the entry's headers (JSON clients)
+  std::string bearer_env;   // TOML (Codex): bearer_token_env_var
+  bool remote() const { return !url.empty(); }
 };
 
 /// The mesh an entry's args name (after --mesh or --default-mesh), or "".
@@ -157,5 +166,8 @@ bool IsBlank(std::string_view s);
 /// Keys of an existing entry that belong to a transport other than stdio;
 /// merging a stdio entry drops them.
 bool IsOtherTransportKey(std::string_view key);
+/// Keys of a stdio entry (command, args, env, cwd, env_vars); merging a
+/// remote entry drops them.
+bool IsStdioKey(std::string_view key);
 
 }  // namespace meshwire::cli::harness_internal

@@ -94,6 +94,16 @@ std::string TomlValue(const toml::node& node) {
 toml::table MergedEntry(const toml::node* existing, const McpServer& server) {
   toml::table entry;
   if (existing && existing->is_table()) entry = *existing->as_table();
+  if (server.remote()) {
+    for (auto it = entry.begin(); it != entry.end();) {
+      const bool drop = IsStdioKey(it->first.str()) || IsOtherTransportKey(it->first.str());
+      it = drop ? entry.erase(it) : std::next(it);
+    }
+    entry.insert_or_assign("url", server.url);
+    if (!server.bearer_env.empty()) entry.insert_or_assign("bearer_token_env_var", server.bearer_env);
+    entry.is_inline(false);
+    return entry;
+  }
   for (auto it = entry.begin(); it != entry.end();) {
     it = IsOtherTransportKey(it->first.str()) ? entry.erase(it) : std::next(it);
   }
@@ -127,6 +137,7 @@ toml::table MergedEntry(const toml::node* existing, const McpServer& server) {
 }
 
 bool IsOurKey(std::string_view key, const McpServer& server) {
+  if (server.remote()) return key == "url" || (key == "bearer_token_env_var" && !server.bearer_env.empty());
   return key == "command" || key == "args" || key == "env" ||
          (key == "type" && !server.type.empty()) || (key == "env_vars" && !server.pass_env.empty());
 }
@@ -145,6 +156,14 @@ std::vector<std::string> TomlArgs(const toml::node* entry) {
 /// first, in the order the other formats use, then the entry's other keys.
 std::string EntryBlock(EntryPath at, const toml::table& entry, const McpServer& server) {
   std::string out = "[" + TomlKey(at.container) + "." + TomlKey(at.name) + "]\n";
+  if (server.remote()) {
+    out += "url = " + TomlString(server.url) + "\n";
+    if (!server.bearer_env.empty()) out += "bearer_token_env_var = " + TomlString(server.bearer_env) + "\n";
+    for (auto&& [key, value] : entry) {
+      if (!IsOurKey(key.str(), server)) out += TomlKey(key.str()) + " = " + TomlValue(value) + "\n";
+    }
+    return out;
+  }
   if (!server.type.empty()) out += "type = " + TomlString(server.type) + "\n";
   out += "command = " + TomlValue(*entry.get("command")) + "\n";
   out += "args = " + TomlValue(*entry.get("args")) + "\n";

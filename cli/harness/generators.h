@@ -37,6 +37,18 @@ enum class Scope { kWorkspace, kUserWide };
 /// empty for clients without it.
 McpServer MeshwireServer(const HarnessContext& ctx, Scope scope, std::string type = "");
 
+/// The remote entry (`init --remote`): the relay's MCP endpoint for this
+/// mesh and agent (`<url>/mesh/<mesh>/mcp?agent=<name>`), with
+/// `Authorization: Bearer <token_ref>`, where `token_ref` is how the client
+/// reads MESHWIRE_TOKEN from its environment ("${MESHWIRE_TOKEN}",
+/// "${env:MESHWIRE_TOKEN}", ...): the token itself is never written.
+McpServer RemoteServer(const HarnessContext& ctx, std::string type, std::string url_key,
+                       const std::string& token_ref);
+/// The next step of every remote entry: which token to export.
+std::string RemoteTokenStep(const HarnessContext& ctx, const std::string& client);
+/// Throws HarnessError for --remote with a harness that has no URL form.
+void RefuseRemote(const HarnessContext& ctx, const std::string& client);
+
 // MCP clients (mcp_harnesses.cc).
 HarnessResult GenerateClaude(const HarnessContext& ctx);
 HarnessResult GenerateCursor(const HarnessContext& ctx);

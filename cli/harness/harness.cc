@@ -15,16 +15,16 @@ namespace hi = harness_internal;
 namespace {
 
 constexpr std::array<Harness, 10> kHarnesses = {{
-    {"copilot", "copilot-agent", "Copilot", &hi::GenerateCopilot},
-    {"claude", "claude-agent", "Claude", &hi::GenerateClaude},
-    {"cursor", "cursor-agent", "Cursor", &hi::GenerateCursor},
-    {"claude-code", "claude-code-agent", "Claude Code", &hi::GenerateClaudeCode},
-    {"vscode", "vscode-agent", "VS Code", &hi::GenerateVsCode},
-    {"windsurf", "windsurf-agent", "Windsurf", &hi::GenerateWindsurf},
-    {"gemini", "gemini-agent", "Gemini", &hi::GenerateGemini},
-    {"codex", "codex-agent", "Codex", &hi::GenerateCodex},
-    {"hermes", "hermes-agent", "Hermes", &hi::GenerateHermes},
-    {"pi", "pi-agent", "Pi", &hi::GeneratePi},
+    {"copilot", "copilot-agent", "Copilot", &hi::GenerateCopilot, false},
+    {"claude", "claude-agent", "Claude", &hi::GenerateClaude, false},
+    {"cursor", "cursor-agent", "Cursor", &hi::GenerateCursor, true},
+    {"claude-code", "claude-code-agent", "Claude Code", &hi::GenerateClaudeCode, true},
+    {"vscode", "vscode-agent", "VS Code", &hi::GenerateVsCode, true},
+    {"windsurf", "windsurf-agent", "Windsurf", &hi::GenerateWindsurf, true},
+    {"gemini", "gemini-agent", "Gemini", &hi::GenerateGemini, true},
+    {"codex", "codex-agent", "Codex", &hi::GenerateCodex, true},
+    {"hermes", "hermes-agent", "Hermes", &hi::GenerateHermes, false},
+    {"pi", "pi-agent", "Pi", &hi::GeneratePi, false},
 }};
 
 }  // namespace
@@ -94,6 +94,29 @@ McpServer MeshwireServer(const HarnessContext& ctx, Scope scope, std::string typ
     server.unset_env = {"MESHWIRE_AGENT_NAME", "MESHWIRE_MESH_ID"};
   }
   return server;
+}
+
+McpServer RemoteServer(const HarnessContext& ctx, std::string type, std::string url_key,
+                       const std::string& token_ref) {
+  McpServer server;
+  server.type = std::move(type);
+  server.url = ctx.url + "/mesh/" + ctx.mesh_id + "/mcp" + (ctx.agent_name.empty() ? "" : "?agent=" + ctx.agent_name);
+  server.url_key = std::move(url_key);
+  server.headers.emplace_back("Authorization", "Bearer " + token_ref);
+  return server;
+}
+
+std::string RemoteTokenStep(const HarnessContext& ctx, const std::string& client) {
+  return "Give " + client + " a token in MESHWIRE_TOKEN (the entry reads it from the environment; the file "
+         "holds none): a token for this mesh alone is the one to hand a client, e.g. `meshwire token create "
+         "--mesh " + ctx.mesh_id + " --name " + (ctx.agent_name.empty() ? "remote" : ctx.agent_name) +
+         "`, then `export MESHWIRE_TOKEN=<the token>` where you start " + client + ".";
+}
+
+void RefuseRemote(const HarnessContext& ctx, const std::string& client) {
+  if (!ctx.remote) return;
+  throw HarnessError("--remote: " + client + " has no URL form for MCP servers that meshwire can write; run "
+                     "`meshwire init` for it without --remote (the local `meshwire mcp` server).");
 }
 
 }  // namespace harness_internal

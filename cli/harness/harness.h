@@ -38,6 +38,7 @@ struct HarnessContext {
   std::string codex_home;     // $CODEX_HOME, or empty for ~/.codex
   std::string xdg_config_home;  // Linux: $XDG_CONFIG_HOME, or empty for ~/.config
   bool project = false;       // cursor: .cursor/mcp.json in the workspace
+  bool remote = false;        // the URL form: the client connects to the relay's MCP endpoint
   // How an MCP client starts meshwire: {command, args...} before "mcp", e.g.
   // {"/usr/bin/meshwire"} or {"npx", "meshwire"}.
   std::vector<std::string> launcher;
@@ -64,6 +65,7 @@ struct Harness {
   const char* default_agent_name;  // "copilot-agent", "claude-agent", ...
   const char* title;               // "Copilot", "Claude", ... as in "✓ Copilot harness ready!"
   HarnessResult (*generate)(const HarnessContext& ctx);
+  bool has_remote;                 // `init --remote` can write its URL form
 };
 
 /// Every harness, in the order `meshwire init --help` lists them.

@@ -12,14 +12,36 @@ namespace {
 
 constexpr EntryPath kMcpServers = {"mcpServers", kServerName};
 
-/// The whole of a JSON MCP harness: one entry in one file.
+/// How a JSON client writes its remote entry: its type, its key for the
+/// URL, and how it reads MESHWIRE_TOKEN from its environment.
+struct RemoteForm {
+  const char* type;
+  const char* url_key;
+  const char* token_ref;
+};
+
+/// The whole of a JSON MCP harness: one entry in one file; with --remote,
+/// the URL form `remote` (null: the client has none).
 HarnessResult JsonHarness(const HarnessContext& ctx, const std::string& path, EntryPath at,
-                          Scope scope, std::string type, std::string next_step) {
+                          Scope scope, std::string type, std::string next_step,
+                          const RemoteForm* remote = nullptr, const char* client = "") {
   CheckContext(ctx);
   FilePlan plan;
+  if (ctx.remote) {
+    if (!remote) RefuseRemote(ctx, client);
+    plan.MergeJson(path, at, RemoteServer(ctx, remote->type, remote->url_key, remote->token_ref));
+    return plan.Apply({std::move(next_step), RemoteTokenStep(ctx, client)});
+  }
   plan.MergeJson(path, at, MeshwireServer(ctx, scope, std::move(type)));
   return plan.Apply({std::move(next_step)});
 }
+
+// Each client's own way to read an environment variable in its config file.
+constexpr RemoteForm kClaudeCodeRemote = {"http", "url", "${MESHWIRE_TOKEN}"};
+constexpr RemoteForm kCursorRemote = {"", "url", "${env:MESHWIRE_TOKEN}"};
+constexpr RemoteForm kVsCodeRemote = {"http", "url", "${env:MESHWIRE_TOKEN}"};
+constexpr RemoteForm kWindsurfRemote = {"", "serverUrl", "${env:MESHWIRE_TOKEN}"};
+constexpr RemoteForm kGeminiRemote = {"", "httpUrl", "$MESHWIRE_TOKEN"};
 
 std::string ClaudeDesktopConfig(const HarnessContext& ctx) {
   const fs::path file = fs::path("Claude") / "claude_desktop_config.json";
@@ -36,9 +58,16 @@ std::string ClaudeDesktopConfig(const HarnessContext& ctx) {
   return (config / file).string();
 }
 
+/// Gemini CLI starts MCP servers (stdio and HTTP) only in trusted folders.
+std::string GeminiTrustStep(const HarnessContext& ctx) {
+  return "Gemini CLI starts MCP servers only in folders you trust: answer \"Trust folder\" when it asks in " +
+         ctx.workspace_dir + ", or add \"" + ctx.workspace_dir + "\": \"TRUST_FOLDER\" to ~/.gemini/trustedFolders.json.";
+}
+
 }  // namespace
 
 HarnessResult GenerateClaude(const HarnessContext& ctx) {
+  RefuseRemote(ctx, "Claude Desktop (it adds remote servers in Settings > Connectors)");
   return JsonHarness(ctx, ClaudeDesktopConfig(ctx), kMcpServers, Scope::kUserWide, "",
                      "Restart Claude Desktop to load the MeshWire MCP server.");
 }
@@ -48,31 +77,43 @@ HarnessResult GenerateCursor(const HarnessContext& ctx) {
   return JsonHarness(ctx, ctx.project ? InWorkspace(ctx, file) : InHome(ctx, file), kMcpServers,
                      ctx.project ? Scope::kWorkspace : Scope::kUserWide, "",
                      "Restart Cursor (or turn meshwire on in Cursor Settings > MCP) to load the "
-                     "MeshWire MCP server.");
+                     "MeshWire MCP server.",
+                     &kCursorRemote, "Cursor");
 }
 
 HarnessResult GenerateClaudeCode(const HarnessContext& ctx) {
   return JsonHarness(ctx, InWorkspace(ctx, ".mcp.json"), kMcpServers, Scope::kWorkspace, "stdio",
                      "Start Claude Code in this workspace and approve the project MCP server "
-                     "\"meshwire\" when it asks (/mcp shows it).");
+                     "\"meshwire\" when it asks (/mcp shows it).",
+                     &kClaudeCodeRemote, "Claude Code");
 }
 
 HarnessResult GenerateVsCode(const HarnessContext& ctx) {
   return JsonHarness(ctx, InWorkspace(ctx, fs::path(".vscode") / "mcp.json"),
                      {"servers", kServerName}, Scope::kWorkspace, "stdio",
                      "Open this workspace in VS Code and start the \"meshwire\" server (MCP: List "
-                     "Servers) to use it in agent mode.");
+                     "Servers) to use it in agent mode.",
+                     &kVsCodeRemote, "VS Code");
 }
 
 HarnessResult GenerateWindsurf(const HarnessContext& ctx) {
   return JsonHarness(ctx, InHome(ctx, fs::path(".codeium") / "windsurf" / "mcp_config.json"),
                      kMcpServers, Scope::kUserWide, "",
                      "Refresh the MCP servers in Windsurf (Cascade > MCP servers) to load "
-                     "MeshWire.");
+                     "MeshWire.",
+                     &kWindsurfRemote, "Windsurf");
 }
 
 HarnessResult GenerateGemini(const HarnessContext& ctx) {
   CheckContext(ctx);
+  if (ctx.remote) {
+    FilePlan plan;
+    // Gemini expands $NAME in settings.json from its own environment.
+    plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers,
+                   RemoteServer(ctx, kGeminiRemote.type, kGeminiRemote.url_key, kGeminiRemote.token_ref));
+    return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).",
+                       GeminiTrustStep(ctx), RemoteTokenStep(ctx, "Gemini CLI")});
+  }
   McpServer server = MeshwireServer(ctx, Scope::kUserWide);
   // Gemini CLI drops every variable whose name holds TOKEN (KEY, SECRET, ...)
   // from a server's environment, but expands "$NAME" in the entry's env from
@@ -82,15 +123,21 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
   server.env.emplace_back("MESHWIRE_TOKEN", "$MESHWIRE_TOKEN");
   FilePlan plan;
   plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers, server);
-  return plan.Apply(
-      {"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).",
-       "Gemini CLI starts MCP servers only in folders you trust: answer \"Trust folder\" when it "
-       "asks in " + ctx.workspace_dir + ", or add \"" + ctx.workspace_dir +
-           "\": \"TRUST_FOLDER\" to ~/.gemini/trustedFolders.json."});
+  return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).", GeminiTrustStep(ctx)});
 }
 
 HarnessResult GenerateCodex(const HarnessContext& ctx) {
   CheckContext(ctx);
+  const fs::path codex_home = ToolHome(ctx, ctx.codex_home, ".codex");
+  if (ctx.remote) {
+    McpServer server = RemoteServer(ctx, "", "url", "");
+    server.headers.clear();
+    server.bearer_env = "MESHWIRE_TOKEN";  // Codex sends `Authorization: Bearer $MESHWIRE_TOKEN`
+    FilePlan plan;
+    plan.MergeToml((codex_home / "config.toml").string(), {"mcp_servers", kServerName}, server);
+    return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it).",
+                       RemoteTokenStep(ctx, "Codex")});
+  }
   McpServer server = MeshwireServer(ctx, Scope::kUserWide);
   // Codex gives MCP servers only HOME, PATH, USER and a few more of its own
   // environment; these are the ones meshwire reads (the token among them,

@@ -1059,4 +1059,60 @@ TEST_CASE("hermes and pi in a fresh git repository without a .gitignore: git add
   }
 }
 
+TEST_CASE("--remote writes each client's URL form, the token as a variable it expands, never the token") {
+  struct RemoteCase {
+    const char* harness;
+    const char* file;  // in the home folder, or the workspace for claude-code and vscode
+    bool in_workspace;
+    const char* container;
+    json entry;
+  };
+  const std::string url = std::string(kUrl) + "/mesh/" + kMesh + "/mcp?agent=test-agent";
+  const RemoteCase cases[] = {
+      {"claude-code", ".mcp.json", true, "mcpServers",
+       {{"type", "http"}, {"url", url}, {"headers", {{"Authorization", "Bearer ${MESHWIRE_TOKEN}"}}}}},
+      {"vscode", ".vscode/mcp.json", true, "servers",
+       {{"type", "http"}, {"url", url}, {"headers", {{"Authorization", "Bearer ${env:MESHWIRE_TOKEN}"}}}}},
+      {"cursor", ".cursor/mcp.json", false, "mcpServers",
+       {{"url", url}, {"headers", {{"Authorization", "Bearer ${env:MESHWIRE_TOKEN}"}}}}},
+      {"windsurf", ".codeium/windsurf/mcp_config.json", false, "mcpServers",
+       {{"serverUrl", url}, {"headers", {{"Authorization", "Bearer ${env:MESHWIRE_TOKEN}"}}}}},
+      {"gemini", ".gemini/settings.json", false, "mcpServers",
+       {{"httpUrl", url}, {"headers", {{"Authorization", "Bearer $MESHWIRE_TOKEN"}}}}},
+  };
+  for (const RemoteCase& c : cases) {
+    CAPTURE(c.harness);
+    Fixture f;
+    const std::string path = c.in_workspace ? f.Work(c.file) : f.Home(c.file);
+    // A stdio entry first: the remote one replaces its command, args and env.
+    f.Run(c.harness);
+    f.ctx.remote = true;
+    HarnessResult result = f.Run(c.harness);
+    CHECK(result.next_steps.back().find("MESHWIRE_TOKEN") != std::string::npos);
+    CHECK(ParseWith("json", path)[c.container]["meshwire"] == c.entry);
+    CHECK(Read(path).find(kToken) == std::string::npos);
+    CheckAllUnchanged(f.Run(c.harness));
+    // And back: a stdio init drops the URL form.
+    f.ctx.remote = false;
+    f.Run(c.harness);
+    CHECK(!ParseWith("json", path)[c.container]["meshwire"].contains("headers"));
+    CHECK(ParseWith("json", path)[c.container]["meshwire"].contains("command"));
+  }
+}
+
+TEST_CASE("--remote for codex: url and bearer_token_env_var; harnesses without a URL form refuse it") {
+  Fixture f;
+  f.Run("codex");
+  f.ctx.remote = true;
+  f.Run("codex");
+  CHECK(Read(f.Home(".codex/config.toml")) ==
+        "[mcp_servers.meshwire]\n"
+        "url = \"" + std::string(kUrl) + "/mesh/" + kMesh + "/mcp?agent=test-agent\"\n"
+        "bearer_token_env_var = \"MESHWIRE_TOKEN\"\n");
+  for (const char* harness : {"claude", "copilot", "hermes", "pi"}) {
+    CAPTURE(harness);
+    CHECK_THROWS_WITH_AS(f.Run(harness), doctest::Contains("--remote"), HarnessError);
+  }
+}
+
 }  // namespace meshwire::testing

@@ -231,3 +231,36 @@ test("claude -p calls meshwire_status with the token from each credential source
     assert.match(text, /meshwire login/, text);
   });
 });
+
+// `init --harness claude-code --remote`: .mcp.json names the relay's MCP
+// endpoint with `Authorization: Bearer ${MESHWIRE_TOKEN}`, which Claude Code
+// fills from its own environment; the file holds no token.
+test("--remote: claude mcp list shows the relay's endpoint Connected with the token from the environment", { timeout: 90000 }, async (t) => {
+  if (NOT_INSTALLED) return t.skip(NOT_INSTALLED);
+  const home = tempDir("mw-cc-remote-home-");
+  const ws = tempDir("mw-cc-remote-ws-");
+  const init = await run(BINARY, ["init", "--harness", "claude-code", "--remote", "--mesh", fx.mesh, "--url", fx.url], {
+    cwd: ws,
+    env: userEnv(home, { MESHWIRE_TOKEN: fx.token }),
+    timeoutMs: 20000,
+  });
+  assert.equal(init.code, 0, JSON.stringify(init));
+  assert.match(init.stdout, /MESHWIRE_TOKEN/);
+  const written = fs.readFileSync(path.join(ws, ".mcp.json"), "utf8");
+  assert.ok(!written.includes(fx.token), "no token in .mcp.json");
+  const url = `${fx.url}/mesh/${fx.mesh}/mcp?agent=claude-code-agent`;
+  assert.deepEqual(JSON.parse(written).mcpServers.meshwire, {
+    type: "http",
+    url,
+    headers: { Authorization: "Bearer ${MESHWIRE_TOKEN}" },
+  });
+  approve(home);
+  const connected = await claude(["mcp", "list"], ws, userEnv(home, { MESHWIRE_TOKEN: fx.token }));
+  assert.ok(connected.includes(`meshwire: ${url} (HTTP) - ✔ Connected`), connected);
+  // Control: without the variable the relay refuses it (401), and Claude Code says so.
+  const refused = await claude(["mcp", "list"], ws, userEnv(home));
+  assert.ok(!refused.includes("✔ Connected"), refused);
+  // The session Claude Code opened registered the agent by the URL's name.
+  const { agents } = await (await fetch(`${fx.url}/mesh/${fx.mesh}/agents`, { headers: { authorization: `Bearer ${fx.token}` } })).json();
+  assert.ok(agents.some((a) => a.name === "claude-code-agent"));
+});

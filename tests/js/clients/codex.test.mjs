@@ -32,7 +32,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { childEnv, exitOnSignals, tempDir, trackPid, until, untrackPid } from "../support/relay.mjs";
+import { BINARY, childEnv, exitOnSignals, tempDir, trackPid, until, untrackPid } from "../support/relay.mjs";
 import {
   MESHWIRE_TOOLS,
   clientBin,
@@ -41,6 +41,7 @@ import {
   missingUnless,
   mkdirIn,
   notInstalled,
+  run,
   startRelayFixture,
   stopRelayFixture,
 } from "./client_support.mjs";
@@ -348,5 +349,30 @@ test("two workspaces on different meshes share one config.toml; each thread reac
   assert.ok(!statusA.text.includes(fx.mesh2), statusA.text);
   assertOnline(statusB, fx.mesh2);
   assert.ok(!statusB.text.includes(fx.mesh1), statusB.text);
+  await codex.close();
+});
+
+test("--remote: Codex reaches the relay's endpoint (url, bearer_token_env_var) and calls meshwire_status", T, async (t) => {
+  if (MISSING) return t.skip(MISSING);
+  const dirs = setup("remote");
+  const init = await run(BINARY, ["init", "--harness", "codex", "--remote", "--mesh", fx.mesh1, "--url", fx.url], {
+    cwd: dirs.ws.ws,
+    env: childEnv({ HOME: dirs.home, CODEX_HOME: dirs.codexHome, MESHWIRE_TOKEN: fx.token, MESHWIRE_HOME: dirs.mwHome }),
+    timeoutMs: 20000,
+  });
+  assert.equal(init.code, 0, JSON.stringify(init));
+  const config = fs.readFileSync(dirs.config, "utf8");
+  assert.ok(config.includes(`url = "${fx.url}/mesh/${fx.mesh1}/mcp?agent=codex-agent"\nbearer_token_env_var = "MESHWIRE_TOKEN"\n`), config);
+  assert.ok(!config.includes(fx.token), "no token in config.toml");
+
+  const codex = await startCodex(dirs, { MESHWIRE_TOKEN: fx.token });
+  const { data } = await codex.request("mcpServerStatus/list", { detail: "toolsAndAuthOnly" });
+  const meshwire = data.find((server) => server.name === "meshwire");
+  assert.equal(meshwire.toolsError, null, JSON.stringify(meshwire));
+  assert.deepEqual(Object.keys(meshwire.tools).sort(), [...NAMES].sort());
+  const thread = await startThread(codex, dirs.ws.ws);
+  const status = await callStatus(codex, thread);
+  assertOnline(status, fx.mesh1);
+  assert.match(status.text, /you are agent codex-agent/);
   await codex.close();
 });

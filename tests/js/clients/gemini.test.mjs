@@ -211,3 +211,24 @@ test("two workspaces on two meshes share the user-level entry; each keeps its ow
   assertOnline(inB, fx.m2);
   assert.ok(!inB.includes(fx.m1), `workspace B is not on ${fx.m1}: ${inB}`);
 });
+
+test("--remote: gemini mcp list shows the relay's endpoint Connected with the token from the environment", { timeout: 60000 }, async (t) => {
+  if (NOT_INSTALLED) return t.skip(NOT_INSTALLED);
+  const home = newUser();
+  const ws = fs.realpathSync(tempDir("mw-gemini-remote-ws-"));
+  const args = ["init", "--harness", "gemini", "--remote", "--mesh", fx.m1, "--url", fx.url];
+  const out = await run(BINARY, args, { cwd: ws, env: userEnv(home, { MESHWIRE_TOKEN: fx.token }), timeoutMs: 20000 });
+  assert.equal(out.code, 0, JSON.stringify(out));
+  const url = `${fx.url}/mesh/${fx.m1}/mcp?agent=gemini-agent`;
+  assert.deepEqual(entry(home), { httpUrl: url, headers: { Authorization: "Bearer $MESHWIRE_TOKEN" } });
+  assert.ok(!fs.readFileSync(path.join(home, ".gemini/settings.json"), "utf8").includes(fx.token), "no token written");
+  trust(home, out.stdout + out.stderr);
+  const list = async (env) => {
+    const r = await run(GEMINI, ["mcp", "list"], { cwd: ws, env: userEnv(home, { GEMINI_CLI_NO_RELAUNCH: "true", ...env }) });
+    return r.stdout + r.stderr;
+  };
+  const connected = await list({ MESHWIRE_TOKEN: fx.token });
+  assert.ok(connected.includes(`✓ meshwire: ${url} (http) - Connected`), connected);
+  const refused = await list({});
+  assert.ok(refused.includes(`✗ meshwire: ${url} (http) - Disconnected`), refused);
+});
