@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <future>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -48,8 +47,8 @@ void ServiceTools::Call(const std::string& name, const Json& args,
   if (auto wrong = mcp::UnknownArgument(name, args)) return done(*wrong);
   try {
     service_.Heartbeat(caller_, mesh_id_, agent_id_);  // a tool call is a sign of life
-    if (name == "meshwire_get_messages") return GetMessages(args, context, std::move(done));
-    if (name == "meshwire_send_message") return done(Send(args));
+    if (name == "meshwire_get_messages") return GetMessages(args, context, done);
+    if (name == "meshwire_send_message") return Send(args, done);  // a copy: a throw answers below
     if (name == "meshwire_reply_to_message") return done(Reply(args));
     if (name == "meshwire_list_agents") return done(ListAgents());
     if (name == "meshwire_status") return done(Status());
@@ -59,31 +58,26 @@ void ServiceTools::Call(const std::string& name, const Json& args,
   done(mcp::ToolResult::Error("Unknown tool " + name + "."));
 }
 
-mcp::ToolResult ServiceTools::Send(const Json& args) {
+void ServiceTools::Send(const Json& args, mcp::ToolDone done) {
   mcp::SendArgs a;
-  if (auto wrong = mcp::ReadArgs(args, a)) return *wrong;
+  if (auto wrong = mcp::ReadArgs(args, a)) return done(*wrong);
   SendRequest request;
   request.from = agent_id_;
   request.content = a.content;
   if (a.to) request.to = *a.to;
-  // The commit completes on the storage writer's thread; this worker waits
-  // for it (a send is quick), so the tool answers with the stored message.
-  std::promise<AppendResult> committed;
-  auto result = committed.get_future().share();
-  service_.Send(caller_, mesh_id_, request, [&committed](std::exception_ptr error, AppendResult r) {
-    if (error) {
-      committed.set_exception(error);
-    } else {
-      committed.set_value(std::move(r));
-    }
-  });
-  mcp::ToolResult sent = mcp::SentResult(result.get().message);
-  if (send_notice_ && a.to) {
-    const Message& m = result.get().message;
-    std::string notice = send_notice_(agent_id_, m.to);
-    if (!notice.empty()) sent.text += " " + notice;
-  }
-  return sent;
+  // Answered from the commit (on the storage writer's thread: a small JSON
+  // text, and the loop guard's look-up); no thread waits for it.
+  service_.Send(caller_, mesh_id_, request,
+                [this, done, direct = a.to.has_value(), keep = keep_alive_ ? keep_alive_() : nullptr](
+                    std::exception_ptr error, AppendResult r) {
+                  if (error) return done(Failure(error));
+                  mcp::ToolResult sent = mcp::SentResult(r.message);
+                  if (send_notice_ && direct) {
+                    std::string notice = send_notice_(agent_id_, r.message.to);
+                    if (!notice.empty()) sent.text += " " + notice;
+                  }
+                  done(std::move(sent));
+                });
 }
 
 void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::RequestContext>& context,

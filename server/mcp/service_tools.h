@@ -65,7 +65,7 @@ class ServiceTools final : public mcp::ToolSet {
   void SetKeepAlive(std::function<std::shared_ptr<void>()> keep_alive) { keep_alive_ = std::move(keep_alive); }
 
  private:
-  mcp::ToolResult Send(const Json& args);
+  void Send(const Json& args, mcp::ToolDone done);
   void GetMessages(const Json& args, const std::shared_ptr<mcp::RequestContext>& context, mcp::ToolDone done);
   mcp::ToolResult Reply(const Json& args);
   mcp::ToolResult Status();

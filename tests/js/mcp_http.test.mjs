@@ -249,6 +249,28 @@ test("bad arguments are isError results; an unknown tool is a protocol error", T
   await assert.rejects(fx.mcp.call("meshwire_nope"), /-32602|Unknown tool/);
 });
 
+test("a wait past the agent's cap of parked polls is an isError result (429's sentence), not a failure", T, async () => {
+  const mcp = await connect({ name: "crowded-agent" });
+  const { agent_id: id } = await rest(fx.url, fx.token, "POST", `${m()}/agents`, { name: "crowded-agent" });
+  const controller = new AbortController();
+  const parked = Array.from({ length: 64 }, () =>
+    fetch(`${fx.url}${m()}/messages?agent_id=${id}&wait=20`, {
+      headers: { authorization: `Bearer ${fx.token}` },
+      signal: controller.signal,
+    }).catch(() => null),
+  );
+  const probe = async () =>
+    (await fetch(`${fx.url}${m()}/messages?agent_id=${id}&wait=1`, { headers: { authorization: `Bearer ${fx.token}` } }))
+      .status === 429;
+  await until("all 64 polls parked (a 65th is refused)", probe, 10000);
+  const result = await mcp.call("meshwire_get_messages", { wait_seconds: 5 });
+  assert.equal(result.isError, true, textOf(result));
+  assert.match(textOf(result), /retry|too many/i);
+  controller.abort();
+  await Promise.all(parked);
+  await mcp.client.close();
+});
+
 test("no token, a wrong one: 401 with WWW-Authenticate naming the resource metadata, which is served", T, async () => {
   for (const headers of [{}, { authorization: "Bearer mw_wrongwrongwrong" }]) {
     const r = await post(initialize(), headers);
