@@ -102,20 +102,12 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
           std::lock_guard lock(mu_);
           cursor_ = result.cursor;
         }
-        // What the client has shown it has (a push it displays, a message it
-        // answered) is not shown again; a push it may not display is.
-        std::vector<Message> messages;
-        std::unordered_set<std::string> pushed;
-        {
-          std::lock_guard lock(mu_);
-          for (const CommittedPtr& c : result.messages) {
-            const Message& m = c->message();
-            const bool was_pushed = pushed_.count(m.id) > 0;
-            if (replied_.count(m.id) || (was_pushed && client_shows_pushes_)) continue;
-            if (was_pushed) pushed.insert(m.id);
-            messages.push_back(m);
-          }
-        }
+        // What the client has shown it has is not shown again (PushLedger).
+        std::vector<Message> all;
+        for (const CommittedPtr& c : result.messages) all.push_back(c->message());
+        mcp::PushLedger::Inbox inbox = ledger_.Filter(std::move(all));
+        const std::vector<Message>& messages = inbox.messages;
+        const auto& pushed = inbox.pushed;
         std::unordered_map<std::string, std::string> harness_of;
         if (!messages.empty()) {
           try {
@@ -143,11 +135,7 @@ mcp::ToolResult ServiceTools::Reply(const Json& args) {
   mcp::ReplyArgs a;
   if (auto wrong = mcp::ReadArgs(args, a)) return *wrong;
   AppendResult sent = service_.Reply(caller_, mesh_id_, a.message_id, agent_id_, a.content, "{}");
-  {
-    std::lock_guard lock(mu_);  // answered: the client has it
-    if (replied_.size() >= kRemembered) replied_.clear();
-    replied_.insert(a.message_id);
-  }
+  ledger_.Replied(a.message_id);  // answered: the client has it
   return mcp::RepliedResult(a.message_id, sent.message);
 }
 
@@ -199,17 +187,7 @@ Json ServiceTools::ExtraCapabilities() const {
   return {{"experimental", {{"claude/channel", Json::object()}}}};
 }
 
-void ServiceTools::ClientReady(const Json& params) {
-  bool shows = false;
-  if (params.is_object() && params.contains("capabilities") && params["capabilities"].is_object()) {
-    const Json& caps = params["capabilities"];
-    shows = caps.contains("experimental") && caps["experimental"].is_object() &&
-            caps["experimental"].contains("claude/channel");
-  }
-  std::lock_guard lock(mu_);
-  ready_ = true;
-  client_shows_pushes_ = shows;
-}
+void ServiceTools::ClientReady(const Json& params) { ledger_.ClientReady(params); }
 
 bool ServiceTools::IsFor(const Message& m) const {
   return m.mesh_id == mesh_id_ && (m.to == agent_id_ || (m.to == kBroadcast && m.from != agent_id_));
@@ -217,21 +195,15 @@ bool ServiceTools::IsFor(const Message& m) const {
 
 bool ServiceTools::TakeForPush(const Message& m) {
   if (!IsFor(m)) return false;
-  std::lock_guard lock(mu_);
-  if (!ready_ || pushed_.count(m.id) || (cursor_ && m.seq <= *cursor_)) return false;
-  pushed_.insert(m.id);
-  pushed_order_.push_back(m.id);
-  if (pushed_order_.size() > kRemembered) {
-    pushed_.erase(pushed_order_.front());
-    pushed_order_.pop_front();
+  std::optional<std::int64_t> cursor;
+  {
+    std::lock_guard lock(mu_);
+    cursor = cursor_;
   }
-  return true;
+  return ledger_.TakeForPush(m, cursor);
 }
 
-bool ServiceTools::ready() const {
-  std::lock_guard lock(mu_);
-  return ready_;
-}
+bool ServiceTools::ready() const { return ledger_.ready(); }
 
 bool ServiceTools::inbox_subscribed() const {
   std::lock_guard lock(mu_);

@@ -7,8 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
-#include <unordered_set>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -16,6 +14,7 @@
 #include <string>
 
 #include "mcp/mcp_server.h"
+#include "mcp/push_ledger.h"
 #include "server/core/mesh_service.h"
 
 namespace meshwire {
@@ -46,10 +45,10 @@ class ServiceTools final : public mcp::ToolSet {
   // Push into the session (docs/API.md, "Push into the session").
   Json ExtraCapabilities() const override;
   void ClientReady(const Json& initialize_params) override;
-  /// True when `message` is for this agent (to it, or a broadcast from
-  /// another); `also_new`: and was neither pushed nor returned here yet, which
-  /// it now counts as pushed.
+  /// True when `message` is for this agent (to it, or a broadcast from another).
   bool IsFor(const Message& message) const;
+  /// True when `message` is for this agent and may be pushed now (see
+  /// PushLedger); it then counts as pushed.
   bool TakeForPush(const Message& message);
   /// notifications/initialized was seen (pushes may start).
   bool ready() const;
@@ -77,15 +76,10 @@ class ServiceTools final : public mcp::ToolSet {
   std::string agent_id_;
   std::function<std::shared_ptr<void>()> keep_alive_;
   std::function<std::string(const std::string&, const std::string&)> send_notice_;
+  mcp::PushLedger ledger_;
   mutable std::mutex mu_;
   std::optional<std::int64_t> cursor_;  // guarded by mu_: the next call acknowledges up to here
-  bool ready_ = false;                  // guarded by mu_
-  bool client_shows_pushes_ = false;    // guarded by mu_: it declared experimental claude/channel
   bool inbox_subscribed_ = false;       // guarded by mu_
-  // Ids pushed to, or answered in, this session (the newest kRemembered); guarded by mu_.
-  static constexpr std::size_t kRemembered = 4096;
-  std::unordered_set<std::string> pushed_, replied_;
-  std::deque<std::string> pushed_order_;
 };
 
 }  // namespace meshwire
