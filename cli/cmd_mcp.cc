@@ -58,8 +58,10 @@ int RunMcp(int argc, char** argv) {
   }
   tools.Start();
   mcp::McpServer server(tools, "meshwire", MESHWIRE_VERSION);
+  tools.SetNotifier([&server](const std::string& method, const Json& params) { server.rpc().Notify(method, params); });
   std::ios::sync_with_stdio(false);
   mcp::ServeStdio(server.rpc(), std::cin, std::cout);
+  tools.Stop();  // no push after this: the server it writes through goes first
   return kExitOk;
 }
 

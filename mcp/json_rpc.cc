@@ -196,6 +196,10 @@ void JsonRpcPeer::CancelRequest(const Json& id) {
   context->Cancel();
 }
 
+void JsonRpcPeer::Notify(const std::string& method, const Json& params) {
+  Write({{"jsonrpc", "2.0"}, {"method", method}, {"params", params}});
+}
+
 Json JsonRpcPeer::Answer(const Json& id, const Json& result) {
   return {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
 }

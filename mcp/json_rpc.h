@@ -96,6 +96,8 @@ class JsonRpcPeer {
   /// this message's answer. False when none will come (a notification, a
   /// response, or a request cancelled before its answer).
   bool Dispatch(const Json& message, AnswerSink answer);
+  /// Sends a notification (no id) through the sink; any thread.
+  void Notify(const std::string& method, const Json& params);
   /// True when `message` is a request (it has a method and an id).
   static bool IsRequest(const Json& message);
   /// The input ended: requests in flight get `grace` to finish, the rest are

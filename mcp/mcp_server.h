@@ -53,6 +53,11 @@ class ToolSet {
   virtual void ClientReady(const Json& initialize_params) { (void)initialize_params; }
   /// Extra capabilities to declare (merged into initialize's capabilities).
   virtual Json ExtraCapabilities() const { return Json::object(); }
+
+  /// Sends a notification to the client (method, params). The server sets it
+  /// before serving, for transports with a channel of their own (stdio).
+  using Notifier = std::function<void(const std::string& method, const Json& params)>;
+  virtual void SetNotifier(Notifier notifier) { (void)notifier; }
 };
 
 /// The protocol revisions this server speaks, oldest first.

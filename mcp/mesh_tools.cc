@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mcp/tool_format.h"
+#include "schemas/json_io.h"
 #include "schemas/mcp_schemas.h"
 
 namespace meshwire::mcp {
@@ -12,13 +13,80 @@ namespace meshwire::mcp {
 
 MeshTools::MeshTools(MeshToolsOptions options) : options_(std::move(options)) {}
 
-MeshTools::~MeshTools() {
+MeshTools::~MeshTools() { Stop(); }
+
+void MeshTools::Stop() {
   {
     std::lock_guard lock(stop_mu_);
     stopping_ = true;
+    if (events_client_) events_client_->Cancel();
   }
   stop_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
+  if (pusher_.joinable()) pusher_.join();
+}
+
+Json MeshTools::ExtraCapabilities() const { return {{"experimental", {{"claude/channel", Json::object()}}}}; }
+
+void MeshTools::ClientReady(const Json& params) {
+  ledger_.ClientReady(params);
+  // Only to clients that take them: another client may treat an unknown
+  // notification as an error. Pushing needs a complete configuration.
+  const bool takes = ledger_.client_shows_pushes() || ledger_.client_name() == "claude-code";
+  if (!takes || !notifier_ || !SetupProblem().empty() || pusher_.joinable()) return;
+  pusher_ = std::thread([this] { PushLoop(); });
+}
+
+bool MeshTools::Sleep(std::chrono::milliseconds delay) {
+  std::unique_lock lock(stop_mu_);
+  stop_cv_.wait_for(lock, delay, [&] { return stopping_; });
+  return !stopping_;
+}
+
+void MeshTools::PushLoop() {
+  const std::chrono::milliseconds backoff[] = {std::chrono::milliseconds(500), std::chrono::seconds(1),
+                                               std::chrono::seconds(2), std::chrono::seconds(5)};
+  std::size_t failures = 0;
+  for (;;) {
+    RelayClient client = NewClient();
+    {
+      std::lock_guard lock(stop_mu_);
+      if (stopping_) return;
+      events_client_ = &client;
+    }
+    try {
+      const std::string agent_id = AgentId(client);
+      client.FollowEvents(options_.mesh_id, [&](const std::string& event, const std::string& data) {
+        failures = 0;
+        if (event != "message") return true;
+        Json j = Json::parse(data, nullptr, false);
+        if (!j.is_object()) return true;
+        Message m;
+        try {
+          m = MessageFromJson(j);
+        } catch (const std::exception&) {
+          return true;
+        }
+        if (!(m.to == agent_id || (m.to == kBroadcast && m.from != agent_id))) return true;
+        std::optional<std::int64_t> cursor;
+        {
+          std::lock_guard lock(mu_);
+          cursor = cursor_;
+        }
+        if (ledger_.TakeForPush(m, cursor)) notifier_("notifications/claude/channel", ChannelParams(m));
+        return true;
+      });
+    } catch (const Error& e) {
+      if (e.code() != "cancelled") spdlog::debug("push stream: {}", e.what());
+    }
+    {
+      std::lock_guard lock(stop_mu_);
+      events_client_ = nullptr;
+    }
+    // The stream ended or failed: reconnect (what came meanwhile is not
+    // lost: meshwire_get_messages returns it).
+    if (!Sleep(backoff[std::min(failures++, std::size(backoff) - 1)])) return;
+  }
 }
 
 void MeshTools::Start() {
@@ -175,9 +243,13 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
     std::lock_guard lock(mu_);
     cursor_ = answer.cursor;  // the next call acknowledges this batch
   }
-  const auto harnesses = answer.messages.empty() ? std::unordered_map<std::string, std::string>{}
-                                                 : SenderHarnesses(client, answer.messages);
-  return InboxResult(answer.messages, [&](const std::string& from) { return harnesses.at(from); }, wait);
+  // What the client has shown it has is not shown again (PushLedger).
+  PushLedger::Inbox inbox = ledger_.Filter(std::move(answer.messages));
+  const auto harnesses = inbox.messages.empty() ? std::unordered_map<std::string, std::string>{}
+                                                : SenderHarnesses(client, inbox.messages);
+  return InboxResult(
+      inbox.messages, [&](const std::string& from) { return harnesses.at(from); }, wait,
+      [&](const std::string& id) { return inbox.pushed.count(id) > 0; });
 }
 
 ToolResult MeshTools::ListAgents() {
@@ -208,7 +280,9 @@ ToolResult MeshTools::Reply(const Json& args) {
   ReplyArgs a;
   if (auto wrong = ReadArgs(args, a)) return *wrong;
   RelayClient client = NewClient();
-  return RepliedResult(a.message_id, client.Reply(options_.mesh_id, a.message_id, AgentId(client), a.content));
+  Message sent = client.Reply(options_.mesh_id, a.message_id, AgentId(client), a.content);
+  ledger_.Replied(a.message_id);  // answered: the client has it
+  return RepliedResult(a.message_id, sent);
 }
 
 }  // namespace meshwire::mcp

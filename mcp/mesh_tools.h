@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,7 @@
 #include <unordered_map>
 
 #include "mcp/mcp_server.h"
+#include "mcp/push_ledger.h"
 #include "relay-client/config.h"
 #include "relay-client/relay_client.h"
 
@@ -37,6 +39,9 @@ class MeshTools final : public ToolSet {
 
   /// Starts registration and heartbeats in the background.
   void Start();
+  /// Stops and joins the background threads (heartbeats, pushes); after
+  /// it, nothing is sent through the notifier. Idempotent.
+  void Stop();
 
   const Json& Definitions() const override;
   void Call(const std::string& name, const Json& arguments, const std::shared_ptr<RequestContext>& context,
@@ -46,6 +51,14 @@ class MeshTools final : public ToolSet {
   /// Why no tool can work as configured (no token, no mesh), as a sentence
   /// saying what to run; empty when the configuration is complete.
   std::string SetupProblem() const;
+
+  // Push into the session: after notifications/initialized, for a client
+  // that takes channel notifications (Claude Code, or one that declares
+  // experimental claude/channel), each message for this agent is sent as
+  // notifications/claude/channel as the relay's event stream brings it.
+  Json ExtraCapabilities() const override;
+  void ClientReady(const Json& initialize_params) override;
+  void SetNotifier(Notifier notifier) override { notifier_ = std::move(notifier); }
 
  private:
   ToolResult Run(const std::string& name, const Json& arguments, RequestContext& context);
@@ -64,6 +77,10 @@ class MeshTools final : public ToolSet {
   std::unordered_map<std::string, std::string> SenderHarnesses(
       RelayClient& client, const std::vector<Message>& messages);
   void Heartbeats();
+  /// Follows the relay's event stream and pushes, until stopped (reconnects).
+  void PushLoop();
+  /// Waits up to `delay` unless stopping; false once stopping.
+  bool Sleep(std::chrono::milliseconds delay);
 
   const MeshToolsOptions options_;
   std::mutex mu_;
@@ -74,6 +91,10 @@ class MeshTools final : public ToolSet {
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by stop_mu_
   std::thread heartbeat_;
+  PushLedger ledger_;
+  Notifier notifier_;
+  std::thread pusher_;
+  RelayClient* events_client_ = nullptr;  // guarded by stop_mu_: the stream to cancel on stop
 };
 
 }  // namespace meshwire::mcp

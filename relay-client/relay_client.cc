@@ -284,6 +284,67 @@ std::string RelayClient::Integrate(const std::string& mesh_id) {
   return raw;
 }
 
+void RelayClient::FollowEvents(
+    const std::string& mesh_id,
+    const std::function<bool(const std::string& event, const std::string& data)>& on_event) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->cancelled) throw Error(0, "cancelled", "The request was cancelled.");
+  }
+  const std::string path = impl_->base_path + "/mesh/" + Encode(mesh_id) + "/events";
+  // The relay sends a comment at least every 15 s: a minute of silence is a dead stream.
+  impl_->http->set_read_timeout(60, 0);
+  int status = 0;
+  std::string error_body, buffer;
+  bool stopped = false;
+  httplib::Result r = impl_->http->Get(
+      path, httplib::Headers{{"Accept", "text/event-stream"}},
+      [&](const httplib::Response& response) {
+        status = response.status;
+        return true;
+      },
+      [&](const char* data, std::size_t size) {
+        if (status >= 400) {
+          if (error_body.size() < 65536) error_body.append(data, size);
+          return true;
+        }
+        buffer.append(data, size);
+        if (buffer.size() > (1u << 20)) return false;  // an event over 1 MiB: not the relay's
+        for (std::size_t end; (end = buffer.find("\n\n")) != std::string::npos;) {
+          std::string event = "message", payload;
+          std::size_t at = 0;
+          while (at < end) {
+            std::size_t eol = std::min(buffer.find('\n', at), end);
+            std::string_view line(buffer.data() + at, eol - at);
+            if (line.starts_with("event: ")) event = std::string(line.substr(7));
+            if (line.starts_with("data: ")) payload += std::string(line.substr(6));
+            at = eol + 1;
+          }
+          buffer.erase(0, end + 2);
+          if (!payload.empty() && !on_event(event, payload)) {
+            stopped = true;
+            return false;
+          }
+        }
+        return true;
+      });
+  if (stopped) return;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->cancelled) throw Error(0, "cancelled", "The request was cancelled.");
+  }
+  if (status >= 400) {
+    json j = json::parse(error_body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+      throw Error(status, j["error"].value("code", "error"), j["error"].value("message", ""));
+    }
+    throw Error(status, "bad_response", "The relay at " + url_ + " answered HTTP " + std::to_string(status) + ".");
+  }
+  if (!r && r.error() != httplib::Error::Canceled) {
+    throw Error(0, "unreachable", TransportFailure(url_, r.error()));
+  }
+}
+
 std::vector<Token> RelayClient::ListTokens() {
   std::vector<Token> out;
   json answer = CALL("GET", "/tokens", nullptr, true);

@@ -74,6 +74,12 @@ class RelayClient {
   Message Reply(const std::string& mesh_id, const std::string& message_id,
                 const std::string& from, const std::string& content);
   std::string Integrate(const std::string& mesh_id);
+  /// Follows GET /mesh/{mesh}/events live (no replay; it moves no cursor):
+  /// `on_event(event, data)` for each event, until it returns false or the
+  /// stream ends (then this returns), or Cancel (throws code "cancelled").
+  /// Throws Error like any call when the stream cannot start or breaks.
+  void FollowEvents(const std::string& mesh_id,
+                    const std::function<bool(const std::string& event, const std::string& data)>& on_event);
 
   std::vector<Token> ListTokens();
   NewTokenAnswer CreateToken(const std::string& name, const std::optional<std::string>& mesh_id);

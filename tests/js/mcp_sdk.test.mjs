@@ -105,7 +105,7 @@ class RecordingTransport extends sdk.StdioClientTransport {
 
 // Starts `meshwire mcp --mesh MESH --name NAME` with a temp HOME and
 // MESHWIRE_HOME (no user file is read), connected through the SDK client.
-async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, mesh = fx.meshId } = {}) {
+async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, mesh = fx.meshId, clientName = "meshwire-sdk-test", capabilities = {} } = {}) {
   const home = tempDir("mw-sdk-home-");
   const transport = new RecordingTransport({
     command: BINARY,
@@ -124,9 +124,13 @@ async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, me
   transport.stderr.on("data", (chunk) => {
     if (stderr.length < 100000) stderr += chunk;
   });
-  const client = new sdk.Client({ name: "meshwire-sdk-test", version: "1.0.0" });
+  const client = new sdk.Client({ name: clientName, version: "1.0.0" }, { capabilities });
   const errors = [];
+  const notifications = [];
   client.onerror = (err) => errors.push(err);
+  client.fallbackNotificationHandler = async (n) => {
+    notifications.push(n);
+  };
   let closed = false;
   client.onclose = () => {
     closed = true;
@@ -140,6 +144,7 @@ async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, me
     transport,
     pid,
     errors,
+    notifications,
     get stderr() {
       return stderr;
     },
@@ -724,6 +729,73 @@ test("stdout carries JSON-RPC alone; errors for bad lines; EOF exits 0 within 2 
   assert.equal(signal, null, "exited by itself within 2 s of EOF");
   assert.equal(code, 0);
   assert.ok(Date.now() - t < 2000);
+});
+
+// ---------------------------------------------------------------------------
+// Push into the session (stdio): notifications/claude/channel
+
+const channelOf = (mcp) => mcp.notifications.filter((n) => n.method === "notifications/claude/channel");
+
+// Sends `content` to agent `to` every 300 ms until `mcp` has a push (its event
+// stream opens a moment after initialized, and carries only what comes after).
+// The messages sent, oldest first.
+async function untilPushed(mcp, to, content) {
+  const sent = [];
+  const deadline = Date.now() + 8000;
+  while (channelOf(mcp).length === 0) {
+    if (Date.now() > deadline) throw new Error(`no push to ${to} within 8 s`);
+    sent.push(await restSend({ to, content }));
+    const t = Date.now();
+    while (channelOf(mcp).length === 0 && Date.now() - t < 300) await sleep(20);
+  }
+  await sleep(200); // a push of a later one, if any, lands too
+  return sent;
+}
+
+test("push: Claude Code (clientInfo claude-code) is sent each message as notifications/claude/channel; get_messages still has it", T, async () => {
+  const mcp = await startMcp({ name: "push-stdio", clientName: "claude-code" });
+  (fx.extra ??= []).push(mcp);
+  assert.deepEqual(mcp.client.getServerCapabilities().experimental, { "claude/channel": {} });
+  // The event stream opens after initialized (live only): send until a push comes.
+  const sent = await untilPushed(mcp, "push-stdio", "pushed over stdio");
+  const { params } = channelOf(mcp)[0];
+  const first = sent.find((m) => m.id === params.meta.message_id);
+  assert.ok(first, "the push is of a message sent");
+  const pushes = channelOf(mcp).length;
+  assert.equal(params.meta.message_id, first.id);
+  assert.equal(params.meta.seq, String(first.seq));
+  assert.match(params.content, /<<<message\npushed over stdio\nmessage>>>/);
+  const second = await restSend({ to: "push-stdio", content: "again" });
+  await until("the second push", () => channelOf(mcp).length === pushes + 1, 3000);
+  assert.equal(channelOf(mcp)[pushes].params.meta.message_id, second.id);
+  // Claude Code did not declare it shows channel pushes: get_messages returns all, the pushed ones marked.
+  const got = await mcp.call("meshwire_get_messages", {});
+  assert.deepEqual(got.structuredContent.messages.map((m) => m.id), [...sent.map((m) => m.id), second.id]);
+  assert.match(textOf(got), /also pushed to this session/);
+  assert.deepEqual(mcp.errors.map(String), []);
+});
+
+test("push: a client declaring experimental claude/channel has pushed messages left out of get_messages; others get no push", T, async () => {
+  const shows = await startMcp({ name: "push-shows", capabilities: { experimental: { "claude/channel": {} } } });
+  const plain = await startMcp({ name: "push-plain" });
+  (fx.extra ??= []).push(shows, plain);
+  const sent = await untilPushed(shows, "push-shows", "once");
+  const pushed = new Set(channelOf(shows).map((n) => n.params.meta.message_id));
+  assert.ok(sent.some((m) => pushed.has(m.id)));
+  const got = await shows.call("meshwire_get_messages", {});
+  // Those sent before the stream opened were never pushed: only they are returned.
+  assert.deepEqual(
+    got.structuredContent.messages.map((m) => m.id),
+    sent.filter((m) => !pushed.has(m.id)).map((m) => m.id),
+    "the pushed ones: the client has them",
+  );
+  // A plain client (no claude/channel, not Claude Code) is never pushed to.
+  const toPlain = await restSend({ to: "push-plain", content: "poll me" });
+  await sleep(500);
+  assert.deepEqual(channelOf(plain), []);
+  const polled = await plain.call("meshwire_get_messages", {});
+  assert.deepEqual(polled.structuredContent.messages.map((m) => m.id), [toPlain.id]);
+  assert.doesNotMatch(textOf(polled), /also pushed/);
 });
 
 // ---------------------------------------------------------------------------
