@@ -252,22 +252,26 @@ test("bad arguments are isError results; an unknown tool is a protocol error", T
 test("a wait past the agent's cap of parked polls is an isError result (429's sentence), not a failure", T, async () => {
   const mcp = await connect({ name: "crowded-agent" });
   const { agent_id: id } = await rest(fx.url, fx.token, "POST", `${m()}/agents`, { name: "crowded-agent" });
-  const controller = new AbortController();
-  const parked = Array.from({ length: 64 }, () =>
-    fetch(`${fx.url}${m()}/messages?agent_id=${id}&wait=20`, {
+  // 70 polls of 20 s, each on a connection of its own (node:http, no pool):
+  // once one is refused (429), 64 others are parked, and stay so.
+  let refused = 0;
+  const requests = Array.from({ length: 70 }, () => {
+    const req = http.get(`${fx.url}${m()}/messages?agent_id=${id}&wait=20`, {
+      agent: false,
       headers: { authorization: `Bearer ${fx.token}` },
-      signal: controller.signal,
-    }).catch(() => null),
-  );
-  const probe = async () =>
-    (await fetch(`${fx.url}${m()}/messages?agent_id=${id}&wait=1`, { headers: { authorization: `Bearer ${fx.token}` } }))
-      .status === 429;
-  await until("all 64 polls parked (a 65th is refused)", probe, 10000);
+    });
+    req.on("error", () => {});
+    req.on("response", (res) => {
+      if (res.statusCode === 429) refused++;
+      res.resume();
+    });
+    return req;
+  });
+  await until("the cap of 64 parked polls to be reached", () => refused > 0, 10000);
   const result = await mcp.call("meshwire_get_messages", { wait_seconds: 5 });
   assert.equal(result.isError, true, textOf(result));
   assert.match(textOf(result), /retry|too many/i);
-  controller.abort();
-  await Promise.all(parked);
+  for (const req of requests) req.destroy();
   await mcp.client.close();
 });
 
