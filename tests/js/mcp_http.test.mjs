@@ -23,16 +23,11 @@ import {
   tempDir,
   until,
 } from "./support/relay.mjs";
+import { MESHWIRE_TOOLS } from "./clients/client_support.mjs";
 
 const INSPECTOR = path.join(ROOT, "tests/node_modules/.bin/mcp-inspector");
 const T = { timeout: 20000 };
-const NAMES = [
-  "meshwire_get_messages",
-  "meshwire_list_agents",
-  "meshwire_reply_to_message",
-  "meshwire_send_message",
-  "meshwire_status",
-];
+const NAMES = [...MESHWIRE_TOOLS].sort();
 
 const sdk = await (async () => {
   try {
