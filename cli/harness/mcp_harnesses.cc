@@ -84,7 +84,10 @@ HarnessResult GenerateCursor(const HarnessContext& ctx) {
 HarnessResult GenerateClaudeCode(const HarnessContext& ctx) {
   return JsonHarness(ctx, InWorkspace(ctx, ".mcp.json"), kMcpServers, Scope::kWorkspace, "stdio",
                      "Start Claude Code in this workspace and approve the project MCP server "
-                     "\"meshwire\" when it asks (/mcp shows it).",
+                     "\"meshwire\" when it asks (/mcp shows it). To have messages pushed into the "
+                     "conversation as they arrive (Claude Code channels; they need a claude.ai sign-in), "
+                     "start it as `claude --dangerously-load-development-channels server:meshwire`; "
+                     "otherwise ask it to check meshwire_get_messages.",
                      &kClaudeCodeRemote, "Claude Code");
 }
 

@@ -60,6 +60,7 @@ async function setUp({ save }) {
   const out = await run(BINARY, args, { cwd: ws, env: userEnv(home, save ? {} : { MESHWIRE_TOKEN: fx.token }), timeoutMs: 20000 });
   assert.equal(out.code, 0, JSON.stringify(out));
   assert.match(out.stdout + out.stderr, /approve the project MCP server "meshwire"/);
+  assert.match(out.stdout + out.stderr, /claude --dangerously-load-development-channels server:meshwire/, "the flag that turns channels on");
   assert.equal(fs.existsSync(path.join(home, ".meshwire/credentials.json")), save, "credentials.json saved only with --token");
   return { home, ws, initOutput: out.stdout + out.stderr };
 }
