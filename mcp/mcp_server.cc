@@ -32,21 +32,27 @@ Json ToolSet::ReadResource(const std::string& uri) {
 
 void ToolSet::Subscribe(const std::string& uri, bool) { ReadResource(uri); }
 
+Json McpServer::Capabilities() const {
+  Json capabilities = {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}};
+  if (tools_.HasResources()) capabilities["resources"] = {{"subscribe", true}, {"listChanged", false}};
+  capabilities.update(tools_.ExtraCapabilities());
+  return capabilities;
+}
+
+Json McpServer::ServerInfo() const { return {{"name", name_}, {"title", "MeshWire"}, {"version", version_}}; }
+
 McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool tools_on_threads)
-    : tools_(tools) {
-  rpc_.On("initialize", [this, name, version](RequestContext& ctx) {
+    : tools_(tools), name_(name), version_(version) {
+  rpc_.On("initialize", [this](RequestContext& ctx) {
     const auto& versions = SupportedProtocolVersions();
     std::string asked = ctx.params().is_object() ? ctx.params().value("protocolVersion", "") : "";
     // The client's revision when we speak it, else the newest we do.
     std::string chosen =
         std::find(versions.begin(), versions.end(), asked) != versions.end() ? asked : versions.back();
-    Json capabilities = {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}};
-    if (tools_.HasResources()) capabilities["resources"] = {{"subscribe", true}, {"listChanged", false}};
-    capabilities.update(tools_.ExtraCapabilities());
     initialize_params_ = ctx.params();
     return Json{{"protocolVersion", chosen},
-                {"capabilities", capabilities},
-                {"serverInfo", {{"name", name}, {"title", "MeshWire"}, {"version", version}}},
+                {"capabilities", Capabilities()},
+                {"serverInfo", ServerInfo()},
                 {"instructions", tools_.Instructions()}};
   });
   rpc_.On("ping", [](RequestContext&) { return Json::object(); });

@@ -69,12 +69,17 @@ class McpServer {
   /// that block, as `meshwire mcp`'s do); else on the caller's, and a tool
   /// that waits must answer later through its ToolDone.
   McpServer(ToolSet& tools, std::string name, std::string version, bool tools_on_threads = true);
+  /// What initialize declares: capabilities, and serverInfo {name, title, version}.
+  Json Capabilities() const;
+  Json ServerInfo() const;
+  ToolSet& tools() { return tools_; }
   /// The dispatcher with the MCP methods registered, for a transport
   /// (stdio_transport.h, or the relay's HTTP endpoint).
   JsonRpcPeer& rpc() { return rpc_; }
 
  private:
   ToolSet& tools_;
+  const std::string name_, version_;
   JsonRpcPeer rpc_;
   Json initialize_params_;  // what the client's initialize said (capabilities, clientInfo)
 };

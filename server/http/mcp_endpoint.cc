@@ -25,11 +25,22 @@ struct McpEndpoint::Session {
   std::shared_ptr<EventStream> stream;   // guarded by mu: the GET stream, if open
   // The loop guard's record: sender agent id -> its recent pushes here; guarded by mu.
   std::unordered_map<std::string, std::deque<Millis>> pushes_from;
+  // Protocol 2026-07-28 (stateless): the id of the subscriptions/listen
+  // request whose stream `stream` is (null: none, or a legacy session).
+  bool modern = false;
+  nlohmann::json listen_id;  // guarded by mu
 };
 
 namespace {
 
 constexpr const char* kSessionHeader = "Mcp-Session-Id";
+// The stateless revision and its _meta keys.
+constexpr const char* kModernVersion = "2026-07-28";
+constexpr const char* kVersionKey = "io.modelcontextprotocol/protocolVersion";
+constexpr const char* kCapabilitiesKey = "io.modelcontextprotocol/clientCapabilities";
+constexpr const char* kClientInfoKey = "io.modelcontextprotocol/clientInfo";
+constexpr const char* kServerInfoKey = "io.modelcontextprotocol/serverInfo";
+constexpr const char* kSubscriptionKey = "io.modelcontextprotocol/subscriptionId";
 
 /// A transport-level refusal: the HTTP status, with a JSON-RPC error body
 /// (what MCP clients read) carrying the contract's error code.
@@ -157,7 +168,7 @@ McpEndpoint::SessionPtr McpEndpoint::Find(const HttpRequest& req, const Caller& 
 }
 
 McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::string& mesh_id,
-                                          const HttpRequest& req) {
+                                          const HttpRequest& req, const std::string& stateless_key) {
   const std::string* agent = req.Query("agent");
   std::string name = agent ? *agent : caller.token.name;
   if (!IsValidName(name)) {
@@ -165,7 +176,8 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
                               "\") must be 1-64 of A-Z a-z 0-9 . _ -.");
   }
   auto session = std::make_shared<Session>();
-  session->id = RandomBase62(32);
+  session->id = stateless_key.empty() ? RandomBase62(32) : stateless_key;
+  session->modern = !stateless_key.empty();
   session->token_id = caller.token.id;
   session->mesh_id = mesh_id;
   session->last_used = clock_.Now();
@@ -209,9 +221,20 @@ void McpEndpoint::End(const SessionPtr& session, bool cancel_calls) {
     if (it != sessions_.end() && it->second == session) sessions_.erase(it);
   }
   std::shared_ptr<EventStream> stream;
+  nlohmann::json listen_id;
   {
     std::lock_guard lock(session->mu);
     stream.swap(session->stream);
+    listen_id = std::exchange(session->listen_id, nullptr);
+  }
+  if (stream && !listen_id.is_null()) {
+    // A listen stream ends with its request's result (2026-07-28).
+    stream->Send("event: message\ndata: " +
+                 nlohmann::json{{"jsonrpc", "2.0"},
+                                {"id", listen_id},
+                                {"result", {{"resultType", "complete"}, {"_meta", {{kSubscriptionKey, listen_id}}}}}}
+                     .dump() +
+                 "\n\n");
   }
   if (stream) stream->Close();
   // Calls still waiting end now; their answers are never sent.
@@ -258,6 +281,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     if (!message.is_object()) {
       return ex->Respond(Refuse(400, "One JSON-RPC message per request: batches are not supported."));
     }
+    if (IsModern(req, message)) return PostModern(ex, caller, message);
     if (const std::string* version = req.Header("MCP-Protocol-Version")) {
       const auto& known = mcp::SupportedProtocolVersions();
       if (std::find(known.begin(), known.end(), *version) == known.end()) {
@@ -364,6 +388,15 @@ void McpEndpoint::OnEvent(const WakeEvent& event) {
 }
 
 void McpEndpoint::Push(Session& s, const Message& m, const std::string& channel) {
+  if (s.modern) {
+    // 2026-07-28: only what the listen request asked for (the inbox), no
+    // unsolicited channel notifications.
+    if (s.tools->inbox_subscribed() && !s.listen_id.is_null()) {
+      s.stream->Send(Notification("notifications/resources/updated",
+                                  {{"uri", ServiceTools::kInboxUri}, {"_meta", {{kSubscriptionKey, s.listen_id}}}}));
+    }
+    return;
+  }
   const Millis now = clock_.Now();
   if (s.tools->inbox_subscribed()) {
     s.stream->Send(Notification("notifications/resources/updated", {{"uri", ServiceTools::kInboxUri}}));
@@ -412,6 +445,148 @@ std::string McpEndpoint::PausedNotice(const std::string& from, const std::string
          std::to_string(kLoopLimit) + " within " + std::to_string(kLoopWindowMs / 1000) +
          " s, which looks like two agents answering each other automatically. It will read them with "
          "meshwire_get_messages; stop replying automatically.";
+}
+
+bool McpEndpoint::IsModern(const HttpRequest& req, const nlohmann::json& message) {
+  if (message.value("method", "") == "server/discover") return true;
+  const std::string* header = req.Header("MCP-Protocol-Version");
+  if (header && *header == kModernVersion) return true;
+  const auto params = message.find("params");
+  if (params == message.end() || !params->is_object()) return false;
+  const auto meta = params->find("_meta");
+  return meta != params->end() && meta->is_object() && meta->value(kVersionKey, "") == kModernVersion;
+}
+
+void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const nlohmann::json& message) {
+  const HttpRequest& req = ex->request();
+  const bool request = mcp::JsonRpcPeer::IsRequest(message);
+  const nlohmann::json id = message.value("id", nlohmann::json());
+  const std::string method = message.value("method", "");
+  auto refuse = [&](int status, int code, const std::string& text) {
+    HttpResponse r = HttpResponse::Json(
+        status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", text}}}}.dump());
+    ex->Respond(std::move(r));
+  };
+  const nlohmann::json params = message.contains("params") && message["params"].is_object() ? message["params"]
+                                                                                             : nlohmann::json::object();
+  const nlohmann::json meta = params.contains("_meta") && params["_meta"].is_object() ? params["_meta"]
+                                                                                       : nlohmann::json::object();
+  if (request) {
+    // The standard headers: a router may act on them without reading the body.
+    const std::string* version = req.Header("MCP-Protocol-Version");
+    if (!version || *version != kModernVersion) {
+      return refuse(400, -32600, std::string("MCP-Protocol-Version: ") + kModernVersion + " is required with this request.");
+    }
+    if (meta.value(kVersionKey, kModernVersion) != kModernVersion) {
+      return refuse(400, -32600, "The _meta protocol version and the MCP-Protocol-Version header differ.");
+    }
+    const std::string* header_method = req.Header("Mcp-Method");
+    if (!header_method || *header_method != method) {
+      return refuse(400, -32600, "The Mcp-Method header must name the request's method (" + method + ").");
+    }
+    std::string name_key = method == "tools/call" ? "name" : method == "resources/read" ? "uri" : "";
+    if (!name_key.empty()) {
+      const std::string* header_name = req.Header("Mcp-Name");
+      if (!header_name || !params.contains(name_key) || !params[name_key].is_string() ||
+          *header_name != params[name_key].get<std::string>()) {
+        return refuse(400, -32600, "The Mcp-Name header must repeat params." + name_key + ".");
+      }
+    }
+    if (method != "server/discover" && !meta.contains(kCapabilitiesKey)) {
+      return refuse(400, -32602, std::string("_meta must carry ") + kVersionKey + " and " + kCapabilitiesKey + ".");
+    }
+  }
+  // No session: the token, mesh and agent name one, kept on this node so
+  // that get_messages acknowledges what the previous call returned.
+  const std::string* agent = req.Query("agent");
+  const std::string key = "~" + caller.token.id + "/" + req.params[0] + "/" + (agent ? *agent : caller.token.name);
+  SessionPtr session;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(key);
+    if (it != sessions_.end()) session = it->second;
+  }
+  if (!session) session = Open(caller, req.params[0], req, key);
+  {
+    std::lock_guard lock(session->mu);
+    session->last_used = clock_.Now();
+  }
+  nlohmann::json client = {{"capabilities", meta.value(kCapabilitiesKey, nlohmann::json::object())},
+                           {"clientInfo", meta.value(kClientInfoKey, nlohmann::json::object())}};
+  session->tools->ClientReady(client);
+  if (!request) {
+    session->server->rpc().Dispatch(message, [](const nlohmann::json&) {});
+    return ex->Respond(HttpResponse::Empty(202));
+  }
+  if (method == "server/discover") {
+    std::vector<std::string> versions = {kModernVersion};
+    for (const auto& v : mcp::SupportedProtocolVersions()) versions.push_back(v);
+    nlohmann::json capabilities = session->server->Capabilities();
+    capabilities.erase("logging");  // logging/setLevel is gone in 2026-07-28
+    capabilities["resources"] = {{"listChanged", false}};  // subscriptions/listen replaces subscribe
+    nlohmann::json result = {{"supportedVersions", versions},
+                             {"capabilities", capabilities},
+                             {"instructions", session->tools->Instructions()},
+                             {"resultType", "complete"},
+                             {"ttlMs", 0},
+                             {"cacheScope", "private"},  // the instructions name this agent
+                             {"_meta", {{kServerInfoKey, session->server->ServerInfo()}}}};
+    return ex->Respond(HttpResponse::Json(200, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}.dump()));
+  }
+  if (method == "subscriptions/listen") {
+    const nlohmann::json wanted = params.value("notifications", nlohmann::json::object());
+    bool inbox = false;
+    if (wanted.is_object() && wanted.contains("resourceSubscriptions") && wanted["resourceSubscriptions"].is_array()) {
+      for (const auto& uri : wanted["resourceSubscriptions"]) inbox = inbox || uri == ServiceTools::kInboxUri;
+    }
+    auto stream = ex->OpenStream(HttpResponse::Empty(200)
+                                     .Header("Content-Type", "text/event-stream")
+                                     .Header("Cache-Control", "no-cache")
+                                     .Header("X-Accel-Buffering", "no"));
+    if (!stream) return;
+    session->tools->Subscribe(ServiceTools::kInboxUri, inbox);
+    nlohmann::json agreed = nlohmann::json::object();
+    if (inbox) agreed["resourceSubscriptions"] = {ServiceTools::kInboxUri};
+    std::shared_ptr<EventStream> previous;
+    {
+      std::lock_guard lock(session->mu);
+      previous = std::exchange(session->stream, stream);
+      session->listen_id = id;
+      stream->Send(Notification("notifications/subscriptions/acknowledged",
+                                {{"notifications", agreed}, {"_meta", {{kSubscriptionKey, id}}}}));
+    }
+    if (previous) previous->Close();  // one listen stream per agent: the newest wins
+    return;
+  }
+  bool pending = session->server->rpc().Dispatch(message, [ex, method](const nlohmann::json& answer) {
+    nlohmann::json a = answer;
+    if (a.contains("result") && a["result"].is_object()) {
+      nlohmann::json& result = a["result"];
+      result["resultType"] = "complete";
+      // What a client may cache (SEP-2549): the tool list is the binary's;
+      // the inbox changes with every message.
+      if (method == "tools/list" || method == "resources/templates/list") {
+        result["ttlMs"] = 300000;
+        result["cacheScope"] = "public";
+      } else if (method == "resources/list") {
+        result["ttlMs"] = 300000;
+        result["cacheScope"] = "private";
+      } else if (method == "resources/read") {
+        result["ttlMs"] = 0;
+        result["cacheScope"] = "private";
+      }
+    }
+    ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+  });
+  if (pending) {
+    ex->OnHangUp([weak = std::weak_ptr<Session>(session), id] {
+      if (auto s = weak.lock()) {
+        s->server->rpc().Dispatch(
+            {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
+            [](const nlohmann::json&) {});
+      }
+    });
+  }
 }
 
 void McpEndpoint::Housekeeping() {

@@ -28,6 +28,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "server/core/mesh_service.h"
 #include "server/http/http_types.h"
 
@@ -83,7 +85,18 @@ class McpEndpoint {
   Caller Admit(const HttpRequest& request);
   /// The request's session, checked against the caller and the mesh.
   SessionPtr Find(const HttpRequest& request, const Caller& caller);
-  SessionPtr Open(const Caller& caller, const std::string& mesh_id, const HttpRequest& request);
+  /// A new session (legacy: a random id); with `stateless_key`, the one
+  /// that key names (2026-07-28: per token, mesh and agent).
+  SessionPtr Open(const Caller& caller, const std::string& mesh_id, const HttpRequest& request,
+                  const std::string& stateless_key = "");
+  /// Protocol 2026-07-28: server/discover, or a request whose _meta or
+  /// MCP-Protocol-Version names that revision.
+  static bool IsModern(const HttpRequest& request, const nlohmann::json& message);
+  /// A 2026-07-28 request: the standard headers checked (MCP-Protocol-Version,
+  /// Mcp-Method, Mcp-Name), no session id, `_meta` carrying the client's
+  /// capabilities; server/discover; subscriptions/listen streams the inbox's
+  /// updates.
+  void PostModern(const ExchangePtr& exchange, const Caller& caller, const nlohmann::json& message);
   /// Forgets the session and closes its stream; `cancel_calls`: its waiting
   /// calls end unanswered.
   void End(const SessionPtr& session, bool cancel_calls);

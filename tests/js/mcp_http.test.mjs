@@ -484,3 +484,145 @@ test("MCP Inspector --cli --transport http: tools/list and tools/call meshwire_s
   assert.equal(result.isError, false, JSON.stringify(result));
   assert.equal(result.structuredContent.agent.name, "inspector-agent");
 });
+
+// ---------------------------------------------------------------------------
+// Protocol 2026-07-28: stateless requests (no session), the standard headers,
+// server/discover, subscriptions/listen
+
+const MODERN = "2026-07-28";
+const modernMeta = { "io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {} };
+let modernId = 100;
+// A 2026-07-28 request as a conforming client sends it: { status, body }.
+function modern(method, params = {}, { agent = "modern-agent", headers = {}, name } = {}) {
+  const h = {
+    authorization: `Bearer ${fx.token}`,
+    "mcp-protocol-version": MODERN,
+    "mcp-method": method,
+    ...(name !== undefined ? { "mcp-name": name } : {}),
+    ...headers,
+  };
+  const body = { jsonrpc: "2.0", id: ++modernId, method, params: { ...params, _meta: { ...modernMeta, ...(params._meta ?? {}) } } };
+  return fetch(`${fx.url}${m()}/mcp?agent=${agent}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...h },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30000),
+  }).then(async (r) => ({ status: r.status, headers: r.headers, body: await r.json() }));
+}
+
+test("2026-07-28: server/discover, then tools without a session; get_messages acknowledges across requests", T, async () => {
+  const discover = await modern("server/discover");
+  assert.equal(discover.status, 200);
+  const d = discover.body.result;
+  assert.ok(d.supportedVersions.includes(MODERN) && d.supportedVersions.includes("2025-11-25"));
+  assert.equal(d._meta["io.modelcontextprotocol/serverInfo"].name, "meshwire");
+  assert.ok(d.capabilities.tools);
+  assert.match(d.instructions, /You are the agent "modern-agent"/);
+  assert.equal(discover.headers.get("mcp-session-id"), null, "no session");
+
+  const list = await modern("tools/list");
+  assert.deepEqual(list.body.result.tools.map((t) => t.name).sort(), NAMES);
+  assert.equal(list.body.result.cacheScope, "public");
+  assert.equal(typeof list.body.result.ttlMs, "number");
+
+  const sent = await restSendTo("modern-agent", "stateless hello");
+  const got = await modern("tools/call", { name: "meshwire_get_messages", arguments: {} }, { name: "meshwire_get_messages" });
+  assert.equal(got.body.result.resultType, "complete");
+  assert.deepEqual(got.body.result.structuredContent.messages.map((x) => x.id), [sent.id]);
+  const again = await modern("tools/call", { name: "meshwire_get_messages", arguments: {} }, { name: "meshwire_get_messages" });
+  assert.deepEqual(again.body.result.structuredContent.messages, [], "the previous call's batch was acknowledged");
+});
+
+test("2026-07-28: the standard headers are checked (missing, or not matching the body): 400, nothing run", T, async () => {
+  const before = await historyCount();
+  const call = { name: "meshwire_send_message", arguments: { content: "must not land", to: "rest-agent" } };
+  const cases = [
+    { headers: { "mcp-method": "tools/list" }, name: "meshwire_send_message" }, // Mcp-Method differs from the body
+    { name: "meshwire_status" }, // Mcp-Name differs from params.name
+    {}, // Mcp-Name missing
+    { headers: { "mcp-protocol-version": "2025-11-25" }, name: "meshwire_send_message" }, // _meta says 2026-07-28
+  ];
+  for (const c of cases) {
+    const r = await modern("tools/call", call, c);
+    assert.equal(r.status, 400, JSON.stringify(c));
+    assert.ok(r.body.error, JSON.stringify(r.body));
+  }
+  const noCaps = await modern("tools/list", { _meta: { "io.modelcontextprotocol/clientCapabilities": undefined } });
+  assert.equal(noCaps.status, 400, "clientCapabilities is required in _meta");
+  assert.equal(await historyCount(), before, "nothing was sent");
+});
+
+test("2026-07-28: subscriptions/listen acknowledges, then sends resources/updated for the inbox with the subscription id", T, async () => {
+  const events = [];
+  const controller = new AbortController();
+  const id = ++modernId;
+  const response = await fetch(`${fx.url}${m()}/mcp?agent=listen-agent`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      authorization: `Bearer ${fx.token}`,
+      "mcp-protocol-version": MODERN,
+      "mcp-method": "subscriptions/listen",
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id,
+      method: "subscriptions/listen",
+      params: { notifications: { resourceSubscriptions: ["meshwire://inbox"], toolsListChanged: true }, _meta: modernMeta },
+    }),
+    signal: controller.signal,
+  });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type"), /text\/event-stream/);
+  const reader = response.body.getReader();
+  let buffer = "";
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ done: true }));
+      if (done) return;
+      buffer += Buffer.from(value).toString();
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const data = /^data: (.*)$/m.exec(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+        if (data) events.push(JSON.parse(data[1]));
+      }
+    }
+  })();
+  await until("the acknowledgement", () => events.length > 0, 3000);
+  assert.equal(events[0].method, "notifications/subscriptions/acknowledged");
+  assert.deepEqual(events[0].params.notifications, { resourceSubscriptions: ["meshwire://inbox"] }, "only what it honors");
+  assert.equal(events[0].params._meta["io.modelcontextprotocol/subscriptionId"], id);
+  await restSendTo("listen-agent", "for the inbox");
+  await until("resources/updated", () => events.length > 1, 3000);
+  assert.deepEqual(events[1], {
+    jsonrpc: "2.0",
+    method: "notifications/resources/updated",
+    params: { uri: "meshwire://inbox", _meta: { "io.modelcontextprotocol/subscriptionId": id } },
+  });
+  assert.ok(!events.some((e) => e.method === "notifications/claude/channel"), "nothing it did not ask for");
+  controller.abort();
+});
+
+test("2026-07-28: the MCP Inspector (official v2 client) with --protocol-era modern lists and calls the tools", { timeout: 45000 }, async () => {
+  const run = (args) =>
+    new Promise((resolve) => {
+      execFile(
+        INSPECTOR,
+        ["--cli", `${fx.url}${m()}/mcp?agent=inspector-modern`, "--transport", "http", "--header", `Authorization: Bearer ${fx.token}`,
+          "--protocol-era", "modern", ...args],
+        { env: childEnv({ HOME: tempDir("mw-http-inspector-modern-") }), timeout: 20000, killSignal: "SIGKILL" },
+        (error, stdout, stderr) => resolve({ code: error ? (error.code ?? error.signal) : 0, stdout, stderr }),
+      );
+    });
+  const list = await run(["--method", "tools/list"]);
+  assert.equal(list.code, 0, `inspector tools/list failed: ${list.stdout} ${list.stderr}`);
+  assert.deepEqual(JSON.parse(list.stdout).tools.map((t) => t.name).sort(), NAMES);
+  const call = await run(["--method", "tools/call", "--tool-name", "meshwire_status"]);
+  assert.equal(call.code, 0, `inspector tools/call failed: ${call.stdout} ${call.stderr}`);
+  assert.equal(JSON.parse(call.stdout).structuredContent.agent.name, "inspector-modern");
+  const read = await run(["--method", "resources/read", "--uri", "meshwire://inbox"]);
+  assert.equal(read.code, 0, `inspector resources/read failed: ${read.stdout} ${read.stderr}`);
+  assert.equal(JSON.parse(read.stdout).contents[0].uri, "meshwire://inbox");
+});
