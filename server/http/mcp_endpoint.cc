@@ -308,15 +308,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       for (const auto& [k, v] : extra) r.Header(k, v);
       ex->Respond(std::move(r));
     });
-    if (pending) {
-      ex->OnHangUp([weak = std::weak_ptr<Session>(session), id] {
-        if (auto s = weak.lock()) {
-          s->server->rpc().Dispatch(
-              {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
-              [](const nlohmann::json&) {});
-        }
-      });
-    }
+    if (pending) CancelOnHangUp(ex, session, id);
   });
 }
 
@@ -578,15 +570,17 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
     }
     ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   });
-  if (pending) {
-    ex->OnHangUp([weak = std::weak_ptr<Session>(session), id] {
-      if (auto s = weak.lock()) {
-        s->server->rpc().Dispatch(
-            {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
-            [](const nlohmann::json&) {});
-      }
-    });
-  }
+  if (pending) CancelOnHangUp(ex, session, id);
+}
+
+void McpEndpoint::CancelOnHangUp(const ExchangePtr& ex, const SessionPtr& session, const nlohmann::json& id) {
+  ex->OnHangUp([weak = std::weak_ptr<Session>(session), id] {
+    if (auto s = weak.lock()) {
+      s->server->rpc().Dispatch(
+          {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
+          [](const nlohmann::json&) {});
+    }
+  });
 }
 
 void McpEndpoint::Housekeeping() {

@@ -97,6 +97,9 @@ class McpEndpoint {
   /// capabilities; server/discover; subscriptions/listen streams the inbox's
   /// updates.
   void PostModern(const ExchangePtr& exchange, const Caller& caller, const nlohmann::json& message);
+  /// A client that hangs up before request `id` is answered cancels it, as
+  /// notifications/cancelled would (a waiting get_messages reads nothing).
+  static void CancelOnHangUp(const ExchangePtr& exchange, const SessionPtr& session, const nlohmann::json& id);
   /// Forgets the session and closes its stream; `cancel_calls`: its waiting
   /// calls end unanswered.
   void End(const SessionPtr& session, bool cancel_calls);
