@@ -30,6 +30,7 @@ import {
   BINARY,
   createToken,
   exitOnSignals,
+  importSdk,
   killAll,
   removeDirs,
   rest,
@@ -56,10 +57,10 @@ const CALLS = option("calls", 2000);
 const STREAMS = option("streams", 1000);
 const PUSHES = option("pushes", 500);
 
-const { Client } = await import("../tests/node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js");
-const { StdioClientTransport } = await import("../tests/node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.js");
-const { StreamableHTTPClientTransport } = await import(
-  "../tests/node_modules/@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js"
+const { Client, StdioClientTransport, StreamableHTTPClientTransport } = await importSdk(
+  "client/index.js",
+  "client/stdio.js",
+  "client/streamableHttp.js",
 );
 
 exitOnSignals();

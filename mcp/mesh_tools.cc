@@ -67,7 +67,7 @@ void MeshTools::PushLoop() {
         } catch (const std::exception&) {
           return true;
         }
-        if (!(m.to == agent_id || (m.to == kBroadcast && m.from != agent_id))) return true;
+        if (!PushLedger::IsFor(m, agent_id)) return true;
         std::optional<std::int64_t> cursor;
         {
           std::lock_guard lock(mu_);

@@ -26,6 +26,11 @@ namespace meshwire::mcp {
 
 class PushLedger {
  public:
+  /// True when `message` is for `agent_id`: to it, or a broadcast from another.
+  static bool IsFor(const Message& message, const std::string& agent_id) {
+    return message.to == agent_id || (message.to == kBroadcast && message.from != agent_id);
+  }
+
   /// notifications/initialized arrived; `initialize_params` are what the
   /// client's initialize said (its capabilities, clientInfo).
   void ClientReady(const Json& initialize_params);

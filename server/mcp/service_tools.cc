@@ -190,7 +190,7 @@ Json ServiceTools::ExtraCapabilities() const {
 void ServiceTools::ClientReady(const Json& params) { ledger_.ClientReady(params); }
 
 bool ServiceTools::IsFor(const Message& m) const {
-  return m.mesh_id == mesh_id_ && (m.to == agent_id_ || (m.to == kBroadcast && m.from != agent_id_));
+  return m.mesh_id == mesh_id_ && mcp::PushLedger::IsFor(m, agent_id_);
 }
 
 bool ServiceTools::TakeForPush(const Message& m) {

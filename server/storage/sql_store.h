@@ -92,6 +92,17 @@ class SqlStore : public Store {
   ReadLease Reader();
   void ReturnReader(std::unique_ptr<Conn> conn);
 
+  /// Every row of `sql` on a reader, `args` bound to ?1, ?2, ..., each
+  /// turned into a value by `read(statement)`.
+  template <class Read, class... Args>
+  auto ReadRows(const char* sql, Read read, const Args&... args);
+  /// The first row of `sql` read so, or nullopt.
+  template <class Read, class... Args>
+  auto ReadRow(const char* sql, Read read, const Args&... args);
+  /// Runs `sql` on the writer, waiting for its commit: true when it changed a row.
+  template <class... Args>
+  bool WriteChanged(const char* sql, const Args&... args);
+
   /// Writes the fetched marks gathered so far (a writer op); `wait`: return
   /// after its commit.
   void FlushFetched(bool wait);
@@ -250,6 +261,43 @@ typename SqlStore<Conn>::ReadLease SqlStore<Conn>::Reader() {
 }
 
 template <class Conn>
+template <class Read, class... Args>
+auto SqlStore<Conn>::ReadRows(const char* sql, Read read, const Args&... args) {
+  auto r = Reader();
+  auto s = r->Prepare(sql);
+  int index = 0;
+  (s.Bind(++index, args), ...);
+  std::vector<decltype(read(s))> out;
+  while (s.Step()) out.push_back(read(s));
+  return out;
+}
+
+template <class Conn>
+template <class Read, class... Args>
+auto SqlStore<Conn>::ReadRow(const char* sql, Read read, const Args&... args) {
+  auto r = Reader();
+  auto s = r->Prepare(sql);
+  int index = 0;
+  (s.Bind(++index, args), ...);
+  std::optional<decltype(read(s))> out;
+  if (s.Step()) out = read(s);
+  return out;
+}
+
+template <class Conn>
+template <class... Args>
+bool SqlStore<Conn>::WriteChanged(const char* sql, const Args&... args) {
+  int changed = 0;
+  writer_->Run([&](Conn& c) {
+    auto s = c.Prepare(sql);
+    int index = 0;
+    (s.Bind(++index, args), ...);
+    changed = s.Run();
+  });
+  return changed > 0;
+}
+
+template <class Conn>
 void SqlStore<Conn>::ReturnReader(std::unique_ptr<Conn> conn) {
   {
     std::lock_guard lock(readers_mu_);
@@ -299,37 +347,22 @@ Token SqlStore<Conn>::CreateToken(const NewToken& t) {
 
 template <class Conn>
 std::optional<Token> SqlStore<Conn>::FindTokenByHash(const std::string& secret_sha256) {
-  auto r = Reader();
-  auto s = r->Prepare(
-      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
-      " WHERE secret_sha256 = ?1");
-  s.Bind(1, secret_sha256);
-  if (!s.Step()) return std::nullopt;
-  return ReadToken(s);
+  return ReadRow(
+      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens WHERE secret_sha256 = ?1",
+      [](const auto& s) { return ReadToken(s); }, secret_sha256);
 }
 
 template <class Conn>
 std::vector<Token> SqlStore<Conn>::ListTokens(const std::string& user) {
-  auto r = Reader();
-  auto s = r->Prepare(
+  return ReadRows(
       "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
-      " WHERE user_name = ?1 ORDER BY created_at, id");
-  s.Bind(1, user);
-  std::vector<Token> out;
-  while (s.Step()) out.push_back(ReadToken(s));
-  return out;
+      " WHERE user_name = ?1 ORDER BY created_at, id",
+      [](const auto& s) { return ReadToken(s); }, user);
 }
 
 template <class Conn>
 bool SqlStore<Conn>::RevokeToken(const std::string& user, const std::string& id) {
-  int changed = 0;
-  writer_->Run([&](Conn& c) {
-    changed = c.Prepare("DELETE FROM tokens WHERE id = ?1 AND user_name = ?2")
-                  .Bind(1, id)
-                  .Bind(2, user)
-                  .Run();
-  });
-  return changed > 0;
+  return WriteChanged("DELETE FROM tokens WHERE id = ?1 AND user_name = ?2", id, user);
 }
 
 template <class Conn>
@@ -366,33 +399,22 @@ void SqlStore<Conn>::CreateMesh(const Mesh& m) {
 
 template <class Conn>
 std::optional<Mesh> SqlStore<Conn>::FindMesh(const std::string& mesh_id) {
-  auto r = Reader();
-  auto s = r->Prepare("SELECT id, name, owner, created_at FROM meshes WHERE id = ?1");
-  s.Bind(1, mesh_id);
-  if (!s.Step()) return std::nullopt;
-  return ReadMesh(s);
+  return ReadRow("SELECT id, name, owner, created_at FROM meshes WHERE id = ?1",
+                 [](const auto& s) { return ReadMesh(s); }, mesh_id);
 }
 
 template <class Conn>
 std::vector<Mesh> SqlStore<Conn>::MeshesOf(const std::string& user) {
-  auto r = Reader();
-  auto s = r->Prepare(
+  return ReadRows(
       "SELECT m.id, m.name, m.owner, m.created_at FROM meshes m"
-      " JOIN members p ON p.mesh_id = m.id WHERE p.user_name = ?1 ORDER BY m.created_at, m.id");
-  s.Bind(1, user);
-  std::vector<Mesh> out;
-  while (s.Step()) out.push_back(ReadMesh(s));
-  return out;
+      " JOIN members p ON p.mesh_id = m.id WHERE p.user_name = ?1 ORDER BY m.created_at, m.id",
+      [](const auto& s) { return ReadMesh(s); }, user);
 }
 
 template <class Conn>
 bool SqlStore<Conn>::DeleteMesh(const std::string& mesh_id) {
-  int changed = 0;
-  writer_->Run([&](Conn& c) {
-    // Children go by ON DELETE CASCADE (messages, members, agents, watermarks).
-    changed = c.Prepare("DELETE FROM meshes WHERE id = ?1").Bind(1, mesh_id).Run();
-  });
-  return changed > 0;
+  // Children go by ON DELETE CASCADE (messages, members, agents, watermarks).
+  return WriteChanged("DELETE FROM meshes WHERE id = ?1", mesh_id);
 }
 
 template <class Conn>
@@ -428,14 +450,9 @@ bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& us
 
 template <class Conn>
 std::vector<Member> SqlStore<Conn>::Members(const std::string& mesh_id) {
-  auto r = Reader();
-  auto s = r->Prepare(
-      "SELECT user_name, role FROM members WHERE mesh_id = ?1"
-      " ORDER BY role = 'owner' DESC, user_name");
-  s.Bind(1, mesh_id);
-  std::vector<Member> out;
-  while (s.Step()) out.push_back(Member{s.Text(0), s.Text(1)});
-  return out;
+  return ReadRows(
+      "SELECT user_name, role FROM members WHERE mesh_id = ?1 ORDER BY role = 'owner' DESC, user_name",
+      [](const auto& s) { return Member{s.Text(0), s.Text(1)}; }, mesh_id);
 }
 
 template <class Conn>
@@ -501,33 +518,18 @@ RegisterResult SqlStore<Conn>::RegisterAgent(const NewAgent& a) {
 template <class Conn>
 std::optional<Agent> SqlStore<Conn>::FindAgent(const std::string& mesh_id,
                                             const std::string& id_or_name) {
-  auto r = Reader();
-  auto s = r->Prepare(kSelectAgentByIdOrName.c_str());
-  s.Bind(1, mesh_id).Bind(2, id_or_name);
-  if (!s.Step()) return std::nullopt;
-  return ReadAgent(s);
+  return ReadRow(kSelectAgentByIdOrName.c_str(), [](const auto& s) { return ReadAgent(s); }, mesh_id,
+                 id_or_name);
 }
 
 template <class Conn>
 std::vector<Agent> SqlStore<Conn>::Agents(const std::string& mesh_id) {
-  auto r = Reader();
-  auto s = r->Prepare(kSelectAgentsOfMesh.c_str());
-  s.Bind(1, mesh_id);
-  std::vector<Agent> out;
-  while (s.Step()) out.push_back(ReadAgent(s));
-  return out;
+  return ReadRows(kSelectAgentsOfMesh.c_str(), [](const auto& s) { return ReadAgent(s); }, mesh_id);
 }
 
 template <class Conn>
 bool SqlStore<Conn>::DeleteAgent(const std::string& mesh_id, const std::string& agent_id) {
-  int changed = 0;
-  writer_->Run([&](Conn& c) {
-    changed = c.Prepare("DELETE FROM agents WHERE mesh_id = ?1 AND id = ?2")
-                  .Bind(1, mesh_id)
-                  .Bind(2, agent_id)
-                  .Run();
-  });
-  return changed > 0;
+  return WriteChanged("DELETE FROM agents WHERE mesh_id = ?1 AND id = ?2", mesh_id, agent_id);
 }
 
 template <class Conn>
@@ -634,32 +636,20 @@ template <class Conn>
 std::vector<Message> SqlStore<Conn>::MessagesFor(const std::string& mesh_id,
                                               const std::string& agent_id, std::int64_t after,
                                               int limit) {
-  auto r = Reader();
-  auto s = r->Prepare(kSelectMessagesFor.c_str());
-  s.Bind(1, mesh_id).Bind(2, agent_id).Bind(3, after).Bind(4, std::int64_t{limit});
-  std::vector<Message> out;
-  while (s.Step()) out.push_back(ReadMessage(s));
-  return out;
+  return ReadRows(kSelectMessagesFor.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, agent_id,
+                  after, std::int64_t{limit});
 }
 
 template <class Conn>
 std::vector<Message> SqlStore<Conn>::History(const std::string& mesh_id, std::int64_t after,
                                           int limit) {
-  auto r = Reader();
-  auto s = r->Prepare(kSelectHistory.c_str());
-  s.Bind(1, mesh_id).Bind(2, after).Bind(3, std::int64_t{limit});
-  std::vector<Message> out;
-  while (s.Step()) out.push_back(ReadMessage(s));
-  return out;
+  return ReadRows(kSelectHistory.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, after,
+                  std::int64_t{limit});
 }
 
 template <class Conn>
 std::optional<Message> SqlStore<Conn>::FindMessage(const std::string& mesh_id, const std::string& id) {
-  auto r = Reader();
-  auto s = r->Prepare(kSelectMessageById.c_str());
-  s.Bind(1, mesh_id).Bind(2, id);
-  if (!s.Step()) return std::nullopt;
-  return ReadMessage(s);
+  return ReadRow(kSelectMessageById.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, id);
 }
 
 // Raises one watermark of an agent and logs the move; a no-op when not higher.

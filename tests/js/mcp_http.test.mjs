@@ -12,13 +12,14 @@ import http from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import {
-  ROOT,
   childEnv,
   createToken,
   exitOnSignals,
+  importSdk,
   killAll,
   removeDirs,
   rest,
+  ROOT,
   startRelay,
   tempDir,
   until,
@@ -29,17 +30,7 @@ const INSPECTOR = path.join(ROOT, "tests/node_modules/.bin/mcp-inspector");
 const T = { timeout: 20000 };
 const NAMES = [...MESHWIRE_TOOLS].sort();
 
-const sdk = await (async () => {
-  try {
-    const [{ Client }, { StreamableHTTPClientTransport }] = await Promise.all([
-      import("@modelcontextprotocol/sdk/client/index.js"),
-      import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
-    ]);
-    return { Client, StreamableHTTPClientTransport };
-  } catch (err) {
-    throw new Error(`@modelcontextprotocol/sdk is not installed: run \`npm ci\` in tests/ first (${err.message})`);
-  }
-})();
+const sdk = await importSdk("client/index.js", "client/streamableHttp.js");
 
 exitOnSignals();
 const fx = {};

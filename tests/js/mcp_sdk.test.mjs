@@ -20,13 +20,14 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import {
   BINARY,
-  ROOT,
   childEnv,
   createToken,
   exitOnSignals,
+  importSdk,
   killAll,
   removeDirs,
   rest,
+  ROOT,
   sleep,
   startRelay,
   tempDir,
@@ -46,18 +47,7 @@ const NAMES = [
   "meshwire_reply_to_message",
 ];
 
-const sdk = await (async () => {
-  try {
-    const [{ Client }, { StdioClientTransport }, types] = await Promise.all([
-      import("@modelcontextprotocol/sdk/client/index.js"),
-      import("@modelcontextprotocol/sdk/client/stdio.js"),
-      import("@modelcontextprotocol/sdk/types.js"),
-    ]);
-    return { Client, StdioClientTransport, McpError: types.McpError, ErrorCode: types.ErrorCode };
-  } catch (err) {
-    throw new Error(`@modelcontextprotocol/sdk is not installed: run \`npm ci\` in tests/ first (${err.message})`);
-  }
-})();
+const sdk = await importSdk("client/index.js", "client/stdio.js", "types.js");
 
 // ---------------------------------------------------------------------------
 // The relay (started, and every process and temp dir cleaned up, through

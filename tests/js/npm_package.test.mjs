@@ -25,6 +25,7 @@ import {
   childEnv,
   createToken,
   exitOnSignals,
+  importSdk,
   killAll,
   removeDirs,
   rest,
@@ -41,17 +42,7 @@ const T = { timeout: 30000 };
 const MCP_TOOLS = ["meshwire_send_message", "meshwire_get_messages", "meshwire_list_agents", "meshwire_status", "meshwire_reply_to_message"];
 const EXTENSION_TOOLS = ["mesh_send_message", "mesh_get_messages", "mesh_list_agents", "mesh_status", "mesh_reply_to_message"];
 
-const sdk = await (async () => {
-  try {
-    const [{ Client }, { StdioClientTransport }] = await Promise.all([
-      import("@modelcontextprotocol/sdk/client/index.js"),
-      import("@modelcontextprotocol/sdk/client/stdio.js"),
-    ]);
-    return { Client, StdioClientTransport };
-  } catch (err) {
-    throw new Error(`@modelcontextprotocol/sdk is not installed: run \`npm ci\` in tests/ first (${err.message})`);
-  }
-})();
+const sdk = await importSdk("client/index.js", "client/stdio.js");
 
 exitOnSignals(1);
 

@@ -165,6 +165,18 @@ export async function until(what, check, timeoutMs = 8000) {
   }
 }
 
+// The official MCP SDK's modules at these subpaths of @modelcontextprotocol/sdk
+// (e.g. "client/index.js"), merged into one object; an error saying to run
+// `npm ci` in tests/ when the SDK is not installed.
+export async function importSdk(...subpaths) {
+  try {
+    const modules = await Promise.all(subpaths.map((p) => import(`@modelcontextprotocol/sdk/${p}`)));
+    return Object.assign({}, ...modules);
+  } catch (err) {
+    throw new Error(`@modelcontextprotocol/sdk is not installed: run \`npm ci\` in tests/ first (${err.message})`);
+  }
+}
+
 // Resolves after ms milliseconds.
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
