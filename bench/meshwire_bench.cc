@@ -903,7 +903,12 @@ class PollConn : public std::enable_shared_from_this<PollConn> {
     for (const char* key : {"Content-Length: ", "content-length: "}) {
       if (auto at = head.find(key); at != std::string::npos) length = std::strtoul(head.c_str() + at + 16, nullptr, 10);
     }
-    const std::size_t missing = length > in_.size() ? length - in_.size() : 0;
+    if (in_.size() >= length) {  // usually: the body came with the head
+      std::string body = in_.substr(0, length);
+      in_.erase(0, length);
+      return OnAnswer(body);
+    }
+    const std::size_t missing = length - in_.size();
     asio::async_read(socket_, asio::dynamic_buffer(in_), asio::transfer_exactly(missing),
                      [self = shared_from_this(), length](const boost::system::error_code& ec, std::size_t) {
                        if (ec) return self->Fail("read body: " + ec.message());
@@ -933,7 +938,9 @@ class PollConn : public std::enable_shared_from_this<PollConn> {
         shared_.cv.notify_all();
       }
       done_ = true;
-      return Finish();
+      // The connection stays open until every listener has its answer: a woken agent
+      // would poll again, not hang up, and 10,000 hang-ups are not part of the fan-out.
+      return Finish(/*close=*/false);
     }
     try {
       json parsed = json::parse(body);
@@ -965,10 +972,10 @@ class PollConn : public std::enable_shared_from_this<PollConn> {
     std::lock_guard<std::mutex> lock(shared_.mu);
     if (shared_.first_error.empty() && !shared_.stop) shared_.first_error = what;
   }
-  void Finish() {
+  void Finish(bool close = true) {
     if (finished_) return;
     finished_ = true;
-    Close();
+    if (close) Close();
     std::lock_guard<std::mutex> lock(shared_.mu);
     ++shared_.finished;
     shared_.cv.notify_all();
@@ -1188,11 +1195,11 @@ int RunParked(Args& args) {
     shared.cv.wait_for(lock, std::chrono::seconds(grace_s),
                        [&] { return shared.finished.load() >= started; });
   }
-  if (shared.finished.load() < started) {
-    forced = started - shared.finished.load();
-    asio::post(ioc, [&pool] {
-      for (auto& conn : pool) conn->Close();
-    });
+  if (shared.finished.load() < started) forced = started - shared.finished.load();
+  asio::post(ioc, [&pool] {
+    for (auto& conn : pool) conn->Close();
+  });
+  if (forced > 0) {
     std::unique_lock<std::mutex> lock(shared.mu);
     shared.cv.wait_for(lock, std::chrono::seconds(grace_s),
                        [&] { return shared.finished.load() >= started; });

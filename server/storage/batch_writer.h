@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -51,6 +52,9 @@ class BatchWriter {
   void Submit(Op op, std::function<void()> after_commit, Done done);
   /// Queues `op` without waiting (advisory writes: presence, token use).
   void RunLater(Op op);
+  /// As Submit, run no sooner than `delay` from now (ops given the same
+  /// delay run in the order they came); stopping the writer runs it at once.
+  void SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit, Done done);
 
  private:
   struct Pending {
@@ -67,6 +71,11 @@ class BatchWriter {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;  // guarded by mu_
+  struct Delayed {
+    std::chrono::steady_clock::time_point due;
+    Pending pending;
+  };
+  std::deque<Delayed> delayed_;  // SubmitAfter's, by due time; guarded by mu_
   bool stopping_ = false;      // guarded by mu_
   std::atomic<std::uint64_t> commits_{0};  // transactions committed (ops / commits: the mean batch)
   std::atomic<std::uint64_t> ops_{0};
@@ -128,12 +137,40 @@ void BatchWriter<Conn>::RunLater(Op op) {
 }
 
 template <class Conn>
+void BatchWriter<Conn>::SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit,
+                                    Done done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      delayed_.push_back({std::chrono::steady_clock::now() + delay,
+                          Pending{std::move(op), nullptr, std::move(after_commit), std::move(done)}});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(std::make_exception_ptr(Error::Unavailable("The relay is shutting down; retry shortly.")));
+}
+
+template <class Conn>
 void BatchWriter<Conn>::Loop() {
   std::deque<Pending> batch;
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      for (;;) {
+        // Delayed ops that are due (all of them when stopping) join the queue.
+        const auto now = std::chrono::steady_clock::now();
+        while (!delayed_.empty() && (stopping_ || delayed_.front().due <= now)) {
+          queue_.push_back(std::move(delayed_.front().pending));
+          delayed_.pop_front();
+        }
+        if (!queue_.empty() || stopping_) break;
+        if (delayed_.empty()) {
+          cv_.wait(lock);
+        } else {
+          cv_.wait_until(lock, delayed_.front().due);
+        }
+      }
       if (queue_.empty()) return;  // stopping, nothing left
       while (!queue_.empty() && batch.size() < kMaxBatch) {
         batch.push_back(std::move(queue_.front()));

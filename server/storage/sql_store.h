@@ -9,10 +9,12 @@
 // Writes go through one BatchWriter (group commit); reads use a pool of their
 // own connections. Fetched marks (advisory, many at once when a broadcast
 // wakes thousands of polls) are gathered in memory and written in one
-// operation. Included only by the two backends' .cc files.
+// operation a moment later (Receipts() and Close() write them at once).
+// Included only by the two backends' .cc files.
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -117,6 +119,7 @@ class SqlStore : public Store {
     std::int64_t seq = 0;
     Millis at = 0;
   };
+  static constexpr std::chrono::milliseconds kFetchedDelay{500};  // from the first mark to its write
   std::mutex fetched_mu_;
   std::unordered_map<std::string, Mark> fetched_;  // agent id -> highest; guarded by fetched_mu_
   bool flush_queued_ = false;                      // guarded by fetched_mu_
@@ -732,7 +735,9 @@ void SqlStore<Conn>::FlushFetched(bool wait) {
   if (wait) {
     writer_->Run(op, committed);
   } else {
-    writer_->Submit(op, committed, [this](std::exception_ptr error) {
+    // Not at once: a broadcast marks thousands of polls, and their answers
+    // are being written meanwhile; a little later, one commit takes them all.
+    writer_->SubmitAfter(kFetchedDelay, op, committed, [this](std::exception_ptr error) {
       if (!error) return;
       std::lock_guard lock(fetched_mu_);
       flush_queued_ = false;  // the next mark queues a flush again
