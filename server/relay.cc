@@ -157,14 +157,24 @@ void Relay::ReloadTls() { runtime_->ReloadTls(); }
 
 void Relay::Housekeeping() {
   auto last_sweep = std::chrono::steady_clock::now();
+  auto last_flush = last_sweep;
+  // Listening is shared once a second where other nodes read it; else the
+  // loop wakes only to flush presence.
+  const bool share = !store_->NodeId().empty();
+  const auto tick = std::chrono::milliseconds(share ? std::min(options_.share_every_ms, options_.flush_every_ms)
+                                                    : options_.flush_every_ms);
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.flush_every_ms));
+    cv_.wait_for(lock, tick);
     if (stopping_) break;
     lock.unlock();
     try {
-      service_->FlushPresence();
+      if (share) service_->ShareListening();
       auto now = std::chrono::steady_clock::now();
+      if (now - last_flush >= std::chrono::milliseconds(options_.flush_every_ms)) {
+        last_flush = now;
+        service_->FlushPresence();
+      }
       if (now - last_sweep >= std::chrono::milliseconds(options_.sweep_every_ms)) {
         last_sweep = now;
         SweepResult r = service_->Sweep();

@@ -54,6 +54,7 @@ struct RelayOptions {
   Millis events_keepalive_ms = 15000;
   int listen_backlog = 4096;
   Millis flush_every_ms = 5000;   // presence to storage
+  Millis share_every_ms = 1000;   // listening agents to the other nodes (multi-node storage)
   Millis sweep_every_ms = 60000;  // retention sweep
   bool housekeeping = true;       // false: tests call service().Sweep() themselves
   const Clock* clock = nullptr;   // null: the system clock

@@ -2,6 +2,9 @@
 
 #include <strings.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include <nlohmann/json.hpp>
 
 #include "schemas/error.h"
@@ -300,14 +303,29 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
 std::vector<AgentView> MeshService::ListAgents(const Caller& caller, const std::string& mesh_id) {
   RequireMember(caller, mesh_id);
   std::vector<AgentView> out;
+  const std::vector<std::string> elsewhere = store_.ListeningElsewhere(mesh_id);  // other nodes'
   for (Agent& a : store_.Agents(mesh_id)) {
     a.last_seen = LastSeen(a);
     AgentView view{std::move(a), "", false};
     view.status = StatusOf(view.agent.last_seen);
-    view.listening = waiters_.IsListening(view.agent.agent_id);
+    view.listening = waiters_.IsListening(view.agent.agent_id) ||
+                     std::find(elsewhere.begin(), elsewhere.end(), view.agent.agent_id) != elsewhere.end();
     out.push_back(std::move(view));
   }
   return out;
+}
+
+void MeshService::ShareListening() {
+  if (store_.NodeId().empty()) return;  // one node: nobody to tell
+  std::vector<std::string> now = waiters_.TakeListening();
+  std::sort(now.begin(), now.end());
+  std::vector<std::string> started, stopped;
+  std::set_difference(now.begin(), now.end(), shared_listening_.begin(), shared_listening_.end(),
+                      std::back_inserter(started));
+  std::set_difference(shared_listening_.begin(), shared_listening_.end(), now.begin(), now.end(),
+                      std::back_inserter(stopped));
+  store_.ShareListening(started, stopped);
+  shared_listening_ = std::move(now);
 }
 
 void MeshService::Heartbeat(const Caller& caller, const std::string& mesh_id,

@@ -151,6 +151,9 @@ class MeshService {
   // Housekeeping, run by the relay's background thread.
   /// Writes the presence seen since the last flush to the store.
   void FlushPresence();
+  /// Multi-node stores: tells the other nodes which agents listen here (the
+  /// relay calls it about once a second). Nothing on a single node.
+  void ShareListening();
   /// Flushes presence, then removes stale agents and purges delivered messages.
   SweepResult Sweep();
 
@@ -189,6 +192,7 @@ class MeshService {
   RateLimiter limiter_;
   IdentityCache cache_;
 
+  std::vector<std::string> shared_listening_;  // sorted; what ShareListening last said (housekeeping thread)
   std::mutex presence_mu_;
   std::unordered_map<std::string, Millis> seen_;   // agent id -> last seen; guarded
   std::unordered_map<std::string, Millis> dirty_;  // not yet flushed; guarded

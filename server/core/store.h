@@ -131,6 +131,15 @@ class Store {
   /// applied lazily; presence is advisory.
   virtual void RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) = 0;
 
+  // --- listening across nodes (a store that several nodes share) ---------------
+  /// Tells the other nodes which agents listen on this one: `started` are
+  /// listening now and were not in the last call, `stopped` were and are not.
+  /// Also says this node is alive; a node that stops saying so for a few
+  /// seconds no longer counts. Called about once a second; may be lazy.
+  virtual void ShareListening(const std::vector<std::string>& /*started*/, const std::vector<std::string>& /*stopped*/) {}
+  /// The agents of `mesh_id` listening on another live node.
+  virtual std::vector<std::string> ListeningElsewhere(const std::string& /*mesh_id*/) { return {}; }
+
   // --- messages ---------------------------------------------------------------
   /// Commits a message with the mesh's next seq and a new id unique in the
   /// mesh. With an idempotency key already used by the same sender, stores

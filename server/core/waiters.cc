@@ -112,6 +112,7 @@ void Waiters::Arm(const Handle& w, Completion done) {
     } else {
       w->armed_ = true;
       ++armed_by_agent_[w->agent_id_];
+      if (track_listening_) armed_since_.insert(w->agent_id_);
       w->completion_ = std::move(done);
       return;
     }
@@ -224,6 +225,15 @@ std::size_t Waiters::Parked() const {
 bool Waiters::IsListening(const std::string& agent_id) const {
   std::lock_guard lock(mu_);
   return armed_by_agent_.count(agent_id) > 0;
+}
+
+std::vector<std::string> Waiters::TakeListening() {
+  std::lock_guard lock(mu_);
+  track_listening_ = true;
+  for (const auto& [agent_id, n] : armed_by_agent_) armed_since_.insert(agent_id);
+  std::vector<std::string> out(armed_since_.begin(), armed_since_.end());
+  armed_since_.clear();
+  return out;
 }
 
 }  // namespace meshwire

@@ -29,6 +29,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "server/core/clock.h"
@@ -85,6 +86,10 @@ class Waiters {
   std::size_t Parked() const;
   /// True while at least one armed poll of the agent waits.
   bool IsListening(const std::string& agent_id) const;
+  /// The agents listening now or at any moment since the last call (a poll
+  /// answered and parked again in between still counts): what a node shares
+  /// with the others. The first call starts the tracking.
+  std::vector<std::string> TakeListening();
 
  private:
   /// A finished waiter's completion, to run once the lock is released.
@@ -111,6 +116,8 @@ class Waiters {
   std::unordered_map<std::string, std::size_t> per_token_;  // guarded by mu_
   std::multimap<Millis, Waiter*> deadlines_;                // guarded by mu_
   std::unordered_map<std::string, std::size_t> armed_by_agent_;  // listening; guarded by mu_
+  bool track_listening_ = false;                   // TakeListening was called; guarded by mu_
+  std::unordered_set<std::string> armed_since_;    // since its last call; guarded by mu_
 
   std::condition_variable timer_cv_;
   bool timer_stop_ = false;  // guarded by mu_

@@ -16,7 +16,8 @@
 // Access changes (a token revoked, a member removed, ...) reach this node's
 // subscribers before Publish returns, and other nodes through
 // pg_notify('meshwire_access') a moment later. Presence events stay on the
-// node (not shared yet).
+// node; which agents listen where is shared through tables instead
+// (PostgresStore::ShareListening).
 //
 // The listening connection reconnects by itself (1, 2, 5 s), LISTENs again
 // and then catches up every mesh it knows from storage, so parked polls get

@@ -87,6 +87,19 @@ CREATE TABLE watermarks (
   PRIMARY KEY (agent_id, kind, seq)
 );
 )sql",
+    // 2: which agents listen on which node, so every node lists them.
+    R"sql(
+CREATE TABLE nodes (
+  node_id TEXT PRIMARY KEY,
+  seen_at BIGINT NOT NULL  -- the database's clock, milliseconds since the epoch
+);
+CREATE TABLE node_listeners (
+  node_id TEXT NOT NULL REFERENCES nodes(node_id) ON DELETE CASCADE,
+  agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+  PRIMARY KEY (node_id, agent_id)
+);
+CREATE INDEX node_listeners_by_agent ON node_listeners(agent_id);
+)sql",
 };
 static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 
@@ -172,6 +185,52 @@ PostgresStore::PostgresStore(const std::string& conninfo)
   });
 }
 
-PostgresStore::~PostgresStore() { Close(); }
+// The database's clock in milliseconds: nodes on different machines compare
+// against one clock.
+#define MESHWIRE_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+void PostgresStore::ShareListening(const std::vector<std::string>& started,
+                                   const std::vector<std::string>& stopped) {
+  WriteLater([this, started, stopped](PgConnection& c) {
+    c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
+              ") ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at")
+        .Bind(1, node_id_)
+        .Run();
+    for (const std::string& agent_id : started) {
+      // An agent removed meanwhile is skipped, not an error.
+      c.Prepare("INSERT INTO node_listeners(node_id, agent_id) SELECT ?1, id FROM agents WHERE id = ?2"
+                " ON CONFLICT DO NOTHING")
+          .Bind(1, node_id_)
+          .Bind(2, agent_id)
+          .Run();
+    }
+    for (const std::string& agent_id : stopped) {
+      c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1 AND agent_id = ?2")
+          .Bind(1, node_id_)
+          .Bind(2, agent_id)
+          .Run();
+    }
+    // Nodes gone for a minute (killed, not stopped) take their rows with them.
+    c.Prepare("DELETE FROM nodes WHERE seen_at < " MESHWIRE_PG_NOW_MS " - 60000").Run();
+  });
+}
+
+std::vector<std::string> PostgresStore::ListeningElsewhere(const std::string& mesh_id) {
+  return ReadRows(
+      "SELECT DISTINCT l.agent_id FROM node_listeners l"
+      " JOIN nodes n ON n.node_id = l.node_id JOIN agents a ON a.id = l.agent_id"
+      " WHERE a.mesh_id = ?1 AND l.node_id <> ?2 AND n.seen_at > " MESHWIRE_PG_NOW_MS " - ?3",
+      [](const auto& s) { return s.Text(0); }, mesh_id, node_id_, kNodeAliveMs);
+}
+
+PostgresStore::~PostgresStore() {
+  // A node that stops says so: its listeners stop counting at once.
+  try {
+    WriteNow([this](PgConnection& c) { c.Prepare("DELETE FROM nodes WHERE node_id = ?1").Bind(1, node_id_).Run(); });
+  } catch (const std::exception& e) {
+    // The database is gone: the row ages out (kNodeAliveMs) on its own.
+  }
+  Close();
+}
 
 }  // namespace meshwire

@@ -6,8 +6,10 @@
 // sets it, on by default) and a pool of readers.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server/storage/pg_conn.h"
 #include "server/storage/sql_store.h"
@@ -17,7 +19,7 @@ namespace meshwire {
 class PostgresStore final : public SqlStore<PgConnection> {
  public:
   /// The schema version this build writes (older: migrated; newer: refused).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   /// Connects with a libpq URI or connection string (postgres://user:pass@
   /// host:port/db; libpq's PG* variables fill what it leaves out) and
@@ -29,6 +31,11 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// notifications each append sends inside its transaction (PgWakeBus).
   const std::string& node_id() const { return node_id_; }
   std::string NodeId() const override { return node_id_; }
+
+  void ShareListening(const std::vector<std::string>& started, const std::vector<std::string>& stopped) override;
+  std::vector<std::string> ListeningElsewhere(const std::string& mesh_id) override;
+  /// How long a node that stopped sharing still counts.
+  static constexpr std::int64_t kNodeAliveMs = 5000;
 
  private:
   std::string node_id_;

@@ -88,16 +88,21 @@ class SqlStore : public Store {
   /// Commits what the writer has queued and stops it (a subclass's
   /// destructor calls this while its connections can still be used).
   void Close();
+  /// Queues an advisory write (see BatchWriter::RunLater).
+  void WriteLater(std::function<void(Conn&)> op) { writer_->RunLater(std::move(op)); }
+  /// Runs a write and waits for its commit.
+  void WriteNow(std::function<void(Conn&)> op) { writer_->Run(std::move(op)); }
+
+  /// Every row of `sql` on a reader, `args` bound to ?1, ?2, ..., each
+  /// turned into a value by `read(statement)`.
+  template <class Read, class... Args>
+  auto ReadRows(const char* sql, Read read, const Args&... args);
 
  private:
   class ReadLease;  // borrows a reader connection for one call
   ReadLease Reader();
   void ReturnReader(std::unique_ptr<Conn> conn);
 
-  /// Every row of `sql` on a reader, `args` bound to ?1, ?2, ..., each
-  /// turned into a value by `read(statement)`.
-  template <class Read, class... Args>
-  auto ReadRows(const char* sql, Read read, const Args&... args);
   /// The first row of `sql` read so, or nullopt.
   template <class Read, class... Args>
   auto ReadRow(const char* sql, Read read, const Args&... args);

@@ -113,6 +113,78 @@ TEST_CASE("two nodes, one database: a send through one wakes a poll parked on th
   CHECK(ms < 2000);  // loose here; bench/ measures it
 }
 
+namespace {
+
+/// Whether node `url` lists agent `agent_id` as listening; nullopt: no answer.
+std::optional<bool> ListedListening(const std::string& url, const std::string& token, const Mesh& m,
+                                    const std::string& agent_id) {
+  auto r = Call(url, token, "GET", "/mesh/" + m.id + "/agents");
+  if (!r || r->first != 200) return std::nullopt;
+  for (const auto& a : r->second["agents"]) {
+    if (a["agent_id"] == agent_id) return a["listening"].get<bool>();
+  }
+  return std::nullopt;
+}
+
+/// Asks until node `url` lists the agent as `want` (bounded); the time it took, or -1.
+double UntilListed(const std::string& url, const std::string& token, const Mesh& m, const std::string& agent_id,
+                   bool want, int within_ms) {
+  const auto start = Clock::now();
+  while (Clock::now() - start < std::chrono::milliseconds(within_ms)) {
+    if (ListedListening(url, token, m, agent_id) == want) {
+      return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("listening counts every node: an agent parked on one node is listed as listening by the other") {
+  TwoNodes nodes;
+  RelayProcess& a = *nodes.a;
+  RelayProcess& b = *nodes.b;
+  const std::string& token = nodes.token;
+  Mesh m = Setup(a, b, token);
+  CHECK(ListedListening(a.url(), token, m, m.rx) == false);
+
+  // rx parks on B: A lists it as listening within about a second (B shares
+  // what listens on it once a second).
+  std::optional<std::pair<int, json>> answer;
+  std::thread poll([&] {
+    answer = Call(b.url(), token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&wait=20", nullptr, 30);
+  });
+  const double seen_ms = UntilListed(a.url(), token, m, m.rx, true, 5000);
+  MESSAGE("node A listed rx (parked on B) as listening after " << seen_ms << " ms");
+  CHECK(seen_ms >= 0);
+  CHECK(ListedListening(b.url(), token, m, m.rx) == true);
+
+  // The poll ends (a message through A wakes it): neither node lists it any more.
+  auto sent = Call(a.url(), token, "POST", "/mesh/" + m.id + "/messages", {{"from", m.tx}, {"to", "rx"}, {"content", "wake"}});
+  poll.join();
+  REQUIRE(sent);
+  CHECK(sent->first == 201);
+  REQUIRE(answer);
+  CHECK(answer->first == 200);
+  CHECK(UntilListed(a.url(), token, m, m.rx, false, 5000) >= 0);
+  CHECK(ListedListening(b.url(), token, m, m.rx) == false);
+
+  // Parked on B again, then B is killed: A stops counting it once B has been
+  // silent for PostgresStore::kNodeAliveMs (5 s).
+  const std::string after = std::to_string(answer->second["cursor"].get<long long>());
+  std::thread again([&] {
+    Call(b.url(), token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&after=" + after + "&wait=20",
+         nullptr, 30);
+  });
+  CHECK(UntilListed(a.url(), token, m, m.rx, true, 5000) >= 0);
+  b.process.Signal(SIGKILL);
+  again.join();
+  const double gone_ms = UntilListed(a.url(), token, m, m.rx, false, 10000);
+  MESSAGE("node A stopped listing rx as listening " << gone_ms << " ms after B was killed");
+  CHECK(gone_ms >= 0);
+}
+
 TEST_CASE("8 senders across two nodes, one node killed and the database restarted: every acknowledged message once, in order") {
   TwoNodes nodes;
   PgCluster* pg = nodes.pg;
