@@ -32,7 +32,7 @@ std::optional<Token> IdentityCache::FindToken(const std::string& secret_sha256) 
 void IdentityCache::PutToken(const std::string& secret_sha256, const meshwire::Token& token,
                              std::uint64_t generation) {
   std::lock_guard lock(mu_);
-  if (generation != generation_) return;
+  if (generation != generation_ || !trusted_) return;
   Insert(tokens_, secret_sha256, token, kMaxEntries);
 }
 
@@ -44,7 +44,7 @@ std::optional<Mesh> IdentityCache::FindMembership(const std::string& mesh_id, co
 void IdentityCache::PutMembership(const std::string& user, const Mesh& mesh,
                                   std::uint64_t generation) {
   std::lock_guard lock(mu_);
-  if (generation != generation_) return;
+  if (generation != generation_ || !trusted_) return;
   Insert(memberships_, Key(mesh.mesh_id, user), mesh, kMaxEntries);
 }
 
@@ -56,7 +56,7 @@ std::optional<Agent> IdentityCache::FindAgentIdentity(const std::string& mesh_id
 
 void IdentityCache::PutAgentIdentity(const Agent& agent, std::uint64_t generation) {
   std::lock_guard lock(mu_);
-  if (generation != generation_) return;
+  if (generation != generation_ || !trusted_) return;
   if (agents_.size() >= kMaxEntries) agents_.clear();
   agents_.insert_or_assign(Key(agent.mesh_id, agent.agent_id), agent);
   agents_.insert_or_assign(Key(agent.mesh_id, agent.name), agent);
@@ -68,6 +68,12 @@ void IdentityCache::Clear() {
   tokens_.clear();
   memberships_.clear();
   agents_.clear();
+}
+
+void IdentityCache::SetTrusted(bool trusted) {
+  Clear();
+  std::lock_guard lock(mu_);
+  trusted_ = trusted;
 }
 
 }  // namespace meshwire

@@ -41,11 +41,15 @@ class IdentityCache {
 
   /// Forgets everything (after a revoke, removal or deletion).
   void Clear();
+  /// Clears, and with false caches nothing more until called with true (a
+  /// node that may not hear of other nodes' changes reads every time).
+  void SetTrusted(bool trusted);
 
  private:
   static constexpr std::size_t kMaxEntries = 100000;  // per map, then cleared
   std::mutex mu_;
   std::uint64_t generation_ = 0;                             // guarded by mu_
+  bool trusted_ = true;                                      // guarded by mu_
   std::unordered_map<std::string, meshwire::Token> tokens_;  // guarded by mu_
   std::unordered_map<std::string, Mesh> memberships_;        // mesh id + '\n' + user; guarded
   std::unordered_map<std::string, Agent> agents_;            // mesh id + '\n' + id or name; guarded

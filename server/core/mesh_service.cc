@@ -85,7 +85,12 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Wak
       options_(std::move(options)),
       limiter_(clock, options_.rate_limit_per_min) {
   bus_.Subscribe([this](const WakeEvent& e) {
-    if (e.kind == WakeEvent::Kind::kAccessChanged) cache_.Clear();
+    if (e.kind != WakeEvent::Kind::kAccessChanged) return;
+    if (e.trust_cache) {
+      cache_.SetTrusted(*e.trust_cache);
+    } else {
+      cache_.Clear();
+    }
   });
   store_.SetCommitListener([this](const Message& m) {
     WakeEvent e;

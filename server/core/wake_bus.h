@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,10 @@ struct WakeEvent {
   std::shared_ptr<const Agent> agent;  // kPresence: the agent as listed, status fields filled
   std::string agent_status;      // kPresence: active, idle, offline
   bool listening = false;        // kPresence
+  /// kAccessChanged from a multi-node bus only: false when this node may miss
+  /// the other nodes' access changes (its listening connection is down), so
+  /// it must cache no identity until the bus says true again.
+  std::optional<bool> trust_cache;
 };
 
 class WakeBus {

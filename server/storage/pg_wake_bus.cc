@@ -4,17 +4,25 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <limits>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "schemas/error.h"
 #include "server/storage/pg_conn.h"
+#include "server/storage/postgres_store.h"
 
 namespace meshwire {
 
 namespace {
 
-constexpr const char* kListen = "LISTEN meshwire_messages; LISTEN meshwire_access";
+constexpr const char* kListen = "LISTEN meshwire_messages; LISTEN meshwire_access; LISTEN meshwire_access_ack";
+// How long an access change waits for the other live nodes to confirm it.
+constexpr auto kAckWait = std::chrono::seconds(2);
 constexpr int kPageSize = 1000;  // messages read at once when catching up
 constexpr int kBackoffMs[] = {1000, 2000, 5000};
 
@@ -38,6 +46,8 @@ std::optional<PgWakeBus::Parsed> PgWakeBus::ParseMessagePayload(const std::strin
 
 PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node_id)
     : conninfo_(conninfo), store_(store), node_id_(std::move(node_id)) {
+  // Fault injection for tests only: hear other nodes' access changes late.
+  if (const char* delay = std::getenv("MESHWIRE_TEST_ACCESS_DELAY_MS")) access_delay_ms_ = std::atoi(delay);
   // LISTEN before reading where each mesh stands: a message committed after
   // the read is announced, one committed before it is not needed.
   auto conn = std::make_unique<PgConnection>(conninfo_);
@@ -60,11 +70,12 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
           spdlog::info("wake-ups: listening on PostgreSQL again; catching up");
           failures = 0;
           listening_ = true;
-          // What committed meanwhile was not announced: read it. Identities
-          // cached meanwhile may be stale: drop them.
+          // What committed meanwhile was not announced: read it. Access
+          // changes are heard again: identities may be cached again.
           Enqueue(Item{"", 0, nullptr, true});
           WakeEvent access;
           access.kind = WakeEvent::Kind::kAccessChanged;
+          access.trust_cache = true;
           local_.Publish(access);
         } catch (const std::exception& e) {
           first.reset();
@@ -80,6 +91,12 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
         spdlog::warn("wake-ups: the PostgreSQL connection was lost; reconnecting");
         listening_ = false;
         first.reset();
+        // Deaf to other nodes' access changes until it is back: every
+        // request reads tokens and members from the database meanwhile.
+        WakeEvent access;
+        access.kind = WakeEvent::Kind::kAccessChanged;
+        access.trust_cache = false;
+        local_.Publish(access);
       }
     }
   });
@@ -192,31 +209,93 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
   if (fd.fd < 0) return false;
   ::poll(&fd, 1, 250);  // wakes at least 4 times a second to see a stop
   if (!PQconsumeInput(raw)) return false;
-  while (PGnotify* n = PQnotifies(raw)) {
-    const std::string channel = n->relname;
-    const std::string payload = n->extra ? n->extra : "";
-    PQfreemem(n);
+  while (PGnotify* note = PQnotifies(raw)) {
+    const std::string channel = note->relname;
+    const std::string payload = note->extra ? note->extra : "";
+    PQfreemem(note);
     if (channel == "meshwire_messages") {
       auto p = ParseMessagePayload(payload);
       if (p && p->node != node_id_) Enqueue(Item{p->mesh_id, p->seq, nullptr, false});
-    } else if (channel == "meshwire_access" && payload != node_id_) {
+    } else if (channel == "meshwire_access") {
+      // "ORIGIN N": forget cached identities, then tell ORIGIN it is done.
+      std::istringstream in(payload);
+      std::string origin, n;
+      if (!(in >> origin >> n) || origin == node_id_) continue;
+      if (access_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(access_delay_ms_));
       WakeEvent e;
       e.kind = WakeEvent::Kind::kAccessChanged;
       local_.Publish(e);
+      try {
+        conn.Prepare("SELECT pg_notify('meshwire_access_ack', ?1)").Bind(1, origin + " " + n + " " + node_id_).Step();
+      } catch (const std::exception&) {
+        return false;  // the connection is gone: reconnect
+      }
+    } else if (channel == "meshwire_access_ack") {
+      // "ORIGIN N NODE": NODE forgot its identities after change N of ORIGIN.
+      std::istringstream in(payload);
+      std::string origin, node;
+      std::uint64_t n = 0;
+      if (!(in >> origin >> n >> node) || origin != node_id_) continue;
+      {
+        std::lock_guard lock(ack_mu_);
+        if (auto it = acks_.find(n); it != acks_.end()) it->second.insert(node);
+      }
+      ack_cv_.notify_all();
     }
   }
   return PQstatus(raw) == CONNECTION_OK;
 }
 
 void PgWakeBus::NotifyAccess() {
-  std::lock_guard lock(notify_mu_);
-  try {
-    if (!notify_conn_) notify_conn_ = std::make_unique<PgConnection>(conninfo_);
-    notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)").Bind(1, node_id_).Step();
-  } catch (const std::exception& e) {
-    notify_conn_.reset();
-    spdlog::warn("wake-ups: could not tell the other nodes of an access change ({})", e.what());
+  // Told, then confirmed: the change is answered only once every other live
+  // node (a heartbeat in `nodes` within PostgresStore::kNodeAliveMs) has
+  // forgotten its cached identities, so their next request reads the change.
+  std::uint64_t n = 0;
+  std::set<std::string> peers;
+  {
+    std::lock_guard lock(notify_mu_);
+    try {
+      if (!notify_conn_) notify_conn_ = std::make_unique<PgConnection>(conninfo_);
+      auto s = notify_conn_->Prepare(
+          "SELECT node_id FROM nodes WHERE node_id <> ?1"
+          " AND seen_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - ?2");
+      s.Bind(1, node_id_).Bind(2, std::int64_t{PostgresStore::kNodeAliveMs});
+      while (s.Step()) peers.insert(s.Text(0));
+      n = ++access_seq_;
+      {
+        std::lock_guard ack_lock(ack_mu_);
+        acks_[n];
+      }
+      notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)")
+          .Bind(1, node_id_ + " " + std::to_string(n))
+          .Step();
+    } catch (const std::exception& e) {
+      notify_conn_.reset();
+      if (n > 0) {
+        std::lock_guard ack_lock(ack_mu_);
+        acks_.erase(n);
+      }
+      spdlog::warn("wake-ups: could not tell the other nodes of an access change ({}); they see it when "
+                   "their cache is next cleared",
+                   e.what());
+      return;
+    }
   }
+  std::unique_lock lock(ack_mu_);
+  auto confirmed = [&] {
+    const auto& got = acks_[n];
+    return std::includes(got.begin(), got.end(), peers.begin(), peers.end());
+  };
+  if (!ack_cv_.wait_for(lock, kAckWait, confirmed)) {
+    std::string missing;
+    for (const auto& p : peers) {
+      if (!acks_[n].count(p)) missing += (missing.empty() ? "" : ", ") + p;
+    }
+    spdlog::warn("access change: node(s) {} did not confirm within 2 s (a node that lost its database "
+                 "connection reads every identity from the database until it is back)",
+                 missing);
+  }
+  acks_.erase(n);
 }
 
 }  // namespace meshwire

@@ -14,8 +14,11 @@
 // them.
 //
 // Access changes (a token revoked, a member removed, ...) reach this node's
-// subscribers before Publish returns, and other nodes through
-// pg_notify('meshwire_access') a moment later. Presence events stay on the
+// subscribers, and every other live node through pg_notify('meshwire_access'),
+// before Publish returns: each node forgets its cached identities and
+// confirms on 'meshwire_access_ack', and Publish waits for them (at most 2 s;
+// live: a heartbeat in the `nodes` table, see PostgresStore). While its
+// listening connection is down a node caches no identity. Presence events stay on the
 // node; which agents listen where is shared through tables instead
 // (PostgresStore::ShareListening).
 //
@@ -32,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -79,6 +83,7 @@ class PgWakeBus final : public WakeBus {
   std::string conninfo_;
   Store& store_;
   std::string node_id_;
+  int access_delay_ms_ = 0;  // MESHWIRE_TEST_ACCESS_DELAY_MS: tests only
   LocalWakeBus local_;
 
   std::mutex mu_;
@@ -92,6 +97,13 @@ class PgWakeBus final : public WakeBus {
 
   std::mutex notify_mu_;
   std::unique_ptr<PgConnection> notify_conn_;  // guarded by notify_mu_: access notifications
+  std::uint64_t access_seq_ = 0;               // guarded by notify_mu_: numbers this node's changes
+
+  // Confirmations of this node's access changes: change number -> nodes that
+  // confirmed (NotifyAccess waits on them).
+  std::mutex ack_mu_;
+  std::condition_variable ack_cv_;
+  std::map<std::uint64_t, std::set<std::string>> acks_;  // guarded by ack_mu_
 
   std::atomic<bool> listening_{false};
   std::thread dispatcher_;

@@ -185,6 +185,42 @@ TEST_CASE("listening counts every node: an agent parked on one node is listed as
   CHECK(gone_ms >= 0);
 }
 
+/// A DELETE to a node; its status, or 0 when the node cannot be reached.
+int Delete(const std::string& url, const std::string& token, const std::string& path) {
+  httplib::Client c(url);
+  c.set_connection_timeout(2, 0);
+  c.set_read_timeout(10, 0);
+  auto r = c.Delete(path, httplib::Headers{{"Authorization", "Bearer " + token}});
+  return r ? r->status : 0;
+}
+
+TEST_CASE("a token revoked through one node fails on the other from its very next request") {
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  // Node B hears of access changes 300 ms late (fault injection): the revoke
+  // through A must wait for B, or B would still accept the token.
+  RelayProcess b(nodes.home, {"--storage", nodes.uri}, {"MESHWIRE_TEST_ACCESS_DELAY_MS=300"});
+  const std::string& token = nodes.token;
+  Mesh m = Setup(a, b, token);
+  // Both nodes must know of each other (they share a heartbeat once a second).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "short-" + std::to_string(i)}});
+    REQUIRE(created);
+    REQUIRE(created->first == 201);
+    const std::string id = created->second["id"], secret = created->second["token"];
+    // Node B has it cached: it answered a request with it.
+    auto before = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
+    REQUIRE(before);
+    CHECK(before->first == 200);
+    CHECK(Delete(a.url(), token, "/tokens/" + id) == 204);
+    auto after = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
+    REQUIRE(after);
+    CHECK(after->first == 401);
+  }
+}
+
 TEST_CASE("8 senders across two nodes, one node killed and the database restarted: every acknowledged message once, in order") {
   TwoNodes nodes;
   PgCluster* pg = nodes.pg;

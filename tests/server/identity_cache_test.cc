@@ -38,4 +38,28 @@ TEST_CASE("a read from before a Clear() is not cached after it") {
   CHECK_FALSE(cache.FindToken("hash"));
 }
 
+TEST_CASE("an untrusted cache (a node deaf to other nodes' changes) keeps nothing until trusted again") {
+  IdentityCache cache;
+  Token token;
+  token.id = "tok_1";
+  Mesh mesh;
+  mesh.mesh_id = "m1";
+  Agent agent;
+  agent.mesh_id = "m1";
+  agent.agent_id = "a1";
+  agent.name = "agent-a";
+  cache.PutToken("hash", token, cache.Generation());
+  cache.SetTrusted(false);
+  CHECK_FALSE(cache.FindToken("hash"));  // what it held is dropped
+  cache.PutToken("hash", token, cache.Generation());
+  cache.PutMembership("alice", mesh, cache.Generation());
+  cache.PutAgentIdentity(agent, cache.Generation());
+  CHECK_FALSE(cache.FindToken("hash"));  // and nothing new is kept
+  CHECK_FALSE(cache.FindMembership("m1", "alice"));
+  CHECK_FALSE(cache.FindAgentIdentity("m1", "a1"));
+  cache.SetTrusted(true);
+  cache.PutToken("hash", token, cache.Generation());
+  CHECK(cache.FindToken("hash")->id == "tok_1");
+}
+
 }  // namespace meshwire

@@ -20,8 +20,10 @@ struct RelayProcess {
   ChildProcess process;
   int port = 0;
 
-  explicit RelayProcess(const TempDir& home, const std::vector<std::string>& extra = {})
-      : process(Args(home, extra), {"MESHWIRE_HOME=" + home.path().string()}) {
+  /// `env`: more NAME=VALUE for the relay's environment.
+  explicit RelayProcess(const TempDir& home, const std::vector<std::string>& extra = {},
+                        const std::vector<std::string>& env = {})
+      : process(Args(home, extra), Env(home, env)) {
     auto line = process.WaitForStderr("listening on http");
     REQUIRE_MESSAGE(line, "relay did not start: " << process.stderr_seen());
     std::smatch m;
@@ -31,6 +33,11 @@ struct RelayProcess {
   }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+
+  static std::vector<std::string> Env(const TempDir& home, std::vector<std::string> env) {
+    env.insert(env.begin(), "MESHWIRE_HOME=" + home.path().string());
+    return env;
+  }
 
   static std::vector<std::string> Args(const TempDir& home, const std::vector<std::string>& extra) {
     // A --storage in `extra` (PostgreSQL) replaces the SQLite file in `home`.
