@@ -16,7 +16,7 @@
 // The staged package is MESHWIRE_NPM_STAGE, else <dir of MESHWIRE_BINARY>/../npm.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -224,6 +224,50 @@ test("npm pack: the tarball holds the launcher, the native binary (executable), 
   const listing = execFileSync("tar", ["-tzf", fx.tarball], { timeout: 30000 }).toString();
   assert.match(listing, /^package\/native\/linux-x64\/meshwire$/m);
   assert.equal(fx.packed.name, "meshwire");
+});
+
+test("installed: the native binary loads its libraries from the package, only glibc's from the system", () => {
+  // So a machine with Node and glibc needs nothing else (no libpq5, libspdlog, ... from apt).
+  const native = path.join(fx.installed, "native/linux-x64");
+  const glibc = /^(linux-vdso|ld-linux|libc|libm|libdl|libpthread|librt|libresolv|libutil|libanl|libnss_)[.-]/;
+  const lines = execFileSync("ldd", [path.join(native, "meshwire")], { timeout: 30000 }).toString().split("\n");
+  const resolved = lines.map((line) => line.trim().match(/^(\S+) => (\S+)/)).filter(Boolean);
+  assert.ok(resolved.length > 10, lines.join("\n"));
+  for (const [, name, where] of resolved) {
+    assert.notEqual(where, "not", `${name} is not found`);
+    if (glibc.test(name)) {
+      assert.ok(!where.startsWith(native), `${name} (glibc's) comes from the system`);
+    } else {
+      assert.equal(where, path.join(native, "lib", name), `${name} is loaded from the package`);
+    }
+  }
+});
+
+test("installed: the native binary runs where the system has glibc and no other library", (t) => {
+  // A mount namespace where the library folder holds glibc alone (needs root and unshare).
+  if (process.getuid?.() !== 0) return t.skip("needs root (a mount namespace)");
+  try {
+    execFileSync("unshare", ["--version"], { timeout: 10000, stdio: "ignore" });
+  } catch {
+    return t.skip("needs unshare (util-linux)");
+  }
+  const libs = "/usr/lib/x86_64-linux-gnu";
+  const only = tempDir("mw-glibc-only-");
+  for (const lib of ["libc.so.6", "libm.so.6", "libresolv.so.2", "ld-linux-x86-64.so.2"]) {
+    fs.copyFileSync(fs.realpathSync(path.join(libs, lib)), path.join(only, lib));
+  }
+  const run = (binary) =>
+    spawnSync("unshare", ["-m", "sh", "-c", `mount --bind "${only}" ${libs} && exec "${binary}" --version`], {
+      timeout: 30000,
+      encoding: "utf8",
+    });
+  const packaged = run(path.join(fx.installed, "native/linux-x64/meshwire"));
+  assert.equal(packaged.status, 0, packaged.stderr);
+  assert.equal(packaged.stdout.trim(), fx.pkg.version);
+  // The check can fail: the build's own binary, without the bundle, cannot start there.
+  const plain = run(BINARY);
+  assert.equal(plain.status, 127, plain.stdout + plain.stderr);
+  assert.match(plain.stderr, /error while loading shared libraries/);
 });
 
 test("installed globally: meshwire --version is the package version and the binary's", T, async () => {
