@@ -6,17 +6,26 @@
 
 namespace meshwire {
 
+namespace {
+/// What a request reads: alice's token, her mesh m1, its agent a1 ("agent-a").
+struct Identities {
+  Token token;
+  Mesh mesh;
+  Agent agent;
+  Identities() {
+    token.id = "tok_1";
+    token.user = "alice";
+    mesh.mesh_id = "m1";
+    agent.mesh_id = "m1";
+    agent.agent_id = "a1";
+    agent.name = "agent-a";
+  }
+};
+}  // namespace
+
 TEST_CASE("a read from before a Clear() is not cached after it") {
   IdentityCache cache;
-  Token token;
-  token.id = "tok_1";
-  token.user = "alice";
-  Mesh mesh;
-  mesh.mesh_id = "m1";
-  Agent agent;
-  agent.mesh_id = "m1";
-  agent.agent_id = "a1";
-  agent.name = "agent-a";
+  auto [token, mesh, agent] = Identities();
 
   const std::uint64_t before = cache.Generation();  // a request reads storage...
   cache.Clear();                                    // ...a revoke commits and clears...
@@ -40,14 +49,7 @@ TEST_CASE("a read from before a Clear() is not cached after it") {
 
 TEST_CASE("an untrusted cache (a node deaf to other nodes' changes) keeps nothing until trusted again") {
   IdentityCache cache;
-  Token token;
-  token.id = "tok_1";
-  Mesh mesh;
-  mesh.mesh_id = "m1";
-  Agent agent;
-  agent.mesh_id = "m1";
-  agent.agent_id = "a1";
-  agent.name = "agent-a";
+  auto [token, mesh, agent] = Identities();
   cache.PutToken("hash", token, cache.Generation());
   cache.SetTrusted(false);
   CHECK_FALSE(cache.FindToken("hash"));  // what it held is dropped
