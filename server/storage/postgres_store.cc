@@ -191,12 +191,21 @@ PostgresStore::PostgresStore(const std::string& conninfo)
 
 void PostgresStore::ShareListening(const std::vector<std::string>& started,
                                    const std::vector<std::string>& stopped) {
-  WriteLater([this, started, stopped](PgConnection& c) {
-    c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
-              ") ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at")
-        .Bind(1, node_id_)
-        .Run();
-    for (const std::string& agent_id : started) {
+  for (const auto& agent_id : started) listening_here_.insert(agent_id);
+  for (const auto& agent_id : stopped) listening_here_.erase(agent_id);
+  auto all = std::make_shared<std::vector<std::string>>(listening_here_.begin(), listening_here_.end());
+  WriteLater([this, started, stopped, all](PgConnection& c) {
+    bool new_row = false;
+    {
+      auto s = c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
+                         ") ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
+                         " RETURNING (xmax = 0)::int");
+      s.Bind(1, node_id_);
+      new_row = s.Step() && s.Int(0) == 1;
+    }
+    // The node's row is new (its first beat, or it was taken for dead after a
+    // minute without the database, and its listeners with it): all of them.
+    for (const std::string& agent_id : new_row ? *all : started) {
       // An agent removed meanwhile is skipped, not an error.
       c.Prepare("INSERT INTO node_listeners(node_id, agent_id) SELECT ?1, id FROM agents WHERE id = ?2"
                 " ON CONFLICT DO NOTHING")

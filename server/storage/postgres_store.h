@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,7 @@ class PostgresStore final : public SqlStore<PgConnection> {
 
  private:
   std::string node_id_;
+  std::set<std::string> listening_here_;  // as last shared (ShareListening's caller thread only)
   static constexpr std::size_t kMaxReaders = 16;
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo);
 };

@@ -160,6 +160,13 @@ TEST_CASE("listening counts every node: an agent parked on one node is listed as
   CHECK(seen_ms >= 0);
   CHECK(ListedListening(b.url(), token, m, m.rx) == true);
 
+  // The database forgets the nodes (as when one is taken for dead after a
+  // minute without it): B's next beat finds its row gone and shares every
+  // listener again, not only the ones that started since.
+  PgConnection(nodes.uri).Exec("DELETE FROM nodes");
+  CHECK(ListedListening(a.url(), token, m, m.rx) == false);
+  CHECK(UntilListed(a.url(), token, m, m.rx, true, 5000) >= 0);
+
   // The poll ends (a message through A wakes it): neither node lists it any more.
   auto sent = Call(a.url(), token, "POST", "/mesh/" + m.id + "/messages", {{"from", m.tx}, {"to", "rx"}, {"content", "wake"}});
   poll.join();
