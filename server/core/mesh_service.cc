@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -308,13 +309,13 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
 std::vector<AgentView> MeshService::ListAgents(const Caller& caller, const std::string& mesh_id) {
   RequireMember(caller, mesh_id);
   std::vector<AgentView> out;
-  const std::vector<std::string> elsewhere = store_.ListeningElsewhere(mesh_id);  // other nodes'
+  const std::vector<std::string> listed = store_.ListeningElsewhere(mesh_id);  // other nodes'
+  const std::unordered_set<std::string> elsewhere(listed.begin(), listed.end());
   for (Agent& a : store_.Agents(mesh_id)) {
     a.last_seen = LastSeen(a);
     AgentView view{std::move(a), "", false};
     view.status = StatusOf(view.agent.last_seen);
-    view.listening = waiters_.IsListening(view.agent.agent_id) ||
-                     std::find(elsewhere.begin(), elsewhere.end(), view.agent.agent_id) != elsewhere.end();
+    view.listening = waiters_.IsListening(view.agent.agent_id) || elsewhere.count(view.agent.agent_id) > 0;
     out.push_back(std::move(view));
   }
   return out;

@@ -64,6 +64,10 @@ class BatchWriter {
     Done callback;  // Submit's; neither it nor `done`: RunLater
   };
   static constexpr std::size_t kMaxBatch = 1024;
+  /// Queues `pending` (after `delay`, if any) and wakes the writer; false,
+  /// and `pending` untouched, once the writer is stopping.
+  bool Enqueue(Pending& pending, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  static std::exception_ptr ShuttingDown();
   void Loop();
   void CommitBatch(std::deque<Pending>& batch);
 
@@ -101,54 +105,50 @@ BatchWriter<Conn>::~BatchWriter() {
 }
 
 template <class Conn>
+bool BatchWriter<Conn>::Enqueue(Pending& pending, std::chrono::milliseconds delay) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return false;
+    if (delay.count() > 0) {
+      delayed_.push_back({std::chrono::steady_clock::now() + delay, std::move(pending)});
+    } else {
+      queue_.push_back(std::move(pending));
+    }
+  }
+  cv_.notify_one();
+  return true;
+}
+
+template <class Conn>
+std::exception_ptr BatchWriter<Conn>::ShuttingDown() {
+  return std::make_exception_ptr(Error::Unavailable("The relay is shutting down; retry shortly."));
+}
+
+template <class Conn>
 void BatchWriter<Conn>::Run(Op op, std::function<void()> after_commit) {
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) throw Error::Unavailable("The relay is shutting down; retry shortly.");
-    queue_.push_back({std::move(op), std::move(done), std::move(after_commit), nullptr});
-  }
-  cv_.notify_one();
+  Pending pending{std::move(op), std::move(done), std::move(after_commit), nullptr};
+  if (!Enqueue(pending)) std::rethrow_exception(ShuttingDown());
   future.get();
 }
 
 template <class Conn>
 void BatchWriter<Conn>::Submit(Op op, std::function<void()> after_commit, Done done) {
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      queue_.push_back({std::move(op), nullptr, std::move(after_commit), std::move(done)});
-      cv_.notify_one();
-      return;
-    }
-  }
-  done(std::make_exception_ptr(Error::Unavailable("The relay is shutting down; retry shortly.")));
+  SubmitAfter(std::chrono::milliseconds(0), std::move(op), std::move(after_commit), std::move(done));
 }
 
 template <class Conn>
 void BatchWriter<Conn>::RunLater(Op op) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    queue_.push_back({std::move(op), nullptr, nullptr, nullptr});
-  }
-  cv_.notify_one();
+  Pending pending{std::move(op), nullptr, nullptr, nullptr};
+  Enqueue(pending);  // dropped when stopping: advisory
 }
 
 template <class Conn>
 void BatchWriter<Conn>::SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit,
                                     Done done) {
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      delayed_.push_back({std::chrono::steady_clock::now() + delay,
-                          Pending{std::move(op), nullptr, std::move(after_commit), std::move(done)}});
-      cv_.notify_one();
-      return;
-    }
-  }
-  done(std::make_exception_ptr(Error::Unavailable("The relay is shutting down; retry shortly.")));
+  Pending pending{std::move(op), nullptr, std::move(after_commit), std::move(done)};
+  if (!Enqueue(pending, delay)) pending.callback(ShuttingDown());
 }
 
 template <class Conn>

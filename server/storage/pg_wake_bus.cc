@@ -256,9 +256,7 @@ void PgWakeBus::NotifyAccess() {
     std::lock_guard lock(notify_mu_);
     try {
       if (!notify_conn_) notify_conn_ = std::make_unique<PgConnection>(conninfo_);
-      auto s = notify_conn_->Prepare(
-          "SELECT node_id FROM nodes WHERE node_id <> ?1"
-          " AND seen_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - ?2");
+      auto s = notify_conn_->Prepare(PostgresStore::kOtherLiveNodes);
       s.Bind(1, node_id_).Bind(2, std::int64_t{PostgresStore::kNodeAliveMs});
       while (s.Step()) peers.insert(s.Text(0));
       n = ++access_seq_;

@@ -188,13 +188,20 @@ PostgresStore::PostgresStore(const std::string& conninfo)
 // The database's clock in milliseconds: nodes on different machines compare
 // against one clock.
 #define MESHWIRE_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+#define MESHWIRE_PG_OTHER_LIVE_NODES \
+  "SELECT node_id FROM nodes WHERE node_id <> ?1 AND seen_at > " MESHWIRE_PG_NOW_MS " - ?2"
+
+const char* const PostgresStore::kOtherLiveNodes = MESHWIRE_PG_OTHER_LIVE_NODES;
 
 void PostgresStore::ShareListening(const std::vector<std::string>& started,
                                    const std::vector<std::string>& stopped) {
-  for (const auto& agent_id : started) listening_here_.insert(agent_id);
-  for (const auto& agent_id : stopped) listening_here_.erase(agent_id);
-  auto all = std::make_shared<std::vector<std::string>>(listening_here_.begin(), listening_here_.end());
-  WriteLater([this, started, stopped, all](PgConnection& c) {
+  if (!started.empty() || !stopped.empty() || !listening_snapshot_) {
+    for (const auto& agent_id : started) listening_here_.insert(agent_id);
+    for (const auto& agent_id : stopped) listening_here_.erase(agent_id);
+    listening_snapshot_ =
+        std::make_shared<const std::vector<std::string>>(listening_here_.begin(), listening_here_.end());
+  }
+  WriteLater([this, started, stopped, all = listening_snapshot_](PgConnection& c) {
     bool new_row = false;
     {
       auto s = c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
@@ -226,10 +233,9 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
 
 std::vector<std::string> PostgresStore::ListeningElsewhere(const std::string& mesh_id) {
   return ReadRows(
-      "SELECT DISTINCT l.agent_id FROM node_listeners l"
-      " JOIN nodes n ON n.node_id = l.node_id JOIN agents a ON a.id = l.agent_id"
-      " WHERE a.mesh_id = ?1 AND l.node_id <> ?2 AND n.seen_at > " MESHWIRE_PG_NOW_MS " - ?3",
-      [](const auto& s) { return s.Text(0); }, mesh_id, node_id_, kNodeAliveMs);
+      "SELECT DISTINCT l.agent_id FROM node_listeners l JOIN agents a ON a.id = l.agent_id"
+      " WHERE a.mesh_id = ?3 AND l.node_id IN (" MESHWIRE_PG_OTHER_LIVE_NODES ")",
+      [](const auto& s) { return s.Text(0); }, node_id_, kNodeAliveMs, mesh_id);
 }
 
 PostgresStore::~PostgresStore() {

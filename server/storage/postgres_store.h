@@ -37,10 +37,15 @@ class PostgresStore final : public SqlStore<PgConnection> {
   std::vector<std::string> ListeningElsewhere(const std::string& mesh_id) override;
   /// How long a node that stopped sharing still counts.
   static constexpr std::int64_t kNodeAliveMs = 5000;
+  /// SQL: the ids of the other nodes alive now (?1: this node's id, ?2:
+  /// kNodeAliveMs), a beat that recent on the database's clock.
+  static const char* const kOtherLiveNodes;
 
  private:
   std::string node_id_;
-  std::set<std::string> listening_here_;  // as last shared (ShareListening's caller thread only)
+  // As last shared, and a copy for the writer (ShareListening's caller thread only).
+  std::set<std::string> listening_here_;
+  std::shared_ptr<const std::vector<std::string>> listening_snapshot_;
   static constexpr std::size_t kMaxReaders = 16;
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo);
 };
