@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "schemas/error.h"
+#include "server/core/thread_name.h"
 #include "server/core/wake_bus.h"
 #include "server/core/waiters.h"
 #include "server/http/api_routes.h"
@@ -78,13 +79,23 @@ Relay::Relay(RelayOptions options)
   if (const char* region = std::getenv("MESHWIRE_REGION")) so.region = region;
   service_ = std::make_unique<MeshService>(*store_, *clock_, *waiters_, *bus_, runtime_->workers(), so);
   events_ = std::make_unique<EventHub>(*service_, runtime_->workers(), options_.events_keepalive_ms);
-  bus_->Subscribe([this](const WakeEvent& e) {
-    if (e.kind == WakeEvent::Kind::kMessage) waiters_->Notify(e.message);
-  });
-  bus_->Subscribe([this](const WakeEvent& e) { events_->OnEvent(e); });
-  bus_->Subscribe([this](const WakeEvent& e) {
-    if (McpEndpoint* mcp = mcp_live_.load()) mcp->OnEvent(e);
-  });
+  // Each says which meshes it waits on, so a node reads no other node's
+  // messages that nothing here waits for (see WakeBus::Interest).
+  bus_->Subscribe(
+      [this](const WakeEvent& e) {
+        if (e.kind == WakeEvent::Kind::kMessage) waiters_->Notify(e.message);
+      },
+      [this](const std::string& mesh_id) { return waiters_->Watches(mesh_id); });
+  bus_->Subscribe([this](const WakeEvent& e) { events_->OnEvent(e); },
+                  [this](const std::string& mesh_id) { return events_->Watches(mesh_id); });
+  bus_->Subscribe(
+      [this](const WakeEvent& e) {
+        if (McpEndpoint* mcp = mcp_live_.load()) mcp->OnEvent(e);
+      },
+      [this](const std::string& mesh_id) {
+        McpEndpoint* mcp = mcp_live_.load();
+        return mcp != nullptr && mcp->Watches(mesh_id);
+      });
 }
 
 Relay::~Relay() {
@@ -125,7 +136,10 @@ int Relay::Bind() {
 }
 
 void Relay::Serve() {
-  if (options_.housekeeping) housekeeping_thread_ = std::thread([this] { Housekeeping(); });
+  if (options_.housekeeping) housekeeping_thread_ = std::thread([this] {
+    NameThisThread("mw-housekeep");
+    Housekeeping();
+  });
   waiters_->StartTimer();
   runtime_->Run();
   {

@@ -85,14 +85,16 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Wak
       executor_(executor),
       options_(std::move(options)),
       limiter_(clock, options_.rate_limit_per_min) {
-  bus_.Subscribe([this](const WakeEvent& e) {
-    if (e.kind != WakeEvent::Kind::kAccessChanged) return;
-    if (e.trust_cache) {
-      cache_.SetTrusted(*e.trust_cache);
-    } else {
-      cache_.Clear();
-    }
-  });
+  bus_.Subscribe(
+      [this](const WakeEvent& e) {
+        if (e.kind != WakeEvent::Kind::kAccessChanged) return;
+        if (e.trust_cache) {
+          cache_.SetTrusted(*e.trust_cache);
+        } else {
+          cache_.Clear();
+        }
+      },
+      [](const std::string&) { return false; });  // access changes only, no mesh's messages
   store_.SetCommitListener([this](const Message& m) {
     WakeEvent e;
     e.kind = WakeEvent::Kind::kMessage;

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "schemas/error.h"
+#include "server/core/thread_name.h"
 
 namespace meshwire {
 
@@ -175,7 +176,10 @@ void Waiters::ExpireDue() {
 }
 
 void Waiters::StartTimer() {
-  timer_ = std::thread([this] { TimerLoop(); });
+  timer_ = std::thread([this] {
+    NameThisThread("mw-poll-timer");
+    TimerLoop();
+  });
 }
 
 void Waiters::TimerLoop() {
@@ -220,6 +224,12 @@ void Waiters::Shutdown() {
 std::size_t Waiters::Parked() const {
   std::lock_guard lock(mu_);
   return parked_;
+}
+
+bool Waiters::Watches(const std::string& mesh_id) const {
+  std::lock_guard lock(mu_);
+  auto mesh = table_.find(mesh_id);
+  return mesh != table_.end() && !mesh->second.empty();
 }
 
 bool Waiters::IsListening(const std::string& agent_id) const {

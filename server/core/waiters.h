@@ -86,6 +86,8 @@ class Waiters {
   std::size_t Parked() const;
   /// True while at least one armed poll of the agent waits.
   bool IsListening(const std::string& agent_id) const;
+  /// Whether a poll is parked on `mesh_id` (from Park on).
+  bool Watches(const std::string& mesh_id) const;
   /// The agents listening now or at any moment since the last call (a poll
   /// answered and parked again in between still counts): what a node shares
   /// with the others. The first call starts the tracking.

@@ -27,7 +27,7 @@ void LocalWakeBus::Publish(const WakeEvent& event) {
   for (const auto& s : subscribers) (*s)(event);
 }
 
-void LocalWakeBus::Subscribe(Subscriber subscriber) {
+void LocalWakeBus::Subscribe(Subscriber subscriber, Interest /*interest*/) {
   std::lock_guard lock(mu_);
   subscribers_.push_back(std::make_shared<const Subscriber>(std::move(subscriber)));
 }

@@ -68,17 +68,25 @@ struct WakeEvent {
 class WakeBus {
  public:
   using Subscriber = std::function<void(const WakeEvent&)>;
+  /// Whether a subscriber wants a mesh's messages now (none given: every
+  /// mesh's). A bus may skip reading the messages of a mesh no subscriber
+  /// wants (PgWakeBus: another node's). So a subscriber must make itself
+  /// wanted *before* it reads what it then waits on (as a poll parks before
+  /// it reads its backlog): a message skipped earlier committed before that
+  /// read and is in it.
+  using Interest = std::function<bool(const std::string& mesh_id)>;
   virtual ~WakeBus() = default;
   virtual void Publish(const WakeEvent& event) = 0;
   /// Adds a subscriber for the bus's lifetime; subscribe before publishing starts.
-  virtual void Subscribe(Subscriber subscriber) = 0;
+  virtual void Subscribe(Subscriber subscriber, Interest interest = nullptr) = 0;
 };
 
 /// The in-process bus of a single node: Publish calls every subscriber in turn.
 class LocalWakeBus final : public WakeBus {
  public:
   void Publish(const WakeEvent& event) override;
-  void Subscribe(Subscriber subscriber) override;
+  /// Delivers everything to everyone (nothing to read): `interest` is unused.
+  void Subscribe(Subscriber subscriber, Interest interest = nullptr) override;
 
  private:
   std::mutex mu_;

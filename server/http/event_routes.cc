@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "schemas/json_io.h"
+#include "server/core/thread_name.h"
 #include "server/http/api_routes.h"
 #include "server/http/router.h"
 
@@ -57,7 +58,10 @@ std::int64_t ReplayFrom(const HttpRequest& req) {
 
 EventHub::EventHub(MeshService& service, Executor& executor, Millis keepalive_ms)
     : service_(service), executor_(executor), keepalive_ms_(keepalive_ms) {
-  keepalive_ = std::thread([this] { KeepAliveLoop(); });
+  keepalive_ = std::thread([this] {
+    NameThisThread("mw-events-ping");
+    KeepAliveLoop();
+  });
 }
 
 EventHub::~EventHub() {
@@ -133,6 +137,12 @@ void EventHub::Replay(Subscriber& sub, std::int64_t from) {
     if (page.size() < kPage) break;
     after = page.back().seq;
   }
+}
+
+bool EventHub::Watches(const std::string& mesh_id) const {
+  std::lock_guard lock(mu_);
+  auto it = by_mesh_.find(mesh_id);
+  return it != by_mesh_.end() && !it->second.empty();
 }
 
 void EventHub::OnEvent(const WakeEvent& e) {

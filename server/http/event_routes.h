@@ -33,6 +33,8 @@ class EventHub {
 
   /// The WakeBus subscriber: fans an event out to the mesh's streams.
   void OnEvent(const WakeEvent& event);
+  /// Whether a stream of `mesh_id` is open (from before its replay on).
+  bool Watches(const std::string& mesh_id) const;
   /// Adds GET /mesh/{mesh}/events.
   void AddRoutes(Router& router);
   /// Ends every stream (relay shutdown).

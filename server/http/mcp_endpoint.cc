@@ -359,6 +359,14 @@ std::string Notification(const std::string& method, const nlohmann::json& params
 
 }  // namespace
 
+bool McpEndpoint::Watches(const std::string& mesh_id) const {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, s] : sessions_) {
+    if (s->tools && s->tools->mesh_id() == mesh_id) return true;
+  }
+  return false;
+}
+
 void McpEndpoint::OnEvent(const WakeEvent& event) {
   if (event.kind != WakeEvent::Kind::kMessage || !event.message) return;
   const Message& m = event.message->message();

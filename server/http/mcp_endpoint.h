@@ -55,6 +55,8 @@ class McpEndpoint {
   /// its recipients (notifications/claude/channel on their GET streams, and
   /// notifications/resources/updated where meshwire://inbox is subscribed).
   void OnEvent(const WakeEvent& event);
+  /// Whether a session of `mesh_id` is open.
+  bool Watches(const std::string& mesh_id) const;
 
   /// The loop guard: past kLoopLimit pushes from one agent to another within
   /// kLoopWindowMs, pushes between them pause for kLoopPauseMs (both are
@@ -115,7 +117,7 @@ class McpEndpoint {
   std::string origin_;  // scheme://host[:port] of public_url
   bool loopback_ = false;  // public_url's host is a loopback name
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::unordered_map<std::string, SessionPtr> sessions_;  // by id; guarded by mu_
   // (from agent, to agent) -> paused until; guarded by mu_
   std::map<std::pair<std::string, std::string>, Millis> paused_;

@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "schemas/error.h"
+#include "server/core/thread_name.h"
 #include "server/http/url.h"
 
 namespace meshwire {
@@ -754,8 +755,12 @@ void HttpRuntime::Run() {
   impl_->Accept();
   std::vector<std::thread> threads;
   for (int i = 1; i < impl_->options.io_threads; ++i) {
-    threads.emplace_back([this] { impl_->ioc.run(); });
+    threads.emplace_back([this] {
+      NameThisThread("mw-io");
+      impl_->ioc.run();
+    });
   }
+  NameThisThread("mw-io");
   impl_->ioc.run();
   for (auto& t : threads) t.join();
   impl_->workers.Join();  // handlers still running finish (their answers are moot)

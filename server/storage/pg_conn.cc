@@ -24,6 +24,8 @@ std::string OneLine(const char* text) {
 // itself: not for the relay's log.
 void IgnoreNotice(void*, const char*) {}
 
+constexpr const char* kAsyncCommit = "SET synchronous_commit = off";
+
 Error Unavailable(const std::string& detail) {
   return Error::Unavailable("PostgreSQL is unavailable (" + detail + "); retry shortly.");
 }
@@ -139,6 +141,29 @@ std::string PgConnection::ToDollarParams(std::string_view sql) {
   return out;
 }
 
+std::string PgConnection::ArrayLiteral(const std::vector<std::optional<std::string_view>>& values) {
+  std::size_t size = 2;
+  for (const auto& v : values) size += (v ? v->size() + 3 : 5);
+  std::string out;
+  out.reserve(size + size / 16);
+  out += '{';
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!values[i]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char c : *values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 void PgConnection::EnsureOpen() {
   if (PQstatus(conn_) == CONNECTION_OK) return;
   // Never reconnect inside a transaction: what follows would run outside it.
@@ -146,6 +171,12 @@ void PgConnection::EnsureOpen() {
   PQreset(conn_);
   prepared_.clear();
   if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable(OneLine(PQerrorMessage(conn_)));
+  if (commit_without_waiting_) Check(PQexec(conn_, kAsyncCommit), kAsyncCommit);
+}
+
+void PgConnection::CommitWithoutWaiting() {
+  commit_without_waiting_ = true;
+  Exec(kAsyncCommit);
 }
 
 void PgConnection::Check(pg_result* result, std::string_view what) {
@@ -196,17 +227,23 @@ void PgConnection::Exec(const char* sql) {
 }
 
 void PgConnection::Begin() {
+  before_commit_.clear();
   Exec("BEGIN");
   in_transaction_ = true;
 }
 
 void PgConnection::Commit() {
   in_transaction_ = false;  // whatever happens, the transaction is over
-  Exec("COMMIT");
+  if (before_commit_.empty()) return Exec("COMMIT");
+  std::string sql;
+  for (const auto& [key, statement] : before_commit_) sql += statement + "; ";
+  before_commit_.clear();
+  Exec((sql + "COMMIT").c_str());
 }
 
 void PgConnection::Rollback() {
   in_transaction_ = false;
+  before_commit_.clear();
   if (PQstatus(conn_) != CONNECTION_OK) return;  // the server dropped it already
   Exec("ROLLBACK");
 }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -91,12 +92,25 @@ class PgConnection {
   void Begin();
   void Commit();
   void Rollback();
+  /// From now on (and after reconnecting), transactions commit without
+  /// waiting for their WAL flush (synchronous_commit = off for the session):
+  /// the COMMIT returns, and the locks the transaction took are released, at
+  /// once. Only for a connection whose commits a PgFlusher makes durable
+  /// before anyone is answered.
+  void CommitWithoutWaiting();
+  /// Runs `sql` (no parameters) just before this transaction's COMMIT, in
+  /// the same round trip; one statement per `key` (a later one replaces it).
+  /// Dropped if the transaction rolls back.
+  void BeforeCommit(const std::string& key, std::string sql) { before_commit_[key] = std::move(sql); }
 
   /// The libpq connection (LISTEN: its socket and notifications).
   pg_conn* raw() const { return conn_; }
 
   /// `sql` with ?N turned into $N (outside quotes).
   static std::string ToDollarParams(std::string_view sql);
+  /// A text[] parameter's value: {"a","b\"c",NULL} (each element quoted,
+  /// its quotes and backslashes escaped; nullopt is NULL).
+  static std::string ArrayLiteral(const std::vector<std::optional<std::string_view>>& values);
 
  private:
   friend class PgStatement;
@@ -113,6 +127,8 @@ class PgConnection {
   std::unordered_map<std::string, std::string> sql_of_;  // name -> sql with $N
   std::unordered_map<std::string, bool> prepared_;      // names prepared on this session
   bool in_transaction_ = false;
+  bool commit_without_waiting_ = false;
+  std::map<std::string, std::string> before_commit_;  // BeforeCommit's, this transaction
 };
 
 }  // namespace meshwire

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "schemas/error.h"
+#include "server/core/thread_name.h"
 #include "server/storage/pg_conn.h"
 #include "server/storage/postgres_store.h"
 
@@ -54,8 +55,12 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
   conn->Exec(kListen);
   next_ = NextSeqs(*conn);
   listening_ = true;
-  dispatcher_ = std::thread([this] { Dispatch(); });
+  dispatcher_ = std::thread([this] {
+    NameThisThread("mw-pg-dispatch");
+    Dispatch();
+  });
   listener_ = std::thread([this, c = conn.release()] {
+    NameThisThread("mw-pg-listen");
     std::unique_ptr<PgConnection> first(c);
     int failures = 0;
     while (true) {
@@ -156,13 +161,38 @@ void PgWakeBus::Dispatch() {
   }
 }
 
+void PgWakeBus::Subscribe(Subscriber subscriber, Interest interest) {
+  if (interest) {
+    interests_.push_back(std::move(interest));
+  } else {
+    want_all_ = true;
+  }
+  local_.Subscribe(std::move(subscriber));
+}
+
+bool PgWakeBus::Wanted(const std::string& mesh_id) const {
+  if (want_all_) return true;
+  for (const Interest& wants : interests_) {
+    if (wants(mesh_id)) return true;
+  }
+  return false;
+}
+
 void PgWakeBus::Deliver(const Item& item) {
   if (item.resync) {
-    for (const auto& entry : next_) CatchUp(entry.first, std::numeric_limits<std::int64_t>::max());
+    for (const auto& entry : next_) {
+      if (Wanted(entry.first)) CatchUp(entry.first, std::numeric_limits<std::int64_t>::max());
+    }
     return;
   }
   std::int64_t& next = next_.try_emplace(item.mesh_id, 1).first->second;
   if (item.seq < next) return;  // published already
+  if (!Wanted(item.mesh_id)) {
+    // Nobody here waits on the mesh: nothing to read or hand over. This seq
+    // and every smaller one are committed; whoever starts waiting reads them.
+    next = item.seq + 1;
+    return;
+  }
   if (!item.message) {
     // Another node's: publish all that is committed now, so the
     // notifications behind this one (a busy node sends thousands) cost

@@ -1,8 +1,9 @@
 // The WakeBus of relay nodes that share one PostgreSQL database.
 //
-// Messages: each append sends pg_notify('meshwire_messages', "SEQ MESH NODE")
-// in the statement that writes it (PostgresStore), so a notification exists
-// exactly when the message committed, and arrives in commit order. Every node
+// Messages: each transaction that appends sends pg_notify('meshwire_messages',
+// "SEQ MESH NODE") for each mesh it wrote, SEQ the newest (PostgresStore), so a
+// notification exists exactly when its messages committed, and arrives in
+// commit order. Every node
 // LISTENs. One dispatcher thread per node publishes the messages of each mesh
 // to the node's subscribers (its parked polls, its event streams) strictly in
 // seq order, each once, whichever node committed them: a local commit is
@@ -11,7 +12,9 @@
 // notification lost while the connection was down) is first filled from
 // storage. A seq can be taken only once every smaller one of its mesh has
 // committed (the mesh row is locked until commit), so the read always finds
-// them.
+// them. A mesh that nothing on this node waits on (no parked poll, event
+// stream or MCP session: the subscribers' Interest) is not read at all: its
+// next seq just moves on.
 //
 // Access changes (a token revoked, a member removed, ...) reach this node's
 // subscribers, and every other live node through pg_notify('meshwire_access'),
@@ -55,7 +58,7 @@ class PgWakeBus final : public WakeBus {
   ~PgWakeBus() override;
 
   void Publish(const WakeEvent& event) override;
-  void Subscribe(Subscriber subscriber) override { local_.Subscribe(std::move(subscriber)); }
+  void Subscribe(Subscriber subscriber, Interest interest = nullptr) override;
 
   /// A message notification's payload, "SEQ MESH NODE" (PostgresStore
   /// sends it with each append), parsed.
@@ -73,6 +76,7 @@ class PgWakeBus final : public WakeBus {
     bool resync = false;   // after a reconnect: catch every known mesh up
   };
   void Enqueue(Item item);
+  bool Wanted(const std::string& mesh_id) const;  // a subscriber's Interest
   void Dispatch();                          // the dispatcher thread
   void Deliver(const Item& item);           // on the dispatcher thread
   void CatchUp(const std::string& mesh_id, std::int64_t upto);  // publishes next..upto from storage
@@ -85,6 +89,8 @@ class PgWakeBus final : public WakeBus {
   std::string node_id_;
   int access_delay_ms_ = 0;  // MESHWIRE_TEST_ACCESS_DELAY_MS: tests only
   LocalWakeBus local_;
+  std::vector<Interest> interests_;  // set before publishing starts
+  bool want_all_ = false;            // a subscriber gave no Interest
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -100,6 +100,13 @@ CREATE TABLE node_listeners (
 );
 CREATE INDEX node_listeners_by_agent ON node_listeners(agent_id);
 )sql",
+    // 3: the rows each node's flush barrier bumps (PgFlusher).
+    R"sql(
+CREATE TABLE node_flushes (
+  node_id TEXT PRIMARY KEY,
+  n BIGINT NOT NULL
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 
@@ -145,6 +152,7 @@ void Migrate(PgConnection& conn) {
 std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conninfo) {
   auto conn = std::make_unique<PgConnection>(conninfo);
   Migrate(*conn);
+  conn->CommitWithoutWaiting();  // the flusher makes its commits durable
   return conn;
 }
 
@@ -152,37 +160,85 @@ PostgresStore::PostgresStore(const std::string& conninfo)
     : SqlStore<PgConnection>(
           "postgres", OpenWriter(conninfo),
           [conninfo] { return std::make_unique<PgConnection>(conninfo); }, kMaxReaders),
-      node_id_(RandomBase62(10)) {
-  // One round trip per message: the seq, the row and the notification in a
-  // single statement. The notification is sent at the commit, in commit
-  // order, and only if it commits: every node listening learns of the
-  // message (PgWakeBus).
+      node_id_(RandomBase62(10)),
+      flusher_(std::make_unique<PgFlusher>(conninfo, node_id_)) {
+  SetDurability([this](BatchWriter<PgConnection>::Answer answer) { flusher_->After(std::move(answer)); });
+  // One round trip per message: the seq and the row in a single statement.
+  // The transaction notifies once per mesh, the newest seq, in the COMMIT's
+  // round trip: sent at the commit, in commit order, and only if it commits,
+  // so every node listening learns of the messages (PgWakeBus reads the ones
+  // before it).
   SetMessageWriter([this](PgConnection& c, const NewMessage& m) -> std::pair<std::int64_t, std::int64_t> {
-    auto s = c.Prepare(
-        "WITH s AS (UPDATE meshes SET last_seq = last_seq + 1,"
-        "   last_id = CASE WHEN last_id + 1 > ?2::bigint THEN last_id + 1 ELSE ?2::bigint END"
-        "   WHERE id = ?1 RETURNING last_seq, last_id),"
-        " i AS (INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
-        "   content, priority, metadata, idempotency_key, created_at)"
-        "   SELECT ?1, s.last_seq, s.last_id::text, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM s"
-        "   RETURNING seq, id)"
-        " SELECT i.seq, i.id::bigint,"
-        "   pg_notify('meshwire_messages', i.seq::text || ' ' || ?1::text || ' ' || ?12::text) FROM i");
-    s.Bind(1, m.mesh_id)
-        .Bind(2, m.now * 1000)
-        .Bind(3, m.from)
-        .Bind(4, m.from_name)
-        .Bind(5, m.to)
-        .Bind(6, m.to_name)
-        .Bind(7, m.content)
-        .Bind(8, m.priority)
-        .Bind(9, m.metadata_json)
-        .Bind(10, m.idempotency_key)
-        .Bind(11, m.now)
-        .Bind(12, node_id_);
-    if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
-    return {s.Int(0), s.Int(1)};
+    auto written = WriteMessages(c, {&m});
+    if (written.empty()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
+    return written.front();
   });
+  SetMessagesWriter([this](PgConnection& c, const std::vector<const NewMessage*>& run) { return WriteMessages(c, run); });
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::WriteMessages(
+    PgConnection& c, const std::vector<const NewMessage*>& run) {
+  // One statement for the run, one round trip: the mesh row hands out n seqs
+  // and ids at once (its lock is held until the COMMIT, which does not wait
+  // for the flush: PgFlusher), and the rows come from arrays, one element
+  // per message. Ids: the newest is at least now in microseconds, as one
+  // message's would be. The transaction notifies once per mesh, the newest
+  // seq, in the COMMIT's round trip: sent at the commit, in commit order, and
+  // only if it commits, so every node listening learns of the messages
+  // (PgWakeBus reads the ones before it).
+  const auto n = static_cast<std::int64_t>(run.size());
+  Millis now = 0;
+  std::vector<std::optional<std::string_view>> from, from_name, to, to_name, content, priority, metadata, key,
+      created;
+  std::vector<std::string> created_text;
+  created_text.reserve(run.size());
+  for (const NewMessage* m : run) {
+    now = std::max(now, m->now);
+    from.emplace_back(m->from);
+    from_name.emplace_back(m->from_name);
+    to.emplace_back(m->to);
+    to_name.push_back(m->to_name ? std::optional<std::string_view>(*m->to_name) : std::nullopt);
+    content.emplace_back(m->content);
+    priority.emplace_back(m->priority);
+    metadata.emplace_back(m->metadata_json);
+    key.push_back(m->idempotency_key ? std::optional<std::string_view>(*m->idempotency_key) : std::nullopt);
+    created_text.push_back(std::to_string(m->now));
+  }
+  for (const auto& t : created_text) created.emplace_back(t);
+  const std::string& mesh_id = run.front()->mesh_id;
+  auto s = c.Prepare(
+      "WITH s AS (UPDATE meshes SET last_seq = last_seq + ?2,"
+      "   last_id = CASE WHEN last_id + ?2 > ?3::bigint + ?2 - 1 THEN last_id + ?2 ELSE ?3::bigint + ?2 - 1 END"
+      "   WHERE id = ?1 RETURNING last_seq - ?2 AS seq0, last_id - ?2 AS id0),"
+      " i AS (INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
+      "   content, priority, metadata, idempotency_key, created_at)"
+      "   SELECT ?1, s.seq0 + u.n, (s.id0 + u.n)::text, u.f, u.fn, u.t, u.tn, u.c, u.p, u.md, u.k, u.at"
+      "   FROM s, unnest(?4::text[], ?5::text[], ?6::text[], ?7::text[], ?8::text[], ?9::text[], ?10::text[],"
+      "     ?11::text[], ?12::bigint[]) WITH ORDINALITY AS u(f, fn, t, tn, c, p, md, k, at, n)"
+      "   RETURNING seq, id)"
+      " SELECT seq, id::bigint FROM i ORDER BY seq");
+  s.Bind(1, mesh_id)
+      .Bind(2, n)
+      .Bind(3, now * 1000)
+      .Bind(4, PgConnection::ArrayLiteral(from))
+      .Bind(5, PgConnection::ArrayLiteral(from_name))
+      .Bind(6, PgConnection::ArrayLiteral(to))
+      .Bind(7, PgConnection::ArrayLiteral(to_name))
+      .Bind(8, PgConnection::ArrayLiteral(content))
+      .Bind(9, PgConnection::ArrayLiteral(priority))
+      .Bind(10, PgConnection::ArrayLiteral(metadata))
+      .Bind(11, PgConnection::ArrayLiteral(key))
+      .Bind(12, PgConnection::ArrayLiteral(created));
+  std::vector<std::pair<std::int64_t, std::int64_t>> written;
+  written.reserve(run.size());
+  while (s.Step()) written.emplace_back(s.Int(0), s.Int(1));
+  if (written.empty()) return written;  // no such mesh
+  std::string payload = std::to_string(written.back().first) + " " + mesh_id + " " + node_id_;
+  for (std::size_t at = payload.find('\''); at != std::string::npos; at = payload.find('\'', at + 2)) {
+    payload.insert(at, 1, '\'');  // a literal's quote doubled (ids are base62: never, in practice)
+  }
+  c.BeforeCommit("notify " + mesh_id, "SELECT pg_notify('meshwire_messages', '" + payload + "')");
+  return written;
 }
 
 // The database's clock in milliseconds: nodes on different machines compare
@@ -228,6 +284,8 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
     }
     // Nodes gone for a minute (killed, not stopped) take their rows with them.
     c.Prepare("DELETE FROM nodes WHERE seen_at < " MESHWIRE_PG_NOW_MS " - 60000").Run();
+    c.Prepare("DELETE FROM node_flushes f WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = f.node_id)")
+        .Run();
   });
 }
 
@@ -236,6 +294,16 @@ std::vector<std::string> PostgresStore::ListeningElsewhere(const std::string& me
       "SELECT DISTINCT l.agent_id FROM node_listeners l JOIN agents a ON a.id = l.agent_id"
       " WHERE a.mesh_id = ?3 AND l.node_id IN (" MESHWIRE_PG_OTHER_LIVE_NODES ")",
       [](const auto& s) { return s.Text(0); }, node_id_, kNodeAliveMs, mesh_id);
+}
+
+void PostgresStore::AwaitDurable() {
+  // Read after the rows, so at least every commit they could show.
+  auto positions = ReadRows(PgFlusher::kWalPositions, [](const auto& s) {
+    return std::pair{static_cast<std::uint64_t>(s.Int(0)), static_cast<std::uint64_t>(s.Int(1))};
+  });
+  if (positions.empty()) throw Error::Unavailable("PostgreSQL returned no WAL position; retry shortly.");
+  const auto [inserted, flushed] = positions.front();
+  if (flushed < inserted) flusher_->WaitDurable(inserted);
 }
 
 PostgresStore::~PostgresStore() {

@@ -2,8 +2,10 @@
 // logic is SqlStore's (sql_store.h), shared with SQLite; this adds the
 // PostgreSQL schema, its migrations (versioned in meshwire_schema, run under
 // an advisory lock so nodes starting together migrate once), and the
-// connections: one writer (group commit; synchronous_commit as the server
-// sets it, on by default) and a pool of readers.
+// connections: one writer (group commit, committing without waiting for the
+// WAL flush), a flusher that makes its commits durable before anyone is
+// answered (PgFlusher: synchronous_commit as the server sets it, on by
+// default), and a pool of readers, which return messages only once durable.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "server/storage/pg_conn.h"
+#include "server/storage/pg_flusher.h"
 #include "server/storage/sql_store.h"
 
 namespace meshwire {
@@ -20,7 +23,7 @@ namespace meshwire {
 class PostgresStore final : public SqlStore<PgConnection> {
  public:
   /// The schema version this build writes (older: migrated; newer: refused).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   /// Connects with a libpq URI or connection string (postgres://user:pass@
   /// host:port/db; libpq's PG* variables fill what it leaves out) and
@@ -41,11 +44,21 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// kNodeAliveMs), a beat that recent on the database's clock.
   static const char* const kOtherLiveNodes;
 
+ protected:
+  void AwaitDurable() override;
+
+ private:
+  /// Writes a run of one mesh's new messages (keys already looked up) in one
+  /// statement: their (seq, id) in order; empty when the mesh is gone.
+  std::vector<std::pair<std::int64_t, std::int64_t>> WriteMessages(PgConnection& c,
+                                                                   const std::vector<const NewMessage*>& run);
+
  private:
   std::string node_id_;
   // As last shared, and a copy for the writer (ShareListening's caller thread only).
   std::set<std::string> listening_here_;
   std::shared_ptr<const std::vector<std::string>> listening_snapshot_;
+  std::unique_ptr<PgFlusher> flusher_;
   static constexpr std::size_t kMaxReaders = 16;
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo);
 };

@@ -85,6 +85,19 @@ class SqlStore : public Store {
   /// PostgreSQL's single statement that also notifies. Set before use.
   using MessageWriter = std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>;
   void SetMessageWriter(MessageWriter write) { write_message_ = std::move(write); }
+  /// A backend's way to write several new messages of one mesh, none with an
+  /// idempotency key, at once (one statement): their (seq, id), in order.
+  /// With one, AppendAsync gathers the sends that arrive while the writer is
+  /// busy into one op of the next batch (see Drain). Set before use.
+  using MessagesWriter = std::function<std::vector<std::pair<std::int64_t, std::int64_t>>(
+      Conn&, const std::vector<const NewMessage*>&)>;
+  void SetMessagesWriter(MessagesWriter write) { write_messages_ = std::move(write); }
+  /// The writer's durability stage (BatchWriter::SetDurability). Set before use.
+  void SetDurability(typename BatchWriter<Conn>::Durability durable) { writer_->SetDurability(std::move(durable)); }
+  /// Called after a read found messages, before they are returned. A backend
+  /// whose commits are visible before they are durable (PostgreSQL, see
+  /// PgFlusher) waits here until they are. SQLite's are durable when seen.
+  virtual void AwaitDurable() {}
   /// Commits what the writer has queued and stops it (a subclass's
   /// destructor calls this while its connections can still be used).
   void Close();
@@ -114,10 +127,31 @@ class SqlStore : public Store {
   /// after its commit.
   void FlushFetched(bool wait);
 
+  /// One AppendAsync, from its submission to its answer.
+  struct PendingAppend {
+    NewMessage message;
+    AppendResult result;
+    AppendDone done;
+  };
+  using PendingAppends = std::vector<std::shared_ptr<PendingAppend>>;
+  /// One writer op for one append.
+  void SubmitOne(std::shared_ptr<PendingAppend> append);
+  /// One writer op for every append gathered when it runs: runs of one
+  /// mesh's messages without an idempotency key go through write_messages_.
+  /// If it throws, the batch goes on without it and each of its appends is
+  /// submitted again alone, so only the one at fault fails.
+  void SubmitDrain();
+  void WriteAppends(Conn& c, PendingAppends& appends);
+
   std::string kind_;
   std::function<std::unique_ptr<Conn>()> open_reader_;
   MessageWriter write_message_;
+  MessagesWriter write_messages_;
   CommitListener listener_;
+
+  std::mutex appends_mu_;
+  PendingAppends appends_;     // waiting for the queued drain; guarded by appends_mu_
+  bool drain_queued_ = false;  // guarded by appends_mu_
   std::unique_ptr<BatchWriter<Conn>> writer_;
 
   struct Mark {
@@ -624,40 +658,132 @@ AppendResult SqlStore<Conn>::Append(const NewMessage& m) {
 
 template <class Conn>
 void SqlStore<Conn>::AppendAsync(const NewMessage& message, AppendDone done) {
-  struct State {
-    NewMessage message;
-    AppendResult result;
-    AppendDone done;
-  };
-  auto state = std::make_shared<State>(State{message, {}, std::move(done)});
-  writer_->Submit([this, state](Conn& c) { AppendOn(c, state->message, state->result, write_message_); },
-                  [this, state] {
-                    if (state->result.created && listener_) listener_(state->result.message);
+  auto append = std::make_shared<PendingAppend>(PendingAppend{message, {}, std::move(done)});
+  if (!write_messages_) return SubmitOne(std::move(append));
+  bool queue_drain = false;
+  {
+    std::lock_guard lock(appends_mu_);
+    appends_.push_back(std::move(append));
+    queue_drain = !drain_queued_;
+    drain_queued_ = true;
+  }
+  if (queue_drain) SubmitDrain();
+}
+
+template <class Conn>
+void SqlStore<Conn>::SubmitOne(std::shared_ptr<PendingAppend> append) {
+  writer_->Submit([this, append](Conn& c) { AppendOn(c, append->message, append->result, write_message_); },
+                  [this, append] {
+                    if (append->result.created && listener_) listener_(append->result.message);
                   },
-                  [state](std::exception_ptr error) {
-                    if (error) return state->done(error, {});
-                    state->done(nullptr, std::move(state->result));
+                  [append](std::exception_ptr error) {
+                    if (error) return append->done(error, {});
+                    append->done(nullptr, std::move(append->result));
                   });
+}
+
+template <class Conn>
+void SqlStore<Conn>::SubmitDrain() {
+  struct Drain {
+    bool taken = false;      // the appends are in `appends` (an op may run again)
+    bool op_failed = false;  // this op threw (not the batch's commit)
+    PendingAppends appends;
+  };
+  auto drain = std::make_shared<Drain>();
+  auto take = [this, drain] {
+    if (drain->taken) return;
+    std::lock_guard lock(appends_mu_);
+    drain->appends.swap(appends_);
+    drain_queued_ = false;
+    drain->taken = true;
+  };
+  writer_->Submit(
+      [this, drain, take](Conn& c) {
+        take();
+        drain->op_failed = false;
+        try {
+          WriteAppends(c, drain->appends);
+        } catch (...) {
+          drain->op_failed = true;
+          throw;
+        }
+      },
+      [this, drain] {
+        if (!listener_) return;
+        for (const auto& append : drain->appends) {
+          if (append->result.created) listener_(append->result.message);
+        }
+      },
+      [this, drain, take](std::exception_ptr error) {
+        take();  // the batch failed before the op ran (or the writer is stopping): they fail with it
+        for (auto& append : drain->appends) {
+          if (!error) {
+            append->done(nullptr, std::move(append->result));
+          } else if (drain->op_failed) {
+            SubmitOne(append);  // rolled back: alone, so only the one at fault fails
+          } else {
+            append->done(error, {});  // the commit failed: not written again
+          }
+        }
+      });
+}
+
+template <class Conn>
+void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
+  std::vector<const NewMessage*> run;
+  for (std::size_t i = 0; i < appends.size();) {
+    const NewMessage& first = appends[i]->message;
+    if (first.idempotency_key) {
+      AppendOn(c, first, appends[i]->result, write_message_);
+      ++i;
+      continue;
+    }
+    // The run of this mesh's messages without a key, in the order they came.
+    std::size_t end = i;
+    run.clear();
+    while (end < appends.size() && !appends[end]->message.idempotency_key &&
+           appends[end]->message.mesh_id == first.mesh_id) {
+      run.push_back(&appends[end]->message);
+      ++end;
+    }
+    const auto written = write_messages_(c, run);
+    if (written.size() != run.size()) throw Error::NotFound("mesh_not_found", "No mesh " + first.mesh_id + ".");
+    for (std::size_t k = 0; k < run.size(); ++k) {
+      const NewMessage& m = *run[k];
+      const auto [seq, id] = written[k];
+      appends[i + k]->result = AppendResult{
+          Message{std::to_string(id), seq, m.mesh_id, m.from, m.from_name, m.to, m.to_name, m.content,
+                  m.priority, m.metadata_json, m.now},
+          true};
+    }
+    i = end;
+  }
 }
 
 template <class Conn>
 std::vector<Message> SqlStore<Conn>::MessagesFor(const std::string& mesh_id,
                                               const std::string& agent_id, std::int64_t after,
                                               int limit) {
-  return ReadRows(kSelectMessagesFor.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, agent_id,
-                  after, std::int64_t{limit});
+  auto messages = ReadRows(kSelectMessagesFor.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id,
+                           agent_id, after, std::int64_t{limit});
+  if (!messages.empty()) AwaitDurable();
+  return messages;
 }
 
 template <class Conn>
 std::vector<Message> SqlStore<Conn>::History(const std::string& mesh_id, std::int64_t after,
                                           int limit) {
-  return ReadRows(kSelectHistory.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, after,
-                  std::int64_t{limit});
+  auto messages = ReadRows(kSelectHistory.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, after,
+                           std::int64_t{limit});
+  if (!messages.empty()) AwaitDurable();
+  return messages;
 }
 
 template <class Conn>
 std::optional<Message> SqlStore<Conn>::FindMessage(const std::string& mesh_id, const std::string& id) {
-  return ReadRow(kSelectMessageById.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, id);
+  auto message = ReadRow(kSelectMessageById.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, id);
+  if (message) AwaitDurable();
+  return message;
 }
 
 // Raises one watermark of an agent and logs the move; a no-op when not higher.

@@ -1,11 +1,18 @@
 // The Store conformance suite on PostgresStore, against a throwaway server
 // (tests/support/pg_cluster.h), and what only PostgreSQL has. Skipped, with
 // the reason, only when PostgreSQL's binaries are not installed.
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <vector>
+
 #include "schemas/error.h"
 #include "server/storage/migrate.h"
 #include "server/storage/sqlite_store.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+#include "server/storage/pg_wake_bus.h"
 #include "server/storage/postgres_store.h"
 #include "server/storage/store_factory.h"
 #include "tests/server/store_conformance.h"
@@ -131,6 +138,104 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   CommandResult missing = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + dir / "none.db", "--to", uri});
   CHECK(missing.code == 2);
   CHECK(missing.err.find("There is no SQLite database at") != std::string::npos);
+}
+
+TEST_CASE("postgres wake-ups: another node's messages of a mesh nobody here waits on are skipped, not read; the next wanted one comes alone") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PostgresStore store(uri);  // "another node": its node id is not the bus's
+  PgWakeBus bus(uri, store, "this-node");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::int64_t> delivered;
+  int asked = 0;
+  bool wanted = false;
+  bus.Subscribe(
+      [&](const WakeEvent& e) {
+        if (e.kind != WakeEvent::Kind::kMessage) return;
+        std::lock_guard lock(mu);
+        delivered.push_back(e.message->message().seq);
+        cv.notify_all();
+      },
+      [&](const std::string&) {
+        std::lock_guard lock(mu);
+        ++asked;
+        cv.notify_all();
+        return wanted;
+      });
+  Mesh mesh = MakeMesh(store, "alice");
+  Agent a = MakeAgent(store, mesh, "a");
+  Agent b = MakeAgent(store, mesh, "b");
+
+  CHECK(Put(store, mesh, a, b.agent_id, "nobody waits").seq == 1);
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return asked >= 1; }));
+    wanted = true;  // seq 1's notification was handled while unwanted
+  }
+  CHECK(Put(store, mesh, a, b.agent_id, "someone waits").seq == 2);
+  std::unique_lock lock(mu);
+  REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !delivered.empty(); }));
+  // In seq order, each once: seq 1 would come first had it been read.
+  CHECK(delivered == std::vector<std::int64_t>{2});
+}
+
+TEST_CASE("postgres: sends while the database is down are each answered 503; once it is back they are written") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  PostgresStore store(pg->NewDatabase());
+  Mesh mesh = MakeMesh(store, "alice");
+  Agent a = MakeAgent(store, mesh, "a");
+  Agent b = MakeAgent(store, mesh, "b");
+  auto send = [&](const std::string& content) {
+    auto answer = std::make_shared<std::promise<std::exception_ptr>>();
+    NewMessage m;
+    m.mesh_id = mesh.mesh_id;
+    m.from = a.agent_id;
+    m.from_name = a.name;
+    m.to = b.agent_id;
+    m.content = content;
+    m.now = 3000;
+    store.AppendAsync(m, [answer](std::exception_ptr e, AppendResult) { answer->set_value(e); });
+    return answer->get_future();
+  };
+  CHECK(send("before").get() == nullptr);
+
+  REQUIRE(pg->StopServer());
+  std::vector<std::future<std::exception_ptr>> down;
+  for (int i = 0; i < 5; ++i) down.push_back(send("down " + std::to_string(i)));
+  for (auto& f : down) {
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);  // answered, not left waiting
+    auto e = f.get();
+    REQUIRE(e != nullptr);
+    try {
+      std::rethrow_exception(e);
+    } catch (const Error& err) {
+      CHECK(err.status() == 503);
+    }
+  }
+  REQUIRE(pg->StartServer());
+  std::vector<std::future<std::exception_ptr>> back;
+  for (int i = 0; i < 5; ++i) back.push_back(send("back " + std::to_string(i)));
+  for (auto& f : back) {
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    auto e = f.get();
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& err) {
+        FAIL_CHECK(std::string(err.what()));
+      }
+    }
+  }
+  const auto history = store.History(mesh.mesh_id, 0, 100);
+  REQUIRE(history.size() == 6);  // none of the refused ones
+  CHECK(history.front().content == "before");
+  for (std::size_t i = 1; i < history.size(); ++i) {
+    CHECK(history[i].content.rfind("back ", 0) == 0);
+    CHECK(history[i].seq == history[i - 1].seq + 1);
+  }
 }
 
 TEST_CASE("postgres: ?N parameters become $N, never inside quotes") {

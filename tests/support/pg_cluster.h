@@ -49,6 +49,15 @@ class PgCluster {
                  " >/dev/null 2>&1") == 0;
   }
 
+  /// Stops the server (fast shutdown) until StartServer.
+  bool StopServer() { return Shell(AsOwner(bin_ + "/pg_ctl -D " + Data() + " -m fast -w -t 60 stop") + " >/dev/null 2>&1") == 0; }
+  bool StartServer() {
+    const std::string options = "-k " + dir_.path().string() + " -c listen_addresses= -p 5432";
+    return Shell(AsOwner(bin_ + "/pg_ctl -D " + Data() + " -l " + dir_.path().string() + "/server.log -o '" +
+                         options + "' -w -t 60 start") +
+                 " >/dev/null 2>&1") == 0;
+  }
+
   std::string Uri(const std::string& database) const {
     return "postgresql://meshwire@/" + database + "?host=" + dir_.path().string() + "&port=5432";
   }
