@@ -6,14 +6,6 @@
 //
 // `Conn` is the backend's connection (SqliteConnection, PgConnection) with
 // Begin(), Commit() and Rollback(); ops receive it to run their statements.
-//
-// A backend whose COMMIT returns before the commit is durable (PostgreSQL
-// with synchronous_commit off, see PgFlusher) sets a durability stage: the
-// writer then hands each committed batch's answers to it and goes on with
-// the next batch; the stage answers them, in commit order, once the batch is
-// durable (or fails them all). So one node's transactions do not hold their
-// locks through the flush, and the next batch runs while the last one
-// flushes.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -52,9 +44,8 @@ class BatchWriter {
   /// `op` threw (its changes rolled back), or Error 503 if the commit failed.
   /// `op` may run more than once (a retry after another op failed), always
   /// in a fresh transaction: it must not keep state between runs.
-  /// `after_commit`, when given, runs on the writer's thread (the durability
-  /// stage's, when set) once the commit holding `op` succeeded and is
-  /// durable, in the order of the batch, before Run returns.
+  /// `after_commit`, when given, runs on the writer's thread once the commit
+  /// holding `op` succeeded, in the order of the batch, before Run returns.
   void Run(Op op, std::function<void()> after_commit = nullptr);
   /// As Run, without waiting: `done` runs on the writer's thread after the
   /// commit (with null) or the failure (with what was thrown), once.
@@ -66,15 +57,10 @@ class BatchWriter {
   /// delay run in the order they came); stopping the writer runs it at once.
   void SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit, Done done);
 
-  /// The durability stage: after each COMMIT, `durable(answer)` is called on
-  /// the writer's thread; it must call `answer` once, with null when what the
-  /// commit wrote is durable or with the failure, in the order it was given
-  /// the answers. after_commit and the answers then run on its thread. Set it
-  /// before the first op; it must not throw. Without one, a COMMIT's return
-  /// is durability.
-  using Answer = std::function<void(std::exception_ptr)>;
-  using Durability = std::function<void(Answer)>;
-  void SetDurability(Durability durable) { durable_ = std::move(durable); }
+  /// Runs what is queued, then stops the thread (the destructor's first
+  /// step; idempotent). Ops submitted meanwhile, from an answer too, fail
+  /// with Error 503 "shutting down".
+  void Stop();
 
  private:
   struct Pending {
@@ -94,7 +80,6 @@ class BatchWriter {
   /// null), then answers every op: its own error, else `batch_error`.
   static void AnswerBatch(std::deque<Pending>& batch, const std::vector<std::exception_ptr>& errors,
                           std::exception_ptr batch_error);
-  Durability durable_;  // set before the first op
 
   std::unique_ptr<Conn> conn_;
   std::mutex mu_;
@@ -120,16 +105,21 @@ BatchWriter<Conn>::BatchWriter(std::unique_ptr<Conn> conn)
 
 template <class Conn>
 BatchWriter<Conn>::~BatchWriter() {
+  Stop();
+  if (commits_ > 0) {
+    spdlog::info("storage: {} writes in {} commits (mean batch {:.1f})", ops_.load(), commits_.load(),
+                 static_cast<double>(ops_) / static_cast<double>(commits_));
+  }
+}
+
+template <class Conn>
+void BatchWriter<Conn>::Stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_one();
-  thread_.join();
-  if (commits_ > 0) {
-    spdlog::info("storage: {} writes in {} commits (mean batch {:.1f})", ops_.load(), commits_.load(),
-                 static_cast<double>(ops_) / static_cast<double>(commits_));
-  }
+  if (thread_.joinable()) thread_.join();
 }
 
 template <class Conn>
@@ -238,14 +228,6 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
       conn_->Commit();
       commits_.fetch_add(1, std::memory_order_relaxed);
       ops_.fetch_add(batch.size(), std::memory_order_relaxed);
-      if (durable_) {
-        // Answered by the durability stage; the writer goes on.
-        auto committed = std::make_shared<std::pair<std::deque<Pending>, std::vector<std::exception_ptr>>>(
-            std::move(batch), std::move(errors));
-        batch.clear();
-        durable_([committed](std::exception_ptr error) { AnswerBatch(committed->first, committed->second, error); });
-        return;
-      }
     } catch (...) {
       // The whole batch failed (BEGIN, a ROLLBACK or the COMMIT): report it
       // to every op and do not run it again, so no op is both committed and

@@ -24,7 +24,7 @@ std::string OneLine(const char* text) {
 // itself: not for the relay's log.
 void IgnoreNotice(void*, const char*) {}
 
-constexpr const char* kAsyncCommit = "SET synchronous_commit = off";
+constexpr const char* kAsyncCommit = "SET LOCAL synchronous_commit = off";
 
 Error Unavailable(const std::string& detail) {
   return Error::Unavailable("PostgreSQL is unavailable (" + detail + "); retry shortly.");
@@ -166,17 +166,19 @@ std::string PgConnection::ArrayLiteral(const std::vector<std::optional<std::stri
 
 void PgConnection::EnsureOpen() {
   if (PQstatus(conn_) == CONNECTION_OK) return;
-  // Never reconnect inside a transaction: what follows would run outside it.
-  if (in_transaction_) throw Unavailable("the connection was lost during a transaction");
+  // Never reconnect inside a transaction once it began on the server: what
+  // follows would run outside it.
+  if (in_transaction_ && !begin_pending_) throw Unavailable("the connection was lost during a transaction");
   PQreset(conn_);
   prepared_.clear();
   if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable(OneLine(PQerrorMessage(conn_)));
-  if (commit_without_waiting_) Check(PQexec(conn_, kAsyncCommit), kAsyncCommit);
 }
 
-void PgConnection::CommitWithoutWaiting() {
-  commit_without_waiting_ = true;
-  Exec(kAsyncCommit);
+void PgConnection::Flush() {
+  if (flush_barrier_.empty()) return;
+  // Not EnsureOpen: a connection lost since the read must fail the read.
+  if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable("the connection was lost before the flush");
+  Check(PQexec(conn_, flush_barrier_.c_str()), "a flush barrier");
 }
 
 void PgConnection::Check(pg_result* result, std::string_view what) {
@@ -206,8 +208,70 @@ pg_result* PgConnection::ExecPrepared(const std::string& name,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (begin_pending_) return BeginAndExecPrepared(name, values);
   pg_result* result = PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()),
                                      values.data(), nullptr, nullptr, 0);
+  Check(result, "a statement");
+  return result;
+}
+
+pg_result* PgConnection::BeginAndExecPrepared(const std::string& name, const std::vector<const char*>& values) {
+  // The transaction's BEGIN and its first statement in one round trip
+  // (libpq's pipeline mode): BEGIN's result, the statement's, then the sync.
+  begin_pending_ = false;
+  const bool sent = PQenterPipelineMode(conn_) == 1 &&
+                    PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+                    (!commit_without_waiting_ ||
+                     PQsendQueryParams(conn_, kAsyncCommit, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1) &&
+                    PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(),
+                                        nullptr, nullptr, 0) == 1 &&
+                    PQpipelineSync(conn_) == 1;
+  pg_result* begin = nullptr;
+  pg_result* result = nullptr;
+  if (sent) {
+    // Each query's result is followed by a null; a lost connection gives
+    // nulls (or an error result) early, and the sync never comes.
+    begin = PQgetResult(conn_);
+    if (begin) PQclear(PQgetResult(conn_));
+    if (commit_without_waiting_ && begin) {
+      pg_result* set = PQgetResult(conn_);
+      if (set) {
+        PQclear(PQgetResult(conn_));
+        if (PQresultStatus(set) != PGRES_COMMAND_OK && PQresultStatus(begin) == PGRES_COMMAND_OK) {
+          PQclear(begin);
+          begin = set;  // its error is the one to report
+        } else {
+          PQclear(set);
+        }
+      }
+    }
+    result = PQgetResult(conn_);
+    if (result) PQclear(PQgetResult(conn_));
+    for (int i = 0; i < 4; ++i) {
+      pg_result* sync = PQgetResult(conn_);
+      if (!sync) continue;
+      const bool done = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+      PQclear(sync);
+      if (done) break;
+    }
+  }
+  const bool left = PQexitPipelineMode(conn_) == 1;
+  if (!sent || !left) {
+    if (begin) PQclear(begin);
+    if (result) PQclear(result);
+    std::string why = OneLine(PQerrorMessage(conn_));
+    // The connection's state is unknown: start over on a new one.
+    PQreset(conn_);
+    prepared_.clear();
+    throw Unavailable(why.empty() ? "a pipelined BEGIN failed" : why);
+  }
+  try {
+    Check(begin, "BEGIN");
+  } catch (...) {
+    if (result) PQclear(result);
+    throw;
+  }
+  PQclear(begin);
   Check(result, "a statement");
   return result;
 }
@@ -223,27 +287,48 @@ PgStatement PgConnection::Prepare(const char* sql) {
 
 void PgConnection::Exec(const char* sql) {
   EnsureOpen();
+  if (begin_pending_) {
+    begin_pending_ = false;
+    const std::string with_begin =
+        std::string("BEGIN; ") + (commit_without_waiting_ ? std::string(kAsyncCommit) + "; " : "") + sql;  // one round trip
+    Check(PQexec(conn_, with_begin.c_str()), sql);
+    return;
+  }
   Check(PQexec(conn_, sql), sql);
 }
 
 void PgConnection::Begin() {
   before_commit_.clear();
-  Exec("BEGIN");
+  // Sent with the transaction's first statement (one round trip fewer).
+  begin_pending_ = true;
   in_transaction_ = true;
 }
 
 void PgConnection::Commit() {
   in_transaction_ = false;  // whatever happens, the transaction is over
-  if (before_commit_.empty()) return Exec("COMMIT");
+  if (begin_pending_) {
+    begin_pending_ = false;  // nothing ran: nothing to commit
+    before_commit_.clear();
+    return;
+  }
   std::string sql;
   for (const auto& [key, statement] : before_commit_) sql += statement + "; ";
   before_commit_.clear();
-  Exec((sql + "COMMIT").c_str());
+  sql += "COMMIT";
+  // The locks went at the COMMIT; the barrier, its own transaction with the
+  // server's synchronous_commit, returns once the COMMIT is durable too. One
+  // round trip; a crash in between fails it (the connection is lost).
+  if (commit_without_waiting_ && !flush_barrier_.empty()) sql += "; " + flush_barrier_;
+  Exec(sql.c_str());
 }
 
 void PgConnection::Rollback() {
   in_transaction_ = false;
   before_commit_.clear();
+  if (begin_pending_) {
+    begin_pending_ = false;  // nothing was sent
+    return;
+  }
   if (PQstatus(conn_) != CONNECTION_OK) return;  // the server dropped it already
   Exec("ROLLBACK");
 }

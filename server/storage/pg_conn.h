@@ -92,12 +92,21 @@ class PgConnection {
   void Begin();
   void Commit();
   void Rollback();
-  /// From now on (and after reconnecting), transactions commit without
-  /// waiting for their WAL flush (synchronous_commit = off for the session):
-  /// the COMMIT returns, and the locks the transaction took are released, at
-  /// once. Only for a connection whose commits a PgFlusher makes durable
-  /// before anyone is answered.
-  void CommitWithoutWaiting();
+  /// A statement that, run alone with the session's synchronous_commit (the
+  /// server's setting), commits a small write of this connection's own and
+  /// so returns only once the WAL is durable past everything committed
+  /// before it (PostgresStore: a row of node_flushes per connection).
+  void SetFlushBarrier(std::string sql) { flush_barrier_ = std::move(sql); }
+  /// Runs the flush barrier: what this connection has seen is durable when
+  /// it returns. A lost connection throws, never a reconnect in between (a
+  /// crash meanwhile may have taken back what was seen).
+  void Flush();
+  /// From the next Begin on (needs a flush barrier), transactions run with
+  /// synchronous_commit off: the COMMIT releases their locks (the mesh row
+  /// that hands out seqs) at once instead of after the WAL flush, and the
+  /// flush barrier follows it in the same round trip, so Commit still
+  /// returns only once the transaction is durable.
+  void CommitWithoutWaiting() { commit_without_waiting_ = true; }
   /// Runs `sql` (no parameters) just before this transaction's COMMIT, in
   /// the same round trip; one statement per `key` (a later one replaces it).
   /// Dropped if the transaction rolls back.
@@ -120,6 +129,7 @@ class PgConnection {
   /// connection is the cause, else PgError.
   void Check(pg_result* result, std::string_view what);
   pg_result* ExecPrepared(const std::string& name, const std::vector<std::optional<std::string>>& params);
+  pg_result* BeginAndExecPrepared(const std::string& name, const std::vector<const char*>& values);
 
   std::string conninfo_;
   pg_conn* conn_ = nullptr;
@@ -127,7 +137,9 @@ class PgConnection {
   std::unordered_map<std::string, std::string> sql_of_;  // name -> sql with $N
   std::unordered_map<std::string, bool> prepared_;      // names prepared on this session
   bool in_transaction_ = false;
+  bool begin_pending_ = false;  // Begin was called; BEGIN goes with the first statement
   bool commit_without_waiting_ = false;
+  std::string flush_barrier_;
   std::map<std::string, std::string> before_commit_;  // BeforeCommit's, this transaction
 };
 

@@ -77,7 +77,8 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
           listening_ = true;
           // What committed meanwhile was not announced: read it. Access
           // changes are heard again: identities may be cached again.
-          Enqueue(Item{"", 0, nullptr, true});
+          Item resync{"", 0, nullptr, true, NextSeqs(*first)};
+          Enqueue(std::move(resync));
           WakeEvent access;
           access.kind = WakeEvent::Kind::kAccessChanged;
           access.trust_cache = true;
@@ -121,7 +122,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
   switch (event.kind) {
     case WakeEvent::Kind::kMessage:
       // A local commit (its notification went out in its transaction).
-      Enqueue(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false});
+      Enqueue(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false, {}});
       return;
     case WakeEvent::Kind::kAccessChanged:
       local_.Publish(event);
@@ -180,6 +181,13 @@ bool PgWakeBus::Wanted(const std::string& mesh_id) const {
 
 void PgWakeBus::Deliver(const Item& item) {
   if (item.resync) {
+    // A mesh nothing here waits on moves to where it stood before this check
+    // (whoever starts waiting reads that far itself), so a later watcher is
+    // not handed what it has read already.
+    for (const auto& [mesh_id, next] : item.latest) {
+      std::int64_t& mine = next_.try_emplace(mesh_id, 1).first->second;
+      if (!Wanted(mesh_id)) mine = std::max(mine, next);
+    }
     for (const auto& entry : next_) {
       if (Wanted(entry.first)) CatchUp(entry.first, std::numeric_limits<std::int64_t>::max());
     }
@@ -245,7 +253,7 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
     PQfreemem(note);
     if (channel == "meshwire_messages") {
       auto p = ParseMessagePayload(payload);
-      if (p && p->node != node_id_) Enqueue(Item{p->mesh_id, p->seq, nullptr, false});
+      if (p && p->node != node_id_) Enqueue(Item{p->mesh_id, p->seq, nullptr, false, {}});
     } else if (channel == "meshwire_access") {
       // "ORIGIN N": forget cached identities, then tell ORIGIN it is done.
       std::istringstream in(payload);

@@ -74,6 +74,7 @@ class PgWakeBus final : public WakeBus {
     std::int64_t seq = 0;
     CommittedPtr message;  // a local commit's, else null (read from storage)
     bool resync = false;   // after a reconnect: catch every known mesh up
+    std::map<std::string, std::int64_t> latest;  // resync: each mesh's next seq, read before
   };
   void Enqueue(Item item);
   bool Wanted(const std::string& mesh_id) const;  // a subscriber's Interest

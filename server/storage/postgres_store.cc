@@ -100,11 +100,13 @@ CREATE TABLE node_listeners (
 );
 CREATE INDEX node_listeners_by_agent ON node_listeners(agent_id);
 )sql",
-    // 3: the rows each node's flush barrier bumps (PgFlusher).
+    // 3: the rows the flush barriers bump, one per connection of each node.
     R"sql(
 CREATE TABLE node_flushes (
-  node_id TEXT PRIMARY KEY,
-  n BIGINT NOT NULL
+  node_id TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  n BIGINT NOT NULL,
+  PRIMARY KEY (node_id, slot)
 );
 )sql",
 };
@@ -149,20 +151,34 @@ void Migrate(PgConnection& conn) {
 
 }  // namespace
 
-std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conninfo) {
+std::string PostgresStore::FlushBarrier(const std::string& node_id, int slot) {
+  // Its own row per connection: two barriers never wait on each other's
+  // row lock. The node id is base62: nothing to quote.
+  return "INSERT INTO node_flushes(node_id, slot, n) VALUES ('" + node_id + "', " + std::to_string(slot) +
+         ", 1) ON CONFLICT (node_id, slot) DO UPDATE SET n = node_flushes.n + 1";
+}
+
+std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conninfo, const std::string& node_id) {
   auto conn = std::make_unique<PgConnection>(conninfo);
   Migrate(*conn);
-  conn->CommitWithoutWaiting();  // the flusher makes its commits durable
+  conn->SetFlushBarrier(FlushBarrier(node_id, 0));
+  conn->CommitWithoutWaiting();
   return conn;
 }
 
 PostgresStore::PostgresStore(const std::string& conninfo)
+    : PostgresStore(conninfo, RandomBase62(10)) {}
+
+PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
     : SqlStore<PgConnection>(
-          "postgres", OpenWriter(conninfo),
-          [conninfo] { return std::make_unique<PgConnection>(conninfo); }, kMaxReaders),
-      node_id_(RandomBase62(10)),
-      flusher_(std::make_unique<PgFlusher>(conninfo, node_id_)) {
-  SetDurability([this](BatchWriter<PgConnection>::Answer answer) { flusher_->After(std::move(answer)); });
+          "postgres", OpenWriter(conninfo, node_id),
+          [this, conninfo] {
+            auto conn = std::make_unique<PgConnection>(conninfo);
+            conn->SetFlushBarrier(FlushBarrier(node_id_, next_slot_++));
+            return conn;
+          },
+          kMaxReaders),
+      node_id_(std::move(node_id)) {
   // One round trip per message: the seq and the row in a single statement.
   // The transaction notifies once per mesh, the newest seq, in the COMMIT's
   // round trip: sent at the commit, in commit order, and only if it commits,
@@ -180,7 +196,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::WriteMessages(
     PgConnection& c, const std::vector<const NewMessage*>& run) {
   // One statement for the run, one round trip: the mesh row hands out n seqs
   // and ids at once (its lock is held until the COMMIT, which does not wait
-  // for the flush: PgFlusher), and the rows come from arrays, one element
+  // for the flush; see the header), and the rows come from arrays, one element
   // per message. Ids: the newest is at least now in microseconds, as one
   // message's would be. The transaction notifies once per mesh, the newest
   // seq, in the COMMIT's round trip: sent at the commit, in commit order, and
@@ -285,7 +301,7 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
     // Nodes gone for a minute (killed, not stopped) take their rows with them.
     c.Prepare("DELETE FROM nodes WHERE seen_at < " MESHWIRE_PG_NOW_MS " - 60000").Run();
     c.Prepare("DELETE FROM node_flushes f WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = f.node_id)")
-        .Run();
+        .Run();  // a live node's next barrier writes its row again
   });
 }
 
@@ -296,19 +312,21 @@ std::vector<std::string> PostgresStore::ListeningElsewhere(const std::string& me
       [](const auto& s) { return s.Text(0); }, node_id_, kNodeAliveMs, mesh_id);
 }
 
-void PostgresStore::AwaitDurable() {
-  // Read after the rows, so at least every commit they could show.
-  auto positions = ReadRows(PgFlusher::kWalPositions, [](const auto& s) {
-    return std::pair{static_cast<std::uint64_t>(s.Int(0)), static_cast<std::uint64_t>(s.Int(1))};
-  });
-  if (positions.empty()) throw Error::Unavailable("PostgreSQL returned no WAL position; retry shortly.");
-  const auto [inserted, flushed] = positions.front();
-  if (flushed < inserted) flusher_->WaitDurable(inserted);
+void PostgresStore::AwaitDurable(PgConnection& reader) {
+  // Read after the rows, so past every commit they could show. With a
+  // synchronous standby, the local flush is not enough: the barrier waits
+  // for what the server's synchronous_commit says.
+  auto s = reader.Prepare(
+      "SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()"
+      " AND current_setting('synchronous_standby_names') = ''");
+  if (!s.Step()) throw Error::Unavailable("PostgreSQL returned no WAL position; retry shortly.");
+  if (s.Text(0) != "t") reader.Flush();
 }
 
 PostgresStore::~PostgresStore() {
   // A node that stops says so: its listeners stop counting at once.
   try {
+    // Its node_flushes rows go with the next cleanup of a live node.
     WriteNow([this](PgConnection& c) { c.Prepare("DELETE FROM nodes WHERE node_id = ?1").Bind(1, node_id_).Run(); });
   } catch (const std::exception& e) {
     // The database is gone: the row ages out (kNodeAliveMs) on its own.

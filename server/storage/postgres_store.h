@@ -2,12 +2,23 @@
 // logic is SqlStore's (sql_store.h), shared with SQLite; this adds the
 // PostgreSQL schema, its migrations (versioned in meshwire_schema, run under
 // an advisory lock so nodes starting together migrate once), and the
-// connections: one writer (group commit, committing without waiting for the
-// WAL flush), a flusher that makes its commits durable before anyone is
-// answered (PgFlusher: synchronous_commit as the server sets it, on by
-// default), and a pool of readers, which return messages only once durable.
+// connections: one writer (group commit) and a pool of readers.
+//
+// Durability without holding the mesh row through the flush: the writer's
+// transactions commit with synchronous_commit off, so the row that hands out
+// a mesh's seqs is released at the COMMIT, and in the same round trip a flush
+// barrier follows (a one-row write to node_flushes, committed with the
+// server's synchronous_commit): the batch is answered only once that
+// returns, and it returns only once the WAL is durable past the batch. A
+// commit is visible before it is durable, so a read that found messages
+// runs the same barrier on its own connection when the WAL's flush is behind
+// its insert position: no node shows a message that a database crash could
+// take back (and whose seq it would give to another). Both on the connection
+// that wrote or read: a crash in between loses the connection, and the
+// request fails instead of being confirmed by a new session.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -15,7 +26,6 @@
 #include <vector>
 
 #include "server/storage/pg_conn.h"
-#include "server/storage/pg_flusher.h"
 #include "server/storage/sql_store.h"
 
 namespace meshwire {
@@ -45,9 +55,10 @@ class PostgresStore final : public SqlStore<PgConnection> {
   static const char* const kOtherLiveNodes;
 
  protected:
-  void AwaitDurable() override;
+  void AwaitDurable(PgConnection& reader) override;
 
  private:
+  PostgresStore(const std::string& conninfo, std::string node_id);
   /// Writes a run of one mesh's new messages (keys already looked up) in one
   /// statement: their (seq, id) in order; empty when the mesh is gone.
   std::vector<std::pair<std::int64_t, std::int64_t>> WriteMessages(PgConnection& c,
@@ -58,9 +69,11 @@ class PostgresStore final : public SqlStore<PgConnection> {
   // As last shared, and a copy for the writer (ShareListening's caller thread only).
   std::set<std::string> listening_here_;
   std::shared_ptr<const std::vector<std::string>> listening_snapshot_;
-  std::unique_ptr<PgFlusher> flusher_;
   static constexpr std::size_t kMaxReaders = 16;
-  static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo);
+  static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo, const std::string& node_id);
+  /// The flush barrier of this node's connection number `slot` (0: the writer).
+  static std::string FlushBarrier(const std::string& node_id, int slot);
+  std::atomic<int> next_slot_{1};
 };
 
 }  // namespace meshwire

@@ -92,12 +92,11 @@ class SqlStore : public Store {
   using MessagesWriter = std::function<std::vector<std::pair<std::int64_t, std::int64_t>>(
       Conn&, const std::vector<const NewMessage*>&)>;
   void SetMessagesWriter(MessagesWriter write) { write_messages_ = std::move(write); }
-  /// The writer's durability stage (BatchWriter::SetDurability). Set before use.
-  void SetDurability(typename BatchWriter<Conn>::Durability durable) { writer_->SetDurability(std::move(durable)); }
-  /// Called after a read found messages, before they are returned. A backend
-  /// whose commits are visible before they are durable (PostgreSQL, see
-  /// PgFlusher) waits here until they are. SQLite's are durable when seen.
-  virtual void AwaitDurable() {}
+  /// Called after a read found messages, on the connection that read them,
+  /// before they are returned. A backend whose commits are visible before
+  /// they are durable (PostgreSQL: PostgresStore) waits here until what the
+  /// read could see is. SQLite's commits are durable when seen.
+  virtual void AwaitDurable(Conn& /*reader*/) {}
   /// Commits what the writer has queued and stops it (a subclass's
   /// destructor calls this while its connections can still be used).
   void Close();
@@ -116,6 +115,9 @@ class SqlStore : public Store {
   ReadLease Reader();
   void ReturnReader(std::unique_ptr<Conn> conn);
 
+  /// The messages `sql` selects, once AwaitDurable says they are durable.
+  template <class... Args>
+  std::vector<Message> ReadMessages(const char* sql, const Args&... args);
   /// The first row of `sql` read so, or nullopt.
   template <class Read, class... Args>
   auto ReadRow(const char* sql, Read read, const Args&... args);
@@ -260,6 +262,7 @@ template <class Conn>
 void SqlStore<Conn>::Close() {
   if (!writer_) return;
   FlushFetched(/*wait=*/true);
+  writer_->Stop();  // writer_ stays valid meanwhile: an answer may still submit (and be refused)
   writer_.reset();
 }
 
@@ -311,6 +314,21 @@ auto SqlStore<Conn>::ReadRows(const char* sql, Read read, const Args&... args) {
   (s.Bind(++index, args), ...);
   std::vector<decltype(read(s))> out;
   while (s.Step()) out.push_back(read(s));
+  return out;
+}
+
+template <class Conn>
+template <class... Args>
+std::vector<Message> SqlStore<Conn>::ReadMessages(const char* sql, const Args&... args) {
+  auto r = Reader();
+  std::vector<Message> out;
+  {
+    auto s = r->Prepare(sql);
+    int index = 0;
+    (s.Bind(++index, args), ...);
+    while (s.Step()) out.push_back(sql_store_internal::ReadMessage(s));
+  }
+  if (!out.empty()) AwaitDurable(*r.operator->());
   return out;
 }
 
@@ -764,26 +782,20 @@ template <class Conn>
 std::vector<Message> SqlStore<Conn>::MessagesFor(const std::string& mesh_id,
                                               const std::string& agent_id, std::int64_t after,
                                               int limit) {
-  auto messages = ReadRows(kSelectMessagesFor.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id,
-                           agent_id, after, std::int64_t{limit});
-  if (!messages.empty()) AwaitDurable();
-  return messages;
+  return ReadMessages(kSelectMessagesFor.c_str(), mesh_id, agent_id, after, std::int64_t{limit});
 }
 
 template <class Conn>
 std::vector<Message> SqlStore<Conn>::History(const std::string& mesh_id, std::int64_t after,
                                           int limit) {
-  auto messages = ReadRows(kSelectHistory.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, after,
-                           std::int64_t{limit});
-  if (!messages.empty()) AwaitDurable();
-  return messages;
+  return ReadMessages(kSelectHistory.c_str(), mesh_id, after, std::int64_t{limit});
 }
 
 template <class Conn>
 std::optional<Message> SqlStore<Conn>::FindMessage(const std::string& mesh_id, const std::string& id) {
-  auto message = ReadRow(kSelectMessageById.c_str(), [](const auto& s) { return ReadMessage(s); }, mesh_id, id);
-  if (message) AwaitDurable();
-  return message;
+  auto messages = ReadMessages(kSelectMessageById.c_str(), mesh_id, id);
+  if (messages.empty()) return std::nullopt;
+  return std::move(messages.front());
 }
 
 // Raises one watermark of an agent and logs the move; a no-op when not higher.
