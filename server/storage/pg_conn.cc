@@ -314,6 +314,9 @@ void PgConnection::Commit() {
   std::string sql;
   for (const auto& [key, statement] : before_commit_) sql += statement + "; ";
   before_commit_.clear();
+  // A connection known lost must not reconnect and "commit" outside the
+  // transaction: the server dropped it.
+  if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable("the connection was lost during a transaction");
   sql += "COMMIT";
   // The locks went at the COMMIT; the barrier, its own transaction with the
   // server's synchronous_commit, returns once the COMMIT is durable too. One
