@@ -181,13 +181,30 @@ TEST_CASE("postgres wake-ups: another node's messages of a mesh nobody here wait
   CHECK(delivered == std::vector<std::int64_t>{2});
 }
 
-TEST_CASE("postgres: sends while the database is down are each answered 503; once it is back they are written") {
+/// A fresh database's store, with a mesh of alice's and two agents, a and b.
+struct PgMesh {
+  std::unique_ptr<PostgresStore> store;
+  Mesh mesh;
+  Agent a, b;
+};
+PgMesh OpenPgMesh() {
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  PostgresStore store(pg->NewDatabase());
-  Mesh mesh = MakeMesh(store, "alice");
-  Agent a = MakeAgent(store, mesh, "a");
-  Agent b = MakeAgent(store, mesh, "b");
+  PgMesh m;
+  m.store = std::make_unique<PostgresStore>(pg->NewDatabase());
+  m.mesh = MakeMesh(*m.store, "alice");
+  m.a = MakeAgent(*m.store, m.mesh, "a");
+  m.b = MakeAgent(*m.store, m.mesh, "b");
+  return m;
+}
+
+TEST_CASE("postgres: sends while the database is down are each answered 503; once it is back they are written") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  const Mesh& mesh = fixture.mesh;
+  const Agent& a = fixture.a;
+  const Agent& b = fixture.b;
+  PgCluster* pg = PgCluster::Shared();
   auto send = [&](const std::string& content) {
     auto answer = std::make_shared<std::promise<std::exception_ptr>>();
     NewMessage m;
@@ -241,12 +258,11 @@ TEST_CASE("postgres: sends while the database is down are each answered 503; onc
 TEST_CASE("postgres: sends gathered into one statement keep every byte, their order and their own fields") {
   CHECK(PgConnection::ArrayLiteral({"a", std::nullopt, "q\"b\\c", "", "{,}"}) ==
         R"({"a",NULL,"q\"b\\c","","{,}"})");
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  PostgresStore store(pg->NewDatabase());
-  Mesh mesh = MakeMesh(store, "alice");
-  Agent a = MakeAgent(store, mesh, "a");
-  Agent b = MakeAgent(store, mesh, "b");
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  const Mesh& mesh = fixture.mesh;
+  const Agent& a = fixture.a;
+  const Agent& b = fixture.b;
   const std::vector<std::string> contents = {"plain", "quote \" and backslash \\ and \\\"", "{\"json\":[1,2]}",
                                              "NULL", "", "comma, brace } { and 'single'", "ünïcödé ✓",
                                              "line\nbreak\ttab"};
