@@ -102,6 +102,8 @@ Relay::~Relay() {
   Stop();
   if (serve_thread_.joinable()) serve_thread_.join();
   runtime_.reset();  // joins the workers before the service they call goes
+  // The last commits' listener calls reach the service and the bus: before they go.
+  store_->Close();
   // A bus with threads of its own (PostgreSQL) stops calling its subscribers
   // (the waiters, the event hub, the service's cache) before they go.
   bus_.reset();

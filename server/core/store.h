@@ -87,6 +87,10 @@ class Store {
   /// must not call the store. Set once, before the store is used.
   using CommitListener = std::function<void(const Message&)>;
   virtual void SetCommitListener(CommitListener listener) = 0;
+  /// Commits what is queued and stops writing (later writes fail with 503);
+  /// the last commit listener call has returned. The relay calls it before
+  /// the objects its listener reaches go. Idempotent; destructors call it.
+  virtual void Close() {}
 
   // --- users and tokens ---------------------------------------------------
   /// Creates the user if new; returns nothing either way.

@@ -1,6 +1,7 @@
 #include "server/storage/pg_conn.h"
 
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 
 #include <string>
 
@@ -165,19 +166,20 @@ std::string PgConnection::ArrayLiteral(const std::vector<std::optional<std::stri
 }
 
 void PgConnection::EnsureOpen() {
-  if (PQstatus(conn_) == CONNECTION_OK) return;
+  if (PQstatus(conn_) == CONNECTION_OK && !broken_) return;
   // Never reconnect inside a transaction once it began on the server: what
   // follows would run outside it.
   if (in_transaction_ && !begin_pending_) throw Unavailable("the connection was lost during a transaction");
   PQreset(conn_);
   prepared_.clear();
+  broken_ = false;
   if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable(OneLine(PQerrorMessage(conn_)));
 }
 
 void PgConnection::Flush() {
   if (flush_barrier_.empty()) return;
   // Not EnsureOpen: a connection lost since the read must fail the read.
-  if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable("the connection was lost before the flush");
+  if (PQstatus(conn_) != CONNECTION_OK || broken_) throw Unavailable("the connection was lost before the flush");
   Check(PQexec(conn_, flush_barrier_.c_str()), "a flush barrier");
 }
 
@@ -260,9 +262,9 @@ pg_result* PgConnection::BeginAndExecPrepared(const std::string& name, const std
     if (begin) PQclear(begin);
     if (result) PQclear(result);
     std::string why = OneLine(PQerrorMessage(conn_));
-    // The connection's state is unknown: start over on a new one.
-    PQreset(conn_);
-    prepared_.clear();
+    // The session's state is unknown: nothing more on it until the
+    // transaction is rolled back; then EnsureOpen starts a new one.
+    broken_ = true;
     throw Unavailable(why.empty() ? "a pipelined BEGIN failed" : why);
   }
   try {
@@ -313,16 +315,49 @@ void PgConnection::Commit() {
   }
   std::string sql;
   for (const auto& [key, statement] : before_commit_) sql += statement + "; ";
+  const std::size_t before_commit_count = before_commit_.size();  // results before COMMIT's
   before_commit_.clear();
   // A connection known lost must not reconnect and "commit" outside the
   // transaction: the server dropped it.
-  if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable("the connection was lost during a transaction");
+  if (PQstatus(conn_) != CONNECTION_OK || broken_) {
+    throw Unavailable("the connection was lost during a transaction");
+  }
   sql += "COMMIT";
+  if (!commit_without_waiting_ || flush_barrier_.empty()) return Exec(sql.c_str());
   // The locks went at the COMMIT; the barrier, its own transaction with the
   // server's synchronous_commit, returns once the COMMIT is durable too. One
-  // round trip; a crash in between fails it (the connection is lost).
-  if (commit_without_waiting_ && !flush_barrier_.empty()) sql += "; " + flush_barrier_;
-  Exec(sql.c_str());
+  // round trip, each statement's result read: a COMMIT that failed is the
+  // error; a barrier that failed on a session still open (a timeout, a
+  // cancel: no crash, the same session) is run again, since the batch did
+  // commit; a lost connection is the 503 it must be.
+  sql += "; " + flush_barrier_;
+  if (PQsendQuery(conn_, sql.c_str()) != 1) throw Unavailable(OneLine(PQerrorMessage(conn_)));
+  std::vector<pg_result*> results;
+  while (pg_result* r = PQgetResult(conn_)) results.push_back(r);
+  const std::size_t commit_at = before_commit_count;
+  pg_result* failed = nullptr;
+  std::size_t failed_at = 0;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const ExecStatusType status = PQresultStatus(results[i]);
+    if (!failed && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      failed = results[i];
+      failed_at = i;
+    } else {
+      PQclear(results[i]);
+    }
+  }
+  const bool committed = results.size() > commit_at && (!failed || failed_at > commit_at);
+  if (!committed) return Check(failed ? failed : nullptr, "COMMIT");
+  if (failed) PQclear(failed);
+  if (!failed && results.size() > commit_at + 1) return;  // committed, and durable
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      return Flush();
+    } catch (const PgError& e) {
+      spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
+    }
+  }
+  Flush();
 }
 
 void PgConnection::Rollback() {
@@ -332,6 +367,7 @@ void PgConnection::Rollback() {
     begin_pending_ = false;  // nothing was sent
     return;
   }
+  if (broken_) return;  // the next use starts a new session; the server drops the transaction
   if (PQstatus(conn_) != CONNECTION_OK) return;  // the server dropped it already
   Exec("ROLLBACK");
 }

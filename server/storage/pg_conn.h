@@ -137,7 +137,8 @@ class PgConnection {
   std::unordered_map<std::string, std::string> sql_of_;  // name -> sql with $N
   std::unordered_map<std::string, bool> prepared_;      // names prepared on this session
   bool in_transaction_ = false;
-  bool begin_pending_ = false;  // Begin was called; BEGIN goes with the first statement
+  bool begin_pending_ = false;
+  bool broken_ = false;  // a pipeline left the session unusable: refused until Rollback, then reset  // Begin was called; BEGIN goes with the first statement
   bool commit_without_waiting_ = false;
   std::string flush_barrier_;
   std::map<std::string, std::string> before_commit_;  // BeforeCommit's, this transaction

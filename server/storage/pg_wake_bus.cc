@@ -72,12 +72,12 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
         try {
           first = std::make_unique<PgConnection>(conninfo_);
           first->Exec(kListen);
-          spdlog::info("wake-ups: listening on PostgreSQL again; catching up");
-          failures = 0;
-          listening_ = true;
           // What committed meanwhile was not announced: read it. Access
           // changes are heard again: identities may be cached again.
           Item resync{"", 0, nullptr, true, NextSeqs(*first)};
+          spdlog::info("wake-ups: listening on PostgreSQL again; catching up");
+          failures = 0;
+          listening_ = true;
           Enqueue(std::move(resync));
           WakeEvent access;
           access.kind = WakeEvent::Kind::kAccessChanged;
@@ -186,7 +186,8 @@ void PgWakeBus::Deliver(const Item& item) {
     // not handed what it has read already.
     for (const auto& [mesh_id, next] : item.latest) {
       std::int64_t& mine = next_.try_emplace(mesh_id, 1).first->second;
-      if (!Wanted(mesh_id)) mine = std::max(mine, next);
+      // Set, not raised: seqs a crash took back are handed out again.
+      if (!Wanted(mesh_id)) mine = next;
     }
     for (const auto& entry : next_) {
       if (Wanted(entry.first)) CatchUp(entry.first, std::numeric_limits<std::int64_t>::max());

@@ -100,8 +100,16 @@ CREATE TABLE node_listeners (
 );
 CREATE INDEX node_listeners_by_agent ON node_listeners(agent_id);
 )sql",
-    // 3: the rows the flush barriers bump, one per connection of each node.
+    // 3: as first committed (one row per node), replaced by 4.
     R"sql(
+CREATE TABLE node_flushes (
+  node_id TEXT PRIMARY KEY,
+  n BIGINT NOT NULL
+);
+)sql",
+    // 4: the rows the flush barriers bump, one per connection of each node.
+    R"sql(
+DROP TABLE node_flushes;
 CREATE TABLE node_flushes (
   node_id TEXT NOT NULL,
   slot INTEGER NOT NULL,
@@ -323,15 +331,17 @@ void PostgresStore::AwaitDurable(PgConnection& reader) {
   if (s.Text(0) != "t") reader.Flush();
 }
 
-PostgresStore::~PostgresStore() {
-  // A node that stops says so: its listeners stop counting at once.
+void PostgresStore::Close() {
+  if (closed_) return;
+  closed_ = true;
   try {
-    // Its node_flushes rows go with the next cleanup of a live node.
     WriteNow([this](PgConnection& c) { c.Prepare("DELETE FROM nodes WHERE node_id = ?1").Bind(1, node_id_).Run(); });
   } catch (const std::exception& e) {
     // The database is gone: the row ages out (kNodeAliveMs) on its own.
   }
-  Close();
+  SqlStore<PgConnection>::Close();
 }
+
+PostgresStore::~PostgresStore() { Close(); }
 
 }  // namespace meshwire

@@ -33,13 +33,16 @@ namespace meshwire {
 class PostgresStore final : public SqlStore<PgConnection> {
  public:
   /// The schema version this build writes (older: migrated; newer: refused).
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   /// Connects with a libpq URI or connection string (postgres://user:pass@
   /// host:port/db; libpq's PG* variables fill what it leaves out) and
   /// migrates the schema. Throws Error 503 with a sentence when it cannot.
   explicit PostgresStore(const std::string& conninfo);
   ~PostgresStore() override;
+  /// Says the node stops (its row in `nodes` goes: its listeners stop
+  /// counting at once), then closes the writer.
+  void Close() override;
 
   /// This node's id (random per process): in /health and in the wake-up
   /// notifications each append sends inside its transaction (PgWakeBus).
@@ -66,6 +69,7 @@ class PostgresStore final : public SqlStore<PgConnection> {
 
  private:
   std::string node_id_;
+  bool closed_ = false;  // Close's caller's thread only
   // As last shared, and a copy for the writer (ShareListening's caller thread only).
   std::set<std::string> listening_here_;
   std::shared_ptr<const std::vector<std::string>> listening_snapshot_;

@@ -44,6 +44,9 @@ class SqlStore : public Store {
 
   std::string Kind() const override { return kind_; }
   void SetCommitListener(CommitListener listener) override { listener_ = std::move(listener); }
+  /// Commits what the writer has queued and stops it (a subclass's
+  /// destructor calls this too, while its connections can still be used).
+  void Close() override;
 
   void EnsureUser(const std::string& user, Millis now) override;
   bool UserExists(const std::string& user) override;
@@ -97,9 +100,6 @@ class SqlStore : public Store {
   /// they are durable (PostgreSQL: PostgresStore) waits here until what the
   /// read could see is. SQLite's commits are durable when seen.
   virtual void AwaitDurable(Conn& /*reader*/) {}
-  /// Commits what the writer has queued and stops it (a subclass's
-  /// destructor calls this while its connections can still be used).
-  void Close();
   /// Queues an advisory write (see BatchWriter::RunLater).
   void WriteLater(std::function<void(Conn&)> op) { writer_->RunLater(std::move(op)); }
   /// Runs a write and waits for its commit.
