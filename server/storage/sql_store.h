@@ -254,6 +254,24 @@ inline const std::string kSelectRecipients =
     " ORDER BY name";
 
 
+/// Every row of `sql` on `c`, `args` bound to ?1, ?2, ..., each turned into
+/// a value by `read(statement)`.
+template <class Conn, class Read, class... Args>
+auto RowsOn(Conn& c, const char* sql, Read read, const Args&... args) {
+  auto s = c.Prepare(sql);
+  int index = 0;
+  (s.Bind(++index, args), ...);
+  std::vector<decltype(read(s))> out;
+  while (s.Step()) out.push_back(read(s));
+  return out;
+}
+
+/// The message `m` became, written as `seq` with id `id`.
+inline Message Written(const NewMessage& m, std::int64_t seq, std::int64_t id) {
+  return Message{std::to_string(id), seq,       m.mesh_id,  m.from,          m.from_name, m.to,
+                 m.to_name,          m.content, m.priority, m.metadata_json, m.now};
+}
+
 }  // namespace sql_store_internal
 
 using namespace sql_store_internal;  // NOLINT: the helpers above, in this header's templates only
@@ -277,6 +295,7 @@ class SqlStore<Conn>::ReadLease {
   }
   ReadLease(ReadLease&&) = default;
   Conn* operator->() { return conn_.get(); }
+  Conn& operator*() { return *conn_; }
 
  private:
   SqlStore& store_;
@@ -309,26 +328,15 @@ template <class Conn>
 template <class Read, class... Args>
 auto SqlStore<Conn>::ReadRows(const char* sql, Read read, const Args&... args) {
   auto r = Reader();
-  auto s = r->Prepare(sql);
-  int index = 0;
-  (s.Bind(++index, args), ...);
-  std::vector<decltype(read(s))> out;
-  while (s.Step()) out.push_back(read(s));
-  return out;
+  return RowsOn(*r, sql, read, args...);
 }
 
 template <class Conn>
 template <class... Args>
 std::vector<Message> SqlStore<Conn>::ReadMessages(const char* sql, const Args&... args) {
   auto r = Reader();
-  std::vector<Message> out;
-  {
-    auto s = r->Prepare(sql);
-    int index = 0;
-    (s.Bind(++index, args), ...);
-    while (s.Step()) out.push_back(sql_store_internal::ReadMessage(s));
-  }
-  if (!out.empty()) AwaitDurable(*r.operator->());
+  auto out = RowsOn(*r, sql, [](const auto& s) { return ReadMessage(s); }, args...);
+  if (!out.empty()) AwaitDurable(*r);  // on the connection that read them
   return out;
 }
 
@@ -659,9 +667,7 @@ void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
     }
   }
   auto [seq, id] = write ? write(c, m) : WriteMessage(c, m);
-  result.message = Message{std::to_string(id), seq,       m.mesh_id,  m.from,          m.from_name, m.to,
-                           m.to_name,          m.content, m.priority, m.metadata_json, m.now};
-  result.created = true;
+  result = AppendResult{Written(m, seq, id), true};
 }
 
 template <class Conn>
@@ -767,12 +773,8 @@ void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
     const auto written = write_messages_(c, run);
     if (written.size() != run.size()) throw Error::NotFound("mesh_not_found", "No mesh " + first.mesh_id + ".");
     for (std::size_t k = 0; k < run.size(); ++k) {
-      const NewMessage& m = *run[k];
       const auto [seq, id] = written[k];
-      appends[i + k]->result = AppendResult{
-          Message{std::to_string(id), seq, m.mesh_id, m.from, m.from_name, m.to, m.to_name, m.content,
-                  m.priority, m.metadata_json, m.now},
-          true};
+      appends[i + k]->result = AppendResult{Written(*run[k], seq, id), true};
     }
     i = end;
   }
