@@ -35,11 +35,20 @@ void CheckName(const std::string& name, const char* what) {
   }
 }
 
+/// Text is stored as text: PostgreSQL's text holds no NUL character, so no
+/// backend takes one (the same answer on every backend).
+void CheckNoNul(std::string_view text, const char* what) {
+  if (text.find('\0') != std::string_view::npos) {
+    throw Error::InvalidField(std::string("The ") + what + " must not contain the NUL character (U+0000).");
+  }
+}
+
 void CheckLabel(const std::string& label, const char* what) {
   if (label.empty() || label.size() > kMaxLabel) {
     throw Error::InvalidField(std::string("The ") + what + " must be 1-" +
                               std::to_string(kMaxLabel) + " bytes.");
   }
+  CheckNoNul(label, what);
 }
 
 void CheckContent(const std::string& content) {
@@ -50,6 +59,7 @@ void CheckContent(const std::string& content) {
                                 " bytes; the limit is 10240 bytes of UTF-8. Send a reference "
                                 "(a path, URL or id) instead of the data.");
   }
+  CheckNoNul(content, "content");
 }
 
 std::string CheckPriority(const std::optional<std::string>& p) {
@@ -291,6 +301,7 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
   RequireMember(caller, mesh_id);
   CheckName(name, "agent name");
   if (harness.size() > 64) throw Error::InvalidField("The field \"harness\" must be at most 64 bytes.");
+  CheckNoNul(harness, "field \"harness\"");
   // Agents are named by id or name: a name that is another agent's id would
   // make that agent's id ambiguous.
   if (auto existing = store_.FindAgent(mesh_id, name); existing && existing->agent_id == name) {
@@ -384,6 +395,7 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
   if (r.idempotency_key && (r.idempotency_key->empty() || r.idempotency_key->size() > kMaxIdempotencyKey)) {
     throw Error::InvalidField("The field \"idempotency_key\" must be 1-256 bytes.");
   }
+  if (r.idempotency_key) CheckNoNul(*r.idempotency_key, "field \"idempotency_key\"");
   Agent from = RequireOwnAgent(caller, mesh_id, r.from);
   NewMessage m;
   m.mesh_id = mesh_id;

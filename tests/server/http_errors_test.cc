@@ -287,6 +287,17 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
        "{" + from_a + R"(,"content":"hi","idempotency_key":7})", 400, "invalid_field"},
       {"reply_to is a number", "POST", send, a, "{" + from_a + R"(,"content":"hi","reply_to":1})",
        400, "invalid_field"},
+      // Text is stored as text: no NUL character (PostgreSQL's text cannot hold one).
+      {"content with a NUL character", "POST", send, a, "{" + from_a + R"(,"content":"a\u0000b"})", 400,
+       "invalid_field"},
+      {"idempotency_key with a NUL character", "POST", send, a,
+       "{" + from_a + R"(,"content":"hi","idempotency_key":"k\u0000"})", 400, "invalid_field"},
+      {"reply content with a NUL character", "POST", reply, b, "{" + from_b + R"(,"content":"\u0000"})", 400,
+       "invalid_field"},
+      {"mesh name with a NUL character", "POST", "/mesh", a, R"({"name":"te\u0000am"})", 400, "invalid_field"},
+      {"token name with a NUL character", "POST", "/tokens", a, R"({"name":"c\u0000i"})", 400, "invalid_field"},
+      {"agent harness with a NUL character", "POST", w.M("/agents"), a, R"({"name":"h","harness":"p\u0000i"})",
+       400, "invalid_field"},
       // POST /mesh/{m}/messages/{id}/reply
       {"reply content missing", "POST", reply, b, "{" + from_b + "}", 400, "invalid_field"},
       {"reply content empty", "POST", reply, b, "{" + from_b + R"(,"content":""})", 400,
