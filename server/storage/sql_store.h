@@ -84,14 +84,17 @@ class SqlStore : public Store {
   SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) override;
 
  protected:
-  /// A backend's own way to write a new message (see WriteMessage), e.g.
-  /// PostgreSQL's single statement that also notifies. Set before use.
+  /// The backend's way to write a new message: takes its mesh's next seq and
+  /// id (ids are microseconds since the epoch, bumped to stay unique and
+  /// increasing), inserts the row and returns {seq, id}; throws NotFound for
+  /// an unknown mesh. Every backend sets one in its constructor.
   using MessageWriter = std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>;
   void SetMessageWriter(MessageWriter write) { write_message_ = std::move(write); }
   /// A backend's way to write several new messages of one mesh, none with an
-  /// idempotency key, at once (one statement): their (seq, id), in order.
-  /// With one, AppendAsync gathers the sends that arrive while the writer is
-  /// busy into one op of the next batch (see Drain). Set before use.
+  /// idempotency key, at once: their (seq, id), in order; none when the mesh
+  /// is gone. With one, AppendAsync gathers the sends that arrive while the
+  /// writer is busy into one op of the next batch (see SubmitDrain). Set in
+  /// the backend's constructor.
   using MessagesWriter = std::function<std::vector<std::pair<std::int64_t, std::int64_t>>(
       Conn&, const std::vector<const NewMessage*>&)>;
   void SetMessagesWriter(MessagesWriter write) { write_messages_ = std::move(write); }
@@ -615,45 +618,8 @@ void SqlStore<Conn>::RecordPresence(const std::vector<std::pair<std::string, Mil
 
 // --- messages -----------------------------------------------------------------------
 
-/// Writes the new message `m`: takes its mesh's next seq and id (ids are
-/// microseconds since the epoch, bumped to stay unique and increasing) and
-/// inserts the row. Returns {seq, id}; throws NotFound for an unknown mesh.
-template <class Conn>
-std::pair<std::int64_t, std::int64_t> WriteMessage(Conn& c, const NewMessage& m) {
-  std::int64_t seq = 0;
-  std::int64_t id = 0;
-  {
-    auto s = c.Prepare(
-        "UPDATE meshes SET last_seq = last_seq + 1,"
-        " last_id = CASE WHEN last_id + 1 > ?2 THEN last_id + 1 ELSE ?2 END"
-        " WHERE id = ?1 RETURNING last_seq, last_id");
-    s.Bind(1, m.mesh_id).Bind(2, m.now * 1000);
-    if (!s.Step()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
-    seq = s.Int(0);
-    id = s.Int(1);
-  }
-  c.Prepare(
-       "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
-       " content, priority, metadata, idempotency_key, created_at)"
-       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
-      .Bind(1, m.mesh_id)
-      .Bind(2, seq)
-      .Bind(3, std::to_string(id))
-      .Bind(4, m.from)
-      .Bind(5, m.from_name)
-      .Bind(6, m.to)
-      .Bind(7, m.to_name)
-      .Bind(8, m.content)
-      .Bind(9, m.priority)
-      .Bind(10, m.metadata_json)
-      .Bind(11, m.idempotency_key)
-      .Bind(12, m.now)
-      .Run();
-  return {seq, id};
-}
-
-/// Appends `m` on the writer's connection (one try of a batch), with the
-/// backend's own `write` when it has one (else WriteMessage).
+/// Appends `m` on the writer's connection (one try of a batch) with the
+/// backend's `write`.
 template <class Conn>
 void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
               const std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>& write) {
@@ -666,7 +632,7 @@ void AppendOn(Conn& c, const NewMessage& m, AppendResult& result,
       return;
     }
   }
-  auto [seq, id] = write ? write(c, m) : WriteMessage(c, m);
+  auto [seq, id] = write(c, m);
   result = AppendResult{Written(m, seq, id), true};
 }
 

@@ -1,5 +1,7 @@
 #include "server/storage/sqlite_store.h"
 
+#include <algorithm>
+
 #include "schemas/error.h"
 
 namespace meshwire {
@@ -130,7 +132,64 @@ SqliteStore::SqliteStore(const std::string& path)
             conn->Exec("PRAGMA query_only = ON");
             return conn;
           },
-          kMaxReaders) {}
+          kMaxReaders) {
+  SetMessageWriter([](SqliteConnection& c, const NewMessage& m) -> std::pair<std::int64_t, std::int64_t> {
+    auto written = WriteMessages(c, {&m});
+    if (written.empty()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
+    return written.front();
+  });
+  SetMessagesWriter(&SqliteStore::WriteMessages);
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> SqliteStore::WriteMessages(
+    SqliteConnection& c, const std::vector<const NewMessage*>& run) {
+  // The mesh row hands out n seqs and ids at once, as PostgresStore's does
+  // (the writer is the only one, in its transaction: read, then update).
+  // Ids: the newest is at least now in microseconds, as one message's would be.
+  std::vector<std::pair<std::int64_t, std::int64_t>> written;
+  const std::string& mesh_id = run.front()->mesh_id;
+  std::int64_t last_seq = 0;
+  std::int64_t last_id = 0;
+  {
+    auto s = c.Prepare("SELECT last_seq, last_id FROM meshes WHERE id = ?1");
+    s.Bind(1, mesh_id);
+    if (!s.Step()) return written;  // no such mesh
+    last_seq = s.Int(0);
+    last_id = s.Int(1);
+  }
+  const auto n = static_cast<std::int64_t>(run.size());
+  Millis now = 0;
+  for (const NewMessage* m : run) now = std::max(now, m->now);
+  const std::int64_t id0 = std::max(last_id + n, now * 1000 + n - 1) - n;
+  c.Prepare("UPDATE meshes SET last_seq = ?2, last_id = ?3 WHERE id = ?1")
+      .Bind(1, mesh_id)
+      .Bind(2, last_seq + n)
+      .Bind(3, id0 + n)
+      .Run();
+  written.reserve(run.size());
+  for (std::int64_t k = 1; k <= n; ++k) {
+    const NewMessage& m = *run[static_cast<std::size_t>(k - 1)];
+    c.Prepare(
+         "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
+         " content, priority, metadata, idempotency_key, created_at)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+        .Bind(1, mesh_id)
+        .Bind(2, last_seq + k)
+        .Bind(3, std::to_string(id0 + k))
+        .Bind(4, m.from)
+        .Bind(5, m.from_name)
+        .Bind(6, m.to)
+        .Bind(7, m.to_name)
+        .Bind(8, m.content)
+        .Bind(9, m.priority)
+        .Bind(10, m.metadata_json)
+        .Bind(11, m.idempotency_key)
+        .Bind(12, m.now)
+        .Run();
+    written.emplace_back(last_seq + k, id0 + k);
+  }
+  return written;
+}
 
 SqliteStore::~SqliteStore() { Close(); }
 

@@ -4,8 +4,11 @@
 // readers, which WAL lets run beside it.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "server/storage/sql_store.h"
 #include "server/storage/sqlite_conn.h"
@@ -31,6 +34,10 @@ class SqliteStore final : public SqlStore<SqliteConnection> {
   // cache miss) rarely waits for one.
   static constexpr std::size_t kMaxReaders = 40;
 
+  /// Writes `run`, new messages of one mesh, on the writer: their (seq, id),
+  /// in order; none when the mesh is gone.
+  static std::vector<std::pair<std::int64_t, std::int64_t>> WriteMessages(
+      SqliteConnection& c, const std::vector<const NewMessage*>& run);
   /// The write connection, its schema migrated.
   static std::unique_ptr<SqliteConnection> OpenWriter(const std::string& path);
 };

