@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <string>
 
 #include "schemas/error.h"
@@ -301,12 +302,22 @@ void PgConnection::Exec(const char* sql) {
 
 void PgConnection::Begin() {
   before_commit_.clear();
+  at_commit_.clear();
   // Sent with the transaction's first statement (one round trip fewer).
   begin_pending_ = true;
   in_transaction_ = true;
 }
 
+void PgConnection::AtCommit(PgStatement statement, RowsReader rows) {
+  if (!commit_without_waiting_ || flush_barrier_.empty()) {
+    rows(statement);  // runs it now
+    return;
+  }
+  at_commit_.push_back(Deferred{std::move(statement), std::move(rows)});
+}
+
 void PgConnection::Commit() {
+  if (!at_commit_.empty()) return CommitPipelined();
   in_transaction_ = false;  // whatever happens, the transaction is over
   if (begin_pending_) {
     begin_pending_ = false;  // nothing ran: nothing to commit
@@ -360,9 +371,158 @@ void PgConnection::Commit() {
   Flush();
 }
 
+void PgConnection::CommitPipelined() {
+  // What is sent, in order; each item's result is read back in the same order.
+  enum class Item { kCommand, kPrepare, kDeferred, kCommit, kSync, kBarrier };
+  std::vector<Item> items;
+  std::vector<Deferred> deferred = std::move(at_commit_);
+  std::map<std::string, std::string> before = std::move(before_commit_);
+  at_commit_.clear();
+  before_commit_.clear();
+  in_transaction_ = false;  // whatever happens, the transaction is over
+  // A connection known lost must not reconnect and "commit" outside the
+  // transaction: the server dropped it. (A BEGIN still pending: nothing was
+  // sent yet, a fresh session may take it.)
+  if (begin_pending_) {
+    EnsureOpen();
+  } else if (PQstatus(conn_) != CONNECTION_OK || broken_) {
+    throw Unavailable("the connection was lost during a transaction");
+  }
+  auto send = [&](const char* sql, Item item) {
+    items.push_back(item);
+    return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  };
+  std::vector<std::string> newly_prepared;
+  bool sent = PQenterPipelineMode(conn_) == 1;
+  if (sent && begin_pending_) sent = send("BEGIN", Item::kCommand) && send(kAsyncCommit, Item::kCommand);
+  begin_pending_ = false;
+  for (auto& d : deferred) {
+    if (!sent) break;
+    const std::string& name = d.statement.name_;
+    if (!prepared_.contains(name) &&
+        std::find(newly_prepared.begin(), newly_prepared.end(), name) == newly_prepared.end()) {
+      items.push_back(Item::kPrepare);
+      newly_prepared.push_back(name);
+      sent = PQsendPrepare(conn_, name.c_str(), sql_of_.at(name).c_str(), 0, nullptr) == 1;
+      if (!sent) break;
+    }
+    std::vector<const char*> values;
+    values.reserve(d.statement.params_.size());
+    for (const auto& p : d.statement.params_) values.push_back(p ? p->c_str() : nullptr);
+    items.push_back(Item::kDeferred);
+    sent = PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
+                               nullptr, 0) == 1;
+  }
+  for (const auto& [key, statement] : before) {
+    if (!sent) break;
+    sent = send(statement.c_str(), Item::kCommand);
+  }
+  // COMMIT ends the transaction's part of the pipeline; the barrier after
+  // its sync is a transaction of its own, with the server's
+  // synchronous_commit: it returns once the COMMIT is durable too.
+  sent = sent && send("COMMIT", Item::kCommit) && PQpipelineSync(conn_) == 1;
+  if (sent) items.push_back(Item::kSync);
+  sent = sent && send(flush_barrier_.c_str(), Item::kBarrier) && PQpipelineSync(conn_) == 1;
+  if (sent) items.push_back(Item::kSync);
+
+  // Read every result (each query's is followed by a null; a sync's is not).
+  // A lost connection gives nulls early: bounded, and the session is broken.
+  std::vector<pg_result*> results(items.size(), nullptr);
+  bool lost = !sent;
+  for (std::size_t i = 0; i < items.size() && !lost; ++i) {
+    pg_result* r = PQgetResult(conn_);
+    if (!r) {
+      lost = true;
+      break;
+    }
+    results[i] = r;
+    if (items[i] == Item::kSync) {
+      if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) lost = true;
+      continue;
+    }
+    if (pg_result* extra = PQgetResult(conn_)) {
+      PQclear(extra);  // never expected: one result per query
+      lost = true;
+    }
+  }
+  const bool left = PQexitPipelineMode(conn_) == 1;
+  auto clear_all = [&] {
+    for (pg_result*& r : results) {
+      if (r) PQclear(r);
+      r = nullptr;
+    }
+  };
+  if (lost || !left) {
+    clear_all();
+    const std::string why = OneLine(PQerrorMessage(conn_));
+    broken_ = true;  // its state is unknown: a new session before the next use
+    throw Unavailable(why.empty() ? "a pipelined COMMIT failed" : why);
+  }
+  // The first failure is the error; the transaction committed only if the
+  // COMMIT itself succeeded (after an error it is aborted, then skipped).
+  pg_result* failed = nullptr;
+  bool committed = false;
+  bool durable = false;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const ExecStatusType status = PQresultStatus(results[i]);
+    const bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_SYNC;
+    if (items[i] == Item::kCommit) committed = ok;
+    if (items[i] == Item::kBarrier) durable = ok;
+    if (!ok && !failed && status != PGRES_PIPELINE_ABORTED) failed = results[i];
+  }
+  for (std::size_t i = 0, p = 0; i < items.size(); ++i) {
+    if (items[i] != Item::kPrepare) continue;
+    if (PQresultStatus(results[i]) == PGRES_COMMAND_OK) prepared_.emplace(newly_prepared[p], true);
+    ++p;
+  }
+  if (!committed) {
+    // The transaction is left aborted (or was never begun): Rollback ends it.
+    in_transaction_ = true;
+    pg_result* error = failed;
+    failed = nullptr;
+    for (pg_result*& r : results) {
+      if (r == error) r = nullptr;  // Check frees it
+    }
+    clear_all();
+    Check(error, "COMMIT");
+    throw Unavailable("a pipelined COMMIT failed");  // Check always throws here (error is not OK)
+  }
+  if (!durable) {
+    for (int attempt = 0; attempt < 3 && !durable; ++attempt) {
+      try {
+        Flush();
+        durable = true;
+      } catch (const PgError& e) {
+        spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
+      } catch (...) {
+        clear_all();
+        throw;
+      }
+    }
+    if (!durable) {
+      clear_all();
+      Flush();
+    }
+  }
+  // Committed and durable: each AtCommit statement's rows to its reader.
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i] != Item::kDeferred) continue;
+    PgStatement& st = deferred[k].statement;
+    st.result_ = results[i];
+    results[i] = nullptr;
+    st.executed_ = true;
+    st.row_ = -1;
+    deferred[k].rows(st);
+    ++k;
+  }
+  clear_all();
+}
+
 void PgConnection::Rollback() {
   in_transaction_ = false;
   before_commit_.clear();
+  at_commit_.clear();
   if (begin_pending_) {
     begin_pending_ = false;  // nothing was sent
     return;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +65,7 @@ class PgStatement {
   std::optional<std::int64_t> OptInt(int column) const;
 
  private:
+  friend class PgConnection;  // AtCommit's statements: run in the COMMIT's pipeline
   void Execute();
   PgConnection& conn_;
   std::string name_;
@@ -111,6 +113,16 @@ class PgConnection {
   /// the same round trip; one statement per `key` (a later one replaces it).
   /// Dropped if the transaction rolls back.
   void BeforeCommit(const std::string& key, std::string sql) { before_commit_[key] = std::move(sql); }
+  /// Runs `statement` (prepared and bound, not yet run) in the COMMIT's
+  /// round trip, before the BeforeCommit statements, in the order given: the
+  /// rows it locks (the mesh row) are then held only while the server runs
+  /// the rest of the transaction, never across a round trip to the relay.
+  /// `rows` reads its result once the transaction is committed and durable,
+  /// before Commit returns; if anything in the pipeline fails, Commit throws
+  /// and `rows` is not called. Dropped if the transaction rolls back.
+  /// Without CommitWithoutWaiting (and a flush barrier) it runs at once.
+  using RowsReader = std::function<void(PgStatement&)>;
+  void AtCommit(PgStatement statement, RowsReader rows);
 
   /// The libpq connection (LISTEN: its socket and notifications).
   pg_conn* raw() const { return conn_; }
@@ -130,6 +142,9 @@ class PgConnection {
   void Check(pg_result* result, std::string_view what);
   pg_result* ExecPrepared(const std::string& name, const std::vector<std::optional<std::string>>& params);
   pg_result* BeginAndExecPrepared(const std::string& name, const std::vector<const char*>& values);
+  /// Commit with AtCommit's statements: BEGIN (if still pending), those
+  /// statements, BeforeCommit's, COMMIT and the flush barrier, one pipeline.
+  void CommitPipelined();
 
   std::string conninfo_;
   pg_conn* conn_ = nullptr;
@@ -142,6 +157,11 @@ class PgConnection {
   bool commit_without_waiting_ = false;
   std::string flush_barrier_;
   std::map<std::string, std::string> before_commit_;  // BeforeCommit's, this transaction
+  struct Deferred {
+    PgStatement statement;
+    RowsReader rows;
+  };
+  std::vector<Deferred> at_commit_;  // AtCommit's, this transaction
 };
 
 }  // namespace meshwire

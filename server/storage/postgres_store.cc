@@ -159,6 +159,27 @@ void Migrate(PgConnection& conn) {
 
 }  // namespace
 
+namespace {
+
+/// A gathered write's rows: (seq, id) of each message, in order.
+std::vector<std::pair<std::int64_t, std::int64_t>> ReadSeqIds(PgStatement& s) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> written;
+  while (s.Step()) written.emplace_back(s.Int(0), s.Int(1));
+  return written;
+}
+
+/// `text` as an SQL string literal (its quotes doubled).
+std::string Literal(std::string_view text) {
+  std::string out = "'";
+  for (char ch : text) {
+    out += ch;
+    if (ch == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+}  // namespace
+
 std::string PostgresStore::FlushBarrier(const std::string& node_id, int slot) {
   // Its own row per connection: two barriers never wait on each other's
   // row lock. The node id is base62: nothing to quote.
@@ -193,23 +214,28 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
   // so every node listening learns of the messages (PgWakeBus reads the ones
   // before it).
   SetMessageWriter([this](PgConnection& c, const NewMessage& m) -> std::pair<std::int64_t, std::int64_t> {
-    auto written = WriteMessages(c, {&m});
+    PgStatement s = WriteMessagesStatement(c, {&m});
+    auto written = ReadSeqIds(s);
     if (written.empty()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
     return written.front();
   });
-  SetMessagesWriter([this](PgConnection& c, const std::vector<const NewMessage*>& run) { return WriteMessages(c, run); });
+  // A run of gathered sends is written in the COMMIT's round trip: the mesh
+  // row's lock, taken by its UPDATE, is then held only while the server runs
+  // the rest of the transaction, never across a round trip to this node (two
+  // nodes writing one mesh took turns through each other's round trips).
+  SetMessagesWriter([this](PgConnection& c, const std::vector<const NewMessage*>& run, OnWritten written) {
+    c.AtCommit(WriteMessagesStatement(c, run), [written = std::move(written)](PgStatement& s) { written(ReadSeqIds(s)); });
+  });
 }
 
-std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::WriteMessages(
-    PgConnection& c, const std::vector<const NewMessage*>& run) {
-  // One statement for the run, one round trip: the mesh row hands out n seqs
-  // and ids at once (its lock is held until the COMMIT, which does not wait
-  // for the flush; see the header), and the rows come from arrays, one element
-  // per message. Ids: the newest is at least now in microseconds, as one
-  // message's would be. The transaction notifies once per mesh, the newest
-  // seq, in the COMMIT's round trip: sent at the commit, in commit order, and
-  // only if it commits, so every node listening learns of the messages
-  // (PgWakeBus reads the ones before it).
+PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run) {
+  // One statement for the run: the mesh row hands out n seqs and ids at once
+  // (its lock is held until the COMMIT, which does not wait for the flush;
+  // see the header), and the rows come from arrays, one element per message.
+  // Ids: the newest is at least now in microseconds, as one message's would
+  // be. The notification goes in the COMMIT's round trip: sent at the commit,
+  // in commit order, and only if it commits, so every node listening learns
+  // of the messages (PgWakeBus reads the ones before it).
   const auto n = static_cast<std::int64_t>(run.size());
   Millis now = 0;
   std::vector<std::optional<std::string_view>> from, from_name, to, to_name, content, priority, metadata, key,
@@ -253,16 +279,13 @@ std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::WriteMessages(
       .Bind(10, PgConnection::ArrayLiteral(metadata))
       .Bind(11, PgConnection::ArrayLiteral(key))
       .Bind(12, PgConnection::ArrayLiteral(created));
-  std::vector<std::pair<std::int64_t, std::int64_t>> written;
-  written.reserve(run.size());
-  while (s.Step()) written.emplace_back(s.Int(0), s.Int(1));
-  if (written.empty()) return written;  // no such mesh
-  std::string payload = std::to_string(written.back().first) + " " + mesh_id + " " + node_id_;
-  for (std::size_t at = payload.find('\''); at != std::string::npos; at = payload.find('\'', at + 2)) {
-    payload.insert(at, 1, '\'');  // a literal's quote doubled (ids are base62: never, in practice)
-  }
-  c.BeforeCommit("notify " + mesh_id, "SELECT pg_notify('meshwire_messages', '" + payload + "')");
-  return written;
+  // The transaction notifies once per mesh, its newest seq, read from the
+  // mesh row just before the COMMIT (so the last of this transaction's
+  // messages); no mesh, no notification.
+  c.BeforeCommit("notify " + mesh_id, "SELECT pg_notify('meshwire_messages', last_seq::text || " +
+                                          Literal(" " + mesh_id + " " + node_id_) + ") FROM meshes WHERE id = " +
+                                          Literal(mesh_id));
+  return s;
 }
 
 // The database's clock in milliseconds: nodes on different machines compare

@@ -16,6 +16,12 @@
 // take back (and whose seq it would give to another). Both on the connection
 // that wrote or read: a crash in between loses the connection, and the
 // request fails instead of being confirmed by a new session.
+//
+// Gathered sends are written in the COMMIT's round trip (PgConnection::
+// AtCommit): BEGIN, the statement that takes the mesh row and inserts the
+// run, its NOTIFY, COMMIT and the barrier go in one pipeline, so the mesh
+// row is locked only while the server runs them, never across a round trip
+// to the node; two nodes writing one mesh no longer wait on each other's.
 #pragma once
 
 #include <atomic>
@@ -62,10 +68,11 @@ class PostgresStore final : public SqlStore<PgConnection> {
 
  private:
   PostgresStore(const std::string& conninfo, std::string node_id);
-  /// Writes a run of one mesh's new messages (keys already looked up) in one
-  /// statement: their (seq, id) in order; empty when the mesh is gone.
-  std::vector<std::pair<std::int64_t, std::int64_t>> WriteMessages(PgConnection& c,
-                                                                   const std::vector<const NewMessage*>& run);
+  /// The one statement that writes a run of one mesh's new messages (keys
+  /// already looked up), bound, not yet run: its rows are their (seq, id) in
+  /// order, none when the mesh is gone. Registers the transaction's
+  /// notification for the mesh.
+  PgStatement WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run);
 
  private:
   std::string node_id_;

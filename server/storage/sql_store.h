@@ -91,12 +91,15 @@ class SqlStore : public Store {
   using MessageWriter = std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>;
   void SetMessageWriter(MessageWriter write) { write_message_ = std::move(write); }
   /// A backend's way to write several new messages of one mesh, none with an
-  /// idempotency key, at once: their (seq, id), in order; none when the mesh
-  /// is gone. With one, AppendAsync gathers the sends that arrive while the
-  /// writer is busy into one op of the next batch (see SubmitDrain). Set in
-  /// the backend's constructor.
-  using MessagesWriter = std::function<std::vector<std::pair<std::int64_t, std::int64_t>>(
-      Conn&, const std::vector<const NewMessage*>&)>;
+  /// idempotency key, at once: it calls `written` with their (seq, id), in
+  /// order (none when the mesh is gone), before the transaction's Commit
+  /// returns, either at once (SQLite) or from the COMMIT's round trip
+  /// (PostgreSQL: PgConnection::AtCommit). AppendAsync gathers the sends that
+  /// arrive while the writer is busy into one op of the next batch (see
+  /// SubmitDrain). Set in the backend's constructor.
+  using SeqIds = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  using OnWritten = std::function<void(const SeqIds&)>;
+  using MessagesWriter = std::function<void(Conn&, const std::vector<const NewMessage*>&, OnWritten written)>;
   void SetMessagesWriter(MessagesWriter write) { write_messages_ = std::move(write); }
   /// Called after a read found messages, on the connection that read them,
   /// before they are returned. A backend whose commits are visible before
@@ -137,6 +140,7 @@ class SqlStore : public Store {
     NewMessage message;
     AppendResult result;
     AppendDone done;
+    std::exception_ptr refused;  // its mesh was gone when its run was written
   };
   using PendingAppends = std::vector<std::shared_ptr<PendingAppend>>;
   /// One writer op for one append.
@@ -648,7 +652,7 @@ AppendResult SqlStore<Conn>::Append(const NewMessage& m) {
 
 template <class Conn>
 void SqlStore<Conn>::AppendAsync(const NewMessage& message, AppendDone done) {
-  auto append = std::make_shared<PendingAppend>(PendingAppend{message, {}, std::move(done)});
+  auto append = std::make_shared<PendingAppend>(PendingAppend{message, {}, std::move(done), nullptr});
   if (!write_messages_) return SubmitOne(std::move(append));
   bool queue_drain = false;
   {
@@ -701,13 +705,15 @@ void SqlStore<Conn>::SubmitDrain() {
       [this, drain] {
         if (!listener_) return;
         for (const auto& append : drain->appends) {
-          if (append->result.created) listener_(append->result.message);
+          if (!append->refused && append->result.created) listener_(append->result.message);
         }
       },
       [this, drain, take](std::exception_ptr error) {
         take();  // the batch failed before the op ran (or the writer is stopping): they fail with it
         for (auto& append : drain->appends) {
-          if (!error) {
+          if (!error && append->refused) {
+            append->done(append->refused, {});
+          } else if (!error) {
             append->done(nullptr, std::move(append->result));
           } else if (drain->op_failed) {
             SubmitOne(append);  // rolled back: alone, so only the one at fault fails
@@ -720,8 +726,8 @@ void SqlStore<Conn>::SubmitDrain() {
 
 template <class Conn>
 void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
-  std::vector<const NewMessage*> run;
   for (std::size_t i = 0; i < appends.size();) {
+    appends[i]->refused = nullptr;  // an op may run again
     const NewMessage& first = appends[i]->message;
     if (first.idempotency_key) {
       AppendOn(c, first, appends[i]->result, write_message_);
@@ -729,20 +735,27 @@ void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
       continue;
     }
     // The run of this mesh's messages without a key, in the order they came.
-    std::size_t end = i;
-    run.clear();
-    while (end < appends.size() && !appends[end]->message.idempotency_key &&
-           appends[end]->message.mesh_id == first.mesh_id) {
-      run.push_back(&appends[end]->message);
-      ++end;
+    std::vector<const NewMessage*> run;
+    auto run_appends = std::make_shared<PendingAppends>();
+    for (; i < appends.size() && !appends[i]->message.idempotency_key &&
+           appends[i]->message.mesh_id == first.mesh_id;
+         ++i) {
+      appends[i]->refused = nullptr;
+      appends[i]->result = AppendResult{};
+      run.push_back(&appends[i]->message);
+      run_appends->push_back(appends[i]);
     }
-    const auto written = write_messages_(c, run);
-    if (written.size() != run.size()) throw Error::NotFound("mesh_not_found", "No mesh " + first.mesh_id + ".");
-    for (std::size_t k = 0; k < run.size(); ++k) {
-      const auto [seq, id] = written[k];
-      appends[i + k]->result = AppendResult{Written(*run[k], seq, id), true};
-    }
-    i = end;
+    write_messages_(c, run, [run_appends](const SeqIds& written) {
+      for (std::size_t k = 0; k < run_appends->size(); ++k) {
+        PendingAppend& append = *(*run_appends)[k];
+        if (written.size() != run_appends->size()) {
+          append.refused = std::make_exception_ptr(
+              Error::NotFound("mesh_not_found", "No mesh " + append.message.mesh_id + "."));
+          continue;
+        }
+        append.result = AppendResult{Written(append.message, written[k].first, written[k].second), true};
+      }
+    });
   }
 }
 

@@ -138,7 +138,9 @@ SqliteStore::SqliteStore(const std::string& path)
     if (written.empty()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
     return written.front();
   });
-  SetMessagesWriter(&SqliteStore::WriteMessages);
+  SetMessagesWriter([](SqliteConnection& c, const std::vector<const NewMessage*>& run, OnWritten written) {
+    written(WriteMessages(c, run));
+  });
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> SqliteStore::WriteMessages(

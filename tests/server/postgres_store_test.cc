@@ -260,6 +260,70 @@ TEST_CASE("postgres: array literals quote every element (the rows of a gathered 
         R"({"a",NULL,"q\"b\\c","","{,}"})");
 }
 
+TEST_CASE("postgres: statements run at the commit give their rows after it, or fail it and leave nothing") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PgConnection conn(uri);
+  conn.Exec("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE flushes (n int PRIMARY KEY, c int)");
+  conn.SetFlushBarrier("INSERT INTO flushes VALUES (1, 1) ON CONFLICT (n) DO UPDATE SET c = flushes.c + 1");
+  conn.CommitWithoutWaiting();
+  auto insert = [&](int id) { return std::move(conn.Prepare("INSERT INTO t VALUES (?1) RETURNING id").Bind(1, std::int64_t{id})); };
+  auto ids = [&] {
+    std::vector<std::int64_t> out;
+    auto s = conn.Prepare("SELECT id FROM t ORDER BY id");
+    while (s.Step()) out.push_back(s.Int(0));
+    return out;
+  };
+  std::vector<std::int64_t> seen;
+  auto reader = [&](PgStatement& s) {
+    while (s.Step()) seen.push_back(s.Int(0));
+  };
+
+  // Alone in the transaction (BEGIN goes with them), then after a statement.
+  conn.Begin();
+  conn.AtCommit(insert(1), reader);
+  conn.AtCommit(insert(2), reader);
+  CHECK(seen.empty());  // not before the commit
+  conn.Commit();
+  CHECK(seen == std::vector<std::int64_t>{1, 2});
+  conn.Begin();
+  conn.Prepare("INSERT INTO t VALUES (3)").Run();
+  conn.AtCommit(insert(4), reader);
+  conn.Commit();
+  CHECK(seen == std::vector<std::int64_t>{1, 2, 4});
+
+  // One that fails (a duplicate) fails the commit: nothing of the transaction
+  // stays, no reader is called, and the session goes on after the rollback.
+  conn.Begin();
+  conn.Prepare("INSERT INTO t VALUES (5)").Run();
+  conn.AtCommit(insert(6), reader);
+  conn.AtCommit(insert(1), reader);
+  try {
+    conn.Commit();
+    FAIL("a commit with a failed statement succeeded");
+  } catch (const PgError& e) {
+    CHECK(e.sqlstate() == "23505");
+  }
+  conn.Rollback();
+  CHECK(seen == std::vector<std::int64_t>{1, 2, 4});
+  CHECK(ids() == std::vector<std::int64_t>{1, 2, 3, 4});
+
+  // A rollback drops them; the next transaction does not run them.
+  conn.Begin();
+  conn.AtCommit(insert(7), reader);
+  conn.Rollback();
+  conn.Begin();
+  conn.AtCommit(insert(8), reader);
+  conn.Commit();
+  CHECK(seen == std::vector<std::int64_t>{1, 2, 4, 8});
+  CHECK(ids() == std::vector<std::int64_t>{1, 2, 3, 4, 8});
+  // Each commit that succeeded ran the flush barrier after it (three).
+  auto flushes = conn.Prepare("SELECT c FROM flushes");
+  REQUIRE(flushes.Step());
+  CHECK(flushes.Int(0) == 3);
+}
+
 TEST_CASE("postgres: ?N parameters become $N, never inside quotes") {
   CHECK(PgConnection::ToDollarParams("SELECT ?1, '?2', \"?3\" WHERE a = ?12") ==
         "SELECT $1, '?2', \"?3\" WHERE a = $12");
