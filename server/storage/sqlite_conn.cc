@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "schemas/error.h"
+#include "server/storage/sqlite_wal_vfs.h"
 
 namespace meshwire {
 
@@ -98,7 +99,9 @@ void ConfigureSqliteOnce() {
 SqliteConnection::SqliteConnection(const std::string& path) {
   ConfigureSqliteOnce();
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  // The WAL's writes gathered into one per commit (sqlite_wal_vfs.h): safe
+  // because every connection syncs each commit (synchronous=FULL, below).
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, GatheringWalVfs());
   if (rc != SQLITE_OK) {
     std::string detail = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);

@@ -1,0 +1,185 @@
+#include "server/storage/sqlite_wal_vfs.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace meshwire {
+
+namespace {
+
+constexpr const char* kName = "meshwire-wal";
+constexpr sqlite3_int64 kMaxGathered = 4 << 20;  // larger runs are written as they come
+constexpr sqlite3_int64 kMaxWrite = 64 * 1024;
+
+sqlite3_vfs* g_base = nullptr;  // the default VFS this one wraps
+sqlite3_vfs g_vfs;
+
+/// A WAL file: the base VFS's file (after this struct, in the memory SQLite
+/// allocates for it) and the writes not yet passed on, one contiguous run.
+struct WalFile {
+  sqlite3_file base;  // first: SQLite sees a sqlite3_file
+  sqlite3_file* real;
+  char* run;                // sqlite3_malloc'd; run_len bytes from file offset run_at
+  sqlite3_int64 run_at;
+  sqlite3_int64 run_len;
+  sqlite3_int64 run_cap;
+};
+
+constexpr std::size_t kRealOffset = (sizeof(WalFile) + 7) & ~std::size_t{7};
+
+WalFile* Wal(sqlite3_file* f) { return reinterpret_cast<WalFile*>(f); }
+const sqlite3_io_methods* Real(WalFile* f) { return f->real->pMethods; }
+
+/// Writes the gathered run (all of it, or an error: then it is dropped, and
+/// the error reaches SQLite through the call that flushed, a sync at the
+/// latest, so the commit fails).
+int Flush(WalFile* f) {
+  int rc = SQLITE_OK;
+  // In pieces of at most 64 KiB: the unix VFS writes at most 128 KiB - 1 at
+  // a time (SQLite itself never writes more than a page).
+  for (sqlite3_int64 done = 0; done < f->run_len && rc == SQLITE_OK; done += kMaxWrite) {
+    const auto n = static_cast<int>(std::min(kMaxWrite, f->run_len - done));
+    rc = Real(f)->xWrite(f->real, f->run + done, n, f->run_at + done);
+  }
+  f->run_len = 0;
+  return rc;
+}
+
+int Close(sqlite3_file* file) {
+  WalFile* f = Wal(file);
+  const int flushed = Flush(f);
+  const int closed = Real(f)->xClose(f->real);
+  sqlite3_free(f->run);
+  f->run = nullptr;
+  f->run_cap = 0;
+  return flushed != SQLITE_OK ? flushed : closed;
+}
+
+int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  WalFile* f = Wal(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f)->xRead(f->real, out, amount, offset);
+}
+
+int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
+  WalFile* f = Wal(file);
+  // Only a write that continues the run joins it; any other goes after it.
+  if (f->run_len > 0 && (offset != f->run_at + f->run_len || f->run_len + amount > kMaxGathered)) {
+    if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  }
+  if (amount > kMaxWrite) {  // never from SQLite (a page is at most 64 KiB): as is, after the run
+    if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+    return Real(f)->xWrite(f->real, data, amount, offset);
+  }
+  if (f->run_len + amount > f->run_cap) {
+    const sqlite3_int64 cap = std::max<sqlite3_int64>({f->run_cap * 2, f->run_len + amount, 64 * 1024});
+    auto* grown = static_cast<char*>(sqlite3_realloc64(f->run, static_cast<sqlite3_uint64>(cap)));
+    if (!grown) {  // no memory: no gathering
+      if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+      return Real(f)->xWrite(f->real, data, amount, offset);
+    }
+    f->run = grown;
+    f->run_cap = cap;
+  }
+  if (f->run_len == 0) f->run_at = offset;
+  std::memcpy(f->run + f->run_len, data, static_cast<std::size_t>(amount));
+  f->run_len += amount;
+  return SQLITE_OK;
+}
+
+int Truncate(sqlite3_file* file, sqlite3_int64 size) {
+  WalFile* f = Wal(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f)->xTruncate(f->real, size);
+}
+
+int Sync(sqlite3_file* file, int flags) {
+  WalFile* f = Wal(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f)->xSync(f->real, flags);
+}
+
+int FileSize(sqlite3_file* file, sqlite3_int64* size) {
+  WalFile* f = Wal(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f)->xFileSize(f->real, size);
+}
+
+int Lock(sqlite3_file* file, int level) { return Real(Wal(file))->xLock(Wal(file)->real, level); }
+int Unlock(sqlite3_file* file, int level) { return Real(Wal(file))->xUnlock(Wal(file)->real, level); }
+int CheckReservedLock(sqlite3_file* file, int* out) {
+  return Real(Wal(file))->xCheckReservedLock(Wal(file)->real, out);
+}
+
+int FileControl(sqlite3_file* file, int op, void* arg) {
+  WalFile* f = Wal(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f)->xFileControl(f->real, op, arg);
+}
+
+int SectorSize(sqlite3_file* file) { return Real(Wal(file))->xSectorSize(Wal(file)->real); }
+int DeviceCharacteristics(sqlite3_file* file) {
+  return Real(Wal(file))->xDeviceCharacteristics(Wal(file)->real);
+}
+
+int ShmMap(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
+  return Real(Wal(file))->xShmMap(Wal(file)->real, region, size, extend, out);
+}
+int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
+  return Real(Wal(file))->xShmLock(Wal(file)->real, offset, n, flags);
+}
+void ShmBarrier(sqlite3_file* file) { Real(Wal(file))->xShmBarrier(Wal(file)->real); }
+int ShmUnmap(sqlite3_file* file, int remove) { return Real(Wal(file))->xShmUnmap(Wal(file)->real, remove); }
+
+int Fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
+  WalFile* f = Wal(file);
+  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
+  return Real(f)->xFetch(f->real, offset, amount, out);
+}
+int Unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
+  return Real(Wal(file))->xUnfetch(Wal(file)->real, offset, page);
+}
+
+const sqlite3_io_methods kWalMethods = {
+    3,        Close,      Read,   Write,   Truncate,        Sync,    FileSize,
+    Lock,     Unlock,     CheckReservedLock, FileControl,   SectorSize, DeviceCharacteristics,
+    ShmMap,   ShmLock,    ShmBarrier,        ShmUnmap,      Fetch,   Unfetch,
+};
+
+int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  if (!(flags & SQLITE_OPEN_WAL)) return g_base->xOpen(g_base, name, file, flags, out_flags);
+  WalFile* f = Wal(file);
+  f->base.pMethods = nullptr;  // until open: SQLite closes nothing
+  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
+  f->run = nullptr;
+  f->run_at = f->run_len = f->run_cap = 0;
+  const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
+  if (rc != SQLITE_OK) return rc;
+  if (!f->real->pMethods || f->real->pMethods->iVersion < 3) {  // not the unix VFS's: not wrapped
+    if (f->real->pMethods) f->real->pMethods->xClose(f->real);
+    return SQLITE_CANTOPEN;
+  }
+  f->base.pMethods = &kWalMethods;
+  return SQLITE_OK;
+}
+
+}  // namespace
+
+const char* GatheringWalVfs() {
+  // sqlite3_initialize has run (SqliteConnection's ConfigureSqliteOnce).
+  static const char* const name = []() -> const char* {
+    g_base = sqlite3_vfs_find(nullptr);
+    if (!g_base || g_base->iVersion < 3) return nullptr;
+    g_vfs = *g_base;  // every other method and the app data (the unix VFS's own) as they are
+    g_vfs.pNext = nullptr;
+    g_vfs.zName = kName;
+    g_vfs.szOsFile = static_cast<int>(kRealOffset) + std::max(g_base->szOsFile, 0);
+    g_vfs.xOpen = Open;
+    return sqlite3_vfs_register(&g_vfs, /*makeDflt=*/0) == SQLITE_OK ? kName : nullptr;
+  }();
+  return name;
+}
+
+}  // namespace meshwire
