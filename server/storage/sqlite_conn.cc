@@ -111,6 +111,25 @@ SqliteConnection::SqliteConnection(const std::string& path) {
   }
   sqlite3_busy_timeout(db_, 5000);
   Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  auto sync = Prepare("PRAGMA synchronous");
+  if (!sync.Step() || sync.Int(0) != 2) Fail(db_, "PRAGMA synchronous=FULL did not take");
+}
+
+void SqliteConnection::Begin() {
+  DropUnwrittenWal(db_);
+  Prepare("BEGIN IMMEDIATE").Run();
+  DropUnwrittenWal(db_);  // the write lock is ours: nothing of another transaction is pending
+}
+
+void SqliteConnection::Rollback() {
+  DropUnwrittenWal(db_);
+  try {
+    Exec("ROLLBACK");
+  } catch (...) {
+    DropUnwrittenWal(db_);
+    throw;
+  }
+  DropUnwrittenWal(db_);
 }
 
 SqliteConnection::~SqliteConnection() {

@@ -62,9 +62,11 @@ class SqliteConnection {
   /// Runs one or more statements without results.
   void Exec(const char* sql);
   /// The BatchWriter's transaction (BEGIN IMMEDIATE: the write lock at once).
-  void Begin() { Prepare("BEGIN IMMEDIATE").Run(); }
+  /// BEGIN IMMEDIATE; COMMIT; ROLLBACK. Begin and Rollback also drop WAL
+  /// writes of a transaction that did not commit (sqlite_wal_vfs.h).
+  void Begin();
   void Commit() { Prepare("COMMIT").Run(); }
-  void Rollback() { Exec("ROLLBACK"); }
+  void Rollback();
 
   sqlite3* raw() const { return db_; }
 

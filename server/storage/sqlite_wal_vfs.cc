@@ -12,6 +12,7 @@ namespace {
 constexpr const char* kName = "meshwire-wal";
 constexpr sqlite3_int64 kMaxGathered = 4 << 20;  // larger runs are written as they come
 constexpr sqlite3_int64 kMaxWrite = 64 * 1024;
+constexpr int kFrameHeader = 24;  // WAL_FRAME_HDRSIZE
 
 sqlite3_vfs* g_base = nullptr;  // the default VFS this one wraps
 sqlite3_vfs g_vfs;
@@ -21,6 +22,8 @@ sqlite3_vfs g_vfs;
 struct WalFile {
   sqlite3_file base;  // first: SQLite sees a sqlite3_file
   sqlite3_file* real;
+  bool gather;              // false: every write passed on at once (no powersafe overwrite)
+  bool commit_page_next;    // a commit frame's header was gathered: flush after its page
   char* run;                // sqlite3_malloc'd; run_len bytes from file offset run_at
   sqlite3_int64 run_at;
   sqlite3_int64 run_len;
@@ -44,6 +47,7 @@ int Flush(WalFile* f) {
     rc = Real(f)->xWrite(f->real, f->run + done, n, f->run_at + done);
   }
   f->run_len = 0;
+  f->commit_page_next = false;
   return rc;
 }
 
@@ -65,6 +69,7 @@ int Read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
 
 int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
   WalFile* f = Wal(file);
+  if (!f->gather) return Real(f)->xWrite(f->real, data, amount, offset);
   // Only a write that continues the run joins it; any other goes after it.
   if (f->run_len > 0 && (offset != f->run_at + f->run_len || f->run_len + amount > kMaxGathered)) {
     if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
@@ -86,6 +91,15 @@ int Write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset
   if (f->run_len == 0) f->run_at = offset;
   std::memcpy(f->run + f->run_len, data, static_cast<std::size_t>(amount));
   f->run_len += amount;
+  // A commit frame is on its way to the file as soon as it is whole, sync or
+  // not: whatever SQLite then publishes is never only here. (A frame header
+  // is the only 24-byte write; its bytes 4-7 are the database size in pages
+  // after a commit, zero in any other frame.)
+  if (f->commit_page_next && amount != kFrameHeader) return Flush(f);
+  if (amount == kFrameHeader) {
+    const auto* h = static_cast<const unsigned char*>(data);
+    f->commit_page_next = (h[4] | h[5] | h[6] | h[7]) != 0;
+  }
   return SQLITE_OK;
 }
 
@@ -155,17 +169,31 @@ int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flags, 
   f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
   f->run = nullptr;
   f->run_at = f->run_len = f->run_cap = 0;
+  f->gather = false;
+  f->commit_page_next = false;
   const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
   if (rc != SQLITE_OK) return rc;
   if (!f->real->pMethods || f->real->pMethods->iVersion < 3) {  // not the unix VFS's: not wrapped
     if (f->real->pMethods) f->real->pMethods->xClose(f->real);
     return SQLITE_CANTOPEN;
   }
+  // Without powersafe overwrite (a psow=0 URI) SQLite pads a commit to a
+  // sector and writes the padding's end after the sync: not gathered then.
+  f->gather = (f->real->pMethods->xDeviceCharacteristics(f->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
   f->base.pMethods = &kWalMethods;
   return SQLITE_OK;
 }
 
 }  // namespace
+
+void DropUnwrittenWal(sqlite3* db) {
+  sqlite3_file* wal = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK || !wal) return;
+  if (wal->pMethods != &kWalMethods) return;
+  WalFile* f = Wal(wal);
+  f->run_len = 0;
+  f->commit_page_next = false;
+}
 
 const char* GatheringWalVfs() {
   // sqlite3_initialize has run (SqliteConnection's ConfigureSqliteOnce).

@@ -6,19 +6,28 @@
 // pwrite() calls, now one (at most 64 KiB each). On a machine where a system call is expensive
 // (a virtual machine) that is the writer's time per commit.
 //
-// Safe only where every commit syncs the WAL before it is made visible:
-// journal_mode=WAL with synchronous=FULL, as SqliteConnection opens every
-// connection. SQLite then writes a transaction's frames, syncs the WAL
-// (here: flushes, then syncs) and only then publishes them in the
-// wal-index, so no other connection can read a frame still in memory.
-// Frames of an unfinished transaction (a cache spill) are never published,
-// and a crash loses only what no commit had confirmed.
+// What SQLite publishes (the wal-index's last frame) is always in the file:
+// the run is written as soon as a commit frame is whole, and before every
+// sync, read, truncate or close of the WAL (with synchronous=FULL, as
+// SqliteConnection opens every connection, the sync follows at once). Frames
+// of a transaction that rolls back (a cache spill) are never published, and
+// must not be written later either, over what another writer may have
+// committed there since: SqliteConnection drops them (DropUnwrittenWal) at
+// each ROLLBACK and at each BEGIN. A crash loses only what no commit had
+// confirmed. Without powersafe overwrite (a psow=0 URI), where SQLite pads a
+// commit after its sync, nothing is gathered.
 #pragma once
+
+struct sqlite3;
 
 namespace meshwire {
 
 /// The VFS's name, registered (not as the default) on the first call; null
 /// when it could not be (then connections use the default VFS).
 const char* GatheringWalVfs();
+
+/// Drops the WAL writes `db` gathered and has not written: those of a
+/// transaction that ended without a commit. Call at ROLLBACK and at BEGIN.
+void DropUnwrittenWal(sqlite3* db);
 
 }  // namespace meshwire

@@ -68,41 +68,53 @@ TEST_CASE("sqlite: with the WAL's writes gathered, each commit is read at once e
   REQUIRE(GatheringWalVfs() != nullptr);
   writer.Exec("PRAGMA cache_size = 8");  // 8 pages: big transactions spill frames before their commit
   writer.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)");
+  SqliteConnection other(path);  // a second writer (another process, a CLI command, in life)
   SqliteConnection reader(path);
   auto count = [](SqliteConnection& c) {
     auto s = c.Prepare("SELECT count(*), coalesce(sum(length(v)), 0) FROM t");
     REQUIRE(s.Step());
     return std::make_pair(s.Int(0), s.Int(1));
   };
-  auto insert = [&](std::int64_t k, std::size_t size) {
-    writer.Prepare("INSERT INTO t (k, v) VALUES (?1, ?2)").Bind(1, k).Bind(2, std::string(size, 'a' + k % 26)).Run();
+  auto insert = [](SqliteConnection& c, std::int64_t k, std::size_t size) {
+    c.Prepare("INSERT INTO t (k, v) VALUES (?1, ?2)").Bind(1, k).Bind(2, std::string(size, 'a' + k % 26)).Run();
   };
   std::int64_t rows = 0;
   std::int64_t bytes = 0;
   std::int64_t next = 1;
   for (int tx = 0; tx < 60; ++tx) {
-    const int n = tx % 10 == 9 ? 300 : 1 + tx % 4;  // every tenth spills
-    writer.Exec("BEGIN");
-    for (int i = 0; i < n; ++i, ++next) insert(next, 100 + static_cast<std::size_t>(next % 3000));
+    const int n = tx % 10 == 9 || tx % 7 == 3 ? 300 : 1 + tx % 4;  // spills, some of them rolled back
+    writer.Begin();
+    for (int i = 0; i < n; ++i, ++next) insert(writer, next, 100 + static_cast<std::size_t>(next % 3000));
     if (tx % 7 == 3) {
-      writer.Exec("ROLLBACK");  // never seen, and its frames never published
+      writer.Rollback();  // never seen, its frames never published nor written over others'
       next -= n;
+      // Another writer commits where the rolled-back frames were.
+      other.Begin();
+      insert(other, next, 500);
+      other.Commit();
+      rows += 1;
+      bytes += 500;
+      ++next;
     } else {
-      writer.Exec("COMMIT");
+      writer.Commit();
       rows += n;
       for (std::int64_t k = next - n; k < next; ++k) bytes += 100 + k % 3000;
     }
     CAPTURE(tx);
-    CHECK(count(reader) == std::make_pair(rows, bytes));  // the other connection, right after the COMMIT
+    CHECK(count(reader) == std::make_pair(rows, bytes));  // another connection, right after the COMMIT
     if (tx == 30) writer.Exec("PRAGMA wal_checkpoint(TRUNCATE)");  // the WAL starts over
   }
   // Every frame's bytes are on disk: a new connection (and SQLite's own
-  // integrity check) reads what was committed.
+  // integrity check) reads what was committed, after a checkpoint too.
   SqliteConnection reopened(path);
   CHECK(count(reopened) == std::make_pair(rows, bytes));
-  auto check = reopened.Prepare("PRAGMA integrity_check");
-  REQUIRE(check.Step());
-  CHECK(check.Text(0) == "ok");
+  {
+    auto check = reopened.Prepare("PRAGMA integrity_check");
+    REQUIRE(check.Step());
+    CHECK(check.Text(0) == "ok");
+  }
+  reopened.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  CHECK(count(reopened) == std::make_pair(rows, bytes));
 }
 
 }  // namespace meshwire::testing
