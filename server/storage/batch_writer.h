@@ -57,6 +57,9 @@ class BatchWriter {
   /// delay run in the order they came); stopping the writer runs it at once.
   void SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit, Done done);
 
+  /// Transactions committed so far.
+  std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
   /// Runs what is queued, then stops the thread (the destructor's first
   /// step; idempotent). Ops submitted meanwhile, from an answer too, fail
   /// with Error 503 "shutting down".
@@ -107,7 +110,8 @@ template <class Conn>
 BatchWriter<Conn>::~BatchWriter() {
   Stop();
   if (commits_ > 0) {
-    spdlog::info("storage: {} writes in {} commits (mean batch {:.1f})", ops_.load(), commits_.load(),
+    spdlog::info("storage: {} write operations in {} commits ({:.1f} per commit; the sends gathered while a commit ran are one)",
+                 ops_.load(), commits_.load(),
                  static_cast<double>(ops_) / static_cast<double>(commits_));
   }
 }

@@ -13,7 +13,10 @@
 // Included only by the two backends' .cc files.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -158,6 +161,7 @@ class SqlStore : public Store {
   MessagesWriter write_messages_;
   CommitListener listener_;
 
+  std::atomic<std::uint64_t> messages_written_{0};  // by AppendAsync, for the closing log line
   std::mutex appends_mu_;
   PendingAppends appends_;     // waiting for the queued drain; guarded by appends_mu_
   bool drain_queued_ = false;  // guarded by appends_mu_
@@ -288,6 +292,10 @@ void SqlStore<Conn>::Close() {
   if (!writer_) return;
   FlushFetched(/*wait=*/true);
   writer_->Stop();  // writer_ stays valid meanwhile: an answer may still submit (and be refused)
+  if (const auto messages = messages_written_.load(); messages > 0) {
+    spdlog::info("storage: {} messages written, {:.1f} per commit", messages,
+                 static_cast<double>(messages) / static_cast<double>(std::max<std::uint64_t>(writer_->commits(), 1)));
+  }
   writer_.reset();
 }
 
@@ -668,7 +676,9 @@ template <class Conn>
 void SqlStore<Conn>::SubmitOne(std::shared_ptr<PendingAppend> append) {
   writer_->Submit([this, append](Conn& c) { AppendOn(c, append->message, append->result, write_message_); },
                   [this, append] {
-                    if (append->result.created && listener_) listener_(append->result.message);
+                    if (!append->result.created) return;
+                    messages_written_.fetch_add(1, std::memory_order_relaxed);
+                    if (listener_) listener_(append->result.message);
                   },
                   [append](std::exception_ptr error) {
                     if (error) return append->done(error, {});
@@ -703,9 +713,10 @@ void SqlStore<Conn>::SubmitDrain() {
         }
       },
       [this, drain] {
-        if (!listener_) return;
         for (const auto& append : drain->appends) {
-          if (!append->refused && append->result.created) listener_(append->result.message);
+          if (append->refused || !append->result.created) continue;
+          messages_written_.fetch_add(1, std::memory_order_relaxed);
+          if (listener_) listener_(append->result.message);
         }
       },
       [this, drain, take](std::exception_ptr error) {
