@@ -362,7 +362,7 @@ std::string Notification(const std::string& method, const nlohmann::json& params
 bool McpEndpoint::Watches(const std::string& mesh_id) const {
   std::lock_guard lock(mu_);
   for (const auto& [id, s] : sessions_) {
-    if (s->tools && s->tools->mesh_id() == mesh_id) return true;
+    if (s->mesh_id == mesh_id) return true;
   }
   return false;
 }

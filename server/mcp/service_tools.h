@@ -60,7 +60,6 @@ class ServiceTools final : public mcp::ToolSet {
   }
 
   const std::string& agent_id() const { return agent_id_; }
-  const std::string& mesh_id() const { return mesh_id_; }
   /// What a waiting call holds on to until it answers (its session).
   void SetKeepAlive(std::function<std::shared_ptr<void>()> keep_alive) { keep_alive_ = std::move(keep_alive); }
 

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "schemas/error.h"
 
@@ -317,58 +319,25 @@ void PgConnection::AtCommit(PgStatement statement, RowsReader rows) {
 }
 
 void PgConnection::Commit() {
-  if (!at_commit_.empty()) return CommitPipelined();
-  in_transaction_ = false;  // whatever happens, the transaction is over
-  if (begin_pending_) {
+  if (begin_pending_ && at_commit_.empty()) {
+    in_transaction_ = false;
     begin_pending_ = false;  // nothing ran: nothing to commit
     before_commit_.clear();
     return;
   }
+  // The locks go at the COMMIT; the barrier after it returns once the COMMIT
+  // is durable too (CommitPipelined).
+  if (commit_without_waiting_ && !flush_barrier_.empty()) return CommitPipelined();
+  in_transaction_ = false;  // whatever happens, the transaction is over
   std::string sql;
   for (const auto& [key, statement] : before_commit_) sql += statement + "; ";
-  const std::size_t before_commit_count = before_commit_.size();  // results before COMMIT's
   before_commit_.clear();
   // A connection known lost must not reconnect and "commit" outside the
   // transaction: the server dropped it.
   if (PQstatus(conn_) != CONNECTION_OK || broken_) {
     throw Unavailable("the connection was lost during a transaction");
   }
-  sql += "COMMIT";
-  if (!commit_without_waiting_ || flush_barrier_.empty()) return Exec(sql.c_str());
-  // The locks went at the COMMIT; the barrier, its own transaction with the
-  // server's synchronous_commit, returns once the COMMIT is durable too. One
-  // round trip, each statement's result read: a COMMIT that failed is the
-  // error; a barrier that failed on a session still open (a timeout, a
-  // cancel: no crash, the same session) is run again, since the batch did
-  // commit; a lost connection is the 503 it must be.
-  sql += "; " + flush_barrier_;
-  if (PQsendQuery(conn_, sql.c_str()) != 1) throw Unavailable(OneLine(PQerrorMessage(conn_)));
-  std::vector<pg_result*> results;
-  while (pg_result* r = PQgetResult(conn_)) results.push_back(r);
-  const std::size_t commit_at = before_commit_count;
-  pg_result* failed = nullptr;
-  std::size_t failed_at = 0;
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    const ExecStatusType status = PQresultStatus(results[i]);
-    if (!failed && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-      failed = results[i];
-      failed_at = i;
-    } else {
-      PQclear(results[i]);
-    }
-  }
-  const bool committed = results.size() > commit_at && (!failed || failed_at > commit_at);
-  if (!committed) return Check(failed ? failed : nullptr, "COMMIT");
-  if (failed) PQclear(failed);
-  if (!failed && results.size() > commit_at + 1) return;  // committed, and durable
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    try {
-      return Flush();
-    } catch (const PgError& e) {
-      spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
-    }
-  }
-  Flush();
+  Exec((sql + "COMMIT").c_str());
 }
 
 void PgConnection::CommitPipelined() {
@@ -427,7 +396,12 @@ void PgConnection::CommitPipelined() {
 
   // Read every result (each query's is followed by a null; a sync's is not).
   // A lost connection gives nulls early: bounded, and the session is broken.
-  std::vector<pg_result*> results(items.size(), nullptr);
+  struct Results {
+    std::vector<pg_result*> r;
+    ~Results() {
+      for (pg_result* each : r) PQclear(each);  // PQclear(nullptr) does nothing
+    }
+  } results{std::vector<pg_result*>(items.size(), nullptr)};
   bool lost = !sent;
   for (std::size_t i = 0; i < items.size() && !lost; ++i) {
     pg_result* r = PQgetResult(conn_);
@@ -435,7 +409,7 @@ void PgConnection::CommitPipelined() {
       lost = true;
       break;
     }
-    results[i] = r;
+    results.r[i] = r;
     if (items[i] == Item::kSync) {
       if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) lost = true;
       continue;
@@ -446,62 +420,45 @@ void PgConnection::CommitPipelined() {
     }
   }
   const bool left = PQexitPipelineMode(conn_) == 1;
-  auto clear_all = [&] {
-    for (pg_result*& r : results) {
-      if (r) PQclear(r);
-      r = nullptr;
-    }
-  };
   if (lost || !left) {
-    clear_all();
     const std::string why = OneLine(PQerrorMessage(conn_));
     broken_ = true;  // its state is unknown: a new session before the next use
     throw Unavailable(why.empty() ? "a pipelined COMMIT failed" : why);
   }
   // The first failure is the error; the transaction committed only if the
   // COMMIT itself succeeded (after an error it is aborted, then skipped).
-  pg_result* failed = nullptr;
+  std::optional<std::size_t> failed;
   bool committed = false;
   bool durable = false;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    const ExecStatusType status = PQresultStatus(results[i]);
+    const ExecStatusType status = PQresultStatus(results.r[i]);
     const bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_PIPELINE_SYNC;
     if (items[i] == Item::kCommit) committed = ok;
     if (items[i] == Item::kBarrier) durable = ok;
-    if (!ok && !failed && status != PGRES_PIPELINE_ABORTED) failed = results[i];
+    if (!ok && !failed && status != PGRES_PIPELINE_ABORTED) failed = i;
   }
   for (std::size_t i = 0, p = 0; i < items.size(); ++i) {
     if (items[i] != Item::kPrepare) continue;
-    if (PQresultStatus(results[i]) == PGRES_COMMAND_OK) prepared_.emplace(newly_prepared[p], true);
+    if (PQresultStatus(results.r[i]) == PGRES_COMMAND_OK) prepared_.emplace(newly_prepared[p], true);
     ++p;
   }
   if (!committed) {
     // The transaction is left aborted (or was never begun): Rollback ends it.
     in_transaction_ = true;
-    pg_result* error = failed;
-    failed = nullptr;
-    for (pg_result*& r : results) {
-      if (r == error) r = nullptr;  // Check frees it
-    }
-    clear_all();
-    Check(error, "COMMIT");
-    throw Unavailable("a pipelined COMMIT failed");  // Check always throws here (error is not OK)
+    pg_result* error = nullptr;
+    if (failed) std::swap(error, results.r[*failed]);  // Check frees it
+    Check(error, "COMMIT");  // throws: a null or failed result is never OK
   }
-  if (!durable) {
-    for (int attempt = 0; attempt < 3 && !durable; ++attempt) {
-      try {
-        Flush();
-        durable = true;
-      } catch (const PgError& e) {
-        spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
-      } catch (...) {
-        clear_all();
-        throw;
-      }
-    }
-    if (!durable) {
-      clear_all();
+  // Committed, but the barrier failed on a session still open (a timeout, a
+  // cancel: no crash, the same session): run it again, since the batch did
+  // commit. A lost connection is the 503 it must be (Flush throws Error).
+  for (int attempt = 1; !durable; ++attempt) {
+    try {
       Flush();
+      durable = true;
+    } catch (const PgError& e) {
+      if (attempt > 3) throw;
+      spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
     }
   }
   // Committed and durable: each AtCommit statement's rows to its reader.
@@ -509,14 +466,12 @@ void PgConnection::CommitPipelined() {
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (items[i] != Item::kDeferred) continue;
     PgStatement& st = deferred[k].statement;
-    st.result_ = results[i];
-    results[i] = nullptr;
+    st.result_ = std::exchange(results.r[i], nullptr);
     st.executed_ = true;
     st.row_ = -1;
     deferred[k].rows(st);
     ++k;
   }
-  clear_all();
 }
 
 void PgConnection::Rollback() {

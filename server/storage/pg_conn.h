@@ -142,8 +142,9 @@ class PgConnection {
   void Check(pg_result* result, std::string_view what);
   pg_result* ExecPrepared(const std::string& name, const std::vector<std::optional<std::string>>& params);
   pg_result* BeginAndExecPrepared(const std::string& name, const std::vector<const char*>& values);
-  /// Commit with AtCommit's statements: BEGIN (if still pending), those
-  /// statements, BeforeCommit's, COMMIT and the flush barrier, one pipeline.
+  /// Commit without waiting, then the flush barrier: BEGIN (if still
+  /// pending), AtCommit's statements, BeforeCommit's, COMMIT and the barrier
+  /// in one pipeline; a barrier that failed on a session still open runs again.
   void CommitPipelined();
 
   std::string conninfo_;

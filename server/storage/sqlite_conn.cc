@@ -115,21 +115,17 @@ SqliteConnection::SqliteConnection(const std::string& path) {
   if (!sync.Step() || sync.Int(0) != 2) Fail(db_, "PRAGMA synchronous=FULL did not take");
 }
 
+// Dropped before anything can read the WAL (and so write them): BEGIN's
+// read transaction, ROLLBACK's reload of the pages it undoes. Neither writes
+// to the WAL itself.
 void SqliteConnection::Begin() {
   DropUnwrittenWal(db_);
   Prepare("BEGIN IMMEDIATE").Run();
-  DropUnwrittenWal(db_);  // the write lock is ours: nothing of another transaction is pending
 }
 
 void SqliteConnection::Rollback() {
   DropUnwrittenWal(db_);
-  try {
-    Exec("ROLLBACK");
-  } catch (...) {
-    DropUnwrittenWal(db_);
-    throw;
-  }
-  DropUnwrittenWal(db_);
+  Exec("ROLLBACK");
 }
 
 SqliteConnection::~SqliteConnection() {

@@ -138,28 +138,12 @@ int DeviceCharacteristics(sqlite3_file* file) {
   return Real(Wal(file))->xDeviceCharacteristics(Wal(file)->real);
 }
 
-int ShmMap(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
-  return Real(Wal(file))->xShmMap(Wal(file)->real, region, size, extend, out);
-}
-int ShmLock(sqlite3_file* file, int offset, int n, int flags) {
-  return Real(Wal(file))->xShmLock(Wal(file)->real, offset, n, flags);
-}
-void ShmBarrier(sqlite3_file* file) { Real(Wal(file))->xShmBarrier(Wal(file)->real); }
-int ShmUnmap(sqlite3_file* file, int remove) { return Real(Wal(file))->xShmUnmap(Wal(file)->real, remove); }
-
-int Fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
-  WalFile* f = Wal(file);
-  if (const int rc = Flush(f); rc != SQLITE_OK) return rc;
-  return Real(f)->xFetch(f->real, offset, amount, out);
-}
-int Unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
-  return Real(Wal(file))->xUnfetch(Wal(file)->real, offset, page);
-}
-
+// Version 1: SQLite maps and locks shared memory, and fetches pages, through
+// the database file, never through its WAL.
 const sqlite3_io_methods kWalMethods = {
-    3,        Close,      Read,   Write,   Truncate,        Sync,    FileSize,
-    Lock,     Unlock,     CheckReservedLock, FileControl,   SectorSize, DeviceCharacteristics,
-    ShmMap,   ShmLock,    ShmBarrier,        ShmUnmap,      Fetch,   Unfetch,
+    1,    Close,  Read,   Write,  Truncate,          Sync,        FileSize,
+    Lock, Unlock, CheckReservedLock, FileControl, SectorSize, DeviceCharacteristics,
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
 };
 
 int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flags, int* out_flags) {
@@ -173,10 +157,7 @@ int Open(sqlite3_vfs* /*vfs*/, const char* name, sqlite3_file* file, int flags, 
   f->commit_page_next = false;
   const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
   if (rc != SQLITE_OK) return rc;
-  if (!f->real->pMethods || f->real->pMethods->iVersion < 3) {  // not the unix VFS's: not wrapped
-    if (f->real->pMethods) f->real->pMethods->xClose(f->real);
-    return SQLITE_CANTOPEN;
-  }
+  if (!f->real->pMethods) return SQLITE_CANTOPEN;
   // Without powersafe overwrite (a psow=0 URI) SQLite pads a commit to a
   // sector and writes the padding's end after the sync: not gathered then.
   f->gather = (f->real->pMethods->xDeviceCharacteristics(f->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
