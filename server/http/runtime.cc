@@ -613,7 +613,9 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
   std::string text = "HTTP/1.1 " + std::to_string(head.status) + " " +
                      Str(http::obsolete_reason(static_cast<http::status>(head.status))) + "\r\n";
   for (const auto& [name, value] : head.headers) text += name + ": " + value + "\r\n";
-  text += "Transfer-Encoding: chunked\r\n\r\n";
+  // The connection closes when the stream ends: said up front, so that a
+  // client never puts it back in its pool and sends its next request there.
+  text += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
   stream_open_ = true;
   net::post(Lowest().get_executor(), [self = this->shared_from_this(), number, text = std::move(text)]() mutable {
     if (self->state_ != State::kHandling || number != self->number_) {

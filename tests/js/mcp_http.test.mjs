@@ -351,6 +351,9 @@ test("GET opens the session's event stream; DELETE ends the session (then 404)",
   });
   assert.equal(stream.statusCode, 200);
   assert.match(stream.headers["content-type"], /text\/event-stream/);
+  // The relay closes the connection when a stream ends, and says so: else
+  // fetch pools it when the stream ends, and its next POST there fails.
+  assert.equal(stream.headers.connection, "close");
   const first = await new Promise((resolve) => stream.once("data", (chunk) => resolve(String(chunk))));
   assert.match(first, /^: meshwire session/);
   const ended = new Promise((resolve) => stream.once("end", resolve));
