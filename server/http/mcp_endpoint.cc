@@ -204,11 +204,12 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
       std::sort(mine.begin(), mine.end(),
                 [&](const SessionPtr& a, const SessionPtr& b) { return last_used(a) < last_used(b); });
       for (std::size_t i = 0; i + options_.max_sessions_per_token <= mine.size(); ++i) {
-        sessions_.erase(mine[i]->id);
+        EraseLocked(sessions_.find(mine[i]->id));
         evicted.push_back(mine[i]);
       }
     }
     sessions_[session->id] = session;
+    ++sessions_per_mesh_[session->mesh_id];
   }
   for (const SessionPtr& s : evicted) End(s, true);
   return session;
@@ -218,7 +219,7 @@ void McpEndpoint::End(const SessionPtr& session, bool cancel_calls) {
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(session->id);
-    if (it != sessions_.end() && it->second == session) sessions_.erase(it);
+    if (it != sessions_.end() && it->second == session) EraseLocked(it);
   }
   std::shared_ptr<EventStream> stream;
   nlohmann::json listen_id;
@@ -359,12 +360,15 @@ std::string Notification(const std::string& method, const nlohmann::json& params
 
 }  // namespace
 
+void McpEndpoint::EraseLocked(std::unordered_map<std::string, SessionPtr>::iterator it) {
+  auto count = sessions_per_mesh_.find(it->second->mesh_id);
+  if (count != sessions_per_mesh_.end() && --count->second == 0) sessions_per_mesh_.erase(count);
+  sessions_.erase(it);
+}
+
 bool McpEndpoint::Watches(const std::string& mesh_id) const {
   std::lock_guard lock(mu_);
-  for (const auto& [id, s] : sessions_) {
-    if (s->mesh_id == mesh_id) return true;
-  }
-  return false;
+  return sessions_per_mesh_.count(mesh_id) > 0;
 }
 
 void McpEndpoint::OnEvent(const WakeEvent& event) {

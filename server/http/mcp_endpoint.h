@@ -119,6 +119,9 @@ class McpEndpoint {
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, SessionPtr> sessions_;  // by id; guarded by mu_
+  std::unordered_map<std::string, std::size_t> sessions_per_mesh_;  // for Watches; guarded by mu_
+  /// Takes `session` out of sessions_ and its mesh's count; mu_ held.
+  void EraseLocked(std::unordered_map<std::string, SessionPtr>::iterator it);
   // (from agent, to agent) -> paused until; guarded by mu_
   std::map<std::pair<std::string, std::string>, Millis> paused_;
   bool stopping_ = false;                                 // guarded by mu_

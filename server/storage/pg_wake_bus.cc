@@ -122,7 +122,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
   switch (event.kind) {
     case WakeEvent::Kind::kMessage:
       // A local commit (its notification went out in its transaction).
-      Enqueue(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false, {}});
+      Offer(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false, {}});
       return;
     case WakeEvent::Kind::kAccessChanged:
       local_.Publish(event);
@@ -137,20 +137,42 @@ void PgWakeBus::Publish(const WakeEvent& event) {
 void PgWakeBus::Enqueue(Item item) {
   {
     std::lock_guard lock(mu_);
+    // A resync reads where every mesh stands: what was skipped before it
+    // may since have been taken back by a database crash.
+    if (item.resync) skipped_.clear();
     queue_.push_back(std::move(item));
   }
   cv_.notify_all();
 }
 
+void PgWakeBus::Offer(Item item) {
+  // Nothing here waits on the mesh now: whatever starts waiting later parks
+  // first and then reads this message from storage itself.
+  if (!Wanted(item.mesh_id)) {
+    std::lock_guard lock(mu_);
+    std::int64_t& newest = skipped_[item.mesh_id];
+    newest = std::max(newest, item.seq);
+    return;
+  }
+  Enqueue(std::move(item));
+}
+
 void PgWakeBus::Dispatch() {
   for (;;) {
     Item item;
+    std::map<std::string, std::int64_t> skipped;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       item = std::move(queue_.front());
       queue_.pop_front();
+      skipped.swap(skipped_);
+    }
+    // Skipped before this item was taken: published already, in effect.
+    for (const auto& [mesh_id, seq] : skipped) {
+      std::int64_t& next = next_.try_emplace(mesh_id, 1).first->second;
+      next = std::max(next, seq + 1);
     }
     try {
       Deliver(item);
@@ -254,7 +276,7 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
     PQfreemem(note);
     if (channel == "meshwire_messages") {
       auto p = ParseMessagePayload(payload);
-      if (p && p->node != node_id_) Enqueue(Item{p->mesh_id, p->seq, nullptr, false, {}});
+      if (p && p->node != node_id_) Offer(Item{p->mesh_id, p->seq, nullptr, false, {}});
     } else if (channel == "meshwire_access") {
       // "ORIGIN N": forget cached identities, then tell ORIGIN it is done.
       std::istringstream in(payload);

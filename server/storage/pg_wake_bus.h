@@ -14,7 +14,8 @@
 // committed (the mesh row is locked until commit), so the read always finds
 // them. A mesh that nothing on this node waits on (no parked poll, event
 // stream or MCP session: the subscribers' Interest) is not read at all: its
-// next seq just moves on.
+// next seq just moves on, and the dispatcher thread is not even woken for it
+// (on a node that only sends, no notification costs more than its receipt).
 //
 // Access changes (a token revoked, a member removed, ...) reach this node's
 // subscribers, and every other live node through pg_notify('meshwire_access'),
@@ -77,6 +78,9 @@ class PgWakeBus final : public WakeBus {
     std::map<std::string, std::int64_t> latest;  // resync: each mesh's next seq, read before
   };
   void Enqueue(Item item);
+  /// A message item: to the dispatcher when a subscriber here waits on its
+  /// mesh, else only noted in skipped_ (the dispatcher is not woken).
+  void Offer(Item item);
   bool Wanted(const std::string& mesh_id) const;  // a subscriber's Interest
   void Dispatch();                          // the dispatcher thread
   void Deliver(const Item& item);           // on the dispatcher thread
@@ -96,6 +100,11 @@ class PgWakeBus final : public WakeBus {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;  // guarded by mu_
+  // Per mesh, the newest seq announced while nothing here waited on it: the
+  // dispatcher moves its next seq past it before its next item (so a mesh
+  // that gets a watcher later is not read from where it was). Cleared by a
+  // resync, which says where each mesh stands. Guarded by mu_.
+  std::map<std::string, std::int64_t> skipped_;
   bool stopping_ = false;   // guarded by mu_
 
   // Dispatcher thread only: per mesh, the next seq to publish. A mesh not
