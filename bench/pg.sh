@@ -130,7 +130,7 @@ note "cross-node wake: $WAKE_MESSAGES messages sent through A, long-polled on B"
 "$BENCH" wake --url "$B_URL" --send-url "$A_URL" --messages "$WAKE_MESSAGES" --size "$SIZE" >"$TMP/wake.json" 2>"$TMP/wake.log" ||
   die "meshwire-bench wake failed: $(tail -3 "$TMP/wake.log")"
 jget() { grep -o "\"$1\":[^,}]*" "$TMP/wake.json" | head -n1 | cut -d: -f2-; }
-median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 }
+median() { printf '%s\n' "$@" | { grep -E '^[0-9.]+$' || true; } | sort -g | awk '{ v[NR] = $1 }
   END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 peer=$(median "${PEER[@]}")
 relay=$(median "${RELAY[@]}")

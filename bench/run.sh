@@ -153,7 +153,7 @@ json_str() {
 }
 json_or_null() { if [[ -s $1 ]]; then head -n1 "$1"; else echo null; fi; }
 
-median() { printf '%s\n' "$@" | grep -E '^-?[0-9.]+$' | sort -g | awk '{ v[NR] = $1 }
+median() { printf '%s\n' "$@" | { grep -E '^-?[0-9.]+$' || true; } | sort -g | awk '{ v[NR] = $1 }
   END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # The parked and slow tests hold one socket per client on both sides.
