@@ -208,6 +208,9 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
         evicted.push_back(mine[i]);
       }
     }
+    // Two first requests of one stateless client may both open its session:
+    // the later one replaces the earlier, counted once.
+    if (auto same = sessions_.find(session->id); same != sessions_.end()) EraseLocked(same);
     sessions_[session->id] = session;
     ++sessions_per_mesh_[session->mesh_id];
   }
@@ -409,7 +412,7 @@ void McpEndpoint::Push(Session& s, const Message& m, const std::string& channel)
   auto& recent = s.pushes_from[m.from];
   while (!recent.empty() && now - recent.front() > kLoopWindowMs) recent.pop_front();
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(paused_mu_);
     auto paused = paused_.find({m.from, s.tools->agent_id()});
     if (paused != paused_.end()) {
       if (now < paused->second) return;
@@ -418,7 +421,7 @@ void McpEndpoint::Push(Session& s, const Message& m, const std::string& channel)
   }
   if (static_cast<int>(recent.size()) >= kLoopLimit) {
     {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(paused_mu_);
       paused_[{m.from, s.tools->agent_id()}] = now + kLoopPauseMs;
     }
     recent.clear();
@@ -439,7 +442,7 @@ void McpEndpoint::Push(Session& s, const Message& m, const std::string& channel)
 }
 
 std::string McpEndpoint::PausedNotice(const std::string& from, const std::string& to) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(paused_mu_);
   auto it = paused_.find({from, to});
   if (it == paused_.end()) return "";
   const Millis left = it->second - clock_.Now();

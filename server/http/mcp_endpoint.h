@@ -122,8 +122,10 @@ class McpEndpoint {
   std::unordered_map<std::string, std::size_t> sessions_per_mesh_;  // for Watches; guarded by mu_
   /// Takes `session` out of sessions_ and its mesh's count; mu_ held.
   void EraseLocked(std::unordered_map<std::string, SessionPtr>::iterator it);
-  // (from agent, to agent) -> paused until; guarded by mu_
-  std::map<std::pair<std::string, std::string>, Millis> paused_;
+  // (from agent, to agent) -> paused until. A mutex of its own: Push holds
+  // a session's mutex, and Open holds mu_ while it reads sessions' mutexes.
+  std::mutex paused_mu_;
+  std::map<std::pair<std::string, std::string>, Millis> paused_;  // guarded by paused_mu_
   bool stopping_ = false;                                 // guarded by mu_
   std::condition_variable cv_;
   std::thread housekeeping_;

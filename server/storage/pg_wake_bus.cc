@@ -74,7 +74,7 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
           first->Exec(kListen);
           // What committed meanwhile was not announced: read it. Access
           // changes are heard again: identities may be cached again.
-          Item resync{"", 0, nullptr, true, NextSeqs(*first)};
+          Item resync{"", 0, nullptr, true, NextSeqs(*first), {}};
           spdlog::info("wake-ups: listening on PostgreSQL again; catching up");
           failures = 0;
           listening_ = true;
@@ -122,7 +122,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
   switch (event.kind) {
     case WakeEvent::Kind::kMessage:
       // A local commit (its notification went out in its transaction).
-      Offer(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false, {}});
+      Offer(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false, {}, {}});
       return;
     case WakeEvent::Kind::kAccessChanged:
       local_.Publish(event);
@@ -137,9 +137,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
 void PgWakeBus::Enqueue(Item item) {
   {
     std::lock_guard lock(mu_);
-    // A resync reads where every mesh stands: what was skipped before it
-    // may since have been taken back by a database crash.
-    if (item.resync) skipped_.clear();
+    if (item.resync) item.skipped.swap(skipped_);
     queue_.push_back(std::move(item));
   }
   cv_.notify_all();
@@ -169,14 +167,20 @@ void PgWakeBus::Dispatch() {
       queue_.pop_front();
       skipped.swap(skipped_);
     }
-    // Skipped before this item was taken: published already, in effect.
-    for (const auto& [mesh_id, seq] : skipped) {
-      std::int64_t& next = next_.try_emplace(mesh_id, 1).first->second;
-      next = std::max(next, seq + 1);
-    }
+    // Skipped before this item was taken: published already, in effect. A
+    // resync first (what it says counts as of when it was queued), then them.
+    auto skip = [this, &skipped] {
+      for (const auto& [mesh_id, seq] : skipped) {
+        std::int64_t& next = next_.try_emplace(mesh_id, 1).first->second;
+        next = std::max(next, seq + 1);
+      }
+    };
+    if (!item.resync) skip();
     try {
       Deliver(item);
+      if (item.resync) skip();
     } catch (const std::exception& e) {
+      if (item.resync) skip();
       // Storage unreachable while catching up: the next message of the mesh,
       // or the resync after reconnecting, tries again.
       spdlog::warn("wake-ups: cannot read missed messages ({}); will catch up later", e.what());
@@ -186,7 +190,10 @@ void PgWakeBus::Dispatch() {
 
 void PgWakeBus::Subscribe(Subscriber subscriber, Interest interest) {
   if (interest) {
-    interests_.push_back(std::move(interest));
+    std::lock_guard lock(mu_);  // one Subscribe at a time; readers take the pointer
+    auto more = std::make_shared<std::vector<Interest>>(*std::atomic_load(&interests_));
+    more->push_back(std::move(interest));
+    std::atomic_store(&interests_, std::shared_ptr<const std::vector<Interest>>(std::move(more)));
   } else {
     want_all_ = true;
   }
@@ -195,7 +202,8 @@ void PgWakeBus::Subscribe(Subscriber subscriber, Interest interest) {
 
 bool PgWakeBus::Wanted(const std::string& mesh_id) const {
   if (want_all_) return true;
-  for (const Interest& wants : interests_) {
+  const auto interests = std::atomic_load(&interests_);
+  for (const Interest& wants : *interests) {
     if (wants(mesh_id)) return true;
   }
   return false;
@@ -208,8 +216,12 @@ void PgWakeBus::Deliver(const Item& item) {
     // not handed what it has read already.
     for (const auto& [mesh_id, next] : item.latest) {
       std::int64_t& mine = next_.try_emplace(mesh_id, 1).first->second;
-      // Set, not raised: seqs a crash took back are handed out again.
-      if (!Wanted(mesh_id)) mine = next;
+      if (!Wanted(mesh_id)) {
+        mine = next;  // set, not raised: seqs a crash took back are handed out again
+      } else if (auto skipped = item.skipped.find(mesh_id); skipped != item.skipped.end()) {
+        // Skipped while nobody waited, but no further than where it stands.
+        mine = std::max(mine, std::min(skipped->second + 1, next));
+      }
     }
     for (const auto& entry : next_) {
       if (Wanted(entry.first)) CatchUp(entry.first, std::numeric_limits<std::int64_t>::max());
@@ -276,7 +288,7 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
     PQfreemem(note);
     if (channel == "meshwire_messages") {
       auto p = ParseMessagePayload(payload);
-      if (p && p->node != node_id_) Offer(Item{p->mesh_id, p->seq, nullptr, false, {}});
+      if (p && p->node != node_id_) Offer(Item{p->mesh_id, p->seq, nullptr, false, {}, {}});
     } else if (channel == "meshwire_access") {
       // "ORIGIN N": forget cached identities, then tell ORIGIN it is done.
       std::istringstream in(payload);

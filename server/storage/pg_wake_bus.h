@@ -76,6 +76,7 @@ class PgWakeBus final : public WakeBus {
     CommittedPtr message;  // a local commit's, else null (read from storage)
     bool resync = false;   // after a reconnect: catch every known mesh up
     std::map<std::string, std::int64_t> latest;  // resync: each mesh's next seq, read before
+    std::map<std::string, std::int64_t> skipped;  // resync: skipped_ when it was queued
   };
   void Enqueue(Item item);
   /// A message item: to the dispatcher when a subscriber here waits on its
@@ -94,16 +95,20 @@ class PgWakeBus final : public WakeBus {
   std::string node_id_;
   int access_delay_ms_ = 0;  // MESHWIRE_TEST_ACCESS_DELAY_MS: tests only
   LocalWakeBus local_;
-  std::vector<Interest> interests_;  // set before publishing starts
-  bool want_all_ = false;            // a subscriber gave no Interest
+  // The subscribers' Interests, read by the listener, writer and dispatcher
+  // threads while the relay may still be subscribing: replaced, never changed.
+  std::shared_ptr<const std::vector<Interest>> interests_ = std::make_shared<const std::vector<Interest>>();
+  std::atomic<bool> want_all_{false};  // a subscriber gave no Interest
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;  // guarded by mu_
   // Per mesh, the newest seq announced while nothing here waited on it: the
   // dispatcher moves its next seq past it before its next item (so a mesh
-  // that gets a watcher later is not read from where it was). Cleared by a
-  // resync, which says where each mesh stands. Guarded by mu_.
+  // that gets a watcher later is not read from where it was). A resync takes
+  // what was noted before it was queued: those seqs may have been taken back
+  // by a database crash, so they count only up to where the mesh stands
+  // now. Guarded by mu_.
   std::map<std::string, std::int64_t> skipped_;
   bool stopping_ = false;   // guarded by mu_
 

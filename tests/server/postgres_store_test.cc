@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "schemas/error.h"
@@ -12,6 +13,7 @@
 #include "server/storage/sqlite_store.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+#include "server/storage/pg_conn.h"
 #include "server/storage/pg_wake_bus.h"
 #include "server/storage/postgres_store.h"
 #include "server/storage/store_factory.h"
@@ -179,6 +181,66 @@ TEST_CASE("postgres wake-ups: another node's messages of a mesh nobody here wait
   REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !delivered.empty(); }));
   // In seq order, each once: seq 1 would come first had it been read.
   CHECK(delivered == std::vector<std::int64_t>{2});
+}
+
+TEST_CASE("postgres wake-ups: after a reconnect, what was skipped while nobody waited is not published again") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PostgresStore store(uri);  // "another node": its node id is not the bus's
+  PgWakeBus bus(uri, store, "this-node");
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::int64_t> delivered;
+  int asked = 0;
+  bool wanted = false;
+  bus.Subscribe(
+      [&](const WakeEvent& e) {
+        if (e.kind != WakeEvent::Kind::kMessage) return;
+        std::lock_guard lock(mu);
+        delivered.push_back(e.message->message().seq);
+        cv.notify_all();
+      },
+      [&](const std::string&) {
+        std::lock_guard lock(mu);
+        ++asked;
+        cv.notify_all();
+        return wanted;
+      });
+  Mesh mesh = MakeMesh(store, "alice");
+  Agent a = MakeAgent(store, mesh, "a");
+  Agent b = MakeAgent(store, mesh, "b");
+  for (int i = 1; i <= 3; ++i) CHECK(Put(store, mesh, a, b.agent_id, "nobody waits").seq == i);
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return asked >= 3; }));
+    wanted = true;  // seqs 1-3 were skipped; the dispatcher has not run since
+  }
+  // The listening connection dies; the bus reconnects and resyncs.
+  PgConnection admin(uri);
+  // The bus's listening session: its last statement reads where each mesh stands.
+  const char* kListener =
+      "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+      " AND query = 'SELECT id, last_seq FROM meshes'";
+  std::int64_t old_pid = 0;
+  {
+    auto s = admin.Prepare(kListener);
+    REQUIRE(s.Step());
+    old_pid = s.Int(0);
+  }
+  admin.Prepare("SELECT pg_terminate_backend(?1::int)").Bind(1, old_pid).Step();
+  bool again = false;
+  for (int i = 0; i < 100 && !again; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto s = admin.Prepare(kListener);
+    again = s.Step() && s.Int(0) != old_pid;
+  }
+  REQUIRE(again);
+  CHECK(Put(store, mesh, a, b.agent_id, "someone waits").seq == 4);
+  std::unique_lock lock(mu);
+  REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !delivered.empty(); }));
+  cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return delivered.size() > 1; });
+  CHECK(delivered == std::vector<std::int64_t>{4});
 }
 
 /// A fresh database's store, with a mesh of alice's and two agents, a and b.
