@@ -142,82 +142,76 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   CHECK(missing.err.find("There is no SQLite database at") != std::string::npos);
 }
 
-TEST_CASE("postgres wake-ups: another node's messages of a mesh nobody here waits on are skipped, not read; the next wanted one comes alone") {
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  const std::string uri = pg->NewDatabase();
-  PostgresStore store(uri);  // "another node": its node id is not the bus's
-  PgWakeBus bus(uri, store, "this-node");
+/// A PgWakeBus of "this-node" whose one subscriber records the seqs it is
+/// given and says it waits on a mesh only once `wanted` is set; `store` is
+/// "another node" (its node id is not the bus's), with a mesh and agents a, b.
+struct WatchedBus {
+  std::string uri;
+  PostgresStore store;
+  PgWakeBus bus;
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<std::int64_t> delivered;
-  int asked = 0;
-  bool wanted = false;
-  bus.Subscribe(
-      [&](const WakeEvent& e) {
-        if (e.kind != WakeEvent::Kind::kMessage) return;
-        std::lock_guard lock(mu);
-        delivered.push_back(e.message->message().seq);
-        cv.notify_all();
-      },
-      [&](const std::string&) {
-        std::lock_guard lock(mu);
-        ++asked;
-        cv.notify_all();
-        return wanted;
-      });
-  Mesh mesh = MakeMesh(store, "alice");
-  Agent a = MakeAgent(store, mesh, "a");
-  Agent b = MakeAgent(store, mesh, "b");
+  std::vector<std::int64_t> delivered;  // guarded by mu
+  int asked = 0;                        // Interest calls; guarded by mu
+  bool wanted = false;                  // guarded by mu
+  Mesh mesh;
+  Agent a, b;
 
-  CHECK(Put(store, mesh, a, b.agent_id, "nobody waits").seq == 1);
-  {
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return asked >= 1; }));
-    wanted = true;  // seq 1's notification was handled while unwanted
+  explicit WatchedBus(const std::string& database) : uri(database), store(uri), bus(uri, store, "this-node") {
+    bus.Subscribe(
+        [this](const WakeEvent& e) {
+          if (e.kind != WakeEvent::Kind::kMessage) return;
+          std::lock_guard lock(mu);
+          delivered.push_back(e.message->message().seq);
+          cv.notify_all();
+        },
+        [this](const std::string&) {
+          std::lock_guard lock(mu);
+          ++asked;
+          cv.notify_all();
+          return wanted;
+        });
+    mesh = MakeMesh(store, "alice");
+    a = MakeAgent(store, mesh, "a");
+    b = MakeAgent(store, mesh, "b");
   }
-  CHECK(Put(store, mesh, a, b.agent_id, "someone waits").seq == 2);
-  std::unique_lock lock(mu);
-  REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !delivered.empty(); }));
+  std::int64_t Send() { return Put(store, mesh, a, b.agent_id, "hello").seq; }
+  /// Waits until the bus has asked about `n` notifications, then wants the mesh.
+  void WantAfter(int n) {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return asked >= n; }));
+    wanted = true;
+  }
+  /// What was delivered once something was, and 300 ms more for any other.
+  std::vector<std::int64_t> Delivered() {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !delivered.empty(); }));
+    cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return delivered.size() > 1; });
+    return delivered;
+  }
+};
+
+std::unique_ptr<WatchedBus> OpenWatchedBus() {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  return std::make_unique<WatchedBus>(pg->NewDatabase());
+}
+
+TEST_CASE("postgres wake-ups: another node's messages of a mesh nobody here waits on are skipped, not read; the next wanted one comes alone") {
+  auto w = OpenWatchedBus();
+  CHECK(w->Send() == 1);
+  w->WantAfter(1);  // seq 1's notification was handled while unwanted
+  CHECK(w->Send() == 2);
   // In seq order, each once: seq 1 would come first had it been read.
-  CHECK(delivered == std::vector<std::int64_t>{2});
+  CHECK(w->Delivered() == std::vector<std::int64_t>{2});
 }
 
 TEST_CASE("postgres wake-ups: after a reconnect, what was skipped while nobody waited is not published again") {
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  const std::string uri = pg->NewDatabase();
-  PostgresStore store(uri);  // "another node": its node id is not the bus's
-  PgWakeBus bus(uri, store, "this-node");
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::int64_t> delivered;
-  int asked = 0;
-  bool wanted = false;
-  bus.Subscribe(
-      [&](const WakeEvent& e) {
-        if (e.kind != WakeEvent::Kind::kMessage) return;
-        std::lock_guard lock(mu);
-        delivered.push_back(e.message->message().seq);
-        cv.notify_all();
-      },
-      [&](const std::string&) {
-        std::lock_guard lock(mu);
-        ++asked;
-        cv.notify_all();
-        return wanted;
-      });
-  Mesh mesh = MakeMesh(store, "alice");
-  Agent a = MakeAgent(store, mesh, "a");
-  Agent b = MakeAgent(store, mesh, "b");
-  for (int i = 1; i <= 3; ++i) CHECK(Put(store, mesh, a, b.agent_id, "nobody waits").seq == i);
-  {
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return asked >= 3; }));
-    wanted = true;  // seqs 1-3 were skipped; the dispatcher has not run since
-  }
+  auto w = OpenWatchedBus();
+  for (int i = 1; i <= 3; ++i) CHECK(w->Send() == i);
+  w->WantAfter(3);  // seqs 1-3 were skipped; the dispatcher has not run since
   // The listening connection dies; the bus reconnects and resyncs.
-  PgConnection admin(uri);
+  PgConnection admin(w->uri);
   // The bus's listening session: its last statement reads where each mesh stands.
   const char* kListener =
       "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
@@ -236,11 +230,8 @@ TEST_CASE("postgres wake-ups: after a reconnect, what was skipped while nobody w
     again = s.Step() && s.Int(0) != old_pid;
   }
   REQUIRE(again);
-  CHECK(Put(store, mesh, a, b.agent_id, "someone waits").seq == 4);
-  std::unique_lock lock(mu);
-  REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !delivered.empty(); }));
-  cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return delivered.size() > 1; });
-  CHECK(delivered == std::vector<std::int64_t>{4});
+  CHECK(w->Send() == 4);
+  CHECK(w->Delivered() == std::vector<std::int64_t>{4});
 }
 
 /// A fresh database's store, with a mesh of alice's and two agents, a and b.
