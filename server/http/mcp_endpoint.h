@@ -120,7 +120,7 @@ class McpEndpoint {
   mutable std::mutex mu_;
   std::unordered_map<std::string, SessionPtr> sessions_;  // by id; guarded by mu_
   std::unordered_map<std::string, std::size_t> sessions_per_mesh_;  // for Watches; guarded by mu_
-  /// Takes `session` out of sessions_ and its mesh's count; mu_ held.
+  /// Erases `it` from sessions_ and counts its session out of its mesh; mu_ held.
   void EraseLocked(std::unordered_map<std::string, SessionPtr>::iterator it);
   // (from agent, to agent) -> paused until. A mutex of its own: Push holds
   // a session's mutex, and Open holds mu_ while it reads sessions' mutexes.

@@ -74,7 +74,7 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
           first->Exec(kListen);
           // What committed meanwhile was not announced: read it. Access
           // changes are heard again: identities may be cached again.
-          Item resync{"", 0, nullptr, true, NextSeqs(*first), {}};
+          Item resync = Item::Resync(NextSeqs(*first));
           spdlog::info("wake-ups: listening on PostgreSQL again; catching up");
           failures = 0;
           listening_ = true;
@@ -122,7 +122,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
   switch (event.kind) {
     case WakeEvent::Kind::kMessage:
       // A local commit (its notification went out in its transaction).
-      Offer(Item{event.message->message().mesh_id, event.message->message().seq, event.message, false, {}, {}});
+      Offer(Item::Of(event.message->message().mesh_id, event.message->message().seq, event.message));
       return;
     case WakeEvent::Kind::kAccessChanged:
       local_.Publish(event);
@@ -169,22 +169,22 @@ void PgWakeBus::Dispatch() {
     }
     // Skipped before this item was taken: published already, in effect. A
     // resync first (what it says counts as of when it was queued), then them.
-    auto skip = [this, &skipped] {
-      for (const auto& [mesh_id, seq] : skipped) {
-        std::int64_t& next = next_.try_emplace(mesh_id, 1).first->second;
-        next = std::max(next, seq + 1);
-      }
-    };
-    if (!item.resync) skip();
+    if (!item.resync) SkipPast(skipped);
     try {
       Deliver(item);
-      if (item.resync) skip();
     } catch (const std::exception& e) {
-      if (item.resync) skip();
       // Storage unreachable while catching up: the next message of the mesh,
       // or the resync after reconnecting, tries again.
       spdlog::warn("wake-ups: cannot read missed messages ({}); will catch up later", e.what());
     }
+    if (item.resync) SkipPast(skipped);
+  }
+}
+
+void PgWakeBus::SkipPast(const std::map<std::string, std::int64_t>& skipped) {
+  for (const auto& [mesh_id, seq] : skipped) {
+    std::int64_t& next = next_.try_emplace(mesh_id, 1).first->second;
+    next = std::max(next, seq + 1);
   }
 }
 
@@ -288,7 +288,7 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
     PQfreemem(note);
     if (channel == "meshwire_messages") {
       auto p = ParseMessagePayload(payload);
-      if (p && p->node != node_id_) Offer(Item{p->mesh_id, p->seq, nullptr, false, {}, {}});
+      if (p && p->node != node_id_) Offer(Item::Of(p->mesh_id, p->seq));
     } else if (channel == "meshwire_access") {
       // "ORIGIN N": forget cached identities, then tell ORIGIN it is done.
       std::istringstream in(payload);

@@ -77,6 +77,22 @@ class PgWakeBus final : public WakeBus {
     bool resync = false;   // after a reconnect: catch every known mesh up
     std::map<std::string, std::int64_t> latest;  // resync: each mesh's next seq, read before
     std::map<std::string, std::int64_t> skipped;  // resync: skipped_ when it was queued
+
+    /// A message of `mesh_id` committed as `seq` (`message`: a local commit's).
+    static Item Of(std::string mesh_id, std::int64_t seq, CommittedPtr message = nullptr) {
+      Item item;
+      item.mesh_id = std::move(mesh_id);
+      item.seq = seq;
+      item.message = std::move(message);
+      return item;
+    }
+    /// After a reconnect: every mesh's next seq, read after LISTEN.
+    static Item Resync(std::map<std::string, std::int64_t> latest) {
+      Item item;
+      item.resync = true;
+      item.latest = std::move(latest);
+      return item;
+    }
   };
   void Enqueue(Item item);
   /// A message item: to the dispatcher when a subscriber here waits on its
@@ -84,6 +100,8 @@ class PgWakeBus final : public WakeBus {
   void Offer(Item item);
   bool Wanted(const std::string& mesh_id) const;  // a subscriber's Interest
   void Dispatch();                          // the dispatcher thread
+  /// Moves each mesh's next seq past what `skipped` says (dispatcher thread).
+  void SkipPast(const std::map<std::string, std::int64_t>& skipped);
   void Deliver(const Item& item);           // on the dispatcher thread
   void CatchUp(const std::string& mesh_id, std::int64_t upto);  // publishes next..upto from storage
   void Listen();                            // the listener thread

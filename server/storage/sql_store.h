@@ -737,8 +737,8 @@ void SqlStore<Conn>::SubmitDrain() {
 
 template <class Conn>
 void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
+  for (auto& append : appends) append->refused = nullptr;  // an op may run again
   for (std::size_t i = 0; i < appends.size();) {
-    appends[i]->refused = nullptr;  // an op may run again
     const NewMessage& first = appends[i]->message;
     if (first.idempotency_key) {
       AppendOn(c, first, appends[i]->result, write_message_);
@@ -751,7 +751,6 @@ void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
     for (; i < appends.size() && !appends[i]->message.idempotency_key &&
            appends[i]->message.mesh_id == first.mesh_id;
          ++i) {
-      appends[i]->refused = nullptr;
       appends[i]->result = AppendResult{};
       run.push_back(&appends[i]->message);
       run_appends->push_back(appends[i]);
