@@ -11,6 +11,7 @@ build_pkgs=(
   libboost1.81-dev
   libyaml-cpp-dev libtomlplusplus-dev
   libpq-dev
+  libjemalloc-dev  # the meshwire executable's allocator (CMake option MESHWIRE_JEMALLOC)
   patchelf  # the npm package's copy of the binary loads the libraries bundled with it
 )
 test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl postgresql)
