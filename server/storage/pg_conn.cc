@@ -3,9 +3,14 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "schemas/error.h"
@@ -32,6 +37,23 @@ constexpr const char* kAsyncCommit = "SET LOCAL synchronous_commit = off";
 
 Error Unavailable(const std::string& detail) {
   return Error::Unavailable("PostgreSQL is unavailable (" + detail + "); retry shortly.");
+}
+
+std::atomic<PgConnection::Fault> g_fault{PgConnection::Fault::kNone};
+
+/// Takes the injected fault if it is `fault` (it happens once).
+bool TakeFault(PgConnection::Fault fault) {
+  auto expected = fault;
+  return g_fault.load(std::memory_order_relaxed) == fault &&
+         g_fault.compare_exchange_strong(expected, PgConnection::Fault::kNone);
+}
+
+/// Microseconds since the epoch: the first transaction number of a
+/// connection, so numbers keep increasing across restarts of a node.
+std::int64_t EpochMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -121,7 +143,15 @@ PgConnection::PgConnection(std::string conninfo) : conninfo_(std::move(conninfo)
                              "variables) names it.");
   }
   PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+  NoteBackend();
+  txn_ = EpochMicros();
 }
+
+void PgConnection::InjectFault(Fault fault) { g_fault.store(fault); }
+
+PgConnection::Fault PgConnection::PendingFault() { return g_fault.load(); }
+
+void PgConnection::NoteBackend() { backend_pid_ = PQbackendPID(conn_); }
 
 PgConnection::~PgConnection() {
   if (conn_) PQfinish(conn_);
@@ -177,6 +207,7 @@ void PgConnection::EnsureOpen() {
   prepared_.clear();
   broken_ = false;
   if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable(OneLine(PQerrorMessage(conn_)));
+  NoteBackend();
 }
 
 void PgConnection::Flush() {
@@ -310,12 +341,12 @@ void PgConnection::Begin() {
   in_transaction_ = true;
 }
 
-void PgConnection::AtCommit(PgStatement statement, RowsReader rows) {
+void PgConnection::AtCommit(PgStatement statement, RowsReader rows, Recover recover, bool marks) {
   if (!commit_without_waiting_ || flush_barrier_.empty()) {
     rows(statement);  // runs it now
     return;
   }
-  at_commit_.push_back(Deferred{std::move(statement), std::move(rows)});
+  at_commit_.push_back(Deferred{std::move(statement), std::move(rows), std::move(recover), marks});
 }
 
 void PgConnection::Commit() {
@@ -349,6 +380,20 @@ void PgConnection::CommitPipelined() {
   at_commit_.clear();
   before_commit_.clear();
   in_transaction_ = false;  // whatever happens, the transaction is over
+  // The marker first (unless a statement of the transaction records it): the
+  // transaction's number in this connection's row, so that a new session
+  // can tell whether it committed.
+  const bool marked = !mark_sql_.empty();
+  const std::int64_t txn = ++txn_;
+  if (marked && std::none_of(deferred.begin(), deferred.end(), [](const Deferred& d) { return d.marks; })) {
+    PgStatement mark = Prepare(mark_sql_.c_str());
+    mark.Bind(1, txn);
+    std::vector<Deferred> all;
+    all.reserve(deferred.size() + 1);
+    all.push_back(Deferred{std::move(mark), [](PgStatement&) {}, [](const std::string&) {}});
+    for (auto& d : deferred) all.push_back(std::move(d));
+    deferred = std::move(all);
+  }
   // A connection known lost must not reconnect and "commit" outside the
   // transaction: the server dropped it. (A BEGIN still pending: nothing was
   // sent yet, a fresh session may take it.)
@@ -362,6 +407,7 @@ void PgConnection::CommitPipelined() {
     return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
   };
   std::vector<std::string> newly_prepared;
+  if (TakeFault(Fault::kLoseBeforeSending)) ::shutdown(PQsocket(conn_), SHUT_RDWR);
   bool sent = PQenterPipelineMode(conn_) == 1;
   if (sent && begin_pending_) sent = send("BEGIN", Item::kCommand) && send(kAsyncCommit, Item::kCommand);
   begin_pending_ = false;
@@ -419,11 +465,33 @@ void PgConnection::CommitPipelined() {
       lost = true;
     }
   }
+  if (!lost && TakeFault(Fault::kLoseAnswers)) {
+    ::shutdown(PQsocket(conn_), SHUT_RDWR);
+    lost = true;  // as if none of the answers had come
+    for (pg_result*& r : results.r) {
+      PQclear(r);
+      r = nullptr;
+    }
+  }
   const bool left = PQexitPipelineMode(conn_) == 1;
   if (lost || !left) {
     const std::string why = OneLine(PQerrorMessage(conn_));
     broken_ = true;  // its state is unknown: a new session before the next use
-    throw Unavailable(why.empty() ? "a pipelined COMMIT failed" : why);
+    if (!marked) throw Unavailable(why.empty() ? "a pipelined COMMIT failed" : why);
+    // The COMMIT may have been applied: learn whether it was.
+    spdlog::warn("storage: the connection was lost during a COMMIT ({}); checking whether it took effect",
+                 why.empty() ? "no answer" : why);
+    std::optional<std::string> marker = ResolveLostCommit(txn);
+    if (!marker) {
+      spdlog::warn("storage: the lost COMMIT did not take effect; its writes are answered 503");
+      throw Unavailable("the connection was lost before the COMMIT took effect; nothing was written");
+    }
+    for (const Deferred& d : deferred) {
+      if (!d.recover) throw Unavailable("the connection was lost after a COMMIT; its results are gone");
+    }
+    spdlog::warn("storage: the lost COMMIT took effect and is durable; its writes are answered");
+    for (const Deferred& d : deferred) d.recover(*marker);
+    return;
   }
   // The first failure is the error; the transaction committed only if the
   // COMMIT itself succeeded (after an error it is aborted, then skipped).
@@ -451,7 +519,8 @@ void PgConnection::CommitPipelined() {
   }
   // Committed, but the barrier failed on a session still open (a timeout, a
   // cancel: no crash, the same session): run it again, since the batch did
-  // commit. A lost connection is the 503 it must be (Flush throws Error).
+  // commit. A lost connection: a new session learns whether the commit
+  // survived (a database crash before the flush takes it back), else 503.
   for (int attempt = 1; !durable; ++attempt) {
     try {
       Flush();
@@ -459,6 +528,13 @@ void PgConnection::CommitPipelined() {
     } catch (const PgError& e) {
       if (attempt > 3) throw;
       spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
+    } catch (const Error&) {
+      if (!marked) throw;
+      broken_ = true;
+      if (!ResolveLostCommit(txn)) {
+        throw Unavailable("the database lost a commit before it was flushed; nothing was written");
+      }
+      durable = true;  // and the results below are this transaction's
     }
   }
   // Committed and durable: each AtCommit statement's rows to its reader.
@@ -471,6 +547,48 @@ void PgConnection::CommitPipelined() {
     st.row_ = -1;
     deferred[k].rows(st);
     ++k;
+  }
+}
+
+std::optional<std::string> PgConnection::ResolveLostCommit(std::int64_t txn) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::seconds(kResolveSeconds);
+  const int old_pid = backend_pid_;
+  std::string why;
+  for (;;) {
+    try {
+      in_transaction_ = false;
+      begin_pending_ = false;
+      broken_ = true;
+      EnsureOpen();  // a new session (and a new backend_pid_)
+      // The old session's server process may still be running what it was
+      // sent: end it and wait until it is gone, so its transaction has
+      // committed by now or never will.
+      const std::string old = std::to_string(old_pid);
+      const std::string alive = " FROM pg_stat_activity WHERE pid = " + old +
+                                " AND pid <> pg_backend_pid() AND usename = current_user";
+      Exec(("SELECT pg_terminate_backend(pid)" + alive).c_str());
+      for (;;) {
+        auto s = Prepare(("SELECT count(*)" + alive).c_str());
+        if (!s.Step() || s.Int(0) == 0) break;
+        if (Clock::now() > deadline) throw Unavailable("the previous session did not end");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      Flush();  // whatever committed is durable now (or was taken back by a crash)
+      auto marker = Prepare(read_marker_sql_.c_str());
+      if (marker.Step() && marker.Int(0) == txn) return marker.Text(1);
+      return std::nullopt;
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    if (Clock::now() > deadline) {
+      spdlog::error("storage: whether a lost COMMIT took effect is unknown ({}); its writes are answered 503", why);
+      throw Unavailable("the connection was lost during a COMMIT and the database did not answer for " +
+                        std::to_string(kResolveSeconds) +
+                        " s: whether it took effect is unknown; a send retried with the same "
+                        "idempotency_key is never stored twice");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 

@@ -121,8 +121,48 @@ class PgConnection {
   /// before Commit returns; if anything in the pipeline fails, Commit throws
   /// and `rows` is not called. Dropped if the transaction rolls back.
   /// Without CommitWithoutWaiting (and a flush barrier) it runs at once.
+  /// `recover`, when given, replaces `rows` if the results were lost with
+  /// the connection but the transaction is found committed (see
+  /// SetCommitMarker): it gets the marker row's text, from which it rebuilds
+  /// what the rows would have said. Without it such a commit is a 503.
+  /// `marks`: the statement records the commit marker itself (number
+  /// marker_number(), as SetCommitMarker's `mark` would), saving the
+  /// transaction that statement.
   using RowsReader = std::function<void(PgStatement&)>;
-  void AtCommit(PgStatement statement, RowsReader rows);
+  using Recover = std::function<void(const std::string& marker)>;
+  void AtCommit(PgStatement statement, RowsReader rows, Recover recover = nullptr, bool marks = false);
+  /// How many AtCommit statements this transaction has so far: the index
+  /// the next one gets (a statement that writes to the marker row tags its
+  /// part of the text with it).
+  std::size_t at_commit_count() const { return at_commit_.size(); }
+  /// The number this transaction's commit marker records.
+  std::int64_t marker_number() const { return txn_ + 1; }
+
+  /// Makes a COMMIT whose answer was lost decidable (needs a flush barrier
+  /// and CommitWithoutWaiting). `mark`, with one parameter (?1, the
+  /// transaction's number, increasing across restarts), runs first in each
+  /// pipelined COMMIT and records that number in a row of this connection's
+  /// own; `read` returns the row's number and text (columns 0 and 1).
+  /// If the connection is lost once the COMMIT may have left, Commit opens a
+  /// new session, ends the old one (so its transaction has committed or
+  /// never will), runs the flush barrier and reads the row: the transaction
+  /// committed, and is durable, exactly when the row holds its number. Then
+  /// Commit returns (each AtCommit statement's `recover` rebuilds its rows)
+  /// or throws Error 503 knowing nothing was written; only when the database
+  /// cannot be reached for kResolveSeconds does it throw 503 not knowing.
+  void SetCommitMarker(std::string mark, std::string read) {
+    mark_sql_ = std::move(mark);
+    read_marker_sql_ = std::move(read);
+  }
+  static constexpr int kResolveSeconds = 5;
+
+  /// Tests only: the next pipelined COMMIT (of any connection) loses its
+  /// connection before anything is sent, or after the server answered
+  /// everything but before the answers are read.
+  enum class Fault { kNone, kLoseBeforeSending, kLoseAnswers };
+  static void InjectFault(Fault fault);
+  /// The fault injected and not yet taken.
+  static Fault PendingFault();
 
   /// The libpq connection (LISTEN: its socket and notifications).
   pg_conn* raw() const { return conn_; }
@@ -146,6 +186,12 @@ class PgConnection {
   /// pending), AtCommit's statements, BeforeCommit's, COMMIT and the barrier
   /// in one pipeline; a barrier that failed on a session still open runs again.
   void CommitPipelined();
+  /// After a lost COMMIT (SetCommitMarker): the marker's text if transaction
+  /// `txn` committed (it is durable now), nullopt if it did not; Error 503
+  /// if that cannot be learned within kResolveSeconds.
+  std::optional<std::string> ResolveLostCommit(std::int64_t txn);
+  /// The server process of this session (ended before a lost COMMIT is resolved).
+  void NoteBackend();
 
   std::string conninfo_;
   pg_conn* conn_ = nullptr;
@@ -153,14 +199,20 @@ class PgConnection {
   std::unordered_map<std::string, std::string> sql_of_;  // name -> sql with $N
   std::unordered_map<std::string, bool> prepared_;      // names prepared on this session
   bool in_transaction_ = false;
-  bool begin_pending_ = false;
-  bool broken_ = false;  // a pipeline left the session unusable: refused until Rollback, then reset  // Begin was called; BEGIN goes with the first statement
+  bool begin_pending_ = false;  // Begin was called; BEGIN goes with the first statement
+  bool broken_ = false;         // a pipeline left the session unusable: refused until Rollback, then reset
   bool commit_without_waiting_ = false;
   std::string flush_barrier_;
   std::map<std::string, std::string> before_commit_;  // BeforeCommit's, this transaction
+  std::string mark_sql_;         // SetCommitMarker's
+  std::string read_marker_sql_;
+  std::int64_t txn_ = 0;         // the last transaction number marked
+  int backend_pid_ = 0;          // this session's server process
   struct Deferred {
     PgStatement statement;
     RowsReader rows;
+    Recover recover;
+    bool marks = false;
   };
   std::vector<Deferred> at_commit_;  // AtCommit's, this transaction
 };

@@ -1,5 +1,9 @@
 #include "server/storage/postgres_store.h"
 
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+
 #include "schemas/error.h"
 #include "schemas/ids.h"
 
@@ -117,6 +121,13 @@ CREATE TABLE node_flushes (
   PRIMARY KEY (node_id, slot)
 );
 )sql",
+    // 5: the writer's commit marker (PgConnection::SetCommitMarker) in its
+    // row: the number of its last transaction, and what that transaction's
+    // gathered sends were given ("tag seq0 id0;" per run).
+    R"sql(
+ALTER TABLE node_flushes ADD COLUMN batch BIGINT NOT NULL DEFAULT 0,
+                         ADD COLUMN runs TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 
@@ -192,6 +203,12 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
   Migrate(*conn);
   conn->SetFlushBarrier(FlushBarrier(node_id, 0));
   conn->CommitWithoutWaiting();
+  // The commit marker lives in the writer's own barrier row (slot 0): no
+  // other connection touches it, so it never waits on a lock.
+  conn->SetCommitMarker("INSERT INTO node_flushes(node_id, slot, n, batch, runs) VALUES ('" + node_id +
+                            "', 0, 0, ?1::bigint, '') ON CONFLICT (node_id, slot)"
+                            " DO UPDATE SET batch = EXCLUDED.batch, runs = ''",
+                        "SELECT batch, runs FROM node_flushes WHERE node_id = '" + node_id + "' AND slot = 0");
   return conn;
 }
 
@@ -214,7 +231,7 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
   // so every node listening learns of the messages (PgWakeBus reads the ones
   // before it).
   SetMessageWriter([this](PgConnection& c, const NewMessage& m) -> std::pair<std::int64_t, std::int64_t> {
-    PgStatement s = WriteMessagesStatement(c, {&m});
+    PgStatement s = WriteMessagesStatement(c, {&m}, -1);
     auto written = ReadSeqIds(s);
     if (written.empty()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
     return written.front();
@@ -224,11 +241,35 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
   // the rest of the transaction, never across a round trip to this node (two
   // nodes writing one mesh took turns through each other's round trips).
   SetMessagesWriter([this](PgConnection& c, const std::vector<const NewMessage*>& run, OnWritten written) {
-    c.AtCommit(WriteMessagesStatement(c, run), [written = std::move(written)](PgStatement& s) { written(ReadSeqIds(s)); });
+    const auto tag = static_cast<std::int64_t>(c.at_commit_count());
+    c.AtCommit(
+        WriteMessagesStatement(c, run, tag), [written](PgStatement& s) { written(ReadSeqIds(s)); },
+        [written, tag, n = run.size()](const std::string& marker) { written(SeqIdsFromMarker(marker, tag, n)); },
+        /*marks=*/true);
   });
 }
 
-PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run) {
+std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::SeqIdsFromMarker(const std::string& marker,
+                                                                                   std::int64_t tag, std::size_t n) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> written;
+  std::size_t at = 0;
+  while (at < marker.size()) {
+    const std::size_t end = std::min(marker.find(';', at), marker.size());
+    std::int64_t t = 0, seq0 = 0, id0 = 0;
+    const std::string entry = marker.substr(at, end - at);
+    if (std::sscanf(entry.c_str(), "%" SCNd64 " %" SCNd64 " %" SCNd64, &t, &seq0, &id0) == 3 && t == tag) {
+      for (std::size_t k = 1; k <= n; ++k) {
+        written.emplace_back(seq0 + static_cast<std::int64_t>(k), id0 + static_cast<std::int64_t>(k));
+      }
+      break;
+    }
+    at = end + 1;
+  }
+  return written;
+}
+
+PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run,
+                                                  std::int64_t tag) {
   // One statement for the run: the mesh row hands out n seqs and ids at once
   // (its lock is held until the COMMIT, which does not wait for the flush;
   // see the header), and the rows come from arrays, one element per message.
@@ -265,7 +306,16 @@ PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::ve
       "   SELECT ?1, s.seq0 + u.n, (s.id0 + u.n)::text, u.f, u.fn, u.t, u.tn, u.c, u.p, u.md, u.k, u.at"
       "   FROM s, unnest(?4::text[], ?5::text[], ?6::text[], ?7::text[], ?8::text[], ?9::text[], ?10::text[],"
       "     ?11::text[], ?12::bigint[]) WITH ORDINALITY AS u(f, fn, t, tn, c, p, md, k, at, n)"
-      "   RETURNING seq, id)"
+      "   RETURNING seq, id),"
+      // At the commit (tag >= 0) the commit marker too: the transaction's
+      // number, and this run's entry added to those of its earlier runs.
+      " r AS (INSERT INTO node_flushes(node_id, slot, n, batch, runs)"
+      "   SELECT ?13, 0, 0, ?15::bigint,"
+      "     coalesce((SELECT ?14::bigint || ' ' || s.seq0 || ' ' || s.id0 || ';' FROM s), '')"
+      "   WHERE ?14::bigint >= 0"
+      "   ON CONFLICT (node_id, slot) DO UPDATE SET batch = EXCLUDED.batch,"
+      "     runs = CASE WHEN node_flushes.batch = EXCLUDED.batch THEN node_flushes.runs ELSE '' END"
+      "       || EXCLUDED.runs)"
       " SELECT seq, id::bigint FROM i ORDER BY seq");
   s.Bind(1, mesh_id)
       .Bind(2, n)
@@ -278,7 +328,10 @@ PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::ve
       .Bind(9, PgConnection::ArrayLiteral(priority))
       .Bind(10, PgConnection::ArrayLiteral(metadata))
       .Bind(11, PgConnection::ArrayLiteral(key))
-      .Bind(12, PgConnection::ArrayLiteral(created));
+      .Bind(12, PgConnection::ArrayLiteral(created))
+      .Bind(13, node_id_)
+      .Bind(14, tag)
+      .Bind(15, c.marker_number());
   // The transaction notifies once per mesh, its newest seq, read from the
   // mesh row just before the COMMIT (so the last of this transaction's
   // messages); no mesh, no notification.

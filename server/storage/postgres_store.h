@@ -39,7 +39,7 @@ namespace meshwire {
 class PostgresStore final : public SqlStore<PgConnection> {
  public:
   /// The schema version this build writes (older: migrated; newer: refused).
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   /// Connects with a libpq URI or connection string (postgres://user:pass@
   /// host:port/db; libpq's PG* variables fill what it leaves out) and
@@ -71,8 +71,10 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// The one statement that writes a run of one mesh's new messages (keys
   /// already looked up), bound, not yet run: its rows are their (seq, id) in
   /// order, none when the mesh is gone. Registers the transaction's
-  /// notification for the mesh.
-  PgStatement WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run);
+  /// notification for the mesh. With `tag` >= 0 (run at the commit) it also
+  /// adds "tag seq0 id0;" to the writer's commit marker, from which the
+  /// (seq, id)s are rebuilt if its answer is lost (SeqIdsFromMarker).
+  PgStatement WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run, std::int64_t tag);
 
  private:
   std::string node_id_;
@@ -84,6 +86,13 @@ class PostgresStore final : public SqlStore<PgConnection> {
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo, const std::string& node_id);
   /// The flush barrier of this node's connection number `slot` (0: the writer).
   static std::string FlushBarrier(const std::string& node_id, int slot);
+
+ public:
+  /// The (seq, id)s of the run of `n` messages that wrote "tag seq0 id0;"
+  /// into `marker`: (seq0 + k, id0 + k) for k = 1..n; none if it wrote no
+  /// entry (its mesh was gone). Public for its test.
+  static std::vector<std::pair<std::int64_t, std::int64_t>> SeqIdsFromMarker(const std::string& marker,
+                                                                             std::int64_t tag, std::size_t n);
   std::atomic<int> next_slot_{1};
 };
 

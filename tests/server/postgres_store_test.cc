@@ -1,6 +1,7 @@
 // The Store conformance suite on PostgresStore, against a throwaway server
 // (tests/support/pg_cluster.h), and what only PostgreSQL has. Skipped, with
 // the reason, only when PostgreSQL's binaries are not installed.
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -306,6 +307,90 @@ TEST_CASE("postgres: sends while the database is down are each answered 503; onc
     CHECK(history[i].content.rfind("back ", 0) == 0);
     CHECK(history[i].seq == history[i - 1].seq + 1);
   }
+}
+
+// A send through AppendAsync, its answer (error or result) as a future.
+struct SendAnswer {
+  std::exception_ptr error;
+  AppendResult result;
+};
+std::future<SendAnswer> SendAsync(PostgresStore& store, const PgMesh& f, const std::string& content) {
+  auto answer = std::make_shared<std::promise<SendAnswer>>();
+  NewMessage m;
+  m.mesh_id = f.mesh.mesh_id;
+  m.from = f.a.agent_id;
+  m.from_name = f.a.name;
+  m.to = f.b.agent_id;
+  m.content = content;
+  m.now = 3000;
+  store.AppendAsync(m, [answer](std::exception_ptr e, AppendResult r) { answer->set_value({e, std::move(r)}); });
+  return answer->get_future();
+}
+
+TEST_CASE("postgres: a COMMIT whose answers were lost with the connection is found committed: 201s with the stored seqs and ids, each message once") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  REQUIRE(SendAsync(store, fixture, "before").get().error == nullptr);
+
+  // The server runs the whole pipeline (writes, COMMIT, barrier); the node
+  // then loses the connection before reading a single answer.
+  PgConnection::InjectFault(PgConnection::Fault::kLoseAnswers);
+  std::vector<std::future<SendAnswer>> lost;
+  for (int i = 0; i < 4; ++i) lost.push_back(SendAsync(store, fixture, "lost " + std::to_string(i)));
+  std::vector<Message> answered;
+  for (auto& f : lost) {
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    SendAnswer a = f.get();
+    REQUIRE(a.error == nullptr);
+    CHECK(a.result.created);
+    answered.push_back(a.result.message);
+  }
+  CHECK(PgConnection::PendingFault() == PgConnection::Fault::kNone);  // it did happen
+  REQUIRE(SendAsync(store, fixture, "after").get().error == nullptr);  // a new session goes on
+
+  const auto history = store.History(fixture.mesh.mesh_id, 0, 100);
+  REQUIRE(history.size() == 6);  // each once
+  for (const Message& m : answered) {
+    auto stored = std::find_if(history.begin(), history.end(), [&](const Message& h) { return h.seq == m.seq; });
+    REQUIRE(stored != history.end());
+    CHECK(stored->id == m.id);  // the answer rebuilt from the marker is what was stored
+    CHECK(stored->content == m.content);
+  }
+  for (std::size_t i = 1; i < history.size(); ++i) CHECK(history[i].seq == history[i - 1].seq + 1);
+  CHECK(history.back().content == "after");
+}
+
+TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  REQUIRE(SendAsync(store, fixture, "before").get().error == nullptr);
+  PgConnection::InjectFault(PgConnection::Fault::kLoseBeforeSending);
+  auto lost = SendAsync(store, fixture, "lost");
+  REQUIRE(lost.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  SendAnswer a = lost.get();
+  REQUIRE(a.error != nullptr);
+  try {
+    std::rethrow_exception(a.error);
+  } catch (const Error& e) {
+    CHECK(e.status() == 503);
+    CHECK(std::string(e.what()).find("nothing was written") != std::string::npos);
+  }
+  CHECK(PgConnection::PendingFault() == PgConnection::Fault::kNone);
+  REQUIRE(SendAsync(store, fixture, "after").get().error == nullptr);
+  const auto history = store.History(fixture.mesh.mesh_id, 0, 100);
+  REQUIRE(history.size() == 2);
+  CHECK(history[0].content == "before");
+  CHECK(history[1].content == "after");
+  CHECK(history[1].seq == history[0].seq + 1);
+}
+
+TEST_CASE("postgres: a lost commit's (seq, id)s are rebuilt from its marker entry, by tag") {
+  const std::string marker = "3 10 100;0 5 50;";
+  using Pairs = std::vector<std::pair<std::int64_t, std::int64_t>>;
+  CHECK(PostgresStore::SeqIdsFromMarker(marker, 0, 2) == Pairs{{6, 51}, {7, 52}});
+  CHECK(PostgresStore::SeqIdsFromMarker(marker, 3, 1) == Pairs{{11, 101}});
+  CHECK(PostgresStore::SeqIdsFromMarker(marker, 1, 3).empty());  // its mesh was gone: no entry
+  CHECK(PostgresStore::SeqIdsFromMarker("", 0, 1).empty());
 }
 
 TEST_CASE("postgres: array literals quote every element (the rows of a gathered send)") {
