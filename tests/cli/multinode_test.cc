@@ -11,12 +11,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_proxy.h"
 #include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
@@ -304,6 +306,125 @@ TEST_CASE("8 senders across two nodes, one node killed and the database restarte
   CHECK(acknowledged.size() >= 200);  // most sends get through despite the outages
   for (const std::string& id : acknowledged) CHECK_MESSAGE(ids.count(id) == 1, "acknowledged but not delivered: " << id);
   stop = true;
+}
+
+TEST_CASE("a COMMIT whose answer is lost with the database connection: the send is answered 201 and stored once; one that never reached the database is a 503 that stored nothing") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
+  REQUIRE(code == 0);
+  const std::string token = out.substr(0, out.find('\n'));
+  PgProxy proxy(uri);
+  TempDir home;
+  RelayProcess relay(home, {"--storage", proxy.uri()});
+  Mesh m = Setup(relay, relay, token);
+  auto send = [&](const std::string& content) {
+    return Call(relay.url(), token, "POST", "/mesh/" + m.id + "/messages",
+                {{"from", m.tx}, {"to", "rx"}, {"content", content}}, 30);
+  };
+  REQUIRE(send("before")->first == 201);
+
+  proxy.CutNext(PgProxy::Cut::kAfterCommit);
+  auto lost = send("answer lost");
+  REQUIRE(lost);
+  CHECK(proxy.cuts() == 1);
+  CHECK_MESSAGE(lost->first == 201, lost->second.dump());
+
+  proxy.CutNext(PgProxy::Cut::kBeforeCommit);
+  auto refused = send("never arrived");
+  REQUIRE(refused);
+  CHECK(proxy.cuts() == 2);
+  CHECK(refused->first == 503);
+  CHECK(refused->second["error"]["message"].get<std::string>().find("nothing was written") != std::string::npos);
+
+  REQUIRE(send("after")->first == 201);
+  auto history = Call(relay.url(), token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&limit=100");
+  REQUIRE(history);
+  REQUIRE(history->first == 200);
+  std::vector<std::string> contents;
+  std::vector<std::int64_t> seqs;
+  for (const json& msg : history->second["messages"]) {
+    contents.push_back(msg["content"]);
+    seqs.push_back(msg["seq"]);
+  }
+  CHECK(contents == std::vector<std::string>{"before", "answer lost", "after"});
+  REQUIRE(seqs.size() == 3);
+  CHECK(seqs[1] == lost->second["seq"].get<std::int64_t>());  // the 201 gave the stored seq and id
+  CHECK(history->second["messages"][1]["id"] == lost->second["id"]);
+  CHECK(seqs[2] == seqs[1] + 1);
+}
+
+TEST_CASE("sends without idempotency keys while the database restarts: each 201 stored once, each 503 not at all") {
+  TwoNodes nodes;
+  Mesh m = Setup(*nodes.a, *nodes.b, nodes.token);
+  const std::string token = nodes.token;
+  const std::string urls[2] = {nodes.a->url(), nodes.b->url()};
+
+  // Per message: how many times it was answered 201, and whether some answer
+  // left its fate open (no answer; or a 503 saying so, when the database
+  // stayed away longer than a node waits to learn a lost COMMIT's outcome).
+  std::mutex mu;
+  std::map<std::string, int> created;
+  std::set<std::string> open;
+  std::atomic<int> refused{0};
+  std::atomic<bool> restarted{false};
+  std::atomic<int> created_after_restart{0};
+  std::vector<std::thread> senders;
+  for (int s = 0; s < 8; ++s) {
+    senders.emplace_back([&, s] {
+      for (int i = 0; i < 30; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(40));
+        const std::string content = "s" + std::to_string(s) + "-" + std::to_string(i);
+        for (int attempt = 0; attempt < 60; ++attempt) {
+          auto r = Call(urls[s % 2], token, "POST", "/mesh/" + m.id + "/messages",
+                        {{"from", m.tx}, {"to", "rx"}, {"content", content}}, 30);
+          std::lock_guard lock(mu);
+          if (r && r->first == 201) {
+            ++created[content];
+            if (restarted) ++created_after_restart;
+            break;
+          }
+          if (!r || r->first != 503 || r->second.dump().find("unknown") != std::string::npos) {
+            open.insert(content);  // its fate is not known: not retried
+            break;
+          }
+          ++refused;  // a 503 that wrote nothing: safe to send again
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  REQUIRE(nodes.pg->Restart());
+  restarted = true;
+  for (auto& t : senders) t.join();
+  MESSAGE(refused.load() << " sends refused with 503 and sent again; " << open.size() << " left open");
+  CHECK(refused > 0);  // the restart happened while sending
+  CHECK(created_after_restart > 0);
+
+  std::map<std::string, int> stored;
+  std::int64_t cursor = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline) {
+    auto r = Call(urls[1], token, "GET",
+                  "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&after=" + std::to_string(cursor) + "&limit=100");
+    if (!r || r->first != 200) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      continue;
+    }
+    if (r->second["messages"].empty()) break;
+    for (const json& msg : r->second["messages"]) ++stored[msg["content"].get<std::string>()];
+    cursor = r->second["cursor"];
+  }
+  CHECK(created.size() + open.size() >= 200);
+  for (const auto& [content, n] : created) {
+    CHECK_MESSAGE(n == 1, content << " answered 201 " << n << " times");
+    CHECK_MESSAGE(stored[content] == 1, content << " answered 201, stored " << stored[content] << " times");
+  }
+  for (const auto& [content, n] : stored) {
+    if (!open.count(content)) CHECK_MESSAGE(created.count(content) == 1, content << " stored but never answered 201");
+  }
 }
 
 }  // namespace meshwire::testing
