@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -393,6 +394,16 @@ void PgConnection::CommitPipelined() {
     all.push_back(Deferred{std::move(mark), [](PgStatement&) {}, [](const std::string&) {}});
     for (auto& d : deferred) all.push_back(std::move(d));
     deferred = std::move(all);
+  }
+  // A session the server ended while it was idle (a restart) shows it only
+  // once read: read what is pending, so such a session is replaced before
+  // anything is sent, rather than making the COMMIT's outcome a question.
+  if (!broken_ && PQstatus(conn_) == CONNECTION_OK) {
+    pollfd p{PQsocket(conn_), POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) > 0 && ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) || PQconsumeInput(conn_) == 0 ||
+                                 PQstatus(conn_) != CONNECTION_OK)) {
+      broken_ = true;
+    }
   }
   // A connection known lost must not reconnect and "commit" outside the
   // transaction: the server dropped it. (A BEGIN still pending: nothing was
