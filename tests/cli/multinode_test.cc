@@ -325,13 +325,13 @@ TEST_CASE("a COMMIT whose answer is lost with the database connection: the send 
   };
   REQUIRE(send("before")->first == 201);
 
-  proxy.CutNext(PgProxy::Cut::kAfterCommit);
+  proxy.CutNext(PgProxy::Cut::kAfterCommit, "answer lost");
   auto lost = send("answer lost");
   REQUIRE(lost);
   CHECK(proxy.cuts() == 1);
   CHECK_MESSAGE(lost->first == 201, lost->second.dump());
 
-  proxy.CutNext(PgProxy::Cut::kBeforeCommit);
+  proxy.CutNext(PgProxy::Cut::kBeforeCommit, "never arrived");
   auto refused = send("never arrived");
   REQUIRE(refused);
   CHECK(proxy.cuts() == 2);

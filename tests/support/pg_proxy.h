@@ -1,12 +1,13 @@
 // A proxy in front of the test PostgreSQL server (PgCluster's Unix socket)
 // that can lose one COMMIT's connection on purpose, as a network or a
-// crashed pooler would: the next client message holding "COMMIT" either
-// never reaches the server, or reaches it and the connection is cut once
-// the server has answered it (the client never reads the answer).
+// crashed pooler would: the next client message holding "COMMIT" (and a
+// text of the test's, such as a message's content) either never reaches the
+// server, or reaches it and the connection is cut once the server has
+// answered it (the client never reads the answer).
 //
 //   PgProxy proxy(uri);                          // listens in a folder of its own
 //   RelayProcess relay(home, {"--storage", proxy.uri()});
-//   proxy.CutNext(PgProxy::Cut::kAfterCommit);
+//   proxy.CutNext(PgProxy::Cut::kAfterCommit, "the message's content");
 #pragma once
 
 #include <poll.h>
@@ -49,8 +50,12 @@ class PgProxy {
     ::shutdown(listener_, SHUT_RDWR);
     ::close(listener_);
     accepter_.join();
-    std::lock_guard lock(mu_);
-    for (auto& t : pumps_) t.join();
+    std::vector<std::thread> pumps;
+    {
+      std::lock_guard lock(mu_);
+      pumps.swap(pumps_);
+    }
+    for (auto& t : pumps) t.join();
   }
   PgProxy(const PgProxy&) = delete;
   PgProxy& operator=(const PgProxy&) = delete;
@@ -61,8 +66,13 @@ class PgProxy {
     u.replace(u.find(target_dir_), target_dir_.size(), dir_.path().string());
     return u;
   }
-  /// Arms the cut of the next COMMIT (of any connection through the proxy).
-  void CutNext(Cut cut) { cut_ = cut; }
+  /// Arms the cut of the next COMMIT sent with `needle` in the same write
+  /// (of any connection through the proxy).
+  void CutNext(Cut cut, std::string needle) {
+    std::lock_guard lock(mu_);
+    needle_ = std::move(needle);
+    cut_ = cut;
+  }
   /// How many cuts happened.
   int cuts() const { return cuts_; }
 
@@ -126,6 +136,7 @@ class PgProxy {
         const std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
         Cut cut = cut_.load();
         const bool cutting = cut != Cut::kNone && chunk.find("COMMIT") != std::string_view::npos &&
+                             chunk.find(Needle()) != std::string_view::npos &&
                              cut_.compare_exchange_strong(cut, Cut::kNone);
         if (cutting) ++cuts_;
         if (cutting && cut == Cut::kBeforeCommit) break;  // the server never sees it
@@ -143,6 +154,11 @@ class PgProxy {
     }
     ::close(client);
     ::close(server);
+  }
+
+  std::string Needle() {
+    std::lock_guard lock(mu_);
+    return needle_;
   }
 
   /// Reads (and drops) the server's answers until the COMMIT's is among them.
@@ -168,6 +184,7 @@ class PgProxy {
   std::atomic<Cut> cut_{Cut::kNone};
   std::atomic<int> cuts_{0};
   std::mutex mu_;
+  std::string needle_;              // guarded by mu_
   std::vector<std::thread> pumps_;  // guarded by mu_
   std::thread accepter_;
 };
