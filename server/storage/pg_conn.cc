@@ -395,16 +395,9 @@ void PgConnection::CommitPipelined() {
     for (auto& d : deferred) all.push_back(std::move(d));
     deferred = std::move(all);
   }
-  // A session the server ended while it was idle (a restart) shows it only
-  // once read: read what is pending, so such a session is replaced before
-  // anything is sent, rather than making the COMMIT's outcome a question.
-  if (!broken_ && PQstatus(conn_) == CONNECTION_OK) {
-    pollfd p{PQsocket(conn_), POLLIN | POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) > 0 && ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) || PQconsumeInput(conn_) == 0 ||
-                                 PQstatus(conn_) != CONNECTION_OK)) {
-      broken_ = true;
-    }
-  }
+  // Replaced before anything is sent, rather than making the COMMIT's
+  // outcome a question.
+  if (!broken_ && EndedByServer()) broken_ = true;
   // A connection known lost must not reconnect and "commit" outside the
   // transaction: the server dropped it. (A BEGIN still pending: nothing was
   // sent yet, a fresh session may take it.)
@@ -559,6 +552,14 @@ void PgConnection::CommitPipelined() {
     deferred[k].rows(st);
     ++k;
   }
+}
+
+bool PgConnection::EndedByServer() {
+  if (PQstatus(conn_) != CONNECTION_OK) return true;
+  pollfd p{PQsocket(conn_), POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;  // nothing pending: the usual case
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) || PQconsumeInput(conn_) == 0 ||
+         PQstatus(conn_) != CONNECTION_OK;
 }
 
 std::optional<std::string> PgConnection::ResolveLostCommit(std::int64_t txn) {

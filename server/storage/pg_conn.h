@@ -192,6 +192,10 @@ class PgConnection {
   std::optional<std::string> ResolveLostCommit(std::int64_t txn);
   /// The server process of this session (ended before a lost COMMIT is resolved).
   void NoteBackend();
+  /// Whether the server ended this session while it was idle (a restart): a
+  /// closed socket shows only once read, so this reads what is pending (one
+  /// poll of the socket when nothing is).
+  bool EndedByServer();
 
   std::string conninfo_;
   pg_conn* conn_ = nullptr;

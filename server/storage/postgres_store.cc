@@ -191,6 +191,16 @@ std::string Literal(std::string_view text) {
 
 }  // namespace
 
+// The commit marker's write (PgConnection::SetCommitMarker), followed by the
+// row's values: `node_id, 0, 0, number, entry` (slot 0 is the writer's). The
+// first write of a transaction replaces the row's entries, later ones (its
+// further runs of sends) add theirs.
+#define MESHWIRE_PG_MARK_INTO "INSERT INTO node_flushes(node_id, slot, n, batch, runs) "
+#define MESHWIRE_PG_MARK_ON_CONFLICT                                                     \
+  " ON CONFLICT (node_id, slot) DO UPDATE SET batch = EXCLUDED.batch,"                   \
+  "   runs = CASE WHEN node_flushes.batch = EXCLUDED.batch THEN node_flushes.runs ELSE '' END" \
+  "     || EXCLUDED.runs"
+
 std::string PostgresStore::FlushBarrier(const std::string& node_id, int slot) {
   // Its own row per connection: two barriers never wait on each other's
   // row lock. The node id is base62: nothing to quote.
@@ -205,9 +215,7 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
   conn->CommitWithoutWaiting();
   // The commit marker lives in the writer's own barrier row (slot 0): no
   // other connection touches it, so it never waits on a lock.
-  conn->SetCommitMarker("INSERT INTO node_flushes(node_id, slot, n, batch, runs) VALUES ('" + node_id +
-                            "', 0, 0, ?1::bigint, '') ON CONFLICT (node_id, slot)"
-                            " DO UPDATE SET batch = EXCLUDED.batch, runs = ''",
+  conn->SetCommitMarker(MESHWIRE_PG_MARK_INTO "VALUES ('" + node_id + "', 0, 0, ?1::bigint, '')" MESHWIRE_PG_MARK_ON_CONFLICT,
                         "SELECT batch, runs FROM node_flushes WHERE node_id = '" + node_id + "' AND slot = 0");
   return conn;
 }
@@ -309,13 +317,10 @@ PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::ve
       "   RETURNING seq, id),"
       // At the commit (tag >= 0) the commit marker too: the transaction's
       // number, and this run's entry added to those of its earlier runs.
-      " r AS (INSERT INTO node_flushes(node_id, slot, n, batch, runs)"
+      " r AS (" MESHWIRE_PG_MARK_INTO
       "   SELECT ?13, 0, 0, ?15::bigint,"
       "     coalesce((SELECT ?14::bigint || ' ' || s.seq0 || ' ' || s.id0 || ';' FROM s), '')"
-      "   WHERE ?14::bigint >= 0"
-      "   ON CONFLICT (node_id, slot) DO UPDATE SET batch = EXCLUDED.batch,"
-      "     runs = CASE WHEN node_flushes.batch = EXCLUDED.batch THEN node_flushes.runs ELSE '' END"
-      "       || EXCLUDED.runs)"
+      "   WHERE ?14::bigint >= 0" MESHWIRE_PG_MARK_ON_CONFLICT ")"
       " SELECT seq, id::bigint FROM i ORDER BY seq");
   s.Bind(1, mesh_id)
       .Bind(2, n)

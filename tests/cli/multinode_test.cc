@@ -58,6 +58,13 @@ Mesh Setup(const RelayProcess& a, const RelayProcess& b, const std::string& toke
   return m;
 }
 
+/// A token for alice on the database at `uri`, made with the binary.
+std::string AliceToken(const std::string& uri) {
+  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
+  REQUIRE(code == 0);
+  return out.substr(0, out.find('\n'));
+}
+
 /// A fresh database, a token for alice on it, and two relay nodes on it.
 struct TwoNodes {
   PgCluster* pg = PgCluster::Shared();
@@ -69,9 +76,7 @@ struct TwoNodes {
   TwoNodes() {
     REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
     uri = pg->NewDatabase();
-    auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
-    REQUIRE(code == 0);
-    token = out.substr(0, out.find('\n'));
+    token = AliceToken(uri);
     a = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
     b = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
   }
@@ -312,9 +317,7 @@ TEST_CASE("a COMMIT whose answer is lost with the database connection: the send 
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
   const std::string uri = pg->NewDatabase();
-  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
-  REQUIRE(code == 0);
-  const std::string token = out.substr(0, out.find('\n'));
+  const std::string token = AliceToken(uri);
   PgProxy proxy(uri);
   TempDir home;
   RelayProcess relay(home, {"--storage", proxy.uri()});

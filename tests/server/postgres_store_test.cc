@@ -252,63 +252,6 @@ PgMesh OpenPgMesh() {
   return m;
 }
 
-TEST_CASE("postgres: sends while the database is down are each answered 503; once it is back they are written") {
-  PgMesh fixture = OpenPgMesh();
-  PostgresStore& store = *fixture.store;
-  const Mesh& mesh = fixture.mesh;
-  const Agent& a = fixture.a;
-  const Agent& b = fixture.b;
-  PgCluster* pg = PgCluster::Shared();
-  auto send = [&](const std::string& content) {
-    auto answer = std::make_shared<std::promise<std::exception_ptr>>();
-    NewMessage m;
-    m.mesh_id = mesh.mesh_id;
-    m.from = a.agent_id;
-    m.from_name = a.name;
-    m.to = b.agent_id;
-    m.content = content;
-    m.now = 3000;
-    store.AppendAsync(m, [answer](std::exception_ptr e, AppendResult) { answer->set_value(e); });
-    return answer->get_future();
-  };
-  CHECK(send("before").get() == nullptr);
-
-  REQUIRE(pg->StopServer());
-  std::vector<std::future<std::exception_ptr>> down;
-  for (int i = 0; i < 5; ++i) down.push_back(send("down " + std::to_string(i)));
-  for (auto& f : down) {
-    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);  // answered, not left waiting
-    auto e = f.get();
-    REQUIRE(e != nullptr);
-    try {
-      std::rethrow_exception(e);
-    } catch (const Error& err) {
-      CHECK(err.status() == 503);
-    }
-  }
-  REQUIRE(pg->StartServer());
-  std::vector<std::future<std::exception_ptr>> back;
-  for (int i = 0; i < 5; ++i) back.push_back(send("back " + std::to_string(i)));
-  for (auto& f : back) {
-    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
-    auto e = f.get();
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& err) {
-        FAIL_CHECK(std::string(err.what()));
-      }
-    }
-  }
-  const auto history = store.History(mesh.mesh_id, 0, 100);
-  REQUIRE(history.size() == 6);  // none of the refused ones
-  CHECK(history.front().content == "before");
-  for (std::size_t i = 1; i < history.size(); ++i) {
-    CHECK(history[i].content.rfind("back ", 0) == 0);
-    CHECK(history[i].seq == history[i - 1].seq + 1);
-  }
-}
-
 // A send through AppendAsync, its answer (error or result) as a future.
 struct SendAnswer {
   std::exception_ptr error;
@@ -325,6 +268,50 @@ std::future<SendAnswer> SendAsync(PostgresStore& store, const PgMesh& f, const s
   m.now = 3000;
   store.AppendAsync(m, [answer](std::exception_ptr e, AppendResult r) { answer->set_value({e, std::move(r)}); });
   return answer->get_future();
+}
+
+TEST_CASE("postgres: sends while the database is down are each answered 503; once it is back they are written") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  const Mesh& mesh = fixture.mesh;
+  PgCluster* pg = PgCluster::Shared();
+  auto send = [&](const std::string& content) { return SendAsync(store, fixture, content); };
+  CHECK(send("before").get().error == nullptr);
+
+  REQUIRE(pg->StopServer());
+  std::vector<std::future<SendAnswer>> down;
+  for (int i = 0; i < 5; ++i) down.push_back(send("down " + std::to_string(i)));
+  for (auto& f : down) {
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);  // answered, not left waiting
+    auto e = f.get().error;
+    REQUIRE(e != nullptr);
+    try {
+      std::rethrow_exception(e);
+    } catch (const Error& err) {
+      CHECK(err.status() == 503);
+    }
+  }
+  REQUIRE(pg->StartServer());
+  std::vector<std::future<SendAnswer>> back;
+  for (int i = 0; i < 5; ++i) back.push_back(send("back " + std::to_string(i)));
+  for (auto& f : back) {
+    REQUIRE(f.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    auto e = f.get().error;
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& err) {
+        FAIL_CHECK(std::string(err.what()));
+      }
+    }
+  }
+  const auto history = store.History(mesh.mesh_id, 0, 100);
+  REQUIRE(history.size() == 6);  // none of the refused ones
+  CHECK(history.front().content == "before");
+  for (std::size_t i = 1; i < history.size(); ++i) {
+    CHECK(history[i].content.rfind("back ", 0) == 0);
+    CHECK(history[i].seq == history[i - 1].seq + 1);
+  }
 }
 
 TEST_CASE("postgres: a COMMIT whose answers were lost with the connection is found committed: 201s with the stored seqs and ids, each message once") {
