@@ -389,7 +389,7 @@ void PgConnection::CommitPipelined() {
   if (marked && std::none_of(deferred.begin(), deferred.end(), [](const Deferred& d) { return d.marks; })) {
     PgStatement mark = Prepare(mark_sql_.c_str());
     mark.Bind(1, txn);
-    std::vector<Deferred> all;
+    std::vector<Deferred> all;  // rebuilt, not inserted into: a PgStatement is not assignable
     all.reserve(deferred.size() + 1);
     all.push_back(Deferred{std::move(mark), [](PgStatement&) {}, [](const std::string&) {}});
     for (auto& d : deferred) all.push_back(std::move(d));
@@ -490,8 +490,8 @@ void PgConnection::CommitPipelined() {
       spdlog::warn("storage: the lost COMMIT did not take effect; its writes are answered 503");
       throw Unavailable("the connection was lost before the COMMIT took effect; nothing was written");
     }
-    for (const Deferred& d : deferred) {
-      if (!d.recover) throw Unavailable("the connection was lost after a COMMIT; its results are gone");
+    if (std::any_of(deferred.begin(), deferred.end(), [](const Deferred& d) { return !d.recover; })) {
+      throw Unavailable("the connection was lost after a COMMIT; its results are gone");
     }
     spdlog::warn("storage: the lost COMMIT took effect and is durable; its writes are answered");
     for (const Deferred& d : deferred) d.recover(*marker);

@@ -62,6 +62,11 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// SQL: the ids of the other nodes alive now (?1: this node's id, ?2:
   /// kNodeAliveMs), a beat that recent on the database's clock.
   static const char* const kOtherLiveNodes;
+  /// The (seq, id)s of the run of `n` messages that wrote "tag seq0 id0;"
+  /// into `marker`: (seq0 + k, id0 + k) for k = 1..n; none if it wrote no
+  /// entry (its mesh was gone). Public for its test.
+  static std::vector<std::pair<std::int64_t, std::int64_t>> SeqIdsFromMarker(const std::string& marker,
+                                                                             std::int64_t tag, std::size_t n);
 
  protected:
   void AwaitDurable(PgConnection& reader) override;
@@ -76,7 +81,6 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// (seq, id)s are rebuilt if its answer is lost (SeqIdsFromMarker).
   PgStatement WriteMessagesStatement(PgConnection& c, const std::vector<const NewMessage*>& run, std::int64_t tag);
 
- private:
   std::string node_id_;
   bool closed_ = false;  // Close's caller's thread only
   // As last shared, and a copy for the writer (ShareListening's caller thread only).
@@ -86,13 +90,6 @@ class PostgresStore final : public SqlStore<PgConnection> {
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo, const std::string& node_id);
   /// The flush barrier of this node's connection number `slot` (0: the writer).
   static std::string FlushBarrier(const std::string& node_id, int slot);
-
- public:
-  /// The (seq, id)s of the run of `n` messages that wrote "tag seq0 id0;"
-  /// into `marker`: (seq0 + k, id0 + k) for k = 1..n; none if it wrote no
-  /// entry (its mesh was gone). Public for its test.
-  static std::vector<std::pair<std::int64_t, std::int64_t>> SeqIdsFromMarker(const std::string& marker,
-                                                                             std::int64_t tag, std::size_t n);
   std::atomic<int> next_slot_{1};
 };
 
