@@ -191,6 +191,14 @@ std::string Literal(std::string_view text) {
 
 }  // namespace
 
+// The database's clock in milliseconds: nodes on different machines compare
+// against one clock.
+#define MESHWIRE_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+// A node's heartbeat: its row in `nodes`, the time on the database's clock.
+#define MESHWIRE_PG_BEAT                                                            \
+  "INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS ")" \
+  " ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
+
 // The commit marker's write (PgConnection::SetCommitMarker), followed by the
 // row's values: `node_id, 0, 0, number, entry` (slot 0 is the writer's). The
 // first write of a transaction replaces the row's entries, later ones (its
@@ -211,6 +219,13 @@ std::string PostgresStore::FlushBarrier(const std::string& node_id, int slot) {
 std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conninfo, const std::string& node_id) {
   auto conn = std::make_unique<PgConnection>(conninfo);
   Migrate(*conn);
+  // The node's row before its first barrier or marker row: a node's heartbeat
+  // deletes the node_flushes rows of every node without one (ShareListening).
+  // Without it, another node took this one's rows in the second before its
+  // first beat: its marker (a lost COMMIT then read as not committed), and a
+  // deadlock between that beat's transaction and this node's writer, each
+  // holding a row the other wanted (the mesh's and the marker's).
+  conn->Prepare(MESHWIRE_PG_BEAT).Bind(1, node_id).Run();
   conn->SetFlushBarrier(FlushBarrier(node_id, 0));
   conn->CommitWithoutWaiting();
   // The commit marker lives in the writer's own barrier row (slot 0): no
@@ -346,9 +361,6 @@ PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::ve
   return s;
 }
 
-// The database's clock in milliseconds: nodes on different machines compare
-// against one clock.
-#define MESHWIRE_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 #define MESHWIRE_PG_OTHER_LIVE_NODES \
   "SELECT node_id FROM nodes WHERE node_id <> ?1 AND seen_at > " MESHWIRE_PG_NOW_MS " - ?2"
 
@@ -365,14 +377,13 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
   WriteLater([this, started, stopped, all = listening_snapshot_](PgConnection& c) {
     bool new_row = false;
     {
-      auto s = c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
-                         ") ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
-                         " RETURNING (xmax = 0)::int");
+      auto s = c.Prepare(MESHWIRE_PG_BEAT " RETURNING (xmax = 0)::int");
       s.Bind(1, node_id_);
       new_row = s.Step() && s.Int(0) == 1;
     }
-    // The node's row is new (its first beat, or it was taken for dead after a
-    // minute without the database, and its listeners with it): all of them.
+    // The node's row is new (it was taken for dead after a minute without the
+    // database, and its listeners with it): all of them. (The first beat
+    // finds the row OpenWriter wrote; its `started` is every listener.)
     for (const std::string& agent_id : new_row ? *all : started) {
       // An agent removed meanwhile is skipped, not an error.
       c.Prepare("INSERT INTO node_listeners(node_id, agent_id) SELECT ?1, id FROM agents WHERE id = ?2"
@@ -389,8 +400,10 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
     }
     // Nodes gone for a minute (killed, not stopped) take their rows with them.
     c.Prepare("DELETE FROM nodes WHERE seen_at < " MESHWIRE_PG_NOW_MS " - 60000").Run();
+    // Every live node has its row from its start (OpenWriter); one taken for
+    // dead that comes back writes its barrier row again at its next barrier.
     c.Prepare("DELETE FROM node_flushes f WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = f.node_id)")
-        .Run();  // a live node's next barrier writes its row again
+        .Run();
   });
 }
 

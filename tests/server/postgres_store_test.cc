@@ -237,6 +237,7 @@ TEST_CASE("postgres wake-ups: after a reconnect, what was skipped while nobody w
 
 /// A fresh database's store, with a mesh of alice's and two agents, a and b.
 struct PgMesh {
+  std::string uri;
   std::unique_ptr<PostgresStore> store;
   Mesh mesh;
   Agent a, b;
@@ -245,7 +246,8 @@ PgMesh OpenPgMesh() {
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
   PgMesh m;
-  m.store = std::make_unique<PostgresStore>(pg->NewDatabase());
+  m.uri = pg->NewDatabase();
+  m.store = std::make_unique<PostgresStore>(m.uri);
   m.mesh = MakeMesh(*m.store, "alice");
   m.a = MakeAgent(*m.store, m.mesh, "a");
   m.b = MakeAgent(*m.store, m.mesh, "b");
@@ -345,6 +347,35 @@ TEST_CASE("postgres: a COMMIT whose answers were lost with the connection is fou
   }
   for (std::size_t i = 1; i < history.size(); ++i) CHECK(history[i].seq == history[i - 1].seq + 1);
   CHECK(history.back().content == "after");
+}
+
+TEST_CASE("postgres: a node's heartbeat leaves a node that has not beaten yet its marker row (no deadlock, no lost marker)") {
+  PgMesh fixture = OpenPgMesh();  // node A
+  PostgresStore b(fixture.uri);   // node B, started; its first heartbeat is a second away
+  REQUIRE(SendAsync(b, fixture, "through B").get().error == nullptr);
+  PgConnection conn(fixture.uri);
+  auto rows_of_b = [&] {
+    auto s = conn.Prepare("SELECT count(*) FROM node_flushes WHERE node_id = ?1");
+    s.Bind(1, b.node_id());
+    REQUIRE(s.Step());
+    return s.Int(0);
+  };
+  REQUIRE(rows_of_b() == 1);  // B's writer row: its barrier and commit marker
+
+  // A's heartbeat, written with A's next send, deletes the rows of nodes it
+  // takes for gone. B is alive: its row stays, and B's sends go on.
+  fixture.store->ShareListening({}, {});
+  REQUIRE(SendAsync(*fixture.store, fixture, "through A").get().error == nullptr);
+  CHECK(rows_of_b() == 1);
+  REQUIRE(SendAsync(b, fixture, "through B again").get().error == nullptr);
+
+  // Once B stops, its row in `nodes` goes, and A's next beat takes its rows.
+  const std::string b_id = b.node_id();
+  b.Close();
+  fixture.store->ShareListening({}, {});
+  REQUIRE(SendAsync(*fixture.store, fixture, "through A again").get().error == nullptr);
+  CHECK(rows_of_b() == 0);
+  CHECK(fixture.store->History(fixture.mesh.mesh_id, 0, 100).size() == 4);
 }
 
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
