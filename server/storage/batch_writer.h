@@ -5,7 +5,9 @@
 // its operation: one fsync per batch instead of one per request.
 //
 // `Conn` is the backend's connection (SqliteConnection, PgConnection) with
-// Begin(), Commit() and Rollback(); ops receive it to run their statements.
+// Begin(), Commit() and Rollback(), and RolledBackByConflict(e): whether the
+// database rolled the whole transaction back over a conflict with another
+// (then the batch runs again, whole). Ops receive it to run their statements.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -73,6 +75,9 @@ class BatchWriter {
     Done callback;  // Submit's; neither it nor `done`: RunLater
   };
   static constexpr std::size_t kMaxBatch = 1024;
+  /// Times a batch runs again after the database rolled it back over a
+  /// conflict with another transaction (another node's, on PostgreSQL).
+  static constexpr int kConflictRetries = 3;
   /// Queues `pending` (after `delay`, if any) and wakes the writer; false,
   /// and `pending` untouched, once the writer is stopping.
   bool Enqueue(Pending& pending, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
@@ -210,8 +215,30 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
   // constraint, a vanished mesh): then the transaction is rolled back and the
   // batch is run again without it, so no op ever sees another's partial
   // effects and a failure costs only a retry.
+  //
+  // A conflict with another transaction (a deadlock with another node's
+  // writer, on PostgreSQL) is no op's fault: the database rolled the whole
+  // transaction back, so the batch runs again as it was, a few times.
   std::vector<std::exception_ptr> errors(batch.size());
   std::exception_ptr batch_error;
+  int conflicts = 0;
+  auto again_after_conflict = [&](const std::exception_ptr& e) {
+    if (!Conn::RolledBackByConflict(e) || conflicts == kConflictRetries) return false;
+    ++conflicts;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& what) {
+      spdlog::warn("storage: a transaction was rolled back over a conflict ({}); running it again", what.what());
+    }
+    return true;
+  };
+  // A conflict that lasted through the retries: a 503, as when the database
+  // is away (nothing was written; a later retry may succeed).
+  auto reported = [](std::exception_ptr e) {
+    if (!Conn::RolledBackByConflict(e)) return e;
+    return std::make_exception_ptr(
+        Error::Unavailable("The database rolled the write back over a conflict with another; retry shortly."));
+  };
   for (bool again = true; again;) {
     again = false;
     try {
@@ -221,7 +248,7 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
         try {
           batch[i].op(*conn_);
         } catch (...) {
-          errors[i] = std::current_exception();
+          if (!again_after_conflict(std::current_exception())) errors[i] = reported(std::current_exception());
           again = true;
         }
       }
@@ -235,14 +262,19 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
     } catch (...) {
       // The whole batch failed (BEGIN, a ROLLBACK or the COMMIT): report it
       // to every op and do not run it again, so no op is both committed and
-      // reported failed.
+      // reported failed; unless the database says it rolled it back.
       batch_error = std::current_exception();
-      again = false;
+      again = again_after_conflict(batch_error);
       try {
         conn_->Rollback();
       } catch (...) {
         // Nothing more to undo: the transaction is already gone.
       }
+      if (again) {
+        batch_error = nullptr;
+        continue;
+      }
+      batch_error = reported(batch_error);
       try {
         std::rethrow_exception(batch_error);
       } catch (const std::exception& e) {

@@ -232,6 +232,7 @@ void PgConnection::Check(pg_result* result, std::string_view what) {
       sqlstate == "57P02" || sqlstate == "57P03") {
     throw Unavailable(message.empty() ? std::string(what) : message);
   }
+  if (sqlstate == "40P01" || sqlstate == "40001") throw PgConflict(sqlstate, std::string(what) + ": " + message);
   throw PgError(sqlstate, std::string(what) + ": " + message);
 }
 
@@ -530,7 +531,9 @@ void PgConnection::CommitPipelined() {
       Flush();
       durable = true;
     } catch (const PgError& e) {
-      if (attempt > 3) throw;
+      // Not rethrown as it is: the batch did commit, and a PgConflict would
+      // have BatchWriter run it again.
+      if (attempt > 3) throw Unavailable(std::string("a flush barrier after a commit failed: ") + e.what());
       spdlog::warn("storage: a flush barrier after a commit failed ({}); again", e.what());
     } catch (const Error&) {
       if (!marked) throw;
@@ -601,6 +604,16 @@ std::optional<std::string> PgConnection::ResolveLostCommit(std::int64_t txn) {
                         "idempotency_key is never stored twice");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+bool PgConnection::RolledBackByConflict(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const PgConflict&) {
+    return true;
+  } catch (...) {
+    return false;
   }
 }
 

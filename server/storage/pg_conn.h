@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -34,6 +35,14 @@ class PgError : public std::runtime_error {
 
  private:
   std::string sqlstate_;
+};
+
+/// The server rolled the whole transaction back over a conflict with another
+/// (deadlock_detected, serialization_failure): nothing of it was written, and
+/// the same transaction run again may succeed.
+class PgConflict : public PgError {
+ public:
+  using PgError::PgError;
 };
 
 class PgConnection;
@@ -94,6 +103,9 @@ class PgConnection {
   void Begin();
   void Commit();
   void Rollback();
+  /// Whether `e` is a PgConflict: the transaction was rolled back whole, and
+  /// BatchWriter runs it again.
+  static bool RolledBackByConflict(const std::exception_ptr& e);
   /// A statement that, run alone with the session's synchronous_commit (the
   /// server's setting), commits a small write of this connection's own and
   /// so returns only once the WAL is durable past everything committed

@@ -3,9 +3,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -21,11 +23,33 @@ struct Log {
 };
 
 /// Records each transaction's ops in a Log.
+// The database rolled a transaction back over a conflict with another.
+struct Conflict : std::runtime_error {
+  Conflict() : std::runtime_error("deadlock detected") {}
+};
+
 struct FakeConn {
   Log* log;
+  int conflicts_at_commit = 0;  // the next commits that fail with a Conflict
   void Begin() { Note("BEGIN"); }
-  void Commit() { Note("COMMIT"); }
+  void Commit() {
+    if (conflicts_at_commit > 0) {
+      --conflicts_at_commit;
+      Note("COMMIT rolled back");
+      throw Conflict();
+    }
+    Note("COMMIT");
+  }
   void Rollback() { Note("ROLLBACK"); }
+  static bool RolledBackByConflict(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const Conflict&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
   void Note(std::string what) {
     std::lock_guard lock(log->mu);
     log->lines.push_back(std::move(what));
@@ -63,6 +87,32 @@ TEST_CASE("BatchWriter::SubmitAfter runs an op no sooner than its delay, and at 
   REQUIRE(log.lines.size() == 9);
   CHECK(log.lines[4] == "late");
   CHECK(log.lines[7] == "at stop");
+}
+
+TEST_CASE("BatchWriter: a batch the database rolled back over a conflict runs again, whole; past the retries it is a 503") {
+  Log log;
+  {
+    BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log, 2}));
+    writer.Run([](FakeConn& k) { k.Note("op"); });  // succeeds on its third run
+  }
+  {
+    std::lock_guard lock(log.mu);
+    CHECK(log.lines == std::vector<std::string>{"BEGIN", "op", "COMMIT rolled back", "ROLLBACK", "BEGIN", "op",
+                                                "COMMIT rolled back", "ROLLBACK", "BEGIN", "op", "COMMIT"});
+    log.lines.clear();
+  }
+  {
+    BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log, 100}));
+    try {
+      writer.Run([](FakeConn& k) { k.Note("op"); });
+      FAIL("a batch that never committed was answered as committed");
+    } catch (const Error& e) {
+      CHECK(e.status() == 503);
+    }
+  }
+  std::lock_guard lock(log.mu);
+  CHECK(std::count(log.lines.begin(), log.lines.end(), "op") == 4);  // the first run and 3 more
+  CHECK(std::count(log.lines.begin(), log.lines.end(), "COMMIT") == 0);
 }
 
 }  // namespace meshwire

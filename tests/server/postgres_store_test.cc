@@ -378,6 +378,43 @@ TEST_CASE("postgres: a node's heartbeat leaves a node that has not beaten yet it
   CHECK(fixture.store->History(fixture.mesh.mesh_id, 0, 100).size() == 4);
 }
 
+TEST_CASE("postgres: a send whose transaction the server rolled back in a deadlock is written by running it again: 201, once") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  REQUIRE(SendAsync(store, fixture, "before").get().error == nullptr);
+  // Another session takes the writer's marker row, which a send's statement
+  // writes after the mesh row; once the writer waits for it, that session
+  // asks for the mesh row: a deadlock, which the server breaks by rolling
+  // back the writer's transaction (it waited first).
+  PgConnection other(fixture.uri);
+  PgConnection watch(fixture.uri);
+  other.Exec("BEGIN");
+  other.Prepare("UPDATE node_flushes SET n = n WHERE node_id = ?1 AND slot = 0").Bind(1, store.node_id()).Run();
+  auto sent = SendAsync(store, fixture, "in the deadlock");
+  for (int i = 0;; ++i) {
+    auto s = watch.Prepare("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+    REQUIRE(s.Step());
+    if (s.Int(0) == 1) break;
+    REQUIRE(i < 3000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  try {
+    other.Prepare("UPDATE meshes SET name = name WHERE id = ?1").Bind(1, fixture.mesh.mesh_id).Run();
+  } catch (const PgError& e) {
+    FAIL("the test's session, not the writer's, was rolled back: " << e.what());
+  }
+  other.Exec("COMMIT");
+  REQUIRE(sent.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+  SendAnswer a = sent.get();
+  REQUIRE(a.error == nullptr);
+  CHECK(a.result.created);
+  const auto history = store.History(fixture.mesh.mesh_id, 0, 100);
+  REQUIRE(history.size() == 2);
+  CHECK(history[1].content == "in the deadlock");
+  CHECK(history[1].seq == history[0].seq + 1);
+  CHECK(a.result.message.seq == history[1].seq);
+}
+
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
   PgMesh fixture = OpenPgMesh();
   PostgresStore& store = *fixture.store;
