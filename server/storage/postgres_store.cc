@@ -194,10 +194,6 @@ std::string Literal(std::string_view text) {
 // The database's clock in milliseconds: nodes on different machines compare
 // against one clock.
 #define MESHWIRE_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
-// A node's heartbeat: its row in `nodes`, the time on the database's clock.
-#define MESHWIRE_PG_BEAT                                                            \
-  "INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS ")" \
-  " ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
 
 // The commit marker's write (PgConnection::SetCommitMarker), followed by the
 // row's values: `node_id, 0, 0, number, entry` (slot 0 is the writer's). The
@@ -224,8 +220,14 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
   // Without it, another node took this one's rows in the second before its
   // first beat: its marker (a lost COMMIT then read as not committed), and a
   // deadlock between that beat's transaction and this node's writer, each
-  // holding a row the other wanted (the mesh's and the marker's).
-  conn->Prepare(MESHWIRE_PG_BEAT).Bind(1, node_id).Run();
+  // holding a row the other wanted (the mesh's and the marker's). Its time is
+  // kNodeAliveMs ago: not live to the other nodes (no acks awaited from it,
+  // as from `meshwire admin`, which never beats) until its first beat.
+  conn->Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS " - ?2)"
+                " ON CONFLICT (node_id) DO NOTHING")
+      .Bind(1, node_id)
+      .Bind(2, kNodeAliveMs)
+      .Run();
   conn->SetFlushBarrier(FlushBarrier(node_id, 0));
   conn->CommitWithoutWaiting();
   // The commit marker lives in the writer's own barrier row (slot 0): no
@@ -377,7 +379,9 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
   WriteLater([this, started, stopped, all = listening_snapshot_](PgConnection& c) {
     bool new_row = false;
     {
-      auto s = c.Prepare(MESHWIRE_PG_BEAT " RETURNING (xmax = 0)::int");
+      auto s = c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
+                         ") ON CONFLICT (node_id) DO UPDATE SET seen_at = EXCLUDED.seen_at"
+                         " RETURNING (xmax = 0)::int");
       s.Bind(1, node_id_);
       new_row = s.Step() && s.Int(0) == 1;
     }

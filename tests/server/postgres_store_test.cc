@@ -361,6 +361,13 @@ TEST_CASE("postgres: a node's heartbeat leaves a node that has not beaten yet it
     return s.Int(0);
   };
   REQUIRE(rows_of_b() == 1);  // B's writer row: its barrier and commit marker
+  {
+    // Not live to the other nodes before its first beat: none waits for its
+    // acknowledgement of an access change (nor for `meshwire admin`'s).
+    auto live = conn.Prepare(PostgresStore::kOtherLiveNodes);
+    live.Bind(1, fixture.store->node_id()).Bind(2, PostgresStore::kNodeAliveMs);
+    CHECK_FALSE(live.Step());
+  }
 
   // A's heartbeat, written with A's next send, deletes the rows of nodes it
   // takes for gone. B is alive: its row stays, and B's sends go on.
