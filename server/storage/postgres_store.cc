@@ -376,7 +376,8 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
     listening_snapshot_ =
         std::make_shared<const std::vector<std::string>>(listening_here_.begin(), listening_here_.end());
   }
-  WriteLater([this, started, stopped, all = listening_snapshot_](PgConnection& c) {
+  const bool whole = rewrite_listeners_.exchange(false);
+  auto beat = [this, started, stopped, whole, all = listening_snapshot_](PgConnection& c) {
     bool new_row = false;
     {
       auto s = c.Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS
@@ -386,9 +387,11 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
       new_row = s.Step() && s.Int(0) == 1;
     }
     // The node's row is new (it was taken for dead after a minute without the
-    // database, and its listeners with it): all of them. (The first beat
-    // finds the row OpenWriter wrote; its `started` is every listener.)
-    for (const std::string& agent_id : new_row ? *all : started) {
+    // database, and its listeners with it), or a beat failed: all of them.
+    // (The first beat finds the row OpenWriter wrote; its `started` is every
+    // listener.)
+    if (whole) c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1").Bind(1, node_id_).Run();
+    for (const std::string& agent_id : new_row || whole ? *all : started) {
       // An agent removed meanwhile is skipped, not an error.
       c.Prepare("INSERT INTO node_listeners(node_id, agent_id) SELECT ?1, id FROM agents WHERE id = ?2"
                 " ON CONFLICT DO NOTHING")
@@ -397,17 +400,28 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
           .Run();
     }
     for (const std::string& agent_id : stopped) {
+      if (whole) break;  // deleted above
       c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1 AND agent_id = ?2")
           .Bind(1, node_id_)
           .Bind(2, agent_id)
           .Run();
     }
     // Nodes gone for a minute (killed, not stopped) take their rows with them.
-    c.Prepare("DELETE FROM nodes WHERE seen_at < " MESHWIRE_PG_NOW_MS " - 60000").Run();
+    // Every other live node's beat tries the same: rows another is deleting
+    // are skipped, not waited for (two beats, each also holding a mesh row
+    // for its sends, would each wait for the other).
+    c.Prepare("DELETE FROM nodes WHERE node_id IN (SELECT node_id FROM nodes WHERE seen_at < " MESHWIRE_PG_NOW_MS
+              " - 60000 FOR UPDATE SKIP LOCKED)")
+        .Run();
     // Every live node has its row from its start (OpenWriter); one taken for
     // dead that comes back writes its barrier row again at its next barrier.
-    c.Prepare("DELETE FROM node_flushes f WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = f.node_id)")
+    c.Prepare("DELETE FROM node_flushes WHERE (node_id, slot) IN (SELECT node_id, slot FROM node_flushes f"
+              " WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = f.node_id) FOR UPDATE SKIP LOCKED)")
         .Run();
+  };
+  // A failed beat's changes are lost: the next one rewrites them all.
+  WriteLater(std::move(beat), [this](std::exception_ptr e) {
+    if (e) rewrite_listeners_.store(true);
   });
 }
 

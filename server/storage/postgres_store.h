@@ -86,6 +86,9 @@ class PostgresStore final : public SqlStore<PgConnection> {
   // As last shared, and a copy for the writer (ShareListening's caller thread only).
   std::set<std::string> listening_here_;
   std::shared_ptr<const std::vector<std::string>> listening_snapshot_;
+  // A beat failed (the database away, a conflict): what it carried is lost,
+  // so the next one writes the node's listeners whole (set on the writer).
+  std::atomic<bool> rewrite_listeners_{false};
   static constexpr std::size_t kMaxReaders = 16;
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo, const std::string& node_id);
   /// The flush barrier of this node's connection number `slot` (0: the writer).

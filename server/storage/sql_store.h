@@ -111,6 +111,10 @@ class SqlStore : public Store {
   virtual void AwaitDurable(Conn& /*reader*/) {}
   /// Queues an advisory write (see BatchWriter::RunLater).
   void WriteLater(std::function<void(Conn&)> op) { writer_->RunLater(std::move(op)); }
+  /// The same, with `done` told of its commit or failure (on the writer).
+  void WriteLater(std::function<void(Conn&)> op, typename BatchWriter<Conn>::Done done) {
+    writer_->Submit(std::move(op), nullptr, std::move(done));
+  }
   /// Runs a write and waits for its commit.
   void WriteNow(std::function<void(Conn&)> op) { writer_->Run(std::move(op)); }
 
@@ -616,7 +620,11 @@ bool SqlStore<Conn>::DeleteAgent(const std::string& mesh_id, const std::string& 
 template <class Conn>
 void SqlStore<Conn>::RecordPresence(const std::vector<std::pair<std::string, Millis>>& seen) {
   if (seen.empty()) return;
-  writer_->RunLater([seen](Conn& c) {
+  // In agent id order, as every node writes its rows: two nodes flushing the
+  // same agents never lock them in opposite orders (a deadlock).
+  auto sorted = seen;
+  std::sort(sorted.begin(), sorted.end());
+  writer_->RunLater([seen = std::move(sorted)](Conn& c) {
     for (const auto& [agent_id, at] : seen) {
       c.Prepare("UPDATE agents SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2")
           .Bind(1, agent_id)
@@ -849,6 +857,8 @@ void SqlStore<Conn>::FlushFetched(bool wait) {
       std::lock_guard lock(fetched_mu_);
       written->assign(fetched_.begin(), fetched_.end());
     }
+    std::sort(written->begin(), written->end(),  // in agent id order, as RecordPresence
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     for (const auto& [agent_id, m] : *written) RaiseWatermark(c, agent_id, "f", m.seq, m.at);
   };
   auto committed = [this, written] {

@@ -422,6 +422,70 @@ TEST_CASE("postgres: a send whose transaction the server rolled back in a deadlo
   CHECK(a.result.message.seq == history[1].seq);
 }
 
+namespace {
+std::int64_t CountRows(PgConnection& conn, const char* sql, const std::string& arg) {
+  auto s = conn.Prepare(sql);
+  s.Bind(1, arg);
+  REQUIRE(s.Step());
+  return s.Int(0);
+}
+}  // namespace
+
+TEST_CASE("postgres: a heartbeat that failed is not lost: the next one writes the node's listeners whole") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  PgConnection conn(fixture.uri);
+  const char* listeners = "SELECT count(*) FROM node_listeners WHERE node_id = ?1";
+  store.ShareListening({}, {});
+  REQUIRE(SendAsync(store, fixture, "after the first beat").get().error == nullptr);
+
+  // b starts listening; the beat that says so loses its COMMIT.
+  PgConnection::InjectFault(PgConnection::Fault::kLoseBeforeSending);
+  store.ShareListening({fixture.b.agent_id}, {});
+  for (int i = 0; PgConnection::PendingFault() != PgConnection::Fault::kNone; ++i) {
+    REQUIRE(i < 2000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(SendAsync(store, fixture, "after the lost beat").get().error == nullptr);
+  REQUIRE(CountRows(conn, listeners, store.node_id()) == 0);
+
+  // Nothing changed since, yet the next beat writes b.
+  store.ShareListening({}, {});
+  REQUIRE(SendAsync(store, fixture, "after the next beat").get().error == nullptr);
+  CHECK(CountRows(conn, listeners, store.node_id()) == 1);
+  // And the one after it only what changes again.
+  store.ShareListening({}, {fixture.b.agent_id});
+  REQUIRE(SendAsync(store, fixture, "after b stopped").get().error == nullptr);
+  CHECK(CountRows(conn, listeners, store.node_id()) == 0);
+}
+
+TEST_CASE("postgres: a heartbeat skips the rows of a dead node that another node's beat is deleting, and deletes them later") {
+  PgMesh fixture = OpenPgMesh();
+  PostgresStore& store = *fixture.store;
+  PgConnection conn(fixture.uri);
+  conn.Exec("INSERT INTO nodes(node_id, seen_at) VALUES ('deadnode', 0)");
+  conn.Exec("INSERT INTO node_flushes(node_id, slot, n) VALUES ('deadnode', 0, 1)");
+  const char* rows = "SELECT (SELECT count(*) FROM nodes WHERE node_id = ?1)"
+                     " + (SELECT count(*) FROM node_flushes WHERE node_id = ?1)";
+  // Another node's beat, deleting them, holds their locks.
+  PgConnection other(fixture.uri);
+  other.Exec("BEGIN");
+  other.Exec("SELECT 1 FROM nodes WHERE node_id = 'deadnode' FOR UPDATE");
+  other.Exec("SELECT 1 FROM node_flushes WHERE node_id = 'deadnode' FOR UPDATE");
+
+  store.ShareListening({}, {});
+  auto sent = SendAsync(store, fixture, "not held up");
+  const bool in_time = sent.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  other.Exec("ROLLBACK");
+  REQUIRE(in_time);
+  REQUIRE(sent.get().error == nullptr);
+  CHECK(CountRows(conn, rows, "deadnode") == 2);  // skipped
+
+  store.ShareListening({}, {});
+  REQUIRE(SendAsync(store, fixture, "after the next beat").get().error == nullptr);
+  CHECK(CountRows(conn, rows, "deadnode") == 0);
+}
+
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
   PgMesh fixture = OpenPgMesh();
   PostgresStore& store = *fixture.store;
