@@ -261,6 +261,15 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
     if (written.empty()) throw Error::NotFound("mesh_not_found", "No mesh " + m.mesh_id + ".");
     return written.front();
   });
+  // The meshes of gathered sends, some of which lock their mesh at once: all
+  // of them now, in byte order (SqlStore::SetMeshLocker).
+  SetMeshLocker([](PgConnection& c, const std::vector<std::string>& mesh_ids) {
+    std::vector<std::optional<std::string_view>> ids(mesh_ids.begin(), mesh_ids.end());
+    auto s = c.Prepare("SELECT 1 FROM meshes WHERE id = ANY(?1::text[]) ORDER BY id COLLATE \"C\" FOR NO KEY UPDATE");
+    s.Bind(1, PgConnection::ArrayLiteral(ids));
+    while (s.Step()) {
+    }
+  });
   // A run of gathered sends is written in the COMMIT's round trip: the mesh
   // row's lock, taken by its UPDATE, is then held only while the server runs
   // the rest of the transaction, never across a round trip to this node (two

@@ -22,6 +22,13 @@
 // run, its NOTIFY, COMMIT and the barrier go in one pipeline, so the mesh
 // row is locked only while the server runs them, never across a round trip
 // to the node; two nodes writing one mesh no longer wait on each other's.
+// Sends with an idempotency key are written at once (the key is looked up
+// first), so their mesh row stays locked until the COMMIT; when a batch has
+// such sends and more than one mesh, it locks all its meshes' rows first,
+// in byte order, as every node's plain sends are (SqlStore::SetMeshLocker).
+// Rows written by periodic writes (presence, fetched marks) go in agent id
+// order. A transaction the server still rolls back over a deadlock runs
+// again (BatchWriter).
 #pragma once
 
 #include <atomic>

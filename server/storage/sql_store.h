@@ -93,6 +93,14 @@ class SqlStore : public Store {
   /// an unknown mesh. Every backend sets one in its constructor.
   using MessageWriter = std::function<std::pair<std::int64_t, std::int64_t>(Conn&, const NewMessage&)>;
   void SetMessageWriter(MessageWriter write) { write_message_ = std::move(write); }
+  /// A backend whose writers run side by side on one database (PostgreSQL's
+  /// nodes) locks the rows of the meshes that a gathered op writes, given in
+  /// byte order, before it writes any, when some of its sends lock their
+  /// mesh's row at once (those with an idempotency key). The rest lock theirs
+  /// at the COMMIT, also in byte order (the op's sends are sorted by mesh), so
+  /// two nodes never take two meshes in opposite orders (a deadlock).
+  using MeshLocker = std::function<void(Conn&, const std::vector<std::string>&)>;
+  void SetMeshLocker(MeshLocker lock) { lock_meshes_ = std::move(lock); }
   /// A backend's way to write several new messages of one mesh, none with an
   /// idempotency key, at once: it calls `written` with their (seq, id), in
   /// order (none when the mesh is gone), before the transaction's Commit
@@ -162,6 +170,7 @@ class SqlStore : public Store {
   std::string kind_;
   std::function<std::unique_ptr<Conn>()> open_reader_;
   MessageWriter write_message_;
+  MeshLocker lock_meshes_;
   MessagesWriter write_messages_;
   CommitListener listener_;
 
@@ -706,6 +715,10 @@ void SqlStore<Conn>::SubmitDrain() {
     drain->appends.swap(appends_);
     drain_queued_ = false;
     drain->taken = true;
+    // By mesh, each mesh's in the order they came: its rows are then locked
+    // in one order on every node (SetMeshLocker).
+    std::stable_sort(drain->appends.begin(), drain->appends.end(),
+                     [](const auto& a, const auto& b) { return a->message.mesh_id < b->message.mesh_id; });
   };
   writer_->Submit(
       [this, drain, take](Conn& c) {
@@ -744,6 +757,15 @@ void SqlStore<Conn>::SubmitDrain() {
 template <class Conn>
 void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
   for (auto& append : appends) append->refused = nullptr;  // an op may run again
+  if (lock_meshes_) {
+    std::vector<std::string> meshes;  // in byte order: the appends are sorted by mesh
+    bool keyed = false;
+    for (const auto& append : appends) {
+      keyed = keyed || append->message.idempotency_key.has_value();
+      if (meshes.empty() || meshes.back() != append->message.mesh_id) meshes.push_back(append->message.mesh_id);
+    }
+    if (keyed && meshes.size() > 1) lock_meshes_(c, meshes);
+  }
   for (std::size_t i = 0; i < appends.size();) {
     const NewMessage& first = appends[i]->message;
     if (first.idempotency_key) {

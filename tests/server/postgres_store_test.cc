@@ -486,6 +486,85 @@ TEST_CASE("postgres: a heartbeat skips the rows of a dead node that another node
   CHECK(CountRows(conn, rows, "deadnode") == 0);
 }
 
+TEST_CASE("postgres: two nodes' gathered sends to the same two meshes lock them in one order: no deadlock") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PgConnection watch(uri);
+  {
+    // A deadlock would stall the test, not be broken after a second.
+    auto s = watch.Prepare("SELECT current_database()");
+    REQUIRE(s.Step());
+    watch.Exec(("ALTER DATABASE \"" + s.Text(0) + "\" SET deadlock_timeout = '60s'").c_str());
+  }
+  PostgresStore a(uri), b(uri);
+  Mesh lo = MakeMesh(a, "alice"), hi = MakeMesh(a, "alice");
+  if (hi.mesh_id < lo.mesh_id) std::swap(lo, hi);
+  const Agent lo_from = MakeAgent(a, lo, "from"), lo_to = MakeAgent(a, lo, "to");
+  const Agent hi_from = MakeAgent(a, hi, "from"), hi_to = MakeAgent(a, hi, "to");
+  std::vector<Agent> stalls;
+  for (int i = 0; i < 4; ++i) stalls.push_back(MakeAgent(a, lo, "stall" + std::to_string(i)));
+
+  auto send = [](PostgresStore& node, const Mesh& mesh, const Agent& from, const Agent& to, bool keyed) {
+    auto answer = std::make_shared<std::promise<std::exception_ptr>>();
+    NewMessage m;
+    m.mesh_id = mesh.mesh_id;
+    m.from = from.agent_id;
+    m.from_name = from.name;
+    m.to = to.agent_id;
+    m.content = keyed ? "keyed" : "plain";
+    if (keyed) m.idempotency_key = RandomBase62(8);
+    m.now = 3000;
+    node.AppendAsync(m, [answer](std::exception_ptr e, AppendResult) { answer->set_value(e); });
+    return answer->get_future();
+  };
+  // Until `n` server sessions wait for a lock some session holds.
+  auto until_waiting = [&](int n) {
+    for (int i = 0;; ++i) {
+      auto s = watch.Prepare("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                             " AND cardinality(pg_blocking_pids(pid)) > 0");
+      REQUIRE(s.Step());
+      if (s.Int(0) == n) return;
+      REQUIRE(i < 4000);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+  auto hold = [&](PgConnection& t, const Agent& agent) {
+    t.Exec("BEGIN");
+    t.Prepare("UPDATE agents SET last_seen = last_seen WHERE id = ?1").Bind(1, agent.agent_id).Run();
+  };
+
+  // Each node's writer is held by a presence write while a keyed send to one
+  // mesh and a plain send to the other gather; node A's keyed one goes to
+  // `hi`, node B's to `lo`. Then each node's next batch (the gathered sends,
+  // and a presence write that waits again) holds what it locked at once.
+  std::vector<std::future<std::exception_ptr>> sent;
+  PgConnection ta1(uri), ta2(uri), tb1(uri), tb2(uri);
+  int waiting = 0;
+  auto stall = [&](PostgresStore& node, PgConnection& t1, PgConnection& t2, const Agent& s1, const Agent& s2,
+                   bool keyed_to_hi) {
+    hold(t1, s1);
+    node.RecordPresence({{s1.agent_id, 9000}});
+    until_waiting(++waiting);
+    sent.push_back(keyed_to_hi ? send(node, hi, hi_from, hi_to, true) : send(node, lo, lo_from, lo_to, true));
+    sent.push_back(keyed_to_hi ? send(node, lo, lo_from, lo_to, false) : send(node, hi, hi_from, hi_to, false));
+    hold(t2, s2);
+    node.RecordPresence({{s2.agent_id, 9000}});
+    t1.Exec("COMMIT");
+    until_waiting(waiting);  // the node's writer waits again (for t2, or for the other node)
+  };
+  stall(a, ta1, ta2, stalls[0], stalls[1], true);
+  stall(b, tb1, tb2, stalls[2], stalls[3], false);
+  ta2.Exec("COMMIT");
+  tb2.Exec("COMMIT");
+  for (auto& f : sent) {
+    REQUIRE_MESSAGE(f.wait_for(std::chrono::seconds(20)) == std::future_status::ready, "the two nodes deadlocked");
+    CHECK(f.get() == nullptr);
+  }
+  CHECK(a.History(lo.mesh_id, 0, 10).size() == 2);
+  CHECK(a.History(hi.mesh_id, 0, 10).size() == 2);
+}
+
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
   PgMesh fixture = OpenPgMesh();
   PostgresStore& store = *fixture.store;
