@@ -10,6 +10,7 @@
 # PostgreSQL is a throwaway server in a temp dir, on a Unix socket only (as the postgres user when
 # run as root). Raw figures go to bench/results/pg-<UTC time>.json. Nothing is left running.
 # Quick look: SECONDS_EACH=3 ROUNDS=1 WAKE_MESSAGES=200 bench/pg.sh
+# Several meshes (nodes then lock several mesh rows per batch): MESHES=3 KEYED=1 bench/pg.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +20,8 @@ ROUNDS=${ROUNDS:-3}
 SIZE=${SIZE:-200}
 WAKE_MESSAGES=${WAKE_MESSAGES:-1000}
 NODES=${NODES:-2}  # 1: every wrk connection to node A (to see what a second node changes)
+MESHES=${MESHES:-1}  # more: each send goes to one of MESHES meshes at random (nodes then write several)
+KEYED=${KEYED:-0}    # 1: half the sends carry an idempotency_key (as the CLI's and MCP's do)
 
 die() {
   echo "pg.sh: $*" >&2
@@ -26,11 +29,12 @@ die() {
 }
 note() { echo "== $*" >&2; }
 
-for n in CLIENTS SECONDS_EACH ROUNDS SIZE WAKE_MESSAGES; do
+for n in CLIENTS SECONDS_EACH ROUNDS SIZE WAKE_MESSAGES MESHES; do
   [[ ${!n} =~ ^[0-9]+$ && ${!n} -gt 0 ]] || die "$n must be a whole number above 0"
 done
 ((CLIENTS % 2 == 0)) || die "CLIENTS must be even (half on each node)"
 [[ $NODES == 1 || $NODES == 2 ]] || die "NODES must be 1 or 2"
+[[ $KEYED == 0 || $KEYED == 1 ]] || die "KEYED must be 0 or 1"
 
 BUILD=${1:-$ROOT/build}
 [[ -d $BUILD ]] || die "no build directory '$BUILD'; build first: cmake -S . -B build -G Ninja && cmake --build build"
@@ -90,16 +94,38 @@ TOKEN=$("$MESHWIRE" admin token create --user bench --storage "$URI" 2>/dev/null
 [[ $TOKEN == mw_* ]] || die "admin token create printed no token"
 export MESHWIRE_TOKEN=$TOKEN
 api() { curl -sf -X POST "$A_URL$1" -H "Authorization: Bearer $TOKEN" -d "$2"; }
-MESH=$(api /mesh '{"name":"bench-pg"}' | grep -o '"mesh_id":"[^"]*"' | cut -d'"' -f4)
-[[ -n $MESH ]] || die "could not create the mesh"
-api "/mesh/$MESH/agents" '{"name":"bench-a"}' >/dev/null
-api "/mesh/$MESH/agents" '{"name":"bench-b"}' >/dev/null
-cat >"$TMP/send.lua" <<EOL
+MESH_IDS=()
+for ((m = 1; m <= MESHES; m++)); do
+  MESH=$(api /mesh "{\"name\":\"bench-pg-$m\"}" | grep -o '"mesh_id":"[^"]*"' | cut -d'"' -f4)
+  [[ -n $MESH ]] || die "could not create mesh $m"
+  api "/mesh/$MESH/agents" '{"name":"bench-a"}' >/dev/null
+  api "/mesh/$MESH/agents" '{"name":"bench-b"}' >/dev/null
+  MESH_IDS+=("\"$MESH\"")
+done
+MESH=${MESH_IDS[0]//\"/}  # the wake bench's, and the URL wrk is given
+if ((MESHES == 1 && KEYED == 0)); then
+  cat >"$TMP/send.lua" <<EOL
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"from":"bench-a","to":"bench-b","content":"$VALUE"}'
 EOL
+else
+  cat >"$TMP/send.lua" <<EOL
+-- each send to one of the meshes at random; with KEYED=1 half carry a fresh idempotency_key
+local meshes = {$(IFS=,; echo "${MESH_IDS[*]}")}
+local headers = {["Authorization"] = "Bearer $TOKEN", ["Content-Type"] = "application/json"}
+local n = 0
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+request = function()
+  n = n + 1
+  local key = ""
+  if $KEYED == 1 and n % 2 == 0 then key = ',"idempotency_key":"' .. math.random(1e9) .. "-" .. n .. '"' end
+  return wrk.format("POST", "/mesh/" .. meshes[math.random(#meshes)] .. "/messages", headers,
+    '{"from":"bench-a","to":"bench-b","content":"$VALUE"' .. key .. '}')
+end
+EOL
+fi
 
 PEER=() RELAY=()
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -138,13 +164,13 @@ ratio=$(LC_ALL=C awk -v a="$relay" -v b="$peer" 'BEGIN { if (b > 0) printf "%.2f
 
 mkdir -p "$ROOT/bench/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-printf '{"bench":"pg","nodes":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","wake":%s}\n' \
-  "$NODES" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
+printf '{"bench":"pg","nodes":%s,"meshes":%s,"keyed":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","wake":%s}\n' \
+  "$NODES" "$MESHES" "$KEYED" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
   "$peer" "$relay" "$ratio" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
 
 cat <<EOT
 meshwire on PostgreSQL, run $stamp (bench/results/pg-$stamp.json)
-$NODES relay node(s) taking sends, on one database, vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
+$NODES relay node(s) taking sends to $MESHES mesh(es)$( ((KEYED)) && echo ", half with an idempotency_key"), on one database, vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
 values, ${SECONDS_EACH} s x $ROUNDS rounds in alternation, synchronous_commit=on; medians:
   durable sends   relay $relay/s   pgbench $peer tx/s   ratio ${ratio}x
   cross-node wake (send's 201 on A -> poll answer on B)  p50 $(jget wake_p50_ms) ms  p99 $(jget wake_p99_ms) ms
