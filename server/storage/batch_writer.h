@@ -5,9 +5,8 @@
 // its operation: one fsync per batch instead of one per request.
 //
 // `Conn` is the backend's connection (SqliteConnection, PgConnection) with
-// Begin(), Commit() and Rollback(), and RolledBackByConflict(e): whether the
-// database rolled the whole transaction back over a conflict with another
-// (then the batch runs again, whole). Ops receive it to run their statements.
+// Begin(), Commit() and Rollback(); ops receive it to run their statements.
+// A TransactionConflict thrown by either (conflict.h) runs the batch again.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -27,6 +26,7 @@
 
 #include "schemas/error.h"
 #include "server/core/thread_name.h"
+#include "server/storage/conflict.h"
 
 namespace meshwire {
 
@@ -82,6 +82,8 @@ class BatchWriter {
   /// and `pending` untouched, once the writer is stopping.
   bool Enqueue(Pending& pending, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
   static std::exception_ptr ShuttingDown();
+  /// Whether `e` is a TransactionConflict.
+  static bool IsConflict(const std::exception_ptr& e);
   void Loop();
   void CommitBatch(std::deque<Pending>& batch);
   /// Runs the after_commit of the ops that committed (when `batch_error` is
@@ -210,6 +212,17 @@ void BatchWriter<Conn>::Loop() {
 }
 
 template <class Conn>
+bool BatchWriter<Conn>::IsConflict(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const TransactionConflict&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+template <class Conn>
 void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
   // Ops run back to back in one transaction. An op that throws is rare (a
   // constraint, a vanished mesh): then the transaction is rolled back and the
@@ -223,7 +236,7 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
   std::exception_ptr batch_error;
   int conflicts = 0;
   auto again_after_conflict = [&](const std::exception_ptr& e) {
-    if (!Conn::RolledBackByConflict(e) || conflicts == kConflictRetries) return false;
+    if (!IsConflict(e) || conflicts == kConflictRetries) return false;
     ++conflicts;
     try {
       std::rethrow_exception(e);
@@ -235,7 +248,7 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
   // A conflict that lasted through the retries: a 503, as when the database
   // is away (nothing was written; a later retry may succeed).
   auto reported = [](std::exception_ptr e) {
-    if (!Conn::RolledBackByConflict(e)) return e;
+    if (!IsConflict(e)) return e;
     return std::make_exception_ptr(
         Error::Unavailable("The database rolled the write back over a conflict with another; retry shortly."));
   };

@@ -607,16 +607,6 @@ std::optional<std::string> PgConnection::ResolveLostCommit(std::int64_t txn) {
   }
 }
 
-bool PgConnection::RolledBackByConflict(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const PgConflict&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 void PgConnection::Rollback() {
   in_transaction_ = false;
   before_commit_.clear();

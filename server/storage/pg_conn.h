@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,6 +20,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "server/storage/conflict.h"
 
 struct pg_conn;
 struct pg_result;
@@ -40,7 +41,7 @@ class PgError : public std::runtime_error {
 /// The server rolled the whole transaction back over a conflict with another
 /// (deadlock_detected, serialization_failure): nothing of it was written, and
 /// the same transaction run again may succeed.
-class PgConflict : public PgError {
+class PgConflict : public PgError, public TransactionConflict {
  public:
   using PgError::PgError;
 };
@@ -103,9 +104,6 @@ class PgConnection {
   void Begin();
   void Commit();
   void Rollback();
-  /// Whether `e` is a PgConflict: the transaction was rolled back whole, and
-  /// BatchWriter runs it again.
-  static bool RolledBackByConflict(const std::exception_ptr& e);
   /// A statement that, run alone with the session's synchronous_commit (the
   /// server's setting), commits a small write of this connection's own and
   /// so returns only once the WAL is durable past everything committed

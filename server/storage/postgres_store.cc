@@ -396,11 +396,12 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
       new_row = s.Step() && s.Int(0) == 1;
     }
     // The node's row is new (it was taken for dead after a minute without the
-    // database, and its listeners with it), or a beat failed: all of them.
-    // (The first beat finds the row OpenWriter wrote; its `started` is every
-    // listener.)
-    if (whole) c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1").Bind(1, node_id_).Run();
-    for (const std::string& agent_id : new_row || whole ? *all : started) {
+    // database, and its listeners with it), or a beat failed: all of them,
+    // written again. (The first beat finds the row OpenWriter wrote; its
+    // `started` is every listener.)
+    const bool rewrite = new_row || whole;
+    if (rewrite) c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1").Bind(1, node_id_).Run();
+    for (const std::string& agent_id : rewrite ? *all : started) {
       // An agent removed meanwhile is skipped, not an error.
       c.Prepare("INSERT INTO node_listeners(node_id, agent_id) SELECT ?1, id FROM agents WHERE id = ?2"
                 " ON CONFLICT DO NOTHING")
@@ -409,7 +410,7 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
           .Run();
     }
     for (const std::string& agent_id : stopped) {
-      if (whole) break;  // deleted above
+      if (rewrite) break;  // none left to delete
       c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1 AND agent_id = ?2")
           .Bind(1, node_id_)
           .Bind(2, agent_id)

@@ -757,14 +757,13 @@ void SqlStore<Conn>::SubmitDrain() {
 template <class Conn>
 void SqlStore<Conn>::WriteAppends(Conn& c, PendingAppends& appends) {
   for (auto& append : appends) append->refused = nullptr;  // an op may run again
-  if (lock_meshes_) {
+  if (lock_meshes_ && std::any_of(appends.begin(), appends.end(),
+                                  [](const auto& a) { return a->message.idempotency_key.has_value(); })) {
     std::vector<std::string> meshes;  // in byte order: the appends are sorted by mesh
-    bool keyed = false;
     for (const auto& append : appends) {
-      keyed = keyed || append->message.idempotency_key.has_value();
       if (meshes.empty() || meshes.back() != append->message.mesh_id) meshes.push_back(append->message.mesh_id);
     }
-    if (keyed && meshes.size() > 1) lock_meshes_(c, meshes);
+    if (meshes.size() > 1) lock_meshes_(c, meshes);
   }
   for (std::size_t i = 0; i < appends.size();) {
     const NewMessage& first = appends[i]->message;

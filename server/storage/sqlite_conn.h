@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,9 +67,6 @@ class SqliteConnection {
   void Begin();
   void Commit() { Prepare("COMMIT").Run(); }
   void Rollback();
-  /// Never: the writer is the database's only writer, so no other
-  /// transaction rolls its own back (BatchWriter's contract with PgConnection).
-  static bool RolledBackByConflict(const std::exception_ptr&) { return false; }
 
   sqlite3* raw() const { return db_; }
 

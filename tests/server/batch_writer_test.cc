@@ -24,7 +24,7 @@ struct Log {
 
 /// Records each transaction's ops in a Log.
 // The database rolled a transaction back over a conflict with another.
-struct Conflict : std::runtime_error {
+struct Conflict : std::runtime_error, TransactionConflict {
   Conflict() : std::runtime_error("deadlock detected") {}
 };
 
@@ -41,15 +41,6 @@ struct FakeConn {
     Note("COMMIT");
   }
   void Rollback() { Note("ROLLBACK"); }
-  static bool RolledBackByConflict(const std::exception_ptr& e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const Conflict&) {
-      return true;
-    } catch (...) {
-      return false;
-    }
-  }
   void Note(std::string what) {
     std::lock_guard lock(log->mu);
     log->lines.push_back(std::move(what));

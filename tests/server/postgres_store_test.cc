@@ -349,16 +349,33 @@ TEST_CASE("postgres: a COMMIT whose answers were lost with the connection is fou
   CHECK(history.back().content == "after");
 }
 
+// The count that `sql` (one ?1 bound to `arg`) returns.
+std::int64_t CountRows(PgConnection& conn, const char* sql, const std::string& arg) {
+  auto s = conn.Prepare(sql);
+  s.Bind(1, arg);
+  REQUIRE(s.Step());
+  return s.Int(0);
+}
+
+// Returns once `n` server sessions wait for a lock that another holds.
+void WaitForLockWaiters(PgConnection& watch, int n) {
+  for (int i = 0;; ++i) {
+    auto s = watch.Prepare("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                           " AND cardinality(pg_blocking_pids(pid)) > 0");
+    REQUIRE(s.Step());
+    if (s.Int(0) == n) return;
+    REQUIRE(i < 4000);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 TEST_CASE("postgres: a node's heartbeat leaves a node that has not beaten yet its marker row (no deadlock, no lost marker)") {
   PgMesh fixture = OpenPgMesh();  // node A
   PostgresStore b(fixture.uri);   // node B, started; its first heartbeat is a second away
   REQUIRE(SendAsync(b, fixture, "through B").get().error == nullptr);
   PgConnection conn(fixture.uri);
   auto rows_of_b = [&] {
-    auto s = conn.Prepare("SELECT count(*) FROM node_flushes WHERE node_id = ?1");
-    s.Bind(1, b.node_id());
-    REQUIRE(s.Step());
-    return s.Int(0);
+    return CountRows(conn, "SELECT count(*) FROM node_flushes WHERE node_id = ?1", b.node_id());
   };
   REQUIRE(rows_of_b() == 1);  // B's writer row: its barrier and commit marker
   {
@@ -377,7 +394,6 @@ TEST_CASE("postgres: a node's heartbeat leaves a node that has not beaten yet it
   REQUIRE(SendAsync(b, fixture, "through B again").get().error == nullptr);
 
   // Once B stops, its row in `nodes` goes, and A's next beat takes its rows.
-  const std::string b_id = b.node_id();
   b.Close();
   fixture.store->ShareListening({}, {});
   REQUIRE(SendAsync(*fixture.store, fixture, "through A again").get().error == nullptr);
@@ -398,13 +414,7 @@ TEST_CASE("postgres: a send whose transaction the server rolled back in a deadlo
   other.Exec("BEGIN");
   other.Prepare("UPDATE node_flushes SET n = n WHERE node_id = ?1 AND slot = 0").Bind(1, store.node_id()).Run();
   auto sent = SendAsync(store, fixture, "in the deadlock");
-  for (int i = 0;; ++i) {
-    auto s = watch.Prepare("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
-    REQUIRE(s.Step());
-    if (s.Int(0) == 1) break;
-    REQUIRE(i < 3000);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  WaitForLockWaiters(watch, 1);
   try {
     other.Prepare("UPDATE meshes SET name = name WHERE id = ?1").Bind(1, fixture.mesh.mesh_id).Run();
   } catch (const PgError& e) {
@@ -421,15 +431,6 @@ TEST_CASE("postgres: a send whose transaction the server rolled back in a deadlo
   CHECK(history[1].seq == history[0].seq + 1);
   CHECK(a.result.message.seq == history[1].seq);
 }
-
-namespace {
-std::int64_t CountRows(PgConnection& conn, const char* sql, const std::string& arg) {
-  auto s = conn.Prepare(sql);
-  s.Bind(1, arg);
-  REQUIRE(s.Step());
-  return s.Int(0);
-}
-}  // namespace
 
 TEST_CASE("postgres: a heartbeat that failed is not lost: the next one writes the node's listeners whole") {
   PgMesh fixture = OpenPgMesh();
@@ -518,17 +519,6 @@ TEST_CASE("postgres: two nodes' gathered sends to the same two meshes lock them 
     node.AppendAsync(m, [answer](std::exception_ptr e, AppendResult) { answer->set_value(e); });
     return answer->get_future();
   };
-  // Until `n` server sessions wait for a lock some session holds.
-  auto until_waiting = [&](int n) {
-    for (int i = 0;; ++i) {
-      auto s = watch.Prepare("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                             " AND cardinality(pg_blocking_pids(pid)) > 0");
-      REQUIRE(s.Step());
-      if (s.Int(0) == n) return;
-      REQUIRE(i < 4000);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  };
   auto hold = [&](PgConnection& t, const Agent& agent) {
     t.Exec("BEGIN");
     t.Prepare("UPDATE agents SET last_seen = last_seen WHERE id = ?1").Bind(1, agent.agent_id).Run();
@@ -545,13 +535,13 @@ TEST_CASE("postgres: two nodes' gathered sends to the same two meshes lock them 
                    bool keyed_to_hi) {
     hold(t1, s1);
     node.RecordPresence({{s1.agent_id, 9000}});
-    until_waiting(++waiting);
+    WaitForLockWaiters(watch, ++waiting);
     sent.push_back(keyed_to_hi ? send(node, hi, hi_from, hi_to, true) : send(node, lo, lo_from, lo_to, true));
     sent.push_back(keyed_to_hi ? send(node, lo, lo_from, lo_to, false) : send(node, hi, hi_from, hi_to, false));
     hold(t2, s2);
     node.RecordPresence({{s2.agent_id, 9000}});
     t1.Exec("COMMIT");
-    until_waiting(waiting);  // the node's writer waits again (for t2, or for the other node)
+    WaitForLockWaiters(watch, waiting);  // the node's writer waits again (for t2, or for the other node)
   };
   stall(a, ta1, ta2, stalls[0], stalls[1], true);
   stall(b, tb1, tb2, stalls[2], stalls[3], false);
