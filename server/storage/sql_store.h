@@ -941,6 +941,11 @@ std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
     }
     out.push_back(std::move(rc));
   }
+  // A fetched or acked state may come from a commit not yet durable
+  // (PostgreSQL): shown only once it is, as messages are.
+  if (std::any_of(out.begin(), out.end(), [](const Receipt& rc) { return rc.state != "queued"; })) {
+    AwaitDurable(*r);
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -655,6 +656,64 @@ TEST_CASE("postgres: statements run at the commit give their rows after it, or f
   auto flushes = conn.Prepare("SELECT c FROM flushes");
   REQUIRE(flushes.Step());
   CHECK(flushes.Int(0) == 3);
+}
+
+TEST_CASE("postgres: messages and fetched or acked receipts are read only once durable; queued receipts need no flush") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PostgresStore store(uri);
+  Mesh mesh = MakeMesh(store, "alice");
+  Agent a = MakeAgent(store, mesh, "agent-a");
+  Agent b = MakeAgent(store, mesh, "agent-b");
+  Message acked = Put(store, mesh, a, b.agent_id, "acked by b");
+  Message queued = Put(store, mesh, a, b.agent_id, "not yet fetched");
+  store.AdvanceCursor(b.agent_id, acked.seq, acked.seq, 3000);
+
+  // A synchronous standby that never answers: no commit, and so no flush
+  // barrier, returns until it is configured away. Reads that must wait for
+  // durability hang meanwhile; the others do not.
+  PgConnection admin(uri);
+  auto set_standby = [&](const char* names) {
+    admin.Exec((std::string("ALTER SYSTEM SET synchronous_standby_names = '") + names + "'").c_str());
+    admin.Exec("SELECT pg_reload_conf()");
+    for (int i = 0;; ++i) {  // the reload reaches the sessions by itself
+      PgConnection fresh(uri);
+      auto s = fresh.Prepare("SELECT current_setting('synchronous_standby_names')");
+      REQUIRE(s.Step());
+      if (s.Text(0) == names) return;
+      REQUIRE(i < 500);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
+  // Declared before the reset, so a failed check resets first and the reads
+  // end before their futures go.
+  std::future<std::vector<Receipt>> queued_receipts, acked_receipts;
+  std::future<std::vector<Message>> history;
+  struct Reset {
+    std::function<void()> fn;
+    ~Reset() { fn(); }
+  } reset{[&] { set_standby(""); }};
+  set_standby("meshwire_test_absent");
+
+  queued_receipts = std::async(std::launch::async, [&] { return store.Receipts(queued); });
+  REQUIRE(queued_receipts.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto q = queued_receipts.get();
+  REQUIRE(q.size() == 1);
+  CHECK(q[0].state == "queued");
+
+  acked_receipts = std::async(std::launch::async, [&] { return store.Receipts(acked); });
+  history = std::async(std::launch::async, [&] { return store.History(mesh.mesh_id, 0, 10); });
+  CHECK(acked_receipts.wait_for(std::chrono::milliseconds(500)) == std::future_status::timeout);
+  CHECK(history.wait_for(std::chrono::milliseconds(10)) == std::future_status::timeout);
+
+  set_standby("");
+  REQUIRE(acked_receipts.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(history.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto r = acked_receipts.get();
+  REQUIRE(r.size() == 1);
+  CHECK(r[0].state == "acked");
+  CHECK(history.get().size() == 2);
 }
 
 TEST_CASE("postgres: ?N parameters become $N, never inside quotes") {
