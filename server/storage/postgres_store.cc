@@ -409,12 +409,13 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
           .Bind(2, agent_id)
           .Run();
     }
-    for (const std::string& agent_id : stopped) {
-      if (rewrite) break;  // none left to delete
-      c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1 AND agent_id = ?2")
-          .Bind(1, node_id_)
-          .Bind(2, agent_id)
-          .Run();
+    if (!rewrite) {  // else none is left to delete
+      for (const std::string& agent_id : stopped) {
+        c.Prepare("DELETE FROM node_listeners WHERE node_id = ?1 AND agent_id = ?2")
+            .Bind(1, node_id_)
+            .Bind(2, agent_id)
+            .Run();
+      }
     }
     // Nodes gone for a minute (killed, not stopped) take their rows with them.
     // Every other live node's beat tries the same: rows another is deleting

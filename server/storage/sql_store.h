@@ -929,8 +929,10 @@ std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
     return s.Int(0);
   };
   std::vector<Receipt> out;
+  bool progress = false;  // a recipient fetched or acked it
   for (const Agent& a : recipients) {
     Receipt rc{a.agent_id, a.name, "queued", std::nullopt, std::nullopt};
+    progress = progress || a.fetched_seq >= m.seq || a.acked_seq >= m.seq;
     if (a.fetched_seq >= m.seq) {
       rc.state = "fetched";
       rc.fetched_at = first_at(a.agent_id, "f");
@@ -943,9 +945,7 @@ std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
   }
   // A fetched or acked state may come from a commit not yet durable
   // (PostgreSQL): shown only once it is, as messages are.
-  if (std::any_of(out.begin(), out.end(), [](const Receipt& rc) { return rc.state != "queued"; })) {
-    AwaitDurable(*r);
-  }
+  if (progress) AwaitDurable(*r);
   return out;
 }
 
