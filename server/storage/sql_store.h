@@ -911,8 +911,15 @@ void SqlStore<Conn>::FlushFetched(bool wait) {
 template <class Conn>
 std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
   // Every fetched mark gathered before this call is committed first, so
-  // receipts show what polls have already returned.
-  FlushFetched(/*wait=*/true);
+  // receipts show what polls have already returned. With none gathered (a
+  // mark stays gathered until the commit that wrote it), no writer round:
+  // it would wait behind the batch being committed for nothing.
+  bool gathered = false;
+  {
+    std::lock_guard lock(fetched_mu_);
+    gathered = !fetched_.empty();
+  }
+  if (gathered) FlushFetched(/*wait=*/true);
   auto r = Reader();
   std::vector<Agent> recipients;
   {

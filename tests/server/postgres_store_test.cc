@@ -690,6 +690,7 @@ TEST_CASE("postgres: messages and fetched or acked receipts are read only once d
   // end before their futures go.
   std::future<std::vector<Receipt>> queued_receipts, acked_receipts;
   std::future<std::vector<Message>> history;
+  std::future<Message> hung_send;
   struct Reset {
     std::function<void()> fn;
     ~Reset() { fn(); }
@@ -702,6 +703,14 @@ TEST_CASE("postgres: messages and fetched or acked receipts are read only once d
   REQUIRE(q.size() == 1);
   CHECK(q[0].state == "queued");
 
+  // A send now holds the writer in its barrier. With no fetched mark
+  // gathered, a receipt read does not queue behind it.
+  hung_send = std::async(std::launch::async, [&] { return Put(store, mesh, a, b.agent_id, "hung"); });
+  CHECK(hung_send.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+  queued_receipts = std::async(std::launch::async, [&] { return store.Receipts(queued); });
+  REQUIRE(queued_receipts.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(queued_receipts.get()[0].state == "queued");
+
   acked_receipts = std::async(std::launch::async, [&] { return store.Receipts(acked); });
   history = std::async(std::launch::async, [&] { return store.History(mesh.mesh_id, 0, 10); });
   CHECK(acked_receipts.wait_for(std::chrono::milliseconds(500)) == std::future_status::timeout);
@@ -710,10 +719,12 @@ TEST_CASE("postgres: messages and fetched or acked receipts are read only once d
   set_standby("");
   REQUIRE(acked_receipts.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   REQUIRE(history.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  REQUIRE(hung_send.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(hung_send.get().seq == queued.seq + 1);
   auto r = acked_receipts.get();
   REQUIRE(r.size() == 1);
   CHECK(r[0].state == "acked");
-  CHECK(history.get().size() == 2);
+  CHECK(history.get().size() == 3);  // the hung send's too, once durable
 }
 
 TEST_CASE("postgres: ?N parameters become $N, never inside quotes") {
