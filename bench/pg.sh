@@ -22,6 +22,7 @@ WAKE_MESSAGES=${WAKE_MESSAGES:-1000}
 NODES=${NODES:-2}  # 1: every wrk connection to node A (to see what a second node changes)
 MESHES=${MESHES:-1}  # more: each send goes to one of MESHES meshes at random (nodes then write several)
 KEYED=${KEYED:-0}    # 1: half the sends carry an idempotency_key (as the CLI's and MCP's do)
+RELAY_ARGS=${RELAY_ARGS:-}  # extra `meshwire server` flags for both nodes, e.g. --io-threads 1
 
 die() {
   echo "pg.sh: $*" >&2
@@ -75,7 +76,8 @@ echo "INSERT INTO messages(mesh_id, content) VALUES ('bench', '$VALUE');" >"$TMP
 URI="postgresql://meshwire@/relay?host=$TMP&port=5432"
 
 start_relay() { # NAME: starts a node, sets its URL in NAME_URL
-  "$MESHWIRE" server --listen 127.0.0.1:0 --storage "$URI" --log-level info >"$TMP/$1.log" 2>&1 &
+  # shellcheck disable=SC2086  # RELAY_ARGS is a list of flags
+  "$MESHWIRE" server --listen 127.0.0.1:0 --storage "$URI" --log-level info $RELAY_ARGS >"$TMP/$1.log" 2>&1 &
   PIDS+=($!)
   local i port=""
   for ((i = 0; i < 150; i++)); do
