@@ -8,10 +8,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "cli/harness/harness.h"
+#include "schemas/ids.h"
 
 namespace meshwire::cli {
 
@@ -69,8 +71,14 @@ std::vector<std::string> Launcher(const EnvLookup& env) {
   return {InvokedPath(ProgramName(), env)};
 }
 
-/// Writes .mesh.json (merging other keys); true when it changed.
-bool WriteMeshJson(const fs::path& path, const json& fields) {
+std::string HarnessNames() {
+  std::string names;
+  for (const Harness& h : Harnesses()) names += (names.empty() ? "" : ", ") + std::string(h.name);
+  return names;
+}
+
+/// The workspace's .mesh.json as it is (an empty object when there is none).
+json ReadMeshJson(const fs::path& path) {
   json current = json::object();
   if (std::ifstream in{path}) {
     std::stringstream buf;
@@ -80,6 +88,12 @@ bool WriteMeshJson(const fs::path& path, const json& fields) {
       throw ConfigError(path.string() + " is not a JSON object; fix or remove it, then run init again.");
     }
   }
+  return current;
+}
+
+/// Writes .mesh.json: `current` (ReadMeshJson's) with `fields` merged in;
+/// true when it changed.
+bool WriteMeshJson(const fs::path& path, const json& current, const json& fields) {
   json merged = current;
   for (auto& [k, v] : fields.items()) merged[k] = v;
   if (merged == current && fs::exists(path)) return false;
@@ -87,10 +101,34 @@ bool WriteMeshJson(const fs::path& path, const json& fields) {
   return true;
 }
 
-std::string HarnessNames() {
-  std::string names;
-  for (const Harness& h : Harnesses()) names += (names.empty() ? "" : ", ") + std::string(h.name);
-  return names;
+/// `init --token T` / `init --mesh ID` where no harness is named or recorded
+/// (the product page's fixes for a 401 and a wrong mesh): the token is
+/// already checked and saved; the mesh is checked and made the active one.
+int UpdateConfigOnly(CommandContext& ctx, bool token_given, bool mesh_given) {
+  const Ui& ui = ctx.ui();
+  const ClientConfig& c = ctx.config();
+  RelayClient& client = ctx.Client();
+  json out = json::object();
+  if (token_given) {
+    const std::string path = (c.home / "credentials.json").string();
+    out["credentials"] = path;
+    if (!ctx.json()) std::printf("%s Token saved to %s\n", ui.Ok().c_str(), Tilde(path).c_str());
+  }
+  if (mesh_given) {
+    MeshDetails d = client.GetMesh(c.mesh_id.value);  // must exist and be ours
+    json config = {{"active_mesh", d.mesh.mesh_id}, {"url", c.url.value}};
+    WriteFileAtomic(c.home / "config.json", config.dump(2) + "\n", 0600);
+    out["active_mesh"] = d.mesh.mesh_id;
+    if (!ctx.json()) std::printf("%s Active mesh set to: %s\n", ui.Ok().c_str(), d.mesh.mesh_id.c_str());
+  }
+  if (ctx.json()) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("No .mesh.json here names a platform: to wire one to the mesh, run `meshwire init --harness H` "
+                "in its workspace (H: %s).\n",
+                HarnessNames().c_str());
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -103,7 +141,10 @@ int RunInit(int argc, char** argv) {
   ctx.AddFlags(app, true, true, true);
   std::string harness_name;
   bool project = false;
-  app.add_option("--harness", harness_name, "the platform: " + HarnessNames())->required();
+  app.add_option("--harness", harness_name,
+                 "the platform: " + HarnessNames() +
+                     " (default: the one this workspace's .mesh.json records; without either, --token "
+                     "and --mesh only update ~/.meshwire)");
   app.add_flag("--project", project, "cursor: write .cursor/mcp.json in the workspace instead of ~/.cursor");
   bool remote = false;
   app.add_flag("--remote", remote,
@@ -118,9 +159,16 @@ int RunInit(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();
-  const Harness* harness = FindHarness(harness_name);
-  if (!harness) return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
-  if (remote && !harness->has_remote) {
+  const bool token_given = app.count("--token") > 0;
+  const bool mesh_given = app.count("--mesh") > 0;
+  if (harness_name.empty()) harness_name = ctx.config().harness;  // .mesh.json's
+  if (harness_name.empty() && !token_given && !mesh_given) {
+    return FailUsage("--harness is required here (no .mesh.json in this folder or above records one): run "
+                     "`meshwire init --harness H` with H one of: " + HarnessNames() + ".");
+  }
+  const Harness* harness = harness_name.empty() ? nullptr : FindHarness(harness_name);
+  if (!harness && !harness_name.empty()) return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
+  if (harness && remote && !harness->has_remote) {
     return FailUsage("--remote: " + std::string(harness->title) +
                      " has no URL form for MCP servers that meshwire can write; run `meshwire init --harness " +
                      harness_name + "` without --remote (the local `meshwire mcp` server), or use --remote with "
@@ -134,17 +182,28 @@ int RunInit(int argc, char** argv) {
       const std::string user = client.Me().first;
       SaveCredentials(c.home, c.token.value, c.url.value, user);
     }
+    if (!harness) return UpdateConfigOnly(ctx, token_given, mesh_given);
+    // Everything is checked before anything is written: the mesh, the
+    // name, .mesh.json and the platform's existing files (a dry run), then
+    // the agent is registered (a taken name stops it here), and only then
+    // are the files written.
     const std::string& mesh = ctx.RequireMesh();
-    client.GetMesh(mesh);  // 404 or 403 here, before anything is written
+    client.GetMesh(mesh);  // 404 or 403 here
     std::string agent_name = ctx.AgentName(harness->default_agent_name);
+    if (!IsValidName(agent_name)) {
+      const std::string& from = c.agent_name.source;
+      throw ConfigError("The agent name \"" + agent_name.substr(0, 80) + "\" (from " +
+                        (from == "flag" ? "--name" : from == "env" ? "MESHWIRE_AGENT_NAME" : from) +
+                        ") is not valid: use 1-64 letters, digits, '.', '_' or '-', e.g. --name " +
+                        harness->default_agent_name + ".");
+    }
     fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
     std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;
     json fields = {{"mesh_id", mesh},
                    {"workspace_name", workspace_name},
                    {"agent_name", agent_name},
                    {"harness", harness->name}};
-    bool changed = WriteMeshJson(workspace / ".mesh.json", fields);
-    auto [agent_id, created] = client.RegisterAgent(mesh, agent_name, harness->name);
+    const json mesh_json = ReadMeshJson(workspace / ".mesh.json");
 
     HarnessContext hc;
     hc.mesh_id = mesh;
@@ -168,7 +227,26 @@ int RunInit(int argc, char** argv) {
     hc.project = project;
     hc.remote = remote;
     hc.launcher = Launcher(env);
+    hc.dry_run = true;
+    harness->generate(hc);  // a bad existing file throws here
+    hc.dry_run = false;
+
+    std::string agent_id;
+    bool created = false;
+    try {
+      std::tie(agent_id, created) = client.RegisterAgent(mesh, agent_name, harness->name);
+    } catch (const Error& e) {
+      if (e.status() != 409) throw;
+      const bool shared = c.agent_name.source == ".mesh.json";
+      throw Error(409, "conflict",
+                  std::string(e.what()) +
+                      (shared ? " This workspace's .mesh.json names another user's agent: run `meshwire init "
+                                "--harness " + std::string(harness->name) +
+                                    " --name NAME` with a name of your own (or set MESHWIRE_AGENT_NAME)."
+                              : " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME)."));
+    }
     HarnessResult result = harness->generate(hc);
+    bool changed = WriteMeshJson(workspace / ".mesh.json", mesh_json, fields);
 
     if (ctx.json()) {
       json files = json::array();
@@ -193,7 +271,7 @@ int RunInit(int argc, char** argv) {
     std::printf("%s %s harness ready!\n", ui.Ok().c_str(), harness->title);
     for (const std::string& step : result.next_steps) std::printf("%s\n", step.c_str());
   } catch (const HarnessError& e) {
-    return Fail(Error(1, "harness", e.what()));
+    return Fail(Error(2, "harness", e.what()));  // a local file to fix: as a config error
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {

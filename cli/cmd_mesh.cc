@@ -1,5 +1,6 @@
 // `meshwire mesh create|use|list|delete|members` and `meshwire token create|list|revoke`.
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -54,6 +55,16 @@ int RunMesh(int argc, char** argv) {
       WriteFileAtomic(path, config.dump(2) + "\n", 0600);
       if (ctx.json()) return PrintJson(config), kExitOk;
       std::printf("%s Active mesh set to: %s\n", ui.Ok().c_str(), d.mesh.mesh_id.c_str());
+      // Above config.json come MESHWIRE_MESH_ID and the workspace's .mesh.json.
+      const Setting& used = ctx.config().mesh_id;
+      if (used.value != d.mesh.mesh_id && (used.source == "env" || used.source == ".mesh.json")) {
+        std::printf("Here %s still chooses mesh %s: %s.\n",
+                    used.source == "env" ? "MESHWIRE_MESH_ID" : Tilde(ctx.config().mesh_json->string()).c_str(),
+                    used.value.c_str(),
+                    used.source == "env" ? "unset it to use the active mesh"
+                                         : ("run `meshwire init --mesh " + d.mesh.mesh_id +
+                                            "` to move this workspace to it").c_str());
+      }
     } else if (*list) {
       auto meshes = client.ListMeshes();
       if (ctx.json()) {
@@ -71,8 +82,20 @@ int RunMesh(int argc, char** argv) {
       if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
     } else if (*del) {
       client.DeleteMesh(id);
+      // It can no longer be the active mesh.
+      bool was_active = false;
+      const auto path = ctx.config().home / "config.json";
+      if (std::ifstream in{path}) {
+        json config = json::parse(in, nullptr, false);
+        if (config.is_object() && config.value("active_mesh", "") == id) {
+          config.erase("active_mesh");
+          WriteFileAtomic(path, config.dump(2) + "\n", 0600);
+          was_active = true;
+        }
+      }
       if (ctx.json()) return PrintJson({{"deleted", id}}), kExitOk;
       std::printf("%s Deleted mesh %s\n", ui.Ok().c_str(), id.c_str());
+      if (was_active) std::printf("It was the active mesh: choose another with `meshwire mesh use ID`.\n");
     } else if (*members) {
       const std::string& mesh = ctx.RequireMesh();
       if (*add) {

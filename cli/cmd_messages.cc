@@ -108,8 +108,9 @@ int RunSend(int argc, char** argv) {
   std::string text, to, reply_to, priority;
   int wait_ack = 0;
   app.add_option("TEXT", text, "the message (1-10240 bytes of UTF-8)")->required();
-  app.add_option("--to", to, "the recipient's agent name or id (default: all)");
-  app.add_option("--reply-to", reply_to, "the id of the message this answers");
+  app.add_option("--to", to, "the recipient's agent name or id (default: all; with --reply-to, its sender)");
+  app.add_option("--reply-to", reply_to, "the id of the message this answers; goes to that message's sender "
+                                         "unless --to says otherwise");
   app.add_option("--priority", priority, "urgent, high, normal or low")
       ->check(CLI::IsMember({"urgent", "high", "normal", "low"}));
   app.add_option("--wait-ack", wait_ack, "wait up to S seconds until every recipient acknowledged it (exit 4 if not)")
@@ -130,7 +131,12 @@ int RunSend(int argc, char** argv) {
     m.from = from;
     m.content = text;
     if (!to.empty()) m.to = to;
-    if (!reply_to.empty()) m.reply_to = reply_to;
+    if (!reply_to.empty()) {
+      m.reply_to = reply_to;
+      // A reply goes back to whoever sent the original (as the relay's
+      // /reply route and the MCP reply tool route it); a 404 here names it.
+      if (to.empty()) m.to = client.GetMessage(mesh, reply_to).first.from;
+    }
     if (!priority.empty()) m.priority = priority;
     Message sent = client.Send(mesh, m);
     std::string target = sent.to == kBroadcast ? "all agents" : sent.to_name.value_or(sent.to);
@@ -138,6 +144,20 @@ int RunSend(int argc, char** argv) {
       PrintJson(ToJson(sent));
     } else {
       std::printf("%s Sent %s %s [id: %s]\n", ui.Ok().c_str(), ui.Arrow().c_str(), target.c_str(), sent.id.c_str());
+      // A broadcast reaches the agents registered before it: say so when
+      // there were none, instead of leaving the user waiting for it.
+      bool nobody = false;
+      try {
+        nobody = sent.to == kBroadcast && wait_ack == 0 && client.GetMessage(mesh, sent.id).second.empty();
+      } catch (const Error&) {
+        // Only a hint: the message is sent either way.
+      }
+      if (nobody) {
+        std::printf("No other agent is registered in mesh %s yet, so nobody will receive it (a broadcast "
+                    "does not come back to its sender): start another agent, e.g. `meshwire listen --name "
+                    "agent-b` in another terminal, then send again.\n",
+                    mesh.c_str());
+      }
     }
     std::fflush(stdout);
     if (wait_ack > 0) {

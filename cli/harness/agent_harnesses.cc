@@ -129,7 +129,7 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
       {"Every Copilot CLI session now has the MeshWire tools (meshwire_send_message, "
        "meshwire_get_messages, ...; /mcp lists the server).",
        "To also have messages from other agents appear in the conversation as they arrive, turn "
-       "on Copilot's extensions once: `copilot --experimental`."});
+       "on Copilot's extensions once: `copilot --experimental`."}, !ctx.dry_run);
 }
 
 HarnessResult GenerateHermes(const HarnessContext& ctx) {
@@ -143,7 +143,7 @@ HarnessResult GenerateHermes(const HarnessContext& ctx) {
                  MeshwireServer(ctx, Scope::kUserWide));
   plan.Put((hermes / "skills" / "meshwire" / "SKILL.md").string(), SkillFile());
   PlanGitignore(ctx, plan);
-  return plan.Apply({"Source .env.meshwire in your Hermes startup script."});
+  return plan.Apply({"Source .env.meshwire in your Hermes startup script."}, !ctx.dry_run);
 }
 
 HarnessResult GeneratePi(const HarnessContext& ctx) {
@@ -160,7 +160,7 @@ HarnessResult GeneratePi(const HarnessContext& ctx) {
   return plan.Apply({"Start Pi in " + ctx.workspace_dir +
                      " (the extension reads .env.meshwire itself) and trust the project when Pi "
                      "asks: Pi loads a project's extensions only in trusted projects (for `pi -p`, "
-                     "add --approve)."});
+                     "add --approve)."}, !ctx.dry_run);
 }
 
 }  // namespace meshwire::cli::harness_internal

@@ -428,13 +428,20 @@ void FilePlan::EnsureLines(const std::string& path, const std::vector<std::strin
   files_.push_back({path, std::move(old), std::move(text), std::nullopt});
 }
 
-HarnessResult FilePlan::Apply(std::vector<std::string> next_steps) const {
+HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) const {
   HarnessResult result;
   for (const Planned& file : files_) {
     const fs::path target = WriteTarget(file.path);
     const unsigned new_file_mode = kDefaultMode & ~ProcessUmask();
     const unsigned current_mode = file.old_content ? ModeOr(target, new_file_mode) : new_file_mode;
     FileChange change{file.path, "unchanged", ""};
+    if (!write) {
+      const bool same = file.old_content && *file.old_content == file.new_content;
+      if (!same) change.action = file.old_content ? "updated" : "created";
+      if (same && file.mode && current_mode != *file.mode) change.action = "updated";
+      result.files.push_back(std::move(change));
+      continue;
+    }
     if (file.old_content && *file.old_content == file.new_content) {
       if (file.mode && current_mode != *file.mode) {
         if (::chmod(target.c_str(), static_cast<mode_t>(*file.mode)) != 0) {

@@ -122,8 +122,9 @@ class FilePlan {
   /// folders are created. A symbolic link stays a link: its target is
   /// written. Returns every planned file with its action, then the notes
   /// gathered while planning followed by `next_steps`. Throws HarnessError
-  /// when a file cannot be written.
-  HarnessResult Apply(std::vector<std::string> next_steps) const;
+  /// when a file cannot be written. With `write` false (a dry run) nothing
+  /// is written and the actions are those a real run would take.
+  HarnessResult Apply(std::vector<std::string> next_steps, bool write) const;
 
  private:
   using ServerMerger = std::string (*)(const std::string&, const std::string&, EntryPath,

@@ -39,6 +39,10 @@ struct HarnessContext {
   std::string xdg_config_home;  // Linux: $XDG_CONFIG_HOME, or empty for ~/.config
   bool project = false;       // cursor: .cursor/mcp.json in the workspace
   bool remote = false;        // the URL form: the client connects to the relay's MCP endpoint
+  // Plan only: read and check every file and report what would change, write
+  // nothing (init runs this first, so a bad existing file stops it before it
+  // writes .mesh.json or registers the agent).
+  bool dry_run = false;
   // How an MCP client starts meshwire: {command, args...} before "mcp", e.g.
   // {"/usr/bin/meshwire"} or {"npx", "meshwire"}.
   std::vector<std::string> launcher;

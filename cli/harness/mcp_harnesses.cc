@@ -30,10 +30,10 @@ HarnessResult JsonHarness(const HarnessContext& ctx, const std::string& path, En
   if (ctx.remote) {
     if (!remote) RefuseRemote(ctx, client);
     plan.MergeJson(path, at, RemoteServer(ctx, remote->type, remote->url_key, remote->token_ref));
-    return plan.Apply({std::move(next_step), RemoteTokenStep(ctx, client)});
+    return plan.Apply({std::move(next_step), RemoteTokenStep(ctx, client)}, !ctx.dry_run);
   }
   plan.MergeJson(path, at, MeshwireServer(ctx, scope, std::move(type)));
-  return plan.Apply({std::move(next_step)});
+  return plan.Apply({std::move(next_step)}, !ctx.dry_run);
 }
 
 // Each client's own way to read an environment variable in its config file.
@@ -115,7 +115,7 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
     plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers,
                    RemoteServer(ctx, kGeminiRemote.type, kGeminiRemote.url_key, kGeminiRemote.token_ref));
     return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).",
-                       GeminiTrustStep(ctx), RemoteTokenStep(ctx, "Gemini CLI")});
+                       GeminiTrustStep(ctx), RemoteTokenStep(ctx, "Gemini CLI")}, !ctx.dry_run);
   }
   McpServer server = MeshwireServer(ctx, Scope::kUserWide);
   // Gemini CLI drops every variable whose name holds TOKEN (KEY, SECRET, ...)
@@ -126,7 +126,7 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
   server.env.emplace_back("MESHWIRE_TOKEN", "$MESHWIRE_TOKEN");
   FilePlan plan;
   plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers, server);
-  return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).", GeminiTrustStep(ctx)});
+  return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).", GeminiTrustStep(ctx)}, !ctx.dry_run);
 }
 
 HarnessResult GenerateCodex(const HarnessContext& ctx) {
@@ -139,7 +139,7 @@ HarnessResult GenerateCodex(const HarnessContext& ctx) {
     FilePlan plan;
     plan.MergeToml((codex_home / "config.toml").string(), {"mcp_servers", kServerName}, server);
     return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it).",
-                       RemoteTokenStep(ctx, "Codex")});
+                       RemoteTokenStep(ctx, "Codex")}, !ctx.dry_run);
   }
   McpServer server = MeshwireServer(ctx, Scope::kUserWide);
   // Codex gives MCP servers only HOME, PATH, USER and a few more of its own
@@ -149,7 +149,7 @@ HarnessResult GenerateCodex(const HarnessContext& ctx) {
   FilePlan plan;
   const fs::path codex = ToolHome(ctx, ctx.codex_home, ".codex");
   plan.MergeToml((codex / "config.toml").string(), {"mcp_servers", kServerName}, server);
-  return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it)."});
+  return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it)."}, !ctx.dry_run);
 }
 
 }  // namespace meshwire::cli::harness_internal

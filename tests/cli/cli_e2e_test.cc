@@ -370,6 +370,115 @@ TEST_CASE("login with --auth github, against a stand-in GitHub") {
   gh_thread.join();
 }
 
+TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a refused init writes nothing") {
+  World w;
+  std::string mesh = w.CreateAndUseMesh();
+  UserMachine& m = w.machine;
+  const fs::path ws = m.workspace;
+  const fs::path config = fs::path(m.home) / ".meshwire/config.json";
+  auto agent_names = [&](const std::string& in_mesh) {
+    CommandResult r = m.Mw({"agents", "--mesh", in_mesh, "--json"}, {"MESHWIRE_TOKEN=" + w.token});
+    REQUIRE(r.code == 0);
+    std::vector<std::string> names;
+    for (const json& a : json::parse(r.out)["agents"]) names.push_back(a["name"]);
+    return names;
+  };
+
+  // "401 Unauthorized ... run: meshwire init --token <new-token>", with no
+  // harness named or recorded: the token is checked and saved.
+  CommandResult init_token = m.Mw({"init", "--token", w.token});
+  REQUIRE_MESSAGE(init_token.code == 0, init_token.err);
+  CHECK(init_token.out.find("OK Token saved to ~/.meshwire/credentials.json") != std::string::npos);
+  CHECK(json::parse(Slurp(fs::path(m.home) / ".meshwire/credentials.json"))["token"] == w.token);
+  CHECK_FALSE(fs::exists(ws / ".mesh.json"));
+  CommandResult bare = m.Mw({"init"});
+  CHECK(bare.code == 2);
+  CHECK(OneSentence(bare.err));
+  CHECK(bare.err.find("--harness is required here") != std::string::npos);
+
+  // "Mesh not found ... meshwire init --mesh <mesh-id>": checked, then active.
+  CommandResult other = m.Mw({"mesh", "create", "second", "--json"});
+  REQUIRE(other.code == 0);
+  const std::string mesh2 = json::parse(other.out)["mesh_id"];
+  CommandResult wrong = m.Mw({"init", "--mesh", "nosuchmesh00"});
+  CHECK(wrong.code == 1);
+  CHECK(OneSentence(wrong.err));
+  CHECK(json::parse(Slurp(config))["active_mesh"] == mesh);
+  CommandResult init_mesh = m.Mw({"init", "--mesh", mesh2});
+  REQUIRE_MESSAGE(init_mesh.code == 0, init_mesh.err);
+  CHECK(init_mesh.out.find("OK Active mesh set to: " + mesh2) != std::string::npos);
+  CHECK(json::parse(Slurp(config))["active_mesh"] == mesh2);
+
+  // Refused before anything is written: a bad name, a broken client config.
+  CommandResult bad_name = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh, "--name", "bad name"});
+  CHECK(bad_name.code == 2);
+  CHECK(OneSentence(bad_name.err));
+  CHECK(bad_name.err.find("--name claude-code-agent") != std::string::npos);
+  fs::create_directories(fs::path(m.home) / ".cursor");
+  std::ofstream(fs::path(m.home) / ".cursor/mcp.json") << "{bad";
+  CommandResult bad_file = m.Mw({"init", "--harness", "cursor", "--mesh", mesh});
+  CHECK(bad_file.code == 2);
+  CHECK(OneSentence(bad_file.err));
+  CHECK(bad_file.err.find(".cursor/mcp.json") != std::string::npos);
+  CHECK_FALSE(fs::exists(ws / ".mesh.json"));
+  CHECK_FALSE(fs::exists(ws / ".mcp.json"));
+  CHECK(agent_names(mesh).empty());
+
+  // With .mesh.json recording the harness, `init --mesh` / `--token` re-run it.
+  REQUIRE(m.Mw({"init", "--harness", "claude-code", "--mesh", mesh}).code == 0);
+  CommandResult again = m.Mw({"init", "--mesh", mesh});
+  REQUIRE_MESSAGE(again.code == 0, again.err);
+  CHECK(again.out.find("OK .mesh.json unchanged") != std::string::npos);
+  CHECK(again.out.find("OK Claude Code harness ready!") != std::string::npos);
+
+  // `mesh use` elsewhere says this workspace still uses its own mesh.
+  CommandResult use = m.Mw({"mesh", "use", mesh2});
+  REQUIRE(use.code == 0);
+  CHECK(use.out.find("still chooses mesh " + mesh + ": run `meshwire init --mesh " + mesh2 + "`") !=
+        std::string::npos);
+  // Deleting the active mesh leaves no active mesh behind.
+  CommandResult deleted = m.Mw({"mesh", "delete", mesh2});
+  REQUIRE(deleted.code == 0);
+  CHECK(deleted.out.find("It was the active mesh") != std::string::npos);
+  CHECK_FALSE(json::parse(Slurp(config)).contains("active_mesh"));
+
+  // A broadcast nobody can receive says so; once another agent is there, not.
+  CommandResult lonely = m.Mw({"send", "Hello from MeshWire!"});
+  REQUIRE(lonely.code == 0);
+  CHECK(lonely.out.find("nobody will receive it") != std::string::npos);
+  CommandResult question =
+      m.Mw({"send", "a question", "--to", "claude-code-agent", "--json"}, {"MESHWIRE_AGENT_NAME=agent-b"});
+  REQUIRE(question.code == 0);
+  const json q = json::parse(question.out);
+  CommandResult heard = m.Mw({"send", "hello all"});
+  REQUIRE(heard.code == 0);
+  CHECK(heard.out.find("nobody will receive it") == std::string::npos);
+
+  // send --reply-to without --to goes back to the original's sender.
+  CommandResult reply = m.Mw({"send", "an answer", "--reply-to", q["id"], "--json"});
+  REQUIRE_MESSAGE(reply.code == 0, reply.err);
+  const json r = json::parse(reply.out);
+  CHECK(r["to"] == q["from"]);
+  CHECK(r["metadata"]["reply_to"] == q["id"]);
+  CommandResult no_such = m.Mw({"send", "an answer", "--reply-to", "999999"});
+  CHECK(no_such.code == 1);
+  CHECK(OneSentence(no_such.err));
+
+  // A teammate's clone: .mesh.json names alice's agent; init says to pick a
+  // name of one's own and leaves the shared file as it is.
+  REQUIRE(m.Mw({"mesh", "members", "add", "bob", "--mesh", mesh}).code == 0);
+  UserMachine bob;
+  bob.extra_env = {"MESHWIRE_URL=" + w.relay.url()};
+  fs::copy_file(ws / ".mesh.json", fs::path(bob.workspace) / ".mesh.json");
+  const std::string bob_token = AdminToken(w.relay_dir, "bob");
+  CommandResult clash = bob.Mw({"init", "--harness", "claude-code"}, {"MESHWIRE_TOKEN=" + bob_token});
+  CHECK(clash.code == 1);
+  CHECK(OneSentence(clash.err));
+  CHECK(clash.err.find("--name NAME` with a name of your own") != std::string::npos);
+  CHECK(Slurp(fs::path(bob.workspace) / ".mesh.json") == Slurp(ws / ".mesh.json"));
+  CHECK_FALSE(fs::exists(fs::path(bob.workspace) / ".mcp.json"));
+}
+
 TEST_CASE("a relay with --auth token has no sign-in page; login says what to do") {
   TempDir relay_dir;
   RelayProcess relay(relay_dir, {"--auth", "token"});
@@ -461,7 +570,10 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   CommandResult tokens = w.machine.Mw({"token", "list", "--json"}, tok);
   CHECK(json::parse(tokens.out)["tokens"].size() == 1);
   CHECK(w.machine.Mw({"mesh", "delete", mesh}, tok).code == 0);
-  CHECK(w.machine.Mw({"agents"}, tok).code == 1);
+  // It was the active one: no longer chosen, so the error says to choose one.
+  CommandResult gone = w.machine.Mw({"agents"}, tok);
+  CHECK(gone.code == 2);
+  CHECK(gone.err.find("No mesh chosen") != std::string::npos);
 }
 
 }  // namespace meshwire::testing
