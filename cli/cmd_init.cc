@@ -116,8 +116,7 @@ int UpdateConfigOnly(CommandContext& ctx, bool token_given, bool mesh_given) {
   }
   if (mesh_given) {
     MeshDetails d = client.GetMesh(c.mesh_id.value);  // must exist and be ours
-    json config = {{"active_mesh", d.mesh.mesh_id}, {"url", c.url.value}};
-    WriteFileAtomic(c.home / "config.json", config.dump(2) + "\n", 0600);
+    SaveActiveMesh(c.home, d.mesh.mesh_id, c.url.value);
     out["active_mesh"] = d.mesh.mesh_id;
     if (!ctx.json()) std::printf("%s Active mesh set to: %s\n", ui.Ok().c_str(), d.mesh.mesh_id.c_str());
   }
@@ -167,7 +166,9 @@ int RunInit(int argc, char** argv) {
                      "`meshwire init --harness H` with H one of: " + HarnessNames() + ".");
   }
   const Harness* harness = harness_name.empty() ? nullptr : FindHarness(harness_name);
-  if (!harness && !harness_name.empty()) return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
+  if (!harness && !harness_name.empty()) {
+    return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
+  }
   if (harness && remote && !harness->has_remote) {
     return FailUsage("--remote: " + std::string(harness->title) +
                      " has no URL form for MCP servers that meshwire can write; run `meshwire init --harness " +

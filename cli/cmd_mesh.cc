@@ -1,6 +1,5 @@
 // `meshwire mesh create|use|list|delete|members` and `meshwire token create|list|revoke`.
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -50,10 +49,8 @@ int RunMesh(int argc, char** argv) {
       std::printf("Run `meshwire mesh use %s` to activate it.\n", m.mesh_id.c_str());
     } else if (*use) {
       MeshDetails d = client.GetMesh(id);  // must exist and be ours
-      auto path = ctx.config().home / "config.json";
-      json config = {{"active_mesh", d.mesh.mesh_id}, {"url", ctx.config().url.value}};
-      WriteFileAtomic(path, config.dump(2) + "\n", 0600);
-      if (ctx.json()) return PrintJson(config), kExitOk;
+      SaveActiveMesh(ctx.config().home, d.mesh.mesh_id, ctx.config().url.value);
+      if (ctx.json()) return PrintJson({{"active_mesh", d.mesh.mesh_id}, {"url", ctx.config().url.value}}), kExitOk;
       std::printf("%s Active mesh set to: %s\n", ui.Ok().c_str(), d.mesh.mesh_id.c_str());
       // Above config.json come MESHWIRE_MESH_ID and the workspace's .mesh.json.
       const Setting& used = ctx.config().mesh_id;
@@ -82,17 +79,7 @@ int RunMesh(int argc, char** argv) {
       if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
     } else if (*del) {
       client.DeleteMesh(id);
-      // It can no longer be the active mesh.
-      bool was_active = false;
-      const auto path = ctx.config().home / "config.json";
-      if (std::ifstream in{path}) {
-        json config = json::parse(in, nullptr, false);
-        if (config.is_object() && config.value("active_mesh", "") == id) {
-          config.erase("active_mesh");
-          WriteFileAtomic(path, config.dump(2) + "\n", 0600);
-          was_active = true;
-        }
-      }
+      const bool was_active = ForgetActiveMesh(ctx.config().home, id);  // it can no longer be
       if (ctx.json()) return PrintJson({{"deleted", id}}), kExitOk;
       std::printf("%s Deleted mesh %s\n", ui.Ok().c_str(), id.c_str());
       if (was_active) std::printf("It was the active mesh: choose another with `meshwire mesh use ID`.\n");

@@ -117,6 +117,20 @@ fs::path SaveCredentials(const fs::path& home, const std::string& token, const s
   return path;
 }
 
+void SaveActiveMesh(const fs::path& home, const std::string& mesh_id, const std::string& url) {
+  json j = {{"active_mesh", mesh_id}, {"url", url}};
+  WriteFileAtomic(home / "config.json", j.dump(2) + "\n", 0600);
+}
+
+bool ForgetActiveMesh(const fs::path& home, const std::string& mesh_id) {
+  const fs::path path = home / "config.json";
+  json j = ReadObject(path);
+  if (Field(j, "active_mesh") != mesh_id) return false;
+  j.erase("active_mesh");
+  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
+  return true;
+}
+
 void WriteFileAtomic(const fs::path& path, const std::string& content, int mode) {
   std::error_code ec;
   if (path.has_parent_path() && !fs::exists(path.parent_path(), ec)) {

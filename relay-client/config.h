@@ -60,6 +60,12 @@ std::optional<std::filesystem::path> FindMeshJson(const std::filesystem::path& c
 std::filesystem::path SaveCredentials(const std::filesystem::path& home, const std::string& token,
                                       const std::string& url, const std::string& user);
 
+/// Makes `mesh_id` the active mesh: `home`/config.json holds
+/// {"active_mesh","url"}, mode 0600. Throws as WriteFileAtomic.
+void SaveActiveMesh(const std::filesystem::path& home, const std::string& mesh_id, const std::string& url);
+/// Takes `mesh_id` out of `home`/config.json when it is the active mesh
+/// (other keys kept); true when it was.
+bool ForgetActiveMesh(const std::filesystem::path& home, const std::string& mesh_id);
 /// Writes `content` to `path` atomically (temp file + rename) with `mode`,
 /// creating the folder (0700) if needed. Throws std::runtime_error naming the
 /// path on failure.

@@ -435,16 +435,9 @@ HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) c
     const unsigned new_file_mode = kDefaultMode & ~ProcessUmask();
     const unsigned current_mode = file.old_content ? ModeOr(target, new_file_mode) : new_file_mode;
     FileChange change{file.path, "unchanged", ""};
-    if (!write) {
-      const bool same = file.old_content && *file.old_content == file.new_content;
-      if (!same) change.action = file.old_content ? "updated" : "created";
-      if (same && file.mode && current_mode != *file.mode) change.action = "updated";
-      result.files.push_back(std::move(change));
-      continue;
-    }
     if (file.old_content && *file.old_content == file.new_content) {
       if (file.mode && current_mode != *file.mode) {
-        if (::chmod(target.c_str(), static_cast<mode_t>(*file.mode)) != 0) {
+        if (write && ::chmod(target.c_str(), static_cast<mode_t>(*file.mode)) != 0) {
           char octal[8];
           std::snprintf(octal, sizeof octal, "%o", *file.mode);
           throw HarnessError("Cannot set the mode of " + file.path + ": " + Errno() +
@@ -459,13 +452,13 @@ HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) c
     if (file.old_content) {
       const fs::path backup = target.string() + ".bak";
       // A backup of a secret file stays as private as the file must be.
-      WriteAtomically(backup, *file.old_content, mode);
+      if (write) WriteAtomically(backup, *file.old_content, mode);
       change.backup = backup.string();
       change.action = "updated";
     } else {
       change.action = "created";
     }
-    WriteAtomically(target, file.new_content, mode);
+    if (write) WriteAtomically(target, file.new_content, mode);
     result.files.push_back(std::move(change));
   }
   result.next_steps = notes_;

@@ -939,12 +939,13 @@ std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
   bool progress = false;  // a recipient fetched or acked it
   for (const Agent& a : recipients) {
     Receipt rc{a.agent_id, a.name, "queued", std::nullopt, std::nullopt};
-    progress = progress || a.fetched_seq >= m.seq || a.acked_seq >= m.seq;
     if (a.fetched_seq >= m.seq) {
+      progress = true;
       rc.state = "fetched";
       rc.fetched_at = first_at(a.agent_id, "f");
     }
     if (a.acked_seq >= m.seq) {
+      progress = true;
       rc.state = "acked";
       rc.acked_at = first_at(a.agent_id, "a");
     }
