@@ -2,6 +2,7 @@
 // registers the agent.
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -99,6 +100,18 @@ bool WriteMeshJson(const fs::path& path, const json& current, const json& fields
   if (merged == current && fs::exists(path)) return false;
   WriteFileAtomic(path, merged.dump(2) + "\n", 0644);
   return true;
+}
+
+/// The agent name for a teammate whose workspace names another user's
+/// agent `shared`: `shared-user`, then `shared-user-2`, ...; always a valid
+/// name (other characters become '-', at most 64).
+std::string OwnNameFor(const std::string& shared, const std::string& user, int attempt) {
+  std::string suffix = "-";
+  for (char ch : user.substr(0, 32)) {
+    suffix += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-') ? ch : '-';
+  }
+  if (attempt > 1) suffix += "-" + std::to_string(attempt);
+  return shared.substr(0, 64 - suffix.size()) + suffix;
 }
 
 /// `init --token T` / `init --mesh ID` where no harness is named or recorded
@@ -200,11 +213,24 @@ int RunInit(int argc, char** argv) {
     }
     fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
     std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;
-    json fields = {{"mesh_id", mesh},
-                   {"workspace_name", workspace_name},
-                   {"agent_name", agent_name},
-                   {"harness", harness->name}};
     const json mesh_json = ReadMeshJson(workspace / ".mesh.json");
+    // A teammate's clone: the committed .mesh.json names the first user's
+    // agent. It stays as it is (every teammate shares it); this user's own
+    // name for it goes to ~/.meshwire/config.json, which every client reads.
+    std::string me = c.user;
+    auto my_user = [&]() -> const std::string& {
+      if (me.empty()) me = client.Me().first;
+      return me;
+    };
+    auto listed_it = mesh_json.find("agent_name");
+    const std::string listed =
+        listed_it != mesh_json.end() && listed_it->is_string() ? listed_it->get<std::string>() : "";
+    bool listed_is_teammates = !listed.empty() && listed == c.workspace_agent_name;  // config.json knows
+    if (!listed_is_teammates && !listed.empty() && listed != agent_name && mesh_json.value("mesh_id", "") == mesh) {
+      for (const AgentInfo& a : client.Agents(mesh)) {
+        if (a.agent.name == listed) listed_is_teammates = a.agent.owner != my_user();
+      }
+    }
 
     HarnessContext hc;
     hc.mesh_id = mesh;
@@ -238,15 +264,41 @@ int RunInit(int argc, char** argv) {
       std::tie(agent_id, created) = client.RegisterAgent(mesh, agent_name, harness->name);
     } catch (const Error& e) {
       if (e.status() != 409) throw;
-      const bool shared = c.agent_name.source == ".mesh.json";
-      throw Error(409, "conflict",
-                  std::string(e.what()) +
-                      (shared ? " This workspace's .mesh.json names another user's agent: run `meshwire init "
-                                "--harness " + std::string(harness->name) +
-                                    " --name NAME` with a name of your own (or set MESHWIRE_AGENT_NAME)."
-                              : " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME)."));
+      // A name the user chose is theirs to change; the shared file's name (a
+      // teammate's agent) or the harness's default gets one of this user's own.
+      const std::string& source = c.agent_name.source;
+      if (source != ".mesh.json" && !source.empty()) {
+        throw Error(409, "conflict",
+                    std::string(e.what()) + " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME).");
+      }
+      listed_is_teammates = source == ".mesh.json";
+      const std::string taken = agent_name;
+      for (int attempt = 1; agent_id.empty(); ++attempt) {
+        agent_name = OwnNameFor(taken, my_user(), attempt);
+        try {
+          std::tie(agent_id, created) = client.RegisterAgent(mesh, agent_name, harness->name);
+        } catch (const Error& again) {
+          if (again.status() != 409 || attempt == 5) {
+            throw Error(again.status(), again.code(),
+                        std::string(again.what()) + " \"" + taken + "\" is another user's agent here: run "
+                        "`meshwire init --harness " + std::string(harness->name) +
+                        " --name NAME` with a name of your own.");
+          }
+        }
+      }
+    }
+    // What the shared files say: .mesh.json, and the workspace's MCP entries.
+    const std::string& shared_name = listed_is_teammates ? listed : agent_name;
+    hc.agent_name = agent_name;
+    hc.workspace_agent_name = shared_name;
+    if (listed_is_teammates && OwnAgentName(c, listed) != agent_name) {
+      SaveOwnAgentName(c.home, mesh, listed, agent_name);
     }
     HarnessResult result = harness->generate(hc);
+    json fields = {{"mesh_id", mesh},
+                   {"workspace_name", workspace_name},
+                   {"agent_name", shared_name},
+                   {"harness", harness->name}};
     bool changed = WriteMeshJson(workspace / ".mesh.json", mesh_json, fields);
 
     if (ctx.json()) {
@@ -255,8 +307,8 @@ int RunInit(int argc, char** argv) {
         files.push_back({{"path", f.path}, {"action", f.action}, {"backup", f.backup}});
       }
       std::printf("%s\n", json({{"mesh_id", mesh}, {"workspace_name", workspace_name}, {"agent_name", agent_name},
-                                {"agent_id", agent_id}, {"harness", harness->name}, {"files", files},
-                                {"next_steps", result.next_steps}})
+                                {"workspace_agent_name", shared_name}, {"agent_id", agent_id},
+                                {"harness", harness->name}, {"files", files}, {"next_steps", result.next_steps}})
                               .dump()
                               .c_str());
       return kExitOk;
@@ -267,8 +319,14 @@ int RunInit(int argc, char** argv) {
       std::printf("%s %s %s%s\n", ui.Ok().c_str(), Tilde(f.path).c_str(), f.action.c_str(),
                   f.backup.empty() ? "" : (" (previous kept as " + Tilde(f.backup) + ")").c_str());
     }
-    std::printf("%s Registered as %s (%s)%s\n\n", ui.Ok().c_str(), agent_name.c_str(), agent_id.c_str(),
+    std::printf("%s Registered as %s (%s)%s\n", ui.Ok().c_str(), agent_name.c_str(), agent_id.c_str(),
                 created ? "" : ", already registered");
+    if (listed_is_teammates) {
+      std::printf("  .mesh.json names %s, a teammate's agent, and stays as it is: in this mesh you are %s "
+                  "(kept in %s, which meshwire and its extensions read).\n",
+                  listed.c_str(), agent_name.c_str(), Tilde((c.home / "config.json").string()).c_str());
+    }
+    std::printf("\n");
     std::printf("%s %s harness ready!\n", ui.Ok().c_str(), harness->title);
     for (const std::string& step : result.next_steps) std::printf("%s\n", step.c_str());
   } catch (const HarnessError& e) {

@@ -64,6 +64,7 @@ int RunStatus(int argc, char** argv) {
   }
   out["service_status"] = service;
   if (!agent_id.empty()) out["agent_id"] = agent_id;
+  if (!c.workspace_agent_name.empty()) out["workspace_agent_name"] = c.workspace_agent_name;
   if (ctx.json()) {
     PrintJson(out);
     return exit_code;
@@ -73,8 +74,11 @@ int RunStatus(int argc, char** argv) {
   std::printf("Token : %s\n", c.token.empty() ? "(none: run `meshwire login`)" : MaskToken(c.token.value, ui).c_str());
   std::printf("URL : %s\n", c.url.value.c_str());
   std::printf("Mesh : %s\n", or_none(c.mesh_id.value, "(none)").c_str());
-  std::printf("Agent : %s%s\n", or_none(agent_name, "(none: set MESHWIRE_AGENT_NAME or run `meshwire init`)").c_str(),
-              agent_id.empty() ? "" : (" (" + agent_id + ")").c_str());
+  std::printf("Agent : %s%s%s\n", or_none(agent_name, "(none: set MESHWIRE_AGENT_NAME or run `meshwire init`)").c_str(),
+              agent_id.empty() ? "" : (" (" + agent_id + ")").c_str(),
+              c.workspace_agent_name.empty()
+                  ? ""
+                  : (", your name for the workspace's " + c.workspace_agent_name + " (config.json)").c_str());
   std::printf("\nConnection:\n");
   std::printf("Service : %s %s\n", service == "online" ? ui.Ok().c_str() : ui.Bad().c_str(), service.c_str());
   if (service == "offline") {

@@ -51,7 +51,7 @@ const std::string& CommandContext::RequireMesh() {
 
 std::string CommandContext::AgentName(const std::string& fallback) {
   const ClientConfig& c = config();
-  return c.agent_name.empty() ? fallback : c.agent_name.value;
+  return c.agent_name.empty() ? OwnAgentName(c, fallback) : c.agent_name.value;
 }
 
 RelayClient& CommandContext::Client(RetryPolicy retry, bool anonymous) {
@@ -68,8 +68,12 @@ std::string CommandContext::EnsureAgent(const std::string& harness) {
     return Client().RegisterAgent(RequireMesh(), name, harness).first;
   } catch (const Error& e) {
     if (e.status() == 409) {
+      const bool shared = config().agent_name.source == ".mesh.json";
       throw Error(409, "conflict",
-                  std::string(e.what()) + " Set your own with --name NAME or MESHWIRE_AGENT_NAME.");
+                  std::string(e.what()) +
+                      (shared ? " This workspace's .mesh.json names a teammate's agent: run `meshwire init` here "
+                                "once to get a name of your own, or pass --name NAME."
+                              : " Set your own with --name NAME or MESHWIRE_AGENT_NAME."));
     }
     throw;
   }

@@ -118,7 +118,17 @@ std::string MeshTools::AgentId(RelayClient& client) {
   }
   if (options_.token.empty()) throw Error(401, "no_credentials", SetupProblem());
   if (options_.mesh_id.empty()) throw Error(400, "config", SetupProblem());
-  std::string id = client.RegisterAgent(options_.mesh_id, options_.agent_name, options_.harness).first;
+  std::string id;
+  try {
+    id = client.RegisterAgent(options_.mesh_id, options_.agent_name, options_.harness).first;
+  } catch (const Error& e) {
+    if (e.status() != 409) throw;
+    // A teammate's workspace files name their agent: init gives this user one of their own.
+    throw Error(409, e.code(),
+                std::string(e.what()) + " Run `meshwire init` in this workspace to get an agent name of your "
+                                        "own (or set MESHWIRE_AGENT_NAME in this server's entry), then restart "
+                                        "this server.");
+  }
   std::lock_guard lock(mu_);
   agent_id_ = id;
   return id;

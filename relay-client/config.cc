@@ -65,6 +65,19 @@ std::optional<std::string> Field(const json& j, const char* key) {
   return it->get<std::string>();
 }
 
+/// config.json's agent_names of one mesh; entries that are not strings are skipped.
+std::map<std::string, std::string> OwnNames(const json& config, const std::string& mesh_id) {
+  std::map<std::string, std::string> out;
+  auto all = config.find("agent_names");
+  if (mesh_id.empty() || all == config.end() || !all->is_object()) return out;
+  auto mesh = all->find(mesh_id);
+  if (mesh == all->end() || !mesh->is_object()) return out;
+  for (const auto& [from, to] : mesh->items()) {
+    if (to.is_string() && !to.get<std::string>().empty()) out.emplace(from, to.get<std::string>());
+  }
+  return out;
+}
+
 /// The first source that has a value.
 Setting Pick(std::initializer_list<std::pair<std::optional<std::string>, const char*>> sources,
              std::string fallback = "") {
@@ -103,6 +116,14 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
                        {env("MESHWIRE_AGENT_NAME"), "env"},
                        {Field(workspace, "agent_name"), ".mesh.json"},
                        {flags.default_agent_name, "default flag"}});
+  c.own_agent_names = OwnNames(config, c.mesh_id.value);
+  if (c.agent_name.source != "flag" && !c.agent_name.empty()) {
+    std::string own = OwnAgentName(c, c.agent_name.value);
+    if (own != c.agent_name.value) {
+      c.workspace_agent_name = c.agent_name.value;
+      c.agent_name = Setting{std::move(own), "config.json"};
+    }
+  }
   c.user = Field(credentials, "user").value_or("");
   c.workspace_name = Field(workspace, "workspace_name").value_or("");
   c.harness = Field(workspace, "harness").value_or("");
@@ -117,9 +138,28 @@ fs::path SaveCredentials(const fs::path& home, const std::string& token, const s
   return path;
 }
 
+std::string OwnAgentName(const ClientConfig& c, const std::string& name) {
+  auto it = c.own_agent_names.find(name);
+  return it == c.own_agent_names.end() ? name : it->second;
+}
+
 void SaveActiveMesh(const fs::path& home, const std::string& mesh_id, const std::string& url) {
-  json j = {{"active_mesh", mesh_id}, {"url", url}};
-  WriteFileAtomic(home / "config.json", j.dump(2) + "\n", 0600);
+  const fs::path path = home / "config.json";
+  json j = ReadObject(path);
+  j["active_mesh"] = mesh_id;
+  j["url"] = url;
+  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
+}
+
+void SaveOwnAgentName(const fs::path& home, const std::string& mesh_id, const std::string& workspace_name,
+                      const std::string& own_name) {
+  const fs::path path = home / "config.json";
+  json j = ReadObject(path);
+  if (!j.contains("agent_names") || !j["agent_names"].is_object()) j["agent_names"] = json::object();
+  json& mesh = j["agent_names"][mesh_id];
+  if (!mesh.is_object()) mesh = json::object();
+  mesh[workspace_name] = own_name;
+  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
 }
 
 bool ForgetActiveMesh(const fs::path& home, const std::string& mesh_id) {

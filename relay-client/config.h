@@ -3,10 +3,18 @@
 // MESHWIRE_MESH_ID, MESHWIRE_AGENT_NAME), the workspace's .mesh.json (found
 // from the working directory upwards), then ~/.meshwire/ (credentials.json,
 // config.json; MESHWIRE_HOME moves the folder).
+//
+// One exception to that order: config.json's "agent_names" holds this user's
+// own agent name where a shared file (a committed .mesh.json, or a
+// workspace's MCP entry that sets MESHWIRE_AGENT_NAME) names a teammate's
+// agent: {"agent_names": {"<mesh id>": {"<name the workspace gives>": "<own
+// name>"}}}. `meshwire init` writes it when the workspace's name is taken by
+// another user; every name but a command-line flag goes through it.
 #pragma once
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -36,6 +44,10 @@ struct Setting {
 
 struct ClientConfig {
   Setting url, token, mesh_id, agent_name;
+  // When agent_name came through config.json's agent_names: the name the
+  // workspace (environment, .mesh.json) gave, which is a teammate's agent.
+  std::string workspace_agent_name;
+  std::map<std::string, std::string> own_agent_names;  // agent_names of mesh_id
   std::string user;                      // from credentials.json, if any
   std::filesystem::path home;            // the ~/.meshwire folder
   std::optional<std::filesystem::path> mesh_json;  // the .mesh.json used, if found
@@ -49,6 +61,10 @@ struct ClientConfig {
 ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env,
                            const std::filesystem::path& cwd);
 
+/// `name` as this user calls it in c.mesh_id: config.json's own name for it,
+/// else `name` itself.
+std::string OwnAgentName(const ClientConfig& c, const std::string& name);
+
 /// The ~/.meshwire folder: $MESHWIRE_HOME, else $HOME/.meshwire.
 std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
 
@@ -60,12 +76,16 @@ std::optional<std::filesystem::path> FindMeshJson(const std::filesystem::path& c
 std::filesystem::path SaveCredentials(const std::filesystem::path& home, const std::string& token,
                                       const std::string& url, const std::string& user);
 
-/// Makes `mesh_id` the active mesh: `home`/config.json holds
-/// {"active_mesh","url"}, mode 0600. Throws as WriteFileAtomic.
+/// Makes `mesh_id` the active mesh: `home`/config.json gets
+/// {"active_mesh","url"} (other keys kept), mode 0600. Throws as WriteFileAtomic.
 void SaveActiveMesh(const std::filesystem::path& home, const std::string& mesh_id, const std::string& url);
 /// Takes `mesh_id` out of `home`/config.json when it is the active mesh
 /// (other keys kept); true when it was.
 bool ForgetActiveMesh(const std::filesystem::path& home, const std::string& mesh_id);
+/// Records in `home`/config.json that in `mesh_id` this user's agent is
+/// `own_name` where the workspace names `workspace_name` (a teammate's agent).
+void SaveOwnAgentName(const std::filesystem::path& home, const std::string& mesh_id,
+                      const std::string& workspace_name, const std::string& own_name);
 /// Writes `content` to `path` atomically (temp file + rename) with `mode`,
 /// creating the folder (0700) if needed. Throws std::runtime_error naming the
 /// path on failure.

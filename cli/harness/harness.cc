@@ -86,7 +86,8 @@ McpServer MeshwireServer(const HarnessContext& ctx, Scope scope, std::string typ
   if (!ctx.url.empty()) server.env.emplace_back("MESHWIRE_URL", ctx.url);
   if (scope == Scope::kWorkspace) {
     server.args.insert(server.args.end(), {"--mesh", ctx.mesh_id});
-    if (!ctx.agent_name.empty()) server.env.emplace_back("MESHWIRE_AGENT_NAME", ctx.agent_name);
+    const std::string& name = ctx.workspace_agent_name.empty() ? ctx.agent_name : ctx.workspace_agent_name;
+    if (!name.empty()) server.env.emplace_back("MESHWIRE_AGENT_NAME", name);
   } else {
     server.args.insert(server.args.end(), {"--default-mesh", ctx.mesh_id});
     if (!ctx.agent_name.empty()) server.args.insert(server.args.end(), {"--default-name", ctx.agent_name});

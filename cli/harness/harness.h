@@ -26,7 +26,11 @@ namespace meshwire::cli {
 
 struct HarnessContext {
   std::string mesh_id;
-  std::string agent_name;
+  std::string agent_name;     // the name this user's agent is registered as
+  // What files shared with teammates (a workspace's MCP entries) name: a
+  // teammate's agent when .mesh.json names one (each user's meshwire maps it
+  // to their own through ~/.meshwire/config.json); empty: agent_name.
+  std::string workspace_agent_name;
   std::string url;            // the relay, e.g. http://127.0.0.1:7420
   std::string token;          // only for files that are never committed (.env.meshwire)
   std::string workspace_dir;  // absolute: where .mesh.json lives

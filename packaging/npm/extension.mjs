@@ -24,7 +24,8 @@
 // Configuration, highest first: the `url` option; MESHWIRE_TOKEN,
 // MESHWIRE_URL, MESHWIRE_MESH_ID, MESHWIRE_AGENT_NAME; .mesh.json from the
 // working directory upwards; ~/.meshwire/credentials.json and config.json
-// (MESHWIRE_HOME moves ~/.meshwire).
+// (MESHWIRE_HOME moves ~/.meshwire). Where these name a teammate's agent,
+// config.json's agent_names gives this user's own name for it.
 //
 // No dependencies: Node 18+ built-ins only. Nothing is ever written to stdout
 // (the Copilot CLI speaks JSON-RPC there); status lines go to session.log().
@@ -92,12 +93,24 @@ function resolveConfig({ url, env, homedir, cwd }) {
   const meshJson = findUpwards(cwd, ".mesh.json");
   const workspace = meshJson ? readJsonObject(meshJson) : {};
   const relayUrl = firstOf(url, env.MESHWIRE_URL, credentials.url, settings.url) ?? DEFAULT_URL;
+  const meshId = firstOf(env.MESHWIRE_MESH_ID, workspace.mesh_id, settings.active_mesh);
+  const agentName = firstOf(env.MESHWIRE_AGENT_NAME, workspace.agent_name) ?? DEFAULT_AGENT_NAME;
   return {
     url: relayUrl.replace(/\/+$/, ""),
     token: firstOf(env.MESHWIRE_TOKEN, credentials.token),
-    meshId: firstOf(env.MESHWIRE_MESH_ID, workspace.mesh_id, settings.active_mesh),
-    agentName: firstOf(env.MESHWIRE_AGENT_NAME, workspace.agent_name) ?? DEFAULT_AGENT_NAME,
+    meshId,
+    agentName: ownAgentName(settings, meshId, agentName),
   };
+}
+
+// Where a shared file names a teammate's agent, config.json's agent_names
+// holds this user's own name for it (written by `meshwire init`).
+function ownAgentName(settings, meshId, name) {
+  const all = settings.agent_names;
+  if (!meshId || !all || typeof all !== "object" || Array.isArray(all)) return name;
+  const names = all[meshId];
+  if (!names || typeof names !== "object" || Array.isArray(names)) return name;
+  return nonEmpty(names[name]) ?? name;
 }
 
 // ---------------------------------------------------------------------------

@@ -14,7 +14,8 @@
 // MESHWIRE_URL, MESHWIRE_MESH_ID, MESHWIRE_AGENT_NAME), then the same
 // variables in .env.meshwire, then .mesh.json (both found from the working
 // directory upwards), then ~/.meshwire/credentials.json and config.json
-// (MESHWIRE_HOME moves ~/.meshwire).
+// (MESHWIRE_HOME moves ~/.meshwire). Where these name a teammate's agent,
+// config.json's agent_names gives this user's own name for it.
 //
 // Imports: Node built-ins only. Parameters are plain JSON Schema objects,
 // which Pi validates like TypeBox schemas, so no schema library is needed.
@@ -174,12 +175,24 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   const dotenv = readEnvFile(findUpwards(cwd, ".env.meshwire"));
   const pick = (name: string) => firstOf(env[name], dotenv[name]);
   const url = firstOf(pick("MESHWIRE_URL"), credentials.url, settings.url) ?? DEFAULT_URL;
+  const meshId = firstOf(pick("MESHWIRE_MESH_ID"), workspace.mesh_id, settings.active_mesh);
+  const agentName = firstOf(pick("MESHWIRE_AGENT_NAME"), workspace.agent_name) ?? DEFAULT_AGENT_NAME;
   return {
     url: url.replace(/\/+$/, ""),
     token: firstOf(pick("MESHWIRE_TOKEN"), credentials.token),
-    meshId: firstOf(pick("MESHWIRE_MESH_ID"), workspace.mesh_id, settings.active_mesh),
-    agentName: firstOf(pick("MESHWIRE_AGENT_NAME"), workspace.agent_name) ?? DEFAULT_AGENT_NAME,
+    meshId,
+    agentName: ownAgentName(settings, meshId, agentName),
   };
+}
+
+// Where a shared file names a teammate's agent, config.json's agent_names
+// holds this user's own name for it (written by `meshwire init`).
+function ownAgentName(settings: Record<string, unknown>, meshId: string | undefined, name: string): string {
+  const all = settings.agent_names;
+  if (!meshId || !all || typeof all !== "object" || Array.isArray(all)) return name;
+  const names = (all as Record<string, unknown>)[meshId];
+  if (!names || typeof names !== "object" || Array.isArray(names)) return name;
+  return nonEmpty((names as Record<string, unknown>)[name]) ?? name;
 }
 
 // ---------------------------------------------------------------------------

@@ -463,20 +463,79 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CommandResult no_such = m.Mw({"send", "an answer", "--reply-to", "999999"});
   CHECK(no_such.code == 1);
   CHECK(OneSentence(no_such.err));
+}
 
-  // A teammate's clone: .mesh.json names alice's agent; init says to pick a
-  // name of one's own and leaves the shared file as it is.
-  REQUIRE(m.Mw({"mesh", "members", "add", "bob", "--mesh", mesh}).code == 0);
+TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their own and leaves the shared files") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  UserMachine& alice = w.machine;
+  const fs::path alice_ws = alice.workspace;
+  REQUIRE(alice.Mw({"init", "--harness", "claude-code"}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
+  REQUIRE(alice.Mw({"mesh", "members", "add", "bob"}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
+
+  // bob clones the repository: the committed .mesh.json and .mcp.json name
+  // alice's claude-code-agent.
   UserMachine bob;
   bob.extra_env = {"MESHWIRE_URL=" + w.relay.url()};
-  fs::copy_file(ws / ".mesh.json", fs::path(bob.workspace) / ".mesh.json");
-  const std::string bob_token = AdminToken(w.relay_dir, "bob");
-  CommandResult clash = bob.Mw({"init", "--harness", "claude-code"}, {"MESHWIRE_TOKEN=" + bob_token});
-  CHECK(clash.code == 1);
-  CHECK(OneSentence(clash.err));
-  CHECK(clash.err.find("--name NAME` with a name of your own") != std::string::npos);
-  CHECK(Slurp(fs::path(bob.workspace) / ".mesh.json") == Slurp(ws / ".mesh.json"));
-  CHECK_FALSE(fs::exists(fs::path(bob.workspace) / ".mcp.json"));
+  const fs::path bob_ws = bob.workspace;
+  for (const char* file : {".mesh.json", ".mcp.json"}) fs::copy_file(alice_ws / file, bob_ws / file);
+  const std::vector<std::string> as_bob = {"MESHWIRE_TOKEN=" + AdminToken(w.relay_dir, "bob")};
+  CommandResult init = bob.Mw({"init", "--harness", "claude-code"}, as_bob);
+  REQUIRE_MESSAGE(init.code == 0, init.err);
+  CHECK(init.out.find("Registered as claude-code-agent-bob (") != std::string::npos);
+  CHECK(init.out.find(".mesh.json names claude-code-agent, a teammate's agent, and stays as it is") !=
+        std::string::npos);
+  // The shared files stay byte for byte what alice committed.
+  CHECK(Slurp(bob_ws / ".mesh.json") == Slurp(alice_ws / ".mesh.json"));
+  CHECK(Slurp(bob_ws / ".mcp.json") == Slurp(alice_ws / ".mcp.json"));
+  const json names = json::parse(Slurp(fs::path(bob.home) / ".meshwire/config.json"))["agent_names"];
+  CHECK(names == json{{mesh, {{"claude-code-agent", "claude-code-agent-bob"}}}});
+  // Again: nothing changes.
+  CommandResult again = bob.Mw({"init", "--harness", "claude-code", "--json"}, as_bob);
+  REQUIRE_MESSAGE(again.code == 0, again.err);
+  CHECK(json::parse(again.out)["agent_name"] == "claude-code-agent-bob");
+  CHECK(json::parse(again.out)["workspace_agent_name"] == "claude-code-agent");
+
+  // The CLI in bob's workspace speaks as bob's agent, and says why.
+  CommandResult status = bob.Mw({"status", "--json"}, as_bob);
+  CHECK(json::parse(status.out)["agent"] == "claude-code-agent-bob");
+  CHECK(json::parse(status.out)["workspace_agent_name"] == "claude-code-agent");
+  REQUIRE(bob.Mw({"send", "hello from bob", "--to", "claude-code-agent"}, as_bob).code == 0);
+  CommandResult heard = alice.Mw({"wait", "--timeout", "5"}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE_MESSAGE(heard.code == 0, heard.err);
+  CHECK(heard.out.find("claude-code-agent-bob (") != std::string::npos);
+  CHECK(heard.out.find("hello from bob") != std::string::npos);
+
+  // bob's MCP server as Claude Code starts it from the shared .mcp.json
+  // (MESHWIRE_AGENT_NAME=claude-code-agent), even outside the workspace.
+  const json entry = json::parse(Slurp(bob_ws / ".mcp.json"))["mcpServers"]["meshwire"];
+  REQUIRE(entry["env"]["MESHWIRE_AGENT_NAME"] == "claude-code-agent");
+  const std::string rpc =
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})"
+      "\n"
+      R"({"jsonrpc":"2.0","method":"notifications/initialized"})"
+      "\n"
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"meshwire_status","arguments":{}}})"
+      "\n";
+  std::vector<std::string> mcp_env = bob.Env(as_bob);
+  mcp_env.push_back("MESHWIRE_AGENT_NAME=claude-code-agent");
+  mcp_env.push_back("MCP_INPUT=" + rpc);
+  CommandResult mcp = Run({"/bin/sh", "-c", "printf '%s' \"$MCP_INPUT\" | \"$0\" mcp --mesh \"$1\"", kBinary, mesh},
+                          mcp_env, "/");
+  REQUIRE_MESSAGE(mcp.code == 0, mcp.err);
+  const std::string last = mcp.out.substr(mcp.out.rfind("{\"id\":2"));
+  CHECK(json::parse(last)["result"]["structuredContent"]["agent"]["name"] == "claude-code-agent-bob");
+
+  // A name of bob's choosing: the shared file still keeps alice's.
+  CommandResult named = bob.Mw({"init", "--harness", "claude-code", "--name", "bobs-claude", "--json"}, as_bob);
+  REQUIRE_MESSAGE(named.code == 0, named.err);
+  CHECK(Slurp(bob_ws / ".mesh.json") == Slurp(alice_ws / ".mesh.json"));
+  CHECK(json::parse(Slurp(fs::path(bob.home) / ".meshwire/config.json"))["agent_names"][mesh]["claude-code-agent"] ==
+        "bobs-claude");
+  CHECK(json::parse(bob.Mw({"status", "--json"}, as_bob).out)["agent"] == "bobs-claude");
+  // alice herself is unaffected: her workspace, her agent.
+  CHECK(json::parse(alice.Mw({"status", "--json"}, {"MESHWIRE_TOKEN=" + w.token}).out)["agent"] ==
+        "claude-code-agent");
 }
 
 TEST_CASE("a relay with --auth token has no sign-in page; login says what to do") {

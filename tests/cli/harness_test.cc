@@ -169,7 +169,10 @@ OrderedJson ExpectedEntry(const HarnessContext& ctx, const std::string& harness)
   }
   entry["args"] = args;
   entry["env"] = {{"MESHWIRE_URL", ctx.url}};
-  if (workspace) entry["env"]["MESHWIRE_AGENT_NAME"] = ctx.agent_name;
+  if (workspace) {
+    entry["env"]["MESHWIRE_AGENT_NAME"] =
+        ctx.workspace_agent_name.empty() ? ctx.agent_name : ctx.workspace_agent_name;
+  }
   if (harness == "gemini") entry["env"]["MESHWIRE_TOKEN"] = "$MESHWIRE_TOKEN";
   if (harness == "codex") entry["env_vars"] = {"MESHWIRE_TOKEN", "MESHWIRE_HOME", "MESHWIRE_CA_FILE"};
   return entry;
@@ -300,6 +303,28 @@ TEST_CASE("JSON harnesses write exactly their entry into an empty home and works
     CHECK(Read(path) == text);
     CHECK(Backups(f.tmp.path().string()).empty());
   }
+}
+
+TEST_CASE("a teammate's clone: files shared in the workspace name its agent, the user's own files their own") {
+  for (const JsonCase& c : JsonCases()) {
+    CAPTURE(c.harness);
+    Fixture f;
+    f.ctx.agent_name = "test-agent-bob";      // bob's own agent
+    f.ctx.workspace_agent_name = "test-agent";  // what .mesh.json names (alice's)
+    f.Run(c.harness);
+    const OrderedJson expected = {{c.container, {{"meshwire", ExpectedEntry(f.ctx, c.harness)}}}};
+    CHECK(Read(c.path(f)) == expected.dump(2) + "\n");
+  }
+  Fixture f;
+  f.ctx.agent_name = "test-agent-bob";
+  f.ctx.workspace_agent_name = "test-agent";
+  f.Run("claude-code");
+  CHECK(json::parse(Read(f.Work(".mcp.json")))["mcpServers"]["meshwire"]["env"]["MESHWIRE_AGENT_NAME"] ==
+        "test-agent");
+  f.Run("cursor");  // user-wide: bob's own name, for folders without a .mesh.json
+  CHECK(Read(f.Home(".cursor/mcp.json")).find("\"test-agent-bob\"") != std::string::npos);
+  f.Run("pi");  // .env.meshwire holds bob's token: his own file, his own name
+  CHECK(Read(f.Work(".env.meshwire")).find("MESHWIRE_AGENT_NAME=test-agent-bob\n") != std::string::npos);
 }
 
 TEST_CASE("JSON harnesses merge into existing files: other servers and settings survive") {

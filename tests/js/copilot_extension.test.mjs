@@ -299,6 +299,36 @@ test("precedence: url option over MESHWIRE_URL; MESHWIRE_AGENT_NAME; config.json
   await copilot.config.hooks.onSessionEnd({});
 });
 
+test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_names gives bob his own", T, async () => {
+  // What `meshwire init` leaves on bob's machine when the committed
+  // .mesh.json names alice's copilot-test: his own name in config.json.
+  await rest(fx.url, fx.token, "POST", `${fx.m}/members`, { user: "bob" });
+  const bobToken = createToken(fx.storage, "bob");
+  const home = tempDir("mw-copilot-bob-");
+  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: bobToken, url: fx.url, user: "bob" }));
+  fs.writeFileSync(
+    path.join(home, "config.json"),
+    JSON.stringify({ agent_names: { [fx.mesh.mesh_id]: { "copilot-test": "copilot-test-bob" } } }),
+  );
+  const copilot = fakeCopilot();
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  await createCopilotExtension({
+    joinSession: copilot.joinSession,
+    heartbeatInterval: 60000,
+    env: { MESHWIRE_HOME: home },
+    homedir: tempDir("mw-copilot-nohome-"),
+    cwd: fx.workspace,
+  });
+  fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
+  const status = await copilot.call("mesh_status");
+  assert.equal(status.resultType, "success", status.textResultForLlm);
+  assert.ok(status.textResultForLlm.includes("copilot-test-bob"), status.textResultForLlm);
+  const { agents } = await rest(fx.url, fx.token, "GET", `${fx.m}/agents`);
+  assert.equal(agents.find((agent) => agent.name === "copilot-test-bob")?.owner, "bob");
+  assert.equal(agents.find((agent) => agent.name === "copilot-test")?.owner, "alice");
+  await copilot.config.hooks.onSessionEnd({});
+});
+
 test("without credentials the tools fail with what to do, and onSessionStart says so", T, async () => {
   const copilot = fakeCopilot();
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);

@@ -290,6 +290,22 @@ test(".env.meshwire in the workspace configures token, relay, mesh and name (und
   assert.ok(await agentNamed(fx, "pi-from-env"));
 });
 
+test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_names gives bob his own", T, async () => {
+  await rest(fx.url, fx.token, "POST", `${fx.m}/members`, { user: "bob" });
+  const bobToken = createToken(fx.storage, "bob");
+  const home = tempDir("mw-pi-bob-");
+  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: bobToken, url: fx.url, user: "bob" }));
+  fs.writeFileSync(
+    path.join(home, "config.json"),
+    JSON.stringify({ agent_names: { [fx.mesh.mesh_id]: { "pi-test": "pi-test-bob" } } }),
+  );
+  const pi = fakePi({ cwd: fx.workspace });
+  fx.module.createMeshwireExtension({ env: { MESHWIRE_HOME: home }, homedir: tempDir("mw-pi-nohome-") })(pi);
+  const result = await pi.call("meshwire_status");
+  assert.equal(result.details.agent.name, "pi-test-bob");
+  assert.equal((await agentNamed(fx, "pi-test-bob"))?.owner, "bob");
+});
+
 test("without credentials: an error that says to run `meshwire login`", T, async () => {
   const pi = fakePi({ cwd: tempDir("mw-pi-nothing-") });
   fx.module.createMeshwireExtension({ env: {}, homedir: tempDir("mw-pi-nohome-") })(pi);

@@ -118,6 +118,62 @@ TEST_CASE("--default-mesh and --default-name rank below .mesh.json and above con
   CHECK(ResolveConfig(flags, f.Env(), f.deep).mesh_id.value == "meshFromEnv0");
 }
 
+TEST_CASE("config.json's agent_names: this user's own name where the workspace names a teammate's agent") {
+  Files f;
+  Write(f.home / "config.json",
+        R"({"active_mesh":"meshFromConf","agent_names":{"meshFromFile":{"file-agent":"file-agent-bob",)"
+        R"("env-agent":"env-agent-bob","bad":7},"otherMesh123":{"file-agent":"not-this-mesh"}}})");
+  // From .mesh.json: mapped, and the workspace's name is kept for status.
+  ClientConfig c = ResolveConfig({}, f.Env(), f.deep);
+  CHECK(c.agent_name.value == "file-agent-bob");
+  CHECK(c.agent_name.source == "config.json");
+  CHECK(c.workspace_agent_name == "file-agent");
+  // From the environment (a workspace's MCP entry sets it): mapped too.
+  f.env_vars["MESHWIRE_AGENT_NAME"] = "env-agent";
+  CHECK(ResolveConfig({}, f.Env(), f.deep).agent_name.value == "env-agent-bob");
+  // A name without an entry, or an entry that is not a string: as it is.
+  f.env_vars["MESHWIRE_AGENT_NAME"] = "bad";
+  ClientConfig bad = ResolveConfig({}, f.Env(), f.deep);
+  CHECK(bad.agent_name.value == "bad");
+  CHECK(bad.workspace_agent_name.empty());
+  // Only the mesh's own entries apply.
+  f.env_vars["MESHWIRE_AGENT_NAME"] = "file-agent";
+  f.env_vars["MESHWIRE_MESH_ID"] = "otherMesh123";
+  CHECK(ResolveConfig({}, f.Env(), f.deep).agent_name.value == "not-this-mesh");
+  f.env_vars.erase("MESHWIRE_MESH_ID");
+  // A flag is what the user typed: never mapped.
+  ConfigFlags flags;
+  flags.agent_name = "file-agent";
+  CHECK(ResolveConfig(flags, f.Env(), f.deep).agent_name.value == "file-agent");
+  // A default name (--default-name, or a command's own) is mapped.
+  f.env_vars.erase("MESHWIRE_AGENT_NAME");
+  TempDir elsewhere;
+  ConfigFlags defaults;
+  defaults.default_mesh_id = "meshFromFile";
+  defaults.default_agent_name = "file-agent";
+  ClientConfig outside = ResolveConfig(defaults, f.Env(), elsewhere.path());
+  CHECK(outside.agent_name.value == "file-agent-bob");
+  CHECK(OwnAgentName(outside, "env-agent") == "env-agent-bob");
+  CHECK(OwnAgentName(outside, "someone") == "someone");
+}
+
+TEST_CASE("SaveOwnAgentName and SaveActiveMesh keep each other's keys") {
+  Files f;
+  SaveOwnAgentName(f.home, "meshFromFile", "file-agent", "file-agent-bob");
+  SaveOwnAgentName(f.home, "meshFromFile", "other", "other-bob");
+  SaveActiveMesh(f.home, "meshNew12345", "http://new:5");
+  ClientConfig c = ResolveConfig({}, f.Env(), f.deep);
+  CHECK(c.agent_name.value == "file-agent-bob");
+  CHECK(OwnAgentName(c, "other") == "other-bob");
+  TempDir elsewhere;
+  CHECK(ResolveConfig({}, f.Env(), elsewhere.path()).mesh_id.value == "meshNew12345");
+  CHECK(ForgetActiveMesh(f.home, "meshNew12345"));
+  CHECK(ResolveConfig({}, f.Env(), f.deep).agent_name.value == "file-agent-bob");
+  struct stat st {};
+  REQUIRE(::stat((f.home / "config.json").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
 TEST_CASE("nothing configured: the default URL, no token, no mesh") {
   TempDir empty;
   std::map<std::string, std::string> env = {{"HOME", empty.path().string()}};

@@ -28,7 +28,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { after, before, test } from "node:test";
-import { BINARY, childEnv, exitOnSignals, tempDir } from "../support/relay.mjs";
+import { BINARY, childEnv, createToken, exitOnSignals, rest, tempDir } from "../support/relay.mjs";
 import { clientBin, missingUnless, run, startRelayFixture, stopRelayFixture } from "./client_support.mjs";
 
 const CLAUDE = clientBin("claude");
@@ -231,6 +231,32 @@ test("claude -p calls meshwire_status with the token from each credential source
     assert.match(text, /No meshwire credentials reached this MCP server/, text);
     assert.match(text, /meshwire login/, text);
   });
+});
+
+// A teammate clones alice's repository: .mesh.json and .mcp.json name her
+// claude-code-agent. bob runs init as the product page says; the shared
+// files stay as they are, and the server Claude Code starts from them speaks
+// as bob's own agent (his ~/.meshwire/config.json maps the name).
+test("a teammate's clone: Claude Code started from alice's committed files speaks as bob's own agent", { timeout: 120000 }, async (t) => {
+  if (NOT_INSTALLED) return t.skip(NOT_INSTALLED);
+  const alice = await setUp({ save: true });
+  await rest(fx.url, fx.token, "POST", `/mesh/${fx.mesh}/members`, { user: "bob" });
+  const bobToken = createToken(fx.storage, "bob");
+  const home = tempDir("mw-cc-bob-");
+  const ws = tempDir("mw-cc-bob-ws-");
+  for (const file of [".mesh.json", ".mcp.json"]) fs.copyFileSync(path.join(alice.ws, file), path.join(ws, file));
+  const out = await run(BINARY, ["init", "--harness", "claude-code", "--url", fx.url, "--token", bobToken], {
+    cwd: ws, env: userEnv(home), timeoutMs: 20000,
+  });
+  assert.equal(out.code, 0, JSON.stringify(out));
+  assert.match(out.stdout, /Registered as claude-code-agent-bob /);
+  for (const file of [".mesh.json", ".mcp.json"]) {
+    assert.equal(fs.readFileSync(path.join(ws, file), "utf8"), fs.readFileSync(path.join(alice.ws, file), "utf8"), file);
+  }
+  approve(home);
+  const { text, isError } = await ask(ws, home);
+  assert.equal(isError, false, text);
+  assert.ok(text.includes('"name":"claude-code-agent-bob"'), text);
 });
 
 // `init --harness claude-code --remote`: .mcp.json names the relay's MCP
