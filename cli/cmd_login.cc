@@ -10,8 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "cli/context.h"
@@ -51,6 +53,21 @@ std::string DoneHtml(const std::string& title, const std::string& text) {
          "\"><div><h1>" + title + "</h1><p>" + text + "</p></div>";
 }
 
+/// `text` safe inside HTML.
+std::string HtmlText(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 int RunLogin(int argc, char** argv) {
@@ -80,23 +97,68 @@ int RunLogin(int argc, char** argv) {
                         "for one (`meshwire admin token create --user NAME` on the relay's host), then "
                         "run `meshwire init --token <token>` or set MESHWIRE_TOKEN.");
     }
+    // Exchanges the one-time code for the token: {token, user}, or Error.
+    // Through the relay client's transport: HTTPS and MESHWIRE_CA_FILE, and a
+    // path prefix of the relay's URL, as every other command.
+    auto redeem = [&relay](const std::string& code) {
+      auto scheme_end = relay.find("://");
+      auto path_start = relay.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+      const std::string origin = relay.substr(0, path_start);
+      const std::string prefix = path_start == std::string::npos ? "" : relay.substr(path_start);
+      auto http = NewHttpClient(origin);
+      http->set_connection_timeout(5, 0);
+      auto r = http->Post(prefix + "/auth/cli/token", json({{"code", code}}).dump(), "application/json");
+      if (!r) throw Error(0, "unreachable", TransportFailure(relay, r.error()) + " (finishing the sign-in)");
+      json answer = json::parse(r->body, nullptr, false);
+      if (r->status != 200 || !answer.is_object() || !answer["token"].is_string()) {
+        std::string why = answer.is_object() && answer["error"].is_object() ? answer["error"].value("message", "") : "";
+        throw Error(r->status, "login_failed", "The relay refused the sign-in" + (why.empty() ? "." : ": " + why));
+      }
+      return std::make_pair(answer["token"].get<std::string>(), answer.value("user", ""));
+    };
+
+    // The browser comes back here with the code; the code is redeemed before
+    // the page answers, so the page says what the terminal will.
     httplib::Server callback;
     std::mutex mu;
     std::condition_variable cv;
-    std::string code, error;
+    bool done = false;
+    std::string token, user;
+    std::optional<Error> failure;
     const std::string state = RandomBase62(32);
     callback.Get("/callback", [&](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu);
+      res.status = 400;
+      if (done) {
+        res.set_content(DoneHtml("Already done", "This sign-in is finished; return to your terminal."),
+                        "text/html; charset=utf-8");
+        return;
+      }
       if (req.get_param_value("state") != state) {
-        res.status = 400;
         res.set_content(DoneHtml("Sign-in refused", "This answer does not belong to this login; run "
                                                     "<code>meshwire login</code> again."),
                         "text/html; charset=utf-8");
         return;
       }
-      code = req.get_param_value("code");
-      res.set_content(DoneHtml("✓ Signed in", "You can close this tab and return to your terminal."),
-                      "text/html; charset=utf-8");
+      try {
+        const std::string code = req.get_param_value("code");
+        if (code.empty()) {
+          throw Error(400, "login_failed", "The browser came back without a sign-in code; run `meshwire login` again.");
+        }
+        std::tie(token, user) = redeem(code);
+        res.status = 200;
+        res.set_content(DoneHtml("✓ Signed in", "You can close this tab and return to your terminal."),
+                        "text/html; charset=utf-8");
+      } catch (const Error& e) {
+        failure = e;
+        const std::string what = e.what();
+        res.set_content(DoneHtml("✗ Sign-in failed",
+                                 HtmlText(what) + (what.find("meshwire login") == std::string::npos
+                                                       ? " Run <code>meshwire login</code> again."
+                                                       : "")),
+                        "text/html; charset=utf-8");
+      }
+      done = true;
       cv.notify_all();
     });
     int port = callback.bind_to_any_port("127.0.0.1");
@@ -115,35 +177,19 @@ int RunLogin(int argc, char** argv) {
     std::fflush(stdout);
     {
       std::unique_lock lock(mu);
-      cv.wait_for(lock, std::chrono::seconds(timeout_s), [&] { return !code.empty(); });
+      cv.wait_for(lock, std::chrono::seconds(timeout_s), [&] { return done; });
     }
     callback.stop();
     serve.join();
-    if (code.empty()) {
+    if (!done) {
       throw Error(0, "wait_timeout", "No sign-in arrived within " + std::to_string(timeout_s) +
                                          " s; run `meshwire login` again and finish in the browser.");
     }
-    // Exchange the one-time code for the token.
-    // Through the relay client's transport: HTTPS and MESHWIRE_CA_FILE, and a
-    // path prefix of the relay's URL, as every other command.
-    auto scheme_end = relay.find("://");
-    auto path_start = relay.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-    const std::string origin = relay.substr(0, path_start);
-    const std::string prefix = path_start == std::string::npos ? "" : relay.substr(path_start);
-    auto http = NewHttpClient(origin);
-    http->set_connection_timeout(5, 0);
-    auto r = http->Post(prefix + "/auth/cli/token", json({{"code", code}}).dump(), "application/json");
-    if (!r) throw Error(0, "unreachable", TransportFailure(relay, r.error()) + " (finishing the sign-in)");
-    json answer = json::parse(r->body, nullptr, false);
-    if (r->status != 200 || !answer.is_object() || !answer.contains("token")) {
-      std::string why = answer.is_object() && answer.contains("error") ? answer["error"].value("message", "") : "";
-      throw Error(r->status, "login_failed", "The relay refused the sign-in" + (why.empty() ? "." : ": " + why));
-    }
-    std::string user = answer.value("user", "");
-    auto path = SaveCredentials(config.home, answer["token"], relay, user);
+    if (failure) throw *failure;
+    auto path = SaveCredentials(config.home, token, relay, user);
     std::printf("%s Signed in as %s!\n", ui.Ok().c_str(), user.c_str());
     std::printf("Credentials saved to %s\n", Tilde(path.string()).c_str());
-    RelayClient client(relay, answer["token"]);
+    RelayClient client(relay, token);
     client.Me();
     std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
   } catch (const Error& e) {

@@ -117,6 +117,7 @@ int RunSend(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
+  if (text.empty()) return FailUsage("The message is empty: give its text, e.g. meshwire send \"hello\" --to NAME.");
   const Ui& ui = ctx.ui();
   try {
     RetryPolicy retry = RetryPolicy::Standard();

@@ -1,5 +1,6 @@
 #include "cli/context.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
@@ -42,6 +43,7 @@ const std::string& CommandContext::RequireToken() {
 const std::string& CommandContext::RequireMesh() {
   const ClientConfig& c = config();
   if (c.mesh_id.empty()) {
+    RequireToken();  // without credentials, that is the first thing to fix
     throw ConfigError(
         "No mesh chosen: run `meshwire mesh list` and `meshwire mesh use ID` (or `meshwire mesh "
         "create NAME`), pass --mesh ID, or set MESHWIRE_MESH_ID.");
@@ -84,8 +86,16 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     app.parse(argc, argv);
     return true;
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    exit_code = rc == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) {  // --help, --version: CLI11 prints them
+      exit_code = app.exit(e) == 0 ? kExitOk : kExitUsage;
+      return false;
+    }
+    // A wrong argument: one sentence, like every other error.
+    std::string what = e.what();
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    if (!what.empty() && what.back() != '.') what += '.';
+    std::fprintf(stderr, "meshwire: %s Run `%s --help` for the options.\n", what.c_str(), app.get_name().c_str());
+    exit_code = kExitUsage;
     return false;
   }
 }

@@ -1,7 +1,6 @@
 #include "server/http/auth_routes.h"
 
 #include <httplib.h>
-#include <spdlog/spdlog.h>
 
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -29,8 +28,10 @@ constexpr Millis kCodeLifetimeMs = 5 * 60 * 1000;
 /// restart during a sign-in just means signing in again).
 class PendingLogins {
  public:
+  // A signed-in user whose CLI has not yet redeemed the code: the token is
+  // made at redemption, so a code never redeemed leaves no token behind.
   struct Grant {
-    std::string token, token_id, user;
+    std::string user;
     Millis expires = 0;
   };
   struct Redirect {
@@ -195,11 +196,8 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
   auto limiter = std::make_shared<RateLimiter>(clock, options.sign_ins_per_minute);
   const std::string callback_url = public_url + "/auth/github/callback";
 
-  // Signs `user` in: a new token and a one-time code for the CLI.
-  auto grant = [&store, &clock, pending](const std::string& user) {
-    CreatedToken t = MeshService::IssueToken(store, clock, user, "meshwire login", std::nullopt);
-    return pending->AddGrant({t.secret, t.token.id, user}, clock.Now());
-  };
+  // Signs `user` in: a one-time code for the CLI, redeemed for a new token.
+  auto grant = [&clock, pending](const std::string& user) { return pending->AddGrant({user}, clock.Now()); };
 
   router.Add("GET", "/auth/cli", [=, &clock](const ExchangePtr& ex) {
     const HttpRequest& req = ex->request();
@@ -263,12 +261,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       ex->Respond(ErrorPage(400, "A user name is 1-64 of A-Z a-z 0-9 . _ -."));
       return;
     }
-    try {
-      ex->Respond(RedirectToCli(port, state, grant(user)));
-    } catch (const std::exception& e) {
-      spdlog::error("sign-in of {} failed: {}", user, e.what());
-      ex->Respond(ErrorPage(503, "The relay could not save your sign-in; try again."));
-    }
+    ex->Respond(RedirectToCli(port, state, grant(user)));
   });
 
   router.Add("GET", "/auth/github/callback", [=, &clock](const ExchangePtr& ex) {
@@ -288,7 +281,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     }
   });
 
-  router.Add("POST", "/auth/cli/token", [=, &clock](const ExchangePtr& ex) {
+  router.Add("POST", "/auth/cli/token", [=, &store, &clock](const ExchangePtr& ex) {
     try {
       json body = ParseObject(ex->request().body);
       auto g = pending->TakeGrant(RequireString(body, "code"), clock.Now());
@@ -296,8 +289,9 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");
       }
+      CreatedToken t = MeshService::IssueToken(store, clock, g->user, "meshwire login", std::nullopt);
       ex->Respond(HttpResponse::Json(
-          200, json({{"token", g->token}, {"user", g->user}, {"token_id", g->token_id}}).dump()));
+          200, json({{"token", t.secret}, {"user", g->user}, {"token_id", t.token.id}}).dump()));
     } catch (const Error& e) {
       ex->Respond(HttpResponse::FromError(e));
     }

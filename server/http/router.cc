@@ -1,6 +1,7 @@
 #include "server/http/router.h"
 
 #include "schemas/error.h"
+#include "server/http/url.h"
 
 namespace meshwire {
 
@@ -13,6 +14,23 @@ std::vector<std::string_view> Split(std::string_view path) {
     out.push_back(path.substr(0, slash));
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+/// The request path's segments, each percent-decoded after the split, so an
+/// encoded slash (%2F) stays inside its segment (a mesh id "a/../b" is one
+/// unknown id, not a path to another route). The target was checked for
+/// malformed escapes before the router saw it.
+std::vector<std::string> Segments(const HttpRequest& req) {
+  if (req.target.empty()) {  // built in-process: the path is all there is
+    std::vector<std::string> out;
+    for (std::string_view s : Split(req.path)) out.emplace_back(s);
+    return out;
+  }
+  std::vector<std::string> out;
+  for (std::string_view s : Split(std::string_view(req.target).substr(0, req.target.find('?')))) {
+    std::optional<std::string> decoded = PercentDecode(s, false);
+    out.push_back(decoded ? std::move(*decoded) : std::string(s));
   }
   return out;
 }
@@ -42,7 +60,8 @@ bool Router::Matches(const Route& route, const std::vector<std::string_view>& pa
 
 void Router::Dispatch(const ExchangePtr& exchange) const {
   HttpRequest& req = exchange->request();
-  const std::vector<std::string_view> path = Split(req.path);
+  const std::vector<std::string> segments = Segments(req);
+  const std::vector<std::string_view> path(segments.begin(), segments.end());
   std::vector<std::string> captures;
   std::string allowed;
   for (const Route& r : routes_) {

@@ -289,6 +289,10 @@ TEST_CASE("login: the relay's sign-in page, driven by an HTTP client playing the
   CHECK(page->status == 200);
   CHECK(page->get_header_value("Content-Type").find("text/html") == 0);
   CHECK(page->body.find("<form") != std::string::npos);
+  // A form sent twice (a double click): the code never redeemed leaves no token behind.
+  auto abandoned = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
+  REQUIRE(abandoned);
+  REQUIRE(abandoned->status == 302);
   auto approved = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
   REQUIRE(approved);
   REQUIRE(approved->status == 302);
@@ -317,11 +321,50 @@ TEST_CASE("login: the relay's sign-in page, driven by an HTTP client playing the
   CommandResult who = m.Mw({"whoami"});
   CHECK(who.code == 0);
   CHECK(who.out.find("User  : alice") != std::string::npos);
+  CommandResult tokens = m.Mw({"token", "list", "--json"});
+  REQUIRE(tokens.code == 0);
+  CHECK(json::parse(tokens.out)["tokens"].size() == 1);  // the one redeemed, not the abandoned one
   // A code works once.
   auto reused = browser.Post("/auth/cli/token",
                              json({{"code", location.substr(location.find("code=") + 5, 32)}}).dump(),
                              "application/json");
   CHECK(reused->status == 400);
+}
+
+TEST_CASE("login: when the code cannot be redeemed, the browser page says so too, and nothing is saved") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  ChildProcess login({kBinary, "login", "--no-browser", "--url", relay.url()}, m.Env(), m.workspace);
+  auto line = login.WaitForStdout(relay.url() + "/auth/cli?port=");
+  REQUIRE(line);
+  std::smatch u;
+  REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
+  httplib::Client browser(relay.url());
+  auto approved = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
+  REQUIRE(approved);
+  REQUIRE(approved->status == 302);
+  const std::string location = approved->get_header_value("Location");
+  // Someone else redeems the code first (or it expires): the CLI's exchange fails.
+  auto stolen = browser.Post("/auth/cli/token",
+                             json({{"code", location.substr(location.find("code=") + 5, 32)}}).dump(),
+                             "application/json");
+  REQUIRE(stolen);
+  REQUIRE(stolen->status == 200);
+  httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
+  auto page = loopback.Get(location.substr(location.find("/callback")));
+  REQUIRE(page);
+  CHECK(page->status == 400);
+  CHECK(page->body.find("Sign-in failed") != std::string::npos);
+  CHECK(page->body.find("Signed in") == std::string::npos);
+  CHECK(page->body.find("unknown, used or expired") != std::string::npos);
+  auto status = login.Wait(10000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 1);
+  auto err = login.WaitForStderr("unknown, used or expired");
+  REQUIRE(err);
+  CHECK(err->rfind("meshwire: The relay refused the sign-in", 0) == 0);
+  CHECK_FALSE(fs::exists(fs::path(m.home) / ".meshwire/credentials.json"));
 }
 
 TEST_CASE("login with --auth github, against a stand-in GitHub") {
@@ -591,10 +634,26 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(OneSentence(r.err));
     CHECK(r.err.find("10240") != std::string::npos);
   }
+  SUBCASE("no credentials and no mesh: the credentials come first") {
+    UserMachine fresh;
+    CommandResult r = fresh.Mw({"agents"});
+    CHECK(r.code == 2);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("No credentials found: run `meshwire login`") != std::string::npos);
+  }
   SUBCASE("usage errors") {
-    CHECK(m.Mw({"send"}, tok).code == 2);
-    CHECK(m.Mw({"init", "--harness", "nope"}, tok).code == 2);
     CHECK(m.Mw({"mesh"}, tok).code == 2);
+    // Each one sentence with the command's --help, the argument parser's included.
+    const std::vector<std::vector<std::string>> wrong = {
+        {"send"}, {"send", ""}, {"wait", "--timeout", "abc"}, {"agents", "--bogus"}, {"init", "--harness", "nope"}};
+    for (const std::vector<std::string>& args : wrong) {
+      CAPTURE(args);
+      CommandResult r = m.Mw(args, tok);
+      CHECK(r.code == 2);
+      CHECK(OneSentence(r.err));
+    }
+    CHECK(m.Mw({"wait", "--timeout", "abc"}, tok).err.find("Run `meshwire wait --help` for the options.") !=
+          std::string::npos);
   }
   SUBCASE("help for every command") {
     for (const char* c : {"login", "logout", "whoami", "mesh", "init", "status", "send", "listen", "wait",

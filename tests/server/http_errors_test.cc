@@ -595,6 +595,11 @@ TEST_CASE("404: unknown mesh, agent, message, token and route") {
       {"POST an unknown route", "POST", "/nope", a, R"({"x":1})", 404, "not_found"},
       {"an unknown route under a mesh", "GET", w.M("/nope"), a, "", 404, "not_found"},
       {"an unknown route without a token", "GET", "/api/v2/whatever", "", "", 404, "not_found"},
+      // An encoded slash stays inside its segment: one unknown id, never a
+      // path to another route.
+      {"a mesh id with encoded slashes", "GET", "/mesh/a%2F..%2Fb/agents", a, "", 404, "mesh_not_found"},
+      {"an agent id with an encoded slash", "DELETE", w.M("/agents/nobody%2Fheartbeat"), a, "", 404,
+       "agent_not_found"},
   };
   RunCases(w, cases);
 
