@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "relay-client/http_client.h"
+#include "schemas/html.h"
 #include "schemas/ids.h"
 
 extern char** environ;
@@ -51,21 +52,6 @@ std::string DoneHtml(const std::string& title, const std::string& text) {
   return "<!doctype html><meta charset=utf-8><title>meshwire</title><body style=\"font:16px "
          "system-ui;background:#0f1117;color:#e6e6e6;display:grid;place-items:center;height:100vh"
          "\"><div><h1>" + title + "</h1><p>" + text + "</p></div>";
-}
-
-/// `text` safe inside HTML.
-std::string HtmlText(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -153,7 +139,7 @@ int RunLogin(int argc, char** argv) {
         failure = e;
         const std::string what = e.what();
         res.set_content(DoneHtml("✗ Sign-in failed",
-                                 HtmlText(what) + (what.find("meshwire login") == std::string::npos
+                                 HtmlEscape(what) + (what.find("meshwire login") == std::string::npos
                                                        ? " Run <code>meshwire login</code> again."
                                                        : "")),
                         "text/html; charset=utf-8");

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "schemas/error.h"
+#include "schemas/html.h"
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
 #include "server/core/clock.h"
@@ -79,21 +80,6 @@ class PendingLogins {
   std::unordered_map<std::string, Grant> grants_;        // guarded by mu_
   std::unordered_map<std::string, Redirect> redirects_;  // guarded by mu_
 };
-
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string Page(const std::string& title, const std::string& body) {
   return R"(<!doctype html>

@@ -75,6 +75,43 @@ struct World {
   }
 };
 
+/// `meshwire login --no-browser` against a relay on `m`, with the browser
+/// played by an HTTP client.
+struct BrowserLogin {
+  const RelayProcess& relay;
+  ChildProcess login;
+  std::string page_path, port, state;  // from the URL login prints
+  httplib::Client browser;
+
+  BrowserLogin(const RelayProcess& r, const UserMachine& m)
+      : relay(r), login({kBinary, "login", "--no-browser", "--url", r.url()}, m.Env(), m.workspace), browser(r.url()) {
+    auto line = login.WaitForStdout(relay.url() + "/auth/cli?port=");
+    REQUIRE(line);
+    std::smatch u;
+    REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
+    page_path = line->substr(relay.url().size());
+    port = u[1];
+    state = u[2];
+  }
+  /// Submits the sign-in form as `user`: the Location the relay redirects to.
+  std::string Approve(const std::string& user) {
+    auto approved = browser.Post("/auth/cli", httplib::Params{{"user", user}, {"port", port}, {"state", state}});
+    REQUIRE(approved);
+    REQUIRE(approved->status == 302);
+    return approved->get_header_value("Location");
+  }
+  /// POST /auth/cli/token with the code of `location`.
+  httplib::Result Redeem(const std::string& location) {
+    return browser.Post("/auth/cli/token", json({{"code", location.substr(location.find("code=") + 5, 32)}}).dump(),
+                        "application/json");
+  }
+  /// The browser follows `location` to the CLI's loopback callback.
+  httplib::Result Follow(const std::string& location) {
+    httplib::Client loopback("127.0.0.1", std::stoi(port));
+    return loopback.Get(location.substr(location.find("/callback")));
+  }
+};
+
 bool OneSentence(const std::string& err) {
   // One line, starting with "meshwire: ", no stack trace.
   return err.rfind("meshwire: ", 0) == 0 && std::count(err.begin(), err.end(), '\n') == 1;
@@ -278,31 +315,21 @@ TEST_CASE("login: the relay's sign-in page, driven by an HTTP client playing the
   TempDir relay_dir;
   RelayProcess relay(relay_dir);
   UserMachine m;
-  ChildProcess login({kBinary, "login", "--no-browser", "--url", relay.url()}, m.Env(), m.workspace);
-  auto line = login.WaitForStdout(relay.url() + "/auth/cli?port=");
-  REQUIRE(line);
-  std::smatch u;
-  REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
-  httplib::Client browser(relay.url());
-  auto page = browser.Get(line->substr(relay.url().size()));
+  BrowserLogin b(relay, m);
+  auto page = b.browser.Get(b.page_path);
   REQUIRE(page);
   CHECK(page->status == 200);
   CHECK(page->get_header_value("Content-Type").find("text/html") == 0);
   CHECK(page->body.find("<form") != std::string::npos);
   // A form sent twice (a double click): the code never redeemed leaves no token behind.
-  auto abandoned = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
-  REQUIRE(abandoned);
-  REQUIRE(abandoned->status == 302);
-  auto approved = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
-  REQUIRE(approved);
-  REQUIRE(approved->status == 302);
-  std::string location = approved->get_header_value("Location");
-  CHECK(location.rfind("http://127.0.0.1:" + std::string(u[1]) + "/callback?code=", 0) == 0);
+  b.Approve("alice");
+  const std::string location = b.Approve("alice");
+  CHECK(location.rfind("http://127.0.0.1:" + b.port + "/callback?code=", 0) == 0);
   CHECK(location.find("mw_") == std::string::npos);  // a code, never the token
-  httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
-  auto done = loopback.Get(location.substr(location.find("/callback")));
+  auto done = b.Follow(location);
   REQUIRE(done);
   CHECK(done->status == 200);
+  ChildProcess& login = b.login;
   auto status = login.Wait(10000);
   REQUIRE(status);
   CHECK(WEXITSTATUS(*status) == 0);
@@ -325,9 +352,8 @@ TEST_CASE("login: the relay's sign-in page, driven by an HTTP client playing the
   REQUIRE(tokens.code == 0);
   CHECK(json::parse(tokens.out)["tokens"].size() == 1);  // the one redeemed, not the abandoned one
   // A code works once.
-  auto reused = browser.Post("/auth/cli/token",
-                             json({{"code", location.substr(location.find("code=") + 5, 32)}}).dump(),
-                             "application/json");
+  auto reused = b.Redeem(location);
+  REQUIRE(reused);
   CHECK(reused->status == 400);
 }
 
@@ -335,33 +361,22 @@ TEST_CASE("login: when the code cannot be redeemed, the browser page says so too
   TempDir relay_dir;
   RelayProcess relay(relay_dir);
   UserMachine m;
-  ChildProcess login({kBinary, "login", "--no-browser", "--url", relay.url()}, m.Env(), m.workspace);
-  auto line = login.WaitForStdout(relay.url() + "/auth/cli?port=");
-  REQUIRE(line);
-  std::smatch u;
-  REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
-  httplib::Client browser(relay.url());
-  auto approved = browser.Post("/auth/cli", httplib::Params{{"user", "alice"}, {"port", u[1]}, {"state", u[2]}});
-  REQUIRE(approved);
-  REQUIRE(approved->status == 302);
-  const std::string location = approved->get_header_value("Location");
+  BrowserLogin b(relay, m);
+  const std::string location = b.Approve("alice");
   // Someone else redeems the code first (or it expires): the CLI's exchange fails.
-  auto stolen = browser.Post("/auth/cli/token",
-                             json({{"code", location.substr(location.find("code=") + 5, 32)}}).dump(),
-                             "application/json");
+  auto stolen = b.Redeem(location);
   REQUIRE(stolen);
   REQUIRE(stolen->status == 200);
-  httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
-  auto page = loopback.Get(location.substr(location.find("/callback")));
+  auto page = b.Follow(location);
   REQUIRE(page);
   CHECK(page->status == 400);
   CHECK(page->body.find("Sign-in failed") != std::string::npos);
   CHECK(page->body.find("Signed in") == std::string::npos);
   CHECK(page->body.find("unknown, used or expired") != std::string::npos);
-  auto status = login.Wait(10000);
+  auto status = b.login.Wait(10000);
   REQUIRE(status);
   CHECK(WEXITSTATUS(*status) == 1);
-  auto err = login.WaitForStderr("unknown, used or expired");
+  auto err = b.login.WaitForStderr("unknown, used or expired");
   REQUIRE(err);
   CHECK(err->rfind("meshwire: The relay refused the sign-in", 0) == 0);
   CHECK_FALSE(fs::exists(fs::path(m.home) / ".meshwire/credentials.json"));
