@@ -136,9 +136,12 @@ int RunToken(int argc, char** argv) {
       if (!mesh.empty()) scope = mesh;
       NewTokenAnswer t = client.CreateToken(name, scope);
       if (ctx.json()) return PrintJson({{"id", t.id}, {"token", t.token}}), kExitOk;
-      std::printf("%s Created token %s%s\n%s\n", ui.Ok().c_str(), t.id.c_str(),
-                  scope ? (" for mesh " + *scope).c_str() : "", t.token.c_str());
-      std::fprintf(stderr, "It is shown only this once: store it now (e.g. as a CI secret MESHWIRE_TOKEN).\n");
+      // The token alone on stdout, so `export MESHWIRE_TOKEN=$(meshwire token
+      // create ...)` works (as admin token create); the rest on stderr.
+      std::fprintf(stderr, "%s Created token %s%s. It is shown only this once: store it now (e.g. as a CI "
+                           "secret MESHWIRE_TOKEN).\n",
+                   ui.Ok().c_str(), t.id.c_str(), scope ? (" for mesh " + *scope).c_str() : "");
+      std::printf("%s\n", t.token.c_str());
     } else if (*list) {
       auto tokens = client.ListTokens();
       if (ctx.json()) {

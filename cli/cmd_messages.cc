@@ -36,6 +36,7 @@ class StopSignal {
         timespec tick{0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&set_, nullptr, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
+          signal_ = sig;
           Stop();
           return;
         }
@@ -47,6 +48,8 @@ class StopSignal {
     thread_.join();
   }
   bool stopped() const { return stopped_; }
+  /// The signal that stopped it (SIGINT or SIGTERM), else 0.
+  int signal() const { return signal_; }
   void Stop() {
     {
       std::lock_guard lock(mu_);
@@ -65,6 +68,7 @@ class StopSignal {
   std::function<void()> on_stop_;
   sigset_t set_;
   std::atomic<bool> stopped_{false};
+  std::atomic<int> signal_{0};
   std::atomic<bool> done_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -297,12 +301,19 @@ int RunWait(int argc, char** argv) {
         throw;
       }
       if (!a.messages.empty()) {
-        for (const Message& m : a.messages) PrintMessage(m, ctx.ui(), ctx.json());
+        if (ctx.json()) {  // one JSON value, as every --json
+          json list = json::array();
+          for (const Message& m : a.messages) list.push_back(ToJson(m));
+          PrintJson({{"messages", list}, {"cursor", a.cursor}});
+        } else {
+          for (const Message& m : a.messages) PrintMessage(m, ctx.ui(), false);
+        }
         client.Poll(mesh, agent_id, a.cursor, 0, 1);  // acknowledge what was printed
         return kExitOk;
       }
     }
-    if (stop.stopped()) return kExitError;
+    // Stopped by Ctrl+C or SIGTERM: nothing arrived; the shell's code for it.
+    if (stop.stopped()) return 128 + stop.signal();
     throw Error(0, "wait_timeout", "No message arrived within " + std::to_string(timeout_s) + " s.");
   } catch (const Error& e) {
     return Fail(e);

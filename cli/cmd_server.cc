@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <regex>
 #include <thread>
 
 #include "cli/commands.h"
@@ -129,10 +130,11 @@ int RunServer(int argc, char** argv) {
     spdlog::error("--listen must be HOST:PORT, e.g. 127.0.0.1:7420 (got \"{}\").", listen);
     return kExitUsage;
   }
+  const std::string home = MeshwireHomeDir(ProcessEnv()).string();
+  const std::string default_storage = "sqlite:" + home + "/relay.db";  // what admin opens without --storage
   if (storage.empty()) {
-    std::string home = MeshwireHomeDir(ProcessEnv()).string();
     ::mkdir(home.c_str(), 0700);
-    storage = "sqlite:" + home + "/relay.db";
+    storage = default_storage;
   }
   options.storage = storage;
   auth_options.mode = auth;
@@ -143,6 +145,12 @@ int RunServer(int argc, char** argv) {
   options.events_keepalive_ms = events_keepalive_ms;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
+  if (!public_url.empty() &&
+      !std::regex_match(public_url, std::regex(R"(https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?)"))) {
+    spdlog::error("--public-url must be the relay's address as clients reach it, http(s)://HOST[:PORT][/PATH] "
+                  "(got \"{}\").", public_url);
+    return kExitUsage;
+  }
   options.public_url = public_url;
   options.tls_cert = tls_cert;
   options.tls_key = tls_key;
@@ -191,7 +199,7 @@ int RunServer(int argc, char** argv) {
                  MESHWIRE_VERSION_STRING, tls_cert.empty() ? "http" : "https", ipv6 ? "[" : "",
                  options.host, ipv6 ? "]" : "", port, StorageForDisplay(storage), auth);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
-                 storage.rfind("sqlite:", 0) == 0 && !std::getenv("MESHWIRE_HOME")
+                 storage == default_storage && !std::getenv("MESHWIRE_HOME")
                      ? ""
                      : " --storage " + StorageForDisplay(storage));
     relay.Serve();

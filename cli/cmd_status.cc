@@ -24,10 +24,10 @@ int RunStatus(int argc, char** argv) {
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();
   const ClientConfig& c = ctx.config();
-  std::string agent_name = ctx.AgentName("");
+  const std::string agent_name = ctx.AgentName();  // as send and listen name it
   json out = {{"url", c.url.value}, {"mesh", c.mesh_id.value}, {"agent", agent_name},
               {"token", c.token.empty() ? "" : MaskToken(c.token.value, Ui())}};
-  std::string service = "unknown", mesh_line, agents_line, agent_id;
+  std::string service = "unknown", mesh_line, agents_line, agent_id, agent_problem;
   int exit_code = kExitOk;
   try {
     RelayClient& client = ctx.Client(RetryPolicy::None(), /*anonymous=*/true);
@@ -47,13 +47,22 @@ int RunStatus(int argc, char** argv) {
         agents_line = std::to_string(d.registered) + " registered, " + std::to_string(d.active) + " active";
         out["mesh_name"] = d.mesh.name;
         out["agents"] = {{"registered", d.registered}, {"active", d.active}};
-        if (!agent_name.empty()) {
-          for (const AgentInfo& a : client.Agents(c.mesh_id.value)) {
-            if (a.agent.name == agent_name) agent_id = a.agent.agent_id;
+        for (const AgentInfo& a : client.Agents(c.mesh_id.value)) {
+          if (a.agent.name != agent_name) continue;
+          if (a.agent.owner == ctx.User()) {
+            agent_id = a.agent.agent_id;
+          } else {
+            agent_problem = agent_name + " is " + a.agent.owner + "'s agent, not yours: choose your own with --name "
+                            "NAME or MESHWIRE_AGENT_NAME, or run `meshwire init` in your workspace";
+            exit_code = kExitUsage;
           }
+        }
+        if (agent_id.empty() && agent_problem.empty()) {
+          agent_problem = "not registered yet (`meshwire send`, `listen` or `init` registers it)";
         }
       } catch (const Error& e) {
         mesh_line = ui.Bad() + " " + e.what();
+        out["error"] = e.what();
         exit_code = e.status() == 0 ? kExitUnreachable : kExitError;
       }
     }
@@ -65,6 +74,7 @@ int RunStatus(int argc, char** argv) {
   out["service_status"] = service;
   if (!agent_id.empty()) out["agent_id"] = agent_id;
   if (!c.workspace_agent_name.empty()) out["workspace_agent_name"] = c.workspace_agent_name;
+  if (!agent_problem.empty()) out["agent_problem"] = agent_problem;
   if (ctx.json()) {
     PrintJson(out);
     return exit_code;
@@ -74,8 +84,9 @@ int RunStatus(int argc, char** argv) {
   std::printf("Token : %s\n", c.token.empty() ? "(none: run `meshwire login`)" : MaskToken(c.token.value, ui).c_str());
   std::printf("URL : %s\n", c.url.value.c_str());
   std::printf("Mesh : %s\n", or_none(c.mesh_id.value, "(none)").c_str());
-  std::printf("Agent : %s%s%s\n", or_none(agent_name, "(none: set MESHWIRE_AGENT_NAME or run `meshwire init`)").c_str(),
-              agent_id.empty() ? "" : (" (" + agent_id + ")").c_str(),
+  std::printf("Agent : %s%s%s\n", agent_name.c_str(),
+              agent_id.empty() ? (agent_problem.empty() ? "" : (": " + agent_problem).c_str())
+                               : (" (" + agent_id + ")").c_str(),
               c.workspace_agent_name.empty()
                   ? ""
                   : (", your name for the workspace's " + c.workspace_agent_name + " (config.json)").c_str());
@@ -108,11 +119,12 @@ int RunAgents(int argc, char** argv) {
       PrintJson({{"agents", arr}});
       return kExitOk;
     }
-    std::string me = ctx.AgentName("");
+    const std::string me = ctx.AgentName();  // as send and listen name it
+    const std::string& user = ctx.User();
     Millis now = SystemClock().Now();
     std::printf("\n%sAgents in mesh %s (%zu)\n\n", ui.Web().c_str(), mesh.c_str(), agents.size());
     for (const AgentInfo& a : agents) {
-      std::string name = a.agent.name + (a.agent.name == me ? " (you)" : "");
+      std::string name = a.agent.name + (a.agent.name == me && a.agent.owner == user ? " (you)" : "");
       std::printf("%s %-7s %-28s %s %s%s\n", ui.Dot(a.status).c_str(), a.status.c_str(), name.c_str(),
                   a.agent.agent_id.c_str(), Ago(now - a.agent.last_seen).c_str(),
                   a.listening ? "  listening" : "");

@@ -37,6 +37,14 @@ const std::string& CommandContext::RequireToken() {
         "No credentials found: run `meshwire login` (or set MESHWIRE_TOKEN; on the relay's host "
         "`meshwire admin token create --user NAME` prints one).");
   }
+  for (unsigned char ch : c.token.value) {
+    if (ch <= ' ' || ch == 0x7f) {  // no HTTP header can carry it
+      const std::string& from = c.token.source;
+      throw ConfigError("The token from " +
+                        (from == "env" ? std::string("MESHWIRE_TOKEN") : from == "flag" ? "--token" : from) +
+                        " holds spaces or line breaks: set it to the token alone (mw_...).");
+    }
+  }
   return c.token.value;
 }
 
@@ -49,6 +57,13 @@ const std::string& CommandContext::RequireMesh() {
         "create NAME`), pass --mesh ID, or set MESHWIRE_MESH_ID.");
   }
   return c.mesh_id.value;
+}
+
+const std::string& CommandContext::User() {
+  if (user_.empty()) user_ = config().user.empty() || config().token.source != "credentials.json"
+                                 ? Client().Me().first
+                                 : config().user;
+  return user_;
 }
 
 std::string CommandContext::AgentName(const std::string& fallback) {

@@ -27,6 +27,8 @@ class CommandContext {
   const std::string& RequireToken();
   /// The mesh id, or throws ConfigError naming how to choose one.
   const std::string& RequireMesh();
+  /// The signed-in user: credentials.json's, else the relay's answer to /me.
+  const std::string& User();
   /// The agent name for this process (config, else `fallback`).
   std::string AgentName(const std::string& fallback = "cli-agent");
   /// A client for the configured relay (token required unless `anonymous`).
@@ -39,6 +41,7 @@ class CommandContext {
   ConfigFlags& flags() { return flags_; }
 
  private:
+  std::string user_;  // User()'s answer, once asked
   ConfigFlags flags_;
   std::string url_, token_, mesh_, name_;
   bool json_ = false;

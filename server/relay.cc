@@ -47,6 +47,7 @@ void CheckAuth(const RelayOptions& o) {
 Relay::Relay(RelayOptions options)
     : options_(std::move(options)), clock_(options_.clock ? options_.clock : &system_clock_) {
   CheckAuth(options_);
+  storage_lock_ = LockForRelay(options_.storage);
   store_ = OpenStore(options_.storage);
   bus_ = OpenWakeBus(options_.storage, *store_);
 

@@ -23,6 +23,7 @@
 #include "server/core/mesh_service.h"
 #include "server/http/auth_routes.h"
 #include "server/http/router.h"
+#include "server/storage/store_factory.h"
 
 namespace meshwire {
 
@@ -97,6 +98,7 @@ class Relay {
   RelayOptions options_;
   SystemClock system_clock_;
   const Clock* clock_;
+  std::unique_ptr<StorageLock> storage_lock_;  // before store_: released after it closes
   std::unique_ptr<Store> store_;
   std::unique_ptr<WakeBus> bus_;
   Router router_;

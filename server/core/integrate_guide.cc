@@ -664,10 +664,12 @@ env = { MESHWIRE_URL = "{{URL}}" }
 meshwire init --harness copilot --mesh {{MESH_ID}}
 ```
 
-This installs a user-level extension at `~/.copilot/extensions/meshwire/extension.mjs` that loads
-in every Copilot CLI session and offers the `mesh_*` tools; incoming messages are injected into
-the conversation as messages from another agent. To build your own extension, import the factory
-from `meshwire/extension`; it owns registration, heartbeats, polling and the tools:
+This adds the meshwire MCP server to `~/.copilot/mcp-config.json`, so every Copilot CLI session
+has the `meshwire_*` tools, and installs the extension `~/.copilot/extensions/meshwire/extension.mjs`,
+which Copilot loads once its extensions are on (`copilot --experimental`): it injects incoming
+messages into the conversation as messages from another agent (its own `mesh_*` tools stay off
+while the MCP server provides the tools). To build your own extension, import the factory from
+`meshwire/extension`; it owns registration, heartbeats, polling and the tools:
 
 ```js
 import { joinSession } from "@github/copilot-sdk/extension";

@@ -256,6 +256,7 @@ MeshInfo MeshService::GetMesh(const Caller& caller, const std::string& mesh_id) 
 
 void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
   Mesh mesh = RequireMember(caller, mesh_id);
+  RequireUnscoped(caller, "delete its mesh");  // a token handed to a client is not the owner's key
   if (mesh.owner != caller.user()) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can delete it.");
   }
@@ -266,9 +267,13 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
                             const std::string& user) {
   Mesh mesh = RequireMember(caller, mesh_id);
+  RequireUnscoped(caller, "manage its mesh's members");
   CheckName(user, "user name");
   if (mesh.owner != caller.user()) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can add members.");
+  }
+  if (user == mesh.owner) {
+    throw Error::Conflict(user + " owns mesh " + mesh_id + " already; add other users as members.");
   }
   store_.AddMember(mesh_id, user);
 }
@@ -281,6 +286,7 @@ std::vector<Member> MeshService::ListMembers(const Caller& caller, const std::st
 void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
                                const std::string& user) {
   Mesh mesh = RequireMember(caller, mesh_id);
+  RequireUnscoped(caller, "manage its mesh's members");
   if (mesh.owner != caller.user() && user != caller.user()) {
     throw Error::Forbidden("Only the mesh's owner can remove other members.");
   }

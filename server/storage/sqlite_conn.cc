@@ -109,6 +109,12 @@ SqliteConnection::SqliteConnection(const std::string& path) {
     throw Error::Unavailable("Cannot open the database " + path + " (" + detail +
                              "); check that its folder exists and is writable.");
   }
+  if (sqlite3_db_readonly(db_, "main") == 1) {  // SQLite falls back to read-only without a word
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error::Unavailable("The database " + path + " is read-only for this user; give it (and its folder) "
+                             "write permission, or choose another --storage.");
+  }
   sqlite3_busy_timeout(db_, 5000);
   Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   auto sync = Prepare("PRAGMA synchronous");

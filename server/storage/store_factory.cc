@@ -1,5 +1,12 @@
 #include "server/storage/store_factory.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "schemas/error.h"
 #include "server/storage/pg_wake_bus.h"
 #include "server/storage/postgres_store.h"
@@ -7,15 +14,60 @@
 
 namespace meshwire {
 
-std::unique_ptr<Store> OpenStore(const std::string& spec) {
-  std::string path = spec;
-  if (spec.rfind("sqlite:", 0) == 0) {
-    path = spec.substr(7);
-  } else if (spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0) {
-    return std::make_unique<PostgresStore>(spec);
-  }
+namespace {
+
+bool IsPostgres(const std::string& spec) {
+  return spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0;
+}
+
+/// The database file of a SQLite spec ("sqlite:PATH" or a bare path).
+std::string SqlitePath(const std::string& spec) {
+  std::string path = spec.rfind("sqlite:", 0) == 0 ? spec.substr(7) : spec;
   if (path.empty()) throw Error::BadRequest("invalid_storage", "--storage needs a path: sqlite:PATH.");
-  return std::make_unique<SqliteStore>(path);
+  if (path.find("://") != std::string::npos) {
+    throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) +
+                                                   ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL "
+                                                   "(postgres://user:pass@host:port/db), nothing else.");
+  }
+  return path;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> OpenStore(const std::string& spec) {
+  if (IsPostgres(spec)) return std::make_unique<PostgresStore>(spec);
+  return std::make_unique<SqliteStore>(SqlitePath(spec));
+}
+
+StorageLock::~StorageLock() {
+  if (fd_ >= 0) ::close(fd_);  // the lock goes with the descriptor
+}
+
+std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
+  if (IsPostgres(spec)) return nullptr;
+  const std::string path = SqlitePath(spec) + ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw Error::Unavailable("Cannot open " + path + " (" + std::strerror(errno) +
+                             "); check that the database's folder exists and is writable.");
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : std::string();
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    throw Error(409, "storage_in_use",
+                "Another meshwire server" + (holder.empty() ? std::string() : " (pid " + holder + ")") +
+                    " already runs on " + SqlitePath(spec) +
+                    ": stop it first, or give this one its own --storage sqlite:PATH. (Several relay "
+                    "nodes share meshes through PostgreSQL: --storage postgres://...)");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The pid is only for the message above; the lock is what counts.
+  }
+  return std::make_unique<StorageLock>(fd);
 }
 
 std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {

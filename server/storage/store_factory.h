@@ -16,6 +16,25 @@ namespace meshwire {
 /// why) when it cannot, 400 for an unknown scheme.
 std::unique_ptr<Store> OpenStore(const std::string& spec);
 
+/// Held by a relay for as long as it runs on a SQLite file: two relays on one
+/// file would each wake only their own parked polls (their wake-up buses are
+/// in-process), so a second relay is refused. `meshwire admin` takes none.
+class StorageLock {
+ public:
+  explicit StorageLock(int fd) : fd_(fd) {}
+  ~StorageLock();
+  StorageLock(const StorageLock&) = delete;
+  StorageLock& operator=(const StorageLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+/// For SQLite storage: an exclusive lock on PATH.lock beside the database
+/// (it holds the relay's pid), or Error 409 naming the relay that holds it.
+/// Nothing for PostgreSQL, where any number of relays share the database.
+std::unique_ptr<StorageLock> LockForRelay(const std::string& spec);
+
 /// The wake-up bus for `store` opened from `spec`: in-process for SQLite (one
 /// node), LISTEN/NOTIFY for PostgreSQL (every node on the database).
 std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store);

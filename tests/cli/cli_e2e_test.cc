@@ -292,6 +292,33 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   REQUIRE(status);
   CHECK(WEXITSTATUS(*status) == 0);
   CHECK(wait.ReadStdout().find("wake up") != std::string::npos);
+
+  // --json: one JSON value, however many messages were waiting.
+  for (const char* text : {"one", "two"}) {
+    REQUIRE(w.machine.Mw({"send", text, "--to", "agent-b"}, {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=a"}).code == 0);
+  }
+  CommandResult both = w.machine.Mw({"wait", "--timeout", "5", "--json"}, b);
+  REQUIRE(both.code == 0);
+  const json answer = json::parse(both.out);  // throws on two values
+  CHECK(answer["messages"].size() == 2);
+  CHECK(answer["cursor"] == answer["messages"][1]["seq"]);
+
+  // Stopped while waiting: the shell's codes for SIGINT and SIGTERM, no message.
+  for (int sig : {SIGINT, SIGTERM}) {
+    CAPTURE(sig);
+    ChildProcess stopped({kBinary, "wait"}, w.machine.Env(b), w.machine.workspace);
+    bool parked = false;  // its long-poll is open: the agent is listening
+    for (int i = 0; i < 100 && !parked; ++i) {
+      const json listed = json::parse(w.machine.Mw({"agents", "--json"}, {"MESHWIRE_TOKEN=" + w.token}).out);
+      for (const json& a : listed["agents"]) parked = parked || (a["name"] == "agent-b" && a["listening"] == true);
+      if (!parked) usleep(50000);
+    }
+    REQUIRE(parked);
+    auto code = stopped.Signal(sig);
+    REQUIRE(code);
+    REQUIRE(WIFEXITED(*code));
+    CHECK(WEXITSTATUS(*code) == 128 + sig);
+  }
 }
 
 TEST_CASE("send --wait-ack: 0 once every recipient acknowledged, 4 when one does not in time") {
@@ -438,7 +465,8 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
     CommandResult r = m.Mw({"agents", "--mesh", in_mesh, "--json"}, {"MESHWIRE_TOKEN=" + w.token});
     REQUIRE(r.code == 0);
     std::vector<std::string> names;
-    for (const json& a : json::parse(r.out)["agents"]) names.push_back(a["name"]);
+    const json listed = json::parse(r.out);  // alive through the loop
+    for (const json& a : listed["agents"]) names.push_back(a["name"]);
     return names;
   };
 
@@ -679,6 +707,47 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
       CHECK(r.out.find("Usage") != std::string::npos);
     }
   }
+  (void)mesh;
+}
+
+TEST_CASE("token create prints the token alone on stdout, for $(...); a token with a line break is refused") {
+  World w;
+  w.CreateAndUseMesh();
+  CommandResult created = w.machine.Mw({"token", "create", "--name", "ci"}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE(created.code == 0);
+  CHECK(std::regex_match(created.out, std::regex("mw_[0-9A-Za-z]{40}\n")));
+  CHECK(created.err.find("Created token tok_") != std::string::npos);
+  const std::string token = created.out.substr(0, created.out.size() - 1);
+  CHECK(w.machine.Mw({"whoami"}, {"MESHWIRE_TOKEN=" + token}).code == 0);
+  CommandResult broken = w.machine.Mw({"agents"}, {"MESHWIRE_TOKEN=OK Created\n" + token});
+  CHECK(broken.code == 2);
+  CHECK(OneSentence(broken.err));
+  CHECK(broken.err.find("MESHWIRE_TOKEN holds spaces or line breaks") != std::string::npos);
+}
+
+TEST_CASE("status and agents never call another user's agent yours") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  REQUIRE(w.machine.Mw({"mesh", "members", "add", "bob"}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
+  const std::string bob = AdminToken(w.relay_dir, "bob");
+  REQUIRE(w.machine.Mw({"send", "hi", "--name", "bobs-agent"}, {"MESHWIRE_TOKEN=" + bob}).code == 0);
+  const std::vector<std::string> alice_as_bobs = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=bobs-agent"};
+  CommandResult status = w.machine.Mw({"status"}, alice_as_bobs);
+  CHECK(status.code == 2);
+  CHECK(status.out.find("Agent : bobs-agent: bobs-agent is bob's agent, not yours") != std::string::npos);
+  CHECK(json::parse(w.machine.Mw({"status", "--json"}, alice_as_bobs).out)["agent_problem"].get<std::string>().find(
+            "bob's agent") != std::string::npos);
+  CommandResult agents = w.machine.Mw({"agents"}, alice_as_bobs);
+  CHECK(agents.out.find("bobs-agent (you)") == std::string::npos);
+  CHECK(w.machine.Mw({"agents"}, {"MESHWIRE_TOKEN=" + bob, "MESHWIRE_AGENT_NAME=bobs-agent"}).out.find(
+            "bobs-agent (you)") != std::string::npos);
+  // Without a name: the one send and listen use, said to be unregistered.
+  CommandResult fresh = w.machine.Mw({"status"}, {"MESHWIRE_TOKEN=" + w.token});
+  CHECK(fresh.out.find("Agent : cli-agent: not registered yet") != std::string::npos);
+  // A mesh that fails: --json says why.
+  CommandResult gone = w.machine.Mw({"status", "--json", "--mesh", "nosuchmesh00"}, {"MESHWIRE_TOKEN=" + w.token});
+  CHECK(gone.code == 1);
+  CHECK(json::parse(gone.out)["error"].get<std::string>().find("No mesh") != std::string::npos);
   (void)mesh;
 }
 

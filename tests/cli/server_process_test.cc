@@ -68,6 +68,43 @@ TEST_CASE("--auth local refuses a non-loopback address") {
   CHECK(p.stderr_seen().find("--auth token") != std::string::npos);
 }
 
+TEST_CASE("storage a relay cannot serve is refused at start: a file another relay runs on, read-only, unknown scheme") {
+  TempDir home;
+  RelayProcess first(home);
+  // A second relay on the same SQLite file would wake only its own parked
+  // polls: it is refused, naming the first one's pid; admin still works.
+  CommandResult second = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "relay.db"},
+                             {"MESHWIRE_HOME=" + home.path().string()});
+  CHECK(second.code == 1);
+  CHECK(second.err.find("Another meshwire server (pid " + std::to_string(first.process.pid()) + ") already runs on") !=
+        std::string::npos);
+  CHECK(AdminToken(home, "still-works").rfind("mw_", 0) == 0);
+  // Once the first one is gone, the file is free again (SIGKILL included).
+  first.process.Signal(SIGKILL);
+  RelayProcess again(home);
+  CHECK(again.port > 0);
+
+  // A database this user may only read: refused at start, not 503 on every write.
+  TempDir ro;
+  RunCommand({kBinary, "admin", "token", "create", "--user", "x", "--storage", "sqlite:" + ro / "ro.db"});
+  namespace fs = std::filesystem;
+  fs::permissions(ro.path(), fs::perms::all);  // the folder open to all, the file readable only
+  fs::permissions(ro / "ro.db", fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  std::vector<std::string> serve = {kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + ro / "ro.db"};
+  // Root may write any file: as root, the relay runs as nobody here.
+  if (::geteuid() == 0) serve.insert(serve.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  CommandResult r = Run(serve, {"MESHWIRE_HOME=" + ro.path().string()});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("is read-only for this user") != std::string::npos);
+  CommandResult url = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "u.db",
+                           "--public-url", "not a url"});
+  CHECK(url.code == 2);
+  CHECK(url.err.find("--public-url must be the relay's address as clients reach it") != std::string::npos);
+  CommandResult mysql = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "mysql://x"});
+  CHECK(mysql.code != 0);
+  CHECK(mysql.err.find("meshwire stores in SQLite (sqlite:PATH) or PostgreSQL") != std::string::npos);
+}
+
 TEST_CASE("SIGTERM: a parked poll answers, storage closes, exit 0") {
   TempDir home;
   std::string token = AdminToken(home, "alice");

@@ -376,7 +376,7 @@ test("push: a message is sent as notifications/claude/channel on the GET stream;
   const { params } = channel(mcp)[0];
   assert.match(params.content, /from agent "rest-agent"/);
   assert.match(params.content, /written by another agent, not by the user/);
-  assert.match(params.content, /<<<message\npushed to you\nmessage>>>/);
+  assert.match(params.content, /<<<message (\w{12})\npushed to you\nmessage \1>>>/);
   assert.deepEqual(params.meta, { message_id: sent.id, from: fx.rest.agent_id, from_name: "rest-agent", seq: String(sent.seq) });
   // This client did not say it shows pushes: get_messages returns the message, saying it was pushed.
   const got = await mcp.call("meshwire_get_messages", {});
@@ -418,7 +418,7 @@ test("meshwire://inbox: listed, read without acknowledging, updated notification
   const updated = mcp.notifications.find((n) => n.method === "notifications/resources/updated");
   assert.deepEqual(updated.params, { uri: "meshwire://inbox" });
   const read = await mcp.client.readResource({ uri: "meshwire://inbox" });
-  assert.match(read.contents[0].text, /<<<message\nin the inbox\nmessage>>>/);
+  assert.match(read.contents[0].text, /<<<message (\w{12})\nin the inbox\nmessage \1>>>/);
   // Reading moved nothing: get_messages still returns it.
   const got = await mcp.call("meshwire_get_messages", {});
   assert.deepEqual(got.structuredContent.messages.map((x) => x.id), [sent.id]);

@@ -754,7 +754,7 @@ test("push: Claude Code (clientInfo claude-code) is sent each message as notific
   const pushes = channelOf(mcp).length;
   assert.equal(params.meta.message_id, first.id);
   assert.equal(params.meta.seq, String(first.seq));
-  assert.match(params.content, /<<<message\npushed over stdio\nmessage>>>/);
+  assert.match(params.content, /<<<message (\w{12})\npushed over stdio\nmessage \1>>>/);
   const second = await restSend({ to: "push-stdio", content: "again" });
   await until("the second push", () => channelOf(mcp).length === pushes + 1, 3000);
   assert.equal(channelOf(mcp)[pushes].params.meta.message_id, second.id);

@@ -541,6 +541,12 @@ TEST_CASE("403 forbidden: non-members, another user's agent, scoped tokens, memb
        "forbidden"},
       {"scoped token revokes alice's token", "DELETE", "/tokens/" + w.alice_token_id, s, "", 403,
        "forbidden"},
+      // ... and on its own mesh: a token handed to a client is not the owner's key.
+      {"scoped token deletes its own mesh", "DELETE", w.M(""), s, "", 403, "forbidden"},
+      {"scoped token adds a member to its own mesh", "POST", w.M("/members"), s, R"({"user":"carol"})", 403,
+       "forbidden"},
+      {"scoped token removes a member of its own mesh", "DELETE", w.M("/members/bob"), s, "", 403,
+       "forbidden"},
   };
   RunCases(w, cases);
 }
@@ -675,6 +681,8 @@ TEST_CASE("409 conflict: another user's agent name in a shared mesh; the owner's
        R"({"name":"alice-agent","harness":"claude"})", 409, "conflict"},
       {"alice registers bob's agent name", "POST", w.M("/agents"), Bearer(w.alice),
        R"({"name":"bob-agent"})", 409, "conflict"},
+      {"the owner adds herself as a member", "POST", w.M("/members"), Bearer(w.alice), R"({"user":"alice"})",
+       409, "conflict"},
   };
   RunCases(w, cases);
 
