@@ -217,18 +217,13 @@ int RunInit(int argc, char** argv) {
     // A teammate's clone: the committed .mesh.json names the first user's
     // agent. It stays as it is (every teammate shares it); this user's own
     // name for it goes to ~/.meshwire/config.json, which every client reads.
-    std::string me = c.user;
-    auto my_user = [&]() -> const std::string& {
-      if (me.empty()) me = client.Me().first;
-      return me;
-    };
     auto listed_it = mesh_json.find("agent_name");
     const std::string listed =
         listed_it != mesh_json.end() && listed_it->is_string() ? listed_it->get<std::string>() : "";
     bool listed_is_teammates = !listed.empty() && listed == c.workspace_agent_name;  // config.json knows
     if (!listed_is_teammates && !listed.empty() && listed != agent_name && mesh_json.value("mesh_id", "") == mesh) {
       for (const AgentInfo& a : client.Agents(mesh)) {
-        if (a.agent.name == listed) listed_is_teammates = a.agent.owner != my_user();
+        if (a.agent.name == listed) listed_is_teammates = a.agent.owner != ctx.User();
       }
     }
 
@@ -258,32 +253,34 @@ int RunInit(int argc, char** argv) {
     harness->generate(hc);  // a bad existing file throws here
     hc.dry_run = false;
 
-    std::string agent_id;
+    // Registers `name`: false when another user's agent has it (then `taken`
+    // holds the relay's sentence), any other error thrown.
+    std::string agent_id, taken;
     bool created = false;
-    try {
-      std::tie(agent_id, created) = client.RegisterAgent(mesh, agent_name, harness->name);
-    } catch (const Error& e) {
-      if (e.status() != 409) throw;
+    auto registered = [&](const std::string& name) {
+      try {
+        std::tie(agent_id, created) = client.RegisterAgent(mesh, name, harness->name);
+        return true;
+      } catch (const Error& e) {
+        if (e.status() != 409) throw;
+        taken = e.what();
+        return false;
+      }
+    };
+    if (!registered(agent_name)) {
       // A name the user chose is theirs to change; the shared file's name (a
       // teammate's agent) or the harness's default gets one of this user's own.
       const std::string& source = c.agent_name.source;
       if (source != ".mesh.json" && !source.empty()) {
-        throw Error(409, "conflict",
-                    std::string(e.what()) + " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME).");
+        throw Error(409, "conflict", taken + " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME).");
       }
       listed_is_teammates = source == ".mesh.json";
-      const std::string taken = agent_name;
-      for (int attempt = 1; agent_id.empty(); ++attempt) {
-        agent_name = OwnNameFor(taken, my_user(), attempt);
-        try {
-          std::tie(agent_id, created) = client.RegisterAgent(mesh, agent_name, harness->name);
-        } catch (const Error& again) {
-          if (again.status() != 409 || attempt == 5) {
-            throw Error(again.status(), again.code(),
-                        std::string(again.what()) + " \"" + taken + "\" is another user's agent here: run "
-                        "`meshwire init --harness " + std::string(harness->name) +
-                        " --name NAME` with a name of your own.");
-          }
+      const std::string theirs = agent_name;
+      for (int attempt = 1; !registered(agent_name = OwnNameFor(theirs, ctx.User(), attempt)); ++attempt) {
+        if (attempt == 5) {
+          throw Error(409, "conflict",
+                      taken + " \"" + theirs + "\" is another user's agent here: run `meshwire init --harness " +
+                          harness->name + " --name NAME` with a name of your own.");
         }
       }
     }

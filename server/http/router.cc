@@ -19,18 +19,20 @@ std::vector<std::string_view> Split(std::string_view path) {
 }
 /// The request path's segments, each percent-decoded after the split, so an
 /// encoded slash (%2F) stays inside its segment (a mesh id "a/../b" is one
-/// unknown id, not a path to another route). The target was checked for
-/// malformed escapes before the router saw it.
-std::vector<std::string> Segments(const HttpRequest& req) {
-  if (req.target.empty()) {  // built in-process: the path is all there is
-    std::vector<std::string> out;
-    for (std::string_view s : Split(req.path)) out.emplace_back(s);
-    return out;
-  }
-  std::vector<std::string> out;
-  for (std::string_view s : Split(std::string_view(req.target).substr(0, req.target.find('?')))) {
-    std::optional<std::string> decoded = PercentDecode(s, false);
-    out.push_back(decoded ? std::move(*decoded) : std::string(s));
+/// unknown id, not a path to another route). Without a '%' in it (every
+/// request meshwire's clients make) the segments are views of the target and
+/// nothing is copied; `decoded` holds them otherwise. The target was checked
+/// for malformed escapes before the router saw it.
+std::vector<std::string_view> Segments(const HttpRequest& req, std::vector<std::string>& decoded) {
+  if (req.target.empty()) return Split(req.path);  // built in-process: the path is all there is
+  const std::string_view raw = std::string_view(req.target).substr(0, req.target.find('?'));
+  std::vector<std::string_view> out = Split(raw);
+  if (raw.find('%') == std::string_view::npos) return out;
+  decoded.reserve(out.size());
+  for (std::string_view& segment : out) {
+    std::optional<std::string> d = PercentDecode(segment, false);
+    decoded.push_back(d ? std::move(*d) : std::string(segment));
+    segment = decoded.back();
   }
   return out;
 }
@@ -60,8 +62,8 @@ bool Router::Matches(const Route& route, const std::vector<std::string_view>& pa
 
 void Router::Dispatch(const ExchangePtr& exchange) const {
   HttpRequest& req = exchange->request();
-  const std::vector<std::string> segments = Segments(req);
-  const std::vector<std::string_view> path(segments.begin(), segments.end());
+  std::vector<std::string> decoded;
+  const std::vector<std::string_view> path = Segments(req, decoded);
   std::vector<std::string> captures;
   std::string allowed;
   for (const Route& r : routes_) {

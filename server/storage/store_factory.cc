@@ -45,7 +45,8 @@ StorageLock::~StorageLock() {
 
 std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
   if (IsPostgres(spec)) return nullptr;
-  const std::string path = SqlitePath(spec) + ".lock";
+  const std::string database = SqlitePath(spec);
+  const std::string path = database + ".lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     throw Error::Unavailable("Cannot open " + path + " (" + std::strerror(errno) +
@@ -59,7 +60,7 @@ std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     throw Error(409, "storage_in_use",
                 "Another meshwire server" + (holder.empty() ? std::string() : " (pid " + holder + ")") +
-                    " already runs on " + SqlitePath(spec) +
+                    " already runs on " + database +
                     ": stop it first, or give this one its own --storage sqlite:PATH. (Several relay "
                     "nodes share meshes through PostgreSQL: --storage postgres://...)");
   }

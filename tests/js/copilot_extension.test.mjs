@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { ROOT, childEnv, createToken, killAll, removeDirs, rest, startRelay, tempDir, track, until } from "./support/relay.mjs";
+import { ROOT, childEnv, createToken, killAll, removeDirs, rest, startRelay, teammateHome, tempDir, track, until } from "./support/relay.mjs";
 
 const EXTENSION = path.join(ROOT, "packaging/npm/extension.mjs");
 const T = { timeout: 20000 };
@@ -302,14 +302,7 @@ test("precedence: url option over MESHWIRE_URL; MESHWIRE_AGENT_NAME; config.json
 test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_names gives bob his own", T, async () => {
   // What `meshwire init` leaves on bob's machine when the committed
   // .mesh.json names alice's copilot-test: his own name in config.json.
-  await rest(fx.url, fx.token, "POST", `${fx.m}/members`, { user: "bob" });
-  const bobToken = createToken(fx.storage, "bob");
-  const home = tempDir("mw-copilot-bob-");
-  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: bobToken, url: fx.url, user: "bob" }));
-  fs.writeFileSync(
-    path.join(home, "config.json"),
-    JSON.stringify({ agent_names: { [fx.mesh.mesh_id]: { "copilot-test": "copilot-test-bob" } } }),
-  );
+  const home = await teammateHome(fx, "mw-copilot-bob-", "copilot-test", "copilot-test-bob");
   const copilot = fakeCopilot();
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
   await createCopilotExtension({

@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { ROOT, createToken, killAll, removeDirs, rest, startRelay, tempDir, track, until } from "./support/relay.mjs";
+import { ROOT, createToken, killAll, removeDirs, rest, startRelay, teammateHome, tempDir, track, until } from "./support/relay.mjs";
 
 const SOURCE = path.join(ROOT, "packaging/pi/meshwire.ts");
 const require = createRequire(path.join(ROOT, "tests/package.json"));
@@ -291,14 +291,7 @@ test(".env.meshwire in the workspace configures token, relay, mesh and name (und
 });
 
 test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_names gives bob his own", T, async () => {
-  await rest(fx.url, fx.token, "POST", `${fx.m}/members`, { user: "bob" });
-  const bobToken = createToken(fx.storage, "bob");
-  const home = tempDir("mw-pi-bob-");
-  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: bobToken, url: fx.url, user: "bob" }));
-  fs.writeFileSync(
-    path.join(home, "config.json"),
-    JSON.stringify({ agent_names: { [fx.mesh.mesh_id]: { "pi-test": "pi-test-bob" } } }),
-  );
+  const home = await teammateHome(fx, "mw-pi-bob-", "pi-test", "pi-test-bob");
   const pi = fakePi({ cwd: fx.workspace });
   fx.module.createMeshwireExtension({ env: { MESHWIRE_HOME: home }, homedir: tempDir("mw-pi-nohome-") })(pi);
   const result = await pi.call("meshwire_status");

@@ -186,3 +186,16 @@ export function childEnv(extra = {}) {
   for (const key of Object.keys(env)) if (key.startsWith("MESHWIRE_") || key.startsWith("NODE_TEST")) delete env[key];
   return { ...env, ...extra };
 }
+
+// bob as a teammate on fx's relay: made a member of fx.mesh, with a
+// ~/.meshwire (returned) holding his credentials and the config.json that
+// `meshwire init` leaves in a clone whose .mesh.json names alice's `shared`
+// agent: his own name `own` for it.
+export async function teammateHome(fx, prefix, shared, own) {
+  await rest(fx.url, fx.token, "POST", `/mesh/${fx.mesh.mesh_id}/members`, { user: "bob" });
+  const home = tempDir(prefix);
+  const token = createToken(fx.storage, "bob");
+  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token, url: fx.url, user: "bob" }));
+  fs.writeFileSync(path.join(home, "config.json"), JSON.stringify({ agent_names: { [fx.mesh.mesh_id]: { [shared]: own } } }));
+  return home;
+}
