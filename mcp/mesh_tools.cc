@@ -189,7 +189,7 @@ ToolResult MeshTools::Failure(const Error& e) const {
                " cannot be reached right now: check that it is running (`meshwire status`) and try "
                "the tool again in a moment.";
   }
-  return ToolResult::Error(sentence);
+  return ErrorResult(Error(e.status(), e.code(), sentence));
 }
 
 ToolResult MeshTools::Send(const Json& args) {

@@ -1,6 +1,7 @@
 #include "mcp/tool_format.h"
 
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
@@ -92,6 +93,15 @@ std::optional<ToolResult> ReadArgs(const Json& args, ReplyArgs& out) {
   out.message_id = *message_id;
   out.content = *content;
   return TooLarge(out.content, "Send a reference instead of the data.");
+}
+
+ToolResult ErrorResult(const Error& error) {
+  std::string sentence = error.what();
+  static constexpr std::string_view kCliHint = "run `meshwire agents`";
+  if (auto at = sentence.find(kCliHint); at != std::string::npos) {
+    sentence.replace(at, kCliHint.size(), "call meshwire_list_agents");
+  }
+  return ToolResult::Error(std::move(sentence));
 }
 
 ToolResult SentResult(const Message& sent) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mcp/mcp_server.h"
+#include "schemas/error.h"
 #include "schemas/rest.h"
 
 namespace meshwire::mcp {
@@ -35,6 +36,11 @@ struct ReplyArgs {
 std::optional<ToolResult> ReadArgs(const Json& arguments, SendArgs& out);
 std::optional<ToolResult> ReadArgs(const Json& arguments, GetMessagesArgs& out);
 std::optional<ToolResult> ReadArgs(const Json& arguments, ReplyArgs& out);
+
+/// A relay error as the sentence a model reads: the relay's own sentence,
+/// except that a hint naming a command line (`meshwire agents`) names the
+/// tool that does the same (meshwire_list_agents) instead.
+ToolResult ErrorResult(const Error& error);
 
 ToolResult SentResult(const Message& sent);
 ToolResult RepliedResult(const std::string& message_id, const Message& sent);

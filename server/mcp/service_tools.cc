@@ -17,7 +17,7 @@ mcp::ToolResult Failure(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
   } catch (const Error& e) {
-    return mcp::ToolResult::Error(e.what());
+    return mcp::ErrorResult(e);
   } catch (const std::exception& e) {
     spdlog::error("MCP tool failed: {}", e.what());
     return mcp::ToolResult::Error("The relay failed to do this; try again in a moment.");

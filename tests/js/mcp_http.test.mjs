@@ -230,6 +230,7 @@ test("bad arguments are isError results; an unknown tool is a protocol error", T
   assert.match(textOf(big), /10241 bytes; the limit is 10240/);
   const unknown = await fx.mcp.call("meshwire_send_message", { content: "x", to: "nobody-here" });
   assert.equal(unknown.isError, true);
+  assert.match(textOf(unknown), /No agent "nobody-here".*call meshwire_list_agents/);
   const wrong = await fx.mcp.call("meshwire_get_messages", { wait_seconds: "soon" });
   assert.equal(wrong.isError, true);
   await assert.rejects(fx.mcp.call("meshwire_nope"), /-32602|Unknown tool/);

@@ -507,9 +507,10 @@ test("content over 10,240 bytes is an isError result; exactly 10,240 bytes is se
   await assertAlive(fx.mcp);
 });
 
-test("an unknown recipient is an isError result", T, async () => {
+test("an unknown recipient is an isError result naming the tool that lists the agents", T, async () => {
   const result = await fx.mcp.call("meshwire_send_message", { content: "hi", to: "nobody" });
-  assertToolError(result, /nobody|agent/i);
+  assertToolError(result, /No agent "nobody".*call meshwire_list_agents to see who is there/);
+  assert.doesNotMatch(textOf(result), /meshwire agents/);
   await assertAlive(fx.mcp);
 });
 
