@@ -1,4 +1,5 @@
 // `meshwire server`: runs the relay until SIGINT or SIGTERM.
+#include <arpa/inet.h>
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -22,15 +23,22 @@ namespace meshwire::cli {
 namespace {
 
 /// Splits "host:port" or "[v6]:port".
+/// HOST:PORT with HOST an IPv4 or IPv6 address ([::1] or ::1) or
+/// "localhost" (taken as 127.0.0.1); false for anything else.
 bool ParseListen(const std::string& text, std::string& host, int& port) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos) return false;
   host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host == "localhost") host = "127.0.0.1";
+  in6_addr address{};
+  if (::inet_pton(AF_INET, host.c_str(), &address) != 1 && ::inet_pton(AF_INET6, host.c_str(), &address) != 1) {
+    return false;
+  }
   try {
     std::size_t used = 0;
     port = std::stoi(text.substr(colon + 1), &used);
-    return !host.empty() && used == text.size() - colon - 1 && port >= 0 && port <= 65535;
+    return used == text.size() - colon - 1 && port >= 0 && port <= 65535;
   } catch (...) {
     return false;
   }
@@ -67,7 +75,7 @@ int RunServer(int argc, char** argv) {
   AuthOptions auth_options;
   if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_ID")) auth_options.github_client_id = v;
   if (const char* v = std::getenv("MESHWIRE_GITHUB_CLIENT_SECRET")) auth_options.github_client_secret = v;
-  app.add_option("--listen", listen, "address:port to listen on")->capture_default_str();
+  app.add_option("--listen", listen, "IP:PORT to listen on (localhost is 127.0.0.1; 0.0.0.0:PORT or [::]:PORT for every interface, not with --auth local)")->capture_default_str();
   app.add_option("--storage", storage,
                  "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db), or PostgreSQL: "
                  "postgres://user:pass@host:port/db (libpq's PG* variables fill the rest)");
@@ -127,7 +135,8 @@ int RunServer(int argc, char** argv) {
 
   RelayOptions options;
   if (!ParseListen(listen, options.host, options.port)) {
-    spdlog::error("--listen must be HOST:PORT, e.g. 127.0.0.1:7420 (got \"{}\").", listen);
+    spdlog::error("--listen must be IP:PORT with an IP address of this machine, e.g. 127.0.0.1:7420, "
+                  "0.0.0.0:7420 or [::]:7420 (got \"{}\").", listen);
     return kExitUsage;
   }
   const std::string home = MeshwireHomeDir(ProcessEnv()).string();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +29,14 @@ std::string SqlitePath(const std::string& spec) {
     throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) +
                                                    ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL "
                                                    "(postgres://user:pass@host:port/db), nothing else.");
+  }
+  // A directory, a device (/dev/null) or a pipe would fail later, in the
+  // middle of a request, with "disk I/O error".
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) + ": " + path +
+                                                   " is not a regular file; give sqlite:PATH the path of a "
+                                                   "database file (it is created if missing).");
   }
   return path;
 }

@@ -103,6 +103,31 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
   CommandResult mysql = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "mysql://x"});
   CHECK(mysql.code != 0);
   CHECK(mysql.err.find("meshwire stores in SQLite (sqlite:PATH) or PostgreSQL") != std::string::npos);
+  // A device or a folder: refused at start (it used to be "disk I/O error" on
+  // the first request), by admin too.
+  for (const std::string& path : {std::string("/dev/null"), ro.path().string()}) {
+    CAPTURE(path);
+    CommandResult device = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + path});
+    CHECK(device.code == 1);
+    CHECK(device.err.find(path + " is not a regular file") != std::string::npos);
+    CommandResult admin = Run({kBinary, "admin", "token", "create", "--user", "x", "--storage", "sqlite:" + path});
+    CHECK(admin.code != 0);
+    CHECK(admin.err.find(path + " is not a regular file") != std::string::npos);
+  }
+}
+
+TEST_CASE("--listen takes an IP address or localhost, and says so otherwise, before touching storage") {
+  TempDir home;
+  for (const char* listen : {"999.1.1.1:1", "example.invalid:7420", "127.0.0.1:99999", "127.0.0.1"}) {
+    CAPTURE(listen);
+    CommandResult r = Run({kBinary, "server", "--listen", listen, "--storage", "sqlite:" + home / "r.db"});
+    CHECK(r.code == 2);
+    CHECK(r.err.find("--listen must be IP:PORT") != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(home / "r.db"));
+  ChildProcess local({kBinary, "server", "--listen", "localhost:0", "--storage", "sqlite:" + home / "r.db"});
+  local.WaitForStderr("listening on http://127.0.0.1:", 10000);
+  CHECK(local.stderr_seen().find("listening on http://127.0.0.1:") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM: a parked poll answers, storage closes, exit 0") {
