@@ -128,6 +128,24 @@ TEST_CASE("two processes of one agent passing their own after each receive every
   CHECK(t.Contents(t.Poll(t.b, "&after=0")).size() == 2);  // process 2 still gets both
 }
 
+TEST_CASE("an after beyond the newest message stops there: the cursor says so and nothing later is skipped") {
+  Mesh2 t;
+  for (const char* c : {"1", "2"}) t.Send({{"from", "agent-a"}, {"content", c}});
+  HttpAnswer past = t.Poll(t.b, "&after=1000");
+  CHECK(past.json["messages"].empty());
+  CHECK(past.json["cursor"] == 2);
+  // A client that goes on from that cursor gets what comes next.
+  t.Send({{"from", "agent-a"}, {"content", "3"}});
+  CHECK(t.Contents(t.Poll(t.b, "&after=" + past.json["cursor"].dump())) == std::vector<std::string>{"3"});
+  // A parked poll from beyond the newest wakes on the next message too.
+  auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&after=5000&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
+  t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "4"}});
+  HttpAnswer woken = poll.get();
+  CHECK(t.Contents(woken) == std::vector<std::string>{"4"});
+  CHECK(woken.json["cursor"] == 4);
+}
+
 TEST_CASE("long-poll: a parked poll is woken by a send to it") {
   Mesh2 t;
   auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
