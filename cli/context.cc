@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <regex>
 
 #include "cli/commands.h"
 
@@ -105,8 +106,19 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
       exit_code = app.exit(e) == 0 ? kExitOk : kExitUsage;
       return false;
     }
-    // A wrong argument: one sentence, like every other error.
+    // A wrong argument: one sentence, like every other error, in the
+    // command's words rather than CLI11's.
     std::string what = e.what();
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+      std::string extras;
+      for (const std::string& arg : app.remaining()) extras += (extras.empty() ? "" : " ") + arg;
+      if (!extras.empty()) what = app.get_name() + " does not take \"" + extras + "\".";
+      if (!extras.empty() && app.get_name() == "meshwire send" && extras.front() != '-') {
+        what += " Quote a message of several words: meshwire send \"hello there\".";
+      }
+    }
+    static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");
+    what = std::regex_replace(what, kRange, "must be a whole number from $2 to $3 (got \"$1\")");
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
     if (!what.empty() && what.back() != '.') what += '.';
     std::fprintf(stderr, "meshwire: %s Run `%s --help` for the options.\n", what.c_str(), app.get_name().c_str());

@@ -688,7 +688,8 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(m.Mw({"mesh"}, tok).code == 2);
     // Each one sentence with the command's --help, the argument parser's included.
     const std::vector<std::vector<std::string>> wrong = {
-        {"send"}, {"send", ""}, {"wait", "--timeout", "abc"}, {"agents", "--bogus"}, {"init", "--harness", "nope"}};
+        {"send"}, {"send", ""}, {"wait", "--timeout", "abc"}, {"agents", "--bogus"}, {"init", "--harness", "nope"},
+        {"send", "hello", "world"}, {"listen", "--limit", "5"}};
     for (const std::vector<std::string>& args : wrong) {
       CAPTURE(args);
       CommandResult r = m.Mw(args, tok);
@@ -696,6 +697,13 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
       CHECK(OneSentence(r.err));
     }
     CHECK(m.Mw({"wait", "--timeout", "abc"}, tok).err.find("Run `meshwire wait --help` for the options.") !=
+          std::string::npos);
+    // In the command's words, not the argument parser's.
+    CHECK(m.Mw({"wait", "--timeout", "abc"}, tok).err.find("--timeout: must be a whole number from 1 to 2592000 (got \"abc\")") !=
+          std::string::npos);
+    CHECK(m.Mw({"listen", "--limit", "5"}, tok).err.find("meshwire listen does not take \"--limit 5\".") !=
+          std::string::npos);
+    CHECK(m.Mw({"send", "hello", "world"}, tok).err.find("does not take \"world\". Quote a message of several words") !=
           std::string::npos);
   }
   SUBCASE("help for every command") {
