@@ -507,8 +507,14 @@ std::vector<Mesh> SqlStore<Conn>::MeshesOf(const std::string& user) {
 
 template <class Conn>
 bool SqlStore<Conn>::DeleteMesh(const std::string& mesh_id) {
-  // Children go by ON DELETE CASCADE (messages, members, agents, watermarks).
-  return WriteChanged("DELETE FROM meshes WHERE id = ?1", mesh_id);
+  // Children go by ON DELETE CASCADE (messages, members, agents, watermarks);
+  // the tokens scoped to the mesh, which could do nothing more, go with it.
+  int changed = 0;
+  writer_->Run([&](Conn& c) {
+    changed = c.Prepare("DELETE FROM meshes WHERE id = ?1").Bind(1, mesh_id).Run();
+    if (changed > 0) c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1").Bind(1, mesh_id).Run();
+  });
+  return changed > 0;
 }
 
 template <class Conn>

@@ -370,12 +370,19 @@ TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
   }
 }
 
-TEST_CASE("deleting a mesh removes it for everyone") {
+TEST_CASE("deleting a mesh removes it for everyone, and the tokens scoped to it") {
   Mesh2 t;
+  HttpAnswer scoped = t.relay.Post("/tokens", t.alice, {{"name", "ci"}, {"mesh_id", t.mesh}});
+  REQUIRE(scoped.status == 201);
+  const std::string ci = scoped.json["token"];
+  CHECK(t.relay.Get("/mesh", ci).status == 200);  // used once: cached by the relay
   CHECK(t.relay.Call("DELETE", t.Path(""), t.alice).status == 204);
   HttpAnswer gone = t.relay.Get(t.Path(""), t.alice);
   CHECK(gone.status == 404);
   CHECK(gone.json["error"]["code"] == "mesh_not_found");
+  CHECK(t.relay.Get("/mesh", ci).status == 401);
+  HttpAnswer tokens = t.relay.Get("/tokens", t.alice);
+  CHECK(tokens.json["tokens"].size() == 1);  // alice's own, not the scoped one
 }
 
 }  // namespace meshwire::testing

@@ -95,11 +95,19 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->MeshesOf("bob").empty());
   }
 
-  SUBCASE("deleting a mesh deletes its agents and messages") {
+  SUBCASE("deleting a mesh deletes its agents, messages and the tokens scoped to it") {
     Mesh m = MakeMesh(*store, "alice");
+    Mesh other = MakeMesh(*store, "bob");
     Agent a = MakeAgent(*store, m, "a");
     Put(*store, m, a, "all", "x");
+    store->CreateToken({"tok_scoped", "alice", "ci", Sha256Hex("mw_scoped"), m.mesh_id, 10});
+    store->CreateToken({"tok_other", "alice", "ci2", Sha256Hex("mw_other_mesh"), other.mesh_id, 10});
+    store->CreateToken({"tok_all", "alice", "laptop", Sha256Hex("mw_all"), std::nullopt, 10});
     CHECK(store->DeleteMesh(m.mesh_id));
+    CHECK_FALSE(store->FindTokenByHash(Sha256Hex("mw_scoped")));
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_other_mesh")));
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_all")));
+    CHECK(store->ListTokens("alice").size() == 2);
     CHECK_FALSE(store->FindMesh(m.mesh_id));
     CHECK_FALSE(store->FindAgent(m.mesh_id, "a"));
     CHECK(store->History(m.mesh_id, 0, 100).empty());
@@ -119,7 +127,7 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->FindAgent(m.mesh_id, "worker")->agent_id == "agentid001");
     CHECK(store->FindAgent(m.mesh_id, "agentid001")->name == "worker");
     CHECK_FALSE(store->FindAgent(m.mesh_id, "nobody"));
-    Mesh other = MakeMesh(*store, "alice");
+    Mesh other = MakeMesh(*store, "bob");
     CHECK_FALSE(store->FindAgent(other.mesh_id, "worker"));  // per mesh
     CHECK(store->DeleteAgent(m.mesh_id, "agentid001"));
     CHECK_FALSE(store->FindAgent(m.mesh_id, "worker"));
@@ -127,7 +135,7 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
 
   SUBCASE("seq is one strictly increasing order per mesh; ids are unique") {
     Mesh m = MakeMesh(*store, "alice");
-    Mesh other = MakeMesh(*store, "alice");
+    Mesh other = MakeMesh(*store, "bob");
     Agent a = MakeAgent(*store, m, "a");
     Agent o = MakeAgent(*store, other, "o");
     std::set<std::string> ids;
