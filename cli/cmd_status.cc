@@ -67,9 +67,10 @@ int RunStatus(int argc, char** argv) {
       }
     }
   } catch (const Error& e) {
-    service = "offline";
+    const bool bad_url = e.code() == "config";  // not offline: a URL no client could use
+    service = bad_url ? "misconfigured" : "offline";
     out["error"] = e.what();
-    exit_code = kExitUnreachable;
+    exit_code = bad_url ? kExitUsage : kExitUnreachable;
   }
   out["service_status"] = service;
   if (!agent_id.empty()) out["agent_id"] = agent_id;
@@ -92,7 +93,7 @@ int RunStatus(int argc, char** argv) {
                   : (", your name for the workspace's " + c.workspace_agent_name + " (config.json)").c_str());
   std::printf("\nConnection:\n");
   std::printf("Service : %s %s\n", service == "online" ? ui.Ok().c_str() : ui.Bad().c_str(), service.c_str());
-  if (service == "offline") {
+  if (service != "online") {
     std::printf("  %s\n", out["error"].get<std::string>().c_str());
   } else {
     std::printf("Mesh : %s\n", mesh_line.c_str());

@@ -78,6 +78,8 @@ void MeshTools::PushLoop() {
       });
     } catch (const Error& e) {
       if (e.code() != "cancelled") spdlog::debug("push stream: {}", e.what());
+    } catch (const std::exception& e) {
+      spdlog::debug("push stream: {}", e.what());
     }
     {
       std::lock_guard lock(stop_mu_);
@@ -102,7 +104,7 @@ void MeshTools::Heartbeats() {
       RelayClient client = NewClient();
       client.Heartbeat(options_.mesh_id, AgentId(client));
       warned = false;
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       if (!warned) spdlog::warn("{}", e.what());
       warned = true;
     }
@@ -175,6 +177,11 @@ ToolResult MeshTools::Run(const std::string& name, const Json& args, RequestCont
     if (name == "meshwire_reply_to_message") return Reply(args);
   } catch (const Error& e) {
     return Failure(e);
+  } catch (const std::exception& e) {
+    // Not the relay's answer (a library's own exception): still a result, never a crash.
+    spdlog::error("{}: {}", name, e.what());
+    return ToolResult::Error("The meshwire MCP server failed to run " + name + " (" + e.what() +
+                             "); try again, and report it if it persists.");
   }
   return ToolResult::Error("Unknown tool " + name + ".");
 }

@@ -3,12 +3,21 @@
 #include <openssl/x509.h>
 
 #include <cstdlib>
+#include <regex>
 
 #include "schemas/error.h"
 
 namespace meshwire {
 
 std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_port) {
+  // httplib throws std::invalid_argument for another scheme, and takes a
+  // malformed address for an unreachable one: say what is wrong instead.
+  static const std::regex kOrigin(R"(https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)(:([0-9]{1,5}))?)");
+  std::smatch m;
+  if (!std::regex_match(scheme_host_port, m, kOrigin) || (m[3].matched && std::stoi(m[3].str()) > 65535)) {
+    throw Error(2, "config", "The relay URL must be http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:7420 (got \"" +
+                                 scheme_host_port + "\"): fix --url, MESHWIRE_URL or `meshwire login --relay`.");
+  }
   auto client = std::make_unique<httplib::Client>(scheme_host_port);
   if (scheme_host_port.rfind("https://", 0) != 0) return client;
   const char* ca_file = std::getenv("MESHWIRE_CA_FILE");

@@ -689,7 +689,8 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     // Each one sentence with the command's --help, the argument parser's included.
     const std::vector<std::vector<std::string>> wrong = {
         {"send"}, {"send", ""}, {"wait", "--timeout", "abc"}, {"agents", "--bogus"}, {"init", "--harness", "nope"},
-        {"send", "hello", "world"}, {"listen", "--limit", "5"}};
+        {"send", "hello", "world"}, {"listen", "--limit", "5"}, {"agents", "--url", "ftp://x"},
+        {"send", "hi", "--url", "notaurl"}};
     for (const std::vector<std::string>& args : wrong) {
       CAPTURE(args);
       CommandResult r = m.Mw(args, tok);
@@ -698,6 +699,12 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     }
     CHECK(m.Mw({"wait", "--timeout", "abc"}, tok).err.find("Run `meshwire wait --help` for the options.") !=
           std::string::npos);
+    // Another scheme used to abort the process (httplib's std::invalid_argument).
+    CHECK(m.Mw({"agents", "--url", "ws://x"}, tok).err.find("The relay URL must be http(s)://HOST[:PORT][/PATH]") !=
+          std::string::npos);
+    CommandResult status = m.Mw({"status", "--url", "http://127.0.0.1:99999"}, tok);
+    CHECK(status.code == 2);  // not 3: nothing is offline, the URL is wrong
+    CHECK(status.out.find("must be http(s)://HOST[:PORT][/PATH]") != std::string::npos);
     // In the command's words, not the argument parser's.
     CHECK(m.Mw({"wait", "--timeout", "abc"}, tok).err.find("--timeout: must be a whole number from 1 to 2592000 (got \"abc\")") !=
           std::string::npos);
