@@ -39,6 +39,12 @@ constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
 constexpr std::size_t kMaxStreamQueue = 4 << 20;  // an event stream's unwritten bytes
 
 std::string Str(beast::string_view s) { return std::string(s.data(), s.size()); }
+/// `s` without its leading and trailing spaces and tabs.
+beast::string_view Trimmed(beast::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 class WorkerPool final : public Executor {
  public:
@@ -334,9 +340,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const auto& msg = parser_->get();
     std::size_t fields = 0;
     int content_lengths = 0;
+    int transfer_encodings = 0;
+    bool only_chunked = true;  // every Transfer-Encoding is exactly "chunked"
     for (const auto& f : msg) {
       ++fields;
       if (f.name() == http::field::content_length) ++content_lengths;
+      if (f.name() == http::field::transfer_encoding) {
+        ++transfer_encodings;
+        only_chunked = only_chunked && beast::iequals(Trimmed(f.value()), "chunked");
+      }
     }
     if (fields > rt_.options.max_header_count) {
       return Reject(Error(431, "header_too_large",
@@ -353,6 +365,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return Reject(Error(400, "bad_request",
                           "The request's framing is ambiguous (two Content-Lengths, or Content-Length "
                           "with Transfer-Encoding); send one of them."));
+    }
+    // Any other coding (gzip, "chunked, gzip", identity, two fields) leaves
+    // the body's length unknown: the parser would read the body as the next
+    // request (a smuggled one, behind a proxy). RFC 9112 6.3: 400 and close.
+    if (transfer_encodings > 1 || !only_chunked) {
+      return Reject(Error(400, "bad_request",
+                          "The relay reads request bodies as they are or with Transfer-Encoding: chunked, "
+                          "nothing else; send the body uncompressed with Content-Length."));
     }
     if (parser_->is_done()) return OnRequest();
     auto expect = msg[http::field::expect];

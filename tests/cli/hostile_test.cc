@@ -164,6 +164,30 @@ TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing
   CHECK(h.Healthy());
 }
 
+TEST_CASE("a Transfer-Encoding other than chunked is 400 and closes: its body never runs as a request") {
+  Hostile h;
+  // The body of the first request is a whole second request: a relay that
+  // took the first as bodiless would delete the mesh (request smuggling).
+  const std::string inner = h.Request("DELETE", "/mesh/" + h.mesh);
+  for (const char* coding : {"gzip", "chunked, gzip", "identity", "gzip, chunked\r\nTransfer-Encoding: chunked"}) {
+    CAPTURE(coding);
+    RawClient c(h.relay.port);
+    c.Send(std::string("GET /health HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: ") + coding + "\r\n\r\n" + inner);
+    CHECK(c.ClosedByRelay(5s));
+    CHECK(c.Count("HTTP/1.1 ") == 1);
+    CHECK(StatusOf(c.text()) == 400);
+    CHECK(CodeOf(c.text()) == "bad_request");
+  }
+  auto still = h.http.Get("/mesh/" + h.mesh);
+  REQUIRE(still);
+  CHECK(still->status == 200);
+  // Chunked alone (any case) is read as before.
+  std::string chunked = h.Raw("POST /mesh/" + h.mesh + "/messages HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+                              h.token + "\r\nContent-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n" +
+                              "21\r\n{\"from\":\"agent-a\",\"content\":\"hi\"}\r\n0\r\n\r\n");
+  CHECK(StatusOf(chunked) == 201);
+}
+
 TEST_CASE("slow clients: a request must arrive whole in time; others are served meanwhile") {
   Hostile h({"--request-timeout-ms", "1500"});
   std::vector<std::unique_ptr<RawClient>> slow;
