@@ -51,6 +51,14 @@ HttpResponse Refuse(int status, const std::string& message, const std::string& c
   return HttpResponse::Json(status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}.dump());
 }
 
+/// o[key] when it is a string; `absent` when `o` has no `key`; "" (never a
+/// valid value here) when it has another type. nlohmann's value() throws then.
+std::string StringField(const nlohmann::json& o, const char* key, const std::string& absent = "") {
+  const auto it = o.find(key);
+  if (it == o.end()) return absent;
+  return it->is_string() ? it->get<std::string>() : std::string();
+}
+
 HttpResponse RefuseError(const Error& e) {
   HttpResponse r = Refuse(e.status(), e.what(), e.code());
   if (e.retry_after() > 0) r.Header("Retry-After", std::to_string(e.retry_after()));
@@ -269,21 +277,40 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     const std::string mesh_id = req.params[0];
     service_.CheckAccess(caller, mesh_id);
     if (req.HeaderOr("Content-Type").find("application/json") == std::string::npos) {
-      return ex->Respond(Refuse(415, "Content-Type must be application/json."));
+      return ex->Respond(Refuse(415, "Content-Type must be application/json.", "unsupported_media_type"));
     }
     if (!Accepts(req, "application/json")) {
-      return ex->Respond(Refuse(406, "Accept must include application/json and text/event-stream."));
+      return ex->Respond(Refuse(406, "Accept must include application/json (and text/event-stream for streamed answers).",
+                                "not_acceptable"));
     }
     nlohmann::json message = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (message.is_discarded()) {
       HttpResponse r = Refuse(400, "Parse error: the body is not JSON.");
-      r.body = nlohmann::json{{"jsonrpc", "2.0"}, {"id", nullptr},
-                              {"error", {{"code", -32700}, {"message", "Parse error: the body is not JSON."}}}}
+      r.body = nlohmann::json{{"jsonrpc", "2.0"},
+                              {"id", nullptr},
+                              {"error",
+                               {{"code", -32700},
+                                {"message", "Parse error: the body is not JSON."},
+                                {"data", {{"code", "parse_error"}}}}}}
                    .dump();
       return ex->Respond(std::move(r));
     }
     if (!message.is_object()) {
-      return ex->Respond(Refuse(400, "One JSON-RPC message per request: batches are not supported."));
+      return ex->Respond(Refuse(400,
+                                message.is_array() ? "One JSON-RPC message per request: batches are not supported."
+                                                   : "The body must be one JSON-RPC message, a JSON object.",
+                                "invalid_request"));
+    }
+    if (message.contains("method") && !message["method"].is_string()) {
+      HttpResponse r = Refuse(400, "Invalid request: method must be a string.", "invalid_request");
+      r.body = nlohmann::json{{"jsonrpc", "2.0"},
+                              {"id", message.contains("id") ? message["id"] : nlohmann::json()},
+                              {"error",
+                               {{"code", -32600},
+                                {"message", "Invalid request: method must be a string."},
+                                {"data", {{"code", "invalid_request"}}}}}}
+                   .dump();
+      return ex->Respond(std::move(r));
     }
     if (IsModern(req, message)) return PostModern(ex, caller, message);
     if (const std::string* version = req.Header("MCP-Protocol-Version")) {
@@ -294,7 +321,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     }
     SessionPtr session;
     HeaderList extra;
-    if (message.value("method", "") == "initialize" && message.contains("id")) {
+    if (StringField(message, "method") == "initialize" && message.contains("id")) {
       session = Open(caller, mesh_id, req);
       extra.emplace_back(kSessionHeader, session->id);
     } else {
@@ -455,20 +482,20 @@ std::string McpEndpoint::PausedNotice(const std::string& from, const std::string
 }
 
 bool McpEndpoint::IsModern(const HttpRequest& req, const nlohmann::json& message) {
-  if (message.value("method", "") == "server/discover") return true;
+  if (StringField(message, "method") == "server/discover") return true;
   const std::string* header = req.Header("MCP-Protocol-Version");
   if (header && *header == kModernVersion) return true;
   const auto params = message.find("params");
   if (params == message.end() || !params->is_object()) return false;
   const auto meta = params->find("_meta");
-  return meta != params->end() && meta->is_object() && meta->value(kVersionKey, "") == kModernVersion;
+  return meta != params->end() && meta->is_object() && StringField(*meta, kVersionKey) == kModernVersion;
 }
 
 void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const nlohmann::json& message) {
   const HttpRequest& req = ex->request();
   const bool request = mcp::JsonRpcPeer::IsRequest(message);
   const nlohmann::json id = message.value("id", nlohmann::json());
-  const std::string method = message.value("method", "");
+  const std::string method = StringField(message, "method");
   auto refuse = [&](int status, int code, const std::string& text) {
     HttpResponse r = HttpResponse::Json(
         status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", text}}}}.dump());
@@ -484,7 +511,7 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
     if (!version || *version != kModernVersion) {
       return refuse(400, -32600, std::string("MCP-Protocol-Version: ") + kModernVersion + " is required with this request.");
     }
-    if (meta.value(kVersionKey, kModernVersion) != kModernVersion) {
+    if (StringField(meta, kVersionKey, kModernVersion) != kModernVersion) {
       return refuse(400, -32600, "The _meta protocol version and the MCP-Protocol-Version header differ.");
     }
     const std::string* header_method = req.Header("Mcp-Method");

@@ -335,11 +335,32 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
   const notJson = await post("{not json", { ...auth, "mcp-session-id": sid });
   assert.equal(notJson.status, 400);
   assert.equal(notJson.body.error.code, -32700);
-  assert.equal((await post([ping], { ...auth, "mcp-session-id": sid })).status, 400);
+  assert.equal(notJson.body.error.data.code, "parse_error");
+  const batch = await post([ping], { ...auth, "mcp-session-id": sid });
+  assert.equal(batch.status, 400);
+  assert.equal(batch.body.error.data.code, "invalid_request");
+  assert.match((await post(5, { ...auth, "mcp-session-id": sid })).body.error.message, /one JSON-RPC message, a JSON object/);
+  // A method that is not a string: -32600, never a 500 (it was one).
+  for (const method of [5, null, ["x"]]) {
+    for (const id of [6, undefined]) {
+      const odd = await post({ jsonrpc: "2.0", id, method }, { ...auth, "mcp-session-id": sid });
+      assert.equal(odd.status, 400, JSON.stringify({ method, id }));
+      assert.equal(odd.body.error.code, -32600);
+    }
+  }
+  const oddMeta = await post(
+    { jsonrpc: "2.0", id: 7, method: "ping", params: { _meta: { "io.modelcontextprotocol/protocolVersion": 5 } } },
+    { ...auth, "mcp-session-id": sid },
+  );
+  assert.notEqual(oddMeta.status, 500);
   const note = await post({ jsonrpc: "2.0", method: "notifications/initialized" }, { ...auth, "mcp-session-id": sid });
   assert.equal(note.status, 202);
   const wrongType = await post(ping, { ...auth, "mcp-session-id": sid, "content-type": "text/plain" });
   assert.equal(wrongType.status, 415);
+  assert.equal(wrongType.body.error.data.code, "unsupported_media_type");
+  const notAccepted = await post(ping, { ...auth, "mcp-session-id": sid, accept: "text/html" });
+  assert.equal(notAccepted.status, 406);
+  assert.equal(notAccepted.body.error.data.code, "not_acceptable");
 });
 
 test("GET opens the session's event stream; DELETE ends the session (then 404)", T, async () => {
