@@ -122,6 +122,10 @@ int RunSend(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   if (text.empty()) return FailUsage("The message is empty: give its text, e.g. meshwire send \"hello\" --to NAME.");
+  // `--to "$PEER"` with PEER unset must not become a message to everyone.
+  if (app.count("--to") > 0 && to.empty()) {
+    return FailUsage("--to is empty: give the recipient's agent name or id, or leave --to out to send to everyone.");
+  }
   const Ui& ui = ctx.ui();
   try {
     RetryPolicy retry = RetryPolicy::Standard();

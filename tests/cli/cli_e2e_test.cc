@@ -690,7 +690,7 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     const std::vector<std::vector<std::string>> wrong = {
         {"send"}, {"send", ""}, {"wait", "--timeout", "abc"}, {"agents", "--bogus"}, {"init", "--harness", "nope"},
         {"send", "hello", "world"}, {"listen", "--limit", "5"}, {"agents", "--url", "ftp://x"},
-        {"send", "hi", "--url", "notaurl"}};
+        {"send", "hi", "--url", "notaurl"}, {"send", "hi", "--to", ""}};
     for (const std::vector<std::string>& args : wrong) {
       CAPTURE(args);
       CommandResult r = m.Mw(args, tok);
