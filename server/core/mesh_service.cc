@@ -29,9 +29,14 @@ bool IsValidUtf8(std::string_view s);
 
 void CheckName(const std::string& name, const char* what) {
   if (!IsValidName(name)) {
+    // Echoed printable: a NUL cut the sentence short (what() is a C string),
+    // and other bytes are no help in a message.
+    std::string shown = name.substr(0, 80);
+    for (char& c : shown) {
+      if (c < 0x20 || c > 0x7e) c = '?';
+    }
     throw Error::InvalidField(std::string("The ") + what +
-                              " must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" +
-                              name.substr(0, 80) + "\").");
+                              " must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" + shown + "\").");
   }
 }
 
@@ -308,6 +313,12 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
   CheckName(name, "agent name");
   if (harness.size() > 64) throw Error::InvalidField("The field \"harness\" must be at most 64 bytes.");
   CheckNoNul(harness, "field \"harness\"");
+  // "all" is the broadcast address: an agent of that name could never be
+  // reached by name.
+  if (name == kBroadcast) {
+    throw Error::InvalidField("The agent name \"all\" is reserved: it means every agent of the mesh; choose "
+                              "another name.");
+  }
   // Agents are named by id or name: a name that is another agent's id would
   // make that agent's id ambiguous.
   if (auto existing = store_.FindAgent(mesh_id, name); existing && existing->agent_id == name) {

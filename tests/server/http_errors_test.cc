@@ -77,6 +77,9 @@ void CheckErrorShape(const HttpAnswer& a, const std::string& code) {
   CHECK(error.contains("message"));
   CHECK(error.value("message", json()).is_string());
   CHECK_FALSE(error.value("message", std::string()).empty());
+  // A whole sentence (a NUL in an echoed value once cut one short).
+  const std::string message = error.value("message", std::string());
+  CHECK((!message.empty() && (message.back() == '.' || message.back() == ')')));
 }
 
 void CheckError(const HttpAnswer& a, int status, const std::string& code) {
@@ -259,6 +262,10 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
       {"agent name with a space", "POST", w.M("/agents"), a, R"({"name":"my agent"})", 400,
        "invalid_field"},
       {"agent name with a slash", "POST", w.M("/agents"), a, R"({"name":"a/b"})", 400,
+       "invalid_field"},
+      {"agent name all (the broadcast address)", "POST", w.M("/agents"), a, R"({"name":"all"})", 400,
+       "invalid_field"},
+      {"member name with a NUL character", "POST", w.M("/members"), a, R"({"user":"ev\u0000il"})", 400,
        "invalid_field"},
       {"agent name of 65 characters", "POST", w.M("/agents"), a,
        json{{"name", std::string(65, 'a')}}.dump(), 400, "invalid_field"},
