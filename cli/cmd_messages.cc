@@ -287,6 +287,7 @@ int RunWait(int argc, char** argv) {
     StopSignal stop([&client] { client.Cancel(); });
     const std::string& mesh = ctx.RequireMesh();
     std::string agent_id = ctx.EnsureAgent();
+    std::int64_t cursor = 0;  // the last poll's
     while (!stop.stopped()) {
       int wait = 25;
       if (timeout_s > 0) {
@@ -304,6 +305,7 @@ int RunWait(int argc, char** argv) {
         if (e.code() == "cancelled") break;
         throw;
       }
+      cursor = a.cursor;
       if (!a.messages.empty()) {
         if (ctx.json()) {  // one JSON value, as every --json
           json list = json::array();
@@ -316,7 +318,9 @@ int RunWait(int argc, char** argv) {
         return kExitOk;
       }
     }
-    // Stopped by Ctrl+C or SIGTERM: nothing arrived; the shell's code for it.
+    // Nothing arrived: --json still prints its one value, for scripts that read stdout.
+    if (ctx.json()) PrintJson({{"messages", json::array()}, {"cursor", cursor}});
+    // Stopped by Ctrl+C or SIGTERM: the shell's code for it.
     if (stop.stopped()) return 128 + stop.signal();
     throw Error(0, "wait_timeout", "No message arrived within " + std::to_string(timeout_s) + " s.");
   } catch (const Error& e) {

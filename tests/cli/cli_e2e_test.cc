@@ -302,6 +302,12 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   const json answer = json::parse(both.out);  // throws on two values
   CHECK(answer["messages"].size() == 2);
   CHECK(answer["cursor"] == answer["messages"][1]["seq"]);
+  // Nothing within the timeout: exit 4, and still one value on stdout.
+  CommandResult none = w.machine.Mw({"wait", "--timeout", "1", "--json"}, b);
+  CHECK(none.code == 4);
+  const json empty = json::parse(none.out);
+  CHECK(empty["messages"].empty());
+  CHECK(empty["cursor"] == answer["cursor"]);
 
   // Stopped while waiting: the shell's codes for SIGINT and SIGTERM, no message.
   for (int sig : {SIGINT, SIGTERM}) {
