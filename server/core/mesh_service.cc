@@ -383,6 +383,9 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
   }
   store_.DeleteAgent(mesh_id, agent.agent_id);
   AccessChanged();
+  // Its parked polls on this node answer now (404, as they look again)
+  // instead of at their deadline.
+  waiters_.EndAgent(mesh_id, agent.agent_id);
   {
     std::lock_guard lock(presence_mu_);
     seen_.erase(agent.agent_id);

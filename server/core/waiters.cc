@@ -203,6 +203,23 @@ void Waiters::TimerLoop() {
 
 void Waiters::Tick() { timer_cv_.notify_all(); }
 
+void Waiters::EndAgent(const std::string& mesh_id, const std::string& agent_id) {
+  std::vector<Fired> fired;
+  {
+    std::lock_guard lock(mu_);
+    auto mesh = table_.find(mesh_id);
+    if (mesh == table_.end()) return;
+    auto agent = mesh->second.find(agent_id);
+    if (agent == mesh->second.end()) return;
+    std::vector<Waiter*> armed;
+    for (const Handle& h : agent->second) {
+      if (h->armed_) armed.push_back(h.get());
+    }
+    for (Waiter* w : armed) fired.push_back(Finish(w, Outcome::kTimeout));
+  }
+  Run(fired);
+}
+
 void Waiters::Shutdown() {
   std::vector<Fired> fired;
   {

@@ -80,6 +80,10 @@ class Waiters {
   /// Makes the timer thread look at the Clock again (after moving a ManualClock).
   void Tick();
 
+  /// Completes the armed waiters of one agent with kTimeout (the agent was
+  /// deleted: their completions look again and answer that).
+  void EndAgent(const std::string& mesh_id, const std::string& agent_id);
+
   /// Completes every armed waiter with kShutdown and refuses new ones.
   void Shutdown();
 

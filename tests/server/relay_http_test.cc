@@ -157,6 +157,17 @@ TEST_CASE("long-poll: a parked poll is woken by a send to it") {
   CHECK(t.Contents(got) == std::vector<std::string>{"wake up"});
 }
 
+TEST_CASE("long-poll: deleting the agent answers its parked poll at once, 404") {
+  Mesh2 t;
+  auto poll = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
+  CHECK(t.relay.Call("DELETE", t.Path("/agents/" + t.b), t.alice).status == 204);
+  REQUIRE(poll.wait_for(5s) == std::future_status::ready);  // the clock does not move: not its deadline
+  HttpAnswer got = poll.get();
+  CHECK(got.status == 404);
+  CHECK(got.json["error"]["code"] == "agent_not_found");
+}
+
 TEST_CASE("long-poll: a message to someone else does not answer the poll") {
   Mesh2 t;
   std::string c = t.relay.Register(t.alice, t.mesh, "agent-c");
