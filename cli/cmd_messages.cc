@@ -157,7 +157,7 @@ int RunSend(int argc, char** argv) {
       // there were none, instead of leaving the user waiting for it.
       bool nobody = false;
       try {
-        nobody = sent.to == kBroadcast && wait_ack == 0 && client.GetMessage(mesh, sent.id).second.empty();
+        nobody = sent.to == kBroadcast && client.GetMessage(mesh, sent.id).second.empty();
       } catch (const Error&) {
         // Only a hint: the message is sent either way.
       }
@@ -175,12 +175,15 @@ int RunSend(int argc, char** argv) {
         auto [message, receipts] = client.GetMessage(mesh, sent.id);
         std::size_t acked = 0;
         for (const Receipt& r : receipts) acked += r.state == "acked";
+        if (receipts.empty()) {
+          // Nobody to acknowledge it is not "acknowledged by everyone".
+          throw Error(0, "wait_timeout", "Nobody can acknowledge it: no other agent was registered in mesh " + mesh +
+                                             " when it was sent. Start one, then send again.");
+        }
         if (acked == receipts.size()) {
           if (!ctx.json()) {
-            std::printf("%s Acknowledged by %s\n", ui.Ok().c_str(),
-                        receipts.empty() ? "everyone (no recipients)"
-                                         : (std::to_string(acked) + " of " + std::to_string(receipts.size()) +
-                                            (receipts.size() == 1 ? " recipient" : " recipients")).c_str());
+            std::printf("%s Acknowledged by %zu of %zu %s\n", ui.Ok().c_str(), acked, receipts.size(),
+                        receipts.size() == 1 ? "recipient" : "recipients");
           }
           break;
         }

@@ -332,6 +332,11 @@ TEST_CASE("send --wait-ack: 0 once every recipient acknowledged, 4 when one does
   w.CreateAndUseMesh();
   std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
   std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  // Alone in the mesh: a broadcast has nobody to acknowledge it, which is not a success.
+  CommandResult alone = w.machine.Mw({"send", "anyone?", "--wait-ack", "5"}, a);
+  CHECK(alone.code == 4);
+  CHECK(alone.out.find("nobody will receive it") != std::string::npos);
+  CHECK(alone.err.find("Nobody can acknowledge it") != std::string::npos);
   REQUIRE(w.machine.Mw({"agents"}, b).code == 0);
   w.machine.Mw({"send", "register b", "--to", "agent-a"}, b);  // b exists now
   CommandResult unacked = w.machine.Mw({"send", "nobody reads", "--to", "agent-b", "--wait-ack", "1"}, a);
