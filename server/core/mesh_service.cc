@@ -430,6 +430,20 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
   m.content = r.content;
   m.priority = priority;
   m.metadata_json = r.metadata_json;
+  if (!r.reply_to && m.metadata_json.find("\"reply_to\"") != std::string::npos) {
+    // metadata.reply_to is how a reply is told from a message: a plain send
+    // may set it only to a message of this mesh (as the field reply_to).
+    const auto metadata = nlohmann::json::parse(m.metadata_json);  // an object (the route checked)
+    if (auto link = metadata.find("reply_to"); link != metadata.end()) {
+      if (!link->is_string()) {
+        throw Error::InvalidField("metadata.reply_to, when given, must be the id of a message of this mesh.");
+      }
+      if (!store_.FindMessage(mesh_id, link->get<std::string>())) {
+        throw Error::NotFound("message_not_found", "No message " + link->get<std::string>() + " in mesh " + mesh_id +
+                                                       " for metadata.reply_to.");
+      }
+    }
+  }
   if (r.reply_to) {
     if (!store_.FindMessage(mesh_id, *r.reply_to)) {
       throw Error::NotFound("message_not_found",

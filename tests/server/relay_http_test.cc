@@ -257,6 +257,10 @@ TEST_CASE("reply: goes to the original sender with metadata.reply_to") {
   HttpAnswer s = t.Send({{"from", "agent-c"}, {"to", "agent-a"}, {"content", "me too"},
                          {"reply_to", qid}, {"metadata", {{"trace", "x"}}}});
   CHECK(s.json["metadata"] == json({{"reply_to", qid}, {"trace", "x"}}));
+  // metadata.reply_to naming a real message of the mesh is kept as given.
+  HttpAnswer linked = t.Send({{"from", "agent-c"}, {"content", "also"}, {"metadata", {{"reply_to", qid}}}});
+  CHECK(linked.status == 201);
+  CHECK(linked.json["metadata"]["reply_to"] == qid);
 }
 
 TEST_CASE("idempotency key: a repeated send returns the first message and stores nothing") {
