@@ -30,7 +30,7 @@ int RunMesh(int argc, char** argv) {
   auto* del = app.add_subcommand("delete", "delete a mesh you own, with its agents and messages");
   del->add_option("ID", id, "the mesh id")->required();
   auto* members = app.add_subcommand("members", "list, add or remove the users who share a mesh");
-  members->add_option("--mesh", id, "the mesh (default: the active one)");
+  members->add_option("--mesh", id, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)");
   auto* add = members->add_subcommand("add", "share the mesh with USER (owner only)");
   add->add_option("USER", user, "the user name")->required();
   auto* remove = members->add_subcommand("remove", "take USER out of the mesh");

@@ -117,6 +117,17 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         what += " Quote a message of several words: meshwire send \"hello there\".";
       }
     }
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !app.get_subcommands({}).empty() &&
+        what.find("subcommand") != std::string::npos) {
+      std::string names, given;
+      for (const CLI::App* sub : app.get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+      // The last word that is not an option (`mesh --mesh ID frob`: frob).
+      for (int i = argc - 1; i >= 1 && given.empty(); --i) {
+        if (argv[i][0] != '-') given = argv[i];
+      }
+      what = given.empty() ? app.get_name() + " needs a subcommand: " + names + "."
+                           : app.get_name() + " has no subcommand \"" + given + "\"; it has " + names + ".";
+    }
     static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");
     what = std::regex_replace(what, kRange, "must be a whole number from $2 to $3 (got \"$1\")");
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();

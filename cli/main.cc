@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
 
@@ -68,9 +69,12 @@ int RunHelp(int argc, char** argv) {
     std::fprintf(stderr, "meshwire: no command \"%s\"; run `meshwire help` for the list.\n", argv[1]);
     return kExitUsage;
   }
+  // `help mesh create` is `mesh create --help`: the subcommand's own help.
+  std::vector<char*> args(argv + 1, argv + argc);
   char help[] = "--help";
-  char* args[] = {argv[1], help, nullptr};
-  return c->run(2, args);
+  args.push_back(help);
+  args.push_back(nullptr);
+  return c->run(static_cast<int>(args.size()) - 1, args.data());
 }
 
 std::string& ProgramNameStorage() {

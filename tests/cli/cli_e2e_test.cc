@@ -724,6 +724,17 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(m.Mw({"send", "hello", "world"}, tok).err.find("does not take \"world\". Quote a message of several words") !=
           std::string::npos);
   }
+  SUBCASE("subcommands: an unknown one is named, `help mesh create` is that subcommand's help") {
+    CommandResult frob = m.Mw({"mesh", "frob"}, tok);
+    CHECK(frob.code == 2);
+    CHECK(OneSentence(frob.err));
+    CHECK(frob.err.find("meshwire mesh has no subcommand \"frob\"; it has create, use, list") != std::string::npos);
+    CHECK(m.Mw({"token"}, tok).err.find("meshwire token needs a subcommand: create, list, revoke.") !=
+          std::string::npos);
+    CommandResult help = m.Mw({"help", "mesh", "create"});
+    CHECK(help.code == 0);
+    CHECK(help.out.find("Usage: meshwire mesh create") != std::string::npos);
+  }
   SUBCASE("help for every command") {
     for (const char* c : {"login", "logout", "whoami", "mesh", "init", "status", "send", "listen", "wait",
                           "agents", "integrate", "token", "server", "admin"}) {
