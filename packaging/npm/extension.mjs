@@ -515,7 +515,7 @@ const TOOL_PARAMETERS = {
         maximum: 60,
         description: `How long to wait for a message when none is there yet (capped at ${MAX_TOOL_WAIT_SECONDS}).`,
       },
-      limit: { type: "integer", minimum: 1, maximum: 1000, description: "At most this many messages (default 100)." },
+      limit: { type: "integer", minimum: 1, maximum: 100, description: "At most this many messages (default 20)." },
     },
   },
   none: { type: "object", properties: {} },
@@ -530,7 +530,6 @@ const TOOL_PARAMETERS = {
 };
 
 function requireText(value, name, what) {
-  if (typeof value === "number") value = String(value);
   if (typeof value !== "string" || value.trim() === "") {
     throw new ArgumentError(`\`${name}\` must be a non-empty string: ${what}.`);
   }
@@ -539,11 +538,11 @@ function requireText(value, name, what) {
 
 function optionalInteger(value, name, min, max) {
   if (value === undefined || value === null || value === "") return undefined;
-  const number = typeof value === "string" ? Number(value) : value;
-  if (typeof number !== "number" || !Number.isInteger(number) || number < min || number > max) {
+  // A number, as the MCP tools take it: "5" is refused there too.
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new ArgumentError(`\`${name}\` must be a whole number from ${min} to ${max}.`);
   }
-  return number;
+  return value;
 }
 
 function errorText(err) {
@@ -597,7 +596,7 @@ function createTools(mesh) {
     TOOL_PARAMETERS.get,
     async (args, signal) => {
       const asked = optionalInteger(args.wait_seconds, "wait_seconds", 0, 60) ?? 0;
-      const limit = optionalInteger(args.limit, "limit", 1, 1000);
+      const limit = optionalInteger(args.limit, "limit", 1, 100) ?? 20; // as meshwire_get_messages
       const wait = Math.min(asked, MAX_TOOL_WAIT_SECONDS);
       const messages = await mesh.poll({ wait, limit, signal });
       const fresh = mesh.claim(messages);

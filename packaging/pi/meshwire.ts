@@ -402,7 +402,6 @@ function agentLine(agent: RelayAgent, selfId: string | null): string {
 // Arguments
 
 function requireText(value: unknown, name: string, what: string): string {
-  if (typeof value === "number") value = String(value);
   if (typeof value !== "string" || value.trim() === "") {
     throw new MeshwireError(`\`${name}\` must be a non-empty string: ${what}.`, 0, "invalid_argument");
   }
@@ -411,11 +410,11 @@ function requireText(value: unknown, name: string, what: string): string {
 
 function optionalInteger(value: unknown, name: string, min: number, max: number): number | undefined {
   if (value === undefined || value === null || value === "") return undefined;
-  const number = typeof value === "string" ? Number(value) : value;
-  if (typeof number !== "number" || !Number.isInteger(number) || number < min || number > max) {
+  // A number, as the MCP tools take it: "5" is refused there too.
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new MeshwireError(`\`${name}\` must be a whole number from ${min} to ${max}.`, 0, "invalid_argument");
   }
-  return number;
+  return value;
 }
 
 // ---------------------------------------------------------------------------
@@ -670,13 +669,13 @@ function createTools(mesh: Mesh): MeshwireTool[] {
             maximum: 60,
             description: `How long to wait for a message when none is there yet (capped at ${MAX_WAIT_SECONDS}).`,
           },
-          limit: { type: "integer", minimum: 1, maximum: 1000, description: "At most this many messages (default 100)." },
+          limit: { type: "integer", minimum: 1, maximum: 100, description: "At most this many messages (default 20)." },
         },
       },
     },
     async (params, signal) => {
       const asked = optionalInteger(params.wait_seconds, "wait_seconds", 0, 60) ?? 0;
-      const limit = optionalInteger(params.limit, "limit", 1, 1000);
+      const limit = optionalInteger(params.limit, "limit", 1, 100) ?? 20; // as meshwire_get_messages
       const wait = Math.min(asked, MAX_WAIT_SECONDS);
       const messages = await mesh.poll(wait, limit, signal);
       const c = mesh.ready();

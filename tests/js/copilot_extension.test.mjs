@@ -248,6 +248,13 @@ test("bad arguments and relay refusals are failures with a sentence", T, async (
   const tooLong = await fx.copilot.call("mesh_get_messages", { wait_seconds: 99 });
   assert.equal(tooLong.resultType, "failure");
   assert.match(tooLong.textResultForLlm, /wait_seconds.*0 to 60/);
+  // As the MCP tools: a number is not a text, and limit is 1-100.
+  const number = await fx.copilot.call("mesh_send_message", { content: 5 });
+  assert.equal(number.resultType, "failure");
+  assert.match(number.textResultForLlm, /`content` must be a non-empty string/);
+  const many = await fx.copilot.call("mesh_get_messages", { limit: 500 });
+  assert.equal(many.resultType, "failure");
+  assert.match(many.textResultForLlm, /limit.*1 to 100/);
   const nobody = await fx.copilot.call("mesh_send_message", { content: "hi", to: "nobody-here" });
   assert.equal(nobody.resultType, "failure");
   assert.match(nobody.textResultForLlm, /nobody-here/);

@@ -269,6 +269,8 @@ test("meshwire_reply_to_message reaches the original sender with metadata.reply_
 test("bad arguments and relay refusals throw a sentence (Pi marks the result isError)", T, async () => {
   await assert.rejects(fx.pi.call("meshwire_send_message", {}), /`content` must be a non-empty string.*\.$/);
   await assert.rejects(fx.pi.call("meshwire_get_messages", { wait_seconds: 61 }), /wait_seconds.*0 to 60/);
+  await assert.rejects(fx.pi.call("meshwire_send_message", { content: 5 }), /`content` must be a non-empty string/);
+  await assert.rejects(fx.pi.call("meshwire_get_messages", { limit: 500 }), /limit.*1 to 100/);
   await assert.rejects(fx.pi.call("meshwire_send_message", { content: "hi", to: "nobody-here" }), /nobody-here/);
   await assert.rejects(fx.pi.call("meshwire_reply_to_message", { message_id: "123", content: "x" }), /\w.*[.!?]$/);
 });
