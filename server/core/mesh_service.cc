@@ -462,10 +462,12 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
 
 AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id,
                                 const std::string& message_id, const std::string& from_ref,
-                                const std::string& content, const std::string& metadata_json) {
+                                const std::string& content, const std::string& metadata_json,
+                                const std::optional<std::string>& priority) {
   RequireMember(caller, mesh_id);
   CheckContent(content);
   if (!IsValidUtf8(content)) throw Error::InvalidField("The content must be valid UTF-8.");
+  const std::string checked_priority = CheckPriority(priority);
   CheckMetadata(metadata_json);
   auto original = store_.FindMessage(mesh_id, message_id);
   if (!original) {
@@ -485,6 +487,7 @@ AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id
   m.to = to->agent_id;
   m.to_name = to->name;
   m.content = content;
+  m.priority = checked_priority;
   m.metadata_json = WithReplyTo(metadata_json, message_id);
   m.now = clock_.Now();
   return Commit(m);

@@ -130,9 +130,11 @@ class MeshService {
   std::pair<Message, std::vector<Receipt>> GetMessage(const Caller& caller,
                                                       const std::string& mesh_id,
                                                       const std::string& message_id);
+  /// `priority` as a send's: unset is "normal".
   AppendResult Reply(const Caller& caller, const std::string& mesh_id,
                      const std::string& message_id, const std::string& from,
-                     const std::string& content, const std::string& metadata_json);
+                     const std::string& content, const std::string& metadata_json,
+                     const std::optional<std::string>& priority = std::nullopt);
   /// The integration guide (markdown) for a mesh, with `base_url` filled in.
   std::string Integrate(const Caller& caller, const std::string& mesh_id,
                         const std::string& base_url);

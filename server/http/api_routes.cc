@@ -247,8 +247,13 @@ void AddMessageRoutes(Router& router, MeshService& svc, const ApiOptions& option
   router.Add("POST", "/mesh/{mesh}/messages/{id}/reply",
              Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
                Json body = ParseObject(req.body);
+               if (body.contains("to")) {
+                 throw Error::InvalidField("A reply goes to the original message's sender: leave out \"to\" (or "
+                                           "send with reply_to to write to someone else).");
+               }
                AppendResult r = svc.Reply(c, req.params[0], req.params[1], RequireString(body, "from"),
-                                          RequireString(body, "content"), OptionalObjectText(body, "metadata"));
+                                          RequireString(body, "content"), OptionalObjectText(body, "metadata"),
+                                          OptionalString(body, "priority"));
                return JsonAnswer(201, ToJson(r.message));
              }));
   router.Add("GET", "/mesh/{mesh}/integrate",

@@ -245,8 +245,9 @@ TEST_CASE("reply: goes to the original sender with metadata.reply_to") {
   HttpAnswer q = t.Send({{"from", "agent-a"}, {"content", "who is there?"}, {"metadata", {{"k", 1}}}});
   std::string qid = q.json["id"];
   HttpAnswer r = t.relay.Post(t.Path("/messages/" + qid + "/reply"), t.alice,
-                              {{"from", "agent-b"}, {"content", "b here"}});
+                              {{"from", "agent-b"}, {"content", "b here"}, {"priority", "high"}});
   REQUIRE(r.status == 201);
+  CHECK(r.json["priority"] == "high");
   CHECK(r.json["to"] == t.a);
   CHECK(r.json["metadata"]["reply_to"] == qid);
   HttpAnswer got = t.Poll(t.a);
