@@ -36,7 +36,7 @@ export interface MeshSendMessageArgs {
 export interface MeshGetMessagesArgs {
   /** 0 to 60; waits at most 25 s. */
   wait_seconds?: number;
-  /** 1 to 1000 (default 100). */
+  /** 1 to 100 (default 20), as meshwire_get_messages. */
   limit?: number;
 }
 
