@@ -98,7 +98,7 @@ void PrintMessage(const Message& m, const Ui& ui, bool as_json) {
 /// Errors a retry cannot fix: stop and say so.
 bool Permanent(const Error& e) {
   return e.status() == 400 || e.status() == 401 || e.status() == 403 || e.status() == 404 ||
-         e.status() == 409 || e.status() == 2;
+         e.status() == 409 || e.status() == 2 || e.code() == "tls_untrusted";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "mcp/tool_format.h"
 #include "schemas/json_io.h"
@@ -191,7 +192,9 @@ ToolResult MeshTools::Failure(const Error& e) const {
   if (e.code() == "unauthorized") {
     sentence = "The relay refused this agent's token (unknown or revoked): run `meshwire login` "
                "(or give this MCP server a new MESHWIRE_TOKEN), then restart it.";
-  } else if (e.code() == "unreachable" || e.code() == "timeout") {
+  } else if ((e.code() == "unreachable" || e.code() == "timeout") &&
+             std::string_view(e.what()).find("https://") == std::string_view::npos) {
+    // (A sentence that names https:// says what to change: it is kept.)
     sentence = "The meshwire relay at " + options_.url +
                " cannot be reached right now: check that it is running (`meshwire status`) and try "
                "the tool again in a moment.";

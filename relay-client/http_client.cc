@@ -27,13 +27,19 @@ std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_po
     X509_STORE_set_default_paths(store);
     if (X509_STORE_load_locations(store, ca_file, nullptr) != 1) {
       X509_STORE_free(store);
-      throw Error::BadRequest("invalid_ca_file", std::string("MESHWIRE_CA_FILE=") + ca_file +
-                                                     " is not a readable PEM certificate file.");
+      // A local setting, not the relay's answer: a usage error (exit 2).
+      throw Error(2, "config", std::string("MESHWIRE_CA_FILE=") + ca_file +
+                                   " is not a readable PEM certificate file: point it at your CA's certificate, "
+                                   "or unset it.");
     }
     client->set_ca_cert_store(store);
   }
   client->enable_server_certificate_verification(true);
   return client;
+}
+
+std::string TransportCode(httplib::Error error) {
+  return error == httplib::Error::SSLServerVerification ? "tls_untrusted" : "unreachable";
 }
 
 std::string TransportFailure(const std::string& url, httplib::Error error) {

@@ -18,5 +18,9 @@ std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_po
 
 /// A sentence for a request that got no answer, naming `url` and what to do.
 std::string TransportFailure(const std::string& url, httplib::Error error);
+/// The Error code of a transport failure: "tls_untrusted" for a certificate
+/// this machine does not trust (no retry can help: a setting must change),
+/// "unreachable" otherwise.
+std::string TransportCode(httplib::Error error);
 
 }  // namespace meshwire

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -35,6 +36,7 @@ std::string Encode(const std::string& s) {
 }
 
 bool Retryable(const Error& e) {
+  if (e.code() == "tls_untrusted") return false;  // a setting must change first
   return e.status() == 0 || e.status() == 503 || e.status() == 429 || e.status() == 502;
 }
 
@@ -101,6 +103,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
     }
     impl.http->set_read_timeout(read_timeout_s, 0);
     std::string payload = body ? body->dump() : "";
+    const auto sent_at = std::chrono::steady_clock::now();
     httplib::Result r = method == "GET"      ? impl.http->Get(full)
                         : method == "DELETE" ? impl.http->Delete(full)
                                              : impl.http->Post(full, payload, "application/json");
@@ -112,12 +115,18 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
         cancelled = impl.cancelled;
       }
       if (cancelled) throw Error(0, "cancelled", "The request was cancelled.");
-      if (r.error() == httplib::Error::Read) {
+      const bool quick = std::chrono::steady_clock::now() - sent_at < std::chrono::seconds(read_timeout_s) / 2;
+      if (r.error() == httplib::Error::Read && quick && url.rfind("http://", 0) == 0) {
+        // Closed without an answer, at once: what an HTTPS relay does to plain HTTP.
+        error = Error(0, "unreachable",
+                      "The relay at " + url + " closed the connection without an answer: if it serves HTTPS, "
+                      "use https://" + url.substr(7) + ".");
+      } else if (r.error() == httplib::Error::Read) {
         error = Error(0, "timeout",
                       "The relay at " + url + " did not answer in " + std::to_string(read_timeout_s) +
                           " s; check it with `meshwire status`.");
       } else {
-        error = Error(0, "unreachable", TransportFailure(url, r.error()));
+        error = Error(0, TransportCode(r.error()), TransportFailure(url, r.error()));
       }
     } else if (r->status >= 400) {
       json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
@@ -341,7 +350,7 @@ void RelayClient::FollowEvents(
     throw Error(status, "bad_response", "The relay at " + url_ + " answered HTTP " + std::to_string(status) + ".");
   }
   if (!r && r.error() != httplib::Error::Canceled) {
-    throw Error(0, "unreachable", TransportFailure(url_, r.error()));
+    throw Error(0, TransportCode(r.error()), TransportFailure(url_, r.error()));
   }
 }
 

@@ -143,6 +143,24 @@ function causeOf(err) {
   return cause?.code || cause?.message || err?.message || String(err);
 }
 
+// Node's codes for a server certificate this machine does not trust: a
+// setting must change (MESHWIRE_CA_FILE), no retry helps.
+const UNTRUSTED_CERTIFICATE = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+function untrustedCertificate(err, url) {
+  const code = err?.cause?.code;
+  if (!UNTRUSTED_CERTIFICATE.has(code)) return null;
+  return `The meshwire relay at ${url} presented a certificate this machine does not trust (${code}): if your own CA signed it, set MESHWIRE_CA_FILE to that CA's PEM file.`;
+}
+
 // An AbortSignal that fires on the caller's signal or after timeoutMs.
 function linkSignal(signal, timeoutMs) {
   const controller = new AbortController();
@@ -249,6 +267,8 @@ function createRelay(config, fetchImpl) {
           { code: "timeout" },
         );
       }
+      const untrusted = untrustedCertificate(err, config.url);
+      if (untrusted) throw new RelayError(untrusted, { code: "tls_untrusted" });
       throw new RelayError(
         `Cannot reach the meshwire relay at ${config.url} (${causeOf(err)}): start it with \`meshwire server\`, or point MESHWIRE_URL (or the url in ~/.meshwire/credentials.json) at a running relay.`,
         { code: "unreachable" },

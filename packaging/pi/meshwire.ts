@@ -220,6 +220,24 @@ function causeOf(err: unknown): string {
   return e?.cause?.code || e?.cause?.message || e?.message || String(err);
 }
 
+// Node's codes for a server certificate this machine does not trust: a
+// setting must change (MESHWIRE_CA_FILE), no retry helps.
+const UNTRUSTED_CERTIFICATE = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+function untrustedCertificate(err: unknown, url: string): string | null {
+  const code = (err as { cause?: { code?: string } } | undefined)?.cause?.code;
+  if (!code || !UNTRUSTED_CERTIFICATE.has(code)) return null;
+  return `The meshwire relay at ${url} presented a certificate this machine does not trust (${code}): if your own CA signed it, set MESHWIRE_CA_FILE to that CA's PEM file.`;
+}
+
 function httpError(status: number, data: unknown, retryAfter: string | null, baseUrl: string): MeshwireError {
   const error = data && typeof data === "object" ? (data as { error?: { code?: unknown; message?: unknown } }).error : undefined;
   const code = typeof error?.code === "string" ? error.code : "";
@@ -292,6 +310,8 @@ async function exchange(
         "timeout",
       );
     }
+    const untrusted = untrustedCertificate(err, config.url);
+    if (untrusted) throw new MeshwireError(untrusted, 0, "tls_untrusted");
     throw new MeshwireError(
       `Cannot reach the meshwire relay at ${config.url} (${causeOf(err)}): start it with \`meshwire server\`, or point MESHWIRE_URL (in the environment or .env.meshwire) at a running relay.`,
       0,

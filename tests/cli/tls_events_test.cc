@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -69,6 +70,34 @@ TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without
   CommandResult refused = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE="}));
   CHECK(refused.code == 3);
   CHECK(refused.err.find("MESHWIRE_CA_FILE") != std::string::npos);
+  // No retries for it: send (which retries what a retry can fix) fails at once, and
+  // the MCP server's tool result names the setting too, not "cannot be reached".
+  auto started = std::chrono::steady_clock::now();
+  CommandResult send = Run({kBinary, "send", "hi", "--mesh", "x"}, with({"MESHWIRE_CA_FILE="}));
+  CHECK(send.code == 3);
+  CHECK(send.err.find("MESHWIRE_CA_FILE") != std::string::npos);
+  CHECK(send.err.find("Retrying") == std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  const std::string rpc =
+      R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})"
+      "\n"
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"meshwire_status","arguments":{}}})"
+      "\n";
+  std::ofstream(home / "rpc.txt") << rpc;
+  CommandResult mcp = Run({"/bin/sh", "-c", std::string(kBinary) + " mcp --mesh x < " + (home / "rpc.txt")},
+                          with({"MESHWIRE_CA_FILE="}));
+  CAPTURE(mcp.out);
+  CHECK(mcp.out.find("\"isError\":true") != std::string::npos);
+  CHECK(mcp.out.find("MESHWIRE_CA_FILE") != std::string::npos);
+  // An unreadable CA file is a setting to fix: exit 2.
+  CommandResult unreadable = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "none.pem")}));
+  CHECK(unreadable.code == 2);
+  CHECK(unreadable.err.find("is not a readable PEM certificate file") != std::string::npos);
+  // Plain HTTP to the HTTPS relay: the sentence says to use https://.
+  CommandResult http = Run({kBinary, "mesh", "list"},
+                           with({"MESHWIRE_URL=http://127.0.0.1:" + std::to_string(relay.port)}));
+  CHECK(http.code == 3);
+  CHECK(http.err.find("if it serves HTTPS, use https://127.0.0.1:") != std::string::npos);
 
   // Plain HTTP to the HTTPS port gets no answer it could take for the relay's.
   httplib::Client plain("127.0.0.1", relay.port);
