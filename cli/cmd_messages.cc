@@ -290,7 +290,7 @@ int RunWait(int argc, char** argv) {
     StopSignal stop([&client] { client.Cancel(); });
     const std::string& mesh = ctx.RequireMesh();
     std::string agent_id = ctx.EnsureAgent();
-    std::int64_t cursor = 0;  // the last poll's
+    std::optional<std::int64_t> cursor;  // the last poll's; unknown until one answered
     while (!stop.stopped()) {
       int wait = 25;
       if (timeout_s > 0) {
@@ -322,7 +322,7 @@ int RunWait(int argc, char** argv) {
       }
     }
     // Nothing arrived: --json still prints its one value, for scripts that read stdout.
-    if (ctx.json()) PrintJson({{"messages", json::array()}, {"cursor", cursor}});
+    if (ctx.json()) PrintJson({{"messages", json::array()}, {"cursor", cursor ? json(*cursor) : json(nullptr)}});
     // Stopped by Ctrl+C or SIGTERM: the shell's code for it.
     if (stop.stopped()) return 128 + stop.signal();
     throw Error(0, "wait_timeout", "No message arrived within " + std::to_string(timeout_s) + " s.");

@@ -267,6 +267,7 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
   }
   store_.DeleteMesh(mesh_id);
   AccessChanged();
+  waiters_.EndMesh(mesh_id);  // its parked polls on this node answer now (404)
 }
 
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,

@@ -220,6 +220,23 @@ void Waiters::EndAgent(const std::string& mesh_id, const std::string& agent_id) 
   Run(fired);
 }
 
+void Waiters::EndMesh(const std::string& mesh_id) {
+  std::vector<Fired> fired;
+  {
+    std::lock_guard lock(mu_);
+    auto mesh = table_.find(mesh_id);
+    if (mesh == table_.end()) return;
+    std::vector<Waiter*> armed;
+    for (auto& [agent_id, list] : mesh->second) {
+      for (const Handle& h : list) {
+        if (h->armed_) armed.push_back(h.get());
+      }
+    }
+    for (Waiter* w : armed) fired.push_back(Finish(w, Outcome::kTimeout));
+  }
+  Run(fired);
+}
+
 void Waiters::Shutdown() {
   std::vector<Fired> fired;
   {

@@ -83,6 +83,8 @@ class Waiters {
   /// Completes the armed waiters of one agent with kTimeout (the agent was
   /// deleted: their completions look again and answer that).
   void EndAgent(const std::string& mesh_id, const std::string& agent_id);
+  /// The same for every armed waiter of a mesh (the mesh was deleted).
+  void EndMesh(const std::string& mesh_id);
 
   /// Completes every armed waiter with kShutdown and refuses new ones.
   void Shutdown();

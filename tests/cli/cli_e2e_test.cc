@@ -312,7 +312,7 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   // Stopped while waiting: the shell's codes for SIGINT and SIGTERM, no message.
   for (int sig : {SIGINT, SIGTERM}) {
     CAPTURE(sig);
-    ChildProcess stopped({kBinary, "wait"}, w.machine.Env(b), w.machine.workspace);
+    ChildProcess stopped({kBinary, "wait", "--json"}, w.machine.Env(b), w.machine.workspace);
     bool parked = false;  // its long-poll is open: the agent is listening
     for (int i = 0; i < 100 && !parked; ++i) {
       const json listed = json::parse(w.machine.Mw({"agents", "--json"}, {"MESHWIRE_TOKEN=" + w.token}).out);
@@ -324,6 +324,10 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
     REQUIRE(code);
     REQUIRE(WIFEXITED(*code));
     CHECK(WEXITSTATUS(*code) == 128 + sig);
+    // --json: still one value; the cursor is unknown (no answer yet), never a made-up 0.
+    const json printed = json::parse(stopped.ReadStdout());
+    CHECK(printed["messages"].empty());
+    CHECK(printed["cursor"].is_null());
   }
 }
 

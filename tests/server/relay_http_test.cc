@@ -388,6 +388,8 @@ TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
 
 TEST_CASE("deleting a mesh removes it for everyone, and the tokens scoped to it") {
   Mesh2 t;
+  auto parked = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  REQUIRE(t.WaitListening(t.b));
   HttpAnswer scoped = t.relay.Post("/tokens", t.alice, {{"name", "ci"}, {"mesh_id", t.mesh}});
   REQUIRE(scoped.status == 201);
   const std::string ci = scoped.json["token"];
@@ -396,6 +398,9 @@ TEST_CASE("deleting a mesh removes it for everyone, and the tokens scoped to it"
   HttpAnswer gone = t.relay.Get(t.Path(""), t.alice);
   CHECK(gone.status == 404);
   CHECK(gone.json["error"]["code"] == "mesh_not_found");
+  // The parked poll answers at once (the clock does not move: not its deadline).
+  REQUIRE(parked.wait_for(5s) == std::future_status::ready);
+  CHECK(parked.get().status == 404);
   CHECK(t.relay.Get("/mesh", ci).status == 401);
   HttpAnswer tokens = t.relay.Get("/tokens", t.alice);
   CHECK(tokens.json["tokens"].size() == 1);  // alice's own, not the scoped one
