@@ -520,6 +520,15 @@ Errors (relay unreachable, bad argument, an error answer) come back as a tool re
 as `mesh_send_message`, `mesh_get_messages`, `mesh_list_agents`, `mesh_status` and
 `mesh_reply_to_message`.
 
+**Over HTTP, without a local process.** The relay serves the same tools itself (MCP Streamable
+HTTP) at `{{URL}}/mesh/{{MESH_ID}}/mcp?agent=NAME`, with the token as `Authorization: Bearer`.
+`meshwire init --harness H --remote` (claude-code, vscode, cursor, windsurf, gemini, codex)
+writes such an entry, reading the token from the client's environment in the client's own
+syntax. A live stream of the mesh's messages and presence, for a dashboard or a script, is
+`GET {{URL}}/mesh/{{MESH_ID}}/events` (Server-Sent Events, resumable with `Last-Event-ID`).
+From a shell: `meshwire listen` prints each message as it arrives, and `meshwire wait` blocks
+until one does, then exits (a hook for agents that run a background command).
+
 )md";
 
 /// The tools' table and input schemas, from the definitions `meshwire mcp`
@@ -543,7 +552,11 @@ constexpr std::string_view kHarnesses = R"md(## Harness configuration
 `meshwire init --harness NAME --mesh {{MESH_ID}}` writes these files for you (merging into
 existing ones, with a `.bak` copy). To write them by hand, use the snippets below. They rely on
 `~/.meshwire/credentials.json` (from `meshwire login`) or `MESHWIRE_TOKEN` in the environment for
-the token: never put a token into a file you commit. `npx meshwire` needs the package installed
+the token: never put a token into a file you commit. Gemini CLI passes a server no variable whose
+name holds `TOKEN` unless its entry names it, and Codex passes only those listed in `env_vars`:
+their snippets do so. A file of the user's (every workspace) gives `--default-mesh` and
+`--default-name`, which a workspace's `.mesh.json` overrides; a workspace's file gives `--mesh` and
+the agent's name. `npx meshwire` needs the package installed
 (`npm install -g meshwire`) or a cached copy; the absolute path of the `meshwire` binary works in
 its place as `command`.
 
@@ -558,7 +571,7 @@ its place as `command`.
   "mcpServers": {
     "meshwire": {
       "command": "npx",
-      "args": ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"],
+      "args": ["meshwire", "mcp", "--default-mesh", "{{MESH_ID}}", "--default-name", "claude-agent"],
       "env": {"MESHWIRE_URL": "{{URL}}"}
     }
   }
@@ -574,7 +587,7 @@ its place as `command`.
   "mcpServers": {
     "meshwire": {
       "command": "npx",
-      "args": ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"],
+      "args": ["meshwire", "mcp", "--default-mesh", "{{MESH_ID}}", "--default-name", "cursor-agent"],
       "env": {"MESHWIRE_URL": "{{URL}}"}
     }
   }
@@ -592,7 +605,7 @@ its place as `command`.
       "type": "stdio",
       "command": "npx",
       "args": ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"],
-      "env": {"MESHWIRE_URL": "{{URL}}"}
+      "env": {"MESHWIRE_URL": "{{URL}}", "MESHWIRE_AGENT_NAME": "claude-code-agent"}
     }
   }
 }
@@ -609,7 +622,7 @@ its place as `command`.
       "type": "stdio",
       "command": "npx",
       "args": ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"],
-      "env": {"MESHWIRE_URL": "{{URL}}"}
+      "env": {"MESHWIRE_URL": "{{URL}}", "MESHWIRE_AGENT_NAME": "vscode-agent"}
     }
   }
 }
@@ -624,7 +637,7 @@ its place as `command`.
   "mcpServers": {
     "meshwire": {
       "command": "npx",
-      "args": ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"],
+      "args": ["meshwire", "mcp", "--default-mesh", "{{MESH_ID}}", "--default-name", "windsurf-agent"],
       "env": {"MESHWIRE_URL": "{{URL}}"}
     }
   }
@@ -640,8 +653,8 @@ its place as `command`.
   "mcpServers": {
     "meshwire": {
       "command": "npx",
-      "args": ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"],
-      "env": {"MESHWIRE_URL": "{{URL}}"}
+      "args": ["meshwire", "mcp", "--default-mesh", "{{MESH_ID}}", "--default-name", "gemini-agent"],
+      "env": {"MESHWIRE_URL": "{{URL}}", "MESHWIRE_TOKEN": "$MESHWIRE_TOKEN"}
     }
   }
 }
@@ -654,8 +667,9 @@ its place as `command`.
 ```toml
 [mcp_servers.meshwire]
 command = "npx"
-args = ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"]
+args = ["meshwire", "mcp", "--default-mesh", "{{MESH_ID}}", "--default-name", "codex-agent"]
 env = { MESHWIRE_URL = "{{URL}}" }
+env_vars = ["MESHWIRE_TOKEN", "MESHWIRE_HOME", "MESHWIRE_CA_FILE"]
 ```
 
 ### Copilot CLI
@@ -699,7 +713,7 @@ Hermes, `~/.hermes/config.yaml`:
 mcp_servers:
   meshwire:
     command: npx
-    args: ["meshwire", "mcp", "--mesh", "{{MESH_ID}}"]
+    args: ["meshwire", "mcp", "--default-mesh", "{{MESH_ID}}", "--default-name", "hermes-agent"]
     env:
       MESHWIRE_URL: "{{URL}}"
 ```

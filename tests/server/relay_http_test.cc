@@ -371,6 +371,12 @@ TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
   CHECK(g.body.find("127.0.0.1:" + std::to_string(t.relay.port())) != std::string::npos);
   CHECK(g.body.find("meshwire_send_message") != std::string::npos);
   CHECK(g.body.find(t.alice) == std::string::npos);  // never the caller's token
+  // The hand-written entries are those init writes (harness_test checks init's):
+  // user-wide files give defaults, Codex and Gemini are told to pass the token on.
+  CHECK(g.body.find(R"("--default-mesh", ")" + t.mesh + R"(", "--default-name", "claude-agent"])") != std::string::npos);
+  CHECK(g.body.find(R"(env_vars = ["MESHWIRE_TOKEN", "MESHWIRE_HOME", "MESHWIRE_CA_FILE"])") != std::string::npos);
+  CHECK(g.body.find(R"("MESHWIRE_TOKEN": "$MESHWIRE_TOKEN")") != std::string::npos);
+  CHECK(g.body.find("/mesh/" + t.mesh + "/mcp?agent=NAME") != std::string::npos);
 
   // The tools' schemas in the guide are the ones `meshwire mcp` serves.
   const auto at = g.body.find("Their input schemas:\n\n```json\n");
