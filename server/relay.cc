@@ -47,6 +47,8 @@ void CheckAuth(const RelayOptions& o) {
 Relay::Relay(RelayOptions options)
     : options_(std::move(options)), clock_(options_.clock ? options_.clock : &system_clock_) {
   CheckAuth(options_);
+  // A certificate it cannot serve stops the relay before storage is created.
+  if (!options_.tls_cert.empty()) HttpRuntime::CheckTls(options_.tls_cert, options_.tls_key);
   storage_lock_ = LockForRelay(options_.storage);
   store_ = OpenStore(options_.storage);
   bus_ = OpenWakeBus(options_.storage, *store_);

@@ -815,6 +815,8 @@ void HttpRuntime::Stop() {
   });
 }
 
+void HttpRuntime::CheckTls(const std::string& cert, const std::string& key) { LoadTls(cert, key); }
+
 void HttpRuntime::ReloadTls() {
   auto ctx = LoadTls(impl_->options.tls_cert_file, impl_->options.tls_key_file);
   std::lock_guard lock(impl_->tls_mu);

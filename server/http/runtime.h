@@ -66,6 +66,9 @@ class HttpRuntime {
   /// Loads the TLS certificate and key again (SIGHUP); new connections use
   /// them. Throws Error 400 (and keeps the old ones) when they cannot be loaded.
   void ReloadTls();
+  /// Loads `cert` and `key` as the runtime would, and drops them: throws
+  /// Error 400 when they cannot be loaded (a check before anything else starts).
+  static void CheckTls(const std::string& cert, const std::string& key);
 
   bool tls() const;
   /// Where handlers run; other blocking work may be posted here too.

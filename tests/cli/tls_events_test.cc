@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -125,6 +126,14 @@ TEST_CASE("a relay with a certificate but no key refuses to start, saying why") 
                          "--tls-cert", home / "missing.pem"});
   CHECK(r.code == 2);
   CHECK(r.err.find("--tls-key") != std::string::npos);
+  // A pair that does not match: refused before any storage is created.
+  MakeCertificates(home, "one");
+  MakeCertificates(home, "two");
+  CommandResult mismatched = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "r.db",
+                                  "--tls-cert", home / "one-cert.pem", "--tls-key", home / "two-key.pem"});
+  CHECK(mismatched.code == 1);
+  CHECK(!std::filesystem::exists(home / "r.db"));
+  CHECK(!std::filesystem::exists(home / "r.db.lock"));
 }
 
 TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; ends when access is lost") {
