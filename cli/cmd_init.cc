@@ -292,10 +292,17 @@ int RunInit(int argc, char** argv) {
       SaveOwnAgentName(c.home, mesh, listed, agent_name);
     }
     HarnessResult result = harness->generate(hc);
+    // A teammate's init leaves the committed file as it is: its agent name,
+    // and its harness (this user's may differ).
+    const auto listed_harness = mesh_json.find("harness");
+    const std::string shared_harness = listed_is_teammates && listed_harness != mesh_json.end() &&
+                                               listed_harness->is_string()
+                                           ? listed_harness->get<std::string>()
+                                           : std::string(harness->name);
     json fields = {{"mesh_id", mesh},
                    {"workspace_name", workspace_name},
                    {"agent_name", shared_name},
-                   {"harness", harness->name}};
+                   {"harness", shared_harness}};
     bool changed = WriteMeshJson(workspace / ".mesh.json", mesh_json, fields);
 
     if (ctx.json()) {
@@ -311,7 +318,8 @@ int RunInit(int argc, char** argv) {
       return kExitOk;
     }
     std::printf("%s .mesh.json %s\n", ui.Ok().c_str(), changed ? "written" : "unchanged");
-    std::printf("mesh_id: %s\nagent_name: %s\nharness: %s\n\n", mesh.c_str(), agent_name.c_str(), harness->name);
+    std::printf("mesh_id: %s\nagent_name: %s\nharness: %s\n\n", mesh.c_str(), shared_name.c_str(),
+                shared_harness.c_str());
     for (const FileChange& f : result.files) {
       std::printf("%s %s %s%s\n", ui.Ok().c_str(), Tilde(f.path).c_str(), f.action.c_str(),
                   f.backup.empty() ? "" : (" (previous kept as " + Tilde(f.backup) + ")").c_str());

@@ -586,6 +586,8 @@ TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their o
   CHECK(init.out.find("Registered as claude-code-agent-bob (") != std::string::npos);
   CHECK(init.out.find(".mesh.json names claude-code-agent, a teammate's agent, and stays as it is") !=
         std::string::npos);
+  // What it prints under ".mesh.json" is what the file holds.
+  CHECK(init.out.find("agent_name: claude-code-agent\nharness: claude-code\n") != std::string::npos);
   // The shared files stay byte for byte what alice committed.
   CHECK(Slurp(bob_ws / ".mesh.json") == Slurp(alice_ws / ".mesh.json"));
   CHECK(Slurp(bob_ws / ".mcp.json") == Slurp(alice_ws / ".mcp.json"));
@@ -634,6 +636,10 @@ TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their o
   CHECK(json::parse(Slurp(fs::path(bob.home) / ".meshwire/config.json"))["agent_names"][mesh]["claude-code-agent"] ==
         "bobs-claude");
   CHECK(json::parse(bob.Mw({"status", "--json"}, as_bob).out)["agent"] == "bobs-claude");
+  // Another harness of bob's (the product page's `init --harness copilot`): the
+  // committed file keeps its harness too.
+  REQUIRE(bob.Mw({"init", "--harness", "cursor"}, as_bob).code == 0);
+  CHECK(Slurp(bob_ws / ".mesh.json") == Slurp(alice_ws / ".mesh.json"));
   // alice herself is unaffected: her workspace, her agent.
   CHECK(json::parse(alice.Mw({"status", "--json"}, {"MESHWIRE_TOKEN=" + w.token}).out)["agent"] ==
         "claude-code-agent");
