@@ -45,8 +45,8 @@ constexpr const char* kSubscriptionKey = "io.modelcontextprotocol/subscriptionId
 /// A transport-level refusal: the HTTP status, with a JSON-RPC error body
 /// (what MCP clients read) carrying the contract's error code.
 HttpResponse Refuse(int status, const std::string& message, const std::string& code = "",
-                    const nlohmann::json& id = nullptr) {
-  nlohmann::json error = {{"code", -32000}, {"message", message}};
+                    const nlohmann::json& id = nullptr, int rpc_code = -32000) {
+  nlohmann::json error = {{"code", rpc_code}, {"message", message}};
   if (!code.empty()) error["data"] = {{"code", code}};
   return HttpResponse::Json(status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}.dump());
 }
@@ -285,15 +285,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     }
     nlohmann::json message = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (message.is_discarded()) {
-      HttpResponse r = Refuse(400, "Parse error: the body is not JSON.");
-      r.body = nlohmann::json{{"jsonrpc", "2.0"},
-                              {"id", nullptr},
-                              {"error",
-                               {{"code", -32700},
-                                {"message", "Parse error: the body is not JSON."},
-                                {"data", {{"code", "parse_error"}}}}}}
-                   .dump();
-      return ex->Respond(std::move(r));
+      return ex->Respond(Refuse(400, "Parse error: the body is not JSON.", "parse_error", nullptr, -32700));
     }
     if (!message.is_object()) {
       return ex->Respond(Refuse(400,
@@ -302,15 +294,8 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
                                 "invalid_request"));
     }
     if (message.contains("method") && !message["method"].is_string()) {
-      HttpResponse r = Refuse(400, "Invalid request: method must be a string.", "invalid_request");
-      r.body = nlohmann::json{{"jsonrpc", "2.0"},
-                              {"id", message.contains("id") ? message["id"] : nlohmann::json()},
-                              {"error",
-                               {{"code", -32600},
-                                {"message", "Invalid request: method must be a string."},
-                                {"data", {{"code", "invalid_request"}}}}}}
-                   .dump();
-      return ex->Respond(std::move(r));
+      return ex->Respond(Refuse(400, "Invalid request: method must be a string.", "invalid_request",
+                                message.value("id", nlohmann::json()), -32600));
     }
     if (IsModern(req, message)) return PostModern(ex, caller, message);
     if (const std::string* version = req.Header("MCP-Protocol-Version")) {
