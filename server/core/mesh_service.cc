@@ -436,7 +436,7 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
     // may set it only to a message of this mesh (as the field reply_to).
     const auto metadata = nlohmann::json::parse(m.metadata_json);  // an object (the route checked)
     if (auto link = metadata.find("reply_to"); link != metadata.end()) {
-      if (!link->is_string()) {
+      if (!link->is_string() || link->get<std::string>().find('\0') != std::string::npos) {
         throw Error::InvalidField("metadata.reply_to, when given, must be the id of a message of this mesh.");
       }
       if (!store_.FindMessage(mesh_id, link->get<std::string>())) {
