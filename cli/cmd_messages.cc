@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <ctime>
@@ -306,7 +307,16 @@ int RunWait(int argc, char** argv) {
         a = client.Poll(mesh, agent_id, std::nullopt, wait);
       } catch (const Error& e) {
         if (e.code() == "cancelled") break;
-        throw;
+        // The relay answered (the agent is registered): a restart or a blip
+        // is waited through, as listen does, within the timeout.
+        const bool transient = e.status() == 0 && e.code() != "tls_untrusted";
+        if (!transient) throw;
+        auto delay = std::chrono::milliseconds(2000);
+        if (timeout_s > 0) delay = std::min(delay, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+        if (delay.count() <= 0) break;
+        std::fprintf(stderr, "meshwire: %s Trying again in %.0f s...\n", e.what(), std::ceil(delay.count() / 1000.0));
+        if (!stop.Sleep(delay)) break;
+        continue;
       }
       cursor = a.cursor;
       if (!a.messages.empty()) {

@@ -269,6 +269,33 @@ TEST_CASE("listen says when the relay is gone, reconnects with backoff, and goes
   CHECK(listen.WaitForStdout("after the outage", 5000));
 }
 
+TEST_CASE("wait waits through a relay restart and still gets the message") {
+  TempDir relay_dir;
+  auto relay = std::make_unique<RelayProcess>(relay_dir);
+  int port = relay->port;
+  std::string token = AdminToken(relay_dir, "alice");
+  UserMachine m;
+  m.extra_env = {"MESHWIRE_URL=" + relay->url(), "MESHWIRE_TOKEN=" + token};
+  CommandResult created = m.Mw({"mesh", "create", "r", "--json"});
+  REQUIRE(created.code == 0);
+  std::string mesh = json::parse(created.out)["mesh_id"];
+  std::vector<std::string> b = {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-b"};
+  REQUIRE(m.Mw({"agents"}, b).code == 0);
+  ChildProcess wait({kBinary, "wait", "--timeout", "40"}, m.Env(b), m.workspace);
+  usleep(500000);
+  relay.reset();  // the relay dies (SIGKILL) while the poll is parked
+  CHECK(wait.WaitForStderr("Trying again in 2 s", 10000));
+  ChildProcess again({kBinary, "server", "--listen", "127.0.0.1:" + std::to_string(port), "--storage",
+                      "sqlite:" + relay_dir / "relay.db"});
+  REQUIRE(again.WaitForStderr("listening on http://"));
+  REQUIRE(m.Mw({"send", "after the restart", "--to", "agent-b"},
+               {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-a"}).code == 0);
+  auto status = wait.Wait(20000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(wait.ReadStdout().find("after the restart") != std::string::npos);
+}
+
 TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   World w;
   w.CreateAndUseMesh();
