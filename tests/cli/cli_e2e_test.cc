@@ -244,52 +244,64 @@ TEST_CASE("listen acknowledges what it printed: a restart does not print it agai
   CHECK(again.stdout_seen().find("\"content\":\"first\"") == std::string::npos);
 }
 
-TEST_CASE("listen says when the relay is gone, reconnects with backoff, and goes on receiving") {
+/// A relay on its own storage that a test can kill (SIGKILL) and start again
+/// on the same port, with one mesh and a user machine pointed at it.
+struct RestartableRelay {
   TempDir relay_dir;
-  auto relay = std::make_unique<RelayProcess>(relay_dir);
+  std::unique_ptr<RelayProcess> relay = std::make_unique<RelayProcess>(relay_dir);
   int port = relay->port;
   std::string token = AdminToken(relay_dir, "alice");
   UserMachine m;
-  m.extra_env = {"MESHWIRE_URL=" + relay->url(), "MESHWIRE_TOKEN=" + token};
-  CommandResult created = m.Mw({"mesh", "create", "r", "--json"});
-  REQUIRE(created.code == 0);
-  std::string mesh = json::parse(created.out)["mesh_id"];
-  std::vector<std::string> b = {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-b"};
-  ChildProcess listen({kBinary, "listen"}, m.Env(b), m.workspace);
+  std::string mesh;
+  std::unique_ptr<ChildProcess> again;
+
+  RestartableRelay() {
+    m.extra_env = {"MESHWIRE_URL=" + relay->url(), "MESHWIRE_TOKEN=" + token};
+    CommandResult created = m.Mw({"mesh", "create", "r", "--json"});
+    REQUIRE(created.code == 0);
+    mesh = json::parse(created.out)["mesh_id"];
+  }
+  std::vector<std::string> As(const std::string& agent) const {
+    return {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=" + agent};
+  }
+  void Kill() { relay.reset(); }
+  /// Back on the same port and storage.
+  void Restart() {
+    again = std::make_unique<ChildProcess>(std::vector<std::string>{
+        kBinary, "server", "--listen", "127.0.0.1:" + std::to_string(port), "--storage",
+        "sqlite:" + relay_dir / "relay.db"});
+    REQUIRE(again->WaitForStderr("listening on http://"));
+  }
+  int Send(const std::string& text) { return m.Mw({"send", text, "--to", "agent-b"}, As("agent-a")).code; }
+};
+
+TEST_CASE("listen says when the relay is gone, reconnects with backoff, and goes on receiving") {
+  RestartableRelay r;
+  ChildProcess listen({kBinary, "listen"}, r.m.Env(r.As("agent-b")), r.m.workspace);
   REQUIRE(listen.WaitForStdout("Press Ctrl+C to stop"));
-  relay.reset();  // the relay dies (SIGKILL)
+  r.Kill();
   CHECK(listen.WaitForStderr("Reconnecting in 2 s", 10000));
-  // Back on the same port and storage.
-  ChildProcess again({kBinary, "server", "--listen", "127.0.0.1:" + std::to_string(port), "--storage",
-                      "sqlite:" + relay_dir / "relay.db"});
-  REQUIRE(again.WaitForStderr("listening on http://"));
+  r.Restart();
   CHECK(listen.WaitForStderr("reconnected", 20000));
-  REQUIRE(m.Mw({"send", "after the outage", "--to", "agent-b"},
-               {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-a"}).code == 0);
+  REQUIRE(r.Send("after the outage") == 0);
   CHECK(listen.WaitForStdout("after the outage", 5000));
 }
 
 TEST_CASE("wait waits through a relay restart and still gets the message") {
-  TempDir relay_dir;
-  auto relay = std::make_unique<RelayProcess>(relay_dir);
-  int port = relay->port;
-  std::string token = AdminToken(relay_dir, "alice");
-  UserMachine m;
-  m.extra_env = {"MESHWIRE_URL=" + relay->url(), "MESHWIRE_TOKEN=" + token};
-  CommandResult created = m.Mw({"mesh", "create", "r", "--json"});
-  REQUIRE(created.code == 0);
-  std::string mesh = json::parse(created.out)["mesh_id"];
-  std::vector<std::string> b = {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-b"};
-  REQUIRE(m.Mw({"agents"}, b).code == 0);
-  ChildProcess wait({kBinary, "wait", "--timeout", "40"}, m.Env(b), m.workspace);
-  usleep(500000);
-  relay.reset();  // the relay dies (SIGKILL) while the poll is parked
+  RestartableRelay r;
+  REQUIRE(r.m.Mw({"agents"}, r.As("agent-b")).code == 0);
+  ChildProcess wait({kBinary, "wait", "--timeout", "40"}, r.m.Env(r.As("agent-b")), r.m.workspace);
+  bool parked = false;  // its long-poll is open: the agent is listening
+  for (int i = 0; i < 100 && !parked; ++i) {
+    const json listed = json::parse(r.m.Mw({"agents", "--json"}, r.As("agent-a")).out);
+    for (const json& a : listed["agents"]) parked = parked || (a["name"] == "agent-b" && a["listening"] == true);
+    if (!parked) usleep(50000);
+  }
+  REQUIRE(parked);
+  r.Kill();  // while the poll is parked
   CHECK(wait.WaitForStderr("Trying again in 2 s", 10000));
-  ChildProcess again({kBinary, "server", "--listen", "127.0.0.1:" + std::to_string(port), "--storage",
-                      "sqlite:" + relay_dir / "relay.db"});
-  REQUIRE(again.WaitForStderr("listening on http://"));
-  REQUIRE(m.Mw({"send", "after the restart", "--to", "agent-b"},
-               {"MESHWIRE_MESH_ID=" + mesh, "MESHWIRE_AGENT_NAME=agent-a"}).code == 0);
+  r.Restart();
+  REQUIRE(r.Send("after the restart") == 0);
   auto status = wait.Wait(20000);
   REQUIRE(status);
   CHECK(WEXITSTATUS(*status) == 0);
