@@ -519,13 +519,10 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
   Millis now = clock_.Now();
   std::int64_t from = r.after.value_or(agent.acked_seq);
   if (r.after && *r.after > agent.acked_seq) {
-    store_.AdvanceCursor(agent.agent_id, *r.after, 0, now);
-    // The stored cursor stops at the mesh's newest seq: an `after` beyond it
-    // (a client's cursor from a database since reset) would otherwise skip
+    // The cursor stops at the mesh's newest seq: an `after` beyond it (a
+    // client's cursor from a database since reset) would otherwise skip
     // every message up to it, and be echoed back as the cursor.
-    if (auto moved = store_.FindAgent(mesh_id, agent.agent_id); moved && moved->acked_seq < from) {
-      from = moved->acked_seq;
-    }
+    from = store_.AdvanceCursor(agent.agent_id, *r.after, 0, now);
   }
 
   // Park before reading, so a message committed in between is collected.

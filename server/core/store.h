@@ -176,8 +176,10 @@ class Store {
   /// fetched part may be written after return, but Receipts() called after
   /// this returns always reflects it. With `acked` 0 it must not block: it is
   /// called on the committing thread for every poll a commit wakes.
-  virtual void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
-                             Millis now) = 0;
+  /// Returns `acked` as far as it could go: the mesh's newest seq when
+  /// `acked` is past it (`acked` itself when 0 or the agent is unknown).
+  virtual std::int64_t AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
+                                     Millis now) = 0;
   /// One receipt per recipient of the message (direct: the one agent; broadcast:
   /// every agent of the mesh but the sender that existed when it was sent),
   /// reflecting every AdvanceCursor that returned before this call.

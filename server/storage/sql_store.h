@@ -80,8 +80,8 @@ class SqlStore : public Store {
                                    std::int64_t after, int limit) override;
   std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) override;
   std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) override;
-  void AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
-                     Millis now) override;
+  std::int64_t AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
+                             Millis now) override;
   std::vector<Receipt> Receipts(const Message& message) override;
 
   SweepResult Sweep(Millis now, Millis agent_ttl, Millis acked_grace) override;
@@ -823,9 +823,10 @@ std::optional<Message> SqlStore<Conn>::FindMessage(const std::string& mesh_id, c
 }
 
 // Raises one watermark of an agent and logs the move; a no-op when not higher.
+// Returns `seq` as far as it could go (the mesh's newest seq at most).
 template <class Conn>
-void RaiseWatermark(Conn& c, const std::string& agent_id, const char* kind,
-                    std::int64_t seq, Millis now) {
+std::int64_t RaiseWatermark(Conn& c, const std::string& agent_id, const char* kind,
+                            std::int64_t seq, Millis now) {
   {
     // Never past the mesh's newest message: a cursor ahead of it would skip
     // messages not yet sent.
@@ -834,13 +835,13 @@ void RaiseWatermark(Conn& c, const std::string& agent_id, const char* kind,
         " FROM agents a JOIN meshes m ON m.id = a.mesh_id"
         " WHERE a.id = ?1");
     s.Bind(1, agent_id).Bind(2, seq);
-    if (!s.Step()) return;
+    if (!s.Step()) return seq;
     seq = s.Int(0);
   }
   const char* sql = kind[0] == 'a'
                         ? "UPDATE agents SET acked_seq = ?2 WHERE id = ?1 AND acked_seq < ?2"
                         : "UPDATE agents SET fetched_seq = ?2 WHERE id = ?1 AND fetched_seq < ?2";
-  if (c.Prepare(sql).Bind(1, agent_id).Bind(2, seq).Run() == 0) return;
+  if (c.Prepare(sql).Bind(1, agent_id).Bind(2, seq).Run() == 0) return seq;
   c.Prepare("INSERT INTO watermarks(agent_id, kind, seq, at) VALUES (?1, ?2, ?3, ?4)"
             " ON CONFLICT DO NOTHING")
       .Bind(1, agent_id)
@@ -848,16 +849,18 @@ void RaiseWatermark(Conn& c, const std::string& agent_id, const char* kind,
       .Bind(3, seq)
       .Bind(4, now)
       .Run();
+  return seq;
 }
 
 template <class Conn>
-void SqlStore<Conn>::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
-                                std::int64_t fetched, Millis now) {
+std::int64_t SqlStore<Conn>::AdvanceCursor(const std::string& agent_id, std::int64_t acked,
+                                           std::int64_t fetched, Millis now) {
+  std::int64_t stored = acked;
   if (acked > 0) {
     writer_->Run([&](Conn& c) {
       // What is acknowledged was necessarily fetched before.
       RaiseWatermark(c, agent_id, "f", acked, now);
-      RaiseWatermark(c, agent_id, "a", acked, now);
+      stored = RaiseWatermark(c, agent_id, "a", acked, now);
     });
   }
   if (fetched > acked) {
@@ -872,6 +875,7 @@ void SqlStore<Conn>::AdvanceCursor(const std::string& agent_id, std::int64_t ack
     }
     if (queue) FlushFetched(/*wait=*/false);
   }
+  return stored;
 }
 
 template <class Conn>
