@@ -108,6 +108,15 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Wak
         } else {
           cache_.Clear();
         }
+        // Polls parked on a deleted mesh or agent, on whichever node deleted
+        // it, answer now (404, as they look again with the cache cleared)
+        // instead of at their deadline.
+        if (e.mesh_id.empty()) return;
+        if (e.deleted_agent.empty()) {
+          waiters_.EndMesh(e.mesh_id);
+        } else {
+          waiters_.EndAgent(e.mesh_id, e.deleted_agent);
+        }
       },
       [](const std::string&) { return false; });  // access changes only, no mesh's messages
   store_.SetCommitListener([this](const Message& m) {
@@ -119,9 +128,11 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Wak
   });
 }
 
-void MeshService::AccessChanged() {
+void MeshService::AccessChanged(const std::string& deleted_mesh, const std::string& deleted_agent) {
   WakeEvent e;
   e.kind = WakeEvent::Kind::kAccessChanged;
+  e.mesh_id = deleted_mesh;
+  e.deleted_agent = deleted_agent;
   bus_.Publish(e);
 }
 
@@ -266,8 +277,7 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can delete it.");
   }
   store_.DeleteMesh(mesh_id);
-  AccessChanged();
-  waiters_.EndMesh(mesh_id);  // its parked polls on this node answer now (404)
+  AccessChanged(mesh_id);  // its parked polls answer now (404), on every node
 }
 
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
@@ -383,10 +393,7 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
                            agent.name + ".");
   }
   store_.DeleteAgent(mesh_id, agent.agent_id);
-  AccessChanged();
-  // Its parked polls on this node answer now (404, as they look again)
-  // instead of at their deadline.
-  waiters_.EndAgent(mesh_id, agent.agent_id);
+  AccessChanged(mesh_id, agent.agent_id);  // its parked polls answer now (404), on every node
   {
     std::lock_guard lock(presence_mu_);
     seen_.erase(agent.agent_id);

@@ -177,8 +177,9 @@ class MeshService {
   void AnswerWoken(const Caller& caller, const std::string& mesh_id, const std::string& agent_id,
                    std::int64_t from, int limit, std::uint64_t generation, Waiters::Outcome outcome,
                    std::vector<CommittedPtr> messages, const PollDone& done, bool on_waker);
-  /// Tells every node that tokens, members, agents or meshes changed.
-  void AccessChanged();
+  /// Tells every node that tokens, members, agents or meshes changed; for a
+  /// deleted mesh (or one agent of it), every node's polls parked on it end.
+  void AccessChanged(const std::string& deleted_mesh = {}, const std::string& deleted_agent = {});
   void PublishPresence(Agent agent);
   AppendResult Commit(const NewMessage& message);
   void Seen(const std::string& agent_id);

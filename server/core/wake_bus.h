@@ -55,7 +55,7 @@ struct WakeEvent {
   };
   Kind kind = Kind::kMessage;
   CommittedPtr message;          // kMessage
-  std::string mesh_id;           // kPresence (and kMessage's mesh)
+  std::string mesh_id;           // kPresence (and kMessage's mesh); kAccessChanged: see below
   std::shared_ptr<const Agent> agent;  // kPresence: the agent as listed, status fields filled
   std::string agent_status;      // kPresence: active, idle, offline
   bool listening = false;        // kPresence
@@ -63,6 +63,10 @@ struct WakeEvent {
   /// the other nodes' access changes (its listening connection is down), so
   /// it must cache no identity until the bus says true again.
   std::optional<bool> trust_cache;
+  /// kAccessChanged by a deletion: `mesh_id` names the mesh deleted, or with
+  /// `deleted_agent` the mesh of the agent deleted, so that every node answers
+  /// the polls parked on it at once (empty: not a deletion).
+  std::string deleted_agent;
 };
 
 class WakeBus {

@@ -126,7 +126,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
       return;
     case WakeEvent::Kind::kAccessChanged:
       local_.Publish(event);
-      NotifyAccess();
+      NotifyAccess(event);
       return;
     case WakeEvent::Kind::kPresence:
       local_.Publish(event);
@@ -290,13 +290,15 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
       auto p = ParseMessagePayload(payload);
       if (p && p->node != node_id_) Offer(Item::Of(p->mesh_id, p->seq));
     } else if (channel == "meshwire_access") {
-      // "ORIGIN N": forget cached identities, then tell ORIGIN it is done.
+      // "ORIGIN N [MESH [AGENT]]": forget cached identities (and end the
+      // polls parked on a deleted mesh or agent), then tell ORIGIN it is done.
       std::istringstream in(payload);
       std::string origin, n;
       if (!(in >> origin >> n) || origin == node_id_) continue;
       if (access_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(access_delay_ms_));
       WakeEvent e;
       e.kind = WakeEvent::Kind::kAccessChanged;
+      in >> e.mesh_id >> e.deleted_agent;  // absent: not a deletion
       local_.Publish(e);
       try {
         conn.Prepare("SELECT pg_notify('meshwire_access_ack', ?1)").Bind(1, origin + " " + n + " " + node_id_).Step();
@@ -319,7 +321,7 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
   return PQstatus(raw) == CONNECTION_OK;
 }
 
-void PgWakeBus::NotifyAccess() {
+void PgWakeBus::NotifyAccess(const WakeEvent& event) {
   // Told, then confirmed: the change is answered only once every other live
   // node (a heartbeat in `nodes` within PostgresStore::kNodeAliveMs) has
   // forgotten its cached identities, so their next request reads the change.
@@ -337,9 +339,10 @@ void PgWakeBus::NotifyAccess() {
         std::lock_guard ack_lock(ack_mu_);
         acks_[n];
       }
-      notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)")
-          .Bind(1, node_id_ + " " + std::to_string(n))
-          .Step();
+      // Mesh and agent ids are base62 (MeshService): no spaces.
+      std::string payload = node_id_ + " " + std::to_string(n);
+      if (!event.mesh_id.empty()) payload += " " + event.mesh_id + " " + event.deleted_agent;
+      notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)").Bind(1, payload).Step();
     } catch (const std::exception& e) {
       notify_conn_.reset();
       if (n > 0) {

@@ -21,7 +21,9 @@
 // subscribers, and every other live node through pg_notify('meshwire_access'),
 // before Publish returns: each node forgets its cached identities and
 // confirms on 'meshwire_access_ack', and Publish waits for them (at most 2 s;
-// live: a heartbeat in the `nodes` table, see PostgresStore). While its
+// live: a heartbeat in the `nodes` table, see PostgresStore). A deletion's
+// notification names the mesh (and agent), whose parked polls every node
+// then answers at once. While its
 // listening connection is down a node caches no identity. Presence events stay on the
 // node; which agents listen where is shared through tables instead
 // (PostgresStore::ShareListening).
@@ -106,7 +108,7 @@ class PgWakeBus final : public WakeBus {
   void CatchUp(const std::string& mesh_id, std::int64_t upto);  // publishes next..upto from storage
   void Listen();                            // the listener thread
   bool ListenOnce(PgConnection& conn);      // false: connection lost
-  void NotifyAccess();
+  void NotifyAccess(const WakeEvent& event);
 
   std::string conninfo_;
   Store& store_;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -233,6 +234,50 @@ TEST_CASE("a token revoked through one node fails on the other from its very nex
     REQUIRE(after);
     CHECK(after->first == 401);
   }
+}
+
+TEST_CASE("deleting an agent or a mesh through one node answers the polls parked on it on the other at once") {
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  const RelayProcess& b = *nodes.b;
+  const std::string& token = nodes.token;
+  Mesh m = Setup(a, b, token);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both nodes know of each other
+  // Parked on B for 30 s; deleted through A.
+  auto park = [&](const std::string& agent_id) {
+    return std::async(std::launch::async, [&, agent_id] {
+      auto r = Call(b.url(), token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + agent_id + "&wait=30",
+                    nullptr, 40);
+      return std::make_pair(r, Clock::now());
+    });
+  };
+  auto until_listening = [&](const std::string& agent_id) {
+    CHECK(UntilListed(b.url(), token, m, agent_id, true, 5000) >= 0);
+  };
+
+  auto rx_poll = park(m.rx);
+  until_listening(m.rx);
+  auto deleted_at = Clock::now();
+  CHECK(Delete(a.url(), token, "/mesh/" + m.id + "/agents/" + m.rx) == 204);
+  REQUIRE(rx_poll.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto [rx_answer, rx_at] = rx_poll.get();
+  REQUIRE(rx_answer);
+  CHECK(rx_answer->first == 404);
+  CHECK(rx_answer->second["error"]["code"] == "agent_not_found");
+  MESSAGE("agent deleted through A: its poll on B answered after "
+          << std::chrono::duration<double, std::milli>(rx_at - deleted_at).count() << " ms");
+  CHECK(rx_at - deleted_at < std::chrono::seconds(5));
+
+  auto tx_poll = park(m.tx);
+  until_listening(m.tx);
+  deleted_at = Clock::now();
+  CHECK(Delete(a.url(), token, "/mesh/" + m.id) == 204);
+  REQUIRE(tx_poll.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto [tx_answer, tx_at] = tx_poll.get();
+  REQUIRE(tx_answer);
+  CHECK(tx_answer->first == 404);
+  CHECK(tx_answer->second["error"]["code"] == "mesh_not_found");
+  CHECK(tx_at - deleted_at < std::chrono::seconds(5));
 }
 
 TEST_CASE("8 senders across two nodes, one node killed and the database restarted: every acknowledged message once, in order") {
