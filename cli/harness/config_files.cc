@@ -302,17 +302,54 @@ std::optional<std::string> ReadFileIfExists(const std::string& path) {
   return content.str();
 }
 
+std::string WithoutTrailingCommas(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t pending_comma = std::string::npos;  // where in `out` a comma after a value is
+  char last = 0;  // the last character outside strings and comments that is not white space
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {  // a string, copied whole (escapes included)
+      std::size_t end = i + 1;
+      while (end < text.size() && text[end] != '"') end += text[end] == '\\' ? 2 : 1;
+      end = std::min(end, text.size() - 1);
+      out.append(text.substr(i, end - i + 1));
+      i = end;
+      pending_comma = std::string::npos;
+      last = c;
+    } else if (c == '/' && i + 1 < text.size() && (text[i + 1] == '/' || text[i + 1] == '*')) {
+      // A comment, copied whole: it neither ends nor starts a trailing comma.
+      const bool line = text[i + 1] == '/';
+      std::size_t end = text.find(line ? "\n" : "*/", i + 2);
+      end = end == std::string_view::npos ? text.size() : end + (line ? 0 : 2);
+      out.append(text.substr(i, end - i));
+      i = end - 1;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      out += c;
+    } else {
+      if ((c == '}' || c == ']') && pending_comma != std::string::npos) out[pending_comma] = ' ';
+      // Only a comma after a value can trail: `{,}` and `[1,,]` stay errors.
+      const bool after_value = last != 0 && last != '{' && last != '[' && last != ',' && last != ':';
+      pending_comma = c == ',' && after_value ? out.size() : std::string::npos;
+      out += c;
+      last = c;
+    }
+  }
+  return out;
+}
+
 std::string MergeJsonServer(const std::string& path, const std::string& old_text, EntryPath at,
                             const McpServer& server, std::vector<std::string>& notes) {
   OrderedJson root = OrderedJson::object();
-  bool had_comments = false;
+  bool jsonc = false;  // comments or trailing commas (VS Code's files allow both)
   if (!IsBlank(old_text)) {
     try {
       root = OrderedJson::parse(old_text);
     } catch (const nlohmann::json::parse_error&) {
       try {
-        root = OrderedJson::parse(old_text, nullptr, true, /*ignore_comments=*/true);
-        had_comments = true;
+        // The same length as the text (commas become spaces): the error's position is the file's.
+        root = OrderedJson::parse(WithoutTrailingCommas(old_text), nullptr, true, /*ignore_comments=*/true);
+        jsonc = true;
       } catch (const nlohmann::json::parse_error& e) {
         throw InvalidFileError(path, "is not valid JSON (" + JsonProblem(e) + ")");
       }
@@ -333,9 +370,9 @@ std::string MergeJsonServer(const std::string& path, const std::string& old_text
     NoteMeshChange(path, JsonArgs(existing), server, notes);
     servers[name] = std::move(merged);
     std::string text = root.dump(2) + "\n";
-    if (had_comments) {
-      notes.push_back("The comments in " + path + " were not kept; the previous file is " + path +
-                      ".bak.");
+    if (jsonc) {
+      notes.push_back(path + " held comments or trailing commas (JSONC); it is now plain JSON, and " + path +
+                      ".bak keeps the previous file.");
     }
     return UsesCrlf(old_text) ? ToCrlf(text) : text;
   } catch (const nlohmann::json::type_error&) {  // dump() of text that is not UTF-8

@@ -57,15 +57,19 @@ struct EntryPath {
   std::string_view name;
 };
 
+/// JSONC's trailing commas (before a `}` or `]`, outside strings and
+/// comments) turned into spaces, so the text keeps its length.
+std::string WithoutTrailingCommas(std::string_view text);
+
 /// Merges `server` into JSON text `old_text` (empty or whitespace: an empty
 /// object) at `at` and returns the new text, 2-space indented with a trailing
 /// newline; returns `old_text` itself when the entry is already there. Keys
 /// keep their order. Fields of an existing entry other than type, command,
 /// args and env are kept (except another transport's: url, headers, ...).
-/// JSON with comments is accepted; if it must change, the comments are lost
-/// and a sentence saying so is appended to `notes`. Throws HarnessError
-/// naming `path` when the text is not a JSON object or the container is not
-/// an object.
+/// JSONC (comments, trailing commas) is accepted; if it must change, it is
+/// written as plain JSON and a sentence saying so is appended to `notes`.
+/// Throws HarnessError naming `path` when the text is not a JSON object or
+/// the container is not an object.
 std::string MergeJsonServer(const std::string& path, const std::string& old_text, EntryPath at,
                             const McpServer& server, std::vector<std::string>& notes);
 

@@ -4,6 +4,7 @@
 // platform paths, and the generated files read back by the real parsers
 // (node for JSON and JavaScript, python3's tomllib and PyYAML).
 #include "cli/harness/harness.h"
+#include "cli/harness/config_files.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -467,6 +468,35 @@ TEST_CASE("JSON with comments is read; the note says the comments were not kept"
   json parsed = ParseWith("json", path);
   CHECK(parsed["servers"]["other"] == json({{"command", "x"}}));
   CheckAllUnchanged(f.Run("vscode"));
+}
+
+TEST_CASE("JSONC's trailing commas are read; strings and comments that hold commas are left alone") {
+  using cli::harness_internal::WithoutTrailingCommas;
+  CHECK(WithoutTrailingCommas("{\"a\": [1, 2,], \"b\": 1,\n}") == "{\"a\": [1, 2 ], \"b\": 1 \n}");
+  CHECK(WithoutTrailingCommas("{\"a,]\": \",}\", \"q\\\",}\": 1}") == "{\"a,]\": \",}\", \"q\\\",}\": 1}");
+  CHECK(WithoutTrailingCommas("[1, // x,]\n]") == "[1  // x,]\n]");
+  CHECK(WithoutTrailingCommas("[1, /* ,] */ ]") == "[1  /* ,] */ ]");
+  CHECK(WithoutTrailingCommas("[1, 2]") == "[1, 2]");
+  CHECK(WithoutTrailingCommas("\"open") == "\"open");  // unterminated: copied, the parser says what is wrong
+
+  Fixture f;
+  const std::string path = f.Work(".vscode/mcp.json");
+  const std::string original =
+      "{\n  \"servers\": {\n    \"other\": {\"command\": \"x\", \"args\": [\"a,]\",],},\n  },\n}\n";
+  Write(path, original);
+  HarnessResult result = f.Run("vscode");
+  CHECK(result.files[0].action == "updated");
+  CHECK(Read(path + ".bak") == original);
+  REQUIRE(result.next_steps.size() == 2);
+  CHECK(result.next_steps[0].find("comments or trailing commas") != std::string::npos);
+  json parsed = ParseWith("json", path);
+  CHECK(parsed["servers"]["other"] == json({{"command", "x"}, {"args", {"a,]"}}}));
+  CHECK(parsed["servers"].contains("meshwire"));
+  CheckAllUnchanged(f.Run("vscode"));
+
+  // A real error is still one, at its place in the file.
+  Write(path, "{\n  \"servers\": {,\n}\n");
+  CHECK_THROWS_WITH_AS(f.Run("vscode"), doctest::Contains("line 2"), HarnessError);
 }
 
 TEST_CASE("an empty existing file counts as an empty object") {
