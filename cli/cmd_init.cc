@@ -182,6 +182,10 @@ int RunInit(int argc, char** argv) {
   if (!harness && !harness_name.empty()) {
     return FailUsage("Unknown harness \"" + harness_name + "\"; choose one of: " + HarnessNames() + ".");
   }
+  if (project && (!harness || std::string_view(harness->name) != "cursor")) {
+    return FailUsage("--project is for --harness cursor only (its .cursor/mcp.json in the workspace instead of "
+                     "~/.cursor); the other platforms' files go where docs/API.md lists them.");
+  }
   if (harness && remote && !harness->has_remote) {
     return FailUsage("--remote: " + std::string(harness->title) +
                      " has no URL form for MCP servers that meshwire can write; run `meshwire init --harness " +

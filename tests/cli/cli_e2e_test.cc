@@ -549,7 +549,12 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(init_mesh.out.find("OK Active mesh set to: " + mesh2) != std::string::npos);
   CHECK(json::parse(Slurp(config))["active_mesh"] == mesh2);
 
-  // Refused before anything is written: a bad name, a broken client config.
+  // Refused before anything is written: a bad name, --project where it means
+  // nothing, a broken client config.
+  CommandResult project = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh, "--project"});
+  CHECK(project.code == 2);
+  CHECK(OneSentence(project.err));
+  CHECK(project.err.find("--harness cursor only") != std::string::npos);
   CommandResult bad_name = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh, "--name", "bad name"});
   CHECK(bad_name.code == 2);
   CHECK(OneSentence(bad_name.err));
