@@ -108,15 +108,7 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Wak
         } else {
           cache_.Clear();
         }
-        // Polls parked on a deleted mesh or agent, on whichever node deleted
-        // it, answer now (404, as they look again with the cache cleared)
-        // instead of at their deadline.
-        if (e.mesh_id.empty()) return;
-        if (e.deleted_agent.empty()) {
-          waiters_.EndMesh(e.mesh_id);
-        } else {
-          waiters_.EndAgent(e.mesh_id, e.deleted_agent);
-        }
+        EndPolls(e.ended);
       },
       [](const std::string&) { return false; });  // access changes only, no mesh's messages
   store_.SetCommitListener([this](const Message& m) {
@@ -128,11 +120,22 @@ MeshService::MeshService(Store& store, const Clock& clock, Waiters& waiters, Wak
   });
 }
 
-void MeshService::AccessChanged(const std::string& deleted_mesh, const std::string& deleted_agent) {
+void MeshService::EndPolls(const WakeEvent::Ended& ended) {
+  // On whichever node the change was made, the polls it ends answer now (as
+  // they look again with the cache cleared) instead of at their deadline.
+  if (!ended.token_id.empty()) waiters_.EndToken(ended.token_id);
+  if (ended.mesh_id.empty()) return;
+  if (ended.agent_ids.empty()) {
+    waiters_.EndMesh(ended.mesh_id);
+    return;
+  }
+  for (const std::string& agent_id : ended.agent_ids) waiters_.EndAgent(ended.mesh_id, agent_id);
+}
+
+void MeshService::AccessChanged(WakeEvent::Ended ended) {
   WakeEvent e;
   e.kind = WakeEvent::Kind::kAccessChanged;
-  e.mesh_id = deleted_mesh;
-  e.deleted_agent = deleted_agent;
+  e.ended = std::move(ended);
   bus_.Publish(e);
 }
 
@@ -277,7 +280,7 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can delete it.");
   }
   store_.DeleteMesh(mesh_id);
-  AccessChanged(mesh_id);  // its parked polls answer now (404), on every node
+  AccessChanged({.mesh_id = mesh_id});  // its parked polls answer now (404), on every node
 }
 
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
@@ -309,8 +312,14 @@ void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
   if (user == mesh.owner) {
     throw Error::Forbidden("The owner cannot leave the mesh; delete it with `meshwire mesh delete`.");
   }
+  // Their agents go with them; those agents' parked polls answer now (403).
+  WakeEvent::Ended ended{.mesh_id = mesh_id};
+  for (const Agent& a : store_.Agents(mesh_id)) {
+    if (a.owner == user) ended.agent_ids.push_back(a.agent_id);
+  }
   bool removed = store_.RemoveMember(mesh_id, user);
-  AccessChanged();
+  if (ended.agent_ids.empty()) ended.mesh_id.clear();  // none: no poll to end
+  AccessChanged(std::move(ended));
   if (!removed) {
     throw Error::NotFound("not_found", "User " + user + " is not a member of mesh " + mesh_id + ".");
   }
@@ -393,7 +402,7 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
                            agent.name + ".");
   }
   store_.DeleteAgent(mesh_id, agent.agent_id);
-  AccessChanged(mesh_id, agent.agent_id);  // its parked polls answer now (404), on every node
+  AccessChanged({.mesh_id = mesh_id, .agent_ids = {agent.agent_id}});  // its parked polls answer now (404)
   {
     std::lock_guard lock(presence_mu_);
     seen_.erase(agent.agent_id);
@@ -682,7 +691,9 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
 void MeshService::RevokeToken(const Caller& caller, const std::string& token_id) {
   RequireUnscoped(caller, "manage tokens");
   bool revoked = store_.RevokeToken(caller.user(), token_id);
-  AccessChanged();  // the revoked token fails from the next request on, on every node
+  // The revoked token fails from the next request on, on every node, and
+  // its parked polls answer now (401).
+  AccessChanged({.token_id = revoked ? token_id : ""});
   if (!revoked) {
     throw Error::NotFound("token_not_found", "You have no token " + token_id +
                                                  "; run `meshwire token list` to see yours.");

@@ -177,9 +177,11 @@ class MeshService {
   void AnswerWoken(const Caller& caller, const std::string& mesh_id, const std::string& agent_id,
                    std::int64_t from, int limit, std::uint64_t generation, Waiters::Outcome outcome,
                    std::vector<CommittedPtr> messages, const PollDone& done, bool on_waker);
-  /// Tells every node that tokens, members, agents or meshes changed; for a
-  /// deleted mesh (or one agent of it), every node's polls parked on it end.
-  void AccessChanged(const std::string& deleted_mesh = {}, const std::string& deleted_agent = {});
+  /// Tells every node that tokens, members, agents or meshes changed; the
+  /// polls parked by whom `ended` names answer at once, on every node.
+  void AccessChanged(WakeEvent::Ended ended = {});
+  /// Answers the parked polls that access change `ended` names (a bus subscriber).
+  void EndPolls(const WakeEvent::Ended& ended);
   void PublishPresence(Agent agent);
   AppendResult Commit(const NewMessage& message);
   void Seen(const std::string& agent_id);

@@ -237,6 +237,24 @@ void Waiters::EndMesh(const std::string& mesh_id) {
   Run(fired);
 }
 
+void Waiters::EndToken(const std::string& token_id) {
+  std::vector<Fired> fired;
+  {
+    std::lock_guard lock(mu_);
+    if (!per_token_.count(token_id)) return;  // nothing parked with it
+    std::vector<Waiter*> armed;
+    for (auto& [mesh_id, agents] : table_) {
+      for (auto& [agent_id, list] : agents) {
+        for (const Handle& h : list) {
+          if (h->armed_ && h->token_id_ == token_id) armed.push_back(h.get());
+        }
+      }
+    }
+    for (Waiter* w : armed) fired.push_back(Finish(w, Outcome::kTimeout));
+  }
+  Run(fired);
+}
+
 void Waiters::Shutdown() {
   std::vector<Fired> fired;
   {

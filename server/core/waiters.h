@@ -85,6 +85,8 @@ class Waiters {
   void EndAgent(const std::string& mesh_id, const std::string& agent_id);
   /// The same for every armed waiter of a mesh (the mesh was deleted).
   void EndMesh(const std::string& mesh_id);
+  /// The same for every armed waiter parked with a token (it was revoked).
+  void EndToken(const std::string& token_id);
 
   /// Completes every armed waiter with kShutdown and refuses new ones.
   void Shutdown();

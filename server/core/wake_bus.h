@@ -55,7 +55,7 @@ struct WakeEvent {
   };
   Kind kind = Kind::kMessage;
   CommittedPtr message;          // kMessage
-  std::string mesh_id;           // kPresence (and kMessage's mesh); kAccessChanged: see below
+  std::string mesh_id;           // kPresence (and kMessage's mesh)
   std::shared_ptr<const Agent> agent;  // kPresence: the agent as listed, status fields filled
   std::string agent_status;      // kPresence: active, idle, offline
   bool listening = false;        // kPresence
@@ -63,10 +63,16 @@ struct WakeEvent {
   /// the other nodes' access changes (its listening connection is down), so
   /// it must cache no identity until the bus says true again.
   std::optional<bool> trust_cache;
-  /// kAccessChanged by a deletion: `mesh_id` names the mesh deleted, or with
-  /// `deleted_agent` the mesh of the agent deleted, so that every node answers
-  /// the polls parked on it at once (empty: not a deletion).
-  std::string deleted_agent;
+  /// kAccessChanged: whose parked polls every node answers at once (they
+  /// look again, and get the 401, 403 or 404): a mesh deleted (`mesh_id` alone),
+  /// agents deleted (`mesh_id`, `agent_ids`: one, or a removed member's), a
+  /// token revoked (`token_id`: the polls made with it). All empty: none.
+  struct Ended {
+    std::string mesh_id = {};
+    std::vector<std::string> agent_ids = {};
+    std::string token_id = {};
+  };
+  Ended ended;
 };
 
 class WakeBus {

@@ -38,6 +38,42 @@ std::map<std::string, std::int64_t> NextSeqs(PgConnection& conn) {
 
 }  // namespace
 
+std::string PgWakeBus::FormatEnded(const WakeEvent::Ended& ended) {
+  // Ids hold no spaces or commas (base62; tokens "tok_" and base62).
+  std::string out;
+  if (!ended.mesh_id.empty()) {
+    std::string agents;
+    for (const std::string& id : ended.agent_ids) agents += (agents.empty() ? "" : ",") + id;
+    // A NOTIFY payload holds at most 8000 bytes: past a few hundred agents,
+    // the whole mesh's polls answer (the others with nothing, at once).
+    out += " m=" + ended.mesh_id + (agents.empty() || agents.size() > 6000 ? "" : " a=" + agents);
+  }
+  if (!ended.token_id.empty()) out += " t=" + ended.token_id;
+  return out;
+}
+
+WakeEvent::Ended PgWakeBus::ParseEnded(std::istream& in) {
+  WakeEvent::Ended ended;
+  std::string word;
+  while (in >> word) {
+    if (word.size() < 2 || word[1] != '=') continue;  // a later node's field: ignored
+    std::string value = word.substr(2);
+    switch (word[0]) {
+      case 'm': ended.mesh_id = std::move(value); break;
+      case 't': ended.token_id = std::move(value); break;
+      case 'a': {
+        std::istringstream ids(value);
+        for (std::string id; std::getline(ids, id, ',');) {
+          if (!id.empty()) ended.agent_ids.push_back(id);
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  return ended;
+}
+
 std::optional<PgWakeBus::Parsed> PgWakeBus::ParseMessagePayload(const std::string& payload) {
   std::istringstream in(payload);
   Parsed p;
@@ -290,15 +326,16 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
       auto p = ParseMessagePayload(payload);
       if (p && p->node != node_id_) Offer(Item::Of(p->mesh_id, p->seq));
     } else if (channel == "meshwire_access") {
-      // "ORIGIN N [MESH [AGENT]]": forget cached identities (and end the
-      // polls parked on a deleted mesh or agent), then tell ORIGIN it is done.
+      // "ORIGIN N [m=MESH [a=AGENT,...]] [t=TOKEN]": forget cached
+      // identities (and answer the parked polls the change ends), then tell
+      // ORIGIN it is done.
       std::istringstream in(payload);
       std::string origin, n;
       if (!(in >> origin >> n) || origin == node_id_) continue;
       if (access_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(access_delay_ms_));
       WakeEvent e;
       e.kind = WakeEvent::Kind::kAccessChanged;
-      in >> e.mesh_id >> e.deleted_agent;  // absent: not a deletion
+      e.ended = ParseEnded(in);
       local_.Publish(e);
       try {
         conn.Prepare("SELECT pg_notify('meshwire_access_ack', ?1)").Bind(1, origin + " " + n + " " + node_id_).Step();
@@ -339,10 +376,9 @@ void PgWakeBus::NotifyAccess(const WakeEvent& event) {
         std::lock_guard ack_lock(ack_mu_);
         acks_[n];
       }
-      // Mesh and agent ids are base62 (MeshService): no spaces.
-      std::string payload = node_id_ + " " + std::to_string(n);
-      if (!event.mesh_id.empty()) payload += " " + event.mesh_id + " " + event.deleted_agent;
-      notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)").Bind(1, payload).Step();
+      notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)")
+          .Bind(1, node_id_ + " " + std::to_string(n) + FormatEnded(event.ended))
+          .Step();
     } catch (const std::exception& e) {
       notify_conn_.reset();
       if (n > 0) {

@@ -21,9 +21,9 @@
 // subscribers, and every other live node through pg_notify('meshwire_access'),
 // before Publish returns: each node forgets its cached identities and
 // confirms on 'meshwire_access_ack', and Publish waits for them (at most 2 s;
-// live: a heartbeat in the `nodes` table, see PostgresStore). A deletion's
-// notification names the mesh (and agent), whose parked polls every node
-// then answers at once. While its
+// live: a heartbeat in the `nodes` table, see PostgresStore). The
+// notification names whose parked polls the change ends (WakeEvent::Ended),
+// and every node answers them at once. While its
 // listening connection is down a node caches no identity. Presence events stay on the
 // node; which agents listen where is shared through tables instead
 // (PostgresStore::ShareListening).
@@ -37,6 +37,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,10 @@ class PgWakeBus final : public WakeBus {
     std::string mesh_id, node;
   };
   static std::optional<Parsed> ParseMessagePayload(const std::string& payload);
+  /// An access change's Ended as its notification's words, " m=MESH
+  /// a=AGENT,AGENT t=TOKEN" (empty ones left out), and back.
+  static std::string FormatEnded(const WakeEvent::Ended& ended);
+  static WakeEvent::Ended ParseEnded(std::istream& in);
 
  private:
   struct Item {

@@ -59,9 +59,9 @@ Mesh Setup(const RelayProcess& a, const RelayProcess& b, const std::string& toke
   return m;
 }
 
-/// A token for alice on the database at `uri`, made with the binary.
-std::string AliceToken(const std::string& uri) {
-  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--storage", uri});
+/// A token for `user` on the database at `uri`, made with the binary.
+std::string TokenFor(const std::string& uri, const std::string& user = "alice") {
+  auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", user, "--storage", uri});
   REQUIRE(code == 0);
   return out.substr(0, out.find('\n'));
 }
@@ -77,7 +77,7 @@ struct TwoNodes {
   TwoNodes() {
     REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
     uri = pg->NewDatabase();
-    token = AliceToken(uri);
+    token = TokenFor(uri);
     a = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
     b = std::make_unique<RelayProcess>(home, std::vector<std::string>{"--storage", uri});
   }
@@ -236,7 +236,7 @@ TEST_CASE("a token revoked through one node fails on the other from its very nex
   }
 }
 
-TEST_CASE("deleting an agent or a mesh through one node answers the polls parked on it on the other at once") {
+TEST_CASE("a change of access through one node answers the polls it ends on the other at once: a revoked token, a removed member, a deleted agent or mesh") {
   TwoNodes nodes;
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
@@ -254,6 +254,38 @@ TEST_CASE("deleting an agent or a mesh through one node answers the polls parked
   auto until_listening = [&](const std::string& agent_id) {
     CHECK(UntilListed(b.url(), token, m, agent_id, true, 5000) >= 0);
   };
+
+  // A revoked token's poll: 401; a removed member's: 403.
+  auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "short"}});
+  REQUIRE(created);
+  REQUIRE(created->first == 201);
+  const std::string short_id = created->second["id"], short_secret = created->second["token"];
+  auto by_short = std::async(std::launch::async, [&] {
+    return Call(b.url(), short_secret, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.tx + "&wait=30", nullptr, 40);
+  });
+  until_listening(m.tx);
+  CHECK(Delete(a.url(), token, "/tokens/" + short_id) == 204);
+  REQUIRE(by_short.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto short_answer = by_short.get();
+  REQUIRE(short_answer);
+  CHECK(short_answer->first == 401);
+
+  const std::string bob = TokenFor(nodes.uri, "bob");
+  auto added = Call(a.url(), token, "POST", "/mesh/" + m.id + "/members", {{"user", "bob"}});
+  REQUIRE(added);
+  REQUIRE(added->first == 201);
+  auto bobs = Call(b.url(), bob, "POST", "/mesh/" + m.id + "/agents", {{"name", "bob-agent"}});
+  REQUIRE(bobs);
+  const std::string bob_agent = bobs->second["agent_id"];
+  auto by_bob = std::async(std::launch::async, [&] {
+    return Call(b.url(), bob, "GET", "/mesh/" + m.id + "/messages?agent_id=" + bob_agent + "&wait=30", nullptr, 40);
+  });
+  until_listening(bob_agent);
+  CHECK(Delete(a.url(), token, "/mesh/" + m.id + "/members/bob") == 204);
+  REQUIRE(by_bob.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  auto bob_answer = by_bob.get();
+  REQUIRE(bob_answer);
+  CHECK(bob_answer->first == 403);
 
   auto rx_poll = park(m.rx);
   until_listening(m.rx);
@@ -362,7 +394,7 @@ TEST_CASE("a COMMIT whose answer is lost with the database connection: the send 
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
   const std::string uri = pg->NewDatabase();
-  const std::string token = AliceToken(uri);
+  const std::string token = TokenFor(uri);
   PgProxy proxy(uri);
   TempDir home;
   RelayProcess relay(home, {"--storage", proxy.uri()});

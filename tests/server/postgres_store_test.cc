@@ -7,6 +7,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -36,6 +37,29 @@ struct PgFixture {
 };
 
 TEST_CASE_TEMPLATE_INVOKE(store_conformance, PgFixture);
+
+TEST_CASE("wake-ups: an access change's notification names whose parked polls it ends, within NOTIFY's 8000 bytes") {
+  auto round_trip = [](const WakeEvent::Ended& ended) {
+    const std::string words = PgWakeBus::FormatEnded(ended);
+    CHECK(words.size() < 8000 - 64);  // room for "ORIGIN N"
+    std::istringstream in(words + " x=later-field");
+    return PgWakeBus::ParseEnded(in);
+  };
+  WakeEvent::Ended none = round_trip({});
+  CHECK((none.mesh_id.empty() && none.agent_ids.empty() && none.token_id.empty()));
+  WakeEvent::Ended mesh = round_trip({.mesh_id = "M1"});
+  CHECK(mesh.mesh_id == "M1");
+  CHECK(mesh.agent_ids.empty());
+  WakeEvent::Ended agents = round_trip({.mesh_id = "M1", .agent_ids = {"A1", "A2"}});
+  CHECK(agents.agent_ids == std::vector<std::string>{"A1", "A2"});
+  CHECK(round_trip({.token_id = "tok_T"}).token_id == "tok_T");
+  // Too many agents for one notification: the whole mesh's polls answer instead.
+  WakeEvent::Ended many{.mesh_id = "M1"};
+  for (int i = 0; i < 1000; ++i) many.agent_ids.push_back("agent" + std::to_string(100000 + i));
+  WakeEvent::Ended whole = round_trip(many);
+  CHECK(whole.mesh_id == "M1");
+  CHECK(whole.agent_ids.empty());
+}
 
 TEST_CASE("postgres: the schema version is recorded; a newer one is refused with a sentence") {
   PgCluster* pg = PgCluster::Shared();

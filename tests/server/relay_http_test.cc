@@ -362,6 +362,46 @@ TEST_CASE("members may use a shared mesh; tokens scoped to a mesh work there") {
   CHECK(t.relay.Get(t.Path(""), bob).status == 403);
 }
 
+TEST_CASE("a revoked token's parked polls and a removed member's answer at once, not at their deadline") {
+  Mesh2 t;
+  std::string bob = t.relay.TokenFor("bob");
+  REQUIRE(t.relay.Post(t.Path("/members"), t.alice, {{"user", "bob"}}).status == 201);
+  std::string bobs = t.relay.Register(bob, t.mesh, "bob-agent");
+  HttpAnswer scoped = t.relay.Post("/tokens", t.alice, {{"name", "ci"}, {"mesh_id", t.mesh}});
+  REQUIRE(scoped.status == 201);
+  const std::string ci = scoped.json["token"], ci_id = scoped.json["id"];
+
+  // Parked for 30 s on a clock that does not move: only the change can end them.
+  auto by_ci = std::async(std::launch::async, [&] {
+    return t.relay.Get(t.Path("/messages?agent_id=" + t.a + "&wait=30"), ci);
+  });
+  auto by_alice = std::async(std::launch::async, [&] { return t.Poll(t.b, "&wait=30"); });
+  auto by_bob = std::async(std::launch::async, [&] {
+    return t.relay.Get(t.Path("/messages?agent_id=" + bobs + "&wait=30"), bob);
+  });
+  REQUIRE(t.WaitListening(t.a));
+  REQUIRE(t.WaitListening(t.b));
+  REQUIRE(t.WaitListening(bobs));
+
+  CHECK(t.relay.Call("DELETE", "/tokens/" + ci_id, t.alice).status == 204);
+  REQUIRE(by_ci.wait_for(5s) == std::future_status::ready);
+  HttpAnswer revoked = by_ci.get();
+  CHECK(revoked.status == 401);
+  CHECK(revoked.json["error"]["code"] == "unauthorized");
+
+  CHECK(t.relay.Call("DELETE", t.Path("/members/bob"), t.alice).status == 204);
+  REQUIRE(by_bob.wait_for(5s) == std::future_status::ready);
+  CHECK(by_bob.get().status == 403);
+
+  // Alice's own poll, with her own token, waits on.
+  CHECK(by_alice.wait_for(300ms) == std::future_status::timeout);
+  REQUIRE(t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "still here"}}).status == 201);
+  REQUIRE(by_alice.wait_for(5s) == std::future_status::ready);
+  HttpAnswer still = by_alice.get();
+  CHECK(still.status == 200);
+  CHECK(t.Contents(still) == std::vector<std::string>{"still here"});
+}
+
 TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
   Mesh2 t;
   HttpAnswer g = t.relay.Get(t.Path("/integrate"), t.alice);
