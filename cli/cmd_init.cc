@@ -343,7 +343,7 @@ int RunInit(int argc, char** argv) {
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {
-    return Fail(Error(1, "error", e.what()));
+    return FailUnexpected(e);
   }
   return kExitOk;
 }

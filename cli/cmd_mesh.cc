@@ -107,7 +107,7 @@ int RunMesh(int argc, char** argv) {
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {
-    return Fail(Error(1, "error", e.what()));
+    return FailUnexpected(e);
   }
   return kExitOk;
 }

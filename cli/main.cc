@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/ui.h"
 
 #ifndef MESHWIRE_VERSION
 #define MESHWIRE_VERSION "0.0.0"
@@ -120,5 +121,9 @@ int main(int argc, char** argv) {
                  argv[1]);
     return kExitUsage;
   }
-  return c->run(argc - 1, argv + 1);
+  try {
+    return c->run(argc - 1, argv + 1);
+  } catch (const std::exception& e) {  // what a command did not catch: a sentence, never an abort
+    return FailUnexpected(e);
+  }
 }

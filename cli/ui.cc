@@ -45,6 +45,15 @@ int Fail(const Error& e) {
   return kExitError;
 }
 
+int FailUnexpected(const std::exception& e) {
+  if (const auto* type = dynamic_cast<const nlohmann::json::type_error*>(&e); type && type->id == 316) {
+    return FailUsage("Text given to meshwire (a message, a name, an id, or this folder's name) is not UTF-8; "
+                     "convert or rename it (for example with `iconv -f LATIN1 -t UTF-8`) and run it again.");
+  }
+  if (const auto* error = dynamic_cast<const Error*>(&e)) return Fail(*error);
+  return Fail(Error(1, "error", e.what()));
+}
+
 int FailUsage(const std::string& message) {
   std::fprintf(stderr, "meshwire: %s\n", message.c_str());
   return kExitUsage;

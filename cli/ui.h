@@ -34,6 +34,9 @@ void PrintJson(const nlohmann::json& j);
 /// contract gives the error: 3 unreachable relay, 4 timed out, 2 for
 /// configuration and usage problems (status 2), else 1.
 int Fail(const Error& error);
+/// The same for an exception that is not an Error (a library's): text that
+/// is not UTF-8 is a usage error (2) with a sentence saying so, else 1.
+int FailUnexpected(const std::exception& error);
 /// For problems found before talking to the relay (missing token or mesh):
 /// prints the sentence and returns 2.
 int FailUsage(const std::string& message);

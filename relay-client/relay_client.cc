@@ -102,7 +102,14 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       if (impl.cancelled) throw Error(0, "cancelled", "The request was cancelled.");
     }
     impl.http->set_read_timeout(read_timeout_s, 0);
-    std::string payload = body ? body->dump() : "";
+    std::string payload;
+    try {
+      payload = body ? body->dump() : "";
+    } catch (const json::type_error&) {  // a string that is not UTF-8 (error 316)
+      throw Error(2, "invalid_text",
+                  "A message, name or id given to meshwire is not UTF-8 text; convert it first (for example "
+                  "with `iconv -f LATIN1 -t UTF-8`).");
+    }
     const auto sent_at = std::chrono::steady_clock::now();
     httplib::Result r = method == "GET"      ? impl.http->Get(full)
                         : method == "DELETE" ? impl.http->Delete(full)

@@ -203,7 +203,11 @@ Agent AgentFromJson(const Json& j, std::string* status, bool* listening) {
 
 Json ErrorJson(const Error& e) { return {{"error", {{"code", e.code()}, {"message", e.what()}}}}; }
 
-std::string ErrorBody(const Error& e) { return ErrorJson(e).dump(); }
+std::string ErrorBody(const Error& e) {
+  // A sentence may echo what the request said (an id from the path): bytes
+  // that are not UTF-8 are shown as U+FFFD, never a failure to answer.
+  return ErrorJson(e).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 
 int JsonDepth(std::string_view text) {
   int depth = 0;

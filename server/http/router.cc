@@ -1,5 +1,7 @@
 #include "server/http/router.h"
 
+#include <spdlog/spdlog.h>
+
 #include "schemas/error.h"
 #include "server/http/url.h"
 
@@ -77,7 +79,10 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
           try {
             handler(exchange);
           } catch (const std::exception& e) {
-            exchange->Respond(HttpResponse::FromError(Error(500, "internal", e.what())));
+            const HttpRequest& failed = exchange->request();
+            spdlog::error("{} {}: {}", failed.method, failed.path.substr(0, 200), e.what());
+            exchange->Respond(
+                HttpResponse::FromError(Error(500, "internal", "The relay failed on this request; it was logged.")));
           }
         });
       }

@@ -608,6 +608,28 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CommandResult no_such = m.Mw({"send", "an answer", "--reply-to", "999999"});
   CHECK(no_such.code == 1);
   CHECK(OneSentence(no_such.err));
+
+  // Text that is not UTF-8 (a Latin-1 file's "café") is a usage error with a
+  // sentence, wherever it is given; it aborted the CLI (exit 134).
+  const std::string latin1 = "caf\xE9";
+  for (const auto& [args, env] : std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
+           {{"send", latin1, "--to", "claude-code-agent"}, {}},
+           {{"send", "hi", "--to", latin1}, {}},
+           {{"send", "hi"}, {"MESHWIRE_AGENT_NAME=" + latin1}},
+           {{"mesh", "create", latin1}, {}},
+           {{"token", "create", "--name", latin1}, {}},
+       }) {
+    CAPTURE(args[0] + " " + args[1]);
+    CommandResult refused = m.Mw(args, env);
+    CHECK(refused.code == 2);
+    CHECK(OneSentence(refused.err));
+    CHECK_MESSAGE(refused.err.find("UTF-8") != std::string::npos, refused.err);
+  }
+  // An id is looked up: no such message (the relay echoes it with U+FFFD).
+  CommandResult bad_id = m.Mw({"send", "hi", "--reply-to", latin1});
+  CHECK(bad_id.code == 1);
+  CHECK(OneSentence(bad_id.err));
+  CHECK(bad_id.err.find("No message caf\xEF\xBF\xBD") != std::string::npos);
 }
 
 TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their own and leaves the shared files") {

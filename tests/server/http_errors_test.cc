@@ -621,6 +621,11 @@ TEST_CASE("404: unknown mesh, agent, message, token and route") {
       {"a mesh id with encoded slashes", "GET", "/mesh/a%2F..%2Fb/agents", a, "", 404, "mesh_not_found"},
       {"an agent id with an encoded slash", "DELETE", w.M("/agents/nobody%2Fheartbeat"), a, "", 404,
        "agent_not_found"},
+      // Ids that are not UTF-8 are echoed with U+FFFD (RunCases checks the
+      // answer is JSON, hence UTF-8); it was a 500 with the library's words.
+      {"a message id that is not UTF-8", "GET", w.M("/messages/caf%E9"), a, "", 404, "message_not_found"},
+      {"an agent id that is not UTF-8", "GET", w.M("/messages?agent_id=caf%E9%FF"), a, "", 404, "agent_not_found"},
+      {"a mesh id that is not UTF-8", "GET", "/mesh/%C3%28", a, "", 404, "mesh_not_found"},
   };
   RunCases(w, cases);
 
