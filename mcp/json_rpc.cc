@@ -5,6 +5,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "schemas/json_io.h"
+
 namespace meshwire::mcp {
 
 void RequestContext::OnCancel(std::function<void()> fn) {
@@ -80,7 +82,20 @@ void JsonRpcPeer::Drain(std::chrono::milliseconds grace) {
 
 void JsonRpcPeer::HandleText(const std::string& text) {
   Reap(false);
+  // Parsing is iterative, but destroying and printing a value recurse: a
+  // line nested 200,000 deep crashed the server.
+  if (JsonDepth(text) > kMaxBodyDepth) {
+    Write(AnswerError(nullptr, RpcError::kParseError,
+                      "Parse error: the line is nested more than " + std::to_string(kMaxBodyDepth) + " levels deep."));
+    return;
+  }
   Json message = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (message.is_discarded()) {
+    // A lone surrogate escape (JSON.stringify writes them) or a byte that is
+    // not UTF-8 in a string: read as U+FFFD, so the request gets its answer
+    // (a parse error has no id to answer, and the client would wait for it).
+    if (auto repaired = WithUnicodeRepaired(text)) message = Json::parse(*repaired, nullptr, false);
+  }
   if (message.is_discarded()) {
     Write(AnswerError(nullptr, RpcError::kParseError, "Parse error: the line is not JSON."));
     return;

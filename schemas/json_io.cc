@@ -209,6 +209,94 @@ std::string ErrorBody(const Error& e) {
   return ErrorJson(e).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+namespace {
+
+/// The length of the valid UTF-8 sequence at text[i] (RFC 3629: no overlong
+/// forms, no surrogates, nothing past U+10FFFF), or 0.
+std::size_t Utf8SequenceAt(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+/// The UTF-16 unit of a `\uXXXX` escape starting at text[i], or -1.
+int EscapedUnitAt(std::string_view text, std::size_t i) {
+  if (i + 6 > text.size() || text[i] != '\\' || text[i + 1] != 'u') return -1;
+  int unit = 0;
+  for (std::size_t k = i + 2; k < i + 6; ++k) {
+    const char h = text[k];
+    const int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                                                   : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+    if (v < 0) return -1;
+    unit = unit * 16 + v;
+  }
+  return unit;
+}
+
+}  // namespace
+
+std::optional<std::string> WithUnicodeRepaired(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool changed = false;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string && c == '\\') {
+      const int unit = EscapedUnitAt(text, i);
+      if (unit >= 0xD800 && unit <= 0xDBFF) {
+        const int next = EscapedUnitAt(text, i + 6);
+        if (next >= 0xDC00 && next <= 0xDFFF) {  // a pair: one character
+          out.append(text.substr(i, 12));
+          i += 12;
+          continue;
+        }
+      }
+      if (unit >= 0xD800 && unit <= 0xDFFF) {  // alone
+        out += "\\ufffd";
+        changed = true;
+        i += 6;
+        continue;
+      }
+      out.append(text.substr(i, std::min<std::size_t>(2, text.size() - i)));  // any other escape, whole
+      i += 2;
+      continue;
+    }
+    if (c == '"') in_string = !in_string;
+    const std::size_t n = Utf8SequenceAt(text, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      changed = true;
+      ++i;
+      continue;
+    }
+    out.append(text.substr(i, n));
+    i += n;
+  }
+  if (!changed) return std::nullopt;
+  return out;
+}
+
 int JsonDepth(std::string_view text) {
   int depth = 0;
   int deepest = 0;

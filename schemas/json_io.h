@@ -41,6 +41,14 @@ std::string ErrorBody(const Error& error);
 int JsonDepth(std::string_view text);
 inline constexpr int kMaxBodyDepth = 64;
 
+/// JSON text as JavaScript's clients mean it, when it is not valid as it is:
+/// escapes of lone UTF-16 surrogates (`"\ud800"`, which JSON.stringify
+/// writes and RFC 8259 leaves undefined) become `\ufffd`, and bytes that are
+/// not UTF-8 become U+FFFD, as TextEncoder and TextDecoder do. nullopt when
+/// there is nothing to repair. For the MCP servers, whose clients must get
+/// an answer to their request's id rather than a parse error without one.
+std::optional<std::string> WithUnicodeRepaired(std::string_view text);
+
 /// Parses a request body that must be a JSON object. An empty body is `{}`.
 /// Throws Error 400 invalid_json on anything else, or when it nests deeper
 /// than kMaxBodyDepth.

@@ -9,6 +9,7 @@
 #include "mcp/mcp_server.h"
 #include "mcp/tool_format.h"
 #include "schemas/ids.h"
+#include "schemas/json_io.h"
 #include "server/http/router.h"
 #include "server/mcp/service_tools.h"
 
@@ -283,7 +284,14 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       return ex->Respond(Refuse(406, "Accept must include application/json (and text/event-stream for streamed answers).",
                                 "not_acceptable"));
     }
+    if (JsonDepth(req.body) > kMaxBodyDepth) {
+      return ex->Respond(Refuse(400, "Parse error: the body is nested more than " + std::to_string(kMaxBodyDepth) +
+                                         " levels deep.", "parse_error", nullptr, -32700));
+    }
     nlohmann::json message = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (message.is_discarded()) {  // as `meshwire mcp` reads it (WithUnicodeRepaired)
+      if (auto repaired = WithUnicodeRepaired(req.body)) message = nlohmann::json::parse(*repaired, nullptr, false);
+    }
     if (message.is_discarded()) {
       return ex->Respond(Refuse(400, "Parse error: the body is not JSON.", "parse_error", nullptr, -32700));
     }

@@ -336,6 +336,16 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
   assert.equal(notJson.status, 400);
   assert.equal(notJson.body.error.code, -32700);
   assert.equal(notJson.body.error.data.code, "parse_error");
+  // A lone surrogate escape is read as U+FFFD and answered; nesting past 64 levels is a parse error.
+  const lone = await post('{"jsonrpc":"2.0","id":8,"method":"ping","params":{"x":"\\ud800"}}', { ...auth, "mcp-session-id": sid });
+  assert.equal(lone.status, 200);
+  assert.equal(lone.body.id, 8);
+  const deep = await post(`{"jsonrpc":"2.0","id":9,"method":"ping","params":{"x":${"[".repeat(100000)}${"]".repeat(100000)}}}`, {
+    ...auth,
+    "mcp-session-id": sid,
+  });
+  assert.equal(deep.status, 400);
+  assert.equal(deep.body.error.code, -32700);
   const batch = await post([ping], { ...auth, "mcp-session-id": sid });
   assert.equal(batch.status, 400);
   assert.equal(batch.body.error.data.code, "invalid_request");

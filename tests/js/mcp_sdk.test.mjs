@@ -528,6 +528,14 @@ test("bad argument types are isError results", T, async () => {
   await assertAlive(fx.mcp);
 });
 
+test("a lone surrogate (JSON.stringify writes it as \\ud800) is sent as U+FFFD; the call was left unanswered", T, async () => {
+  const result = await fx.mcp.call("meshwire_send_message", { content: "lone \ud800 surrogate", to: "rest-agent" });
+  assert.equal(result.isError, false, textOf(result));
+  const got = await restReceive((m) => m.id === result.structuredContent.id, "the message with a lone surrogate");
+  assert.equal(got.content, "lone \ufffd surrogate");
+  await assertAlive(fx.mcp);
+});
+
 test("an unknown tool is a -32602 protocol error (McpError), not an isError result", T, async () => {
   await assert.rejects(fx.mcp.call("meshwire_no_such_tool", {}), (err) => {
     assert.ok(err instanceof sdk.McpError, `an McpError: ${err}`);

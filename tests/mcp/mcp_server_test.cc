@@ -126,6 +126,36 @@ TEST_CASE("framing errors: each answered, and the loop goes on") {
   CHECK(a[5]["result"] == Json::object());
 }
 
+TEST_CASE("a lone surrogate escape or a byte that is not UTF-8 is read as U+FFFD: the request is answered") {
+  // JSON.stringify("\ud800") is "\ud800": Node clients send such lines, and
+  // a parse error (no id) left them waiting for their answer.
+  auto a = Exchange({Init("2025-11-25"),
+                     R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"t":"a \ud800 b \udc00 c"}}})",
+                     R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"t":"caf)" "\xE9" R"("}}})",
+                     R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"t":"\ud83d\ude00 \\ud800"}}})"});
+  REQUIRE(a.size() == 4);
+  const Json* lone = ById(a, 2);
+  REQUIRE(lone);
+  CHECK(lone->at("result")["structuredContent"]["echo"]["t"] == "a \xEF\xBF\xBD b \xEF\xBF\xBD c");
+  const Json* latin1 = ById(a, 3);
+  REQUIRE(latin1);
+  CHECK(latin1->at("result")["structuredContent"]["echo"]["t"] == "caf\xEF\xBF\xBD");
+  // A pair is one character, and an escaped backslash before "ud800" is text.
+  const Json* pair = ById(a, 4);
+  REQUIRE(pair);
+  CHECK(pair->at("result")["structuredContent"]["echo"]["t"] == "\xF0\x9F\x98\x80 \\ud800");
+}
+
+TEST_CASE("a line nested deeper than 64 levels is a parse error, and the server goes on (it crashed)") {
+  const std::string deep = R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"x":)" +
+                           std::string(200000, '[') + std::string(200000, ']') + "}}}";
+  auto a = Exchange({Init("2025-11-25"), deep, R"({"jsonrpc":"2.0","id":3,"method":"ping"})"});
+  REQUIRE(a.size() == 3);
+  CHECK(a[1]["error"]["code"] == -32700);
+  CHECK(a[1]["error"]["message"].get<std::string>().find("64 levels") != std::string::npos);
+  CHECK(a[2]["id"] == 3);
+}
+
 TEST_CASE("unknown methods get -32601, before and after initialize; notifications get nothing") {
   auto a = Exchange({R"({"jsonrpc":"2.0","id":"probe","method":"server/discover"})", Init("2025-06-18", 1),
                      R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
