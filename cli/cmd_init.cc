@@ -72,6 +72,23 @@ std::vector<std::string> Launcher(const EnvLookup& env) {
   return {InvokedPath(ProgramName(), env)};
 }
 
+/// {"meshwire"} when PATH's first `meshwire` is the executable `launcher`
+/// names (links followed), else empty: a committed file can then name it
+/// without this machine's path, and each teammate's PATH finds their own.
+std::vector<std::string> PortableLauncher(const std::vector<std::string>& launcher, const EnvLookup& env) {
+  if (launcher.size() != 1 || !fs::path(launcher.front()).is_absolute()) return {};
+  std::istringstream path(env("PATH").value_or(""));
+  for (std::string dir; std::getline(path, dir, ':');) {
+    if (dir.empty() || !fs::path(dir).is_absolute()) continue;  // "." depends on where the client starts
+    std::error_code ec;
+    const fs::path candidate = fs::path(dir) / "meshwire";
+    if (!fs::is_regular_file(candidate, ec) || ::access(candidate.c_str(), X_OK) != 0) continue;
+    if (fs::equivalent(candidate, launcher.front(), ec) && !ec) return {"meshwire"};
+    return {};  // PATH finds another meshwire first
+  }
+  return {};
+}
+
 std::string HarnessNames() {
   std::string names;
   for (const Harness& h : Harnesses()) names += (names.empty() ? "" : ", ") + std::string(h.name);
@@ -253,6 +270,7 @@ int RunInit(int argc, char** argv) {
     hc.project = project;
     hc.remote = remote;
     hc.launcher = Launcher(env);
+    hc.workspace_launcher = PortableLauncher(hc.launcher, env);
     hc.dry_run = true;
     harness->generate(hc);  // a bad existing file throws here
     hc.dry_run = false;

@@ -16,7 +16,7 @@ std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_po
   std::smatch m;
   if (!std::regex_match(scheme_host_port, m, kOrigin) || (m[3].matched && std::stoi(m[3].str()) > 65535)) {
     throw Error(2, "config", "The relay URL must be http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:7420 (got \"" +
-                                 scheme_host_port + "\"): fix --url, MESHWIRE_URL or `meshwire login --relay`.");
+                                 scheme_host_port + "\"): fix --url, MESHWIRE_URL or the saved one (`meshwire login --url URL`).");
   }
   auto client = std::make_unique<httplib::Client>(scheme_host_port);
   if (scheme_host_port.rfind("https://", 0) != 0) return client;

@@ -126,8 +126,8 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       if (r.error() == httplib::Error::Read && quick && url.rfind("http://", 0) == 0) {
         // Closed without an answer, at once: what an HTTPS relay does to plain HTTP.
         error = Error(0, "unreachable",
-                      "The relay at " + url + " closed the connection without an answer: if it serves HTTPS, "
-                      "use https://" + url.substr(7) + ".");
+                      "The relay at " + url + " closed the connection without an answer: it may be restarting; "
+                      "if it serves HTTPS, use https://" + url.substr(7) + ".");
       } else if (r.error() == httplib::Error::Read) {
         error = Error(0, "timeout",
                       "The relay at " + url + " did not answer in " + std::to_string(read_timeout_s) +

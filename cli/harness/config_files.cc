@@ -371,8 +371,8 @@ std::string MergeJsonServer(const std::string& path, const std::string& old_text
     servers[name] = std::move(merged);
     std::string text = root.dump(2) + "\n";
     if (jsonc) {
-      notes.push_back(path + " held comments or trailing commas (JSONC); it is now plain JSON, and " + path +
-                      ".bak keeps the previous file.");
+      notes.push_back(path + " held comments or trailing commas (JSONC); it is now plain JSON, and its backup, "
+                      "named above, keeps the previous file.");
     }
     return UsesCrlf(old_text) ? ToCrlf(text) : text;
   } catch (const nlohmann::json::type_error&) {  // dump() of text that is not UTF-8
@@ -465,6 +465,17 @@ void FilePlan::EnsureLines(const std::string& path, const std::vector<std::strin
   files_.push_back({path, std::move(old), std::move(text), std::nullopt});
 }
 
+fs::path FreeBackupPath(const fs::path& target) {
+  // Never over another backup: the first one holds the file as it was
+  // before meshwire changed it (with its comments, say), or a user's own.
+  fs::path backup = target.string() + ".bak";
+  std::error_code ec;
+  for (int n = 1; fs::exists(fs::symlink_status(backup, ec)); ++n) {
+    backup = target.string() + ".bak." + std::to_string(n);
+  }
+  return backup;
+}
+
 HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) const {
   HarnessResult result;
   for (const Planned& file : files_) {
@@ -487,7 +498,7 @@ HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) c
     }
     const unsigned mode = file.mode.value_or(current_mode);
     if (file.old_content) {
-      const fs::path backup = target.string() + ".bak";
+      const fs::path backup = FreeBackupPath(target);
       // A backup of a secret file stays as private as the file must be.
       if (write) WriteAtomically(backup, *file.old_content, mode);
       change.backup = backup.string();

@@ -8,6 +8,7 @@
 // an invalid file stops it before anything is written), then applies the plan.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,10 @@ struct EntryPath {
   std::string_view container;
   std::string_view name;
 };
+
+/// Where a backup of `target` goes: target.bak, or when that exists the
+/// first free target.bak.1, .bak.2, ... (no backup is ever overwritten).
+std::filesystem::path FreeBackupPath(const std::filesystem::path& target);
 
 /// JSONC's trailing commas (before a `}` or `]`, outside strings and
 /// comments) turned into spaces, so the text keeps its length.

@@ -397,8 +397,8 @@ std::string MergeTomlServer(const std::string& path, const std::string& old_text
                        " without changing its other settings; add this table to it by hand:\n" +
                        block);
   }
-  notes.push_back("The comments and layout of " + path + " were not kept; the previous file is " +
-                  path + ".bak.");
+  notes.push_back("The comments and layout of " + path + " were not kept; its backup, named above, keeps "
+                  "the previous file.");
   return text;
 }
 

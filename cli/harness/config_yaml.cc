@@ -335,8 +335,8 @@ std::string MergeYamlServer(const std::string& path, const std::string& old_text
                        " without changing its other settings; add this under " + container_key +
                        ": by hand:\n" + block(2));
   }
-  notes.push_back("The comments and layout of " + path + " were not kept; the previous file is " +
-                  path + ".bak.");
+  notes.push_back("The comments and layout of " + path + " were not kept; its backup, named above, keeps "
+                  "the previous file.");
   return text;
 }
 

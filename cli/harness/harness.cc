@@ -78,8 +78,10 @@ std::string InWorkspace(const HarnessContext& ctx, const std::filesystem::path& 
 McpServer MeshwireServer(const HarnessContext& ctx, Scope scope, std::string type) {
   McpServer server;
   server.type = std::move(type);
-  server.command = ctx.launcher.front();
-  server.args.assign(ctx.launcher.begin() + 1, ctx.launcher.end());
+  const std::vector<std::string>& launcher =
+      scope == Scope::kWorkspace && !ctx.workspace_launcher.empty() ? ctx.workspace_launcher : ctx.launcher;
+  server.command = launcher.front();
+  server.args.assign(launcher.begin() + 1, launcher.end());
   server.args.push_back("mcp");
   // Empty values are left out: an empty variable would hide the value from
   // .mesh.json or ~/.meshwire. The token is never put here.

@@ -50,6 +50,10 @@ struct HarnessContext {
   // How an MCP client starts meshwire: {command, args...} before "mcp", e.g.
   // {"/usr/bin/meshwire"} or {"npx", "meshwire"}.
   std::vector<std::string> launcher;
+  // The same for files meant to be committed (.mcp.json, .vscode/mcp.json):
+  // {"meshwire"} when PATH finds this very executable by that name, so the
+  // file holds no path of this machine; empty: `launcher`.
+  std::vector<std::string> workspace_launcher;
 };
 
 struct FileChange {

@@ -211,12 +211,36 @@ TEST_CASE("init writes the path the user ran, symbolic links kept (a versioned i
   REQUIRE_MESSAGE(direct.code == 0, direct.err);
   CHECK(json::parse(Slurp(w.machine.workspace + "/.mcp.json"))["mcpServers"]["meshwire"]["command"] ==
         bin + "/meshwire");
-  // By its name, found on PATH by the shell (argv[0] is then "meshwire").
+  // By its name, found on PATH by the shell (argv[0] is then "meshwire"):
+  // the user-wide file names its path, the committed workspace file only
+  // its name, which each teammate's PATH resolves (no path of this machine).
   std::vector<std::string> path_env = w.machine.Env(env);
   path_env.push_back("PATH=" + bin + ":/usr/bin:/bin");
   CommandResult by_name =
-      Run({"/bin/sh", "-c", "exec meshwire init --harness vscode"}, path_env, w.machine.workspace);
+      Run({"/bin/sh", "-c", "exec meshwire init --harness cursor"}, path_env, w.machine.workspace);
   REQUIRE_MESSAGE(by_name.code == 0, by_name.err);
+  CHECK(json::parse(Slurp(w.machine.home + "/.cursor/mcp.json"))["mcpServers"]["meshwire"]["command"] ==
+        bin + "/meshwire");
+  CommandResult committed =
+      Run({"/bin/sh", "-c", "exec meshwire init --harness vscode"}, path_env, w.machine.workspace);
+  REQUIRE_MESSAGE(committed.code == 0, committed.err);
+  CHECK(json::parse(Slurp(w.machine.workspace + "/.vscode/mcp.json"))["servers"]["meshwire"]["command"] ==
+        "meshwire");
+  // A teammate whose meshwire is elsewhere on PATH changes nothing in it.
+  const std::string other_bin = w.machine.home + "/other/bin";
+  fs::create_directories(other_bin);
+  fs::copy_file(kBinary, other_bin + "/meshwire");
+  fs::permissions(other_bin + "/meshwire", fs::perms::owner_all);
+  std::vector<std::string> teammate_env = w.machine.Env(env);
+  teammate_env.push_back("PATH=" + other_bin + ":/usr/bin:/bin");
+  CommandResult teammate =
+      Run({"/bin/sh", "-c", "exec meshwire init --harness vscode"}, teammate_env, w.machine.workspace);
+  REQUIRE_MESSAGE(teammate.code == 0, teammate.err);
+  CHECK(teammate.out.find(".vscode/mcp.json unchanged") != std::string::npos);
+  // The path ran while PATH finds another meshwire first: the path it ran.
+  CommandResult shadowed =
+      Run({bin + "/meshwire", "init", "--harness", "vscode"}, teammate_env, w.machine.workspace);
+  REQUIRE_MESSAGE(shadowed.code == 0, shadowed.err);
   CHECK(json::parse(Slurp(w.machine.workspace + "/.vscode/mcp.json"))["servers"]["meshwire"]["command"] ==
         bin + "/meshwire");
 }

@@ -368,11 +368,14 @@ TEST_CASE("JSON harnesses merge into existing files: other servers and settings 
     CHECK(Read(path + ".bak") == original);  // no new backup
     CHECK(Backups(f.tmp.path().string()).size() == 1);
 
-    // Another mesh: updated again, and the backup now holds the previous run.
+    // Another mesh: updated again; the first backup stays (the file before
+    // meshwire changed it), and the previous run's goes beside it.
     f.ctx.mesh_id = "otherMesh123";
     HarnessResult third = f.Run(c.harness);
     CHECK(third.files[0].action == "updated");
-    CHECK(Read(path + ".bak") == after_first);
+    CHECK(third.files[0].backup == path + ".bak.1");
+    CHECK(Read(path + ".bak") == original);
+    CHECK(Read(path + ".bak.1") == after_first);
     f.ctx.mesh_id = "otherMesh123";
     CHECK(OrderedJson::parse(Read(path))[container]["meshwire"] == ExpectedEntry(f.ctx, c.harness));
     // Replacing an entry that named another mesh says so.
@@ -1047,7 +1050,7 @@ TEST_CASE("pi writes the extension, the skill and .env.meshwire in the workspace
   CHECK(Read(paths[2]).find(std::string("MESHWIRE_TOKEN=") + kToken + "\n") != std::string::npos);
   // A workspace without a .gitignore gets one, so `git add -A` leaves the token out.
   CHECK(Read(paths[3]) ==
-        "# MeshWire: these files hold the relay token\n.env.meshwire\n.env.meshwire.bak\n");
+        "# MeshWire: these files hold the relay token\n.env.meshwire\n.env.meshwire.bak\n.env.meshwire.bak.*\n");
   CheckAllUnchanged(f.Run("pi"));
   CHECK(Backups(f.tmp.path().string()).empty());
 }
@@ -1084,7 +1087,7 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
     CHECK(Read(path + ".bak") == "node_modules/\n/.env.meshwire");
     const std::string text = Read(path);
     CHECK(text.starts_with("node_modules/\n/.env.meshwire\n"));
-    CHECK(text.ends_with("\n.env.meshwire.bak\n"));
+    CHECK(text.ends_with("\n.env.meshwire.bak\n.env.meshwire.bak.*\n"));
     CHECK(text.find("\n.env.meshwire\n") == std::string::npos);  // "/.env.meshwire" counts
     CheckAllUnchanged(f.Run(harness));
     RequireParsers();
@@ -1092,7 +1095,7 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
       CHECK(
           Shell(
               "cd " + ShellQuote(f.ctx.workspace_dir) +
-              " && git init -q . && git check-ignore .env.meshwire .env.meshwire.bak >/dev/null") ==
+              " && git init -q . && git check-ignore .env.meshwire .env.meshwire.bak .env.meshwire.bak.2 >/dev/null") ==
           0);
     }
   }
