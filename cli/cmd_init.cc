@@ -225,12 +225,8 @@ int RunInit(int argc, char** argv) {
     const std::string& mesh = ctx.RequireMesh();
     client.GetMesh(mesh);  // 404 or 403 here
     std::string agent_name = ctx.AgentName(harness->default_agent_name);
-    if (!IsValidName(agent_name)) {
-      const std::string& from = c.agent_name.source;
-      throw ConfigError("The agent name \"" + agent_name.substr(0, 80) + "\" (from " +
-                        (from == "flag" ? "--name" : from == "env" ? "MESHWIRE_AGENT_NAME" : from) +
-                        ") is not valid: use 1-64 letters, digits, '.', '_' or '-', e.g. --name " +
-                        harness->default_agent_name + ".");
+    if (std::string problem = ctx.InvalidAgentName(agent_name, harness->default_agent_name); !problem.empty()) {
+      throw ConfigError(problem);
     }
     fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
     std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;

@@ -57,7 +57,10 @@ int RunStatus(int argc, char** argv) {
             exit_code = kExitUsage;
           }
         }
-        if (agent_id.empty() && agent_problem.empty()) {
+        if (std::string invalid = ctx.InvalidAgentName(agent_name); !invalid.empty()) {
+          agent_problem = invalid;
+          exit_code = kExitUsage;
+        } else if (agent_id.empty() && agent_problem.empty()) {
           agent_problem = "not registered yet (`meshwire send`, `listen` or `init` registers it)";
         }
       } catch (const Error& e) {
@@ -142,11 +145,16 @@ int RunIntegrate(int argc, char** argv) {
                "config snippets.",
                "meshwire integrate"};
   CommandContext ctx;
-  ctx.AddFlags(app, true, false, false);
+  ctx.AddFlags(app, true, false, true);
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   try {
-    std::string guide = ctx.Client().Integrate(ctx.RequireMesh());
+    const std::string& mesh = ctx.RequireMesh();
+    std::string guide = ctx.Client().Integrate(mesh);
+    if (ctx.json()) {
+      PrintJson({{"mesh_id", mesh}, {"markdown", guide}});
+      return kExitOk;
+    }
     std::fwrite(guide.data(), 1, guide.size(), stdout);
   } catch (const Error& e) {
     return Fail(e);

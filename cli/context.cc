@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "cli/commands.h"
+#include "schemas/ids.h"
 
 namespace meshwire::cli {
 
@@ -80,8 +81,21 @@ RelayClient& CommandContext::Client(RetryPolicy retry, bool anonymous) {
   return *client_;
 }
 
+std::string CommandContext::InvalidAgentName(const std::string& name, const std::string& example) {
+  if (IsValidName(name)) return "";
+  std::string shown = name.substr(0, 80);
+  for (char& ch : shown) {
+    if (ch < 0x20 || ch > 0x7e) ch = '?';  // printable (and UTF-8) in a sentence
+  }
+  const std::string& from = config().agent_name.source;
+  return "The agent name \"" + shown + "\" (from " +
+         (from == "flag" ? "--name" : from == "env" ? "MESHWIRE_AGENT_NAME" : from) +
+         ") is not valid: use 1-64 letters, digits, '.', '_' or '-', e.g. --name " + example + ".";
+}
+
 std::string CommandContext::EnsureAgent(const std::string& harness) {
   std::string name = AgentName();
+  if (std::string problem = InvalidAgentName(name); !problem.empty()) throw ConfigError(problem);
   try {
     return Client().RegisterAgent(RequireMesh(), name, harness).first;
   } catch (const Error& e) {

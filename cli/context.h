@@ -33,7 +33,11 @@ class CommandContext {
   std::string AgentName(const std::string& fallback = "cli-agent");
   /// A client for the configured relay (token required unless `anonymous`).
   RelayClient& Client(RetryPolicy retry = RetryPolicy::None(), bool anonymous = false);
+  /// Why agent name `name` (as AgentName gave it) cannot be used, naming
+  /// where it came from; empty when it is valid. `example` is the name to suggest.
+  std::string InvalidAgentName(const std::string& name, const std::string& example = "cli-agent");
   /// Registers (or finds) this process's agent in the mesh; returns its id.
+  /// An invalid name is a ConfigError (exit 2) saying where it came from.
   std::string EnsureAgent(const std::string& harness = "cli");
 
   bool json() const { return json_; }

@@ -174,6 +174,11 @@ TEST_CASE("the product page's walkthrough, in order") {
   CHECK(guide.code == 0);
   CHECK(guide.out.find(mesh) != std::string::npos);
   CHECK(guide.out.find("meshwire_send_message") != std::string::npos);
+  CommandResult guide_json = w.machine.Mw({"integrate", "--json"});
+  REQUIRE(guide_json.code == 0);
+  const json g = json::parse(guide_json.out);
+  CHECK(g["mesh_id"] == mesh);
+  CHECK(g["markdown"] == guide.out);
 }
 
 TEST_CASE(
@@ -639,7 +644,6 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   for (const auto& [args, env] : std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>{
            {{"send", latin1, "--to", "claude-code-agent"}, {}},
            {{"send", "hi", "--to", latin1}, {}},
-           {{"send", "hi"}, {"MESHWIRE_AGENT_NAME=" + latin1}},
            {{"mesh", "create", latin1}, {}},
            {{"token", "create", "--name", latin1}, {}},
        }) {
@@ -649,11 +653,27 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
     CHECK(OneSentence(refused.err));
     CHECK_MESSAGE(refused.err.find("UTF-8") != std::string::npos, refused.err);
   }
+  // A name is checked first: not a valid one (shown printable).
+  CommandResult bad_name_env = m.Mw({"send", "hi"}, {"MESHWIRE_AGENT_NAME=" + latin1});
+  CHECK(bad_name_env.code == 2);
+  CHECK(OneSentence(bad_name_env.err));
+  CHECK(bad_name_env.err.find("\"caf?\" (from MESHWIRE_AGENT_NAME) is not valid") != std::string::npos);
   // An id is looked up: no such message (the relay echoes it with U+FFFD).
   CommandResult bad_id = m.Mw({"send", "hi", "--reply-to", latin1});
   CHECK(bad_id.code == 1);
   CHECK(OneSentence(bad_id.err));
   CHECK(bad_id.err.find("No message caf\xEF\xBF\xBD") != std::string::npos);
+
+  // An invalid agent name in .mesh.json: status and send say where it came from (exit 2).
+  std::ofstream(ws / ".mesh.json") << json{{"mesh_id", mesh}, {"agent_name", "bad name!"}}.dump();
+  CommandResult status = m.Mw({"status", "--json"});
+  CHECK(status.code == 2);
+  CHECK(json::parse(status.out)["agent_problem"].get<std::string>().find("(from .mesh.json) is not valid") !=
+        std::string::npos);
+  CommandResult bad_send = m.Mw({"send", "hi"});
+  CHECK(bad_send.code == 2);
+  CHECK(OneSentence(bad_send.err));
+  CHECK(bad_send.err.find("(from .mesh.json) is not valid") != std::string::npos);
 }
 
 TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their own and leaves the shared files") {
