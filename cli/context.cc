@@ -131,6 +131,16 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         what += " Quote a message of several words: meshwire send \"hello there\".";
       }
     }
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_name() == "meshwire send") {
+      // `send "-x"`: CLI11 took the message for an option.
+      for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.size() > 1 && arg[0] == '-' && arg != "--" && !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
+          what += " (a message that starts with '-' goes after --: meshwire send -- \"" + arg.substr(0, 40) + "\")";
+          break;
+        }
+      }
+    }
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !app.get_subcommands({}).empty() &&
         what.find("subcommand") != std::string::npos) {
       std::string names, given;

@@ -52,9 +52,18 @@ json ReadObject(const fs::path& path) {
   buf << in.rdbuf();
   json j = json::parse(buf.str(), nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) {
-    std::fprintf(stderr, "meshwire: warning: %s is not a JSON object; ignoring it.\n",
+    std::fprintf(stderr, "meshwire: warning: %s is not a JSON object (in UTF-8); ignoring it.\n",
                  path.c_str());
     return json::object();
+  }
+  // The settings meshwire reads from these files are strings: say so rather
+  // than fall back silently (a number for mesh_id chose the active mesh).
+  for (const char* key : {"url", "token", "user", "mesh_id", "agent_name", "active_mesh", "workspace_name",
+                          "harness"}) {
+    auto it = j.find(key);
+    if (it != j.end() && !it->is_string() && !it->is_null()) {
+      std::fprintf(stderr, "meshwire: warning: %s: \"%s\" must be a string; ignoring it.\n", path.c_str(), key);
+    }
   }
   return j;
 }

@@ -674,6 +674,11 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(bad_send.code == 2);
   CHECK(OneSentence(bad_send.err));
   CHECK(bad_send.err.find("(from .mesh.json) is not valid") != std::string::npos);
+  // A setting of the wrong type is ignored with a warning, not silently.
+  std::ofstream(ws / ".mesh.json", std::ios::trunc) << R"({"mesh_id": 5, "agent_name": ["x"]})";
+  CommandResult typed = m.Mw({"status"});
+  CHECK(typed.err.find(".mesh.json: \"mesh_id\" must be a string; ignoring it.") != std::string::npos);
+  CHECK(typed.err.find(".mesh.json: \"agent_name\" must be a string; ignoring it.") != std::string::npos);
 }
 
 TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their own and leaves the shared files") {
@@ -843,6 +848,10 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
           std::string::npos);
     CHECK(m.Mw({"send", "hello", "world"}, tok).err.find("does not take \"world\". Quote a message of several words") !=
           std::string::npos);
+    CommandResult dash = m.Mw({"send", "-x", "--to", "b"}, tok);
+    CHECK(dash.code == 2);
+    CHECK(OneSentence(dash.err));
+    CHECK(dash.err.find("goes after --: meshwire send -- \"-x\"") != std::string::npos);
   }
   SUBCASE("subcommands: an unknown one is named, `help mesh create` is that subcommand's help") {
     CommandResult frob = m.Mw({"mesh", "frob"}, tok);
