@@ -79,7 +79,8 @@ std::vector<std::string> PortableLauncher(const std::vector<std::string>& launch
   if (launcher.size() != 1 || !fs::path(launcher.front()).is_absolute()) return {};
   std::istringstream path(env("PATH").value_or(""));
   for (std::string dir; std::getline(path, dir, ':');) {
-    if (dir.empty() || !fs::path(dir).is_absolute()) continue;  // "." depends on where the client starts
+    // "." (or an empty entry) finds what is in the folder a client starts in: not a name to rely on.
+    if (dir.empty() || !fs::path(dir).is_absolute()) return {};
     std::error_code ec;
     const fs::path candidate = fs::path(dir) / "meshwire";
     if (!fs::is_regular_file(candidate, ec) || ::access(candidate.c_str(), X_OK) != 0) continue;

@@ -89,7 +89,10 @@ std::string CommandContext::InvalidAgentName(const std::string& name, const std:
   }
   const std::string& from = config().agent_name.source;
   return "The agent name \"" + shown + "\" (from " +
-         (from == "flag" ? "--name" : from == "env" ? "MESHWIRE_AGENT_NAME" : from) +
+         (from == "flag"  ? "--name"
+          : from == "env" ? "MESHWIRE_AGENT_NAME"
+          : from.empty()  ? "config.json's agent_names"  // AgentName's fallback, renamed there
+                          : from) +
          ") is not valid: use 1-64 letters, digits, '.', '_' or '-', e.g. --name " + example + ".";
 }
 
@@ -135,7 +138,8 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
       // `send "-x"`: CLI11 took the message for an option.
       for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        if (arg.size() > 1 && arg[0] == '-' && arg != "--" && !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
+        // Not "--word": that is a mistyped option more likely than a message.
+        if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-' && !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
           what += " (a message that starts with '-' goes after --: meshwire send -- \"" + arg.substr(0, 40) + "\")";
           break;
         }

@@ -88,11 +88,11 @@ void PlanEnvFile(const HarnessContext& ctx, FilePlan& plan) {
   plan.MergeEnv(InWorkspace(ctx, ".env.meshwire"), EnvFileVars(ctx));
 }
 
-/// .env.meshwire holds the token (and its backups earlier ones): keep them
-/// out of git, with a .gitignore made for them when the workspace has none
-/// (`git add -A` in a fresh repository must not stage the token).
+/// .env.meshwire holds the token (and its backup the previous one): keep
+/// both out of git, with a .gitignore made for them when the workspace has
+/// none (`git add -A` in a fresh repository must not stage the token).
 void PlanGitignore(const HarnessContext& ctx, FilePlan& plan) {
-  plan.EnsureLines(InWorkspace(ctx, ".gitignore"), {".env.meshwire", ".env.meshwire.bak", ".env.meshwire.bak.*"},
+  plan.EnsureLines(InWorkspace(ctx, ".gitignore"), {".env.meshwire", ".env.meshwire.bak"},
                            "# MeshWire: these files hold the relay token");
 }
 

@@ -465,15 +465,20 @@ void FilePlan::EnsureLines(const std::string& path, const std::vector<std::strin
   files_.push_back({path, std::move(old), std::move(text), std::nullopt});
 }
 
-fs::path FreeBackupPath(const fs::path& target) {
+BackupPlace PlaceBackup(const fs::path& target, const std::string& content, bool single) {
+  fs::path backup = target.string() + ".bak";
+  if (single) return {backup, false};
   // Never over another backup: the first one holds the file as it was
   // before meshwire changed it (with its comments, say), or a user's own.
-  fs::path backup = target.string() + ".bak";
+  // A content kept already is not kept twice (mesh A, B, A, B: two).
   std::error_code ec;
   for (int n = 1; fs::exists(fs::symlink_status(backup, ec)); ++n) {
+    if (std::optional<std::string> kept = ReadFileIfExists(backup.string()); kept && *kept == content) {
+      return {backup, true};
+    }
     backup = target.string() + ".bak." + std::to_string(n);
   }
-  return backup;
+  return {backup, false};
 }
 
 HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) const {
@@ -498,10 +503,11 @@ HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) c
     }
     const unsigned mode = file.mode.value_or(current_mode);
     if (file.old_content) {
-      const fs::path backup = FreeBackupPath(target);
-      // A backup of a secret file stays as private as the file must be.
-      if (write) WriteAtomically(backup, *file.old_content, mode);
-      change.backup = backup.string();
+      // A file of meshwire's own with a set mode (the token's) keeps one
+      // backup, as private as the file: earlier tokens do not pile up.
+      const BackupPlace backup = PlaceBackup(target, *file.old_content, /*single=*/file.mode.has_value());
+      if (write && !backup.exists) WriteAtomically(backup.path, *file.old_content, mode);
+      change.backup = backup.path.string();
       change.action = "updated";
     } else {
       change.action = "created";

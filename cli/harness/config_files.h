@@ -58,9 +58,15 @@ struct EntryPath {
   std::string_view name;
 };
 
-/// Where a backup of `target` goes: target.bak, or when that exists the
-/// first free target.bak.1, .bak.2, ... (no backup is ever overwritten).
-std::filesystem::path FreeBackupPath(const std::filesystem::path& target);
+/// Where the backup of `target`, about to be changed from `content`, goes:
+/// target.bak, or when that exists the first free target.bak.1, .bak.2, ...
+/// (no backup is overwritten), unless one of them holds `content` already
+/// (`exists`: nothing to write). `single`: always target.bak, overwritten.
+struct BackupPlace {
+  std::filesystem::path path;
+  bool exists = false;
+};
+BackupPlace PlaceBackup(const std::filesystem::path& target, const std::string& content, bool single);
 
 /// JSONC's trailing commas (before a `}` or `]`, outside strings and
 /// comments) turned into spaces, so the text keeps its length.

@@ -108,7 +108,7 @@ void Waiters::Arm(const Handle& w, Completion done) {
       outcome = Outcome::kMessages;
     } else if (shut_down_) {
       outcome = Outcome::kShutdown;
-    } else if (clock_.Now() >= w->deadline_) {
+    } else if (w->ended_ || clock_.Now() >= w->deadline_) {
       outcome = Outcome::kTimeout;
     } else {
       w->armed_ = true;
@@ -203,6 +203,17 @@ void Waiters::TimerLoop() {
 
 void Waiters::Tick() { timer_cv_.notify_all(); }
 
+void Waiters::End(const std::vector<Handle>& list, const std::string* token_id, std::vector<Fired>& fired) {
+  for (const Handle& h : list) {
+    if (h->done_ || (token_id && h->token_id_ != *token_id)) continue;
+    if (h->armed_) {
+      fired.push_back(Finish(h.get(), Outcome::kTimeout));
+    } else {
+      h->ended_ = true;  // still reading its backlog: Arm answers it at once
+    }
+  }
+}
+
 void Waiters::EndAgent(const std::string& mesh_id, const std::string& agent_id) {
   std::vector<Fired> fired;
   {
@@ -211,11 +222,7 @@ void Waiters::EndAgent(const std::string& mesh_id, const std::string& agent_id) 
     if (mesh == table_.end()) return;
     auto agent = mesh->second.find(agent_id);
     if (agent == mesh->second.end()) return;
-    std::vector<Waiter*> armed;
-    for (const Handle& h : agent->second) {
-      if (h->armed_) armed.push_back(h.get());
-    }
-    for (Waiter* w : armed) fired.push_back(Finish(w, Outcome::kTimeout));
+    End(std::vector<Handle>(agent->second), nullptr, fired);  // a copy: Finish unparks from the list
   }
   Run(fired);
 }
@@ -226,13 +233,9 @@ void Waiters::EndMesh(const std::string& mesh_id) {
     std::lock_guard lock(mu_);
     auto mesh = table_.find(mesh_id);
     if (mesh == table_.end()) return;
-    std::vector<Waiter*> armed;
-    for (auto& [agent_id, list] : mesh->second) {
-      for (const Handle& h : list) {
-        if (h->armed_) armed.push_back(h.get());
-      }
-    }
-    for (Waiter* w : armed) fired.push_back(Finish(w, Outcome::kTimeout));
+    std::vector<Handle> all;
+    for (auto& [agent_id, list] : mesh->second) all.insert(all.end(), list.begin(), list.end());
+    End(all, nullptr, fired);
   }
   Run(fired);
 }
@@ -242,15 +245,11 @@ void Waiters::EndToken(const std::string& token_id) {
   {
     std::lock_guard lock(mu_);
     if (!per_token_.count(token_id)) return;  // nothing parked with it
-    std::vector<Waiter*> armed;
+    std::vector<Handle> all;
     for (auto& [mesh_id, agents] : table_) {
-      for (auto& [agent_id, list] : agents) {
-        for (const Handle& h : list) {
-          if (h->armed_ && h->token_id_ == token_id) armed.push_back(h.get());
-        }
-      }
+      for (auto& [agent_id, list] : agents) all.insert(all.end(), list.begin(), list.end());
     }
-    for (Waiter* w : armed) fired.push_back(Finish(w, Outcome::kTimeout));
+    End(all, &token_id, fired);
   }
   Run(fired);
 }

@@ -80,12 +80,13 @@ class Waiters {
   /// Makes the timer thread look at the Clock again (after moving a ManualClock).
   void Tick();
 
-  /// Completes the armed waiters of one agent with kTimeout (the agent was
-  /// deleted: their completions look again and answer that).
+  /// Completes the waiters of one agent with kTimeout (the agent was
+  /// deleted: their completions look again and answer that); one still
+  /// reading its backlog (parked, not armed) completes as it is armed.
   void EndAgent(const std::string& mesh_id, const std::string& agent_id);
-  /// The same for every armed waiter of a mesh (the mesh was deleted).
+  /// The same for every waiter of a mesh (the mesh was deleted).
   void EndMesh(const std::string& mesh_id);
-  /// The same for every armed waiter parked with a token (it was revoked).
+  /// The same for every waiter parked with a token (it was revoked).
   void EndToken(const std::string& token_id);
 
   /// Completes every armed waiter with kShutdown and refuses new ones.
@@ -114,6 +115,9 @@ class Waiters {
   /// Marks the waiter done and unparks it. mu_ held.
   Fired Finish(Waiter* waiter, Outcome outcome);
   static void Run(std::vector<Fired>& fired);
+  /// EndAgent and the others: ends each waiter of `list` (made with
+  /// `token_id`, when given). mu_ held.
+  void End(const std::vector<Handle>& list, const std::string* token_id, std::vector<Fired>& fired);
   void TimerLoop();
 
   const Clock& clock_;
@@ -155,6 +159,7 @@ class Waiters::Waiter {
   bool parked_ = true;
   bool armed_ = false;
   bool done_ = false;
+  bool ended_ = false;  // ended (EndAgent, ...) before it was armed
   std::vector<CommittedPtr> collected_;
   Completion completion_;
   std::multimap<Millis, Waiter*>::iterator deadline_at_;

@@ -20,7 +20,7 @@ void Guarded(const ExchangePtr& ex, const std::function<void()>& body) {
     ex->Respond(HttpResponse::FromError(e));
   } catch (const std::exception& e) {
     const HttpRequest& req = ex->request();
-    spdlog::error("{} {}: {}", req.method, req.path.substr(0, 200), e.what());
+    spdlog::error("{} {}: {}", req.method, ForLog(req.path), ForLog(e.what(), 1000));
     ex->Respond(HttpResponse::FromError(
         Error(500, "internal", "The relay failed on this request; it was logged.")));
   }
@@ -165,7 +165,7 @@ HttpResponse ErrorAnswer(const std::exception_ptr& error) {
   } catch (const Error& e) {
     return HttpResponse::FromError(e);
   } catch (const std::exception& e) {
-    spdlog::error("a request failed: {}", e.what());
+    spdlog::error("a request failed: {}", ForLog(e.what(), 1000));
   }
   return HttpResponse::FromError(Error(500, "internal", "The relay failed on this request; it was logged."));
 }

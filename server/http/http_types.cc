@@ -42,4 +42,19 @@ HttpResponse HttpResponse::FromError(const Error& e) {
   return r;
 }
 
+std::string ForLog(std::string_view text, std::size_t max) {
+  std::string out;
+  for (const char c : text.substr(0, max)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f && c != '\\') {
+      out += c;
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
+    }
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 }  // namespace meshwire

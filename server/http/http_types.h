@@ -92,4 +92,9 @@ class Exchange {
 using ExchangePtr = std::shared_ptr<Exchange>;
 using Handler = std::function<void(const ExchangePtr&)>;
 
+/// What a request said, fit for one log line: at most `max` bytes, control
+/// characters and bytes outside ASCII as \xNN (a decoded path's "%0A" would
+/// otherwise forge a line).
+std::string ForLog(std::string_view text, std::size_t max = 200);
+
 }  // namespace meshwire

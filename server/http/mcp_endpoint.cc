@@ -266,7 +266,7 @@ void McpEndpoint::Guard(const ExchangePtr& ex, const std::function<void()>& body
     }
     ex->Respond(std::move(r));
   } catch (const std::exception& e) {
-    spdlog::error("MCP endpoint: {}", e.what());
+    spdlog::error("MCP endpoint: {}", ForLog(e.what(), 1000));
     ex->Respond(Refuse(500, "The relay failed to handle this request."));
   }
 }

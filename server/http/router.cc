@@ -80,7 +80,7 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
             handler(exchange);
           } catch (const std::exception& e) {
             const HttpRequest& failed = exchange->request();
-            spdlog::error("{} {}: {}", failed.method, failed.path.substr(0, 200), e.what());
+            spdlog::error("{} {}: {}", failed.method, ForLog(failed.path), ForLog(e.what(), 1000));
             exchange->Respond(
                 HttpResponse::FromError(Error(500, "internal", "The relay failed on this request; it was logged.")));
           }

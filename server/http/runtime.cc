@@ -255,7 +255,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       try {
         r = make();
       } catch (const std::exception& e) {
-        spdlog::error("building an answer: {}", e.what());
+        spdlog::error("building an answer: {}", ForLog(e.what(), 1000));
         r = HttpResponse::FromError(Error(500, "internal", "The relay failed on this request."));
       }
       self->Write(std::move(r), self->keep_alive_);
@@ -450,8 +450,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     try {
       rt_.handler(ex);
     } catch (const std::exception& e) {
-      spdlog::error("handler of {} {}: {}", ex->request().method, ex->request().path.substr(0, 200),
-                    e.what());
+      spdlog::error("handler of {} {}: {}", ex->request().method, ForLog(ex->request().path), ForLog(e.what(), 1000));
       ex->Respond(HttpResponse::FromError(Error(500, "internal", "The relay failed on this request.")));
     }
   }

@@ -376,7 +376,21 @@ TEST_CASE("JSON harnesses merge into existing files: other servers and settings 
     CHECK(third.files[0].backup == path + ".bak.1");
     CHECK(Read(path + ".bak") == original);
     CHECK(Read(path + ".bak.1") == after_first);
+    // Back and forth: a content kept already is not kept again.
+    const std::string after_third = Read(path);
+    f.ctx.mesh_id = "secondMesh12";
+    CHECK(f.Run(c.harness).files[0].backup == path + ".bak.2");
+    CHECK(Read(path + ".bak.2") == after_third);
     f.ctx.mesh_id = "otherMesh123";
+    CHECK(f.Run(c.harness).files[0].backup == path + ".bak.3");
+    f.ctx.mesh_id = "secondMesh12";
+    CHECK(f.Run(c.harness).files[0].backup == path + ".bak.2");  // that content is there
+    CHECK(Backups(f.tmp.path().string()).size() == 1);  // ".bak" itself (the helper counts *.bak)
+    CHECK(fs::exists(path + ".bak.3"));
+    CHECK_FALSE(fs::exists(path + ".bak.4"));
+    f.ctx.mesh_id = "otherMesh123";
+    CHECK(f.Run(c.harness).files[0].backup == path + ".bak.3");
+    CHECK_FALSE(fs::exists(path + ".bak.4"));
     CHECK(OrderedJson::parse(Read(path))[container]["meshwire"] == ExpectedEntry(f.ctx, c.harness));
     // Replacing an entry that named another mesh says so.
     REQUIRE(!third.next_steps.empty());
@@ -1050,9 +1064,22 @@ TEST_CASE("pi writes the extension, the skill and .env.meshwire in the workspace
   CHECK(Read(paths[2]).find(std::string("MESHWIRE_TOKEN=") + kToken + "\n") != std::string::npos);
   // A workspace without a .gitignore gets one, so `git add -A` leaves the token out.
   CHECK(Read(paths[3]) ==
-        "# MeshWire: these files hold the relay token\n.env.meshwire\n.env.meshwire.bak\n.env.meshwire.bak.*\n");
+        "# MeshWire: these files hold the relay token\n.env.meshwire\n.env.meshwire.bak\n");
   CheckAllUnchanged(f.Run("pi"));
   CHECK(Backups(f.tmp.path().string()).empty());
+}
+
+TEST_CASE("the token file keeps one backup, the previous token's: earlier tokens do not pile up") {
+  Fixture f;
+  f.Run("pi");
+  const std::string env = f.Work(".env.meshwire");
+  f.ctx.token = "mw_second";
+  CHECK(f.Run("pi").files[2].backup == env + ".bak");
+  f.ctx.token = "mw_third";
+  CHECK(f.Run("pi").files[2].backup == env + ".bak");
+  CHECK(Read(env + ".bak").find("MESHWIRE_TOKEN=mw_second\n") != std::string::npos);
+  CHECK(Mode(env + ".bak") == 0600);
+  CHECK_FALSE(fs::exists(env + ".bak.1"));
 }
 
 TEST_CASE("extension and skill harnesses leave the files next to theirs alone") {
@@ -1087,7 +1114,7 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
     CHECK(Read(path + ".bak") == "node_modules/\n/.env.meshwire");
     const std::string text = Read(path);
     CHECK(text.starts_with("node_modules/\n/.env.meshwire\n"));
-    CHECK(text.ends_with("\n.env.meshwire.bak\n.env.meshwire.bak.*\n"));
+    CHECK(text.ends_with("\n.env.meshwire.bak\n"));
     CHECK(text.find("\n.env.meshwire\n") == std::string::npos);  // "/.env.meshwire" counts
     CheckAllUnchanged(f.Run(harness));
     RequireParsers();
@@ -1095,7 +1122,7 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
       CHECK(
           Shell(
               "cd " + ShellQuote(f.ctx.workspace_dir) +
-              " && git init -q . && git check-ignore .env.meshwire .env.meshwire.bak .env.meshwire.bak.2 >/dev/null") ==
+              " && git init -q . && git check-ignore .env.meshwire .env.meshwire.bak >/dev/null") ==
           0);
     }
   }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "schemas/mcp_schemas.h"
+#include "server/http/http_types.h"
 #include "tests/support/raw_client.h"
 #include "tests/support/test_relay.h"
 
@@ -49,6 +50,12 @@ struct Mesh2 {
 };
 
 }  // namespace
+
+TEST_CASE("what a request said is logged on one line, printable, bounded") {
+  CHECK(ForLog("/mesh/x\n[error] forged\r") == "/mesh/x\\x0a[error] forged\\x0d");
+  CHECK(ForLog("caf\xE9 \\") == "caf\\xe9 \\x5c");
+  CHECK(ForLog(std::string(300, 'a')) == std::string(200, 'a') + "...");
+}
 
 TEST_CASE("health answers without a token") {
   TestRelay relay;

@@ -237,4 +237,40 @@ TEST_CASE("after shutdown nothing parks, and a parked poll arms into an answer a
   CHECK(Status([&] { w.Park("m", "b", "tok", 0, 60000); }) == 503);
 }
 
+TEST_CASE("ending an agent, a mesh or a token answers its waiters at once, armed or still reading their backlog") {
+  ManualClock clock(0);
+  Waiters w(clock, Small());
+  // Armed: answered by the End call itself.
+  auto armed = w.Park("m", "a", "tok1", 0, 60000);
+  Record r_armed;
+  w.Arm(armed, r_armed.Completion());
+  // Parked, not armed yet (reading its backlog): answered as it is armed.
+  auto reading = w.Park("m", "a", "tok1", 0, 60000);
+  auto other_agent = w.Park("m", "b", "tok1", 0, 60000);
+  auto other_mesh = w.Park("n", "c", "tok2", 0, 60000);
+  auto other_token = w.Park("n", "d", "tok3", 0, 60000);
+  w.EndAgent("m", "a");
+  CHECK(r_armed.calls == 1);
+  CHECK(r_armed.outcome == Outcome::kTimeout);
+  Record r_reading, r_other_agent;
+  w.Arm(reading, r_reading.Completion());
+  CHECK(r_reading.calls == 1);
+  CHECK(r_reading.outcome == Outcome::kTimeout);
+  w.Arm(other_agent, r_other_agent.Completion());
+  CHECK(r_other_agent.calls == 0);  // another agent waits on
+
+  w.EndMesh("m");
+  CHECK(r_other_agent.calls == 1);
+
+  Record r_other_mesh, r_other_token;
+  w.Arm(other_token, r_other_token.Completion());
+  w.EndToken("tok2");
+  w.Arm(other_mesh, r_other_mesh.Completion());
+  CHECK(r_other_mesh.calls == 1);  // tok2's: ended before it was armed
+  CHECK(r_other_token.calls == 0);  // tok3's waits on
+  w.EndToken("tok3");
+  CHECK(r_other_token.calls == 1);
+  CHECK(w.Parked() == 0);
+}
+
 }  // namespace meshwire
