@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 
 #include "cli/commands.h"
@@ -81,7 +82,18 @@ int RunAdmin(int argc, char** argv) {
     storage = "sqlite:" + home + "/relay.db";
   }
   try {
+    // A database no relay has used yet (a mistyped path, or another user's
+    // $HOME under sudo): the token works only where the relay runs.
+    std::error_code ec;
+    const bool fresh = storage.rfind("sqlite:", 0) == 0 && !std::filesystem::exists(storage.substr(7), ec);
     auto store = OpenStore(storage);
+    if (fresh) {
+      std::fprintf(stderr,
+                   "meshwire: note: %s did not exist and was created; the token works only with a relay "
+                   "started on it (`meshwire server --storage %s`): pass the relay's --storage if it runs "
+                   "elsewhere.\n",
+                   storage.substr(7).c_str(), storage.c_str());
+    }
     SystemClock clock;
     std::optional<std::string> scope;
     if (!mesh.empty()) {

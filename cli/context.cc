@@ -145,22 +145,38 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         }
       }
     }
-    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !app.get_subcommands({}).empty() &&
+    // The subcommand the error is about: the deepest one given (`admin token`).
+    const CLI::App* at = &app;
+    std::string at_name = app.get_name();
+    for (bool deeper = true; deeper;) {
+      deeper = false;
+      for (const CLI::App* sub : at->get_subcommands({})) {
+        if (sub->parsed()) {
+          at = sub;
+          at_name += " " + sub->get_name();
+          deeper = true;
+          break;
+        }
+      }
+    }
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !at->get_subcommands({}).empty() &&
         what.find("subcommand") != std::string::npos) {
       std::string names, given;
-      for (const CLI::App* sub : app.get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
-      // The last word that is not an option (`mesh --mesh ID frob`: frob).
+      for (const CLI::App* sub : at->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+      // The last word that is not an option (`mesh --mesh ID frob`: frob),
+      // unless it named the subcommand itself (`admin token`).
       for (int i = argc - 1; i >= 1 && given.empty(); --i) {
         if (argv[i][0] != '-') given = argv[i];
       }
-      what = given.empty() ? app.get_name() + " needs a subcommand: " + names + "."
-                           : app.get_name() + " has no subcommand \"" + given + "\"; it has " + names + ".";
+      if (at != &app && given == at->get_name()) given.clear();
+      what = given.empty() ? at_name + " needs a subcommand: " + names + "."
+                           : at_name + " has no subcommand \"" + given + "\"; it has " + names + ".";
     }
     static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");
     what = std::regex_replace(what, kRange, "must be a whole number from $2 to $3 (got \"$1\")");
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
     if (!what.empty() && what.back() != '.') what += '.';
-    std::fprintf(stderr, "meshwire: %s Run `%s --help` for the options.\n", what.c_str(), app.get_name().c_str());
+    std::fprintf(stderr, "meshwire: %s Run `%s --help` for the options.\n", what.c_str(), at_name.c_str());
     exit_code = kExitUsage;
     return false;
   }

@@ -139,13 +139,13 @@ void MeshService::AccessChanged(WakeEvent::Ended ended) {
   bus_.Publish(e);
 }
 
-void MeshService::PublishPresence(Agent agent) {
+void MeshService::PublishPresence(Agent agent, bool deleted) {
   WakeEvent e;
   e.kind = WakeEvent::Kind::kPresence;
   e.mesh_id = agent.mesh_id;
   agent.last_seen = LastSeen(agent);
-  e.agent_status = StatusOf(agent.last_seen);
-  e.listening = waiters_.IsListening(agent.agent_id);
+  e.agent_status = deleted ? "offline" : StatusOf(agent.last_seen);
+  e.listening = !deleted && waiters_.IsListening(agent.agent_id);
   e.agent = std::make_shared<const Agent>(std::move(agent));
   bus_.Publish(e);
 }
@@ -403,13 +403,13 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
   }
   store_.DeleteAgent(mesh_id, agent.agent_id);
   AccessChanged({.mesh_id = mesh_id, .agent_ids = {agent.agent_id}});  // its parked polls answer now (404)
+  agent.last_seen = LastSeen(agent);  // when it was last seen, as it goes
   {
     std::lock_guard lock(presence_mu_);
     seen_.erase(agent.agent_id);
     dirty_.erase(agent.agent_id);
   }
-  agent.last_seen = 0;  // gone: listed as offline
-  PublishPresence(std::move(agent));
+  PublishPresence(std::move(agent), /*deleted=*/true);  // gone: offline
 }
 
 // --- messages ---------------------------------------------------------------------------

@@ -182,7 +182,8 @@ class MeshService {
   void AccessChanged(WakeEvent::Ended ended = {});
   /// Answers the parked polls that access change `ended` names (a bus subscriber).
   void EndPolls(const WakeEvent::Ended& ended);
-  void PublishPresence(Agent agent);
+  /// An agent's presence event; `deleted`: it is gone (offline, not listening).
+  void PublishPresence(Agent agent, bool deleted = false);
   AppendResult Commit(const NewMessage& message);
   void Seen(const std::string& agent_id);
   Millis LastSeen(const Agent& agent);

@@ -103,11 +103,18 @@ std::string Page(const std::string& title, const std::string& body) {
 <body><main>)" + body + "</main></body></html>\n";
 }
 
-HttpResponse PageAnswer(int status, const std::string& title, const std::string& body) {
+/// A page; `form_redirect`: the origin its form's answer redirects to (the
+/// CLI's loopback callback), which Chrome and Safari check against
+/// form-action too, so without it the sign-in never reaches the terminal.
+HttpResponse PageAnswer(int status, const std::string& title, const std::string& body,
+                        const std::string& form_redirect = "") {
   return HttpResponse::Text(status, "text/html; charset=utf-8", Page(title, body))
       .Header("Cache-Control", "no-store")
-      .Header("Content-Security-Policy",
-              "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+      .Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" +
+                                             (form_redirect.empty() ? "" : " " + form_redirect) +
+                                             "; frame-ancestors 'none'")
+      .Header("X-Frame-Options", "DENY")
+      .Header("X-Content-Type-Options", "nosniff");
 }
 
 HttpResponse ErrorPage(int status, const std::string& message) {
@@ -190,9 +197,10 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     int port = 0;
     std::string state;
     if (options.mode == "token") {
-      ex->Respond(ErrorPage(404,
-                            "This relay signs nobody in from the browser: ask its administrator for a "
-                            "token (meshwire admin token create) and run `meshwire init --token <token>`."));
+      ex->Respond(PageAnswer(404, "Sign-in failed",
+                             "<h1>🕸 No sign-in here</h1><p class=\"error\">This relay signs nobody in from the "
+                             "browser: ask its administrator for a token (<code>meshwire admin token "
+                             "create</code>) and run <code>meshwire init --token &lt;token&gt;</code>.</p>"));
       return;
     }
     if (!ReadCliParams(req.query, port, state)) {
@@ -220,7 +228,8 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         "<label for=\"user\">User name</label>"
         "<input id=\"user\" name=\"user\" required autofocus maxlength=\"64\" "
         "pattern=\"[A-Za-z0-9._\\-]{1,64}\" autocomplete=\"username\">"
-        "<button type=\"submit\">Sign in</button></form>"));
+        "<button type=\"submit\">Sign in</button></form>",
+        "http://127.0.0.1:" + std::to_string(port)));
   });
 
   router.Add("POST", "/auth/cli", [=](const ExchangePtr& ex) {

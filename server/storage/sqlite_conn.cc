@@ -1,6 +1,8 @@
 #include "server/storage/sqlite_conn.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "schemas/error.h"
 #include "server/storage/sqlite_wal_vfs.h"
@@ -101,6 +103,13 @@ SqliteConnection::SqliteConnection(const std::string& path) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   // The WAL's writes gathered into one per commit (sqlite_wal_vfs.h): safe
   // because every connection syncs each commit (synchronous=FULL, below).
+  // A new database is private to its user (SQLite would make it 0644, and
+  // its -wal and -shm files take the database's mode): messages and token
+  // hashes are not for every local user to read.
+  if (path != ":memory:" && !path.empty()) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);  // else it exists already (or the open below says why not)
+  }
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, GatheringWalVfs());
   if (rc != SQLITE_OK) {
     std::string detail = db_ ? sqlite3_errmsg(db_) : "out of memory";

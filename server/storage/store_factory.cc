@@ -88,17 +88,29 @@ std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {
 }
 
 std::string StorageForDisplay(const std::string& spec) {
-  // scheme://user:password@host...: the password is what lies between the
-  // first ':' after "//" and the '@' of the authority.
   const std::size_t start = spec.find("://");
   if (start == std::string::npos) return spec;
+  std::string out = spec;
+  // libpq's ...?user=u&password=p: the value of each password parameter.
+  if (const std::size_t query = out.find('?', start); query != std::string::npos) {
+    for (std::size_t at = query; (at = out.find("password=", at)) != std::string::npos;) {
+      const bool parameter = out[at - 1] == '?' || out[at - 1] == '&';
+      const std::size_t value = at + 9;
+      at = value;
+      if (!parameter) continue;
+      const std::size_t value_end = std::min(out.find('&', value), out.size());
+      out.replace(value, value_end - value, "***");
+    }
+  }
+  // scheme://user:password@host...: the password is what lies between the
+  // first ':' after "//" and the '@' of the authority.
   const std::size_t authority = start + 3;
-  const std::size_t end = spec.find_first_of("/?", authority);
-  const std::size_t at = spec.rfind('@', end == std::string::npos ? std::string::npos : end);
-  if (at == std::string::npos || at < authority) return spec;
-  const std::size_t colon = spec.find(':', authority);
-  if (colon == std::string::npos || colon > at) return spec;
-  return spec.substr(0, colon + 1) + "***" + spec.substr(at);
+  const std::size_t end = out.find_first_of("/?", authority);
+  const std::size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
+  if (at == std::string::npos || at < authority) return out;
+  const std::size_t colon = out.find(':', authority);
+  if (colon == std::string::npos || colon > at) return out;
+  return out.substr(0, colon + 1) + "***" + out.substr(at);
 }
 
 }  // namespace meshwire

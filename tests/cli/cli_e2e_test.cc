@@ -431,6 +431,12 @@ TEST_CASE("login: the relay's sign-in page, driven by an HTTP client playing the
   CHECK(page->status == 200);
   CHECK(page->get_header_value("Content-Type").find("text/html") == 0);
   CHECK(page->body.find("<form") != std::string::npos);
+  // Chrome and Safari check the form's redirect to the CLI's callback
+  // against form-action too: it must name that origin, or login never ends.
+  CHECK(page->get_header_value("Content-Security-Policy").find("form-action 'self' http://127.0.0.1:" + b.port + ";") !=
+        std::string::npos);
+  CHECK(page->get_header_value("Content-Security-Policy").find("frame-ancestors 'none'") != std::string::npos);
+  CHECK(page->get_header_value("X-Content-Type-Options") == "nosniff");
   // A form sent twice (a double click): the code never redeemed leaves no token behind.
   b.Approve("alice");
   const std::string location = b.Approve("alice");

@@ -169,6 +169,10 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   REQUIRE(a.Post(m + "/agents", R"({"name":"agent-c"})", "application/json")->status == 201);
   REQUIRE(reader.WaitFor("event: presence"));
   CHECK(reader.text().find("\"name\":\"agent-c\"") != std::string::npos);
+  // Deleted: offline, with when it was last seen (it said 1970).
+  REQUIRE(a.Delete(m + "/agents/agent-c")->status == 204);
+  REQUIRE(reader.WaitFor("\"status\":\"offline\""));
+  CHECK(reader.text().find("\"last_seen\":\"1970") == std::string::npos);
   CHECK(reader.Count("\"content\":\"second\"") == 1);
   CHECK(reader.Count("\"content\":\"third\"") == 1);
 

@@ -103,6 +103,11 @@ TEST_CASE("postgres: the store factory opens postgres:// and postgresql://, and 
   CHECK(StorageForDisplay("postgres://bob:s3cr3t@db.example:5432/mesh") == "postgres://bob:***@db.example:5432/mesh");
   CHECK(StorageForDisplay("postgresql://bob@db/mesh") == "postgresql://bob@db/mesh");
   CHECK(StorageForDisplay("sqlite:/var/lib/meshwire/relay.db") == "sqlite:/var/lib/meshwire/relay.db");
+  // libpq's query parameters too.
+  CHECK(StorageForDisplay("postgres://db:5432/m?user=u&password=hunter2") == "postgres://db:5432/m?user=u&password=***");
+  CHECK(StorageForDisplay("postgres:///m?password=a&sslmode=require&xpassword=b") ==
+        "postgres:///m?password=***&sslmode=require&xpassword=b");
+  CHECK(StorageForDisplay("postgres://u:p@db/m?password=q") == "postgres://u:***@db/m?password=***");
 }
 
 TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts checked; a second run is refused") {

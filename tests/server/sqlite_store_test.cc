@@ -1,6 +1,7 @@
 // The Store conformance suite on SqliteStore, and what only SQLite has
 // (schema versions).
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "schemas/error.h"
 #include "server/storage/sqlite_store.h"
@@ -49,6 +50,23 @@ TEST_CASE("sqlite: the schema version is recorded, and reopening migrates nothin
   CHECK(sqlite3_column_int(stmt, 0) == SqliteStore::kSchemaVersion);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
+}
+
+TEST_CASE("sqlite: a new database and its -wal and -shm are private to their user (0600)") {
+  TempDir dir;
+  const std::string path = dir / "relay.db";
+  const mode_t old_umask = ::umask(022);
+  {
+    SqliteStore store(path);
+    store.EnsureUser("alice", 1);  // a write: the -wal and -shm exist now
+    for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
+      CAPTURE(file);
+      struct stat st {};
+      REQUIRE(::stat(file.c_str(), &st) == 0);
+      CHECK((st.st_mode & 0777) == 0600);
+    }
+  }
+  ::umask(old_umask);
 }
 
 TEST_CASE("sqlite: a folder that does not exist is a clear error") {
