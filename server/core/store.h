@@ -77,6 +77,9 @@ class Store {
 
   /// "sqlite" or "postgres" (reported by /health).
   virtual std::string Kind() const = 0;
+  /// Throws Error 503 `unavailable` when the storage cannot answer now (a
+  /// database server down); GET /health asks, so a load balancer can tell.
+  virtual void CheckAvailable() {}
   /// This process among the relay nodes sharing the storage (in /health);
   /// empty for a store only one node uses.
   virtual std::string NodeId() const { return {}; }

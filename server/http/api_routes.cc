@@ -285,12 +285,23 @@ void AddTokenRoutes(Router& router, MeshService& svc) {
 }  // namespace
 
 void AddApiRoutes(Router& router, MeshService& svc, const ApiOptions& options) {
+  // On a worker: it asks the storage (a round trip to PostgreSQL).
   router.Add("GET", "/health", [&svc, started_at = options.started_at](const ExchangePtr& ex) {
     HealthAnswer h{"ok", svc.options().version, svc.options().region, svc.store().Kind(),
                    svc.options().auth_mode, (SystemClock().Now() - started_at) / 1000,
                    svc.store().NodeId()};
+    try {
+      svc.store().CheckAvailable();
+    } catch (const Error& e) {
+      if (e.status() != 503) throw;
+      // Every other request gets 503 too: say so here, for load balancers.
+      h.status = "unavailable";
+      Json body = ToJson(h);
+      body["error"] = ErrorJson(e)["error"];
+      return ex->Respond(JsonAnswer(503, body).Header("Retry-After", "1"));
+    }
     ex->Respond(JsonAnswer(200, ToJson(h)));
-  }, Router::Run::kInline);
+  });
   AddMeshRoutes(router, svc);
   AddAgentRoutes(router, svc);
   AddMessageRoutes(router, svc, options);

@@ -46,6 +46,10 @@ class SqlStore : public Store {
   ~SqlStore() override { Close(); }
 
   std::string Kind() const override { return kind_; }
+  void CheckAvailable() override {
+    auto r = Reader();
+    r->Prepare("SELECT 1").Step();
+  }
   void SetCommitListener(CommitListener listener) override { listener_ = std::move(listener); }
   /// Commits what the writer has queued and stops it (a subclass's
   /// destructor calls this too, while its connections can still be used).

@@ -310,7 +310,14 @@ TEST_CASE("postgres: sends while the database is down are each answered 503; onc
   auto send = [&](const std::string& content) { return SendAsync(store, fixture, content); };
   CHECK(send("before").get().error == nullptr);
 
+  store.CheckAvailable();  // GET /health asks this
   REQUIRE(pg->StopServer());
+  try {
+    store.CheckAvailable();
+    FAIL_CHECK("the store said it was available with its server down");
+  } catch (const Error& e) {
+    CHECK(e.status() == 503);
+  }
   std::vector<std::future<SendAnswer>> down;
   for (int i = 0; i < 5; ++i) down.push_back(send("down " + std::to_string(i)));
   for (auto& f : down) {
