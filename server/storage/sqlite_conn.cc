@@ -125,6 +125,14 @@ SqliteConnection::SqliteConnection(const std::string& path) {
                              "write permission, or choose another --storage.");
   }
   sqlite3_busy_timeout(db_, 5000);
+  // The first read of the file: one that is not a database says so here
+  // (not "retry shortly", which cannot help).
+  if (sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr) == SQLITE_NOTADB) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error::Unavailable("The file " + path + " is not a SQLite database (nor one meshwire made); move it "
+                             "away, or choose another --storage.");
+  }
   Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   auto sync = Prepare("PRAGMA synchronous");
   if (!sync.Step() || sync.Int(0) != 2) Fail(db_, "PRAGMA synchronous=FULL did not take");

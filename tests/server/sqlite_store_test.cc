@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <fstream>
+
 #include "schemas/error.h"
 #include "server/storage/sqlite_store.h"
 #include "server/storage/sqlite_wal_vfs.h"
@@ -67,6 +69,21 @@ TEST_CASE("sqlite: a new database and its -wal and -shm are private to their use
     }
   }
   ::umask(old_umask);
+}
+
+TEST_CASE("sqlite: a file that is not a database is a clear error, not \"retry shortly\"") {
+  TempDir dir;
+  const std::string path = dir / "notes.txt";
+  std::ofstream(path) << "these are not the rows you are looking for, and there are enough of them to fill a header\n";
+  try {
+    SqliteStore store(path);
+    FAIL("opened");
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("is not a SQLite database") != std::string::npos);
+    CHECK(what.find(path) != std::string::npos);
+    CHECK(what.find("retry") == std::string::npos);
+  }
 }
 
 TEST_CASE("sqlite: a folder that does not exist is a clear error") {
