@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -39,21 +40,35 @@ std::string Platform() {
 /// link. argv[0] with a slash is a path; without one, the shell found it
 /// on PATH, so the first PATH entry holding it is. /proc/self/exe (links
 /// resolved) is the last resort.
+bool IsExecutable(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
+}
+
+/// The executable `name` the shell finds on PATH (made absolute), or
+/// nullopt. `absolute_only`: nullopt too when a relative or empty entry
+/// ("." for one) comes before it.
+std::optional<fs::path> FindOnPath(const std::string& name, const EnvLookup& env, bool absolute_only) {
+  std::istringstream path(env("PATH").value_or(""));
+  for (std::string dir; std::getline(path, dir, ':');) {
+    if (dir.empty() || !fs::path(dir).is_absolute()) {
+      if (absolute_only) return std::nullopt;
+      if (dir.empty()) dir = ".";
+    }
+    std::error_code ec;
+    fs::path p = fs::absolute(fs::path(dir) / name, ec).lexically_normal();
+    if (!ec && IsExecutable(p)) return p;
+  }
+  return std::nullopt;
+}
+
 std::string InvokedPath(const std::string& argv0, const EnvLookup& env) {
   std::error_code ec;
-  auto executable = [&ec](const fs::path& p) {
-    return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
-  };
   if (argv0.find('/') != std::string::npos) {
     fs::path p = fs::absolute(argv0, ec).lexically_normal();
-    if (!ec && executable(p)) return p.string();
+    if (!ec && IsExecutable(p)) return p.string();
   } else if (!argv0.empty()) {
-    std::istringstream path(env("PATH").value_or(""));
-    for (std::string dir; std::getline(path, dir, ':');) {
-      if (dir.empty()) dir = ".";
-      fs::path p = fs::absolute(fs::path(dir) / argv0, ec).lexically_normal();
-      if (!ec && executable(p)) return p.string();
-    }
+    if (auto p = FindOnPath(argv0, env, /*absolute_only=*/false)) return p->string();
   }
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
   return ec ? std::string("meshwire") : self.string();
@@ -77,17 +92,11 @@ std::vector<std::string> Launcher(const EnvLookup& env) {
 /// without this machine's path, and each teammate's PATH finds their own.
 std::vector<std::string> PortableLauncher(const std::vector<std::string>& launcher, const EnvLookup& env) {
   if (launcher.size() != 1 || !fs::path(launcher.front()).is_absolute()) return {};
-  std::istringstream path(env("PATH").value_or(""));
-  for (std::string dir; std::getline(path, dir, ':');) {
-    // "." (or an empty entry) finds what is in the folder a client starts in: not a name to rely on.
-    if (dir.empty() || !fs::path(dir).is_absolute()) return {};
-    std::error_code ec;
-    const fs::path candidate = fs::path(dir) / "meshwire";
-    if (!fs::is_regular_file(candidate, ec) || ::access(candidate.c_str(), X_OK) != 0) continue;
-    if (fs::equivalent(candidate, launcher.front(), ec) && !ec) return {"meshwire"};
-    return {};  // PATH finds another meshwire first
-  }
-  return {};
+  // "." (or an empty entry) finds what is in the folder a client starts in: not a name to rely on.
+  const std::optional<fs::path> found = FindOnPath("meshwire", env, /*absolute_only=*/true);
+  std::error_code ec;
+  if (found && fs::equivalent(*found, launcher.front(), ec) && !ec) return {"meshwire"};
+  return {};  // not on PATH, or PATH finds another meshwire first
 }
 
 std::string HarnessNames() {

@@ -83,12 +83,8 @@ RelayClient& CommandContext::Client(RetryPolicy retry, bool anonymous) {
 
 std::string CommandContext::InvalidAgentName(const std::string& name, const std::string& example) {
   if (IsValidName(name)) return "";
-  std::string shown = name.substr(0, 80);
-  for (char& ch : shown) {
-    if (ch < 0x20 || ch > 0x7e) ch = '?';  // printable (and UTF-8) in a sentence
-  }
   const std::string& from = config().agent_name.source;
-  return "The agent name \"" + shown + "\" (from " +
+  return "The agent name \"" + ShownName(name) + "\" (from " +
          (from == "flag"  ? "--name"
           : from == "env" ? "MESHWIRE_AGENT_NAME"
           : from.empty()  ? "config.json's agent_names"  // AgentName's fallback, renamed there

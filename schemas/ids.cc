@@ -52,4 +52,12 @@ bool IsValidName(std::string_view name) {
   return true;
 }
 
+std::string ShownName(std::string_view name) {
+  std::string shown(name.substr(0, 80));
+  for (char& c : shown) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return shown;
+}
+
 }  // namespace meshwire

@@ -29,14 +29,8 @@ bool IsValidUtf8(std::string_view s);
 
 void CheckName(const std::string& name, const char* what) {
   if (!IsValidName(name)) {
-    // Echoed printable: a NUL cut the sentence short (what() is a C string),
-    // and other bytes are no help in a message.
-    std::string shown = name.substr(0, 80);
-    for (char& c : shown) {
-      if (c < 0x20 || c > 0x7e) c = '?';
-    }
-    throw Error::InvalidField(std::string("The ") + what +
-                              " must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" + shown + "\").");
+    throw Error::InvalidField(std::string("The ") + what + " must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" +
+                              ShownName(name) + "\").");
   }
 }
 
