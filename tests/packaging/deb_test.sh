@@ -39,6 +39,24 @@ unit=/usr/lib/systemd/system/meshwire.service
 [[ -f $unit ]] || fail "no unit at $unit"
 [[ -f /etc/default/meshwire ]] || fail "no /etc/default/meshwire"
 
+echo "== postinst: an upgrade restarts a running service, a first install starts nothing"
+# Where systemd runs (/run/systemd/system), with a stand-in systemctl that
+# records its calls: in a mount namespace of its own, so this machine's
+# /run is not touched.
+postinst=/var/lib/dpkg/info/meshwire.postinst
+mkdir -p "$work/bin"
+printf '#!/bin/sh\necho "$*" >> %s/calls\n' "$work" >"$work/bin/systemctl"
+chmod +x "$work/bin/systemctl"
+if unshare -m true 2>/dev/null; then
+  unshare -m sh -c "mkdir -p /run/systemd && mount -t tmpfs none /run/systemd && mkdir /run/systemd/system &&
+    PATH=$work/bin:\$PATH sh $postinst configure &&
+    echo --- >> $work/calls && PATH=$work/bin:\$PATH sh $postinst configure 0.0.1"
+  [[ $(cat "$work/calls") == $'daemon-reload\n---\ndaemon-reload\ntry-restart meshwire.service' ]] ||
+    { cat "$work/calls"; fail "postinst's systemctl calls"; }
+else
+  echo "not checked: this machine cannot make a mount namespace (unshare -m)"
+fi
+
 echo "== systemd-analyze verify"
 if ! out=$(systemd-analyze verify "$unit" 2>&1); then
   echo "$out"
