@@ -44,6 +44,15 @@ bool ParseListen(const std::string& text, std::string& host, int& port) {
   }
 }
 
+/// http(s)://HOST[:PORT][/PATH], with PORT 1-65535 when given.
+bool ValidPublicUrl(const std::string& url) {
+  std::smatch m;
+  if (!std::regex_match(url, m, std::regex(R"(https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/[^\s?#]*)?)"))) {
+    return false;
+  }
+  return !m[3].matched || (std::stoi(m[3].str()) >= 1 && std::stoi(m[3].str()) <= 65535);
+}
+
 /// Lets the process hold as many connections as the kernel allows it.
 void RaiseFileLimit() {
   rlimit lim{};
@@ -154,10 +163,9 @@ int RunServer(int argc, char** argv) {
   options.events_keepalive_ms = events_keepalive_ms;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
-  if (!public_url.empty() &&
-      !std::regex_match(public_url, std::regex(R"(https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?)"))) {
+  if (!public_url.empty() && !ValidPublicUrl(public_url)) {
     spdlog::error("--public-url must be the relay's address as clients reach it, http(s)://HOST[:PORT][/PATH] "
-                  "(got \"{}\").", public_url);
+                  "with a PORT from 1 to 65535 (got \"{}\").", public_url);
     return kExitUsage;
   }
   options.public_url = public_url;
@@ -183,11 +191,15 @@ int RunServer(int argc, char** argv) {
     int port = relay.Bind();
     std::atomic<bool> served{false};
     std::thread signal_thread([&] {
+      bool stopping = false;
       while (!served.load()) {
         timespec tick{0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&signals, nullptr, &tick);
         if (sig == SIGHUP) {
-          if (tls_cert.empty()) continue;
+          if (tls_cert.empty()) {
+            spdlog::info("SIGHUP: nothing to reload (the relay serves plain HTTP, without --tls-cert)");
+            continue;
+          }
           try {
             relay.ReloadTls();
             spdlog::info("SIGHUP: reloaded the TLS certificate and key");
@@ -196,10 +208,15 @@ int RunServer(int argc, char** argv) {
           }
           continue;
         }
-        if (sig == SIGINT || sig == SIGTERM) {
-          spdlog::info("{} received: answering waiting polls and stopping", strsignal(sig));
+        if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
+          stopping = true;
+          spdlog::info("{} received: answering waiting polls and stopping (again to close the "
+                       "connections at once)", strsignal(sig));
           relay.Stop();
-          return;
+        } else if (sig == SIGINT || sig == SIGTERM) {
+          const std::size_t open = relay.StopNow();
+          spdlog::info("{} received again: closing {} connection{} now", strsignal(sig), open,
+                       open == 1 ? "" : "s");
         }
       }
     });

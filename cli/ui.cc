@@ -39,7 +39,7 @@ std::string Ui::Dim(const std::string& s) const { return fancy_ ? "\033[2m" + s 
 int Fail(const Error& e) {
   std::fprintf(stderr, "meshwire: %s\n", e.what());
   if (e.code() == "unreachable") return kExitUnreachable;
-  if (e.code() == "timeout" || e.code() == "tls_untrusted") return kExitUnreachable;
+  if (e.code() == "timeout" || e.code() == "tls_untrusted" || e.code() == "https_required") return kExitUnreachable;
   if (e.code() == "wait_timeout") return kExitTimeout;
   if (e.status() == 2) return kExitUsage;
   return kExitError;

@@ -137,7 +137,13 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       }
     } else if (r->status >= 400) {
       json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-      if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+      if (j.is_object() && j.contains("error") && j["error"].is_object() &&
+          j["error"].value("code", "") == "https_required" && url.rfind("http://", 0) == 0) {
+        // Plain HTTP reached an HTTPS relay, which said so: name the URL to use.
+        error = Error(r->status, "https_required",
+                      "The relay at " + url + " serves HTTPS: use https://" + url.substr(7) +
+                          " (set MESHWIRE_URL, or run `meshwire login --url https://" + url.substr(7) + "`).");
+      } else if (j.is_object() && j.contains("error") && j["error"].is_object()) {
         Error e(r->status, j["error"].value("code", "error"), j["error"].value("message", ""));
         if (r->has_header("Retry-After")) e.with_retry_after(std::atoi(r->get_header_value("Retry-After").c_str()));
         error = e;

@@ -49,10 +49,6 @@ Relay::Relay(RelayOptions options)
   CheckAuth(options_);
   // A certificate it cannot serve stops the relay before storage is created.
   if (!options_.tls_cert.empty()) HttpRuntime::CheckTls(options_.tls_cert, options_.tls_key);
-  storage_lock_ = LockForRelay(options_.storage);
-  store_ = OpenStore(options_.storage);
-  bus_ = OpenWakeBus(options_.storage, *store_);
-
   RuntimeOptions ro;
   ro.host = options_.host;
   ro.port = options_.port;
@@ -66,6 +62,13 @@ Relay::Relay(RelayOptions options)
   ro.tls_key_file = options_.tls_key;
   runtime_ = std::make_unique<HttpRuntime>(ro, [this](const ExchangePtr& ex) { router_.Dispatch(ex); });
   router_.SetWorkers(&runtime_->workers());
+  // An address it cannot listen on stops it before storage is created too
+  // (connections wait in the backlog until Serve).
+  port_ = runtime_->Bind();
+
+  storage_lock_ = LockForRelay(options_.storage);
+  store_ = OpenStore(options_.storage);
+  bus_ = OpenWakeBus(options_.storage, *store_);
 
   Waiters::Limits limits;
   if (options_.max_parked) limits.total = options_.max_parked;
@@ -115,7 +118,6 @@ Relay::~Relay() {
 }
 
 int Relay::Bind() {
-  port_ = runtime_->Bind();
   if (!options_.public_url.empty()) {
     public_url_ = options_.public_url;
     while (!public_url_.empty() && public_url_.back() == '/') public_url_.pop_back();
@@ -170,6 +172,11 @@ void Relay::Stop() {
   events_->CloseAll();
   if (mcp_) mcp_->CloseAll();
   runtime_->Stop();
+}
+
+std::size_t Relay::StopNow() {
+  Stop();
+  return runtime_->StopNow();
 }
 
 void Relay::ReloadTls() { runtime_->ReloadTls(); }

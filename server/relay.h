@@ -7,7 +7,7 @@
 //   Waiters (parked polls), EventHub (SSE)  <--- WakeBus <----'--------' (commits, access changes)
 //
 // plus the housekeeping thread (presence flush, retention sweep).
-// Lifecycle: construct (opens storage) -> Bind() -> Serve() (blocks) or
+// Lifecycle: construct (listens, then opens storage) -> Bind() -> Serve() (blocks) or
 // Start() (background) -> Stop() from any thread -> destroy (closes storage).
 #pragma once
 
@@ -63,12 +63,13 @@ struct RelayOptions {
 
 class Relay {
  public:
-  /// Opens the storage; throws meshwire::Error on a bad option or storage.
+  /// Binds the listening socket (accepting nothing until Serve), then opens
+  /// the storage; throws meshwire::Error on a bad option, an address it
+  /// cannot listen on, or storage it cannot open.
   explicit Relay(RelayOptions options);
   ~Relay();
 
-  /// Binds the listening socket and mounts the routes; returns the port.
-  /// Throws Error when it cannot.
+  /// Mounts the routes; returns the port.
   int Bind();
   /// Serves until Stop(). Returns once every connection has closed.
   void Serve();
@@ -78,6 +79,9 @@ class Relay {
   /// stops accepting, and lets requests in flight finish. Any thread, more
   /// than once.
   void Stop();
+  /// Stop(), and closes the connections still open now instead of after the
+  /// grace period (a second Ctrl+C); returns how many there were.
+  std::size_t StopNow();
   /// Loads the TLS certificate and key again (SIGHUP). Throws Error when it cannot.
   void ReloadTls();
 

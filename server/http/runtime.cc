@@ -237,10 +237,18 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void Start() {
     net::dispatch(Lowest().get_executor(), [self = this->shared_from_this()] {
       if constexpr (kTls) {
+        // The first bytes say whether the client speaks TLS at all: plain
+        // HTTP gets an answer it can read, not a failed handshake.
         self->Lowest().expires_after(std::chrono::milliseconds(self->rt_.options.request_timeout_ms));
-        self->stream_.async_handshake(ssl::stream_base::server, [self](ErrorCode ec) {
+        beast::async_detect_ssl(self->Lowest(), self->buffer_, [self](ErrorCode ec, bool tls) {
           if (ec) return self->Close();
-          self->DoIdle();
+          if (!tls) return self->RefusePlainHttp();
+          self->stream_.async_handshake(ssl::stream_base::server, self->buffer_.data(),
+                                        [self](ErrorCode hec, std::size_t used) {
+                                          if (hec) return self->Close();
+                                          self->buffer_.consume(used);
+                                          self->DoIdle();
+                                        });
         });
       } else {
         self->DoIdle();
@@ -441,6 +449,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // Parked requests hold their connection for long: keep it small.
     if (buffer_.size() == 0 && buffer_.capacity() > 4 * kFirstRead) buffer_.shrink_to_fit();
 
+    if (spdlog::should_log(spdlog::level::debug)) {  // one line per request, with its answer (Write)
+      debug_request_ = req.method + " " + ForLog(req.path, 200);
+      debug_started_ = std::chrono::steady_clock::now();
+    }
     ++number_;
     state_ = State::kHandling;
     exchange_ = std::make_shared<ExchangeImpl>(this->shared_from_this(), number_, std::move(req));
@@ -488,13 +500,37 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
 
+  /// --log-level debug: the request being answered, its status, how long it took.
+  void LogAnswer(const std::string& outcome) {
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - debug_started_).count();
+    spdlog::debug("{} {} -> {} after {:.1f} ms", remote_, debug_request_, outcome, ms);
+    debug_request_.clear();
+  }
+
   void HangUp() {
+    if (!debug_request_.empty() && state_ != State::kClosed) LogAnswer("no answer: the client hung up");
     auto ex = std::move(exchange_);
     Close();
     if (ex) static_cast<ExchangeImpl&>(*ex).HangUp();
   }
 
   // --- writing ------------------------------------------------------------------------
+
+  /// The status line and headers of `res`, whose body is `body`.
+  static std::string Head(const HttpResponse& res, const std::string& body, bool keep) {
+    std::string head;
+    head.reserve(160);
+    head += "HTTP/1.1 " + std::to_string(res.status) + " ";
+    head += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
+    head += "\r\n";
+    for (const auto& [name, value] : res.headers) head += name + ": " + value + "\r\n";
+    if (res.status >= 200 && res.status != 204 && res.status != 304) {
+      head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    }
+    if (!keep) head += "Connection: close\r\n";
+    head += "\r\n";
+    return head;
+  }
 
   /// Writes an answer: the status line and headers are formatted here, and
   /// the body is written from where it lies (a body shared by thousands of
@@ -510,17 +546,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const HttpResponse& res = out->response;
     const bool keep = keep_alive && !rt_.stopping;
     const std::string& body = res.shared_body ? *res.shared_body : res.body;
-    std::string& head = out->head;
-    head.reserve(160);
-    head += "HTTP/1.1 " + std::to_string(res.status) + " ";
-    head += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
-    head += "\r\n";
-    for (const auto& [name, value] : res.headers) head += name + ": " + value + "\r\n";
-    if (res.status >= 200 && res.status != 204 && res.status != 304) {
-      head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    }
-    if (!keep) head += "Connection: close\r\n";
-    head += "\r\n";
+    out->head = Head(res, body, keep);
+    if (!debug_request_.empty()) LogAnswer(std::to_string(res.status));
+    const std::string& head = out->head;
     std::array<net::const_buffer, 2> buffers{net::buffer(head),
                                              head_ ? net::const_buffer() : net::buffer(body)};
     Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
@@ -533,23 +561,44 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   /// Closes after an answer that ends the connection. What the client is
   /// still sending (the rest of a refused body) is read and dropped for a
-  /// moment first, so it reads the answer instead of a reset.
-  void Linger() {
+  /// moment first, so it reads the answer instead of a reset; `plain`: the
+  /// answer went unencrypted (a TLS connection is closed at once otherwise).
+  void Linger(bool plain = !kTls) {
     state_ = State::kClosed;
     ErrorCode ec;
     Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec || kTls) return ForceCloseSocket();
+    if (ec || !plain) return ForceCloseSocket();
     Lowest().expires_after(kLinger);
     Drain(0);
   }
 
+  /// Reads and drops what the client still sends, below any TLS.
   void Drain(std::size_t drained) {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(16 * 1024),
-                            [self = this->shared_from_this(), drained](ErrorCode ec, std::size_t n) {
-                              if (ec || drained + n > kLingerBytes) return self->ForceCloseSocket();
-                              self->Drain(drained + n);
-                            });
+    Lowest().async_read_some(buffer_.prepare(16 * 1024),
+                             [self = this->shared_from_this(), drained](ErrorCode ec, std::size_t n) {
+                               if (ec || drained + n > kLingerBytes) return self->ForceCloseSocket();
+                               self->Drain(drained + n);
+                             });
+  }
+
+  /// A client that does not start with a TLS handshake on an HTTPS port: a
+  /// plain HTTP request (its first byte a method's capital) is answered 400
+  /// in plain HTTP, saying to use https://; anything else is closed.
+  void RefusePlainHttp() {
+    const auto first = buffer_.size() ? *static_cast<const unsigned char*>(buffer_.data().data()) : 0;
+    if (first < 'A' || first > 'Z') return Close();
+    HttpResponse r = HttpResponse::FromError(
+        Error(400, "https_required",
+              "This relay serves HTTPS on this port and the request came as plain HTTP: use its "
+              "https:// URL (e.g. meshwire login --url https://HOST:PORT)."));
+    auto out = std::make_shared<std::string>(Head(r, r.body, false) + r.body);
+    state_ = State::kWriting;
+    Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
+    net::async_write(Lowest(), net::buffer(*out), [self = this->shared_from_this(), out](ErrorCode ec, std::size_t) {
+      if (ec) return self->ForceCloseSocket();
+      self->Linger(/*plain=*/true);
+    });
   }
 
   void ForceCloseSocket() {
@@ -560,6 +609,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   /// Answers `e` and closes the connection (the request was not read whole).
   void Reject(const Error& e) {
+    spdlog::debug("{} refused before its request was read: {} {}", remote_, e.status(), e.code());
     buffer_.clear();
     parser_.reset();
     Write(HttpResponse::FromError(e), /*keep_alive=*/false);
@@ -585,6 +635,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::optional<http::request_parser<http::string_body>> parser_;
   State state_ = State::kIdle;
   std::uint64_t number_ = 0;  // the current request
+  std::string debug_request_;  // --log-level debug: "METHOD /path" until answered
+  std::chrono::steady_clock::time_point debug_started_;
   bool keep_alive_ = true;
   bool head_ = false;
   std::shared_ptr<ExchangeImpl> exchange_;   // the request waiting for its answer
@@ -642,6 +694,7 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
       return;
     }
     self->state_ = State::kStreaming;
+    if (!self->debug_request_.empty()) self->LogAnswer("200 (a stream, open)");
     self->ArmWatch(number);
     self->Out().push_front(std::move(text));  // before any chunk queued meanwhile
     if (!self->writing_) self->WriteNextChunk();
@@ -812,6 +865,13 @@ void HttpRuntime::Stop() {
       for (SessionBase* s : impl->sessions) s->ForceClose();
     });
   });
+}
+
+std::size_t HttpRuntime::StopNow() {
+  Stop();
+  std::lock_guard lock(impl_->sessions_mu);
+  for (SessionBase* s : impl_->sessions) s->ForceClose();
+  return impl_->sessions.size();
 }
 
 void HttpRuntime::CheckTls(const std::string& cert, const std::string& key) { LoadTls(cert, key); }

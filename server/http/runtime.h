@@ -63,6 +63,9 @@ class HttpRuntime {
   /// Stops accepting and closes connections as they finish (see above). Any
   /// thread, more than once.
   void Stop();
+  /// Stop(), without the grace period: closes every connection now (a
+  /// second Ctrl+C). Returns how many were open.
+  std::size_t StopNow();
   /// Loads the TLS certificate and key again (SIGHUP); new connections use
   /// them. Throws Error 400 (and keeps the old ones) when they cannot be loaded.
   void ReloadTls();

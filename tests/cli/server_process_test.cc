@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/raw_client.h"
 #include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
@@ -96,10 +97,14 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
   CommandResult r = Run(serve, {"MESHWIRE_HOME=" + ro.path().string()});
   CHECK(r.code == 1);
   CHECK(r.err.find("is read-only for this user") != std::string::npos);
-  CommandResult url = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "u.db",
-                           "--public-url", "not a url"});
-  CHECK(url.code == 2);
-  CHECK(url.err.find("--public-url must be the relay's address as clients reach it") != std::string::npos);
+  for (const char* bad : {"not a url", "https://h:99999", "https://h:0", "ftp://h", "https://h:80x", "https://h:"}) {
+    CAPTURE(bad);
+    CommandResult url = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "u.db",
+                             "--public-url", bad});
+    CHECK(url.code == 2);
+    CHECK(url.err.find("--public-url must be the relay's address as clients reach it") != std::string::npos);
+  }
+  CHECK(!fs::exists(home / "u.db"));
   CommandResult mysql = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "mysql://x"});
   CHECK(mysql.code != 0);
   CHECK(mysql.err.find("meshwire stores in SQLite (sqlite:PATH) or PostgreSQL") != std::string::npos);
@@ -126,8 +131,16 @@ TEST_CASE("--listen takes an IP address or localhost, and says so otherwise, bef
   }
   CHECK(!std::filesystem::exists(home / "r.db"));
   ChildProcess local({kBinary, "server", "--listen", "localhost:0", "--storage", "sqlite:" + home / "r.db"});
-  local.WaitForStderr("listening on http://127.0.0.1:", 10000);
-  CHECK(local.stderr_seen().find("listening on http://127.0.0.1:") != std::string::npos);
+  auto line = local.WaitForStderr("listening on http://127.0.0.1:", 10000);
+  REQUIRE(line);
+  // A port already taken: refused before the second relay's storage is made.
+  std::smatch port;
+  REQUIRE(std::regex_search(*line, port, std::regex(R"(127\.0\.0\.1:(\d+))")));
+  CommandResult taken = Run({kBinary, "server", "--listen", "127.0.0.1:" + port[1].str(), "--storage",
+                             "sqlite:" + home / "second.db"});
+  CHECK(taken.code == 1);
+  CHECK(taken.err.find("Cannot listen on 127.0.0.1:" + port[1].str()) != std::string::npos);
+  CHECK(!std::filesystem::exists(home / "second.db"));
 }
 
 TEST_CASE("SIGTERM: a parked poll answers, storage closes, exit 0") {
@@ -158,6 +171,30 @@ TEST_CASE("SIGTERM: a parked poll answers, storage closes, exit 0") {
   CHECK(WEXITSTATUS(*status) == 0);
   CHECK(poll_status == 200);
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+}
+
+TEST_CASE("a second SIGTERM closes what the first waits for; SIGHUP without TLS says so; debug logs requests") {
+  TempDir home;
+  RelayProcess relay(home, {"--log-level", "debug"});
+  ::kill(relay.process.pid(), SIGHUP);
+  CHECK(relay.process.WaitForStderr("SIGHUP: nothing to reload", 5000));
+  // Half a request: the first SIGTERM gives it its request timeout (10 s).
+  RawClient slow(relay.port);
+  REQUIRE(slow.Send("GET /health HTTP/1.1\r\nHost: x\r\n"));
+  REQUIRE(httplib::Client("127.0.0.1", relay.port).Get("/health"));  // the half request is read by now
+  // --log-level debug: a line per request, with its answer.
+  CHECK(relay.process.WaitForStderr("127.0.0.1 GET /health -> 200 after", 5000));
+  ::kill(relay.process.pid(), SIGTERM);
+  REQUIRE(relay.process.WaitForStderr("again to close the connections at once", 5000));
+  CHECK(!relay.process.Wait(300));  // still serving it
+  auto started = std::chrono::steady_clock::now();
+  auto status = relay.process.Signal(SIGTERM, 5000);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+  CHECK(relay.process.WaitForStderr("received again: closing 1 connection now", 1000));
+  CHECK(relay.process.WaitForStderr("stopped cleanly", 1000));
 }
 
 /// 8 clients send until the relay is killed (SIGKILL); after a restart every

@@ -94,17 +94,32 @@ TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without
   CommandResult unreadable = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "none.pem")}));
   CHECK(unreadable.code == 2);
   CHECK(unreadable.err.find("is not a readable PEM certificate file") != std::string::npos);
-  // Plain HTTP to the HTTPS relay: the sentence says to use https://.
-  CommandResult http = Run({kBinary, "mesh", "list"},
-                           with({"MESHWIRE_URL=http://127.0.0.1:" + std::to_string(relay.port)}));
+  // Plain HTTP to the HTTPS relay: the sentence names the https:// URL, at once.
+  const std::string port = std::to_string(relay.port);
+  started = std::chrono::steady_clock::now();
+  CommandResult http = Run({kBinary, "send", "hi", "--mesh", "x"}, with({"MESHWIRE_URL=http://127.0.0.1:" + port}));
   CHECK(http.code == 3);
-  CHECK(http.err.find("if it serves HTTPS, use https://127.0.0.1:") != std::string::npos);
+  CHECK(http.err.find("serves HTTPS: use https://127.0.0.1:" + port) != std::string::npos);
+  CHECK(http.err.find("Retrying") == std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
 
-  // Plain HTTP to the HTTPS port gets no answer it could take for the relay's.
+  // What plain HTTP gets on the HTTPS port: a 400 in plain HTTP, in the
+  // contract's error JSON, then the connection closes; a POST with a body too.
   httplib::Client plain("127.0.0.1", relay.port);
   plain.set_read_timeout(5, 0);
   auto r = plain.Get("/health");
-  CHECK((!r || r->status == 400));
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(json::parse(r->body)["error"]["code"] == "https_required");
+  auto posted = plain.Post("/mesh", std::string(100000, 'x'), "application/json");
+  REQUIRE(posted);
+  CHECK(posted->status == 400);
+  // Bytes that are neither TLS nor HTTP are closed on, and HTTPS goes on serving.
+  RawClient junk(relay.port);
+  junk.Send(std::string("\x01\x02\x03\r\n\r\n", 7));
+  CHECK(junk.ClosedByRelay(std::chrono::milliseconds(5000)));
+  CHECK(junk.text().empty());
+  CHECK(Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "one-ca.pem")})).code == 0);
 
   // SIGHUP: the second CA's certificate serves new connections.
   REQUIRE(Shell("cp " + (home / "two-cert.pem") + " " + cert + " && cp " + (home / "two-key.pem") + " " + key));
