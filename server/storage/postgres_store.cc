@@ -134,6 +134,27 @@ static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 // Any 64-bit number of meshwire's own: the advisory lock nodes take to migrate.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7420742074207420)";
 
+/// A role that may not create or change meshwire's tables: what to grant, in
+/// a sentence (the server's words come after).
+Error MissingPrivilege(PgConnection& conn, const PgError& e) {
+  std::string user = "the role", database = "the database";
+  try {
+    auto who = conn.Prepare("SELECT current_user, current_database()");
+    if (who.Step()) user = who.Text(0), database = who.Text(1);
+  } catch (const std::exception&) {
+    // The sentence stands without the names.
+  }
+  std::string why = e.what();
+  if (auto at = why.find("ERROR:"); at != std::string::npos) why = why.substr(at + 6);
+  if (auto end = why.find(" LINE "); end != std::string::npos) why = why.substr(0, end);  // the statement's text
+  while (!why.empty() && why.front() == ' ') why.erase(0, 1);
+  return Error(500, "storage_permission",
+               "The PostgreSQL role \"" + user + "\" may not create or change meshwire's tables in \"" + database +
+                   "\" (" + why + "). As a superuser, make it the database's owner (ALTER DATABASE \"" + database +
+                   "\" OWNER TO \"" + user + "\";) or grant it the schema (GRANT CREATE ON SCHEMA public TO \"" +
+                   user + "\";), or use the role that created meshwire's tables; then start again.");
+}
+
 void Migrate(PgConnection& conn) {
   conn.Begin();
   try {
@@ -164,7 +185,12 @@ void Migrate(PgConnection& conn) {
     } catch (...) {
       // The first error is the one to report.
     }
-    throw;
+    try {
+      throw;
+    } catch (const PgError& e) {
+      if (e.sqlstate() == "42501") throw MissingPrivilege(conn, e);  // insufficient_privilege
+      throw;
+    }
   }
 }
 

@@ -83,6 +83,29 @@ TEST_CASE("postgres: the schema version is recorded; a newer one is refused with
   }
 }
 
+TEST_CASE("postgres: a role that may not create meshwire's tables is told what to grant, and that grant works") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  const std::string database = uri.substr(uri.find("@/") + 2, uri.find('?') - uri.find("@/") - 2);
+  PgConnection admin(uri);
+  admin.Exec("CREATE ROLE weak LOGIN");
+  std::string weak = uri;
+  weak.replace(weak.find("meshwire@"), 9, "weak@");
+  try {
+    PostgresStore store(weak);
+    FAIL("created tables without the right to");
+  } catch (const Error& e) {
+    CHECK(e.code() == "storage_permission");
+    CHECK(std::string(e.what()).find("The PostgreSQL role \"weak\" may not create") != std::string::npos);
+    CHECK(std::string(e.what()).find("(permission denied for schema public)") != std::string::npos);
+    CHECK(std::string(e.what()).find("ALTER DATABASE \"" + database + "\" OWNER TO \"weak\"") != std::string::npos);
+  }
+  admin.Exec(("ALTER DATABASE " + database + " OWNER TO weak").c_str());
+  PostgresStore store(weak);
+  CHECK(store.Kind() == "postgres");
+}
+
 TEST_CASE("postgres: a server that is not there is a 503 with a sentence, no password in it") {
   try {
     PostgresStore store("postgresql://meshwire:secret-pass@/none?host=/nonexistent-meshwire&port=1");
