@@ -224,10 +224,12 @@ int RunServer(int argc, char** argv) {
     spdlog::info("meshwire relay {} listening on {}://{}{}{}:{} (storage {}, auth {})",
                  MESHWIRE_VERSION_STRING, tls_cert.empty() ? "http" : "https", ipv6 ? "[" : "",
                  options.host, ipv6 ? "]" : "", port, StorageForDisplay(storage), auth);
+    // The hint is runnable as shown, except for a password it must not show.
+    const std::string shown = StorageForDisplay(storage);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
-                 storage == default_storage && !std::getenv("MESHWIRE_HOME")
-                     ? ""
-                     : " --storage " + StorageForDisplay(storage));
+                 storage == default_storage && !std::getenv("MESHWIRE_HOME") ? ""
+                 : shown == storage ? " --storage '" + shown + "'"
+                                    : " --storage \"<this relay's --storage URL, with its password>\"");
     relay.Serve();
     served = true;
     signal_thread.join();

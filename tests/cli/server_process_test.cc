@@ -133,6 +133,8 @@ TEST_CASE("--listen takes an IP address or localhost, and says so otherwise, bef
   ChildProcess local({kBinary, "server", "--listen", "localhost:0", "--storage", "sqlite:" + home / "r.db"});
   auto line = local.WaitForStderr("listening on http://127.0.0.1:", 10000);
   REQUIRE(line);
+  // The token hint runs as printed: its storage quoted for the shell.
+  CHECK(local.WaitForStderr("meshwire admin token create --user $USER --storage 'sqlite:" + home / "r.db" + "'", 5000));
   // A port already taken: refused before the second relay's storage is made.
   std::smatch port;
   REQUIRE(std::regex_search(*line, port, std::regex(R"(127\.0\.0\.1:(\d+))")));
