@@ -46,6 +46,10 @@ int RunMcp(int argc, char** argv) {
   options.mesh_id = c.mesh_id.value;
   options.harness = c.harness.empty() ? "mcp" : c.harness;
   options.agent_name = ctx.AgentName(options.harness + "-agent");
+  if (std::string invalid = ctx.InvalidAgentName(options.agent_name, options.harness + "-agent"); !invalid.empty()) {
+    options.setup_problem = invalid + " Change it in this server's entry in your MCP client (or rerun `meshwire "
+                                      "init`), then restart the server.";
+  }
   options.max_wait_s = max_wait;
   options.home = c.home.string();
   // Without a token or mesh the server still starts (clients show it as

@@ -119,6 +119,7 @@ std::string MeshTools::AgentId(RelayClient& client) {
     std::lock_guard lock(mu_);
     if (!agent_id_.empty()) return agent_id_;
   }
+  if (!options_.setup_problem.empty()) throw Error(400, "config", SetupProblem());
   if (options_.token.empty()) throw Error(401, "no_credentials", SetupProblem());
   if (options_.mesh_id.empty()) throw Error(400, "config", SetupProblem());
   std::string id;
@@ -138,6 +139,7 @@ std::string MeshTools::AgentId(RelayClient& client) {
 }
 
 std::string MeshTools::SetupProblem() const {
+  if (!options_.setup_problem.empty()) return options_.setup_problem;
   if (options_.token.empty()) {
     const std::string file =
         options_.home.empty() ? "~/.meshwire/credentials.json" : options_.home + "/credentials.json";

@@ -29,6 +29,7 @@ struct MeshToolsOptions {
   std::string home;  // the ~/.meshwire folder searched for credentials.json (for messages)
   int max_wait_s = 25;                // get_messages waits at most this long
   int heartbeat_s = 30;
+  std::string setup_problem;  // found by the caller (an invalid agent name): told like a missing token
 };
 
 class MeshTools final : public ToolSet {

@@ -579,6 +579,20 @@ test("no token: initialize still answers; the tools say to run `meshwire login`"
   await mcp.close();
 });
 
+test("an invalid agent name: initialize answers; stderr, instructions and tools name it and where it came from", T, async () => {
+  const mcp = await startMcp({ name: "not a name!" });
+  (fx.extra ??= []).push(mcp);
+  const said = /The agent name "not a name!" \(from --name\) is not valid: use 1-64 letters.*restart the server/;
+  assert.match(mcp.stderr, said);
+  assert.match(mcp.client.getInstructions(), /not set up yet/);
+  assert.match(mcp.client.getInstructions(), said);
+  assertToolError(await mcp.call("meshwire_status"), said);
+  assertToolError(await mcp.call("meshwire_send_message", { content: "x" }), said);
+  assertToolError(await mcp.call("meshwire_get_messages"), said);
+  await assertAlive(mcp);
+  await mcp.close();
+});
+
 // ---------------------------------------------------------------------------
 // A relay that goes away and comes back on the URL the server was given
 
