@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <atomic>
@@ -538,19 +539,38 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void Write(HttpResponse r, bool keep_alive) {
     state_ = State::kWriting;
     exchange_.reset();
+    const bool keep = keep_alive && !rt_.stopping;
+    std::string head = Head(r, r.shared_body ? *r.shared_body : r.body, keep);
+    if (!debug_request_.empty()) LogAnswer(std::to_string(r.status));
+    std::size_t written = 0;
+    if constexpr (!kTls) {
+      // An answer nearly always fits in the socket's buffer: written here at
+      // once, with no write operation, timer or completion to schedule (each
+      // send has one; a broadcast, thousands). What does not fit goes below.
+      const std::string& body = r.shared_body ? *r.shared_body : r.body;
+      iovec parts[2] = {{const_cast<char*>(head.data()), head.size()},
+                        {const_cast<char*>(body.data()), head_ ? 0 : body.size()}};
+      msghdr msg{};
+      msg.msg_iov = parts;
+      msg.msg_iovlen = 2;
+      const ssize_t n = ::sendmsg(Lowest().socket().native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
+      written = n > 0 ? static_cast<std::size_t>(n) : 0;
+      if (written == parts[0].iov_len + parts[1].iov_len) return keep ? DoIdle() : Linger();
+    }
     struct Out {
       std::string head;
       HttpResponse response;
     };
-    auto out = std::make_shared<Out>(Out{{}, std::move(r)});
-    const HttpResponse& res = out->response;
-    const bool keep = keep_alive && !rt_.stopping;
-    const std::string& body = res.shared_body ? *res.shared_body : res.body;
-    out->head = Head(res, body, keep);
-    if (!debug_request_.empty()) LogAnswer(std::to_string(res.status));
-    const std::string& head = out->head;
-    std::array<net::const_buffer, 2> buffers{net::buffer(head),
+    auto out = std::make_shared<Out>(Out{std::move(head), std::move(r)});
+    const std::string& body = out->response.shared_body ? *out->response.shared_body : out->response.body;
+    std::array<net::const_buffer, 2> buffers{net::buffer(out->head),
                                              head_ ? net::const_buffer() : net::buffer(body)};
+    for (auto& b : buffers) {  // past what went already
+      const std::size_t done = std::min(written, b.size());
+      b += done;
+      written -= done;
+    }
     Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
     net::async_write(stream_, buffers, [self = this->shared_from_this(), out, keep](ErrorCode ec, std::size_t) {
       if (ec) return self->Close();

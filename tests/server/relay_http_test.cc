@@ -236,6 +236,25 @@ TEST_CASE("long-poll: a connected client's wait goes on, even with a pipelined r
   CHECK(t.Contents(poll.get()) == std::vector<std::string>{"for b"});
 }
 
+TEST_CASE("an answer larger than the socket takes at once arrives whole, and the connection serves the next request") {
+  Mesh2 t;
+  const std::string content(10000, 'x');
+  // 5 MB: more than a socket's send buffer grows to (4 MiB here).
+  for (int i = 0; i < 500; ++i) REQUIRE(t.Send({{"from", "agent-a"}, {"content", content}}).status == 201);
+  RawClient client(t.relay.port());
+  const std::string auth = "Authorization: Bearer " + t.alice + "\r\n";
+  client.Send("GET " + t.Path("/messages?limit=1000") + " HTTP/1.1\r\nHost: relay\r\n" + auth + "\r\n");
+  std::this_thread::sleep_for(200ms);  // a client that reads late: the rest waits in the relay for room
+  const std::string history = client.ReadAnswer(10s);
+  REQUIRE(history.find("\r\n\r\n") != std::string::npos);
+  json body = json::parse(history.substr(history.find("\r\n\r\n") + 4), nullptr, false);
+  REQUIRE(body.is_object());
+  CHECK(body["messages"].size() == 500);
+  CHECK(body["cursor"] == 500);
+  client.Send("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  CHECK(client.ReadAnswer(5s).find("\"status\":\"ok\"") != std::string::npos);
+}
+
 TEST_CASE("shutdown answers parked polls with what they have") {
   auto t = std::make_unique<Mesh2>();
   auto poll = std::async(std::launch::async, [&] { return t->Poll(t->b, "&wait=60"); });
