@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -52,6 +53,109 @@ bool ValidPublicUrl(const std::string& url) {
   }
   return !m[3].matched || (std::stoi(m[3].str()) >= 1 && std::stoi(m[3].str()) <= 65535);
 }
+
+/// `text` in single quotes for a POSIX shell.
+std::string ShellQuoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// The thread that takes SIGINT, SIGTERM and SIGHUP (blocked everywhere
+/// else) for the whole run, from before the relay opens its storage to after
+/// it has closed it:
+/// - SIGHUP reloads the TLS certificate and key (or says there are none);
+/// - the first SIGINT/SIGTERM stops the relay gracefully (Relay::Stop), the
+///   second closes the connections left at once (Relay::StopNow), the third
+///   exits at once, without waiting for anything (storage stays consistent:
+///   SQLite's and PostgreSQL's commits survive a kill).
+/// A stop asked for while the relay is starting is applied once it serves.
+class SignalTaker {
+ public:
+  SignalTaker(const sigset_t& signals, bool tls) : signals_(signals), tls_(tls) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~SignalTaker() { Finish(); }
+
+  /// While it lives, signals reach `relay`.
+  class Serving {
+   public:
+    Serving(SignalTaker& taker, Relay& relay) : taker_(taker) {
+      std::lock_guard lock(taker_.mu_);
+      taker_.relay_ = &relay;
+      if (taker_.stops_ >= 1) relay.Stop();
+      if (taker_.stops_ >= 2) relay.StopNow();
+    }
+    ~Serving() {
+      std::lock_guard lock(taker_.mu_);
+      taker_.relay_ = nullptr;
+    }
+    Serving(const Serving&) = delete;
+    Serving& operator=(const Serving&) = delete;
+
+   private:
+    SignalTaker& taker_;
+  };
+
+  /// Stops taking signals (they stay blocked). Idempotent.
+  void Finish() {
+    finished_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    while (!finished_.load()) {
+      timespec tick{0, 200 * 1000 * 1000};
+      const int sig = sigtimedwait(&signals_, nullptr, &tick);
+      if (sig <= 0) continue;
+      std::lock_guard lock(mu_);
+      if (sig == SIGHUP) {
+        Reload();
+        continue;
+      }
+      switch (++stops_) {
+        case 1:
+          spdlog::info("{} received: answering waiting polls and stopping (again to close the connections "
+                       "at once)", strsignal(sig));
+          if (relay_) relay_->Stop();
+          break;
+        case 2: {
+          const std::size_t open = relay_ ? relay_->StopNow() : 0;
+          spdlog::info("{} received again: closing {} connection{} now (a third time to exit without "
+                       "waiting)", strsignal(sig), open, open == 1 ? "" : "s");
+          break;
+        }
+        default:
+          spdlog::warn("{} received a third time: exiting now", strsignal(sig));
+          spdlog::default_logger()->flush();
+          std::_Exit(128 + sig);
+      }
+    }
+  }
+
+  void Reload() {  // with mu_ held
+    if (!tls_) {
+      spdlog::info("SIGHUP: nothing to reload (the relay serves plain HTTP, without --tls-cert)");
+      return;
+    }
+    if (!relay_) return;
+    try {
+      relay_->ReloadTls();
+      spdlog::info("SIGHUP: reloaded the TLS certificate and key");
+    } catch (const Error& e) {
+      spdlog::error("SIGHUP: {} (still serving the previous ones)", e.what());
+    }
+  }
+
+  const sigset_t signals_;
+  const bool tls_;
+  std::atomic<bool> finished_{false};
+  std::mutex mu_;
+  Relay* relay_ = nullptr;  // guarded by mu_
+  int stops_ = 0;           // guarded by mu_
+  std::thread thread_;      // last: starts once the rest is set
+};
 
 /// Lets the process hold as many connections as the kernel allows it.
 void RaiseFileLimit() {
@@ -186,40 +290,12 @@ int RunServer(int argc, char** argv) {
   // every request (one madvise per request otherwise).
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
+  SignalTaker taker(signals, !tls_cert.empty());
+  int exit_code = kExitOk;
   try {
     Relay relay(options);
     int port = relay.Bind();
-    std::atomic<bool> served{false};
-    std::thread signal_thread([&] {
-      bool stopping = false;
-      while (!served.load()) {
-        timespec tick{0, 200 * 1000 * 1000};
-        int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig == SIGHUP) {
-          if (tls_cert.empty()) {
-            spdlog::info("SIGHUP: nothing to reload (the relay serves plain HTTP, without --tls-cert)");
-            continue;
-          }
-          try {
-            relay.ReloadTls();
-            spdlog::info("SIGHUP: reloaded the TLS certificate and key");
-          } catch (const Error& e) {
-            spdlog::error("SIGHUP: {} (still serving the previous ones)", e.what());
-          }
-          continue;
-        }
-        if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
-          stopping = true;
-          spdlog::info("{} received: answering waiting polls and stopping (again to close the "
-                       "connections at once)", strsignal(sig));
-          relay.Stop();
-        } else if (sig == SIGINT || sig == SIGTERM) {
-          const std::size_t open = relay.StopNow();
-          spdlog::info("{} received again: closing {} connection{} now", strsignal(sig), open,
-                       open == 1 ? "" : "s");
-        }
-      }
-    });
+    SignalTaker::Serving serving(taker, relay);
     const bool ipv6 = options.host.find(':') != std::string::npos;
     spdlog::info("meshwire relay {} listening on {}://{}{}{}:{} (storage {}, auth {})",
                  MESHWIRE_VERSION_STRING, tls_cert.empty() ? "http" : "https", ipv6 ? "[" : "",
@@ -228,17 +304,16 @@ int RunServer(int argc, char** argv) {
     const std::string shown = StorageForDisplay(storage);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
                  storage == default_storage && !std::getenv("MESHWIRE_HOME") ? ""
-                 : shown == storage ? " --storage '" + shown + "'"
+                 : shown == storage ? " --storage " + ShellQuoted(shown)
                                     : " --storage \"<this relay's --storage URL, with its password>\"");
     relay.Serve();
-    served = true;
-    signal_thread.join();
-    spdlog::info("stopped cleanly");
   } catch (const Error& e) {
     spdlog::error("{}", e.what());
-    return kExitError;
+    exit_code = kExitError;
   }
-  return kExitOk;
+  taker.Finish();
+  if (exit_code == kExitOk) spdlog::info("stopped cleanly");
+  return exit_code;
 }
 
 }  // namespace meshwire::cli

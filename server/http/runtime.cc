@@ -140,6 +140,8 @@ struct HttpRuntime::Impl {
 class SessionBase {
  public:
   explicit SessionBase(HttpRuntime::Impl& rt) : rt_(rt) { rt_.Register(this); }
+  // ~Session unregisters first thing, so that Stop() never reaches a session
+  // that is half destroyed; this covers a Session whose constructor threw.
   virtual ~SessionBase() { rt_.Unregister(this); }
   /// Answers request `number` with what `make` builds, on the connection's
   /// thread (ignored when it is no longer the current request).
@@ -234,6 +236,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto peer = Lowest().socket().remote_endpoint(ec);
     if (!ec) remote_ = peer.address().to_string();
   }
+  ~Session() override { rt_.Unregister(this); }
 
   void Start() {
     net::dispatch(Lowest().get_executor(), [self = this->shared_from_this()] {
@@ -289,7 +292,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto self = this->weak_from_this().lock();
     if (!self) return;
     auto executor = Lowest().get_executor();
-    net::post(executor, [self = std::move(self)] { self->HangUp(); });
+    net::post(executor, [self = std::move(self)] {
+      if (self->state_ == State::kClosed) return self->ForceCloseSocket();  // lingering after its answer
+      self->HangUp();
+    });
   }
 
   void WatchHangUp(std::uint64_t number) override {
@@ -332,6 +338,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void DoReadHeader() {
     state_ = State::kReading;
+    head_ = false;  // until this request says HEAD (an error before then has its body)
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(rt_.options.max_header_bytes));
     parser_->body_limit(rt_.options.max_body_bytes);
@@ -438,6 +445,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     HttpRequest req;
     req.method = Str(msg.method_string());
     req.target = Str(msg.target());
+    head_ = msg.method() == http::verb::head;
     if (!SplitTarget(req.target, req)) {
       return Reject(Error(400, "bad_request", "The request target has a malformed %-escape."));
     }
@@ -446,7 +454,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     req.body = std::move(msg.body());
     req.remote_address = remote_;
     keep_alive_ = msg.keep_alive();
-    head_ = msg.method() == http::verb::head;
     // Parked requests hold their connection for long: keep it small.
     if (buffer_.size() == 0 && buffer_.capacity() > 4 * kFirstRead) buffer_.shrink_to_fit();
 

@@ -137,10 +137,15 @@ constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(74207420742
 /// A role that may not create or change meshwire's tables: what to grant, in
 /// a sentence (the server's words come after).
 Error MissingPrivilege(PgConnection& conn, const PgError& e) {
+  const auto quoted = [](const std::string& name) {  // an SQL identifier, as the server would read it
+    std::string out = "\"";
+    for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+  };
   std::string user = "the role", database = "the database";
   try {
     auto who = conn.Prepare("SELECT current_user, current_database()");
-    if (who.Step()) user = who.Text(0), database = who.Text(1);
+    if (who.Step()) user = quoted(who.Text(0)), database = quoted(who.Text(1));
   } catch (const std::exception&) {
     // The sentence stands without the names.
   }
@@ -149,17 +154,24 @@ Error MissingPrivilege(PgConnection& conn, const PgError& e) {
   if (auto end = why.find(" LINE "); end != std::string::npos) why = why.substr(0, end);  // the statement's text
   while (!why.empty() && why.front() == ' ') why.erase(0, 1);
   return Error(500, "storage_permission",
-               "The PostgreSQL role \"" + user + "\" may not create or change meshwire's tables in \"" + database +
-                   "\" (" + why + "). As a superuser, make it the database's owner (ALTER DATABASE \"" + database +
-                   "\" OWNER TO \"" + user + "\";) or grant it the schema (GRANT CREATE ON SCHEMA public TO \"" +
-                   user + "\";), or use the role that created meshwire's tables; then start again.");
+               "The PostgreSQL role " + user + " may not create or change meshwire's tables in " + database + " (" +
+                   why + "). As a superuser, make it the database's owner (ALTER DATABASE " + database + " OWNER TO " +
+                   user + ";) or grant it the schema (GRANT CREATE ON SCHEMA public TO " + user +
+                   ";), or use the role that created meshwire's tables; then start again.");
 }
 
 void Migrate(PgConnection& conn) {
   conn.Begin();
   try {
     conn.Exec(kMigrationLock);
-    conn.Exec("CREATE TABLE IF NOT EXISTS meshwire_schema (version INTEGER NOT NULL)");
+    {
+      // Created only when missing: a role with the rights to use meshwire's
+      // tables, not to create them, opens a database that is up to date.
+      auto exists = conn.Prepare("SELECT CASE WHEN to_regclass('meshwire_schema') IS NULL THEN 0 ELSE 1 END");
+      if (exists.Step() && exists.Int(0) == 0) {
+        conn.Exec("CREATE TABLE meshwire_schema (version INTEGER NOT NULL)");
+      }
+    }
     std::int64_t version = 0;
     {
       auto s = conn.Prepare("SELECT version FROM meshwire_schema");

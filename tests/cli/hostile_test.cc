@@ -181,6 +181,22 @@ TEST_CASE("a Transfer-Encoding other than chunked is 400 and closes: its body ne
   auto still = h.http.Get("/mesh/" + h.mesh);
   REQUIRE(still);
   CHECK(still->status == 200);
+  // After a HEAD on the same connection, the refusal still has its body; a
+  // HEAD that is refused has none.
+  {
+    RawClient c(h.relay.port);
+    c.Send("HEAD /health HTTP/1.1\r\nHost: relay\r\n\r\n");
+    REQUIRE(c.WaitFor("\r\n\r\n", 5s));
+    c.Send("GET /health HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: gzip\r\n\r\n");
+    CHECK(c.ClosedByRelay(5s));
+    CHECK(c.Count("HTTP/1.1 ") == 2);
+    CHECK(c.text().find("\"code\":\"bad_request\"") != std::string::npos);
+    RawClient head(h.relay.port);
+    head.Send("HEAD /mesh/%zz HTTP/1.1\r\nHost: relay\r\n\r\n");
+    CHECK(head.ClosedByRelay(5s));
+    CHECK(StatusOf(head.text()) == 400);
+    CHECK(head.text().find("{") == std::string::npos);
+  }
   // Chunked alone (any case) is read as before.
   std::string chunked = h.Raw("POST /mesh/" + h.mesh + "/messages HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
                               h.token + "\r\nContent-Type: application/json\r\nTransfer-Encoding: Chunked\r\n\r\n" +

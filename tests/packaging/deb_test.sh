@@ -48,7 +48,7 @@ mkdir -p "$work/bin"
 printf '#!/bin/sh\necho "$*" >> %s/calls\n' "$work" >"$work/bin/systemctl"
 chmod +x "$work/bin/systemctl"
 if unshare -m true 2>/dev/null; then
-  unshare -m sh -c "mkdir -p /run/systemd && mount -t tmpfs none /run/systemd && mkdir /run/systemd/system &&
+  unshare -m sh -c "mount -t tmpfs none /run && mkdir -p /run/systemd/system &&
     PATH=$work/bin:\$PATH sh $postinst configure &&
     echo --- >> $work/calls && PATH=$work/bin:\$PATH sh $postinst configure 0.0.1"
   [[ $(cat "$work/calls") == $'daemon-reload\n---\ndaemon-reload\ntry-restart meshwire.service' ]] ||
