@@ -114,6 +114,8 @@ struct HttpRuntime::Impl {
   void Accept();
   void Register(SessionBase* s);
   void Unregister(SessionBase* s);
+  /// Closes every connection, whatever it is doing; returns how many.
+  std::size_t ForceCloseAll();
   std::shared_ptr<ssl::context> Tls() {
     std::lock_guard lock(tls_mu);
     return tls;
@@ -524,6 +526,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // --- writing ------------------------------------------------------------------------
 
+  /// What `res` sends as its body.
+  static const std::string& BodyOf(const HttpResponse& res) { return res.shared_body ? *res.shared_body : res.body; }
+
   /// The status line and headers of `res`, whose body is `body`.
   static std::string Head(const HttpResponse& res, const std::string& body, bool keep) {
     std::string head;
@@ -547,14 +552,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     state_ = State::kWriting;
     exchange_.reset();
     const bool keep = keep_alive && !rt_.stopping;
-    std::string head = Head(r, r.shared_body ? *r.shared_body : r.body, keep);
+    std::string head = Head(r, BodyOf(r), keep);
     if (!debug_request_.empty()) LogAnswer(std::to_string(r.status));
     std::size_t written = 0;
     if constexpr (!kTls) {
       // An answer nearly always fits in the socket's buffer: written here at
       // once, with no write operation, timer or completion to schedule (each
       // send has one; a broadcast, thousands). What does not fit goes below.
-      const std::string& body = r.shared_body ? *r.shared_body : r.body;
+      const std::string& body = BodyOf(r);
       iovec parts[2] = {{const_cast<char*>(head.data()), head.size()},
                         {const_cast<char*>(body.data()), head_ ? 0 : body.size()}};
       msghdr msg{};
@@ -570,9 +575,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       HttpResponse response;
     };
     auto out = std::make_shared<Out>(Out{std::move(head), std::move(r)});
-    const std::string& body = out->response.shared_body ? *out->response.shared_body : out->response.body;
     std::array<net::const_buffer, 2> buffers{net::buffer(out->head),
-                                             head_ ? net::const_buffer() : net::buffer(body)};
+                                             head_ ? net::const_buffer() : net::buffer(BodyOf(out->response))};
     for (auto& b : buffers) {  // past what went already
       const std::size_t done = std::min(written, b.size());
       b += done;
@@ -797,6 +801,12 @@ void HttpRuntime::Impl::Unregister(SessionBase* s) {
   if (last && !destroying) net::post(control, [this] { grace.cancel(); });
 }
 
+std::size_t HttpRuntime::Impl::ForceCloseAll() {
+  std::lock_guard lock(sessions_mu);  // no connection is destroyed meanwhile
+  for (SessionBase* s : sessions) s->ForceClose();
+  return sessions.size();
+}
+
 void HttpRuntime::Impl::Accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](ErrorCode ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
@@ -887,18 +897,15 @@ void HttpRuntime::Stop() {
     }
     impl->grace.async_wait([impl](ErrorCode tec) {
       if (tec) return;  // every connection closed in time
-      std::lock_guard lock(impl->sessions_mu);
-      spdlog::warn("closing {} connections still open after the grace period", impl->sessions.size());
-      for (SessionBase* s : impl->sessions) s->ForceClose();
+      const std::size_t open = impl->ForceCloseAll();
+      spdlog::warn("closed {} connections still open after the grace period", open);
     });
   });
 }
 
 std::size_t HttpRuntime::StopNow() {
   Stop();
-  std::lock_guard lock(impl_->sessions_mu);
-  for (SessionBase* s : impl_->sessions) s->ForceClose();
-  return impl_->sessions.size();
+  return impl_->ForceCloseAll();
 }
 
 void HttpRuntime::CheckTls(const std::string& cert, const std::string& key) { LoadTls(cert, key); }
