@@ -632,6 +632,10 @@ std::vector<Message> MeshService::History(const Caller& caller, const std::strin
   return store_.History(mesh_id, after, limit);
 }
 
+std::int64_t MeshService::HistoryEnd(const std::string& mesh_id, std::int64_t after) {
+  return after > 0 ? std::min(after, store_.NewestSeq(mesh_id)) : after;
+}
+
 std::vector<Message> MeshService::Pending(const Caller& caller, const std::string& mesh_id,
                                           const std::string& agent, std::optional<std::int64_t> after,
                                           int limit) {

@@ -123,6 +123,10 @@ class MeshService {
   void CancelPoll(const Waiters::Handle& wait);
   std::vector<Message> History(const Caller& caller, const std::string& mesh_id,
                                std::int64_t after, int limit);
+  /// The cursor of a history read that found nothing after `after`: `after`,
+  /// or the mesh's newest seq when `after` is past it (a reader's cursor from
+  /// a database since reset), so that its next read skips nothing.
+  std::int64_t HistoryEnd(const std::string& mesh_id, std::int64_t after);
   /// What `agent` (the caller's) has not acknowledged, after `after` too when
   /// given: a look that moves no cursor and marks nothing fetched.
   std::vector<Message> Pending(const Caller& caller, const std::string& mesh_id, const std::string& agent,

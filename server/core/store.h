@@ -172,6 +172,9 @@ class Store {
                                            std::int64_t after, int limit) = 0;
   /// Every retained message of the mesh with seq > after, oldest first, at most `limit`.
   virtual std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) = 0;
+  /// The seq of the mesh's newest message, retained or not (0: none yet, or
+  /// no such mesh), as durable as a message that a read returns.
+  virtual std::int64_t NewestSeq(const std::string& mesh_id) = 0;
   virtual std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) = 0;
   /// Raises the agent's acknowledged cursor to `acked` and its fetched mark to
   /// `fetched` (each only upwards, never past the mesh's newest seq),

@@ -198,7 +198,8 @@ HttpResponse History(MeshService& svc, const Caller& c, const HttpRequest& req) 
   for (Message& m : svc.History(c, req.params[0], after, limit)) {
     messages.push_back(std::make_shared<const CommittedMessage>(std::move(m)));
   }
-  std::int64_t cursor = messages.empty() ? after : messages.back()->message().seq;
+  const std::int64_t cursor =
+      messages.empty() ? svc.HistoryEnd(req.params[0], after) : messages.back()->message().seq;
   return HttpResponse::Json(200, MessagesBody(messages, cursor));
 }
 

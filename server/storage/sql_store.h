@@ -83,6 +83,7 @@ class SqlStore : public Store {
   std::vector<Message> MessagesFor(const std::string& mesh_id, const std::string& agent_id,
                                    std::int64_t after, int limit) override;
   std::vector<Message> History(const std::string& mesh_id, std::int64_t after, int limit) override;
+  std::int64_t NewestSeq(const std::string& mesh_id) override;
   std::optional<Message> FindMessage(const std::string& mesh_id, const std::string& id) override;
   std::int64_t AdvanceCursor(const std::string& agent_id, std::int64_t acked, std::int64_t fetched,
                              Millis now) override;
@@ -817,6 +818,19 @@ template <class Conn>
 std::vector<Message> SqlStore<Conn>::History(const std::string& mesh_id, std::int64_t after,
                                           int limit) {
   return ReadMessages(kSelectHistory.c_str(), mesh_id, after, std::int64_t{limit});
+}
+
+template <class Conn>
+std::int64_t SqlStore<Conn>::NewestSeq(const std::string& mesh_id) {
+  auto r = Reader();
+  std::int64_t seq = 0;
+  {
+    auto s = r->Prepare("SELECT last_seq FROM meshes WHERE id = ?1");
+    s.Bind(1, mesh_id);
+    if (s.Step()) seq = s.Int(0);
+  }
+  if (seq > 0) AwaitDurable(*r);  // a seq is shown only once its message is durable
+  return seq;
 }
 
 template <class Conn>

@@ -135,7 +135,7 @@ TEST_CASE("two processes of one agent passing their own after each receive every
   CHECK(t.Contents(t.Poll(t.b, "&after=0")).size() == 2);  // process 2 still gets both
 }
 
-TEST_CASE("an after beyond the newest message stops there: the cursor says so and nothing later is skipped") {
+TEST_CASE("an after beyond the newest message stops there (polls and history): the cursor says so, nothing later is skipped") {
   Mesh2 t;
   for (const char* c : {"1", "2"}) t.Send({{"from", "agent-a"}, {"content", c}});
   HttpAnswer past = t.Poll(t.b, "&after=1000");
@@ -151,6 +151,16 @@ TEST_CASE("an after beyond the newest message stops there: the cursor says so an
   HttpAnswer woken = poll.get();
   CHECK(t.Contents(woken) == std::vector<std::string>{"4"});
   CHECK(woken.json["cursor"] == 4);
+  // A history read from beyond the newest, too: its cursor is the newest
+  // seq, and the next page from it has what came since.
+  HttpAnswer history = t.relay.Get(t.Path("/messages?after=1000"), t.alice);
+  CHECK(history.json["messages"].empty());
+  CHECK(history.json["cursor"] == 4);
+  CHECK(t.relay.Get(t.Path("/messages?after=3"), t.alice).json["cursor"] == 4);  // a page that has some
+  CHECK(t.relay.Get(t.Path("/messages?after=4"), t.alice).json["cursor"] == 4);  // nothing past the newest
+  t.Send({{"from", "agent-a"}, {"content", "5"}});
+  CHECK(t.Contents(t.relay.Get(t.Path("/messages?after=" + history.json["cursor"].dump()), t.alice)) ==
+        std::vector<std::string>{"5"});
 }
 
 TEST_CASE("long-poll: a parked poll is woken by a send to it") {

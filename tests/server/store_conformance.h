@@ -286,6 +286,9 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->MessagesFor(m.mesh_id, c.agent_id, 2, 100).size() == 1);  // after
     CHECK(store->MessagesFor(m.mesh_id, c.agent_id, 0, 1).size() == 1);    // limit
     CHECK(store->History(m.mesh_id, 1, 100).size() == 3);
+    CHECK(store->NewestSeq(m.mesh_id) == 4);
+    CHECK(store->NewestSeq("no-such-mesh") == 0);
+    CHECK(store->NewestSeq(MakeMesh(*store, "alice").mesh_id) == 0);
   }
 
   SUBCASE("a new agent's cursor starts at the mesh's latest seq") {
