@@ -40,6 +40,18 @@ constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
 constexpr std::size_t kMaxStreamQueue = 4 << 20;  // an event stream's unwritten bytes
 
 std::string Str(beast::string_view s) { return std::string(s.data(), s.size()); }
+
+/// An answer's status line and its own header fields (the framing ones are
+/// the caller's to add, then the blank line).
+std::string StatusAndFields(const HttpResponse& res) {
+  std::string out;
+  out.reserve(160);
+  out += "HTTP/1.1 " + std::to_string(res.status) + " ";
+  out += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
+  out += "\r\n";
+  for (const auto& [name, value] : res.headers) out += name + ": " + value + "\r\n";
+  return out;
+}
 /// `s` without its leading and trailing spaces and tabs.
 beast::string_view Trimmed(beast::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -531,12 +543,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   /// The status line and headers of `res`, whose body is `body`.
   static std::string Head(const HttpResponse& res, const std::string& body, bool keep) {
-    std::string head;
-    head.reserve(160);
-    head += "HTTP/1.1 " + std::to_string(res.status) + " ";
-    head += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
-    head += "\r\n";
-    for (const auto& [name, value] : res.headers) head += name + ": " + value + "\r\n";
+    std::string head = StatusAndFields(res);
     if (res.status >= 200 && res.status != 204 && res.status != 304) {
       head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     }
@@ -712,9 +719,7 @@ class StreamHandle final : public EventStream {
 
 template <class Stream>
 std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, HttpResponse head) {
-  std::string text = "HTTP/1.1 " + std::to_string(head.status) + " " +
-                     Str(http::obsolete_reason(static_cast<http::status>(head.status))) + "\r\n";
-  for (const auto& [name, value] : head.headers) text += name + ": " + value + "\r\n";
+  std::string text = StatusAndFields(head);
   // The connection closes when the stream ends: said up front, so that a
   // client never puts it back in its pool and sends its next request there.
   text += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";

@@ -47,8 +47,7 @@ class SqlStore : public Store {
 
   std::string Kind() const override { return kind_; }
   void CheckAvailable() override {
-    auto r = Reader();
-    r->Prepare("SELECT 1").Step();
+    ReadRow("SELECT 1", [](const auto& s) { return s.Int(0); });
   }
   void SetCommitListener(CommitListener listener) override { listener_ = std::move(listener); }
   /// Commits what the writer has queued and stops it (a subclass's
@@ -823,12 +822,8 @@ std::vector<Message> SqlStore<Conn>::History(const std::string& mesh_id, std::in
 template <class Conn>
 std::int64_t SqlStore<Conn>::NewestSeq(const std::string& mesh_id) {
   auto r = Reader();
-  std::int64_t seq = 0;
-  {
-    auto s = r->Prepare("SELECT last_seq FROM meshes WHERE id = ?1");
-    s.Bind(1, mesh_id);
-    if (s.Step()) seq = s.Int(0);
-  }
+  const auto rows = RowsOn(*r, "SELECT last_seq FROM meshes WHERE id = ?1", [](const auto& s) { return s.Int(0); }, mesh_id);
+  const std::int64_t seq = rows.empty() ? 0 : rows.front();
   if (seq > 0) AwaitDurable(*r);  // a seq is shown only once its message is durable
   return seq;
 }
