@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstring>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -529,6 +530,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     debug_request_.clear();
   }
 
+  /// --log-level debug: the answer `status` written whole, or not (`failure`).
+  void LogWritten(int status, const std::string& failure = {}) {
+    if (debug_request_.empty()) return;
+    LogAnswer(failure.empty() ? std::to_string(status) : std::to_string(status) + ", not delivered: " + failure);
+  }
+
   void HangUp() {
     if (!debug_request_.empty() && state_ != State::kClosed) LogAnswer("no answer: the client hung up");
     auto ex = std::move(exchange_);
@@ -560,7 +567,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     exchange_.reset();
     const bool keep = keep_alive && !rt_.stopping;
     std::string head = Head(r, BodyOf(r), keep);
-    if (!debug_request_.empty()) LogAnswer(std::to_string(r.status));
+    const int status = r.status;
     std::size_t written = 0;
     if constexpr (!kTls) {
       // An answer nearly always fits in the socket's buffer: written here at
@@ -573,9 +580,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       msg.msg_iov = parts;
       msg.msg_iovlen = 2;
       const ssize_t n = ::sendmsg(Lowest().socket().native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return Close();
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        LogWritten(status, std::strerror(errno));
+        return Close();
+      }
       written = n > 0 ? static_cast<std::size_t>(n) : 0;
-      if (written == parts[0].iov_len + parts[1].iov_len) return keep ? DoIdle() : Linger();
+      if (written == parts[0].iov_len + parts[1].iov_len) {
+        LogWritten(status);
+        return keep ? DoIdle() : Linger();
+      }
     }
     struct Out {
       std::string head;
@@ -590,7 +603,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       written -= done;
     }
     Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
-    net::async_write(stream_, buffers, [self = this->shared_from_this(), out, keep](ErrorCode ec, std::size_t) {
+    net::async_write(stream_, buffers, [self = this->shared_from_this(), out, keep, status](ErrorCode ec, std::size_t) {
+      self->LogWritten(status, ec ? ec.message() : std::string());
       if (ec) return self->Close();
       if (!keep) return self->Linger();
       self->DoIdle();

@@ -199,6 +199,34 @@ TEST_CASE("a second SIGTERM closes what the first waits for; SIGHUP without TLS 
   CHECK(relay.process.WaitForStderr("stopped cleanly", 1000));
 }
 
+TEST_CASE("--log-level debug: an answer the client never took is logged as not delivered") {
+  TempDir home;
+  std::string token = AdminToken(home, "alice");
+  RelayProcess relay(home, {"--log-level", "debug"});
+  httplib::Client c("127.0.0.1", relay.port);
+  c.set_keep_alive(true);
+  std::string mesh = json::parse(c.Post("/mesh", Auth(token), R"({"name":"m"})", "application/json")->body)["mesh_id"];
+  c.Post("/mesh/" + mesh + "/agents", Auth(token), R"({"name":"a"})", "application/json");
+  // 5 MB of history: more than the sockets' buffers take, so the answer is
+  // still being written when the client resets the connection.
+  const std::string content(10000, 'x');
+  for (int i = 0; i < 500; ++i) {
+    auto r = c.Post("/mesh/" + mesh + "/messages", Auth(token), json({{"from", "a"}, {"content", content}}).dump(),
+                    "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+  }
+  {
+    RawClient client(relay.port);
+    REQUIRE(client.Send("GET /mesh/" + mesh + "/messages?limit=1000 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+                        token + "\r\n\r\n"));
+    CHECK(relay.process.WaitForStderr("GET /mesh/" + mesh + "/messages -> 200 after", 300).has_value() == false);
+    client.Reset();  // without reading: the rest of the answer cannot be written
+  }
+  CHECK(relay.process.WaitForStderr("GET /mesh/" + mesh + "/messages -> 200, not delivered:", 5000));
+  CHECK(httplib::Client("127.0.0.1", relay.port).Get("/health"));  // and it goes on serving
+}
+
 /// 8 clients send until the relay is killed (SIGKILL); after a restart every
 /// acknowledged message is there, once, in order. `keyed`: each send has an
 /// idempotency key (written one by one); else the sends are gathered into

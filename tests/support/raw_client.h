@@ -35,6 +35,13 @@ class RawClient {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  /// Closes with a reset (SO_LINGER 0): what the relay still writes fails.
+  void Reset() {
+    if (fd_ < 0) return;
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    Close();
+  }
   /// Sends all of `bytes`; false when the relay closed the connection meanwhile.
   bool Send(const std::string& bytes) {
     std::size_t sent = 0;
