@@ -119,7 +119,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
   if (has_id && !(id.is_string() || id.is_number_integer())) {
     return refuse(nullptr, RpcError::kInvalidRequest, "Invalid request: id must be a string or an integer.");
   }
-  if (!m.is_object() || m.value("jsonrpc", "") != "2.0") {
+  if (!m.is_object() || !m.contains("jsonrpc") || m["jsonrpc"] != "2.0") {
     return refuse(id, RpcError::kInvalidRequest, "Invalid request: not a JSON-RPC 2.0 object.");
   }
   if (!m.contains("method")) {

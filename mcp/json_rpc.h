@@ -96,6 +96,9 @@ class JsonRpcPeer {
   /// this message's answer. False when none will come (a notification, a
   /// response, or a request cancelled before its answer).
   bool Dispatch(const Json& message, AnswerSink answer);
+  /// Answers a message that could not be read at all (no id to answer):
+  /// an error with a null id, through the sink.
+  void Refuse(int code, const std::string& message) { Write(AnswerError(nullptr, code, message)); }
   /// Sends a notification (no id) through the sink; any thread.
   void Notify(const std::string& method, const Json& params);
   /// True when `message` is a request (it has a method and an id).

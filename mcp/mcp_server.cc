@@ -45,7 +45,13 @@ McpServer::McpServer(ToolSet& tools, std::string name, std::string version, bool
     : tools_(tools), name_(name), version_(version) {
   rpc_.On("initialize", [this](RequestContext& ctx) {
     const auto& versions = SupportedProtocolVersions();
-    std::string asked = ctx.params().is_object() ? ctx.params().value("protocolVersion", "") : "";
+    const Json& p = ctx.params();
+    const bool given = p.is_object() && p.contains("protocolVersion");
+    if (given && !p["protocolVersion"].is_string()) {
+      throw RpcError(RpcError::kInvalidParams,
+                     "Invalid params: protocolVersion must be a string such as \"2025-06-18\".");
+    }
+    const std::string asked = given ? p["protocolVersion"].get<std::string>() : std::string();
     // The client's revision when we speak it, else the newest we do.
     std::string chosen =
         std::find(versions.begin(), versions.end(), asked) != versions.end() ? asked : versions.back();

@@ -2,11 +2,33 @@
 
 #include <istream>
 #include <ostream>
+#include <string>
 
 namespace meshwire::mcp {
 
 namespace {
 constexpr auto kEofGrace = std::chrono::milliseconds(1000);
+
+/// Reads a line (without its '\n') into `line`, keeping at most `limit`
+/// bytes: `too_long` says the rest was dropped. False at the end of input.
+bool ReadLine(std::istream& in, std::string& line, std::size_t limit, bool& too_long) {
+  line.clear();
+  too_long = false;
+  std::streambuf* buf = in.rdbuf();
+  for (;;) {
+    const int c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios::eofbit);
+      return !line.empty() || too_long;
+    }
+    if (c == '\n') return true;
+    if (line.size() < limit) {
+      line.push_back(static_cast<char>(c));
+    } else {
+      too_long = true;
+    }
+  }
+}
 }  // namespace
 
 void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out) {
@@ -20,7 +42,13 @@ void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out) {
     out.flush();
   });
   std::string line;
-  while (std::getline(in, line)) {
+  bool too_long = false;
+  while (ReadLine(in, line, kMaxStdioLine, too_long)) {
+    if (too_long) {  // never held whole: a line of gigabytes is no reason to run out of memory
+      peer.Refuse(RpcError::kParseError, "Parse error: the line is longer than " +
+                                             std::to_string(kMaxStdioLine / (1024 * 1024)) + " MiB.");
+      continue;
+    }
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     peer.HandleText(line);

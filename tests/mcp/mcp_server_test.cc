@@ -156,6 +156,32 @@ TEST_CASE("a line nested deeper than 64 levels is a parse error, and the server 
   CHECK(a[2]["id"] == 3);
 }
 
+TEST_CASE("a line longer than 4 MiB is refused without being held, and the next line is served") {
+  std::string huge = R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":")" + std::string(kMaxStdioLine, 'x') + "\"}}";
+  auto a = Exchange({huge, R"({"jsonrpc":"2.0","id":2,"method":"ping"})"});
+  REQUIRE(a.size() == 2);
+  CHECK(a[0]["id"].is_null());
+  CHECK(a[0]["error"]["code"] == -32700);
+  CHECK(a[0]["error"]["message"] == "Parse error: the line is longer than 4 MiB.");
+  CHECK(a[1]["id"] == 2);
+}
+
+TEST_CASE("a jsonrpc or protocolVersion of the wrong type is refused, and the session goes on") {
+  auto a = Exchange({R"({"jsonrpc":2.0,"id":1,"method":"ping"})", R"({"jsonrpc":null,"id":2,"method":"ping"})",
+                     R"({"jsonrpc":["2.0"],"method":"notifications/initialized"})",
+                     R"({"jsonrpc":"2.0","id":3,"method":"initialize","params":{"protocolVersion":5}})",
+                     R"({"jsonrpc":"2.0","id":4,"method":"ping"})"});
+  REQUIRE(a.size() == 5);
+  CHECK(a[0]["id"] == 1);
+  CHECK(a[0]["error"]["code"] == -32600);
+  CHECK(a[1]["id"] == 2);
+  CHECK(a[1]["error"]["code"] == -32600);
+  CHECK(a[2]["id"].is_null());  // the notification of the wrong version: refused, it had no id
+  CHECK(a[3]["error"]["code"] == -32602);
+  CHECK(a[3]["error"]["message"].get<std::string>().find("protocolVersion must be a string") != std::string::npos);
+  CHECK(a[4]["result"] == Json::object());
+}
+
 TEST_CASE("unknown methods get -32601, before and after initialize; notifications get nothing") {
   auto a = Exchange({R"({"jsonrpc":"2.0","id":"probe","method":"server/discover"})", Init("2025-06-18", 1),
                      R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
