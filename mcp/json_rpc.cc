@@ -89,13 +89,10 @@ void JsonRpcPeer::HandleText(const std::string& text) {
                       "Parse error: the line is nested more than " + std::to_string(kMaxBodyDepth) + " levels deep."));
     return;
   }
-  Json message = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (message.is_discarded()) {
-    // A lone surrogate escape (JSON.stringify writes them) or a byte that is
-    // not UTF-8 in a string: read as U+FFFD, so the request gets its answer
-    // (a parse error has no id to answer, and the client would wait for it).
-    if (auto repaired = WithUnicodeRepaired(text)) message = Json::parse(*repaired, nullptr, false);
-  }
+  // A lone surrogate escape (JSON.stringify writes them) or a byte that is
+  // not UTF-8 in a string is read as U+FFFD, so the request gets its answer
+  // (a parse error has no id to answer, and the client would wait for it).
+  Json message = ParseRepaired(text);
   if (message.is_discarded()) {
     Write(AnswerError(nullptr, RpcError::kParseError, "Parse error: the line is not JSON."));
     return;

@@ -203,6 +203,8 @@ Agent AgentFromJson(const Json& j, std::string* status, bool* listening) {
 
 Json ErrorJson(const Error& e) { return {{"error", {{"code", e.code()}, {"message", e.what()}}}}; }
 
+std::string JsonText(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
 std::string ErrorBody(const Error& e) {
   // A sentence may echo what the request said (an id from the path): bytes
   // that are not UTF-8 are shown as U+FFFD, never a failure to answer.
@@ -317,6 +319,15 @@ int JsonDepth(std::string_view text) {
   return deepest;
 }
 
+Json ParseRepaired(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) return Json(Json::value_t::discarded);
+  Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    if (auto repaired = WithUnicodeRepaired(text)) j = Json::parse(*repaired, nullptr, false);
+  }
+  return j;
+}
+
 Json ParseObject(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Json::object();
   // Parsing is iterative, but destroying and printing a value recurse: refuse
@@ -325,7 +336,10 @@ Json ParseObject(std::string_view body) {
     throw Error::BadRequest("invalid_json", "The request body is nested more than " +
                                                 std::to_string(kMaxBodyDepth) + " levels deep.");
   }
-  Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // A NUL is never part of JSON text, and the parser takes one for the end:
+  // what followed it would go unread.
+  Json j = body.find('\0') == std::string_view::npos ? Json::parse(body, nullptr, /*allow_exceptions=*/false)
+                                                     : Json(Json::value_t::discarded);
   if (j.is_discarded()) {
     throw Error::BadRequest("invalid_json", "The request body is not valid JSON (UTF-8); send a JSON object.");
   }

@@ -32,6 +32,10 @@ Receipt ReceiptFromJson(const Json& j);
 /// An agent as the relay lists it; `status` and `listening` come back too.
 Agent AgentFromJson(const Json& j, std::string* status = nullptr, bool* listening = nullptr);
 
+/// Compact JSON text of `j`; bytes that are not UTF-8 in its strings (an id
+/// echoed from a request's path, say) become U+FFFD instead of an exception.
+std::string JsonText(const Json& j);
+
 /// {"error":{"code","message"}}
 Json ErrorJson(const Error& error);
 std::string ErrorBody(const Error& error);
@@ -48,6 +52,11 @@ inline constexpr int kMaxBodyDepth = 64;
 /// there is nothing to repair. For the MCP servers, whose clients must get
 /// an answer to their request's id rather than a parse error without one.
 std::optional<std::string> WithUnicodeRepaired(std::string_view text);
+
+/// Parses one MCP message's text: as it is, else WithUnicodeRepaired. A
+/// discarded value when it is not JSON, including text with a NUL (never
+/// part of JSON text; the parser would take it for the end).
+Json ParseRepaired(std::string_view text);
 
 /// Parses a request body that must be a JSON object. An empty body is `{}`.
 /// Throws Error 400 invalid_json on anything else, or when it nests deeper

@@ -30,7 +30,7 @@ namespace {
 
 using Route = std::function<HttpResponse(const Caller&, const HttpRequest&)>;
 
-HttpResponse JsonAnswer(int status, const Json& body) { return HttpResponse::Json(status, body.dump()); }
+HttpResponse JsonAnswer(int status, const Json& body) { return HttpResponse::Json(status, JsonText(body)); }
 
 /// A route that answers at once, after authenticating its caller.
 Handler Sync(MeshService& svc, Route route) {

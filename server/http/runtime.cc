@@ -35,6 +35,11 @@ using ErrorCode = boost::system::error_code;
 namespace {
 
 constexpr std::size_t kFirstRead = 512;
+// Bytes read but not yet parsed that a connection may hold: the headers (at
+// most max_header_bytes, 16 KiB by default) and a read's worth; a body goes
+// into the request as it is parsed. A chunk line that never ends (64 MiB of
+// chunk extensions) stops here instead of growing the relay.
+constexpr std::size_t kMaxUnparsed = 256 * 1024;
 constexpr auto kLinger = std::chrono::seconds(2);         // reading what a refused client still sends
 constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
 constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
@@ -50,7 +55,14 @@ std::string StatusAndFields(const HttpResponse& res) {
   out += "HTTP/1.1 " + std::to_string(res.status) + " ";
   out += Str(http::obsolete_reason(static_cast<http::status>(res.status)));
   out += "\r\n";
-  for (const auto& [name, value] : res.headers) out += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : res.headers) {
+    out += name;
+    out += ": ";
+    // A value never ends its line early: a control byte a route let through
+    // from a request (CR, LF, NUL) goes out as '?', never as a new header.
+    for (const char c : value) out += (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f ? '?' : c;
+    out += "\r\n";
+  }
   return out;
 }
 /// `s` without its leading and trailing spaces and tabs.
@@ -247,6 +259,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   Session(HttpRuntime::Impl& rt, tcp::socket socket, std::shared_ptr<ssl::context> tls)
       : SessionBase(rt), tls_(std::move(tls)), stream_(MakeStream(std::move(socket), tls_.get())) {
+    buffer_.max_size(std::max(kMaxUnparsed, 2 * rt.options.max_header_bytes + 64 * 1024));
     ErrorCode ec;
     auto peer = Lowest().socket().remote_endpoint(ec);
     if (!ec) remote_ = peer.address().to_string();
@@ -357,13 +370,31 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(rt_.options.max_header_bytes));
     parser_->body_limit(rt_.options.max_body_bytes);
-    // One deadline for the whole request, headers and body: a client that
-    // trickles bytes cannot hold the connection past it.
-    Lowest().expires_after(std::chrono::milliseconds(rt_.options.request_timeout_ms));
+    ArmRequestDeadline();
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
                               self->OnHeader(ec);
                             });
+  }
+
+  /// One deadline for the whole request, headers and body: a client that
+  /// trickles bytes cannot hold the connection past it. Not the stream's own
+  /// timeout, which closes the socket: this one cancels the read, so the
+  /// client is told 408 (Refuse).
+  void ArmRequestDeadline() {
+    Lowest().expires_never();
+    if (!deadline_) deadline_.emplace(Lowest().get_executor());
+    deadline_->expires_after(std::chrono::milliseconds(rt_.options.request_timeout_ms));
+    deadline_->async_wait([self = this->shared_from_this(), armed = ++deadline_number_](ErrorCode ec) {
+      if (ec || armed != self->deadline_number_ || self->state_ != State::kReading) return;
+      self->timed_out_ = true;
+      ErrorCode ignored;
+      self->Lowest().socket().cancel(ignored);
+    });
+  }
+  void DisarmRequestDeadline() {
+    ++deadline_number_;
+    if (deadline_) deadline_->cancel();
   }
 
   void OnHeader(ErrorCode ec) {
@@ -429,20 +460,26 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   /// A request that could not be read: the right error, then close.
   void Refuse(ErrorCode ec) {
-    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset || ec == ssl::error::stream_truncated) {
-      return Close();  // the client went away between or during requests
-    }
-    if (ec == beast::error::timeout) {
+    DisarmRequestDeadline();
+    if (std::exchange(timed_out_, false)) {
       return Reject(Error(408, "request_timeout",
                           "The request did not arrive in " +
                               std::to_string(rt_.options.request_timeout_ms / 1000) +
                               " s; send it whole, without pauses."));
     }
+    if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
+        ec == net::error::connection_reset || ec == ssl::error::stream_truncated) {
+      return Close();  // the client went away between or during requests
+    }
     if (ec == http::error::header_limit) {
       return Reject(Error(431, "header_too_large",
                           "The request line and headers exceed " +
                               std::to_string(rt_.options.max_header_bytes / 1024) + " KiB."));
+    }
+    if (ec == http::error::buffer_overflow) {  // a chunk's size line that never ends (kMaxUnparsed)
+      return Reject(Error(400, "bad_request",
+                          "A chunk's size line (with its extensions) is longer than " +
+                              std::to_string(kMaxUnparsed / 1024) + " KiB; send the body with Content-Length."));
     }
     if (ec == http::error::body_limit) {
       return Reject(Error(413, "payload_too_large",
@@ -454,7 +491,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void OnRequest() {
-    Lowest().expires_never();
+    DisarmRequestDeadline();
     auto msg = parser_->release();
     parser_.reset();
     HttpRequest req;
@@ -693,6 +730,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool head_ = false;
   std::shared_ptr<ExchangeImpl> exchange_;   // the request waiting for its answer
   std::optional<net::steady_timer> recheck_;  // hang-up watch with unread data
+  std::optional<net::steady_timer> deadline_;  // the request's (ArmRequestDeadline)
+  std::uint64_t deadline_number_ = 0;          // which arming a firing belongs to
+  bool timed_out_ = false;                     // the deadline cancelled the read
   // Event stream: chunks waiting to be written, in order (allocated by the
   // first stream: an empty std::deque already costs half a KiB).
   std::unique_ptr<std::deque<std::string>> out_;

@@ -223,12 +223,64 @@ TEST_CASE("slow clients: a request must arrive whole in time; others are served 
     std::this_thread::sleep_for(300ms);
   }
   // Past the deadline every one is answered 408 and closed, however it trickles.
-  int closed = 0;
+  int closed = 0, told = 0;
   for (auto& c : slow) {
     c->Send("x");
     closed += c->ClosedByRelay(3000ms) ? 1 : 0;
+    told += StatusOf(c->text()) == 408 && CodeOf(c->text()) == "request_timeout";
   }
   CHECK(closed == 300);
+  CHECK(told == 300);
+  // A body that stops short of its Content-Length: 408 too.
+  RawClient short_body(h.relay.port);
+  short_body.Send("POST /mesh HTTP/1.1\r\nHost: relay\r\nContent-Length: 100\r\n\r\n{\"na");
+  const std::string answer = short_body.ReadAnswer(4000ms);
+  CHECK(StatusOf(answer) == 408);
+  CHECK(CodeOf(answer) == "request_timeout");
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("a body with a NUL byte is not JSON (the parser took it for the end, and ignored what followed)") {
+  Hostile h;
+  const std::string body = std::string(R"({"name":"n"})") + '\0' + "garbage{{";
+  std::string a = h.Raw("POST /mesh HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + h.token +
+                        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                        "\r\n\r\n" + body);
+  CHECK(StatusOf(a) == 400);
+  CHECK(CodeOf(a) == "invalid_json");
+  CHECK(Hostile::Json(h.http.Get("/mesh"))["meshes"].size() == 1);  // only the fixture's
+}
+
+TEST_CASE("a chunk's size line that never ends (64 MiB of extensions) is 400; memory stays bounded") {
+  Hostile h;
+  const long rss_before = RssKib(h.relay.process.pid());
+  const std::string body = R"({"from":"agent-a","content":"after the extension"})";
+  std::vector<std::future<std::string>> clients;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(std::async(std::launch::async, [&] {
+      RawClient c(h.relay.port);
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx;", body.size());
+      c.Send("POST /mesh/" + h.mesh + "/messages HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + h.token +
+             "\r\nTransfer-Encoding: chunked\r\n\r\n" + size);
+      const std::string extension(1 << 20, 'e');
+      for (int k = 0; k < 64 && c.Send(extension); ++k) {
+      }
+      c.Send("\r\n" + body + "\r\n0\r\n\r\n");
+      return c.ReadAnswer(3000ms);
+    }));
+  }
+  for (auto& f : clients) {
+    const std::string answer = f.get();
+    CHECK(StatusOf(answer) == 400);
+    CHECK(answer.find("chunk's size line") != std::string::npos);
+  }
+  const long rss_after = RssKib(h.relay.process.pid());
+  CAPTURE(rss_before);
+  CAPTURE(rss_after);
+  CHECK(rss_after - rss_before < 16 * 1024);  // far below the 128 MiB offered
+  auto history = Hostile::Json(h.http.Get("/mesh/" + h.mesh + "/messages"));
+  CHECK(history["messages"].empty());  // nothing was sent
   CHECK(h.Healthy());
 }
 
