@@ -14,6 +14,14 @@ const std::string* HttpRequest::Header(std::string_view name) const {
   return nullptr;
 }
 
+std::size_t HttpRequest::HeaderCount(std::string_view name) const {
+  std::size_t n = 0;
+  for (const auto& [k, v] : headers) {
+    n += k.size() == name.size() && strncasecmp(k.data(), name.data(), name.size()) == 0;
+  }
+  return n;
+}
+
 std::string HttpRequest::HeaderOr(std::string_view name, std::string fallback) const {
   const std::string* v = Header(name);
   return v ? *v : std::move(fallback);

@@ -29,6 +29,8 @@ struct HttpRequest {
   /// The first header of that name (case-insensitive), or null.
   const std::string* Header(std::string_view name) const;
   std::string HeaderOr(std::string_view name, std::string fallback = "") const;
+  /// How many headers of that name it has.
+  std::size_t HeaderCount(std::string_view name) const;
   /// The first query parameter of that key, or null.
   const std::string* Query(std::string_view key) const;
 };

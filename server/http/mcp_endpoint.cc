@@ -1,5 +1,7 @@
 #include "server/http/mcp_endpoint.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -49,7 +51,7 @@ HttpResponse Refuse(int status, const std::string& message, const std::string& c
                     const nlohmann::json& id = nullptr, int rpc_code = -32000) {
   nlohmann::json error = {{"code", rpc_code}, {"message", message}};
   if (!code.empty()) error["data"] = {{"code", code}};
-  return HttpResponse::Json(status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}.dump());
+  return HttpResponse::Json(status, JsonText({{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}));
 }
 
 /// o[key] when it is a string; `absent` when `o` has no `key`; "" (never a
@@ -66,11 +68,13 @@ HttpResponse RefuseError(const Error& e) {
   return r;
 }
 
-/// "host" of "scheme://host:port/...", lower-cased, without brackets.
+/// "host" of "scheme://host:port/...", lower-cased, without brackets (nor
+/// the user information some URLs put before an '@').
 std::string HostOf(std::string_view authority_or_url) {
   std::string_view s = authority_or_url;
   if (auto scheme = s.find("://"); scheme != std::string_view::npos) s.remove_prefix(scheme + 3);
-  s = s.substr(0, s.find('/'));
+  s = s.substr(0, s.find_first_of("/?#"));
+  if (auto at = s.rfind('@'); at != std::string_view::npos) s.remove_prefix(at + 1);
   std::string host;
   if (!s.empty() && s.front() == '[') {
     host = std::string(s.substr(1, s.find(']') - 1));
@@ -81,8 +85,12 @@ std::string HostOf(std::string_view authority_or_url) {
   return host;
 }
 
+/// localhost, ::1, or an IPv4 address in 127.0.0.0/8 (a name that only
+/// starts with "127." is anyone's: 127.0.0.1.example.com).
 bool IsLoopbackHost(const std::string& host) {
-  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0;
+  in_addr v4{};
+  return host == "localhost" || host == "::1" ||
+         (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
 }
 
 /// "scheme://authority" of a URL, lower-cased.
@@ -135,6 +143,9 @@ void McpEndpoint::AddRoutes(Router& router) {
 Caller McpEndpoint::Admit(const HttpRequest& req) {
   // A web page must not drive an agent: browsers send Origin, and a page
   // that rebinds its DNS name to this relay still sends its own Host.
+  if (req.HeaderCount("Origin") > 1 || req.HeaderCount("Host") > 1) {
+    throw Error::Forbidden("A request with two Origin or two Host headers may not use this relay's MCP endpoint.");
+  }
   if (const std::string* origin = req.Header("Origin")) {
     std::string o = OriginOf(*origin);
     bool ok = o == origin_ || (loopback_ && IsLoopbackHost(HostOf(o)));
@@ -149,13 +160,27 @@ Caller McpEndpoint::Admit(const HttpRequest& req) {
   return service_.Authenticate(req.HeaderOr("Authorization"));
 }
 
+/// A mesh id from the path that no mesh can have (ids are base62) is
+/// refused before it is shown anywhere: in a header it could end the line.
+static void CheckMeshId(const std::string& mesh) {
+  if (!IsValidName(mesh)) {
+    throw Error::NotFound("mesh_not_found", "No mesh " + ShownName(mesh) +
+                                                "; run `meshwire mesh list` to see your meshes.");
+  }
+}
+
 void McpEndpoint::ProtectedResourceMetadata(const ExchangePtr& ex) {
   const std::string mesh = ex->request().params[0];
+  try {
+    CheckMeshId(mesh);
+  } catch (const Error& e) {
+    return ex->Respond(HttpResponse::FromError(e));
+  }
   nlohmann::json doc = {{"resource", options_.public_url + "/mesh/" + mesh + "/mcp"},
                         {"bearer_methods_supported", {"header"}},
                         {"resource_name", "meshwire mesh " + mesh},
                         {"resource_documentation", options_.public_url + "/mesh/" + mesh + "/integrate"}};
-  ex->Respond(HttpResponse::Json(200, doc.dump()));
+  ex->Respond(HttpResponse::Json(200, JsonText(doc)));
 }
 
 McpEndpoint::SessionPtr McpEndpoint::Find(const HttpRequest& req, const Caller& caller) {
@@ -243,10 +268,9 @@ void McpEndpoint::End(const SessionPtr& session, bool cancel_calls) {
   if (stream && !listen_id.is_null()) {
     // A listen stream ends with its request's result (2026-07-28).
     stream->Send("event: message\ndata: " +
-                 nlohmann::json{{"jsonrpc", "2.0"},
-                                {"id", listen_id},
-                                {"result", {{"resultType", "complete"}, {"_meta", {{kSubscriptionKey, listen_id}}}}}}
-                     .dump() +
+                 JsonText({{"jsonrpc", "2.0"},
+                           {"id", listen_id},
+                           {"result", {{"resultType", "complete"}, {"_meta", {{kSubscriptionKey, listen_id}}}}}}) +
                  "\n\n");
   }
   if (stream) stream->Close();
@@ -256,6 +280,7 @@ void McpEndpoint::End(const SessionPtr& session, bool cancel_calls) {
 
 void McpEndpoint::Guard(const ExchangePtr& ex, const std::function<void()>& body) {
   try {
+    CheckMeshId(ex->request().params[0]);
     body();
   } catch (const Error& e) {
     HttpResponse r = RefuseError(e);
@@ -288,10 +313,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       return ex->Respond(Refuse(400, "Parse error: the body is nested more than " + std::to_string(kMaxBodyDepth) +
                                          " levels deep.", "parse_error", nullptr, -32700));
     }
-    nlohmann::json message = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (message.is_discarded()) {  // as `meshwire mcp` reads it (WithUnicodeRepaired)
-      if (auto repaired = WithUnicodeRepaired(req.body)) message = nlohmann::json::parse(*repaired, nullptr, false);
-    }
+    nlohmann::json message = ParseRepaired(req.body);  // as `meshwire mcp` reads it
     if (message.is_discarded()) {
       return ex->Respond(Refuse(400, "Parse error: the body is not JSON.", "parse_error", nullptr, -32700));
     }
@@ -300,6 +322,10 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
                                 message.is_array() ? "One JSON-RPC message per request: batches are not supported."
                                                    : "The body must be one JSON-RPC message, a JSON object.",
                                 "invalid_request"));
+    }
+    if (!message.contains("jsonrpc") || message["jsonrpc"] != "2.0") {
+      return ex->Respond(Refuse(400, "Invalid request: jsonrpc must be \"2.0\".", "invalid_request",
+                                message.value("id", nlohmann::json()), -32600));
     }
     if (message.contains("method") && !message["method"].is_string()) {
       return ex->Respond(Refuse(400, "Invalid request: method must be a string.", "invalid_request",
@@ -367,6 +393,7 @@ void McpEndpoint::Delete(const ExchangePtr& ex) {
   Guard(ex, [&] {
     const HttpRequest& req = ex->request();
     Caller caller = Admit(req);
+    service_.CheckAccess(caller, req.params[0]);
     End(Find(req, caller), true);
     ex->Respond(HttpResponse::Empty(204));
   });
@@ -376,8 +403,7 @@ namespace {
 
 std::string Notification(const std::string& method, const nlohmann::json& params) {
   return "event: message\ndata: " +
-         nlohmann::json{{"jsonrpc", "2.0"}, {"method", method}, {"params", params}}.dump(
-             -1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         JsonText({{"jsonrpc", "2.0"}, {"method", method}, {"params", params}}) +
          "\n\n";
 }
 
@@ -491,7 +517,7 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
   const std::string method = StringField(message, "method");
   auto refuse = [&](int status, int code, const std::string& text) {
     HttpResponse r = HttpResponse::Json(
-        status, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", text}}}}.dump());
+        status, JsonText({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", text}}}}));
     ex->Respond(std::move(r));
   };
   const nlohmann::json params = message.contains("params") && message["params"].is_object() ? message["params"]
@@ -558,7 +584,7 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
                              {"ttlMs", 0},
                              {"cacheScope", "private"},  // the instructions name this agent
                              {"_meta", {{kServerInfoKey, session->server->ServerInfo()}}}};
-    return ex->Respond(HttpResponse::Json(200, nlohmann::json{{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}.dump()));
+    return ex->Respond(HttpResponse::Json(200, JsonText({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}})));
   }
   if (method == "subscriptions/listen") {
     const nlohmann::json wanted = params.value("notifications", nlohmann::json::object());

@@ -324,6 +324,49 @@ test("refusals change nothing: forged Origin, foreign Host, another mesh's token
   assert.equal(await historyCount(), before, "nothing was sent");
 });
 
+test("hostile paths and headers: a mesh id that is no id is 404 (never echoed into a header), loopback look-alikes 403", T, async () => {
+  const before = await historyCount();
+  const auth = { authorization: `Bearer ${fx.token}` };
+  // A CR LF in the mesh id once became a header of the 401 (no token needed).
+  for (const mesh of ["x%0d%0aSet-Cookie:%20pwned=1", "x%22y", "%FF", "%C0%AF", "a%00b"]) {
+    for (const headers of [{}, auth]) {
+      const r = await post(initialize(), headers, mesh);
+      assert.equal(r.status, 404, mesh);
+      assert.equal(r.body.error.data.code, "mesh_not_found");
+      assert.equal(r.headers.get("set-cookie"), null);
+      assert.equal(r.headers.get("www-authenticate"), null);
+    }
+    const doc = await fetch(`${fx.url}/.well-known/oauth-protected-resource/mesh/${mesh}/mcp`);
+    assert.equal(doc.status, 404, mesh);
+    assert.equal((await doc.json()).error.code, "mesh_not_found");
+  }
+  // Names that only start like loopback, user information, two Origins.
+  const port = new URL(fx.url).port;
+  for (const origin of ["https://127.0.0.1.attacker.example", "http://127.evil", `http://127.0.0.1:${port}@evil.com`]) {
+    assert.equal((await post(initialize(), { ...auth, origin })).status, 403, origin);
+  }
+  assert.equal((await postWithHost(initialize(), "127.0.0.1.attacker.example", auth)).status, 403);
+  assert.equal((await postWithHost(initialize(), `127.0.0.2:${port}`, auth)).status, 200, "127.0.0.0/8 is loopback");
+  const twoOrigins = { ...auth, origin: [`http://localhost:${port}`, "http://evil.example.com"] };
+  assert.equal((await postWithHost(initialize(), `127.0.0.1:${port}`, twoOrigins)).status, 403);
+  // In a session: a jsonrpc that is not a string, a body cut by a NUL.
+  const session = { ...auth, "mcp-session-id": fx.mcp.transport.sessionId, "mcp-protocol-version": "2025-11-25" };
+  for (const jsonrpc of [2.0, null, ["2.0"]]) {
+    const r = await post({ jsonrpc, id: 7, method: "ping" }, session);
+    assert.equal(r.status, 400, JSON.stringify(jsonrpc));
+    assert.equal(r.body.error.code, -32600);
+  }
+  const send = { jsonrpc: "2.0", id: 8, method: "tools/call", params: { name: "meshwire_send_message", arguments: { content: "cut" } } };
+  const cut = await post(JSON.stringify(send) + "\u0000{{", session);
+  assert.equal(cut.status, 400);
+  assert.equal(cut.body.error.code, -32700);
+  // Ending a session needs the mesh's access first (a stranger learns nothing of its sessions).
+  const bob = createToken(fx.storage, "bob-del", { env: relayEnv(fx.storage) });
+  const del = await fetch(`${fx.url}${m()}/mcp`, { method: "DELETE", headers: { authorization: `Bearer ${bob}` } });
+  assert.equal(del.status, 403);
+  assert.equal(await historyCount(), before, "nothing was sent");
+});
+
 test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 400, a batch 400, notifications 202", T, async () => {
   const auth = { authorization: `Bearer ${fx.token}` };
   const ping = { jsonrpc: "2.0", id: 5, method: "ping" };
