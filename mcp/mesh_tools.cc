@@ -253,6 +253,7 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
     after = cursor_;
   }
   context.OnCancel([&client] { client.Cancel(); });
+  const auto started = std::chrono::steady_clock::now();
   PollAnswer answer;
   try {
     answer = client.Poll(options_.mesh_id, agent_id, after, wait, a.limit);
@@ -270,7 +271,7 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
   const auto harnesses = inbox.messages.empty() ? std::unordered_map<std::string, std::string>{}
                                                 : SenderHarnesses(client, inbox.messages);
   return InboxResult(
-      inbox.messages, [&](const std::string& from) { return harnesses.at(from); }, wait,
+      inbox.messages, [&](const std::string& from) { return harnesses.at(from); }, SecondsWaited(started, wait),
       [&](const std::string& id) { return inbox.pushed.count(id) > 0; });
 }
 

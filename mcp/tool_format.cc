@@ -1,5 +1,6 @@
 #include "mcp/tool_format.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -141,6 +142,11 @@ Json ChannelParams(const Message& m) {
   return {{"content", FramedMessage(m, "") + "Answer with meshwire_reply_to_message (message_id " + m.id + ")."},
           {"meta",
            {{"message_id", m.id}, {"from", m.from}, {"from_name", m.from_name}, {"seq", std::to_string(m.seq)}}}};
+}
+
+int SecondsWaited(std::chrono::steady_clock::time_point since, int wait_s) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since);
+  return std::min(wait_s, static_cast<int>((ms.count() + 500) / 1000));
 }
 
 ToolResult InboxResult(const std::vector<Message>& messages,

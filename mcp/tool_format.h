@@ -5,6 +5,7 @@
 // structured values from either.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -52,6 +53,9 @@ std::string FramedMessage(const Message& message, const std::string& harness);
 /// a sender's harness, "" when unknown. `waited_s`: how long an empty answer
 /// waited. `pushed(id)`: true for a message already pushed to this session
 /// (the text says so, in case the client did not show the push).
+/// Whole seconds since `since` (rounded), at most `wait_s`: what an empty
+/// answer says it waited (a relay's shutdown ends a wait early).
+int SecondsWaited(std::chrono::steady_clock::time_point since, int wait_s);
 ToolResult InboxResult(const std::vector<Message>& messages,
                        const std::function<std::string(const std::string&)>& harness_of, int waited_s,
                        const std::function<bool(const std::string&)>& pushed = nullptr);

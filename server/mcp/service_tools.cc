@@ -92,10 +92,11 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
     std::lock_guard lock(mu_);
     request.after = cursor_;  // acknowledges the previous batch
   }
-  const int waited = request.wait_s;
+  const int wait_s = request.wait_s;
+  const auto started = std::chrono::steady_clock::now();
   Waiters::Handle wait = service_.Poll(
       caller_, mesh_id_, request,
-      [this, done, waited, keep = keep_alive_ ? keep_alive_() : nullptr](std::exception_ptr error,
+      [this, done, wait_s, started, keep = keep_alive_ ? keep_alive_() : nullptr](std::exception_ptr error,
                                                                          PollResult result) {
         if (error) return done(Failure(error));
         {
@@ -124,7 +125,7 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
               auto it = harness_of.find(from);
               return it == harness_of.end() ? std::string() : it->second;
             },
-            waited, [&](const std::string& id) { return pushed.count(id) > 0; }));
+            mcp::SecondsWaited(started, wait_s), [&](const std::string& id) { return pushed.count(id) > 0; }));
       });
   // A cancelled call (notifications/cancelled, the client hung up) ends the
   // wait: nothing more is read, nothing is marked fetched.

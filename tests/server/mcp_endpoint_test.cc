@@ -112,6 +112,7 @@ TEST_CASE("shutdown answers a waiting meshwire_get_messages; the relay stops") {
   CHECK(a.json["id"] == 7);
   CHECK(a.json["result"]["isError"] == false);
   CHECK(a.json["result"]["structuredContent"]["messages"].empty());
+  CHECK(a.json["result"]["content"][0]["text"] == "No new messages.");  // not "(waited 20 s)": it did not
 }
 
 }  // namespace meshwire::testing
