@@ -19,6 +19,47 @@ namespace {
 
 constexpr int kConnectTimeoutS = 5;
 constexpr int kReadTimeoutS = 30;
+// The most an answer may hold. The largest the relay gives meshwire's
+// requests is a page of 100 messages at the limits (10 KiB of content, each
+// byte escaped as \u00XX, and 16 KiB of metadata: under 8 MiB); a
+// 1000-message page of 10 KiB texts is about 12 MiB. More is not a relay's
+// answer, and is not read into memory.
+constexpr std::size_t kMaxAnswerBytes = 32u << 20;
+
+std::string NotJson(const std::string& url) {
+  return "The relay at " + url + " answered something that is not JSON; is that URL a meshwire relay?";
+}
+
+/// The answer's JSON, or a discarded value when it is not JSON or nests
+/// deeper than any answer of the relay (which keeps metadata to 32 levels):
+/// parsing and freeing such a value costs memory in proportion.
+json ParseAnswer(const std::string& body) {
+  if (JsonDepth(body) > kMaxBodyDepth) return json(json::value_t::discarded);
+  return json::parse(body, nullptr, /*allow_exceptions=*/false);
+}
+
+/// Sends one request, reading at most kMaxAnswerBytes of its answer into
+/// `body` (the Result's own body stays empty); past that it stops reading
+/// and sets `too_large`.
+httplib::Result Exchange(httplib::Client& http, const std::string& method, const std::string& path,
+                         const std::string& payload, std::string& body, bool& too_large) {
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  if (method == "POST") {
+    req.body = payload;
+    req.set_header("Content-Type", "application/json");
+  }
+  req.content_receiver = [&body, &too_large](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
+    if (body.size() + size > kMaxAnswerBytes) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, size);
+    return true;
+  };
+  return http.send(req);
+}
 
 std::string Encode(const std::string& s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -111,9 +152,14 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
                   "with `iconv -f LATIN1 -t UTF-8`).");
     }
     const auto sent_at = std::chrono::steady_clock::now();
-    httplib::Result r = method == "GET"      ? impl.http->Get(full)
-                        : method == "DELETE" ? impl.http->Delete(full)
-                                             : impl.http->Post(full, payload, "application/json");
+    std::string answer;
+    bool too_large = false;
+    httplib::Result r = Exchange(*impl.http, method, full, payload, answer, too_large);
+    if (too_large) {
+      throw Error(502, "bad_response",
+                  "The relay at " + url + " answered more than " + std::to_string(kMaxAnswerBytes >> 20) +
+                      " MiB, more than any meshwire answer; is that URL a meshwire relay?");
+    }
     std::optional<Error> error;
     if (!r) {
       bool cancelled;
@@ -136,7 +182,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
         error = Error(0, TransportCode(r.error()), TransportFailure(url, r.error()));
       }
     } else if (r->status >= 400) {
-      json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+      json j = ParseAnswer(answer);
       if (j.is_object() && j.contains("error") && j["error"].is_object() &&
           j["error"].value("code", "") == "https_required" && url.rfind("http://", 0) == 0) {
         // Plain HTTP reached an HTTPS relay, which said so: name the URL to use.
@@ -155,16 +201,12 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
     } else {
       if (status_out) *status_out = r->status;
       if (raw_body) {
-        *raw_body = r->body;
+        *raw_body = std::move(answer);
         return json();
       }
-      if (r->body.empty()) return json::object();
-      json j = json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) {
-        throw Error(502, "bad_response",
-                    "The relay at " + url + " answered something that is not JSON; is that URL "
-                    "a meshwire relay?");
-      }
+      if (answer.empty()) return json::object();
+      json j = ParseAnswer(answer);
+      if (j.is_discarded()) throw Error(502, "bad_response", NotJson(url));
       return j;
     }
     if (!retryable || !Retryable(*error) || attempt >= impl.retry.delays.size()) throw *error;
@@ -319,6 +361,7 @@ void RelayClient::FollowEvents(
   int status = 0;
   std::string error_body, buffer;
   bool stopped = false;
+  bool not_relays = false;  // an event over 1 MiB, or nested deeper than any of the relay's
   httplib::Result r = impl_->http->Get(
       path, httplib::Headers{{"Accept", "text/event-stream"}},
       [&](const httplib::Response& response) {
@@ -331,7 +374,10 @@ void RelayClient::FollowEvents(
           return true;
         }
         buffer.append(data, size);
-        if (buffer.size() > (1u << 20)) return false;  // an event over 1 MiB: not the relay's
+        if (buffer.size() > (1u << 20)) {
+          not_relays = true;
+          return false;
+        }
         for (std::size_t end; (end = buffer.find("\n\n")) != std::string::npos;) {
           std::string event = "message", payload;
           std::size_t at = 0;
@@ -343,6 +389,10 @@ void RelayClient::FollowEvents(
             at = eol + 1;
           }
           buffer.erase(0, end + 2);
+          if (JsonDepth(payload) > kMaxBodyDepth) {
+            not_relays = true;
+            return false;
+          }
           if (!payload.empty() && !on_event(event, payload)) {
             stopped = true;
             return false;
@@ -355,8 +405,12 @@ void RelayClient::FollowEvents(
     std::lock_guard lock(impl_->mu);
     if (impl_->cancelled) throw Error(0, "cancelled", "The request was cancelled.");
   }
+  if (not_relays) {
+    throw Error(502, "bad_response",
+                "The relay at " + url_ + " sent an event stream that is not meshwire's; is that URL a meshwire relay?");
+  }
   if (status >= 400) {
-    json j = json::parse(error_body, nullptr, /*allow_exceptions=*/false);
+    json j = ParseAnswer(error_body);
     if (j.is_object() && j.contains("error") && j["error"].is_object()) {
       throw Error(status, j["error"].value("code", "error"), j["error"].value("message", ""));
     }

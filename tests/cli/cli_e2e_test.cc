@@ -13,6 +13,7 @@
 #include <regex>
 #include <sstream>
 
+#include "tests/support/fake_http.h"
 #include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
@@ -948,6 +949,44 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   CommandResult gone = w.machine.Mw({"agents"}, tok);
   CHECK(gone.code == 2);
   CHECK(gone.err.find("No mesh chosen") != std::string::npos);
+}
+
+TEST_CASE("an answer no relay gives, huge or deeply nested, fails in one sentence without filling memory") {
+  UserMachine m;
+  auto agents = [&m](const FakeHttpServer& fake) {
+    std::vector<std::string> env = m.Env({"MESHWIRE_URL=" + fake.url(), "MESHWIRE_TOKEN=mw_x", "MESHWIRE_MESH_ID=m1"});
+    return RunMeasured({kBinary, "agents"}, env);
+  };
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+  SUBCASE("256 MB of '[' without Content-Length") {
+    FakeHttpServer fake(head, std::string(1 << 20, '['), 256);
+    MeasuredRun r = agents(fake);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("answered more than 32 MiB") != std::string::npos);
+    CHECK(r.err.find("is that URL a meshwire relay?") != std::string::npos);
+    CHECK(r.max_rss_kb < 120 * 1024);  // the 32 MiB read, not the 256 MB sent
+    CHECK(r.seconds < 20);
+  }
+  SUBCASE("2,000,000 '[' with Content-Length") {
+    const std::string body(2000000, '[');
+    FakeHttpServer fake("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n",
+                        body, 1);
+    MeasuredRun r = agents(fake);
+    CHECK(r.code == 1);
+    CHECK(r.err == "meshwire: The relay at " + fake.url() +
+                       " answered something that is not JSON; is that URL a meshwire relay?\n");
+    CHECK(r.max_rss_kb < 60 * 1024);  // never parsed: parsing it took 140 MB
+  }
+  SUBCASE("an error answer nested 100000 deep") {
+    const std::string body = std::string(100000, '[') + std::string(100000, ']');
+    FakeHttpServer fake("HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n",
+                        body, 1);
+    MeasuredRun r = agents(fake);
+    CHECK(r.code == 1);
+    CHECK(r.err.find("answered HTTP 500 without a meshwire error") != std::string::npos);
+  }
 }
 
 }  // namespace meshwire::testing
