@@ -28,6 +28,9 @@ int RunStatus(int argc, char** argv) {
   json out = {{"url", c.url.value}, {"mesh", c.mesh_id.value}, {"agent", agent_name},
               {"token", c.token.empty() ? "" : MaskToken(c.token.value, Ui())}};
   std::string service = "unknown", mesh_line, agents_line, agent_id, agent_problem;
+  // credentials.json that exists but cannot be read: not the same as none.
+  const std::string unreadable = Tilde((c.home / "credentials.json").string()) + " cannot be read (" +
+                                 c.credentials_unreadable + "): fix its permissions or run `meshwire login`";
   int exit_code = kExitOk;
   try {
     RelayClient& client = ctx.Client(RetryPolicy::None(), /*anonymous=*/true);
@@ -35,7 +38,8 @@ int RunStatus(int argc, char** argv) {
     service = "online";
     out["service"] = {{"status", h.status}, {"version", h.version}, {"storage", h.storage}};
     if (c.token.empty()) {
-      mesh_line = ui.Bad() + " no credentials: run `meshwire login`";
+      mesh_line = ui.Bad() + (c.credentials_unreadable.empty() ? " no credentials: run `meshwire login`"
+                                                               : " no credentials: " + unreadable);
       exit_code = kExitUsage;
     } else if (c.mesh_id.empty()) {
       mesh_line = ui.Bad() + " none chosen: `meshwire mesh list`, then `meshwire mesh use ID`";
@@ -85,7 +89,9 @@ int RunStatus(int argc, char** argv) {
   }
   auto or_none = [](const std::string& s, const char* none) { return s.empty() ? std::string(none) : s; };
   std::printf("\n%sMeshWire Status\n\nConfiguration:\n", ui.Web().c_str());
-  std::printf("Token : %s\n", c.token.empty() ? "(none: run `meshwire login`)" : MaskToken(c.token.value, ui).c_str());
+  const std::string no_token = c.credentials_unreadable.empty() ? "(none: run `meshwire login`)"
+                                                                 : "(none: " + unreadable + ")";
+  std::printf("Token : %s\n", c.token.empty() ? no_token.c_str() : MaskToken(c.token.value, ui).c_str());
   std::printf("URL : %s\n", c.url.value.c_str());
   std::printf("Mesh : %s\n", or_none(c.mesh_id.value, "(none)").c_str());
   std::printf("Agent : %s%s%s\n", agent_name.c_str(),

@@ -34,6 +34,12 @@ const ClientConfig& CommandContext::config() {
 
 const std::string& CommandContext::RequireToken() {
   const ClientConfig& c = config();
+  if (c.token.empty() && !c.credentials_unreadable.empty()) {
+    const std::string path = (c.home / "credentials.json").string();
+    throw ConfigError(path + " exists but cannot be read (" + c.credentials_unreadable +
+                      "): as its owner, make it a readable file (chmod 600 " + path +
+                      "), or move it aside and run `meshwire login`.");
+  }
   if (c.token.empty()) {
     throw ConfigError(
         "No credentials found: run `meshwire login` (or set MESHWIRE_TOKEN; on the relay's host "

@@ -4,12 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
+
+#include "schemas/error.h"
 
 namespace meshwire {
 
@@ -43,14 +45,43 @@ std::optional<fs::path> FindMeshJson(const fs::path& cwd) {
 
 namespace {
 
-/// A JSON object from `path`, or an empty object when the file is absent or
-/// invalid (with a warning for the latter).
-json ReadObject(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return json::object();
-  std::stringstream buf;
-  buf << in.rdbuf();
-  json j = json::parse(buf.str(), nullptr, /*allow_exceptions=*/false);
+/// The text of the file at `path` in `text`: false when there is none (and
+/// `error` empty) or it cannot be read (`error`: the OS's reason).
+bool ReadText(const fs::path& path, std::string& text, std::string& error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT && errno != ENOTDIR) error = std::strerror(errno);
+    return false;
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      error = std::strerror(errno);  // a directory: "Is a directory"
+      ::close(fd);
+      return false;
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+/// A JSON object from `path`, or an empty object when the file is absent,
+/// unreadable or invalid (with a warning for the last two). `unreadable`,
+/// when given, takes the reason the file could not be read instead of the
+/// warning.
+json ReadObject(const fs::path& path, std::string* unreadable = nullptr) {
+  std::string text, error;
+  if (!ReadText(path, text, error)) {
+    if (!error.empty() && unreadable) *unreadable = error;
+    if (!error.empty() && !unreadable) {
+      std::fprintf(stderr, "meshwire: warning: cannot read %s (%s); ignoring it.\n", path.c_str(), error.c_str());
+    }
+    return json::object();
+  }
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) {
     std::fprintf(stderr, "meshwire: warning: %s is not a JSON object (in UTF-8); ignoring it.\n",
                  path.c_str());
@@ -64,6 +95,25 @@ json ReadObject(const fs::path& path) {
     if (it != j.end() && !it->is_string() && !it->is_null()) {
       std::fprintf(stderr, "meshwire: warning: %s: \"%s\" must be a string; ignoring it.\n", path.c_str(), key);
     }
+  }
+  return j;
+}
+
+/// `path` (config.json) as it is, to change some of its keys and write it
+/// back: an empty object when there is none. A file that cannot be read or
+/// is not a JSON object is an Error 2, and stays as it is: writing it back
+/// would drop what it holds (agent_names).
+json ReadObjectToUpdate(const fs::path& path) {
+  std::string text, error;
+  if (!ReadText(path, text, error)) {
+    if (error.empty()) return json::object();
+    throw Error(2, "config", "Cannot read " + path.string() + " (" + error + "), so it was left as it is: fix its "
+                             "permissions (it must be a file you can read and write), then run the command again.");
+  }
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    throw Error(2, "config", path.string() + " is not a JSON object, so it was left as it is (it may hold your "
+                             "agent_names): fix it, or move it aside, then run the command again.");
   }
   return j;
 }
@@ -102,7 +152,7 @@ Setting Pick(std::initializer_list<std::pair<std::optional<std::string>, const c
 ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const fs::path& cwd) {
   ClientConfig c;
   c.home = MeshwireHomeDir(env);
-  json credentials = ReadObject(c.home / "credentials.json");
+  json credentials = ReadObject(c.home / "credentials.json", &c.credentials_unreadable);
   json config = ReadObject(c.home / "config.json");
   json workspace = json::object();
   if ((c.mesh_json = FindMeshJson(cwd))) workspace = ReadObject(*c.mesh_json);
@@ -154,7 +204,7 @@ std::string OwnAgentName(const ClientConfig& c, const std::string& name) {
 
 void SaveActiveMesh(const fs::path& home, const std::string& mesh_id, const std::string& url) {
   const fs::path path = home / "config.json";
-  json j = ReadObject(path);
+  json j = ReadObjectToUpdate(path);
   j["active_mesh"] = mesh_id;
   j["url"] = url;
   WriteFileAtomic(path, j.dump(2) + "\n", 0600);
@@ -163,7 +213,7 @@ void SaveActiveMesh(const fs::path& home, const std::string& mesh_id, const std:
 void SaveOwnAgentName(const fs::path& home, const std::string& mesh_id, const std::string& workspace_name,
                       const std::string& own_name) {
   const fs::path path = home / "config.json";
-  json j = ReadObject(path);
+  json j = ReadObjectToUpdate(path);
   if (!j.contains("agent_names") || !j["agent_names"].is_object()) j["agent_names"] = json::object();
   json& mesh = j["agent_names"][mesh_id];
   if (!mesh.is_object()) mesh = json::object();
@@ -185,15 +235,17 @@ void WriteFileAtomic(const fs::path& path, const std::string& content, int mode)
   if (path.has_parent_path() && !fs::exists(path.parent_path(), ec)) {
     fs::create_directories(path.parent_path(), ec);
     if (ec) {
-      throw std::runtime_error("Cannot create the folder " + path.parent_path().string() + ": " +
-                               ec.message() + ".");
+      throw Error(2, "config", "Cannot create the folder " + path.parent_path().string() + ": " + ec.message() + ".");
     }
     ::chmod(path.parent_path().c_str(), 0700);
   }
   fs::path tmp = path;
   tmp += ".tmp" + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) throw std::runtime_error("Cannot write " + path.string() + ": permission denied?");
+  if (fd < 0) {
+    throw Error(2, "config", "Cannot write " + path.string() + " (" + std::strerror(errno) +
+                                 "): check that you can write to its folder, " + path.parent_path().string() + ".");
+  }
   ::fchmod(fd, static_cast<mode_t>(mode));
   const char* p = content.data();
   std::size_t left = content.size();
@@ -210,8 +262,10 @@ void WriteFileAtomic(const fs::path& path, const std::string& content, int mode)
   ::fsync(fd);
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw std::runtime_error("Cannot replace " + path.string() + ".");
+    throw Error(2, "config", "Cannot replace " + path.string() + " (" + why + "): it must be a file (not a folder) "
+                                 "in a folder you can write to; move it aside, then run the command again.");
   }
 }
 

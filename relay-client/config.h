@@ -49,6 +49,9 @@ struct ClientConfig {
   std::string workspace_agent_name;
   std::map<std::string, std::string> own_agent_names;  // agent_names of mesh_id
   std::string user;                      // from credentials.json, if any
+  // Why credentials.json could not be read when it exists ("Permission
+  // denied", "Is a directory"), else empty.
+  std::string credentials_unreadable;
   std::filesystem::path home;            // the ~/.meshwire folder
   std::optional<std::filesystem::path> mesh_json;  // the .mesh.json used, if found
   std::string workspace_name;            // from .mesh.json
@@ -77,18 +80,22 @@ std::filesystem::path SaveCredentials(const std::filesystem::path& home, const s
                                       const std::string& url, const std::string& user);
 
 /// Makes `mesh_id` the active mesh: `home`/config.json gets
-/// {"active_mesh","url"} (other keys kept), mode 0600. Throws as WriteFileAtomic.
+/// {"active_mesh","url"} (other keys kept), mode 0600. Throws as WriteFileAtomic,
+/// and Error 2 (leaving it as it is) when config.json exists but cannot be
+/// read or is not a JSON object: rewriting it would drop its other keys.
 void SaveActiveMesh(const std::filesystem::path& home, const std::string& mesh_id, const std::string& url);
 /// Takes `mesh_id` out of `home`/config.json when it is the active mesh
 /// (other keys kept); true when it was.
 bool ForgetActiveMesh(const std::filesystem::path& home, const std::string& mesh_id);
 /// Records in `home`/config.json that in `mesh_id` this user's agent is
 /// `own_name` where the workspace names `workspace_name` (a teammate's agent).
+/// Throws as SaveActiveMesh.
 void SaveOwnAgentName(const std::filesystem::path& home, const std::string& mesh_id,
                       const std::string& workspace_name, const std::string& own_name);
 /// Writes `content` to `path` atomically (temp file + rename) with `mode`,
 /// creating the folder (0700) if needed. Throws std::runtime_error naming the
-/// path on failure.
+/// path on failure: an Error 2 (a local file to fix, saying how) when the
+/// folder cannot be made or the file cannot be written there or replaced.
 void WriteFileAtomic(const std::filesystem::path& path, const std::string& content, int mode);
 
 }  // namespace meshwire

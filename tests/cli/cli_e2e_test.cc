@@ -989,4 +989,57 @@ TEST_CASE("an answer no relay gives, huge or deeply nested, fails in one sentenc
   }
 }
 
+TEST_CASE("a config.json that cannot be read or parsed is left as it is, not rewritten without its keys") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  const std::vector<std::string> tok = {"MESHWIRE_TOKEN=" + w.token};
+  const fs::path config = w.machine.home + "/.meshwire/config.json";
+  for (const std::string& content : {std::string(R"({"agent_names": {"m1": {"a": "a-bob"}}, "active_m)"),
+                                    std::string(""), std::string("[1,2]")}) {
+    CAPTURE(content);
+    std::ofstream(config, std::ios::trunc) << content;
+    CommandResult used = w.machine.Mw({"mesh", "use", mesh}, tok);
+    CHECK(used.code == 2);
+    CHECK(used.out == "");
+    // After the warning that every command reading it gives.
+    CHECK(used.err.ends_with("\nmeshwire: " + config.string() +
+                             " is not a JSON object, so it was left as it is (it may hold your agent_names): fix it, "
+                             "or move it aside, then run the command again.\n"));
+    CHECK(Slurp(config) == content);
+    CommandResult init = w.machine.Mw({"init", "--mesh", mesh}, tok);  // also makes it the active mesh
+    CHECK(init.code == 2);
+    CHECK(Slurp(config) == content);
+  }
+  // Unreadable (as root, a folder is what cannot be read).
+  fs::remove(config);
+  fs::create_directory(config);
+  CommandResult used = w.machine.Mw({"mesh", "use", mesh}, tok);
+  CHECK(used.code == 2);
+  CHECK(used.err.ends_with("\nmeshwire: Cannot read " + config.string() +
+                           " (Is a directory), so it was left as it is: fix its permissions (it must be a file you "
+                           "can read and write), then run the command again.\n"));
+  CHECK(fs::is_directory(config));
+}
+
+TEST_CASE("a credentials.json that cannot be read is named with the reason, not taken for no credentials") {
+  World w;
+  const fs::path credentials = w.machine.home + "/.meshwire/credentials.json";
+  fs::create_directories(credentials);  // as root, chmod 000 would not stop a read: a folder does
+  CommandResult agents = w.machine.Mw({"agents", "--mesh", "m1"});
+  CHECK(agents.code == 2);
+  CHECK(agents.err == "meshwire: " + credentials.string() +
+                          " exists but cannot be read (Is a directory): as its owner, make it a readable file (chmod "
+                          "600 " + credentials.string() + "), or move it aside and run `meshwire login`.\n");
+  CommandResult status = w.machine.Mw({"status"});
+  CHECK(status.code == 2);
+  CHECK(status.out.find("Token : (none: ~/.meshwire/credentials.json cannot be read (Is a directory): fix its "
+                        "permissions or run `meshwire login`)") != std::string::npos);
+  // Saving a token there says what to do.
+  CommandResult init = w.machine.Mw({"init", "--token", w.token});
+  CHECK(init.code == 2);
+  CHECK(init.err == "meshwire: Cannot replace " + credentials.string() +
+                        " (Is a directory): it must be a file (not a folder) in a folder you can write to; move it "
+                        "aside, then run the command again.\n");
+}
+
 }  // namespace meshwire::testing
