@@ -65,7 +65,8 @@ int RunLogin(int argc, char** argv) {
   bool no_browser = false;
   int timeout_s = 300;
   app.add_option("--url", url, "the relay to sign in to (default: MESHWIRE_URL, saved, " +
-                                   std::string(kDefaultUrl) + ")");
+                                   std::string(kDefaultUrl) + ")")
+      ->check(NotEmpty("give the relay's URL, or leave --url out"));
   app.add_flag("--no-browser", no_browser, "only print the URL to open");
   app.add_option("--timeout", timeout_s, "seconds to wait for the browser")->check(CLI::Range(5, 3600))->capture_default_str();
   int rc = 0;

@@ -27,9 +27,11 @@ int RunMcp(int argc, char** argv) {
   std::string default_mesh, default_name;
   app.add_option("--default-mesh", default_mesh,
                  "mesh id when neither --mesh, MESHWIRE_MESH_ID nor the workspace's .mesh.json "
-                 "names one (user-wide client entries use it, so each workspace keeps its mesh)");
+                 "names one (user-wide client entries use it, so each workspace keeps its mesh)")
+      ->check(NotEmpty("give a mesh id, or leave --default-mesh out"));
   app.add_option("--default-name", default_name,
-                 "agent name when neither --name, MESHWIRE_AGENT_NAME nor .mesh.json names one");
+                 "agent name when neither --name, MESHWIRE_AGENT_NAME nor .mesh.json names one")
+      ->check(NotEmpty("give an agent name, or leave --default-name out"));
   int max_wait = 25;
   app.add_option("--max-wait", max_wait, "longest wait of meshwire_get_messages, in seconds")
       ->check(CLI::Range(0, 60))

@@ -23,18 +23,19 @@ int RunMesh(int argc, char** argv) {
   ctx.AddFlags(app, false, false, true);
   std::string name, id, user;
   auto* create = app.add_subcommand("create", "create a mesh you own");
-  create->add_option("NAME", name, "a name for the mesh")->required();
+  create->add_option("NAME", name, "a name for the mesh")->required()->check(NotEmpty("give the mesh a name"));
   auto* use = app.add_subcommand("use", "make a mesh the active one (~/.meshwire/config.json)");
-  use->add_option("ID", id, "the mesh id")->required();
+  use->add_option("ID", id, "the mesh id")->required()->check(NotEmpty("give the mesh id (`meshwire mesh list`)"));
   auto* list = app.add_subcommand("list", "the meshes you are a member of");
   auto* del = app.add_subcommand("delete", "delete a mesh you own, with its agents and messages");
-  del->add_option("ID", id, "the mesh id")->required();
+  del->add_option("ID", id, "the mesh id")->required()->check(NotEmpty("give the mesh id (`meshwire mesh list`)"));
   auto* members = app.add_subcommand("members", "list, add or remove the users who share a mesh");
-  members->add_option("--mesh", id, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)");
+  members->add_option("--mesh", id, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)")
+      ->check(NotEmpty("give the mesh id, or leave --mesh out"));
   auto* add = members->add_subcommand("add", "share the mesh with USER (owner only)");
-  add->add_option("USER", user, "the user name")->required();
+  add->add_option("USER", user, "the user name")->required()->check(NotEmpty("give the user's name"));
   auto* remove = members->add_subcommand("remove", "take USER out of the mesh");
-  remove->add_option("USER", user, "the user name")->required();
+  remove->add_option("USER", user, "the user name")->required()->check(NotEmpty("give the user's name"));
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   // Before anything resolves the configuration (it is resolved once).
@@ -121,11 +122,16 @@ int RunToken(int argc, char** argv) {
   ctx.AddFlags(app, false, false, true);
   std::string name = "cli", mesh, id;
   auto* create = app.add_subcommand("create", "create a token; prints it once");
-  create->add_option("--name", name, "a label for the token")->capture_default_str();
-  create->add_option("--mesh", mesh, "make it work on this mesh alone");
+  create->add_option("--name", name, "a label for the token")
+      ->capture_default_str()
+      ->check(NotEmpty("give a label, or leave --name out"));
+  create->add_option("--mesh", mesh, "make it work on this mesh alone")
+      ->check(NotEmpty("give the mesh id, or leave --mesh out for a token of every mesh"));
   auto* list = app.add_subcommand("list", "your tokens (never their secrets)");
   auto* revoke = app.add_subcommand("revoke", "revoke a token: it fails from the next request on");
-  revoke->add_option("ID", id, "the token id (tok_...)")->required();
+  revoke->add_option("ID", id, "the token id (tok_...)")
+      ->required()
+      ->check(NotEmpty("give the token id (`meshwire token list`)"));
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();

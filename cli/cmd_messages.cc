@@ -115,7 +115,8 @@ int RunSend(int argc, char** argv) {
   app.add_option("TEXT", text, "the message (1-10240 bytes of UTF-8)")->required();
   app.add_option("--to", to, "the recipient's agent name or id (default: all; with --reply-to, its sender)");
   app.add_option("--reply-to", reply_to, "the id of the message this answers; goes to that message's sender "
-                                         "unless --to says otherwise");
+                                         "unless --to says otherwise")
+      ->check(NotEmpty("give the id of the message this answers, or leave --reply-to out"));
   app.add_option("--priority", priority, "urgent, high, normal or low")
       ->check(CLI::IsMember({"urgent", "high", "normal", "low"}));
   app.add_option("--wait-ack", wait_ack, "wait up to S seconds until every recipient acknowledged it (exit 4 if not)")

@@ -11,12 +11,28 @@ namespace meshwire::cli {
 
 Error ConfigError(const std::string& message) { return Error(2, "config", message); }
 
+CLI::Validator NotEmpty(const std::string& give) {
+  return CLI::Validator(
+      [give](std::string& value) {
+        return value.empty() ? "is empty (an unset shell variable?): " + give : std::string();
+      },
+      "", "NotEmpty");
+}
+
 void CommandContext::AddFlags(CLI::App& app, bool with_mesh, bool with_agent, bool with_json) {
   app.add_option("--url", url_, "the relay's URL (default: MESHWIRE_URL, credentials, " +
-                                    std::string(kDefaultUrl) + ")");
-  app.add_option("--token", token_, "API token (default: MESHWIRE_TOKEN, ~/.meshwire/credentials.json)");
-  if (with_mesh) app.add_option("--mesh", mesh_, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)");
-  if (with_agent) app.add_option("--name", name_, "this agent's name (default: MESHWIRE_AGENT_NAME, .mesh.json)");
+                                    std::string(kDefaultUrl) + ")")
+      ->check(NotEmpty("give the relay's URL, or leave --url out"));
+  app.add_option("--token", token_, "API token (default: MESHWIRE_TOKEN, ~/.meshwire/credentials.json)")
+      ->check(NotEmpty("give the token (mw_...), or leave --token out"));
+  if (with_mesh) {
+    app.add_option("--mesh", mesh_, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)")
+        ->check(NotEmpty("give the mesh id, or leave --mesh out"));
+  }
+  if (with_agent) {
+    app.add_option("--name", name_, "this agent's name (default: MESHWIRE_AGENT_NAME, .mesh.json)")
+        ->check(NotEmpty("give the agent's name, or leave --name out"));
+  }
   if (with_json) app.add_flag("--json", json_, "print JSON for scripts");
 }
 
@@ -174,6 +190,8 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
       what = given.empty() ? at_name + " needs a subcommand: " + names + "."
                            : at_name + " has no subcommand \"" + given + "\"; it has " + names + ".";
     }
+    static const std::regex kEmpty(R"(^(\S+): is empty)");  // NotEmpty's: "--mesh is empty ..."
+    what = std::regex_replace(what, kEmpty, "$1 is empty");
     static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");
     what = std::regex_replace(what, kRange, "must be a whole number from $2 to $3 (got \"$1\")");
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();

@@ -16,6 +16,11 @@ namespace meshwire::cli {
 /// A usage/configuration problem: status 2 (exit code 2).
 Error ConfigError(const std::string& message);
 
+/// For an option or argument that must not be empty when given: `--to
+/// "$PEER"` with PEER unset is a usage error, never a silent default.
+/// `give` says what to give instead, e.g. "give the mesh id, or leave --mesh out".
+CLI::Validator NotEmpty(const std::string& give);
+
 class CommandContext {
  public:
   /// Adds the common flags to `app`; `with_agent` adds --name too.

@@ -61,7 +61,9 @@ const Command* Find(const char* name) {
 }
 
 int RunHelp(int argc, char** argv) {
-  if (argc < 2) {
+  // `help --help`, `help help`: help's own help is the general one.
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
+      std::strcmp(argv[1], "help") == 0) {
     PrintUsage(stdout);
     return kExitOk;
   }

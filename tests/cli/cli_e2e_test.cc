@@ -879,6 +879,44 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
       CHECK(r.code == 0);
       CHECK(r.out.find("Usage") != std::string::npos);
     }
+    // help's own help is the general one.
+    for (const char* c : {"--help", "-h", "help"}) {
+      CAPTURE(c);
+      CommandResult r = m.Mw({"help", c});
+      CHECK(r.code == 0);
+      CHECK(r.out.find("Usage: meshwire <command> [options]") != std::string::npos);
+      CHECK(r.err == "");
+    }
+  }
+  SUBCASE("an empty value or id (an unset shell variable) is a usage error, never a default") {
+    // The relay would get "DELETE /tokens/", a broadcast, or the saved URL:
+    // each stops before anything is sent or saved.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"send", "hi", "--reply-to", ""}, "--reply-to is empty"},
+        {{"send", "hi", "--mesh", ""}, "--mesh is empty"},
+        {{"send", "hi", "--name", ""}, "--name is empty"},
+        {{"agents", "--url", ""}, "--url is empty"},
+        {{"agents", "--token", ""}, "--token is empty"},
+        {{"init", "--token", ""}, "--token is empty"},
+        {{"mcp", "--name", ""}, "--name is empty"},
+        {{"mcp", "--default-mesh", ""}, "--default-mesh is empty"},
+        {{"login", "--url", ""}, "--url is empty"},
+        {{"token", "revoke", ""}, "ID is empty"},
+        {{"token", "create", "--mesh", ""}, "--mesh is empty"},
+        {{"mesh", "use", ""}, "ID is empty"},
+        {{"mesh", "delete", ""}, "ID is empty"},
+        {{"mesh", "create", ""}, "NAME is empty"},
+        {{"mesh", "members", "add", ""}, "USER is empty"},
+        {{"mesh", "members", "remove", ""}, "USER is empty"},
+    };
+    for (const auto& [args, says] : cases) {
+      CAPTURE(args);
+      CommandResult r = m.Mw(args, tok);
+      CHECK(r.code == 2);
+      CHECK(OneSentence(r.err));
+      CHECK(r.err.find("meshwire: " + says + " (an unset shell variable?): give ") == 0);
+      CHECK(r.out == "");
+    }
   }
   (void)mesh;
 }
