@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <regex>
 
 #include "cli/commands.h"
 #include "cli/context.h"
 #include "relay-client/config.h"
 #include "schemas/error.h"
+#include "schemas/ids.h"
 #include "server/core/clock.h"
 #include "server/core/mesh_service.h"
 #include "server/storage/migrate.h"
@@ -21,6 +23,21 @@
 namespace meshwire::cli {
 
 namespace {
+
+/// Why `spec` is no storage meshwire has, before anything opens it: a
+/// scheme other than sqlite: and postgres(ql)://, which OpenStore would take
+/// for a file's name ("bogus:x"); empty when it may be one.
+std::string StorageProblem(const std::string& spec) {
+  static const std::regex kScheme(R"(^[A-Za-z][A-Za-z0-9+.\-]*:)");
+  if (spec.rfind("sqlite:", 0) == 0 || spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0 ||
+      !std::regex_search(spec, kScheme)) {
+    return "";
+  }
+  const bool uri = spec.find("://") != std::string::npos;  // may hold a password: never echoed
+  return "--storage " + StorageForDisplay(spec) +
+         ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL (postgres://user:pass@host:port/db), nothing else" +
+         (uri ? "." : "; for a file whose name has a colon, write sqlite:" + spec + ".");
+}
 
 int RunMigrate(const std::string& from, const std::string& to) {
   if (from.rfind("sqlite:", 0) != 0) {
@@ -60,10 +77,14 @@ int RunAdmin(int argc, char** argv) {
       "create", "Create a token for USER (creating the user) and print it alone on stdout.");
   std::string user, name = "admin", storage, mesh;
   create->add_option("--user", user, "the user the token acts as")->required();
-  create->add_option("--name", name, "a label for the token")->capture_default_str();
-  create->add_option("--mesh", mesh, "make the token work on this mesh alone");
+  create->add_option("--name", name, "a label for the token")
+      ->capture_default_str()
+      ->check(NotEmpty("give a label, or leave --name out"));
+  create->add_option("--mesh", mesh, "make the token work on this mesh alone")
+      ->check(NotEmpty("give the mesh id, or leave --mesh out for a token of every mesh"));
   create->add_option("--storage", storage,
-                     "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db) or postgres://...");
+                     "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db) or postgres://...")
+      ->check(NotEmpty("give the relay's storage, or leave --storage out for the default"));
   auto* migrate = app.add_subcommand(
       "migrate",
       "Copy a SQLite relay's data (users, token hashes, meshes, members, agents, messages, "
@@ -74,6 +95,11 @@ int RunAdmin(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   if (migrate->parsed()) return RunMigrate(from, to);
+  // Every flag is checked before the storage is opened (which creates a SQLite file).
+  if (!IsValidName(user)) {
+    return FailUsage("--user must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" + ShownName(user) + "\").");
+  }
+  if (std::string problem = StorageProblem(storage); !problem.empty()) return FailUsage(problem);
   if (storage.empty()) {
     // The default storage's folder, as `meshwire server` makes it, so the
     // order of the two commands does not matter.

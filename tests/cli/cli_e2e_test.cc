@@ -1080,4 +1080,33 @@ TEST_CASE("a credentials.json that cannot be read is named with the reason, not 
                         "aside, then run the command again.\n");
 }
 
+TEST_CASE("admin token create checks every flag before it opens (and so creates) the storage") {
+  TempDir d;
+  auto admin = [&d](const std::vector<std::string>& flags) {
+    std::vector<std::string> args = {kBinary, "admin", "token", "create"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return Run(args, {"MESHWIRE_HOME=" + d / "home"}, d.path().string());
+  };
+  CommandResult bogus = admin({"--user", "x", "--storage", "bogus:x"});
+  CHECK(bogus.code == 2);
+  CHECK(bogus.out == "");
+  CHECK(bogus.err == "meshwire: --storage bogus:x: meshwire stores in SQLite (sqlite:PATH) or PostgreSQL "
+                     "(postgres://user:pass@host:port/db), nothing else; for a file whose name has a colon, write "
+                     "sqlite:bogus:x.\n");
+  CHECK_FALSE(fs::exists(d / "bogus:x"));
+  CommandResult mysql = admin({"--user", "x", "--storage", "mysql://u:secret@h/db"});
+  CHECK(mysql.code == 2);
+  CHECK(mysql.err.find("secret") == std::string::npos);
+  CommandResult bad_user = admin({"--user", "bad user!", "--storage", "sqlite:" + d / "new.db"});
+  CHECK(bad_user.code == 2);
+  CHECK(bad_user.err == "meshwire: --user must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"bad user!\").\n");
+  CHECK_FALSE(fs::exists(d / "new.db"));
+  CHECK(admin({"--user", "x", "--mesh", "", "--storage", "sqlite:" + d / "new.db"}).code == 2);
+  CHECK_FALSE(fs::exists(d / "new.db"));
+  // A colon in a file's name is still a file with sqlite:.
+  CommandResult colon = admin({"--user", "x", "--storage", "sqlite:" + d / "a:b.db"});
+  CHECK(colon.code == 0);
+  CHECK(fs::exists(d / "a:b.db"));
+}
+
 }  // namespace meshwire::testing
