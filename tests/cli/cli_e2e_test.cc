@@ -1109,4 +1109,38 @@ TEST_CASE("admin token create checks every flag before it opens (and so creates)
   CHECK(fs::exists(d / "a:b.db"));
 }
 
+TEST_CASE("wait waits through a relay restart: the 503 of its shutdown, then a refused connection") {
+  TempDir relay_dir;
+  auto start = [&relay_dir](int port) {
+    return std::make_unique<ChildProcess>(
+        std::vector<std::string>{kBinary, "server", "--listen", "127.0.0.1:" + std::to_string(port), "--storage",
+                                 "sqlite:" + relay_dir / "relay.db"},
+        std::vector<std::string>{"MESHWIRE_HOME=" + relay_dir.path().string()});
+  };
+  RelayProcess first(relay_dir);
+  const int port = first.port;
+  const std::string token = AdminToken(relay_dir, "alice");
+  UserMachine m;
+  m.extra_env = {"MESHWIRE_URL=" + first.url(), "MESHWIRE_TOKEN=" + token};
+  CommandResult created = m.Mw({"mesh", "create", "restarts", "--json"});
+  REQUIRE(created.code == 0);
+  const std::string mesh = json::parse(created.out)["mesh_id"];
+  m.extra_env.push_back("MESHWIRE_MESH_ID=" + mesh);
+  REQUIRE(m.Mw({"agents"}).code == 0);
+  std::vector<std::string> wait_args = {kBinary, "wait", "--name", "waiter", "--timeout", "60"};
+  ChildProcess waiter(wait_args, m.Env(), m.workspace);
+  // Registered and parked in a poll.
+  for (int i = 0; i < 100 && m.Mw({"agents"}).out.find("waiter") == std::string::npos; ++i) usleep(50000);
+  usleep(300000);
+  REQUIRE(first.process.Signal(SIGTERM, 15000));
+  auto again = start(port);
+  REQUIRE_MESSAGE(again->WaitForStderr("listening on http"), again->stderr_seen());
+  CHECK(m.Mw({"send", "after the restart", "--to", "waiter", "--name", "sender"}).code == 0);
+  auto status = waiter.Wait(20000);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(waiter.ReadStdout().find("after the restart") != std::string::npos);
+}
+
 }  // namespace meshwire::testing
