@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
-#include <regex>
 
 #include "cli/commands.h"
 #include "cli/context.h"
@@ -23,21 +22,6 @@
 namespace meshwire::cli {
 
 namespace {
-
-/// Why `spec` is no storage meshwire has, before anything opens it: a
-/// scheme other than sqlite: and postgres(ql)://, which OpenStore would take
-/// for a file's name ("bogus:x"); empty when it may be one.
-std::string StorageProblem(const std::string& spec) {
-  static const std::regex kScheme(R"(^[A-Za-z][A-Za-z0-9+.\-]*:)");
-  if (spec.rfind("sqlite:", 0) == 0 || spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0 ||
-      !std::regex_search(spec, kScheme)) {
-    return "";
-  }
-  const bool uri = spec.find("://") != std::string::npos;  // may hold a password: never echoed
-  return "--storage " + StorageForDisplay(spec) +
-         ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL (postgres://user:pass@host:port/db), nothing else" +
-         (uri ? "." : "; for a file whose name has a colon, write sqlite:" + spec + ".");
-}
 
 int RunMigrate(const std::string& from, const std::string& to) {
   if (from.rfind("sqlite:", 0) != 0) {

@@ -252,6 +252,12 @@ int RunServer(int argc, char** argv) {
                   "0.0.0.0:7420 or [::]:7420 (got \"{}\").", listen);
     return kExitUsage;
   }
+  // "bogus:x" would become a SQLite file of that name; a URI's scheme
+  // ("mysql://") the store factory refuses itself.
+  if (std::string problem = StorageProblem(storage); !problem.empty() && storage.find("://") == std::string::npos) {
+    spdlog::error("{}", problem);
+    return kExitUsage;
+  }
   const std::string home = MeshwireHomeDir(ProcessEnv()).string();
   const std::string default_storage = "sqlite:" + home + "/relay.db";  // what admin opens without --storage
   if (storage.empty()) {

@@ -1080,7 +1080,7 @@ TEST_CASE("a credentials.json that cannot be read is named with the reason, not 
                         "aside, then run the command again.\n");
 }
 
-TEST_CASE("admin token create checks every flag before it opens (and so creates) the storage") {
+TEST_CASE("admin token create (and server) check every flag before they open (and so create) the storage") {
   TempDir d;
   auto admin = [&d](const std::vector<std::string>& flags) {
     std::vector<std::string> args = {kBinary, "admin", "token", "create"};
@@ -1103,6 +1103,12 @@ TEST_CASE("admin token create checks every flag before it opens (and so creates)
   CHECK_FALSE(fs::exists(d / "new.db"));
   CHECK(admin({"--user", "x", "--mesh", "", "--storage", "sqlite:" + d / "new.db"}).code == 2);
   CHECK_FALSE(fs::exists(d / "new.db"));
+  // `server` refuses it the same way, before it creates anything.
+  CommandResult server = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "bogus:x"},
+                             {"MESHWIRE_HOME=" + d / "home"}, d.path().string());
+  CHECK(server.code == 2);
+  CHECK(server.err.find("--storage bogus:x: meshwire stores in SQLite") != std::string::npos);
+  CHECK_FALSE(fs::exists(d / "bogus:x"));
   // A colon in a file's name is still a file with sqlite:.
   CommandResult colon = admin({"--user", "x", "--storage", "sqlite:" + d / "a:b.db"});
   CHECK(colon.code == 0);
