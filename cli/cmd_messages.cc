@@ -311,9 +311,7 @@ int RunWait(int argc, char** argv) {
         // The relay answered (the agent is registered): a restart (503
         // shutting down, then a refused connection), an overloaded proxy or
         // a blip is waited through, as listen does, within the timeout.
-        const bool transient = e.code() != "tls_untrusted" &&
-                               (e.status() == 0 || e.status() == 502 || e.status() == 503 || e.status() == 429);
-        if (!transient) throw;
+        if (!Retryable(e)) throw;
         auto delay = std::chrono::milliseconds(2000);
         if (timeout_s > 0) delay = std::min(delay, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
         if (delay.count() <= 0) break;

@@ -76,12 +76,12 @@ std::string Encode(const std::string& s) {
   return out;
 }
 
+}  // namespace
+
 bool Retryable(const Error& e) {
   if (e.code() == "tls_untrusted") return false;  // a setting must change first
   return e.status() == 0 || e.status() == 503 || e.status() == 429 || e.status() == 502;
 }
-
-}  // namespace
 
 RetryPolicy RetryPolicy::Standard() {
   using std::chrono::seconds;

@@ -26,6 +26,11 @@
 
 namespace meshwire {
 
+/// A failure that may pass by itself (the relay restarting, overloaded or
+/// unreachable for a moment: status 0, 502, 503, 429), so the request can
+/// be tried again; not an untrusted certificate, which needs a setting.
+bool Retryable(const Error& e);
+
 struct RetryPolicy {
   std::vector<std::chrono::milliseconds> delays;  // empty: no retries
   /// Called before each wait: (attempt number from 1, the delay, the error).
