@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
@@ -14,12 +15,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_set>
 
 #include "schemas/error.h"
+#include "server/core/handoff.h"
 #include "server/core/thread_name.h"
 #include "server/http/url.h"
 
@@ -35,6 +38,10 @@ using ErrorCode = boost::system::error_code;
 namespace {
 
 constexpr std::size_t kFirstRead = 512;
+// Answers handed over together (HandOffBatch) go to the event loop in posts
+// of at most this many: a batch of sends is one post, a broadcast to
+// thousands of parked polls is spread over every event-loop thread.
+constexpr std::size_t kGatheredPerPost = 32;
 // Bytes read but not yet parsed that a connection may hold: the headers (at
 // most max_header_bytes, 16 KiB by default) and a read's worth; a body goes
 // into the request as it is parsed. A chunk line that never ends (64 MiB of
@@ -102,6 +109,12 @@ std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string
   return ctx;
 }
 
+/// The steady clock in milliseconds (idle connections; never 0).
+std::int64_t SteadyMs() {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+}
+
 /// Splits a request target into its decoded path and query; false when an
 /// escape is malformed.
 bool SplitTarget(const std::string& target, HttpRequest& req) {
@@ -129,6 +142,7 @@ struct HttpRuntime::Impl {
         acceptor(ioc),
         grace(control),
         accept_retry(ioc),
+        idle_sweep(control),
         workers(options.workers) {}
   ~Impl() {
     // Handlers still queued hold connections: they unregister as they go.
@@ -141,6 +155,12 @@ struct HttpRuntime::Impl {
   void Unregister(SessionBase* s);
   /// Closes every connection, whatever it is doing; returns how many.
   std::size_t ForceCloseAll();
+  /// Every idle_timeout_ms / 8 (10 ms to 5 s): closes the connections idle
+  /// for idle_timeout_ms, so that no read arms a timer of its own.
+  void SweepIdle();
+  /// HandOffBatch's flush: `work` in posts of at most kGatheredPerPost, so
+  /// that a broadcast's thousands of answers are written by every thread.
+  static void RunGathered(void* self, std::vector<HandOffBatch::Work> work);
   std::shared_ptr<ssl::context> Tls() {
     std::lock_guard lock(tls_mu);
     return tls;
@@ -160,6 +180,7 @@ struct HttpRuntime::Impl {
   tcp::acceptor acceptor;
   net::steady_timer grace;         // Stop(): the end of the grace period; on `control`
   net::steady_timer accept_retry;  // after accept fails (out of descriptors)
+  net::steady_timer idle_sweep;    // SweepIdle; on `control`
   WorkerPool workers;
 };
 
@@ -181,6 +202,14 @@ class SessionBase {
   virtual void ForceClose() = 0;
   /// Starts watching for the client hanging up while request `number` waits.
   virtual void WatchHangUp(std::uint64_t number) = 0;
+  /// The sweep found the connection idle since `cutoff_ms` or before: close
+  /// it if it still is. Called with the runtime's session lock held.
+  virtual void CloseIfIdle(std::int64_t cutoff_ms) = 0;
+
+  /// When the connection began to wait for its next request (SteadyMs), or 0
+  /// while a request is read, handled or answered. Written on the
+  /// connection's strand, read by the sweep.
+  std::atomic<std::int64_t> idle_since_ms{0};
 
  protected:
   HttpRuntime::Impl& rt_;
@@ -289,7 +318,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void Deliver(std::uint64_t number, std::function<HttpResponse()> make) override {
-    net::post(Lowest().get_executor(), [self = this->shared_from_this(), number, make = std::move(make)] {
+    auto work = [self = this->shared_from_this(), number, make = std::move(make)] {
       if (self->state_ != State::kHandling || number != self->number_) return;
       HttpResponse r;
       try {
@@ -299,7 +328,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         r = HttpResponse::FromError(Error(500, "internal", "The relay failed on this request."));
       }
       self->Write(std::move(r), self->keep_alive_);
-    });
+    };
+    // Answers of a batch of commits go to the event loop together, each then
+    // run at once on its connection's strand when that is free.
+    if (!HandOffBatch::Open()) return net::post(Lowest().get_executor(), std::move(work));
+    HandOffBatch::Add(&rt_, &HttpRuntime::Impl::RunGathered,
+                      [ex = Lowest().get_executor(), work = std::move(work)]() mutable {
+                        net::dispatch(ex, std::move(work));
+                      });
   }
 
   std::shared_ptr<EventStream> StartStream(std::uint64_t number, HttpResponse head) override;
@@ -323,6 +359,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     net::post(executor, [self = std::move(self)] {
       if (self->state_ == State::kClosed) return self->ForceCloseSocket();  // lingering after its answer
       self->HangUp();
+    });
+  }
+
+  void CloseIfIdle(std::int64_t cutoff_ms) override {
+    auto self = this->weak_from_this().lock();
+    if (!self) return;
+    auto executor = Lowest().get_executor();
+    net::post(executor, [self = std::move(self), cutoff_ms] {
+      const std::int64_t since = self->idle_since_ms.load(std::memory_order_relaxed);
+      if (self->state_ == State::kIdle && since != 0 && since <= cutoff_ms) self->Close();
     });
   }
 
@@ -355,9 +401,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     state_ = State::kIdle;
     if (rt_.stopping) return Close();
     if (buffer_.size() > 0) return DoReadHeader();  // a pipelined request is here already
-    Lowest().expires_after(std::chrono::milliseconds(rt_.options.idle_timeout_ms));
+    // No timer per read: the runtime's sweep closes a connection idle for
+    // idle_timeout_ms (Impl::SweepIdle).
+    Lowest().expires_never();
+    idle_since_ms.store(SteadyMs(), std::memory_order_relaxed);
     stream_.async_read_some(buffer_.prepare(kFirstRead),
                             [self = this->shared_from_this()](ErrorCode ec, std::size_t n) {
+                              self->idle_since_ms.store(0, std::memory_order_relaxed);
                               if (ec || self->state_ != State::kIdle) return self->Close();
                               self->buffer_.commit(n);
                               self->DoReadHeader();
@@ -370,6 +420,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(rt_.options.max_header_bytes));
     parser_->body_limit(rt_.options.max_body_bytes);
+    // A request that came whole with the first read (most do) is parsed
+    // here, without a timer or a trip through the event loop.
+    ErrorCode buffered_ec;
+    ParseBuffered(buffered_ec);
+    if (buffered_ec) return Refuse(buffered_ec);
+    if (parser_->is_header_done()) return OnHeader({});
     ArmRequestDeadline();
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
@@ -377,11 +433,29 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                             });
   }
 
+  /// Feeds the parser what the buffer holds, up to the end of the header
+  /// (which OnHeader checks before any of the body is read) or of the
+  /// request; `ec` is the parser's error, not its wish for more.
+  void ParseBuffered(ErrorCode& ec) {
+    const bool header_was_done = parser_->is_header_done();
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      const std::size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == http::error::need_more) {
+        ec = {};
+        return;
+      }
+      if (ec || n == 0 || (!header_was_done && parser_->is_header_done())) return;
+    }
+  }
+
   /// One deadline for the whole request, headers and body: a client that
   /// trickles bytes cannot hold the connection past it. Not the stream's own
   /// timeout, which closes the socket: this one cancels the read, so the
   /// client is told 408 (Refuse).
   void ArmRequestDeadline() {
+    if (deadline_armed_) return;
+    deadline_armed_ = true;
     Lowest().expires_never();
     if (!deadline_) deadline_.emplace(Lowest().get_executor());
     deadline_->expires_after(std::chrono::milliseconds(rt_.options.request_timeout_ms));
@@ -393,6 +467,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
   void DisarmRequestDeadline() {
+    if (!std::exchange(deadline_armed_, false)) return;
     ++deadline_number_;
     if (deadline_) deadline_->cancel();
   }
@@ -436,7 +511,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                           "The relay reads request bodies as they are or with Transfer-Encoding: chunked, "
                           "nothing else; send the body uncompressed with Content-Length."));
     }
+    ErrorCode body_ec;
+    ParseBuffered(body_ec);  // what of the body came with the header
+    if (body_ec) return Refuse(body_ec);
     if (parser_->is_done()) return OnRequest();
+    ArmRequestDeadline();
     auto expect = msg[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -733,6 +812,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::optional<net::steady_timer> deadline_;  // the request's (ArmRequestDeadline)
   std::uint64_t deadline_number_ = 0;          // which arming a firing belongs to
   bool timed_out_ = false;                     // the deadline cancelled the read
+  bool deadline_armed_ = false;                // ArmRequestDeadline ran, DisarmRequestDeadline not since
   // Event stream: chunks waiting to be written, in order (allocated by the
   // first stream: an empty std::deque already costs half a KiB).
   std::unique_ptr<std::deque<std::string>> out_;
@@ -866,6 +946,36 @@ std::size_t HttpRuntime::Impl::ForceCloseAll() {
   return sessions.size();
 }
 
+void HttpRuntime::Impl::SweepIdle() {
+  if (stopping) return;
+  const auto period = std::clamp<Millis>(options.idle_timeout_ms / 8, 10, 5000);
+  idle_sweep.expires_after(std::chrono::milliseconds(period));
+  idle_sweep.async_wait([this](ErrorCode ec) {
+    if (ec || stopping) return;
+    const std::int64_t cutoff = SteadyMs() - options.idle_timeout_ms;
+    {
+      std::lock_guard lock(sessions_mu);
+      for (SessionBase* s : sessions) {
+        const std::int64_t since = s->idle_since_ms.load(std::memory_order_relaxed);
+        if (since != 0 && since <= cutoff) s->CloseIfIdle(cutoff);
+      }
+    }
+    SweepIdle();
+  });
+}
+
+void HttpRuntime::Impl::RunGathered(void* self, std::vector<HandOffBatch::Work> work) {
+  auto& rt = *static_cast<HttpRuntime::Impl*>(self);
+  for (std::size_t i = 0; i < work.size(); i += kGatheredPerPost) {
+    const std::size_t end = std::min(work.size(), i + kGatheredPerPost);
+    std::vector<HandOffBatch::Work> part(std::make_move_iterator(work.begin() + i),
+                                         std::make_move_iterator(work.begin() + end));
+    net::post(rt.ioc, [part = std::move(part)]() mutable {
+      for (auto& w : part) w();
+    });
+  }
+}
+
 void HttpRuntime::Impl::Accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](ErrorCode ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
@@ -923,6 +1033,7 @@ int HttpRuntime::Bind() {
 
 void HttpRuntime::Run() {
   impl_->Accept();
+  net::post(impl_->control, [impl = impl_.get()] { impl->SweepIdle(); });
   std::vector<std::thread> threads;
   for (int i = 1; i < impl_->options.io_threads; ++i) {
     threads.emplace_back([this] {
@@ -942,6 +1053,7 @@ void HttpRuntime::Stop() {
     ErrorCode ec;
     impl->acceptor.close(ec);
     impl->accept_retry.cancel();
+    impl->idle_sweep.cancel();
     // Armed first: the last connection's cancel (posted to the same strand)
     // then always finds it armed.
     impl->grace.expires_after(std::chrono::milliseconds(impl->options.stop_grace_ms));

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "schemas/error.h"
+#include "server/core/handoff.h"
 #include "server/core/thread_name.h"
 #include "server/storage/conflict.h"
 
@@ -295,6 +296,8 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
       }
     }
   }
+  // The answers' hand-offs to the event loops go together (handoff.h).
+  HandOffBatch gather;
   AnswerBatch(batch, errors, batch_error);
 }
 

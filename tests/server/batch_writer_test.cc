@@ -106,4 +106,49 @@ TEST_CASE("BatchWriter: a batch the database rolled back over a conflict runs ag
   CHECK(std::count(log.lines.begin(), log.lines.end(), "COMMIT") == 0);
 }
 
+
+TEST_CASE("HandOffBatch: work for a target is gathered while a batch is open and handed over at its end, in order") {
+  static std::vector<std::pair<int, std::vector<int>>> flushed;  // (target, work's numbers)
+  flushed.clear();
+  HandOffBatch::Flush flush = [](void* target, std::vector<HandOffBatch::Work> work) {
+    std::vector<int> ran;
+    for (auto& w : work) {
+      w();
+      ran.push_back(static_cast<int>(ran.size()));
+    }
+    flushed.emplace_back(*static_cast<int*>(target), ran);
+  };
+  int one = 1, two = 2;
+  std::vector<int> order;
+  CHECK_FALSE(HandOffBatch::Open());
+  {
+    HandOffBatch batch;
+    REQUIRE(HandOffBatch::Open());
+    HandOffBatch::Add(&one, flush, [&] { order.push_back(10); });
+    HandOffBatch::Add(&two, flush, [&] { order.push_back(20); });
+    {
+      HandOffBatch inner;  // joins the outer batch: nothing is handed over at its end
+      HandOffBatch::Add(&one, flush, [&] { order.push_back(11); });
+    }
+    CHECK(flushed.empty());
+    CHECK(order.empty());
+  }
+  CHECK_FALSE(HandOffBatch::Open());
+  // One hand-over per target, in the order of first use; each target's work in order.
+  REQUIRE(flushed.size() == 2);
+  CHECK(flushed[0] == std::pair<int, std::vector<int>>{1, {0, 1}});
+  CHECK(flushed[1] == std::pair<int, std::vector<int>>{2, {0}});
+  CHECK(order == std::vector<int>{10, 11, 20});
+}
+
+TEST_CASE("BatchWriter answers a batch inside a HandOffBatch, so its answers' hand-offs go together") {
+  Log log;
+  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
+  std::promise<bool> open_in_answer;
+  writer.Submit([](FakeConn& k) { k.Note("op"); }, nullptr,
+                [&](std::exception_ptr e) { open_in_answer.set_value(!e && HandOffBatch::Open()); });
+  CHECK(open_in_answer.get_future().get());
+  CHECK_FALSE(HandOffBatch::Open());  // not on this thread
+}
+
 }  // namespace meshwire

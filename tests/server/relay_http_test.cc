@@ -265,6 +265,55 @@ TEST_CASE("an answer larger than the socket takes at once arrives whole, and the
   CHECK(client.ReadAnswer(5s).find("\"status\":\"ok\"") != std::string::npos);
 }
 
+TEST_CASE("requests pipelined in one segment, and a body that comes after its header, are answered in order") {
+  Mesh2 t;
+  RawClient client(t.relay.port());
+  const std::string auth = "Authorization: Bearer " + t.alice + "\r\n";
+  const std::string body = R"({"from":"agent-a","to":"agent-b","content":"one"})";
+  const std::string send = "POST " + t.Path("/messages") + " HTTP/1.1\r\nHost: relay\r\n" + auth +
+                           "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n";
+  // Three requests in one write: each is parsed from what the first read brought.
+  client.Send(send + body + "GET /health HTTP/1.1\r\nHost: relay\r\n\r\n" + send + body);
+  CHECK(client.WaitFor("\"status\":\"ok\""));
+  CHECK(client.WaitFor("\"seq\":2"));
+  const std::string answers = client.text();
+  CHECK(answers.find("\"seq\":1") < answers.find("\"status\":\"ok\""));
+  CHECK(answers.find("\"status\":\"ok\"") < answers.find("\"seq\":2"));
+  CHECK(client.Count("HTTP/1.1 201") == 2);
+  // A header now, its body later: the relay waits for the body, then answers.
+  client.ReadAnswer(100ms);
+  client.Send(send);
+  std::this_thread::sleep_for(100ms);
+  CHECK(client.text().empty());
+  client.Send(body);
+  CHECK(client.WaitFor("\"seq\":3"));
+  CHECK(t.Contents(t.Poll(t.b, "&after=0")) == std::vector<std::string>{"one", "one", "one"});
+}
+
+TEST_CASE("keep-alive: a connection idle for the idle timeout is closed; one in use is not") {
+  RelayOptions options;
+  options.idle_timeout_ms = 400;
+  TestRelay relay(options);
+  const auto started = std::chrono::steady_clock::now();
+  RawClient silent(relay.port());  // never sends a byte
+  RawClient idle(relay.port());    // one request, then nothing
+  RawClient busy(relay.port());    // a request every 100 ms
+  idle.Send("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  REQUIRE(idle.WaitFor("\"status\":\"ok\""));
+  for (int i = 0; i < 15; ++i) {  // 1.5 s: almost four idle timeouts
+    busy.Send("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n");
+    REQUIRE(busy.WaitFor("\"status\":\"ok\""));
+    busy.ReadAnswer(1ms);
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(silent.ClosedByRelay(3s));
+  CHECK(idle.ClosedByRelay(3s));
+  CHECK(std::chrono::steady_clock::now() - started >= 400ms);
+  busy.Send("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  CHECK(busy.WaitFor("\"status\":\"ok\""));
+}
+
 TEST_CASE("shutdown answers parked polls with what they have") {
   auto t = std::make_unique<Mesh2>();
   auto poll = std::async(std::launch::async, [&] { return t->Poll(t->b, "&wait=60"); });
