@@ -119,6 +119,11 @@ TEST_CASE("MessageJsonText writes exactly what ToJson(message).dump() writes") {
   CHECK(MessageJsonText(m) == ToJson(m).dump());
   m.metadata_json = "";  // not an object: shown as {} by both
   CHECK(MessageJsonText(m) == ToJson(m).dump());
+  // Escapes first, last, alone and back to back; no escape at all; nothing.
+  for (const char* content : {"", "\"", "\n\n", "\\x", "x\x02", "plain text, no escape", "\t\"\\\x7f\xC3\xA9"}) {
+    m.content = content;
+    CHECK(MessageJsonText(m) == ToJson(m).dump());
+  }
 }
 
 }  // namespace meshwire
