@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -189,6 +190,8 @@ class SqlStore : public Store {
     Millis at = 0;
   };
   static constexpr std::chrono::milliseconds kFetchedDelay{500};  // from the first mark to its write
+  static constexpr std::size_t kSweepDeletesPerOp = 500;          // rows deleted by one writer op of Sweep
+  static constexpr std::size_t kSweepRowsPerRun = 100000;         // messages (and marks) one Sweep removes at most
   std::mutex fetched_mu_;
   std::unordered_map<std::string, Mark> fetched_;  // agent id -> highest; guarded by fetched_mu_
   bool flush_queued_ = false;                      // guarded by fetched_mu_
@@ -984,29 +987,66 @@ std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
 
 template <class Conn>
 SweepResult SqlStore<Conn>::Sweep(Millis now, Millis agent_ttl, Millis acked_grace) {
+  // Which messages and watermarks may go is found on a reader, outside the
+  // writer: no index dates them, so finding them reads the whole table (a
+  // large history takes a fraction of a second), and the writer's sends
+  // must not wait for that. The writer then deletes them by key, in short
+  // operations, each checking again that its row may still go.
   SweepResult result;
   writer_->Run([&](Conn& c) {
     result.agents_removed =
         c.Prepare("DELETE FROM agents WHERE last_seen < ?1").Bind(1, now - agent_ttl).Run();
-    // Direct messages: purged once the recipient acknowledged them or is gone.
-    int direct = c.Prepare(
-                      "DELETE FROM messages WHERE to_agent <> 'all' AND created_at < ?1"
-                      " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = messages.to_agent"
-                      "   AND a.acked_seq < messages.seq)")
-                     .Bind(1, now - acked_grace)
-                     .Run();
-    // Broadcasts: purged once no recipient still lacks them.
-    int broadcast = c.Prepare(
-                         "DELETE FROM messages WHERE to_agent = 'all' AND created_at < ?1"
-                         " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.mesh_id = messages.mesh_id"
-                         "   AND a.id <> messages.from_agent AND a.start_seq < messages.seq"
-                         "   AND a.acked_seq < messages.seq)")
-                        .Bind(1, now - acked_grace)
-                        .Run();
-    result.messages_purged = direct + broadcast;
-    // Watermark history older than the agent TTL no longer dates anything retained.
-    c.Prepare("DELETE FROM watermarks WHERE at < ?1").Bind(1, now - agent_ttl).Run();
   });
+  // Direct messages: purged once the recipient acknowledged them or is gone.
+  // Broadcasts: purged once no recipient still lacks them.
+  static constexpr const char* kDirectPurgeable =
+      "to_agent <> 'all' AND created_at < ?1"
+      " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.id = messages.to_agent"
+      "   AND a.acked_seq < messages.seq)";
+  static constexpr const char* kBroadcastPurgeable =
+      "to_agent = 'all' AND created_at < ?1"
+      " AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.mesh_id = messages.mesh_id"
+      "   AND a.id <> messages.from_agent AND a.start_seq < messages.seq"
+      "   AND a.acked_seq < messages.seq)";
+  const Millis message_cutoff = now - acked_grace;
+  const std::string select_messages = std::string("SELECT mesh_id, seq FROM messages WHERE (") +
+                                      kDirectPurgeable + ") OR (" + kBroadcastPurgeable + ") LIMIT " +
+                                      std::to_string(kSweepRowsPerRun);
+  const std::string delete_message = std::string("DELETE FROM messages WHERE mesh_id = ?2 AND seq = ?3 AND ((") +
+                                     kDirectPurgeable + ") OR (" + kBroadcastPurgeable + "))";
+  auto messages = ReadRows(
+      select_messages.c_str(), [](const auto& st) { return std::make_pair(st.Text(0), st.Int(1)); },
+      message_cutoff);
+  for (std::size_t i = 0; i < messages.size(); i += kSweepDeletesPerOp) {
+    const std::size_t end = std::min(messages.size(), i + kSweepDeletesPerOp);
+    writer_->Run([&](Conn& c) {
+      for (std::size_t k = i; k < end; ++k) {
+        result.messages_purged += c.Prepare(delete_message.c_str())
+                                      .Bind(1, message_cutoff)
+                                      .Bind(2, messages[k].first)
+                                      .Bind(3, messages[k].second)
+                                      .Run();
+      }
+    });
+  }
+  // Watermark history older than the agent TTL no longer dates anything retained.
+  const Millis mark_cutoff = now - agent_ttl;
+  auto marks = ReadRows(
+      ("SELECT agent_id, kind, seq FROM watermarks WHERE at < ?1 LIMIT " + std::to_string(kSweepRowsPerRun)).c_str(),
+      [](const auto& st) { return std::make_tuple(st.Text(0), st.Text(1), st.Int(2)); }, mark_cutoff);
+  for (std::size_t i = 0; i < marks.size(); i += kSweepDeletesPerOp) {
+    const std::size_t end = std::min(marks.size(), i + kSweepDeletesPerOp);
+    writer_->Run([&](Conn& c) {
+      for (std::size_t k = i; k < end; ++k) {
+        c.Prepare("DELETE FROM watermarks WHERE agent_id = ?1 AND kind = ?2 AND seq = ?3 AND at < ?4")
+            .Bind(1, std::get<0>(marks[k]))
+            .Bind(2, std::get<1>(marks[k]))
+            .Bind(3, std::get<2>(marks[k]))
+            .Bind(4, mark_cutoff)
+            .Run();
+      }
+    });
+  }
   return result;
 }
 

@@ -380,6 +380,22 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->FindMessage(m.mesh_id, fresh.id));
   }
 
+  SUBCASE("retention purges more than one writer operation's worth (deleted in parts), and only that") {
+    const Millis day = 24LL * 3600 * 1000;
+    Mesh m = MakeMesh(*store, "alice", 0);
+    Agent a = MakeAgent(*store, m, "a", 0);
+    Agent b = MakeAgent(*store, m, "b", 0);
+    Message last;
+    for (int i = 0; i < 1203; ++i) last = Put(*store, m, a, b.agent_id, "old " + std::to_string(i), 10);
+    Message kept = Put(*store, m, a, b.agent_id, "not acknowledged", 10);
+    store->AdvanceCursor(b.agent_id, last.seq, last.seq, 20);
+    store->RecordPresence({{a.agent_id, 6 * day}, {b.agent_id, 6 * day}});
+    CHECK(store->Sweep(6 * day, 7 * day, 3600 * 1000).messages_purged == 1203);
+    CHECK_FALSE(store->FindMessage(m.mesh_id, last.id));
+    CHECK(store->FindMessage(m.mesh_id, kept.id));
+    CHECK(store->Sweep(6 * day, 7 * day, 3600 * 1000).messages_purged == 0);
+  }
+
   SUBCASE("everything survives closing and reopening") {
     Mesh m = MakeMesh(*store, "alice");
     Agent a = MakeAgent(*store, m, "a");
