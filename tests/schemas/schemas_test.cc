@@ -22,6 +22,9 @@ TEST_CASE("tokens are mw_ and 40 base62 characters; only their SHA-256 is kept")
   CHECK(t.rfind("mw_", 0) == 0);
   CHECK(t.size() == 43);
   CHECK(Sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // The thread's context is reused: each digest starts afresh.
+  CHECK(Sha256Hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  CHECK(Sha256Hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_CASE("names: 1-64 of A-Z a-z 0-9 . _ -") {
