@@ -12,7 +12,7 @@ namespace meshwire {
 class Error : public std::runtime_error {
  public:
   Error(int status, std::string code, const std::string& message)
-      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
+      : std::runtime_error(Printable(message)), status_(status), code_(std::move(code)) {}
 
   int status() const { return status_; }
   const std::string& code() const { return code_; }
@@ -45,6 +45,21 @@ class Error : public std::runtime_error {
   }
 
  private:
+  /// `message` with each NUL byte written as \0: what() is a C string, and a
+  /// NUL in an id the sentence echoes would end it there.
+  static std::string Printable(const std::string& message) {
+    if (message.find('\0') == std::string::npos) return message;
+    std::string out;
+    for (char c : message) {
+      if (c == '\0') {
+        out += "\\0";
+      } else {
+        out.push_back(c);
+      }
+    }
+    return out;
+  }
+
   int status_;
   std::string code_;
   int retry_after_ = 0;

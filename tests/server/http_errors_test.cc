@@ -629,6 +629,12 @@ TEST_CASE("404: unknown mesh, agent, message, token and route") {
   };
   RunCases(w, cases);
 
+  // A NUL in an echoed id does not end the sentence (it ended at `No agent "`).
+  HttpAnswer nul = Send(w.relay, "GET", w.M("/messages?agent_id=x%00y"), a);
+  CHECK(nul.status == 404);
+  const std::string said = json::parse(nul.body)["error"]["message"];
+  CHECK(said.find("No agent \"x\\0y\" in mesh") == 0);
+
   HttpAnswer route = Send(w.relay, "GET", "/nope", a);
   CHECK(route.body.find("<html") == std::string::npos);
   CHECK(route.body.find("<!DOCTYPE") == std::string::npos);
