@@ -15,6 +15,9 @@
 # Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
 ROUNDS=${ROUNDS:-8}
 SECONDS_EACH=${SECONDS_EACH:-3}
 CLIENTS=${CLIENTS:-16}
@@ -46,7 +49,7 @@ trap 'exit 143' TERM
 
 VALUE=$(head -c "$SIZE" /dev/zero | tr '\0' 'x')
 
-# start NAME BINARY ARGS ENV: a relay, a token, a mesh with agents a and b, wrk's script.
+# start NAME BINARY ARGS ENV: a relay, a token, a mesh with two agents, wrk's script (lib.sh).
 start() {
   local name=$1 bin=$2 args=$3 envs=$4 dir=$TMP/$1 port="" i
   mkdir -p "$dir/home"
@@ -66,17 +69,8 @@ start() {
   token=$(MESHWIRE_HOME=$dir/home "$bin" admin token create --user ab --name ab --storage "sqlite:$dir/relay.db" \
     2>"$dir/token.err" | tr -d '[:space:]')
   [[ $token == mw_* ]] || { cat "$dir/token.err" >&2; die "$name: admin token create printed no token"; }
-  api() { curl -sf -X "$1" "$url$2" -H "Authorization: Bearer $token" ${3:+-d "$3"}; }
-  mesh=$(api POST /mesh '{"name":"ab"}' | grep -o '"mesh_id":"[^"]*"' | cut -d'"' -f4)
+  mesh=$(send_setup "$url" "$token" "$dir/send.lua" "$VALUE")
   [[ -n $mesh ]] || die "$name relay: could not create a mesh"
-  api POST "/mesh/$mesh/agents" '{"name":"a"}' >/dev/null
-  api POST "/mesh/$mesh/agents" '{"name":"b"}' >/dev/null
-  cat >"$dir/send.lua" <<EOL
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $token"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"from":"a","to":"b","content":"$VALUE"}'
-EOL
   eval "${name}_URL=$url/mesh/$mesh/messages"
 }
 

@@ -14,6 +14,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 CLIENTS=${CLIENTS:-16}
 SECONDS_EACH=${SECONDS_EACH:-10}
 ROUNDS=${ROUNDS:-3}
@@ -106,12 +108,7 @@ for ((m = 1; m <= MESHES; m++)); do
 done
 MESH=${MESH_IDS[0]//\"/}  # the wake bench's, and the URL wrk is given
 if ((MESHES == 1 && KEYED == 0)); then
-  cat >"$TMP/send.lua" <<EOL
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"from":"bench-a","to":"bench-b","content":"$VALUE"}'
-EOL
+  send_lua "$TMP/send.lua" "$TOKEN" "$VALUE"
 else
   cat >"$TMP/send.lua" <<EOL
 -- each send to one of the meshes at random; with KEYED=1 half carry a fresh idempotency_key

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 SENDS_CLIENTS=${SENDS_CLIENTS:-16}
 SENDS_SECONDS=${SENDS_SECONDS:-10}
@@ -232,17 +234,8 @@ if [[ $BENCH_ONLY != redis ]]; then
   export MESHWIRE_TOKEN=$TOKEN # the bench reads it from the environment, never from argv
 
   # wrk's request: a direct send from agent bench-a to bench-b of a fresh mesh.
-  api() { curl -sf -X "$1" "$URL$2" -H "Authorization: Bearer $TOKEN" ${3:+-d "$3"}; }
-  SEND_MESH=$(api POST /mesh '{"name":"bench-sends"}' | grep -o '"mesh_id":"[^"]*"' | cut -d'"' -f4)
+  SEND_MESH=$(send_setup "$URL" "$TOKEN" "$TMP/send.lua" "$VALUE")
   [[ -n $SEND_MESH ]] || die "could not create the sends mesh"
-  api POST "/mesh/$SEND_MESH/agents" '{"name":"bench-a"}' >/dev/null
-  api POST "/mesh/$SEND_MESH/agents" '{"name":"bench-b"}' >/dev/null
-  cat >"$TMP/send.lua" <<EOL
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $TOKEN"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"from":"bench-a","to":"bench-b","content":"$VALUE"}'
-EOL
 fi
 
 # ---------------------------------------------------------------------------------------------
