@@ -154,6 +154,11 @@ class SqlStore : public Store {
   /// Writes the fetched marks gathered so far (a writer op); `wait`: return
   /// after its commit.
   void FlushFetched(bool wait);
+  /// Sweep's deletions: `del(conn, row)` for each row (it returns the rows
+  /// it deleted), kSweepDeletesPerOp rows per writer operation, so sends
+  /// wait for one part at most; returns how many were deleted.
+  template <class Row, class Delete>
+  int DeleteInParts(const std::vector<Row>& rows, Delete del);
 
   /// One AppendAsync, from its submission to its answer.
   struct PendingAppend {
@@ -986,6 +991,22 @@ std::vector<Receipt> SqlStore<Conn>::Receipts(const Message& m) {
 // --- retention ------------------------------------------------------------------------
 
 template <class Conn>
+template <class Row, class Delete>
+int SqlStore<Conn>::DeleteInParts(const std::vector<Row>& rows, Delete del) {
+  int deleted = 0;
+  for (std::size_t i = 0; i < rows.size(); i += kSweepDeletesPerOp) {
+    const std::size_t end = std::min(rows.size(), i + kSweepDeletesPerOp);
+    int part = 0;
+    writer_->Run([&](Conn& c) {  // may run again after a conflict: counts afresh
+      part = 0;
+      for (std::size_t k = i; k < end; ++k) part += del(c, rows[k]);
+    });
+    deleted += part;
+  }
+  return deleted;
+}
+
+template <class Conn>
 SweepResult SqlStore<Conn>::Sweep(Millis now, Millis agent_ttl, Millis acked_grace) {
   // Which messages and watermarks may go is found on a reader, outside the
   // writer: no index dates them, so finding them reads the whole table (a
@@ -1017,36 +1038,22 @@ SweepResult SqlStore<Conn>::Sweep(Millis now, Millis agent_ttl, Millis acked_gra
   auto messages = ReadRows(
       select_messages.c_str(), [](const auto& st) { return std::make_pair(st.Text(0), st.Int(1)); },
       message_cutoff);
-  for (std::size_t i = 0; i < messages.size(); i += kSweepDeletesPerOp) {
-    const std::size_t end = std::min(messages.size(), i + kSweepDeletesPerOp);
-    writer_->Run([&](Conn& c) {
-      for (std::size_t k = i; k < end; ++k) {
-        result.messages_purged += c.Prepare(delete_message.c_str())
-                                      .Bind(1, message_cutoff)
-                                      .Bind(2, messages[k].first)
-                                      .Bind(3, messages[k].second)
-                                      .Run();
-      }
-    });
-  }
+  result.messages_purged = DeleteInParts(messages, [&](Conn& c, const auto& m) {
+    return c.Prepare(delete_message.c_str()).Bind(1, message_cutoff).Bind(2, m.first).Bind(3, m.second).Run();
+  });
   // Watermark history older than the agent TTL no longer dates anything retained.
   const Millis mark_cutoff = now - agent_ttl;
   auto marks = ReadRows(
       ("SELECT agent_id, kind, seq FROM watermarks WHERE at < ?1 LIMIT " + std::to_string(kSweepRowsPerRun)).c_str(),
       [](const auto& st) { return std::make_tuple(st.Text(0), st.Text(1), st.Int(2)); }, mark_cutoff);
-  for (std::size_t i = 0; i < marks.size(); i += kSweepDeletesPerOp) {
-    const std::size_t end = std::min(marks.size(), i + kSweepDeletesPerOp);
-    writer_->Run([&](Conn& c) {
-      for (std::size_t k = i; k < end; ++k) {
-        c.Prepare("DELETE FROM watermarks WHERE agent_id = ?1 AND kind = ?2 AND seq = ?3 AND at < ?4")
-            .Bind(1, std::get<0>(marks[k]))
-            .Bind(2, std::get<1>(marks[k]))
-            .Bind(3, std::get<2>(marks[k]))
-            .Bind(4, mark_cutoff)
-            .Run();
-      }
-    });
-  }
+  DeleteInParts(marks, [&](Conn& c, const auto& m) {
+    return c.Prepare("DELETE FROM watermarks WHERE agent_id = ?1 AND kind = ?2 AND seq = ?3 AND at < ?4")
+        .Bind(1, std::get<0>(m))
+        .Bind(2, std::get<1>(m))
+        .Bind(3, std::get<2>(m))
+        .Bind(4, mark_cutoff)
+        .Run();
+  });
   return result;
 }
 
