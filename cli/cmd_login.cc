@@ -10,14 +10,13 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <tuple>
 
 #include "cli/commands.h"
 #include "cli/context.h"
-#include "relay-client/http_client.h"
 #include "schemas/html.h"
 #include "schemas/ids.h"
 
@@ -27,7 +26,6 @@ namespace meshwire::cli {
 
 namespace {
 
-using nlohmann::json;
 
 /// Tries xdg-open, open, then start; true if one of them ran and succeeded.
 bool OpenBrowser(const std::string& url) {
@@ -85,23 +83,17 @@ int RunLogin(int argc, char** argv) {
                         "run `meshwire init --token <token>` or set MESHWIRE_TOKEN.");
     }
     // Exchanges the one-time code for the token: {token, user}, or Error.
-    // Through the relay client's transport: HTTPS and MESHWIRE_CA_FILE, and a
-    // path prefix of the relay's URL, as every other command.
+    // Through the relay client: HTTPS and MESHWIRE_CA_FILE, a path prefix of
+    // the relay's URL, and its bounds on an answer's size and depth.
     auto redeem = [&relay](const std::string& code) {
-      auto scheme_end = relay.find("://");
-      auto path_start = relay.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-      const std::string origin = relay.substr(0, path_start);
-      const std::string prefix = path_start == std::string::npos ? "" : relay.substr(path_start);
-      auto http = NewHttpClient(origin);
-      http->set_connection_timeout(5, 0);
-      auto r = http->Post(prefix + "/auth/cli/token", json({{"code", code}}).dump(), "application/json");
-      if (!r) throw Error(0, "unreachable", TransportFailure(relay, r.error()) + " (finishing the sign-in)");
-      json answer = json::parse(r->body, nullptr, false);
-      if (r->status != 200 || !answer.is_object() || !answer["token"].is_string()) {
-        std::string why = answer.is_object() && answer["error"].is_object() ? answer["error"].value("message", "") : "";
-        throw Error(r->status, "login_failed", "The relay refused the sign-in" + (why.empty() ? "." : ": " + why));
+      try {
+        return RelayClient(relay, "").RedeemSignInCode(code);
+      } catch (const Error& e) {
+        if (e.status() < 400 || e.code() == "bad_response") {
+          throw Error(e.status(), e.code(), std::string(e.what()) + " (finishing the sign-in)");
+        }
+        throw Error(e.status(), "login_failed", "The relay refused the sign-in: " + std::string(e.what()));
       }
-      return std::make_pair(answer["token"].get<std::string>(), answer.value("user", ""));
     };
 
     // The browser comes back here with the code; the code is redeemed before

@@ -226,6 +226,16 @@ HealthAnswer RelayClient::Health() {
   return HealthAnswerFromJson(CALL("GET", "/health", nullptr, true));
 }
 
+std::pair<std::string, std::string> RelayClient::RedeemSignInCode(const std::string& code) {
+  json body = {{"code", code}};
+  json answer = CALL("POST", "/auth/cli/token", &body, false);  // a code is good once
+  if (!answer.is_object() || !answer.contains("token") || !answer["token"].is_string()) {
+    throw Error(502, "bad_response", "The relay at " + url_ + " answered the sign-in without a token.");
+  }
+  const auto user = answer.find("user");
+  return {answer["token"].get<std::string>(), user != answer.end() && user->is_string() ? user->get<std::string>() : ""};
+}
+
 std::pair<std::string, std::string> RelayClient::Me() {
   MeAnswer me = MeAnswerFromJson(CALL("GET", "/me", nullptr, true));
   return {me.user, me.token_id};

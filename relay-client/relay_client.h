@@ -51,6 +51,9 @@ class RelayClient {
   const std::string& url() const { return url_; }
 
   HealthAnswer Health();
+  /// `meshwire login`'s last step: exchanges the browser's one-time sign-in
+  /// code for {token, user} (POST /auth/cli/token; needs no token).
+  std::pair<std::string, std::string> RedeemSignInCode(const std::string& code);
   /// {user, token_id}
   std::pair<std::string, std::string> Me();
 

@@ -2,6 +2,7 @@
 // real relay process, with a temporary HOME and MESHWIRE_HOME, as a person
 // follows the product page (headless: the token comes from `meshwire admin
 // token create`, or from the browser sign-in played by an HTTP client).
+#include <atomic>
 #include <chrono>
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "tests/support/fake_http.h"
 #include "tests/support/relay_process.h"
@@ -775,6 +777,56 @@ TEST_CASE("a relay with --auth token has no sign-in page; login says what to do"
   CHECK(r.code == 2);
   CHECK(OneSentence(r.err));
   CHECK(r.err.find("init --token") != std::string::npos);
+}
+
+TEST_CASE("login: a sign-in answer no relay gives (256 MiB) is refused after 32 MiB, and nothing is saved") {
+  // A stand-in relay whose page would sign in, and whose code exchange
+  // answers without end: login reads what any answer of a relay may be.
+  httplib::Server fake;
+  std::atomic<std::size_t> sent{0};
+  fake.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok","version":"0","uptime_s":1,"region":"local","storage":"sqlite","auth":"local"})",
+                    "application/json");
+  });
+  fake.Post("/auth/cli/token", [&sent](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("application/json", [&sent](std::size_t, httplib::DataSink& sink) {
+      static const std::string chunk(1 << 20, 'x');
+      if (sent >= (256u << 20)) {
+        sink.done();
+        return true;
+      }
+      if (!sink.write(chunk.data(), chunk.size())) return false;
+      sent += chunk.size();
+      return true;
+    });
+  });
+  const int fake_port = fake.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { fake.listen_after_bind(); });
+  const std::string url = "http://127.0.0.1:" + std::to_string(fake_port);
+  {
+    UserMachine m;
+    ChildProcess login({kBinary, "login", "--no-browser", "--url", url}, m.Env(), m.workspace);
+    auto line = login.WaitForStdout(url + "/auth/cli?port=");
+    REQUIRE(line);
+    std::smatch u;
+    REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
+    httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
+    loopback.set_read_timeout(30, 0);
+    auto page = loopback.Get("/callback?code=abc&state=" + std::string(u[2]));
+    REQUIRE(page);
+    CHECK(page->status == 400);
+    CHECK(page->body.find("Sign-in failed") != std::string::npos);
+    auto status = login.Wait(30000);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 1);
+    auto err = login.WaitForStderr("answered more than 32 MiB");
+    REQUIRE(err);
+    CHECK(err->find("(finishing the sign-in)") != std::string::npos);
+    CHECK_FALSE(fs::exists(fs::path(m.home) / ".meshwire/credentials.json"));
+  }
+  fake.stop();
+  serving.join();
+  CHECK(sent < (64u << 20));  // it stopped reading, well before the 256 MiB
 }
 
 TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a crash") {
