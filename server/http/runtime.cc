@@ -115,6 +115,26 @@ std::int64_t SteadyMs() {
   return std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
 }
 
+/// The origin form ("/path?query") of a request target, or nullopt when it
+/// has none. A server must accept the absolute form ("http://host/path",
+/// RFC 9112 3.2.2), which names the same path; "*" passes as it is (only
+/// OPTIONS may use it, and no route has it); anything else ("health",
+/// "host:443") is no target of this relay.
+std::optional<std::string> OriginForm(std::string_view target) {
+  if (target.empty()) return std::nullopt;
+  if (target.front() == '/' || target == "*") return std::string(target);
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (target.size() >= scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
+      const std::size_t end = target.find_first_of("/?", scheme.size());
+      if (end == std::string_view::npos) return std::string("/");
+      std::string path(target.substr(end));
+      if (path.front() == '?') path.insert(path.begin(), '/');
+      return path;
+    }
+  }
+  return std::nullopt;
+}
+
 /// Splits a request target into its decoded path and query; false when an
 /// escape is malformed.
 bool SplitTarget(const std::string& target, HttpRequest& req) {
@@ -481,7 +501,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     bool only_chunked = true;  // every Transfer-Encoding is exactly "chunked"
     for (const auto& f : msg) {
       ++fields;
-      if (f.name() == http::field::content_length) ++content_lengths;
+      // "Content-Length: 5, 5" is two lengths in one field (RFC 9110 8.6):
+      // as ambiguous as two fields, and refused the same way.
+      if (f.name() == http::field::content_length) {
+        content_lengths += f.value().find(',') == beast::string_view::npos ? 1 : 2;
+      }
       if (f.name() == http::field::transfer_encoding) {
         ++transfer_encodings;
         only_chunked = only_chunked && beast::iequals(Trimmed(f.value()), "chunked");
@@ -497,6 +521,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                           "The request target is " + std::to_string(msg.target().size()) +
                               " bytes; the relay reads at most " +
                               std::to_string(rt_.options.max_target_bytes) + "."));
+    }
+    if (msg.target().empty() || (msg.target().front() != '/' && !OriginForm(msg.target()))) {
+      return Reject(Error(400, "bad_request",
+                          "The request target must be a path starting with / (for example GET /health)."));
     }
     if (content_lengths > 1 || (content_lengths == 1 && msg.count(http::field::transfer_encoding))) {
       return Reject(Error(400, "bad_request",
@@ -575,7 +603,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_.reset();
     HttpRequest req;
     req.method = Str(msg.method_string());
-    req.target = Str(msg.target());
+    // OnHeader refused what has no origin form.
+    req.target = msg.target().front() == '/' ? Str(msg.target()) : OriginForm(msg.target()).value_or("/");
     head_ = msg.method() == http::verb::head;
     if (!SplitTarget(req.target, req)) {
       return Reject(Error(400, "bad_request", "The request target has a malformed %-escape."));

@@ -161,6 +161,30 @@ TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing
   std::string cl_te = h.Raw(
       "POST /mesh HTTP/1.1\r\nHost: relay\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
   CHECK(StatusOf(cl_te) == 400);
+  // Two lengths in one field are as ambiguous as two fields, equal or not
+  // (the parser itself refuses unequal ones).
+  for (std::string lengths : {"2, 2", "2,2", "2,3"}) {
+    CAPTURE(lengths);
+    std::string listed = h.Raw("POST /mesh HTTP/1.1\r\nHost: relay\r\nContent-Length: " + lengths + "\r\n\r\n{}");
+    CHECK(StatusOf(listed) == 400);
+    if (lengths != "2,3") CHECK(listed.find("framing is ambiguous") != std::string::npos);
+  }
+  CHECK(h.Healthy());
+}
+
+TEST_CASE("a request target is a path from /, or the absolute form of one; anything else is 400") {
+  Hostile h;
+  std::string bare = h.Raw("GET health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  CHECK(StatusOf(bare) == 400);
+  CHECK(bare.find("must be a path starting with /") != std::string::npos);
+  CHECK(StatusOf(h.Raw("GET relay:7420 HTTP/1.1\r\nHost: relay\r\n\r\n")) == 400);
+  // RFC 9112 3.2.2: a server accepts the absolute form, and reads its path.
+  std::string absolute = h.Raw("GET http://relay/health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  CHECK(StatusOf(absolute) == 200);
+  CHECK(absolute.find("\"status\":\"ok\"") != std::string::npos);
+  CHECK(StatusOf(h.Raw("GET HTTPS://relay:7420/health?x=1 HTTP/1.1\r\nHost: relay\r\n\r\n")) == 200);
+  CHECK(StatusOf(h.Raw("GET http://relay HTTP/1.1\r\nHost: relay\r\n\r\n")) ==
+        StatusOf(h.Raw("GET / HTTP/1.1\r\nHost: relay\r\n\r\n")));
   CHECK(h.Healthy());
 }
 
