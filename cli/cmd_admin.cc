@@ -83,7 +83,7 @@ int RunAdmin(int argc, char** argv) {
   if (!IsValidName(user)) {
     return FailUsage("--user must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" + ShownName(user) + "\").");
   }
-  if (std::string problem = StorageProblem(storage); !problem.empty()) return FailUsage(problem);
+  if (std::string problem = StorageSpecProblem(storage); !problem.empty()) return FailUsage(problem);
   if (storage.empty()) {
     // The default storage's folder, as `meshwire server` makes it, so the
     // order of the two commands does not matter.

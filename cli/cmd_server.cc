@@ -252,9 +252,9 @@ int RunServer(int argc, char** argv) {
                   "0.0.0.0:7420 or [::]:7420 (got \"{}\").", listen);
     return kExitUsage;
   }
-  // "bogus:x" would become a SQLite file of that name; a URI's scheme
-  // ("mysql://") the store factory refuses itself.
-  if (std::string problem = StorageProblem(storage); !problem.empty() && storage.find("://") == std::string::npos) {
+  // "bogus:x" would become a SQLite file of that name, "mysql://" a refusal
+  // at the first open: both are a usage error, said before anything starts.
+  if (std::string problem = StorageSpecProblem(storage); !problem.empty()) {
     spdlog::error("{}", problem);
     return kExitUsage;
   }

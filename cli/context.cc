@@ -6,7 +6,6 @@
 
 #include "cli/commands.h"
 #include "schemas/ids.h"
-#include "server/storage/store_factory.h"
 
 namespace meshwire::cli {
 
@@ -18,18 +17,6 @@ CLI::Validator NotEmpty(const std::string& give) {
         return value.empty() ? "is empty (an unset shell variable?): " + give : std::string();
       },
       "", "NotEmpty");
-}
-
-std::string StorageProblem(const std::string& spec) {
-  static const std::regex kScheme(R"(^[A-Za-z][A-Za-z0-9+.\-]*:)");
-  if (spec.rfind("sqlite:", 0) == 0 || spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0 ||
-      !std::regex_search(spec, kScheme)) {
-    return "";
-  }
-  const bool uri = spec.find("://") != std::string::npos;  // may hold a password: never echoed
-  return "--storage " + StorageForDisplay(spec) +
-         ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL (postgres://user:pass@host:port/db), nothing else" +
-         (uri ? "." : "; for a file whose name has a colon, write sqlite:" + spec + ".");
 }
 
 void CommandContext::AddFlags(CLI::App& app, bool with_mesh, bool with_agent, bool with_json) {

@@ -21,12 +21,6 @@ Error ConfigError(const std::string& message);
 /// `give` says what to give instead, e.g. "give the mesh id, or leave --mesh out".
 CLI::Validator NotEmpty(const std::string& give);
 
-/// Why `spec` (--storage of `server` and `admin`) is no storage meshwire
-/// has, before anything opens it: a scheme other than sqlite: and
-/// postgres(ql)://, which the store factory would take for a file's name
-/// ("bogus:x") and create; empty when it may be one.
-std::string StorageProblem(const std::string& spec);
-
 class CommandContext {
  public:
   /// Adds the common flags to `app`; `with_agent` adds --name too.

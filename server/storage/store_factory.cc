@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <regex>
 
 #include "schemas/error.h"
 #include "server/storage/pg_wake_bus.h"
@@ -17,6 +18,9 @@ namespace meshwire {
 
 namespace {
 
+constexpr const char* kStoresIn =
+    ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL (postgres://user:pass@host:port/db), nothing else";
+
 bool IsPostgres(const std::string& spec) {
   return spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0;
 }
@@ -25,10 +29,11 @@ bool IsPostgres(const std::string& spec) {
 std::string SqlitePath(const std::string& spec) {
   std::string path = spec.rfind("sqlite:", 0) == 0 ? spec.substr(7) : spec;
   if (path.empty()) throw Error::BadRequest("invalid_storage", "--storage needs a path: sqlite:PATH.");
-  if (path.find("://") != std::string::npos) {
-    throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) +
-                                                   ": meshwire stores in SQLite (sqlite:PATH) or PostgreSQL "
-                                                   "(postgres://user:pass@host:port/db), nothing else.");
+  if (std::string problem = StorageSpecProblem(spec); !problem.empty()) {
+    throw Error::BadRequest("invalid_storage", problem);
+  }
+  if (path.find("://") != std::string::npos) {  // sqlite:mysql://...
+    throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) + kStoresIn + ".");
   }
   // A directory, a device (/dev/null) or a pipe would fail later, in the
   // middle of a request, with "disk I/O error".
@@ -42,6 +47,14 @@ std::string SqlitePath(const std::string& spec) {
 }
 
 }  // namespace
+
+std::string StorageSpecProblem(const std::string& spec) {
+  static const std::regex kScheme(R"(^[A-Za-z][A-Za-z0-9+.\-]*:)");
+  if (spec.rfind("sqlite:", 0) == 0 || IsPostgres(spec) || !std::regex_search(spec, kScheme)) return "";
+  const bool uri = spec.find("://") != std::string::npos;  // may hold a password: never echoed
+  return "--storage " + StorageForDisplay(spec) + kStoresIn +
+         (uri ? "." : "; for a file whose name has a colon, write sqlite:" + spec + ".");
+}
 
 std::unique_ptr<Store> OpenStore(const std::string& spec) {
   if (IsPostgres(spec)) return std::make_unique<PostgresStore>(spec);

@@ -39,6 +39,12 @@ std::unique_ptr<StorageLock> LockForRelay(const std::string& spec);
 /// node), LISTEN/NOTIFY for PostgreSQL (every node on the database).
 std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store);
 
+/// Why `spec` names no storage meshwire has: a scheme other than sqlite:,
+/// postgres:// or postgresql:// ("bogus:x", "mysql://h/db"), which OpenStore
+/// would take for a file's name and create. Empty when it may name one (a
+/// bare path has no scheme).
+std::string StorageSpecProblem(const std::string& spec);
+
 /// `spec` fit for a log line or a hint: a URI's password replaced by "***".
 std::string StorageForDisplay(const std::string& spec);
 

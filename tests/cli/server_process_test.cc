@@ -106,7 +106,7 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
   }
   CHECK(!fs::exists(home / "u.db"));
   CommandResult mysql = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "mysql://x"});
-  CHECK(mysql.code != 0);
+  CHECK(mysql.code == 2);
   CHECK(mysql.err.find("meshwire stores in SQLite (sqlite:PATH) or PostgreSQL") != std::string::npos);
   // A device or a folder: refused at start (it used to be "disk I/O error" on
   // the first request), by admin too.

@@ -8,6 +8,7 @@
 #include "schemas/error.h"
 #include "server/storage/sqlite_store.h"
 #include "server/storage/sqlite_wal_vfs.h"
+#include "server/storage/store_factory.h"
 #include "tests/server/store_conformance.h"
 #include "tests/support/temp_dir.h"
 
@@ -152,4 +153,31 @@ TEST_CASE("sqlite: with the WAL's writes gathered, each commit is read at once e
   CHECK(count(reopened) == std::make_pair(rows, bytes));
 }
 
+TEST_CASE("store factory: a storage of no kind meshwire has is refused before anything is created") {
+  TempDir dir;
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  try {
+    OpenStore("bogus:x");
+    FAIL("opened");
+  } catch (const Error& e) {
+    CHECK(e.status() == 400);
+    CHECK(std::string(e.what()).find("write sqlite:bogus:x") != std::string::npos);
+  }
+  CHECK_FALSE(std::filesystem::exists("bogus:x"));
+  try {
+    OpenStore("mysql://u:secret@h/db");
+    FAIL("opened");
+  } catch (const Error& e) {
+    CHECK(e.status() == 400);
+    CHECK(std::string(e.what()).find("nothing else") != std::string::npos);
+    CHECK(std::string(e.what()).find("secret") == std::string::npos);
+  }
+  std::filesystem::current_path(cwd);
+  CHECK(StorageSpecProblem("bogus:x").find("nothing else") != std::string::npos);
+  for (const char* fine : {"relay.db", "/srv/a:b.db", "sqlite:a:b.db", "postgres://h/db", "postgresql://h/db"}) {
+    CAPTURE(std::string(fine));
+    CHECK(StorageSpecProblem(fine).empty());
+  }
+}
 }  // namespace meshwire::testing
