@@ -89,10 +89,12 @@ int RunLogin(int argc, char** argv) {
       try {
         return RelayClient(relay, "").RedeemSignInCode(code);
       } catch (const Error& e) {
-        if (e.status() < 400 || e.code() == "bad_response") {
-          throw Error(e.status(), e.code(), std::string(e.what()) + " (finishing the sign-in)");
+        const std::string why = e.what();
+        // The relay said no (a used or expired code): that is the sign-in failing.
+        if (e.status() >= 400 && e.status() < 500 && e.code() != "https_required") {
+          throw Error(e.status(), "login_failed", "The relay refused the sign-in" + (why.empty() ? "." : ": " + why));
         }
-        throw Error(e.status(), "login_failed", "The relay refused the sign-in: " + std::string(e.what()));
+        throw Error(e.status(), e.code(), why + " (finishing the sign-in)");  // unreachable, not a relay, ...
       }
     };
 
@@ -123,6 +125,12 @@ int RunLogin(int argc, char** argv) {
         const std::string code = req.get_param_value("code");
         if (code.empty()) {
           throw Error(400, "login_failed", "The browser came back without a sign-in code; run `meshwire login` again.");
+        }
+        // The relay's codes are short and plain; anything else never came from it.
+        if (code.size() > 256 || code.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                        "0123456789-_.~") != std::string::npos) {
+          throw Error(400, "login_failed", "The browser came back with a sign-in code the relay never gives; run "
+                                           "`meshwire login` again.");
         }
         std::tie(token, user) = redeem(code);
         res.status = 200;

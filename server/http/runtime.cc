@@ -117,18 +117,20 @@ std::int64_t SteadyMs() {
 
 /// The origin form ("/path?query") of a request target, or nullopt when it
 /// has none. A server must accept the absolute form ("http://host/path",
-/// RFC 9112 3.2.2), which names the same path; "*" passes as it is (only
-/// OPTIONS may use it, and no route has it); anything else ("health",
-/// "host:443") is no target of this relay.
-std::optional<std::string> OriginForm(std::string_view target) {
+/// RFC 9112 3.2.2), which names the same path; "*" passes as it is with
+/// OPTIONS, the one method that may use it (no route has it); anything else
+/// ("health", "host:443", "http:///x" without a host) is no target of this
+/// relay.
+std::optional<std::string> OriginForm(std::string_view target, http::verb method) {
   if (target.empty()) return std::nullopt;
-  if (target.front() == '/' || target == "*") return std::string(target);
+  if (target.front() == '/') return std::string(target);
+  if (target == "*") return method == http::verb::options ? std::optional<std::string>("*") : std::nullopt;
   for (std::string_view scheme : {"http://", "https://"}) {
     if (target.size() >= scheme.size() && beast::iequals(target.substr(0, scheme.size()), scheme)) {
-      const std::size_t end = target.find_first_of("/?", scheme.size());
-      if (end == std::string_view::npos) return std::string("/");
+      const std::size_t end = std::min(target.find_first_of("/?", scheme.size()), target.size());
+      if (end == scheme.size()) return std::nullopt;  // no host
       std::string path(target.substr(end));
-      if (path.front() == '?') path.insert(path.begin(), '/');
+      if (path.empty() || path.front() == '?') path.insert(path.begin(), '/');
       return path;
     }
   }
@@ -522,7 +524,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                               " bytes; the relay reads at most " +
                               std::to_string(rt_.options.max_target_bytes) + "."));
     }
-    if (msg.target().empty() || (msg.target().front() != '/' && !OriginForm(msg.target()))) {
+    if (msg.target().empty() || (msg.target().front() != '/' && !OriginForm(msg.target(), msg.method()))) {
       return Reject(Error(400, "bad_request",
                           "The request target must be a path starting with / (for example GET /health)."));
     }
@@ -604,7 +606,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     HttpRequest req;
     req.method = Str(msg.method_string());
     // OnHeader refused what has no origin form.
-    req.target = msg.target().front() == '/' ? Str(msg.target()) : OriginForm(msg.target()).value_or("/");
+    req.target =
+        msg.target().front() == '/' ? Str(msg.target()) : OriginForm(msg.target(), msg.method()).value_or("/");
     head_ = msg.method() == http::verb::head;
     if (!SplitTarget(req.target, req)) {
       return Reject(Error(400, "bad_request", "The request target has a malformed %-escape."));

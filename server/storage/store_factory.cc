@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <regex>
@@ -50,7 +51,14 @@ std::string SqlitePath(const std::string& spec) {
 
 std::string StorageSpecProblem(const std::string& spec) {
   static const std::regex kScheme(R"(^[A-Za-z][A-Za-z0-9+.\-]*:)");
-  if (spec.rfind("sqlite:", 0) == 0 || IsPostgres(spec) || !std::regex_search(spec, kScheme)) return "";
+  std::smatch scheme;
+  if (spec.rfind("sqlite:", 0) == 0 || IsPostgres(spec) || !std::regex_search(spec, scheme, kScheme)) return "";
+  std::string lower = scheme.str();
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "sqlite:" || lower == "postgres:" || lower == "postgresql:") {  // SQLITE:x, POSTGRES://...
+    return "--storage " + StorageForDisplay(spec) + ": write its scheme in lower case (sqlite:, postgres:// or "
+           "postgresql://).";
+  }
   const bool uri = spec.find("://") != std::string::npos;  // may hold a password: never echoed
   return "--storage " + StorageForDisplay(spec) + kStoresIn +
          (uri ? "." : "; for a file whose name has a colon, write sqlite:" + spec + ".");

@@ -779,7 +779,7 @@ TEST_CASE("a relay with --auth token has no sign-in page; login says what to do"
   CHECK(r.err.find("init --token") != std::string::npos);
 }
 
-TEST_CASE("login: a sign-in answer no relay gives (256 MiB) is refused after 32 MiB, and nothing is saved") {
+TEST_CASE("login: a sign-in answer no relay gives (256 MiB), or a code it never gives, fails; nothing is saved") {
   // A stand-in relay whose page would sign in, and whose code exchange
   // answers without end: login reads what any answer of a relay may be.
   httplib::Server fake;
@@ -790,7 +790,7 @@ TEST_CASE("login: a sign-in answer no relay gives (256 MiB) is refused after 32 
   });
   fake.Post("/auth/cli/token", [&sent](const httplib::Request&, httplib::Response& res) {
     res.set_chunked_content_provider("application/json", [&sent](std::size_t, httplib::DataSink& sink) {
-      static const std::string chunk(1 << 20, 'x');
+      const std::string chunk(1 << 20, 'x');
       if (sent >= (256u << 20)) {
         sink.done();
         return true;
@@ -802,31 +802,44 @@ TEST_CASE("login: a sign-in answer no relay gives (256 MiB) is refused after 32 
   });
   const int fake_port = fake.bind_to_any_port("127.0.0.1");
   std::thread serving([&] { fake.listen_after_bind(); });
+  // Stopped and joined however the checks below end (a failed REQUIRE throws).
+  std::shared_ptr<void> stop_serving(nullptr, [&](void*) {
+    fake.stop();
+    serving.join();
+  });
   const std::string url = "http://127.0.0.1:" + std::to_string(fake_port);
-  {
-    UserMachine m;
-    ChildProcess login({kBinary, "login", "--no-browser", "--url", url}, m.Env(), m.workspace);
-    auto line = login.WaitForStdout(url + "/auth/cli?port=");
-    REQUIRE(line);
-    std::smatch u;
-    REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
-    httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
-    loopback.set_read_timeout(30, 0);
+  UserMachine m;
+  ChildProcess login({kBinary, "login", "--no-browser", "--url", url}, m.Env(), m.workspace);
+  auto line = login.WaitForStdout(url + "/auth/cli?port=");
+  REQUIRE(line);
+  std::smatch u;
+  REQUIRE(std::regex_search(*line, u, std::regex("port=(\\d+)&state=([0-9A-Za-z]+)")));
+  httplib::Client loopback("127.0.0.1", std::stoi(u[1]));
+  loopback.set_read_timeout(30, 0);
+  std::string expected;
+  SUBCASE("the code's exchange answers 256 MiB") {
     auto page = loopback.Get("/callback?code=abc&state=" + std::string(u[2]));
     REQUIRE(page);
     CHECK(page->status == 400);
     CHECK(page->body.find("Sign-in failed") != std::string::npos);
-    auto status = login.Wait(30000);
-    REQUIRE(status);
-    CHECK(WEXITSTATUS(*status) == 1);
-    auto err = login.WaitForStderr("answered more than 32 MiB");
-    REQUIRE(err);
-    CHECK(err->find("(finishing the sign-in)") != std::string::npos);
-    CHECK_FALSE(fs::exists(fs::path(m.home) / ".meshwire/credentials.json"));
+    expected = "answered more than 32 MiB";
   }
-  fake.stop();
-  serving.join();
-  CHECK(sent < (64u << 20));  // it stopped reading, well before the 256 MiB
+  SUBCASE("the browser brings back a code that is not the relay's (not even UTF-8)") {
+    auto page = loopback.Get("/callback?code=a%20b%FF&state=" + std::string(u[2]));
+    REQUIRE(page);
+    CHECK(page->status == 400);
+    expected = "a sign-in code the relay never gives";
+  }
+  auto status = login.Wait(30000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 1);
+  auto err = login.WaitForStderr(expected);
+  REQUIRE(err);
+  CHECK(OneSentence(login.stderr_seen()));
+  CHECK_FALSE(fs::exists(fs::path(m.home) / ".meshwire/credentials.json"));
+  stop_serving.reset();
+  if (expected == "answered more than 32 MiB") CHECK(sent < (64u << 20));  // it stopped reading long before
+  if (expected != "answered more than 32 MiB") CHECK(sent == 0);           // nothing was sent to redeem
 }
 
 TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a crash") {

@@ -174,17 +174,29 @@ TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing
 
 TEST_CASE("a request target is a path from /, or the absolute form of one; anything else is 400") {
   Hostile h;
-  std::string bare = h.Raw("GET health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  auto get = [&h](const std::string& target, const std::string& method = "GET") {
+    return h.Raw(method + " " + target + " HTTP/1.1\r\nHost: relay\r\n\r\n");
+  };
+  std::string bare = get("health");
   CHECK(StatusOf(bare) == 400);
   CHECK(bare.find("must be a path starting with /") != std::string::npos);
-  CHECK(StatusOf(h.Raw("GET relay:7420 HTTP/1.1\r\nHost: relay\r\n\r\n")) == 400);
+  // Not a path, no host, or "*" with a method other than OPTIONS (RFC 9112 3.2.4).
+  for (std::string target : {"relay:7420", "http://", "http:///health", "https://?x", "*"}) {
+    CAPTURE(target);
+    CHECK(StatusOf(get(target)) == 400);
+  }
+  CHECK(StatusOf(get("*", "OPTIONS")) == 404);  // a target OPTIONS may have, and no route has
   // RFC 9112 3.2.2: a server accepts the absolute form, and reads its path.
-  std::string absolute = h.Raw("GET http://relay/health HTTP/1.1\r\nHost: relay\r\n\r\n");
+  std::string absolute = get("http://relay/health");
   CHECK(StatusOf(absolute) == 200);
   CHECK(absolute.find("\"status\":\"ok\"") != std::string::npos);
-  CHECK(StatusOf(h.Raw("GET HTTPS://relay:7420/health?x=1 HTTP/1.1\r\nHost: relay\r\n\r\n")) == 200);
-  CHECK(StatusOf(h.Raw("GET http://relay HTTP/1.1\r\nHost: relay\r\n\r\n")) ==
-        StatusOf(h.Raw("GET / HTTP/1.1\r\nHost: relay\r\n\r\n")));
+  for (std::string target : {"HTTPS://relay:7420/health?x=1", "http://user:pw@relay/health", "http://[::1]:7420/health"}) {
+    CAPTURE(target);
+    CHECK(StatusOf(get(target)) == 200);
+  }
+  CHECK(StatusOf(get("http://relay")) == 404);  // the path "/", which no route has
+  CHECK(StatusOf(get("http://relay?x=1")) == 404);
+  CHECK(StatusOf(get("/")) == 404);
   CHECK(h.Healthy());
 }
 

@@ -155,7 +155,10 @@ TEST_CASE("sqlite: with the WAL's writes gathered, each commit is read at once e
 
 TEST_CASE("store factory: a storage of no kind meshwire has is refused before anything is created") {
   TempDir dir;
-  const auto cwd = std::filesystem::current_path();
+  // Back to where it was however the checks end, before dir goes.
+  std::shared_ptr<void> back(nullptr, [cwd = std::filesystem::current_path()](void*) {
+    std::filesystem::current_path(cwd);
+  });
   std::filesystem::current_path(dir.path());
   try {
     OpenStore("bogus:x");
@@ -173,8 +176,14 @@ TEST_CASE("store factory: a storage of no kind meshwire has is refused before an
     CHECK(std::string(e.what()).find("nothing else") != std::string::npos);
     CHECK(std::string(e.what()).find("secret") == std::string::npos);
   }
-  std::filesystem::current_path(cwd);
+  back.reset();
   CHECK(StorageSpecProblem("bogus:x").find("nothing else") != std::string::npos);
+  for (const char* upper : {"SQLITE:x.db", "Postgres://u:secret@h/db", "POSTGRESQL://h/db"}) {
+    CAPTURE(std::string(upper));
+    const std::string problem = StorageSpecProblem(upper);
+    CHECK(problem.find("write its scheme in lower case") != std::string::npos);
+    CHECK(problem.find("secret") == std::string::npos);
+  }
   for (const char* fine : {"relay.db", "/srv/a:b.db", "sqlite:a:b.db", "postgres://h/db", "postgresql://h/db"}) {
     CAPTURE(std::string(fine));
     CHECK(StorageSpecProblem(fine).empty());
