@@ -10,8 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <tuple>
 
@@ -25,7 +25,6 @@ extern char** environ;
 namespace meshwire::cli {
 
 namespace {
-
 
 /// Tries xdg-open, open, then start; true if one of them ran and succeeded.
 bool OpenBrowser(const std::string& url) {
