@@ -29,6 +29,11 @@ void RequestContext::Cancel() {
   if (f) f();
 }
 
+bool RequestContext::Cancellable() {
+  std::lock_guard lock(mu_);
+  return on_thread_ || on_cancel_ != nullptr;
+}
+
 JsonRpcPeer::JsonRpcPeer() = default;
 
 JsonRpcPeer::~JsonRpcPeer() { Reap(true); }
@@ -153,6 +158,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
     return refuse(id, RpcError::kMethodNotFound, "Method not found: " + method);
   }
   auto context = std::make_shared<RequestContext>(params);
+  context->on_thread_ = it->second.concurrent;
   const std::string key = id.dump();
   {
     std::lock_guard lock(flight_mu_);
@@ -193,6 +199,17 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
     run();
   }
   return !context->cancelled();
+}
+
+bool JsonRpcPeer::Cancellable(const Json& id) {
+  std::shared_ptr<RequestContext> context;
+  {
+    std::lock_guard lock(flight_mu_);
+    auto it = in_flight_.find(id.dump());
+    if (it == in_flight_.end()) return false;
+    context = it->second;
+  }
+  return context->Cancellable();
 }
 
 void JsonRpcPeer::CancelRequest(const Json& id) {

@@ -58,8 +58,15 @@ class RequestContext {
   /// previous one; pass nullptr to clear it.
   void OnCancel(std::function<void()> fn);
   void Cancel();
+  /// Whether cancelling can still change anything: the handler registered
+  /// something to stop (a wait), or runs on a thread of its own and may yet.
+  /// A call with nothing to stop (a send that is being committed) would only
+  /// lose its answer.
+  bool Cancellable();
 
  private:
+  friend class JsonRpcPeer;
+  bool on_thread_ = false;  // set before the handler runs
   Json params_;
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
@@ -96,6 +103,9 @@ class JsonRpcPeer {
   /// this message's answer. False when none will come (a notification, a
   /// response, or a request cancelled before its answer).
   bool Dispatch(const Json& message, AnswerSink answer);
+  /// Whether the request `id`, still in flight, can be cancelled to any
+  /// effect (RequestContext::Cancellable); false once it is answered.
+  bool Cancellable(const Json& id);
   /// Answers a message that could not be read at all (no id to answer):
   /// an error with a null id, through the sink.
   void Refuse(int code, const std::string& message) { Write(AnswerError(nullptr, code, message)); }

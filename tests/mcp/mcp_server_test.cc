@@ -281,4 +281,33 @@ TEST_CASE("a message's fence cannot be closed by its body: a word drawn per mess
   CHECK(b.find(f) == std::string::npos);  // another word for the next result
 }
 
+TEST_CASE("JsonRpcPeer::Cancellable: a call in flight with something to stop, or on a thread of its own") {
+  JsonRpcPeer rpc;
+  std::vector<JsonRpcPeer::Respond> later;
+  rpc.OnAsync("waits", [&](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
+    ctx->OnCancel([] {});
+    later.push_back(std::move(respond));
+  });
+  rpc.OnAsync("commits", [&](const std::shared_ptr<RequestContext>&, JsonRpcPeer::Respond respond) {
+    later.push_back(std::move(respond));
+  });
+  rpc.On("now", [](RequestContext&) { return nlohmann::json::object(); });
+  std::vector<nlohmann::json> answers;
+  auto call = [&](int id, const std::string& method) {
+    return rpc.Dispatch({{"jsonrpc", "2.0"}, {"id", id}, {"method", method}},
+                        [&](const nlohmann::json& a) { answers.push_back(a); });
+  };
+  CHECK(call(1, "waits"));
+  CHECK(call(2, "commits"));
+  CHECK(call(3, "now"));
+  CHECK(rpc.Cancellable(1));
+  CHECK_FALSE(rpc.Cancellable(2));  // nothing to stop: a hang-up would only lose its answer
+  CHECK_FALSE(rpc.Cancellable(3));  // answered
+  CHECK_FALSE(rpc.Cancellable(9));  // never asked
+  later[0](nlohmann::json::object());
+  CHECK_FALSE(rpc.Cancellable(1));  // answered now
+  later[1](nlohmann::json::object());
+  CHECK(answers.size() == 3);
+}
+
 }  // namespace meshwire::mcp

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "server/http/mcp_endpoint.h"
+#include "tests/support/raw_client.h"
 #include "tests/support/test_relay.h"
 
 namespace meshwire::testing {
@@ -50,6 +51,24 @@ struct McpFixture {
     auto it = a.headers.find("Mcp-Session-Id");
     REQUIRE(it != a.headers.end());
     return it->second;
+  }
+  /// POSTs one JSON-RPC message on a raw connection and half-closes it (the
+  /// client's side is done sending), as some HTTP clients do.
+  std::unique_ptr<RawClient> PostHalfClosed(const json& message, const std::string& session) {
+    auto c = std::make_unique<RawClient>(relay.port());
+    const std::string body = message.dump();
+    REQUIRE(c->Send("POST /mesh/" + mesh + "/mcp?agent=a HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                    alice + "\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: " + session +
+                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\n\r\n" + body));
+    ::shutdown(c->fd(), SHUT_WR);
+    return c;
+  }
+  bool Listening() {
+    HttpAnswer list = relay.Get("/mesh/" + mesh + "/agents", alice);
+    bool listening = false;
+    for (const auto& a : list.json.at("agents")) listening = listening || a.at("listening") == true;
+    return listening;
   }
   int Ping(const std::string& session) {
     return Post({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, session).status;
@@ -113,6 +132,42 @@ TEST_CASE("shutdown answers a waiting meshwire_get_messages; the relay stops") {
   CHECK(a.json["result"]["isError"] == false);
   CHECK(a.json["result"]["structuredContent"]["messages"].empty());
   CHECK(a.json["result"]["content"][0]["text"] == "No new messages.");  // not "(waited 20 s)": it did not
+}
+
+TEST_CASE("a client that half-closes after its POST: a send is answered; a waiting call is cancelled") {
+  McpFixture f;
+  std::string session = f.Initialize();
+  SUBCASE("meshwire_send_message: stored and answered, once") {
+    auto c = f.PostHalfClosed({{"jsonrpc", "2.0"},
+                               {"id", 3},
+                               {"method", "tools/call"},
+                               {"params", {{"name", "meshwire_send_message"},
+                                           {"arguments", {{"to", "a"}, {"content", "half-closed"}}}}}},
+                              session);
+    const std::string answer = c->ReadAnswer();
+    REQUIRE(answer.rfind("HTTP/1.1 200", 0) == 0);
+    json rpc = json::parse(answer.substr(answer.find("\r\n\r\n") + 4));
+    CHECK(rpc["id"] == 3);
+    CHECK(rpc["result"]["isError"] == false);
+    CHECK(c->ClosedByRelay(2000ms));  // nothing more can come from this client
+    HttpAnswer history = f.relay.Get("/mesh/" + f.mesh + "/messages?after=0", f.alice);
+    REQUIRE(history.status == 200);
+    CHECK(history.json["messages"].size() == 1);
+  }
+  SUBCASE("meshwire_get_messages waiting: the half-close ends the wait at once, as a hang-up") {
+    auto c = f.PostHalfClosed({{"jsonrpc", "2.0"},
+                               {"id", 4},
+                               {"method", "tools/call"},
+                               {"params", {{"name", "meshwire_get_messages"}, {"arguments", {{"wait_seconds", 20}}}}}},
+                              session);
+    CHECK(c->ClosedByRelay(5000ms));
+    bool listening = true;
+    for (int i = 0; i < 500 && listening; ++i) {
+      listening = f.Listening();
+      if (listening) std::this_thread::sleep_for(2ms);
+    }
+    CHECK_FALSE(listening);
+  }
 }
 
 }  // namespace meshwire::testing
