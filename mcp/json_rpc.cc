@@ -157,8 +157,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
   if (it == methods_.end()) {
     return refuse(id, RpcError::kMethodNotFound, "Method not found: " + method);
   }
-  auto context = std::make_shared<RequestContext>(params);
-  context->on_thread_ = it->second.concurrent;
+  auto context = std::make_shared<RequestContext>(params, it->second.concurrent);
   const std::string key = id.dump();
   {
     std::lock_guard lock(flight_mu_);

@@ -51,7 +51,9 @@ class RpcError : public std::runtime_error {
 /// One request being served.
 class RequestContext {
  public:
-  explicit RequestContext(Json params) : params_(std::move(params)) {}
+  /// `on_thread`: the handler runs on a thread of its own.
+  explicit RequestContext(Json params, bool on_thread = false)
+      : on_thread_(on_thread), params_(std::move(params)) {}
   const Json& params() const { return params_; }
   bool cancelled() const { return cancelled_; }
   /// Runs `fn` on cancellation (at once if already cancelled). Replaces the
@@ -65,8 +67,7 @@ class RequestContext {
   bool Cancellable();
 
  private:
-  friend class JsonRpcPeer;
-  bool on_thread_ = false;  // set before the handler runs
+  const bool on_thread_;
   Json params_;
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;

@@ -351,16 +351,15 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       return ex->Respond(HttpResponse::Empty(202));
     }
     // The answer may come later (a waiting get_messages); a client that
-    // hangs up first cancels the call, as notifications/cancelled would. A
-    // call with nothing to cancel (a send being committed) keeps its answer
-    // for a client that only half-closed.
+    // hangs up first cancels the call, as notifications/cancelled would
+    // (CancelOnHangUp: only a call with something to cancel).
     const nlohmann::json id = message["id"];
     bool pending = session->server->rpc().Dispatch(message, [ex, extra](const nlohmann::json& answer) {
       HttpResponse r = HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       for (const auto& [k, v] : extra) r.Header(k, v);
       ex->Respond(std::move(r));
     });
-    if (pending && session->server->rpc().Cancellable(id)) CancelOnHangUp(ex, session, id);
+    if (pending) CancelOnHangUp(ex, session, id);
   });
 }
 
@@ -633,10 +632,13 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
     }
     ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   });
-  if (pending && session->server->rpc().Cancellable(id)) CancelOnHangUp(ex, session, id);
+  if (pending) CancelOnHangUp(ex, session, id);
 }
 
 void McpEndpoint::CancelOnHangUp(const ExchangePtr& ex, const SessionPtr& session, const nlohmann::json& id) {
+  // Nothing to cancel (a send being committed): no watch, so a client that
+  // only half-closed still gets the answer.
+  if (!session->server->rpc().Cancellable(id)) return;
   ex->OnHangUp([weak = std::weak_ptr<Session>(session), id] {
     if (auto s = weak.lock()) {
       s->server->rpc().Dispatch(

@@ -100,7 +100,8 @@ class McpEndpoint {
   /// updates.
   void PostModern(const ExchangePtr& exchange, const Caller& caller, const nlohmann::json& message);
   /// A client that hangs up before request `id` is answered cancels it, as
-  /// notifications/cancelled would (a waiting get_messages reads nothing).
+  /// notifications/cancelled would (a waiting get_messages reads nothing);
+  /// a call with nothing to cancel is not watched.
   static void CancelOnHangUp(const ExchangePtr& exchange, const SessionPtr& session, const nlohmann::json& id);
   /// Forgets the session and closes its stream; `cancel_calls`: its waiting
   /// calls end unanswered.
