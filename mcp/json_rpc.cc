@@ -20,13 +20,15 @@ void RequestContext::OnCancel(std::function<void()> fn) {
 }
 
 void RequestContext::Cancel() {
-  std::function<void()> f;
+  std::function<void()> f, unanswered;
   {
     std::lock_guard lock(mu_);
     cancelled_ = true;
     f = on_cancel_;
+    unanswered.swap(unanswered_);
   }
   if (f) f();
+  if (unanswered) unanswered();
 }
 
 bool RequestContext::Cancellable() {
@@ -110,7 +112,7 @@ void JsonRpcPeer::HandleText(const std::string& text) {
   Dispatch(message, [this](const Json& answer) { Write(answer); });
 }
 
-bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
+bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer, std::function<void()> unanswered) {
   Json id = nullptr;
   bool has_id = m.is_object() && m.contains("id");
   if (has_id) id = m["id"];
@@ -157,7 +159,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer) {
   if (it == methods_.end()) {
     return refuse(id, RpcError::kMethodNotFound, "Method not found: " + method);
   }
-  auto context = std::make_shared<RequestContext>(params, it->second.concurrent);
+  auto context = std::make_shared<RequestContext>(params, it->second.concurrent, std::move(unanswered));
   const std::string key = id.dump();
   {
     std::lock_guard lock(flight_mu_);

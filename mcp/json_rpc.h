@@ -51,9 +51,11 @@ class RpcError : public std::runtime_error {
 /// One request being served.
 class RequestContext {
  public:
-  /// `on_thread`: the handler runs on a thread of its own.
-  explicit RequestContext(Json params, bool on_thread = false)
-      : on_thread_(on_thread), params_(std::move(params)) {}
+  /// `on_thread`: the handler runs on a thread of its own. `unanswered`
+  /// runs once at the cancellation of a request still in flight, whose
+  /// answer will then never come (JsonRpcPeer::Dispatch).
+  explicit RequestContext(Json params, bool on_thread = false, std::function<void()> unanswered = nullptr)
+      : on_thread_(on_thread), params_(std::move(params)), unanswered_(std::move(unanswered)) {}
   const Json& params() const { return params_; }
   bool cancelled() const { return cancelled_; }
   /// Runs `fn` on cancellation (at once if already cancelled). Replaces the
@@ -71,7 +73,8 @@ class RequestContext {
   Json params_;
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
-  std::function<void()> on_cancel_;  // guarded by mu_
+  std::function<void()> on_cancel_;   // guarded by mu_
+  std::function<void()> unanswered_;  // guarded by mu_; cleared when run
 };
 
 class JsonRpcPeer {
@@ -102,8 +105,11 @@ class JsonRpcPeer {
   /// Handles one parsed message, for a transport that answers each message
   /// on its own channel (an HTTP response): `answer` runs at most once, with
   /// this message's answer. False when none will come (a notification, a
-  /// response, or a request cancelled before its answer).
-  bool Dispatch(const Json& message, AnswerSink answer);
+  /// response, or a request cancelled before its answer). `unanswered` runs
+  /// instead of `answer` when the request is cancelled before its answer
+  /// (notifications/cancelled, Drain): the transport ends its channel then,
+  /// which would otherwise wait for an answer that never comes.
+  bool Dispatch(const Json& message, AnswerSink answer, std::function<void()> unanswered = nullptr);
   /// Whether the request `id`, still in flight, can be cancelled to any
   /// effect (RequestContext::Cancellable); false once it is answered.
   bool Cancellable(const Json& id);

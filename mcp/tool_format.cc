@@ -1,6 +1,7 @@
 #include "mcp/tool_format.h"
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -14,16 +15,19 @@ namespace meshwire::mcp {
 namespace {
 
 /// An optional integer argument in [lo, hi]; nullopt when absent. Sets
-/// `error` to a sentence when present but wrong.
+/// `error` to a sentence when present but wrong. A whole number written as a
+/// float (5.0, 1e1) is one, as JSON Schema's "integer" says: hosts that keep
+/// arguments as doubles (Python's, protobuf's Struct) send them so.
 std::optional<int> IntArg(const Json& args, const char* key, int lo, int hi, std::string& error) {
   auto it = args.find(key);
   if (it == args.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_integer() || it->get<long long>() < lo || it->get<long long>() > hi) {
+  const double v = it->is_number() ? it->get<double>() : 0.5;  // exact for every value in range
+  if (!(v >= lo && v <= hi) || v != std::floor(v)) {
     error = std::string("\"") + key + "\" must be a whole number from " + std::to_string(lo) + " to " +
             std::to_string(hi) + ".";
     return std::nullopt;
   }
-  return it->get<int>();
+  return static_cast<int>(v);
 }
 
 /// A string argument; sets `error` when required and missing, or not a string.

@@ -345,10 +345,11 @@ std::pair<Message, std::vector<Receipt>> RelayClient::GetMessage(const std::stri
 
 Message RelayClient::Reply(const std::string& mesh_id, const std::string& message_id,
                            const std::string& from, const std::string& content) {
-  json body = {{"from", from}, {"content", content}};
+  // Keyed as a send is, so a retry after a lost answer stores nothing new.
+  json body = {{"from", from}, {"content", content}, {"idempotency_key", "cli-" + RandomBase62(24)}};
   return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages/" +
                                           Encode(message_id) + "/reply",
-                              &body, false));
+                              &body, true));
 }
 
 std::string RelayClient::Integrate(const std::string& mesh_id) {

@@ -228,10 +228,11 @@ curl -sS -X POST "$MESHWIRE_URL/mesh/{{MESH_ID}}/members" \
 curl -sS "$MESHWIRE_URL/mesh/{{MESH_ID}}/members" -H "Authorization: Bearer $MESHWIRE_TOKEN"
 ```
 
-`DELETE /mesh/{{MESH_ID}}/members/{user}`: remove a member. Answers 204.
+`DELETE /mesh/{{MESH_ID}}/members/{user}`: remove a member (the owner removes anyone but
+themselves; a member removes themselves). Answers 204.
 
 ```sh
-curl -sS -X DELETE "$MESHWIRE_URL/mesh/{{MESH_ID}}/members/alice" \
+curl -sS -X DELETE "$MESHWIRE_URL/mesh/{{MESH_ID}}/members/bob" \
   -H "Authorization: Bearer $MESHWIRE_TOKEN"
 ```
 

@@ -42,12 +42,32 @@ void CheckNoNul(std::string_view text, const char* what) {
   }
 }
 
+/// A mesh's or token's name is one line that lists and terminals show: no
+/// control characters (a newline, ESC of an escape sequence, DEL, C1).
 void CheckLabel(const std::string& label, const char* what) {
   if (label.empty() || label.size() > kMaxLabel) {
-    throw Error::InvalidField(std::string("The ") + what + " must be 1-" +
-                              std::to_string(kMaxLabel) + " bytes.");
+    throw Error::InvalidField(std::string("The ") + what + " must be 1-" + std::to_string(kMaxLabel) +
+                              " bytes; choose a shorter name.");
   }
   CheckNoNul(label, what);
+  for (std::size_t i = 0; i < label.size(); ++i) {
+    const auto c = static_cast<unsigned char>(label[i]);
+    const bool c1 = c == 0xc2 && i + 1 < label.size() && static_cast<unsigned char>(label[i + 1]) <= 0x9f &&
+                    static_cast<unsigned char>(label[i + 1]) >= 0x80;
+    if (c < 0x20 || c == 0x7f || c1) {
+      throw Error::InvalidField(std::string("The ") + what +
+                                " must not contain control characters (a newline, a tab, an escape code); "
+                                "use plain text on one line.");
+    }
+  }
+}
+
+void CheckIdempotencyKey(const std::optional<std::string>& key) {
+  if (!key) return;
+  if (key->empty() || key->size() > kMaxIdempotencyKey) {
+    throw Error::InvalidField("The field \"idempotency_key\" must be 1-256 bytes.");
+  }
+  CheckNoNul(*key, "field \"idempotency_key\"");
 }
 
 void CheckContent(const std::string& content) {
@@ -328,10 +348,14 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
   if (harness.size() > 64) throw Error::InvalidField("The field \"harness\" must be at most 64 bytes.");
   CheckNoNul(harness, "field \"harness\"");
   // "all" is the broadcast address: an agent of that name could never be
-  // reached by name.
-  if (name == kBroadcast) {
-    throw Error::InvalidField("The agent name \"all\" is reserved: it means every agent of the mesh; choose "
-                              "another name.");
+  // reached by name, and one called "ALL" would catch sends meant for
+  // everyone. "." and ".." are path segments that URL libraries remove.
+  // (An agent registered under such a name before keeps working.)
+  const bool all = strcasecmp(name.c_str(), kBroadcast) == 0;
+  if (name == kBroadcast || ((all || name == "." || name == "..") && !store_.FindAgent(mesh_id, name))) {
+    throw Error::InvalidField("The agent name \"" + name + "\" is reserved" +
+                              (all ? ": \"all\" means every agent of the mesh" : ": it is a path segment") +
+                              "; choose another name.");
   }
   // Agents are named by id or name: a name that is another agent's id would
   // make that agent's id ambiguous.
@@ -423,10 +447,7 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
   if (!IsValidUtf8(r.content)) throw Error::InvalidField("The content must be valid UTF-8.");
   std::string priority = CheckPriority(r.priority);
   CheckMetadata(r.metadata_json);
-  if (r.idempotency_key && (r.idempotency_key->empty() || r.idempotency_key->size() > kMaxIdempotencyKey)) {
-    throw Error::InvalidField("The field \"idempotency_key\" must be 1-256 bytes.");
-  }
-  if (r.idempotency_key) CheckNoNul(*r.idempotency_key, "field \"idempotency_key\"");
+  CheckIdempotencyKey(r.idempotency_key);
   Agent from = RequireOwnAgent(caller, mesh_id, r.from);
   NewMessage m;
   m.mesh_id = mesh_id;
@@ -474,12 +495,14 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
 AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id,
                                 const std::string& message_id, const std::string& from_ref,
                                 const std::string& content, const std::string& metadata_json,
-                                const std::optional<std::string>& priority) {
+                                const std::optional<std::string>& priority,
+                                const std::optional<std::string>& idempotency_key) {
   RequireMember(caller, mesh_id);
   CheckContent(content);
   if (!IsValidUtf8(content)) throw Error::InvalidField("The content must be valid UTF-8.");
   const std::string checked_priority = CheckPriority(priority);
   CheckMetadata(metadata_json);
+  CheckIdempotencyKey(idempotency_key);
   auto original = store_.FindMessage(mesh_id, message_id);
   if (!original) {
     throw Error::NotFound("message_not_found",
@@ -500,6 +523,7 @@ AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id
   m.content = content;
   m.priority = checked_priority;
   m.metadata_json = WithReplyTo(metadata_json, message_id);
+  m.idempotency_key = idempotency_key;
   m.now = clock_.Now();
   return Commit(m);
 }

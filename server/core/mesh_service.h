@@ -134,11 +134,13 @@ class MeshService {
   std::pair<Message, std::vector<Receipt>> GetMessage(const Caller& caller,
                                                       const std::string& mesh_id,
                                                       const std::string& message_id);
-  /// `priority` as a send's: unset is "normal".
+  /// `priority` and `idempotency_key` as a send's: unset is "normal"; a key
+  /// the sender used before returns that message and stores nothing new.
   AppendResult Reply(const Caller& caller, const std::string& mesh_id,
                      const std::string& message_id, const std::string& from,
                      const std::string& content, const std::string& metadata_json,
-                     const std::optional<std::string>& priority = std::nullopt);
+                     const std::optional<std::string>& priority = std::nullopt,
+                     const std::optional<std::string>& idempotency_key = std::nullopt);
   /// The integration guide (markdown) for a mesh, with `base_url` filled in.
   std::string Integrate(const Caller& caller, const std::string& mesh_id,
                         const std::string& base_url);

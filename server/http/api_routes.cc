@@ -236,7 +236,7 @@ Handler Poll(MeshService& svc) {
 
 void AddMessageRoutes(Router& router, MeshService& svc, const ApiOptions& options) {
   router.Add("POST", "/mesh/{mesh}/messages", SendMessage(svc), Router::Run::kInline);
-  router.Add("GET", "/mesh/{mesh}/messages", Poll(svc));
+  router.Add("GET", "/mesh/{mesh}/messages", Poll(svc), Router::Run::kOnWorker, Router::Head::kNoHead);
   router.Add("GET", "/mesh/{mesh}/messages/{id}", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     auto [message, receipts] = svc.GetMessage(c, req.params[0], req.params[1]);
     Json j = ToJson(message);
@@ -254,7 +254,7 @@ void AddMessageRoutes(Router& router, MeshService& svc, const ApiOptions& option
                }
                AppendResult r = svc.Reply(c, req.params[0], req.params[1], RequireString(body, "from"),
                                           RequireString(body, "content"), OptionalObjectText(body, "metadata"),
-                                          OptionalString(body, "priority"));
+                                          OptionalString(body, "priority"), OptionalString(body, "idempotency_key"));
                return JsonAnswer(201, ToJson(r.message));
              }));
   router.Add("GET", "/mesh/{mesh}/integrate",

@@ -230,7 +230,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         "pattern=\"[A-Za-z0-9._\\-]{1,64}\" autocomplete=\"username\">"
         "<button type=\"submit\">Sign in</button></form>",
         "http://127.0.0.1:" + std::to_string(port)));
-  });
+  }, Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
 
   router.Add("POST", "/auth/cli", [=](const ExchangePtr& ex) {
     const HttpRequest& req = ex->request();
@@ -274,7 +274,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     } catch (const Error& e) {
       ex->Respond(ErrorPage(e.status(), e.what()));
     }
-  });
+  }, Router::Run::kOnWorker, Router::Head::kNoHead);  // spends the one-time code
 
   router.Add("POST", "/auth/cli/token", [=, &store, &clock](const ExchangePtr& ex) {
     try {

@@ -70,7 +70,8 @@ EventHub::~EventHub() {
 }
 
 void EventHub::AddRoutes(Router& router) {
-  router.Add("GET", "/mesh/{mesh}/events", [this](const ExchangePtr& ex) { Serve(ex); });
+  router.Add("GET", "/mesh/{mesh}/events", [this](const ExchangePtr& ex) { Serve(ex); }, Router::Run::kOnWorker,
+             Router::Head::kNoHead);
 }
 
 void EventHub::Serve(const ExchangePtr& ex) {

@@ -47,6 +47,9 @@ HttpResponse HttpResponse::Text(int status, std::string content_type, std::strin
 HttpResponse HttpResponse::FromError(const Error& e) {
   HttpResponse r = Json(e.status(), ErrorBody(e));
   if (e.retry_after() > 0) r.Header("Retry-After", std::to_string(e.retry_after()));
+  // RFC 6750 3: a 401 names the scheme it wants (the MCP endpoint's adds
+  // where its metadata is, with its own answer).
+  if (e.status() == 401) r.Header("WWW-Authenticate", "Bearer realm=\"meshwire\"");
   return r;
 }
 

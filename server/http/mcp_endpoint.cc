@@ -54,6 +54,12 @@ HttpResponse Refuse(int status, const std::string& message, const std::string& c
   return HttpResponse::Json(status, JsonText({{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}));
 }
 
+/// The end of a POST whose request was cancelled (notifications/cancelled,
+/// DELETE of its session) before its answer: MCP sends no answer to a
+/// cancelled request, but the HTTP exchange must end, or the connection waits
+/// for one that never comes. 202 and no body, as for a notification.
+HttpResponse CancelledAnswer() { return HttpResponse::Empty(202); }
+
 /// o[key] when it is a string; `absent` when `o` has no `key`; "" (never a
 /// valid value here) when it has another type. nlohmann's value() throws then.
 std::string StringField(const nlohmann::json& o, const char* key, const std::string& absent = "") {
@@ -134,7 +140,8 @@ McpEndpoint::~McpEndpoint() {
 
 void McpEndpoint::AddRoutes(Router& router) {
   router.Add("POST", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Post(ex); });
-  router.Add("GET", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Get(ex); });
+  router.Add("GET", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Get(ex); }, Router::Run::kOnWorker,
+             Router::Head::kNoHead);
   router.Add("DELETE", "/mesh/{mesh}/mcp", [this](const ExchangePtr& ex) { Delete(ex); });
   router.Add("GET", "/.well-known/oauth-protected-resource/mesh/{mesh}/mcp",
              [this](const ExchangePtr& ex) { ProtectedResourceMetadata(ex); });
@@ -354,11 +361,15 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     // hangs up first cancels the call, as notifications/cancelled would
     // (CancelOnHangUp: only a call with something to cancel).
     const nlohmann::json id = message["id"];
-    bool pending = session->server->rpc().Dispatch(message, [ex, extra](const nlohmann::json& answer) {
-      HttpResponse r = HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-      for (const auto& [k, v] : extra) r.Header(k, v);
-      ex->Respond(std::move(r));
-    });
+    bool pending = session->server->rpc().Dispatch(
+        message,
+        [ex, extra](const nlohmann::json& answer) {
+          HttpResponse r =
+              HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+          for (const auto& [k, v] : extra) r.Header(k, v);
+          ex->Respond(std::move(r));
+        },
+        [ex] { ex->Respond(CancelledAnswer()); });
     if (pending) CancelOnHangUp(ex, session, id);
   });
 }
@@ -612,26 +623,29 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
     if (previous) previous->Close();  // one listen stream per agent: the newest wins
     return;
   }
-  bool pending = session->server->rpc().Dispatch(message, [ex, method](const nlohmann::json& answer) {
-    nlohmann::json a = answer;
-    if (a.contains("result") && a["result"].is_object()) {
-      nlohmann::json& result = a["result"];
-      result["resultType"] = "complete";
-      // What a client may cache (SEP-2549): the tool list is the binary's;
-      // the inbox changes with every message.
-      if (method == "tools/list" || method == "resources/templates/list") {
-        result["ttlMs"] = 300000;
-        result["cacheScope"] = "public";
-      } else if (method == "resources/list") {
-        result["ttlMs"] = 300000;
-        result["cacheScope"] = "private";
-      } else if (method == "resources/read") {
-        result["ttlMs"] = 0;
-        result["cacheScope"] = "private";
-      }
-    }
-    ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
-  });
+  bool pending = session->server->rpc().Dispatch(
+      message,
+      [ex, method](const nlohmann::json& answer) {
+        nlohmann::json a = answer;
+        if (a.contains("result") && a["result"].is_object()) {
+          nlohmann::json& result = a["result"];
+          result["resultType"] = "complete";
+          // What a client may cache (SEP-2549): the tool list is the binary's;
+          // the inbox changes with every message.
+          if (method == "tools/list" || method == "resources/templates/list") {
+            result["ttlMs"] = 300000;
+            result["cacheScope"] = "public";
+          } else if (method == "resources/list") {
+            result["ttlMs"] = 300000;
+            result["cacheScope"] = "private";
+          } else if (method == "resources/read") {
+            result["ttlMs"] = 0;
+            result["cacheScope"] = "private";
+          }
+        }
+        ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+      },
+      [ex] { ex->Respond(CancelledAnswer()); });
   if (pending) CancelOnHangUp(ex, session, id);
 }
 

@@ -40,8 +40,8 @@ std::vector<std::string_view> Segments(const HttpRequest& req, std::vector<std::
 }
 }  // namespace
 
-void Router::Add(std::string method, const std::string& pattern, Handler handler, Run run) {
-  Route r{std::move(method), {}, std::move(handler), run};
+void Router::Add(std::string method, const std::string& pattern, Handler handler, Run run, Head head) {
+  Route r{std::move(method), {}, std::move(handler), run, head};
   for (std::string_view s : Split(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));
 }
@@ -70,7 +70,8 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
   std::string allowed;
   for (const Route& r : routes_) {
     if (!Matches(r, path, captures)) continue;
-    if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
+    const bool head_as_get = r.method == "GET" && r.head == Head::kAsGet;
+    if (r.method == req.method || (req.method == "HEAD" && head_as_get)) {
       req.params = std::move(captures);
       if (r.run == Run::kInline || !workers_) {
         r.handler(exchange);
@@ -88,7 +89,10 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
       }
       return;
     }
-    if (allowed.find(r.method) == std::string::npos) allowed += (allowed.empty() ? "" : ", ") + r.method;
+    for (const std::string& m : {r.method, std::string(head_as_get ? "HEAD" : "")}) {
+      if (m.empty() || (", " + allowed + ", ").find(", " + m + ", ") != std::string::npos) continue;
+      allowed += (allowed.empty() ? "" : ", ") + m;
+    }
   }
   if (!allowed.empty()) {
     exchange->Respond(HttpResponse::FromError(

@@ -5,7 +5,11 @@
 // no route has is 404; a known path with another method is 405 with Allow.
 // Dispatch is called on an event-loop thread: a route runs there only when
 // it is marked kInline (it never blocks: it answers from memory or hands its
-// wait to a completion); every other route runs on the worker pool.
+// wait to a completion); every other route runs on the worker pool. HEAD is
+// served by a GET route (the runtime drops the body) unless the route says
+// kNoHead: a GET that changes something (a poll acknowledges and marks
+// messages fetched, a sign-in callback spends its code) or that streams
+// (events, MCP) answers HEAD with 405, as a safe method must change nothing.
 #pragma once
 
 #include <string>
@@ -20,10 +24,12 @@ class Router {
  public:
   static constexpr std::size_t kMaxCapture = 256;
   enum class Run { kOnWorker, kInline };
+  enum class Head { kAsGet, kNoHead };
 
   /// Where routes that may block run; set before the first Dispatch.
   void SetWorkers(Executor* workers) { workers_ = workers; }
-  void Add(std::string method, const std::string& pattern, Handler handler, Run run = Run::kOnWorker);
+  void Add(std::string method, const std::string& pattern, Handler handler, Run run = Run::kOnWorker,
+           Head head = Head::kAsGet);
   /// Calls the route's handler with request().params filled, or answers 404/405.
   void Dispatch(const ExchangePtr& exchange) const;
 
@@ -33,6 +39,7 @@ class Router {
     std::vector<std::string> segments;  // "{...}" marks a capture
     Handler handler;
     Run run;
+    Head head;
   };
   /// True when `path`'s segments fit `route`; fills `captures`.
   static bool Matches(const Route& route, const std::vector<std::string_view>& path,

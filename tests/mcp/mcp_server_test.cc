@@ -310,4 +310,51 @@ TEST_CASE("JsonRpcPeer::Cancellable: a call in flight with something to stop, or
   CHECK(answers.size() == 3);
 }
 
+TEST_CASE("JsonRpcPeer::Dispatch: a request cancelled before its answer runs `unanswered` once, never both") {
+  JsonRpcPeer rpc;
+  std::vector<JsonRpcPeer::Respond> later;
+  rpc.OnAsync("waits", [&](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
+    ctx->OnCancel([] {});
+    later.push_back(std::move(respond));
+  });
+  int answered = 0, unanswered = 0;
+  auto call = [&](int id) {
+    return rpc.Dispatch({{"jsonrpc", "2.0"}, {"id", id}, {"method", "waits"}},
+                        [&](const nlohmann::json&) { ++answered; }, [&] { ++unanswered; });
+  };
+  auto cancel = [&](int id) {
+    rpc.Dispatch({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
+                 [](const nlohmann::json&) {});
+  };
+  CHECK(call(1));
+  cancel(1);
+  CHECK(unanswered == 1);
+  later[0](nlohmann::json::object());  // an answer after the cancel is dropped
+  cancel(1);                           // and a second cancel does nothing
+  CHECK(answered == 0);
+  CHECK(unanswered == 1);
+  CHECK(call(2));
+  later[1](nlohmann::json::object());
+  cancel(2);  // answered first: the cancel comes too late to matter
+  CHECK(answered == 1);
+  CHECK(unanswered == 1);
+  CHECK(call(3));
+  rpc.Drain(std::chrono::milliseconds(0));  // the end of input cancels it
+  CHECK(unanswered == 2);
+}
+
+TEST_CASE("meshwire_get_messages arguments: a whole number written as a float is one; a fraction is not") {
+  GetMessagesArgs args;
+  CHECK_FALSE(ReadArgs(Json{{"limit", 5.0}, {"wait_seconds", 1e1}}, args));
+  CHECK(args.limit == 5);
+  CHECK(args.wait_s == 10);
+  for (const Json& bad : {Json{{"limit", 2.5}}, Json{{"limit", 0}}, Json{{"limit", 101.0}}, Json{{"limit", "5"}},
+                          Json{{"limit", 1e300}}, Json{{"wait_seconds", -1.0}}, Json{{"limit", 18446744073709551615u}}}) {
+    GetMessagesArgs out;
+    auto refused = ReadArgs(bad, out);
+    REQUIRE_MESSAGE(refused, bad.dump());
+    CHECK(refused->is_error);
+  }
+}
+
 }  // namespace meshwire::mcp

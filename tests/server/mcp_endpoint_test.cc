@@ -134,6 +134,46 @@ TEST_CASE("shutdown answers a waiting meshwire_get_messages; the relay stops") {
   CHECK(a.json["result"]["content"][0]["text"] == "No new messages.");  // not "(waited 20 s)": it did not
 }
 
+TEST_CASE("a waiting call cancelled by notifications/cancelled or by DELETE of its session ends its POST (202)") {
+  McpFixture f;
+  std::string session = f.Initialize();
+  auto wait = [&](const std::string& id) {
+    return std::async(std::launch::async, [&f, session, id] {
+      return f.Post({{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"method", "tools/call"},
+                     {"params", {{"name", "meshwire_get_messages"}, {"arguments", {{"wait_seconds", 20}}}}}},
+                    session);
+    });
+  };
+  auto parked = [&] {
+    for (int i = 0; i < 1000; ++i) {
+      if (f.Listening()) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  };
+  auto waiting = wait("w1");
+  REQUIRE(parked());
+  CHECK(f.Post({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", "w1"}}}}, session)
+            .status == 202);
+  // Before, the POST never got an answer: the connection stayed open.
+  REQUIRE(waiting.wait_for(5s) == std::future_status::ready);
+  HttpAnswer cancelled = waiting.get();
+  CHECK(cancelled.status == 202);
+  CHECK(cancelled.body.empty());
+
+  auto waiting2 = wait("w2");
+  REQUIRE(parked());
+  httplib::Client client("127.0.0.1", f.relay.port());
+  auto deleted = client.Delete("/mesh/" + f.mesh + "/mcp",
+                               httplib::Headers{{"Authorization", "Bearer " + f.alice}, {"Mcp-Session-Id", session}});
+  REQUIRE(deleted);
+  CHECK(deleted->status == 204);
+  REQUIRE(waiting2.wait_for(5s) == std::future_status::ready);
+  CHECK(waiting2.get().status == 202);
+}
+
 TEST_CASE("a client that half-closes after its POST: a send is answered; a waiting call is cancelled") {
   McpFixture f;
   std::string session = f.Initialize();

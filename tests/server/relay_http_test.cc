@@ -349,6 +349,62 @@ TEST_CASE("reply: goes to the original sender with metadata.reply_to") {
   CHECK(linked.json["metadata"]["reply_to"] == qid);
 }
 
+TEST_CASE("reply: an idempotency key makes a retried reply store nothing new") {
+  Mesh2 t;
+  std::string qid = t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "question"}}).json["id"];
+  json body = {{"from", "agent-b"}, {"content", "answer"}, {"idempotency_key", "r-1"}};
+  HttpAnswer first = t.relay.Post(t.Path("/messages/" + qid + "/reply"), t.alice, body);
+  HttpAnswer again = t.relay.Post(t.Path("/messages/" + qid + "/reply"), t.alice, body);
+  REQUIRE(first.status == 201);
+  CHECK(again.status == 201);
+  CHECK(again.json["id"] == first.json["id"]);
+  CHECK(t.Contents(t.Poll(t.a, "&after=0")) == std::vector<std::string>{"answer"});
+  body["idempotency_key"] = "";
+  CHECK(t.relay.Post(t.Path("/messages/" + qid + "/reply"), t.alice, body).status == 400);
+}
+
+TEST_CASE("HEAD changes nothing: refused (405) where a GET acknowledges or streams, a bodiless GET elsewhere") {
+  Mesh2 t;
+  std::string id = t.Send({{"from", "agent-a"}, {"to", "agent-b"}, {"content", "keep me"}}).json["id"];
+  auto allow = [](const HttpAnswer& a) {
+    auto it = a.headers.find("Allow");
+    return it == a.headers.end() ? std::string("(none)") : it->second;
+  };
+  // A probe or link checker must not take agent-b's message nor fake its receipt.
+  HttpAnswer poll = t.relay.Call("HEAD", t.Path("/messages?agent_id=" + t.b), t.alice);
+  CHECK(poll.status == 405);
+  CHECK(poll.body.empty());
+  CHECK(allow(poll) == "POST, GET");
+  HttpAnswer events = t.relay.Call("HEAD", t.Path("/events"), t.alice);
+  CHECK(events.status == 405);
+  CHECK(allow(events) == "GET");
+  CHECK(t.relay.Call("HEAD", t.Path("/mcp"), t.alice).status == 405);
+  CHECK(t.relay.Call("HEAD", "/auth/cli?port=5000&state=s", "").status == 405);
+  CHECK(t.relay.Call("HEAD", "/auth/github/callback?code=c&state=s", "").status == 405);
+  HttpAnswer receipt = t.relay.Get(t.Path("/messages/" + id), t.alice);
+  REQUIRE(receipt.json["delivery"].size() == 1);
+  CHECK(receipt.json["delivery"][0]["state"] == "queued");
+  CHECK(t.Contents(t.Poll(t.b)) == std::vector<std::string>{"keep me"});
+  // A GET that changes nothing answers HEAD, and a 405 names HEAD where it is served.
+  HttpAnswer agents = t.relay.Call("HEAD", t.Path("/agents"), t.alice);
+  CHECK(agents.status == 200);
+  CHECK(agents.body.empty());
+  HttpAnswer post_health = t.relay.Call("POST", "/health", "");
+  CHECK(post_health.status == 405);
+  CHECK(allow(post_health) == "GET, HEAD");
+}
+
+TEST_CASE("a 401 names the scheme it wants (RFC 6750): WWW-Authenticate: Bearer") {
+  Mesh2 t;
+  for (const std::string& token : {std::string(), std::string("mw_unknown")}) {
+    HttpAnswer a = t.relay.Get(t.Path("/agents"), token);
+    CHECK(a.status == 401);
+    auto it = a.headers.find("WWW-Authenticate");
+    REQUIRE(it != a.headers.end());
+    CHECK(it->second == "Bearer realm=\"meshwire\"");
+  }
+}
+
 TEST_CASE("idempotency key: a repeated send returns the first message and stores nothing") {
   Mesh2 t;
   json body = {{"from", "agent-a"}, {"content", "once"}, {"idempotency_key", "k-1"}};

@@ -54,6 +54,7 @@ class TestRelay {
     httplib::Headers headers;
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
     httplib::Result r = method == "GET"      ? client.Get(path, headers)
+                        : method == "HEAD"   ? client.Head(path, headers)
                         : method == "DELETE" ? client.Delete(path, headers, body, "application/json")
                         : method == "POST"   ? client.Post(path, headers, body, "application/json")
                                              : client.Patch(path, headers, body, "application/json");
