@@ -1,8 +1,11 @@
 // `meshwire mcp --mesh ID`: the MCP stdio server that desktop assistants start.
 // Nothing but JSON-RPC goes to stdout; logs go to stderr.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/context.h"
@@ -66,7 +69,18 @@ int RunMcp(int argc, char** argv) {
   mcp::McpServer server(tools, "meshwire", MESHWIRE_VERSION);
   tools.SetNotifier([&server](const std::string& method, const Json& params) { server.rpc().Notify(method, params); });
   std::ios::sync_with_stdio(false);
-  mcp::ServeStdio(server.rpc(), std::cin, std::cout);
+  // End of stdin: the client is gone. Requests in flight get kEofGrace, but
+  // a call blocked on a relay that does not answer (or the registration,
+  // up to the client's 30 s read timeout) cannot be interrupted: past the
+  // grace and a second more, the process exits anyway, as clients expect.
+  mcp::ServeStdio(server.rpc(), std::cin, std::cout, [] {
+    std::thread([] {
+      std::this_thread::sleep_for(mcp::kEofGrace + std::chrono::seconds(1));
+      std::fprintf(stderr, "meshwire mcp: stdin closed; exiting without waiting for the relay any longer.\n");
+      std::fflush(stderr);
+      std::_Exit(kExitOk);
+    }).detach();
+  });
   tools.Stop();  // no push after this: the server it writes through goes first
   return kExitOk;
 }

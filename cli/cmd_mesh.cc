@@ -46,7 +46,7 @@ int RunMesh(int argc, char** argv) {
     if (*create) {
       Mesh m = client.CreateMesh(name);
       if (ctx.json()) return PrintJson(ToJson(m)), kExitOk;
-      std::printf("%s Created mesh: %s \"%s\"\n", ui.Ok().c_str(), m.mesh_id.c_str(), m.name.c_str());
+      std::printf("%s Created mesh: %s \"%s\"\n", ui.Ok().c_str(), m.mesh_id.c_str(), Shown(m.name).c_str());
       std::printf("Run `meshwire mesh use %s` to activate it.\n", m.mesh_id.c_str());
     } else if (*use) {
       MeshDetails d = client.GetMesh(id);  // must exist and be ours
@@ -74,7 +74,7 @@ int RunMesh(int argc, char** argv) {
       std::printf("%sYour meshes (%zu)\n\n", ui.Web().c_str(), meshes.size());
       for (const Mesh& m : meshes) {
         std::printf("%s %s  %-24s owner %s  created %s\n", m.mesh_id == active ? ui.Ok().c_str() : " ",
-                    m.mesh_id.c_str(), ("\"" + m.name + "\"").c_str(), m.owner.c_str(),
+                    m.mesh_id.c_str(), ("\"" + Shown(m.name) + "\"").c_str(), Shown(m.owner).c_str(),
                     FormatRfc3339(m.created_at).substr(0, 10).c_str());
       }
       if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
@@ -102,7 +102,7 @@ int RunMesh(int argc, char** argv) {
           return PrintJson({{"members", arr}}), kExitOk;
         }
         std::printf("%sMembers of mesh %s (%zu)\n\n", ui.Web().c_str(), mesh.c_str(), list_of.size());
-        for (const Member& m : list_of) std::printf("  %-24s %s\n", m.user.c_str(), m.role.c_str());
+        for (const Member& m : list_of) std::printf("  %-24s %s\n", Shown(m.user).c_str(), Shown(m.role).c_str());
       }
     }
   } catch (const Error& e) {
@@ -157,7 +157,7 @@ int RunToken(int argc, char** argv) {
       }
       std::printf("%sTokens (%zu)\n\n", ui.Web().c_str(), tokens.size());
       for (const Token& t : tokens) {
-        std::printf("  %s  %-20s created %s  last used %s%s\n", t.id.c_str(), t.name.c_str(),
+        std::printf("  %s  %-20s created %s  last used %s%s\n", t.id.c_str(), Shown(t.name).c_str(),
                     FormatRfc3339(t.created_at).substr(0, 10).c_str(),
                     t.last_used_at ? FormatRfc3339(*t.last_used_at).substr(0, 16).c_str() : "never",
                     t.mesh_id ? ("  mesh " + *t.mesh_id).c_str() : "");

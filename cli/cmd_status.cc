@@ -47,7 +47,7 @@ int RunStatus(int argc, char** argv) {
     } else {
       try {
         MeshDetails d = client.GetMesh(c.mesh_id.value);
-        mesh_line = ui.Ok() + " exists \"" + d.mesh.name + "\"";
+        mesh_line = ui.Ok() + " exists \"" + Shown(d.mesh.name) + "\"";
         agents_line = std::to_string(d.registered) + " registered, " + std::to_string(d.active) + " active";
         out["mesh_name"] = d.mesh.name;
         out["agents"] = {{"registered", d.registered}, {"active", d.active}};
@@ -68,7 +68,7 @@ int RunStatus(int argc, char** argv) {
           agent_problem = "not registered yet (`meshwire send`, `listen` or `init` registers it)";
         }
       } catch (const Error& e) {
-        mesh_line = ui.Bad() + " " + e.what();
+        mesh_line = ui.Bad() + " " + Shown(e.what());
         out["error"] = e.what();
         exit_code = e.status() == 0 ? kExitUnreachable : kExitError;
       }
@@ -103,7 +103,7 @@ int RunStatus(int argc, char** argv) {
   std::printf("\nConnection:\n");
   std::printf("Service : %s %s\n", service == "online" ? ui.Ok().c_str() : ui.Bad().c_str(), service.c_str());
   if (service != "online") {
-    std::printf("  %s\n", out["error"].get<std::string>().c_str());
+    std::printf("  %s\n", Shown(out["error"].get<std::string>()).c_str());
   } else {
     std::printf("Mesh : %s\n", mesh_line.c_str());
     if (!agents_line.empty()) std::printf("Agents : %s\n", agents_line.c_str());
@@ -134,9 +134,9 @@ int RunAgents(int argc, char** argv) {
     Millis now = SystemClock().Now();
     std::printf("\n%sAgents in mesh %s (%zu)\n\n", ui.Web().c_str(), mesh.c_str(), agents.size());
     for (const AgentInfo& a : agents) {
-      std::string name = a.agent.name + (a.agent.name == me && a.agent.owner == user ? " (you)" : "");
-      std::printf("%s %-7s %-28s %s %s%s\n", ui.Dot(a.status).c_str(), a.status.c_str(), name.c_str(),
-                  a.agent.agent_id.c_str(), Ago(now - a.agent.last_seen).c_str(),
+      std::string name = Shown(a.agent.name) + (a.agent.name == me && a.agent.owner == user ? " (you)" : "");
+      std::printf("%s %-7s %-28s %s %s%s\n", ui.Dot(a.status).c_str(), Shown(a.status).c_str(), name.c_str(),
+                  Shown(a.agent.agent_id).c_str(), Ago(now - a.agent.last_seen).c_str(),
                   a.listening ? "  listening" : "");
     }
     if (agents.empty()) std::printf("No agents yet: `meshwire init --harness ...` registers one.\n");

@@ -50,7 +50,8 @@ void PrintUsage(std::FILE* out) {
                "\nRun `meshwire help <command>` or `meshwire <command> --help` for its options.\n"
                "Start: `meshwire login`, `meshwire mesh create NAME`, `meshwire init --harness H`.\n"
                "Exit codes: 0 done, 1 the relay answered an error, 2 usage or configuration,\n"
-               "3 relay unreachable, 4 timed out (wait, send --wait-ack).\n");
+               "3 relay unreachable, 4 timed out (wait, send --wait-ack, login), 130 and 143 wait\n"
+               "stopped by SIGINT or SIGTERM (listen stops with 0: stopping is how it ends).\n");
 }
 
 const Command* Find(const char* name) {

@@ -36,8 +36,29 @@ std::string Ui::Bullet() const { return fancy_ ? "•" : "*"; }
 std::string Ui::Bold(const std::string& s) const { return fancy_ ? "\033[1m" + s + "\033[0m" : s; }
 std::string Ui::Dim(const std::string& s) const { return fancy_ ? "\033[2m" + s + "\033[0m" : s; }
 
+std::string Shown(std::string_view text, bool multiline) {
+  std::string out;
+  out.reserve(text.size());
+  char escape[8];
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && !(multiline && (c == '\n' || c == '\t'))) || c == 0x7f) {
+      std::snprintf(escape, sizeof escape, "\\x%02x", c);
+      out += escape;
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      // C1 controls (U+0080-U+009F): some terminals read U+009B as CSI.
+      std::snprintf(escape, sizeof escape, "\\u%04x", static_cast<unsigned char>(text[++i]));
+      out += escape;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
 int Fail(const Error& e) {
-  std::fprintf(stderr, "meshwire: %s\n", e.what());
+  std::fprintf(stderr, "meshwire: %s\n", Shown(e.what()).c_str());
   if (e.code() == "unreachable") return kExitUnreachable;
   if (e.code() == "timeout" || e.code() == "tls_untrusted" || e.code() == "https_required") return kExitUnreachable;
   if (e.code() == "wait_timeout") return kExitTimeout;

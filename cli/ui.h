@@ -5,6 +5,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <string_view>
 
 #include "schemas/error.h"
 
@@ -26,6 +27,14 @@ class Ui {
  private:
   bool fancy_;
 };
+
+/// Text that came from the relay (a message, a mesh name, an error) made
+/// safe for a terminal: control characters become visible escapes (`\x1b`,
+/// `\u009b`), so whoever wrote it cannot clear the reader's screen, retitle
+/// the window or rewrite a line with `\r`. `multiline` keeps newlines and
+/// tabs (a message's content); otherwise the text stays on one line. The
+/// --json output is left as it is: JSON escapes these already.
+std::string Shown(std::string_view text, bool multiline = false);
 
 /// Prints `j` on one line of stdout (the --json output).
 void PrintJson(const nlohmann::json& j);

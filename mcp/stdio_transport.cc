@@ -7,7 +7,6 @@
 namespace meshwire::mcp {
 
 namespace {
-constexpr auto kEofGrace = std::chrono::milliseconds(1000);
 
 /// Reads a line (without its '\n') into `line`, keeping at most `limit`
 /// bytes: `too_long` says the rest was dropped. False at the end of input.
@@ -31,7 +30,7 @@ bool ReadLine(std::istream& in, std::string& line, std::size_t limit, bool& too_
 }
 }  // namespace
 
-void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out) {
+void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out, const std::function<void()>& at_eof) {
   // std::cin is tied to std::cout: every read would flush `out` from this
   // thread, outside the sink's lock, while a worker writes an answer to it.
   // Unsynchronized iostreams then send the same answer twice (the SDK saw a
@@ -53,6 +52,7 @@ void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out) {
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     peer.HandleText(line);
   }
+  if (at_eof) at_eof();
   peer.Drain(kEofGrace);
 }
 

@@ -6,7 +6,11 @@
 #include <chrono>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -338,6 +342,81 @@ TEST_CASE("wait waits through a relay restart and still gets the message") {
   REQUIRE(status);
   CHECK(WEXITSTATUS(*status) == 0);
   CHECK(wait.ReadStdout().find("after the restart") != std::string::npos);
+}
+
+TEST_CASE("another agent's text cannot drive the reader's terminal: control characters are shown escaped") {
+  World w;
+  w.CreateAndUseMesh();
+  std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
+  std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // agent-b registered
+  const std::string evil = "evil \x1b[2J\x1b]0;pwned\x07 \r fake\nline two\twith a tab \xc2\x9b end";
+  REQUIRE(w.machine.Mw({"send", evil, "--to", "agent-b"}, a).code == 0);
+  CommandResult got = w.machine.Mw({"wait", "--timeout", "5"}, b);
+  REQUIRE(got.code == 0);
+  // Newlines and tabs of the content stay; ESC, BEL, CR and C1 are shown, not sent.
+  CHECK(got.out.find("evil \\x1b[2J\\x1b]0;pwned\\x07 \\x0d fake\nline two\twith a tab \\u009b end") !=
+        std::string::npos);
+  CHECK(got.out.find('\x1b') == std::string::npos);  // NO_COLOR: no escape of our own either
+  CHECK(got.out.find('\r') == std::string::npos);
+  // --json carries the text as sent (JSON escapes it).
+  REQUIRE(w.machine.Mw({"send", evil, "--to", "agent-b"}, a).code == 0);
+  CommandResult as_json = w.machine.Mw({"wait", "--timeout", "5", "--json"}, b);
+  REQUIRE(as_json.code == 0);
+  CHECK(json::parse(as_json.out)["messages"][0]["content"] == evil);
+}
+
+TEST_CASE("send - reads the message from stdin, one final newline dropped; over the limit it is refused") {
+  World w;
+  w.CreateAndUseMesh();
+  std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
+  std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // agent-b registered
+  auto piped = [&](const std::string& producer) {
+    return Run({"/bin/sh", "-c", producer + " | \"$0\" send - --to agent-b", kBinary}, w.machine.Env(a),
+               w.machine.workspace);
+  };
+  CommandResult sent = piped("printf 'from a pipe\\nsecond line\\n'");
+  REQUIRE(sent.code == 0);
+  CommandResult got = w.machine.Mw({"wait", "--timeout", "5", "--json"}, b);
+  REQUIRE(got.code == 0);
+  CHECK(json::parse(got.out)["messages"][0]["content"] == "from a pipe\nsecond line");
+  // Before, "-" was sent as the message itself.
+  CommandResult big = piped("head -c 20000 /dev/zero | tr '\\000' x");
+  CHECK(big.code == 2);
+  CHECK(OneSentence(big.err));
+  CHECK(big.err.find("10240") != std::string::npos);
+  CHECK(piped("printf ''").code == 2);  // empty
+  CHECK(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // nothing else was sent
+}
+
+TEST_CASE("meshwire mcp exits soon after stdin ends, even when the relay never answers") {
+  // A relay that takes connections and never answers: the kernel completes
+  // the handshake for a listening socket nobody accepts on.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd, 64) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::shared_ptr<void> close_it(nullptr, [fd](void*) { ::close(fd); });
+  UserMachine m;
+  const std::string init = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})";
+  const std::string status = R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"meshwire_status","arguments":{}}})";
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult r = Run({"/bin/sh", "-c", "printf '%s\\n%s\\n' \"$1\" \"$2\" | \"$0\" mcp --mesh AAAAAAAAAAAA", kBinary,
+                         init, status},
+                        m.Env({"MESHWIRE_URL=http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                               "MESHWIRE_TOKEN=mw_test", "MESHWIRE_AGENT_NAME=x"}),
+                        m.workspace);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(r.code == 0);
+  CHECK(took < 10.0);  // before: the registration's 30 s read timeout, and the call's after it
+  CHECK(r.out.find(R"("id":1)") != std::string::npos);  // initialize was answered
+  CHECK(r.err.find("stdin closed") != std::string::npos);
 }
 
 TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
