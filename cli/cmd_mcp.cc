@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "cli/commands.h"
@@ -73,15 +74,25 @@ int RunMcp(int argc, char** argv) {
   // a call blocked on a relay that does not answer (or the registration,
   // up to the client's 30 s read timeout) cannot be interrupted: past the
   // grace and a second more, the process exits anyway, as clients expect.
-  mcp::ServeStdio(server.rpc(), std::cin, std::cout, [] {
-    std::thread([] {
+  // `exiting` orders the two ends: the watchdog acts only while this
+  // function has not finished (so `server` still exists), and takes the
+  // output from the server first (SetSink waits for a line being written).
+  static std::mutex exiting;
+  static bool finished = false;
+  mcp::ServeStdio(server.rpc(), std::cin, std::cout, [&server] {
+    std::thread([&server] {
       std::this_thread::sleep_for(mcp::kEofGrace + std::chrono::seconds(1));
+      std::lock_guard lock(exiting);
+      if (finished) return;
+      server.rpc().SetSink([](const std::string&) {});
       std::fprintf(stderr, "meshwire mcp: stdin closed; exiting without waiting for the relay any longer.\n");
       std::fflush(stderr);
       std::_Exit(kExitOk);
     }).detach();
   });
   tools.Stop();  // no push after this: the server it writes through goes first
+  std::lock_guard lock(exiting);
+  finished = true;
   return kExitOk;
 }
 

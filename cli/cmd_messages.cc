@@ -130,8 +130,8 @@ int RunSend(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   if (text == "-") {
-    // `git log -1 | meshwire send - --to reviewer`. Read a little past the
-    // limit, so that the relay's refusal names the size, never more.
+    // `git log -1 | meshwire send - --to reviewer`. Read at most a little
+    // past the limit (whatever the pipe holds), then refuse here.
     text.clear();
     char chunk[4096];
     std::size_t n = 0;
@@ -139,11 +139,13 @@ int RunSend(int argc, char** argv) {
       text.append(chunk, n);
     }
     if (std::ferror(stdin)) return FailUsage("Reading the message from stdin failed.");
-    if (text.size() > kMaxContentBytes + 2) {
+    if (!text.empty() && text.back() == '\n') {
+      text.pop_back();
+      if (!text.empty() && text.back() == '\r') text.pop_back();
+    }
+    if (text.size() > kMaxContentBytes) {
       return FailUsage("The message on stdin is over 10240 bytes: send a reference (a path, URL or id) instead.");
     }
-    if (!text.empty() && text.back() == '\n') text.pop_back();
-    if (!text.empty() && text.back() == '\r') text.pop_back();
   }
   if (text.empty()) return FailUsage("The message is empty: give its text, e.g. meshwire send \"hello\" --to NAME.");
   // `--to "$PEER"` with PEER unset must not become a message to everyone.

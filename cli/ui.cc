@@ -39,20 +39,49 @@ std::string Ui::Dim(const std::string& s) const { return fancy_ ? "\033[2m" + s 
 std::string Shown(std::string_view text, bool multiline) {
   std::string out;
   out.reserve(text.size());
-  char escape[8];
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if ((c < 0x20 && !(multiline && (c == '\n' || c == '\t'))) || c == 0x7f) {
+  char escape[12];
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  for (std::size_t i = 0; i < text.size();) {
+    const unsigned char c = byte(i);
+    if (c < 0x80) {
+      if (multiline && c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+        ++i;  // a CRLF line end is a line end
+      } else if ((c < 0x20 && !(multiline && (c == '\n' || c == '\t'))) || c == 0x7f) {
+        std::snprintf(escape, sizeof escape, "\\x%02x", c);
+        out += escape;
+        ++i;
+      } else {
+        out.push_back(static_cast<char>(c));
+        ++i;
+      }
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, each continuation
+    // 10xxxxxx, no overlong form, nothing past U+10FFFF nor a surrogate.
+    const std::size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    char32_t cp = n == 4 ? c & 0x07 : n == 3 ? c & 0x0f : c & 0x1f;
+    bool valid = n != 0 && c < 0xf5 && i + n <= text.size();
+    for (std::size_t k = 1; valid && k < n; ++k) {
+      valid = (byte(i + k) & 0xc0) == 0x80;
+      cp = (cp << 6) | (byte(i + k) & 0x3f);
+    }
+    valid = valid && cp >= (n == 2 ? 0x80u : n == 3 ? 0x800u : 0x10000u) && cp <= 0x10ffff &&
+            !(cp >= 0xd800 && cp <= 0xdfff);
+    if (!valid) {  // a stray byte: 0x9b alone is CSI to a terminal in an 8-bit locale
       std::snprintf(escape, sizeof escape, "\\x%02x", c);
       out += escape;
-    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-      // C1 controls (U+0080-U+009F): some terminals read U+009B as CSI.
-      std::snprintf(escape, sizeof escape, "\\u%04x", static_cast<unsigned char>(text[++i]));
+      ++i;
+      continue;
+    }
+    // C1 controls, and the bidirectional overrides and isolates that make a
+    // line read in another order than it is written.
+    if (cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
+      std::snprintf(escape, sizeof escape, "\\u%04x", static_cast<unsigned>(cp));
       out += escape;
     } else {
-      out.push_back(static_cast<char>(c));
+      out.append(text.substr(i, n));
     }
+    i += n;
   }
   return out;
 }

@@ -29,11 +29,12 @@ class Ui {
 };
 
 /// Text that came from the relay (a message, a mesh name, an error) made
-/// safe for a terminal: control characters become visible escapes (`\x1b`,
-/// `\u009b`), so whoever wrote it cannot clear the reader's screen, retitle
-/// the window or rewrite a line with `\r`. `multiline` keeps newlines and
-/// tabs (a message's content); otherwise the text stays on one line. The
-/// --json output is left as it is: JSON escapes these already.
+/// safe for a terminal: control characters, bidirectional overrides and
+/// bytes that are not UTF-8 become visible escapes (`\x1b`, `\u009b`,
+/// `\u202e`), so whoever wrote it cannot clear the reader's screen, retitle
+/// the window, rewrite a line with `\r` or reorder it. `multiline` keeps
+/// newlines (CRLF as one) and tabs (a message's content); otherwise the text
+/// stays on one line. The --json output is left as it is: JSON escapes these.
 std::string Shown(std::string_view text, bool multiline = false);
 
 /// Prints `j` on one line of stdout (the --json output).

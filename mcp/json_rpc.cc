@@ -19,8 +19,9 @@ void RequestContext::OnCancel(std::function<void()> fn) {
   }
 }
 
-void RequestContext::Cancel() {
-  std::function<void()> f, unanswered;
+void RequestContext::Cancel(bool by_peer) {
+  std::function<void()> f;
+  Unanswered unanswered;
   {
     std::lock_guard lock(mu_);
     cancelled_ = true;
@@ -28,7 +29,13 @@ void RequestContext::Cancel() {
     unanswered.swap(unanswered_);
   }
   if (f) f();
-  if (unanswered) unanswered();
+  if (unanswered) unanswered(by_peer);
+}
+
+void RequestContext::Answered() {
+  Unanswered drop;
+  std::lock_guard lock(mu_);
+  drop.swap(unanswered_);  // destroyed after the lock: it may hold the last reference to a connection
 }
 
 bool RequestContext::Cancellable() {
@@ -79,7 +86,7 @@ void JsonRpcPeer::Drain(std::chrono::milliseconds grace) {
       if (std::chrono::steady_clock::now() >= deadline) late.swap(in_flight_);
     }
     if (!late.empty()) {
-      for (auto& [key, context] : late) context->Cancel();
+      for (auto& [key, context] : late) context->Cancel(/*by_peer=*/false);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -112,7 +119,7 @@ void JsonRpcPeer::HandleText(const std::string& text) {
   Dispatch(message, [this](const Json& answer) { Write(answer); });
 }
 
-bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer, std::function<void()> unanswered) {
+bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer, RequestContext::Unanswered unanswered) {
   Json id = nullptr;
   bool has_id = m.is_object() && m.contains("id");
   if (has_id) id = m["id"];
@@ -176,6 +183,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer, std::function<void(
       if (at == in_flight_.end() || at->second != context) return;  // cancelled, or answered
       in_flight_.erase(at);
     }
+    context->Answered();
     if (context->cancelled()) return;  // cancelled: no answer
     answer(error ? AnswerError(id, error->code(), error->what()) : Answer(id, *result));
   };

@@ -51,17 +51,24 @@ class RpcError : public std::runtime_error {
 /// One request being served.
 class RequestContext {
  public:
+  /// Told that a request's answer will never come: `by_peer` when the peer
+  /// cancelled it (notifications/cancelled), false when this side ended it
+  /// (JsonRpcPeer::Drain: the input ended, the session was closed).
+  using Unanswered = std::function<void(bool by_peer)>;
   /// `on_thread`: the handler runs on a thread of its own. `unanswered`
   /// runs once at the cancellation of a request still in flight, whose
   /// answer will then never come (JsonRpcPeer::Dispatch).
-  explicit RequestContext(Json params, bool on_thread = false, std::function<void()> unanswered = nullptr)
+  explicit RequestContext(Json params, bool on_thread = false, Unanswered unanswered = nullptr)
       : on_thread_(on_thread), params_(std::move(params)), unanswered_(std::move(unanswered)) {}
   const Json& params() const { return params_; }
   bool cancelled() const { return cancelled_; }
   /// Runs `fn` on cancellation (at once if already cancelled). Replaces the
   /// previous one; pass nullptr to clear it.
   void OnCancel(std::function<void()> fn);
-  void Cancel();
+  /// Only for a request no longer in flight: no answer will be sent.
+  void Cancel(bool by_peer = true);
+  /// The answer was sent: `unanswered` (and what it holds) is let go.
+  void Answered();
   /// Whether cancelling can still change anything: the handler registered
   /// something to stop (a wait), or runs on a thread of its own and may yet.
   /// A call with nothing to stop (a send that is being committed) would only
@@ -74,7 +81,7 @@ class RequestContext {
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   std::function<void()> on_cancel_;   // guarded by mu_
-  std::function<void()> unanswered_;  // guarded by mu_; cleared when run
+  Unanswered unanswered_;             // guarded by mu_; cleared when run or answered
 };
 
 class JsonRpcPeer {
@@ -109,7 +116,7 @@ class JsonRpcPeer {
   /// instead of `answer` when the request is cancelled before its answer
   /// (notifications/cancelled, Drain): the transport ends its channel then,
   /// which would otherwise wait for an answer that never comes.
-  bool Dispatch(const Json& message, AnswerSink answer, std::function<void()> unanswered = nullptr);
+  bool Dispatch(const Json& message, AnswerSink answer, RequestContext::Unanswered unanswered = nullptr);
   /// Whether the request `id`, still in flight, can be cancelled to any
   /// effect (RequestContext::Cancellable); false once it is answered.
   bool Cancellable(const Json& id);

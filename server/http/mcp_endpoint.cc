@@ -54,11 +54,24 @@ HttpResponse Refuse(int status, const std::string& message, const std::string& c
   return HttpResponse::Json(status, JsonText({{"jsonrpc", "2.0"}, {"id", id}, {"error", error}}));
 }
 
-/// The end of a POST whose request was cancelled (notifications/cancelled,
-/// DELETE of its session) before its answer: MCP sends no answer to a
-/// cancelled request, but the HTTP exchange must end, or the connection waits
-/// for one that never comes. 202 and no body, as for a notification.
-HttpResponse CancelledAnswer() { return HttpResponse::Empty(202); }
+/// The end of a POST whose request ends without its answer. The HTTP
+/// exchange must end, or the connection waits for an answer that never
+/// comes. Cancelled by the client (notifications/cancelled): MCP answers no
+/// cancelled request, so 202 and no body, as for a notification. Ended by
+/// the relay (its session closed by DELETE, replaced by a newer one of the
+/// token, shut down): an error the client reads as the call's answer, or it
+/// would wait on for its own timeout.
+HttpResponse UnansweredAnswer(bool by_client, const nlohmann::json& id) {
+  if (by_client) return HttpResponse::Empty(202);
+  return HttpResponse::Json(
+      200, JsonText({{"jsonrpc", "2.0"},
+                     {"id", id},
+                     {"error",
+                      {{"code", -32000},
+                       {"message", "The MCP session ended before this call's answer; start a new session and "
+                                   "call again."},
+                       {"data", {{"code", "session_ended"}}}}}}));
+}
 
 /// o[key] when it is a string; `absent` when `o` has no `key`; "" (never a
 /// valid value here) when it has another type. nlohmann's value() throws then.
@@ -369,7 +382,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
           for (const auto& [k, v] : extra) r.Header(k, v);
           ex->Respond(std::move(r));
         },
-        [ex] { ex->Respond(CancelledAnswer()); });
+        [ex, id](bool by_client) { ex->Respond(UnansweredAnswer(by_client, id)); });
     if (pending) CancelOnHangUp(ex, session, id);
   });
 }
@@ -645,7 +658,7 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
         }
         ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
       },
-      [ex] { ex->Respond(CancelledAnswer()); });
+      [ex, id](bool by_client) { ex->Respond(UnansweredAnswer(by_client, id)); });
   if (pending) CancelOnHangUp(ex, session, id);
 }
 

@@ -359,6 +359,11 @@ TEST_CASE("another agent's text cannot drive the reader's terminal: control char
         std::string::npos);
   CHECK(got.out.find('\x1b') == std::string::npos);  // NO_COLOR: no escape of our own either
   CHECK(got.out.find('\r') == std::string::npos);
+  // A CRLF line end is a line end; a bidirectional override is shown, not obeyed.
+  REQUIRE(w.machine.Mw({"send", "from windows\r\nsecond \xe2\x80\xaereversed", "--to", "agent-b"}, a).code == 0);
+  CommandResult crlf = w.machine.Mw({"wait", "--timeout", "5"}, b);
+  REQUIRE(crlf.code == 0);
+  CHECK(crlf.out.find("from windows\nsecond \\u202ereversed") != std::string::npos);
   // --json carries the text as sent (JSON escapes it).
   REQUIRE(w.machine.Mw({"send", evil, "--to", "agent-b"}, a).code == 0);
   CommandResult as_json = w.machine.Mw({"wait", "--timeout", "5", "--json"}, b);
@@ -373,7 +378,7 @@ TEST_CASE("send - reads the message from stdin, one final newline dropped; over 
   std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
   REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // agent-b registered
   auto piped = [&](const std::string& producer) {
-    return Run({"/bin/sh", "-c", producer + " | \"$0\" send - --to agent-b", kBinary}, w.machine.Env(a),
+    return Run({"/bin/sh", "-c", "{ " + producer + "; } | \"$0\" send - --to agent-b", kBinary}, w.machine.Env(a),
                w.machine.workspace);
   };
   CommandResult sent = piped("printf 'from a pipe\\nsecond line\\n'");
@@ -387,6 +392,14 @@ TEST_CASE("send - reads the message from stdin, one final newline dropped; over 
   CHECK(OneSentence(big.err));
   CHECK(big.err.find("10240") != std::string::npos);
   CHECK(piped("printf ''").code == 2);  // empty
+  // 10240 bytes and a CRLF fit; 10241 are refused here, not by the relay.
+  CHECK(piped("head -c 10240 /dev/zero | tr '\\000' y; printf '\\r\\n'").code == 0);
+  CommandResult just_over = piped("head -c 10241 /dev/zero | tr '\\000' x");
+  CHECK(just_over.code == 2);
+  CHECK(just_over.err.find("10240") != std::string::npos);
+  CommandResult last = w.machine.Mw({"wait", "--timeout", "5", "--json"}, b);
+  REQUIRE(last.code == 0);
+  CHECK(json::parse(last.out)["messages"][0]["content"] == std::string(10240, 'y'));
   CHECK(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // nothing else was sent
 }
 

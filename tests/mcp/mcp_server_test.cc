@@ -317,10 +317,14 @@ TEST_CASE("JsonRpcPeer::Dispatch: a request cancelled before its answer runs `un
     ctx->OnCancel([] {});
     later.push_back(std::move(respond));
   });
-  int answered = 0, unanswered = 0;
+  int answered = 0, unanswered = 0, by_peer = 0;
   auto call = [&](int id) {
     return rpc.Dispatch({{"jsonrpc", "2.0"}, {"id", id}, {"method", "waits"}},
-                        [&](const nlohmann::json&) { ++answered; }, [&] { ++unanswered; });
+                        [&](const nlohmann::json&) { ++answered; },
+                        [&](bool peer) {
+                          ++unanswered;
+                          by_peer += peer;
+                        });
   };
   auto cancel = [&](int id) {
     rpc.Dispatch({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", id}}}},
@@ -341,6 +345,7 @@ TEST_CASE("JsonRpcPeer::Dispatch: a request cancelled before its answer runs `un
   CHECK(call(3));
   rpc.Drain(std::chrono::milliseconds(0));  // the end of input cancels it
   CHECK(unanswered == 2);
+  CHECK(by_peer == 1);  // the first, by notifications/cancelled; not the drained one
 }
 
 TEST_CASE("meshwire_get_messages arguments: a whole number written as a float is one; a fraction is not") {

@@ -134,7 +134,7 @@ TEST_CASE("shutdown answers a waiting meshwire_get_messages; the relay stops") {
   CHECK(a.json["result"]["content"][0]["text"] == "No new messages.");  // not "(waited 20 s)": it did not
 }
 
-TEST_CASE("a waiting call cancelled by notifications/cancelled or by DELETE of its session ends its POST (202)") {
+TEST_CASE("a waiting call's POST ends: 202 when the client cancels it, an error when its session is deleted") {
   McpFixture f;
   std::string session = f.Initialize();
   auto wait = [&](const std::string& id) {
@@ -170,8 +170,12 @@ TEST_CASE("a waiting call cancelled by notifications/cancelled or by DELETE of i
                                httplib::Headers{{"Authorization", "Bearer " + f.alice}, {"Mcp-Session-Id", session}});
   REQUIRE(deleted);
   CHECK(deleted->status == 204);
+  // Ended by the session's end, not by the client: an error it reads as the answer.
   REQUIRE(waiting2.wait_for(5s) == std::future_status::ready);
-  CHECK(waiting2.get().status == 202);
+  HttpAnswer ended = waiting2.get();
+  CHECK(ended.status == 200);
+  CHECK(ended.json["id"] == "w2");
+  CHECK(ended.json["error"]["data"]["code"] == "session_ended");
 }
 
 TEST_CASE("a client that half-closes after its POST: a send is answered; a waiting call is cancelled") {
