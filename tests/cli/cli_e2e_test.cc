@@ -2,11 +2,11 @@
 // real relay process, with a temporary HOME and MESHWIRE_HOME, as a person
 // follows the product page (headless: the token comes from `meshwire admin
 // token create`, or from the browser sign-in played by an HTTP client).
+#include <arpa/inet.h>
 #include <atomic>
 #include <chrono>
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -344,12 +344,23 @@ TEST_CASE("wait waits through a relay restart and still gets the message") {
   CHECK(wait.ReadStdout().find("after the restart") != std::string::npos);
 }
 
-TEST_CASE("another agent's text cannot drive the reader's terminal: control characters are shown escaped") {
+/// A mesh in use, with agent-b registered (so a message to it waits for
+/// it) and the environments that make a command agent-a's or agent-b's.
+struct SenderAndReader {
   World w;
-  w.CreateAndUseMesh();
   std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
   std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
-  REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // agent-b registered
+  SenderAndReader() {
+    w.CreateAndUseMesh();
+    REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);
+  }
+};
+
+TEST_CASE("another agent's text cannot drive the reader's terminal: control characters are shown escaped") {
+  SenderAndReader t;
+  World& w = t.w;
+  const std::vector<std::string>& a = t.a;
+  const std::vector<std::string>& b = t.b;
   const std::string evil = "evil \x1b[2J\x1b]0;pwned\x07 \r fake\nline two\twith a tab \xc2\x9b end";
   REQUIRE(w.machine.Mw({"send", evil, "--to", "agent-b"}, a).code == 0);
   CommandResult got = w.machine.Mw({"wait", "--timeout", "5"}, b);
@@ -372,11 +383,10 @@ TEST_CASE("another agent's text cannot drive the reader's terminal: control char
 }
 
 TEST_CASE("send - reads the message from stdin, one final newline dropped; over the limit it is refused") {
-  World w;
-  w.CreateAndUseMesh();
-  std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
-  std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
-  REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // agent-b registered
+  SenderAndReader t;
+  World& w = t.w;
+  const std::vector<std::string>& a = t.a;
+  const std::vector<std::string>& b = t.b;
   auto piped = [&](const std::string& producer) {
     return Run({"/bin/sh", "-c", "{ " + producer + "; } | \"$0\" send - --to agent-b", kBinary}, w.machine.Env(a),
                w.machine.workspace);
