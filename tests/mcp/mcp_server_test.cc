@@ -281,13 +281,21 @@ TEST_CASE("a message's fence cannot be closed by its body: a word drawn per mess
   CHECK(b.find(f) == std::string::npos);  // another word for the next result
 }
 
-TEST_CASE("JsonRpcPeer::Cancellable: a call in flight with something to stop, or on a thread of its own") {
-  JsonRpcPeer rpc;
-  std::vector<JsonRpcPeer::Respond> later;
-  rpc.OnAsync("waits", [&](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
+namespace {
+/// A method "waits" with something to cancel, answered when the test calls
+/// its `later` entry.
+void AddWaits(JsonRpcPeer& rpc, std::vector<JsonRpcPeer::Respond>& later) {
+  rpc.OnAsync("waits", [&later](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
     ctx->OnCancel([] {});
     later.push_back(std::move(respond));
   });
+}
+}  // namespace
+
+TEST_CASE("JsonRpcPeer::Cancellable: a call in flight with something to stop, or on a thread of its own") {
+  JsonRpcPeer rpc;
+  std::vector<JsonRpcPeer::Respond> later;
+  AddWaits(rpc, later);
   rpc.OnAsync("commits", [&](const std::shared_ptr<RequestContext>&, JsonRpcPeer::Respond respond) {
     later.push_back(std::move(respond));
   });
@@ -313,10 +321,7 @@ TEST_CASE("JsonRpcPeer::Cancellable: a call in flight with something to stop, or
 TEST_CASE("JsonRpcPeer::Dispatch: a request cancelled before its answer runs `unanswered` once, never both") {
   JsonRpcPeer rpc;
   std::vector<JsonRpcPeer::Respond> later;
-  rpc.OnAsync("waits", [&](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
-    ctx->OnCancel([] {});
-    later.push_back(std::move(respond));
-  });
+  AddWaits(rpc, later);
   int answered = 0, unanswered = 0, by_peer = 0;
   auto call = [&](int id) {
     return rpc.Dispatch({{"jsonrpc", "2.0"}, {"id", id}, {"method", "waits"}},
