@@ -224,8 +224,22 @@ int RunInit(int argc, char** argv) {
     RelayClient& client = ctx.Client();
     // --token: check it, then keep it as this machine's credentials.
     if (c.token.source == "flag") {
-      const std::string user = client.Me().first;
+      std::string user;
+      try {
+        user = client.Me().first;
+      } catch (const Error& e) {
+        if (e.status() != 401) throw;
+        // The relay's sentence speaks of saved credentials; this is the one given.
+        throw Error(401, e.code(),
+                    "The relay at " + c.url.value + " does not know the token given with --token (unknown or "
+                    "revoked): check it, or create one with `meshwire token create` (`meshwire admin token "
+                    "create` on the relay's machine).");
+      }
       SaveCredentials(c.home, c.token.value, c.url.value, user);
+      if (harness && !ctx.json()) {
+        std::printf("%s Token saved to %s\n", ctx.ui().Ok().c_str(),
+                    Tilde((c.home / "credentials.json").string()).c_str());
+      }
     }
     if (!harness) return UpdateConfigOnly(ctx, token_given, mesh_given);
     // Everything is checked before anything is written: the mesh, the

@@ -500,6 +500,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     std::size_t fields = 0;
     int content_lengths = 0;
     int transfer_encodings = 0;
+    int authorizations = 0;
     bool only_chunked = true;  // every Transfer-Encoding is exactly "chunked"
     for (const auto& f : msg) {
       ++fields;
@@ -508,6 +509,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (f.name() == http::field::content_length) {
         content_lengths += f.value().find(',') == beast::string_view::npos ? 1 : 2;
       }
+      authorizations += f.name() == http::field::authorization;
       if (f.name() == http::field::transfer_encoding) {
         ++transfer_encodings;
         only_chunked = only_chunked && beast::iequals(Trimmed(f.value()), "chunked");
@@ -532,6 +534,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return Reject(Error(400, "bad_request",
                           "The request's framing is ambiguous (two Content-Lengths, or Content-Length "
                           "with Transfer-Encoding); send one of them."));
+    }
+    // Two credentials: which one a route reads would decide who the caller is.
+    if (authorizations > 1) {
+      return Reject(Error(400, "bad_request", "The request has two Authorization headers; send one."));
     }
     // Any other coding (gzip, "chunked, gzip", identity, two fields) leaves
     // the body's length unknown: the parser would read the body as the next

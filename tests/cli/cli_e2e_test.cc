@@ -141,9 +141,17 @@ TEST_CASE("the product page's walkthrough, in order") {
   json mesh_json = json::parse(Slurp(w.machine.workspace + "/.mesh.json"));
   CHECK(mesh_json == json({{"mesh_id", mesh}, {"workspace_name", "project"}, {"agent_name", "copilot-agent"},
                            {"harness", "copilot"}}));
+  CHECK(init.out.find("OK Token saved to ~/.meshwire/credentials.json") != std::string::npos);
   auto creds = fs::path(w.machine.home) / ".meshwire/credentials.json";
   const auto owner_rw = fs::perms::owner_read | fs::perms::owner_write;
   CHECK((fs::status(creds).permissions() & fs::perms::all) == owner_rw);
+  // A wrong --token is named as the one given (not "run meshwire login"), and saves nothing.
+  const std::string saved = Slurp(creds);
+  CommandResult bogus = w.machine.Mw({"init", "--token", "mw_" + std::string(40, 'x')});
+  CHECK(bogus.code == 1);
+  CHECK(OneSentence(bogus.err));
+  CHECK(bogus.err.find("does not know the token given with --token") != std::string::npos);
+  CHECK(Slurp(creds) == saved);
 
   // From here on nothing in the environment but the URL: files carry the rest.
   CommandResult status = w.machine.Mw({"status"});

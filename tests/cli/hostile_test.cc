@@ -146,7 +146,7 @@ TEST_CASE("bodies over 1 MiB, chunked or not, are 413 without a token; memory st
   CHECK(h.Healthy());
 }
 
-TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing is 400") {
+TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing or credentials is 400") {
   Hostile h;
   std::string many;
   for (int i = 0; i < 150; ++i) many += "X-Field-" + std::to_string(i) + ": y\r\n";
@@ -169,6 +169,11 @@ TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing
     CHECK(StatusOf(listed) == 400);
     if (lengths != "2,3") CHECK(listed.find("framing is ambiguous") != std::string::npos);
   }
+  // Two credentials: the caller would be whichever one a route reads first.
+  std::string two_tokens = h.Raw("GET /mesh HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + h.token +
+                                 "\r\nAuthorization: Bearer mw_other\r\n\r\n");
+  CHECK(StatusOf(two_tokens) == 400);
+  CHECK(two_tokens.find("two Authorization headers") != std::string::npos);
   CHECK(h.Healthy());
 }
 
