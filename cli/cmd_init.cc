@@ -150,9 +150,7 @@ int UpdateConfigOnly(CommandContext& ctx, bool token_given, bool mesh_given) {
   RelayClient& client = ctx.Client();
   json out = json::object();
   if (token_given) {
-    const std::string path = (c.home / "credentials.json").string();
-    out["credentials"] = path;
-    if (!ctx.json()) std::printf("%s Token saved to %s\n", ui.Ok().c_str(), Tilde(path).c_str());
+    out["credentials"] = (c.home / "credentials.json").string();  // saved and said by RunInit
   }
   if (mesh_given) {
     MeshDetails d = client.GetMesh(c.mesh_id.value);  // must exist and be ours
@@ -236,7 +234,7 @@ int RunInit(int argc, char** argv) {
                     "create` on the relay's machine).");
       }
       SaveCredentials(c.home, c.token.value, c.url.value, user);
-      if (harness && !ctx.json()) {
+      if (!ctx.json()) {
         std::printf("%s Token saved to %s\n", ctx.ui().Ok().c_str(),
                     Tilde((c.home / "credentials.json").string()).c_str());
       }

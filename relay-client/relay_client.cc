@@ -311,10 +311,15 @@ void RelayClient::DeleteAgent(const std::string& mesh_id, const std::string& age
   CALL("DELETE", "/mesh/" + Encode(mesh_id) + "/agents/" + Encode(agent), nullptr, false);
 }
 
+namespace {
+/// A key of the client's own for a write it may retry (a send, a reply).
+std::string NewIdempotencyKey() { return "cli-" + RandomBase62(24); }
+}  // namespace
+
 Message RelayClient::Send(const std::string& mesh_id, const OutgoingMessage& m) {
   OutgoingMessage keyed = m;
   // With a key, sending again after a lost answer stores nothing new: safe to retry.
-  if (!keyed.idempotency_key) keyed.idempotency_key = "cli-" + RandomBase62(24);
+  if (!keyed.idempotency_key) keyed.idempotency_key = NewIdempotencyKey();
   json body = ToJson(keyed);
   return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages", &body, true));
 }
@@ -346,7 +351,7 @@ std::pair<Message, std::vector<Receipt>> RelayClient::GetMessage(const std::stri
 Message RelayClient::Reply(const std::string& mesh_id, const std::string& message_id,
                            const std::string& from, const std::string& content) {
   // Keyed as a send is, so a retry after a lost answer stores nothing new.
-  json body = {{"from", from}, {"content", content}, {"idempotency_key", "cli-" + RandomBase62(24)}};
+  json body = {{"from", from}, {"content", content}, {"idempotency_key", NewIdempotencyKey()}};
   return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages/" +
                                           Encode(message_id) + "/reply",
                               &body, true));

@@ -58,19 +58,13 @@ HttpResponse Refuse(int status, const std::string& message, const std::string& c
 /// exchange must end, or the connection waits for an answer that never
 /// comes. Cancelled by the client (notifications/cancelled): MCP answers no
 /// cancelled request, so 202 and no body, as for a notification. Ended by
-/// the relay (its session closed by DELETE, replaced by a newer one of the
-/// token, shut down): an error the client reads as the call's answer, or it
-/// would wait on for its own timeout.
+/// the relay (its session closed by DELETE, or replaced by a newer one of the
+/// token): an error the client reads as the call's answer, or it would wait
+/// on for its own timeout.
 HttpResponse UnansweredAnswer(bool by_client, const nlohmann::json& id) {
   if (by_client) return HttpResponse::Empty(202);
-  return HttpResponse::Json(
-      200, JsonText({{"jsonrpc", "2.0"},
-                     {"id", id},
-                     {"error",
-                      {{"code", -32000},
-                       {"message", "The MCP session ended before this call's answer; start a new session and "
-                                   "call again."},
-                       {"data", {{"code", "session_ended"}}}}}}));
+  return Refuse(200, "The MCP session ended before this call's answer; start a new session and call again.",
+                "session_ended", id);
 }
 
 /// o[key] when it is a string; `absent` when `o` has no `key`; "" (never a
