@@ -700,6 +700,10 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
                                       const std::optional<std::string>& mesh_id) {
   RequireUnscoped(caller, "manage tokens");
   CheckLabel(name, "token name");
+  if (mesh_id && mesh_id->empty()) {
+    throw Error::InvalidField("mesh_id is empty: give a mesh id to scope the token to that mesh, or leave "
+                              "mesh_id out for a token that works on all your meshes.");
+  }
   if (mesh_id) RequireMember(caller, *mesh_id);
   if (store_.ListTokens(caller.user()).size() >= options_.max_tokens_per_user) {
     throw Error::BadRequest("too_many_tokens",

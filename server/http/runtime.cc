@@ -501,6 +501,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     int content_lengths = 0;
     int transfer_encodings = 0;
     int authorizations = 0;
+    int hosts = 0;
     bool only_chunked = true;  // every Transfer-Encoding is exactly "chunked"
     for (const auto& f : msg) {
       ++fields;
@@ -510,6 +511,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         content_lengths += f.value().find(',') == beast::string_view::npos ? 1 : 2;
       }
       authorizations += f.name() == http::field::authorization;
+      hosts += f.name() == http::field::host;
       if (f.name() == http::field::transfer_encoding) {
         ++transfer_encodings;
         only_chunked = only_chunked && beast::iequals(Trimmed(f.value()), "chunked");
@@ -538,6 +540,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // Two credentials: which one a route reads would decide who the caller is.
     if (authorizations > 1) {
       return Reject(Error(400, "bad_request", "The request has two Authorization headers; send one."));
+    }
+    // RFC 9112 3.2: an HTTP/1.1 request names its host once (a proxy in front
+    // and the relay could otherwise each read a different one).
+    if (hosts > 1 || (hosts == 0 && msg.version() >= 11)) {
+      return Reject(Error(400, "bad_request",
+                          hosts > 1 ? "The request has two Host headers; send one."
+                                    : "An HTTP/1.1 request needs a Host header (RFC 9112 3.2)."));
     }
     // Any other coding (gzip, "chunked, gzip", identity, two fields) leaves
     // the body's length unknown: the parser would read the body as the next

@@ -174,6 +174,15 @@ TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing
                                  "\r\nAuthorization: Bearer mw_other\r\n\r\n");
   CHECK(StatusOf(two_tokens) == 400);
   CHECK(two_tokens.find("two Authorization headers") != std::string::npos);
+  // RFC 9112 3.2: an HTTP/1.1 request without Host, or with two, is 400;
+  // HTTP/1.0 needs none.
+  std::string no_host = h.Raw("GET /health HTTP/1.1\r\n\r\n");
+  CHECK(StatusOf(no_host) == 400);
+  CHECK(no_host.find("needs a Host header") != std::string::npos);
+  std::string two_hosts = h.Raw("GET /health HTTP/1.1\r\nHost: relay\r\nHost: other\r\n\r\n");
+  CHECK(StatusOf(two_hosts) == 400);
+  CHECK(two_hosts.find("two Host headers") != std::string::npos);
+  CHECK(StatusOf(h.Raw("GET /health HTTP/1.0\r\n\r\n")) == 200);
   CHECK(h.Healthy());
 }
 

@@ -336,6 +336,7 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
       {"token name empty", "POST", "/tokens", a, R"({"name":""})", 400, "invalid_field"},
       {"token mesh_id is a number", "POST", "/tokens", a, R"({"name":"ci","mesh_id":5})", 400,
        "invalid_field"},
+      {"token mesh_id empty", "POST", "/tokens", a, R"({"name":"ci","mesh_id":""})", 400, "invalid_field"},
       // POST /mesh/{m}/members
       {"member user missing", "POST", w.M("/members"), a, R"({})", 400, "invalid_field"},
       {"member user is a number", "POST", w.M("/members"), a, R"({"user":5})", 400,
