@@ -121,12 +121,16 @@ json ReadMeshJson(const fs::path& path) {
 
 /// Writes .mesh.json: `current` (ReadMeshJson's) with `fields` merged in;
 /// true when it changed.
-bool WriteMeshJson(const fs::path& path, const json& current, const json& fields) {
+/// Writes `fields` into the workspace's .mesh.json (`current`, its content
+/// or {}); what it did, as the harness files say it: "created", "updated" or
+/// "unchanged".
+std::string WriteMeshJson(const fs::path& path, const json& current, const json& fields) {
   json merged = current;
   for (auto& [k, v] : fields.items()) merged[k] = v;
-  if (merged == current && fs::exists(path)) return false;
+  const bool existed = fs::exists(path);
+  if (merged == current && existed) return "unchanged";
   WriteFileAtomic(path, merged.dump(2) + "\n", 0644);
-  return true;
+  return existed ? "updated" : "created";
 }
 
 /// The agent name for a teammate whose workspace names another user's
@@ -343,10 +347,11 @@ int RunInit(int argc, char** argv) {
                    {"workspace_name", workspace_name},
                    {"agent_name", shared_name},
                    {"harness", shared_harness}};
-    bool changed = WriteMeshJson(workspace / ".mesh.json", mesh_json, fields);
+    const fs::path mesh_json_path = workspace / ".mesh.json";
+    const std::string mesh_json_action = WriteMeshJson(mesh_json_path, mesh_json, fields);
 
     if (ctx.json()) {
-      json files = json::array();
+      json files = json::array({{{"path", mesh_json_path.string()}, {"action", mesh_json_action}, {"backup", ""}}});
       for (const FileChange& f : result.files) {
         files.push_back({{"path", f.path}, {"action", f.action}, {"backup", f.backup}});
       }
@@ -357,7 +362,7 @@ int RunInit(int argc, char** argv) {
                               .c_str());
       return kExitOk;
     }
-    std::printf("%s .mesh.json %s\n", ui.Ok().c_str(), changed ? "written" : "unchanged");
+    std::printf("%s .mesh.json %s\n", ui.Ok().c_str(), mesh_json_action == "unchanged" ? "unchanged" : "written");
     std::printf("mesh_id: %s\nagent_name: %s\nharness: %s\n\n", mesh.c_str(), shared_name.c_str(),
                 shared_harness.c_str());
     for (const FileChange& f : result.files) {

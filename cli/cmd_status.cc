@@ -70,14 +70,15 @@ int RunStatus(int argc, char** argv) {
       } catch (const Error& e) {
         mesh_line = ui.Bad() + " " + Shown(e.what());
         out["error"] = e.what();
-        exit_code = e.status() == 0 ? kExitUnreachable : kExitError;
+        exit_code = ExitCodeOf(e);
       }
     }
   } catch (const Error& e) {
-    const bool bad_url = e.code() == "config";  // not offline: a URL no client could use
-    service = bad_url ? "misconfigured" : "offline";
+    // The exit code `agents` would give: 3 only when nothing answered (a
+    // server that is not a relay answered: 1); a URL no client could use: 2.
+    exit_code = ExitCodeOf(e);
+    service = e.code() == "config" ? "misconfigured" : exit_code == kExitUnreachable ? "offline" : "error";
     out["error"] = e.what();
-    exit_code = bad_url ? kExitUsage : kExitUnreachable;
   }
   out["service_status"] = service;
   if (!agent_id.empty()) out["agent_id"] = agent_id;

@@ -88,6 +88,10 @@ std::string Shown(std::string_view text, bool multiline) {
 
 int Fail(const Error& e) {
   std::fprintf(stderr, "meshwire: %s\n", Shown(e.what()).c_str());
+  return ExitCodeOf(e);
+}
+
+int ExitCodeOf(const Error& e) {
   if (e.code() == "unreachable") return kExitUnreachable;
   if (e.code() == "timeout" || e.code() == "tls_untrusted" || e.code() == "https_required") return kExitUnreachable;
   if (e.code() == "wait_timeout") return kExitTimeout;

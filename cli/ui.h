@@ -40,9 +40,10 @@ std::string Shown(std::string_view text, bool multiline = false);
 /// Prints `j` on one line of stdout (the --json output).
 void PrintJson(const nlohmann::json& j);
 
-/// Prints "meshwire: <message>" on stderr and returns the exit code the
-/// contract gives the error: 3 unreachable relay, 4 timed out, 2 for
-/// configuration and usage problems (status 2), else 1.
+/// The exit code the contract gives `error`: 3 unreachable relay, 4 timed
+/// out, 2 for configuration and usage problems (status 2), else 1.
+int ExitCodeOf(const Error& error);
+/// Prints "meshwire: <message>" on stderr and returns ExitCodeOf(error).
 int Fail(const Error& error);
 /// The same for an exception that is not an Error (a library's): text that
 /// is not UTF-8 is a usage error (2) with a sentence saying so, else 1.

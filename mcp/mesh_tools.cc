@@ -12,7 +12,9 @@
 namespace meshwire::mcp {
 
 
-MeshTools::MeshTools(MeshToolsOptions options) : options_(std::move(options)) {}
+MeshTools::MeshTools(MeshToolsOptions options)
+    : options_(std::move(options)),
+      definitions_(std::make_unique<const Json>(McpToolDefinitions(options_.max_wait_s))) {}
 
 MeshTools::~MeshTools() { Stop(); }
 
@@ -154,7 +156,7 @@ std::string MeshTools::SetupProblem() const {
   return "";
 }
 
-const Json& MeshTools::Definitions() const { return McpToolDefinitions(); }
+const Json& MeshTools::Definitions() const { return *definitions_; }
 
 std::string MeshTools::Instructions() const {
   if (std::string problem = SetupProblem(); !problem.empty()) {

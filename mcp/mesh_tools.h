@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -21,13 +22,14 @@
 #include "mcp/push_ledger.h"
 #include "relay-client/config.h"
 #include "relay-client/relay_client.h"
+#include "schemas/mcp_schemas.h"
 
 namespace meshwire::mcp {
 
 struct MeshToolsOptions {
   std::string url, token, mesh_id, agent_name, harness = "mcp";
   std::string home;  // the ~/.meshwire folder searched for credentials.json (for messages)
-  int max_wait_s = 25;                // get_messages waits at most this long
+  int max_wait_s = kToolsMaxWaitS;    // get_messages waits at most this long
   int heartbeat_s = 30;
   std::string setup_problem;  // found by the caller (an invalid agent name): told like a missing token
 };
@@ -84,6 +86,7 @@ class MeshTools final : public ToolSet {
   bool Sleep(std::chrono::milliseconds delay);
 
   const MeshToolsOptions options_;
+  const std::unique_ptr<const Json> definitions_;  // tools/list, with options_.max_wait_s
   std::mutex mu_;
   std::string agent_id_;                 // guarded by mu_; empty until registered
   std::optional<std::int64_t> cursor_;   // guarded by mu_: acknowledges the previous batch

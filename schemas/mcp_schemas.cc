@@ -1,6 +1,8 @@
 #include "schemas/mcp_schemas.h"
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
 
 namespace meshwire {
 
@@ -21,6 +23,20 @@ const Json& McpToolDefinitions() {
     Inline(t, Json::parse(McpMessageSchemaJson()));
     return t;
   }();
+  return tools;
+}
+
+Json McpToolDefinitions(int max_wait_s) {
+  Json tools = McpToolDefinitions();
+  const std::string stated = "capped at " + std::to_string(kToolsMaxWaitS) + ")";
+  for (Json& tool : tools) {
+    if (tool.value("name", "") != "meshwire_get_messages") continue;
+    Json& description = tool["inputSchema"]["properties"]["wait_seconds"]["description"];
+    std::string text = description.get<std::string>();
+    const auto at = text.rfind(stated);
+    if (at == std::string::npos) throw std::logic_error("tools.json: wait_seconds does not state its cap");
+    description = text.replace(at, stated.size(), "capped at " + std::to_string(max_wait_s) + ")");
+  }
   return tools;
 }
 

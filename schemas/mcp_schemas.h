@@ -17,4 +17,11 @@ std::string_view McpMessageSchemaJson();  // schemas/mcp/message.json
 /// replaced by the message schema itself.
 const Json& McpToolDefinitions();
 
+/// The longest wait of meshwire_get_messages that tools.json states (the
+/// relay's endpoint and `meshwire mcp` by default).
+inline constexpr int kToolsMaxWaitS = 25;
+/// The same definitions for a server whose get_messages waits at most
+/// `max_wait_s` (`meshwire mcp --max-wait`): wait_seconds says that cap.
+Json McpToolDefinitions(int max_wait_s);
+
 }  // namespace meshwire

@@ -15,14 +15,16 @@
 
 #include "mcp/mcp_server.h"
 #include "mcp/push_ledger.h"
+#include "schemas/mcp_schemas.h"
 #include "server/core/mesh_service.h"
 
 namespace meshwire {
 
 class ServiceTools final : public mcp::ToolSet {
  public:
-  /// Longest wait of meshwire_get_messages (hosts time a tool call out near 60 s).
-  static constexpr int kMaxWaitS = 25;
+  /// Longest wait of meshwire_get_messages (hosts time a tool call out near
+  /// 60 s): the one tools.json states.
+  static constexpr int kMaxWaitS = kToolsMaxWaitS;
 
   /// Registers (or finds) the agent `agent_name` of `mesh_id` for `caller`;
   /// throws meshwire::Error when the caller may not. `url`: the relay as

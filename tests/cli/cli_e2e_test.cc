@@ -805,7 +805,10 @@ TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their o
   const std::string mesh = w.CreateAndUseMesh();
   UserMachine& alice = w.machine;
   const fs::path alice_ws = alice.workspace;
-  REQUIRE(alice.Mw({"init", "--harness", "claude-code"}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
+  CommandResult first = alice.Mw({"init", "--harness", "claude-code", "--json"}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE_MESSAGE(first.code == 0, first.err);
+  CHECK(json::parse(first.out)["files"][0] ==
+        json({{"path", (alice_ws / ".mesh.json").string()}, {"action", "created"}, {"backup", ""}}));
   REQUIRE(alice.Mw({"mesh", "members", "add", "bob"}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
 
   // bob clones the repository: the committed .mesh.json and .mcp.json name
@@ -832,6 +835,10 @@ TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their o
   REQUIRE_MESSAGE(again.code == 0, again.err);
   CHECK(json::parse(again.out)["agent_name"] == "claude-code-agent-bob");
   CHECK(json::parse(again.out)["workspace_agent_name"] == "claude-code-agent");
+  const json again_files = json::parse(again.out)["files"];
+  REQUIRE(!again_files.empty());
+  CHECK(again_files[0]["path"] == (bob_ws / ".mesh.json").string());  // --json lists .mesh.json too
+  for (const json& f : again_files) CHECK(f["action"] == "unchanged");
 
   // The CLI in bob's workspace speaks as bob's agent, and says why.
   CommandResult status = bob.Mw({"status", "--json"}, as_bob);
@@ -1199,6 +1206,16 @@ TEST_CASE("an answer no relay gives, huge or deeply nested, fails in one sentenc
     MeasuredRun r = agents(fake);
     CHECK(r.code == 1);
     CHECK(r.err.find("answered HTTP 500 without a meshwire error") != std::string::npos);
+  }
+  SUBCASE("status, as agents: a server that answers but is not a relay is exit 1, not offline (3)") {
+    FakeHttpServer fake("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+                        "hello", 1);
+    const std::vector<std::string> env = {"MESHWIRE_URL=" + fake.url(), "MESHWIRE_TOKEN=mw_x", "MESHWIRE_MESH_ID=m1"};
+    CommandResult status = m.Mw({"status"}, env);
+    CHECK(status.code == 1);
+    CHECK(status.out.find("Service : FAILED error") != std::string::npos);
+    CHECK(status.out.find("is that URL a meshwire relay?") != std::string::npos);
+    CHECK(m.Mw({"agents"}, env).code == 1);
   }
 }
 

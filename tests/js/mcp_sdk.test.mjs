@@ -95,11 +95,11 @@ class RecordingTransport extends sdk.StdioClientTransport {
 
 // Starts `meshwire mcp --mesh MESH --name NAME` with a temp HOME and
 // MESHWIRE_HOME (no user file is read), connected through the SDK client.
-async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, mesh = fx.meshId, clientName = "meshwire-sdk-test", capabilities = {} } = {}) {
+async function startMcp({ name = "mcp-agent", url = fx.url, token = fx.token, mesh = fx.meshId, clientName = "meshwire-sdk-test", capabilities = {}, extraArgs = [] } = {}) {
   const home = tempDir("mw-sdk-home-");
   const transport = new RecordingTransport({
     command: BINARY,
-    args: ["mcp", "--mesh", mesh, "--name", name],
+    args: ["mcp", "--mesh", mesh, "--name", name, ...extraArgs],
     env: {
       PATH: process.env.PATH,
       HOME: home,
@@ -300,6 +300,20 @@ test("tools/list: the five tools, plain object schemas without $schema/$ref/$def
   assert.deepEqual(byName.meshwire_send_message.inputSchema.required, ["content"]);
   assert.deepEqual(byName.meshwire_reply_to_message.inputSchema.required, ["message_id", "content"]);
   assert.equal(byName.meshwire_get_messages.inputSchema.properties.wait_seconds.type, "integer");
+  assert.match(byName.meshwire_get_messages.inputSchema.properties.wait_seconds.description, /capped at 25\)/);
+});
+
+test("--max-wait: tools/list and the instructions state the server's own cap", T, async () => {
+  const mcp = await startMcp({ name: "short-wait-agent", extraArgs: ["--max-wait", "5"] });
+  try {
+    const { tools } = await mcp.client.listTools();
+    const wait = tools.find((t) => t.name === "meshwire_get_messages").inputSchema.properties.wait_seconds;
+    assert.match(wait.description, /capped at 5\)/);
+    assert.equal(wait.maximum, 60);
+    assert.match(mcp.client.getInstructions(), /wait up to 5 s/);
+  } finally {
+    await mcp.close();
+  }
 });
 
 // ---------------------------------------------------------------------------

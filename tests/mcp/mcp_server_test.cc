@@ -257,6 +257,21 @@ TEST_CASE("the real tool definitions: plain object schemas, no $schema, $ref or 
   CHECK(tools[3]["annotations"]["readOnlyHint"] == true);
 }
 
+TEST_CASE("wait_seconds states the server's own cap (meshwire mcp --max-wait), nothing else changes") {
+  auto wait_text = [](const Json& tools) {
+    return tools[1]["inputSchema"]["properties"]["wait_seconds"]["description"].get<std::string>();
+  };
+  CHECK(wait_text(McpToolDefinitions()).find("capped at 25)") != std::string::npos);
+  CHECK(McpToolDefinitions(kToolsMaxWaitS) == McpToolDefinitions());
+  Json forty = McpToolDefinitions(40);
+  CHECK(wait_text(forty).find("capped at 40)") != std::string::npos);
+  CHECK(wait_text(forty).find("25") == std::string::npos);
+  forty[1]["inputSchema"]["properties"]["wait_seconds"].erase("description");
+  Json stated = McpToolDefinitions();
+  stated[1]["inputSchema"]["properties"]["wait_seconds"].erase("description");
+  CHECK(forty == stated);
+}
+
 }  // namespace meshwire::mcp
 
 namespace meshwire::mcp {
