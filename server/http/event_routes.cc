@@ -204,6 +204,10 @@ void EventHub::RecheckAccess() {
     try {
       service_.Reauthorize(s->caller, s->mesh_id);
     } catch (const Error& e) {
+      // The database out of reach (503) says nothing of the caller's access:
+      // the stream stays, and is checked again at the next access change,
+      // which the wake-up bus publishes when it is back.
+      if (e.status() == 503) continue;
       s->stream->Send("event: error\ndata: " + ErrorBody(e) + "\n\n");
       s->stream->Close();
       Remove(s);

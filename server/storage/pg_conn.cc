@@ -140,8 +140,8 @@ PgConnection::PgConnection(std::string conninfo) : conninfo_(std::move(conninfo)
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     throw Error::Unavailable("Cannot connect to PostgreSQL (" + why +
-                             "): check that it is running and that --storage (or the PG* "
-                             "variables) names it.");
+                             "): check that it is running and that the URL given (--storage, or "
+                             "admin migrate's --to; or the PG* variables) names it.");
   }
   PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
   NoteBackend();
@@ -200,7 +200,12 @@ std::string PgConnection::ArrayLiteral(const std::vector<std::optional<std::stri
 }
 
 void PgConnection::EnsureOpen() {
-  if (PQstatus(conn_) == CONNECTION_OK && !broken_) return;
+  // A session the server ended while this connection sat idle (a restart,
+  // an administrator's pg_terminate_backend) still says CONNECTION_OK until
+  // something is read: looked at before a transaction begins on the server,
+  // so that the next request reconnects instead of failing with 503.
+  const bool between_transactions = !in_transaction_ || begin_pending_;
+  if (PQstatus(conn_) == CONNECTION_OK && !broken_ && !(between_transactions && EndedByServer())) return;
   // Never reconnect inside a transaction once it began on the server: what
   // follows would run outside it.
   if (in_transaction_ && !begin_pending_) throw Unavailable("the connection was lost during a transaction");

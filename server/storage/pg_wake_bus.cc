@@ -366,29 +366,37 @@ void PgWakeBus::NotifyAccess(const WakeEvent& event) {
   std::set<std::string> peers;
   {
     std::lock_guard lock(notify_mu_);
-    try {
-      if (!notify_conn_) notify_conn_ = std::make_unique<PgConnection>(conninfo_);
-      auto s = notify_conn_->Prepare(PostgresStore::kOtherLiveNodes);
-      s.Bind(1, node_id_).Bind(2, std::int64_t{PostgresStore::kNodeAliveMs});
-      while (s.Step()) peers.insert(s.Text(0));
-      n = ++access_seq_;
-      {
-        std::lock_guard ack_lock(ack_mu_);
-        acks_[n];
+    // Twice at most: a connection that broke since its last use (it can,
+    // between a check and a statement) is replaced and the change told again.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        if (!notify_conn_) notify_conn_ = std::make_unique<PgConnection>(conninfo_);
+        peers.clear();
+        auto s = notify_conn_->Prepare(PostgresStore::kOtherLiveNodes);
+        s.Bind(1, node_id_).Bind(2, std::int64_t{PostgresStore::kNodeAliveMs});
+        while (s.Step()) peers.insert(s.Text(0));
+        n = ++access_seq_;
+        {
+          std::lock_guard ack_lock(ack_mu_);
+          acks_[n];
+        }
+        notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)")
+            .Bind(1, node_id_ + " " + std::to_string(n) + FormatEnded(event.ended))
+            .Step();
+        break;
+      } catch (const std::exception& e) {
+        notify_conn_.reset();
+        if (n > 0) {
+          std::lock_guard ack_lock(ack_mu_);
+          acks_.erase(n);
+          n = 0;
+        }
+        if (attempt < 2) continue;
+        spdlog::warn("wake-ups: could not tell the other nodes of an access change ({}); they see it when "
+                     "their cache is next cleared",
+                     e.what());
+        return;
       }
-      notify_conn_->Prepare("SELECT pg_notify('meshwire_access', ?1)")
-          .Bind(1, node_id_ + " " + std::to_string(n) + FormatEnded(event.ended))
-          .Step();
-    } catch (const std::exception& e) {
-      notify_conn_.reset();
-      if (n > 0) {
-        std::lock_guard ack_lock(ack_mu_);
-        acks_.erase(n);
-      }
-      spdlog::warn("wake-ups: could not tell the other nodes of an access change ({}); they see it when "
-                   "their cache is next cleared",
-                   e.what());
-      return;
     }
   }
   std::unique_lock lock(ack_mu_);

@@ -236,6 +236,53 @@ TEST_CASE("a token revoked through one node fails on the other from its very nex
   }
 }
 
+TEST_CASE("after the database restarts, each node's next requests are served, and a revoke through one node fails on the other") {
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  const RelayProcess& b = *nodes.b;
+  const std::string& token = nodes.token;
+  Mesh m = Setup(a, b, token);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both nodes know of each other
+  // Eight requests at once on each node: eight pooled connections each.
+  auto burst = [&](const std::string& url) {
+    std::vector<std::future<int>> answers;
+    for (int i = 0; i < 8; ++i) {
+      answers.push_back(std::async(std::launch::async, [&, url] {
+        auto r = Call(url, token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&wait=1");
+        return r ? r->first : 0;
+      }));
+    }
+    std::map<int, int> statuses;
+    for (auto& f : answers) ++statuses[f.get()];
+    return statuses;
+  };
+  CHECK(burst(a.url()) == std::map<int, int>{{200, 8}});
+  CHECK(burst(b.url()) == std::map<int, int>{{200, 8}});
+  // Node A's connection that tells other nodes of access changes, in use.
+  auto warm = Call(a.url(), token, "POST", "/tokens", {{"name", "warm"}});
+  REQUIRE((warm && warm->first == 201));
+  CHECK(Delete(a.url(), token, "/tokens/" + warm->second["id"].get<std::string>()) == 204);
+
+  REQUIRE(nodes.pg->Restart());
+  // The server ended every session: the next requests reconnect, none is
+  // answered 503 for a connection that died while it sat in a pool.
+  CHECK(burst(a.url()) == std::map<int, int>{{200, 8}});
+  CHECK(burst(b.url()) == std::map<int, int>{{200, 8}});
+  // Node B listens again; a token revoked through A then fails on B at once
+  // (A's notifying connection had died with the restart: the change was lost).
+  REQUIRE(nodes.b->process.WaitForStderr("listening on PostgreSQL again", 20000));
+  auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "after-restart"}});
+  REQUIRE((created && created->first == 201));
+  const std::string secret = created->second["token"];
+  auto before = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
+  REQUIRE(before);
+  CHECK(before->first == 200);  // cached by B
+  CHECK(Delete(a.url(), token, "/tokens/" + created->second["id"].get<std::string>()) == 204);
+  auto after = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
+  REQUIRE(after);
+  CHECK(after->first == 401);
+}
+
 TEST_CASE("a change of access through one node answers the polls it ends on the other at once: a revoked token, a removed member, a deleted agent or mesh") {
   TwoNodes nodes;
   const RelayProcess& a = *nodes.a;
