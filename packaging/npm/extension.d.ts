@@ -85,7 +85,10 @@ export interface CopilotExtensionOptions<TSession extends MeshSession = MeshSess
    * message (default 1000). After an error the poll backs off 2 s, 5 s, then 15 s.
    */
   pollInterval?: number;
-  /** Milliseconds between heartbeats (default 30000). */
+  /**
+   * Milliseconds between heartbeats (default 30000; from 100 to 2147483647, else
+   * createCopilotExtension throws a RangeError). pollInterval: from 0 to 2147483647.
+   */
   heartbeatInterval?: number;
   /** Environment to read MESHWIRE_* from (default process.env). */
   env?: Record<string, string | undefined>;

@@ -39,6 +39,8 @@ import tls from "node:tls";
 
 const DEFAULT_URL = "http://127.0.0.1:7420";
 const DEFAULT_AGENT_NAME = "copilot-agent";
+// What the relay URL must look like (the CLI checks the same): http(s)://HOST[:PORT][/PATH].
+const VALID_URL = /^https?:\/\/[^\s\/?#]+(\/[^\s?#]*)?$/i;
 const HARNESS = "copilot";
 const POLL_WAIT_SECONDS = 25; // the background long-poll
 const MAX_TOOL_WAIT_SECONDS = 25; // hosts time tool calls out at about 60 s
@@ -156,7 +158,8 @@ const UNTRUSTED_CERTIFICATE = new Set([
 ]);
 
 function untrustedCertificate(err, url) {
-  const code = err?.cause?.code;
+  // fetch puts the TLS error in `cause`; the MESHWIRE_CA_FILE client (caFetch) rejects with it.
+  const code = err?.cause?.code ?? err?.code;
   if (!UNTRUSTED_CERTIFICATE.has(code)) return null;
   return `The meshwire relay at ${url} presented a certificate this machine does not trust (${code}): if your own CA signed it, set MESHWIRE_CA_FILE to that CA's PEM file.`;
 }
@@ -350,6 +353,12 @@ function createMesh({ url, env, fetch: fetchImpl, homedir, cwd }) {
 
   function ready() {
     const c = settings();
+    if (!VALID_URL.test(c.url)) {
+      throw new RelayError(
+        `The relay URL "${c.url}" must be http(s)://HOST[:PORT], e.g. http://127.0.0.1:7420: fix MESHWIRE_URL, the url option, or the url in ~/.meshwire/credentials.json.`,
+        { code: "bad_url" },
+      );
+    }
     if (!c.token) {
       throw new RelayError("No meshwire token found: run `meshwire login` (or set MESHWIRE_TOKEN).", { code: "no_token" });
     }
@@ -790,14 +799,18 @@ function createListener({ mesh, inject, log, pollInterval, heartbeatInterval, ow
     }
   }
 
+  let beating = false; // a heartbeat in flight: the next beat is skipped, never stacked
   async function heartbeat() {
     const agentId = mesh.agentId();
-    if (!agentId || stopped) return; // the poll loop registers first
+    if (!agentId || stopped || beating) return; // the poll loop registers first
+    beating = true;
     try {
       await mesh.call("POST", `/agents/${encodeURIComponent(agentId)}/heartbeat`, { signal: controller.signal, retry: true });
     } catch (err) {
       if (err?.code === "agent_not_found") mesh.forgetAgent(agentId); // the poll loop registers again
       // other errors: the poll loop reports them
+    } finally {
+      beating = false;
     }
   }
 
@@ -826,8 +839,21 @@ function createListener({ mesh, inject, log, pollInterval, heartbeatInterval, ow
 // ---------------------------------------------------------------------------
 // The factory
 
-function milliseconds(value, fallback, min) {
-  return typeof value === "number" && Number.isFinite(value) && value >= min ? value : fallback;
+// The longest delay setTimeout/setInterval take (a longer one fires at once).
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+// An interval option in milliseconds: its default when left out, else a
+// number from min to MAX_DELAY_MS (a heartbeat of 1 ms, or 30 meant as
+// seconds, would flood the relay; past the maximum Node fires at once).
+function milliseconds(options, name, fallback, min) {
+  const value = options[name];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > MAX_DELAY_MS) {
+    throw new RangeError(
+      `createCopilotExtension: ${name} is in milliseconds, from ${min} to ${MAX_DELAY_MS} (got ${JSON.stringify(value)}); leave it out for ${fallback}.`,
+    );
+  }
+  return value;
 }
 
 export async function createCopilotExtension(options = {}) {
@@ -835,6 +861,11 @@ export async function createCopilotExtension(options = {}) {
   if (typeof joinSession !== "function") {
     throw new TypeError(
       'createCopilotExtension needs joinSession: import { joinSession } from "@github/copilot-sdk/extension" and pass it in.',
+    );
+  }
+  if (options.url !== undefined && (typeof options.url !== "string" || !VALID_URL.test(options.url))) {
+    throw new TypeError(
+      `createCopilotExtension: url must be the relay's http(s)://HOST[:PORT], e.g. http://127.0.0.1:7420 (got ${JSON.stringify(options.url)}).`,
     );
   }
   const env = options.env ?? process.env;
@@ -858,8 +889,8 @@ export async function createCopilotExtension(options = {}) {
     mesh,
     inject: (prompt) => session.send({ prompt, mode: "immediate" }),
     log,
-    pollInterval: milliseconds(options.pollInterval, DEFAULT_POLL_INTERVAL_MS, 0),
-    heartbeatInterval: milliseconds(options.heartbeatInterval, DEFAULT_HEARTBEAT_INTERVAL_MS, 1),
+    pollInterval: milliseconds(options, "pollInterval", DEFAULT_POLL_INTERVAL_MS, 0),
+    heartbeatInterval: milliseconds(options, "heartbeatInterval", DEFAULT_HEARTBEAT_INTERVAL_MS, 100),
     ownTools,
   });
   const hooks = {

@@ -472,6 +472,66 @@ process.stderr.write("ENDED " + JSON.stringify({ injected: sent.length, logs }) 
   assert.equal(stdout, "", "nothing on stdout");
 });
 
+test("options out of range are refused at creation, with what to give", T, async () => {
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  const create = (options) => createCopilotExtension({ joinSession: fakeCopilot().joinSession, ...options });
+  await assert.rejects(create({ url: "127.0.0.1:7420" }), /url must be the relay's http\(s\):\/\/HOST\[:PORT\]/);
+  // 1 ms flooded the relay; 30 is seconds meant as milliseconds; past 2^31-1 Node fires at once.
+  for (const heartbeatInterval of [1, 30, 3000000000, -5, "30000", NaN]) {
+    await assert.rejects(create({ heartbeatInterval }), /heartbeatInterval is in milliseconds, from 100 to 2147483647/);
+  }
+  await assert.rejects(create({ pollInterval: -1 }), /pollInterval is in milliseconds, from 0/);
+});
+
+test("a relay URL from the environment that is no URL: each tool says what to fix", T, async () => {
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  const copilot = fakeCopilot();
+  await createCopilotExtension({
+    joinSession: copilot.joinSession,
+    pollInterval: 60000,
+    heartbeatInterval: 60000,
+    env: { MESHWIRE_HOME: fx.home, MESHWIRE_URL: "127.0.0.1:7420" },
+    homedir: tempDir("mw-copilot-nohome-"),
+    cwd: fx.workspace,
+  });
+  const status = await copilot.call("mesh_status");
+  assert.equal(status.resultType, "failure");
+  assert.match(status.textResultForLlm, /The relay URL "127.0.0.1:7420" must be http\(s\):\/\/HOST\[:PORT\].*fix MESHWIRE_URL/);
+  await copilot.config.hooks.onSessionEnd({ reason: "complete" });
+});
+
+test("heartbeats never stack: while one is unanswered, the next beat is skipped", T, async () => {
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  let beats = 0;
+  let inFlight = 0;
+  let most = 0;
+  const slowFetch = async (url, init) => {
+    if (!String(url).endsWith("/heartbeat")) return fetch(url, init);
+    beats += 1;
+    inFlight += 1;
+    most = Math.max(most, inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 450)); // a slow relay: 4 intervals
+    try {
+      return await fetch(url, init);
+    } finally {
+      inFlight -= 1;
+    }
+  };
+  const copilot = fakeCopilot();
+  await createCopilotExtension({
+    joinSession: copilot.joinSession,
+    pollInterval: 50,
+    heartbeatInterval: 100,
+    env: { MESHWIRE_HOME: fx.home },
+    fetch: slowFetch,
+    homedir: tempDir("mw-copilot-nohome-"),
+    cwd: fx.workspace,
+  });
+  await until("three heartbeats", () => beats >= 3, 10000);
+  await copilot.config.hooks.onSessionEnd({ reason: "complete" });
+  assert.equal(most, 1, `${most} heartbeats were in flight at once`);
+});
+
 test("errors: relay stopped gives a failure naming the relay's URL", T, async () => {
   await fx.relay.stop();
   for (const name of ["mesh_status", "mesh_list_agents", "mesh_send_message"]) {

@@ -308,6 +308,28 @@ test("SIGTERM to the launcher stops meshwire listen cleanly: exit 0, no native p
   untrackPid(listen.nativePid);
 });
 
+test("Ctrl+C in a terminal reaches meshwire once: the launcher leaves the terminal's SIGINT to it", T, async () => {
+  // `script` runs the launcher on a new terminal; ETX on that terminal is
+  // Ctrl+C: SIGINT to its foreground group, the launcher and the relay.
+  // Forwarded too, the relay would see a second SIGINT and skip its grace.
+  const bin = path.join(fx.prefix, "bin/meshwire");
+  const term = track(
+    spawn("script", ["-qfec", `exec ${bin} server --listen 127.0.0.1:0`, "/dev/null"], {
+      env: relayUserEnv({ MESHWIRE_HOME: tempDir("mw-npm-ctrl-c-"), SHELL: "/bin/sh" }),
+      stdio: ["pipe", "pipe", "pipe"],
+    }),
+  );
+  let output = "";
+  term.stdout.on("data", (chunk) => (output += chunk));
+  term.stderr.on("data", (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => term.once("exit", (code, signal) => resolve({ code, signal })));
+  await until(`the relay to listen (${output})`, () => /listening on http/.test(output), 15000);
+  term.stdin.write("\x03");
+  assert.deepEqual(await exited, { code: 0, signal: null }, output);
+  assert.match(output, /stopped cleanly/);
+  assert.doesNotMatch(output, /received again/, output);
+});
+
 test("a child killed by a signal: the launcher dies of the same signal (SIGHUP forwarded, SIGKILL re-raised)", T, async () => {
   // SIGHUP is forwarded; listen does not handle it, so the binary dies of it, and so does the launcher.
   const hup = await startListen("npm-hup");

@@ -55,6 +55,9 @@ before(async () => {
   openssl("x509", "-req", "-in", p("csr.pem"), "-CA", p("ca.pem"), "-CAkey", p("ca-key.pem"), "-CAcreateserial",
     "-days", "2", "-extfile", p("ext.cnf"), "-out", p("cert.pem"));
   fx.ca = p("ca.pem");
+  openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=another-ca",
+    "-keyout", p("other-ca-key.pem"), "-out", p("other-ca.pem"));
+  fx.otherCa = p("other-ca.pem");
   fx.relay = await startRelay(fx.dir, { args: ["--tls-cert", p("cert.pem"), "--tls-key", p("key.pem")] });
   assert.match(fx.relay.url, /^https:/);
   fx.token = createToken(fx.dir, "alice");
@@ -87,5 +90,14 @@ test("without it the relay's certificate is refused, as a tool failure with a se
   assert.equal(status.resultType, "failure");
   // The sentence names the setting to change, not a relay to start.
   assert.match(status.textResultForLlm, /presented a certificate this machine does not trust .*set MESHWIRE_CA_FILE/);
+  await copilot.config.hooks.onSessionEnd({ reason: "complete" });
+});
+
+test("with MESHWIRE_CA_FILE naming another CA: the certificate is said untrusted, not the relay unreachable", T, async () => {
+  const copilot = await joinWith({ ...fx.env, MESHWIRE_CA_FILE: fx.otherCa });
+  const status = await copilot.call("mesh_send_message", { content: "should not go" });
+  assert.equal(status.resultType, "failure");
+  assert.match(status.textResultForLlm, /presented a certificate this machine does not trust/);
+  assert.doesNotMatch(status.textResultForLlm, /Cannot reach/);
   await copilot.config.hooks.onSessionEnd({ reason: "complete" });
 });
