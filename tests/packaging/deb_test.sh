@@ -98,6 +98,8 @@ grep -q '"status":"ok"' "$work/health.json" || { cat "$work/relay.log"; fail "/h
 # The answer must come from this relay, not from another one on the port.
 kill -0 "$relay_pid" 2>/dev/null || { cat "$work/relay.log"; fail "the relay exited (is port 7420 taken?)"; }
 grep -q '"storage":"sqlite"' "$work/health.json" || fail "/health storage"
+# A service shared by every account: tokens only, no sign-in page anyone could use as anyone.
+grep -q '"auth":"token"' "$work/health.json" || fail "/health auth: the packaged service must run --auth token"
 [[ -f $state/relay.db ]] || fail "no database in $state"
 kill -TERM "$relay_pid"
 wait "$relay_pid" || { rc=$?; cat "$work/relay.log"; fail "the relay did not exit 0 on SIGTERM (exit $rc)"; }
