@@ -112,6 +112,15 @@ int RunAdmin(int argc, char** argv) {
                      mesh.c_str(), storage.c_str());
         return kExitError;
       }
+      // A token scoped to a mesh its user is not in would answer 403 to
+      // everything: said now, with the fix.
+      if (!store->RoleOf(mesh, user)) {
+        std::fprintf(stderr,
+                     "meshwire: %s is not a member of mesh %s; have its owner add them first (`meshwire mesh "
+                     "members add %s`), then create the token.\n",
+                     user.c_str(), mesh.c_str(), user.c_str());
+        return kExitError;
+      }
       scope = mesh;
     }
     CreatedToken t = MeshService::IssueToken(*store, clock, user, name, scope);

@@ -26,21 +26,24 @@ namespace meshwire::cli {
 
 namespace {
 
-/// Tries xdg-open, open, then start; true if one of them ran and succeeded.
+/// Starts the first of xdg-open, open and start that exists, without waiting
+/// for it: on a headless machine xdg-open may run a text browser that holds
+/// on until it is closed, and the sign-in must not wait on that (the URL is
+/// printed before). False when none could be started.
 bool OpenBrowser(const std::string& url) {
   for (const char* opener : {"xdg-open", "open", "start"}) {
     pid_t pid = 0;
     const char* argv[] = {opener, url.c_str(), nullptr};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
     int rc = posix_spawnp(&pid, opener, &actions, nullptr, const_cast<char**>(argv), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) continue;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+    std::thread([pid] { waitpid(pid, nullptr, 0); }).detach();  // reaped whenever it ends
+    return true;
   }
   return false;
 }
@@ -79,7 +82,7 @@ int RunLogin(int argc, char** argv) {
     if (health.auth == "token") {
       throw ConfigError("The relay at " + relay + " signs in with tokens only: ask its administrator "
                         "for one (`meshwire admin token create --user NAME` on the relay's host), then "
-                        "run `meshwire init --token <token>` or set MESHWIRE_TOKEN.");
+                        "run `meshwire init --token <token> --url " + relay + "` or set MESHWIRE_TOKEN.");
     }
     // Exchanges the one-time code for the token: {token, user}, or Error.
     // Through the relay client: HTTPS and MESHWIRE_CA_FILE, a path prefix of
@@ -97,13 +100,15 @@ int RunLogin(int argc, char** argv) {
       }
     };
 
-    // The browser comes back here with the code; the code is redeemed before
-    // the page answers, so the page says what the terminal will.
+    // The browser comes back here with the code; the code is redeemed and
+    // the credentials saved before the page answers, so the page says what
+    // the terminal will.
     httplib::Server callback;
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
     std::string token, user;
+    std::filesystem::path saved;
     std::optional<Error> failure;
     const std::string state = RandomBase62(32);
     callback.Get("/callback", [&](const httplib::Request& req, httplib::Response& res) {
@@ -132,6 +137,20 @@ int RunLogin(int argc, char** argv) {
                                            "`meshwire login` again.");
         }
         std::tie(token, user) = redeem(code);
+        try {
+          saved = SaveCredentials(config.home, token, relay, user);
+        } catch (const std::exception& e) {
+          // Not saved: the new token would be valid and held by nobody.
+          try {
+            RelayClient signed_in(relay, token);
+            signed_in.RevokeToken(signed_in.Me().second);
+          } catch (const std::exception&) {
+            // the relay keeps it; `meshwire token list` shows it
+          }
+          const Error* error = dynamic_cast<const Error*>(&e);
+          throw Error(2, "config", std::string(error ? error->what() : e.what()) +
+                                       (error ? "" : " (saving the credentials)"));
+        }
         res.status = 200;
         res.set_content(DoneHtml("✓ Signed in", "You can close this tab and return to your terminal."),
                         "text/html; charset=utf-8");
@@ -151,16 +170,16 @@ int RunLogin(int argc, char** argv) {
     if (port <= 0) throw Error(0, "unreachable", "Cannot open a loopback port for the sign-in callback.");
     std::thread serve([&] { callback.listen_after_bind(); });
     std::string page = relay + "/auth/cli?port=" + std::to_string(port) + "&state=" + state;
-    bool opened = false;
-    if (!no_browser) {
-      std::printf("%s\n", health.auth == "github" ? "Opening browser for GitHub OAuth..."
-                                                  : "Opening browser to sign in...");
-      std::fflush(stdout);
-      opened = OpenBrowser(page);
+    // The URL first: whatever the browser does, it is on the screen.
+    if (no_browser) {
+      std::printf("Open this URL in your browser to sign in:\n%s\n\n", page.c_str());
+    } else {
+      std::printf("%s\n%s\n\n", health.auth == "github" ? "Opening browser for GitHub OAuth; if it does not open, visit:"
+                                                        : "Opening browser to sign in; if it does not open, visit:",
+                  page.c_str());
     }
-    if (!opened) std::printf("Open this URL in your browser to sign in:\n");
-    std::printf("%s\n\n", page.c_str());
     std::fflush(stdout);
+    if (!no_browser) OpenBrowser(page);
     {
       std::unique_lock lock(mu);
       cv.wait_for(lock, std::chrono::seconds(timeout_s), [&] { return done; });
@@ -172,9 +191,17 @@ int RunLogin(int argc, char** argv) {
                                          " s; run `meshwire login` again and finish in the browser.");
     }
     if (failure) throw *failure;
-    auto path = SaveCredentials(config.home, token, relay, user);
     std::printf("%s Signed in as %s!\n", ui.Ok().c_str(), user.c_str());
-    std::printf("Credentials saved to %s\n", Tilde(path.string()).c_str());
+    std::printf("Credentials saved to %s\n", Tilde(saved.string()).c_str());
+    // What this shell's environment still overrides (`mesh use` warns alike).
+    const EnvLookup env = ProcessEnv();
+    if (env("MESHWIRE_TOKEN").value_or("") != "") {
+      std::printf("Here MESHWIRE_TOKEN still chooses the token: unset it to use the one just saved.\n");
+    }
+    if (const std::string set = env("MESHWIRE_URL").value_or(""); !set.empty() && set != relay) {
+      std::printf("Here MESHWIRE_URL still chooses the relay (%s): unset it to use %s.\n", Shown(set).c_str(),
+                  relay.c_str());
+    }
     RelayClient client(relay, token);
     client.Me();
     std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());

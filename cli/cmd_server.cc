@@ -36,9 +36,11 @@ bool ParseListen(const std::string& text, std::string& host, int& port) {
   if (::inet_pton(AF_INET, host.c_str(), &address) != 1 && ::inet_pton(AF_INET6, host.c_str(), &address) != 1) {
     return false;
   }
+  const std::string digits = text.substr(colon + 1);  // stoi would take " 20001" and "+1"
+  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
   try {
     std::size_t used = 0;
-    port = std::stoi(text.substr(colon + 1), &used);
+    port = std::stoi(digits, &used);
     return used == text.size() - colon - 1 && port >= 0 && port <= 65535;
   } catch (...) {
     return false;
@@ -191,7 +193,8 @@ int RunServer(int argc, char** argv) {
   app.add_option("--listen", listen, "IP:PORT to listen on (localhost is 127.0.0.1; 0.0.0.0:PORT or [::]:PORT for every interface, not with --auth local)")->capture_default_str();
   app.add_option("--storage", storage,
                  "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db), or PostgreSQL: "
-                 "postgres://user:pass@host:port/db (libpq's PG* variables fill the rest)");
+                 "postgres://user:pass@host:port/db (libpq's PG* variables fill the rest)")
+      ->check(NotEmpty("give sqlite:PATH or postgres://..., or leave --storage out for the default"));
   app.add_option("--auth", auth, "sign-in mode: local (loopback only), github, token")
       ->check(CLI::IsMember({"local", "github", "token"}))
       ->capture_default_str();
@@ -279,6 +282,13 @@ int RunServer(int argc, char** argv) {
     return kExitUsage;
   }
   options.public_url = public_url;
+  for (const auto& [flag, url] : {std::pair{"--github-url", auth_options.github_url},
+                                  std::pair{"--github-api-url", auth_options.github_api_url}}) {
+    if (!ValidPublicUrl(url)) {
+      spdlog::error("{} must be http(s)://HOST[:PORT][/PATH] (got \"{}\").", flag, url);
+      return kExitUsage;
+    }
+  }
   options.tls_cert = tls_cert;
   options.tls_key = tls_key;
 
@@ -315,7 +325,9 @@ int RunServer(int argc, char** argv) {
     relay.Serve();
   } catch (const Error& e) {
     spdlog::error("{}", e.what());
-    exit_code = kExitError;
+    // A flag to change (a storage path that is no file, --auth local on every
+    // interface, GitHub sign-in without its app): a usage error, as --help says.
+    exit_code = e.status() == 400 || e.status() == 2 ? kExitUsage : kExitError;
   }
   taker.Finish();
   if (exit_code == kExitOk) spdlog::info("stopped cleanly");

@@ -1,6 +1,7 @@
 #include "relay-client/http_client.h"
 
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include <cstdlib>
 #include <regex>
@@ -42,11 +43,33 @@ std::string TransportCode(httplib::Error error) {
   return error == httplib::Error::SSLServerVerification ? "tls_untrusted" : "unreachable";
 }
 
-std::string TransportFailure(const std::string& url, httplib::Error error) {
+std::string TransportFailure(const std::string& url, httplib::Error error, const httplib::Client& client) {
   if (error == httplib::Error::SSLServerVerification) {
-    return "The relay at " + url +
-           " presented a certificate this machine does not trust: if it is signed by your own CA, "
-           "set MESHWIRE_CA_FILE to that CA's PEM file.";
+    // httplib checks the chain (OpenSSL's verdict kept), then the name.
+    const long verdict = client.get_openssl_verify_result();
+    const std::string host = std::regex_replace(url, std::regex(R"(^https?://(\[[^\]]*\]|[^/:]*).*$)"), "$1");
+    if (verdict == X509_V_OK) {
+      return "The relay at " + url + " presented a certificate issued for another name than " + host +
+             ": use a URL with a name the certificate lists, or have the relay's certificate issued for " + host +
+             " (its subjectAltName).";
+    }
+    if (verdict == X509_V_ERR_CERT_HAS_EXPIRED) {
+      return "The relay at " + url + " presented a certificate that has expired: renew it on the relay (SIGHUP "
+             "reloads it).";
+    }
+    if (verdict == X509_V_ERR_CERT_NOT_YET_VALID) {
+      return "The relay at " + url + " presented a certificate that is not valid yet: check this machine's clock, "
+             "and the certificate's start date.";
+    }
+    const char* ca_file = std::getenv("MESHWIRE_CA_FILE");
+    const std::string why = X509_verify_cert_error_string(verdict);
+    if (ca_file && *ca_file) {
+      return "The relay at " + url + " presented a certificate this machine does not trust (" + why +
+             "), although MESHWIRE_CA_FILE=" + ca_file +
+             " is set: point it at the CA that signed the relay's certificate.";
+    }
+    return "The relay at " + url + " presented a certificate this machine does not trust (" + why +
+           "): if it is signed by your own CA, set MESHWIRE_CA_FILE to that CA's PEM file.";
   }
   if (error == httplib::Error::SSLConnection) {
     return "Cannot open a TLS connection to " + url +

@@ -16,8 +16,10 @@ namespace meshwire {
 /// cannot be read.
 std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_port);
 
-/// A sentence for a request that got no answer, naming `url` and what to do.
-std::string TransportFailure(const std::string& url, httplib::Error error);
+/// A sentence for a request that got no answer, naming `url` and what to do;
+/// `client` (the one that made it) tells a certificate's problem: expired,
+/// not yet valid, issued for another name, or from a CA not trusted here.
+std::string TransportFailure(const std::string& url, httplib::Error error, const httplib::Client& client);
 /// The Error code of a transport failure: "tls_untrusted" for a certificate
 /// this machine does not trust (no retry can help: a setting must change),
 /// "unreachable" otherwise.

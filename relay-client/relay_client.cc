@@ -179,7 +179,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
                       "The relay at " + url + " did not answer in " + std::to_string(read_timeout_s) +
                           " s; check it with `meshwire status`.");
       } else {
-        error = Error(0, TransportCode(r.error()), TransportFailure(url, r.error()));
+        error = Error(0, TransportCode(r.error()), TransportFailure(url, r.error(), *impl.http));
       }
     } else if (r->status >= 400) {
       json j = ParseAnswer(answer);
@@ -200,7 +200,13 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       }
     } else {
       if (status_out) *status_out = r->status;
-      if (raw_body) {
+      if (raw_body) {  // the integration guide: markdown, as the relay serves it
+        const std::string type = r->get_header_value("Content-Type");
+        if (type.rfind("text/markdown", 0) != 0) {
+          throw Error(502, "bad_response",
+                      "The relay at " + url + " answered " + (type.empty() ? std::string("without a Content-Type") : type) +
+                          ", not the integration guide (text/markdown); is that URL a meshwire relay?");
+        }
         *raw_body = std::move(answer);
         return json();
       }
@@ -433,7 +439,7 @@ void RelayClient::FollowEvents(
     throw Error(status, "bad_response", "The relay at " + url_ + " answered HTTP " + std::to_string(status) + ".");
   }
   if (!r && r.error() != httplib::Error::Canceled) {
-    throw Error(0, TransportCode(r.error()), TransportFailure(url_, r.error()));
+    throw Error(0, TransportCode(r.error()), TransportFailure(url_, r.error(), *impl_->http));
   }
 }
 

@@ -130,8 +130,11 @@ int Relay::Bind() {
   ApiOptions api;
   api.started_at = SystemClock().Now();
   api.public_url = public_url_;
+  api.sign_in_page = options_.auth.mode != "token";
   AddApiRoutes(router_, *service_, api);
-  AddAuthRoutes(router_, *store_, *clock_, options_.auth, public_url_);
+  AuthOptions auth = options_.auth;
+  auth.max_tokens_per_user = options_.max_tokens_per_user;
+  AddAuthRoutes(router_, *store_, *clock_, auth, public_url_);
   events_->AddRoutes(router_);
   McpEndpointOptions mo;
   mo.public_url = public_url_;

@@ -129,7 +129,7 @@ export MESHWIRE_AGENT_NAME=my-agent       # optional: the name your agent regist
 
 Getting a token:
 
-- Signed in with the CLI (`meshwire login --url {{URL}}`): `meshwire token create --name ci`
+- {{SIGNED_IN}}: `meshwire token create --name ci`
   prints a new token once. Add `--mesh {{MESH_ID}}` to make it work on this mesh alone.
 - On the relay host (headless, CI, containers): `meshwire admin token create --user NAME`
   works on the relay's storage directly, creates the user if new, and prints the token alone on
@@ -144,7 +144,7 @@ The shortest path with the CLI (Node.js 18+):
 
 ```sh
 npm install -g meshwire                   # or prefix every command with: npx meshwire
-meshwire login --url {{URL}}
+{{SIGN_IN_COMMAND}}
 meshwire mesh use {{MESH_ID}}
 meshwire init --harness claude-code       # or: claude, cursor, vscode, windsurf, gemini,
                                           #     codex, copilot, hermes, pi
@@ -552,8 +552,8 @@ constexpr std::string_view kHarnesses = R"md(## Harness configuration
 
 `meshwire init --harness NAME --mesh {{MESH_ID}}` writes these files for you (merging into
 existing ones, with a `.bak` copy). To write them by hand, use the snippets below. They rely on
-`~/.meshwire/credentials.json` (from `meshwire login`) or `MESHWIRE_TOKEN` in the environment for
-the token: never put a token into a file you commit. Gemini CLI passes a server no variable whose
+`~/.meshwire/credentials.json` (from `meshwire login` or `meshwire init --token`) or
+`MESHWIRE_TOKEN` in the environment for the token: never put a token into a file you commit. Gemini CLI passes a server no variable whose
 name holds `TOKEN` unless its entry names it, and Codex passes only those listed in `env_vars`:
 their snippets do so. A file of the user's (every workspace) gives `--default-mesh` and
 `--default-name`, which a workspace's `.mesh.json` overrides; a workspace's file gives `--mesh` and
@@ -745,6 +745,13 @@ std::string IntegrateGuide(const GuideContext& ctx) {
       {"MESH_ID", SafeId(ctx.mesh.mesh_id)},
       {"MESH_NAME", NameAsInlineCode(ctx.mesh.name)},
       {"URL", SafeUrl(ctx.base_url)},
+      // A relay of --auth token has no sign-in page: its users start from a token.
+      {"SIGNED_IN", ctx.sign_in_page ? "Signed in with the CLI (`meshwire login --url " + SafeUrl(ctx.base_url) + "`)"
+                                     : "With a token saved by `meshwire init --token TOKEN --url " +
+                                           SafeUrl(ctx.base_url) + "` (this relay signs in with tokens only)"},
+      {"SIGN_IN_COMMAND", ctx.sign_in_page ? "meshwire login --url " + SafeUrl(ctx.base_url)
+                                           : "meshwire init --token \"$MESHWIRE_TOKEN\" --url " + SafeUrl(ctx.base_url) +
+                                                 "   # this relay signs in with tokens only"},
   };
 
   std::string guide;

@@ -12,6 +12,7 @@ struct GuideContext {
   std::string base_url;                  // e.g. "http://127.0.0.1:7420", no trailing slash
   Mesh mesh;                             // the mesh the guide is for
   std::vector<std::string> agent_names;  // agents registered in it now (may be empty)
+  bool sign_in_page = true;              // `meshwire login` works (not a relay of --auth token)
 };
 
 /// The whole guide for one mesh: what meshwire is, curl examples for every

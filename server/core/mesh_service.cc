@@ -369,8 +369,11 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
     throw Error::Conflict("The name \"" + name + "\" is taken in mesh " + mesh_id + " by " +
                           result.agent.owner + "'s agent; choose another name.");
   }
+  // Presence as for a heartbeat: a new agent, or one unseen for a minute
+  // (every `meshwire send` registers again: that is no news).
+  const bool was_active = !result.created && StatusOf(LastSeen(result.agent)) == "active";
   Seen(result.agent.agent_id);
-  PublishPresence(result.agent);
+  if (!was_active) PublishPresence(result.agent);
   return result;
 }
 
@@ -683,8 +686,8 @@ std::pair<Message, std::vector<Receipt>> MeshService::GetMessage(const Caller& c
 }
 
 std::string MeshService::Integrate(const Caller& caller, const std::string& mesh_id,
-                                   const std::string& base_url) {
-  GuideContext ctx{base_url, RequireMember(caller, mesh_id), {}};
+                                   const std::string& base_url, bool sign_in_page) {
+  GuideContext ctx{base_url, RequireMember(caller, mesh_id), {}, sign_in_page};
   for (const Agent& a : store_.Agents(mesh_id)) ctx.agent_names.push_back(a.name);
   return IntegrateGuide(ctx);
 }
@@ -705,13 +708,17 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
                               "mesh_id out for a token that works on all your meshes.");
   }
   if (mesh_id) RequireMember(caller, *mesh_id);
-  if (store_.ListTokens(caller.user()).size() >= options_.max_tokens_per_user) {
+  CheckTokenRoom(store_, caller.user(), options_.max_tokens_per_user);
+  return IssueToken(store_, clock_, caller.user(), name, mesh_id);
+}
+
+void MeshService::CheckTokenRoom(Store& store, const std::string& user, std::size_t max) {
+  if (store.ListTokens(user).size() >= max) {
     throw Error::BadRequest("too_many_tokens",
-                            "You have " + std::to_string(options_.max_tokens_per_user) +
+                            "You have " + std::to_string(max) +
                                 " tokens, the most one user may have; revoke unused ones with "
                                 "`meshwire token revoke ID` (see `meshwire token list`).");
   }
-  return IssueToken(store_, clock_, caller.user(), name, mesh_id);
 }
 
 void MeshService::RevokeToken(const Caller& caller, const std::string& token_id) {
@@ -730,6 +737,7 @@ CreatedToken MeshService::IssueToken(Store& store, const Clock& clock, const std
                                      const std::string& name,
                                      const std::optional<std::string>& mesh_id) {
   CheckName(user, "user name");
+  CheckLabel(name, "token name");  // as POST /tokens: admin and sign-in tokens too
   std::string secret = NewTokenSecret();
   NewToken t{"tok_" + RandomBase62(12), user, name, Sha256Hex(secret), mesh_id, clock.Now()};
   return CreatedToken{store.CreateToken(t), std::move(secret)};

@@ -141,9 +141,10 @@ class MeshService {
                      const std::string& content, const std::string& metadata_json,
                      const std::optional<std::string>& priority = std::nullopt,
                      const std::optional<std::string>& idempotency_key = std::nullopt);
-  /// The integration guide (markdown) for a mesh, with `base_url` filled in.
+  /// The integration guide (markdown) for a mesh, with `base_url` filled in;
+  /// `sign_in_page`: `meshwire login` works on this relay (else tokens only).
   std::string Integrate(const Caller& caller, const std::string& mesh_id,
-                        const std::string& base_url);
+                        const std::string& base_url, bool sign_in_page = true);
 
   // Tokens.
   std::vector<Token> ListTokens(const Caller& caller);
@@ -151,6 +152,8 @@ class MeshService {
                            const std::optional<std::string>& mesh_id);
   void RevokeToken(const Caller& caller, const std::string& token_id);
 
+  /// Throws 400 too_many_tokens when `user` holds `max` tokens already.
+  static void CheckTokenRoom(Store& store, const std::string& user, std::size_t max);
   /// Creates a token for `user` (creating the user): `meshwire admin token create`.
   static CreatedToken IssueToken(Store& store, const Clock& clock, const std::string& user,
                                  const std::string& name,

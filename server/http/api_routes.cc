@@ -258,9 +258,10 @@ void AddMessageRoutes(Router& router, MeshService& svc, const ApiOptions& option
                return JsonAnswer(201, ToJson(r.message));
              }));
   router.Add("GET", "/mesh/{mesh}/integrate",
-             Sync(svc, [&svc, url = options.public_url](const Caller& c, const HttpRequest& req) {
+             Sync(svc, [&svc, url = options.public_url, sign_in = options.sign_in_page](const Caller& c,
+                                                                                          const HttpRequest& req) {
                return HttpResponse::Text(200, "text/markdown; charset=utf-8",
-                                         svc.Integrate(c, req.params[0], url));
+                                         svc.Integrate(c, req.params[0], url, sign_in));
              }));
 }
 

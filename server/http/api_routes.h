@@ -19,6 +19,7 @@ class Error;
 struct ApiOptions {
   Millis started_at = 0;   // for /health's uptime (wall clock)
   std::string public_url;  // the relay as clients reach it (the integration guide's URLs)
+  bool sign_in_page = true;  // `meshwire login` works here (not --auth token): the guide says which
 };
 
 /// Adds every REST route of the contract (not the sign-in or event routes).

@@ -284,6 +284,8 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");
       }
+      // Each sign-in makes a token: held to the cap that POST /tokens keeps.
+      MeshService::CheckTokenRoom(store, g->user, options.max_tokens_per_user);
       CreatedToken t = MeshService::IssueToken(store, clock, g->user, "meshwire login", std::nullopt);
       ex->Respond(HttpResponse::Json(
           200, json({{"token", t.secret}, {"user", g->user}, {"token_id", t.token.id}}).dump()));

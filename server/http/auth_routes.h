@@ -11,6 +11,7 @@
 // browser's history. With --auth token there is no sign-in page.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 #include "schemas/model.h"
@@ -27,6 +28,7 @@ struct AuthOptions {
   std::string github_url = "https://github.com";          // authorize and token endpoints
   std::string github_api_url = "https://api.github.com";  // GET /user
   int sign_ins_per_minute = 10;  // per client address (POST /auth/cli)
+  std::size_t max_tokens_per_user = 100;  // a sign-in past it is refused, as POST /tokens (the relay sets it)
 };
 
 class Router;

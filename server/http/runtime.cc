@@ -106,6 +106,16 @@ std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string
                                                key + " (" + e.what() + "): check both are PEM files "
                                                "that match and that the relay may read them.");
   }
+  // Served all the same (it may be renewed by the next SIGHUP), but said:
+  // every client will refuse it.
+  if (X509* x = SSL_CTX_get0_certificate(ctx->native_handle())) {
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
+      spdlog::warn("the TLS certificate {} has expired: clients refuse it; renew it, then send SIGHUP", cert);
+    } else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
+      spdlog::warn("the TLS certificate {} is not valid yet: clients refuse it until then (check this host's "
+                   "clock)", cert);
+    }
+  }
   return ctx;
 }
 
@@ -1072,8 +1082,14 @@ int HttpRuntime::Bind() {
   if (!ec) acc.bind(endpoint, ec);
   if (!ec) acc.listen(o.backlog, ec);
   if (ec) {
-    throw Error::Unavailable("Cannot listen on " + o.host + ":" + std::to_string(o.port) + " (" +
-                             ec.message() + "): is another relay running there? Choose another with --listen.");
+    const std::string why =
+        ec == net::error::access_denied
+            ? ": ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port from 1024 with --listen, "
+              "or serve port 443 through a proxy in front."
+        : ec == net::error::address_in_use ? ": is another relay running there? Choose another with --listen."
+                                           : ": choose another address with --listen.";
+    throw Error::Unavailable("Cannot listen on " + o.host + ":" + std::to_string(o.port) + " (" + ec.message() +
+                             ")" + why);
   }
   return acc.local_endpoint().port();
 }

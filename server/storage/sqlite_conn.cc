@@ -131,7 +131,7 @@ SqliteConnection::SqliteConnection(const std::string& path) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw Error::Unavailable("The file " + path + " is not a SQLite database (nor one meshwire made); move it "
-                             "away, or choose another --storage.");
+                             "away, or choose another file (--storage, or admin migrate's --from).");
   }
   Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   auto sync = Prepare("PRAGMA synchronous");

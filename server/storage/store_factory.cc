@@ -50,6 +50,15 @@ std::string SqlitePath(const std::string& spec) {
 }  // namespace
 
 std::string StorageSpecProblem(const std::string& spec) {
+  // libpq's "host=... dbname=..." form would otherwise be a SQLite file of
+  // that name in the working directory: a node meant to share a database
+  // running alone (and the password in its log).
+  static const std::regex kKeywordValue(
+      R"((^|\s)(host|hostaddr|port|dbname|user|password|sslmode|service|connect_timeout)\s*=)");
+  if (spec.rfind("sqlite:", 0) != 0 && std::regex_search(spec, kKeywordValue)) {
+    return "--storage is a PostgreSQL keyword=value string; give it as a URL, postgres://user:pass@host:port/db "
+           "(or a SQLite file as sqlite:PATH).";
+  }
   static const std::regex kScheme(R"(^[A-Za-z][A-Za-z0-9+.\-]*:)");
   std::smatch scheme;
   if (spec.rfind("sqlite:", 0) == 0 || IsPostgres(spec) || !std::regex_search(spec, scheme, kScheme)) return "";
@@ -110,7 +119,10 @@ std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {
 
 std::string StorageForDisplay(const std::string& spec) {
   const std::size_t start = spec.find("://");
-  if (start == std::string::npos) return spec;
+  if (start == std::string::npos) {  // a path, or keyword=value text: no password shown
+    static const std::regex kPassword(R"((^|\s)(password\s*=\s*)\S*)");
+    return std::regex_replace(spec, kPassword, "$1$2***");
+  }
   std::string out = spec;
   // libpq's ...?user=u&password=p: the value of each password parameter.
   if (const std::size_t query = out.find('?', start); query != std::string::npos) {

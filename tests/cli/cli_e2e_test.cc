@@ -611,6 +611,100 @@ TEST_CASE("login: when the code cannot be redeemed, the browser page says so too
   CHECK_FALSE(fs::exists(fs::path(m.home) / ".meshwire/credentials.json"));
 }
 
+TEST_CASE("login prints the sign-in URL first and never waits on the browser opener") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  // xdg-open on a headless machine: a text browser that holds on.
+  const fs::path bin = fs::path(m.home) / "bin";
+  fs::create_directories(bin);
+  std::ofstream(bin / "xdg-open") << "#!/bin/sh\nsleep 8\n";
+  fs::permissions(bin / "xdg-open", fs::perms::owner_all);
+  const auto started = std::chrono::steady_clock::now();
+  ChildProcess login({kBinary, "login", "--url", relay.url(), "--timeout", "5"},
+                     m.Env({"PATH=" + bin.string() + ":" + std::getenv("PATH")}), m.workspace);
+  REQUIRE(login.WaitForStdout(relay.url() + "/auth/cli?port=", 3000));
+  CHECK(login.stdout_seen().find("Opening browser to sign in; if it does not open, visit:") != std::string::npos);
+  auto status = login.Wait(15000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 4);  // --timeout's 5 s, counted from the start, not after the opener
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(8));
+}
+
+TEST_CASE("login: credentials that cannot be saved fail in the page and the terminal, and the new token is revoked") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  fs::create_directories(m.home);
+  std::ofstream(fs::path(m.home) / ".meshwire") << "a file where the folder goes";
+  BrowserLogin b(relay, m);
+  auto page = b.Follow(b.Approve("dave"));
+  REQUIRE(page);
+  CHECK(page->status == 400);
+  CHECK(page->body.find("Sign-in failed") != std::string::npos);
+  CHECK(page->body.find("Signed in") == std::string::npos);
+  auto status = b.login.Wait(10000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 2);  // a local setting to fix
+  CHECK(b.login.WaitForStderr("credentials.json"));
+  // The token the relay made for this sign-in is gone: dave holds only the one made now.
+  const std::string dave = AdminToken(relay_dir, "dave");
+  httplib::Client api(relay.url());
+  auto tokens = api.Get("/tokens", {{"Authorization", "Bearer " + dave}});
+  REQUIRE(tokens);
+  CHECK(json::parse(tokens->body)["tokens"].size() == 1);
+}
+
+TEST_CASE("login: says when this shell's MESHWIRE_TOKEN or MESHWIRE_URL still choose over what it saved") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  m.extra_env = {"MESHWIRE_TOKEN=mw_from_the_environment", "MESHWIRE_URL=http://127.0.0.1:9"};
+  BrowserLogin b(relay, m);
+  auto page = b.Follow(b.Approve("erin"));
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  auto status = b.login.Wait(10000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 0);
+  const std::string out = b.login.ReadStdout();
+  CHECK(out.find("OK Signed in as erin!") != std::string::npos);
+  CHECK(out.find("Here MESHWIRE_TOKEN still chooses the token: unset it to use the one just saved.") !=
+        std::string::npos);
+  CHECK(out.find("Here MESHWIRE_URL still chooses the relay (http://127.0.0.1:9): unset it to use " + relay.url()) !=
+        std::string::npos);
+}
+
+TEST_CASE("a relay of --auth token: login names the init command with its URL, and the guide starts from a token") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir, {"--auth", "token"});
+  UserMachine m;
+  CommandResult login = m.Mw({"login", "--url", relay.url()});
+  CHECK(login.code == 2);
+  CHECK(login.err.find("run `meshwire init --token <token> --url " + relay.url() + "`") != std::string::npos);
+  const std::string token = AdminToken(relay_dir, "alice");
+  const std::vector<std::string> env = {"MESHWIRE_TOKEN=" + token, "MESHWIRE_URL=" + relay.url()};
+  CommandResult created = m.Mw({"mesh", "create", "tokens-only", "--json"}, env);
+  REQUIRE(created.code == 0);
+  const std::string mesh = json::parse(created.out)["mesh_id"];
+  CommandResult guide = m.Mw({"integrate", "--mesh", mesh}, env);
+  REQUIRE(guide.code == 0);
+  CHECK(guide.out.find("meshwire login --url") == std::string::npos);  // no sign-in to run
+  CHECK(guide.out.find("meshwire init --token \"$MESHWIRE_TOKEN\" --url " + relay.url() +
+                       "   # this relay signs in with tokens only") != std::string::npos);
+}
+
+TEST_CASE("integrate against a server that is not a relay: said so, not its page printed as the guide") {
+  UserMachine m;
+  FakeHttpServer fake("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\nConnection: close\r\n\r\n",
+                      "<html>hi</html>", 1);
+  CommandResult r = m.Mw({"integrate", "--mesh", "abc"}, {"MESHWIRE_URL=" + fake.url(), "MESHWIRE_TOKEN=mw_x"});
+  CHECK(r.code == 1);
+  CHECK(r.out.find("<html>") == std::string::npos);
+  CHECK(r.err.find("answered text/html, not the integration guide (text/markdown); is that URL a meshwire relay?") !=
+        std::string::npos);
+}
+
 TEST_CASE("login with --auth github, against a stand-in GitHub") {
   httplib::Server github;
   github.Get("/login/oauth/authorize", [](const httplib::Request& req, httplib::Response& res) {
@@ -1305,6 +1399,45 @@ TEST_CASE("admin token create (and server) check every flag before they open (an
   CommandResult colon = admin({"--user", "x", "--storage", "sqlite:" + d / "a:b.db"});
   CHECK(colon.code == 0);
   CHECK(fs::exists(d / "a:b.db"));
+  // libpq's keyword=value form is not a file name: refused, its password not
+  // shown (it became a SQLite file of that name, and the log showed it).
+  const std::string keywords = "host=127.0.0.1 port=5432 user=postgres password=hunter2 dbname=mw";
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{kBinary, "admin", "token", "create", "--user", "x", "--storage", keywords},
+        std::vector<std::string>{kBinary, "server", "--listen", "127.0.0.1:0", "--storage", keywords}}) {
+    CAPTURE(cmd[1]);
+    CommandResult r = Run(cmd, {"MESHWIRE_HOME=" + d / "home"}, d.path().string());
+    CHECK(r.code == 2);
+    CHECK(r.err.find("keyword=value string; give it as a URL, postgres://") != std::string::npos);
+    CHECK(r.err.find("hunter2") == std::string::npos);
+    CHECK_FALSE(fs::exists(d / keywords));
+  }
+  // An empty --storage (an unset variable) is not the default file.
+  CommandResult empty = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", ""},
+                            {"MESHWIRE_HOME=" + d / "home"}, d.path().string());
+  CHECK(empty.code == 2);
+  CHECK(empty.err.find("leave --storage out for the default") != std::string::npos);
+  // Token names follow POST /tokens' rules.
+  CommandResult control = admin({"--user", "x", "--name", "a\nb", "--storage", "sqlite:" + d / "a:b.db"});
+  CHECK(control.code == 2);
+  CHECK(control.err.find("must not contain control characters") != std::string::npos);
+  CHECK(admin({"--user", "x", "--name", std::string(300, 'n'), "--storage", "sqlite:" + d / "a:b.db"}).code == 2);
+}
+
+TEST_CASE("admin token create --mesh: refused for a user who is not a member of that mesh") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  const std::vector<std::string> env = {"MESHWIRE_HOME=" + w.relay_dir.path().string()};
+  const std::string storage = "sqlite:" + w.relay_dir / "relay.db";
+  CommandResult outsider = Run({kBinary, "admin", "token", "create", "--user", "mallory", "--mesh", mesh, "--storage",
+                                storage}, env);
+  CHECK(outsider.code == 1);
+  CHECK(outsider.out == "");
+  CHECK(outsider.err.find("mallory is not a member of mesh " + mesh) != std::string::npos);
+  CommandResult member = Run({kBinary, "admin", "token", "create", "--user", "alice", "--mesh", mesh, "--storage",
+                              storage}, env);
+  CHECK(member.code == 0);
+  CHECK(member.out.rfind("mw_", 0) == 0);
 }
 
 TEST_CASE("wait waits through a relay restart: the 503 of its shutdown, then a refused connection") {

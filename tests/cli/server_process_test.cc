@@ -113,7 +113,7 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
   for (const std::string& path : {std::string("/dev/null"), ro.path().string()}) {
     CAPTURE(path);
     CommandResult device = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + path});
-    CHECK(device.code == 1);
+    CHECK(device.code == 2);  // a flag to change
     CHECK(device.err.find(path + " is not a regular file") != std::string::npos);
     CommandResult admin = Run({kBinary, "admin", "token", "create", "--user", "x", "--storage", "sqlite:" + path});
     CHECK(admin.code != 0);
@@ -123,13 +123,26 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
 
 TEST_CASE("--listen takes an IP address or localhost, and says so otherwise, before touching storage") {
   TempDir home;
-  for (const char* listen : {"999.1.1.1:1", "example.invalid:7420", "127.0.0.1:99999", "127.0.0.1"}) {
+  for (const char* listen : {"999.1.1.1:1", "example.invalid:7420", "127.0.0.1:99999", "127.0.0.1", "127.0.0.1: 20001",
+                             "127.0.0.1:+1", "127.0.0.1:"}) {
     CAPTURE(listen);
     CommandResult r = Run({kBinary, "server", "--listen", listen, "--storage", "sqlite:" + home / "r.db"});
     CHECK(r.code == 2);
     CHECK(r.err.find("--listen must be IP:PORT") != std::string::npos);
   }
   CHECK(!std::filesystem::exists(home / "r.db"));
+  // Flags to change are usage errors (exit 2), said before anything starts.
+  CommandResult github_url = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "r.db",
+                                  "--auth", "github", "--github-client-id", "x", "--github-client-secret", "y",
+                                  "--github-url", "notaurl"});
+  CHECK(github_url.code == 2);
+  CHECK(github_url.err.find("--github-url must be http(s)://HOST[:PORT][/PATH] (got \"notaurl\")") != std::string::npos);
+  CommandResult everywhere = Run({kBinary, "server", "--listen", "0.0.0.0:0", "--storage", "sqlite:" + home / "r.db"});
+  CHECK(everywhere.code == 2);
+  CHECK(everywhere.err.find("--auth local signs in anyone who asks") != std::string::npos);
+  CommandResult no_app = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "r.db",
+                              "--auth", "github"}, {"MESHWIRE_GITHUB_CLIENT_ID=", "MESHWIRE_GITHUB_CLIENT_SECRET="});
+  CHECK(no_app.code == 2);
   ChildProcess local({kBinary, "server", "--listen", "localhost:0", "--storage", "sqlite:" + home / "r.db"});
   auto line = local.WaitForStderr("listening on http://127.0.0.1:", 10000);
   REQUIRE(line);

@@ -126,7 +126,35 @@ TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without
   ::kill(relay.process.pid(), SIGHUP);
   REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
   CHECK(Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")})).code == 0);
-  CHECK(Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "one-ca.pem")})).code == 3);
+  // The CA file set, but not to the CA that signed it: said so.
+  CommandResult other_ca = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "one-ca.pem")}));
+  CHECK(other_ca.code == 3);
+  CHECK(other_ca.err.find("although MESHWIRE_CA_FILE=" + (home / "one-ca.pem") + " is set") != std::string::npos);
+
+  // A certificate for another name, then an expired one, from the trusted CA:
+  // each said as it is (they were "not trusted: set MESHWIRE_CA_FILE", set).
+  const std::string two = home / "two";
+  REQUIRE(Shell("openssl req -newkey rsa:2048 -nodes -subj /CN=other.example -keyout " + key + " -out " + two +
+                "-other-csr.pem 2>/dev/null && printf 'subjectAltName=DNS:other.example\\n' > " + two +
+                "-other.cnf && openssl x509 -req -in " + two + "-other-csr.pem -CA " + two + "-ca.pem -CAkey " + two +
+                "-ca-key.pem -CAcreateserial -days 2 -extfile " + two + "-other.cnf -out " + cert + " 2>/dev/null"));
+  ::kill(relay.process.pid(), SIGHUP);
+  REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
+  CommandResult other_name = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")}));
+  CHECK(other_name.code == 3);
+  CHECK(other_name.err.find("a certificate issued for another name than 127.0.0.1") != std::string::npos);
+  REQUIRE(Shell("cp " + two + "-key.pem " + key + " && openssl x509 -req -in " + two + "-csr.pem -CA " + two +
+                "-ca.pem -CAkey " + two + "-ca-key.pem -CAcreateserial -days -1 -extfile " + two + "-ext.cnf -out " +
+                cert + " 2>/dev/null"));
+  ::kill(relay.process.pid(), SIGHUP);
+  REQUIRE(relay.process.WaitForStderr("has expired: clients refuse it", 5000));  // the relay warns
+  REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
+  CommandResult expired = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")}));
+  CHECK(expired.code == 3);
+  CHECK(expired.err.find("a certificate that has expired") != std::string::npos);
+  REQUIRE(Shell("cp " + (home / "two-cert.pem") + " " + cert));
+  ::kill(relay.process.pid(), SIGHUP);
+  REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
 
   // A bad key on reload keeps the previous pair.
   REQUIRE(Shell("echo broken > " + key));
@@ -146,7 +174,7 @@ TEST_CASE("a relay with a certificate but no key refuses to start, saying why") 
   MakeCertificates(home, "two");
   CommandResult mismatched = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "r.db",
                                   "--tls-cert", home / "one-cert.pem", "--tls-key", home / "two-key.pem"});
-  CHECK(mismatched.code == 1);
+  CHECK(mismatched.code == 2);  // files to fix: a usage error
   CHECK(!std::filesystem::exists(home / "r.db"));
   CHECK(!std::filesystem::exists(home / "r.db.lock"));
 }
@@ -184,6 +212,11 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   REQUIRE(a.Post(m + "/agents", R"({"name":"agent-c"})", "application/json")->status == 201);
   REQUIRE(reader.WaitFor("event: presence"));
   CHECK(reader.text().find("\"name\":\"agent-c\"") != std::string::npos);
+  // Registering an active agent again (every `meshwire send` does) is no news.
+  REQUIRE(a.Post(m + "/agents", R"({"name":"agent-c"})", "application/json")->status == 200);
+  REQUIRE(send("after re-registering") == 201);
+  REQUIRE(reader.WaitFor("after re-registering"));
+  CHECK(reader.Count("event: presence") == 1);
   // Deleted: offline, with when it was last seen (it said 1970).
   REQUIRE(a.Delete(m + "/agents/agent-c")->status == 204);
   REQUIRE(reader.WaitFor("\"status\":\"offline\""));
@@ -195,8 +228,8 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   RawClient from_zero(relay.port);
   from_zero.Send("GET " + m + "/events?after=0 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
                                         alice + "\r\n\r\n");
-  REQUIRE(from_zero.WaitFor("\"content\":\"third\""));
-  CHECK(from_zero.Count("event: message") == 3);
+  REQUIRE(from_zero.WaitFor("\"content\":\"after re-registering\""));
+  CHECK(from_zero.Count("event: message") == 4);
 
   // Bob is removed from the mesh: his stream ends with an error event.
   REQUIRE(a.Delete(m + "/members/bob")->status == 204);
