@@ -84,6 +84,11 @@ int RunAdmin(int argc, char** argv) {
     return FailUsage("--user must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" + ShownName(user) + "\").");
   }
   if (std::string problem = StorageSpecProblem(storage); !problem.empty()) return FailUsage(problem);
+  try {
+    MeshService::CheckTokenName(name);
+  } catch (const Error& e) {
+    return FailUsage(std::string("--name: ") + e.what());
+  }
   if (storage.empty()) {
     // The default storage's folder, as `meshwire server` makes it, so the
     // order of the two commands does not matter.

@@ -198,7 +198,9 @@ int RunLogin(int argc, char** argv) {
     if (env("MESHWIRE_TOKEN").value_or("") != "") {
       std::printf("Here MESHWIRE_TOKEN still chooses the token: unset it to use the one just saved.\n");
     }
-    if (const std::string set = env("MESHWIRE_URL").value_or(""); !set.empty() && set != relay) {
+    std::string set = env("MESHWIRE_URL").value_or("");
+    while (!set.empty() && set.back() == '/') set.pop_back();  // as the configuration reads it
+    if (!set.empty() && set != relay) {
       std::printf("Here MESHWIRE_URL still chooses the relay (%s): unset it to use %s.\n", Shown(set).c_str(),
                   relay.c_str());
     }

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -109,8 +110,10 @@ class SignalTaker {
   void Loop() {
     while (!finished_.load()) {
       timespec tick{0, 200 * 1000 * 1000};
-      const int sig = sigtimedwait(&signals_, nullptr, &tick);
+      siginfo_t info{};
+      const int sig = sigtimedwait(&signals_, &info, &tick);
       if (sig <= 0) continue;
+      if (Echo(sig, info)) continue;
       std::lock_guard lock(mu_);
       if (sig == SIGHUP) {
         Reload();
@@ -136,6 +139,23 @@ class SignalTaker {
     }
   }
 
+  /// Whether `sig` is the echo of one the terminal sent a moment ago: Ctrl+C
+  /// (or a hang-up) reaches the terminal's whole foreground group, so a
+  /// parent that forwards signals (npx's launcher) sends it a second time,
+  /// which would count as "again, close everything now".
+  bool Echo(int sig, const siginfo_t& info) {
+    const auto now = std::chrono::steady_clock::now();
+    if (info.si_code == SI_KERNEL) {  // from the terminal
+      terminal_sig_ = sig;
+      terminal_at_ = now;
+      return false;
+    }
+    const bool echo = info.si_code == SI_USER && info.si_pid == ::getppid() && sig == terminal_sig_ &&
+                      now - terminal_at_ < std::chrono::seconds(3);
+    if (echo) spdlog::debug("{} from the parent process, right after the terminal's: the same one", strsignal(sig));
+    return echo;
+  }
+
   void Reload() {  // with mu_ held
     if (!tls_) {
       spdlog::info("SIGHUP: nothing to reload (the relay serves plain HTTP, without --tls-cert)");
@@ -152,6 +172,8 @@ class SignalTaker {
 
   const sigset_t signals_;
   const bool tls_;
+  int terminal_sig_ = 0;                               // the last signal from the terminal (Loop's thread)
+  std::chrono::steady_clock::time_point terminal_at_;  // and when it came
   std::atomic<bool> finished_{false};
   std::mutex mu_;
   Relay* relay_ = nullptr;  // guarded by mu_

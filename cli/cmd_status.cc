@@ -77,7 +77,8 @@ int RunStatus(int argc, char** argv) {
     // The exit code `agents` would give: 3 only when nothing answered (a
     // server that is not a relay answered: 1); a URL no client could use: 2.
     exit_code = ExitCodeOf(e);
-    service = e.code() == "config" ? "misconfigured" : exit_code == kExitUnreachable ? "offline" : "error";
+    const bool silent = e.code() == "unreachable" || e.code() == "timeout";  // nothing answered
+    service = e.code() == "config" ? "misconfigured" : silent ? "offline" : "error";
     out["error"] = e.what();
   }
   out["service_status"] = service;

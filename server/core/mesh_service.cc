@@ -702,7 +702,7 @@ std::vector<Token> MeshService::ListTokens(const Caller& caller) {
 CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& name,
                                       const std::optional<std::string>& mesh_id) {
   RequireUnscoped(caller, "manage tokens");
-  CheckLabel(name, "token name");
+  CheckTokenName(name);
   if (mesh_id && mesh_id->empty()) {
     throw Error::InvalidField("mesh_id is empty: give a mesh id to scope the token to that mesh, or leave "
                               "mesh_id out for a token that works on all your meshes.");
@@ -711,6 +711,8 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
   CheckTokenRoom(store_, caller.user(), options_.max_tokens_per_user);
   return IssueToken(store_, clock_, caller.user(), name, mesh_id);
 }
+
+void MeshService::CheckTokenName(const std::string& name) { CheckLabel(name, "token name"); }
 
 void MeshService::CheckTokenRoom(Store& store, const std::string& user, std::size_t max) {
   if (store.ListTokens(user).size() >= max) {
@@ -737,7 +739,7 @@ CreatedToken MeshService::IssueToken(Store& store, const Clock& clock, const std
                                      const std::string& name,
                                      const std::optional<std::string>& mesh_id) {
   CheckName(user, "user name");
-  CheckLabel(name, "token name");  // as POST /tokens: admin and sign-in tokens too
+  CheckTokenName(name);  // as POST /tokens: admin and sign-in tokens too
   std::string secret = NewTokenSecret();
   NewToken t{"tok_" + RandomBase62(12), user, name, Sha256Hex(secret), mesh_id, clock.Now()};
   return CreatedToken{store.CreateToken(t), std::move(secret)};

@@ -152,6 +152,8 @@ class MeshService {
                            const std::optional<std::string>& mesh_id);
   void RevokeToken(const Caller& caller, const std::string& token_id);
 
+  /// Throws 400 invalid_field for a token name POST /tokens would refuse.
+  static void CheckTokenName(const std::string& name);
   /// Throws 400 too_many_tokens when `user` holds `max` tokens already.
   static void CheckTokenRoom(Store& store, const std::string& user, std::size_t max);
   /// Creates a token for `user` (creating the user): `meshwire admin token create`.

@@ -284,8 +284,17 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");
       }
-      // Each sign-in makes a token: held to the cap that POST /tokens keeps.
-      MeshService::CheckTokenRoom(store, g->user, options.max_tokens_per_user);
+      // Each sign-in makes a token: held to the cap that POST /tokens keeps,
+      // said for someone who may have no working token at hand.
+      try {
+        MeshService::CheckTokenRoom(store, g->user, options.max_tokens_per_user);
+      } catch (const Error&) {
+        throw Error::BadRequest("too_many_tokens",
+                                g->user + " has " + std::to_string(options.max_tokens_per_user) +
+                                    " tokens, the most one user may have: revoke unused ones where you are "
+                                    "signed in (`meshwire token list`, then `meshwire token revoke ID`), or ask "
+                                    "the relay's administrator, then run `meshwire login` again.");
+      }
       CreatedToken t = MeshService::IssueToken(store, clock, g->user, "meshwire login", std::nullopt);
       ex->Respond(HttpResponse::Json(
           200, json({{"token", t.secret}, {"user", g->user}, {"token_id", t.token.id}}).dump()));

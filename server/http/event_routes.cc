@@ -205,9 +205,12 @@ void EventHub::RecheckAccess() {
       service_.Reauthorize(s->caller, s->mesh_id);
     } catch (const Error& e) {
       // The database out of reach (503) says nothing of the caller's access:
-      // the stream stays, and is checked again at the next access change,
-      // which the wake-up bus publishes when it is back.
-      if (e.status() == 503) continue;
+      // the stream stays, and is checked again with the next keep-alive
+      // (and at the next access change) until the answer is yes or no.
+      if (e.status() == 503) {
+        recheck_pending_ = true;
+        continue;
+      }
       s->stream->Send("event: error\ndata: " + ErrorBody(e) + "\n\n");
       s->stream->Close();
       Remove(s);
@@ -240,6 +243,7 @@ void EventHub::KeepAliveLoop() {
       std::erase_if(it->second, [](const auto& s) { return !s->stream->Send(": keep-alive\n\n"); });
       it = it->second.empty() ? by_mesh_.erase(it) : std::next(it);
     }
+    if (recheck_pending_.exchange(false)) executor_.Post([this] { RecheckAccess(); });
   }
 }
 

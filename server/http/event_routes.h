@@ -8,6 +8,7 @@
 // each stream's caller is checked again and streams no longer allowed end.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,7 @@ class EventHub {
   // mesh id -> its open streams; guarded by mu_
   std::unordered_map<std::string, std::vector<std::shared_ptr<Subscriber>>> by_mesh_;
   bool stopping_ = false;  // guarded by mu_
+  std::atomic<bool> recheck_pending_{false};  // an access check that met a 503: again at the next keep-alive
   std::condition_variable cv_;
   std::thread keepalive_;
 };

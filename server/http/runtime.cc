@@ -89,7 +89,9 @@ class WorkerPool final : public Executor {
   net::thread_pool pool_;
 };
 
-std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string& key) {
+/// The TLS context of `cert` and `key`; `warn`: say when the certificate has
+/// expired or is not valid yet (once per load that serves, not per check).
+std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string& key, bool warn = true) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   try {
     ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -108,7 +110,7 @@ std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string
   }
   // Served all the same (it may be renewed by the next SIGHUP), but said:
   // every client will refuse it.
-  if (X509* x = SSL_CTX_get0_certificate(ctx->native_handle())) {
+  if (X509* x = warn ? SSL_CTX_get0_certificate(ctx->native_handle()) : nullptr) {
     if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
       spdlog::warn("the TLS certificate {} has expired: clients refuse it; renew it, then send SIGHUP", cert);
     } else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
@@ -1142,7 +1144,7 @@ std::size_t HttpRuntime::StopNow() {
   return impl_->ForceCloseAll();
 }
 
-void HttpRuntime::CheckTls(const std::string& cert, const std::string& key) { LoadTls(cert, key); }
+void HttpRuntime::CheckTls(const std::string& cert, const std::string& key) { LoadTls(cert, key, /*warn=*/false); }
 
 void HttpRuntime::ReloadTls() {
   auto ctx = LoadTls(impl_->options.tls_cert_file, impl_->options.tls_key_file);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <thread>
@@ -31,8 +32,13 @@ std::string OneLine(const char* text) {
 }
 
 // NOTICEs ("relation ... already exists, skipping") are the server talking to
-// itself: not for the relay's log.
-void IgnoreNotice(void*, const char*) {}
+// itself: not for the relay's log. One exception is noted: the FATAL error
+// a server sends an idle session just before it closes it (a restart,
+// pg_terminate_backend), which libpq hands here; `ended` is the connection's
+// flag for it.
+void NoteFatal(void* ended, const char* message) {
+  if (std::strncmp(message, "FATAL", 5) == 0) *static_cast<bool*>(ended) = true;
+}
 
 constexpr const char* kAsyncCommit = "SET LOCAL synchronous_commit = off";
 
@@ -143,7 +149,7 @@ PgConnection::PgConnection(std::string conninfo) : conninfo_(std::move(conninfo)
                              "): check that it is running and that the URL given (--storage, or "
                              "admin migrate's --to; or the PG* variables) names it.");
   }
-  PQsetNoticeProcessor(conn_, IgnoreNotice, nullptr);
+  PQsetNoticeProcessor(conn_, NoteFatal, &fatal_notice_);
   NoteBackend();
   txn_ = EpochMicros();
 }
@@ -209,8 +215,10 @@ void PgConnection::EnsureOpen() {
   // Never reconnect inside a transaction once it began on the server: what
   // follows would run outside it.
   if (in_transaction_ && !begin_pending_) throw Unavailable("the connection was lost during a transaction");
+  if (never_reconnect_) throw Unavailable("the session was ended by the server");
   PQreset(conn_);
   prepared_.clear();
+  fatal_notice_ = false;
   broken_ = false;
   if (PQstatus(conn_) != CONNECTION_OK) throw Unavailable(OneLine(PQerrorMessage(conn_)));
   NoteBackend();
@@ -566,8 +574,9 @@ bool PgConnection::EndedByServer() {
   if (PQstatus(conn_) != CONNECTION_OK) return true;
   pollfd p{PQsocket(conn_), POLLIN | POLLRDHUP, 0};
   if (::poll(&p, 1, 0) <= 0) return false;  // nothing pending: the usual case
+  // The server's last words (FATAL) may come a moment before its close.
   return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) || PQconsumeInput(conn_) == 0 ||
-         PQstatus(conn_) != CONNECTION_OK;
+         PQstatus(conn_) != CONNECTION_OK || fatal_notice_;
 }
 
 std::optional<std::string> PgConnection::ResolveLostCommit(std::int64_t txn) {

@@ -95,6 +95,11 @@ class PgConnection {
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
 
+  /// A session whose state matters beyond one transaction (LISTEN): once
+  /// the server ends it, every statement fails (Error 503) instead of
+  /// running on a new session silently without that state.
+  void NeverReconnect() { never_reconnect_ = true; }
+
   /// A statement for `sql` (?N parameters), prepared on first use.
   PgStatement Prepare(const char* sql);
   /// Runs one or more statements without parameters or results.
@@ -214,6 +219,8 @@ class PgConnection {
   std::unordered_map<std::string, bool> prepared_;      // names prepared on this session
   bool in_transaction_ = false;
   bool begin_pending_ = false;  // Begin was called; BEGIN goes with the first statement
+  bool never_reconnect_ = false;  // NeverReconnect()
+  bool fatal_notice_ = false;     // the server said FATAL while the session was idle: it is closing it
   bool broken_ = false;         // a pipeline left the session unusable: refused until Rollback, then reset
   bool commit_without_waiting_ = false;
   std::string flush_barrier_;

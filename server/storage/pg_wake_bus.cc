@@ -88,6 +88,7 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
   // LISTEN before reading where each mesh stands: a message committed after
   // the read is announced, one committed before it is not needed.
   auto conn = std::make_unique<PgConnection>(conninfo_);
+  conn->NeverReconnect();  // a new session would not be listening
   conn->Exec(kListen);
   next_ = NextSeqs(*conn);
   listening_ = true;
@@ -107,6 +108,7 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
       if (!first) {
         try {
           first = std::make_unique<PgConnection>(conninfo_);
+          first->NeverReconnect();
           first->Exec(kListen);
           // What committed meanwhile was not announced: read it. Access
           // changes are heard again: identities may be cached again.

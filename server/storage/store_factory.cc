@@ -120,7 +120,7 @@ std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {
 std::string StorageForDisplay(const std::string& spec) {
   const std::size_t start = spec.find("://");
   if (start == std::string::npos) {  // a path, or keyword=value text: no password shown
-    static const std::regex kPassword(R"((^|\s)(password\s*=\s*)\S*)");
+    static const std::regex kPassword(R"((^|\s)(password\s*=\s*)('([^'\\]|\\.)*'|\S*))");
     return std::regex_replace(spec, kPassword, "$1$2***");
   }
   std::string out = spec;

@@ -1417,11 +1417,12 @@ TEST_CASE("admin token create (and server) check every flag before they open (an
                             {"MESHWIRE_HOME=" + d / "home"}, d.path().string());
   CHECK(empty.code == 2);
   CHECK(empty.err.find("leave --storage out for the default") != std::string::npos);
-  // Token names follow POST /tokens' rules.
-  CommandResult control = admin({"--user", "x", "--name", "a\nb", "--storage", "sqlite:" + d / "a:b.db"});
+  // Token names follow POST /tokens' rules, checked before the storage is made.
+  CommandResult control = admin({"--user", "x", "--name", "a\nb", "--storage", "sqlite:" + d / "fresh.db"});
   CHECK(control.code == 2);
   CHECK(control.err.find("must not contain control characters") != std::string::npos);
-  CHECK(admin({"--user", "x", "--name", std::string(300, 'n'), "--storage", "sqlite:" + d / "a:b.db"}).code == 2);
+  CHECK(admin({"--user", "x", "--name", std::string(300, 'n'), "--storage", "sqlite:" + d / "fresh.db"}).code == 2);
+  CHECK_FALSE(fs::exists(d / "fresh.db"));
 }
 
 TEST_CASE("admin token create --mesh: refused for a user who is not a member of that mesh") {

@@ -20,6 +20,7 @@
 
 #include "tests/support/pg_cluster.h"
 #include "tests/support/pg_proxy.h"
+#include "tests/support/raw_client.h"
 #include "tests/support/relay_process.h"
 
 namespace meshwire::testing {
@@ -262,6 +263,10 @@ TEST_CASE("after the database restarts, each node's next requests are served, an
   auto warm = Call(a.url(), token, "POST", "/tokens", {{"name", "warm"}});
   REQUIRE((warm && warm->first == 201));
   CHECK(Delete(a.url(), token, "/tokens/" + warm->second["id"].get<std::string>()) == 204);
+  // An event stream on B: a database restart is no reason to end it.
+  RawClient events(b.port);
+  events.Send("GET /mesh/" + m.id + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + token + "\r\n\r\n");
+  REQUIRE(events.WaitFor("HTTP/1.1 200"));
 
   REQUIRE(nodes.pg->Restart());
   // The server ended every session: the next requests reconnect, none is
@@ -271,6 +276,11 @@ TEST_CASE("after the database restarts, each node's next requests are served, an
   // Node B listens again; a token revoked through A then fails on B at once
   // (A's notifying connection had died with the restart: the change was lost).
   REQUIRE(nodes.b->process.WaitForStderr("listening on PostgreSQL again", 20000));
+  auto after_restart = Call(a.url(), token, "POST", "/mesh/" + m.id + "/messages",
+                            {{"from", m.tx}, {"content", "after the restart"}});
+  REQUIRE((after_restart && after_restart->first == 201));
+  CHECK(events.WaitFor("after the restart"));
+  CHECK(events.text().find("event: error") == std::string::npos);
   auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "after-restart"}});
   REQUIRE((created && created->first == 201));
   const std::string secret = created->second["token"];

@@ -308,10 +308,10 @@ test("SIGTERM to the launcher stops meshwire listen cleanly: exit 0, no native p
   untrackPid(listen.nativePid);
 });
 
-test("Ctrl+C in a terminal reaches meshwire once: the launcher leaves the terminal's SIGINT to it", T, async () => {
+test("Ctrl+C in a terminal stops the relay once, gracefully, though the launcher forwards it too", T, async () => {
   // `script` runs the launcher on a new terminal; ETX on that terminal is
-  // Ctrl+C: SIGINT to its foreground group, the launcher and the relay.
-  // Forwarded too, the relay would see a second SIGINT and skip its grace.
+  // Ctrl+C: SIGINT to its foreground group, the launcher and the relay. The
+  // launcher forwards it: the relay must not count it as a second Ctrl+C.
   const bin = path.join(fx.prefix, "bin/meshwire");
   const term = track(
     spawn("script", ["-qfec", `exec ${bin} server --listen 127.0.0.1:0`, "/dev/null"], {

@@ -83,6 +83,53 @@ TEST_CASE("postgres: the schema version is recorded; a newer one is refused with
   }
 }
 
+TEST_CASE("postgres: a session the server ended while idle is replaced before the next statement, unless it must not be") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PgConnection admin(uri);
+  auto backend = [](PgConnection& c) {
+    auto s = c.Prepare("SELECT pg_backend_pid()");
+    REQUIRE(s.Step());
+    return s.Int(0);
+  };
+  auto end_session = [&](std::int64_t pid) {
+    auto s = admin.Prepare("SELECT pg_terminate_backend(?1::int)");
+    s.Bind(1, pid);
+    REQUIRE(s.Step());
+    // Gone from pg_stat_activity, the server process still has to exit (its
+    // last words and the socket's close come then): a moment more.
+    for (int i = 0; i < 100; ++i) {
+      auto alive = admin.Prepare("SELECT count(*) FROM pg_stat_activity WHERE pid = ?1::int");
+      alive.Bind(1, pid);
+      REQUIRE(alive.Step());
+      if (alive.Int(0) == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    FAIL("the session did not end");
+  };
+  // A pooled connection (a restart, pg_terminate_backend): the next statement
+  // runs on a new session, where it was a 503.
+  PgConnection pooled(uri);
+  const std::int64_t before = backend(pooled);
+  end_session(before);
+  CHECK(backend(pooled) != before);
+  // A listening one: a new session would not be listening; it says so.
+  PgConnection listening(uri);
+  listening.NeverReconnect();
+  end_session(backend(listening));
+  auto again = listening.Prepare("SELECT pg_backend_pid()");
+  try {
+    again.Step();
+    FAIL("ran on a new session");
+  } catch (const Error& e) {
+    CHECK(e.status() == 503);
+  }
+}
+
 TEST_CASE("postgres: a role that may not create meshwire's tables is told what to grant, and that grant works") {
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());

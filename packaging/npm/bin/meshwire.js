@@ -101,27 +101,14 @@ if (!env.MESHWIRE_LAUNCHER) env.MESHWIRE_LAUNCHER = "npx meshwire";
 
 const child = spawn(binary, process.argv.slice(2), { stdio: "inherit", env });
 
-// Ctrl+C in a terminal sends SIGINT to the terminal's whole foreground
-// process group, the native child included: forwarded as well, it would be a
-// second SIGINT, which meshwire reads as "stop now, without waiting". So
-// SIGINT is forwarded only when this process is not in that group (a signal
-// sent to the launcher alone). Linux says so in /proc; elsewhere: forwarded.
-function inForegroundOfTerminal() {
-  try {
-    const stat = fs.readFileSync("/proc/self/stat", "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const pgrp = Number(fields[2]); // field 5 of proc(5)
-    const tpgid = Number(fields[5]); // field 8: the terminal's foreground group
-    return tpgid > 0 && tpgid === pgrp;
-  } catch {
-    return false;
-  }
-}
-
+// Every signal is forwarded, also a SIGINT that the terminal's Ctrl+C sent
+// to the child as well (the whole foreground group gets it): `meshwire
+// server` takes a signal from its parent right after the terminal's same one
+// as that one, not as a second Ctrl+C. (Not forwarding it would lose a SIGINT
+// sent to this process alone.)
 const forward = {};
 for (const signal of FORWARDED_SIGNALS) {
   forward[signal] = () => {
-    if (signal === "SIGINT" && inForegroundOfTerminal()) return; // the child has its own
     try {
       child.kill(signal);
     } catch {
