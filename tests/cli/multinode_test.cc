@@ -60,6 +60,40 @@ Mesh Setup(const RelayProcess& a, const RelayProcess& b, const std::string& toke
   return m;
 }
 
+/// Setup, then a moment for both nodes to know of each other (they share a
+/// heartbeat once a second): an access change waits only for nodes it knows.
+Mesh SetupKnown(const RelayProcess& a, const RelayProcess& b, const std::string& token) {
+  Mesh m = Setup(a, b, token);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  return m;
+}
+
+/// A DELETE to a node; its status, or 0 when the node cannot be reached.
+int Delete(const std::string& url, const std::string& token, const std::string& path) {
+  httplib::Client c(url);
+  c.set_connection_timeout(2, 0);
+  c.set_read_timeout(10, 0);
+  auto r = c.Delete(path, httplib::Headers{{"Authorization", "Bearer " + token}});
+  return r ? r->status : 0;
+}
+
+/// A token made and revoked through A, used on B just before (so B has it
+/// cached) and just after: B must refuse it at once.
+void CheckRevokeReaches(const RelayProcess& a, const RelayProcess& b, const std::string& token, const Mesh& m,
+                        const std::string& name) {
+  auto created = Call(a.url(), token, "POST", "/tokens", {{"name", name}});
+  REQUIRE(created);
+  REQUIRE(created->first == 201);
+  const std::string id = created->second["id"], secret = created->second["token"];
+  auto before = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
+  REQUIRE(before);
+  CHECK(before->first == 200);  // cached by B
+  CHECK(Delete(a.url(), token, "/tokens/" + id) == 204);
+  auto after = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
+  REQUIRE(after);
+  CHECK(after->first == 401);
+}
+
 /// A token for `user` on the database at `uri`, made with the binary.
 std::string TokenFor(const std::string& uri, const std::string& user = "alice") {
   auto [code, out] = RunCommand({kBinary, "admin", "token", "create", "--user", user, "--storage", uri});
@@ -201,15 +235,6 @@ TEST_CASE("listening counts every node: an agent parked on one node is listed as
   CHECK(gone_ms >= 0);
 }
 
-/// A DELETE to a node; its status, or 0 when the node cannot be reached.
-int Delete(const std::string& url, const std::string& token, const std::string& path) {
-  httplib::Client c(url);
-  c.set_connection_timeout(2, 0);
-  c.set_read_timeout(10, 0);
-  auto r = c.Delete(path, httplib::Headers{{"Authorization", "Bearer " + token}});
-  return r ? r->status : 0;
-}
-
 TEST_CASE("a token revoked through one node fails on the other from its very next request") {
   TwoNodes nodes;
   const RelayProcess& a = *nodes.a;
@@ -217,23 +242,10 @@ TEST_CASE("a token revoked through one node fails on the other from its very nex
   // through A must wait for B, or B would still accept the token.
   RelayProcess b(nodes.home, {"--storage", nodes.uri}, {"MESHWIRE_TEST_ACCESS_DELAY_MS=300"});
   const std::string& token = nodes.token;
-  Mesh m = Setup(a, b, token);
-  // Both nodes must know of each other (they share a heartbeat once a second).
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  Mesh m = SetupKnown(a, b, token);
   for (int i = 0; i < 5; ++i) {
     CAPTURE(i);
-    auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "short-" + std::to_string(i)}});
-    REQUIRE(created);
-    REQUIRE(created->first == 201);
-    const std::string id = created->second["id"], secret = created->second["token"];
-    // Node B has it cached: it answered a request with it.
-    auto before = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
-    REQUIRE(before);
-    CHECK(before->first == 200);
-    CHECK(Delete(a.url(), token, "/tokens/" + id) == 204);
-    auto after = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
-    REQUIRE(after);
-    CHECK(after->first == 401);
+    CheckRevokeReaches(a, b, token, m, "short-" + std::to_string(i));
   }
 }
 
@@ -242,8 +254,7 @@ TEST_CASE("after the database restarts, each node's next requests are served, an
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
   const std::string& token = nodes.token;
-  Mesh m = Setup(a, b, token);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both nodes know of each other
+  Mesh m = SetupKnown(a, b, token);
   // Eight requests at once on each node: eight pooled connections each.
   auto burst = [&](const std::string& url) {
     std::vector<std::future<int>> answers;
@@ -281,16 +292,7 @@ TEST_CASE("after the database restarts, each node's next requests are served, an
   REQUIRE((after_restart && after_restart->first == 201));
   CHECK(events.WaitFor("after the restart"));
   CHECK(events.text().find("event: error") == std::string::npos);
-  auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "after-restart"}});
-  REQUIRE((created && created->first == 201));
-  const std::string secret = created->second["token"];
-  auto before = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
-  REQUIRE(before);
-  CHECK(before->first == 200);  // cached by B
-  CHECK(Delete(a.url(), token, "/tokens/" + created->second["id"].get<std::string>()) == 204);
-  auto after = Call(b.url(), secret, "GET", "/mesh/" + m.id + "/agents");
-  REQUIRE(after);
-  CHECK(after->first == 401);
+  CheckRevokeReaches(a, b, token, m, "after-restart");
 }
 
 TEST_CASE("a change of access through one node answers the polls it ends on the other at once: a revoked token, a removed member, a deleted agent or mesh") {
@@ -298,8 +300,7 @@ TEST_CASE("a change of access through one node answers the polls it ends on the 
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
   const std::string& token = nodes.token;
-  Mesh m = Setup(a, b, token);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // both nodes know of each other
+  Mesh m = SetupKnown(a, b, token);
   // Parked on B for 30 s; deleted through A.
   auto park = [&](const std::string& agent_id) {
     return std::async(std::launch::async, [&, agent_id] {
