@@ -741,16 +741,17 @@ Settings are taken in this order, highest first: command-line flag, environment
 }  // namespace
 
 std::string IntegrateGuide(const GuideContext& ctx) {
+  const std::string url = SafeUrl(ctx.base_url);
   const Substitutions subs = {
       {"MESH_ID", SafeId(ctx.mesh.mesh_id)},
       {"MESH_NAME", NameAsInlineCode(ctx.mesh.name)},
-      {"URL", SafeUrl(ctx.base_url)},
+      {"URL", url},
       // A relay of --auth token has no sign-in page: its users start from a token.
-      {"SIGNED_IN", ctx.sign_in_page ? "Signed in with the CLI (`meshwire login --url " + SafeUrl(ctx.base_url) + "`)"
-                                     : "With a token saved by `meshwire init --token TOKEN --url " +
-                                           SafeUrl(ctx.base_url) + "` (this relay signs in with tokens only)"},
-      {"SIGN_IN_COMMAND", ctx.sign_in_page ? "meshwire login --url " + SafeUrl(ctx.base_url)
-                                           : "meshwire init --token \"$MESHWIRE_TOKEN\" --url " + SafeUrl(ctx.base_url) +
+      {"SIGNED_IN", ctx.sign_in_page ? "Signed in with the CLI (`meshwire login --url " + url + "`)"
+                                     : "With a token saved by `meshwire init --token TOKEN --url " + url +
+                                           "` (this relay signs in with tokens only)"},
+      {"SIGN_IN_COMMAND", ctx.sign_in_page ? "meshwire login --url " + url
+                                           : "meshwire init --token \"$MESHWIRE_TOKEN\" --url " + url +
                                                  "   # this relay signs in with tokens only"},
   };
 

@@ -708,19 +708,19 @@ CreatedToken MeshService::CreateToken(const Caller& caller, const std::string& n
                               "mesh_id out for a token that works on all your meshes.");
   }
   if (mesh_id) RequireMember(caller, *mesh_id);
-  CheckTokenRoom(store_, caller.user(), options_.max_tokens_per_user);
+  if (!HasTokenRoom(store_, caller.user(), options_.max_tokens_per_user)) {
+    throw Error::BadRequest("too_many_tokens",
+                            "You have " + std::to_string(options_.max_tokens_per_user) +
+                                " tokens, the most one user may have; revoke unused ones with "
+                                "`meshwire token revoke ID` (see `meshwire token list`).");
+  }
   return IssueToken(store_, clock_, caller.user(), name, mesh_id);
 }
 
 void MeshService::CheckTokenName(const std::string& name) { CheckLabel(name, "token name"); }
 
-void MeshService::CheckTokenRoom(Store& store, const std::string& user, std::size_t max) {
-  if (store.ListTokens(user).size() >= max) {
-    throw Error::BadRequest("too_many_tokens",
-                            "You have " + std::to_string(max) +
-                                " tokens, the most one user may have; revoke unused ones with "
-                                "`meshwire token revoke ID` (see `meshwire token list`).");
-  }
+bool MeshService::HasTokenRoom(Store& store, const std::string& user, std::size_t max) {
+  return store.ListTokens(user).size() < max;
 }
 
 void MeshService::RevokeToken(const Caller& caller, const std::string& token_id) {

@@ -154,8 +154,9 @@ class MeshService {
 
   /// Throws 400 invalid_field for a token name POST /tokens would refuse.
   static void CheckTokenName(const std::string& name);
-  /// Throws 400 too_many_tokens when `user` holds `max` tokens already.
-  static void CheckTokenRoom(Store& store, const std::string& user, std::size_t max);
+  /// Whether `user` holds fewer than `max` tokens (POST /tokens and sign-ins
+  /// each refuse past it, in their own words).
+  static bool HasTokenRoom(Store& store, const std::string& user, std::size_t max);
   /// Creates a token for `user` (creating the user): `meshwire admin token create`.
   static CreatedToken IssueToken(Store& store, const Clock& clock, const std::string& user,
                                  const std::string& name,

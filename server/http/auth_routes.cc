@@ -286,9 +286,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       }
       // Each sign-in makes a token: held to the cap that POST /tokens keeps,
       // said for someone who may have no working token at hand.
-      try {
-        MeshService::CheckTokenRoom(store, g->user, options.max_tokens_per_user);
-      } catch (const Error&) {
+      if (!MeshService::HasTokenRoom(store, g->user, options.max_tokens_per_user)) {
         throw Error::BadRequest("too_many_tokens",
                                 g->user + " has " + std::to_string(options.max_tokens_per_user) +
                                     " tokens, the most one user may have: revoke unused ones where you are "
