@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "schemas/error.h"
 
@@ -53,6 +55,40 @@ bool TakeFault(PgConnection::Fault fault) {
   auto expected = fault;
   return g_fault.load(std::memory_order_relaxed) == fault &&
          g_fault.compare_exchange_strong(expected, PgConnection::Fault::kNone);
+}
+
+/// Opens a session with the relay's defaults for what libpq leaves unbounded,
+/// each overridden by the same keyword in the URL (`?connect_timeout=30`):
+/// - connect_timeout: libpq waits for ever on a host that takes the TCP
+///   connection and never answers; PGCONNECT_TIMEOUT, when set, decides
+///   instead. Bounds every reconnection a request makes while the database
+///   is away, so that it answers 503 in seconds.
+/// - TCP keep-alives and tcp_user_timeout: a database host that disappears
+///   without closing its connections (a network cut, a machine that lost its
+///   power) is found out in under half a minute instead of the kernel's
+///   15 minutes of retransmissions; most of all by the listening connection,
+///   which otherwise sits deaf to the other nodes' notifications while its
+///   node goes on trusting its caches.
+/// None of them applies to a Unix socket.
+PGconn* Connect(const std::string& conninfo) {
+  std::vector<const char*> keys, values;
+  const char* timeout = std::getenv("PGCONNECT_TIMEOUT");
+  if (!timeout || !*timeout) {
+    keys.push_back("connect_timeout");
+    values.push_back(PgConnection::kConnectTimeoutSeconds);
+  }
+  for (auto [key, value] : {std::pair{"keepalives", "1"}, std::pair{"keepalives_idle", "10"},
+                            std::pair{"keepalives_interval", "5"}, std::pair{"keepalives_count", "3"},
+                            std::pair{"tcp_user_timeout", "25000"}}) {
+    keys.push_back(key);
+    values.push_back(value);
+  }
+  // Last, and expanded: the URL's own keywords override the defaults above.
+  keys.push_back("dbname");
+  values.push_back(conninfo.c_str());
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  return PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
 }
 
 /// Microseconds since the epoch: the first transaction number of a
@@ -140,7 +176,7 @@ std::optional<std::int64_t> PgStatement::OptInt(int column) const {
 // --- PgConnection --------------------------------------------------------------
 
 PgConnection::PgConnection(std::string conninfo) : conninfo_(std::move(conninfo)) {
-  conn_ = PQconnectdb(conninfo_.c_str());
+  conn_ = Connect(conninfo_);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string why = conn_ ? OneLine(PQerrorMessage(conn_)) : "out of memory";
     if (conn_) PQfinish(conn_);

@@ -170,6 +170,9 @@ class PgConnection {
     read_marker_sql_ = std::move(read);
   }
   static constexpr int kResolveSeconds = 5;
+  /// How long opening a session may take unless the URL's connect_timeout
+  /// or PGCONNECT_TIMEOUT says otherwise (libpq's own default: for ever).
+  static constexpr const char* kConnectTimeoutSeconds = "5";
 
   /// Tests only: the next pipelined COMMIT (of any connection) loses its
   /// connection before anything is sent, or after the server answered

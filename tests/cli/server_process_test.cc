@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -13,6 +14,7 @@
 
 #include "tests/support/raw_client.h"
 #include "tests/support/relay_process.h"
+#include "tests/support/silent_host.h"
 
 namespace meshwire::testing {
 
@@ -119,6 +121,20 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
     CHECK(admin.code != 0);
     CHECK(admin.err.find(path + " is not a regular file") != std::string::npos);
   }
+}
+
+TEST_CASE("a PostgreSQL host that takes the connection and never answers: the relay gives up within 5 s, saying so") {
+  // libpq's own default is to wait for ever (PostgreSQL: connect_timeout).
+  SilentHost host;
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult r = Run({"/usr/bin/env", "-u", "PGCONNECT_TIMEOUT", kBinary, "server", "--listen", "127.0.0.1:0",
+                         "--storage", "postgres://meshwire@127.0.0.1:" + std::to_string(host.port) + "/m"});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(r.code == 1);  // storage that may come back: not a flag to change
+  CHECK(r.err.find("Cannot connect to PostgreSQL") != std::string::npos);
+  CHECK(r.err.find("timeout expired") != std::string::npos);
+  CHECK(seconds >= 4.5);
+  CHECK(seconds < 9);
 }
 
 TEST_CASE("--listen takes an IP address or localhost, and says so otherwise, before touching storage") {

@@ -1,6 +1,11 @@
 // The Store conformance suite on PostgresStore, against a throwaway server
 // (tests/support/pg_cluster.h), and what only PostgreSQL has. Skipped, with
 // the reason, only when PostgreSQL's binaries are not installed.
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +27,8 @@
 #include "server/storage/store_factory.h"
 #include "tests/server/store_conformance.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_proxy.h"
+#include "tests/support/silent_host.h"
 
 namespace meshwire::testing {
 
@@ -170,6 +177,62 @@ TEST_CASE("postgres: a server that is not there is a 503 with a sentence, no pas
     CHECK(std::string(e.what()).find("Cannot connect to PostgreSQL") != std::string::npos);
     CHECK(std::string(e.what()).find("secret-pass") == std::string::npos);
   }
+}
+
+namespace {
+/// Seconds PostgresStore(uri) took to fail with a 503 naming the timeout.
+double SecondsToGiveUp(const std::string& uri) {
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    PostgresStore store(uri);
+    FAIL("connected to a host that never answers");
+  } catch (const Error& e) {
+    CHECK(e.status() == 503);
+    CHECK(std::string(e.what()).find("timeout expired") != std::string::npos);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int SocketOption(int fd, int level, int name) {
+  int value = -1;
+  socklen_t len = sizeof(value);
+  REQUIRE(::getsockopt(fd, level, name, &value, &len) == 0);
+  return value;
+}
+}  // namespace
+
+TEST_CASE("postgres: a host that never answers is given up on; the URL or PGCONNECT_TIMEOUT set how soon") {
+  // The relay's own default (5 s) is tested through the binary, in
+  // server_process_test; here the two ways to change it.
+  SilentHost host;
+  const std::string uri = "postgresql://meshwire@127.0.0.1:" + std::to_string(host.port) + "/m";
+  const double by_url = SecondsToGiveUp(uri + "?connect_timeout=2");
+  CHECK(by_url >= 1.5);
+  CHECK(by_url < 4.5);
+  ::setenv("PGCONNECT_TIMEOUT", "2", 1);
+  const double by_env = SecondsToGiveUp(uri);
+  ::unsetenv("PGCONNECT_TIMEOUT");
+  CHECK(by_env >= 1.5);
+  CHECK(by_env < 4.5);
+}
+
+TEST_CASE("postgres: a TCP session probes a silent peer (keep-alives, tcp_user_timeout); the URL overrides them") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  PgProxy proxy(pg->NewDatabase(), PgProxy::Over::kTcp);
+  {
+    PgConnection conn(proxy.uri());
+    const int fd = PQsocket(conn.raw());
+    CHECK(SocketOption(fd, SOL_SOCKET, SO_KEEPALIVE) == 1);
+    CHECK(SocketOption(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 10);
+    CHECK(SocketOption(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 5);
+    CHECK(SocketOption(fd, IPPROTO_TCP, TCP_KEEPCNT) == 3);
+    CHECK(SocketOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 25000);
+  }
+  PgConnection conn(proxy.uri() + "?keepalives_idle=60&tcp_user_timeout=0");
+  const int fd = PQsocket(conn.raw());
+  CHECK(SocketOption(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 60);
+  CHECK(SocketOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) == 0);
 }
 
 TEST_CASE("postgres: the store factory opens postgres:// and postgresql://, and logs no password") {

@@ -8,8 +8,10 @@
 //   PgProxy proxy(uri);                          // listens in a folder of its own
 //   RelayProcess relay(home, {"--storage", proxy.uri()});
 //   proxy.CutNext(PgProxy::Cut::kAfterCommit, "the message's content");
+//   PgProxy tcp(uri, PgProxy::Over::kTcp);       // or on 127.0.0.1, a port of its own
 #pragma once
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -31,9 +33,11 @@ namespace meshwire::testing {
 class PgProxy {
  public:
   enum class Cut { kNone, kBeforeCommit, kAfterCommit };
+  enum class Over { kUnixSocket, kTcp };
 
   /// `target_uri`: a PgCluster URI (postgresql://user@/db?host=DIR&port=P).
-  explicit PgProxy(const std::string& target_uri) : target_uri_(target_uri) {
+  explicit PgProxy(const std::string& target_uri, Over over = Over::kUnixSocket)
+      : target_uri_(target_uri), over_(over) {
     const auto host = target_uri.find("host=");
     const auto amp = target_uri.find('&', host);
     const auto port = target_uri.find("port=");
@@ -42,7 +46,7 @@ class PgProxy {
     }
     target_dir_ = target_uri.substr(host + 5, amp - host - 5);
     port_ = target_uri.substr(port + 5);
-    listener_ = Listen(SocketPath(dir_.path().string()));
+    listener_ = over == Over::kTcp ? ListenTcp() : Listen(SocketPath(dir_.path().string()));
     accepter_ = std::thread([this] { AcceptLoop(); });
   }
   ~PgProxy() {
@@ -60,8 +64,15 @@ class PgProxy {
   PgProxy(const PgProxy&) = delete;
   PgProxy& operator=(const PgProxy&) = delete;
 
-  /// The target URI with the proxy's folder as its host.
+  /// The target URI with the proxy's folder as its host, or (kTcp)
+  /// postgresql://user@127.0.0.1:PORT/db.
   std::string uri() const {
+    if (over_ == Over::kTcp) {
+      const auto at = target_uri_.find("@/");
+      const auto query = target_uri_.find('?', at);
+      return target_uri_.substr(0, at + 1) + "127.0.0.1:" + std::to_string(tcp_port_) +
+             target_uri_.substr(at + 1, query - at - 1);
+    }
     std::string u = target_uri_;
     u.replace(u.find(target_dir_), target_dir_.size(), dir_.path().string());
     return u;
@@ -92,6 +103,20 @@ class PgProxy {
     if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 64) != 0) {
       throw std::runtime_error("PgProxy cannot listen on " + path);
     }
+    return fd;
+  }
+
+  int ListenTcp() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 64) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("PgProxy cannot listen on 127.0.0.1");
+    }
+    tcp_port_ = ntohs(a.sin_port);
     return fd;
   }
 
@@ -179,6 +204,8 @@ class PgProxy {
   std::string target_uri_;
   std::string target_dir_;
   std::string port_;
+  Over over_;
+  int tcp_port_ = 0;
   int listener_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<Cut> cut_{Cut::kNone};

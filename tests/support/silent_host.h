@@ -1,0 +1,39 @@
+// A TCP port on 127.0.0.1 whose connections the kernel takes and nobody ever
+// answers: a database host that hangs, or a firewall that swallows packets.
+//
+//   SilentHost host;   // "postgresql://u@127.0.0.1:" + std::to_string(host.port) + "/db"
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace meshwire::testing {
+
+class SilentHost {
+ public:
+  SilentHost() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("SilentHost cannot listen on 127.0.0.1");
+    }
+    port = ntohs(a.sin_port);
+  }
+  ~SilentHost() { ::close(fd_); }
+  SilentHost(const SilentHost&) = delete;
+  SilentHost& operator=(const SilentHost&) = delete;
+
+  int port = 0;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace meshwire::testing
