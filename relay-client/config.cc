@@ -1,6 +1,7 @@
 #include "relay-client/config.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <vector>
 
 #include "schemas/error.h"
 
@@ -28,8 +30,18 @@ EnvLookup ProcessEnv() {
 
 fs::path MeshwireHomeDir(const EnvLookup& env) {
   if (auto home = env("MESHWIRE_HOME")) return *home;
-  auto user_home = env("HOME");
-  return fs::path(user_home.value_or(".")) / ".meshwire";
+  if (auto user_home = env("HOME")) return fs::path(*user_home) / ".meshwire";
+  // No HOME (a cron job, `env -i`, a service without one): the account's
+  // home, as a shell would have set it; not the working directory, which
+  // would give every folder the command runs in credentials of its own.
+  std::vector<char> buf(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &entry, buf.data(), buf.size(), &found) == 0 && found && found->pw_dir &&
+      *found->pw_dir) {
+    return fs::path(found->pw_dir) / ".meshwire";
+  }
+  return fs::path(".") / ".meshwire";
 }
 
 std::optional<fs::path> FindMeshJson(const fs::path& cwd) {

@@ -68,7 +68,8 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env,
 /// else `name` itself.
 std::string OwnAgentName(const ClientConfig& c, const std::string& name);
 
-/// The ~/.meshwire folder: $MESHWIRE_HOME, else $HOME/.meshwire.
+/// The ~/.meshwire folder: $MESHWIRE_HOME, else $HOME/.meshwire, else (no
+/// HOME) the account's home directory's .meshwire.
 std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
 
 /// The nearest .mesh.json at `cwd` or above, if any.

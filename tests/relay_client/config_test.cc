@@ -1,7 +1,9 @@
 // Configuration precedence: flag > environment > .mesh.json (found upwards)
 // > ~/.meshwire (credentials.json, config.json) > default.
 #include <doctest/doctest.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -184,6 +186,11 @@ TEST_CASE("nothing configured: the default URL, no token, no mesh") {
       },
       empty.path());
   CHECK(c.home == empty.path() / ".meshwire");
+  // Without HOME: the account's home (getpwuid), never the working directory.
+  const passwd* me = ::getpwuid(::geteuid());
+  REQUIRE(me != nullptr);
+  CHECK(MeshwireHomeDir([](const char*) -> std::optional<std::string> { return std::nullopt; }) ==
+        fs::path(me->pw_dir) / ".meshwire");
   CHECK(c.url.value == kDefaultUrl);
   CHECK(c.url.source == "default");
   CHECK(c.token.empty());
