@@ -32,10 +32,22 @@ void RequestContext::Cancel(bool by_peer) {
   if (unanswered) unanswered(by_peer);
 }
 
-void RequestContext::Answered() {
-  Unanswered drop;
+void RequestContext::OnAnswer(std::function<void()> fn) {
   std::lock_guard lock(mu_);
-  drop.swap(unanswered_);  // destroyed after the lock: it may hold the last reference to a connection
+  on_answer_ = std::move(fn);
+}
+
+bool RequestContext::Answered() {
+  Unanswered drop;
+  std::function<void()> commit;
+  {
+    std::lock_guard lock(mu_);
+    drop.swap(unanswered_);  // destroyed after the lock: it may hold the last reference to a connection
+    if (cancelled_) return false;
+    commit.swap(on_answer_);
+  }
+  if (commit) commit();
+  return true;
 }
 
 bool RequestContext::Cancellable() {
@@ -183,8 +195,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer, RequestContext::Una
       if (at == in_flight_.end() || at->second != context) return;  // cancelled, or answered
       in_flight_.erase(at);
     }
-    context->Answered();
-    if (context->cancelled()) return;  // cancelled: no answer
+    if (!context->Answered()) return;  // cancelled: no answer
     answer(error ? AnswerError(id, error->code(), error->what()) : Answer(id, *result));
   };
   auto run = [handler = it->second.handler, context, finish] {

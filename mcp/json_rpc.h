@@ -67,8 +67,15 @@ class RequestContext {
   void OnCancel(std::function<void()> fn);
   /// Only for a request no longer in flight: no answer will be sent.
   void Cancel(bool by_peer = true);
-  /// The answer was sent: `unanswered` (and what it holds) is let go.
-  void Answered();
+  /// Runs `fn` once the answer is certain to be sent, just before it is;
+  /// never if the request is cancelled first. For what only an answer the
+  /// client gets may do (get_messages moving its cursor past what it shows).
+  /// Replaces the previous one.
+  void OnAnswer(std::function<void()> fn);
+  /// The answer is about to be sent: `unanswered` (and what it holds) is let
+  /// go and OnAnswer's function runs. False (and neither runs) when the
+  /// request was cancelled: no answer goes.
+  bool Answered();
   /// Whether cancelling can still change anything: the handler registered
   /// something to stop (a wait), or runs on a thread of its own and may yet.
   /// A call with nothing to stop (a send that is being committed) would only
@@ -81,6 +88,7 @@ class RequestContext {
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   std::function<void()> on_cancel_;   // guarded by mu_
+  std::function<void()> on_answer_;   // guarded by mu_
   Unanswered unanswered_;             // guarded by mu_; cleared when run or answered
 };
 

@@ -264,17 +264,20 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
     throw;
   }
   context.OnCancel(nullptr);
-  {
-    std::lock_guard lock(mu_);
-    cursor_ = answer.cursor;  // the next call acknowledges this batch
-  }
   // What the client has shown it has is not shown again (PushLedger).
   PushLedger::Inbox inbox = ledger_.Filter(std::move(answer.messages));
   const auto harnesses = inbox.messages.empty() ? std::unordered_map<std::string, std::string>{}
                                                 : SenderHarnesses(client, inbox.messages);
-  return InboxResult(
+  ToolResult result = InboxResult(
       inbox.messages, [&](const std::string& from) { return harnesses.at(from); }, SecondsWaited(started, wait),
       [&](const std::string& id) { return inbox.pushed.count(id) > 0; });
+  // The next call acknowledges this batch, once the client has it: not if
+  // this call is cancelled before its answer goes, nor if it fails above.
+  context.OnAnswer([this, cursor = answer.cursor] {
+    std::lock_guard lock(mu_);
+    cursor_ = cursor;
+  });
+  return result;
 }
 
 ToolResult MeshTools::ListAgents() {

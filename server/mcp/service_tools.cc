@@ -96,12 +96,16 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
   const auto started = std::chrono::steady_clock::now();
   Waiters::Handle wait = service_.Poll(
       caller_, mesh_id_, request,
-      [this, done, wait_s, started, keep = keep_alive_ ? keep_alive_() : nullptr](std::exception_ptr error,
-                                                                         PollResult result) {
+      [this, done, wait_s, started, keep = keep_alive_ ? keep_alive_() : nullptr,
+       weak = std::weak_ptr<mcp::RequestContext>(context)](std::exception_ptr error, PollResult result) {
         if (error) return done(Failure(error));
-        {
-          std::lock_guard lock(mu_);
-          cursor_ = result.cursor;
+        // The next call acknowledges this batch, once the client has it: not
+        // if this call is cancelled before its answer goes.
+        if (auto live = weak.lock()) {
+          live->OnAnswer([this, cursor = result.cursor] {
+            std::lock_guard lock(mu_);
+            cursor_ = cursor;
+          });
         }
         // What the client has shown it has is not shown again (PushLedger).
         std::vector<Message> all;

@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -476,6 +477,77 @@ test("cancellation: an aborted get_messages rejects at the client; the server st
     "no answer to a cancelled request",
   );
   assert.deepEqual(fx.mcp.errors.map(String), [], "the SDK saw no stray message");
+});
+
+// A proxy in front of the relay that holds each `GET .../agents` while
+// `hold` is set: the look-up of a new sender's harness, which `meshwire mcp`
+// makes between its poll's answer and its own, made slow as on a slow link.
+async function agentsHoldingProxy(target) {
+  const proxy = { hold: false, held: null };
+  let arrived;
+  proxy.heldOne = new Promise((resolve) => (arrived = resolve));
+  const server = http.createServer((req, res) => {
+    const forward = () => {
+      const out = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      });
+      out.on("error", () => res.destroy());
+      req.pipe(out);
+    };
+    if (proxy.hold && req.method === "GET" && /\/agents(\?|$)/.test(req.url)) {
+      arrived();
+      proxy.release = forward;
+    } else {
+      forward();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.url = `http://127.0.0.1:${server.address().port}`;
+  proxy.close = () => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  };
+  return proxy;
+}
+
+test("a get_messages cancelled after its poll returned, before its answer went, loses nothing: the next call has it", T, async () => {
+  const proxy = await agentsHoldingProxy(fx.url);
+  const mcp = await startMcp({ name: "cancel-late-agent", url: proxy.url });
+  (fx.extra ??= []).push(mcp);
+  try {
+    const controller = new AbortController();
+    const waiting = mcp.call("meshwire_get_messages", { wait_seconds: 20 }, { signal: controller.signal });
+    await until("the relay to report cancel-late-agent listening", async () => (await agentsByName())["cancel-late-agent"]?.listening);
+    // A sender this MCP server has not seen: its answer waits for the agent list.
+    const sender = await rest(fx.url, fx.token, "POST", `${fx.m}/agents`, { name: "late-sender" });
+    proxy.hold = true;
+    const sent = await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, {
+      from: sender.agent_id,
+      to: "cancel-late-agent",
+      content: "the one that must not be lost",
+    });
+    await proxy.heldOne; // the poll has returned the message; its answer waits
+    controller.abort();
+    await assert.rejects(waiting, (err) => err.name === "AbortError" || /AbortError/.test(err.message));
+    await sleep(200); // notifications/cancelled reaches the server first
+    proxy.hold = false;
+    proxy.release();
+    const again = await mcp.call("meshwire_get_messages", { wait_seconds: 2 });
+    assert.equal(again.isError, false, textOf(again));
+    assert.deepEqual(
+      again.structuredContent.messages.map((m) => m.id),
+      [sent.id],
+      "the message the cancelled call never showed comes again",
+    );
+    // And that call's answer was received: the next one acknowledges it.
+    const after = await mcp.call("meshwire_get_messages", {});
+    assert.deepEqual(after.structuredContent.messages, []);
+    const detail = await rest(fx.url, fx.token, "GET", `${fx.m}/messages/${sent.id}`);
+    assert.equal(detail.delivery.find((d) => d.name === "cancel-late-agent").state, "acked");
+  } finally {
+    await proxy.close();
+  }
 });
 
 // The relay's side of a cancelled wait: it asks the kernel once a second

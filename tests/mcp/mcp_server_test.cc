@@ -368,6 +368,33 @@ TEST_CASE("JsonRpcPeer::Dispatch: a request cancelled before its answer runs `un
   CHECK(by_peer == 1);  // the first, by notifications/cancelled; not the drained one
 }
 
+TEST_CASE("RequestContext::OnAnswer runs just before the answer goes, never for a request cancelled first") {
+  JsonRpcPeer rpc;
+  std::vector<JsonRpcPeer::Respond> later;
+  std::vector<std::string> events;
+  rpc.OnAsync("reads", [&](const std::shared_ptr<RequestContext>& ctx, JsonRpcPeer::Respond respond) {
+    ctx->OnCancel([] {});
+    ctx->OnAnswer([&events] { events.push_back("committed"); });
+    later.push_back(std::move(respond));
+  });
+  auto call = [&](int id) {
+    return rpc.Dispatch({{"jsonrpc", "2.0"}, {"id", id}, {"method", "reads"}},
+                        [&](const nlohmann::json&) { events.push_back("answered"); });
+  };
+  CHECK(call(1));
+  rpc.Dispatch({{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 1}}}},
+               [](const nlohmann::json&) {});
+  later[0](nlohmann::json::object());  // its result came after the cancel: dropped, nothing committed
+  CHECK(events.empty());
+  CHECK(call(2));
+  later[1](nlohmann::json::object());
+  CHECK(events == std::vector<std::string>{"committed", "answered"});
+  CHECK(call(3));
+  rpc.Drain(std::chrono::milliseconds(0));  // the end of input: no answer, nothing committed
+  later[2](nlohmann::json::object());
+  CHECK(events.size() == 2);
+}
+
 TEST_CASE("meshwire_get_messages arguments: a whole number written as a float is one; a fraction is not") {
   GetMessagesArgs args;
   CHECK_FALSE(ReadArgs(Json{{"limit", 5.0}, {"wait_seconds", 1e1}}, args));
