@@ -21,6 +21,7 @@ struct McpEndpoint::Session {
   std::string id;
   std::string token_id;
   std::string mesh_id;
+  Caller caller;  // as admitted: checked again at every access change (RecheckAccess)
   std::shared_ptr<ServiceTools> tools;
   std::unique_ptr<mcp::McpServer> server;
   std::mutex mu;
@@ -129,12 +130,18 @@ McpEndpoint::McpEndpoint(MeshService& service, const Clock& clock, McpEndpointOp
   origin_ = OriginOf(options_.public_url);
   loopback_ = IsLoopbackHost(HostOf(options_.public_url));
   housekeeping_ = std::thread([this] {
+    const auto period = std::chrono::milliseconds(options_.keepalive_ms);
+    auto next = std::chrono::steady_clock::now() + period;
     std::unique_lock lock(mu_);
     while (!stopping_) {
-      cv_.wait_for(lock, std::chrono::milliseconds(options_.keepalive_ms), [&] { return stopping_; });
+      cv_.wait_until(lock, next, [&] { return stopping_ || recheck_; });
       if (stopping_) break;
+      const bool recheck = std::exchange(recheck_, false);
+      const bool due = std::chrono::steady_clock::now() >= next;
+      if (due) next = std::chrono::steady_clock::now() + period;
       lock.unlock();
-      Housekeeping();
+      if (recheck) RecheckAccess();
+      if (due) Housekeeping();
       lock.lock();
     }
   });
@@ -228,6 +235,7 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
   session->modern = !stateless_key.empty();
   session->token_id = caller.token.id;
   session->mesh_id = mesh_id;
+  session->caller = caller;
   session->last_used = clock_.Now();
   session->tools = std::make_shared<ServiceTools>(service_, caller, mesh_id, name, options_.public_url);
   session->server = std::make_unique<mcp::McpServer>(*session->tools, "meshwire", service_.options().version,
@@ -440,6 +448,16 @@ bool McpEndpoint::Watches(const std::string& mesh_id) const {
 }
 
 void McpEndpoint::OnEvent(const WakeEvent& event) {
+  if (event.kind == WakeEvent::Kind::kAccessChanged) {
+    // A revoked token or a removed member: its sessions end (RecheckAccess,
+    // on the housekeeping thread: it may read storage; this is a commit's).
+    std::lock_guard lock(mu_);
+    if (!sessions_.empty()) {
+      recheck_ = true;
+      cv_.notify_all();
+    }
+    return;
+  }
   if (event.kind != WakeEvent::Kind::kMessage || !event.message) return;
   const Message& m = event.message->message();
   std::vector<SessionPtr> recipients;
@@ -669,7 +687,40 @@ void McpEndpoint::CancelOnHangUp(const ExchangePtr& ex, const SessionPtr& sessio
   });
 }
 
+void McpEndpoint::RecheckAccess() {
+  std::vector<SessionPtr> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, s] : sessions_) all.push_back(s);
+  }
+  for (const SessionPtr& s : all) {
+    try {
+      service_.Reauthorize(s->caller, s->mesh_id);
+    } catch (const Error& e) {
+      // The database out of reach says nothing of the caller's access: the
+      // session stays, and is checked again at the next keep-alive.
+      if (e.status() == 503) {
+        std::lock_guard lock(mu_);
+        recheck_later_ = true;
+        continue;
+      }
+      // Its next request is 404 (session ended), then 401 or 403 as it
+      // initializes again; its stream closes, and nothing more is pushed.
+      spdlog::info("MCP session of token {} on mesh {} ended: {}", s->token_id, s->mesh_id, e.what());
+      End(s, /*cancel_calls=*/true);
+    } catch (const std::exception& e) {
+      spdlog::warn("checking an MCP session's access: {}", e.what());
+    }
+  }
+}
+
 void McpEndpoint::Housekeeping() {
+  bool recheck = false;
+  {
+    std::lock_guard lock(mu_);
+    recheck = std::exchange(recheck_later_, false);
+  }
+  if (recheck) RecheckAccess();
   const Millis now = clock_.Now();
   std::vector<SessionPtr> idle, all;
   {

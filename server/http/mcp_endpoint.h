@@ -69,6 +69,10 @@ class McpEndpoint {
   /// Ends the sessions idle past the timeout; sends streams a keep-alive.
   /// Runs every keepalive period on its own thread; tests call it.
   void Housekeeping();
+  /// Ends every session whose caller may no longer use its mesh (a revoked
+  /// token, a removed member, a deleted mesh): run at each access change
+  /// (OnEvent), and at the next Housekeeping when storage could not say.
+  void RecheckAccess();
   std::size_t SessionCount();
 
  private:
@@ -128,6 +132,8 @@ class McpEndpoint {
   std::mutex paused_mu_;
   std::map<std::pair<std::string, std::string>, Millis> paused_;  // guarded by paused_mu_
   bool stopping_ = false;                                 // guarded by mu_
+  bool recheck_ = false;        // guarded by mu_: an access change for the housekeeping thread
+  bool recheck_later_ = false;  // guarded by mu_: storage was out of reach at the last recheck
   std::condition_variable cv_;
   std::thread housekeeping_;
 };

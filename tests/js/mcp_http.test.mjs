@@ -19,6 +19,7 @@ import {
   killAll,
   removeDirs,
   rest,
+  sleep,
   ROOT,
   startRelay,
   tempDir,
@@ -436,6 +437,58 @@ test("GET opens the session's event stream; DELETE ends the session (then 404)",
   await ended; // DELETE closes the session's stream
   const r = await post({ jsonrpc: "2.0", id: 1, method: "ping" }, auth);
   assert.equal(r.status, 404);
+});
+
+// The session's GET stream as raw chunks: { text(), ended }.
+async function rawStream(token, sid) {
+  const stream = await new Promise((resolve, reject) => {
+    const req = http.get(
+      `${fx.url}${m()}/mcp`,
+      { headers: { authorization: `Bearer ${token}`, "mcp-session-id": sid, accept: "text/event-stream" } },
+      resolve,
+    );
+    req.on("error", reject);
+  });
+  assert.equal(stream.statusCode, 200);
+  let text = "";
+  stream.on("data", (chunk) => (text += chunk));
+  const ended = new Promise((resolve) => stream.once("end", resolve));
+  await until("the stream's first comment", () => text.length > 0, 3000);
+  return { text: () => text, ended };
+}
+
+test("a revoked token's or a removed member's session ends at once: its stream closes, nothing more is pushed", T, async () => {
+  // A revoked token (before: POSTs got 401, but the open stream went on
+  // carrying every message sent to the agent for 30 minutes).
+  const doomed = await rest(fx.url, fx.token, "POST", "/tokens", { name: "doomed" });
+  const victim = await connect({ name: "revoked-agent", token: doomed.token });
+  const stream = await rawStream(doomed.token, victim.transport.sessionId);
+  await rest(fx.url, fx.token, "DELETE", `/tokens/${doomed.id}`);
+  await stream.ended;
+  await rest(fx.url, fx.token, "POST", `${m()}/messages`, { from: fx.rest.agent_id, to: "revoked-agent", content: "SECRET-1" });
+  await sleep(300);
+  assert.doesNotMatch(stream.text(), /SECRET/);
+  const gone = await post({ jsonrpc: "2.0", id: 9, method: "ping" }, { "mcp-session-id": victim.transport.sessionId, authorization: `Bearer ${fx.token}` });
+  assert.equal(gone.status, 404, "the session ended");
+
+  // A member removed from the mesh, with a token still valid elsewhere.
+  const carol = createToken(fx.storage, "carol", { env: relayEnv(fx.storage) });
+  await rest(fx.url, fx.token, "POST", `${m()}/members`, { user: "carol" });
+  const member = await connect({ name: "carol-agent", token: carol });
+  const carolStream = await rawStream(carol, member.transport.sessionId);
+  await rest(fx.url, fx.token, "DELETE", `${m()}/members/carol`);
+  await carolStream.ended;
+  await rest(fx.url, fx.token, "POST", `${m()}/messages`, { from: fx.rest.agent_id, content: "SECRET-2 to all" });
+  await sleep(300);
+  assert.doesNotMatch(carolStream.text(), /SECRET/);
+  const refused = await post(initialize(), { authorization: `Bearer ${carol}` });
+  assert.equal(refused.status, 403, "initializing again: not a member");
+  // Sessions whose access did not change go on.
+  const alive = await connect({ name: "unaffected-agent" });
+  await rest(fx.url, fx.token, "POST", "/tokens", { name: "unrelated" }).then((t) => rest(fx.url, fx.token, "DELETE", `/tokens/${t.id}`));
+  await sleep(300);
+  assert.deepEqual(await alive.client.ping(), {});
+  await alive.client.close();
 });
 
 const restSendTo = (to, content) =>
