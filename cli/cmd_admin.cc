@@ -130,6 +130,11 @@ int RunAdmin(int argc, char** argv) {
     }
     CreatedToken t = MeshService::IssueToken(*store, clock, user, name, scope);
     std::printf("%s\n", t.secret.c_str());
+    if (std::string problem = StdoutProblem(); !problem.empty()) {  // nobody has it: not left live
+      store->RevokeToken(user, t.token.id);
+      std::fprintf(stderr, "meshwire: the token could not be shown: %s. It was revoked.\n", problem.c_str());
+      return kExitError;
+    }
     std::fprintf(stderr, "Created token %s for user %s. Export it: export MESHWIRE_TOKEN=...\n",
                  t.token.id.c_str(), user.c_str());
   } catch (const Error& e) {

@@ -141,13 +141,28 @@ int RunToken(int argc, char** argv) {
       std::optional<std::string> scope;
       if (!mesh.empty()) scope = mesh;
       NewTokenAnswer t = client.CreateToken(name, scope);
-      if (ctx.json()) return PrintJson({{"id", t.id}, {"token", t.token}}), kExitOk;
-      // The token alone on stdout, so `export MESHWIRE_TOKEN=$(meshwire token
-      // create ...)` works (as admin token create); the rest on stderr.
+      if (ctx.json()) {
+        PrintJson({{"id", t.id}, {"token", t.token}});
+      } else {
+        // The token alone on stdout, so `export MESHWIRE_TOKEN=$(meshwire token
+        // create ...)` works (as admin token create); the rest on stderr.
+        std::printf("%s\n", t.token.c_str());
+      }
+      // A token nobody could read is revoked, not left live.
+      if (std::string problem = StdoutProblem(); !problem.empty()) {
+        try {
+          client.RevokeToken(t.id);
+        } catch (const Error& e) {
+          return Fail(Error(1, "output_failed", "Created token " + t.id + " but " + problem +
+                                                    ", and could not revoke it (" + e.what() +
+                                                    "): revoke it with `meshwire token revoke " + t.id + "`."));
+        }
+        return Fail(Error(1, "output_failed", "The token could not be shown: " + problem + ". It was revoked."));
+      }
+      if (ctx.json()) return kExitOk;
       std::fprintf(stderr, "%s Created token %s%s. It is shown only this once: store it now (e.g. as a CI "
                            "secret MESHWIRE_TOKEN).\n",
                    ui.Ok().c_str(), t.id.c_str(), scope ? (" for mesh " + *scope).c_str() : "");
-      std::printf("%s\n", t.token.c_str());
     } else if (*list) {
       auto tokens = client.ListTokens();
       if (ctx.json()) {

@@ -97,7 +97,15 @@ void PrintMessage(const Message& m, const Ui& ui, bool as_json) {
                 Shown(m.from).c_str(), ui.Arrow().c_str(), Shown(to).c_str(), Shown(extra).c_str(),
                 Shown(m.content, /*multiline=*/true).c_str());
   }
-  std::fflush(stdout);
+  // Not flushed here: the caller's StdoutProblem flushes, and says why it failed.
+}
+
+/// When printed messages did not reach stdout: the error that ends the
+/// command, with nothing acknowledged (they are delivered again).
+Error NotPrinted(const std::string& problem) {
+  return Error(1, "output_failed",
+               "Messages arrived but " + problem +
+                   "; they are not acknowledged, so the next listen or wait gets them again.");
 }
 
 /// Errors a retry cannot fix: stop and say so.
@@ -230,6 +238,21 @@ int RunSend(int argc, char** argv) {
   return kExitOk;
 }
 
+namespace {
+/// Acknowledges up to `printed` on a client of its own (`client` may be
+/// cancelled by now), within 5 s: a relay that does not answer does not hold
+/// a stopping command. On failure the messages are delivered again.
+void AcknowledgeBestEffort(const RelayClient& client, CommandContext& ctx, const std::string& mesh,
+                           const std::string& agent_id, std::int64_t printed) {
+  try {
+    RelayClient(client.url(), ctx.config().token.value).Acknowledge(mesh, agent_id, printed, 5);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "meshwire: could not acknowledge what was printed (%s); it will be delivered again.\n",
+                 Shown(e.what()).c_str());
+  }
+}
+}  // namespace
+
 int RunListen(int argc, char** argv) {
   CLI::App app{"Print each message for this agent as it arrives, until Ctrl+C. Each message is "
                "acknowledged after it is printed; on errors it reconnects (2 s, 5 s, 15 s).",
@@ -270,6 +293,8 @@ int RunListen(int argc, char** argv) {
         }
         PollAnswer a = client.Poll(mesh, agent_id, after, 25);
         for (const Message& m : a.messages) PrintMessage(m, ui, ctx.json());
+        // (This poll's `after` acknowledged the batch before, which was printed.)
+        if (std::string problem = StdoutProblem(); !problem.empty()) return Fail(NotPrinted(problem));
         // Printed: the next poll's `after` acknowledges them.
         after = a.cursor;
         printed = a.messages.empty() ? -1 : a.cursor;
@@ -285,13 +310,7 @@ int RunListen(int argc, char** argv) {
       }
     }
     // Acknowledge what was printed before stopping, so a restart does not repeat it.
-    if (printed >= 0 && !agent_id.empty()) {
-      try {
-        RelayClient(client.url(), ctx.config().token.value).Poll(mesh, agent_id, printed, 0, 1);
-      } catch (const Error&) {
-        // Best effort: unacknowledged messages are delivered again (at-least-once).
-      }
-    }
+    if (printed >= 0 && !agent_id.empty()) AcknowledgeBestEffort(client, ctx, mesh, agent_id, printed);
   } catch (const Error& e) {
     return Fail(e);
   }
@@ -313,11 +332,17 @@ int RunWait(int argc, char** argv) {
     // The timeout counts from the start of the command, registration included.
     const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
     RelayClient& client = ctx.Client();
+    if (timeout_s > 0) client.SetDeadline(deadline);
     StopSignal stop([&client] { client.Cancel(); });
     const std::string& mesh = ctx.RequireMesh();
-    std::string agent_id = ctx.EnsureAgent();
+    std::string agent_id;
+    try {
+      agent_id = ctx.EnsureAgent();
+    } catch (const Error&) {
+      if (!stop.stopped()) throw;  // stopped while registering: as stopped while waiting
+    }
     std::optional<std::int64_t> cursor;  // the last poll's; unknown until one answered
-    while (!stop.stopped()) {
+    while (!agent_id.empty() && !stop.stopped()) {
       int wait = 25;
       if (timeout_s > 0) {
         // The relay waits whole seconds: round what is left up, so the
@@ -352,7 +377,8 @@ int RunWait(int argc, char** argv) {
         } else {
           for (const Message& m : a.messages) PrintMessage(m, ctx.ui(), false);
         }
-        client.Poll(mesh, agent_id, a.cursor, 0, 1);  // acknowledge what was printed
+        if (std::string problem = StdoutProblem(); !problem.empty()) return Fail(NotPrinted(problem));
+        AcknowledgeBestEffort(client, ctx, mesh, agent_id, a.cursor);  // what was printed
         return kExitOk;
       }
     }

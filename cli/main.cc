@@ -3,6 +3,10 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -105,6 +109,16 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("meshwire"));
   spdlog::set_level(spdlog::level::warn);
   SetProgramName(argv[0]);
+  // A standard stream the caller closed (`meshwire wait >&-`) would be the
+  // first file opened next, the relay's socket: what is printed would go
+  // into the HTTP connection. Each gets /dev/null instead, stdout opened
+  // read-only, so printing to it fails, as the caller asked, and says so.
+  for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+    if (::fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int opened = ::open("/dev/null", fd == STDERR_FILENO ? O_WRONLY : O_RDONLY);
+      if (opened != fd && opened >= 0) ::close(opened);
+    }
+  }
   if (argc < 2) {
     PrintUsage(stderr);
     return kExitUsage;
@@ -125,7 +139,12 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   try {
-    return c->run(argc - 1, argv + 1);
+    const int rc = c->run(argc - 1, argv + 1);
+    if (const std::string problem = StdoutProblem(); rc == kExitOk && !problem.empty()) {
+      std::fprintf(stderr, "meshwire: %s: what the command printed was lost.\n", problem.c_str());
+      return kExitError;
+    }
+    return rc;
   } catch (const std::exception& e) {  // what a command did not catch: a sentence, never an abort
     return FailUnexpected(e);
   }

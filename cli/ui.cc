@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +21,14 @@ Ui::Ui() {
 
 void PrintJson(const nlohmann::json& j) {
   std::printf("%s\n", j.dump().c_str());
+}
+
+std::string StdoutProblem() {
+  errno = 0;
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return "";
+  // errno is that of this flush; an earlier one's failure only left the flag.
+  if (errno == 0) return "could not write to standard output";
+  return "could not write to standard output (" + std::string(std::strerror(errno)) + ")";
 }
 
 std::string Ui::Ok() const { return fancy_ ? "\033[32m✓\033[0m" : "OK"; }

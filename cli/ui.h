@@ -40,6 +40,12 @@ std::string Shown(std::string_view text, bool multiline = false);
 /// Prints `j` on one line of stdout (the --json output).
 void PrintJson(const nlohmann::json& j);
 
+/// Flushes stdout; "" when everything printed so far was written, else why
+/// not (a full disk, a closed stdout, a pipe whose reader left). What
+/// acknowledges or hands out something on the strength of having printed it
+/// (listen, wait, token create) asks first.
+std::string StdoutProblem();
+
 /// The exit code the contract gives `error`: 3 unreachable relay, 4 timed
 /// out, 2 for configuration and usage problems (status 2), else 1.
 int ExitCodeOf(const Error& error);

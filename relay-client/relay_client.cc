@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -97,6 +98,7 @@ struct RelayClient::Impl {
   std::unique_ptr<httplib::Client> http;
   std::mutex mu;
   bool cancelled = false;  // guarded by mu
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // SetDeadline; the caller's thread
 };
 
 RelayClient::RelayClient(std::string url, std::string token, RetryPolicy retry)
@@ -123,6 +125,8 @@ RelayClient::RelayClient(std::string url, std::string token, RetryPolicy retry)
 RelayClient::~RelayClient() = default;
 RelayClient::RelayClient(RelayClient&&) noexcept = default;
 
+void RelayClient::SetDeadline(std::chrono::steady_clock::time_point deadline) { impl_->deadline = deadline; }
+
 void RelayClient::Cancel() {
   {
     std::lock_guard lock(impl_->mu);
@@ -141,6 +145,14 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
     {
       std::lock_guard lock(impl.mu);
       if (impl.cancelled) throw Error(0, "cancelled", "The request was cancelled.");
+    }
+    if (impl.deadline) {
+      // A command's --timeout bounds its requests: the whole seconds left,
+      // and 2 more, so that a poll waiting out the time has its answer.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*impl.deadline -
+                                                                              std::chrono::steady_clock::now());
+      read_timeout_s = static_cast<int>(std::clamp<long long>((left.count() + 999) / 1000 + 2, 1, read_timeout_s));
+      impl.http->set_connection_timeout(std::min(kConnectTimeoutS, read_timeout_s), 0);
     }
     impl.http->set_read_timeout(read_timeout_s, 0);
     std::string payload;
@@ -220,6 +232,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
     if (error->retry_after() > 0) {
       delay = std::max<std::chrono::milliseconds>(delay, std::chrono::seconds(error->retry_after()));
     }
+    if (impl.deadline && std::chrono::steady_clock::now() + delay >= *impl.deadline) throw *error;
     if (impl.retry.on_retry) impl.retry.on_retry(static_cast<int>(attempt), delay, *error);
     std::this_thread::sleep_for(delay);
   }
@@ -337,6 +350,18 @@ PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agen
   if (after) path += "&after=" + std::to_string(*after);
   return PollAnswerFromJson(
       Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s));
+}
+
+void RelayClient::Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after,
+                              int timeout_s) {
+  const std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
+                           "&wait=0&after=" + std::to_string(after) + "&limit=";
+  try {
+    Call(*impl_, url_, "GET", path + "0", nullptr, false, timeout_s);
+  } catch (const Error& e) {
+    if (e.status() != 400 || e.code() != "invalid_field") throw;
+    Call(*impl_, url_, "GET", path + "1", nullptr, false, timeout_s);  // a relay before limit=0
+  }
 }
 
 PollAnswer RelayClient::History(const std::string& mesh_id, std::int64_t after, int limit) {

@@ -76,6 +76,10 @@ class RelayClient {
   /// Long-poll when wait_s > 0; `after` acknowledges everything up to it.
   PollAnswer Poll(const std::string& mesh_id, const std::string& agent,
                   std::optional<std::int64_t> after, int wait_s, int limit = 100);
+  /// Acknowledges everything up to `after` and reads nothing, so no later
+  /// message is marked fetched (limit=0; a relay older than it takes
+  /// limit=1). `timeout_s` bounds the whole call.
+  void Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after, int timeout_s);
   PollAnswer History(const std::string& mesh_id, std::int64_t after, int limit = 100);
   std::pair<Message, std::vector<Receipt>> GetMessage(const std::string& mesh_id,
                                                       const std::string& message_id);
@@ -97,6 +101,10 @@ class RelayClient {
   /// code "cancelled"), and every later request of this client too: a cancel
   /// that arrives before the request starts is not lost.
   void Cancel();
+  /// Every later request (its connection, its answer, its retries) ends by
+  /// `deadline` and 2 s more (a poll that waits until `deadline` still has
+  /// its answer): a command's --timeout.
+  void SetDeadline(std::chrono::steady_clock::time_point deadline);
 
   struct Impl;  // opaque: the HTTP connection and retry state
 

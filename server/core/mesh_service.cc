@@ -547,7 +547,12 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
     throw Error::InvalidField("The parameter \"wait\" must be 0-" +
                               std::to_string(options_.max_wait_s) + " seconds.");
   }
-  if (r.limit < 1 || r.limit > 1000) throw Error::InvalidField("The parameter \"limit\" must be 1-1000.");
+  // limit=0: acknowledge `after` and read nothing, so nothing is marked
+  // fetched that nobody was shown (what a client that printed a batch sends).
+  if (r.limit < 0 || r.limit > 1000 || (r.limit == 0 && (r.wait_s > 0 || !r.after))) {
+    throw Error::InvalidField(
+        "The parameter \"limit\" must be 1-1000, or 0 with `after` and no `wait` (to acknowledge only).");
+  }
   if (r.after && *r.after < 0) throw Error::InvalidField("The parameter \"after\" must be >= 0.");
   const std::uint64_t generation = cache_.Generation();
   Agent agent = RequireOwnAgent(caller, mesh_id, r.agent_id, /*fresh=*/true);
@@ -570,7 +575,7 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
   }
   PollResult result;
   try {
-    result.messages = AsCommitted(store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit));
+    if (r.limit > 0) result.messages = AsCommitted(store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit));
   } catch (...) {
     if (wait) waiters_.Cancel(wait);
     throw;

@@ -217,7 +217,7 @@ Handler Poll(MeshService& svc) {
       PollRequest r;
       r.agent_id = *agent_id;
       r.after = IntParam(req, "after", 0, INT64_MAX);
-      r.limit = static_cast<int>(IntParam(req, "limit", 1, 1000).value_or(100));
+      r.limit = static_cast<int>(IntParam(req, "limit", 0, 1000).value_or(100));
       r.wait_s = static_cast<int>(IntParam(req, "wait", 0, svc.options().max_wait_s).value_or(0));
       Waiters::Handle wait =
           svc.Poll(caller, req.params[0], r, [ex](std::exception_ptr error, PollResult result) {

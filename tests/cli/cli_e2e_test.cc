@@ -21,6 +21,7 @@
 
 #include "tests/support/fake_http.h"
 #include "tests/support/relay_process.h"
+#include "tests/support/silent_host.h"
 
 namespace meshwire::testing {
 
@@ -510,6 +511,113 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
     CHECK(printed["messages"].empty());
     CHECK(printed["cursor"].is_null());
   }
+}
+
+TEST_CASE("what listen or wait could not print is not acknowledged; a token that could not be shown is revoked") {
+  World w;
+  w.CreateAndUseMesh();
+  const std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  const std::vector<std::string> a = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-a"};
+  // `meshwire ARGS` with stdout sent to `redirect` (a full disk, or closed).
+  auto with_stdout = [&](const std::string& redirect, std::vector<std::string> args, const std::vector<std::string>& env) {
+    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" " + redirect, "sh", kBinary});
+    return Run(args, w.machine.Env(env), w.machine.workspace);
+  };
+  REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);  // agent-b exists
+  auto send = [&](const std::string& text) { REQUIRE(w.machine.Mw({"send", text, "--to", "agent-b"}, a).code == 0); };
+  auto next = [&] {
+    CommandResult got = w.machine.Mw({"wait", "--timeout", "3", "--json"}, b);
+    REQUIRE(got.code == 0);
+    return json::parse(got.out)["messages"][0]["content"].get<std::string>();
+  };
+
+  // wait: onto a full disk, then onto a closed stdout (whose fd the relay's
+  // socket took: the text went into the HTTP request). Exit 1, and the next
+  // wait gets the message.
+  send("first");
+  CommandResult full = with_stdout("> /dev/full", {"wait", "--timeout", "3"}, b);
+  CHECK(full.code == 1);
+  CHECK(full.err.find("could not write to standard output (No space left on device); they are not acknowledged") !=
+        std::string::npos);
+  CommandResult closed = with_stdout(">&-", {"wait", "--timeout", "3"}, b);
+  CHECK(closed.code == 1);
+  CHECK(closed.err.find("could not write to standard output") != std::string::npos);
+  CHECK(closed.err.find("could not read this HTTP request") == std::string::npos);
+  CHECK(next() == "first");
+
+  // listen onto a full disk: it stops at the first message, acknowledging nothing.
+  ChildProcess listen({"/bin/sh", "-c", "exec \"$@\" > /dev/full", "sh", kBinary, "listen", "--json"}, w.machine.Env(b),
+                      w.machine.workspace);
+  usleep(500000);
+  send("second");
+  auto status = listen.Wait(10000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 1);
+  CHECK(next() == "second");
+
+  // A send whose confirmation cannot be printed was still sent; it says what was lost.
+  CommandResult sent = with_stdout(">&-", {"send", "third", "--to", "agent-b"}, a);
+  CHECK(sent.code == 1);
+  CHECK(sent.err.find("could not write to standard output: what the command printed was lost") != std::string::npos);
+  CHECK(next() == "third");
+
+  // token create onto a full disk: nobody has the token, so it is revoked.
+  CommandResult token = with_stdout("> /dev/full", {"token", "create", "--name", "unseen", "--json"}, a);
+  CHECK(token.code == 1);
+  CHECK(token.err.find("It was revoked.") != std::string::npos);
+  const json tokens = json::parse(w.machine.Mw({"token", "list", "--json"}, a).out);
+  for (const json& t : tokens["tokens"]) CHECK(t["name"] != "unseen");
+}
+
+TEST_CASE("wait: --timeout bounds a relay that never answers; stopped while registering, the shell's code; "
+          "its acknowledgement marks nothing more fetched") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  const std::vector<std::string> b = {"MESHWIRE_TOKEN=" + w.token, "MESHWIRE_AGENT_NAME=agent-b"};
+  SilentHost silent;
+  const std::string nowhere = "MESHWIRE_URL=http://127.0.0.1:" + std::to_string(silent.port);
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult bounded = w.machine.Mw({"wait", "--timeout", "2", "--json"}, {b[0], b[1], nowhere});
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(bounded.code == 3);  // the relay did not answer (it was 30 s, then exit 3)
+  CHECK(took < 6);  // the timeout, and 2 s for an answer due at its end
+  ChildProcess registering({kBinary, "wait", "--json"}, w.machine.Env({b[0], b[1], nowhere}), w.machine.workspace);
+  usleep(500000);
+  auto code = registering.Signal(SIGINT);
+  REQUIRE(code);
+  CHECK(WEXITSTATUS(*code) == 130);  // it was 1, "The request was cancelled."
+  CHECK(json::parse(registering.ReadStdout())["messages"].empty());
+
+  // 101 messages waiting: wait prints 100 and acknowledges them, and the
+  // 101st is still queued: the acknowledgement read nothing.
+  REQUIRE(w.machine.Mw({"wait", "--timeout", "1"}, b).code == 4);
+  httplib::Client http(w.relay.url());
+  const httplib::Headers auth = {{"Authorization", "Bearer " + w.token}};
+  std::string from;
+  {
+    auto agent = http.Post("/mesh/" + mesh + "/agents", auth, R"({"name":"bulk"})", "application/json");
+    REQUIRE(agent);
+    from = json::parse(agent->body)["agent_id"];
+  }
+  std::string last;
+  for (int i = 1; i <= 101; ++i) {
+    auto r = http.Post("/mesh/" + mesh + "/messages", auth,
+                       json({{"from", from}, {"to", "agent-b"}, {"content", "m" + std::to_string(i)}}).dump(),
+                       "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    last = json::parse(r->body)["id"];
+  }
+  CommandResult hundred = w.machine.Mw({"wait", "--json"}, b);
+  REQUIRE(hundred.code == 0);
+  CHECK(json::parse(hundred.out)["messages"].size() == 100);
+  auto detail = http.Get("/mesh/" + mesh + "/messages/" + last, auth);
+  REQUIRE(detail);
+  CHECK(json::parse(detail->body)["delivery"][0]["state"] == "queued");  // it was "fetched", never shown
+  // limit=0 acknowledges only; without `after`, or with a wait, it is refused.
+  auto no_after = http.Get("/mesh/" + mesh + "/messages?agent_id=agent-b&limit=0", auth);
+  REQUIRE(no_after);
+  CHECK(no_after->status == 400);
 }
 
 TEST_CASE("send --wait-ack: 0 once every recipient acknowledged, 4 when one does not in time") {
