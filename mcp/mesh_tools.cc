@@ -70,12 +70,14 @@ void MeshTools::PushLoop() {
         } catch (const std::exception&) {
           return true;
         }
-        if (!PushLedger::IsFor(m, agent_id)) return true;
         std::optional<std::int64_t> cursor;
+        std::string current;  // registered again since the stream opened, if the agent was deleted
         {
           std::lock_guard lock(mu_);
           cursor = cursor_;
+          current = agent_id_.empty() ? agent_id : agent_id_;
         }
+        if (!PushLedger::IsFor(m, current)) return true;
         if (ledger_.TakeForPush(m, cursor)) notifier_("notifications/claude/channel", ChannelParams(m));
         return true;
       });
@@ -105,7 +107,12 @@ void MeshTools::Heartbeats() {
     lock.unlock();
     try {
       RelayClient client = NewClient();
-      client.Heartbeat(options_.mesh_id, AgentId(client));
+      try {
+        client.Heartbeat(options_.mesh_id, AgentId(client));
+      } catch (const Error& e) {
+        if (!ForgetIfGone(e)) throw;
+        client.Heartbeat(options_.mesh_id, AgentId(client));  // registered again, by the same name
+      }
       warned = false;
     } catch (const std::exception& e) {
       if (!warned) spdlog::warn("{}", e.what());
@@ -172,14 +179,40 @@ void MeshTools::Call(const std::string& name, const Json& args, const std::share
   done(Run(name, args, *context));
 }
 
+bool MeshTools::ForgetIfGone(const Error& e) {
+  std::lock_guard lock(mu_);
+  if (e.code() != "agent_not_found" || agent_id_.empty() ||
+      std::string_view(e.what()).find("\"" + agent_id_ + "\"") == std::string_view::npos) {
+    return false;
+  }
+  spdlog::warn("agent {} ({}) is gone from mesh {} (deleted, or not seen for the retention period); "
+               "registering it again",
+               options_.agent_name, agent_id_, options_.mesh_id);
+  agent_id_.clear();
+  cursor_.reset();  // the old agent's: the new one starts from its own
+  return true;
+}
+
 ToolResult MeshTools::Run(const std::string& name, const Json& args, RequestContext& context) {
   if (auto wrong = UnknownArgument(name, args)) return *wrong;
-  try {
+  auto run = [&]() -> std::optional<ToolResult> {
     if (name == "meshwire_send_message") return Send(args);
     if (name == "meshwire_get_messages") return GetMessages(args, context);
     if (name == "meshwire_list_agents") return ListAgents();
     if (name == "meshwire_status") return Status();
     if (name == "meshwire_reply_to_message") return Reply(args);
+    return std::nullopt;
+  };
+  try {
+    try {
+      if (auto result = run()) return *result;
+    } catch (const Error& e) {
+      // This agent was deleted on the relay (by hand, or by retention after
+      // a week unseen): the call fails before it does anything, so it is
+      // made again by the agent registered again under the same name.
+      if (!ForgetIfGone(e)) throw;
+      if (auto result = run()) return *result;
+    }
   } catch (const Error& e) {
     return Failure(e);
   } catch (const std::exception& e) {

@@ -72,6 +72,9 @@ class MeshTools final : public ToolSet {
   ToolResult Reply(const Json& args);
   /// This agent's id, registering it (through `client`) the first time.
   std::string AgentId(RelayClient& client);
+  /// True, and the agent forgotten (the next AgentId registers it again),
+  /// when `e` says the relay has no agent of this id any more.
+  bool ForgetIfGone(const Error& e);
   RelayClient NewClient() const { return RelayClient(options_.url, options_.token); }
   /// A relay error as a sentence a model can act on.
   ToolResult Failure(const Error& e) const;

@@ -479,6 +479,26 @@ test("cancellation: an aborted get_messages rejects at the client; the server st
   assert.deepEqual(fx.mcp.errors.map(String), [], "the SDK saw no stray message");
 });
 
+test("an agent deleted on the relay (by hand, or by retention) is registered again by its next call", T, async () => {
+  const mcp = await startMcp({ name: "phoenix-agent" });
+  (fx.extra ??= []).push(mcp);
+  assert.equal((await mcp.call("meshwire_status")).isError, false);
+  const old = (await agentsByName())["phoenix-agent"];
+  await rest(fx.url, fx.token, "DELETE", `${fx.m}/agents/${old.agent_id}`);
+  assert.equal((await agentsByName())["phoenix-agent"], undefined);
+  // Before: every call failed with `No agent "<id>"` until the server was restarted.
+  const first = await mcp.call("meshwire_get_messages", {});
+  assert.equal(first.isError, false, textOf(first));
+  const again = (await agentsByName())["phoenix-agent"];
+  assert.ok(again && again.agent_id !== old.agent_id, "the same name, a new agent");
+  const sent = await restSend({ to: "phoenix-agent", content: "you are back" });
+  const got = await mcp.call("meshwire_get_messages", { wait_seconds: 5 });
+  assert.deepEqual(got.structuredContent.messages.map((m) => m.id), [sent.id]);
+  const reply = await mcp.call("meshwire_send_message", { to: "rest-agent", content: "thanks" });
+  assert.equal(reply.isError, false, textOf(reply));
+  assert.equal(reply.structuredContent.from, again.agent_id);
+});
+
 // A proxy in front of the relay that holds each `GET .../agents` while
 // `hold` is set: the look-up of a new sender's harness, which `meshwire mcp`
 // makes between its poll's answer and its own, made slow as on a slow link.
