@@ -277,7 +277,9 @@ int RunInit(int argc, char** argv) {
     hc.token = c.token.value;
     hc.workspace_dir = workspace.string();
     const EnvLookup env = ProcessEnv();
-    hc.home_dir = env("HOME").value_or(workspace.string());
+    // The tools' user-wide files (~/.cursor, ~/.hermes, ...) are under the
+    // account's home even without HOME, never in the workspace.
+    hc.home_dir = UserHomeDir(env).value_or(workspace).string();
     hc.platform = Platform();
     hc.appdata = env("APPDATA").value_or("");
     // A tool's home variable, made absolute as the tool itself would read it.

@@ -57,8 +57,8 @@ int RunMesh(int argc, char** argv) {
       const Setting& used = ctx.config().mesh_id;
       if (used.value != d.mesh.mesh_id && (used.source == "env" || used.source == ".mesh.json")) {
         std::printf("Here %s still chooses mesh %s: %s.\n",
-                    used.source == "env" ? "MESHWIRE_MESH_ID" : Tilde(ctx.config().mesh_json->string()).c_str(),
-                    used.value.c_str(),
+                    used.source == "env" ? "MESHWIRE_MESH_ID" : Shown(Tilde(ctx.config().mesh_json->string())).c_str(),
+                    Shown(used.value).c_str(),
                     used.source == "env" ? "unset it to use the active mesh"
                                          : ("run `meshwire init --mesh " + d.mesh.mesh_id +
                                             "` to move this workspace to it").c_str());

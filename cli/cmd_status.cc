@@ -94,14 +94,15 @@ int RunStatus(int argc, char** argv) {
   const std::string no_token = c.credentials_unreadable.empty() ? "(none: run `meshwire login`)"
                                                                  : "(none: " + unreadable + ")";
   std::printf("Token : %s\n", c.token.empty() ? no_token.c_str() : MaskToken(c.token.value, ui).c_str());
-  std::printf("URL : %s\n", c.url.value.c_str());
-  std::printf("Mesh : %s\n", or_none(c.mesh_id.value, "(none)").c_str());
-  std::printf("Agent : %s%s%s\n", agent_name.c_str(),
-              agent_id.empty() ? (agent_problem.empty() ? "" : (": " + agent_problem).c_str())
-                               : (" (" + agent_id + ")").c_str(),
-              c.workspace_agent_name.empty()
-                  ? ""
-                  : (", your name for the workspace's " + c.workspace_agent_name + " (config.json)").c_str());
+  // Each may come from a committed .mesh.json, or the environment: shown, not obeyed.
+  std::printf("URL : %s\n", Shown(c.url.value).c_str());
+  std::printf("Mesh : %s\n", Shown(or_none(c.mesh_id.value, "(none)")).c_str());
+  const std::string agent_line =
+      agent_name +
+      (agent_id.empty() ? (agent_problem.empty() ? "" : ": " + agent_problem) : " (" + agent_id + ")") +
+      (c.workspace_agent_name.empty() ? ""
+                                      : ", your name for the workspace's " + c.workspace_agent_name + " (config.json)");
+  std::printf("Agent : %s\n", Shown(agent_line).c_str());
   std::printf("\nConnection:\n");
   std::printf("Service : %s %s\n", service == "online" ? ui.Ok().c_str() : ui.Bad().c_str(), service.c_str());
   if (service != "online") {

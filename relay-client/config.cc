@@ -28,9 +28,8 @@ EnvLookup ProcessEnv() {
   };
 }
 
-fs::path MeshwireHomeDir(const EnvLookup& env) {
-  if (auto home = env("MESHWIRE_HOME")) return *home;
-  if (auto user_home = env("HOME")) return fs::path(*user_home) / ".meshwire";
+std::optional<fs::path> UserHomeDir(const EnvLookup& env) {
+  if (auto home = env("HOME")) return fs::path(*home);
   // No HOME (a cron job, `env -i`, a service without one): the account's
   // home, as a shell would have set it; not the working directory, which
   // would give every folder the command runs in credentials of its own.
@@ -39,9 +38,14 @@ fs::path MeshwireHomeDir(const EnvLookup& env) {
   passwd* found = nullptr;
   if (::getpwuid_r(::geteuid(), &entry, buf.data(), buf.size(), &found) == 0 && found && found->pw_dir &&
       *found->pw_dir) {
-    return fs::path(found->pw_dir) / ".meshwire";
+    return fs::path(found->pw_dir);
   }
-  return fs::path(".") / ".meshwire";
+  return std::nullopt;
+}
+
+fs::path MeshwireHomeDir(const EnvLookup& env) {
+  if (auto home = env("MESHWIRE_HOME")) return *home;
+  return UserHomeDir(env).value_or(fs::path(".")) / ".meshwire";
 }
 
 std::optional<fs::path> FindMeshJson(const fs::path& cwd) {

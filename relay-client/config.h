@@ -68,8 +68,10 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env,
 /// else `name` itself.
 std::string OwnAgentName(const ClientConfig& c, const std::string& name);
 
-/// The ~/.meshwire folder: $MESHWIRE_HOME, else $HOME/.meshwire, else (no
-/// HOME) the account's home directory's .meshwire.
+/// The user's home: $HOME, else (no HOME) the account's home directory from
+/// the password database; none when neither is known.
+std::optional<std::filesystem::path> UserHomeDir(const EnvLookup& env);
+/// The ~/.meshwire folder: $MESHWIRE_HOME, else UserHomeDir's .meshwire.
 std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
 
 /// The nearest .mesh.json at `cwd` or above, if any.

@@ -389,6 +389,20 @@ TEST_CASE("another agent's text cannot drive the reader's terminal: control char
   CommandResult as_json = w.machine.Mw({"wait", "--timeout", "5", "--json"}, b);
   REQUIRE(as_json.code == 0);
   CHECK(json::parse(as_json.out)["messages"][0]["content"] == evil);
+
+  // Nor can a committed .mesh.json drive it, through status or mesh use.
+  const std::string mesh = json::parse(w.machine.Mw({"mesh", "list", "--json"}, a).out)["meshes"][0]["mesh_id"];
+  {
+    std::ofstream f(fs::path(w.machine.workspace) / ".mesh.json");
+    f << R"({"mesh_id":"abc\u001b]0;PWNED\u0007\u001b[2J","agent_name":"x\u001b[31mRED"})";
+  }
+  CommandResult status = w.machine.Mw({"status"}, {a[0]});
+  CHECK(status.out.find('\x1b') == std::string::npos);
+  CHECK(status.out.find("abc\\x1b]0;PWNED\\x07") != std::string::npos);
+  CommandResult use = w.machine.Mw({"mesh", "use", mesh}, {a[0]});
+  CHECK(use.out.find('\x1b') == std::string::npos);
+  CHECK(use.out.find("still chooses mesh abc\\x1b") != std::string::npos);
+  fs::remove(fs::path(w.machine.workspace) / ".mesh.json");
 }
 
 TEST_CASE("send - reads the message from stdin, one final newline dropped; over the limit it is refused") {
