@@ -117,10 +117,44 @@ std::string OriginOf(std::string_view url) {
   return origin;
 }
 
+/// `text` without spaces and tabs at either end, lower-cased (media types
+/// and their parameter names are case-insensitive: RFC 9110 8.3.1).
+std::string TrimLower(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+/// Whether a Content-Type names `type` (its parameters, such as charset, aside).
+bool IsMediaType(const std::string& content_type, std::string_view type) {
+  return TrimLower(std::string_view(content_type).substr(0, content_type.find(';'))) == type;
+}
+
+/// Whether the Accept header allows `type` ("type/subtype"): a range that
+/// covers it (itself, "type/*" or "*/*") whose q is not 0. No header: yes.
 bool Accepts(const HttpRequest& req, std::string_view type) {
   const std::string* accept = req.Header("Accept");
   if (!accept || accept->empty()) return true;
-  return accept->find(type) != std::string::npos || accept->find("*/*") != std::string::npos;
+  const std::string major = std::string(type.substr(0, type.find('/'))) + "/*";
+  std::string_view rest = *accept;
+  while (!rest.empty()) {
+    const std::string_view item = rest.substr(0, rest.find(','));
+    rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+    const std::string range = TrimLower(item.substr(0, item.find(';')));
+    if (range != type && range != major && range != "*/*") continue;
+    bool refused = false;  // q=0 (or 0.0, 0.000): "not acceptable"
+    for (std::string_view params = item.substr(std::min(item.size(), item.find(';'))); !params.empty();) {
+      params.remove_prefix(1);  // the ';'
+      const std::string_view param = params.substr(0, params.find(';'));
+      params.remove_prefix(param.size());
+      const std::string p = TrimLower(param);
+      if (p.rfind("q=", 0) == 0) refused = p.find_first_not_of("0.", 2) == std::string::npos;
+    }
+    if (!refused) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -224,6 +258,13 @@ McpEndpoint::SessionPtr McpEndpoint::Find(const HttpRequest& req, const Caller& 
 
 McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::string& mesh_id,
                                           const HttpRequest& req, const std::string& stateless_key) {
+  SessionPtr session = NewSession(caller, mesh_id, req, stateless_key);
+  Register(session);
+  return session;
+}
+
+McpEndpoint::SessionPtr McpEndpoint::NewSession(const Caller& caller, const std::string& mesh_id,
+                                                const HttpRequest& req, const std::string& stateless_key) {
   const std::string* agent = req.Query("agent");
   std::string name = agent ? *agent : caller.token.name;
   if (!IsValidName(name)) {
@@ -244,13 +285,17 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
       [this](const std::string& from, const std::string& to) { return PausedNotice(from, to); });
   // A waiting tool call keeps its session (tools, dispatcher) alive until it answers.
   session->tools->SetKeepAlive([weak = std::weak_ptr<Session>(session)] { return weak.lock(); });
+  return session;
+}
+
+void McpEndpoint::Register(const SessionPtr& session) {
   std::vector<SessionPtr> evicted;
   {
     std::lock_guard lock(mu_);
     if (stopping_) throw Error::Unavailable("The relay is shutting down; reconnect in a moment.");
     std::vector<SessionPtr> mine;
     for (auto& [id, s] : sessions_) {
-      if (s->token_id == caller.token.id) mine.push_back(s);
+      if (s->token_id == session->token_id) mine.push_back(s);
     }
     if (mine.size() >= options_.max_sessions_per_token) {
       auto last_used = [](const SessionPtr& s) {
@@ -271,7 +316,6 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
     ++sessions_per_mesh_[session->mesh_id];
   }
   for (const SessionPtr& s : evicted) End(s, true);
-  return session;
 }
 
 void McpEndpoint::End(const SessionPtr& session, bool cancel_calls) {
@@ -324,7 +368,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     Caller caller = Admit(req);
     const std::string mesh_id = req.params[0];
     service_.CheckAccess(caller, mesh_id);
-    if (req.HeaderOr("Content-Type").find("application/json") == std::string::npos) {
+    if (!IsMediaType(req.HeaderOr("Content-Type"), "application/json")) {
       return ex->Respond(Refuse(415, "Content-Type must be application/json.", "unsupported_media_type"));
     }
     if (!Accepts(req, "application/json")) {
@@ -361,10 +405,12 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       }
     }
     SessionPtr session;
-    HeaderList extra;
+    // An initialize opens its session only once it succeeds: a refused one
+    // (a malformed version, a null id) must not take a slot of the token's
+    // and end its least recently used session.
+    SessionPtr opening;
     if (StringField(message, "method") == "initialize" && message.contains("id")) {
-      session = Open(caller, mesh_id, req);
-      extra.emplace_back(kSessionHeader, session->id);
+      session = opening = NewSession(caller, mesh_id, req, "");
     } else {
       session = Find(req, caller);
     }
@@ -378,10 +424,17 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     const nlohmann::json id = message["id"];
     bool pending = session->server->rpc().Dispatch(
         message,
-        [ex, extra](const nlohmann::json& answer) {
+        [this, ex, opening](const nlohmann::json& answer) {
           HttpResponse r =
               HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-          for (const auto& [k, v] : extra) r.Header(k, v);
+          if (opening && answer.contains("result")) {
+            try {
+              Register(opening);
+            } catch (const Error& e) {
+              return ex->Respond(HttpResponse::FromError(e));
+            }
+            r.Header(kSessionHeader, opening->id);
+          }
           ex->Respond(std::move(r));
         },
         [ex, id](bool by_client) { ex->Respond(UnansweredAnswer(by_client, id)); });

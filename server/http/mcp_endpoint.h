@@ -95,6 +95,11 @@ class McpEndpoint {
   /// that key names (2026-07-28: per token, mesh and agent).
   SessionPtr Open(const Caller& caller, const std::string& mesh_id, const HttpRequest& request,
                   const std::string& stateless_key = "");
+  /// Open's two halves: a session built, and then (Register) counted among
+  /// the token's, the least recently used ended past the cap.
+  SessionPtr NewSession(const Caller& caller, const std::string& mesh_id, const HttpRequest& request,
+                        const std::string& stateless_key);
+  void Register(const SessionPtr& session);
   /// Protocol 2026-07-28: server/discover, or a request whose _meta or
   /// MCP-Protocol-Version names that revision.
   static bool IsModern(const HttpRequest& request, const nlohmann::json& message);

@@ -415,6 +415,21 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
   const notAccepted = await post(ping, { ...auth, "mcp-session-id": sid, accept: "text/html" });
   assert.equal(notAccepted.status, 406);
   assert.equal(notAccepted.body.error.data.code, "not_acceptable");
+  // Media types are compared as media types (case-insensitive, parameters
+  // aside, ranges and q=0 understood), not as substrings.
+  for (const [header, value, status] of [
+    ["content-type", "Application/JSON", 200],
+    ["content-type", "application/json; charset=utf-8", 200],
+    ["content-type", "text/plain; note=application/json", 415],
+    ["content-type", "application/jsonx", 415],
+    ["accept", "application/*", 200],
+    ["accept", "Application/JSON, text/event-stream", 200],
+    ["accept", "*/*;q=0.1", 200],
+    ["accept", "application/json;q=0, text/html", 406],
+  ]) {
+    const r = await post(ping, { ...auth, "mcp-session-id": sid, [header]: value });
+    assert.equal(r.status, status, `${header}: ${value}`);
+  }
 });
 
 test("GET opens the session's event stream; DELETE ends the session (then 404)", T, async () => {
@@ -437,6 +452,21 @@ test("GET opens the session's event stream; DELETE ends the session (then 404)",
   await ended; // DELETE closes the session's stream
   const r = await post({ jsonrpc: "2.0", id: 1, method: "ping" }, auth);
   assert.equal(r.status, 404);
+});
+
+test("a refused initialize opens no session: 40 of them leave the token's working session alone", T, async () => {
+  const auth = { authorization: `Bearer ${fx.token}` };
+  const working = await post(initialize(), auth);
+  const sid = working.headers.get("mcp-session-id");
+  assert.ok(sid);
+  for (let i = 0; i < 40; i++) {
+    const bad = i % 2 ? { ...initialize(i + 10), id: null } : { ...initialize(i + 10), params: { protocolVersion: 5 } };
+    const r = await post(bad, auth);
+    assert.ok(r.body.error, `refused: ${JSON.stringify(r.body)}`);
+    assert.equal(r.headers.get("mcp-session-id"), null, "no session for a refused initialize");
+  }
+  const ping = await post({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...auth, "mcp-session-id": sid });
+  assert.equal(ping.status, 200, "the token's 32-session cap was not filled by refused ones");
 });
 
 // The session's GET stream as raw chunks: { text(), ended }.
