@@ -196,7 +196,7 @@ bool JsonRpcPeer::Dispatch(const Json& m, AnswerSink answer, RequestContext::Una
       in_flight_.erase(at);
     }
     if (!context->Answered()) return;  // cancelled: no answer
-    answer(error ? AnswerError(id, error->code(), error->what()) : Answer(id, *result));
+    answer(error ? AnswerError(id, error->code(), error->message()) : Answer(id, *result));
   };
   auto run = [handler = it->second.handler, context, finish] {
     try {

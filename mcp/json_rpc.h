@@ -35,8 +35,10 @@ namespace meshwire::mcp {
 /// Thrown by a handler to answer with a JSON-RPC error.
 class RpcError : public std::runtime_error {
  public:
-  RpcError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  RpcError(int code, const std::string& message) : std::runtime_error(message), code_(code), message_(message) {}
   int code() const { return code_; }
+  /// The whole message: what() ends at a NUL that a client's text put in it.
+  const std::string& message() const { return message_; }
 
   static constexpr int kParseError = -32700;
   static constexpr int kInvalidRequest = -32600;
@@ -46,6 +48,7 @@ class RpcError : public std::runtime_error {
 
  private:
   int code_;
+  std::string message_;
 };
 
 /// One request being served.

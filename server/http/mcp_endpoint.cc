@@ -387,7 +387,7 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       return ex->Respond(Refuse(400,
                                 message.is_array() ? "One JSON-RPC message per request: batches are not supported."
                                                    : "The body must be one JSON-RPC message, a JSON object.",
-                                "invalid_request"));
+                                "invalid_request", nullptr, -32600));
     }
     if (!message.contains("jsonrpc") || message["jsonrpc"] != "2.0") {
       return ex->Respond(Refuse(400, "Invalid request: jsonrpc must be \"2.0\".", "invalid_request",

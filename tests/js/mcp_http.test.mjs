@@ -393,6 +393,13 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
   const batch = await post([ping], { ...auth, "mcp-session-id": sid });
   assert.equal(batch.status, 400);
   assert.equal(batch.body.error.data.code, "invalid_request");
+  assert.equal(batch.body.error.code, -32600, "JSON-RPC's Invalid Request, as meshwire mcp answers a batch");
+  // A NUL in a tool's name is kept in the error, not where the text ends.
+  const nul = await post(
+    { jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "meshwire_status\u0000x", arguments: {} } },
+    { ...auth, "mcp-session-id": sid },
+  );
+  assert.equal(nul.body.error.message, "Unknown tool: meshwire_status\u0000x");
   assert.match((await post(5, { ...auth, "mcp-session-id": sid })).body.error.message, /one JSON-RPC message, a JSON object/);
   // A method that is not a string: -32600, never a 500 (it was one).
   for (const method of [5, null, ["x"]]) {
