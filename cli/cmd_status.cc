@@ -37,12 +37,16 @@ int RunStatus(int argc, char** argv) {
     HealthAnswer h = client.Health();
     service = "online";
     out["service"] = {{"status", h.status}, {"version", h.version}, {"storage", h.storage}};
+    // Every failed check says why in --json's "error" too.
     if (c.token.empty()) {
-      mesh_line = ui.Bad() + (c.credentials_unreadable.empty() ? " no credentials: run `meshwire login`"
-                                                               : " no credentials: " + unreadable);
+      const std::string why = c.credentials_unreadable.empty() ? "no credentials: run `meshwire login`"
+                                                                : "no credentials: " + unreadable;
+      mesh_line = ui.Bad() + " " + why;
+      out["error"] = why;
       exit_code = kExitUsage;
     } else if (c.mesh_id.empty()) {
       mesh_line = ui.Bad() + " none chosen: `meshwire mesh list`, then `meshwire mesh use ID`";
+      out["error"] = "no mesh chosen: `meshwire mesh list`, then `meshwire mesh use ID`";
       exit_code = kExitUsage;
     } else {
       try {

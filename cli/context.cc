@@ -128,6 +128,11 @@ std::string CommandContext::EnsureAgent(const std::string& harness) {
                                 "once to get a name of your own, or pass --name NAME."
                               : " Set your own with --name NAME or MESHWIRE_AGENT_NAME."));
     }
+    // A name the relay reserves ("all", ".", "..", another agent's id): a
+    // setting to change, as a name with a bad character is (exit 2).
+    if (e.status() == 400 && e.code() == "invalid_field") {
+      throw ConfigError(std::string(e.what()) + " Set another with --name NAME or MESHWIRE_AGENT_NAME.");
+    }
     throw;
   }
 }
@@ -158,7 +163,15 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         const std::string arg = argv[i];
         // Not "--word": that is a mistyped option more likely than a message.
         if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-' && !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
-          what += " (a message that starts with '-' goes after --: meshwire send -- \"" + arg.substr(0, 40) + "\")";
+          // The rest of the command kept (`--to bob`): without it the hint would broadcast.
+          std::string others;
+          for (int j = 1; j < argc; ++j) {
+            if (j == i) continue;
+            const std::string other = argv[j];
+            others += other.find_first_of(" \t'\"") == std::string::npos ? other + " " : "\"" + other + "\" ";
+          }
+          what += " (a message that starts with '-' goes after --: meshwire send " + others + "-- \"" +
+                  arg.substr(0, 40) + "\")";
           break;
         }
       }

@@ -265,18 +265,28 @@ void WriteFileAtomic(const fs::path& path, const std::string& content, int mode)
   ::fchmod(fd, static_cast<mode_t>(mode));
   const char* p = content.data();
   std::size_t left = content.size();
+  // Nothing half-written: any failure leaves the old file as it was.
+  auto fail = [&](int error) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(2, "config", "Cannot write " + path.string() + " (" + std::strerror(error) + ")" +
+                                 (error == ENOSPC || error == EDQUOT ? ": free some space on its disk" : "") +
+                                 "; it was left as it was. Run the command again once that is fixed.");
+  };
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
-    if (n <= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw std::runtime_error("Cannot write " + path.string() + " (disk full?).");
-    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(n < 0 ? errno : EIO);
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  ::fsync(fd);
-  ::close(fd);
+  if (::fsync(fd) != 0) fail(errno);
+  if (::close(fd) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    throw Error(2, "config", "Cannot write " + path.string() + " (" + std::strerror(error) +
+                                 "); it was left as it was. Run the command again once that is fixed.");
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());

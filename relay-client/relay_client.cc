@@ -110,6 +110,17 @@ RelayClient::RelayClient(std::string url, std::string token, RetryPolicy retry)
   if (path_start != std::string::npos) {
     scheme_host_port = url_.substr(0, path_start);
     impl_->base_path = url_.substr(path_start);
+    // A path goes into every request line as it is: a space, a control
+    // character, '?' or '#' would make each request something else.
+    const bool bad = impl_->base_path.find_first_not_of(
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:@/") !=
+                     std::string::npos;
+    if (bad) {
+      throw Error(2, "config",
+                  "The relay URL " + url_ + " has a path with characters a URL path cannot hold (a space, a "
+                  "control character, '?' or '#'): give the relay's address, e.g. https://relay.example.com or "
+                  "https://example.com/meshwire (MESHWIRE_URL, --url, or the saved credentials).");
+    }
   }
   impl_->token = std::move(token);
   impl_->retry = std::move(retry);

@@ -1256,7 +1256,18 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CommandResult dash = m.Mw({"send", "-x", "--to", "b"}, tok);
     CHECK(dash.code == 2);
     CHECK(OneSentence(dash.err));
-    CHECK(dash.err.find("goes after --: meshwire send -- \"-x\"") != std::string::npos);
+    CHECK(dash.err.find("goes after --: meshwire send --to b -- \"-x\"") != std::string::npos);  // --to kept
+    // A relay URL whose path no request line can carry: a setting to change.
+    CommandResult spaced = m.Mw({"agents"}, {tok[0], "MESHWIRE_URL=" + w.relay.url() + "/ x"});
+    CHECK(spaced.code == 2);
+    CHECK(spaced.err.find("has a path with characters a URL path cannot hold") != std::string::npos);
+    // A name the relay reserves is a setting to change, as a malformed one is.
+    for (const char* reserved : {"all", "ALL", ".."}) {
+      CAPTURE(reserved);
+      CommandResult r = m.Mw({"send", "hi"}, {tok[0], std::string("MESHWIRE_AGENT_NAME=") + reserved});
+      CHECK(r.code == 2);
+      CHECK(r.err.find("is reserved") != std::string::npos);
+    }
   }
   SUBCASE("subcommands: an unknown one is named, `help mesh create` is that subcommand's help") {
     CommandResult frob = m.Mw({"mesh", "frob"}, tok);
