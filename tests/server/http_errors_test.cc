@@ -348,7 +348,11 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
       {"poll wait=-1", "GET", poll + "wait=-1", b, "", 400, "invalid_field"},
       {"poll wait=abc", "GET", poll + "wait=abc", b, "", 400, "invalid_field"},
       {"poll wait=1.5", "GET", poll + "wait=1.5", b, "", 400, "invalid_field"},
-      {"poll limit=0", "GET", poll + "limit=0", b, "", 400, "invalid_field"},
+      // limit=0 only acknowledges: it needs an `after` and no wait.
+      {"poll limit=0 without after", "GET", w.M("/messages?agent_id=" + w.bob_agent + "&limit=0"), b, "", 400,
+       "invalid_field"},
+      {"poll limit=0 with a wait", "GET", poll + "limit=0&wait=1", b, "", 400, "invalid_field"},
+      {"poll limit=-1", "GET", poll + "limit=-1", b, "", 400, "invalid_field"},
       {"poll limit=1001", "GET", poll + "limit=1001", b, "", 400, "invalid_field"},
       {"poll limit=ten", "GET", poll + "limit=ten", b, "", 400, "invalid_field"},
       {"poll after=-5", "GET", w.M("/messages?agent_id=" + w.bob_agent + "&after=-5"), b, "", 400,
