@@ -11,7 +11,6 @@
 //   PgProxy tcp(uri, PgProxy::Over::kTcp);       // or on 127.0.0.1, a port of its own
 #pragma once
 
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -26,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/silent_host.h"
 #include "tests/support/temp_dir.h"
 
 namespace meshwire::testing {
@@ -46,7 +46,7 @@ class PgProxy {
     }
     target_dir_ = target_uri.substr(host + 5, amp - host - 5);
     port_ = target_uri.substr(port + 5);
-    listener_ = over == Over::kTcp ? ListenTcp() : Listen(SocketPath(dir_.path().string()));
+    listener_ = over == Over::kTcp ? ListenOnLoopback(tcp_port_) : Listen(SocketPath(dir_.path().string()));
     accepter_ = std::thread([this] { AcceptLoop(); });
   }
   ~PgProxy() {
@@ -103,20 +103,6 @@ class PgProxy {
     if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 64) != 0) {
       throw std::runtime_error("PgProxy cannot listen on " + path);
     }
-    return fd;
-  }
-
-  int ListenTcp() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, 64) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      throw std::runtime_error("PgProxy cannot listen on 127.0.0.1");
-    }
-    tcp_port_ = ntohs(a.sin_port);
     return fd;
   }
 
