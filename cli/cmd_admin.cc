@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -128,6 +129,7 @@ int RunAdmin(int argc, char** argv) {
       }
       scope = mesh;
     }
+    std::signal(SIGPIPE, SIG_IGN);  // a reader that left: revoke (below), do not die holding a live token
     CreatedToken t = MeshService::IssueToken(*store, clock, user, name, scope);
     std::printf("%s\n", t.secret.c_str());
     if (std::string problem = StdoutProblem(); !problem.empty()) {  // nobody has it: not left live

@@ -1,4 +1,5 @@
 // `meshwire mesh create|use|list|delete|members` and `meshwire token create|list|revoke`.
+#include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -140,6 +141,9 @@ int RunToken(int argc, char** argv) {
     if (*create) {
       std::optional<std::string> scope;
       if (!mesh.empty()) scope = mesh;
+      // A reader that left must not kill this process before it revokes
+      // the token nobody received: its write fails (EPIPE) instead.
+      std::signal(SIGPIPE, SIG_IGN);
       NewTokenAnswer t = client.CreateToken(name, scope);
       if (ctx.json()) {
         PrintJson({{"id", t.id}, {"token", t.token}});

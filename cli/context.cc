@@ -163,15 +163,29 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         const std::string arg = argv[i];
         // Not "--word": that is a mistyped option more likely than a message.
         if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-' && !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
-          // The rest of the command kept (`--to bob`): without it the hint would broadcast.
+          // The rest of the command kept (`--to bob`: without it the hint
+          // would broadcast), but never a token, and each word quoted for a shell.
+          auto quoted = [](const std::string& word) {
+            if (!word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                        "0123456789-_.,:/=@%+") == std::string::npos) {
+              return word;
+            }
+            std::string q = "'";
+            for (char ch : word) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+            return q + "'";
+          };
           std::string others;
           for (int j = 1; j < argc; ++j) {
-            if (j == i) continue;
             const std::string other = argv[j];
-            others += other.find_first_of(" \t'\"") == std::string::npos ? other + " " : "\"" + other + "\" ";
+            if (j == i) continue;
+            if (other == "--token") {
+              ++j;  // and its value
+              continue;
+            }
+            if (other.rfind("--token=", 0) == 0) continue;
+            others += quoted(other) + " ";
           }
-          what += " (a message that starts with '-' goes after --: meshwire send " + others + "-- \"" +
-                  arg.substr(0, 40) + "\")";
+          what += " (a message that starts with '-' goes after --: meshwire send " + others + "-- " + quoted(arg) + ")";
           break;
         }
       }

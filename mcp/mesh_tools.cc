@@ -51,7 +51,15 @@ void MeshTools::PushLoop() {
                                                std::chrono::seconds(2), std::chrono::seconds(5)};
   std::size_t failures = 0;
   for (;;) {
-    RelayClient client = NewClient();
+    std::unique_ptr<RelayClient> made;
+    try {
+      made = std::make_unique<RelayClient>(NewClient());
+    } catch (const std::exception& e) {  // a URL no client can use: each tool call says so
+      spdlog::debug("push stream: {}", e.what());
+      if (!Sleep(backoff[std::size(backoff) - 1])) return;
+      continue;
+    }
+    RelayClient& client = *made;
     {
       std::lock_guard lock(stop_mu_);
       if (stopping_) return;
@@ -181,13 +189,16 @@ void MeshTools::Call(const std::string& name, const Json& args, const std::share
 
 bool MeshTools::ForgetIfGone(const Error& e) {
   std::lock_guard lock(mu_);
-  if (e.code() != "agent_not_found" || agent_id_.empty() ||
-      std::string_view(e.what()).find("\"" + agent_id_ + "\"") == std::string_view::npos) {
-    return false;
-  }
+  if (e.code() != "agent_not_found") return false;
+  auto names = [&](const std::string& id) {
+    return !id.empty() && std::string_view(e.what()).find("\"" + id + "\"") != std::string_view::npos;
+  };
+  // Another call (or the heartbeat) found it gone first: it is registered again.
+  if (!names(agent_id_)) return names(gone_);
   spdlog::warn("agent {} ({}) is gone from mesh {} (deleted, or not seen for the retention period); "
                "registering it again",
                options_.agent_name, agent_id_, options_.mesh_id);
+  gone_ = agent_id_;
   agent_id_.clear();
   cursor_.reset();  // the old agent's: the new one starts from its own
   return true;
@@ -306,9 +317,9 @@ ToolResult MeshTools::GetMessages(const Json& args, RequestContext& context) {
       [&](const std::string& id) { return inbox.pushed.count(id) > 0; });
   // The next call acknowledges this batch, once the client has it: not if
   // this call is cancelled before its answer goes, nor if it fails above.
-  context.OnAnswer([this, cursor = answer.cursor] {
+  context.OnAnswer([this, cursor = answer.cursor, agent_id] {
     std::lock_guard lock(mu_);
-    cursor_ = cursor;
+    if (agent_id_ == agent_id) cursor_ = cursor;  // not for an agent registered again meanwhile
   });
   return result;
 }

@@ -92,6 +92,7 @@ class MeshTools final : public ToolSet {
   const std::unique_ptr<const Json> definitions_;  // tools/list, with options_.max_wait_s
   std::mutex mu_;
   std::string agent_id_;                 // guarded by mu_; empty until registered
+  std::string gone_;                     // guarded by mu_: the last agent id the relay no longer had
   std::optional<std::int64_t> cursor_;   // guarded by mu_: acknowledges the previous batch
   std::unordered_map<std::string, std::string> harness_of_;  // guarded by mu_
   std::mutex stop_mu_;

@@ -367,6 +367,15 @@ void RelayClient::Acknowledge(const std::string& mesh_id, const std::string& age
                               int timeout_s) {
   const std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
                            "&wait=0&after=" + std::to_string(after) + "&limit=";
+  // One deadline for both attempts, connections included (Call adds 2 s to it).
+  const auto by = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(1, timeout_s - 2));
+  const auto previous = impl_->deadline;
+  if (!impl_->deadline || *impl_->deadline > by) impl_->deadline = by;
+  struct Restore {
+    std::optional<std::chrono::steady_clock::time_point>& slot;
+    std::optional<std::chrono::steady_clock::time_point> value;
+    ~Restore() { slot = value; }
+  } restore{impl_->deadline, previous};
   try {
     Call(*impl_, url_, "GET", path + "0", nullptr, false, timeout_s);
   } catch (const Error& e) {

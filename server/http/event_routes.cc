@@ -209,6 +209,10 @@ void EventHub::RecheckAccess() {
       // (and at the next access change) until the answer is yes or no.
       if (e.status() == 503) {
         recheck_pending_ = true;
+        return;  // the rest too, at the next keep-alive: not each waiting for a connection now
+      }
+      if (e.status() != 401 && e.status() != 403 && e.status() != 404) {
+        spdlog::warn("checking an event stream's access: {}", e.what());
         continue;
       }
       s->stream->Send("event: error\ndata: " + ErrorBody(e) + "\n\n");

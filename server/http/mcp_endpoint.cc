@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "mcp/mcp_server.h"
 #include "mcp/tool_format.h"
@@ -424,14 +426,14 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     const nlohmann::json id = message["id"];
     bool pending = session->server->rpc().Dispatch(
         message,
-        [this, ex, opening](const nlohmann::json& answer) {
+        [this, ex, opening, id](const nlohmann::json& answer) {
           HttpResponse r =
               HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
           if (opening && answer.contains("result")) {
             try {
               Register(opening);
-            } catch (const Error& e) {
-              return ex->Respond(HttpResponse::FromError(e));
+            } catch (const Error& e) {  // the relay is stopping: said in JSON-RPC, as every refusal here
+              return ex->Respond(Refuse(e.status(), e.what(), e.code(), id));
             }
             r.Header(kSessionHeader, opening->id);
           }
@@ -746,24 +748,54 @@ void McpEndpoint::RecheckAccess() {
     std::lock_guard lock(mu_);
     for (auto& [id, s] : sessions_) all.push_back(s);
   }
+  // Asked once per (token, mesh): why its sessions must end ("" if they may
+  // go on), and the agents of the mesh, to end a session whose agent was
+  // deleted (its client initializes again, and so registers again).
+  struct Verdict {
+    std::string refused;
+    std::unordered_set<std::string> agents;
+  };
+  std::map<std::pair<std::string, std::string>, Verdict> verdicts;
   for (const SessionPtr& s : all) {
-    try {
-      service_.Reauthorize(s->caller, s->mesh_id);
-    } catch (const Error& e) {
-      // The database out of reach says nothing of the caller's access: the
-      // session stays, and is checked again at the next keep-alive.
-      if (e.status() == 503) {
-        std::lock_guard lock(mu_);
-        recheck_later_ = true;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    const auto key = std::make_pair(s->token_id, s->mesh_id);
+    auto it = verdicts.find(key);
+    if (it == verdicts.end()) {
+      Verdict v;
+      try {
+        service_.Reauthorize(s->caller, s->mesh_id);
+        for (const AgentView& a : service_.ListAgents(s->caller, s->mesh_id)) v.agents.insert(a.agent.agent_id);
+      } catch (const Error& e) {
+        // The database out of reach says nothing of anyone's access: the
+        // sessions stay, and the pass is made again at the next keep-alive
+        // (not now, session by session, each waiting for a connection).
+        if (e.status() == 503) {
+          std::lock_guard lock(mu_);
+          recheck_later_ = true;
+          return;
+        }
+        if (e.status() != 401 && e.status() != 403 && e.status() != 404) {
+          spdlog::warn("checking an MCP session's access: {}", e.what());
+          continue;
+        }
+        v.refused = e.what();
+      } catch (const std::exception& e) {
+        spdlog::warn("checking an MCP session's access: {}", e.what());
         continue;
       }
-      // Its next request is 404 (session ended), then 401 or 403 as it
-      // initializes again; its stream closes, and nothing more is pushed.
-      spdlog::info("MCP session of token {} on mesh {} ended: {}", s->token_id, s->mesh_id, e.what());
-      End(s, /*cancel_calls=*/true);
-    } catch (const std::exception& e) {
-      spdlog::warn("checking an MCP session's access: {}", e.what());
+      it = verdicts.emplace(key, std::move(v)).first;
     }
+    const Verdict& v = it->second;
+    std::string why = v.refused;
+    if (why.empty() && !v.agents.count(s->tools->agent_id())) why = "its agent was deleted";
+    if (why.empty()) continue;
+    // Its next request is 404 (session ended), then 401 or 403 as it
+    // initializes again; its stream closes, and nothing more is pushed.
+    spdlog::info("MCP session of token {} on mesh {} ended: {}", s->token_id, s->mesh_id, why);
+    End(s, /*cancel_calls=*/true);
   }
 }
 

@@ -579,8 +579,18 @@ TEST_CASE("what listen or wait could not print is not acknowledged; a token that
   CommandResult token = with_stdout("> /dev/full", {"token", "create", "--name", "unseen", "--json"}, a);
   CHECK(token.code == 1);
   CHECK(token.err.find("It was revoked.") != std::string::npos);
+  // And into a pipe whose reader has left: the write fails (no death by
+  // SIGPIPE holding a live token), and the token is revoked.
+  CommandResult piped = Run({"/bin/bash", "-c", "set -o pipefail; \"$@\" | (exec 0<&-; sleep 1)", "bash", kBinary,
+                             "token", "create", "--name", "unread", "--json"},
+                            w.machine.Env(a), w.machine.workspace);
+  CHECK(piped.code == 1);
+  CHECK(piped.err.find("could not write to standard output (Broken pipe). It was revoked.") != std::string::npos);
   const json tokens = json::parse(w.machine.Mw({"token", "list", "--json"}, a).out);
-  for (const json& t : tokens["tokens"]) CHECK(t["name"] != "unseen");
+  for (const json& t : tokens["tokens"]) {
+    CHECK(t["name"] != "unseen");
+    CHECK(t["name"] != "unread");
+  }
 }
 
 TEST_CASE("wait: --timeout bounds a relay that never answers; stopped while registering, the shell's code; "
@@ -595,10 +605,14 @@ TEST_CASE("wait: --timeout bounds a relay that never answers; stopped while regi
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(bounded.code == 3);  // the relay did not answer (it was 30 s, then exit 3)
   CHECK(took < 6);  // the timeout, and 2 s for an answer due at its end
-  ChildProcess registering({kBinary, "wait", "--json"}, w.machine.Env({b[0], b[1], nowhere}), w.machine.workspace);
-  usleep(500000);
+  SilentHost silent2;  // the first one still holds that wait's connection
+  ChildProcess registering({kBinary, "wait", "--json"},
+                           w.machine.Env({b[0], b[1], "MESHWIRE_URL=http://127.0.0.1:" + std::to_string(silent2.port)}),
+                           w.machine.workspace);
+  REQUIRE(silent2.WaitForConnection(10000));  // registering: its signal handling is in place
   auto code = registering.Signal(SIGINT);
   REQUIRE(code);
+  REQUIRE(WIFEXITED(*code));
   CHECK(WEXITSTATUS(*code) == 130);  // it was 1, "The request was cancelled."
   CHECK(json::parse(registering.ReadStdout())["messages"].empty());
 
@@ -1256,7 +1270,12 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CommandResult dash = m.Mw({"send", "-x", "--to", "b"}, tok);
     CHECK(dash.code == 2);
     CHECK(OneSentence(dash.err));
-    CHECK(dash.err.find("goes after --: meshwire send --to b -- \"-x\"") != std::string::npos);  // --to kept
+    CHECK(dash.err.find("goes after --: meshwire send --to b -- -x)") != std::string::npos);  // --to kept
+    // Quoted for a shell, whole, and never repeating a token.
+    CommandResult quoted = m.Mw({"send", "-it's a long message, longer than forty characters", "--to", "b", "--token", w.token});
+    CHECK(quoted.err.find("meshwire send --to b -- '-it'\\''s a long message, longer than forty characters')") !=
+          std::string::npos);
+    CHECK(quoted.err.find(w.token) == std::string::npos);
     // A relay URL whose path no request line can carry: a setting to change.
     CommandResult spaced = m.Mw({"agents"}, {tok[0], "MESHWIRE_URL=" + w.relay.url() + "/ x"});
     CHECK(spaced.code == 2);

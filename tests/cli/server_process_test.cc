@@ -133,7 +133,7 @@ TEST_CASE("a PostgreSQL host that takes the connection and never answers: the re
   CHECK(r.code == 1);  // storage that may come back: not a flag to change
   CHECK(r.err.find("Cannot connect to PostgreSQL") != std::string::npos);
   CHECK(r.err.find("timeout expired") != std::string::npos);
-  CHECK(seconds >= 4.5);
+  CHECK(seconds >= 3.5);  // libpq counts whole seconds of time(): up to one less
   CHECK(seconds < 9);
 }
 

@@ -505,8 +505,8 @@ test("a revoked token's or a removed member's session ends at once: its stream c
   await rest(fx.url, fx.token, "POST", `${m()}/messages`, { from: fx.rest.agent_id, to: "revoked-agent", content: "SECRET-1" });
   await sleep(300);
   assert.doesNotMatch(stream.text(), /SECRET/);
-  const gone = await post({ jsonrpc: "2.0", id: 9, method: "ping" }, { "mcp-session-id": victim.transport.sessionId, authorization: `Bearer ${fx.token}` });
-  assert.equal(gone.status, 404, "the session ended");
+  const ended = await post({ jsonrpc: "2.0", id: 9, method: "ping" }, { "mcp-session-id": victim.transport.sessionId, authorization: `Bearer ${fx.token}` });
+  assert.equal(ended.status, 404, "the session ended");
 
   // A member removed from the mesh, with a token still valid elsewhere.
   const carol = createToken(fx.storage, "carol", { env: relayEnv(fx.storage) });
@@ -520,6 +520,16 @@ test("a revoked token's or a removed member's session ends at once: its stream c
   assert.doesNotMatch(carolStream.text(), /SECRET/);
   const refused = await post(initialize(), { authorization: `Bearer ${carol}` });
   assert.equal(refused.status, 403, "initializing again: not a member");
+  // A session whose agent was deleted ends too: initializing again registers it again.
+  const orphan = await connect({ name: "deleted-agent" });
+  const orphanStream = await rawStream(fx.token, orphan.transport.sessionId);
+  const gone = (await agentsByName())["deleted-agent"];
+  await rest(fx.url, fx.token, "DELETE", `${m()}/agents/${gone.agent_id}`);
+  await orphanStream.ended;
+  const reborn = await connect({ name: "deleted-agent" });
+  assert.equal((await reborn.call("meshwire_get_messages", {})).isError, false);
+  assert.notEqual((await agentsByName())["deleted-agent"].agent_id, gone.agent_id);
+  await reborn.client.close();
   // Sessions whose access did not change go on.
   const alive = await connect({ name: "unaffected-agent" });
   await rest(fx.url, fx.token, "POST", "/tokens", { name: "unrelated" }).then((t) => rest(fx.url, fx.token, "DELETE", `/tokens/${t.id}`));

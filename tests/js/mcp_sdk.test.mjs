@@ -550,7 +550,7 @@ test("a get_messages cancelled after its poll returned, before its answer went, 
     await proxy.heldOne; // the poll has returned the message; its answer waits
     controller.abort();
     await assert.rejects(waiting, (err) => err.name === "AbortError" || /AbortError/.test(err.message));
-    await sleep(200); // notifications/cancelled reaches the server first
+    await mcp.client.ping(); // read after notifications/cancelled, in order: the cancel was taken
     proxy.hold = false;
     proxy.release();
     const again = await mcp.call("meshwire_get_messages", { wait_seconds: 2 });

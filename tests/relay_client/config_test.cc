@@ -187,10 +187,10 @@ TEST_CASE("nothing configured: the default URL, no token, no mesh") {
       empty.path());
   CHECK(c.home == empty.path() / ".meshwire");
   // Without HOME: the account's home (getpwuid), never the working directory.
+  // (A uid the password database does not know, as in some containers: ./.meshwire.)
   const passwd* me = ::getpwuid(::geteuid());
-  REQUIRE(me != nullptr);
   CHECK(MeshwireHomeDir([](const char*) -> std::optional<std::string> { return std::nullopt; }) ==
-        fs::path(me->pw_dir) / ".meshwire");
+        (me ? fs::path(me->pw_dir) : fs::path(".")) / ".meshwire");
   CHECK(c.url.value == kDefaultUrl);
   CHECK(c.url.source == "default");
   CHECK(c.token.empty());

@@ -207,12 +207,12 @@ TEST_CASE("postgres: a host that never answers is given up on; the URL or PGCONN
   SilentHost host;
   const std::string uri = "postgresql://meshwire@127.0.0.1:" + std::to_string(host.port) + "/m";
   const double by_url = SecondsToGiveUp(uri + "?connect_timeout=2");
-  CHECK(by_url >= 1.5);
+  CHECK(by_url >= 0.9);  // libpq counts whole seconds of time(): up to one less
   CHECK(by_url < 4.5);
   ::setenv("PGCONNECT_TIMEOUT", "2", 1);
   const double by_env = SecondsToGiveUp(uri);
   ::unsetenv("PGCONNECT_TIMEOUT");
-  CHECK(by_env >= 1.5);
+  CHECK(by_env >= 0.9);
   CHECK(by_env < 4.5);
 }
 

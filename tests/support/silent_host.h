@@ -6,6 +6,7 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +37,12 @@ class SilentHost {
   ~SilentHost() { ::close(fd_); }
   SilentHost(const SilentHost&) = delete;
   SilentHost& operator=(const SilentHost&) = delete;
+
+  /// Whether a connection came (and waits, never to be answered) within `ms`.
+  bool WaitForConnection(int ms) const {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+  }
 
   int port = 0;
 
