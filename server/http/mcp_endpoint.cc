@@ -134,29 +134,35 @@ bool IsMediaType(const std::string& content_type, std::string_view type) {
   return TrimLower(std::string_view(content_type).substr(0, content_type.find(';'))) == type;
 }
 
-/// Whether the Accept header allows `type` ("type/subtype"): a range that
-/// covers it (itself, "type/*" or "*/*") whose q is not 0. No header: yes.
+/// Whether the Accept header allows `type` ("type/subtype"): the q of the
+/// most specific range that covers it (itself, then "type/*", then "*/*")
+/// is not 0 (RFC 9110 12.5.1). No header: yes.
 bool Accepts(const HttpRequest& req, std::string_view type) {
   const std::string* accept = req.Header("Accept");
   if (!accept || accept->empty()) return true;
   const std::string major = std::string(type.substr(0, type.find('/'))) + "/*";
+  int best = 0;          // specificity of the range that decides: 3 exact, 2 type/*, 1 */*
+  bool refused = false;  // its q is 0 (or 0.0, 0.000)
   std::string_view rest = *accept;
   while (!rest.empty()) {
     const std::string_view item = rest.substr(0, rest.find(','));
     rest.remove_prefix(std::min(rest.size(), item.size() + 1));
     const std::string range = TrimLower(item.substr(0, item.find(';')));
-    if (range != type && range != major && range != "*/*") continue;
-    bool refused = false;  // q=0 (or 0.0, 0.000): "not acceptable"
+    const int specificity = range == type ? 3 : range == major ? 2 : range == "*/*" ? 1 : 0;
+    if (specificity == 0 || specificity < best) continue;
+    bool zero = false;
     for (std::string_view params = item.substr(std::min(item.size(), item.find(';'))); !params.empty();) {
       params.remove_prefix(1);  // the ';'
       const std::string_view param = params.substr(0, params.find(';'));
       params.remove_prefix(param.size());
       const std::string p = TrimLower(param);
-      if (p.rfind("q=", 0) == 0) refused = p.find_first_not_of("0.", 2) == std::string::npos;
+      if (p.rfind("q=", 0) == 0) zero = p.find_first_not_of("0.", 2) == std::string::npos;
     }
-    if (!refused) return true;
+    // Of two ranges equally specific, one that accepts wins.
+    refused = specificity > best ? zero : refused && zero;
+    best = specificity;
   }
-  return false;
+  return best > 0 && !refused;
 }
 
 }  // namespace

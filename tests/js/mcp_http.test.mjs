@@ -433,6 +433,8 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
     ["accept", "Application/JSON, text/event-stream", 200],
     ["accept", "*/*;q=0.1", 200],
     ["accept", "application/json;q=0, text/html", 406],
+    ["accept", "application/json;q=0, */*", 406], // the most specific range decides
+    ["accept", "application/*;q=0, application/json", 200],
   ]) {
     const r = await post(ping, { ...auth, "mcp-session-id": sid, [header]: value });
     assert.equal(r.status, status, `${header}: ${value}`);

@@ -894,6 +894,15 @@ test("push: Claude Code (clientInfo claude-code) is sent each message as notific
   assert.deepEqual(mcp.errors.map(String), []);
 });
 
+test("push: a relay URL no client can use is a tool error, never an abort of the server (it was std::terminate)", T, async () => {
+  const mcp = await startMcp({ name: "bad-url", clientName: "claude-code", url: `${fx.url}/a path` });
+  (fx.extra ??= []).push(mcp);
+  await sleep(300); // the push loop has started, after initialized
+  const status = await mcp.call("meshwire_status");
+  assertToolError(status, /has a path with characters a URL path cannot hold/);
+  await assertAlive(mcp);
+});
+
 test("push: a client declaring experimental claude/channel has pushed messages left out of get_messages; others get no push", T, async () => {
   const shows = await startMcp({ name: "push-shows", capabilities: { experimental: { "claude/channel": {} } } });
   const plain = await startMcp({ name: "push-plain" });
