@@ -108,6 +108,21 @@ Error NotPrinted(const std::string& problem) {
                    "; they are not acknowledged, so the next listen or wait gets them again.");
 }
 
+/// Acknowledges up to `printed` on a client of its own (`client` may be
+/// cancelled by now), within about 5 s: a relay that does not answer does
+/// not hold a stopping command. On failure the messages are delivered again.
+void AcknowledgeBestEffort(const RelayClient& client, CommandContext& ctx, const std::string& mesh,
+                           const std::string& agent_id, std::int64_t printed) {
+  try {
+    RelayClient ack(client.url(), ctx.config().token.value);
+    ack.SetDeadline(Clock::now() + std::chrono::seconds(3));  // and Call's 2 s for an answer due then
+    ack.Acknowledge(mesh, agent_id, printed);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "meshwire: could not acknowledge what was printed (%s); it will be delivered again.\n",
+                 Shown(e.what()).c_str());
+  }
+}
+
 /// Errors a retry cannot fix: stop and say so.
 bool Permanent(const Error& e) {
   return e.status() == 400 || e.status() == 401 || e.status() == 403 || e.status() == 404 ||
@@ -237,21 +252,6 @@ int RunSend(int argc, char** argv) {
   }
   return kExitOk;
 }
-
-namespace {
-/// Acknowledges up to `printed` on a client of its own (`client` may be
-/// cancelled by now), within 5 s: a relay that does not answer does not hold
-/// a stopping command. On failure the messages are delivered again.
-void AcknowledgeBestEffort(const RelayClient& client, CommandContext& ctx, const std::string& mesh,
-                           const std::string& agent_id, std::int64_t printed) {
-  try {
-    RelayClient(client.url(), ctx.config().token.value).Acknowledge(mesh, agent_id, printed, 5);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "meshwire: could not acknowledge what was printed (%s); it will be delivered again.\n",
-                 Shown(e.what()).c_str());
-  }
-}
-}  // namespace
 
 int RunListen(int argc, char** argv) {
   CLI::App app{"Print each message for this agent as it arrives, until Ctrl+C. Each message is "

@@ -363,24 +363,14 @@ PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agen
       Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s));
 }
 
-void RelayClient::Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after,
-                              int timeout_s) {
+void RelayClient::Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after) {
   const std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
                            "&wait=0&after=" + std::to_string(after) + "&limit=";
-  // One deadline for both attempts, connections included (Call adds 2 s to it).
-  const auto by = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(1, timeout_s - 2));
-  const auto previous = impl_->deadline;
-  if (!impl_->deadline || *impl_->deadline > by) impl_->deadline = by;
-  struct Restore {
-    std::optional<std::chrono::steady_clock::time_point>& slot;
-    std::optional<std::chrono::steady_clock::time_point> value;
-    ~Restore() { slot = value; }
-  } restore{impl_->deadline, previous};
   try {
-    Call(*impl_, url_, "GET", path + "0", nullptr, false, timeout_s);
+    Call(*impl_, url_, "GET", path + "0", nullptr, false, kReadTimeoutS);
   } catch (const Error& e) {
     if (e.status() != 400 || e.code() != "invalid_field") throw;
-    Call(*impl_, url_, "GET", path + "1", nullptr, false, timeout_s);  // a relay before limit=0
+    Call(*impl_, url_, "GET", path + "1", nullptr, false, kReadTimeoutS);  // a relay before limit=0
   }
 }
 

@@ -78,8 +78,8 @@ class RelayClient {
                   std::optional<std::int64_t> after, int wait_s, int limit = 100);
   /// Acknowledges everything up to `after` and reads nothing, so no later
   /// message is marked fetched (limit=0; a relay older than it takes
-  /// limit=1). `timeout_s` bounds the whole call.
-  void Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after, int timeout_s);
+  /// limit=1). SetDeadline bounds both attempts.
+  void Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after);
   PollAnswer History(const std::string& mesh_id, std::int64_t after, int limit = 100);
   std::pair<Message, std::vector<Receipt>> GetMessage(const std::string& mesh_id,
                                                       const std::string& message_id);

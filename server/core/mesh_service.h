@@ -86,6 +86,10 @@ class MeshService {
   /// As CheckAccess, but from storage, token included (401 once revoked):
   /// for requests that stay open while access may change.
   void Reauthorize(const Caller& caller, const std::string& mesh_id);
+  /// Whether Reauthorize's error says the caller lost the mesh (401, 403,
+  /// 404), so that what it holds open ends; a 503 or anything else says
+  /// nothing of its access.
+  static bool AccessLost(const Error& e) { return e.status() == 401 || e.status() == 403 || e.status() == 404; }
 
   // Meshes and members.
   Mesh CreateMesh(const Caller& caller, const std::string& name);

@@ -211,7 +211,7 @@ void EventHub::RecheckAccess() {
         recheck_pending_ = true;
         return;  // the rest too, at the next keep-alive: not each waiting for a connection now
       }
-      if (e.status() != 401 && e.status() != 403 && e.status() != 404) {
+      if (!MeshService::AccessLost(e)) {
         spdlog::warn("checking an event stream's access: {}", e.what());
         continue;
       }

@@ -783,7 +783,7 @@ void McpEndpoint::RecheckAccess() {
           recheck_later_ = true;
           return;
         }
-        if (e.status() != 401 && e.status() != 403 && e.status() != 404) {
+        if (!MeshService::AccessLost(e)) {
           spdlog::warn("checking an MCP session's access: {}", e.what());
           continue;
         }
