@@ -119,18 +119,20 @@ json ReadMeshJson(const fs::path& path) {
   return current;
 }
 
-/// Writes .mesh.json: `current` (ReadMeshJson's) with `fields` merged in;
-/// true when it changed.
-/// Writes `fields` into the workspace's .mesh.json (`current`, its content
-/// or {}); what it did, as the harness files say it: "created", "updated" or
-/// "unchanged".
-std::string WriteMeshJson(const fs::path& path, const json& current, const json& fields) {
+/// What init does to .mesh.json: `action` as the harness files say it
+/// ("created", "updated" or "unchanged") and, unless unchanged, the new
+/// `text`: `current` (ReadMeshJson's, {} when there is none) with `fields`
+/// merged in.
+struct MeshJsonChange {
+  std::string action;
+  std::string text;
+};
+MeshJsonChange PlanMeshJson(const fs::path& path, const json& current, const json& fields) {
   json merged = current;
   for (auto& [k, v] : fields.items()) merged[k] = v;
   const bool existed = fs::exists(path);
-  if (merged == current && existed) return "unchanged";
-  WriteFileAtomic(path, merged.dump(2) + "\n", 0644);
-  return existed ? "updated" : "created";
+  if (merged == current && existed) return {"unchanged", ""};
+  return {existed ? "updated" : "created", merged.dump(2) + "\n"};
 }
 
 /// The agent name for a teammate whose workspace names another user's
@@ -337,7 +339,6 @@ int RunInit(int argc, char** argv) {
     if (listed_is_teammates && OwnAgentName(c, listed) != agent_name) {
       SaveOwnAgentName(c.home, mesh, listed, agent_name);
     }
-    HarnessResult result = harness->generate(hc);
     // A teammate's init leaves the committed file as it is: its agent name,
     // and its harness (this user's may differ).
     const auto listed_harness = mesh_json.find("harness");
@@ -350,7 +351,11 @@ int RunInit(int argc, char** argv) {
                    {"agent_name", shared_name},
                    {"harness", shared_harness}};
     const fs::path mesh_json_path = workspace / ".mesh.json";
-    const std::string mesh_json_action = WriteMeshJson(mesh_json_path, mesh_json, fields);
+    const MeshJsonChange mesh_json_change = PlanMeshJson(mesh_json_path, mesh_json, fields);
+    const std::string& mesh_json_action = mesh_json_change.action;
+    // .mesh.json is written with the harness's files, all or none of them.
+    if (!mesh_json_change.text.empty()) hc.also_write.push_back({mesh_json_path.string(), mesh_json_change.text});
+    HarnessResult result = harness->generate(hc);
 
     if (ctx.json()) {
       json files = json::array({{{"path", mesh_json_path.string()}, {"action", mesh_json_action}, {"backup", ""}}});

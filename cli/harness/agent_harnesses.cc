@@ -125,11 +125,11 @@ HarnessResult GenerateCopilot(const HarnessContext& ctx) {
            "import { createCopilotExtension } from \"./meshwire-extension.mjs\";\n"
            "\n"
            "await createCopilotExtension({ joinSession });\n");
-  return plan.Apply(
+  return plan.Apply(ctx,
       {"Every Copilot CLI session now has the MeshWire tools (meshwire_send_message, "
        "meshwire_get_messages, ...; /mcp lists the server).",
        "To also have messages from other agents appear in the conversation as they arrive, turn "
-       "on Copilot's extensions once: `copilot --experimental`."}, !ctx.dry_run);
+       "on Copilot's extensions once: `copilot --experimental`."});
 }
 
 HarnessResult GenerateHermes(const HarnessContext& ctx) {
@@ -143,7 +143,7 @@ HarnessResult GenerateHermes(const HarnessContext& ctx) {
                  MeshwireServer(ctx, Scope::kUserWide));
   plan.Put((hermes / "skills" / "meshwire" / "SKILL.md").string(), SkillFile());
   PlanGitignore(ctx, plan);
-  return plan.Apply({"Source .env.meshwire in your Hermes startup script."}, !ctx.dry_run);
+  return plan.Apply(ctx, {"Source .env.meshwire in your Hermes startup script."});
 }
 
 HarnessResult GeneratePi(const HarnessContext& ctx) {
@@ -157,10 +157,10 @@ HarnessResult GeneratePi(const HarnessContext& ctx) {
   PlanGitignore(ctx, plan);
   // Pi loads a project's .pi/extensions only once the project is trusted; in
   // print mode (-p) an untrusted project is skipped without a word.
-  return plan.Apply({"Start Pi in " + ctx.workspace_dir +
+  return plan.Apply(ctx, {"Start Pi in " + ctx.workspace_dir +
                      " (the extension reads .env.meshwire itself) and trust the project when Pi "
                      "asks: Pi loads a project's extensions only in trusted projects (for `pi -p`, "
-                     "add --approve)."}, !ctx.dry_run);
+                     "add --approve)."});
 }
 
 }  // namespace meshwire::cli::harness_internal

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 namespace meshwire::cli::harness_internal {
 
@@ -41,54 +42,68 @@ std::string Errno() {
   return std::strerror(errno);
 }
 
-/// Writes `content` to `target` through a temporary file in the same folder
-/// and rename(), so readers see the old file or the new one, never a part.
-void WriteAtomically(const fs::path& target, std::string_view content, unsigned mode) {
-  const fs::path dir = target.parent_path();
-  std::error_code ec;
-  if (!dir.empty()) fs::create_directories(dir, ec);
-  if (ec) {
-    throw HarnessError("Cannot create the folder " + dir.string() + ": " + ec.message() +
-                       "; check its permissions.");
-  }
-  std::string tmp = (dir / ("." + target.filename().string() + ".meshwire-XXXXXX")).string();
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) {
-    throw HarnessError("Cannot write " + target.string() + ": " + Errno() +
-                       "; check that you can write to " + dir.string() + ".");
-  }
-  auto fail = [&](const std::string& what) {
-    std::string reason = Errno();
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw HarnessError("Cannot " + what + " " + target.string() + ": " + reason +
-                       "; check the disk and the folder's permissions.");
-  };
-  const char* data = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write");
+/// A new content for `target`, written and flushed to a temporary file in
+/// the same folder; Commit() renames it into place, so readers see the old
+/// file or the new one, never a part. Removed if never committed.
+class StagedFile {
+ public:
+  StagedFile(fs::path target, std::string_view content, unsigned mode) : target_(std::move(target)) {
+    const fs::path dir = target_.parent_path();
+    std::error_code ec;
+    if (!dir.empty()) fs::create_directories(dir, ec);
+    if (ec) {
+      throw HarnessError("Cannot create the folder " + dir.string() + ": " + ec.message() +
+                         "; check its permissions.");
     }
-    data += n;
-    left -= static_cast<size_t>(n);
+    tmp_ = (dir / ("." + target_.filename().string() + ".meshwire-XXXXXX")).string();
+    int fd = ::mkstemp(tmp_.data());
+    if (fd < 0) {
+      tmp_.clear();
+      throw HarnessError("Cannot write " + target_.string() + ": " + Errno() +
+                         "; check that you can write to " + dir.string() + ".");
+    }
+    auto fail = [&](const std::string& what) {
+      std::string reason = Errno();
+      ::close(fd);
+      throw HarnessError("Cannot " + what + " " + target_.string() + ": " + reason +
+                         "; check the disk and the folder's permissions.");
+    };
+    const char* data = content.data();
+    size_t left = content.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd, data, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail("write");
+      }
+      data += n;
+      left -= static_cast<size_t>(n);
+    }
+    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("set the mode of");
+    if (::fsync(fd) != 0) fail("flush");
+    if (::close(fd) != 0) {
+      throw HarnessError("Cannot write " + target_.string() + ": " + Errno() + ".");
+    }
   }
-  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) fail("set the mode of");
-  if (::fsync(fd) != 0) fail("flush");
-  if (::close(fd) != 0) {
-    std::string reason = Errno();
-    ::unlink(tmp.c_str());
-    throw HarnessError("Cannot write " + target.string() + ": " + reason + ".");
+  StagedFile(StagedFile&& other) noexcept
+      : target_(std::move(other.target_)), tmp_(std::exchange(other.tmp_, {})) {}
+  StagedFile& operator=(StagedFile&&) = delete;
+  ~StagedFile() {
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
   }
-  if (::rename(tmp.c_str(), target.c_str()) != 0) {
-    std::string reason = Errno();
-    ::unlink(tmp.c_str());
-    throw HarnessError("Cannot replace " + target.string() + ": " + reason +
-                       "; check that you can write to " + dir.string() + ".");
+
+  void Commit() {
+    if (::rename(tmp_.c_str(), target_.c_str()) != 0) {
+      throw HarnessError("Cannot replace " + target_.string() + ": " + Errno() +
+                         "; check that you can write to " + target_.parent_path().string() + ".");
+    }
+    tmp_.clear();
   }
-}
+
+ private:
+  fs::path target_;
+  std::string tmp_;  // empty once renamed (or never made)
+};
 
 /// The file a write to `path` must replace: the target of a symbolic link
 /// (so the link survives), else `path` itself.
@@ -481,8 +496,11 @@ BackupPlace PlaceBackup(const fs::path& target, const std::string& content, bool
   return {backup, false};
 }
 
-HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) const {
+HarnessResult FilePlan::Apply(const HarnessContext& ctx, std::vector<std::string> next_steps) const {
+  const bool write = !ctx.dry_run;
   HarnessResult result;
+  std::vector<StagedFile> staged;  // renamed into place once every one is written
+  std::vector<std::pair<fs::path, unsigned>> chmods;
   for (const Planned& file : files_) {
     const fs::path target = WriteTarget(file.path);
     const unsigned new_file_mode = kDefaultMode & ~ProcessUmask();
@@ -490,12 +508,7 @@ HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) c
     FileChange change{file.path, "unchanged", ""};
     if (file.old_content && *file.old_content == file.new_content) {
       if (file.mode && current_mode != *file.mode) {
-        if (write && ::chmod(target.c_str(), static_cast<mode_t>(*file.mode)) != 0) {
-          char octal[8];
-          std::snprintf(octal, sizeof octal, "%o", *file.mode);
-          throw HarnessError("Cannot set the mode of " + file.path + ": " + Errno() +
-                             "; run chmod " + octal + " " + file.path + ".");
-        }
+        chmods.emplace_back(target, *file.mode);
         change.action = "updated";
       }
       result.files.push_back(std::move(change));
@@ -506,14 +519,29 @@ HarnessResult FilePlan::Apply(std::vector<std::string> next_steps, bool write) c
       // A file of meshwire's own with a set mode (the token's) keeps one
       // backup, as private as the file: earlier tokens do not pile up.
       const BackupPlace backup = PlaceBackup(target, *file.old_content, /*single=*/file.mode.has_value());
-      if (write && !backup.exists) WriteAtomically(backup.path, *file.old_content, mode);
+      if (write && !backup.exists) staged.emplace_back(backup.path, *file.old_content, mode);
       change.backup = backup.path.string();
       change.action = "updated";
     } else {
       change.action = "created";
     }
-    if (write) WriteAtomically(target, file.new_content, mode);
+    if (write) staged.emplace_back(target, file.new_content, mode);
     result.files.push_back(std::move(change));
+  }
+  if (write) {
+    for (const HarnessContext::ExtraFile& extra : ctx.also_write) {
+      const fs::path target = WriteTarget(extra.path);
+      staged.emplace_back(target, extra.content, ModeOr(target, kDefaultMode & ~ProcessUmask()));
+    }
+    for (const auto& [target, mode] : chmods) {
+      if (::chmod(target.c_str(), static_cast<mode_t>(mode)) != 0) {
+        char octal[8];
+        std::snprintf(octal, sizeof octal, "%o", mode);
+        throw HarnessError("Cannot set the mode of " + target.string() + ": " + Errno() + "; run chmod " +
+                           octal + " " + target.string() + ".");
+      }
+    }
+    for (StagedFile& file : staged) file.Commit();
   }
   result.next_steps = notes_;
   result.next_steps.insert(result.next_steps.end(), next_steps.begin(), next_steps.end());

@@ -131,15 +131,17 @@ class FilePlan {
   void EnsureLines(const std::string& path, const std::vector<std::string>& lines,
                    std::string_view comment);
 
-  /// Writes the planned files in order: unchanged ones are left alone, a
-  /// changed existing file is first copied to PATH.bak (same mode), every
-  /// file is replaced atomically (temporary file + rename) and parent
-  /// folders are created. A symbolic link stays a link: its target is
-  /// written. Returns every planned file with its action, then the notes
+  /// Writes the planned files, then `ctx.also_write`, in two steps: each
+  /// new content (and the PATH.bak copy of a changed existing file, same
+  /// mode) goes to a temporary file beside its target and is flushed; only
+  /// when every one is written are they renamed into place, in order. So a
+  /// failure leaves every file as it was. Unchanged files are left alone;
+  /// parent folders are created; a symbolic link stays a link (its target is
+  /// written). Returns every planned file with its action, then the notes
   /// gathered while planning followed by `next_steps`. Throws HarnessError
-  /// when a file cannot be written. With `write` false (a dry run) nothing
-  /// is written and the actions are those a real run would take.
-  HarnessResult Apply(std::vector<std::string> next_steps, bool write) const;
+  /// when a file cannot be written. With `ctx.dry_run` nothing is written and
+  /// the actions are those a real run would take.
+  HarnessResult Apply(const HarnessContext& ctx, std::vector<std::string> next_steps) const;
 
  private:
   using ServerMerger = std::string (*)(const std::string&, const std::string&, EntryPath,

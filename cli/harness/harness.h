@@ -13,7 +13,7 @@
 // - reports every file it touched, in order.
 // Failures (unreadable or invalid existing file, no permission) throw
 // HarnessError with a sentence that names the file and what to do; nothing
-// is half-written (files are replaced atomically).
+// is half-written (no file is replaced until every one has been written).
 #pragma once
 
 #include <span>
@@ -54,6 +54,16 @@ struct HarnessContext {
   // {"meshwire"} when PATH finds this very executable by that name, so the
   // file holds no path of this machine; empty: `launcher`.
   std::vector<std::string> workspace_launcher;
+  // Files init writes in the same step as the harness's own (.mesh.json):
+  // exactly `content`, 0644 when new, no backup, not listed in
+  // HarnessResult::files. Every file of the step is first written and flushed
+  // beside its target; only then are they renamed into place, so a failure
+  // (a full disk) leaves every one of them as it was.
+  struct ExtraFile {
+    std::string path;
+    std::string content;
+  };
+  std::vector<ExtraFile> also_write;
 };
 
 struct FileChange {

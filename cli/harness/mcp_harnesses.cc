@@ -30,10 +30,10 @@ HarnessResult JsonHarness(const HarnessContext& ctx, const std::string& path, En
   if (ctx.remote) {
     if (!remote) RefuseRemote(ctx, client);
     plan.MergeJson(path, at, RemoteServer(ctx, remote->type, remote->url_key, remote->token_ref));
-    return plan.Apply({std::move(next_step), RemoteTokenStep(ctx, client)}, !ctx.dry_run);
+    return plan.Apply(ctx, {std::move(next_step), RemoteTokenStep(ctx, client)});
   }
   plan.MergeJson(path, at, MeshwireServer(ctx, scope, std::move(type)));
-  return plan.Apply({std::move(next_step)}, !ctx.dry_run);
+  return plan.Apply(ctx, {std::move(next_step)});
 }
 
 // Each client's own way to read an environment variable in its config file.
@@ -114,8 +114,8 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
     // Gemini expands $NAME in settings.json from its own environment.
     plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers,
                    RemoteServer(ctx, kGeminiRemote.type, kGeminiRemote.url_key, kGeminiRemote.token_ref));
-    return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).",
-                       GeminiTrustStep(ctx), RemoteTokenStep(ctx, "Gemini CLI")}, !ctx.dry_run);
+    return plan.Apply(ctx, {"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).",
+                       GeminiTrustStep(ctx), RemoteTokenStep(ctx, "Gemini CLI")});
   }
   McpServer server = MeshwireServer(ctx, Scope::kUserWide);
   // Gemini CLI drops every variable whose name holds TOKEN (KEY, SECRET, ...)
@@ -126,7 +126,7 @@ HarnessResult GenerateGemini(const HarnessContext& ctx) {
   server.env.emplace_back("MESHWIRE_TOKEN", "$MESHWIRE_TOKEN");
   FilePlan plan;
   plan.MergeJson(InHome(ctx, fs::path(".gemini") / "settings.json"), kMcpServers, server);
-  return plan.Apply({"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).", GeminiTrustStep(ctx)}, !ctx.dry_run);
+  return plan.Apply(ctx, {"Restart Gemini CLI to load the MeshWire MCP server (/mcp lists it).", GeminiTrustStep(ctx)});
 }
 
 HarnessResult GenerateCodex(const HarnessContext& ctx) {
@@ -138,8 +138,8 @@ HarnessResult GenerateCodex(const HarnessContext& ctx) {
     server.bearer_env = "MESHWIRE_TOKEN";  // Codex sends `Authorization: Bearer $MESHWIRE_TOKEN`
     FilePlan plan;
     plan.MergeToml((codex_home / "config.toml").string(), {"mcp_servers", kServerName}, server);
-    return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it).",
-                       RemoteTokenStep(ctx, "Codex")}, !ctx.dry_run);
+    return plan.Apply(ctx, {"Restart Codex to load the MeshWire MCP server (/mcp lists it).",
+                       RemoteTokenStep(ctx, "Codex")});
   }
   McpServer server = MeshwireServer(ctx, Scope::kUserWide);
   // Codex gives MCP servers only HOME, PATH, USER and a few more of its own
@@ -149,7 +149,7 @@ HarnessResult GenerateCodex(const HarnessContext& ctx) {
   FilePlan plan;
   const fs::path codex = ToolHome(ctx, ctx.codex_home, ".codex");
   plan.MergeToml((codex / "config.toml").string(), {"mcp_servers", kServerName}, server);
-  return plan.Apply({"Restart Codex to load the MeshWire MCP server (/mcp lists it)."}, !ctx.dry_run);
+  return plan.Apply(ctx, {"Restart Codex to load the MeshWire MCP server (/mcp lists it)."});
 }
 
 }  // namespace meshwire::cli::harness_internal

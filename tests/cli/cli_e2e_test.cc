@@ -1030,6 +1030,37 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(typed.err.find(".mesh.json: \"agent_name\" must be a string; ignoring it.") != std::string::npos);
 }
 
+TEST_CASE("init that cannot write one of its files leaves every file as it was, .mesh.json included") {
+  World w;
+  std::string mesh = w.CreateAndUseMesh();
+  UserMachine& m = w.machine;
+  const fs::path copilot = fs::path(m.home) / ".copilot";
+  fs::create_directories(copilot);
+  std::ofstream(copilot / "mcp-config.json") << R"({"mcpServers": {"other": {"command": "x"}}})";
+  // The extension's folder cannot be made (a file is in its way, which stops
+  // root as well): mcp-config.json comes first in the plan and was written
+  // before, leaving a half-wired workspace.
+  std::ofstream(copilot / "extensions") << "in the way\n";
+  CommandResult r = m.Mw({"init", "--harness", "copilot", "--mesh", mesh}, {"MESHWIRE_TOKEN=" + w.token});
+  CHECK(r.code == 2);
+  CHECK(OneSentence(r.err));
+  CHECK_MESSAGE(r.err.find("Cannot create the folder " + (copilot / "extensions").string()) != std::string::npos,
+                r.err);
+  CHECK_FALSE(fs::exists(fs::path(m.workspace) / ".mesh.json"));
+  CHECK(Slurp(copilot / "mcp-config.json") == R"({"mcpServers": {"other": {"command": "x"}}})");
+  for (const auto& entry : fs::directory_iterator(copilot)) {
+    CHECK_MESSAGE((entry.path().filename() == "mcp-config.json" || entry.path().filename() == "extensions"),
+                  "left behind: " << entry.path());
+  }
+  // Once the way is clear, the same command wires everything.
+  fs::remove(copilot / "extensions");
+  CommandResult again = m.Mw({"init", "--harness", "copilot", "--mesh", mesh}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE_MESSAGE(again.code == 0, again.err);
+  CHECK(json::parse(Slurp(fs::path(m.workspace) / ".mesh.json"))["harness"] == "copilot");
+  CHECK(json::parse(Slurp(copilot / "mcp-config.json"))["mcpServers"].contains("meshwire"));
+  CHECK(fs::exists(copilot / "extensions/meshwire/extension.mjs"));
+}
+
 TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their own and leaves the shared files") {
   World w;
   const std::string mesh = w.CreateAndUseMesh();

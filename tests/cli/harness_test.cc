@@ -794,6 +794,30 @@ TEST_CASE("copilot writes the MCP entry, the extension module and its entry unde
   CHECK(Backups(f.ctx.home_dir).empty());
 }
 
+TEST_CASE("no file is replaced until every one is written: init's own files included") {
+  Fixture f;
+  const std::string config = f.Home(".copilot/mcp-config.json");
+  Write(config, "{}\n");
+  Write(f.Home(".copilot/extensions"), "in the way\n");  // the extension's folder cannot be made
+  const std::string mesh_json = f.Work(".mesh.json");
+  f.ctx.also_write.push_back({mesh_json, "{\"mesh_id\": \"m\"}\n"});
+  CHECK_THROWS_WITH_AS(f.Run("copilot"), doctest::Contains("Cannot create the folder"), HarnessError);
+  CHECK(Read(config) == "{}\n");
+  CHECK(Backups(f.ctx.home_dir).empty());
+  CHECK_FALSE(fs::exists(mesh_json));
+  std::vector<std::string> left;
+  for (const auto& entry : fs::recursive_directory_iterator(f.tmp.path())) {
+    if (entry.path().filename().string().find(".meshwire-") != std::string::npos) left.push_back(entry.path());
+  }
+  CHECK_MESSAGE(left.empty(), "temporary files left: " << left.size());
+
+  fs::remove(f.Home(".copilot/extensions"));
+  HarnessResult result = f.Run("copilot");
+  CHECK(result.files.size() == 3);  // init's own files are not listed
+  CHECK(Read(mesh_json) == "{\"mesh_id\": \"m\"}\n");
+  CHECK(Read(config + ".bak") == "{}\n");
+}
+
 TEST_CASE("copilot follows COPILOT_HOME") {
   Fixture f;
   f.ctx.copilot_home = f.tmp / "copilot home";
