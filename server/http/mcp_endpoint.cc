@@ -78,8 +78,8 @@ std::string StringField(const nlohmann::json& o, const char* key, const std::str
   return it->is_string() ? it->get<std::string>() : std::string();
 }
 
-HttpResponse RefuseError(const Error& e) {
-  HttpResponse r = Refuse(e.status(), e.what(), e.code());
+HttpResponse RefuseError(const Error& e, const nlohmann::json& id = nullptr) {
+  HttpResponse r = Refuse(e.status(), e.what(), e.code(), id);
   if (e.retry_after() > 0) r.Header("Retry-After", std::to_string(e.retry_after()));
   return r;
 }
@@ -267,6 +267,7 @@ McpEndpoint::SessionPtr McpEndpoint::Find(const HttpRequest& req, const Caller& 
 McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::string& mesh_id,
                                           const HttpRequest& req, const std::string& stateless_key) {
   SessionPtr session = NewSession(caller, mesh_id, req, stateless_key);
+  session->tools->RegisterAgent();
   Register(session);
   return session;
 }
@@ -437,9 +438,10 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
               HttpResponse::Json(200, answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
           if (opening && answer.contains("result")) {
             try {
+              opening->tools->RegisterAgent();
               Register(opening);
-            } catch (const Error& e) {  // the relay is stopping: said in JSON-RPC, as every refusal here
-              return ex->Respond(Refuse(e.status(), e.what(), e.code(), id));
+            } catch (const Error& e) {  // a taken name, the relay stopping: in JSON-RPC, as every refusal here
+              return ex->Respond(RefuseError(e, id));
             }
             r.Header(kSessionHeader, opening->id);
           }

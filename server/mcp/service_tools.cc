@@ -32,7 +32,9 @@ ServiceTools::ServiceTools(MeshService& service, Caller caller, std::string mesh
       caller_(std::move(caller)),
       mesh_id_(std::move(mesh_id)),
       agent_name_(std::move(agent_name)),
-      url_(std::move(url)) {
+      url_(std::move(url)) {}
+
+void ServiceTools::RegisterAgent() {
   agent_id_ = service_.RegisterAgent(caller_, mesh_id_, agent_name_, "mcp").agent.agent_id;
 }
 

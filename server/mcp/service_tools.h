@@ -26,11 +26,15 @@ class ServiceTools final : public mcp::ToolSet {
   /// 60 s): the one tools.json states.
   static constexpr int kMaxWaitS = kToolsMaxWaitS;
 
-  /// Registers (or finds) the agent `agent_name` of `mesh_id` for `caller`;
-  /// throws meshwire::Error when the caller may not. `url`: the relay as
-  /// clients reach it (meshwire_status says it).
+  /// The tools of agent `agent_name` of `mesh_id` for `caller`, who must
+  /// RegisterAgent() before the first call. `url`: the relay as clients
+  /// reach it (meshwire_status says it).
   ServiceTools(MeshService& service, Caller caller, std::string mesh_id,
                std::string agent_name, std::string url);
+  /// Registers (or finds) the agent, once the session's initialize has
+  /// succeeded (a refused one registers nothing); throws meshwire::Error
+  /// when the caller may not (a name another user's agent has: 409).
+  void RegisterAgent();
 
   const Json& Definitions() const override;
   void Call(const std::string& name, const Json& arguments,

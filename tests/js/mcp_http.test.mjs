@@ -82,8 +82,8 @@ const agentsByName = async () =>
 const historyCount = async () => (await rest(fx.url, fx.token, "GET", `${m()}/messages?limit=1000`)).messages.length;
 
 // A raw POST to the endpoint: { status, headers, body }.
-async function post(body, headers = {}, mesh = fx.meshId) {
-  const response = await fetch(`${fx.url}/mesh/${mesh}/mcp`, {
+async function post(body, headers = {}, mesh = fx.meshId, query = "") {
+  const response = await fetch(`${fx.url}/mesh/${mesh}/mcp${query}`, {
     method: "POST",
     headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -463,17 +463,18 @@ test("GET opens the session's event stream; DELETE ends the session (then 404)",
   assert.equal(r.status, 404);
 });
 
-test("a refused initialize opens no session: 40 of them leave the token's working session alone", T, async () => {
+test("a refused initialize opens no session and registers no agent: 40 of them leave the token's working session alone", T, async () => {
   const auth = { authorization: `Bearer ${fx.token}` };
   const working = await post(initialize(), auth);
   const sid = working.headers.get("mcp-session-id");
   assert.ok(sid);
   for (let i = 0; i < 40; i++) {
     const bad = i % 2 ? { ...initialize(i + 10), id: null } : { ...initialize(i + 10), params: { protocolVersion: 5 } };
-    const r = await post(bad, auth);
+    const r = await post(bad, auth, fx.meshId, "?agent=refused-agent");
     assert.ok(r.body.error, `refused: ${JSON.stringify(r.body)}`);
     assert.equal(r.headers.get("mcp-session-id"), null, "no session for a refused initialize");
   }
+  assert.equal((await agentsByName())["refused-agent"], undefined, "a refused initialize registers no agent");
   const ping = await post({ jsonrpc: "2.0", id: 2, method: "ping" }, { ...auth, "mcp-session-id": sid });
   assert.equal(ping.status, 200, "the token's 32-session cap was not filled by refused ones");
 });
