@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -129,13 +128,10 @@ int RunAdmin(int argc, char** argv) {
       }
       scope = mesh;
     }
-    std::signal(SIGPIPE, SIG_IGN);  // a reader that left: revoke (below), do not die holding a live token
     CreatedToken t = MeshService::IssueToken(*store, clock, user, name, scope);
-    std::printf("%s\n", t.secret.c_str());
-    if (std::string problem = StdoutProblem(); !problem.empty()) {  // nobody has it: not left live
-      store->RevokeToken(user, t.token.id);
-      std::fprintf(stderr, "meshwire: the token could not be shown: %s. It was revoked.\n", problem.c_str());
-      return kExitError;
+    if (auto lost = HandOutToken(t.secret, t.token.id, [&] { store->RevokeToken(user, t.token.id); },
+                                 "revoke it with `meshwire token revoke " + t.token.id + "` as " + user)) {
+      return Fail(*lost);
     }
     std::fprintf(stderr, "Created token %s for user %s. Export it: export MESHWIRE_TOKEN=...\n",
                  t.token.id.c_str(), user.c_str());

@@ -1,5 +1,4 @@
 // `meshwire mesh create|use|list|delete|members` and `meshwire token create|list|revoke`.
-#include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -141,27 +140,13 @@ int RunToken(int argc, char** argv) {
     if (*create) {
       std::optional<std::string> scope;
       if (!mesh.empty()) scope = mesh;
-      // A reader that left must not kill this process before it revokes
-      // the token nobody received: its write fails (EPIPE) instead.
-      std::signal(SIGPIPE, SIG_IGN);
       NewTokenAnswer t = client.CreateToken(name, scope);
-      if (ctx.json()) {
-        PrintJson({{"id", t.id}, {"token", t.token}});
-      } else {
-        // The token alone on stdout, so `export MESHWIRE_TOKEN=$(meshwire token
-        // create ...)` works (as admin token create); the rest on stderr.
-        std::printf("%s\n", t.token.c_str());
-      }
-      // A token nobody could read is revoked, not left live.
-      if (std::string problem = StdoutProblem(); !problem.empty()) {
-        try {
-          client.RevokeToken(t.id);
-        } catch (const Error& e) {
-          return Fail(Error(1, "output_failed", "Created token " + t.id + " but " + problem +
-                                                    ", and could not revoke it (" + e.what() +
-                                                    "): revoke it with `meshwire token revoke " + t.id + "`."));
-        }
-        return Fail(Error(1, "output_failed", "The token could not be shown: " + problem + ". It was revoked."));
+      // The token alone on stdout, so `export MESHWIRE_TOKEN=$(meshwire token
+      // create ...)` works (as admin token create); the rest on stderr.
+      const std::string shown = ctx.json() ? json{{"id", t.id}, {"token", t.token}}.dump() : t.token;
+      if (auto lost = HandOutToken(shown, t.id, [&] { client.RevokeToken(t.id); },
+                                   "revoke it with `meshwire token revoke " + t.id + "`")) {
+        return Fail(*lost);
       }
       if (ctx.json()) return kExitOk;
       std::fprintf(stderr, "%s Created token %s%s. It is shown only this once: store it now (e.g. as a CI "

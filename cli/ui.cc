@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,21 @@ std::string StdoutProblem() {
   // errno is that of this flush; an earlier one's failure only left the flag.
   if (errno == 0) return "could not write to standard output";
   return "could not write to standard output (" + std::string(std::strerror(errno)) + ")";
+}
+
+std::optional<Error> HandOutToken(const std::string& text, const std::string& id,
+                                  const std::function<void()>& revoke, const std::string& revoke_hint) {
+  std::signal(SIGPIPE, SIG_IGN);  // a reader that left: the write fails (EPIPE) instead of killing us
+  std::printf("%s\n", text.c_str());
+  const std::string problem = StdoutProblem();
+  if (problem.empty()) return std::nullopt;
+  try {
+    revoke();
+  } catch (const std::exception& e) {
+    return Error(1, "output_failed", "Created token " + id + " but " + problem + ", and could not revoke it (" +
+                                         e.what() + "): " + revoke_hint + ".");
+  }
+  return Error(1, "output_failed", "The token could not be shown: " + problem + ". It was revoked.");
 }
 
 std::string Ui::Ok() const { return fancy_ ? "\033[32m✓\033[0m" : "OK"; }

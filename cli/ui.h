@@ -3,7 +3,9 @@
 // logs and pipes stay readable. Errors are one sentence on stderr.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +47,16 @@ void PrintJson(const nlohmann::json& j);
 /// acknowledges or hands out something on the strength of having printed it
 /// (listen, wait, token create) asks first.
 std::string StdoutProblem();
+
+/// Hands out a new token: prints `text` (its secret, or --json's object)
+/// alone on stdout, so `$(meshwire token create ...)` takes it. When nobody
+/// could read it (a reader that left: SIGPIPE is ignored from here on, so
+/// the process lives to say so; a full disk), calls `revoke`, so that no
+/// token nobody has stays live, and returns Error 1 `output_failed` saying
+/// so, or how to revoke token `id` by hand (`revoke_hint`, "revoke it with ...")
+/// when `revoke` failed. nullopt once it was written.
+std::optional<Error> HandOutToken(const std::string& text, const std::string& id,
+                                  const std::function<void()>& revoke, const std::string& revoke_hint);
 
 /// The exit code the contract gives `error`: 3 unreachable relay, 4 timed
 /// out, 2 for configuration and usage problems (status 2), else 1.
