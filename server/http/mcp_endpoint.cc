@@ -176,13 +176,27 @@ McpEndpoint::McpEndpoint(MeshService& service, const Clock& clock, McpEndpointOp
     auto next = std::chrono::steady_clock::now() + period;
     std::unique_lock lock(mu_);
     while (!stopping_) {
-      cv_.wait_until(lock, next, [&] { return stopping_ || recheck_; });
+      cv_.wait_until(lock, next,
+                     [&] { return stopping_ || recheck_all_ || !recheck_meshes_.empty() || !to_end_.empty(); });
       if (stopping_) break;
-      const bool recheck = std::exchange(recheck_, false);
+      const std::vector<SessionPtr> to_end = std::exchange(to_end_, {});
+      const std::set<std::string> meshes = std::exchange(recheck_meshes_, {});
+      const bool recheck_all = std::exchange(recheck_all_, false);
       const bool due = std::chrono::steady_clock::now() >= next;
       if (due) next = std::chrono::steady_clock::now() + period;
       lock.unlock();
-      if (recheck) RecheckAccess();
+      for (const SessionPtr& s : to_end) {
+        // Its next request is 404 (session ended), then 401 or 403 as it
+        // initializes again; its stream closes, and nothing more is pushed.
+        spdlog::info("MCP session of token {} on mesh {} ended: its token or agent is gone", s->token_id,
+                     s->mesh_id);
+        End(s, /*cancel_calls=*/true);
+      }
+      if (recheck_all) {
+        RecheckAccess();
+      } else if (!meshes.empty()) {
+        RecheckAccess(&meshes);
+      }
       if (due) Housekeeping();
       lock.lock();
     }
@@ -512,13 +526,27 @@ bool McpEndpoint::Watches(const std::string& mesh_id) const {
 
 void McpEndpoint::OnEvent(const WakeEvent& event) {
   if (event.kind == WakeEvent::Kind::kAccessChanged) {
-    // A revoked token or a removed member: its sessions end (RecheckAccess,
-    // on the housekeeping thread: it may read storage; this is a commit's).
+    // The sessions of a revoked token, of a deleted agent or of a removed
+    // member's agents, as the event names them (Waiters end parked polls
+    // the same way), end on the housekeeping thread: this is a commit's.
+    // Storage judges only what the event leaves unnamed.
+    const WakeEvent::Ended& ended = event.ended;
     std::lock_guard lock(mu_);
-    if (!sessions_.empty()) {
-      recheck_ = true;
-      cv_.notify_all();
+    if (sessions_.empty()) return;
+    for (const auto& [id, s] : sessions_) {
+      const bool agent_gone = s->mesh_id == ended.mesh_id &&
+                              std::find(ended.agent_ids.begin(), ended.agent_ids.end(), s->tools->agent_id()) !=
+                                  ended.agent_ids.end();
+      if (agent_gone || (!ended.token_id.empty() && s->token_id == ended.token_id)) to_end_.push_back(s);
     }
+    if (event.trust_cache == true) {
+      recheck_all_ = true;  // back from a time this node may have missed other nodes' changes
+    } else if (!ended.mesh_id.empty() && ended.agent_ids.empty()) {
+      recheck_meshes_.insert(ended.mesh_id);  // a deleted mesh (or a list of agents too long for the bus)
+    } else if (ended.mesh_id.empty() && ended.token_id.empty() && !event.trust_cache) {
+      recheck_all_ = true;  // agents removed by retention: the event names none
+    }
+    cv_.notify_all();
     return;
   }
   if (event.kind != WakeEvent::Kind::kMessage || !event.message) return;
@@ -750,11 +778,13 @@ void McpEndpoint::CancelOnHangUp(const ExchangePtr& ex, const SessionPtr& sessio
   });
 }
 
-void McpEndpoint::RecheckAccess() {
+void McpEndpoint::RecheckAccess(const std::set<std::string>* meshes) {
   std::vector<SessionPtr> all;
   {
     std::lock_guard lock(mu_);
-    for (auto& [id, s] : sessions_) all.push_back(s);
+    for (auto& [id, s] : sessions_) {
+      if (!meshes || meshes->count(s->mesh_id)) all.push_back(s);
+    }
   }
   // Asked once per (token, mesh): why its sessions must end ("" if they may
   // go on), and the agents of the mesh, to end a session whose agent was

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -69,10 +70,13 @@ class McpEndpoint {
   /// Ends the sessions idle past the timeout; sends streams a keep-alive.
   /// Runs every keepalive period on its own thread; tests call it.
   void Housekeeping();
-  /// Ends every session whose caller may no longer use its mesh (a revoked
-  /// token, a removed member, a deleted mesh): run at each access change
-  /// (OnEvent), and at the next Housekeeping when storage could not say.
-  void RecheckAccess();
+  /// Asks storage whether each session's caller may still use its mesh and
+  /// its agent still exists, and ends those that may not. For what an access
+  /// change does not name (OnEvent: a deleted mesh, agents removed by
+  /// retention, changes this node may have missed), and at the next
+  /// Housekeeping when storage could not say. `meshes`: only their sessions
+  /// (nullptr: every session).
+  void RecheckAccess(const std::set<std::string>* meshes = nullptr);
   std::size_t SessionCount();
 
  private:
@@ -137,7 +141,13 @@ class McpEndpoint {
   std::mutex paused_mu_;
   std::map<std::pair<std::string, std::string>, Millis> paused_;  // guarded by paused_mu_
   bool stopping_ = false;                                 // guarded by mu_
-  bool recheck_ = false;        // guarded by mu_: an access change for the housekeeping thread
+  // Work of access changes for the housekeeping thread (OnEvent runs on a
+  // commit's thread), guarded by mu_: sessions the change named (a revoked
+  // token's, a deleted agent's), to end; meshes whose sessions storage must
+  // judge; every session to judge.
+  std::vector<SessionPtr> to_end_;
+  std::set<std::string> recheck_meshes_;
+  bool recheck_all_ = false;
   bool recheck_later_ = false;  // guarded by mu_: storage was out of reach at the last recheck
   std::condition_variable cv_;
   std::thread housekeeping_;

@@ -370,6 +370,60 @@ TEST_CASE("a change of access through one node answers the polls it ends on the 
   CHECK(tx_at - deleted_at < std::chrono::seconds(5));
 }
 
+TEST_CASE("MCP sessions on one node end when an access change through the other names them: a revoked token, a deleted agent") {
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  const RelayProcess& b = *nodes.b;
+  const std::string& token = nodes.token;
+  Mesh m = SetupKnown(a, b, token);
+  // A session on B (initialize, then its GET stream); its id.
+  auto open = [&](const std::string& secret, const std::string& agent, RawClient& stream) {
+    httplib::Client c(b.url());
+    c.set_read_timeout(5, 0);
+    const json init = {{"jsonrpc", "2.0"},
+                       {"id", 1},
+                       {"method", "initialize"},
+                       {"params",
+                        {{"protocolVersion", "2025-06-18"},
+                         {"capabilities", json::object()},
+                         {"clientInfo", {{"name", "test"}, {"version", "1"}}}}}};
+    auto r = c.Post("/mesh/" + m.id + "/mcp?agent=" + agent,
+                    {{"Authorization", "Bearer " + secret}, {"Accept", "application/json, text/event-stream"}},
+                    init.dump(), "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    const std::string sid = r->get_header_value("Mcp-Session-Id");
+    REQUIRE(!sid.empty());
+    REQUIRE(stream.Send("GET /mesh/" + m.id + "/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                        secret + "\r\nMcp-Session-Id: " + sid + "\r\nAccept: text/event-stream\r\n\r\n"));
+    REQUIRE(stream.WaitFor("200 OK"));
+    return sid;
+  };
+
+  auto created = Call(a.url(), token, "POST", "/tokens", {{"name", "mcp-short"}});
+  REQUIRE(created);
+  REQUIRE(created->first == 201);
+  RawClient revoked_stream(b.port);
+  open(created->second["token"], "mcp-revoked", revoked_stream);
+  RawClient deleted_stream(b.port);
+  open(token, "mcp-deleted", deleted_stream);
+  RawClient alive_stream(b.port);
+  open(token, "mcp-alive", alive_stream);
+
+  CHECK(Delete(a.url(), token, "/tokens/" + created->second["id"].get<std::string>()) == 204);
+  CHECK(revoked_stream.ClosedByRelay(std::chrono::milliseconds(5000)));
+  auto agents = Call(a.url(), token, "GET", "/mesh/" + m.id + "/agents");
+  REQUIRE(agents);
+  std::string deleted_id;
+  for (const json& agent : agents->second["agents"]) {
+    if (agent["name"] == "mcp-deleted") deleted_id = agent["agent_id"];
+  }
+  REQUIRE(!deleted_id.empty());
+  CHECK(Delete(a.url(), token, "/mesh/" + m.id + "/agents/" + deleted_id) == 204);
+  CHECK(deleted_stream.ClosedByRelay(std::chrono::milliseconds(5000)));
+  CHECK_FALSE(alive_stream.ClosedByRelay(std::chrono::milliseconds(300)));
+}
+
 TEST_CASE("8 senders across two nodes, one node killed and the database restarted: every acknowledged message once, in order") {
   TwoNodes nodes;
   PgCluster* pg = nodes.pg;

@@ -480,10 +480,10 @@ test("a refused initialize opens no session and registers no agent: 40 of them l
 });
 
 // The session's GET stream as raw chunks: { text(), ended }.
-async function rawStream(token, sid) {
+async function rawStream(token, sid, mesh = fx.meshId) {
   const stream = await new Promise((resolve, reject) => {
     const req = http.get(
-      `${fx.url}${m()}/mcp`,
+      `${fx.url}/mesh/${mesh}/mcp`,
       { headers: { authorization: `Bearer ${token}`, "mcp-session-id": sid, accept: "text/event-stream" } },
       resolve,
     );
@@ -533,6 +533,12 @@ test("a revoked token's or a removed member's session ends at once: its stream c
   assert.equal((await reborn.call("meshwire_get_messages", {})).isError, false);
   assert.notEqual((await agentsByName())["deleted-agent"].agent_id, gone.agent_id);
   await reborn.client.close();
+  // A deleted mesh's sessions end too (the change names no agent: storage says).
+  const doomedMesh = (await rest(fx.url, fx.token, "POST", "/mesh", { name: "doomed-mesh" })).mesh_id;
+  const inDoomed = await connect({ name: "doomed-mesh-agent", mesh: doomedMesh });
+  const doomedStream = await rawStream(fx.token, inDoomed.transport.sessionId, doomedMesh);
+  await rest(fx.url, fx.token, "DELETE", `/mesh/${doomedMesh}`);
+  await doomedStream.ended;
   // Sessions whose access did not change go on.
   const alive = await connect({ name: "unaffected-agent" });
   await rest(fx.url, fx.token, "POST", "/tokens", { name: "unrelated" }).then((t) => rest(fx.url, fx.token, "DELETE", `/tokens/${t.id}`));
