@@ -1,0 +1,78 @@
+// RelayClient against stand-in relays: what it does with answers a current
+// relay never gives (an older relay's), which the end-to-end tests cannot
+// produce.
+#include "relay-client/relay_client.h"
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace meshwire {
+namespace {
+
+/// A stand-in relay whose GET /mesh/m1/messages answers `limit=0` with
+/// `zero_status` and `zero_body`, anything else with an empty poll; it
+/// records every request's limit.
+struct OlderRelay {
+  httplib::Server server;
+  std::thread serving;
+  std::mutex mu;
+  std::vector<std::string> limits;
+  std::string url;
+
+  OlderRelay(int zero_status, std::string zero_body) {
+    server.Get("/mesh/m1/messages", [this, zero_status, zero_body](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+      const std::string limit = req.get_param_value("limit");
+      {
+        std::lock_guard lock(mu);
+        limits.push_back(limit);
+      }
+      if (limit == "0") {
+        res.status = zero_status;
+        res.set_content(zero_body, "application/json");
+        return;
+      }
+      res.set_content(R"({"messages":[],"cursor":5})", "application/json");
+    });
+    url = "http://127.0.0.1:" + std::to_string(server.bind_to_any_port("127.0.0.1"));
+    serving = std::thread([this] { server.listen_after_bind(); });
+  }
+  ~OlderRelay() {
+    server.stop();
+    serving.join();
+  }
+  std::vector<std::string> Limits() {
+    std::lock_guard lock(mu);
+    return limits;
+  }
+};
+
+constexpr const char* kLimitRefused =
+    R"({"error":{"code":"invalid_field","message":"limit must be a whole number from 1 to 1000."}})";
+
+TEST_CASE("Acknowledge: limit=0 reads nothing; a relay from before it (400 invalid_field) is asked limit=1") {
+  SUBCASE("a current relay: one request") {
+    OlderRelay relay(200, R"({"messages":[],"cursor":5})");
+    RelayClient(relay.url, "mw_test").Acknowledge("m1", "a1", 5);
+    CHECK(relay.Limits() == std::vector<std::string>{"0"});
+  }
+  SUBCASE("an older relay: refused, then limit=1") {
+    OlderRelay relay(400, kLimitRefused);
+    RelayClient(relay.url, "mw_test").Acknowledge("m1", "a1", 5);
+    CHECK(relay.Limits() == std::vector<std::string>{"0", "1"});
+  }
+  SUBCASE("any other refusal is the caller's, not retried") {
+    OlderRelay relay(404, R"({"error":{"code":"agent_not_found","message":"No agent a1."}})");
+    CHECK_THROWS_WITH(RelayClient(relay.url, "mw_test").Acknowledge("m1", "a1", 5), doctest::Contains("No agent a1"));
+    CHECK(relay.Limits() == std::vector<std::string>{"0"});
+  }
+}
+
+}  // namespace
+}  // namespace meshwire
