@@ -541,9 +541,12 @@ void McpEndpoint::OnEvent(const WakeEvent& event) {
     }
     if (event.trust_cache == true) {
       recheck_all_ = true;  // back from a time this node may have missed other nodes' changes
-    } else if (!ended.mesh_id.empty() && ended.agent_ids.empty()) {
-      recheck_meshes_.insert(ended.mesh_id);  // a deleted mesh (or a list of agents too long for the bus)
-    } else if (ended.mesh_id.empty() && ended.token_id.empty() && !event.trust_cache) {
+    } else if (!ended.mesh_id.empty()) {
+      // A deleted mesh; and where agents were deleted, their mesh too: a
+      // removed member's agent registered while it was being removed is not
+      // named, nor are agents past a list too long for the bus.
+      recheck_meshes_.insert(ended.mesh_id);
+    } else if (ended.token_id.empty() && !event.trust_cache) {
       recheck_all_ = true;  // agents removed by retention: the event names none
     }
     cv_.notify_all();
