@@ -181,6 +181,7 @@ int RunInit(int argc, char** argv) {
                "platform loads, and registers the agent.",
                "meshwire init"};
   CommandContext ctx;
+  ctx.TolerateBrokenMeshJson();  // init rewrites it (one that is no JSON object stops it: ReadMeshJson)
   ctx.AddFlags(app, true, true, true);
   std::string harness_name;
   bool project = false;

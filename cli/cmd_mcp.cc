@@ -52,7 +52,9 @@ int RunMcp(int argc, char** argv) {
   options.mesh_id = c.mesh_id.value;
   options.harness = c.harness.empty() ? "mcp" : c.harness;
   options.agent_name = ctx.AgentName(options.harness + "-agent");
-  if (std::string invalid = ctx.InvalidAgentName(options.agent_name, options.harness + "-agent"); !invalid.empty()) {
+  std::string invalid = ctx.MeshJsonProblem(c.mesh_id);
+  if (invalid.empty()) invalid = ctx.InvalidAgentName(options.agent_name, options.harness + "-agent");
+  if (!invalid.empty()) {
     options.setup_problem = invalid + " Change it in this server's entry in your MCP client (or rerun `meshwire "
                                       "init`), then restart the server.";
   }

@@ -44,6 +44,10 @@ int RunStatus(int argc, char** argv) {
       mesh_line = ui.Bad() + " " + why;
       out["error"] = why;
       exit_code = kExitUsage;
+    } else if (const std::string broken = ctx.MeshJsonProblem(c.mesh_id); !broken.empty()) {
+      mesh_line = ui.Bad() + " " + broken;
+      out["error"] = broken;
+      exit_code = kExitUsage;
     } else if (c.mesh_id.empty()) {
       mesh_line = ui.Bad() + " none chosen: `meshwire mesh list`, then `meshwire mesh use ID`";
       out["error"] = "no mesh chosen: `meshwire mesh list`, then `meshwire mesh use ID`";
@@ -100,7 +104,9 @@ int RunStatus(int argc, char** argv) {
   std::printf("Token : %s\n", c.token.empty() ? no_token.c_str() : MaskToken(c.token.value, ui).c_str());
   // Each may come from a committed .mesh.json, or the environment: shown, not obeyed.
   std::printf("URL : %s\n", Shown(c.url.value).c_str());
-  std::printf("Mesh : %s\n", Shown(or_none(c.mesh_id.value, "(none)")).c_str());
+  const std::string broken = ctx.MeshJsonProblem(c.mesh_id);  // said here whether or not the relay answers
+  std::printf("Mesh : %s\n",
+              Shown(broken.empty() ? or_none(c.mesh_id.value, "(none)") : "(unknown: " + broken + ")").c_str());
   const std::string agent_line =
       agent_name +
       (agent_id.empty() ? (agent_problem.empty() ? "" : ": " + agent_problem) : " (" + agent_id + ")") +

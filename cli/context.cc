@@ -72,8 +72,18 @@ const std::string& CommandContext::RequireToken() {
   return c.token.value;
 }
 
+std::string CommandContext::MeshJsonProblem(const Setting& setting) {
+  const ClientConfig& c = config();
+  if (tolerate_mesh_json_ || c.mesh_json_problem.empty() || setting.source == "flag" || setting.source == "env") {
+    return "";
+  }
+  return c.mesh_json_problem + ", so this workspace's mesh and agent are unknown: fix it (or remove it and run " +
+         "`meshwire init --harness H --mesh ID` here again), or pass --mesh ID and --name NAME.";
+}
+
 const std::string& CommandContext::RequireMesh() {
   const ClientConfig& c = config();
+  if (std::string problem = MeshJsonProblem(c.mesh_id); !problem.empty()) throw ConfigError(problem);
   if (c.mesh_id.empty()) {
     RequireToken();  // without credentials, that is the first thing to fix
     throw ConfigError(
@@ -104,6 +114,7 @@ RelayClient& CommandContext::Client(RetryPolicy retry, bool anonymous) {
 }
 
 std::string CommandContext::InvalidAgentName(const std::string& name, const std::string& example) {
+  if (std::string problem = MeshJsonProblem(config().agent_name); !problem.empty()) return problem;
   if (IsValidName(name)) return "";
   const std::string& from = config().agent_name.source;
   return "The agent name \"" + ShownName(name) + "\" (from " +

@@ -30,8 +30,14 @@ class CommandContext {
   const ClientConfig& config();
   /// The token, or throws ConfigError("No credentials found: run `meshwire login` ...").
   const std::string& RequireToken();
-  /// The mesh id, or throws ConfigError naming how to choose one.
+  /// The mesh id, or throws ConfigError naming how to choose one, or what
+  /// to fix in a broken .mesh.json whose mesh no flag or variable replaces.
   const std::string& RequireMesh();
+  /// The sentence for a broken .mesh.json when `setting` (the mesh or the
+  /// agent name) came from below it, so it stands in for the file's; else "".
+  std::string MeshJsonProblem(const Setting& setting);
+  /// For init, which rewrites .mesh.json: its problems are not fatal.
+  void TolerateBrokenMeshJson() { tolerate_mesh_json_ = true; }
   /// The signed-in user: credentials.json's, else the relay's answer to /me.
   const std::string& User();
   /// The agent name for this process (config, else `fallback`).
@@ -39,7 +45,9 @@ class CommandContext {
   /// A client for the configured relay (token required unless `anonymous`).
   RelayClient& Client(RetryPolicy retry = RetryPolicy::None(), bool anonymous = false);
   /// Why agent name `name` (as AgentName gave it) cannot be used, naming
-  /// where it came from; empty when it is valid. `example` is the name to suggest.
+  /// where it came from (or what to fix in a broken .mesh.json whose agent
+  /// no flag or variable replaces); empty when it is valid. `example` is the
+  /// name to suggest.
   std::string InvalidAgentName(const std::string& name, const std::string& example = "cli-agent");
   /// Registers (or finds) this process's agent in the mesh; returns its id.
   /// An invalid name is a ConfigError (exit 2) saying where it came from.
@@ -55,7 +63,9 @@ class CommandContext {
   std::string url_, token_, mesh_, name_;
   bool json_ = false;
   bool resolved_ = false;
+  bool tolerate_mesh_json_ = false;
   ClientConfig config_;
+
   std::unique_ptr<RelayClient> client_;
   Ui ui_;
 };

@@ -87,20 +87,25 @@ bool ReadText(const fs::path& path, std::string& text, std::string& error) {
 /// A JSON object from `path`, or an empty object when the file is absent,
 /// unreadable or invalid (with a warning for the last two). `unreadable`,
 /// when given, takes the reason the file could not be read instead of the
-/// warning.
-json ReadObject(const fs::path& path, std::string* unreadable = nullptr) {
+/// warning. `problem`, when given, takes every warning's sentence instead
+/// (the first only).
+json ReadObject(const fs::path& path, std::string* unreadable = nullptr, std::string* problem = nullptr) {
+  auto warn = [&](const std::string& sentence) {
+    if (problem) {
+      if (problem->empty()) *problem = sentence;
+    } else {
+      std::fprintf(stderr, "meshwire: warning: %s; ignoring it.\n", sentence.c_str());
+    }
+  };
   std::string text, error;
   if (!ReadText(path, text, error)) {
     if (!error.empty() && unreadable) *unreadable = error;
-    if (!error.empty() && !unreadable) {
-      std::fprintf(stderr, "meshwire: warning: cannot read %s (%s); ignoring it.\n", path.c_str(), error.c_str());
-    }
+    if (!error.empty() && !unreadable) warn("cannot read " + path.string() + " (" + error + ")");
     return json::object();
   }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) {
-    std::fprintf(stderr, "meshwire: warning: %s is not a JSON object (in UTF-8); ignoring it.\n",
-                 path.c_str());
+    warn(path.string() + " is not a JSON object (in UTF-8)");
     return json::object();
   }
   // The settings meshwire reads from these files are strings: say so rather
@@ -109,7 +114,7 @@ json ReadObject(const fs::path& path, std::string* unreadable = nullptr) {
                           "harness"}) {
     auto it = j.find(key);
     if (it != j.end() && !it->is_string() && !it->is_null()) {
-      std::fprintf(stderr, "meshwire: warning: %s: \"%s\" must be a string; ignoring it.\n", path.c_str(), key);
+      warn(path.string() + ": \"" + key + "\" must be a string");
     }
   }
   return j;
@@ -171,7 +176,7 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
   json credentials = ReadObject(c.home / "credentials.json", &c.credentials_unreadable);
   json config = ReadObject(c.home / "config.json");
   json workspace = json::object();
-  if ((c.mesh_json = FindMeshJson(cwd))) workspace = ReadObject(*c.mesh_json);
+  if ((c.mesh_json = FindMeshJson(cwd))) workspace = ReadObject(*c.mesh_json, nullptr, &c.mesh_json_problem);
 
   c.url = Pick({{flags.url, "flag"},
                 {env("MESHWIRE_URL"), "env"},

@@ -56,11 +56,17 @@ struct ClientConfig {
   std::optional<std::filesystem::path> mesh_json;  // the .mesh.json used, if found
   std::string workspace_name;            // from .mesh.json
   std::string harness;                   // from .mesh.json
+  // Why the .mesh.json found cannot say which mesh or agent (it cannot be
+  // read, is not a JSON object, e.g. after a merge conflict, or its mesh_id
+  // or agent_name is not a string), else empty. Its settings are skipped;
+  // a command must not fall back to another mesh or agent in its place.
+  std::string mesh_json_problem;
 };
 
 /// Resolves every setting. Unreadable or invalid files are skipped with a
 /// warning on stderr, never fatal: a command that needs the missing value
-/// says what to do.
+/// says what to do. A broken .mesh.json gives no warning but
+/// `mesh_json_problem`, for the commands that need its mesh or agent.
 ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env,
                            const std::filesystem::path& cwd);
 

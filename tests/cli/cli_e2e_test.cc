@@ -1023,11 +1023,37 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(bad_send.code == 2);
   CHECK(OneSentence(bad_send.err));
   CHECK(bad_send.err.find("(from .mesh.json) is not valid") != std::string::npos);
-  // A setting of the wrong type is ignored with a warning, not silently.
+  // A .mesh.json that cannot say its mesh (a merge conflict, a setting of the
+  // wrong type) stops what needs it (exit 2): nothing falls back to the
+  // active mesh and the default agent (the message went to another mesh, as
+  // cli-agent, exit 0).
+  std::ofstream(ws / ".mesh.json", std::ios::trunc)
+      << "<<<<<<< HEAD\n" << json{{"mesh_id", mesh}}.dump() << "\n=======\n{}\n>>>>>>> theirs\n";
+  const int sent_before = static_cast<int>(json::parse(m.Mw({"agents", "--mesh", mesh, "--json"}).out)["agents"].size());
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"send", "hi"}, {"agents"}, {"listen"}, {"wait", "--timeout", "1"}, {"integrate"}}) {
+    CAPTURE(args[0]);
+    CommandResult broken = m.Mw(args);
+    CHECK(broken.code == 2);
+    CHECK(OneSentence(broken.err));
+    CHECK(broken.err.find(".mesh.json is not a JSON object") != std::string::npos);
+    CHECK(broken.err.find("fix it") != std::string::npos);
+  }
+  CommandResult broken_status = m.Mw({"status", "--json"});
+  CHECK(broken_status.code == 2);
+  CHECK(json::parse(broken_status.out)["error"].get<std::string>().find("is not a JSON object") != std::string::npos);
+  CHECK(static_cast<int>(json::parse(m.Mw({"agents", "--mesh", mesh, "--json"}).out)["agents"].size()) == sent_before);
+  // Flags and variables still choose, as they outrank the file.
+  CHECK(m.Mw({"agents", "--mesh", mesh}).code == 0);
   std::ofstream(ws / ".mesh.json", std::ios::trunc) << R"({"mesh_id": 5, "agent_name": ["x"]})";
-  CommandResult typed = m.Mw({"status"});
-  CHECK(typed.err.find(".mesh.json: \"mesh_id\" must be a string; ignoring it.") != std::string::npos);
-  CHECK(typed.err.find(".mesh.json: \"agent_name\" must be a string; ignoring it.") != std::string::npos);
+  CommandResult typed = m.Mw({"send", "hi"});
+  CHECK(typed.code == 2);
+  CHECK(typed.err.find(".mesh.json: \"mesh_id\" must be a string") != std::string::npos);
+  // init writes it again.
+  CommandResult fixed = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh});
+  REQUIRE_MESSAGE(fixed.code == 0, fixed.err);
+  CHECK(json::parse(Slurp(ws / ".mesh.json"))["mesh_id"] == mesh);
+  CHECK(m.Mw({"send", "hi"}).code == 0);
 }
 
 TEST_CASE("init that cannot write one of its files leaves every file as it was, .mesh.json included") {
