@@ -2,6 +2,7 @@
 // registers the agent.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -135,6 +136,48 @@ MeshJsonChange PlanMeshJson(const fs::path& path, const json& current, const jso
   return {existed ? "updated" : "created", merged.dump(2) + "\n"};
 }
 
+/// init for a user whose mesh nothing chooses (no --mesh, MESHWIRE_MESH_ID,
+/// .mesh.json or active mesh), as after the product page's Quick Start
+/// (`login`, then `init --harness H`): their only mesh, or a new one named
+/// after the workspace when they have none, becomes the active mesh; with
+/// several, they are told to pick one. Says what it did.
+void ChooseMeshForNewUser(CommandContext& ctx, RelayClient& client, const fs::path& workspace,
+                          const std::string& harness) {
+  const ClientConfig& c = ctx.config();
+  std::vector<Mesh> meshes = client.ListMeshes();
+  const Ui& ui = ctx.ui();
+  if (meshes.size() > 1) {
+    std::string listed;
+    for (std::size_t i = 0; i < meshes.size() && i < 5; ++i) {
+      listed += (i ? ", " : "") + meshes[i].mesh_id + " \"" + Shown(meshes[i].name) + "\"";
+    }
+    if (meshes.size() > 5) listed += ", ... (`meshwire mesh list`)";
+    throw ConfigError("No mesh chosen, and you are in " + std::to_string(meshes.size()) +
+                      ": run `meshwire init --harness " + harness + " --mesh ID` with one of " + listed + ".");
+  }
+  Mesh mesh;
+  if (meshes.empty()) {
+    std::string name = workspace.filename().string();
+    const bool printable =
+        std::all_of(name.begin(), name.end(), [](unsigned char ch) { return ch >= 0x20 && ch != 0x7f; });
+    if (name.empty() || name.size() > 64 || !printable || name == "/") name = "my-mesh";
+    mesh = client.CreateMesh(name);
+    if (!ctx.json()) {
+      std::printf("%s Created mesh: %s \"%s\" (you had none; `meshwire mesh create NAME` makes others)\n",
+                  ui.Ok().c_str(), mesh.mesh_id.c_str(), Shown(mesh.name).c_str());
+    }
+  } else {
+    mesh = meshes.front();
+    if (!ctx.json()) {
+      std::printf("%s Using your mesh %s \"%s\" (your only one)\n", ui.Ok().c_str(), mesh.mesh_id.c_str(),
+                  Shown(mesh.name).c_str());
+    }
+  }
+  SaveActiveMesh(c.home, mesh.mesh_id, c.url.value);
+  if (!ctx.json()) std::printf("%s Active mesh set to: %s\n", ui.Ok().c_str(), mesh.mesh_id.c_str());
+  ctx.ChooseMesh(mesh.mesh_id);
+}
+
 /// The agent name for a teammate whose workspace names another user's
 /// agent `shared`: `shared-user`, then `shared-user-2`, ...; always a valid
 /// name (other characters become '-', at most 64).
@@ -251,6 +294,10 @@ int RunInit(int argc, char** argv) {
     // name, .mesh.json and the platform's existing files (a dry run), then
     // the agent is registered (a taken name stops it here), and only then
     // are the files written.
+    if (c.mesh_id.empty()) {
+      ChooseMeshForNewUser(ctx, client, c.mesh_json ? c.mesh_json->parent_path() : fs::current_path(),
+                           harness->name);
+    }
     const std::string& mesh = ctx.RequireMesh();
     client.GetMesh(mesh);  // 404 or 403 here
     std::string agent_name = ctx.AgentName(harness->default_agent_name);

@@ -36,6 +36,12 @@ class CommandContext {
   /// The sentence for a broken .mesh.json when `setting` (the mesh or the
   /// agent name) came from below it, so it stands in for the file's; else "".
   std::string MeshJsonProblem(const Setting& setting);
+  /// Makes `mesh_id` this command's mesh where nothing chose one (init's
+  /// choice for a new user, saved as the active mesh).
+  void ChooseMesh(const std::string& mesh_id) {
+    config();
+    config_.mesh_id = Setting{mesh_id, "config.json"};
+  }
   /// For init, which rewrites .mesh.json: its problems are not fatal.
   void TolerateBrokenMeshJson() { tolerate_mesh_json_ = true; }
   /// The signed-in user: credentials.json's, else the relay's answer to /me.

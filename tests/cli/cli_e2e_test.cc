@@ -1056,6 +1056,41 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(m.Mw({"send", "hi"}).code == 0);
 }
 
+TEST_CASE("the Quick Start: init with no mesh chosen takes the user's only mesh, or makes one; with several it asks") {
+  World w;
+  UserMachine& m = w.machine;
+  const std::vector<std::string> env = {"MESHWIRE_TOKEN=" + w.token};
+  const fs::path config = fs::path(m.home) / ".meshwire/config.json";
+  // None yet: one named after the workspace, made the active mesh.
+  CommandResult first = m.Mw({"init", "--harness", "claude-code"}, env);
+  REQUIRE_MESSAGE(first.code == 0, first.err);
+  std::smatch made;
+  REQUIRE(std::regex_search(first.out, made, std::regex("OK Created mesh: ([0-9A-Za-z]{12}) \"([^\"]+)\"")));
+  const std::string mesh = made[1];
+  CHECK(made[2] == fs::path(m.workspace).filename().string());
+  CHECK(first.out.find("OK Active mesh set to: " + mesh) != std::string::npos);
+  CHECK(json::parse(Slurp(config))["active_mesh"] == mesh);
+  CHECK(json::parse(Slurp(fs::path(m.workspace) / ".mesh.json"))["mesh_id"] == mesh);
+  CHECK(first.out.find("OK Claude Code harness ready!") != std::string::npos);
+  // Its only mesh, when nothing chooses it (no active mesh, no .mesh.json).
+  fs::remove(fs::path(m.workspace) / ".mesh.json");
+  fs::remove(config);
+  CommandResult only = m.Mw({"init", "--harness", "claude-code"}, env);
+  REQUIRE_MESSAGE(only.code == 0, only.err);
+  CHECK(only.out.find("OK Using your mesh " + mesh) != std::string::npos);
+  CHECK(json::parse(Slurp(fs::path(m.workspace) / ".mesh.json"))["mesh_id"] == mesh);
+  // Several: it asks, naming them, and writes nothing.
+  REQUIRE(m.Mw({"mesh", "create", "second"}, env).code == 0);
+  fs::remove(fs::path(m.workspace) / ".mesh.json");
+  fs::remove(config);
+  CommandResult several = m.Mw({"init", "--harness", "claude-code"}, env);
+  CHECK(several.code == 2);
+  CHECK(OneSentence(several.err));
+  CHECK(several.err.find("--mesh ID` with one of " ) != std::string::npos);
+  CHECK(several.err.find(mesh) != std::string::npos);
+  CHECK_FALSE(fs::exists(fs::path(m.workspace) / ".mesh.json"));
+}
+
 TEST_CASE("init that cannot write one of its files leaves every file as it was, .mesh.json included") {
   World w;
   std::string mesh = w.CreateAndUseMesh();
