@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "schemas/error.h"
+#include "server/storage/store_factory.h"
 
 namespace meshwire {
 
@@ -178,7 +179,7 @@ std::optional<std::int64_t> PgStatement::OptInt(int column) const {
 PgConnection::PgConnection(std::string conninfo) : conninfo_(std::move(conninfo)) {
   conn_ = Connect(conninfo_);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    std::string why = conn_ ? OneLine(PQerrorMessage(conn_)) : "out of memory";
+    std::string why = conn_ ? WithoutPassword(OneLine(PQerrorMessage(conn_)), conninfo_) : "out of memory";
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
     throw Error::Unavailable("Cannot connect to PostgreSQL (" + why +

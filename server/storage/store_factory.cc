@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <regex>
+#include <vector>
 
 #include "schemas/error.h"
 #include "server/storage/pg_wake_bus.h"
@@ -136,14 +138,56 @@ std::string StorageForDisplay(const std::string& spec) {
     }
   }
   // scheme://user:password@host...: the password is what lies between the
-  // first ':' after "//" and the '@' of the authority.
+  // first ':' after "//" and the last '@' (a password with an unencoded '/',
+  // '?' or '@' included: what cannot be parsed is hidden all the same).
   const std::size_t authority = start + 3;
-  const std::size_t end = out.find_first_of("/?", authority);
-  const std::size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
+  const std::size_t at = out.rfind('@');
   if (at == std::string::npos || at < authority) return out;
   const std::size_t colon = out.find(':', authority);
   if (colon == std::string::npos || colon > at) return out;
   return out.substr(0, colon + 1) + "***" + out.substr(at);
+}
+
+std::string WithoutPassword(std::string text, const std::string& spec) {
+  // The passwords `spec` holds, as StorageForDisplay finds them.
+  std::vector<std::string> passwords;
+  if (const std::size_t start = spec.find("://"); start == std::string::npos) {
+    static const std::regex kPassword(R"((^|\s)password\s*=\s*('(([^'\\]|\\.)*)'|(\S*)))");
+    for (std::sregex_iterator m(spec.begin(), spec.end(), kPassword), end; m != end; ++m) {
+      passwords.push_back((*m)[3].matched ? (*m)[3].str() : (*m)[5].str());
+    }
+  } else {
+    const std::size_t at = spec.rfind('@'), colon = spec.find(':', start + 3);
+    if (at != std::string::npos && at >= start + 3 && colon != std::string::npos && colon < at) {
+      passwords.push_back(spec.substr(colon + 1, at - colon - 1));
+    }
+    for (std::size_t p = spec.find("password=", start); p != std::string::npos; p = spec.find("password=", p + 1)) {
+      if (spec[p - 1] != '?' && spec[p - 1] != '&') continue;
+      const std::size_t value = p + 9;
+      passwords.push_back(spec.substr(value, std::min(spec.find('&', value), spec.size()) - value));
+    }
+  }
+  // A libpq message may quote any piece of one: `invalid integer value
+  // "Xy7" for connection option "port"` of user:Xy7/rest@host.
+  std::vector<std::string> secrets;
+  for (const std::string& password : passwords) {
+    if (!password.empty()) secrets.push_back(password);
+    std::size_t piece = 0;
+    for (std::size_t i = 0; i <= password.size(); ++i) {
+      if (i == password.size() || std::strchr("/?#@:&=", password[i])) {
+        if (i - piece >= 3) secrets.push_back(password.substr(piece, i - piece));
+        piece = i + 1;
+      }
+    }
+  }
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const std::string& secret : secrets) {
+    for (std::size_t at = 0; (at = text.find(secret, at)) != std::string::npos; at += 3) {
+      text.replace(at, secret.size(), "***");
+    }
+  }
+  return text;
 }
 
 }  // namespace meshwire

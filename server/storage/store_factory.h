@@ -47,5 +47,8 @@ std::string StorageSpecProblem(const std::string& spec);
 
 /// `spec` fit for a log line or a hint: a URI's password replaced by "***".
 std::string StorageForDisplay(const std::string& spec);
+/// `text` (a libpq message about `spec`) with every password `spec` holds,
+/// and every piece of one a parser may have quoted, replaced by "***".
+std::string WithoutPassword(std::string text, const std::string& spec);
 
 }  // namespace meshwire

@@ -249,6 +249,25 @@ TEST_CASE("postgres: the store factory opens postgres:// and postgresql://, and 
   CHECK(StorageForDisplay("postgres:///m?password=a&sslmode=require&xpassword=b") ==
         "postgres:///m?password=***&sslmode=require&xpassword=b");
   CHECK(StorageForDisplay("postgres://u:p@db/m?password=q") == "postgres://u:***@db/m?password=***");
+  // A password with an unencoded '/', '?' or '@' (base64's '/' and '+'):
+  // hidden whole, though libpq cannot parse it.
+  CHECK(StorageForDisplay("postgres://pwuser:Xy7/SECRETpart+Q=@127.0.0.1:5432/db") ==
+        "postgres://pwuser:***@127.0.0.1:5432/db");
+  CHECK(StorageForDisplay("postgres://u:s3cr:t@/p?w#d%@h:5432/db") == "postgres://u:***@h:5432/db");
+  // libpq's message quotes a piece of it; the message is shown without it.
+  const std::string spec = "postgres://pwuser:Xy7/SECRETpart+Q=@127.0.0.1:5432/db";
+  CHECK(WithoutPassword("invalid integer value \"Xy7\" for connection option \"port\"", spec) ==
+        "invalid integer value \"***\" for connection option \"port\"");
+  CHECK(WithoutPassword("could not translate host name \"SECRETpart+Q=\"", spec).find("SECRET") == std::string::npos);
+  CHECK(WithoutPassword("no password here", "postgres://db/m") == "no password here");
+  CHECK(WithoutPassword("bad 'hunter2'", "host=db password='hunter2'") == "bad '***'");
+  try {
+    PgConnection c("postgres://pwuser:Xy7/SECRETpart+Q=@127.0.0.1:5432/db");
+    FAIL("a URL libpq cannot parse connected");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("Xy7") == std::string::npos);
+    CHECK(std::string(e.what()).find("SECRET") == std::string::npos);
+  }
 }
 
 TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts checked; a second run is refused") {
