@@ -34,9 +34,10 @@ int RunMigrate(const std::string& from, const std::string& to) {
   }
   try {
     std::fprintf(stderr, "Copying %s into %s ...\n", from.c_str(), StorageForDisplay(to).c_str());
-    TableCounts copied = CopySqliteToPostgres(from.substr(7), to, [](const std::string& table, std::int64_t n) {
-      std::fprintf(stderr, "  %-10s %lld\n", table.c_str(), static_cast<long long>(n));
-    });
+    TableCounts copied =
+        CopySqliteToPostgres(from.substr(7), to, [](const std::string& table, std::int64_t n, bool done) {
+          std::fprintf(stderr, "  %-10s %lld%s\n", table.c_str(), static_cast<long long>(n), done ? "" : " ...");
+        });
     std::int64_t rows = 0;
     for (const auto& [table, n] : copied) rows += n;
     std::printf("Migrated %lld rows in %zu tables; the counts match. Start the relay with --storage %s.\n",

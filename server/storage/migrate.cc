@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "schemas/error.h"
 #include "server/storage/pg_conn.h"
@@ -12,6 +14,9 @@
 namespace meshwire {
 
 namespace {
+
+constexpr std::size_t kRowsPerInsert = 200;  // at most 12 columns: 2,400 parameters of 65,535
+constexpr std::int64_t kProgressEvery = 20000;
 
 struct Table {
   const char* name;
@@ -52,7 +57,7 @@ std::int64_t Count(Conn& conn, const char* table) {
 }  // namespace
 
 TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::string& pg_uri,
-                                 const std::function<void(const std::string&, std::int64_t)>& progress) {
+                                 const std::function<void(const std::string&, std::int64_t, bool)>& progress) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(sqlite_path, ec)) {
     throw Error::BadRequest("invalid_storage", "There is no SQLite database at " + sqlite_path +
@@ -64,40 +69,49 @@ TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::stri
   { PostgresStore schema(pg_uri); }  // creates or migrates the target's schema
   PgConnection target(pg_uri);
 
-  std::string held;
-  for (const Table& t : Tables()) {
-    if (std::int64_t n = Count(target, t.name); n > 0) {
-      held += (held.empty() ? "" : ", ") + std::to_string(n) + " " + t.name;
-    }
-  }
-  if (!held.empty()) {
-    throw Error::BadRequest("invalid_storage", "The PostgreSQL database already holds meshwire data (" +
-                                                   held + "); migrate into an empty database.");
-  }
-
   TableCounts copied;
   source.Exec("BEGIN");  // one snapshot of every table
   target.Begin();
   try {
+    // Two migrations into one database take turns, and the second finds
+    // the first's rows: the check and the copy are one transaction.
+    target.Exec("SELECT pg_advisory_xact_lock(7420420)");
+    std::string held;
     for (const Table& t : Tables()) {
-      std::string placeholders;
-      for (std::size_t i = 1; i <= t.columns.size(); ++i) {
-        placeholders += (i > 1 ? ", ?" : "?") + std::to_string(i);
+      if (std::int64_t n = Count(target, t.name); n > 0) {
+        held += (held.empty() ? "" : ", ") + std::to_string(n) + " " + t.name;
       }
-      const std::string insert =
-          "INSERT INTO " + std::string(t.name) + "(" + Join(t.columns) + ") VALUES (" + placeholders + ")";
+    }
+    if (!held.empty()) {
+      throw Error::BadRequest("invalid_storage", "The PostgreSQL database already holds meshwire data (" + held +
+                                                     "); migrate into an empty database.");
+    }
+    for (const Table& t : Tables()) {
+      const std::size_t width = t.columns.size();
       auto rows = source.Prepare(("SELECT " + Join(t.columns) + " FROM " + t.name).c_str());
+      // Rows go kRowsPerInsert to a statement: one round trip each, not one per row.
+      std::vector<std::optional<std::string>> values;
       std::int64_t n = 0;
-      while (rows.Step()) {
-        auto row = target.Prepare(insert.c_str());
-        for (std::size_t i = 0; i < t.columns.size(); ++i) {
-          row.Bind(static_cast<int>(i) + 1, rows.OptText(static_cast<int>(i)));
+      auto flush = [&] {
+        if (values.empty()) return;
+        std::string insert = "INSERT INTO " + std::string(t.name) + "(" + Join(t.columns) + ") VALUES ";
+        for (std::size_t i = 0; i < values.size(); ++i) {
+          insert += (i % width == 0 ? (i ? "), ($" : "($") : ", $") + std::to_string(i + 1);
         }
-        row.Run();
-        ++n;
+        auto statement = target.Prepare((insert + ")").c_str());
+        for (std::size_t i = 0; i < values.size(); ++i) statement.Bind(static_cast<int>(i) + 1, values[i]);
+        statement.Run();
+        values.clear();
+      };
+      while (rows.Step()) {
+        for (std::size_t i = 0; i < width; ++i) values.push_back(rows.OptText(static_cast<int>(i)));
+        if (++n % kRowsPerInsert != 0) continue;
+        flush();
+        if (n % kProgressEvery == 0) progress(t.name, n, false);
       }
+      flush();
       copied.emplace_back(t.name, n);
-      progress(t.name, n);
+      progress(t.name, n, true);
     }
     target.Commit();
     source.Exec("COMMIT");
@@ -110,13 +124,21 @@ TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::stri
     source.Exec("ROLLBACK");
     throw;
   }
-  for (const auto& [table, n] : copied) {
-    const std::int64_t there = Count(target, table.c_str());
-    if (there != n) {
-      throw Error::Unavailable("After copying, PostgreSQL holds " + std::to_string(there) + " " + table +
-                               " where " + std::to_string(n) +
-                               " were copied; check the target database before using it.");
+  // Committed: from here on an error must not read "nothing was written".
+  try {
+    for (const auto& [table, n] : copied) {
+      const std::int64_t there = Count(target, table.c_str());
+      if (there != n) {
+        throw Error::Unavailable("After copying, PostgreSQL holds " + std::to_string(there) + " " + table +
+                                 " where " + std::to_string(n) +
+                                 " were copied; check the target database before using it.");
+      }
     }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error::Unavailable(std::string("The copy was committed, but checking its counts failed (") + e.what() +
+                             "); check the target database before using it.");
   }
   return copied;
 }

@@ -18,11 +18,16 @@ using TableCounts = std::vector<std::pair<std::string, std::int64_t>>;
 /// history) into the PostgreSQL database `pg_uri`, in one transaction, from
 /// one consistent snapshot of the source (a running relay may keep using it;
 /// what it writes meanwhile is not copied). Creates the schema when needed;
-/// refuses a target that already holds meshwire data; after the commit,
-/// checks every table's row count against the source. `progress` is told each
-/// table as it is copied (before the commit). Throws Error (400: bad source or non-empty target;
-/// 503: a database unreachable) with a sentence; then nothing was written.
-TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::string& pg_uri,
-                                 const std::function<void(const std::string& table, std::int64_t rows)>& progress);
+/// refuses a target that already holds meshwire data (checked in the same
+/// transaction, so two migrations into one database cannot both copy); after
+/// the commit, checks every table's row count against the source.
+/// `progress` is told each table's rows as they are copied (every 20,000,
+/// `done` false) and once it is whole (`done` true), all before the commit.
+/// Throws Error (400: bad source or non-empty target; 503: a database
+/// unreachable) with a sentence; then nothing was written, unless the
+/// sentence says the copy was committed (its count check failed).
+TableCounts CopySqliteToPostgres(
+    const std::string& sqlite_path, const std::string& pg_uri,
+    const std::function<void(const std::string& table, std::int64_t rows, bool done)>& progress);
 
 }  // namespace meshwire

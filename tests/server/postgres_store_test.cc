@@ -291,7 +291,9 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   }
   const std::string uri = pg->NewDatabase();
   std::vector<std::string> told;
-  TableCounts copied = CopySqliteToPostgres(db, uri, [&](const std::string& table, std::int64_t) { told.push_back(table); });
+  TableCounts copied = CopySqliteToPostgres(db, uri, [&](const std::string& table, std::int64_t, bool done) {
+    if (done) told.push_back(table);
+  });
   CHECK(told == std::vector<std::string>{"users", "tokens", "meshes", "members", "agents", "messages", "watermarks"});
   CHECK(copied[5] == std::pair<std::string, std::int64_t>{"messages", 2});
 
@@ -314,6 +316,48 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   CHECK(receipts[0].state == "acked");
   CHECK(receipts[0].acked_at == 3000);
 
+  // Two migrations into one database: the second waits for the first's
+  // commit and then finds its rows (the check was before the copy's
+  // transaction: both copied, or the second failed on a duplicate key).
+  {
+    const std::string shared = pg->NewDatabase();
+    { PostgresStore schema(shared); }
+    PgConnection first(shared);
+    first.Begin();
+    first.Exec("SELECT pg_advisory_xact_lock(7420420)");
+    first.Exec("INSERT INTO users(name, created_at) VALUES ('alice', 1)");
+    auto second = std::async(std::launch::async, [&] {
+      return CopySqliteToPostgres(db, shared, [](const std::string&, std::int64_t, bool) {});
+    });
+    CHECK(second.wait_for(std::chrono::milliseconds(500)) == std::future_status::timeout);
+    first.Commit();
+    try {
+      second.get();
+      FAIL("the second migration copied into a database the first had filled");
+    } catch (const Error& e) {
+      CHECK(e.status() == 400);
+      CHECK(std::string(e.what()).find("already holds meshwire data (1 users)") != std::string::npos);
+    }
+  }
+  // Rows go 200 to a statement: 450 messages, in three.
+  {
+    TempDir big_dir;
+    const std::string big = big_dir / "relay.db";
+    Mesh m;
+    {
+      SqliteStore sqlite(big);
+      m = MakeMesh(sqlite, "alice");
+      Agent sender = MakeAgent(sqlite, m, "sender");
+      for (int i = 0; i < 450; ++i) Put(sqlite, m, sender, "all", "message " + std::to_string(i));
+    }
+    const std::string target = pg->NewDatabase();
+    TableCounts moved = CopySqliteToPostgres(big, target, [](const std::string&, std::int64_t, bool) {});
+    CHECK(moved[5] == std::pair<std::string, std::int64_t>{"messages", 450});
+    PostgresStore moved_store(target);
+    auto last = moved_store.History(m.mesh_id, 440, 100);
+    REQUIRE(last.size() == 10);
+    CHECK(last.back().content == "message 449");
+  }
   // Through the binary: a non-empty target is refused, and nothing changes.
   CommandResult again = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + db, "--to", uri});
   CHECK(again.code == 2);
