@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -287,6 +288,10 @@ int RunInit(int argc, char** argv) {
       if (!ctx.json()) {
         std::printf("%s Token saved to %s\n", ctx.ui().Ok().c_str(),
                     Tilde((c.home / "credentials.json").string()).c_str());
+        // What this shell's environment still overrides (as login says).
+        if (const char* env = std::getenv("MESHWIRE_TOKEN"); env && *env && env != c.token.value) {
+          std::printf("Here MESHWIRE_TOKEN still chooses the token: unset it to use the one just saved.\n");
+        }
       }
     }
     if (!harness) return UpdateConfigOnly(ctx, token_given, mesh_given);

@@ -112,7 +112,14 @@ std::string Shown(std::string_view text, bool multiline) {
 }
 
 int Fail(const Error& e) {
-  std::fprintf(stderr, "meshwire: %s\n", Shown(e.what()).c_str());
+  std::string hint;
+  if (const char* env = std::getenv("MESHWIRE_TOKEN"); e.status() == 401 && env && *env) {
+    // The product page's fixes (`init --token`, `login`) save a token that
+    // this variable still outranks.
+    hint = " The token comes from this shell's MESHWIRE_TOKEN (unless --token gave one), which outranks "
+           "~/.meshwire/credentials.json: unset it or set it to a valid token.";
+  }
+  std::fprintf(stderr, "meshwire: %s%s\n", Shown(e.what()).c_str(), hint.c_str());
   return ExitCodeOf(e);
 }
 

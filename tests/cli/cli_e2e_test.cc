@@ -1091,6 +1091,26 @@ TEST_CASE("the Quick Start: init with no mesh chosen takes the user's only mesh,
   CHECK_FALSE(fs::exists(fs::path(m.workspace) / ".mesh.json"));
 }
 
+TEST_CASE("a revoked token in MESHWIRE_TOKEN: the 401 and init --token say that the variable chooses it") {
+  World w;
+  w.CreateAndUseMesh();
+  UserMachine& m = w.machine;
+  CommandResult made = m.Mw({"token", "create", "--name", "old", "--json"}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE(made.code == 0);
+  const json old = json::parse(made.out);
+  REQUIRE(m.Mw({"token", "revoke", old["id"]}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
+  const std::vector<std::string> stale = {"MESHWIRE_TOKEN=" + old["token"].get<std::string>()};
+  CommandResult refused = m.Mw({"send", "hi"}, stale);
+  CHECK(refused.code == 1);
+  CHECK(OneSentence(refused.err));
+  CHECK(refused.err.find("this shell's MESHWIRE_TOKEN") != std::string::npos);
+  CommandResult saved = m.Mw({"init", "--token", w.token}, stale);
+  REQUIRE_MESSAGE(saved.code == 0, saved.err);
+  CHECK(saved.out.find("Here MESHWIRE_TOKEN still chooses the token") != std::string::npos);
+  // Without the variable, the saved token works, and a 401 names no variable.
+  CHECK(m.Mw({"send", "hi"}).code == 0);
+}
+
 TEST_CASE("init that cannot write one of its files leaves every file as it was, .mesh.json included") {
   World w;
   std::string mesh = w.CreateAndUseMesh();
