@@ -306,6 +306,18 @@ int RunInit(int argc, char** argv) {
     const std::string& mesh = ctx.RequireMesh();
     client.GetMesh(mesh);  // 404 or 403 here
     std::string agent_name = ctx.AgentName(harness->default_agent_name);
+    // A workspace wired for another platform: its .mesh.json names that
+    // platform's default agent, and this platform gets its own, as each
+    // `init --harness` of the product page registers its own (two clients
+    // as one agent would take each other's messages). A name the user chose
+    // stays the workspace's.
+    bool other_platforms = false;
+    if (const Harness* recorded = FindHarness(c.harness); c.agent_name.source == ".mesh.json" && recorded &&
+                                                          recorded != harness &&
+                                                          agent_name == recorded->default_agent_name) {
+      agent_name = harness->default_agent_name;
+      other_platforms = true;
+    }
     if (std::string problem = ctx.InvalidAgentName(agent_name, harness->default_agent_name); !problem.empty()) {
       throw ConfigError(problem);
     }
@@ -371,7 +383,7 @@ int RunInit(int argc, char** argv) {
     if (!registered(agent_name)) {
       // A name the user chose is theirs to change; the shared file's name (a
       // teammate's agent) or the harness's default gets one of this user's own.
-      const std::string& source = c.agent_name.source;
+      const std::string source = other_platforms ? "" : c.agent_name.source;  // then: the harness's default
       if (source != ".mesh.json" && !source.empty()) {
         throw Error(409, "conflict", taken + " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME).");
       }

@@ -1111,6 +1111,30 @@ TEST_CASE("a revoked token in MESHWIRE_TOKEN: the 401 and init --token say that 
   CHECK(m.Mw({"send", "hi"}).code == 0);
 }
 
+TEST_CASE("a second platform in one workspace gets its own agent, as each init of the product page does; a chosen name stays") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  UserMachine& m = w.machine;
+  const std::vector<std::string> env = {"MESHWIRE_TOKEN=" + w.token};
+  const fs::path mesh_json = fs::path(m.workspace) / ".mesh.json";
+  REQUIRE(m.Mw({"init", "--harness", "copilot"}, env).code == 0);
+  CommandResult claude = m.Mw({"init", "--harness", "claude-code"}, env);
+  REQUIRE_MESSAGE(claude.code == 0, claude.err);
+  CHECK(claude.out.find("agent_name: claude-code-agent") != std::string::npos);
+  CHECK(claude.out.find("Registered as claude-code-agent (") != std::string::npos);
+  CHECK(json::parse(Slurp(mesh_json))["agent_name"] == "claude-code-agent");
+  CHECK(json::parse(Slurp(mesh_json))["harness"] == "claude-code");
+  // Twice the same: nothing changes.
+  CommandResult again = m.Mw({"init", "--harness", "claude-code"}, env);
+  CHECK(again.out.find("OK .mesh.json unchanged") != std::string::npos);
+  // A name the user chose is the workspace's, whatever the platform.
+  REQUIRE(m.Mw({"init", "--harness", "vscode", "--name", "reviewer"}, env).code == 0);
+  CommandResult cursor = m.Mw({"init", "--harness", "cursor"}, env);
+  REQUIRE_MESSAGE(cursor.code == 0, cursor.err);
+  CHECK(cursor.out.find("Registered as reviewer (") != std::string::npos);
+  CHECK(json::parse(Slurp(mesh_json))["agent_name"] == "reviewer");
+}
+
 TEST_CASE("init that cannot write one of its files leaves every file as it was, .mesh.json included") {
   World w;
   std::string mesh = w.CreateAndUseMesh();
