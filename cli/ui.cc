@@ -111,9 +111,16 @@ std::string Shown(std::string_view text, bool multiline) {
   return out;
 }
 
+namespace {
+std::string g_mesh_hint;  // SetMeshHint's; the CLI runs one command per process
+}  // namespace
+
+void SetMeshHint(std::string sentence) { g_mesh_hint = std::move(sentence); }
+
 int Fail(const Error& e) {
   std::string hint;
-  if (const char* env = std::getenv("MESHWIRE_TOKEN"); e.status() == 401 && env && *env) {
+  if (e.code() == "mesh_not_found" && !g_mesh_hint.empty()) hint = " " + g_mesh_hint;
+  else if (const char* env = std::getenv("MESHWIRE_TOKEN"); e.status() == 401 && env && *env) {
     // The product page's fixes (`init --token`, `login`) save a token that
     // this variable still outranks.
     hint = " The token comes from this shell's MESHWIRE_TOKEN (unless --token gave one), which outranks "

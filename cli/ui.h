@@ -62,7 +62,13 @@ std::optional<Error> HandOutToken(const std::string& text, const std::string& id
 /// out, 2 for configuration and usage problems (status 2), else 1.
 int ExitCodeOf(const Error& error);
 /// Prints "meshwire: <message>" on stderr and returns ExitCodeOf(error).
+/// A 401 with MESHWIRE_TOKEN set, and an unknown mesh whose id came from
+/// somewhere the user may not think of (SetMeshHint), say where to look.
 int Fail(const Error& error);
+/// For Fail: the sentence an unknown mesh adds, saying where this command's
+/// mesh id came from and how to change it there ("" for a flag: the user
+/// typed it).
+void SetMeshHint(std::string sentence);
 /// The same for an exception that is not an Error (a library's): text that
 /// is not UTF-8 is a usage error (2) with a sentence saying so, else 1.
 int FailUnexpected(const std::exception& error);

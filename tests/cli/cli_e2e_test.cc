@@ -1109,6 +1109,17 @@ TEST_CASE("a revoked token in MESHWIRE_TOKEN: the 401 and init --token say that 
   CHECK(saved.out.find("Here MESHWIRE_TOKEN still chooses the token") != std::string::npos);
   // Without the variable, the saved token works, and a 401 names no variable.
   CHECK(m.Mw({"send", "hi"}).code == 0);
+  // An unknown mesh says where its id came from, and how to change it there.
+  std::ofstream(fs::path(m.workspace) / ".mesh.json") << R"({"mesh_id": "zzzzzzzzzzzz"})";
+  CommandResult from_file = m.Mw({"send", "hi"});
+  CHECK(from_file.code == 1);
+  CHECK(OneSentence(from_file.err));
+  CHECK(from_file.err.find("comes from ") != std::string::npos);
+  CHECK(from_file.err.find(".mesh.json: `meshwire init --mesh ID`") != std::string::npos);
+  CommandResult from_env = m.Mw({"agents"}, {"MESHWIRE_MESH_ID=yyyyyyyyyyyy"});
+  CHECK(from_env.err.find("comes from MESHWIRE_MESH_ID") != std::string::npos);
+  CommandResult typed = m.Mw({"agents", "--mesh", "xxxxxxxxxxxx"});
+  CHECK(typed.err.find("comes from") == std::string::npos);
 }
 
 TEST_CASE("a second platform in one workspace gets its own agent, as each init of the product page does; a chosen name stays") {
