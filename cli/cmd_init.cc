@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <tuple>
 
 #include "cli/commands.h"
@@ -25,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;  // .mesh.json keeps its keys' order
 
 std::string Platform() {
 #if defined(__APPLE__)
@@ -108,12 +110,12 @@ std::string HarnessNames() {
 }
 
 /// The workspace's .mesh.json as it is (an empty object when there is none).
-json ReadMeshJson(const fs::path& path) {
-  json current = json::object();
+OrderedJson ReadMeshJson(const fs::path& path) {
+  OrderedJson current = OrderedJson::object();
   if (std::ifstream in{path}) {
     std::stringstream buf;
     buf << in.rdbuf();
-    current = json::parse(buf.str(), nullptr, false);
+    current = OrderedJson::parse(buf.str(), nullptr, false);
     if (!current.is_object()) {
       throw ConfigError(path.string() + " is not a JSON object; fix or remove it, then run init again.");
     }
@@ -129,8 +131,8 @@ struct MeshJsonChange {
   std::string action;
   std::string text;
 };
-MeshJsonChange PlanMeshJson(const fs::path& path, const json& current, const json& fields) {
-  json merged = current;
+MeshJsonChange PlanMeshJson(const fs::path& path, const OrderedJson& current, const OrderedJson& fields) {
+  OrderedJson merged = current;  // its keys in the file's order, new ones in the seed's
   for (auto& [k, v] : fields.items()) merged[k] = v;
   const bool existed = fs::exists(path);
   if (merged == current && existed) return {"unchanged", ""};
@@ -263,10 +265,13 @@ int RunInit(int argc, char** argv) {
                      "~/.cursor); the other platforms' files go where docs/API.md lists them.");
   }
   if (harness && remote && !harness->has_remote) {
+    const bool has_mcp = std::string_view(harness->name) != "pi";  // Pi: an extension of meshwire's own
     return FailUsage("--remote: " + std::string(harness->title) +
-                     " has no URL form for MCP servers that meshwire can write; run `meshwire init --harness " +
-                     harness_name + "` without --remote (the local `meshwire mcp` server), or use --remote with "
-                     "claude-code, cursor, vscode, windsurf, gemini or codex.");
+                     (has_mcp ? " has no URL form for MCP servers that meshwire can write"
+                              : " has no MCP client; meshwire wires it with an extension") +
+                     "; run `meshwire init --harness " + harness_name + "` without --remote" +
+                     (has_mcp ? " (the local `meshwire mcp` server)" : "") +
+                     ", or use --remote with claude-code, cursor, vscode, windsurf, gemini or codex.");
   }
   try {
     const ClientConfig& c = ctx.config();
@@ -323,7 +328,7 @@ int RunInit(int argc, char** argv) {
     }
     fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
     std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;
-    const json mesh_json = ReadMeshJson(workspace / ".mesh.json");
+    const OrderedJson mesh_json = ReadMeshJson(workspace / ".mesh.json");
     // A teammate's clone: the committed .mesh.json names the first user's
     // agent. It stays as it is (every teammate shares it); this user's own
     // name for it goes to ~/.meshwire/config.json, which every client reads.
@@ -411,7 +416,7 @@ int RunInit(int argc, char** argv) {
                                                listed_harness->is_string()
                                            ? listed_harness->get<std::string>()
                                            : std::string(harness->name);
-    json fields = {{"mesh_id", mesh},
+    OrderedJson fields = {{"mesh_id", mesh},
                    {"workspace_name", workspace_name},
                    {"agent_name", shared_name},
                    {"harness", shared_harness}};

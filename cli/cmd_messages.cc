@@ -171,6 +171,10 @@ int RunSend(int argc, char** argv) {
     }
   }
   if (text.empty()) return FailUsage("The message is empty: give its text, e.g. meshwire send \"hello\" --to NAME.");
+  if (text.size() > kMaxContentBytes) {  // as on stdin: a usage error, before asking the relay
+    return FailUsage("The message is " + std::to_string(text.size()) +
+                     " bytes; the limit is 10240: send a reference (a path, URL or id) instead.");
+  }
   // `--to "$PEER"` with PEER unset must not become a message to everyone.
   if (app.count("--to") > 0 && to.empty()) {
     return FailUsage("--to is empty: give the recipient's agent name or id, or leave --to out to send to everyone.");

@@ -71,6 +71,9 @@ bool TakeFault(PgConnection::Fault fault) {
 ///   which otherwise sits deaf to the other nodes' notifications while its
 ///   node goes on trusting its caches.
 /// None of them applies to a Unix socket.
+/// - client_encoding UTF8: meshwire's text is UTF-8; a database in another
+///   encoding converts it, and refuses what it cannot hold, instead of
+///   storing the bytes as its own characters.
 PGconn* Connect(const std::string& conninfo) {
   std::vector<const char*> keys, values;
   const char* timeout = std::getenv("PGCONNECT_TIMEOUT");
@@ -80,7 +83,7 @@ PGconn* Connect(const std::string& conninfo) {
   }
   for (auto [key, value] : {std::pair{"keepalives", "1"}, std::pair{"keepalives_idle", "10"},
                             std::pair{"keepalives_interval", "5"}, std::pair{"keepalives_count", "3"},
-                            std::pair{"tcp_user_timeout", "25000"}}) {
+                            std::pair{"tcp_user_timeout", "25000"}, std::pair{"client_encoding", "UTF8"}}) {
     keys.push_back(key);
     values.push_back(value);
   }
@@ -282,8 +285,13 @@ void PgConnection::Check(pg_result* result, std::string_view what) {
       sqlstate == "57P02" || sqlstate == "57P03") {
     throw Unavailable(message.empty() ? std::string(what) : message);
   }
-  if (sqlstate == "40P01" || sqlstate == "40001") throw PgConflict(sqlstate, std::string(what) + ": " + message);
-  throw PgError(sqlstate, std::string(what) + ": " + message);
+  // What failed, in brief: a schema's DDL is dozens of lines.
+  const std::size_t start = std::min(what.find_first_not_of(" \n"), what.size());
+  const std::string_view brief = what.substr(start, what.find('\n', start) - start);
+  const bool cut = brief.size() > 80 || start + brief.size() < what.size();
+  const std::string said = std::string(brief.substr(0, 80)) + (cut ? " ..." : "");
+  if (sqlstate == "40P01" || sqlstate == "40001") throw PgConflict(sqlstate, said + ": " + message);
+  throw PgError(sqlstate, said + ": " + message);
 }
 
 pg_result* PgConnection::ExecPrepared(const std::string& name,
