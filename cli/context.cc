@@ -48,7 +48,8 @@ const ClientConfig& CommandContext::config() {
     SetMeshHint(from == ".mesh.json"
                     ? "That mesh id comes from " + Tilde(config_.mesh_json->string()) +
                           ": `meshwire init --mesh ID` writes this workspace's again."
-                : from == "env"         ? "That mesh id comes from MESHWIRE_MESH_ID: unset it or set it to one of yours."
+                : from == "env"
+                    ? "That mesh id comes from MESHWIRE_MESH_ID: unset it or set it to one of yours."
                 : from == "config.json" ? "That mesh id is your active mesh: `meshwire mesh use ID` chooses another."
                 : from == "default flag"
                     ? "That mesh id is this server's --default-mesh: change it in your MCP client's entry."

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <sqlite3.h>
+
 #include "schemas/error.h"
 #include "server/storage/pg_conn.h"
 #include "server/storage/postgres_store.h"
@@ -62,6 +64,32 @@ TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::stri
   if (!std::filesystem::is_regular_file(sqlite_path, ec)) {
     throw Error::BadRequest("invalid_storage", "There is no SQLite database at " + sqlite_path +
                                                    "; give the relay's file with --from sqlite:PATH.");
+  }
+  // Only a relay's own database: opening any other SQLite file as a store
+  // would write meshwire's tables into it (and switch it to WAL).
+  {
+    sqlite3* db = nullptr;
+    std::int64_t version = 0;
+    bool has_messages = false;
+    if (sqlite3_open_v2(sqlite_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&
+          sqlite3_step(s) == SQLITE_ROW) {
+        version = sqlite3_column_int64(s, 0);
+      }
+      sqlite3_finalize(s);
+      s = nullptr;
+      if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'", -1, &s,
+                             nullptr) == SQLITE_OK) {
+        has_messages = sqlite3_step(s) == SQLITE_ROW;
+      }
+      sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+    if (version < 1 || !has_messages) {
+      throw Error::BadRequest("invalid_storage", sqlite_path + " is not a meshwire relay's database (it has no "
+                                                 "meshwire schema); give the file the relay runs on (its --storage).");
+    }
   }
   // Opening it as a store checks (and, if old, migrates) its schema.
   { SqliteStore check(sqlite_path); }

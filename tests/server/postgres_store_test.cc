@@ -2,6 +2,7 @@
 // (tests/support/pg_cluster.h), and what only PostgreSQL has. Skipped, with
 // the reason, only when PostgreSQL's binaries are not installed.
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -375,6 +376,21 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   CommandResult missing = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + dir / "none.db", "--to", uri});
   CHECK(missing.code == 2);
   CHECK(missing.err.find("There is no SQLite database at") != std::string::npos);
+  // Another program's SQLite file, or an empty one: refused, and left as it was
+  // (opening it as a store wrote meshwire's tables into it).
+  const std::string foreign = dir / "notes.db";
+  {
+    sqlite3* notes = nullptr;
+    REQUIRE(sqlite3_open(foreign.c_str(), &notes) == SQLITE_OK);
+    CHECK(sqlite3_exec(notes, "CREATE TABLE notes(x)", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(notes);
+  }
+  const auto size_before = std::filesystem::file_size(foreign);
+  CommandResult other = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + foreign, "--to", uri});
+  CHECK(other.code == 2);
+  CHECK(other.err.find("is not a meshwire relay's database") != std::string::npos);
+  CHECK(std::filesystem::file_size(foreign) == size_before);
+  CHECK_FALSE(std::filesystem::exists(foreign + "-wal"));
 }
 
 /// A PgWakeBus of "this-node" whose one subscriber records the seqs it is
