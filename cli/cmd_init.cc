@@ -163,7 +163,7 @@ void ChooseMeshForNewUser(CommandContext& ctx, RelayClient& client, const fs::pa
     std::string name = workspace.filename().string();
     const bool printable =
         std::all_of(name.begin(), name.end(), [](unsigned char ch) { return ch >= 0x20 && ch != 0x7f; });
-    if (name.empty() || name.size() > 64 || !printable || name == "/") name = "my-mesh";
+    if (name.empty() || name.size() > 64 || !printable) name = "my-mesh";
     mesh = client.CreateMesh(name);
     if (!ctx.json()) {
       std::printf("%s Created mesh: %s \"%s\" (you had none; `meshwire mesh create NAME` makes others)\n",
@@ -303,11 +303,10 @@ int RunInit(int argc, char** argv) {
     // Everything is checked before anything is written: the mesh, the
     // name, .mesh.json and the platform's existing files (a dry run), then
     // the agent is registered (a taken name stops it here), and only then
-    // are the files written.
-    if (c.mesh_id.empty()) {
-      ChooseMeshForNewUser(ctx, client, c.mesh_json ? c.mesh_json->parent_path() : fs::current_path(),
-                           harness->name);
-    }
+    // are the files written. (A user with no mesh at all gets one first: a
+    // later refusal leaves it as their active mesh, which the next init uses.)
+    const fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
+    if (c.mesh_id.empty()) ChooseMeshForNewUser(ctx, client, workspace, harness->name);
     const std::string& mesh = ctx.RequireMesh();
     client.GetMesh(mesh);  // 404 or 403 here
     std::string agent_name = ctx.AgentName(harness->default_agent_name);
@@ -326,7 +325,6 @@ int RunInit(int argc, char** argv) {
     if (std::string problem = ctx.InvalidAgentName(agent_name, harness->default_agent_name); !problem.empty()) {
       throw ConfigError(problem);
     }
-    fs::path workspace = c.mesh_json ? c.mesh_json->parent_path() : fs::current_path();
     std::string workspace_name = c.workspace_name.empty() ? workspace.filename().string() : c.workspace_name;
     const OrderedJson mesh_json = ReadMeshJson(workspace / ".mesh.json");
     // A teammate's clone: the committed .mesh.json names the first user's

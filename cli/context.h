@@ -71,7 +71,6 @@ class CommandContext {
   bool resolved_ = false;
   bool tolerate_mesh_json_ = false;
   ClientConfig config_;
-
   std::unique_ptr<RelayClient> client_;
   Ui ui_;
 };

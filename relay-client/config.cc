@@ -11,6 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include "schemas/error.h"
@@ -87,11 +88,12 @@ bool ReadText(const fs::path& path, std::string& text, std::string& error) {
 /// A JSON object from `path`, or an empty object when the file is absent,
 /// unreadable or invalid (with a warning for the last two). `unreadable`,
 /// when given, takes the reason the file could not be read instead of the
-/// warning. `problem`, when given, takes every warning's sentence instead
-/// (the first only).
+/// warning. `problem`, when given, takes the sentence of the first warning
+/// that leaves the file without a mesh or agent (a file that cannot be read
+/// or is no object, a mesh_id or agent_name that is no string) instead.
 json ReadObject(const fs::path& path, std::string* unreadable = nullptr, std::string* problem = nullptr) {
-  auto warn = [&](const std::string& sentence) {
-    if (problem) {
+  auto warn = [&](const std::string& sentence, bool decisive = true) {
+    if (problem && decisive) {
       if (problem->empty()) *problem = sentence;
     } else {
       std::fprintf(stderr, "meshwire: warning: %s; ignoring it.\n", sentence.c_str());
@@ -114,7 +116,8 @@ json ReadObject(const fs::path& path, std::string* unreadable = nullptr, std::st
                           "harness"}) {
     auto it = j.find(key);
     if (it != j.end() && !it->is_string() && !it->is_null()) {
-      warn(path.string() + ": \"" + key + "\" must be a string");
+      const std::string_view name = key;
+      warn(path.string() + ": \"" + key + "\" must be a string", name == "mesh_id" || name == "agent_name");
     }
   }
   return j;
