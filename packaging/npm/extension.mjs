@@ -97,12 +97,33 @@ function resolveConfig({ url, env, homedir, cwd }) {
   const relayUrl = firstOf(url, env.MESHWIRE_URL, credentials.url, settings.url) ?? DEFAULT_URL;
   const meshId = firstOf(env.MESHWIRE_MESH_ID, workspace.mesh_id, settings.active_mesh);
   const agentName = firstOf(env.MESHWIRE_AGENT_NAME, workspace.agent_name) ?? DEFAULT_AGENT_NAME;
+  // A .mesh.json that cannot say its mesh or agent stops the tools (as the
+  // CLI does) rather than fall back to another mesh or agent.
+  const broken = meshJson && brokenMeshJson(meshJson);
+  const covered = nonEmpty(env.MESHWIRE_MESH_ID) && nonEmpty(env.MESHWIRE_AGENT_NAME);
   return {
     url: relayUrl.replace(/\/+$/, ""),
     token: firstOf(env.MESHWIRE_TOKEN, credentials.token),
-    meshId,
+    meshId: broken && !covered ? undefined : meshId,
     agentName: ownAgentName(settings, meshId, agentName),
+    problem: broken && !covered ? broken : undefined,
   };
+}
+
+// Why the .mesh.json at `file` cannot say its mesh or agent, or undefined.
+function brokenMeshJson(file) {
+  let data;
+  try {
+    data = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch {
+    data = undefined;
+  }
+  const fix = "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness copilot --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
+  if (!data || typeof data !== "object" || Array.isArray(data)) return `${file} is not a JSON object, ${fix}`;
+  for (const key of ["mesh_id", "agent_name"]) {
+    if (key in data && data[key] !== null && typeof data[key] !== "string") return `${file}: "${key}" must be a string, ${fix}`;
+  }
+  return undefined;
 }
 
 // Where a shared file names a teammate's agent, config.json's agent_names
@@ -362,6 +383,7 @@ function createMesh({ url, env, fetch: fetchImpl, homedir, cwd }) {
     if (!c.token) {
       throw new RelayError("No meshwire token found: run `meshwire login` (or set MESHWIRE_TOKEN).", { code: "no_token" });
     }
+    if (c.problem) throw new RelayError(c.problem, { code: "bad_mesh_json" });
     if (!c.meshId) {
       throw new RelayError(
         "No mesh is configured for this workspace: run `meshwire init --harness copilot --mesh MESH_ID` (or `meshwire mesh use MESH_ID`, or set MESHWIRE_MESH_ID).",

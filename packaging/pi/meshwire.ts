@@ -103,6 +103,8 @@ interface MeshwireConfig {
   token?: string;
   meshId?: string;
   agentName: string;
+  /** Why the workspace's .mesh.json cannot say its mesh or agent (then no mesh is used). */
+  problem?: string;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -177,12 +179,37 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   const url = firstOf(pick("MESHWIRE_URL"), credentials.url, settings.url) ?? DEFAULT_URL;
   const meshId = firstOf(pick("MESHWIRE_MESH_ID"), workspace.mesh_id, settings.active_mesh);
   const agentName = firstOf(pick("MESHWIRE_AGENT_NAME"), workspace.agent_name) ?? DEFAULT_AGENT_NAME;
+  // A .mesh.json that cannot say its mesh or agent stops the tools (as the
+  // CLI does) rather than fall back to another mesh or agent.
+  const broken = meshJson ? brokenMeshJson(meshJson) : undefined;
+  const covered = pick("MESHWIRE_MESH_ID") !== undefined && pick("MESHWIRE_AGENT_NAME") !== undefined;
   return {
     url: url.replace(/\/+$/, ""),
     token: firstOf(pick("MESHWIRE_TOKEN"), credentials.token),
-    meshId,
+    meshId: broken && !covered ? undefined : meshId,
     agentName: ownAgentName(settings, meshId, agentName),
+    problem: broken && !covered ? broken : undefined,
   };
+}
+
+/** Why the .mesh.json at `file` cannot say its mesh or agent, or undefined. */
+function brokenMeshJson(file: string): string | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch {
+    data = undefined;
+  }
+  const fix =
+    "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness pi --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
+  if (!data || typeof data !== "object" || Array.isArray(data)) return `${file} is not a JSON object, ${fix}`;
+  const fields = data as Record<string, unknown>;
+  for (const key of ["mesh_id", "agent_name"]) {
+    if (key in fields && fields[key] !== null && typeof fields[key] !== "string") {
+      return `${file}: "${key}" must be a string, ${fix}`;
+    }
+  }
+  return undefined;
 }
 
 // Where a shared file names a teammate's agent, config.json's agent_names
@@ -512,6 +539,7 @@ function createMesh(options: MeshwirePiOptions) {
     if (!c.token) {
       throw new MeshwireError("No meshwire token found: run `meshwire login` (or set MESHWIRE_TOKEN).", 0, "no_token");
     }
+    if (c.problem) throw new MeshwireError(c.problem, 0, "bad_mesh_json");
     if (!c.meshId) {
       throw new MeshwireError(
         "No mesh is configured for this workspace: run `meshwire init --harness pi --mesh MESH_ID` (or `meshwire mesh use MESH_ID`, or set MESHWIRE_MESH_ID).",

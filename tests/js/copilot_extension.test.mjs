@@ -329,6 +329,22 @@ test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_na
   await copilot.config.hooks.onSessionEnd({});
 });
 
+test("a .mesh.json that cannot say its mesh (a merge conflict): the tools fail naming it, never another mesh", T, async () => {
+  const home = tempDir("mw-copilot-conflict-home-");
+  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: fx.token, url: fx.url, user: "alice" }));
+  fs.writeFileSync(path.join(home, "config.json"), JSON.stringify({ active_mesh: fx.mesh.mesh_id }));
+  const workspace = tempDir("mw-copilot-conflict-");
+  fs.writeFileSync(path.join(workspace, ".mesh.json"), `<<<<<<< HEAD\n{"mesh_id": "${fx.mesh.mesh_id}"}\n=======\n{}\n>>>>>>> theirs\n`);
+  const copilot = fakeCopilot();
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  await createCopilotExtension({ joinSession: copilot.joinSession, env: { MESHWIRE_HOME: home }, cwd: workspace });
+  fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
+  const result = await copilot.call("mesh_send_message", { content: "to whom?" });
+  assert.equal(result.resultType, "failure");
+  assert.match(result.textResultForLlm, /\.mesh\.json is not a JSON object/);
+  await copilot.config.hooks.onSessionEnd({});
+});
+
 test("without credentials the tools fail with what to do, and onSessionStart says so", T, async () => {
   const copilot = fakeCopilot();
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);

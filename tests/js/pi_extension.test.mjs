@@ -301,6 +301,14 @@ test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_na
   assert.equal((await agentNamed(fx, "pi-test-bob"))?.owner, "bob");
 });
 
+test("a .mesh.json whose mesh_id is no string: an error naming it, never another mesh", T, async () => {
+  const workspace = tempDir("mw-pi-badmesh-");
+  fs.writeFileSync(path.join(workspace, ".mesh.json"), JSON.stringify({ mesh_id: 5 }));
+  const pi = fakePi({ cwd: workspace });
+  fx.module.createMeshwireExtension({ env: { MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }, homedir: tempDir("mw-pi-nohome-") })(pi);
+  await assert.rejects(pi.call("meshwire_status"), /"mesh_id" must be a string/);
+});
+
 test("without credentials: an error that says to run `meshwire login`", T, async () => {
   const pi = fakePi({ cwd: tempDir("mw-pi-nothing-") });
   fx.module.createMeshwireExtension({ env: {}, homedir: tempDir("mw-pi-nohome-") })(pi);
