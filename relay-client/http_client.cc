@@ -1,5 +1,7 @@
 #include "relay-client/http_client.h"
 
+#include <netdb.h>
+
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -75,7 +77,25 @@ std::string TransportFailure(const std::string& url, httplib::Error error, const
     return "Cannot open a TLS connection to " + url +
            ": is the relay serving HTTPS there (meshwire server --tls-cert ... --tls-key ...)?";
   }
-  return "Cannot reach the relay at " + url + " (" + httplib::to_string(error) +
+  const std::string host = std::regex_replace(url, std::regex(R"(^https?://(?:\[([^\]]*)\]|([^/:]*)).*$)"), "$1$2");
+  if (error == httplib::Error::Connection && !host.empty()) {
+    // A name no resolver knows is a typo, not a relay that is down.
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+    if (found) ::freeaddrinfo(found);
+    if (rc == EAI_NONAME || rc == EAI_NODATA) {
+      return "Cannot find the relay's host " + host + " (" + url + "): check MESHWIRE_URL (or --url) for a typo, "
+             "or this machine's DNS.";
+    }
+  }
+  const char* why = error == httplib::Error::Connection          ? "nothing accepts connections there"
+                    : error == httplib::Error::ConnectionTimeout ? "connecting timed out"
+                    : error == httplib::Error::Read              ? "the connection closed before an answer"
+                    : error == httplib::Error::Write             ? "the connection closed while sending"
+                                                                 : nullptr;
+  return "Cannot reach the relay at " + url + " (" + (why ? why : httplib::to_string(error)) +
          "): is it running? Start one with `meshwire server`, or set MESHWIRE_URL (or --url) to "
          "yours.";
 }

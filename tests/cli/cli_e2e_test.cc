@@ -1373,6 +1373,12 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(s.code == 3);
     CHECK(s.out.find("Service : FAILED offline") != std::string::npos);
   }
+  SUBCASE("a relay host no resolver knows: a typo to check, not a relay to start") {
+    CommandResult r = m.Mw({"agents", "--url", "http://no-such-host.invalid:7420"}, tok);
+    CHECK(r.code == 3);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("Cannot find the relay's host no-such-host.invalid") != std::string::npos);
+  }
   SUBCASE("content over the limit") {
     CommandResult r = m.Mw({"send", std::string(10241, 'x')}, tok);
     CHECK(r.code == 2);  // a usage error, as on stdin, before the relay is asked
