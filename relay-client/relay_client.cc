@@ -212,6 +212,13 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
         error = Error(r->status, "https_required",
                       "The relay at " + url + " serves HTTPS: use https://" + url.substr(7) +
                           " (set MESHWIRE_URL, or run `meshwire login --url https://" + url.substr(7) + "`).");
+      } else if (j.is_object() && j.contains("error") && j["error"].is_object() && r->status == 404 &&
+                 j["error"].value("message", "").rfind("No route ", 0) == 0 && url.find('/', url.find("//") + 2) !=
+                                                                                     std::string::npos) {
+        // A relay URL with a path the relay does not serve (…/api): every route is "unknown".
+        error = Error(2, "config",
+                      "The relay at " + url + " has no route for this request: its URL should not carry a path "
+                      "(give http(s)://HOST[:PORT], unless the relay is served under one) in MESHWIRE_URL or --url.");
       } else if (j.is_object() && j.contains("error") && j["error"].is_object()) {
         Error e(r->status, j["error"].value("code", "error"), j["error"].value("message", ""));
         if (r->has_header("Retry-After")) e.with_retry_after(std::atoi(r->get_header_value("Retry-After").c_str()));

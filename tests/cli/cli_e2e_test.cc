@@ -1379,6 +1379,12 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(OneSentence(r.err));
     CHECK(r.err.find("Cannot find the relay's host no-such-host.invalid") != std::string::npos);
   }
+  SUBCASE("a relay URL with a path the relay does not serve: said so, not the relay's 'No route'") {
+    CommandResult r = m.Mw({"agents", "--url", w.relay.url() + "/api"}, tok);
+    CHECK(r.code == 2);
+    CHECK(OneSentence(r.err));
+    CHECK(r.err.find("should not carry a path") != std::string::npos);
+  }
   SUBCASE("content over the limit") {
     CommandResult r = m.Mw({"send", std::string(10241, 'x')}, tok);
     CHECK(r.code == 2);  // a usage error, as on stdin, before the relay is asked
