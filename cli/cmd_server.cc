@@ -51,7 +51,9 @@ bool ParseListen(const std::string& text, std::string& host, int& port) {
 /// http(s)://HOST[:PORT][/PATH], with PORT 1-65535 when given.
 bool ValidPublicUrl(const std::string& url) {
   std::smatch m;
-  if (!std::regex_match(url, m, std::regex(R"(https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/[^\s?#]*)?)"))) {
+  // The guide prints it in shell lines: a path of characters no shell gives a meaning to.
+  static const std::regex kUrl(R"(https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:([0-9]{1,5}))?(/[A-Za-z0-9\-._~/%:@+,=]*)?)");
+  if (!std::regex_match(url, m, kUrl)) {
     return false;
   }
   return !m[3].matched || (std::stoi(m[3].str()) >= 1 && std::stoi(m[3].str()) <= 65535);
@@ -300,7 +302,8 @@ int RunServer(int argc, char** argv) {
   options.rate_limit_per_min = rate_limit;
   if (!public_url.empty() && !ValidPublicUrl(public_url)) {
     spdlog::error("--public-url must be the relay's address as clients reach it, http(s)://HOST[:PORT][/PATH] "
-                  "with a PORT from 1 to 65535 (got \"{}\").", public_url);
+                  "with a PORT from 1 to 65535 and a PATH of letters, digits and - . _ ~ / % : @ + , = "
+                  "(got \"{}\").", public_url);
     return kExitUsage;
   }
   options.public_url = public_url;

@@ -99,7 +99,8 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
   CommandResult r = Run(serve, {"MESHWIRE_HOME=" + ro.path().string()});
   CHECK(r.code == 1);
   CHECK(r.err.find("is read-only for this user") != std::string::npos);
-  for (const char* bad : {"not a url", "https://h:99999", "https://h:0", "ftp://h", "https://h:80x", "https://h:"}) {
+  for (const char* bad : {"not a url", "https://h:99999", "https://h:0", "ftp://h", "https://h:80x", "https://h:",
+                          "http://h:1/x;touch${IFS}/tmp/x", "http://h/$(id)", "http://h/a'b"}) {
     CAPTURE(bad);
     CommandResult url = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "u.db",
                              "--public-url", bad});
