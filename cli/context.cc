@@ -182,8 +182,11 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
       // `send "-x"`: CLI11 took the message for an option.
       for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
-        // Not "--word": that is a mistyped option more likely than a message.
-        if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-' && !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
+        // Not "--word": that is a mistyped option more likely than a message
+        // (but "--word and more" is a message: no option holds a space).
+        const bool message_like = arg.size() > 1 && (arg[1] != '-' || arg.find(' ') != std::string::npos);
+        if (arg[0] == '-' && message_like &&
+            !app.get_option_no_throw(arg.substr(0, arg.find('=')))) {
           // The rest of the command kept (`--to bob`: without it the hint
           // would broadcast), but never a token, and each word quoted for a shell.
           auto quoted = [](const std::string& word) {

@@ -1430,6 +1430,10 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(dash.code == 2);
     CHECK(OneSentence(dash.err));
     CHECK(dash.err.find("goes after --: meshwire send --to b -- -x)") != std::string::npos);  // --to kept
+    // "--words with spaces" is a message, not a mistyped option.
+    CommandResult dashes = m.Mw({"send", "--name foo bar", "--to", "b"}, tok);
+    CHECK(dashes.code == 2);
+    CHECK(dashes.err.find("goes after --: meshwire send --to b -- '--name foo bar')") != std::string::npos);
     // Quoted for a shell, whole, and never repeating a token.
     CommandResult quoted = m.Mw({"send", "-it's a long message, longer than forty characters", "--to", "b", "--token", w.token});
     CHECK(quoted.err.find("meshwire send --to b -- '-it'\\''s a long message, longer than forty characters')") !=
