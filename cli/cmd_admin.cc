@@ -40,8 +40,13 @@ int RunMigrate(const std::string& from, const std::string& to) {
         });
     std::int64_t rows = 0;
     for (const auto& [table, n] : copied) rows += n;
-    std::printf("Migrated %lld rows in %zu tables; the counts match. Start the relay with --storage %s.\n",
-                static_cast<long long>(rows), copied.size(), StorageForDisplay(to).c_str());
+    // A command to copy (quoted: a URL's '&' would end it in a shell), the
+    // password left for the user to put back.
+    const std::string shown = StorageForDisplay(to);
+    std::printf("Migrated %lld rows in %zu tables; the counts match. Start the relay on it:\n  meshwire server "
+                "--storage %s%s\n",
+                static_cast<long long>(rows), copied.size(), ShellQuoted(shown).c_str(),
+                shown == to ? "" : "\n(with the password where *** stands)");
   } catch (const Error& e) {
     std::fprintf(stderr, "meshwire: %s\n", e.what());
     return e.status() == 400 ? kExitUsage : kExitError;

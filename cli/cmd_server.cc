@@ -59,13 +59,6 @@ bool ValidPublicUrl(const std::string& url) {
   return !m[3].matched || (std::stoi(m[3].str()) >= 1 && std::stoi(m[3].str()) <= 65535);
 }
 
-/// `text` in single quotes for a POSIX shell.
-std::string ShellQuoted(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 /// The thread that takes SIGINT, SIGTERM and SIGHUP (blocked everywhere
 /// else) for the whole run, from before the relay opens its storage to after
 /// it has closed it:

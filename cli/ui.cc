@@ -20,6 +20,12 @@ Ui::Ui() {
            !(term && std::string(term) == "dumb");
 }
 
+std::string ShellQuoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 void PrintJson(const nlohmann::json& j) {
   std::printf("%s\n", j.dump().c_str());
 }

@@ -39,6 +39,9 @@ class Ui {
 /// stays on one line. The --json output is left as it is: JSON escapes these.
 std::string Shown(std::string_view text, bool multiline = false);
 
+/// `text` in single quotes for a POSIX shell (a command to copy).
+std::string ShellQuoted(const std::string& text);
+
 /// Prints `j` on one line of stdout (the --json output).
 void PrintJson(const nlohmann::json& j);
 

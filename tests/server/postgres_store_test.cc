@@ -371,6 +371,7 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   for (const auto& [table, n] : copied) rows += n;
   CHECK(fresh.out.find("Migrated " + std::to_string(rows) + " rows in 7 tables; the counts match.") !=
         std::string::npos);
+  CHECK(fresh.out.find("  meshwire server --storage 'postgres") != std::string::npos);  // a command to copy
   CHECK(fresh.err.find("messages") != std::string::npos);
   // A source that is not there: a sentence, exit 2.
   CommandResult missing = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + dir / "none.db", "--to", uri});
