@@ -25,6 +25,7 @@ int RunStatus(int argc, char** argv) {
   const Ui& ui = ctx.ui();
   const ClientConfig& c = ctx.config();
   const std::string agent_name = ctx.AgentName();  // as send and listen name it
+  const std::string broken = ctx.MeshJsonProblem(c.mesh_id);  // said whether or not the relay answers
   json out = {{"url", c.url.value}, {"mesh", c.mesh_id.value}, {"agent", agent_name},
               {"token", c.token.empty() ? "" : MaskToken(c.token.value, Ui())}};
   std::string service = "unknown", mesh_line, agents_line, agent_id, agent_problem;
@@ -44,7 +45,7 @@ int RunStatus(int argc, char** argv) {
       mesh_line = ui.Bad() + " " + why;
       out["error"] = why;
       exit_code = kExitUsage;
-    } else if (const std::string broken = ctx.MeshJsonProblem(c.mesh_id); !broken.empty()) {
+    } else if (!broken.empty()) {
       mesh_line = ui.Bad() + " " + broken;
       out["error"] = broken;
       exit_code = kExitUsage;
@@ -104,7 +105,6 @@ int RunStatus(int argc, char** argv) {
   std::printf("Token : %s\n", c.token.empty() ? no_token.c_str() : MaskToken(c.token.value, ui).c_str());
   // Each may come from a committed .mesh.json, or the environment: shown, not obeyed.
   std::printf("URL : %s\n", Shown(c.url.value).c_str());
-  const std::string broken = ctx.MeshJsonProblem(c.mesh_id);  // said here whether or not the relay answers
   std::printf("Mesh : %s\n",
               Shown(broken.empty() ? or_none(c.mesh_id.value, "(none)") : "(unknown: " + broken + ")").c_str());
   const std::string agent_line =

@@ -119,58 +119,67 @@ std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {
   return std::make_unique<LocalWakeBus>();
 }
 
-std::string StorageForDisplay(const std::string& spec) {
+namespace {
+
+/// Where `spec`'s passwords are, as [begin, end) ranges in order, for
+/// StorageForDisplay and WithoutPassword: the value of keyword=value text's
+/// `password` (quotes included), of libpq's `?password=` parameters, and of
+/// scheme://user:password@host, which lies between the first ':' after "//"
+/// and the last '@' outside those parameters (a password with an unencoded
+/// '/', '?' or '@' included: what cannot be parsed is hidden all the same).
+std::vector<std::pair<std::size_t, std::size_t>> PasswordRanges(const std::string& spec) {
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
   const std::size_t start = spec.find("://");
-  if (start == std::string::npos) {  // a path, or keyword=value text: no password shown
-    static const std::regex kPassword(R"((^|\s)(password\s*=\s*)('([^'\\]|\\.)*'|\S*))");
-    return std::regex_replace(spec, kPassword, "$1$2***");
+  if (start == std::string::npos) {  // a path, or keyword=value text
+    static const std::regex kPassword(R"((^|\s)password\s*=\s*('([^'\\]|\\.)*'|\S*))");
+    for (std::sregex_iterator m(spec.begin(), spec.end(), kPassword), end; m != end; ++m) {
+      const auto begin = static_cast<std::size_t>(m->position(2));
+      ranges.emplace_back(begin, begin + static_cast<std::size_t>(m->length(2)));
+    }
+    return ranges;
   }
-  std::string out = spec;
-  // libpq's ...?user=u&password=p: the value of each password parameter.
-  if (const std::size_t query = out.find('?', start); query != std::string::npos) {
-    for (std::size_t at = query; (at = out.find("password=", at)) != std::string::npos;) {
-      const bool parameter = out[at - 1] == '?' || out[at - 1] == '&';
+  if (const std::size_t query = spec.find('?', start); query != std::string::npos) {
+    for (std::size_t at = query; (at = spec.find("password=", at)) != std::string::npos;) {
+      const bool parameter = spec[at - 1] == '?' || spec[at - 1] == '&';
       const std::size_t value = at + 9;
       at = value;
-      if (!parameter) continue;
-      const std::size_t value_end = std::min(out.find('&', value), out.size());
-      out.replace(value, value_end - value, "***");
+      if (parameter) ranges.emplace_back(value, std::min(spec.find('&', value), spec.size()));
     }
   }
-  // scheme://user:password@host...: the password is what lies between the
-  // first ':' after "//" and the last '@' (a password with an unencoded '/',
-  // '?' or '@' included: what cannot be parsed is hidden all the same).
   const std::size_t authority = start + 3;
-  const std::size_t at = out.rfind('@');
-  if (at == std::string::npos || at < authority) return out;
-  const std::size_t colon = out.find(':', authority);
-  if (colon == std::string::npos || colon > at) return out;
-  return out.substr(0, colon + 1) + "***" + out.substr(at);
+  std::size_t at = spec.size();
+  while (at-- > authority) {
+    const bool in_parameter = std::any_of(ranges.begin(), ranges.end(),
+                                          [at](const auto& r) { return at >= r.first && at < r.second; });
+    if (spec[at] == '@' && !in_parameter) break;
+  }
+  const std::size_t colon = spec.find(':', authority);
+  if (at + 1 > authority && at < spec.size() && colon < at) ranges.insert(ranges.begin(), {colon + 1, at});
+  return ranges;
+}
+
+}  // namespace
+
+std::string StorageForDisplay(const std::string& spec) {
+  std::string out;
+  std::size_t shown = 0;
+  for (const auto& [begin, end] : PasswordRanges(spec)) {
+    if (begin < shown) continue;  // within one already hidden
+    out += spec.substr(shown, begin - shown) + "***";
+    shown = end;
+  }
+  return out + spec.substr(shown);
 }
 
 std::string WithoutPassword(std::string text, const std::string& spec) {
-  // The passwords `spec` holds, as StorageForDisplay finds them.
-  std::vector<std::string> passwords;
-  if (const std::size_t start = spec.find("://"); start == std::string::npos) {
-    static const std::regex kPassword(R"((^|\s)password\s*=\s*('(([^'\\]|\\.)*)'|(\S*)))");
-    for (std::sregex_iterator m(spec.begin(), spec.end(), kPassword), end; m != end; ++m) {
-      passwords.push_back((*m)[3].matched ? (*m)[3].str() : (*m)[5].str());
-    }
-  } else {
-    const std::size_t at = spec.rfind('@'), colon = spec.find(':', start + 3);
-    if (at != std::string::npos && at >= start + 3 && colon != std::string::npos && colon < at) {
-      passwords.push_back(spec.substr(colon + 1, at - colon - 1));
-    }
-    for (std::size_t p = spec.find("password=", start); p != std::string::npos; p = spec.find("password=", p + 1)) {
-      if (spec[p - 1] != '?' && spec[p - 1] != '&') continue;
-      const std::size_t value = p + 9;
-      passwords.push_back(spec.substr(value, std::min(spec.find('&', value), spec.size()) - value));
-    }
-  }
-  // A libpq message may quote any piece of one: `invalid integer value
-  // "Xy7" for connection option "port"` of user:Xy7/rest@host.
+  // A libpq message may quote any piece of a password: `invalid integer
+  // value "Xy7" for connection option "port"` of user:Xy7/rest@host.
   std::vector<std::string> secrets;
-  for (const std::string& password : passwords) {
+  for (const auto& [begin, end] : PasswordRanges(spec)) {
+    std::string password = spec.substr(begin, end - begin);
+    if (password.size() >= 2 && password.front() == '\'' && password.back() == '\'') {
+      password = password.substr(1, password.size() - 2);
+    }
     if (!password.empty()) secrets.push_back(password);
     std::size_t piece = 0;
     for (std::size_t i = 0; i <= password.size(); ++i) {
