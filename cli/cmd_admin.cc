@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -23,6 +24,32 @@ namespace meshwire::cli {
 
 namespace {
 
+volatile std::sig_atomic_t g_migrate_signal = 0;  // the SIGINT or SIGTERM that stops a migration
+
+/// While it lives, a first SIGINT or SIGTERM is only noted (the copy then
+/// rolls back and says so); a second one acts as usual.
+class NoteStopSignals {
+ public:
+  NoteStopSignals() {
+    struct sigaction note {};
+    note.sa_handler = [](int sig) { g_migrate_signal = sig; };
+    sigemptyset(&note.sa_mask);
+    note.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &note, &old_int_);
+    sigaction(SIGTERM, &note, &old_term_);
+  }
+  ~NoteStopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  NoteStopSignals(const NoteStopSignals&) = delete;
+  NoteStopSignals& operator=(const NoteStopSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
 int RunMigrate(const std::string& from, const std::string& to) {
   if (from.rfind("sqlite:", 0) != 0) {
     std::fprintf(stderr, "meshwire: --from must be sqlite:PATH (the relay's SQLite file).\n");
@@ -32,12 +59,15 @@ int RunMigrate(const std::string& from, const std::string& to) {
     std::fprintf(stderr, "meshwire: --to must be a PostgreSQL URI: postgres://user:pass@host:port/db.\n");
     return kExitUsage;
   }
+  NoteStopSignals note_stop;
   try {
     std::fprintf(stderr, "Copying %s into %s ...\n", from.c_str(), StorageForDisplay(to).c_str());
-    TableCounts copied =
-        CopySqliteToPostgres(from.substr(7), to, [](const std::string& table, std::int64_t n, bool done) {
+    TableCounts copied = CopySqliteToPostgres(
+        from.substr(7), to,
+        [](const std::string& table, std::int64_t n, bool done) {
           std::fprintf(stderr, "  %-10s %lld%s\n", table.c_str(), static_cast<long long>(n), done ? "" : " ...");
-        });
+        },
+        [] { return g_migrate_signal != 0; });
     std::int64_t rows = 0;
     for (const auto& [table, n] : copied) rows += n;
     // A command to copy (quoted: a URL's '&' would end it in a shell), the
@@ -47,6 +77,12 @@ int RunMigrate(const std::string& from, const std::string& to) {
                 "--storage %s%s\n",
                 static_cast<long long>(rows), copied.size(), ShellQuoted(shown).c_str(),
                 shown == to ? "" : "\n(with the password where *** stands)");
+  } catch (const MigrationInterrupted&) {
+    std::fprintf(stderr,
+                 "meshwire: interrupted (%s): the copy was rolled back, so the PostgreSQL database holds none of "
+                 "it. Run the same command again to migrate.\n",
+                 g_migrate_signal == SIGTERM ? "SIGTERM" : "Ctrl+C");
+    return 128 + g_migrate_signal;
   } catch (const Error& e) {
     std::fprintf(stderr, "meshwire: %s\n", e.what());
     return e.status() == 400 ? kExitUsage : kExitError;

@@ -59,7 +59,11 @@ std::int64_t Count(Conn& conn, const char* table) {
 }  // namespace
 
 TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::string& pg_uri,
-                                 const std::function<void(const std::string&, std::int64_t, bool)>& progress) {
+                                 const std::function<void(const std::string&, std::int64_t, bool)>& progress,
+                                 const std::function<bool()>& interrupted) {
+  auto stop_if_interrupted = [&] {
+    if (interrupted && interrupted()) throw MigrationInterrupted("interrupted");
+  };
   std::error_code ec;
   if (!std::filesystem::is_regular_file(sqlite_path, ec)) {
     throw Error::BadRequest("invalid_storage", "There is no SQLite database at " + sqlite_path +
@@ -130,6 +134,7 @@ TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::stri
         for (std::size_t i = 0; i < values.size(); ++i) statement.Bind(static_cast<int>(i) + 1, values[i]);
         statement.Run();
         values.clear();
+        stop_if_interrupted();
       };
       while (rows.Step()) {
         for (std::size_t i = 0; i < width; ++i) values.push_back(rows.OptText(static_cast<int>(i)));
@@ -141,6 +146,7 @@ TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::stri
       copied.emplace_back(t.name, n);
       progress(t.name, n, true);
     }
+    stop_if_interrupted();
     target.Commit();
     source.Exec("COMMIT");
   } catch (...) {

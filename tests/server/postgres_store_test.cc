@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -392,6 +393,62 @@ TEST_CASE("admin migrate: a SQLite relay's data lands in PostgreSQL, counts chec
   CHECK(other.err.find("is not a meshwire relay's database") != std::string::npos);
   CHECK(std::filesystem::file_size(foreign) == size_before);
   CHECK_FALSE(std::filesystem::exists(foreign + "-wal"));
+}
+
+TEST_CASE("admin migrate: interrupted, the copy rolls back and says so; the target holds none of it") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  TempDir dir;
+  const std::string db = dir / "relay.db";
+  {
+    SqliteStore sqlite(db);
+    Mesh mesh = MakeMesh(sqlite, "alice");
+    Agent a = MakeAgent(sqlite, mesh, "agent-a");
+    // 100,000 messages in one statement (a send each would take minutes).
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+    const std::string fill =
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000) "
+        "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name, content, priority, "
+        "metadata, idempotency_key, created_at) SELECT '" + mesh.mesh_id + "', x, x, '" + a.agent_id +
+        "', 'agent-a', 'all', NULL, 'message ' || x, 'normal', '{}', NULL, 1000 FROM n";
+    CHECK(sqlite3_exec(raw, fill.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  // In the library: `interrupted` is asked after each statement of rows.
+  {
+    const std::string target = pg->NewDatabase();
+    int asked = 0;
+    CHECK_THROWS_AS(CopySqliteToPostgres(
+                        db, target, [](const std::string&, std::int64_t, bool) {}, [&] { return ++asked == 3; }),
+                    MigrationInterrupted);
+    CHECK(asked == 3);
+    PgConnection check(target);
+    auto count = check.Prepare("SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM messages)");
+    REQUIRE(count.Step());
+    CHECK(count.Int(0) == 0);
+  }
+  // Through the binary: Ctrl+C once the progress shows 20,000 messages.
+  const std::string target = pg->NewDatabase();
+  ChildProcess migrate({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + db, "--to", target});
+  REQUIRE(migrate.WaitForStderr("messages   20000 ...", 60000));
+  auto status = migrate.Signal(SIGINT, 30000);
+  REQUIRE(status);
+  REQUIRE(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 130);
+  migrate.WaitForStderr("\x01never", 1000);
+  CHECK(migrate.stderr_seen().find("interrupted (Ctrl+C): the copy was rolled back") != std::string::npos);
+  CHECK(migrate.stderr_seen().find("Migrated") == std::string::npos);
+  PgConnection check(target);
+  auto count = check.Prepare("SELECT count(*) FROM messages");
+  REQUIRE(count.Step());
+  CHECK(count.Int(0) == 0);
+  // The same command again copies everything.
+  CommandResult again = Run({MESHWIRE_BINARY, "admin", "migrate", "--from", "sqlite:" + db, "--to", target});
+  CHECK_MESSAGE(again.code == 0, again.err);
+  auto after = check.Prepare("SELECT count(*) FROM messages");
+  REQUIRE(after.Step());
+  CHECK(after.Int(0) == 100000);
 }
 
 /// A PgWakeBus of "this-node" whose one subscriber records the seqs it is
