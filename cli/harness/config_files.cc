@@ -477,7 +477,7 @@ void FilePlan::EnsureLines(const std::string& path, const std::vector<std::strin
                            std::string_view comment) {
   std::optional<std::string> old = ReadFileIfExists(path);
   std::string text = EnsureLinesText(old.value_or(""), lines, comment);
-  files_.push_back({path, std::move(old), std::move(text), std::nullopt});
+  files_.push_back({path, std::move(old), std::move(text), std::nullopt, /*backup=*/false});
 }
 
 BackupPlace PlaceBackup(const fs::path& target, const std::string& content, bool single) {
@@ -515,16 +515,14 @@ HarnessResult FilePlan::Apply(const HarnessContext& ctx, std::vector<std::string
       continue;
     }
     const unsigned mode = file.mode.value_or(current_mode);
-    if (file.old_content) {
+    if (file.old_content && file.backup) {
       // A file of meshwire's own with a set mode (the token's) keeps one
       // backup, as private as the file: earlier tokens do not pile up.
       const BackupPlace backup = PlaceBackup(target, *file.old_content, /*single=*/file.mode.has_value());
       if (write && !backup.exists) staged.emplace_back(backup.path, *file.old_content, mode);
       change.backup = backup.path.string();
-      change.action = "updated";
-    } else {
-      change.action = "created";
     }
+    change.action = file.old_content ? "updated" : "created";
     if (write) staged.emplace_back(target, file.new_content, mode);
     result.files.push_back(std::move(change));
   }

@@ -127,13 +127,14 @@ class FilePlan {
   /// Plans `vars` in the env file `path` (mode 0600: it may hold the token).
   void MergeEnv(const std::string& path, const EnvVars& vars);
   /// Plans the missing `lines` at the end of `path`, which is created when
-  /// it does not exist.
+  /// it does not exist. Only appended to, it keeps no PATH.bak: the file as
+  /// it was is its first lines (a .gitignore.bak would itself show in git).
   void EnsureLines(const std::string& path, const std::vector<std::string>& lines,
                    std::string_view comment);
 
   /// Writes the planned files, then `ctx.also_write`, in two steps: each
   /// new content (and the PATH.bak copy of a changed existing file, same
-  /// mode) goes to a temporary file beside its target and is flushed; only
+  /// mode, unless it was only appended to) goes to a temporary file beside its target and is flushed; only
   /// when every one is written are they renamed into place, in order. So a
   /// failure leaves every file as it was. Unchanged files are left alone;
   /// parent folders are created; a symbolic link stays a link (its target is
@@ -154,6 +155,7 @@ class FilePlan {
     std::optional<std::string> old_content;  // nullopt: the file does not exist
     std::string new_content;
     std::optional<unsigned> mode;
+    bool backup = true;  // a changed existing file keeps PATH.bak
   };
 
   std::vector<Planned> files_;

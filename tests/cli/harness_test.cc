@@ -1135,7 +1135,9 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
     HarnessResult result = f.Run(harness);
     REQUIRE(result.files.back().path == path);
     CHECK(result.files.back().action == "updated");
-    CHECK(Read(path + ".bak") == "node_modules/\n/.env.meshwire");
+    // Only appended to: no .gitignore.bak (it would show in git status).
+    CHECK(result.files.back().backup.empty());
+    CHECK_FALSE(fs::exists(path + ".bak"));
     const std::string text = Read(path);
     CHECK(text.starts_with("node_modules/\n/.env.meshwire\n"));
     CHECK(text.ends_with("\n.env.meshwire.bak\n"));
@@ -1148,6 +1150,9 @@ TEST_CASE("hermes and pi keep the token file out of git when there is a .gitigno
               "cd " + ShellQuote(f.ctx.workspace_dir) +
               " && git init -q . && git check-ignore .env.meshwire .env.meshwire.bak >/dev/null") ==
           0);
+      // git status shows the new files, no backup among them.
+      CHECK(Shell("cd " + ShellQuote(f.ctx.workspace_dir) +
+                  " && git status --porcelain --untracked-files=all | grep -q '[.]bak'") != 0);
     }
   }
 }
