@@ -134,8 +134,9 @@ class FilePlan {
 
   /// Writes the planned files, then `ctx.also_write`, in two steps: each
   /// new content (and the PATH.bak copy of a changed existing file, same
-  /// mode, unless it was only appended to) goes to a temporary file beside its target and is flushed; only
-  /// when every one is written are they renamed into place, in order. So a
+  /// mode, unless it was only appended to) goes to a temporary file beside
+  /// its target and is flushed; only when every one is written are they
+  /// renamed into place, in order. So a
   /// failure leaves every file as it was. Unchanged files are left alone;
   /// parent folders are created; a symbolic link stays a link (its target is
   /// written). Returns every planned file with its action, then the notes
