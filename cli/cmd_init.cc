@@ -112,6 +112,10 @@ std::string HarnessNames() {
 /// The workspace's .mesh.json as it is (an empty object when there is none).
 OrderedJson ReadMeshJson(const fs::path& path) {
   OrderedJson current = OrderedJson::object();
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(path, ec)) && !fs::is_regular_file(path, ec)) {  // a FIFO would block
+    throw ConfigError(path.string() + " is not a file; remove it, then run init again.");
+  }
   if (std::ifstream in{path}) {
     std::stringstream buf;
     buf << in.rdbuf();

@@ -54,7 +54,7 @@ std::optional<fs::path> FindMeshJson(const fs::path& cwd) {
   fs::path dir = fs::absolute(cwd, ec);
   for (;;) {
     fs::path candidate = dir / ".mesh.json";
-    if (fs::is_regular_file(candidate, ec)) return candidate;
+    if (fs::exists(fs::symlink_status(candidate, ec))) return candidate;
     if (!dir.has_parent_path() || dir.parent_path() == dir) return std::nullopt;
     dir = dir.parent_path();
   }
@@ -142,6 +142,19 @@ json ReadObjectToUpdate(const fs::path& path) {
   return j;
 }
 
+/// Why a .mesh.json (a JSON object, its types checked) cannot say its mesh
+/// or agent: no mesh_id, or an empty mesh_id or agent_name; else empty.
+std::string MeshJsonFieldsProblem(const json& j, const fs::path& path) {
+  auto mesh = j.find("mesh_id");
+  if (mesh == j.end() || mesh->is_null()) return path.string() + " names no mesh (\"mesh_id\" is missing)";
+  if (mesh->get<std::string>().empty()) return path.string() + ": \"mesh_id\" is empty";
+  auto agent = j.find("agent_name");
+  if (agent != j.end() && agent->is_string() && agent->get<std::string>().empty()) {
+    return path.string() + ": \"agent_name\" is empty";
+  }
+  return "";
+}
+
 std::optional<std::string> Field(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) return std::nullopt;
@@ -179,7 +192,15 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
   json credentials = ReadObject(c.home / "credentials.json", &c.credentials_unreadable);
   json config = ReadObject(c.home / "config.json");
   json workspace = json::object();
-  if ((c.mesh_json = FindMeshJson(cwd))) workspace = ReadObject(*c.mesh_json, nullptr, &c.mesh_json_problem);
+  if ((c.mesh_json = FindMeshJson(cwd))) {
+    std::error_code ec;
+    if (!fs::is_regular_file(*c.mesh_json, ec)) {  // never opened: a FIFO would block
+      c.mesh_json_problem = c.mesh_json->string() + " is not a file";
+    } else {
+      workspace = ReadObject(*c.mesh_json, nullptr, &c.mesh_json_problem);
+      if (c.mesh_json_problem.empty()) c.mesh_json_problem = MeshJsonFieldsProblem(workspace, *c.mesh_json);
+    }
+  }
 
   c.url = Pick({{flags.url, "flag"},
                 {env("MESHWIRE_URL"), "env"},

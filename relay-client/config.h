@@ -56,9 +56,10 @@ struct ClientConfig {
   std::optional<std::filesystem::path> mesh_json;  // the .mesh.json used, if found
   std::string workspace_name;            // from .mesh.json
   std::string harness;                   // from .mesh.json
-  // Why the .mesh.json found cannot say which mesh or agent (it cannot be
-  // read, is not a JSON object, e.g. after a merge conflict, or its mesh_id
-  // or agent_name is not a string), else empty. Its settings are skipped;
+  // Why the .mesh.json found cannot say which mesh or agent (it is no file
+  // or cannot be read, is not a JSON object, e.g. after a merge conflict,
+  // it has no mesh_id, or its mesh_id or agent_name is not a string or is
+  // empty), else empty. Its settings are skipped;
   // a command must not fall back to another mesh or agent in its place.
   std::string mesh_json_problem;
 };
@@ -80,7 +81,8 @@ std::optional<std::filesystem::path> UserHomeDir(const EnvLookup& env);
 /// The ~/.meshwire folder: $MESHWIRE_HOME, else UserHomeDir's .meshwire.
 std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
 
-/// The nearest .mesh.json at `cwd` or above, if any.
+/// The nearest .mesh.json at `cwd` or above, if any (a file, or anything
+/// else of that name: a folder there is a broken .mesh.json, not none).
 std::optional<std::filesystem::path> FindMeshJson(const std::filesystem::path& cwd);
 
 /// Saves {"token","url","user"} as `home`/credentials.json, mode 0600;

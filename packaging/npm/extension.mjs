@@ -73,12 +73,14 @@ function readJsonObject(file) {
   }
 }
 
-function findUpwards(startDir, fileName) {
+// The nearest `fileName` at `startDir` or above: a file, or with `anyKind`
+// anything of that name (a folder named .mesh.json is a broken one, not none).
+function findUpwards(startDir, fileName, anyKind = false) {
   let dir = path.resolve(startDir);
   for (;;) {
     const candidate = path.join(dir, fileName);
     try {
-      if (fs.statSync(candidate).isFile()) return candidate;
+      if (anyKind ? fs.lstatSync(candidate) : fs.statSync(candidate).isFile()) return candidate;
     } catch {
       // not here: look in the parent
     }
@@ -92,8 +94,8 @@ function resolveConfig({ url, env, homedir, cwd }) {
   const home = nonEmpty(env.MESHWIRE_HOME) ?? path.join(homedir, ".meshwire");
   const credentials = readJsonObject(path.join(home, "credentials.json"));
   const settings = readJsonObject(path.join(home, "config.json"));
-  const meshJson = findUpwards(cwd, ".mesh.json");
-  const workspace = meshJson ? readJsonObject(meshJson) : {};
+  const meshJson = findUpwards(cwd, ".mesh.json", true);
+  const workspace = meshJson && isFile(meshJson) ? readJsonObject(meshJson) : {};
   const relayUrl = firstOf(url, env.MESHWIRE_URL, credentials.url, settings.url) ?? DEFAULT_URL;
   const meshId = firstOf(env.MESHWIRE_MESH_ID, workspace.mesh_id, settings.active_mesh);
   const agentName = firstOf(env.MESHWIRE_AGENT_NAME, workspace.agent_name) ?? DEFAULT_AGENT_NAME;
@@ -112,18 +114,30 @@ function resolveConfig({ url, env, homedir, cwd }) {
 
 // Why the .mesh.json at `file` cannot say its mesh or agent, or undefined.
 function brokenMeshJson(file) {
+  const fix = "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness copilot --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
+  if (!isFile(file)) return `${file} is not a file, ${fix}`;
   let data;
   try {
     data = JSON.parse(fs.readFileSync(file, "utf8"));
   } catch {
     data = undefined;
   }
-  const fix = "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness copilot --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
   if (!data || typeof data !== "object" || Array.isArray(data)) return `${file} is not a JSON object, ${fix}`;
   for (const key of ["mesh_id", "agent_name"]) {
     if (key in data && data[key] !== null && typeof data[key] !== "string") return `${file}: "${key}" must be a string, ${fix}`;
   }
+  if (data.mesh_id === undefined || data.mesh_id === null) return `${file} names no mesh ("mesh_id" is missing), ${fix}`;
+  if (data.mesh_id === "") return `${file}: "mesh_id" is empty, ${fix}`;
+  if (data.agent_name === "") return `${file}: "agent_name" is empty, ${fix}`;
   return undefined;
+}
+
+function isFile(file) {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 // Where a shared file names a teammate's agent, config.json's agent_names

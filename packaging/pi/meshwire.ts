@@ -130,12 +130,14 @@ function readJsonObject(file: string): JsonObject {
   }
 }
 
-function findUpwards(startDir: string, fileName: string): string | undefined {
+// The nearest `fileName` at `startDir` or above: a file, or with `anyKind`
+// anything of that name (a folder named .mesh.json is a broken one, not none).
+function findUpwards(startDir: string, fileName: string, anyKind = false): string | undefined {
   let dir = path.resolve(startDir);
   for (;;) {
     const candidate = path.join(dir, fileName);
     try {
-      if (fs.statSync(candidate).isFile()) return candidate;
+      if (anyKind ? fs.lstatSync(candidate) : fs.statSync(candidate).isFile()) return candidate;
     } catch {
       // not here: look in the parent
     }
@@ -172,8 +174,8 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   const home = nonEmpty(env.MESHWIRE_HOME) ?? path.join(homedir, ".meshwire");
   const credentials = readJsonObject(path.join(home, "credentials.json"));
   const settings = readJsonObject(path.join(home, "config.json"));
-  const meshJson = findUpwards(cwd, ".mesh.json");
-  const workspace = meshJson ? readJsonObject(meshJson) : {};
+  const meshJson = findUpwards(cwd, ".mesh.json", true);
+  const workspace = meshJson && isFile(meshJson) ? readJsonObject(meshJson) : {};
   const dotenv = readEnvFile(findUpwards(cwd, ".env.meshwire"));
   const pick = (name: string) => firstOf(env[name], dotenv[name]);
   const url = firstOf(pick("MESHWIRE_URL"), credentials.url, settings.url) ?? DEFAULT_URL;
@@ -194,14 +196,15 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
 
 /** Why the .mesh.json at `file` cannot say its mesh or agent, or undefined. */
 function brokenMeshJson(file: string): string | undefined {
+  const fix =
+    "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness pi --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
+  if (!isFile(file)) return `${file} is not a file, ${fix}`;
   let data: unknown;
   try {
     data = JSON.parse(fs.readFileSync(file, "utf8"));
   } catch {
     data = undefined;
   }
-  const fix =
-    "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness pi --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
   if (!data || typeof data !== "object" || Array.isArray(data)) return `${file} is not a JSON object, ${fix}`;
   const fields = data as Record<string, unknown>;
   for (const key of ["mesh_id", "agent_name"]) {
@@ -209,7 +212,18 @@ function brokenMeshJson(file: string): string | undefined {
       return `${file}: "${key}" must be a string, ${fix}`;
     }
   }
+  if (fields.mesh_id === undefined || fields.mesh_id === null) return `${file} names no mesh ("mesh_id" is missing), ${fix}`;
+  if (fields.mesh_id === "") return `${file}: "mesh_id" is empty, ${fix}`;
+  if (fields.agent_name === "") return `${file}: "agent_name" is empty, ${fix}`;
   return undefined;
+}
+
+function isFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 // Where a shared file names a teammate's agent, config.json's agent_names

@@ -1049,6 +1049,32 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CommandResult typed = m.Mw({"send", "hi"});
   CHECK(typed.code == 2);
   CHECK(typed.err.find(".mesh.json: \"mesh_id\" must be a string") != std::string::npos);
+  // No mesh_id, or an empty one, or an empty agent_name: the same (they sent
+  // to the active mesh, or as cli-agent, exit 0).
+  for (const auto& [text, said] : std::vector<std::pair<std::string, std::string>>{
+           {"{}", ".mesh.json names no mesh (\"mesh_id\" is missing)"},
+           {R"({"agent_name": "x"})", ".mesh.json names no mesh (\"mesh_id\" is missing)"},
+           {R"({"mesh_id": "", "agent_name": "x"})", ".mesh.json: \"mesh_id\" is empty"},
+           {json{{"mesh_id", mesh}, {"agent_name", ""}}.dump(), ".mesh.json: \"agent_name\" is empty"}}) {
+    CAPTURE(text);
+    std::ofstream(ws / ".mesh.json", std::ios::trunc) << text;
+    CommandResult empty = m.Mw({"send", "hi"});
+    CHECK(empty.code == 2);
+    CHECK(OneSentence(empty.err));
+    CHECK(empty.err.find(said) != std::string::npos);
+  }
+  // A folder of that name is no .mesh.json to skip: the same, and init says
+  // what to remove.
+  fs::remove(ws / ".mesh.json");
+  fs::create_directory(ws / ".mesh.json");
+  CommandResult folder = m.Mw({"send", "hi"});
+  CHECK(folder.code == 2);
+  CHECK(folder.err.find(".mesh.json is not a file") != std::string::npos);
+  CommandResult init_folder = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh});
+  CHECK(init_folder.code == 2);
+  CHECK(init_folder.err.find(".mesh.json is not a file; remove it") != std::string::npos);
+  fs::remove(ws / ".mesh.json");
+  CHECK(static_cast<int>(json::parse(m.Mw({"agents", "--mesh", mesh, "--json"}).out)["agents"].size()) == sent_before);
   // init writes it again.
   CommandResult fixed = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh});
   REQUIRE_MESSAGE(fixed.code == 0, fixed.err);

@@ -345,6 +345,31 @@ test("a .mesh.json that cannot say its mesh (a merge conflict): the tools fail n
   await copilot.config.hooks.onSessionEnd({});
 });
 
+test("a .mesh.json with no mesh_id, an empty one or an empty agent_name, or a folder of that name: the same", T, async () => {
+  const home = tempDir("mw-copilot-empty-fields-home-");
+  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: fx.token, url: fx.url, user: "alice" }));
+  fs.writeFileSync(path.join(home, "config.json"), JSON.stringify({ active_mesh: fx.mesh.mesh_id }));
+  const cases = [
+    [{}, /\.mesh\.json names no mesh \("mesh_id" is missing\)/],
+    [{ mesh_id: "", agent_name: "x" }, /\.mesh\.json: "mesh_id" is empty/],
+    [{ mesh_id: fx.mesh.mesh_id, agent_name: "" }, /\.mesh\.json: "agent_name" is empty/],
+    ["folder", /\.mesh\.json is not a file/],
+  ];
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  for (const [content, said] of cases) {
+    const workspace = tempDir("mw-copilot-empty-fields-");
+    if (content === "folder") fs.mkdirSync(path.join(workspace, ".mesh.json"));
+    else fs.writeFileSync(path.join(workspace, ".mesh.json"), JSON.stringify(content));
+    const copilot = fakeCopilot();
+    await createCopilotExtension({ joinSession: copilot.joinSession, env: { MESHWIRE_HOME: home }, cwd: workspace });
+    fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
+    const result = await copilot.call("mesh_send_message", { content: "to whom?" });
+    assert.equal(result.resultType, "failure", JSON.stringify(content));
+    assert.match(result.textResultForLlm, said);
+    await copilot.config.hooks.onSessionEnd({});
+  }
+});
+
 test("without credentials the tools fail with what to do, and onSessionStart says so", T, async () => {
   const copilot = fakeCopilot();
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);

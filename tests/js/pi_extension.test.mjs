@@ -309,6 +309,23 @@ test("a .mesh.json whose mesh_id is no string: an error naming it, never another
   await assert.rejects(pi.call("meshwire_status"), /"mesh_id" must be a string/);
 });
 
+test("a .mesh.json with no mesh_id, an empty one or an empty agent_name, or a folder of that name: the same", T, async () => {
+  const cases = [
+    [{ agent_name: "x" }, /\.mesh\.json names no mesh \("mesh_id" is missing\)/],
+    [{ mesh_id: "" }, /\.mesh\.json: "mesh_id" is empty/],
+    [{ mesh_id: fx.mesh.mesh_id, agent_name: "" }, /\.mesh\.json: "agent_name" is empty/],
+    ["folder", /\.mesh\.json is not a file/],
+  ];
+  for (const [content, said] of cases) {
+    const workspace = tempDir("mw-pi-empty-fields-");
+    if (content === "folder") fs.mkdirSync(path.join(workspace, ".mesh.json"));
+    else fs.writeFileSync(path.join(workspace, ".mesh.json"), JSON.stringify(content));
+    const pi = fakePi({ cwd: workspace });
+    fx.module.createMeshwireExtension({ env: { MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }, homedir: tempDir("mw-pi-nohome-") })(pi);
+    await assert.rejects(pi.call("meshwire_send_message", { content: "to whom?" }), said);
+  }
+});
+
 test("without credentials: an error that says to run `meshwire login`", T, async () => {
   const pi = fakePi({ cwd: tempDir("mw-pi-nothing-") });
   fx.module.createMeshwireExtension({ env: {}, homedir: tempDir("mw-pi-nohome-") })(pi);
