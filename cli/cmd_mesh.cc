@@ -43,6 +43,7 @@ int RunMesh(int argc, char** argv) {
   const Ui& ui = ctx.ui();
   try {
     RelayClient& client = ctx.Client();
+    if (*use || *del) SetMeshHint("");  // the id was typed: no setting to point at
     if (*create) {
       Mesh m = client.CreateMesh(name);
       if (ctx.json()) return PrintJson(ToJson(m)), kExitOk;
@@ -140,6 +141,7 @@ int RunToken(int argc, char** argv) {
     if (*create) {
       std::optional<std::string> scope;
       if (!mesh.empty()) scope = mesh;
+      SetMeshHint("");  // --mesh was typed: no setting to point at
       NewTokenAnswer t = client.CreateToken(name, scope);
       // The token alone on stdout, so `export MESHWIRE_TOKEN=$(meshwire token
       // create ...)` works (as admin token create); the rest on stderr.

@@ -1146,6 +1146,17 @@ TEST_CASE("a revoked token in MESHWIRE_TOKEN: the 401 and init --token say that 
   CHECK(from_env.err.find("comes from MESHWIRE_MESH_ID") != std::string::npos);
   CommandResult typed = m.Mw({"agents", "--mesh", "xxxxxxxxxxxx"});
   CHECK(typed.err.find("comes from") == std::string::npos);
+  // An id typed as an argument is not blamed on the workspace's file either.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"mesh", "use", "xxxxxxxxxxxx"}, {"mesh", "delete", "xxxxxxxxxxxx"},
+           {"token", "create", "--mesh", "xxxxxxxxxxxx"}}) {
+    CAPTURE(args[1]);
+    CommandResult typed_id = m.Mw(args);
+    CHECK(typed_id.code == 1);
+    CHECK(OneSentence(typed_id.err));
+    CHECK(typed_id.err.find("comes from") == std::string::npos);
+    CHECK(typed_id.err.find("active mesh") == std::string::npos);
+  }
 }
 
 TEST_CASE("a second platform in one workspace gets its own agent, as each init of the product page does; a chosen name stays") {
