@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,6 +72,37 @@ TEST_CASE("Acknowledge: limit=0 reads nothing; a relay from before it (400 inval
     OlderRelay relay(404, R"({"error":{"code":"agent_not_found","message":"No agent a1."}})");
     CHECK_THROWS_WITH(RelayClient(relay.url, "mw_test").Acknowledge("m1", "a1", 5), doctest::Contains("No agent a1"));
     CHECK(relay.Limits() == std::vector<std::string>{"0"});
+  }
+}
+
+TEST_CASE("a list whose answer is not a meshwire relay's is a 502 with a sentence, never a JSON library's error") {
+  for (const char* body : {"[1,2,3]", "{}", "", R"({"meshes":{},"agents":{},"tokens":{},"members":{}})",
+                           R"({"meshes":[1],"agents":[1],"tokens":[1],"members":[1]})"}) {
+    CAPTURE(body);
+    httplib::Server server;
+    server.Get(".*", [body](const httplib::Request&, httplib::Response& res) {
+      res.set_content(body, "application/json");
+    });
+    const std::string url = "http://127.0.0.1:" + std::to_string(server.bind_to_any_port("127.0.0.1"));
+    std::thread serving([&] { server.listen_after_bind(); });
+    RelayClient client(url, "mw_test");
+    auto check = [](const char* key, const std::function<void()>& call) {
+      CAPTURE(key);
+      try {
+        call();
+        FAIL("accepted");
+      } catch (const Error& e) {
+        CHECK(e.status() == 502);
+        CHECK(std::string(e.what()) ==
+              std::string("The relay's answer lacks a valid \"") + key + "\"; is that a meshwire relay?");
+      }
+    };
+    check("meshes", [&] { client.ListMeshes(); });
+    check("agents", [&] { client.Agents("m1"); });
+    check("tokens", [&] { client.ListTokens(); });
+    check("members", [&] { client.Members("m1"); });
+    server.stop();
+    serving.join();
   }
 }
 
