@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -20,6 +21,17 @@ namespace {
 
 constexpr int kConnectTimeoutS = 5;
 constexpr int kReadTimeoutS = 30;
+// Under a command's deadline, how long after a poll's wait its answer may
+// take to arrive before the request is given up.
+constexpr long long kAnswerSlackMs = 300;
+
+/// "3", or "1.3" for a time that is not whole seconds.
+std::string SecondsText(long long ms) {
+  if (ms % 1000 == 0) return std::to_string(ms / 1000);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", static_cast<double>(ms) / 1000.0);
+  return text;
+}
 // The most an answer may hold. The largest the relay gives meshwire's
 // requests is a page of 100 messages at the limits (10 KiB of content, each
 // byte escaped as \u00XX, and 16 KiB of metadata: under 8 MiB); a
@@ -171,15 +183,20 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       std::lock_guard lock(impl.mu);
       if (impl.cancelled) throw Error(0, "cancelled", "The request was cancelled.");
     }
+    long long timeout_ms = read_timeout_s * 1000LL;
     if (impl.deadline) {
-      // A command's --timeout bounds its requests: the whole seconds left,
-      // and 2 more, so that a poll waiting out the time has its answer.
+      // A command's --timeout bounds its requests: the whole seconds left
+      // (a poll waits that long: see wait's loop) and a moment for its
+      // answer to arrive.
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*impl.deadline -
                                                                               std::chrono::steady_clock::now());
-      read_timeout_s = static_cast<int>(std::clamp<long long>((left.count() + 999) / 1000 + 2, 1, read_timeout_s));
-      impl.http->set_connection_timeout(std::min(kConnectTimeoutS, read_timeout_s), 0);
+      timeout_ms = std::clamp<long long>((left.count() + 999) / 1000 * 1000 + kAnswerSlackMs, kAnswerSlackMs,
+                                         timeout_ms);
+      const long long connect_ms = std::min<long long>(kConnectTimeoutS * 1000LL, timeout_ms);
+      impl.http->set_connection_timeout(static_cast<time_t>(connect_ms / 1000),
+                                        static_cast<time_t>(connect_ms % 1000 * 1000));
     }
-    impl.http->set_read_timeout(read_timeout_s, 0);
+    impl.http->set_read_timeout(static_cast<time_t>(timeout_ms / 1000), static_cast<time_t>(timeout_ms % 1000 * 1000));
     std::string payload;
     try {
       payload = body ? body->dump() : "";
@@ -205,7 +222,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
         cancelled = impl.cancelled;
       }
       if (cancelled) throw Error(0, "cancelled", "The request was cancelled.");
-      const bool quick = std::chrono::steady_clock::now() - sent_at < std::chrono::seconds(read_timeout_s) / 2;
+      const bool quick = std::chrono::steady_clock::now() - sent_at < std::chrono::milliseconds(timeout_ms) / 2;
       if (r.error() == httplib::Error::Read && quick && url.rfind("http://", 0) == 0) {
         // Closed without an answer, at once: what an HTTPS relay does to plain HTTP.
         error = Error(0, "unreachable",
@@ -213,7 +230,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
                       "if it serves HTTPS, use https://" + url.substr(7) + ".");
       } else if (r.error() == httplib::Error::Read) {
         error = Error(0, "timeout",
-                      "The relay at " + url + " did not answer in " + std::to_string(read_timeout_s) +
+                      "The relay at " + url + " did not answer in " + SecondsText(timeout_ms) +
                           " s; check it with `meshwire status`.");
       } else {
         error = Error(0, TransportCode(r.error()), TransportFailure(url, r.error(), *impl.http));
