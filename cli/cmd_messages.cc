@@ -221,7 +221,13 @@ int RunSend(int argc, char** argv) {
                     mesh.c_str());
       }
     }
-    std::fflush(stdout);
+    if (std::string problem = StdoutProblem(); !problem.empty()) {
+      // Exit 1 as for any output lost, but a script that sends again on
+      // failure must learn that this one was sent.
+      std::fprintf(stderr, "meshwire: %s: what send printed was lost, but the message was sent (id %s); do not "
+                   "send it again.\n", problem.c_str(), sent.id.c_str());
+      return kExitError;
+    }
     if (wait_ack > 0) {
       auto deadline = Clock::now() + std::chrono::seconds(wait_ack);
       for (;;) {
