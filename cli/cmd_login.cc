@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -228,6 +229,9 @@ int RunLogout(int argc, char** argv) {
   if (ec) return FailUsage("Cannot remove " + path.string() + ": " + ec.message() + ".");
   std::printf("%s %s\n", ctx.ui().Ok().c_str(),
               removed ? ("Signed out; removed " + Tilde(path.string())).c_str() : "Not signed in; nothing to remove.");
+  if (const char* env = std::getenv("MESHWIRE_TOKEN"); env && *env) {
+    std::printf("This shell's MESHWIRE_TOKEN still signs every command in: unset it too (`unset MESHWIRE_TOKEN`).\n");
+  }
   return kExitOk;
 }
 

@@ -178,6 +178,10 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         what += " Quote a message of several words: meshwire send \"hello there\".";
       }
     }
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr &&
+        what.find(": At Most 1 required but received ") != std::string::npos) {
+      what = what.substr(0, what.find(':')) + " was given more than once; give it once.";  // `--to a --to b`
+    }
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_name() == "meshwire send") {
       // `send "-x"`: CLI11 took the message for an option.
       for (int i = 1; i < argc; ++i) {

@@ -1468,6 +1468,12 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
           std::string::npos);
     CHECK(m.Mw({"send", "hello", "world"}, tok).err.find("does not take \"world\". Quote a message of several words") !=
           std::string::npos);
+    CommandResult twice = m.Mw({"send", "hi", "--to", "a", "--to", "b"}, tok);
+    CHECK(twice.code == 2);
+    CHECK(twice.err.find("--to was given more than once; give it once.") != std::string::npos);  // not "At Most 1"
+    // logout cannot sign out a shell whose MESHWIRE_TOKEN signs it in: it says so.
+    CHECK(m.Mw({"logout"}, tok).out.find("This shell's MESHWIRE_TOKEN still signs every command in") !=
+          std::string::npos);
     CommandResult dash = m.Mw({"send", "-x", "--to", "b"}, tok);
     CHECK(dash.code == 2);
     CHECK(OneSentence(dash.err));
