@@ -39,20 +39,6 @@ std::string SecondsText(long long ms) {
 // answer, and is not read into memory.
 constexpr std::size_t kMaxAnswerBytes = 32u << 20;
 
-/// The list `key` of an answer (an array of objects), or Error 502 as
-/// schemas/rest.cc's fields: something else answered, not a meshwire relay.
-const json& ListOf(const json& answer, const char* key) {
-  if (answer.is_object()) {
-    auto it = answer.find(key);
-    if (it != answer.end() && it->is_array() &&
-        std::all_of(it->begin(), it->end(), [](const json& e) { return e.is_object(); })) {
-      return *it;
-    }
-  }
-  throw Error(502, "bad_response",
-              std::string("The relay's answer lacks a valid \"") + key + "\"; is that a meshwire relay?");
-}
-
 std::string NotJson(const std::string& url) {
   return "The relay at " + url + " answered something that is not JSON; is that URL a meshwire relay?";
 }
@@ -317,7 +303,7 @@ Mesh RelayClient::CreateMesh(const std::string& name) {
 std::vector<Mesh> RelayClient::ListMeshes() {
   std::vector<Mesh> out;
   json answer = CALL("GET", "/mesh", nullptr, true);
-  for (const json& m : ListOf(answer, "meshes")) out.push_back(MeshFromJson(m));
+  for (const json& m : AnswerList(answer, "meshes")) out.push_back(MeshFromJson(m));
   return out;
 }
 
@@ -337,7 +323,7 @@ void RelayClient::AddMember(const std::string& mesh_id, const std::string& user)
 std::vector<Member> RelayClient::Members(const std::string& mesh_id) {
   std::vector<Member> out;
   json answer = CALL("GET", "/mesh/" + Encode(mesh_id) + "/members", nullptr, true);
-  for (const json& m : ListOf(answer, "members")) {
+  for (const json& m : AnswerList(answer, "members")) {
     out.push_back(Member{m.value("user", ""), m.value("role", "")});
   }
   return out;
@@ -362,7 +348,7 @@ std::pair<std::string, bool> RelayClient::RegisterAgent(const std::string& mesh_
 std::vector<AgentInfo> RelayClient::Agents(const std::string& mesh_id) {
   std::vector<AgentInfo> out;
   json answer = CALL("GET", "/mesh/" + Encode(mesh_id) + "/agents", nullptr, true);
-  for (const json& a : ListOf(answer, "agents")) {
+  for (const json& a : AnswerList(answer, "agents")) {
     AgentInfo info;
     info.agent = AgentFromJson(a, &info.status, &info.listening);
     info.agent.mesh_id = mesh_id;
@@ -519,7 +505,7 @@ void RelayClient::FollowEvents(
 std::vector<Token> RelayClient::ListTokens() {
   std::vector<Token> out;
   json answer = CALL("GET", "/tokens", nullptr, true);
-  for (const json& t : ListOf(answer, "tokens")) out.push_back(TokenFromJson(t));
+  for (const json& t : AnswerList(answer, "tokens")) out.push_back(TokenFromJson(t));
   return out;
 }
 

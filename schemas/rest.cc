@@ -1,10 +1,17 @@
 #include "schemas/rest.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace meshwire {
 
 namespace {
+
+/// The client's 502 for an answer without a valid `key`.
+Error BadField(const char* key) {
+  return Error(502, "bad_response",
+               std::string("The relay's answer lacks a valid \"") + key + "\"; is that a meshwire relay?");
+}
 
 /// Reads an answer's field, or throws the client's 502.
 template <class T>
@@ -12,8 +19,7 @@ T Field(const Json& j, const char* key) {
   try {
     return j.at(key).get<T>();
   } catch (const Json::exception&) {
-    throw Error(502, "bad_response",
-                std::string("The relay's answer lacks a valid \"") + key + "\"; is that a meshwire relay?");
+    throw BadField(key);
   }
 }
 
@@ -25,6 +31,17 @@ std::optional<std::string> OptionalField(const Json& j, const char* key) {
 }
 
 }  // namespace
+
+const Json& AnswerList(const Json& answer, const char* key) {
+  if (answer.is_object()) {
+    auto it = answer.find(key);
+    if (it != answer.end() && it->is_array() &&
+        std::all_of(it->begin(), it->end(), [](const Json& e) { return e.is_object(); })) {
+      return *it;
+    }
+  }
+  throw BadField(key);
+}
 
 Json ToJson(const HealthAnswer& h) {
   Json j = {{"status", h.status}, {"version", h.version}, {"uptime_s", h.uptime_s},

@@ -18,6 +18,10 @@
 
 namespace meshwire {
 
+/// The list `key` of an answer (GET /mesh's "meshes", "agents", "tokens",
+/// "members"): an array of objects, else the 502 of a missing field.
+const Json& AnswerList(const Json& answer, const char* key);
+
 /// GET /health
 struct HealthAnswer {
   std::string status, version, region, storage, auth;
