@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -208,6 +210,12 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
                 {Field(config, "url"), "config.json"}},
                kDefaultUrl);
   while (c.url.value.size() > 1 && c.url.value.back() == '/') c.url.value.pop_back();
+  // A scheme is case-insensitive (RFC 3986): HTTP://host is http://host.
+  if (const auto colon = c.url.value.find("://"); colon != std::string::npos && colon <= 5) {
+    std::string scheme = c.url.value.substr(0, colon);
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (scheme == "http" || scheme == "https") c.url.value.replace(0, colon, scheme);
+  }
   c.token = Pick({{flags.token, "flag"},
                   {env("MESHWIRE_TOKEN"), "env"},
                   {Field(credentials, "token"), "credentials.json"}});

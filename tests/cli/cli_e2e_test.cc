@@ -1471,6 +1471,11 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CommandResult twice = m.Mw({"send", "hi", "--to", "a", "--to", "b"}, tok);
     CHECK(twice.code == 2);
     CHECK(twice.err.find("--to was given more than once; give it once.") != std::string::npos);  // not "At Most 1"
+    // A URL's scheme is case-insensitive: HTTP:// is http://.
+    std::string upper = w.relay.url();
+    upper.replace(0, 4, "HTTP");
+    CommandResult upper_case = m.Mw({"mesh", "list", "--url", upper}, tok);
+    CHECK_MESSAGE(upper_case.code == 0, upper_case.err);
     // logout cannot sign out a shell whose MESHWIRE_TOKEN signs it in: it says so.
     CHECK(m.Mw({"logout"}, tok).out.find("This shell's MESHWIRE_TOKEN still signs every command in") !=
           std::string::npos);
