@@ -53,6 +53,9 @@ class PushLedger {
   };
   /// What get_messages shows of `messages`: without what the client has.
   Inbox Filter(std::vector<Message> messages) const;
+  /// How many batches that were all pushed one get_messages call looks
+  /// past (acknowledging each) for what was not, within its wait.
+  static constexpr int kMaxPushedPasses = 20;
 
  private:
   static constexpr std::size_t kRemembered = 4096;

@@ -82,6 +82,17 @@ void ServiceTools::Send(const Json& args, mcp::ToolDone done) {
                 });
 }
 
+/// One get_messages call: what its polls share.
+struct ServiceTools::GetCall {
+  int wait_s = 0;
+  std::chrono::steady_clock::time_point started;
+  std::weak_ptr<mcp::RequestContext> context;
+  mcp::ToolDone done;
+  std::shared_ptr<void> keep;  // the session, until the call answers
+  std::mutex mu;
+  int pass = 0;  // guarded by mu: the poll whose wait a cancellation must end
+};
+
 void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::RequestContext>& context,
                                mcp::ToolDone done) {
   mcp::GetMessagesArgs a;
@@ -94,25 +105,52 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
     std::lock_guard lock(mu_);
     request.after = cursor_;  // acknowledges the previous batch
   }
-  const int wait_s = request.wait_s;
-  const auto started = std::chrono::steady_clock::now();
+  auto call = std::make_shared<GetCall>();
+  call->wait_s = request.wait_s;
+  call->started = std::chrono::steady_clock::now();
+  call->context = context;
+  call->done = std::move(done);
+  call->keep = keep_alive_ ? keep_alive_() : nullptr;
+  PollPass(call, std::move(request), 0);
+}
+
+void ServiceTools::PollPass(const std::shared_ptr<GetCall>& call, PollRequest request, int pass) {
   Waiters::Handle wait = service_.Poll(
-      caller_, mesh_id_, request,
-      [this, done, wait_s, started, keep = keep_alive_ ? keep_alive_() : nullptr,
-       weak = std::weak_ptr<mcp::RequestContext>(context)](std::exception_ptr error, PollResult result) {
-        if (error) return done(Failure(error));
+      caller_, mesh_id_, request, [this, call, request, pass](std::exception_ptr error, PollResult result) {
+        if (error) return call->done(Failure(error));
+        // What the client has shown it has is not shown again (PushLedger).
+        std::vector<Message> all;
+        for (const CommittedPtr& c : result.messages) all.push_back(c->message());
+        const bool came = !all.empty();
+        mcp::PushLedger::Inbox inbox = ledger_.Filter(std::move(all));
+        auto live = call->context.lock();
+        if (inbox.messages.empty() && came && pass < mcp::PushLedger::kMaxPushedPasses && live &&
+            !live->cancelled()) {
+          // All that came was pushed: the client has it. Look past it (the
+          // next poll acknowledges it) for what was not, within the wait.
+          {
+            std::lock_guard lock(call->mu);
+            call->pass = pass + 1;
+          }
+          PollRequest next = request;
+          next.after = result.cursor;
+          const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                               call->started);
+          next.wait_s = std::max<int>(0, call->wait_s - static_cast<int>(waited.count()));
+          try {
+            return PollPass(call, std::move(next), pass + 1);
+          } catch (...) {
+            return call->done(Failure(std::current_exception()));
+          }
+        }
         // The next call acknowledges this batch, once the client has it: not
         // if this call is cancelled before its answer goes.
-        if (auto live = weak.lock()) {
+        if (live) {
           live->OnAnswer([this, cursor = result.cursor] {
             std::lock_guard lock(mu_);
             cursor_ = cursor;
           });
         }
-        // What the client has shown it has is not shown again (PushLedger).
-        std::vector<Message> all;
-        for (const CommittedPtr& c : result.messages) all.push_back(c->message());
-        mcp::PushLedger::Inbox inbox = ledger_.Filter(std::move(all));
         const std::vector<Message>& messages = inbox.messages;
         const auto& pushed = inbox.pushed;
         std::unordered_map<std::string, std::string> harness_of;
@@ -125,17 +163,22 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
             spdlog::warn("MCP get_messages: no harness names ({})", e.what());
           }
         }
-        done(mcp::InboxResult(
+        call->done(mcp::InboxResult(
             messages,
             [&](const std::string& from) {
               auto it = harness_of.find(from);
               return it == harness_of.end() ? std::string() : it->second;
             },
-            mcp::SecondsWaited(started, wait_s), [&](const std::string& id) { return pushed.count(id) > 0; }));
+            mcp::SecondsWaited(call->started, call->wait_s),
+            [&](const std::string& id) { return pushed.count(id) > 0; }));
       });
   // A cancelled call (notifications/cancelled, the client hung up) ends the
-  // wait: nothing more is read, nothing is marked fetched.
-  if (wait) context->OnCancel([this, wait] { service_.CancelPoll(wait); });
+  // wait: nothing more is read, nothing is marked fetched. Only the newest
+  // poll's: one that answered at once may already have started the next.
+  std::lock_guard lock(call->mu);
+  if (auto context = call->context.lock(); wait && context && call->pass == pass) {
+    context->OnCancel([this, wait] { service_.CancelPoll(wait); });
+  }
 }
 
 mcp::ToolResult ServiceTools::Reply(const Json& args) {

@@ -581,10 +581,12 @@ test("push to a client that declares experimental claude/channel: not shown agai
   await mcp.streamOpen;
   const pushed = await restSendTo("channel-agent", "shown once");
   await until("the push", () => channel(mcp).length === 1, 3000);
-  const got = await mcp.call("meshwire_get_messages", {});
+  // The call looks past it (acknowledging it) and waits out its wait_seconds
+  // for something not pushed: it answered "No new messages." at once.
+  const started = Date.now();
+  const got = await mcp.call("meshwire_get_messages", { wait_seconds: 2 });
   assert.deepEqual(got.structuredContent.messages, [], "the client has it already");
-  // It was acknowledged all the same: the REST receipts say so after the next call.
-  await mcp.call("meshwire_get_messages", {});
+  assert.ok(Date.now() - started >= 1500, `answered after ${Date.now() - started} ms`);
   const { delivery } = await rest(fx.url, fx.token, "GET", `${m()}/messages/${pushed.id}`);
   assert.equal(delivery[0].state, "acked");
   await mcp.client.close();

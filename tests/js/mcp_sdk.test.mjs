@@ -926,6 +926,22 @@ test("push: a client declaring experimental claude/channel has pushed messages l
   assert.doesNotMatch(textOf(polled), /also pushed/);
 });
 
+test("push: get_messages looks past a batch that was all pushed: it waits out wait_seconds, and acknowledges what it passed", T, async () => {
+  const shows = await startMcp({ name: "push-wait", capabilities: { experimental: { "claude/channel": {} } } });
+  (fx.extra ??= []).push(shows);
+  await untilPushed(shows, "push-wait", "early");
+  await shows.call("meshwire_get_messages", {}); // those sent before the stream opened
+  const pushed = await restSend({ to: "push-wait", content: "pushed, then waited past" });
+  await until("its push", () => channelOf(shows).some((n) => n.params.meta.message_id === pushed.id), 3000);
+  const started = Date.now();
+  const got = await shows.call("meshwire_get_messages", { wait_seconds: 2 });
+  assert.deepEqual(got.structuredContent.messages, []);
+  // It answered "No new messages." at once, and left the pushed one unacknowledged.
+  assert.ok(Date.now() - started >= 1500, `answered after ${Date.now() - started} ms`);
+  const detail = await rest(fx.url, fx.token, "GET", `${fx.m}/messages/${pushed.id}`);
+  assert.equal(detail.delivery.find((d) => d.name === "push-wait").state, "acked");
+});
+
 // ---------------------------------------------------------------------------
 // The MCP Inspector's CLI mode
 
