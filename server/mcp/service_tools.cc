@@ -40,6 +40,22 @@ void ServiceTools::RegisterAgent() {
 
 const Json& ServiceTools::Definitions() const { return McpToolDefinitions(); }
 
+mcp::ToolResult ServiceTools::Failed(std::exception_ptr error) const {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    // This session's own agent, deleted (by its owner, or by retention): not
+    // a recipient to look up, as the sentence for an unknown agent says.
+    if (e.code() == "agent_not_found" && std::string_view(e.what()).find(agent_id_) != std::string_view::npos) {
+      return mcp::ToolResult::Error("This session's agent " + agent_name_ + " (" + agent_id_ +
+                                    ") was deleted from mesh " + mesh_id_ +
+                                    ", so this session has ended: start a new MCP session to register it again.");
+    }
+  } catch (...) {
+  }
+  return Failure(error);
+}
+
 std::string ServiceTools::Instructions() const {
   return mcp::ToolInstructions(mesh_id_, agent_name_, kMaxWaitS);
 }
@@ -55,7 +71,7 @@ void ServiceTools::Call(const std::string& name, const Json& args,
     if (name == "meshwire_list_agents") return done(ListAgents());
     if (name == "meshwire_status") return done(Status());
   } catch (...) {
-    return done(Failure(std::current_exception()));
+    return done(Failed(std::current_exception()));
   }
   done(mcp::ToolResult::Error("Unknown tool " + name + "."));
 }
@@ -72,7 +88,7 @@ void ServiceTools::Send(const Json& args, mcp::ToolDone done) {
   service_.Send(caller_, mesh_id_, request,
                 [this, done, direct = a.to.has_value(), keep = keep_alive_ ? keep_alive_() : nullptr](
                     std::exception_ptr error, AppendResult r) {
-                  if (error) return done(Failure(error));
+                  if (error) return done(Failed(error));
                   mcp::ToolResult sent = mcp::SentResult(r.message);
                   if (send_notice_ && direct) {
                     std::string notice = send_notice_(agent_id_, r.message.to);
@@ -117,7 +133,7 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
 void ServiceTools::PollPass(const std::shared_ptr<GetCall>& call, PollRequest request, int pass) {
   Waiters::Handle wait = service_.Poll(
       caller_, mesh_id_, request, [this, call, request, pass](std::exception_ptr error, PollResult result) {
-        if (error) return call->done(Failure(error));
+        if (error) return call->done(Failed(error));
         // What the client has shown it has is not shown again (PushLedger).
         std::vector<Message> all;
         for (const CommittedPtr& c : result.messages) all.push_back(c->message());
@@ -140,7 +156,7 @@ void ServiceTools::PollPass(const std::shared_ptr<GetCall>& call, PollRequest re
           try {
             return PollPass(call, std::move(next), pass + 1);
           } catch (...) {
-            return call->done(Failure(std::current_exception()));
+            return call->done(Failed(std::current_exception()));
           }
         }
         // The next call acknowledges this batch, once the client has it: not

@@ -72,6 +72,8 @@ class ServiceTools final : public mcp::ToolSet {
  private:
   void Send(const Json& args, mcp::ToolDone done);
   void GetMessages(const Json& args, const std::shared_ptr<mcp::RequestContext>& context, mcp::ToolDone done);
+  /// The tool result of a failure; the deletion of this session's own agent says so.
+  mcp::ToolResult Failed(std::exception_ptr error) const;
   struct GetCall;  // one get_messages call's polls (service_tools.cc)
   /// One poll of `call`; when all it brings was pushed, the next one.
   void PollPass(const std::shared_ptr<GetCall>& call, PollRequest request, int pass);
