@@ -1,5 +1,7 @@
 #include "mcp/stdio_transport.h"
 
+#include <csignal>
+#include <cstdio>
 #include <istream>
 #include <ostream>
 #include <string>
@@ -39,6 +41,14 @@ void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out, const st
   peer.SetSink([&out](const std::string& text) {
     out << text << '\n';
     out.flush();
+    if (!out) {
+      // The client stopped reading (it closed our stdout, or went away
+      // while its stdin stays open): nobody can hear this server, so it
+      // stops, as a Unix tool whose reader left does.
+      std::fprintf(stderr, "meshwire mcp: the client no longer reads standard output; stopping.\n");
+      std::signal(SIGPIPE, SIG_DFL);
+      std::raise(SIGPIPE);
+    }
   });
   std::string line;
   bool too_long = false;

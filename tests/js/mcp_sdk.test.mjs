@@ -850,6 +850,27 @@ test("stdout carries JSON-RPC alone; errors for bad lines; EOF exits 0 within 2 
   assert.ok(Date.now() - t < 2000);
 });
 
+test("a client that stops reading stdout (stdin still open) stops the server at its next answer, as SIGPIPE does", T, async () => {
+  const home = tempDir("mw-deaf-home-");
+  const child = track(
+    spawn(BINARY, ["mcp", "--mesh", fx.meshId, "--name", "deaf-agent"], {
+      stdio: ["pipe", "pipe", "pipe"],
+      cwd: home,
+      env: childEnv({ HOME: home, MESHWIRE_HOME: path.join(home, ".meshwire"), MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }),
+    }),
+  );
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  child.stdout.destroy(); // the read end closes: the server's next write fails
+  child.stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }) + "\n");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+  const { signal } = await exited;
+  clearTimeout(timer);
+  assert.equal(signal, "SIGPIPE", `it went on running (it heartbeat for a client that was gone): ${stderr}`);
+  assert.match(stderr, /the client no longer reads standard output; stopping/);
+});
+
 // ---------------------------------------------------------------------------
 // Push into the session (stdio): notifications/claude/channel
 
