@@ -125,6 +125,10 @@ class MeshService {
   /// Ends a parked poll whose client is gone: it reads nothing more (nothing
   /// is marked fetched) and its `done` never runs.
   void CancelPoll(const Waiters::Handle& wait);
+  /// Runs `work` on the executor that answers woken polls: for a poll's
+  /// completion (which may run on the writer's thread) that must poll or
+  /// read again. `work` must not throw.
+  void Post(std::function<void()> work) { executor_.Post(std::move(work)); }
   std::vector<Message> History(const Caller& caller, const std::string& mesh_id,
                                std::int64_t after, int limit);
   /// The cursor of a history read that found nothing after `after`: `after`,

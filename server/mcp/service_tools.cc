@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -46,7 +47,8 @@ mcp::ToolResult ServiceTools::Failed(std::exception_ptr error) const {
   } catch (const Error& e) {
     // This session's own agent, deleted (by its owner, or by retention): not
     // a recipient to look up, as the sentence for an unknown agent says.
-    if (e.code() == "agent_not_found" && std::string_view(e.what()).find(agent_id_) != std::string_view::npos) {
+    if (e.code() == "agent_not_found" && !agent_id_.empty() &&
+        std::string_view(e.what()).find("\"" + agent_id_ + "\"") != std::string_view::npos) {
       return mcp::ToolResult::Error("This session's agent " + agent_name_ + " (" + agent_id_ +
                                     ") was deleted from mesh " + mesh_id_ +
                                     ", so this session has ended: start a new MCP session to register it again.");
@@ -107,6 +109,11 @@ struct ServiceTools::GetCall {
   std::shared_ptr<void> keep;  // the session, until the call answers
   std::mutex mu;
   int pass = 0;  // guarded by mu: the poll whose wait a cancellation must end
+  std::atomic<bool> answered{false};
+  /// Answers the call, once (a pass that fails after another answered does not).
+  void Answer(mcp::ToolResult result) {
+    if (!answered.exchange(true)) done(std::move(result));
+  }
 };
 
 void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::RequestContext>& context,
@@ -133,7 +140,7 @@ void ServiceTools::GetMessages(const Json& args, const std::shared_ptr<mcp::Requ
 void ServiceTools::PollPass(const std::shared_ptr<GetCall>& call, PollRequest request, int pass) {
   Waiters::Handle wait = service_.Poll(
       caller_, mesh_id_, request, [this, call, request, pass](std::exception_ptr error, PollResult result) {
-        if (error) return call->done(Failed(error));
+        if (error) return call->Answer(Failed(error));
         // What the client has shown it has is not shown again (PushLedger).
         std::vector<Message> all;
         for (const CommittedPtr& c : result.messages) all.push_back(c->message());
@@ -153,11 +160,16 @@ void ServiceTools::PollPass(const std::shared_ptr<GetCall>& call, PollRequest re
           const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
                                                                                call->started);
           next.wait_s = std::max<int>(0, call->wait_s - static_cast<int>(waited.count()));
-          try {
-            return PollPass(call, std::move(next), pass + 1);
-          } catch (...) {
-            return call->done(Failed(std::current_exception()));
-          }
+          // Not here: this may be the writer's thread, and a poll that
+          // acknowledges waits for a commit (Waiters: completions only post).
+          service_.Post([this, call, next = std::move(next), pass]() mutable {
+            try {
+              PollPass(call, std::move(next), pass + 1);
+            } catch (...) {
+              call->Answer(Failed(std::current_exception()));
+            }
+          });
+          return;
         }
         // The next call acknowledges this batch, once the client has it: not
         // if this call is cancelled before its answer goes.
@@ -179,7 +191,7 @@ void ServiceTools::PollPass(const std::shared_ptr<GetCall>& call, PollRequest re
             spdlog::warn("MCP get_messages: no harness names ({})", e.what());
           }
         }
-        call->done(mcp::InboxResult(
+        call->Answer(mcp::InboxResult(
             messages,
             [&](const std::string& from) {
               auto it = harness_of.find(from);

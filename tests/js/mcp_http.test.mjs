@@ -526,14 +526,18 @@ test("a revoked token's or a removed member's session ends at once: its stream c
   // A session whose agent was deleted ends too: initializing again registers it again.
   const orphan = await connect({ name: "deleted-agent" });
   const orphanStream = await rawStream(fx.token, orphan.transport.sessionId);
-  const waiting = orphan.call("meshwire_get_messages", { wait_seconds: 20 });
+  // Its answer (or the session's end) is taken at once: a rejection left
+  // unhandled until the await below would fail the test.
+  const waiting = orphan
+    .call("meshwire_get_messages", { wait_seconds: 20 })
+    .then((r) => `${r.isError} ${textOf(r)}`, (e) => String(e));
   await until("deleted-agent listening", async () => (await agentsByName())["deleted-agent"].listening);
   const gone = (await agentsByName())["deleted-agent"];
   await rest(fx.url, fx.token, "DELETE", `${m()}/agents/${gone.agent_id}`);
   await orphanStream.ended;
   // Its waiting call says so, whichever comes first, its wake or the session's
   // end (it said to list the agents, as for a recipient mistyped).
-  const answered = await waiting.then((r) => `${r.isError} ${textOf(r)}`, (e) => String(e));
+  const answered = await waiting;
   assert.match(answered, /^true This session's agent deleted-agent \(\w+\) was deleted from mesh \w+, so this session has ended|The MCP session ended before this call's answer/);
   assert.doesNotMatch(answered, /meshwire_list_agents/);
   const reborn = await connect({ name: "deleted-agent" });
