@@ -1,7 +1,10 @@
 #include "mcp/stdio_transport.h"
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <istream>
 #include <ostream>
 #include <string>
@@ -39,15 +42,24 @@ void ServeStdio(JsonRpcPeer& peer, std::istream& in, std::ostream& out, const st
   // second response for one id). Only the sink touches `out`.
   in.tie(nullptr);
   peer.SetSink([&out](const std::string& text) {
+    errno = 0;
     out << text << '\n';
     out.flush();
     if (!out) {
-      // The client stopped reading (it closed our stdout, or went away
-      // while its stdin stays open): nobody can hear this server, so it
-      // stops, as a Unix tool whose reader left does.
-      std::fprintf(stderr, "meshwire mcp: the client no longer reads standard output; stopping.\n");
-      std::signal(SIGPIPE, SIG_DFL);
-      std::raise(SIGPIPE);
+      // Nobody can hear this server: it stops. The client stopped reading
+      // (it closed our stdout, or went away while its stdin stays open) as
+      // a Unix tool whose reader left does, by SIGPIPE; another failure
+      // (a full disk under a redirected stdout) says what it was.
+      const int error = errno;
+      if (error == EPIPE) {
+        std::fprintf(stderr, "meshwire mcp: the client no longer reads standard output; stopping.\n");
+        std::signal(SIGPIPE, SIG_DFL);
+        std::raise(SIGPIPE);  // returns only where this thread blocks SIGPIPE
+      } else {
+        std::fprintf(stderr, "meshwire mcp: cannot write to standard output (%s); stopping.\n",
+                     error ? std::strerror(error) : "a write failed");
+      }
+      std::_Exit(1);
     }
   });
   std::string line;

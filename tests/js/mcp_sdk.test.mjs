@@ -863,9 +863,13 @@ test("a client that stops reading stdout (stdin still open) stops the server at 
   child.stderr.on("data", (chunk) => (stderr += chunk));
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   child.stdout.destroy(); // the read end closes: the server's next write fails
-  child.stdin.write(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }) + "\n");
+  // A ping every 100 ms (the first answer may beat the close into the pipe).
+  child.stdin.on("error", () => {}); // the last ones meet a server that stopped
+  let id = 0;
+  const pings = setInterval(() => child.stdin.write(JSON.stringify({ jsonrpc: "2.0", id: ++id, method: "ping" }) + "\n"), 100);
   const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
   const { signal } = await exited;
+  clearInterval(pings);
   clearTimeout(timer);
   assert.equal(signal, "SIGPIPE", `it went on running (it heartbeat for a client that was gone): ${stderr}`);
   assert.match(stderr, /the client no longer reads standard output; stopping/);
