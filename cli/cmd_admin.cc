@@ -2,6 +2,7 @@
 // relay's storage directly, no running relay needed (headless machines, CI,
 // moving to PostgreSQL).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -27,14 +28,21 @@ namespace {
 volatile std::sig_atomic_t g_migrate_signal = 0;  // the SIGINT or SIGTERM that stops a migration
 
 /// While it lives, a first SIGINT or SIGTERM is only noted (the copy then
-/// rolls back and says so); a second one acts as usual.
+/// rolls back at its next step and says so); a second one, of either,
+/// acts as usual.
 class NoteStopSignals {
  public:
   NoteStopSignals() {
     struct sigaction note {};
-    note.sa_handler = [](int sig) { g_migrate_signal = sig; };
+    note.sa_handler = [](int sig) {
+      g_migrate_signal = sig;
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      // A connection or a lock may take a while: say that it was heard.
+      constexpr char kHeard[] = "\nmeshwire: stopping after the current step (Ctrl+C again to quit at once)...\n";
+      [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, kHeard, sizeof kHeard - 1);
+    };
     sigemptyset(&note.sa_mask);
-    note.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &note, &old_int_);
     sigaction(SIGTERM, &note, &old_term_);
   }
@@ -77,12 +85,21 @@ int RunMigrate(const std::string& from, const std::string& to) {
                 "--storage %s%s\n",
                 static_cast<long long>(rows), copied.size(), ShellQuoted(shown).c_str(),
                 shown == to ? "" : "\n(with the password where *** stands)");
+    if (g_migrate_signal != 0) {
+      std::fprintf(stderr, "meshwire: %s came as the copy was committing: it is whole, as said above.\n",
+                   g_migrate_signal == SIGTERM ? "SIGTERM" : "Ctrl+C");
+    }
   } catch (const MigrationInterrupted&) {
     std::fprintf(stderr,
                  "meshwire: interrupted (%s): the copy was rolled back, so the PostgreSQL database holds none of "
                  "it. Run the same command again to migrate.\n",
                  g_migrate_signal == SIGTERM ? "SIGTERM" : "Ctrl+C");
-    return 128 + g_migrate_signal;
+    // Ended by the signal, as the shell that sent it expects (a script
+    // stops there; an exit code of 130 would let it go on).
+    const int sig = g_migrate_signal;
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return 128 + sig;
   } catch (const Error& e) {
     std::fprintf(stderr, "meshwire: %s\n", e.what());
     return e.status() == 400 ? kExitUsage : kExitError;
