@@ -109,13 +109,13 @@ Error NotPrinted(const std::string& problem) {
 }
 
 /// Acknowledges up to `printed` on a client of its own (`client` may be
-/// cancelled by now), within about 5 s: a relay that does not answer does
+/// cancelled by now), within about 4 s: a relay that does not answer does
 /// not hold a stopping command. On failure the messages are delivered again.
 void AcknowledgeBestEffort(const RelayClient& client, CommandContext& ctx, const std::string& mesh,
                            const std::string& agent_id, std::int64_t printed) {
   try {
     RelayClient ack(client.url(), ctx.config().token.value);
-    ack.SetDeadline(Clock::now() + std::chrono::seconds(3));  // and Call's 2 s for an answer due then
+    ack.SetDeadline(Clock::now() + std::chrono::seconds(3));  // and Call's 1 s for an answer due then
     ack.Acknowledge(mesh, agent_id, printed);
   } catch (const Error& e) {
     std::fprintf(stderr, "meshwire: could not acknowledge what was printed (%s); it will be delivered again.\n",

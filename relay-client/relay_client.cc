@@ -23,7 +23,7 @@ constexpr int kConnectTimeoutS = 5;
 constexpr int kReadTimeoutS = 30;
 // Under a command's deadline, how long after a poll's wait its answer may
 // take to arrive before the request is given up.
-constexpr long long kAnswerSlackMs = 300;
+constexpr long long kAnswerSlackMs = 1000;
 
 /// "3", or "1.3" for a time that is not whole seconds.
 std::string SecondsText(long long ms) {
@@ -161,7 +161,7 @@ void RelayClient::Cancel() {
 // One request and its error mapping; `retryable`: may be sent again.
 static json Call(RelayClient::Impl& impl, const std::string& url, const std::string& method,
                  const std::string& path, const json* body, bool retryable, int read_timeout_s,
-                 std::string* raw_body = nullptr, int* status_out = nullptr) {
+                 std::string* raw_body = nullptr, int* status_out = nullptr, int answer_after_s = 0) {
   std::string full = impl.base_path + path;
   std::size_t attempt = 0;
   for (;;) {
@@ -171,13 +171,13 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
     }
     long long timeout_ms = read_timeout_s * 1000LL;
     if (impl.deadline) {
-      // A command's --timeout bounds its requests: the whole seconds left
-      // (a poll waits that long: see wait's loop) and a moment for its
-      // answer to arrive.
+      // A command's --timeout bounds its requests: the time left, or a
+      // poll's wait where that is longer (wait's loop rounds it up to whole
+      // seconds), and a moment for the answer to arrive.
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*impl.deadline -
                                                                               std::chrono::steady_clock::now());
-      timeout_ms = std::clamp<long long>((left.count() + 999) / 1000 * 1000 + kAnswerSlackMs, kAnswerSlackMs,
-                                         timeout_ms);
+      timeout_ms = std::clamp<long long>(std::max<long long>(left.count(), answer_after_s * 1000LL) + kAnswerSlackMs,
+                                         kAnswerSlackMs, timeout_ms);
       const long long connect_ms = std::min<long long>(kConnectTimeoutS * 1000LL, timeout_ms);
       impl.http->set_connection_timeout(static_cast<time_t>(connect_ms / 1000),
                                         static_cast<time_t>(connect_ms % 1000 * 1000));
@@ -384,7 +384,7 @@ PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agen
                      "&wait=" + std::to_string(wait_s) + "&limit=" + std::to_string(limit);
   if (after) path += "&after=" + std::to_string(*after);
   return PollAnswerFromJson(
-      Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s));
+      Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s, nullptr, nullptr, wait_s));
 }
 
 void RelayClient::Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after) {

@@ -102,8 +102,8 @@ class RelayClient {
   /// that arrives before the request starts is not lost.
   void Cancel();
   /// Every later request (its connection, its answer, its retries) ends by
-  /// `deadline` and 2 s more (a poll that waits until `deadline` still has
-  /// its answer): a command's --timeout.
+  /// `deadline` and 1 s more for its answer (a poll, by the end of its
+  /// wait and 1 s, where that is later): a command's --timeout.
   void SetDeadline(std::chrono::steady_clock::time_point deadline);
 
   struct Impl;  // opaque: the HTTP connection and retry state
