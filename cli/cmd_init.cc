@@ -249,7 +249,8 @@ int RunInit(int argc, char** argv) {
       "Files go where each platform reads them (docs/API.md lists them all); COPILOT_HOME, "
       "HERMES_HOME and CODEX_HOME move ~/.copilot, ~/.hermes and ~/.codex as they do for those "
       "tools, and XDG_CONFIG_HOME moves ~/.config for Claude Desktop on Linux. Existing files "
-      "are merged, never clobbered, with a .bak copy kept.");
+      "are merged, never clobbered, with a .bak copy kept (a .gitignore, only appended to, "
+      "keeps none).");
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();

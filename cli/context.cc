@@ -124,7 +124,10 @@ RelayClient& CommandContext::Client(RetryPolicy retry, bool anonymous) {
 }
 
 std::string CommandContext::InvalidAgentName(const std::string& name, const std::string& example) {
-  if (std::string problem = MeshJsonProblem(config().agent_name); !problem.empty()) return problem;
+  if (std::string problem = MeshJsonProblem(config().agent_name);
+      !problem.empty() && !config().mesh_json_names_no_mesh) {
+    return problem;
+  }
   if (IsValidName(name)) return "";
   const std::string& from = config().agent_name.source;
   return "The agent name \"" + ShownName(name) + "\" (from " +

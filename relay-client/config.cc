@@ -145,16 +145,23 @@ json ReadObjectToUpdate(const fs::path& path) {
 }
 
 /// Why a .mesh.json (a JSON object, its types checked) cannot say its mesh
-/// or agent: no mesh_id, or an empty mesh_id or agent_name; else empty.
-std::string MeshJsonFieldsProblem(const json& j, const fs::path& path) {
+/// (no mesh_id, or an empty one) or its agent (an empty agent_name), in
+/// `c`'s mesh_json_problem; nothing when it can.
+void CheckMeshJsonFields(const json& j, const fs::path& path, ClientConfig& c) {
+  std::string mesh_problem;
   auto mesh = j.find("mesh_id");
-  if (mesh == j.end() || mesh->is_null()) return path.string() + " names no mesh (\"mesh_id\" is missing)";
-  if (mesh->get<std::string>().empty()) return path.string() + ": \"mesh_id\" is empty";
+  if (mesh == j.end() || mesh->is_null()) {
+    mesh_problem = path.string() + " names no mesh (\"mesh_id\" is missing)";
+  } else if (mesh->get<std::string>().empty()) {
+    mesh_problem = path.string() + ": \"mesh_id\" is empty";
+  }
+  std::string agent_problem;
   auto agent = j.find("agent_name");
   if (agent != j.end() && agent->is_string() && agent->get<std::string>().empty()) {
-    return path.string() + ": \"agent_name\" is empty";
+    agent_problem = path.string() + ": \"agent_name\" is empty";
   }
-  return "";
+  c.mesh_json_problem = mesh_problem.empty() ? agent_problem : mesh_problem;
+  c.mesh_json_names_no_mesh = !mesh_problem.empty() && agent_problem.empty();
 }
 
 std::optional<std::string> Field(const json& j, const char* key) {
@@ -200,7 +207,7 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
       c.mesh_json_problem = c.mesh_json->string() + " is not a file";
     } else {
       workspace = ReadObject(*c.mesh_json, nullptr, &c.mesh_json_problem);
-      if (c.mesh_json_problem.empty()) c.mesh_json_problem = MeshJsonFieldsProblem(workspace, *c.mesh_json);
+      if (c.mesh_json_problem.empty()) CheckMeshJsonFields(workspace, *c.mesh_json, c);
     }
   }
 

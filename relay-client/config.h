@@ -62,6 +62,9 @@ struct ClientConfig {
   // empty), else empty. Its settings are skipped;
   // a command must not fall back to another mesh or agent in its place.
   std::string mesh_json_problem;
+  // The problem is only that it names no mesh: where a flag or variable
+  // gives the mesh, its agent_name (or the default agent) stands.
+  bool mesh_json_names_no_mesh = false;
 };
 
 /// Resolves every setting. Unreadable or invalid files are skipped with a
