@@ -779,19 +779,25 @@ test("restart with the same --name: same agent_id, a message sent meanwhile is d
 // ---------------------------------------------------------------------------
 // Raw stdio: nothing but JSON-RPC on stdout, and EOF ends the process
 
-test("stdout carries JSON-RPC alone; errors for bad lines; EOF exits 0 within 2 s", T, async () => {
-  const home = tempDir("mw-raw-home-");
+// `meshwire mcp` as agent `name` on bare pipes (no SDK), and the promise of its exit.
+function spawnRawMcp(name) {
+  const home = tempDir(`mw-${name}-home-`);
   const child = track(
-    spawn(BINARY, ["mcp", "--mesh", fx.meshId, "--name", "raw-agent"], {
+    spawn(BINARY, ["mcp", "--mesh", fx.meshId, "--name", name], {
       stdio: ["pipe", "pipe", "pipe"],
       cwd: home,
       env: childEnv({ HOME: home, MESHWIRE_HOME: path.join(home, ".meshwire"), MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }),
     }),
   );
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return { child, exited };
+}
+
+test("stdout carries JSON-RPC alone; errors for bad lines; EOF exits 0 within 2 s", T, async () => {
+  const { child, exited } = spawnRawMcp("raw-agent");
   let stdout = "";
   child.stdout.on("data", (chunk) => (stdout += chunk));
   child.stderr.resume();
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   const lines = [
     { jsonrpc: "2.0", id: 1, method: "server/discover", params: {} },
     {
@@ -851,17 +857,9 @@ test("stdout carries JSON-RPC alone; errors for bad lines; EOF exits 0 within 2 
 });
 
 test("a client that stops reading stdout (stdin still open) stops the server at its next answer, as SIGPIPE does", T, async () => {
-  const home = tempDir("mw-deaf-home-");
-  const child = track(
-    spawn(BINARY, ["mcp", "--mesh", fx.meshId, "--name", "deaf-agent"], {
-      stdio: ["pipe", "pipe", "pipe"],
-      cwd: home,
-      env: childEnv({ HOME: home, MESHWIRE_HOME: path.join(home, ".meshwire"), MESHWIRE_TOKEN: fx.token, MESHWIRE_URL: fx.url }),
-    }),
-  );
+  const { child, exited } = spawnRawMcp("deaf-agent");
   let stderr = "";
   child.stderr.on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   child.stdout.destroy(); // the read end closes: the server's next write fails
   // A ping every 100 ms (the first answer may beat the close into the pipe).
   child.stdin.on("error", () => {}); // the last ones meet a server that stopped
