@@ -58,6 +58,9 @@ class NoteStopSignals {
   struct sigaction old_term_ {};
 };
 
+/// How the user stopped the migration, for its sentences.
+const char* StopSignalName() { return g_migrate_signal == SIGTERM ? "SIGTERM" : "Ctrl+C"; }
+
 int RunMigrate(const std::string& from, const std::string& to) {
   if (from.rfind("sqlite:", 0) != 0) {
     std::fprintf(stderr, "meshwire: --from must be sqlite:PATH (the relay's SQLite file).\n");
@@ -87,13 +90,13 @@ int RunMigrate(const std::string& from, const std::string& to) {
                 shown == to ? "" : "\n(with the password where *** stands)");
     if (g_migrate_signal != 0) {
       std::fprintf(stderr, "meshwire: %s came as the copy was committing: it is whole, as said above.\n",
-                   g_migrate_signal == SIGTERM ? "SIGTERM" : "Ctrl+C");
+                   StopSignalName());
     }
   } catch (const MigrationInterrupted&) {
     std::fprintf(stderr,
                  "meshwire: interrupted (%s): the copy was rolled back, so the PostgreSQL database holds none of "
                  "it. Run the same command again to migrate.\n",
-                 g_migrate_signal == SIGTERM ? "SIGTERM" : "Ctrl+C");
+                 StopSignalName());
     // Ended by the signal, as the shell that sent it expects (a script
     // stops there; an exit code of 130 would let it go on).
     const int sig = g_migrate_signal;

@@ -197,13 +197,9 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
           // The rest of the command kept (`--to bob`: without it the hint
           // would broadcast), but never a token, and each word quoted for a shell.
           auto quoted = [](const std::string& word) {
-            if (!word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                        "0123456789-_.,:/=@%+") == std::string::npos) {
-              return word;
-            }
-            std::string q = "'";
-            for (char ch : word) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-            return q + "'";
+            const bool plain = !word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                                       "0123456789-_.,:/=@%+") == std::string::npos;
+            return plain ? word : ShellQuoted(word);
           };
           std::string others;
           for (int j = 1; j < argc; ++j) {

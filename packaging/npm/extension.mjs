@@ -64,13 +64,22 @@ function firstOf(...values) {
   return values.map(nonEmpty).find((value) => value !== undefined);
 }
 
-function readJsonObject(file) {
+// The parsed JSON of `file`, or undefined when it cannot be read or parsed.
+function readJson(file) {
   try {
-    const data = JSON.parse(fs.readFileSync(file, "utf8"));
-    return data && typeof data === "object" && !Array.isArray(data) ? data : {};
+    return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch {
-    return {};
+    return undefined;
   }
+}
+
+function isObject(data) {
+  return !!data && typeof data === "object" && !Array.isArray(data);
+}
+
+function readJsonObject(file) {
+  const data = readJson(file);
+  return isObject(data) ? data : {};
 }
 
 // The nearest `fileName` at `startDir` or above: a file, or with `anyKind`
@@ -80,7 +89,7 @@ function findUpwards(startDir, fileName, anyKind = false) {
   for (;;) {
     const candidate = path.join(dir, fileName);
     try {
-      if (anyKind ? fs.lstatSync(candidate) : fs.statSync(candidate).isFile()) return candidate;
+      if (anyKind ? fs.lstatSync(candidate) : isFile(candidate)) return candidate;
     } catch {
       // not here: look in the parent
     }
@@ -95,13 +104,14 @@ function resolveConfig({ url, env, homedir, cwd }) {
   const credentials = readJsonObject(path.join(home, "credentials.json"));
   const settings = readJsonObject(path.join(home, "config.json"));
   const meshJson = findUpwards(cwd, ".mesh.json", true);
-  const workspace = meshJson && isFile(meshJson) ? readJsonObject(meshJson) : {};
+  const meshData = meshJson && isFile(meshJson) ? readJson(meshJson) : undefined; // read once
+  const workspace = isObject(meshData) ? meshData : {};
   const relayUrl = firstOf(url, env.MESHWIRE_URL, credentials.url, settings.url) ?? DEFAULT_URL;
   const meshId = firstOf(env.MESHWIRE_MESH_ID, workspace.mesh_id, settings.active_mesh);
   const agentName = firstOf(env.MESHWIRE_AGENT_NAME, workspace.agent_name) ?? DEFAULT_AGENT_NAME;
   // A .mesh.json that cannot say its mesh or agent stops the tools (as the
   // CLI does) rather than fall back to another mesh or agent.
-  const broken = meshJson && brokenMeshJson(meshJson);
+  const broken = meshJson && brokenMeshJson(meshJson, meshData);
   const covered = nonEmpty(env.MESHWIRE_MESH_ID) && nonEmpty(env.MESHWIRE_AGENT_NAME);
   return {
     url: relayUrl.replace(/\/+$/, ""),
@@ -112,17 +122,11 @@ function resolveConfig({ url, env, homedir, cwd }) {
   };
 }
 
-// Why the .mesh.json at `file` cannot say its mesh or agent, or undefined.
-function brokenMeshJson(file) {
+// Why the .mesh.json at `file` (`data`: its parsed JSON) cannot say its mesh or agent, or undefined.
+function brokenMeshJson(file, data) {
   const fix = "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness copilot --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
   if (!isFile(file)) return `${file} is not a file, ${fix}`;
-  let data;
-  try {
-    data = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch {
-    data = undefined;
-  }
-  if (!data || typeof data !== "object" || Array.isArray(data)) return `${file} is not a JSON object, ${fix}`;
+  if (!isObject(data)) return `${file} is not a JSON object, ${fix}`;
   for (const key of ["mesh_id", "agent_name"]) {
     if (key in data && data[key] !== null && typeof data[key] !== "string") return `${file}: "${key}" must be a string, ${fix}`;
   }

@@ -121,13 +121,22 @@ function firstOf(...values: unknown[]): string | undefined {
   return undefined;
 }
 
-function readJsonObject(file: string): JsonObject {
+/** The parsed JSON of `file`, or undefined when it cannot be read or parsed. */
+function readJson(file: string): unknown {
   try {
-    const data: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
-    return data && typeof data === "object" && !Array.isArray(data) ? (data as JsonObject) : {};
+    return JSON.parse(fs.readFileSync(file, "utf8"));
   } catch {
-    return {};
+    return undefined;
   }
+}
+
+function isObject(data: unknown): data is JsonObject {
+  return !!data && typeof data === "object" && !Array.isArray(data);
+}
+
+function readJsonObject(file: string): JsonObject {
+  const data = readJson(file);
+  return isObject(data) ? data : {};
 }
 
 // The nearest `fileName` at `startDir` or above: a file, or with `anyKind`
@@ -137,7 +146,7 @@ function findUpwards(startDir: string, fileName: string, anyKind = false): strin
   for (;;) {
     const candidate = path.join(dir, fileName);
     try {
-      if (anyKind ? fs.lstatSync(candidate) : fs.statSync(candidate).isFile()) return candidate;
+      if (anyKind ? fs.lstatSync(candidate) : isFile(candidate)) return candidate;
     } catch {
       // not here: look in the parent
     }
@@ -175,7 +184,8 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   const credentials = readJsonObject(path.join(home, "credentials.json"));
   const settings = readJsonObject(path.join(home, "config.json"));
   const meshJson = findUpwards(cwd, ".mesh.json", true);
-  const workspace = meshJson && isFile(meshJson) ? readJsonObject(meshJson) : {};
+  const meshData = meshJson && isFile(meshJson) ? readJson(meshJson) : undefined; // read once
+  const workspace = isObject(meshData) ? meshData : {};
   const dotenv = readEnvFile(findUpwards(cwd, ".env.meshwire"));
   const pick = (name: string) => firstOf(env[name], dotenv[name]);
   const url = firstOf(pick("MESHWIRE_URL"), credentials.url, settings.url) ?? DEFAULT_URL;
@@ -183,7 +193,7 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   const agentName = firstOf(pick("MESHWIRE_AGENT_NAME"), workspace.agent_name) ?? DEFAULT_AGENT_NAME;
   // A .mesh.json that cannot say its mesh or agent stops the tools (as the
   // CLI does) rather than fall back to another mesh or agent.
-  const broken = meshJson ? brokenMeshJson(meshJson) : undefined;
+  const broken = meshJson ? brokenMeshJson(meshJson, meshData) : undefined;
   const covered = pick("MESHWIRE_MESH_ID") !== undefined && pick("MESHWIRE_AGENT_NAME") !== undefined;
   return {
     url: url.replace(/\/+$/, ""),
@@ -194,19 +204,13 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   };
 }
 
-/** Why the .mesh.json at `file` cannot say its mesh or agent, or undefined. */
-function brokenMeshJson(file: string): string | undefined {
+/** Why the .mesh.json at `file` (`data`: its parsed JSON) cannot say its mesh or agent, or undefined. */
+function brokenMeshJson(file: string, data: unknown): string | undefined {
   const fix =
     "so this workspace's mesh and agent are unknown: fix it (or remove it and run `meshwire init --harness pi --mesh ID` again), or set MESHWIRE_MESH_ID and MESHWIRE_AGENT_NAME.";
   if (!isFile(file)) return `${file} is not a file, ${fix}`;
-  let data: unknown;
-  try {
-    data = JSON.parse(fs.readFileSync(file, "utf8"));
-  } catch {
-    data = undefined;
-  }
-  if (!data || typeof data !== "object" || Array.isArray(data)) return `${file} is not a JSON object, ${fix}`;
-  const fields = data as Record<string, unknown>;
+  if (!isObject(data)) return `${file} is not a JSON object, ${fix}`;
+  const fields = data;
   for (const key of ["mesh_id", "agent_name"]) {
     if (key in fields && fields[key] !== null && typeof fields[key] !== "string") {
       return `${file}: "${key}" must be a string, ${fix}`;
