@@ -74,8 +74,8 @@ int RunMesh(int argc, char** argv) {
       std::string active = ctx.config().mesh_id.value;
       std::printf("%sYour meshes (%zu)\n\n", ui.Web().c_str(), meshes.size());
       for (const Mesh& m : meshes) {
-        std::printf("%s %s  %-24s owner %s  created %s\n", m.mesh_id == active ? ui.Ok().c_str() : " ",
-                    m.mesh_id.c_str(), ("\"" + Shown(m.name) + "\"").c_str(), Shown(m.owner).c_str(),
+        std::printf("%s %s  %s owner %s  created %s\n", m.mesh_id == active ? ui.Ok().c_str() : ui.Unmarked().c_str(),
+                    m.mesh_id.c_str(), PaddedTo("\"" + Shown(m.name) + "\"", 24).c_str(), Shown(m.owner).c_str(),
                     FormatRfc3339(m.created_at).substr(0, 10).c_str());
       }
       if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
@@ -163,7 +163,7 @@ int RunToken(int argc, char** argv) {
       }
       std::printf("%sTokens (%zu)\n\n", ui.Web().c_str(), tokens.size());
       for (const Token& t : tokens) {
-        std::printf("  %s  %-20s created %s  last used %s%s\n", t.id.c_str(), Shown(t.name).c_str(),
+        std::printf("  %s  %s created %s  last used %s%s\n", t.id.c_str(), PaddedTo(Shown(t.name), 20).c_str(),
                     FormatRfc3339(t.created_at).substr(0, 10).c_str(),
                     t.last_used_at ? FormatRfc3339(*t.last_used_at).substr(0, 16).c_str() : "never",
                     t.mesh_id ? ("  mesh " + *t.mesh_id).c_str() : "");

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/commands.h"
@@ -125,7 +126,21 @@ int main(int argc, char** argv) {
   }
   std::string first = argv[1];
   if (first == "--version" || first == "-V" || first == "version") {
-    std::printf("%s\n", MESHWIRE_VERSION);
+    // `--json` as every command takes it; anything else after it is a mistake, not ignored.
+    const bool json = argc == 3 && std::string_view(argv[2]) == "--json";
+    if (argc > 2 && !json) {
+      std::fprintf(stderr, "meshwire: %s takes only --json; got \"%s\".\n", argv[1], argv[2]);
+      return kExitUsage;
+    }
+    if (json) {
+      std::printf("{\"version\":\"%s\"}\n", MESHWIRE_VERSION);
+    } else {
+      std::printf("%s\n", MESHWIRE_VERSION);
+    }
+    if (const std::string problem = StdoutProblem(); !problem.empty()) {
+      std::fprintf(stderr, "meshwire: %s: what the command printed was lost.\n", problem.c_str());
+      return kExitError;
+    }
     return kExitOk;
   }
   if (first == "--help" || first == "-h") {

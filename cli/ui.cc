@@ -1,12 +1,15 @@
 #include "cli/ui.h"
 
+#include <locale.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cwchar>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -18,6 +21,31 @@ Ui::Ui() {
   const char* term = std::getenv("TERM");
   fancy_ = isatty(STDOUT_FILENO) && !(no_color && *no_color) &&
            !(term && std::string(term) == "dumb");
+}
+
+std::string PaddedTo(const std::string& text, std::size_t columns) {
+  // Columns from the C library's Unicode tables (wcwidth under C.UTF-8,
+  // glibc's built-in locale, whatever the user's locale): combining marks
+  // and joiners take none, East Asian wide characters and emoji two.
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  const locale_t previous = utf8 ? uselocale(utf8) : static_cast<locale_t>(nullptr);
+  std::size_t width = 0;
+  std::mbstate_t state{};
+  for (std::size_t i = 0; i < text.size();) {
+    wchar_t wc = 0;
+    const std::size_t n = utf8 ? std::mbrtowc(&wc, text.data() + i, text.size() - i, &state) : 1;
+    if (n == 0 || n > text.size() - i) {  // a NUL, or bytes that are no character: a column each
+      state = {};
+      ++width;
+      ++i;
+      continue;
+    }
+    const int w = utf8 ? wcwidth(wc) : 1;
+    width += w < 0 ? 1 : static_cast<std::size_t>(w);
+    i += n;
+  }
+  if (previous) uselocale(previous);
+  return width >= columns ? text : text + std::string(columns - width, ' ');
 }
 
 std::string ShellQuoted(const std::string& text) {
@@ -54,6 +82,7 @@ std::optional<Error> HandOutToken(const std::string& text, const std::string& id
 }
 
 std::string Ui::Ok() const { return fancy_ ? "\033[32m✓\033[0m" : "OK"; }
+std::string Ui::Unmarked() const { return fancy_ ? " " : "  "; }
 std::string Ui::Bad() const { return fancy_ ? "\033[31m✗\033[0m" : "FAILED"; }
 std::string Ui::Dot(const std::string& status) const {
   if (!fancy_) return "*";

@@ -18,6 +18,7 @@ class Ui {
   Ui();
 
   std::string Ok() const;      // "✓" in green, or "OK"
+  std::string Unmarked() const;  // spaces as wide as Ok(): a row of a list that Ok() marks others of
   std::string Bad() const;     // "✗" in red, or "FAILED"
   std::string Dot(const std::string& status) const;  // "●" coloured by status, or "*"
   std::string Web() const;     // "🕸 " or ""
@@ -38,6 +39,11 @@ class Ui {
 /// newlines (CRLF as one) and tabs (a message's content); otherwise the text
 /// stays on one line. The --json output is left as it is: JSON escapes these.
 std::string Shown(std::string_view text, bool multiline = false);
+
+/// `text` (UTF-8, as Shown returns it) followed by spaces up to `columns`
+/// terminal columns: a column of names stays aligned when one holds accents,
+/// CJK or emoji (printf's `%-24s` counts bytes). Longer text is left whole.
+std::string PaddedTo(const std::string& text, std::size_t columns);
 
 /// `text` in single quotes for a POSIX shell (a command to copy).
 std::string ShellQuoted(const std::string& text);

@@ -1639,6 +1639,34 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   CHECK(gone.err.find("No mesh chosen") != std::string::npos);
 }
 
+TEST_CASE("mesh list and token list keep their columns with accents, CJK and emoji in names") {
+  // (User and agent names are ASCII: IsValidName.)
+  World w;
+  std::vector<std::string> tok = {"MESHWIRE_TOKEN=" + w.token};
+  // Display columns: "café-crew" 9 (10 bytes), "日本チーム" 10 (15 bytes), "🚀 launch" 9 (11 bytes).
+  const std::vector<std::pair<std::string, std::size_t>> names = {
+      {"plain-name", 10}, {"café-crew", 9}, {"日本チーム", 10}, {"🚀 launch", 9}};
+  std::map<std::string, std::string> ids;
+  for (const auto& [name, columns] : names) {
+    CommandResult made = w.machine.Mw({"mesh", "create", name, "--json"}, tok);
+    REQUIRE(made.code == 0);
+    ids[name] = json::parse(made.out)["mesh_id"];
+  }
+  REQUIRE(w.machine.Mw({"mesh", "use", ids["café-crew"]}, tok).code == 0);
+  const std::string list = w.machine.Mw({"mesh", "list"}, tok).out;
+  for (const auto& [name, columns] : names) {
+    // The active row is marked "OK" (not a terminal), the others by as many spaces; the quoted
+    // name is padded to 24 columns, so " owner" starts at the same column on every row.
+    const std::string marker = ids[name] == ids["café-crew"] ? "OK" : "  ";
+    const std::string row = marker + " " + ids[name] + "  \"" + name + "\"" + std::string(24 - columns - 2, ' ') +
+                            " owner alice  created ";
+    CHECK_MESSAGE(list.find(row) != std::string::npos, list);
+  }
+  REQUIRE(w.machine.Mw({"token", "create", "--name", "日本"}, tok).code == 0);
+  const std::string tokens = w.machine.Mw({"token", "list"}, tok).out;
+  CHECK_MESSAGE(tokens.find("  日本" + std::string(16, ' ') + " created ") != std::string::npos, tokens);
+}
+
 TEST_CASE("an answer no relay gives, huge or deeply nested, fails in one sentence without filling memory") {
   UserMachine m;
   auto agents = [&m](const FakeHttpServer& fake) {

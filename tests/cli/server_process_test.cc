@@ -30,6 +30,10 @@ TEST_CASE("--version and help") {
   auto [code, out] = RunCommand({kBinary, "--version"});
   CHECK(code == 0);
   CHECK(out == std::string(MESHWIRE_VERSION) + "\n");
+  auto [jcode, jout] = RunCommand({kBinary, "--version", "--json"});
+  CHECK(jcode == 0);
+  CHECK(json::parse(jout) == json{{"version", MESHWIRE_VERSION}});
+  CHECK(RunCommand({kBinary, "--version", "--jsn"}).first == 2);
   auto [hcode, hout] = RunCommand({kBinary, "help"});
   CHECK(hcode == 0);
   CHECK(hout.find("server") != std::string::npos);
