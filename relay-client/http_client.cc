@@ -1,10 +1,15 @@
 #include "relay-client/http_client.h"
 
 #include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <regex>
 
@@ -98,6 +103,58 @@ std::string TransportFailure(const std::string& url, httplib::Error error, const
   return "Cannot reach the relay at " + url + " (" + (why ? why : httplib::to_string(error)) +
          "): is it running? Start one with `meshwire server`, or set MESHWIRE_URL (or --url) to "
          "yours.";
+}
+
+std::optional<std::string> NotHttpAnswer(const std::string& url) {
+  static const std::regex kHostPort(R"(^http://(?:\[([^\]]*)\]|([^/:]*))(?::([0-9]{1,5}))?(/.*)?$)");
+  std::smatch m;
+  if (!std::regex_match(url, m, kHostPort)) return std::nullopt;
+  const std::string host = m[1].matched ? m[1].str() : m[2].str();
+  const std::string port = m[3].matched ? m[3].str() : "80";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || !found) return std::nullopt;
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    ::freeaddrinfo(found);
+    return std::nullopt;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  // Waits for `events` on the socket until the deadline; false on none.
+  auto wait_for = [&](short events) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, events, 0};
+    return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) == 1;
+  };
+  std::string got;
+  const int connected = ::connect(fd, found->ai_addr, found->ai_addrlen);
+  ::freeaddrinfo(found);
+  if (connected == 0 || (errno == EINPROGRESS && wait_for(POLLOUT))) {
+    const std::string request = "GET /health HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) >= 0) {
+      char buf[64];
+      while (got.size() < sizeof buf && wait_for(POLLIN)) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf - got.size(), 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  if (got.empty() || got.rfind("HTTP/", 0) == 0 || std::string("HTTP/").rfind(got, 0) == 0) return std::nullopt;
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(got[i]); };
+  if (got.size() >= 2 && (byte(0) == 0x15 || byte(0) == 0x16) && byte(1) == 0x03) {
+    return "The server at " + url + " speaks TLS, not plain HTTP: use https://" + url.substr(7) +
+           " (set MESHWIRE_URL, or --url).";
+  }
+  std::string shown;  // its first line, printable ASCII only
+  for (char c : got) {
+    if (c == '\r' || c == '\n') break;
+    shown += c >= 0x20 && c < 0x7f ? c : '?';
+  }
+  return "The server at " + url + " answered with something that is not HTTP (\"" + shown.substr(0, 40) +
+         "\"): is that URL a meshwire relay? Check MESHWIRE_URL (or --url) and its port.";
 }
 
 }  // namespace meshwire

@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace meshwire {
@@ -24,5 +25,13 @@ std::string TransportFailure(const std::string& url, httplib::Error error, const
 /// this machine does not trust (no retry can help: a setting must change),
 /// "unreachable" otherwise.
 std::string TransportCode(httplib::Error error);
+
+/// For a plain-HTTP request that the server closed without an HTTP answer:
+/// asks `url` (http://host[:port]) again on a raw socket, within about a
+/// second, and looks at the first bytes that come back. A sentence when they
+/// show a server that is no relay (an SSH banner, a TLS alert: httplib
+/// reports both as a closed connection, which would say "not running");
+/// nullopt when nothing came, or what came starts as HTTP.
+std::optional<std::string> NotHttpAnswer(const std::string& url);
 
 }  // namespace meshwire

@@ -209,7 +209,12 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       }
       if (cancelled) throw Error(0, "cancelled", "The request was cancelled.");
       const bool quick = std::chrono::steady_clock::now() - sent_at < std::chrono::milliseconds(timeout_ms) / 2;
-      if (r.error() == httplib::Error::Read && quick && url.rfind("http://", 0) == 0) {
+      std::optional<std::string> not_http;
+      if (r.error() == httplib::Error::Read && quick && url.rfind("http://", 0) == 0 &&
+          (not_http = NotHttpAnswer(url))) {
+        // Bytes that are not HTTP (another service on that port): the URL is wrong, the relay not down.
+        error = Error(502, "bad_response", *not_http);
+      } else if (r.error() == httplib::Error::Read && quick && url.rfind("http://", 0) == 0) {
         // Closed without an answer, at once: what an HTTPS relay does to plain HTTP.
         error = Error(0, "unreachable",
                       "The relay at " + url + " closed the connection without an answer: it may be restarting; "

@@ -1713,6 +1713,26 @@ TEST_CASE("an answer no relay gives, huge or deeply nested, fails in one sentenc
     CHECK(status.out.find("is that URL a meshwire relay?") != std::string::npos);
     CHECK(m.Mw({"agents"}, env).code == 1);
   }
+  SUBCASE("a server that answers bytes that are not HTTP (an SSH banner) is exit 1, not offline (3)") {
+    // The client library reports it as a closed connection; the probe looks at what came.
+    FakeHttpServer fake("SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "", 0);
+    const std::vector<std::string> env = {"MESHWIRE_URL=" + fake.url(), "MESHWIRE_TOKEN=mw_x", "MESHWIRE_MESH_ID=m1"};
+    CommandResult status = m.Mw({"status"}, env);
+    CHECK(status.code == 1);
+    CHECK_MESSAGE(status.out.find("Service : FAILED error") != std::string::npos, status.out);
+    CHECK(status.out.find("answered with something that is not HTTP (\"SSH-2.0-OpenSSH_9.2p1 Debian-2\"): is that "
+                          "URL a meshwire relay?") != std::string::npos);
+    CommandResult listed = m.Mw({"agents"}, env);
+    CHECK(listed.code == 1);
+    CHECK(listed.err.find("not HTTP") != std::string::npos);
+  }
+  SUBCASE("a TLS server's alert to plain HTTP says to use https://") {
+    FakeHttpServer fake(std::string("\x15\x03\x03\x00\x02\x02\x46", 7), "", 0);
+    CommandResult listed = m.Mw({"agents"}, {"MESHWIRE_URL=" + fake.url(), "MESHWIRE_TOKEN=mw_x", "MESHWIRE_MESH_ID=m1"});
+    CHECK(listed.code == 1);
+    CHECK_MESSAGE(listed.err.find("speaks TLS, not plain HTTP: use https://127.0.0.1:") != std::string::npos,
+                  listed.err);
+  }
 }
 
 TEST_CASE("a config.json that cannot be read or parsed is left as it is, not rewritten without its keys") {
