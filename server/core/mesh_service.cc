@@ -422,6 +422,9 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
     throw Error::Forbidden("Only the agent's owner or the mesh's owner can remove agent " +
                            agent.name + ".");
   }
+  // Another user's agent goes only by the owner's own key: a token handed to
+  // a client or CI could otherwise remove a member's agent and take its name.
+  if (agent.owner != caller.user()) RequireUnscoped(caller, "remove other users' agents");
   store_.DeleteAgent(mesh_id, agent.agent_id);
   AccessChanged({.mesh_id = mesh_id, .agent_ids = {agent.agent_id}});  // its parked polls answer now (404)
   agent.last_seen = LastSeen(agent);  // when it was last seen, as it goes

@@ -275,6 +275,11 @@ void AddTokenRoutes(Router& router, MeshService& svc) {
   }));
   router.Add("POST", "/tokens", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     Json body = ParseObject(req.body);
+    if (auto it = body.find("mesh_id"); it != body.end() && it->is_null()) {
+      // A script's unset variable rendered as null must not get the user's unscoped key.
+      throw Error::InvalidField("mesh_id is null: give a mesh id to scope the token to that mesh, or leave "
+                                "mesh_id out for a token that works on all your meshes.");
+    }
     CreatedToken t = svc.CreateToken(c, RequireString(body, "name"), OptionalString(body, "mesh_id"));
     return JsonAnswer(201, ToJson(NewTokenAnswer{t.token.id, t.secret, t.token.name, t.token.mesh_id}));
   }));

@@ -580,6 +580,12 @@ bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string&
           .Bind(1, mesh_id)
           .Bind(2, user)
           .Run();
+      // Their tokens scoped to the mesh go too: adding them again must not
+      // bring back a token that was handed out (and maybe leaked) before.
+      c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1 AND user_name = ?2")
+          .Bind(1, mesh_id)
+          .Bind(2, user)
+          .Run();
     }
   });
   return changed > 0;

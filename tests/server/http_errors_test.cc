@@ -337,6 +337,8 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
       {"token mesh_id is a number", "POST", "/tokens", a, R"({"name":"ci","mesh_id":5})", 400,
        "invalid_field"},
       {"token mesh_id empty", "POST", "/tokens", a, R"({"name":"ci","mesh_id":""})", 400, "invalid_field"},
+      {"token mesh_id null (an unset variable: not the unscoped key)", "POST", "/tokens", a,
+       R"({"name":"ci","mesh_id":null})", 400, "invalid_field"},
       // POST /mesh/{m}/members
       {"member user missing", "POST", w.M("/members"), a, R"({})", 400, "invalid_field"},
       {"member user is a number", "POST", w.M("/members"), a, R"({"user":5})", 400,
@@ -573,6 +575,8 @@ TEST_CASE("403 forbidden: non-members, another user's agent, scoped tokens, memb
        "forbidden"},
       {"scoped token removes a member of its own mesh", "DELETE", w.M("/members/bob"), s, "", 403,
        "forbidden"},
+      {"scoped token removes another user's agent in its own mesh (then could take its name)", "DELETE",
+       w.M("/agents/bob-agent"), s, "", 403, "forbidden"},
   };
   RunCases(w, cases);
 }

@@ -499,8 +499,28 @@ TEST_CASE("members may use a shared mesh; tokens scoped to a mesh work there") {
   CHECK(listed.json["tokens"].size() == 2);
   for (const auto& tok : listed.json["tokens"]) CHECK_FALSE(tok.contains("token"));  // never again
 
+  // bob's own token scoped to the mesh, and one scoped to a mesh of his own.
+  HttpAnswer bob_ci = t.relay.Post("/tokens", bob, {{"name", "bob-ci"}, {"mesh_id", t.mesh}});
+  REQUIRE(bob_ci.status == 201);
+  const std::string bob_ci_token = bob_ci.json["token"];
+  const std::string bobs_mesh = t.relay.CreateMesh(bob, "bobs");
+  HttpAnswer bob_own = t.relay.Post("/tokens", bob, {{"name", "bob-own"}, {"mesh_id", bobs_mesh}});
+  REQUIRE(bob_own.status == 201);
+  CHECK(t.relay.Get(t.Path("/agents"), bob_ci_token).status == 200);
+
   CHECK(t.relay.Call("DELETE", t.Path("/members/bob"), t.alice).status == 204);
   CHECK(t.relay.Get(t.Path(""), bob).status == 403);
+  // Removal revoked bob's token scoped to the mesh (not his others): adding him again
+  // does not bring it back, as a leaked CI token would come back.
+  const HttpAnswer listed_after = t.relay.Get("/tokens", bob);
+  std::vector<std::string> bobs_tokens;
+  for (const auto& tok : listed_after.json["tokens"]) bobs_tokens.push_back(tok["name"].get<std::string>());
+  std::sort(bobs_tokens.begin(), bobs_tokens.end());
+  CHECK_MESSAGE(bobs_tokens == std::vector<std::string>({"bob-own", "test"}), listed_after.body);
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "bob"}}).status == 201);
+  CHECK(t.relay.Get(t.Path("/agents"), bob_ci_token).status == 401);
+  CHECK(t.relay.Get(t.Path("/agents"), bob).status == 200);
+  CHECK(t.relay.Get("/mesh/" + bobs_mesh, std::string(bob_own.json["token"])).status == 200);
 }
 
 TEST_CASE("a revoked token's parked polls and a removed member's answer at once, not at their deadline") {

@@ -90,9 +90,19 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->RoleOf(m.mesh_id, "bob") == std::optional<std::string>("member"));
     CHECK(store->Members(m.mesh_id).size() == 2);
     CHECK(store->MeshesOf("bob").size() == 1);
+    // Removal revokes the member's tokens scoped to the mesh, not their others nor anyone else's.
+    Mesh bobs = MakeMesh(*store, "bob");
+    store->CreateToken({"tok_bob_here", "bob", "ci", Sha256Hex("mw_bob_here"), m.mesh_id, 10});
+    store->CreateToken({"tok_bob_own", "bob", "ci2", Sha256Hex("mw_bob_own"), bobs.mesh_id, 10});
+    store->CreateToken({"tok_bob_all", "bob", "laptop", Sha256Hex("mw_bob_all"), std::nullopt, 10});
+    store->CreateToken({"tok_alice_here", "alice", "ci", Sha256Hex("mw_alice_here"), m.mesh_id, 10});
     CHECK(store->RemoveMember(m.mesh_id, "bob"));
     CHECK_FALSE(store->RemoveMember(m.mesh_id, "bob"));
-    CHECK(store->MeshesOf("bob").empty());
+    CHECK(store->MeshesOf("bob").size() == 1);  // his own
+    CHECK_FALSE(store->FindTokenByHash(Sha256Hex("mw_bob_here")));
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_bob_own")));
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_bob_all")));
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_alice_here")));
   }
 
   SUBCASE("deleting a mesh deletes its agents, messages and the tokens scoped to it") {
