@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/context.h"
+#include "schemas/ids.h"
 #include "schemas/json_io.h"
 
 namespace meshwire::cli {
@@ -200,7 +201,18 @@ int RunSend(int argc, char** argv) {
       if (to.empty()) m.to = client.GetMessage(mesh, reply_to).first.from;
     }
     if (!priority.empty()) m.priority = priority;
-    Message sent = client.Send(mesh, m);
+    Message sent;
+    try {
+      sent = client.Send(mesh, m);
+    } catch (const Error& e) {
+      // The product page's first exchange sends to `agent-b` before anything
+      // runs under that name: say how one comes to be there.
+      if (e.code() != "agent_not_found" || to.empty() || !IsValidName(to)) throw;
+      throw Error(e.status(), e.code(),
+                  std::string(e.what()) + " An agent is there once it has run: to start \"" + to +
+                      "\", run `meshwire listen --name " + to + "` (or `MESHWIRE_AGENT_NAME=" + to +
+                      " meshwire listen`) in another terminal of this mesh, then send again.");
+    }
     std::string target = sent.to == kBroadcast ? "all agents" : sent.to_name.value_or(sent.to);
     if (ctx.json()) {
       PrintJson(ToJson(sent));

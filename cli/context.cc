@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <regex>
+#include <vector>
 
 #include "cli/commands.h"
 #include "schemas/ids.h"
@@ -173,10 +174,61 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     // A wrong argument: one sentence, like every other error, in the
     // command's words rather than CLI11's.
     std::string what = e.what();
+    // The subcommand the error is about: the deepest one given (`admin token`).
+    const CLI::App* at = &app;
+    std::string at_name = app.get_name();
+    for (bool deeper = true; deeper;) {
+      deeper = false;
+      for (const CLI::App* sub : at->get_subcommands({})) {
+        if (sub->parsed()) {
+          at = sub;
+          at_name += " " + sub->get_name();
+          deeper = true;
+          break;
+        }
+      }
+    }
+    std::string subcommands;  // what `at` offers, "" when none
+    for (const CLI::App* sub : at->get_subcommands({})) subcommands += (subcommands.empty() ? "" : ", ") + sub->get_name();
+    // The first word after the subcommands given that is neither an option
+    // nor an option's value: a mistyped subcommand (`mesh creat NAME`: creat).
+    std::string stray;
+    {
+      std::vector<std::string> chain;  // the subcommands' names, in order
+      for (const CLI::App* a = at; a != &app; a = a->get_parent()) chain.insert(chain.begin(), a->get_name());
+      std::size_t consumed = 0;
+      for (int i = 1; i < argc && stray.empty(); ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") break;
+        if (arg.size() > 1 && arg[0] == '-') {
+          // The option where it is defined: here, a parent, or a subcommand
+          // (`mesh --mesh ID frob`: the --mesh of `mesh members`).
+          const CLI::Option* opt = nullptr;
+          for (const CLI::App* a = at; a != nullptr && opt == nullptr; a = a->get_parent()) {
+            opt = a->get_option_no_throw(arg);
+          }
+          std::vector<const CLI::App*> below = at->get_subcommands({});
+          while (opt == nullptr && !below.empty()) {
+            const CLI::App* a = below.back();
+            below.pop_back();
+            opt = a->get_option_no_throw(arg);
+            for (const CLI::App* sub : a->get_subcommands({})) below.push_back(sub);
+          }
+          if (opt != nullptr && opt->get_expected_min() > 0) ++i;  // its value
+        } else if (consumed < chain.size() && arg == chain[consumed]) {
+          ++consumed;
+        } else {
+          stray = arg;
+        }
+      }
+    }
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
       std::string extras;
       for (const std::string& arg : app.remaining()) extras += (extras.empty() ? "" : " ") + arg;
-      if (!extras.empty()) what = app.get_name() + " does not take \"" + extras + "\".";
+      if (!extras.empty()) what = at_name + " does not take \"" + extras + "\".";
+      if (!subcommands.empty() && !stray.empty() && extras.rfind(stray, 0) == 0) {
+        what = at_name + " has no subcommand \"" + stray + "\"; it has " + subcommands + ".";
+      }
       if (!extras.empty() && app.get_name() == "meshwire send" && extras.front() != '-') {
         what += " Quote a message of several words: meshwire send \"hello there\".";
       }
@@ -217,32 +269,10 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
         }
       }
     }
-    // The subcommand the error is about: the deepest one given (`admin token`).
-    const CLI::App* at = &app;
-    std::string at_name = app.get_name();
-    for (bool deeper = true; deeper;) {
-      deeper = false;
-      for (const CLI::App* sub : at->get_subcommands({})) {
-        if (sub->parsed()) {
-          at = sub;
-          at_name += " " + sub->get_name();
-          deeper = true;
-          break;
-        }
-      }
-    }
-    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !at->get_subcommands({}).empty() &&
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !subcommands.empty() &&
         what.find("subcommand") != std::string::npos) {
-      std::string names, given;
-      for (const CLI::App* sub : at->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
-      // The last word that is not an option (`mesh --mesh ID frob`: frob),
-      // unless it named the subcommand itself (`admin token`).
-      for (int i = argc - 1; i >= 1 && given.empty(); --i) {
-        if (argv[i][0] != '-') given = argv[i];
-      }
-      if (at != &app && given == at->get_name()) given.clear();
-      what = given.empty() ? at_name + " needs a subcommand: " + names + "."
-                           : at_name + " has no subcommand \"" + given + "\"; it has " + names + ".";
+      what = stray.empty() ? at_name + " needs a subcommand: " + subcommands + "."
+                           : at_name + " has no subcommand \"" + stray + "\"; it has " + subcommands + ".";
     }
     static const std::regex kEmpty(R"(^(\S+): is empty)");  // NotEmpty's: "--mesh is empty ..."
     what = std::regex_replace(what, kEmpty, "$1 is empty");

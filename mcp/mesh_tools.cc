@@ -110,7 +110,9 @@ void MeshTools::Start() {
 
 void MeshTools::Heartbeats() {
   std::unique_lock lock(stop_mu_);
-  bool warned = false;
+  // A setup problem (no token, no mesh) fails every heartbeat the same way;
+  // `meshwire mcp` said it once on stderr as it started.
+  bool warned = !SetupProblem().empty();
   while (!stopping_) {
     lock.unlock();
     try {

@@ -186,6 +186,14 @@ TEST_CASE("the product page's walkthrough, in order") {
   CHECK(std::regex_search(agents.out, std::regex("\\* active  copilot-agent \\(you\\)\\s+[0-9A-Za-z]+ \\d+s ago")));
   CHECK(agents.out.find("hermes-cloud") != std::string::npos);
 
+  // "See it work" sends to agent-b before anything runs under that name: the error says how to start it.
+  CommandResult to_b = w.machine.Mw({"send", "hello", "--to", "agent-b"});
+  CHECK(to_b.code == 1);
+  CHECK(OneSentence(to_b.err));
+  CHECK_MESSAGE(to_b.err.find("No agent \"agent-b\" in mesh " + mesh) != std::string::npos, to_b.err);
+  CHECK(to_b.err.find("run `meshwire listen --name agent-b` (or `MESHWIRE_AGENT_NAME=agent-b meshwire listen`) in "
+                      "another terminal of this mesh, then send again.") != std::string::npos);
+
   CommandResult guide = w.machine.Mw({"integrate"});
   CHECK(guide.code == 0);
   CHECK(guide.out.find(mesh) != std::string::npos);
@@ -463,6 +471,17 @@ TEST_CASE("meshwire mcp exits soon after stdin ends, even when the relay never a
   CHECK(took < 10.0);  // before: the registration's 30 s read timeout, and the call's after it
   CHECK(r.out.find(R"("id":1)") != std::string::npos);  // initialize was answered
   CHECK(r.err.find("stdin closed") != std::string::npos);
+}
+
+TEST_CASE("meshwire mcp without credentials says so once on stderr (its heartbeats do not say it again)") {
+  UserMachine m;
+  // stdin open for a second: the heartbeat thread has run by then.
+  CommandResult r = Run({"/bin/sh", "-c", "sleep 1 | \"$0\" mcp --mesh AAAAAAAAAAAA", kBinary}, m.Env(), m.workspace);
+  CHECK(r.code == 0);
+  const std::string sentence = "No meshwire credentials reached this MCP server";
+  const std::size_t first = r.err.find(sentence);
+  CHECK_MESSAGE(first != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find(sentence, first + 1) == std::string::npos, r.err);
 }
 
 TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
@@ -1517,6 +1536,22 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CHECK(frob.err.find("meshwire mesh has no subcommand \"frob\"; it has create, use, list") != std::string::npos);
     CHECK(m.Mw({"token"}, tok).err.find("meshwire token needs a subcommand: create, list, revoke.") !=
           std::string::npos);
+    // A mistyped subcommand followed by its argument: the typo is named, not the argument.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> typos = {
+        {{"mesh", "creat", "my-fleet2"}, "meshwire mesh has no subcommand \"creat\"; it has create, use, list"},
+        {{"mesh", "usee", "HVy4EmOA3cP1"}, "meshwire mesh has no subcommand \"usee\""},
+        {{"token", "craete", "--name", "x"}, "meshwire token has no subcommand \"craete\"; it has create, list, revoke."},
+        {{"mesh", "--mesh", "abc", "frob", "x"}, "meshwire mesh has no subcommand \"frob\""},
+        {{"admin", "tokn", "create", "--user", "x"}, "meshwire admin has no subcommand \"tokn\""},
+        {{"mesh", "members", "ad", "bob"}, "meshwire mesh members has no subcommand \"ad\"; it has add, remove."},
+    };
+    for (const auto& [args, said] : typos) {
+      CAPTURE(args[1]);
+      CommandResult typo = m.Mw(args, tok);
+      CHECK(typo.code == 2);
+      CHECK(OneSentence(typo.err));
+      CHECK_MESSAGE(typo.err.find(said) != std::string::npos, typo.err);
+    }
     CommandResult help = m.Mw({"help", "mesh", "create"});
     CHECK(help.code == 0);
     CHECK(help.out.find("Usage: meshwire mesh create") != std::string::npos);
