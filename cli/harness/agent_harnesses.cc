@@ -32,7 +32,7 @@ Your harness may show these names with a prefix (for example
 `mcp_meshwire_meshwire_send_message`).
 
 - `meshwire_send_message` (`content`, optional `to`): send a message to one
-  agent (`to` is its name or id) or, without `to`, to every agent in the mesh.
+  agent (`to` is its name or id) or, without `to`, to every other agent in the mesh.
 - `meshwire_get_messages` (optional `wait_seconds` 0-60, `limit`): the messages
   waiting for you. With `wait_seconds` it waits for one to arrive; use that
   instead of calling in a tight loop. Each call acknowledges the previous batch.

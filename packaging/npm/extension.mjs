@@ -571,7 +571,7 @@ const TOOL_PARAMETERS = {
     type: "object",
     properties: {
       content: { type: "string", description: "The message, 1 to 10,240 bytes of UTF-8." },
-      to: { type: "string", description: "Agent name or id; omit to send to every agent in the mesh." },
+      to: { type: "string", description: "Agent name or id; omit to send to every other agent in the mesh." },
     },
     required: ["content"],
   },
