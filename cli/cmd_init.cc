@@ -445,9 +445,18 @@ int RunInit(int argc, char** argv) {
     std::printf("%s .mesh.json %s\n", ui.Ok().c_str(), mesh_json_action == "unchanged" ? "unchanged" : "written");
     std::printf("mesh_id: %s\nagent_name: %s\nharness: %s\n\n", mesh.c_str(), shared_name.c_str(),
                 shared_harness.c_str());
+    // The workspace's files as .mesh.json is shown, from where the user is
+    // (".mcp.json"; "../.mcp.json" from a subfolder); the user's own with "~".
+    auto shown_path = [&workspace](const std::string& path) {
+      const fs::path inside = fs::path(path).lexically_relative(workspace);
+      if (inside.empty() || *inside.begin() == "..") return Tilde(path);
+      std::error_code ec;
+      const fs::path here = fs::current_path(ec);
+      return ec ? Tilde(path) : fs::path(path).lexically_relative(here).string();
+    };
     for (const FileChange& f : result.files) {
-      std::printf("%s %s %s%s\n", ui.Ok().c_str(), Tilde(f.path).c_str(), f.action.c_str(),
-                  f.backup.empty() ? "" : (" (previous kept as " + Tilde(f.backup) + ")").c_str());
+      std::printf("%s %s %s%s\n", ui.Ok().c_str(), shown_path(f.path).c_str(), f.action.c_str(),
+                  f.backup.empty() ? "" : (" (previous kept as " + shown_path(f.backup) + ")").c_str());
     }
     std::printf("%s Registered as %s (%s)%s\n", ui.Ok().c_str(), agent_name.c_str(), agent_id.c_str(),
                 created ? "" : ", already registered");

@@ -276,6 +276,8 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     }
     static const std::regex kEmpty(R"(^(\S+): is empty)");  // NotEmpty's: "--mesh is empty ..."
     what = std::regex_replace(what, kEmpty, "$1 is empty");
+    static const std::regex kMissing(R"(^(-\S+): \d+ required \S+ missing)");  // `send hi --to`
+    what = std::regex_replace(what, kMissing, "$1 needs a value: give it right after $1");
     static const std::regex kRange(R"(Value (.*) not in range (\S+) to (\S+))");
     what = std::regex_replace(what, kRange, "must be a whole number from $2 to $3 (got \"$1\")");
     while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();

@@ -1200,6 +1200,9 @@ TEST_CASE("a second platform in one workspace gets its own agent, as each init o
   REQUIRE_MESSAGE(claude.code == 0, claude.err);
   CHECK(claude.out.find("agent_name: claude-code-agent") != std::string::npos);
   CHECK(claude.out.find("Registered as claude-code-agent (") != std::string::npos);
+  // The workspace's files are shown as .mesh.json is, from the workspace; the user's own with "~".
+  CHECK_MESSAGE(claude.out.find("\nOK .mcp.json created\n") != std::string::npos, claude.out);
+  CHECK(claude.out.find(m.workspace) == std::string::npos);
   CHECK(json::parse(Slurp(mesh_json))["agent_name"] == "claude-code-agent");
   CHECK(json::parse(Slurp(mesh_json))["harness"] == "claude-code");
   // Twice the same: nothing changes.
@@ -1545,6 +1548,11 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
         {{"admin", "tokn", "create", "--user", "x"}, "meshwire admin has no subcommand \"tokn\""},
         {{"mesh", "members", "ad", "bob"}, "meshwire mesh members has no subcommand \"ad\"; it has add, remove."},
     };
+    CommandResult no_value = m.Mw({"send", "hi", "--to"}, tok);
+    CHECK(no_value.code == 2);
+    CHECK(OneSentence(no_value.err));
+    CHECK_MESSAGE(no_value.err.find("--to needs a value: give it right after --to.") != std::string::npos,
+                  no_value.err);
     for (const auto& [args, said] : typos) {
       CAPTURE(args[1]);
       CommandResult typo = m.Mw(args, tok);
