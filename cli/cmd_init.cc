@@ -383,6 +383,10 @@ int RunInit(int argc, char** argv) {
         std::tie(agent_id, created) = client.RegisterAgent(mesh, name, harness->name);
         return true;
       } catch (const Error& e) {
+        if (e.status() == 400 && e.code() == "invalid_field") {
+          // A name the relay reserves ("all", another agent's id): a setting to change (exit 2).
+          throw Error(2, "config", std::string(e.what()) + " Run init again with --name NAME.");
+        }
         if (e.status() != 409) throw;
         taken = e.what();
         return false;

@@ -961,6 +961,12 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(bad_name.code == 2);
   CHECK(OneSentence(bad_name.err));
   CHECK(bad_name.err.find("--name claude-code-agent") != std::string::npos);
+  // A name the relay reserves is a setting to change too (exit 2, not the relay's error, 1).
+  CommandResult reserved = m.Mw({"init", "--harness", "claude-code", "--mesh", mesh, "--name", "all"});
+  CHECK(reserved.code == 2);
+  CHECK(OneSentence(reserved.err));
+  CHECK_MESSAGE(reserved.err.find("reserved") != std::string::npos, reserved.err);
+  CHECK(reserved.err.find("Run init again with --name NAME.") != std::string::npos);
   fs::create_directories(fs::path(m.home) / ".cursor");
   std::ofstream(fs::path(m.home) / ".cursor/mcp.json") << "{bad";
   CommandResult bad_file = m.Mw({"init", "--harness", "cursor", "--mesh", mesh});
