@@ -102,6 +102,16 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
     return;
   }
   std::string shown = req.path.size() > 200 ? req.path.substr(0, 200) + "..." : req.path;
+  if (req.path == "/") {
+    // Someone opened the relay's URL in a browser (the product page speaks of a dashboard):
+    // say what this is and where its tasks are done. (The CLI reads "No route " as a URL
+    // with a path the relay does not serve: the prefix stays.)
+    exchange->Respond(HttpResponse::FromError(Error::NotFound(
+        "not_found", "No route " + req.method + " /: this is a meshwire relay, an API with no page here. Sign in "
+                     "with `meshwire login --url URL` (URL: this address), manage tokens with `meshwire token "
+                     "create`, `list` and `revoke`, and see GET /health, GET /mesh/{mesh}/integrate and docs/API.md.")));
+    return;
+  }
   exchange->Respond(HttpResponse::FromError(Error::NotFound(
       "not_found", "No route " + req.method + " " + shown +
                        "; see GET /mesh/{mesh}/integrate or docs/API.md.")));

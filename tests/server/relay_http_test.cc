@@ -563,6 +563,17 @@ TEST_CASE("a revoked token's parked polls and a removed member's answer at once,
   CHECK(t.Contents(still) == std::vector<std::string>{"still here"});
 }
 
+TEST_CASE("GET / (the relay's URL opened in a browser) says what the relay is and where its tasks are done") {
+  TestRelay relay;
+  HttpAnswer root = relay.Get("/", "");
+  CHECK(root.status == 404);
+  CHECK(root.json["error"]["code"] == "not_found");
+  const std::string message = root.json["error"]["message"];
+  CHECK(message.rfind("No route GET /: this is a meshwire relay", 0) == 0);
+  CHECK(message.find("meshwire login --url URL") != std::string::npos);
+  CHECK(message.find("meshwire token create") != std::string::npos);
+}
+
 TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
   Mesh2 t;
   HttpAnswer g = t.relay.Get(t.Path("/integrate"), t.alice);
