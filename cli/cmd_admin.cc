@@ -172,6 +172,7 @@ int RunAdmin(int argc, char** argv) {
                    storage.substr(7).c_str(), storage.c_str());
     }
     SystemClock clock;
+    user = MeshService::CanonicalUser(*store, user);  // user names ignore case: an existing spelling stands
     std::optional<std::string> scope;
     if (!mesh.empty()) {
       if (!store->FindMesh(mesh)) {

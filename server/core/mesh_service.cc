@@ -298,13 +298,14 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
 }
 
 void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
-                            const std::string& user) {
+                            const std::string& name) {
   Mesh mesh = RequireMember(caller, mesh_id);
   RequireUnscoped(caller, "manage its mesh's members");
-  CheckName(user, "user name");
+  CheckName(name, "user name");
   if (mesh.owner != caller.user()) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can add members.");
   }
+  const std::string user = CanonicalUser(store_, name);  // `add octocat` for GitHub's Octocat
   if (user == mesh.owner) {
     throw Error::Conflict(user + " owns mesh " + mesh_id + " already; add other users as members.");
   }
@@ -317,9 +318,10 @@ std::vector<Member> MeshService::ListMembers(const Caller& caller, const std::st
 }
 
 void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
-                               const std::string& user) {
+                               const std::string& name) {
   Mesh mesh = RequireMember(caller, mesh_id);
   RequireUnscoped(caller, "manage its mesh's members");
+  const std::string user = CanonicalUser(store_, name);
   if (mesh.owner != caller.user() && user != caller.user()) {
     throw Error::Forbidden("Only the mesh's owner can remove other members.");
   }
@@ -743,13 +745,17 @@ void MeshService::RevokeToken(const Caller& caller, const std::string& token_id)
   }
 }
 
+std::string MeshService::CanonicalUser(Store& store, const std::string& name) {
+  return store.FindUserName(name).value_or(name);
+}
+
 CreatedToken MeshService::IssueToken(Store& store, const Clock& clock, const std::string& user,
                                      const std::string& name,
                                      const std::optional<std::string>& mesh_id) {
   CheckName(user, "user name");
   CheckTokenName(name);  // as POST /tokens: admin and sign-in tokens too
   std::string secret = NewTokenSecret();
-  NewToken t{"tok_" + RandomBase62(12), user, name, Sha256Hex(secret), mesh_id, clock.Now()};
+  NewToken t{"tok_" + RandomBase62(12), CanonicalUser(store, user), name, Sha256Hex(secret), mesh_id, clock.Now()};
   return CreatedToken{store.CreateToken(t), std::move(secret)};
 }
 

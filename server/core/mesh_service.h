@@ -96,9 +96,10 @@ class MeshService {
   std::vector<Mesh> ListMeshes(const Caller& caller);
   MeshInfo GetMesh(const Caller& caller, const std::string& mesh_id);
   void DeleteMesh(const Caller& caller, const std::string& mesh_id);
-  void AddMember(const Caller& caller, const std::string& mesh_id, const std::string& user);
+  /// `name` as the stored spelling of an existing user (CanonicalUser).
+  void AddMember(const Caller& caller, const std::string& mesh_id, const std::string& name);
   std::vector<Member> ListMembers(const Caller& caller, const std::string& mesh_id);
-  void RemoveMember(const Caller& caller, const std::string& mesh_id, const std::string& user);
+  void RemoveMember(const Caller& caller, const std::string& mesh_id, const std::string& name);
 
   // Agents.
   RegisterResult RegisterAgent(const Caller& caller, const std::string& mesh_id,
@@ -165,7 +166,11 @@ class MeshService {
   /// Whether `user` holds fewer than `max` tokens (POST /tokens and sign-ins
   /// each refuse past it, in their own words).
   static bool HasTokenRoom(Store& store, const std::string& user, std::size_t max);
-  /// Creates a token for `user` (creating the user): `meshwire admin token create`.
+  /// User names are matched without regard to case (GitHub's logins are):
+  /// the spelling of an existing user that `name` matches, else `name`.
+  static std::string CanonicalUser(Store& store, const std::string& name);
+  /// Creates a token for `user` (creating the user; an existing user's
+  /// spelling kept, CanonicalUser): `meshwire admin token create`, sign-ins.
   static CreatedToken IssueToken(Store& store, const Clock& clock, const std::string& user,
                                  const std::string& name,
                                  const std::optional<std::string>& mesh_id);

@@ -99,6 +99,9 @@ class Store {
   /// Creates the user if new; returns nothing either way.
   virtual void EnsureUser(const std::string& user, Millis now) = 0;
   virtual bool UserExists(const std::string& user) = 0;
+  /// The stored spelling of user `name`, matched without regard to case (an
+  /// exact match first, else the oldest); nullopt when no user matches.
+  virtual std::optional<std::string> FindUserName(const std::string& name) = 0;
   virtual Token CreateToken(const NewToken& token) = 0;
   /// The live token whose secret hashes to `secret_sha256`; nullopt if unknown or revoked.
   virtual std::optional<Token> FindTokenByHash(const std::string& secret_sha256) = 0;

@@ -284,18 +284,20 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");
       }
+      // User names ignore case (GitHub's logins do): an existing spelling stands.
+      const std::string user = MeshService::CanonicalUser(store, g->user);
       // Each sign-in makes a token: held to the cap that POST /tokens keeps,
       // said for someone who may have no working token at hand.
-      if (!MeshService::HasTokenRoom(store, g->user, options.max_tokens_per_user)) {
+      if (!MeshService::HasTokenRoom(store, user, options.max_tokens_per_user)) {
         throw Error::BadRequest("too_many_tokens",
-                                g->user + " has " + std::to_string(options.max_tokens_per_user) +
+                                user + " has " + std::to_string(options.max_tokens_per_user) +
                                     " tokens, the most one user may have: revoke unused ones where you are "
                                     "signed in (`meshwire token list`, then `meshwire token revoke ID`), or ask "
                                     "the relay's administrator, then run `meshwire login` again.");
       }
-      CreatedToken t = MeshService::IssueToken(store, clock, g->user, "meshwire login", std::nullopt);
+      CreatedToken t = MeshService::IssueToken(store, clock, user, "meshwire login", std::nullopt);
       ex->Respond(HttpResponse::Json(
-          200, json({{"token", t.secret}, {"user", g->user}, {"token_id", t.token.id}}).dump()));
+          200, json({{"token", t.secret}, {"user", t.token.user}, {"token_id", t.token.id}}).dump()));
     } catch (const Error& e) {
       ex->Respond(HttpResponse::FromError(e));
     }

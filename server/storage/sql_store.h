@@ -57,6 +57,7 @@ class SqlStore : public Store {
 
   void EnsureUser(const std::string& user, Millis now) override;
   bool UserExists(const std::string& user) override;
+  std::optional<std::string> FindUserName(const std::string& name) override;
   Token CreateToken(const NewToken& token) override;
   std::optional<Token> FindTokenByHash(const std::string& secret_sha256) override;
   std::vector<Token> ListTokens(const std::string& user) override;
@@ -428,6 +429,16 @@ template <class Conn>
 bool SqlStore<Conn>::UserExists(const std::string& user) {
   auto r = Reader();
   return r->Prepare("SELECT 1 FROM users WHERE name = ?1").Bind(1, user).Step();
+}
+
+template <class Conn>
+std::optional<std::string> SqlStore<Conn>::FindUserName(const std::string& name) {
+  auto r = Reader();
+  auto s = r->Prepare(
+      "SELECT name FROM users WHERE lower(name) = lower(?1) ORDER BY name = ?1 DESC, created_at, name LIMIT 1");
+  s.Bind(1, name);
+  if (!s.Step()) return std::nullopt;
+  return s.Text(0);
 }
 
 template <class Conn>

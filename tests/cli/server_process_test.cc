@@ -53,6 +53,10 @@ TEST_CASE("admin token create prints the token alone, and it works on the relay"
   auto me = c.Get("/me", Auth(token));
   REQUIRE(me);
   CHECK(json::parse(me->body)["user"] == "ci-user");
+  // User names ignore case: CI-User is the ci-user that exists.
+  auto again = c.Get("/me", Auth(AdminToken(home, "CI-User")));
+  REQUIRE(again);
+  CHECK(json::parse(again->body)["user"] == "ci-user");
 }
 
 TEST_CASE("admin token create works before any relay ran: it makes the default home") {

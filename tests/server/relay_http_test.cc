@@ -523,6 +523,21 @@ TEST_CASE("members may use a shared mesh; tokens scoped to a mesh work there") {
   CHECK(t.relay.Get("/mesh/" + bobs_mesh, std::string(bob_own.json["token"])).status == 200);
 }
 
+TEST_CASE("user names ignore case: adding OCTOCAT shares the mesh with octocat; removing Octocat removes them") {
+  Mesh2 t;
+  const std::string octocat = t.relay.TokenFor("octocat");
+  REQUIRE(t.relay.Post(t.Path("/members"), t.alice, {{"user", "OCTOCAT"}}).status == 201);
+  CHECK(t.relay.Get(t.Path(""), octocat).status == 200);
+  HttpAnswer members = t.relay.Get(t.Path("/members"), t.alice);
+  CHECK(members.json["members"] == json::parse(R"([{"user":"alice","role":"owner"},{"user":"octocat","role":"member"}])"));
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "Alice"}}).status == 409);  // the owner, spelled otherwise
+  CHECK(t.relay.Call("DELETE", t.Path("/members/Octocat"), t.alice).status == 204);
+  CHECK(t.relay.Get(t.Path(""), octocat).status == 403);
+  // A user not known yet keeps the spelling given, and later spellings find it.
+  REQUIRE(t.relay.Post(t.Path("/members"), t.alice, {{"user", "NewPerson"}}).status == 201);
+  CHECK(t.relay.Get(t.Path(""), t.relay.TokenFor("newperson")).status == 200);
+}
+
 TEST_CASE("a revoked token's parked polls and a removed member's answer at once, not at their deadline") {
   Mesh2 t;
   std::string bob = t.relay.TokenFor("bob");

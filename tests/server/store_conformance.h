@@ -79,6 +79,20 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK_FALSE(store->RevokeToken("alice", "tok_1"));
   }
 
+  SUBCASE("user names: found without regard to case, the stored spelling returned") {
+    CHECK_FALSE(store->FindUserName("octocat"));
+    store->EnsureUser("Octocat", 10);
+    CHECK(store->FindUserName("octocat") == std::optional<std::string>("Octocat"));
+    CHECK(store->FindUserName("OCTOCAT") == std::optional<std::string>("Octocat"));
+    CHECK(store->FindUserName("Octocat") == std::optional<std::string>("Octocat"));
+    CHECK_FALSE(store->FindUserName("octo"));
+    CHECK_FALSE(store->FindUserName("octocat_"));
+    // Two spellings from before (a database of an older relay): the exact one first.
+    store->EnsureUser("octocat", 20);
+    CHECK(store->FindUserName("octocat") == std::optional<std::string>("octocat"));
+    CHECK(store->FindUserName("OctoCat") == std::optional<std::string>("Octocat"));  // the oldest
+  }
+
   SUBCASE("meshes: the owner is a member; members are added, listed, removed") {
     Mesh m = MakeMesh(*store, "alice");
     CHECK(store->FindMesh(m.mesh_id)->name == "fleet");
