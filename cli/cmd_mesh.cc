@@ -1,5 +1,9 @@
 // `meshwire mesh create|use|list|delete|members` and `meshwire token create|list|revoke`.
+#include <unistd.h>
+
+#include <cctype>
 #include <cstdio>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -29,6 +33,8 @@ int RunMesh(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "the meshes you are a member of");
   auto* del = app.add_subcommand("delete", "delete a mesh you own, with its agents and messages");
   del->add_option("ID", id, "the mesh id")->required()->check(NotEmpty("give the mesh id (`meshwire mesh list`)"));
+  bool yes = false;
+  del->add_flag("--yes,-y", yes, "do not ask (on a terminal it asks first; scripts are never asked)");
   auto* members = app.add_subcommand("members", "list, add or remove the users who share a mesh");
   members->add_option("--mesh", id, "mesh id (default: MESHWIRE_MESH_ID, .mesh.json, `mesh use`)")
       ->check(NotEmpty("give the mesh id, or leave --mesh out"));
@@ -80,6 +86,25 @@ int RunMesh(int argc, char** argv) {
       }
       if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
     } else if (*del) {
+      // On a terminal, a person is asked first: every member's agents and
+      // messages go with it, and nothing brings them back.
+      if (!yes && !ctx.json() && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+        const MeshDetails d = client.GetMesh(id);
+        std::fprintf(stderr, "Delete mesh %s \"%s\" with its %d agent%s and every message in it, for every member? "
+                     "This cannot be undone. [y/N] ", id.c_str(), Shown(d.mesh.name).c_str(), d.registered,
+                     d.registered == 1 ? "" : "s");
+        std::fflush(stderr);
+        char line[64] = {0};
+        std::string answer = std::fgets(line, sizeof line, stdin) != nullptr ? line : "";
+        while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r' || answer.back() == ' ')) {
+          answer.pop_back();
+        }
+        for (char& ch : answer) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (answer != "y" && answer != "yes") {
+          std::fprintf(stderr, "meshwire: not deleted (answer y to delete it, or pass --yes).\n");
+          return kExitError;
+        }
+      }
       client.DeleteMesh(id);
       const bool was_active = ForgetActiveMesh(ctx.config().home, id);  // it can no longer be
       if (ctx.json()) return PrintJson({{"deleted", id}}), kExitOk;

@@ -1681,6 +1681,21 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   CHECK(json::parse(w.machine.Mw({"mesh", "members", "--json"}, tok).out)["members"].size() == 2);
   CommandResult tokens = w.machine.Mw({"token", "list", "--json"}, tok);
   CHECK(json::parse(tokens.out)["tokens"].size() == 1);
+  // On a terminal (`script` gives it one) a person is asked first; "n" keeps the mesh.
+  auto on_terminal = [&](const std::string& typed, const std::string& args) {
+    return Run({"/bin/sh", "-c", "printf '" + typed + "\\n' | script -qec \"$0 " + args + "\" /dev/null", kBinary},
+               w.machine.Env(tok), w.machine.workspace);
+  };
+  CommandResult kept = on_terminal("n", "mesh delete " + mesh);
+  CHECK(kept.code == 1);
+  CHECK_MESSAGE(kept.out.find("Delete mesh " + mesh + " \"shared\" with its 0 agents and every message in it, for "
+                              "every member? This cannot be undone. [y/N]") != std::string::npos, kept.out);
+  CHECK(kept.out.find("not deleted (answer y to delete it, or pass --yes)") != std::string::npos);
+  CHECK(json::parse(w.machine.Mw({"mesh", "list", "--json"}, tok).out)["meshes"].size() == 2);
+  CommandResult yes = on_terminal("", "mesh delete --yes " + other_id);  // --yes: not asked
+  CHECK(yes.code == 0);
+  CHECK(yes.out.find("[y/N]") == std::string::npos);
+  // Without a terminal (a script) it is never asked.
   CHECK(w.machine.Mw({"mesh", "delete", mesh}, tok).code == 0);
   // It was the active one: no longer chosen, so the error says to choose one.
   CommandResult gone = w.machine.Mw({"agents"}, tok);
