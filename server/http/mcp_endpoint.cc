@@ -35,7 +35,17 @@ struct McpEndpoint::Session {
   // request whose stream `stream` is (null: none, or a legacy session).
   bool modern = false;
   nlohmann::json listen_id;  // guarded by mu
+  // Why the relay ended the session, for the calls it leaves unanswered ("":
+  // the generic sentence); guarded by mu.
+  std::string end_reason;
 };
+
+std::string McpEndpoint::EndReason(const std::weak_ptr<Session>& weak) {
+  const auto session = weak.lock();
+  if (!session) return "";
+  std::lock_guard lock(session->mu);
+  return session->end_reason;
+}
 
 namespace {
 
@@ -64,9 +74,11 @@ HttpResponse Refuse(int status, const std::string& message, const std::string& c
 /// the relay (its session closed by DELETE, or replaced by a newer one of the
 /// token): an error the client reads as the call's answer, or it would wait
 /// on for its own timeout.
-HttpResponse UnansweredAnswer(bool by_client, const nlohmann::json& id) {
+HttpResponse UnansweredAnswer(bool by_client, const nlohmann::json& id, const std::string& reason = "") {
   if (by_client) return HttpResponse::Empty(202);
-  return Refuse(200, "The MCP session ended before this call's answer; start a new session and call again.",
+  return Refuse(200,
+                reason.empty() ? "The MCP session ended before this call's answer; start a new session and call again."
+                               : reason,
                 "session_ended", id);
 }
 
@@ -461,7 +473,9 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
           }
           ex->Respond(std::move(r));
         },
-        [ex, id](bool by_client) { ex->Respond(UnansweredAnswer(by_client, id)); });
+        [ex, id, weak = std::weak_ptr<Session>(session)](bool by_client) {
+          ex->Respond(UnansweredAnswer(by_client, id, EndReason(weak)));
+        });
     if (pending) CancelOnHangUp(ex, session, id);
   });
 }
@@ -537,6 +551,11 @@ void McpEndpoint::OnEvent(const WakeEvent& event) {
       const bool agent_gone = s->mesh_id == ended.mesh_id &&
                               std::find(ended.agent_ids.begin(), ended.agent_ids.end(), s->tools->agent_id()) !=
                                   ended.agent_ids.end();
+      if (agent_gone) {
+        // Its waiting calls say so, as a call that wakes to the deletion does.
+        std::lock_guard session_lock(s->mu);
+        s->end_reason = s->tools->AgentDeletedSentence();
+      }
       if (agent_gone || (!ended.token_id.empty() && s->token_id == ended.token_id)) to_end_.push_back(s);
     }
     if (event.trust_cache == true) {
@@ -764,7 +783,9 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
         }
         ex->Respond(HttpResponse::Json(200, a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
       },
-      [ex, id](bool by_client) { ex->Respond(UnansweredAnswer(by_client, id)); });
+      [ex, id, weak = std::weak_ptr<Session>(session)](bool by_client) {
+        ex->Respond(UnansweredAnswer(by_client, id, EndReason(weak)));
+      });
   if (pending) CancelOnHangUp(ex, session, id);
 }
 

@@ -82,6 +82,9 @@ class McpEndpoint {
  private:
   struct Session;
   using SessionPtr = std::shared_ptr<Session>;
+  /// Why the relay ended `weak`'s session ("" when it is gone, or ended for
+  /// no reason of its own), for the calls it leaves unanswered.
+  static std::string EndReason(const std::weak_ptr<Session>& weak);
 
   /// Runs `body`, answering a meshwire::Error as a refusal (a 401 with
   /// WWW-Authenticate) and anything else as a logged 500.

@@ -41,6 +41,11 @@ void ServiceTools::RegisterAgent() {
 
 const Json& ServiceTools::Definitions() const { return McpToolDefinitions(); }
 
+std::string ServiceTools::AgentDeletedSentence() const {
+  return "This session's agent " + agent_name_ + " (" + agent_id() + ") was deleted from mesh " + mesh_id_ +
+         ", so this session has ended: start a new MCP session to register it again.";
+}
+
 mcp::ToolResult ServiceTools::Failed(std::exception_ptr error) const {
   try {
     std::rethrow_exception(error);
@@ -49,9 +54,7 @@ mcp::ToolResult ServiceTools::Failed(std::exception_ptr error) const {
     // a recipient to look up, as the sentence for an unknown agent says.
     if (e.code() == "agent_not_found" && !agent_id_.empty() &&
         std::string_view(e.what()).find("\"" + agent_id_ + "\"") != std::string_view::npos) {
-      return mcp::ToolResult::Error("This session's agent " + agent_name_ + " (" + agent_id_ +
-                                    ") was deleted from mesh " + mesh_id_ +
-                                    ", so this session has ended: start a new MCP session to register it again.");
+      return mcp::ToolResult::Error(AgentDeletedSentence());
     }
   } catch (...) {
   }

@@ -66,6 +66,8 @@ class ServiceTools final : public mcp::ToolSet {
   }
 
   const std::string& agent_id() const { return agent_id_; }
+  /// What a call of this session says once its agent was deleted.
+  std::string AgentDeletedSentence() const;
   /// What a waiting call holds on to until it answers (its session).
   void SetKeepAlive(std::function<std::shared_ptr<void>()> keep_alive) { keep_alive_ = std::move(keep_alive); }
 
