@@ -212,7 +212,7 @@ int RunServer(int argc, char** argv) {
                  "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db), or PostgreSQL: "
                  "postgres://user:pass@host:port/db (libpq's PG* variables fill the rest)")
       ->check(NotEmpty("give sqlite:PATH or postgres://..., or leave --storage out for the default"));
-  app.add_option("--auth", auth, "sign-in mode: local (loopback only), github, token")
+  app.add_option("--auth", auth, "sign-in mode: local (loopback only; anyone on this machine signs in as any name), github, token")
       ->check(CLI::IsMember({"local", "github", "token"}))
       ->capture_default_str();
   app.add_option("--github-client-id", auth_options.github_client_id,
