@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <mutex>
 #include <regex>
@@ -261,21 +262,38 @@ int RunServer(int argc, char** argv) {
   if (!Parse(app, argc, argv, rc)) return rc;
 
   spdlog::set_level(spdlog::level::from_str(log_level));
+  // Why the relay does not start is said whatever --log-level hides.
+  auto refuse = [](const std::string& why) {
+    if (spdlog::should_log(spdlog::level::err)) {
+      spdlog::error("{}", why);
+    } else {
+      std::fprintf(stderr, "meshwire: %s\n", why.c_str());
+    }
+  };
+  // Set but empty (an unset shell variable): never a relay without TLS or
+  // with a URL its clients cannot reach, as an empty --storage is refused.
+  for (const auto& [flag, value] : {std::pair{"--tls-cert", &tls_cert}, std::pair{"--tls-key", &tls_key},
+                                    std::pair{"--public-url", &public_url}}) {
+    if (app.count(flag) > 0 && value->empty()) {
+      refuse(std::string(flag) + " is empty (an unset shell variable?): give its value, or leave " + flag + " out.");
+      return kExitUsage;
+    }
+  }
   if (tls_cert.empty() != tls_key.empty()) {
-    spdlog::error("HTTPS needs both --tls-cert FILE and --tls-key FILE.");
+    refuse("HTTPS needs both --tls-cert FILE and --tls-key FILE.");
     return kExitUsage;
   }
 
   RelayOptions options;
   if (!ParseListen(listen, options.host, options.port)) {
-    spdlog::error("--listen must be IP:PORT with an IP address of this machine, e.g. 127.0.0.1:7420, "
-                  "0.0.0.0:7420 or [::]:7420 (got \"{}\").", listen);
+    refuse("--listen must be IP:PORT with an IP address of this machine, e.g. 127.0.0.1:7420, "
+           "0.0.0.0:7420 or [::]:7420 (got \"" + listen + "\").");
     return kExitUsage;
   }
   // "bogus:x" would become a SQLite file of that name, "mysql://" a refusal
   // at the first open: both are a usage error, said before anything starts.
   if (std::string problem = StorageSpecProblem(storage); !problem.empty()) {
-    spdlog::error("{}", problem);
+    refuse(problem);
     return kExitUsage;
   }
   const std::string home = MeshwireHomeDir(ProcessEnv()).string();
@@ -294,16 +312,16 @@ int RunServer(int argc, char** argv) {
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
   if (!public_url.empty() && !ValidPublicUrl(public_url)) {
-    spdlog::error("--public-url must be the relay's address as clients reach it, http(s)://HOST[:PORT][/PATH] "
-                  "with a PORT from 1 to 65535 and a PATH of letters, digits and - . _ ~ / % : @ + , = "
-                  "(got \"{}\").", public_url);
+    refuse("--public-url must be the relay's address as clients reach it, http(s)://HOST[:PORT][/PATH] "
+           "with a PORT from 1 to 65535 and a PATH of letters, digits and - . _ ~ / % : @ + , = "
+           "(got \"" + public_url + "\").");
     return kExitUsage;
   }
   options.public_url = public_url;
   for (const auto& [flag, url] : {std::pair{"--github-url", auth_options.github_url},
                                   std::pair{"--github-api-url", auth_options.github_api_url}}) {
     if (!ValidPublicUrl(url)) {
-      spdlog::error("{} must be http(s)://HOST[:PORT][/PATH] (got \"{}\").", flag, url);
+      refuse(std::string(flag) + " must be http(s)://HOST[:PORT][/PATH] (got \"" + url + "\").");
       return kExitUsage;
     }
   }
@@ -342,7 +360,7 @@ int RunServer(int argc, char** argv) {
                                     : " --storage \"<this relay's --storage URL, with its password>\"");
     relay.Serve();
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
+    refuse(e.what());
     // A flag to change (a storage path that is no file, --auth local on every
     // interface, GitHub sign-in without its app): a usage error, as --help says.
     exit_code = e.status() == 400 || e.status() == 2 ? kExitUsage : kExitError;

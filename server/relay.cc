@@ -10,6 +10,7 @@
 #include "server/http/event_routes.h"
 #include "server/http/mcp_endpoint.h"
 #include "server/http/runtime.h"
+#include "server/http/url.h"
 #include "server/storage/store_factory.h"
 
 #ifndef MESHWIRE_VERSION
@@ -40,6 +41,13 @@ void CheckAuth(const RelayOptions& o) {
         "invalid_auth", "--auth local signs in anyone who asks, so it only listens on loopback; "
                         "use --auth token (or github) to listen on " + o.host + ".");
   }
+  // Loopback behind a proxy that others reach: they would sign in as anyone.
+  if (mode == "local" && !o.public_url.empty() && !IsLoopbackHost(HostOf(o.public_url))) {
+    throw Error::BadRequest(
+        "invalid_auth", "--auth local signs in anyone who asks, so it serves this machine alone, and --public-url " +
+                            o.public_url + " says that others reach it (a proxy in front): use --auth token "
+                            "(or github) there.");
+  }
 }
 
 }  // namespace
@@ -68,6 +76,7 @@ Relay::Relay(RelayOptions options)
 
   storage_lock_ = LockForRelay(options_.storage);
   store_ = OpenStore(options_.storage);
+  if (storage_lock_) storage_lock_->LockDatabase();  // a file the store has just created
   bus_ = OpenWakeBus(options_.storage, *store_);
 
   Waiters::Limits limits;

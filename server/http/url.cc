@@ -1,5 +1,10 @@
 #include "server/http/url.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+
 namespace meshwire {
 
 namespace {
@@ -72,6 +77,31 @@ std::string QueryString(const HeaderList& pairs) {
     out += PercentEncode(k) + "=" + PercentEncode(v);
   }
   return out;
+}
+
+/// "host" of "scheme://host:port/...", lower-cased, without brackets (nor
+/// the user information some URLs put before an '@').
+std::string HostOf(std::string_view authority_or_url) {
+  std::string_view s = authority_or_url;
+  if (auto scheme = s.find("://"); scheme != std::string_view::npos) s.remove_prefix(scheme + 3);
+  s = s.substr(0, s.find_first_of("/?#"));
+  if (auto at = s.rfind('@'); at != std::string_view::npos) s.remove_prefix(at + 1);
+  std::string host;
+  if (!s.empty() && s.front() == '[') {
+    host = std::string(s.substr(1, s.find(']') - 1));
+  } else {
+    host = std::string(s.substr(0, s.find(':')));
+  }
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  return host;
+}
+
+/// localhost, ::1, or an IPv4 address in 127.0.0.0/8 (a name that only
+/// starts with "127." is anyone's: 127.0.0.1.example.com).
+bool IsLoopbackHost(const std::string& host) {
+  in_addr v4{};
+  return host == "localhost" || host == "::1" ||
+         (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
 }
 
 }  // namespace meshwire

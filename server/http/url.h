@@ -20,4 +20,11 @@ std::optional<HeaderList> ParseQuery(std::string_view text);
 /// Pairs into "a=1&b=two", encoded.
 std::string QueryString(const HeaderList& pairs);
 
+/// "host" of "scheme://host:port/..." (or of "host:port"), lower-cased,
+/// without brackets (nor the user information some URLs put before an '@').
+std::string HostOf(std::string_view authority_or_url);
+/// localhost, ::1, or an IPv4 address in 127.0.0.0/8 (a name that only
+/// starts with "127." is anyone's: 127.0.0.1.example.com).
+bool IsLoopbackHost(const std::string& host);
+
 }  // namespace meshwire

@@ -1,6 +1,7 @@
 #include "server/storage/store_factory.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <regex>
 #include <vector>
@@ -34,6 +36,13 @@ std::string SqlitePath(const std::string& spec) {
   if (path.empty()) throw Error::BadRequest("invalid_storage", "--storage needs a path: sqlite:PATH.");
   if (std::string problem = StorageSpecProblem(spec); !problem.empty()) {
     throw Error::BadRequest("invalid_storage", problem);
+  }
+  // SQLite's own names for no file: each connection would get an empty
+  // database of its own, and nothing would last.
+  if (path == ":memory:" || path.rfind("file:", 0) == 0) {
+    throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) +
+                                                   ": give sqlite:PATH the path of a database file (it is created "
+                                                   "if missing); SQLite's :memory: and file: names are not files.");
   }
   if (path.find("://") != std::string::npos) {  // sqlite:mysql://...
     throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) + kStoresIn + ".");
@@ -75,19 +84,85 @@ std::string StorageSpecProblem(const std::string& spec) {
          (uri ? "." : "; for a file whose name has a colon, write sqlite:" + spec + ".");
 }
 
-std::unique_ptr<Store> OpenStore(const std::string& spec) {
-  if (IsPostgres(spec)) return std::make_unique<PostgresStore>(spec);
-  return std::make_unique<SqliteStore>(SqlitePath(spec));
+namespace {
+
+/// A SQLite file that holds tables but no meshwire schema (user_version 0):
+/// another program's database, given by a typo. Opening it as the relay's
+/// would add meshwire's tables to it and switch it to WAL. Read-only look.
+void RefuseForeignDatabase(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return;  // missing (created later) or unreadable: the store's open says what is wrong
+  }
+  std::int64_t version = -1, tables = 0;
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+    version = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  s = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    tables = sqlite3_column_int64(s, 0);
+  }
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  if (version == 0 && tables > 0) {
+    throw Error::BadRequest("invalid_storage", path + " is another program's SQLite database (it has tables but "
+                                               "no meshwire schema), left as it is: give --storage sqlite:PATH "
+                                               "the relay's own file, or a new one.");
+  }
 }
 
+}  // namespace
+
+std::unique_ptr<Store> OpenStore(const std::string& spec) {
+  if (IsPostgres(spec)) return std::make_unique<PostgresStore>(spec);
+  const std::string path = SqlitePath(spec);
+  RefuseForeignDatabase(path);
+  return std::make_unique<SqliteStore>(path);
+}
+
+namespace {
+
+Error InUse(const std::string& database, const std::string& holder) {
+  return Error(409, "storage_in_use",
+               "Another meshwire server" + (holder.empty() ? std::string() : " (pid " + holder + ")") +
+                   " already runs on " + database +
+                   ": stop it first, or give this one its own --storage sqlite:PATH. (Several relay "
+                   "nodes share meshes through PostgreSQL: --storage postgres://...)");
+}
+
+}  // namespace
+
 StorageLock::~StorageLock() {
+  if (database_fd_ >= 0) ::close(database_fd_);
   if (fd_ >= 0) ::close(fd_);  // the lock goes with the descriptor
+}
+
+void StorageLock::LockDatabase() {
+  if (database_fd_ >= 0) return;
+  const int fd = ::open(database_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // not created yet: the store locks it once it has
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw InUse(database_, "");
+  }
+  database_fd_ = fd;
 }
 
 std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
   if (IsPostgres(spec)) return nullptr;
   const std::string database = SqlitePath(spec);
-  const std::string path = database + ".lock";
+  // Named after the file itself: a symbolic link to a database another relay
+  // runs on names the same lock.
+  std::string resolved = database;
+  if (char* real = ::realpath(database.c_str(), nullptr)) {
+    resolved = real;
+    std::free(real);
+  }
+  const std::string path = resolved + ".lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     throw Error::Unavailable("Cannot open " + path + " (" + std::strerror(errno) +
@@ -99,17 +174,15 @@ std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
     ::close(fd);
     std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : std::string();
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-    throw Error(409, "storage_in_use",
-                "Another meshwire server" + (holder.empty() ? std::string() : " (pid " + holder + ")") +
-                    " already runs on " + database +
-                    ": stop it first, or give this one its own --storage sqlite:PATH. (Several relay "
-                    "nodes share meshes through PostgreSQL: --storage postgres://...)");
+    throw InUse(database, holder);
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
     // The pid is only for the message above; the lock is what counts.
   }
-  return std::make_unique<StorageLock>(fd);
+  auto lock = std::make_unique<StorageLock>(fd, database);
+  lock->LockDatabase();
+  return lock;
 }
 
 std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {

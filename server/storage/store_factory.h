@@ -21,18 +21,28 @@ std::unique_ptr<Store> OpenStore(const std::string& spec);
 /// in-process), so a second relay is refused. `meshwire admin` takes none.
 class StorageLock {
  public:
-  explicit StorageLock(int fd) : fd_(fd) {}
+  StorageLock(int fd, std::string database) : fd_(fd), database_(std::move(database)) {}
   ~StorageLock();
   StorageLock(const StorageLock&) = delete;
   StorageLock& operator=(const StorageLock&) = delete;
 
+  /// Locks the database file itself too (flock, which SQLite's own POSIX
+  /// locks never meet), once it exists: a hard link is another name for it,
+  /// with a lock file of its own. Error 409 when another relay holds it.
+  /// Idempotent; call once the store has opened (and so created) the file.
+  void LockDatabase();
+
  private:
   int fd_;
+  std::string database_;
+  int database_fd_ = -1;  // closed after the store: see Relay's member order
 };
 
-/// For SQLite storage: an exclusive lock on PATH.lock beside the database
-/// (it holds the relay's pid), or Error 409 naming the relay that holds it.
-/// Nothing for PostgreSQL, where any number of relays share the database.
+/// For SQLite storage: an exclusive lock on PATH.lock beside the database,
+/// PATH with its symbolic links resolved (it holds the relay's pid), and on
+/// the database file when it exists (LockDatabase); or Error 409 naming the
+/// relay that holds it. Nothing for PostgreSQL, where any number of relays
+/// share the database.
 std::unique_ptr<StorageLock> LockForRelay(const std::string& spec);
 
 /// The wake-up bus for `store` opened from `spec`: in-process for SQLite (one

@@ -527,7 +527,8 @@ TEST_CASE("a parked poll re-checks access when it wakes: revoked token 401, remo
 }
 
 TEST_CASE("local sign-ins are rate-limited per address; the guide's URLs come from --public-url") {
-  Hostile h({"--public-url", "https://relay.example.test"});
+  // (--auth local, the default, serves this machine alone: a public URL naming it.)
+  Hostile h({"--public-url", "https://localhost:8443"});
   int limited = 0;
   for (int i = 0; i < 15; ++i) {
     httplib::Client c("127.0.0.1", h.relay.port);
@@ -543,7 +544,7 @@ TEST_CASE("local sign-ins are rate-limited per address; the guide's URLs come fr
   auto r = c.Get("/mesh/" + h.mesh + "/integrate", {{"Host", "evil.example"}});
   REQUIRE(r);
   CHECK(r->status == 200);
-  CHECK(r->body.find("https://relay.example.test") != std::string::npos);
+  CHECK(r->body.find("https://localhost:8443") != std::string::npos);
   CHECK(r->body.find("evil.example") == std::string::npos);
 }
 

@@ -1,6 +1,7 @@
 // End-to-end tests of `meshwire server` as a process: crash safety under
 // SIGKILL, clean shutdown on SIGTERM, admin token creation, --version/help.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 #include <httplib.h>
 
 #include <atomic>
@@ -77,6 +78,64 @@ TEST_CASE("--auth local refuses a non-loopback address") {
   CHECK(WEXITSTATUS(*status) != 0);
   p.WaitForStderr("loopback", 1000);
   CHECK(p.stderr_seen().find("--auth token") != std::string::npos);
+  // Loopback behind a proxy that others reach (--public-url names another host): refused too.
+  ChildProcess proxied({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "p.db",
+                        "--public-url", "https://relay.example.com"});
+  auto proxied_status = proxied.Wait(10000);
+  REQUIRE(proxied_status);
+  CHECK(WEXITSTATUS(*proxied_status) == 2);
+  proxied.WaitForStderr("--public-url", 1000);
+  CHECK(proxied.stderr_seen().find("--public-url https://relay.example.com says that others reach it (a proxy in "
+                                   "front): use --auth token (or github) there.") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(home / "p.db"));  // refused before storage was created
+}
+
+TEST_CASE("storage that is no relay's is refused (exit 2) and left as it is: :memory:, another program's database") {
+  TempDir home;
+  CommandResult memory = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite::memory:"},
+                             {"MESHWIRE_HOME=" + home.path().string()});
+  CHECK(memory.code == 2);
+  CHECK(memory.err.find("SQLite's :memory: and file: names are not files") != std::string::npos);
+  // Another program's SQLite file, named by a typo: not given meshwire's tables, nor switched to WAL.
+  const std::string foreign = home / "other.db";
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(foreign.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "CREATE TABLE foo(x); INSERT INTO foo VALUES (1);", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + foreign},
+        std::vector<std::string>{kBinary, "admin", "token", "create", "--user", "x", "--storage", "sqlite:" + foreign}}) {
+    CAPTURE(command[1]);
+    CommandResult r = Run(command, {"MESHWIRE_HOME=" + home.path().string()});
+    CHECK(r.code == 2);
+    CHECK_MESSAGE(r.err.find("is another program's SQLite database (it has tables but no meshwire schema), left as "
+                             "it is") != std::string::npos, r.err);
+  }
+  REQUIRE(sqlite3_open(foreign.c_str(), &db) == SQLITE_OK);
+  auto one = [db](const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    std::string value;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+      value = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    return value;
+  };
+  CHECK(one("SELECT group_concat(name) FROM sqlite_master") == "foo");
+  CHECK(one("PRAGMA journal_mode") == "delete");
+  sqlite3_close(db);
+  // Flags set but empty (unset shell variables): never plain HTTP instead of HTTPS.
+  for (const char* flag : {"--tls-cert", "--tls-key", "--public-url"}) {
+    CAPTURE(flag);
+    CommandResult empty = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "e.db",
+                               flag, ""});
+    CHECK(empty.code == 2);
+    CHECK(empty.err.find(std::string(flag) + " is empty (an unset shell variable?)") != std::string::npos);
+  }
+  // Why it does not start is said whatever --log-level hides.
+  CommandResult quiet = Run({kBinary, "server", "--listen", "127.0.0.1:99999", "--log-level", "off"});
+  CHECK(quiet.code == 2);
+  CHECK(quiet.err.find("--listen must be IP:PORT") != std::string::npos);
 }
 
 TEST_CASE("storage a relay cannot serve is refused at start: a file another relay runs on, read-only, unknown scheme") {
@@ -90,6 +149,17 @@ TEST_CASE("storage a relay cannot serve is refused at start: a file another rela
   CHECK(second.err.find("Another meshwire server (pid " + std::to_string(first.process.pid()) + ") already runs on") !=
         std::string::npos);
   CHECK(AdminToken(home, "still-works").rfind("mw_", 0) == 0);
+  // Through a symbolic link or a hard link to the same file: refused as well (each
+  // name had a lock file of its own, and the second relay ran beside the first).
+  std::filesystem::create_symlink(home / "relay.db", home / "symlink.db");
+  std::filesystem::create_hard_link(home / "relay.db", home / "hardlink.db");
+  for (const char* other_name : {"symlink.db", "hardlink.db"}) {
+    CAPTURE(other_name);
+    CommandResult linked = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / other_name},
+                               {"MESHWIRE_HOME=" + home.path().string()});
+    CHECK(linked.code == 1);
+    CHECK_MESSAGE(linked.err.find("already runs on") != std::string::npos, linked.err);
+  }
   // Once the first one is gone, the file is free again (SIGKILL included).
   first.process.Signal(SIGKILL);
   RelayProcess again(home);
