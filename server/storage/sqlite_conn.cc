@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
+
+#include <atomic>
 
 #include "schemas/error.h"
 #include "server/storage/sqlite_wal_vfs.h"
@@ -11,8 +14,24 @@ namespace meshwire {
 
 namespace {
 
+/// A damaged file: no retry helps, and its operator must hear of it (once a
+/// process: every request that reads the damaged pages fails the same way).
+Error Damaged(const std::string& detail) {
+  static std::atomic<bool> logged{false};
+  const std::string sentence = "The relay's database is damaged (" + detail +
+                               "); the request had no effect. Its operator must restore it from a backup "
+                               "(or recover what is readable with `sqlite3 FILE .recover`).";
+  if (!logged.exchange(true)) spdlog::error("{}", sentence);
+  return Error(500, "storage_damaged", sentence);
+}
+
+bool IsDamage(int rc) {
+  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
 [[noreturn]] void Fail(sqlite3* db, const char* what) {
   std::string detail = db ? sqlite3_errmsg(db) : "out of memory";
+  if (db && IsDamage(sqlite3_extended_errcode(db))) throw Damaged(std::string(what) + ": " + detail);
   throw Error::Unavailable(std::string("Storage error (") + what + ": " + detail +
                            "); the request had no effect, retry shortly.");
 }
@@ -171,9 +190,10 @@ SqliteStatement SqliteConnection::Prepare(const char* sql) {
 
 void SqliteConnection::Exec(const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string detail = err ? err : "unknown error";
     sqlite3_free(err);
+    if (IsDamage(rc)) throw Damaged(detail);
     throw Error::Unavailable("Storage error (" + detail + "); retry shortly.");
   }
 }

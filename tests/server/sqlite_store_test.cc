@@ -87,6 +87,37 @@ TEST_CASE("sqlite: a file that is not a database is a clear error, not \"retry s
   }
 }
 
+TEST_CASE("sqlite: a damaged database is a 500 storage_damaged that says to restore it, not \"retry shortly\"") {
+  TempDir dir;
+  const std::string path = dir / "relay.db";
+  std::string mesh_id;
+  {
+    SqliteStore store(path);
+    Mesh m = MakeMesh(store, "alice");
+    mesh_id = m.mesh_id;
+    Agent a = MakeAgent(store, m, "a");
+    for (int i = 0; i < 1500; ++i) Put(store, m, a, "all", std::string(300, 'x') + std::to_string(i));
+  }  // closed: the WAL checkpointed into the file
+  {
+    // Garbage over pages 20 to 59 (4 KiB each), as a failing disk would leave.
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20 * 4096);
+    for (int i = 0; i < 40 * 4096; ++i) f.put(static_cast<char>((i * 7919 + 13) & 0xff));
+  }
+  SqliteStore store(path);
+  try {
+    for (std::int64_t after = 0; after < 1500; after += 500) store.History(mesh_id, after, 500);
+    FAIL("read the damaged pages");
+  } catch (const Error& e) {
+    CHECK(e.status() == 500);
+    CHECK(e.code() == "storage_damaged");
+    const std::string what = e.what();
+    CHECK(what.find("The relay's database is damaged (") == 0);
+    CHECK(what.find("restore it from a backup") != std::string::npos);
+    CHECK(what.find("retry") == std::string::npos);
+  }
+}
+
 TEST_CASE("sqlite: a folder that does not exist is a clear error") {
   try {
     SqliteStore store("/nonexistent-folder-meshwire/relay.db");
