@@ -1,6 +1,7 @@
 #include "server/storage/store_factory.h"
 
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -118,7 +119,21 @@ void RefuseForeignDatabase(const std::string& path) {
 }  // namespace
 
 std::unique_ptr<Store> OpenStore(const std::string& spec) {
-  if (IsPostgres(spec)) return std::make_unique<PostgresStore>(spec);
+  if (IsPostgres(spec)) {
+    // A URL libpq cannot read is a flag to change, not a server to start.
+    char* error = nullptr;
+    if (PQconninfoOption* options = PQconninfoParse(spec.c_str(), &error)) {
+      PQconninfoFree(options);
+    } else {
+      std::string why = error ? error : "out of memory";
+      PQfreemem(error);
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) + " is no PostgreSQL URL libpq "
+                                                 "can read (" + WithoutPassword(why, spec) +
+                                                 "): give postgres://user:pass@host:port/db.");
+    }
+    return std::make_unique<PostgresStore>(spec);
+  }
   const std::string path = SqlitePath(spec);
   RefuseForeignDatabase(path);
   return std::make_unique<SqliteStore>(path);

@@ -184,6 +184,26 @@ double UntilListed(const std::string& url, const std::string& token, const Mesh&
 
 }  // namespace
 
+TEST_CASE("a node logs its node id (as /health names it) and warns when synchronous_commit is off") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  const std::string name = uri.substr(uri.find("@/") + 2, uri.find('?') - uri.find("@/") - 2);
+  {
+    PgConnection admin(pg->Uri("postgres"));
+    admin.Exec(("ALTER DATABASE " + name + " SET synchronous_commit = off").c_str());
+  }
+  TempDir home;
+  RelayProcess relay(home, {"--storage", uri, "--log-level", "info"});
+  auto health = Call(relay.url(), "", "GET", "/health");
+  REQUIRE(health);
+  const std::string node = health->second["node"];
+  // (Both come before "listening", which the start waited for.)
+  const std::string log = relay.process.stderr_seen();
+  CHECK_MESSAGE(log.find("this relay is PostgreSQL node " + node + " (as /health names it)") != std::string::npos, log);
+  CHECK(log.find("PostgreSQL's synchronous_commit is off for this relay's sessions") != std::string::npos);
+}
+
 TEST_CASE("listening counts every node: an agent parked on one node is listed as listening by the other") {
   TwoNodes nodes;
   RelayProcess& a = *nodes.a;

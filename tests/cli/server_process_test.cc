@@ -132,6 +132,14 @@ TEST_CASE("storage that is no relay's is refused (exit 2) and left as it is: :me
     CHECK(empty.code == 2);
     CHECK(empty.err.find(std::string(flag) + " is empty (an unset shell variable?)") != std::string::npos);
   }
+  // A PostgreSQL URL libpq cannot read: a flag to change (2), not "check that it is running" (1).
+  for (const char* url : {"postgres://u:secretpw@127.0.0.1:1/db?bogus=1", "postgres://u:secretpw@[bad/db"}) {
+    CAPTURE(url);
+    CommandResult bad = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", url});
+    CHECK(bad.code == 2);
+    CHECK_MESSAGE(bad.err.find("is no PostgreSQL URL libpq can read (") != std::string::npos, bad.err);
+    CHECK(bad.err.find("secretpw") == std::string::npos);
+  }
   // Why it does not start is said whatever --log-level hides.
   CommandResult quiet = Run({kBinary, "server", "--listen", "127.0.0.1:99999", "--log-level", "off"});
   CHECK(quiet.code == 2);
