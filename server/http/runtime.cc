@@ -89,10 +89,27 @@ class WorkerPool final : public Executor {
   net::thread_pool pool_;
 };
 
+/// What is wrong with the dates of `ctx`'s certificate now: "has expired",
+/// "is not valid yet", or "" when it is valid.
+std::string CertificateDates(ssl::context& ctx) {
+  X509* x = SSL_CTX_get0_certificate(ctx.native_handle());
+  if (x == nullptr) return "";
+  if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) return "has expired";
+  if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) return "is not valid yet";
+  return "";
+}
+
 /// The TLS context of `cert` and `key`; `warn`: say when the certificate has
 /// expired or is not valid yet (once per load that serves, not per check).
 std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string& key, bool warn = true) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  // A key encrypted with a passphrase: OpenSSL would ask for it on the
+  // terminal (and the relay wait there); none is given, and it says so.
+  auto encrypted = std::make_shared<bool>(false);
+  ctx->set_password_callback([encrypted](std::size_t, ssl::context::password_purpose) {
+    *encrypted = true;
+    return std::string();
+  });
   try {
     ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
@@ -104,19 +121,22 @@ std::shared_ptr<ssl::context> LoadTls(const std::string& cert, const std::string
     ctx->use_certificate_chain_file(cert);
     ctx->use_private_key_file(key, ssl::context::pem);
   } catch (const boost::system::system_error& e) {
+    if (*encrypted) {
+      throw Error::BadRequest("invalid_tls", "The TLS key " + key + " is encrypted with a passphrase, which the "
+                                             "relay cannot type: give it an unencrypted copy (openssl pkey -in " +
+                                             key + " -out PLAIN.key), readable by the relay alone.");
+    }
     throw Error::BadRequest("invalid_tls", "Cannot load the TLS certificate " + cert + " and key " +
                                                key + " (" + e.what() + "): check both are PEM files "
                                                "that match and that the relay may read them.");
   }
-  // Served all the same (it may be renewed by the next SIGHUP), but said:
-  // every client will refuse it.
-  if (X509* x = warn ? SSL_CTX_get0_certificate(ctx->native_handle()) : nullptr) {
-    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
-      spdlog::warn("the TLS certificate {} has expired: clients refuse it; renew it, then send SIGHUP", cert);
-    } else if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
-      spdlog::warn("the TLS certificate {} is not valid yet: clients refuse it until then (check this host's "
-                   "clock)", cert);
-    }
+  // Served all the same at start (it may be renewed by the next SIGHUP), but
+  // said: every client will refuse it.
+  if (const std::string dates = warn ? CertificateDates(*ctx) : ""; dates == "has expired") {
+    spdlog::warn("the TLS certificate {} has expired: clients refuse it; renew it, then send SIGHUP", cert);
+  } else if (dates == "is not valid yet") {
+    spdlog::warn("the TLS certificate {} is not valid yet: clients refuse it until then (check this host's "
+                 "clock)", cert);
   }
   return ctx;
 }
@@ -1147,7 +1167,14 @@ std::size_t HttpRuntime::StopNow() {
 void HttpRuntime::CheckTls(const std::string& cert, const std::string& key) { LoadTls(cert, key, /*warn=*/false); }
 
 void HttpRuntime::ReloadTls() {
-  auto ctx = LoadTls(impl_->options.tls_cert_file, impl_->options.tls_key_file);
+  const auto current = impl_->Tls();
+  const bool serving_valid = current != nullptr && CertificateDates(*current).empty();
+  auto ctx = LoadTls(impl_->options.tls_cert_file, impl_->options.tls_key_file, /*warn=*/!serving_valid);
+  // A reload never swaps a certificate clients accept for one they refuse.
+  if (const std::string dates = CertificateDates(*ctx); serving_valid && !dates.empty()) {
+    throw Error::BadRequest("invalid_tls", "The TLS certificate " + impl_->options.tls_cert_file + " " + dates +
+                                               ": clients would refuse it");
+  }
   std::lock_guard lock(impl_->tls_mu);
   impl_->tls = std::move(ctx);
 }

@@ -146,12 +146,22 @@ TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without
   REQUIRE(Shell("cp " + two + "-key.pem " + key + " && openssl x509 -req -in " + two + "-csr.pem -CA " + two +
                 "-ca.pem -CAkey " + two + "-ca-key.pem -CAcreateserial -days -1 -extfile " + two + "-ext.cnf -out " +
                 cert + " 2>/dev/null"));
+  // An expired one on reload: refused, the previous (valid, for another name) still served.
   ::kill(relay.process.pid(), SIGHUP);
-  REQUIRE(relay.process.WaitForStderr("has expired: clients refuse it", 5000));  // the relay warns
-  REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
-  CommandResult expired = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")}));
-  CHECK(expired.code == 3);
-  CHECK(expired.err.find("a certificate that has expired") != std::string::npos);
+  REQUIRE(relay.process.WaitForStderr("has expired: clients would refuse it (still serving the previous ones)", 5000));
+  CommandResult kept = Run({kBinary, "mesh", "list"}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")}));
+  CHECK(kept.code == 3);
+  CHECK(kept.err.find("a certificate issued for another name than 127.0.0.1") != std::string::npos);
+  {
+    // At start there is no previous one: served, with a warning, and the CLI says what is wrong.
+    TempDir other;
+    RelayProcess expired_relay(other, {"--tls-cert", cert, "--tls-key", key});
+    CHECK(expired_relay.process.stderr_seen().find("has expired: clients refuse it") != std::string::npos);
+    CommandResult expired = Run({kBinary, "mesh", "list", "--url", "https://127.0.0.1:" +
+                                 std::to_string(expired_relay.port)}, with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")}));
+    CHECK(expired.code == 3);
+    CHECK(expired.err.find("a certificate that has expired") != std::string::npos);
+  }
   REQUIRE(Shell("cp " + (home / "two-cert.pem") + " " + cert));
   ::kill(relay.process.pid(), SIGHUP);
   REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
@@ -177,6 +187,16 @@ TEST_CASE("a relay with a certificate but no key refuses to start, saying why") 
   CHECK(mismatched.code == 2);  // files to fix: a usage error
   CHECK(!std::filesystem::exists(home / "r.db"));
   CHECK(!std::filesystem::exists(home / "r.db.lock"));
+  // A key encrypted with a passphrase: said so (OpenSSL asked for it on the terminal, or failed with
+  // "processing error (UI routines)").
+  REQUIRE(std::system(("openssl pkey -in " + home / "one-key.pem" + " -aes256 -passout pass:secret -out " +
+                       home / "encrypted-key.pem" + " 2>/dev/null").c_str()) == 0);
+  CommandResult encrypted = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", "sqlite:" + home / "r.db",
+                                 "--tls-cert", home / "one-cert.pem", "--tls-key", home / "encrypted-key.pem"});
+  CHECK(encrypted.code == 2);
+  CHECK_MESSAGE(encrypted.err.find("is encrypted with a passphrase, which the relay cannot type") != std::string::npos,
+                encrypted.err);
+  CHECK(encrypted.err.find("Enter PEM pass phrase") == std::string::npos);
 }
 
 TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; ends when access is lost") {
