@@ -349,9 +349,10 @@ int RunServer(int argc, char** argv) {
     int port = relay.Bind();
     SignalTaker::Serving serving(taker, relay);
     const bool ipv6 = options.host.find(':') != std::string::npos;
-    spdlog::info("meshwire relay {} listening on {}://{}{}{}:{} (storage {}, auth {})",
+    spdlog::info("meshwire relay {} listening on {}://{}{}{}:{} (storage {}, auth {}{})",
                  MESHWIRE_VERSION_STRING, tls_cert.empty() ? "http" : "https", ipv6 ? "[" : "",
-                 options.host, ipv6 ? "]" : "", port, StorageForDisplay(storage), auth);
+                 options.host, ipv6 ? "]" : "", port, StorageForDisplay(storage), auth,
+                 public_url.empty() ? "" : ", public URL " + public_url);
     // The hint is runnable as shown, except for a password it must not show.
     const std::string shown = StorageForDisplay(storage);
     spdlog::info("get a token for clients: meshwire admin token create --user $USER{}",
