@@ -529,6 +529,7 @@ TEST_CASE("a parked poll re-checks access when it wakes: revoked token 401, remo
 TEST_CASE("local sign-ins are rate-limited per address; the guide's URLs come from --public-url") {
   // (--auth local, the default, serves this machine alone: a public URL naming it.)
   Hostile h({"--public-url", "https://localhost:8443"});
+  CHECK(h.relay.process.stderr_seen().find("auth local, public URL https://localhost:8443)") != std::string::npos);
   int limited = 0;
   for (int i = 0; i < 15; ++i) {
     httplib::Client c("127.0.0.1", h.relay.port);
