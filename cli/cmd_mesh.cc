@@ -88,12 +88,15 @@ int RunMesh(int argc, char** argv) {
     } else if (*del) {
       // On a terminal, a person is asked first: every member's agents and
       // messages go with it, and nothing brings them back.
-      if (!yes && !ctx.json() && isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
-        const MeshDetails d = client.GetMesh(id);
-        std::fprintf(stderr, "Delete mesh %s \"%s\" with its %d agent%s and every message in it, for every member? "
+      // The question goes where the person sees it (stderr, else stdout); a
+      // member who is not the owner is not asked what the relay refuses.
+      FILE* asking = isatty(STDERR_FILENO) ? stderr : isatty(STDOUT_FILENO) ? stdout : nullptr;
+      const MeshDetails d = !yes && asking && isatty(STDIN_FILENO) ? client.GetMesh(id) : MeshDetails{};
+      if (!yes && asking && isatty(STDIN_FILENO) && d.mesh.owner == ctx.User()) {
+        std::fprintf(asking, "Delete mesh %s \"%s\" with its %d agent%s and every message in it, for every member? "
                      "This cannot be undone. [y/N] ", id.c_str(), Shown(d.mesh.name).c_str(), d.registered,
                      d.registered == 1 ? "" : "s");
-        std::fflush(stderr);
+        std::fflush(asking);
         char line[64] = {0};
         std::string answer = std::fgets(line, sizeof line, stdin) != nullptr ? line : "";
         while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r' || answer.back() == ' ')) {

@@ -127,9 +127,9 @@ int main(int argc, char** argv) {
   std::string first = argv[1];
   if (first == "--version" || first == "-V" || first == "version") {
     // `--json` as every command takes it; anything else after it is a mistake, not ignored.
-    const bool json = argc == 3 && std::string_view(argv[2]) == "--json";
-    if (argc > 2 && !json) {
-      std::fprintf(stderr, "meshwire: %s takes only --json; got \"%s\".\n", argv[1], argv[2]);
+    const bool json = argc >= 3 && std::string_view(argv[2]) == "--json";
+    if (argc > (json ? 3 : 2)) {
+      std::fprintf(stderr, "meshwire: %s takes only --json; got \"%s\".\n", argv[1], argv[json ? 3 : 2]);
       return kExitUsage;
     }
     if (json) {

@@ -77,6 +77,7 @@ Relay::Relay(RelayOptions options)
   storage_lock_ = LockForRelay(options_.storage);
   store_ = OpenStore(options_.storage);
   if (storage_lock_) storage_lock_->LockDatabase();  // a file the store has just created
+  LogStorageNotes(*store_);
   bus_ = OpenWakeBus(options_.storage, *store_);
 
   Waiters::Limits limits;

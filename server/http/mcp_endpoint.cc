@@ -828,7 +828,11 @@ void McpEndpoint::RecheckAccess(const std::set<std::string>* meshes) {
     }
     const Verdict& v = it->second;
     std::string why = v.refused;
-    if (why.empty() && !v.agents.count(s->tools->agent_id())) why = "its agent was deleted";
+    if (why.empty() && !v.agents.count(s->tools->agent_id())) {
+      why = "its agent was deleted";
+      std::lock_guard session_lock(s->mu);  // its waiting calls say so (EndReason)
+      s->end_reason = s->tools->AgentDeletedSentence();
+    }
     if (why.empty()) continue;
     // Its next request is 404 (session ended), then 401 or 403 as it
     // initializes again; its stream closes, and nothing more is pushed.

@@ -75,6 +75,7 @@ TableCounts CopySqliteToPostgres(const std::string& sqlite_path, const std::stri
     sqlite3* db = nullptr;
     std::int64_t version = 0;
     bool has_messages = false;
+    ConfigureSqliteOnce();  // this open starts SQLite
     if (sqlite3_open_v2(sqlite_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
       sqlite3_stmt* s = nullptr;
       if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&

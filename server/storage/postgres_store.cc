@@ -255,17 +255,6 @@ std::string PostgresStore::FlushBarrier(const std::string& node_id, int slot) {
 std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conninfo, const std::string& node_id) {
   auto conn = std::make_unique<PgConnection>(conninfo);
   Migrate(*conn);
-  spdlog::info("this relay is PostgreSQL node {} (as /health names it)", node_id);
-  {
-    // The flush barrier commits as the server's synchronous_commit says: off,
-    // a send answered 201 could be lost in a crash of PostgreSQL.
-    auto setting = conn->Prepare("SHOW synchronous_commit");
-    if (setting.Step() && setting.Text(0) == "off") {
-      spdlog::warn("PostgreSQL's synchronous_commit is off for this relay's sessions: a send it answers 201 may be "
-                   "lost if PostgreSQL crashes. Turn it on (ALTER DATABASE <db> SET synchronous_commit = on, or in "
-                   "postgresql.conf) for durable sends.");
-    }
-  }
   // The node's row before its first barrier or marker row: a node's heartbeat
   // deletes the node_flushes rows of every node without one (ShareListening).
   // Without it, another node took this one's rows in the second before its
@@ -286,6 +275,11 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
   conn->SetCommitMarker(MESHWIRE_PG_MARK_INTO "VALUES ('" + node_id + "', 0, 0, ?1::bigint, '')" MESHWIRE_PG_MARK_ON_CONFLICT,
                         "SELECT batch, runs FROM node_flushes WHERE node_id = '" + node_id + "' AND slot = 0");
   return conn;
+}
+
+std::string PostgresStore::SynchronousCommit() {
+  const auto rows = ReadRows("SHOW synchronous_commit", [](const auto& s) { return s.Text(0); });
+  return rows.empty() ? "" : rows.front();
 }
 
 PostgresStore::PostgresStore(const std::string& conninfo)

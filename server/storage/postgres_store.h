@@ -59,6 +59,8 @@ class PostgresStore final : public SqlStore<PgConnection> {
 
   /// This node's id (random per process): in /health and in the wake-up
   /// notifications each append sends inside its transaction (PgWakeBus).
+  /// The server's synchronous_commit for this relay's sessions ("on", "off", ...).
+  std::string SynchronousCommit();
   const std::string& node_id() const { return node_id_; }
   std::string NodeId() const override { return node_id_; }
 

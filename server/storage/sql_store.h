@@ -561,12 +561,17 @@ bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& us
         .Bind(1, user)
         .Bind(2, mesh_id)
         .Run();
-    c.Prepare(
-         "INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'member')"
-         " ON CONFLICT DO NOTHING")
-        .Bind(1, mesh_id)
-        .Bind(2, user)
-        .Run();
+    const int added = c.Prepare(
+                           "INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'member')"
+                           " ON CONFLICT DO NOTHING")
+                          .Bind(1, mesh_id)
+                          .Bind(2, user)
+                          .Run();
+    // A new member holds no token scoped to the mesh: one left from before
+    // (removed by a relay that did not revoke them) does not come back.
+    if (added > 0) {
+      c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1 AND user_name = ?2").Bind(1, mesh_id).Bind(2, user).Run();
+    }
   });
   return mesh_exists;
 }

@@ -104,18 +104,19 @@ std::optional<std::int64_t> SqliteStatement::OptInt(int column) const {
 }
 
 namespace {
-// Once per process, before the first connection: connections are never
-// shared between threads (so no per-connection mutex), and no global memory
-// statistics (their mutex would serialize every allocation of every thread).
+}  // namespace
+
 void ConfigureSqliteOnce() {
   static const bool configured = [] {
-    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    // sqlite3_config fails (SQLITE_MISUSE) once SQLite has started: said,
+    // as a caller that opened a database first would lose these silently.
+    const bool set = sqlite3_config(SQLITE_CONFIG_MULTITHREAD) == SQLITE_OK &&
+                     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+    if (!set) spdlog::warn("SQLite had started before its configuration: it runs serialized, more slowly");
     return sqlite3_initialize() == SQLITE_OK;
   }();
   (void)configured;
 }
-}  // namespace
 
 SqliteConnection::SqliteConnection(const std::string& path) {
   ConfigureSqliteOnce();

@@ -15,6 +15,13 @@ struct sqlite3_stmt;
 
 namespace meshwire {
 
+/// Once per process, before SQLite opens any database (every open of one,
+/// ours or a raw sqlite3_open_v2, starts it): connections are never shared
+/// between threads (so no per-connection mutex), and no global memory
+/// statistics (their mutex would serialize every allocation of every thread).
+void ConfigureSqliteOnce();
+
+
 /// A cached statement in use. Resetting it when it goes out of scope ends its
 /// read snapshot, so a statement left half-stepped never pins old data.
 class SqliteStatement {

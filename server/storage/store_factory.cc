@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -18,6 +19,7 @@
 #include "schemas/error.h"
 #include "server/storage/pg_wake_bus.h"
 #include "server/storage/postgres_store.h"
+#include "server/storage/sqlite_conn.h"
 #include "server/storage/sqlite_store.h"
 
 namespace meshwire {
@@ -91,6 +93,7 @@ namespace {
 /// another program's database, given by a typo. Opening it as the relay's
 /// would add meshwire's tables to it and switch it to WAL. Read-only look.
 void RefuseForeignDatabase(const std::string& path) {
+  ConfigureSqliteOnce();  // this open starts SQLite
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     sqlite3_close(db);
@@ -112,7 +115,9 @@ void RefuseForeignDatabase(const std::string& path) {
   if (version == 0 && tables > 0) {
     throw Error::BadRequest("invalid_storage", path + " is another program's SQLite database (it has tables but "
                                                "no meshwire schema), left as it is: give --storage sqlite:PATH "
-                                               "the relay's own file, or a new one.");
+                                               "the relay's own file, or a new one. (A relay's database "
+                                               "restored with sqlite3's .dump lost its version: run PRAGMA "
+                                               "user_version = 1 on it.)");
   }
 }
 
@@ -161,8 +166,14 @@ void StorageLock::LockDatabase() {
   const int fd = ::open(database_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;  // not created yet: the store locks it once it has
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
     ::close(fd);
-    throw InUse(database_, "");
+    if (error == EWOULDBLOCK) throw InUse(database_, "");
+    // A file system without flock (NFS maps it to POSIX locks, which would
+    // meet SQLite's): the lock file beside it still guards the path.
+    spdlog::warn("cannot lock the database file {} itself ({}): only its lock file guards it", database_,
+                 std::strerror(error));
+    return;
   }
   database_fd_ = fd;
 }
@@ -170,6 +181,7 @@ void StorageLock::LockDatabase() {
 std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
   if (IsPostgres(spec)) return nullptr;
   const std::string database = SqlitePath(spec);
+  RefuseForeignDatabase(database);  // before a lock file is left beside another program's file
   // Named after the file itself: a symbolic link to a database another relay
   // runs on names the same lock.
   std::string resolved = database;
@@ -198,6 +210,19 @@ std::unique_ptr<StorageLock> LockForRelay(const std::string& spec) {
   auto lock = std::make_unique<StorageLock>(fd, database);
   lock->LockDatabase();
   return lock;
+}
+
+void LogStorageNotes(Store& store) {
+  auto* pg = dynamic_cast<PostgresStore*>(&store);
+  if (pg == nullptr) return;
+  spdlog::info("this relay is PostgreSQL node {} (as /health names it)", pg->node_id());
+  // The flush barrier commits as the server's synchronous_commit says: off,
+  // a send answered 201 could be lost in a crash of PostgreSQL.
+  if (pg->SynchronousCommit() == "off") {
+    spdlog::warn("PostgreSQL's synchronous_commit is off for this relay's sessions: a send it answers 201 may be "
+                 "lost if PostgreSQL crashes. Turn it on (ALTER DATABASE <db> SET synchronous_commit = on, or in "
+                 "postgresql.conf) for durable sends.");
+  }
 }
 
 std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {

@@ -27,8 +27,9 @@ class StorageLock {
   StorageLock& operator=(const StorageLock&) = delete;
 
   /// Locks the database file itself too (flock, which SQLite's own POSIX
-  /// locks never meet), once it exists: a hard link is another name for it,
-  /// with a lock file of its own. Error 409 when another relay holds it.
+  /// locks never meet on a local file system), once it exists: a hard link
+  /// is another name for it, with a lock file of its own. Error 409 when
+  /// another relay holds it; where flock is not had (NFS), a warning.
   /// Idempotent; call once the store has opened (and so created) the file.
   void LockDatabase();
 
@@ -44,6 +45,11 @@ class StorageLock {
 /// relay that holds it. Nothing for PostgreSQL, where any number of relays
 /// share the database.
 std::unique_ptr<StorageLock> LockForRelay(const std::string& spec);
+
+/// What a relay's operator should read about its storage, in the log at
+/// start: on PostgreSQL, the node id /health names, and a warning when the
+/// server's synchronous_commit is off (not for `admin`'s brief opens).
+void LogStorageNotes(Store& store);
 
 /// The wake-up bus for `store` opened from `spec`: in-process for SQLite (one
 /// node), LISTEN/NOTIFY for PostgreSQL (every node on the database).

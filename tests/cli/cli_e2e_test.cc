@@ -1682,10 +1682,16 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   CommandResult tokens = w.machine.Mw({"token", "list", "--json"}, tok);
   CHECK(json::parse(tokens.out)["tokens"].size() == 1);
   // On a terminal (`script` gives it one) a person is asked first; "n" keeps the mesh.
-  auto on_terminal = [&](const std::string& typed, const std::string& args) {
+  auto on_terminal = [&](const std::string& typed, const std::string& args,
+                         const std::vector<std::string>& as = {}) {
     return Run({"/bin/sh", "-c", "printf '" + typed + "\\n' | script -qec \"$0 " + args + "\" /dev/null", kBinary},
-               w.machine.Env(tok), w.machine.workspace);
+               w.machine.Env(as.empty() ? tok : as), w.machine.workspace);
   };
+  // A member who is not the owner is not asked what the relay refuses (403).
+  CommandResult by_bob = on_terminal("y", "mesh delete " + mesh, {"MESHWIRE_TOKEN=" + AdminToken(w.relay_dir, "bob")});
+  CHECK(by_bob.code == 1);
+  CHECK(by_bob.out.find("[y/N]") == std::string::npos);
+  CHECK(by_bob.out.find("Only the mesh's owner") != std::string::npos);
   CommandResult kept = on_terminal("n", "mesh delete " + mesh);
   CHECK(kept.code == 1);
   CHECK_MESSAGE(kept.out.find("Delete mesh " + mesh + " \"shared\" with its 0 agents and every message in it, for "

@@ -124,6 +124,7 @@ TEST_CASE("storage that is no relay's is refused (exit 2) and left as it is: :me
   CHECK(one("SELECT group_concat(name) FROM sqlite_master") == "foo");
   CHECK(one("PRAGMA journal_mode") == "delete");
   sqlite3_close(db);
+  CHECK_FALSE(std::filesystem::exists(foreign + ".lock"));  // nothing left beside it either
   // Flags set but empty (unset shell variables): never plain HTTP instead of HTTPS.
   for (const char* flag : {"--tls-cert", "--tls-key", "--public-url"}) {
     CAPTURE(flag);

@@ -98,8 +98,14 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->FindMesh(m.mesh_id)->name == "fleet");
     CHECK(store->RoleOf(m.mesh_id, "alice") == std::optional<std::string>("owner"));
     CHECK_FALSE(store->RoleOf(m.mesh_id, "bob"));
+    // A token of bob's scoped to the mesh from before (a removal by an older relay kept it):
+    // adding him does not bring it back.
+    store->CreateToken({"tok_bob_legacy", "bob", "ci", Sha256Hex("mw_bob_legacy"), m.mesh_id, 10});
     CHECK(store->AddMember(m.mesh_id, "bob"));
-    CHECK(store->AddMember(m.mesh_id, "bob"));  // again: no-op
+    CHECK_FALSE(store->FindTokenByHash(Sha256Hex("mw_bob_legacy")));
+    store->CreateToken({"tok_bob_member", "bob", "ci", Sha256Hex("mw_bob_member"), m.mesh_id, 10});
+    CHECK(store->AddMember(m.mesh_id, "bob"));  // again: no-op, his token as a member stays
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_bob_member")));
     CHECK_FALSE(store->AddMember("nosuchmesh00", "bob"));
     CHECK(store->RoleOf(m.mesh_id, "bob") == std::optional<std::string>("member"));
     CHECK(store->Members(m.mesh_id).size() == 2);
