@@ -16,6 +16,24 @@ namespace meshwire::cli {
 namespace {
 using nlohmann::json;
 
+/// Where a question reaches a person at a terminal who can answer it (stdin
+/// a terminal; stderr, else stdout): nullptr for a script.
+FILE* AskingStream() {
+  if (!isatty(STDIN_FILENO)) return nullptr;
+  return isatty(STDERR_FILENO) ? stderr : isatty(STDOUT_FILENO) ? stdout : nullptr;
+}
+
+/// Asks `question` [y/N] on `out`; true for y or yes (any case).
+bool Confirmed(FILE* out, const std::string& question) {
+  std::fprintf(out, "%s [y/N] ", question.c_str());
+  std::fflush(out);
+  char line[64] = {0};
+  std::string answer = std::fgets(line, sizeof line, stdin) != nullptr ? line : "";
+  while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r' || answer.back() == ' ')) answer.pop_back();
+  for (char& ch : answer) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return answer == "y" || answer == "yes";
+}
+
 }  // namespace
 
 int RunMesh(int argc, char** argv) {
@@ -87,23 +105,16 @@ int RunMesh(int argc, char** argv) {
       if (meshes.empty()) std::printf("None yet: `meshwire mesh create NAME`.\n");
     } else if (*del) {
       // On a terminal, a person is asked first: every member's agents and
-      // messages go with it, and nothing brings them back.
-      // The question goes where the person sees it (stderr, else stdout); a
-      // member who is not the owner is not asked what the relay refuses.
-      FILE* asking = isatty(STDERR_FILENO) ? stderr : isatty(STDOUT_FILENO) ? stdout : nullptr;
-      const MeshDetails d = !yes && asking && isatty(STDIN_FILENO) ? client.GetMesh(id) : MeshDetails{};
-      if (!yes && asking && isatty(STDIN_FILENO) && d.mesh.owner == ctx.User()) {
-        std::fprintf(asking, "Delete mesh %s \"%s\" with its %d agent%s and every message in it, for every member? "
-                     "This cannot be undone. [y/N] ", id.c_str(), Shown(d.mesh.name).c_str(), d.registered,
-                     d.registered == 1 ? "" : "s");
-        std::fflush(asking);
-        char line[64] = {0};
-        std::string answer = std::fgets(line, sizeof line, stdin) != nullptr ? line : "";
-        while (!answer.empty() && (answer.back() == '\n' || answer.back() == '\r' || answer.back() == ' ')) {
-          answer.pop_back();
-        }
-        for (char& ch : answer) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (answer != "y" && answer != "yes") {
+      // messages go with it, and nothing brings them back. A member who is
+      // not the owner is not asked what the relay refuses.
+      FILE* asking = AskingStream();
+      if (!yes && asking != nullptr) {
+        const MeshDetails d = client.GetMesh(id);
+        const std::string question =
+            "Delete mesh " + id + " \"" + Shown(d.mesh.name) + "\" with its " + std::to_string(d.registered) +
+            (d.registered == 1 ? " agent" : " agents") + " and every message in it, for every member? This cannot "
+            "be undone.";
+        if (d.mesh.owner == ctx.User() && !Confirmed(asking, question)) {
           std::fprintf(stderr, "meshwire: not deleted (answer y to delete it, or pass --yes).\n");
           return kExitError;
         }

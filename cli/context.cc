@@ -162,6 +162,69 @@ std::string CommandContext::EnsureAgent(const std::string& harness) {
   }
 }
 
+namespace {
+
+/// The deepest subcommand given (`meshwire admin token`: token), or `app`.
+const CLI::App* DeepestParsed(const CLI::App& app) {
+  const CLI::App* at = &app;
+  for (bool deeper = true; deeper;) {
+    deeper = false;
+    for (const CLI::App* sub : at->get_subcommands({})) {
+      if (sub->parsed()) {
+        at = sub;
+        deeper = true;
+        break;
+      }
+    }
+  }
+  return at;
+}
+
+/// The names of the subcommands from `app` down to `at`, in order.
+std::vector<std::string> SubcommandChain(const CLI::App& app, const CLI::App* at) {
+  std::vector<std::string> chain;
+  for (const CLI::App* a = at; a != &app; a = a->get_parent()) chain.insert(chain.begin(), a->get_name());
+  return chain;
+}
+
+/// Option `name` where it is defined: `at`, a parent, or a subcommand below
+/// (`mesh --mesh ID frob`: the --mesh of `mesh members`); nullptr if none.
+const CLI::Option* FindOption(const CLI::App* at, const std::string& name) {
+  for (const CLI::App* a = at; a != nullptr; a = a->get_parent()) {
+    if (const CLI::Option* opt = a->get_option_no_throw(name)) return opt;
+  }
+  std::vector<const CLI::App*> below = at->get_subcommands({});
+  while (!below.empty()) {
+    const CLI::App* a = below.back();
+    below.pop_back();
+    if (const CLI::Option* opt = a->get_option_no_throw(name)) return opt;
+    for (const CLI::App* sub : a->get_subcommands({})) below.push_back(sub);
+  }
+  return nullptr;
+}
+
+/// The first word after the subcommands given that is neither an option nor
+/// an option's value: a mistyped subcommand (`mesh creat NAME`: creat).
+std::string StrayWord(const CLI::App& app, const CLI::App* at, int argc, char** argv) {
+  const std::vector<std::string> chain = SubcommandChain(app, at);
+  std::size_t consumed = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() > 1 && arg[0] == '-') {
+      const CLI::Option* opt = FindOption(at, arg);
+      if (opt != nullptr && opt->get_expected_min() > 0) ++i;  // its value
+    } else if (consumed < chain.size() && arg == chain[consumed]) {
+      ++consumed;
+    } else {
+      return arg;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
   try {
     app.parse(argc, argv);
@@ -174,60 +237,19 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     // A wrong argument: one sentence, like every other error, in the
     // command's words rather than CLI11's.
     std::string what = e.what();
-    // The subcommand the error is about: the deepest one given (`admin token`).
-    const CLI::App* at = &app;
+    const CLI::App* at = DeepestParsed(app);  // the subcommand the error is about (`admin token`)
     std::string at_name = app.get_name();
-    for (bool deeper = true; deeper;) {
-      deeper = false;
-      for (const CLI::App* sub : at->get_subcommands({})) {
-        if (sub->parsed()) {
-          at = sub;
-          at_name += " " + sub->get_name();
-          deeper = true;
-          break;
-        }
-      }
-    }
+    for (const std::string& name : SubcommandChain(app, at)) at_name += " " + name;
     std::string subcommands;  // what `at` offers, "" when none
     for (const CLI::App* sub : at->get_subcommands({})) subcommands += (subcommands.empty() ? "" : ", ") + sub->get_name();
-    // The first word after the subcommands given that is neither an option
-    // nor an option's value: a mistyped subcommand (`mesh creat NAME`: creat).
-    std::string stray;
-    {
-      std::vector<std::string> chain;  // the subcommands' names, in order
-      for (const CLI::App* a = at; a != &app; a = a->get_parent()) chain.insert(chain.begin(), a->get_name());
-      std::size_t consumed = 0;
-      for (int i = 1; i < argc && stray.empty(); ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--") break;
-        if (arg.size() > 1 && arg[0] == '-') {
-          // The option where it is defined: here, a parent, or a subcommand
-          // (`mesh --mesh ID frob`: the --mesh of `mesh members`).
-          const CLI::Option* opt = nullptr;
-          for (const CLI::App* a = at; a != nullptr && opt == nullptr; a = a->get_parent()) {
-            opt = a->get_option_no_throw(arg);
-          }
-          std::vector<const CLI::App*> below = at->get_subcommands({});
-          while (opt == nullptr && !below.empty()) {
-            const CLI::App* a = below.back();
-            below.pop_back();
-            opt = a->get_option_no_throw(arg);
-            for (const CLI::App* sub : a->get_subcommands({})) below.push_back(sub);
-          }
-          if (opt != nullptr && opt->get_expected_min() > 0) ++i;  // its value
-        } else if (consumed < chain.size() && arg == chain[consumed]) {
-          ++consumed;
-        } else {
-          stray = arg;
-        }
-      }
-    }
+    const std::string stray = StrayWord(app, at, argc, argv);
+    const std::string no_such = at_name + " has no subcommand \"" + stray + "\"; it has " + subcommands + ".";
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
       std::string extras;
       for (const std::string& arg : app.remaining()) extras += (extras.empty() ? "" : " ") + arg;
       if (!extras.empty()) what = at_name + " does not take \"" + extras + "\".";
       if (!subcommands.empty() && !stray.empty() && extras.rfind(stray, 0) == 0) {
-        what = at_name + " has no subcommand \"" + stray + "\"; it has " + subcommands + ".";
+        what = no_such;
       }
       if (!extras.empty() && app.get_name() == "meshwire send" && extras.front() != '-') {
         what += " Quote a message of several words: meshwire send \"hello there\".";
@@ -271,8 +293,7 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     }
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && !subcommands.empty() &&
         what.find("subcommand") != std::string::npos) {
-      what = stray.empty() ? at_name + " needs a subcommand: " + subcommands + "."
-                           : at_name + " has no subcommand \"" + stray + "\"; it has " + subcommands + ".";
+      what = stray.empty() ? at_name + " needs a subcommand: " + subcommands + "." : no_such;
     }
     static const std::regex kEmpty(R"(^(\S+): is empty)");  // NotEmpty's: "--mesh is empty ..."
     what = std::regex_replace(what, kEmpty, "$1 is empty");

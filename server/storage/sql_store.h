@@ -549,6 +549,12 @@ std::optional<std::string> SqlStore<Conn>::RoleOf(const std::string& mesh_id, co
   return s.Text(0);
 }
 
+/// Revokes `user`'s tokens scoped to `mesh_id`, in the writer's transaction `c`.
+template <class Conn>
+void DropScopedTokens(Conn& c, const std::string& mesh_id, const std::string& user) {
+  c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1 AND user_name = ?2").Bind(1, mesh_id).Bind(2, user).Run();
+}
+
 template <class Conn>
 bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& user) {
   bool mesh_exists = false;
@@ -569,9 +575,7 @@ bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& us
                           .Run();
     // A new member holds no token scoped to the mesh: one left from before
     // (removed by a relay that did not revoke them) does not come back.
-    if (added > 0) {
-      c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1 AND user_name = ?2").Bind(1, mesh_id).Bind(2, user).Run();
-    }
+    if (added > 0) DropScopedTokens(c, mesh_id, user);
   });
   return mesh_exists;
 }
@@ -598,10 +602,7 @@ bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string&
           .Run();
       // Their tokens scoped to the mesh go too: adding them again must not
       // bring back a token that was handed out (and maybe leaked) before.
-      c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1 AND user_name = ?2")
-          .Bind(1, mesh_id)
-          .Bind(2, user)
-          .Run();
+      DropScopedTokens(c, mesh_id, user);
     }
   });
   return changed > 0;
