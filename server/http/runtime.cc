@@ -42,6 +42,11 @@ constexpr std::size_t kFirstRead = 512;
 // of at most this many: a batch of sends is one post, a broadcast to
 // thousands of parked polls is spread over every event-loop thread.
 constexpr std::size_t kGatheredPerPost = 32;
+// A handed-over batch of at most this many answers (a group commit's sends,
+// a few woken polls) is written by the thread that made it, at once; the
+// event loop then only reads the connections' next requests. A larger one (a
+// broadcast) is written by the event-loop threads together.
+constexpr std::size_t kAnsweredInPlace = 64;
 // Bytes read but not yet parsed that a connection may hold: the headers (at
 // most max_header_bytes, 16 KiB by default) and a read's worth; a body goes
 // into the request as it is parsed. A chunk line that never ends (64 MiB of
@@ -215,6 +220,11 @@ struct HttpRuntime::Impl {
   /// HandOffBatch's flush: `work` in posts of at most kGatheredPerPost, so
   /// that a broadcast's thousands of answers are written by every thread.
   static void RunGathered(void* self, std::vector<HandOffBatch::Work> work);
+  /// Whether RunGathered is answering a small batch in place on this thread.
+  static bool InPlace();
+  /// In place: `work` for the event loop, posted with the rest of the batch's
+  /// once every answer of it is written.
+  static void AfterInPlace(HandOffBatch::Work work);
   std::shared_ptr<ssl::context> Tls() {
     std::lock_guard lock(tls_mu);
     return tls;
@@ -372,23 +382,30 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void Deliver(std::uint64_t number, std::function<HttpResponse()> make) override {
-    auto work = [self = this->shared_from_this(), number, make = std::move(make)] {
-      if (self->state_ != State::kHandling || number != self->number_) return;
-      HttpResponse r;
-      try {
-        r = make();
-      } catch (const std::exception& e) {
-        spdlog::error("building an answer: {}", ForLog(e.what(), 1000));
-        r = HttpResponse::FromError(Error(500, "internal", "The relay failed on this request."));
-      }
-      self->Write(std::move(r), self->keep_alive_);
-    };
+    auto self = this->shared_from_this();
+    if (!HandOffBatch::Open()) {
+      return net::post(Lowest().get_executor(), [self = std::move(self), number, make = std::move(make)]() mutable {
+        self->AnswerOnStrand(number, MakeAnswer(make));
+      });
+    }
     // Answers of a batch of commits go to the event loop together, each then
-    // run at once on its connection's strand when that is free.
-    if (!HandOffBatch::Open()) return net::post(Lowest().get_executor(), std::move(work));
+    // run at once on its connection's strand when that is free; a small
+    // batch's plain answers are written first by the thread that made them
+    // (Impl::RunGathered).
     HandOffBatch::Add(&rt_, &HttpRuntime::Impl::RunGathered,
-                      [ex = Lowest().get_executor(), work = std::move(work)]() mutable {
-                        net::dispatch(ex, std::move(work));
+                      [self = std::move(self), number, make = std::move(make)]() mutable {
+                        const bool in_place = HttpRuntime::Impl::InPlace();
+                        if constexpr (!kTls) {
+                          if (in_place) return self->AnswerInPlace(number, MakeAnswer(make));
+                        }
+                        auto on_strand = [self = std::move(self), number, make = std::move(make)]() mutable {
+                          auto ex = self->Lowest().get_executor();
+                          net::dispatch(ex, [self = std::move(self), number, make = std::move(make)]() mutable {
+                            self->AnswerOnStrand(number, MakeAnswer(make));
+                          });
+                        };
+                        if (in_place) return HttpRuntime::Impl::AfterInPlace(std::move(on_strand));
+                        on_strand();
                       });
   }
 
@@ -673,6 +690,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     ++number_;
     state_ = State::kHandling;
+    if constexpr (!kTls) {
+      std::lock_guard lock(wire_mu_);
+      open_number_ = number_;  // AnswerInPlace may write this request's answer
+    }
     exchange_ = std::make_shared<ExchangeImpl>(this->shared_from_this(), number_, std::move(req));
     // The handler runs here: it answers at once or hands its work to the
     // workers (the router decides per route), so it never blocks this loop.
@@ -740,6 +761,85 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // --- writing ------------------------------------------------------------------------
 
+  /// `make()`'s answer, or a 500 if it throws.
+  static HttpResponse MakeAnswer(std::function<HttpResponse()>& make) {
+    try {
+      return make();
+    } catch (const std::exception& e) {
+      spdlog::error("building an answer: {}", ForLog(e.what(), 1000));
+      return HttpResponse::FromError(Error(500, "internal", "The relay failed on this request."));
+    }
+  }
+
+  /// On the strand: answers request `number` unless the connection moved on.
+  void AnswerOnStrand(std::uint64_t number, HttpResponse r) {
+    if (state_ != State::kHandling || number != number_) return;
+    Write(std::move(r), keep_alive_);
+  }
+
+  /// Off the strand (a small batch of commits' answers, Impl::RunGathered):
+  /// writes request `number`'s answer to the socket now if the connection
+  /// still waits for it, and leaves the rest (reading the next request, or
+  /// the part of the answer the socket did not take) to the strand. Saves
+  /// the answer a wait for an event-loop thread to be woken and scheduled.
+  void AnswerInPlace(std::uint64_t number, HttpResponse r) {
+    auto self = this->shared_from_this();
+    const bool keep = keep_alive_ && !rt_.stopping;  // keep_alive_, head_: set before the handler ran
+    auto out = std::make_shared<Answer>(Answer{Head(r, BodyOf(r), keep), std::move(r)});
+    ssize_t sent = -1;
+    int error = 0;
+    {
+      std::lock_guard lock(wire_mu_);
+      if (open_number_ != number) {
+        // The strand closed the connection or is about to: it decides.
+        return LaterOnStrand([self = std::move(self), number, out] {
+          self->AnswerOnStrand(number, std::move(out->response));
+        });
+      }
+      open_number_ = 0;
+      sent = SendNow(Lowest().socket().native_handle(), out->head, head_ ? std::string() : BodyOf(out->response));
+      error = errno;
+    }
+    LaterOnStrand([self = std::move(self), number, out, keep, sent, error]() mutable {
+      if (self->state_ != State::kHandling || number != self->number_) return;  // closed meanwhile
+      self->state_ = State::kWriting;
+      self->exchange_.reset();
+      self->Finish(std::move(out), keep, sent, error);
+    });
+  }
+
+  /// In place: `work` for this connection's strand, once the batch is written.
+  template <class Work>
+  void LaterOnStrand(Work work) {
+    HttpRuntime::Impl::AfterInPlace([ex = Lowest().get_executor(), work = std::move(work)]() mutable {
+      net::dispatch(ex, std::move(work));
+    });
+  }
+
+  /// An answer being written: its status line and headers, and itself.
+  struct Answer {
+    std::string head;
+    HttpResponse response;
+  };
+
+  /// One `sendmsg` of `head` and `body` that never blocks: the bytes it took
+  /// (0 when the socket's buffer is full), or -1 with errno.
+  static ssize_t SendNow(int fd, const std::string& head, const std::string& body) {
+    iovec parts[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
+    msghdr msg{};
+    msg.msg_iov = parts;
+    msg.msg_iovlen = 2;
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    return n;
+  }
+
+  /// Forbids AnswerInPlace from here on: the strand writes or closes.
+  void CloseWire() {
+    std::lock_guard lock(wire_mu_);
+    open_number_ = 0;
+  }
+
   /// What `res` sends as its body.
   static const std::string& BodyOf(const HttpResponse& res) { return res.shared_body ? *res.shared_body : res.body; }
 
@@ -758,40 +858,38 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   /// the body is written from where it lies (a body shared by thousands of
   /// answers, such as one broadcast's, is never copied).
   void Write(HttpResponse r, bool keep_alive) {
+    CloseWire();
     state_ = State::kWriting;
     exchange_.reset();
     const bool keep = keep_alive && !rt_.stopping;
-    std::string head = Head(r, BodyOf(r), keep);
-    const int status = r.status;
-    std::size_t written = 0;
+    auto out = std::make_shared<Answer>(Answer{Head(r, BodyOf(r), keep), std::move(r)});
+    ssize_t sent = 0;
+    int error = 0;
     if constexpr (!kTls) {
       // An answer nearly always fits in the socket's buffer: written here at
       // once, with no write operation, timer or completion to schedule (each
       // send has one; a broadcast, thousands). What does not fit goes below.
-      const std::string& body = BodyOf(r);
-      iovec parts[2] = {{const_cast<char*>(head.data()), head.size()},
-                        {const_cast<char*>(body.data()), head_ ? 0 : body.size()}};
-      msghdr msg{};
-      msg.msg_iov = parts;
-      msg.msg_iovlen = 2;
-      const ssize_t n = ::sendmsg(Lowest().socket().native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        LogWritten(status, std::strerror(errno));
-        return Close();
-      }
-      written = n > 0 ? static_cast<std::size_t>(n) : 0;
-      if (written == parts[0].iov_len + parts[1].iov_len) {
-        LogWritten(status);
-        return keep ? DoIdle() : Linger();
-      }
+      sent = SendNow(Lowest().socket().native_handle(), out->head, head_ ? std::string() : BodyOf(out->response));
+      error = errno;
     }
-    struct Out {
-      std::string head;
-      HttpResponse response;
-    };
-    auto out = std::make_shared<Out>(Out{std::move(head), std::move(r)});
+    Finish(std::move(out), keep, sent, error);
+  }
+
+  /// After `sent` bytes of `out` went (-1: the write failed with `error`):
+  /// writes the rest, then reads the next request or closes.
+  void Finish(std::shared_ptr<Answer> out, bool keep, ssize_t sent, int error) {
+    const int status = out->response.status;
+    if (sent < 0) {
+      LogWritten(status, std::strerror(error));
+      return Close();
+    }
+    std::size_t written = static_cast<std::size_t>(sent);
     std::array<net::const_buffer, 2> buffers{net::buffer(out->head),
                                              head_ ? net::const_buffer() : net::buffer(BodyOf(out->response))};
+    if (written == buffers[0].size() + buffers[1].size()) {
+      LogWritten(status);
+      return keep ? DoIdle() : Linger();
+    }
     for (auto& b : buffers) {  // past what went already
       const std::size_t done = std::min(written, b.size());
       b += done;
@@ -867,6 +965,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     state_ = State::kClosed;
     stream_open_ = false;
     exchange_.reset();
+    std::lock_guard lock(wire_mu_);  // not while AnswerInPlace writes to the socket
+    open_number_ = 0;
     ErrorCode ec;
     Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     Lowest().close();
@@ -882,6 +982,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::optional<http::request_parser<http::string_body>> parser_;
   State state_ = State::kIdle;
   std::uint64_t number_ = 0;  // the current request
+  // The socket's write side while a request is handled: AnswerInPlace (off
+  // the strand) may write request open_number_'s answer; the strand zeroes
+  // it before it writes or closes.
+  std::mutex wire_mu_;
+  std::uint64_t open_number_ = 0;  // guarded by wire_mu_; 0: none
   std::string debug_request_;  // --log-level debug: "METHOD /path" until answered
   std::chrono::steady_clock::time_point debug_started_;
   bool keep_alive_ = true;
@@ -942,6 +1047,7 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
       self->stream_open_ = false;
       return;
     }
+    self->CloseWire();
     self->state_ = State::kStreaming;
     if (!self->debug_request_.empty()) self->LogAnswer("200 (a stream, open)");
     self->ArmWatch(number);
@@ -1043,8 +1149,24 @@ void HttpRuntime::Impl::SweepIdle() {
   });
 }
 
+namespace {
+thread_local bool t_in_place = false;                  // RunGathered is answering in place
+thread_local std::vector<HandOffBatch::Work> t_after;  // what it leaves to the event loop
+}  // namespace
+
+bool HttpRuntime::Impl::InPlace() { return t_in_place; }
+
+void HttpRuntime::Impl::AfterInPlace(HandOffBatch::Work work) { t_after.push_back(std::move(work)); }
+
 void HttpRuntime::Impl::RunGathered(void* self, std::vector<HandOffBatch::Work> work) {
   auto& rt = *static_cast<HttpRuntime::Impl*>(self);
+  if (work.size() <= kAnsweredInPlace && !t_in_place) {
+    t_in_place = true;
+    for (auto& w : work) w();
+    t_in_place = false;
+    work.swap(t_after);
+    t_after.clear();
+  }
   for (std::size_t i = 0; i < work.size(); i += kGatheredPerPost) {
     const std::size_t end = std::min(work.size(), i + kGatheredPerPost);
     std::vector<HandOffBatch::Work> part(std::make_move_iterator(work.begin() + i),

@@ -1,0 +1,139 @@
+// HttpRuntime's answers made off the event loop: a group commit answers its
+// batch inside a HandOffBatch, and a small batch's plain answers are written
+// to the sockets by the thread that made them (runtime.cc, AnswerInPlace).
+// Here a test thread plays the writer, through a real socket.
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "server/core/handoff.h"
+#include "server/http/runtime.h"
+#include "tests/support/raw_client.h"
+
+namespace meshwire {
+
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawClient;
+
+/// A runtime whose handler answers nothing itself: every exchange waits in
+/// `Next()` for the test to answer it, as a send waits for its commit.
+struct Held {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<ExchangePtr> exchanges;  // guarded by mu
+  HttpRuntime runtime;
+  int port = 0;
+  std::thread loop;
+
+  Held()
+      : runtime(Options(), [this](const ExchangePtr& ex) {
+          std::lock_guard lock(mu);
+          exchanges.push_back(ex);
+          cv.notify_all();
+        }) {
+    port = runtime.Bind();
+    loop = std::thread([this] { runtime.Run(); });
+  }
+  ~Held() {
+    runtime.StopNow();
+    loop.join();
+  }
+  static RuntimeOptions Options() {
+    RuntimeOptions o;
+    o.port = 0;
+    o.workers = 1;
+    o.stop_grace_ms = 100;
+    return o;
+  }
+  ExchangePtr Next() {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 5s, [this] { return !exchanges.empty(); }));
+    ExchangePtr ex = exchanges.front();
+    exchanges.pop_front();
+    return ex;
+  }
+};
+
+std::string Get(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: relay\r\n\r\n"; }
+
+std::string BodyOf(const std::string& answer) {
+  auto at = answer.find("\r\n\r\n");
+  return at == std::string::npos ? std::string() : answer.substr(at + 4);
+}
+
+}  // namespace
+
+TEST_CASE("an answer made in place that the socket takes only in part is written whole; the connection goes on") {
+  Held held;
+  RawClient client(held.port);
+  client.Send(Get("/big"));
+  ExchangePtr ex = held.Next();
+  CHECK(ex->request().path == "/big");
+  // 4 MiB to a client that reads nothing yet: one sendmsg takes a part, the
+  // connection's strand writes the rest as the client reads.
+  std::string big(4 << 20, 'x');
+  for (std::size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + (i / 4096) % 26);
+  {
+    HandOffBatch batch;
+    ex->Respond(HttpResponse::Text(200, "text/plain", big));
+  }
+  std::this_thread::sleep_for(100ms);
+  std::string answer = client.ReadAnswer(10s);
+  CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(BodyOf(answer) == big);
+
+  // The same connection's next request is read and answered.
+  client.Send(Get("/next"));
+  ExchangePtr next = held.Next();
+  CHECK(next->request().path == "/next");
+  {
+    HandOffBatch batch;
+    next->Respond(HttpResponse::Json(200, R"({"ok":true})"));
+  }
+  answer = client.ReadAnswer(5s);
+  CHECK(answer.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(BodyOf(answer) == R"({"ok":true})");
+}
+
+TEST_CASE("answers made in place for clients that hung up are dropped; the others are written") {
+  Held held;
+  constexpr int kClients = 16;  // a group commit's worth
+  std::vector<std::unique_ptr<RawClient>> clients;
+  std::vector<ExchangePtr> exchanges;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<RawClient>(held.port));
+    clients.back()->Send(Get("/send/" + std::to_string(i)));
+    exchanges.push_back(held.Next());  // in order: each is read before the next client sends
+    CHECK(exchanges.back()->request().path == "/send/" + std::to_string(i));
+  }
+  for (int i = 0; i < kClients; i += 2) clients[i]->Reset();  // half hang up before the commit
+  std::this_thread::sleep_for(50ms);
+  {
+    HandOffBatch batch;
+    for (int i = 0; i < kClients; ++i) {
+      exchanges[i]->Respond(HttpResponse::Json(201, "{\"n\":" + std::to_string(i) + "}"));
+    }
+  }
+  for (int i = 1; i < kClients; i += 2) {
+    std::string answer = clients[i]->ReadAnswer(5s);
+    CHECK(answer.rfind("HTTP/1.1 201", 0) == 0);
+    CHECK(BodyOf(answer) == "{\"n\":" + std::to_string(i) + "}");
+  }
+  // The runtime still serves new connections.
+  RawClient late(held.port);
+  late.Send(Get("/late"));
+  ExchangePtr ex = held.Next();
+  CHECK(ex->request().path == "/late");
+  ex->Respond(HttpResponse::Json(200, "{}"));
+  CHECK(late.ReadAnswer(5s).rfind("HTTP/1.1 200", 0) == 0);
+}
+
+}  // namespace meshwire
