@@ -1,12 +1,14 @@
 // `meshwire server`: runs the relay until SIGINT or SIGTERM.
 #include <arpa/inet.h>
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <chrono>
@@ -24,6 +26,17 @@
 namespace meshwire::cli {
 
 namespace {
+
+/// --io-threads' default: one event-loop thread per core this process may run
+/// on (its CPU affinity: a container's cpuset), less the one the storage
+/// writer keeps busy (it commits, and writes each commit's answers); 1-64.
+int DefaultIoThreads() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  int cores = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
+  if (cores <= 0) cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores - 1, 1, 64);
+}
 
 /// Splits "host:port" or "[v6]:port".
 /// HOST:PORT with HOST an IPv4 or IPv6 address ([::1] or ::1) or
@@ -198,7 +211,7 @@ int RunServer(int argc, char** argv) {
   std::string storage;
   std::string auth = "local";
   int threads = 32;
-  int io_threads = 2;
+  int io_threads = DefaultIoThreads();
   int request_timeout_ms = 10000;
   int events_keepalive_ms = 15000;
   int retention_days = 7;
@@ -230,7 +243,9 @@ int RunServer(int argc, char** argv) {
                  "connections hold none)")
       ->check(CLI::Range(2, 1024))
       ->capture_default_str();
-  app.add_option("--io-threads", io_threads, "event-loop threads that serve the connections")
+  app.add_option("--io-threads", io_threads,
+                 "event-loop threads that serve the connections (default: one less than the cores this "
+                 "process may use, at least 1; the storage writer writes its commits' answers itself)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--request-timeout-ms", request_timeout_ms,

@@ -45,7 +45,8 @@ constexpr std::size_t kGatheredPerPost = 32;
 // A handed-over batch of at most this many answers (a group commit's sends,
 // a few woken polls) is written by the thread that made it, at once; the
 // event loop then only reads the connections' next requests. A larger one (a
-// broadcast) is written by the event-loop threads together.
+// broadcast) is shared: that thread writes one share, the event-loop threads
+// the others.
 constexpr std::size_t kAnsweredInPlace = 64;
 // Bytes read but not yet parsed that a connection may hold: the headers (at
 // most max_header_bytes, 16 KiB by default) and a read's worth; a body goes
@@ -1160,21 +1161,28 @@ void HttpRuntime::Impl::AfterInPlace(HandOffBatch::Work work) { t_after.push_bac
 
 void HttpRuntime::Impl::RunGathered(void* self, std::vector<HandOffBatch::Work> work) {
   auto& rt = *static_cast<HttpRuntime::Impl*>(self);
-  if (work.size() <= kAnsweredInPlace && !t_in_place) {
-    t_in_place = true;
-    for (auto& w : work) w();
-    t_in_place = false;
-    work.swap(t_after);
-    t_after.clear();
-  }
-  for (std::size_t i = 0; i < work.size(); i += kGatheredPerPost) {
-    const std::size_t end = std::min(work.size(), i + kGatheredPerPost);
-    std::vector<HandOffBatch::Work> part(std::make_move_iterator(work.begin() + i),
-                                         std::make_move_iterator(work.begin() + end));
-    net::post(rt.ioc, [part = std::move(part)]() mutable {
-      for (auto& w : part) w();
-    });
-  }
+  auto post = [&rt](std::vector<HandOffBatch::Work>& list, std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; i += kGatheredPerPost) {
+      const std::size_t stop = std::min(end, i + kGatheredPerPost);
+      std::vector<HandOffBatch::Work> part(std::make_move_iterator(list.begin() + i),
+                                           std::make_move_iterator(list.begin() + stop));
+      net::post(rt.ioc, [part = std::move(part)]() mutable {
+        for (auto& w : part) w();
+      });
+    }
+  };
+  if (t_in_place) return post(work, 0, work.size());  // not nested
+  // A small batch is written here whole; a large one (a broadcast) is shared
+  // with the event-loop threads, this thread taking one share.
+  const std::size_t threads = static_cast<std::size_t>(std::max(1, rt.options.io_threads));
+  const std::size_t here = work.size() <= kAnsweredInPlace ? work.size() : work.size() / (threads + 1);
+  post(work, here, work.size());
+  t_in_place = true;
+  for (std::size_t i = 0; i < here; ++i) work[i]();
+  t_in_place = false;
+  std::vector<HandOffBatch::Work> after;
+  after.swap(t_after);
+  post(after, 0, after.size());
 }
 
 void HttpRuntime::Impl::Accept() {

@@ -136,4 +136,35 @@ TEST_CASE("answers made in place for clients that hung up are dropped; the other
   CHECK(late.ReadAnswer(5s).rfind("HTTP/1.1 200", 0) == 0);
 }
 
+TEST_CASE("a batch of more than 64 answers (a broadcast) is shared with the event loop; every client gets its own") {
+  Held held;
+  constexpr int kClients = 150;
+  std::vector<std::unique_ptr<RawClient>> clients;
+  std::vector<ExchangePtr> exchanges;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<RawClient>(held.port));
+    clients.back()->Send(Get("/poll/" + std::to_string(i)));
+    exchanges.push_back(held.Next());
+  }
+  {
+    HandOffBatch batch;
+    for (int i = 0; i < kClients; ++i) {
+      exchanges[i]->Respond(HttpResponse::Json(200, "{\"n\":" + std::to_string(i) + "}"));
+    }
+  }
+  int answered = 0;
+  for (int i = 0; i < kClients; ++i) {
+    std::string answer = clients[i]->ReadAnswer(5s);
+    answered += answer.rfind("HTTP/1.1 200", 0) == 0 && BodyOf(answer) == "{\"n\":" + std::to_string(i) + "}";
+  }
+  CHECK(answered == kClients);
+  // Each connection reads its next request again, whichever thread wrote.
+  for (int i = 0; i < kClients; i += 37) {
+    clients[i]->Send(Get("/again"));
+    ExchangePtr ex = held.Next();
+    ex->Respond(HttpResponse::Json(200, "{}"));
+    CHECK(clients[i]->ReadAnswer(5s).rfind("HTTP/1.1 200", 0) == 0);
+  }
+}
+
 }  // namespace meshwire
