@@ -126,15 +126,29 @@ int RunStatus(int argc, char** argv) {
 
 int RunAgents(int argc, char** argv) {
   CLI::App app{"Who is in the mesh: status (active: seen in the last minute, idle: the last hour, "
-               "offline), whether listening, and when last seen.",
+               "offline), whether listening, and when last seen. --delete removes an agent.",
                "meshwire agents"};
   CommandContext ctx;
   ctx.AddFlags(app);
+  std::string remove;
+  app.add_option("--delete", remove,
+                 "remove this agent (name or id) from the mesh, with its cursor: one of yours, or any "
+                 "if you own the mesh")
+      ->check(NotEmpty("give the agent's name or id (see `meshwire agents`)"));
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();
   try {
     const std::string& mesh = ctx.RequireMesh();
+    if (!remove.empty()) {
+      ctx.Client().DeleteAgent(mesh, remove);
+      if (ctx.json()) {
+        PrintJson({{"deleted", remove}, {"mesh_id", mesh}});
+      } else {
+        std::printf("%s Removed agent %s from mesh %s.\n", ui.Ok().c_str(), Shown(remove).c_str(), mesh.c_str());
+      }
+      return kExitOk;
+    }
     auto agents = ctx.Client().Agents(mesh);
     if (ctx.json()) {
       json arr = json::array();

@@ -365,8 +365,17 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
     throw Error::InvalidField("The agent name \"" + name +
                               "\" is the id of another agent in this mesh; choose another name.");
   }
-  NewAgent agent{RandomBase62(12), mesh_id, name, harness, caller.user(), clock_.Now()};
+  NewAgent agent{RandomBase62(12), mesh_id, name,
+                 harness,          caller.user(), clock_.Now(),
+                 static_cast<std::int64_t>(options_.max_agents_per_member)};
   RegisterResult result = store_.RegisterAgent(agent);
+  if (result.full) {
+    throw Error::BadRequest("too_many_agents",
+                            "You have " + std::to_string(options_.max_agents_per_member) + " agents in mesh " +
+                                mesh_id + ", the most one member may have; delete unused ones with `meshwire " +
+                                "agents --mesh " + mesh_id + " --delete NAME` (agents unseen for the retention " +
+                                "period go by themselves).");
+  }
   if (!result.created && result.agent.owner != caller.user()) {
     throw Error::Conflict("The name \"" + name + "\" is taken in mesh " + mesh_id + " by " +
                           result.agent.owner + "'s agent; choose another name.");

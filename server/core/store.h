@@ -41,11 +41,13 @@ struct NewAgent {
   std::string harness;
   std::string owner;
   Millis now = 0;
+  std::int64_t max_owned = 0;  // a new name is refused when `owner` has this many agents in the mesh; 0: no limit
 };
 
 struct RegisterResult {
   Agent agent;
   bool created = false;  // false: the name existed; `agent` is the existing row
+  bool full = false;     // the name is new and `owner` has max_owned agents: nothing written
 };
 
 struct NewMessage {

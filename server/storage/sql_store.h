@@ -625,6 +625,16 @@ RegisterResult SqlStore<Conn>::RegisterAgent(const NewAgent& a) {
         }
       }
     }
+    if (a.max_owned > 0) {
+      // Counted in the writer's transaction: one node's registrations cannot
+      // pass the limit together.
+      auto s = c.Prepare("SELECT COUNT(*) FROM agents WHERE mesh_id = ?1 AND owner = ?2");
+      s.Bind(1, a.mesh_id).Bind(2, a.owner);
+      if (s.Step() && s.Int(0) >= a.max_owned) {
+        result.full = true;
+        return;
+      }
+    }
     std::int64_t last_seq = 0;
     {
       auto s = c.Prepare("SELECT last_seq FROM meshes WHERE id = ?1");

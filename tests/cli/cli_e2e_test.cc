@@ -226,6 +226,45 @@ TEST_CASE(
     CHECK(!fs::exists(w.machine.home + "/" + dir));
 }
 
+TEST_CASE("agents --delete removes an agent by name or id; an unknown one is named; an empty one is a usage error") {
+  World w;
+  const std::string mesh = w.CreateAndUseMesh();
+  const std::vector<std::string> tok = {"MESHWIRE_TOKEN=" + w.token};
+  for (const char* name : {"old-ci-run", "keeper", "by-id"}) {
+    REQUIRE(w.machine.Mw({"send", "hi", "--to", "all"}, {tok[0], std::string("MESHWIRE_AGENT_NAME=") + name}).code == 0);
+  }
+  auto names = [&] {
+    std::vector<std::string> out;
+    const json listed = json::parse(w.machine.Mw({"agents", "--json"}, tok).out);
+    for (const json& a : listed["agents"]) out.push_back(a["name"]);
+    return out;
+  };
+  REQUIRE(names().size() == 3);
+
+  CommandResult removed = w.machine.Mw({"agents", "--delete", "old-ci-run"}, tok);
+  CHECK_MESSAGE(removed.code == 0, removed.err);
+  CHECK(removed.out == "OK Removed agent old-ci-run from mesh " + mesh + ".\n");
+  CHECK(names() == std::vector<std::string>{"by-id", "keeper"});
+
+  std::string by_id;
+  const json listed = json::parse(w.machine.Mw({"agents", "--json"}, tok).out);
+  for (const json& a : listed["agents"]) {
+    if (a["name"] == "by-id") by_id = a["agent_id"];
+  }
+  CommandResult as_json = w.machine.Mw({"agents", "--delete", by_id, "--json"}, tok);
+  CHECK(as_json.code == 0);
+  CHECK(json::parse(as_json.out) == json({{"deleted", by_id}, {"mesh_id", mesh}}));
+  CHECK(names() == std::vector<std::string>{"keeper"});
+
+  CommandResult unknown = w.machine.Mw({"agents", "--delete", "nobody"}, tok);
+  CHECK(unknown.code == 1);
+  CHECK(OneSentence(unknown.err));
+  CHECK(unknown.err.find("nobody") != std::string::npos);
+  CommandResult empty = w.machine.Mw({"agents", "--delete", ""}, tok);
+  CHECK(empty.code == 2);
+  CHECK(names() == std::vector<std::string>{"keeper"});
+}
+
 TEST_CASE("init writes the path the user ran, symbolic links kept (a versioned install survives upgrades)") {
   World w;
   w.CreateAndUseMesh();

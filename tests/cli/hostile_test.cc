@@ -442,6 +442,48 @@ TEST_CASE("tokens per user are capped at 100; an agent name may not be another a
   CHECK(json::parse(named->body)["error"]["code"] == "invalid_field");
 }
 
+TEST_CASE("agents per member and mesh are capped at 1,000: then 400 too_many_agents; known names and others still register") {
+  Hostile h;  // alice has agent-a
+  int created = 1;
+  int last_status = 0;
+  std::string last_body;
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1005 && std::chrono::steady_clock::now() - started < 60s; ++i) {
+    auto r = h.http.Post("/mesh/" + h.mesh + "/agents", json{{"name", "bulk-" + std::to_string(i)}}.dump(),
+                         "application/json");
+    last_status = r ? r->status : 0;
+    last_body = r ? r->body : "";
+    if (last_status != 201) break;
+    ++created;
+  }
+  CHECK(created == 1000);
+  REQUIRE(last_status == 400);
+  json error = json::parse(last_body)["error"];
+  CHECK(error["code"] == "too_many_agents");
+  CHECK(error["message"].get<std::string>().find("meshwire agents --mesh " + h.mesh + " --delete") != std::string::npos);
+  CHECK(Hostile::Json(h.http.Get("/mesh/" + h.mesh + "/agents"))["agents"].size() == 1000);  // nothing written
+
+  // A name alice has already: found again (200), not counted.
+  auto again = h.http.Post("/mesh/" + h.mesh + "/agents", json{{"name", "bulk-7"}}.dump(), "application/json");
+  REQUIRE(again);
+  CHECK(again->status == 200);
+  // Another member has room of their own.
+  h.http.Post("/mesh/" + h.mesh + "/members", json{{"user", "bob"}}.dump(), "application/json");
+  httplib::Client bob("127.0.0.1", h.relay.port);
+  bob.set_bearer_token_auth(AdminToken(h.home, "bob"));
+  auto theirs = bob.Post("/mesh/" + h.mesh + "/agents", json{{"name", "bobs-agent"}}.dump(), "application/json");
+  REQUIRE(theirs);
+  CHECK(theirs->status == 201);
+  // One removed: room for one more.
+  auto removed = h.http.Delete("/mesh/" + h.mesh + "/agents/bulk-3");
+  REQUIRE(removed);
+  CHECK(removed->status == 204);
+  auto next = h.http.Post("/mesh/" + h.mesh + "/agents", json{{"name", "one-more"}}.dump(), "application/json");
+  REQUIRE(next);
+  CHECK(next->status == 201);
+  CHECK(h.Healthy());
+}
+
 TEST_CASE("registering one name from many clients at once: one 201, the rest 200, never 503") {
   Hostile h;
   std::vector<std::future<int>> racers;

@@ -163,6 +163,28 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK_FALSE(store->FindAgent(m.mesh_id, "worker"));
   }
 
+  SUBCASE("max_owned: a new name is refused once its owner has that many agents in the mesh; nothing is written") {
+    Mesh m = MakeMesh(*store, "alice");
+    auto reg = [&](const std::string& id, const std::string& name, const std::string& owner) {
+      return store->RegisterAgent(NewAgent{id, m.mesh_id, name, "test", owner, 5, /*max_owned=*/2});
+    };
+    CHECK(reg("agentid101", "one", "alice").created);
+    CHECK(reg("agentid102", "two", "alice").created);
+    RegisterResult third = reg("agentid103", "three", "alice");
+    CHECK(third.full);
+    CHECK_FALSE(third.created);
+    CHECK_FALSE(store->FindAgent(m.mesh_id, "three"));
+    RegisterResult again = reg("agentid104", "two", "alice");  // an existing name: found, not counted
+    CHECK_FALSE(again.full);
+    CHECK_FALSE(again.created);
+    CHECK(again.agent.agent_id == "agentid102");
+    CHECK(reg("agentid105", "bobs", "bob").created);  // per owner
+    Mesh other = MakeMesh(*store, "alice");
+    CHECK(store->RegisterAgent(NewAgent{"agentid106", other.mesh_id, "three", "test", "alice", 5, 2}).created);  // per mesh
+    CHECK(store->DeleteAgent(m.mesh_id, "agentid101"));
+    CHECK(reg("agentid107", "three", "alice").created);  // room again
+  }
+
   SUBCASE("seq is one strictly increasing order per mesh; ids are unique") {
     Mesh m = MakeMesh(*store, "alice");
     Mesh other = MakeMesh(*store, "bob");
