@@ -246,7 +246,7 @@ bool Parse(CLI::App& app, int argc, char** argv, int& exit_code) {
     const std::string no_such = at_name + " has no subcommand \"" + stray + "\"; it has " + subcommands + ".";
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
       std::string extras;
-      for (const std::string& arg : app.remaining()) extras += (extras.empty() ? "" : " ") + arg;
+      for (const std::string& arg : app.remaining(/*recurse=*/true)) extras += (extras.empty() ? "" : " ") + arg;
       if (!extras.empty()) what = at_name + " does not take \"" + extras + "\".";
       if (!subcommands.empty() && !stray.empty() && extras.rfind(stray, 0) == 0) {
         what = no_such;

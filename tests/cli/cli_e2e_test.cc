@@ -1541,6 +1541,12 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
           std::string::npos);
     CHECK(m.Mw({"send", "hello", "world"}, tok).err.find("does not take \"world\". Quote a message of several words") !=
           std::string::npos);
+    // A subcommand's stray word too (it was CLI11's "The following argument was not expected").
+    CommandResult stray = m.Mw({"admin", "token", "create", "--user", "x", "extra"});
+    CHECK(stray.code == 2);
+    CHECK(stray.err.find("meshwire admin token create does not take \"extra\".") != std::string::npos);
+    CHECK(m.Mw({"mesh", "create", "a", "b"}, tok).err.find("meshwire mesh create does not take \"b\".") !=
+          std::string::npos);
     CommandResult twice = m.Mw({"send", "hi", "--to", "a", "--to", "b"}, tok);
     CHECK(twice.code == 2);
     CHECK(twice.err.find("--to was given more than once; give it once.") != std::string::npos);  // not "At Most 1"
