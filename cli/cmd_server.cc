@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <chrono>
 #include <mutex>
 #include <regex>
@@ -27,15 +28,37 @@ namespace meshwire::cli {
 
 namespace {
 
-/// --io-threads' default: one event-loop thread per core this process may run
-/// on (its CPU affinity: a container's cpuset), less the one the storage
-/// writer keeps busy (it commits, and writes each commit's answers); 1-64.
-int DefaultIoThreads() {
+/// The cores this process may use: its CPU affinity (a container's cpuset),
+/// or fewer under a cgroup v2 CPU quota (its cgroup's cpu.max, "QUOTA PERIOD"
+/// or "max ...", rounded up).
+int UsableCores() {
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
   int cores = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
   if (cores <= 0) cores = static_cast<int>(std::thread::hardware_concurrency());
-  return std::clamp(cores - 1, 1, 64);
+  std::string group;  // "0::/PATH": this process's cgroup v2
+  std::ifstream groups("/proc/self/cgroup");
+  for (std::string line; std::getline(groups, line);) {
+    if (line.rfind("0::", 0) == 0) group = line.substr(3);
+  }
+  for (const std::string& path : {"/sys/fs/cgroup" + group + "/cpu.max", std::string("/sys/fs/cgroup/cpu.max")}) {
+    std::ifstream max(path);
+    std::string quota;
+    long long period = 0;
+    if (!(max >> quota >> period)) continue;
+    const long long q = quota == "max" ? 0 : std::atoll(quota.c_str());
+    if (q > 0 && period > 0) cores = std::min<long long>(cores, (q + period - 1) / period);
+    break;
+  }
+  return std::max(1, cores);
+}
+
+/// --io-threads' default: one event-loop thread per usable core, less the
+/// one the storage writer keeps busy (it commits, and writes each commit's
+/// plain-HTTP answers; TLS answers are the event loop's to write); 1-64.
+int DefaultIoThreads(bool tls) {
+  const int cores = UsableCores();
+  return std::clamp(tls ? cores : cores - 1, 1, 64);
 }
 
 /// Splits "host:port" or "[v6]:port".
@@ -211,7 +234,7 @@ int RunServer(int argc, char** argv) {
   std::string storage;
   std::string auth = "local";
   int threads = 32;
-  int io_threads = DefaultIoThreads();
+  int io_threads = DefaultIoThreads(/*tls=*/false);  // with --tls-cert: see below
   int request_timeout_ms = 10000;
   int events_keepalive_ms = 15000;
   int retention_days = 7;
@@ -245,7 +268,8 @@ int RunServer(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--io-threads", io_threads,
                  "event-loop threads that serve the connections (default: one less than the cores this "
-                 "process may use, at least 1; the storage writer writes its commits' answers itself)")
+                 "process may use, at least 1, as the storage writer writes its commits' answers itself; "
+                 "with --tls-cert, as many as the cores)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--request-timeout-ms", request_timeout_ms,
@@ -321,6 +345,7 @@ int RunServer(int argc, char** argv) {
   auth_options.mode = auth;
   options.auth = auth_options;
   options.threads = threads;
+  if (app.count("--io-threads") == 0) io_threads = DefaultIoThreads(!tls_cert.empty());
   options.io_threads = io_threads;
   options.request_timeout_ms = request_timeout_ms;
   options.events_keepalive_ms = events_keepalive_ms;

@@ -1177,12 +1177,30 @@ void HttpRuntime::Impl::RunGathered(void* self, std::vector<HandOffBatch::Work> 
   const std::size_t threads = static_cast<std::size_t>(std::max(1, rt.options.io_threads));
   const std::size_t here = work.size() <= kAnsweredInPlace ? work.size() : work.size() / (threads + 1);
   post(work, here, work.size());
-  t_in_place = true;
-  for (std::size_t i = 0; i < here; ++i) work[i]();
-  t_in_place = false;
-  std::vector<HandOffBatch::Work> after;
-  after.swap(t_after);
-  post(after, 0, after.size());
+  // What the answers written here leave to the event loop (reading the next
+  // requests) goes every kGatheredPerPost answers, so that a broadcast's
+  // first clients are read again before its last are written; and whatever
+  // one answer throws, the others are written and handed over.
+  auto hand_over = [&post] {
+    std::vector<HandOffBatch::Work> after;
+    after.swap(t_after);
+    post(after, 0, after.size());
+  };
+  struct InPlace {
+    InPlace() { t_in_place = true; }
+    ~InPlace() { t_in_place = false; }
+  } in_place;
+  for (std::size_t i = 0; i < here; ++i) {
+    try {
+      work[i]();
+    } catch (const std::exception& e) {
+      spdlog::error("writing an answer: {}", ForLog(e.what(), 1000));
+    } catch (...) {
+      spdlog::error("writing an answer: an exception");
+    }
+    if ((i + 1) % kGatheredPerPost == 0) hand_over();
+  }
+  hand_over();
 }
 
 void HttpRuntime::Impl::Accept() {

@@ -5,8 +5,10 @@
 // - GET /mesh/{mesh}/events replays from Last-Event-ID, then streams live,
 //   with presence events, nothing twice, and ends when access is lost.
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -41,7 +43,45 @@ void MakeCertificates(const TempDir& dir, const std::string& prefix) {
                 "-ca-key.pem -CAcreateserial -days 2 -extfile " + p + "-ext.cnf -out " + p + "-cert.pem"));
 }
 
+/// How many event-loop threads (named mw-io) process `pid` runs, once
+/// `expected` are there or 3 s have passed (they start as the relay does).
+int EventLoopThreads(pid_t pid, int expected) {
+  int n = 0;
+  for (auto until = std::chrono::steady_clock::now() + 3s; std::chrono::steady_clock::now() < until;) {
+    n = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      n += std::getline(comm, name) && name == "mw-io";
+    }
+    if (n == expected) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  return n;
+}
+
 }  // namespace
+
+TEST_CASE("--io-threads' default: the cores less the writer's for plain HTTP, every core for TLS; a given number wins") {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  REQUIRE(::sched_getaffinity(0, sizeof cpus, &cpus) == 0);
+  const int cores = CPU_COUNT(&cpus);  // no CPU quota on the test machines: the affinity decides
+  TempDir home;
+  MakeCertificates(home, "one");
+  {
+    RelayProcess plain(home);
+    CHECK(EventLoopThreads(plain.process.pid(), std::clamp(cores - 1, 1, 64)) == std::clamp(cores - 1, 1, 64));
+  }
+  {
+    TempDir other;
+    RelayProcess tls(other, {"--tls-cert", home / "one-cert.pem", "--tls-key", home / "one-key.pem"});
+    CHECK(EventLoopThreads(tls.process.pid(), std::clamp(cores, 1, 64)) == std::clamp(cores, 1, 64));
+  }
+  TempDir third;
+  RelayProcess given(third, {"--io-threads", "3"});
+  CHECK(EventLoopThreads(given.process.pid(), 3) == 3);
+}
 
 TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without it; SIGHUP reloads") {
   TempDir home;
