@@ -239,6 +239,7 @@ int RunServer(int argc, char** argv) {
   int events_keepalive_ms = 15000;
   int retention_days = 7;
   int rate_limit = 0;
+  int agents_per_member = 20000;
   std::string log_level = "info";
   std::string tls_cert, tls_key, public_url;
   AuthOptions auth_options;
@@ -271,6 +272,11 @@ int RunServer(int argc, char** argv) {
                  "process may use, at least 1, as the storage writer writes its commits' answers itself; "
                  "with --tls-cert, as many as the cores)")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--agents-per-member", agents_per_member,
+                 "most agents one user may have in one mesh: past it a new name is refused (400 "
+                 "too_many_agents), so a member cannot flood a shared mesh")
+      ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
   app.add_option("--request-timeout-ms", request_timeout_ms,
                  "how long a client may take to send a whole request, headers and body, from its "
@@ -347,6 +353,7 @@ int RunServer(int argc, char** argv) {
   options.threads = threads;
   if (app.count("--io-threads") == 0) io_threads = DefaultIoThreads(!tls_cert.empty());
   options.io_threads = io_threads;
+  options.max_agents_per_member = static_cast<std::size_t>(agents_per_member);
   options.request_timeout_ms = request_timeout_ms;
   options.events_keepalive_ms = events_keepalive_ms;
   options.retention_days = retention_days;

@@ -92,6 +92,7 @@ Relay::Relay(RelayOptions options)
   so.version = MESHWIRE_VERSION;
   so.auth_mode = options_.auth.mode;
   so.max_tokens_per_user = options_.max_tokens_per_user;
+  so.max_agents_per_member = options_.max_agents_per_member;
   if (const char* region = std::getenv("MESHWIRE_REGION")) so.region = region;
   service_ = std::make_unique<MeshService>(*store_, *clock_, *waiters_, *bus_, runtime_->workers(), so);
   events_ = std::make_unique<EventHub>(*service_, runtime_->workers(), options_.events_keepalive_ms);

@@ -47,6 +47,7 @@ struct RelayOptions {
   std::size_t max_parked_per_agent = 64;
   std::size_t max_parked_per_token = 1000;
   std::size_t max_tokens_per_user = 100;
+  std::size_t max_agents_per_member = 20000;  // agents one user has in one mesh (--agents-per-member)
   int retention_days = 7;
   int rate_limit_per_min = 0;     // per token; 0 = unlimited
   std::size_t max_body_bytes = 1 << 20;

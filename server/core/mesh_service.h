@@ -34,7 +34,7 @@ struct ServiceOptions {
   std::string region = "local";
   std::string auth_mode = "local";  // reported by /health so `meshwire login` knows the flow
   std::size_t max_tokens_per_user = 100;
-  std::size_t max_agents_per_member = 1000;  // agents one user has in one mesh
+  std::size_t max_agents_per_member = 20000;  // agents one user has in one mesh
 };
 
 /// Who is calling: the token that authenticated the request.

@@ -442,8 +442,8 @@ TEST_CASE("tokens per user are capped at 100; an agent name may not be another a
   CHECK(json::parse(named->body)["error"]["code"] == "invalid_field");
 }
 
-TEST_CASE("agents per member and mesh are capped at 1,000: then 400 too_many_agents; known names and others still register") {
-  Hostile h;  // alice has agent-a
+TEST_CASE("agents per member and mesh are capped (--agents-per-member): then 400 too_many_agents; known names and others still register") {
+  Hostile h({"--agents-per-member", "1000"});  // alice has agent-a
   int created = 1;
   int last_status = 0;
   std::string last_body;
