@@ -234,7 +234,7 @@ int RunServer(int argc, char** argv) {
   std::string storage;
   std::string auth = "local";
   int threads = 32;
-  int io_threads = DefaultIoThreads(/*tls=*/false);  // with --tls-cert: see below
+  int io_threads = DefaultIoThreads(/*tls=*/false);  // with --tls-cert: more, below
   int request_timeout_ms = 10000;
   int events_keepalive_ms = 15000;
   int retention_days = 7;
@@ -351,7 +351,7 @@ int RunServer(int argc, char** argv) {
   auth_options.mode = auth;
   options.auth = auth_options;
   options.threads = threads;
-  if (app.count("--io-threads") == 0) io_threads = DefaultIoThreads(!tls_cert.empty());
+  if (app.count("--io-threads") == 0 && !tls_cert.empty()) io_threads = DefaultIoThreads(/*tls=*/true);
   options.io_threads = io_threads;
   options.max_agents_per_member = static_cast<std::size_t>(agents_per_member);
   options.request_timeout_ms = request_timeout_ms;

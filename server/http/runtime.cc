@@ -384,29 +384,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Deliver(std::uint64_t number, std::function<HttpResponse()> make) override {
     auto self = this->shared_from_this();
-    if (!HandOffBatch::Open()) {
-      return net::post(Lowest().get_executor(), [self = std::move(self), number, make = std::move(make)]() mutable {
-        self->AnswerOnStrand(number, MakeAnswer(make));
-      });
-    }
+    if (!HandOffBatch::Open()) return net::post(Lowest().get_executor(), OnStrand(std::move(self), number, std::move(make)));
     // Answers of a batch of commits go to the event loop together, each then
     // run at once on its connection's strand when that is free; a small
     // batch's plain answers are written first by the thread that made them
     // (Impl::RunGathered).
     HandOffBatch::Add(&rt_, &HttpRuntime::Impl::RunGathered,
                       [self = std::move(self), number, make = std::move(make)]() mutable {
-                        const bool in_place = HttpRuntime::Impl::InPlace();
-                        if constexpr (!kTls) {
-                          if (in_place) return self->AnswerInPlace(number, MakeAnswer(make));
+                        if (!HttpRuntime::Impl::InPlace()) {
+                          net::dispatch(self->Lowest().get_executor(), OnStrand(self, number, std::move(make)));
+                        } else if constexpr (kTls) {
+                          self->LaterOnStrand(OnStrand(self, number, std::move(make)));
+                        } else {
+                          self->AnswerInPlace(number, MakeAnswer(make));
                         }
-                        auto on_strand = [self = std::move(self), number, make = std::move(make)]() mutable {
-                          auto ex = self->Lowest().get_executor();
-                          net::dispatch(ex, [self = std::move(self), number, make = std::move(make)]() mutable {
-                            self->AnswerOnStrand(number, MakeAnswer(make));
-                          });
-                        };
-                        if (in_place) return HttpRuntime::Impl::AfterInPlace(std::move(on_strand));
-                        on_strand();
                       });
   }
 
@@ -777,6 +768,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (state_ != State::kHandling || number != number_) return;
     Write(std::move(r), keep_alive_);
   }
+  /// The work that builds request `number`'s answer on the strand and writes it.
+  static auto OnStrand(std::shared_ptr<Session> self, std::uint64_t number, std::function<HttpResponse()> make) {
+    return [self = std::move(self), number, make = std::move(make)]() mutable {
+      self->AnswerOnStrand(number, MakeAnswer(make));
+    };
+  }
 
   /// Off the strand (a small batch of commits' answers, Impl::RunGathered):
   /// writes request `number`'s answer to the socket now if the connection
@@ -798,7 +795,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         });
       }
       open_number_ = 0;
-      sent = SendNow(Lowest().socket().native_handle(), out->head, head_ ? std::string() : BodyOf(out->response));
+      sent = SendNow(*out);
       error = errno;
     }
     LaterOnStrand([self = std::move(self), number, out, keep, sent, error]() mutable {
@@ -823,14 +820,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     HttpResponse response;
   };
 
-  /// One `sendmsg` of `head` and `body` that never blocks: the bytes it took
-  /// (0 when the socket's buffer is full), or -1 with errno.
-  static ssize_t SendNow(int fd, const std::string& head, const std::string& body) {
-    iovec parts[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
+  /// One `sendmsg` of `a` (no body after a HEAD) that never blocks: the
+  /// bytes it took (0 when the socket's buffer is full), or -1 with errno.
+  ssize_t SendNow(const Answer& a) {
+    const std::string& body = BodyOf(a.response);
+    iovec parts[2] = {{const_cast<char*>(a.head.data()), a.head.size()},
+                      {const_cast<char*>(body.data()), head_ ? 0 : body.size()}};
     msghdr msg{};
     msg.msg_iov = parts;
     msg.msg_iovlen = 2;
-    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n = ::sendmsg(Lowest().socket().native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
     return n;
   }
@@ -870,7 +869,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       // An answer nearly always fits in the socket's buffer: written here at
       // once, with no write operation, timer or completion to schedule (each
       // send has one; a broadcast, thousands). What does not fit goes below.
-      sent = SendNow(Lowest().socket().native_handle(), out->head, head_ ? std::string() : BodyOf(out->response));
+      sent = SendNow(*out);
       error = errno;
     }
     Finish(std::move(out), keep, sent, error);
