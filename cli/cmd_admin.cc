@@ -1,4 +1,4 @@
-// `meshwire admin token create` and `meshwire admin migrate`: work on the
+// `meshwire admin token create|list|revoke` and `meshwire admin migrate`: work on the
 // relay's storage directly, no running relay needed (headless machines, CI,
 // moving to PostgreSQL).
 #include <sys/stat.h>
@@ -8,13 +8,18 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "cli/commands.h"
 #include "cli/context.h"
+#include "cli/ui.h"
 #include "relay-client/config.h"
 #include "schemas/error.h"
 #include "schemas/ids.h"
+#include "schemas/json_io.h"
+#include "schemas/time_format.h"
 #include "server/core/clock.h"
 #include "server/core/mesh_service.h"
 #include "server/storage/migrate.h"
@@ -113,6 +118,90 @@ int RunMigrate(const std::string& from, const std::string& to) {
   return kExitOk;
 }
 
+/// `--storage`, as every admin command takes it.
+void AddStorageOption(CLI::App* command, std::string& storage) {
+  command->add_option("--storage", storage, "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db) or postgres://...")
+      ->check(NotEmpty("give the relay's storage, or leave --storage out for the default"));
+}
+
+/// The default storage, as `meshwire server` opens it.
+std::string DefaultStorage() { return "sqlite:" + MeshwireHomeDir(ProcessEnv()).string() + "/relay.db"; }
+
+/// Opens the storage of a command that reads or changes what is there (a
+/// SQLite file that does not exist yet is an error, not created); null
+/// after saying why.
+std::unique_ptr<Store> OpenExisting(const std::string& storage) {
+  if (storage.rfind("postgres://", 0) != 0 && storage.rfind("postgresql://", 0) != 0) {
+    // A SQLite file, named as OpenStore takes it: sqlite:PATH or a bare path.
+    const std::string path = storage.rfind("sqlite:", 0) == 0 ? storage.substr(7) : storage;
+    if (path.empty()) throw Error::BadRequest("invalid_field", "--storage sqlite: needs the database's path: sqlite:PATH.");
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      std::fprintf(stderr,
+                   "meshwire: no relay database at %s; pass the --storage the relay runs with "
+                   "(`meshwire server --storage ...`).\n",
+                   path.c_str());
+      return nullptr;
+    }
+  }
+  return OpenStore(storage);
+}
+
+int RunTokenList(const std::string& storage, const std::string& user, bool as_json) {
+  auto store = OpenExisting(storage);
+  if (!store) return kExitError;
+  std::vector<Token> tokens;
+  if (user.empty()) {
+    tokens = store->AllTokens();
+  } else {
+    tokens = store->ListTokens(MeshService::CanonicalUser(*store, user));
+  }
+  if (as_json) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const Token& t : tokens) {
+      nlohmann::json j = ToJson(t);
+      j["user"] = t.user;
+      list.push_back(std::move(j));
+    }
+    PrintJson({{"tokens", list}});
+    return kExitOk;
+  }
+  std::printf("Tokens (%zu)%s\n", tokens.size(), user.empty() ? "" : (" of " + user).c_str());
+  if (!tokens.empty()) std::printf("\n");
+  for (const Token& t : tokens) {
+    std::printf("  %s  %s  %s created %s  last used %s%s\n", t.id.c_str(), PaddedTo(Shown(t.user), 16).c_str(),
+                PaddedTo(Shown(t.name), 20).c_str(), FormatRfc3339(t.created_at).substr(0, 10).c_str(),
+                t.last_used_at ? FormatRfc3339(*t.last_used_at).substr(0, 16).c_str() : "never",
+                t.mesh_id ? ("  mesh " + *t.mesh_id).c_str() : "");
+  }
+  return kExitOk;
+}
+
+int RunTokenRevoke(const std::string& storage, const std::string& id) {
+  auto store = OpenExisting(storage);
+  if (!store) return kExitError;
+  std::optional<Token> token = store->FindToken(id);
+  if (!token || !store->RevokeToken(token->user, id)) {
+    std::fprintf(stderr, "meshwire: no token %s in %s; `meshwire admin token list` shows them.\n", id.c_str(),
+                 StorageForDisplay(storage).c_str());
+    return kExitError;
+  }
+  const bool sqlite = store->Kind() == "sqlite";
+  try {
+    AnnounceAccessChange(storage, *store, {.token_id = id});
+  } catch (const Error& e) {
+    std::fprintf(stderr,
+                 "meshwire: token %s is revoked in the database, but the running relays could not be told (%s): "
+                 "restart them so that they refuse it now.\n",
+                 id.c_str(), e.what());
+    return kExitError;
+  }
+  std::printf("Revoked token %s of user %s. %s\n", id.c_str(), token->user.c_str(),
+              sqlite ? "A relay running on this database refuses it within about a second."
+                     : "The relays on this database refuse it from their next request.");
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunAdmin(int argc, char** argv) {
@@ -128,9 +217,22 @@ int RunAdmin(int argc, char** argv) {
       ->check(NotEmpty("give a label, or leave --name out"));
   create->add_option("--mesh", mesh, "make the token work on this mesh alone")
       ->check(NotEmpty("give the mesh id, or leave --mesh out for a token of every mesh"));
-  create->add_option("--storage", storage,
-                     "sqlite:PATH (default sqlite:$MESHWIRE_HOME/relay.db) or postgres://...")
-      ->check(NotEmpty("give the relay's storage, or leave --storage out for the default"));
+  AddStorageOption(create, storage);
+  auto* list = token->add_subcommand(
+      "list", "List the tokens of USER, or of every user: ids, users, labels, dates (never their secrets).");
+  std::string list_user;
+  bool list_json = false;
+  list->add_option("--user", list_user, "only this user's tokens (case ignored)")
+      ->check(NotEmpty("give the user, or leave --user out for every user's tokens"));
+  list->add_flag("--json", list_json, "print {\"tokens\":[...]}, each with its user");
+  AddStorageOption(list, storage);
+  auto* revoke = token->add_subcommand(
+      "revoke", "Revoke token ID of whichever user: the relays on this storage refuse it from then on.");
+  std::string revoke_id;
+  revoke->add_option("ID", revoke_id, "the token id, tok_... (`meshwire admin token list`)")
+      ->required()
+      ->check(NotEmpty("give the token id (`meshwire admin token list`)"));
+  AddStorageOption(revoke, storage);
   auto* migrate = app.add_subcommand(
       "migrate",
       "Copy a SQLite relay's data (users, token hashes, meshes, members, agents, messages, "
@@ -141,6 +243,16 @@ int RunAdmin(int argc, char** argv) {
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   if (migrate->parsed()) return RunMigrate(from, to);
+  if (list->parsed() || revoke->parsed()) {
+    if (std::string problem = StorageSpecProblem(storage); !problem.empty()) return FailUsage(problem);
+    if (storage.empty()) storage = DefaultStorage();
+    try {
+      return list->parsed() ? RunTokenList(storage, list_user, list_json) : RunTokenRevoke(storage, revoke_id);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "meshwire: %s\n", e.what());
+      return e.status() == 400 ? kExitUsage : kExitError;
+    }
+  }
   // Every flag is checked before the storage is opened (which creates a SQLite file).
   if (!IsValidName(user)) {
     return FailUsage("--user must be 1-64 characters of A-Z a-z 0-9 . _ - (got \"" + ShownName(user) + "\").");
@@ -154,9 +266,8 @@ int RunAdmin(int argc, char** argv) {
   if (storage.empty()) {
     // The default storage's folder, as `meshwire server` makes it, so the
     // order of the two commands does not matter.
-    const std::string home = MeshwireHomeDir(ProcessEnv()).string();
-    ::mkdir(home.c_str(), 0700);
-    storage = "sqlite:" + home + "/relay.db";
+    ::mkdir(MeshwireHomeDir(ProcessEnv()).string().c_str(), 0700);
+    storage = DefaultStorage();
   }
   try {
     // A database no relay has used yet (a mistyped path, or another user's

@@ -119,10 +119,12 @@ Relay::~Relay() {
   Stop();
   if (serve_thread_.joinable()) serve_thread_.join();
   runtime_.reset();  // joins the workers before the service they call goes
+  bus_->StopWatching();  // SQLite's watch reads through the store: not once it is closed
   // The last commits' listener calls reach the service and the bus: before they go.
   store_->Close();
-  // A bus with threads of its own (PostgreSQL) stops calling its subscribers
-  // (the waiters, the event hub, the service's cache) before they go.
+  // A bus with threads of its own (PostgreSQL's listener, SQLite's watch)
+  // stops calling its subscribers (the waiters, the event hub, the service's
+  // cache) before they go.
   bus_.reset();
   events_.reset();
   mcp_.reset();

@@ -6,7 +6,9 @@
 // Correctness rests on one rule: every change to these facts goes through
 // this relay's MeshService, which calls Clear() after making it. (A second
 // relay node sharing PostgreSQL must also Clear() when told of a change by
-// another node.) Clearing everything on the rare change keeps it simple.
+// another node, and a relay on SQLite when another process, `meshwire admin`,
+// committed to its file: both through the WakeBus.) Clearing everything on
+// the rare change keeps it simple.
 // A reader takes Generation() before reading storage and passes it to Put*:
 // if a Clear() came in between, what it read may be stale, and is dropped.
 #pragma once

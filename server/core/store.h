@@ -96,6 +96,12 @@ class Store {
   /// the last commit listener call has returned. The relay calls it before
   /// the objects its listener reaches go. Idempotent; destructors call it.
   virtual void Close() {}
+  /// A count that moves when another process (`meshwire admin`) committed a
+  /// change to this storage since the relay opened it, which the relay's
+  /// identity cache cannot have seen. 0 where other processes' changes are
+  /// announced instead (PostgreSQL's wake-up bus). May write (an empty
+  /// transaction); call from a thread that may wait for the writer.
+  virtual std::uint64_t OutsideChanges() { return 0; }
 
   // --- users and tokens ---------------------------------------------------
   /// Creates the user if new; returns nothing either way.
@@ -108,6 +114,10 @@ class Store {
   /// The live token whose secret hashes to `secret_sha256`; nullopt if unknown or revoked.
   virtual std::optional<Token> FindTokenByHash(const std::string& secret_sha256) = 0;
   virtual std::vector<Token> ListTokens(const std::string& user) = 0;
+  /// Every user's tokens, by user then age (`meshwire admin token list`).
+  virtual std::vector<Token> AllTokens() = 0;
+  /// The token `id` of whichever user; nullopt if unknown or revoked.
+  virtual std::optional<Token> FindToken(const std::string& id) = 0;
   /// Deletes the user's token `id`; false if the user has no such token.
   virtual bool RevokeToken(const std::string& user, const std::string& id) = 0;
   /// Records use of a token; may be applied lazily (not durable on return).

@@ -89,6 +89,10 @@ class WakeBus {
   virtual void Publish(const WakeEvent& event) = 0;
   /// Adds a subscriber for the bus's lifetime; subscribe before publishing starts.
   virtual void Subscribe(Subscriber subscriber, Interest interest = nullptr) = 0;
+  /// Stops the bus's own looks at the store (SqliteWakeBus's watch), before
+  /// the store closes; Publish still works (the last commits publish).
+  /// Idempotent.
+  virtual void StopWatching() {}
 };
 
 /// The in-process bus of a single node: Publish calls every subscriber in turn.

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -358,6 +359,15 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
     }
   }
   return PQstatus(raw) == CONNECTION_OK;
+}
+
+void PgWakeBus::AnnounceFromOutside(const std::string& conninfo, const WakeEvent::Ended& ended) {
+  // An origin no node has (node ids are 10 base62 characters), so every node
+  // acts on it; the nodes' confirmations go to nobody.
+  PgConnection conn(conninfo);
+  conn.Prepare("SELECT pg_notify('meshwire_access', ?1)")
+      .Bind(1, "outside-" + std::to_string(::getpid()) + " 1" + FormatEnded(ended))
+      .Step();
 }
 
 void PgWakeBus::NotifyAccess(const WakeEvent& event) {

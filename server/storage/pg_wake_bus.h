@@ -75,6 +75,12 @@ class PgWakeBus final : public WakeBus {
   /// a=AGENT,AGENT t=TOKEN" (empty ones left out), and back.
   static std::string FormatEnded(const WakeEvent::Ended& ended);
   static WakeEvent::Ended ParseEnded(std::istream& in);
+  /// Tells every node on `conninfo`'s database of an access change made by
+  /// a process that is no node (`meshwire admin token revoke`): each forgets
+  /// its cached identities and ends the polls `ended` names, as for a
+  /// node's change; nobody waits for their confirmations. Throws Error 503
+  /// when the database cannot be reached.
+  static void AnnounceFromOutside(const std::string& conninfo, const WakeEvent::Ended& ended);
 
  private:
   struct Item {

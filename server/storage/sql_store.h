@@ -61,6 +61,8 @@ class SqlStore : public Store {
   Token CreateToken(const NewToken& token) override;
   std::optional<Token> FindTokenByHash(const std::string& secret_sha256) override;
   std::vector<Token> ListTokens(const std::string& user) override;
+  std::vector<Token> AllTokens() override;
+  std::optional<Token> FindToken(const std::string& id) override;
   bool RevokeToken(const std::string& user, const std::string& id) override;
   void TouchToken(const std::string& id, Millis now) override;
 
@@ -475,6 +477,19 @@ std::vector<Token> SqlStore<Conn>::ListTokens(const std::string& user) {
       "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens"
       " WHERE user_name = ?1 ORDER BY created_at, id",
       [](const auto& s) { return ReadToken(s); }, user);
+}
+
+template <class Conn>
+std::vector<Token> SqlStore<Conn>::AllTokens() {
+  return ReadRows(
+      "SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens ORDER BY user_name, created_at, id",
+      [](const auto& s) { return ReadToken(s); });
+}
+
+template <class Conn>
+std::optional<Token> SqlStore<Conn>::FindToken(const std::string& id) {
+  return ReadRow("SELECT id, user_name, name, mesh_id, created_at, last_used_at FROM tokens WHERE id = ?1",
+                 [](const auto& s) { return ReadToken(s); }, id);
 }
 
 template <class Conn>

@@ -193,6 +193,17 @@ std::vector<std::pair<std::int64_t, std::int64_t>> SqliteStore::WriteMessages(
   return written;
 }
 
+std::uint64_t SqliteStore::OutsideChanges() {
+  // In the writer's transaction (BEGIN IMMEDIATE sees every commit before
+  // it); a transaction that changes nothing writes and flushes nothing.
+  std::int64_t version = 0;
+  WriteNow([&version](SqliteConnection& c) {
+    auto s = c.Prepare("PRAGMA data_version");
+    if (s.Step()) version = s.Int(0);
+  });
+  return static_cast<std::uint64_t>(version);
+}
+
 SqliteStore::~SqliteStore() { Close(); }
 
 }  // namespace meshwire

@@ -26,6 +26,9 @@ class SqliteStore final : public SqlStore<SqliteConnection> {
   explicit SqliteStore(const std::string& path);
   /// Commits what the writer has queued, then closes every connection.
   ~SqliteStore() override;
+  /// SQLite's data_version on the writer's connection: it moves with each
+  /// commit of another connection, and the relay's readers never commit.
+  std::uint64_t OutsideChanges() override;
 
  private:
   // Thousands of woken long-polls share a few connections (and their page

@@ -21,6 +21,7 @@
 #include "server/storage/postgres_store.h"
 #include "server/storage/sqlite_conn.h"
 #include "server/storage/sqlite_store.h"
+#include "server/storage/sqlite_wake_bus.h"
 
 namespace meshwire {
 
@@ -229,7 +230,11 @@ std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store) {
   if (auto* pg = dynamic_cast<PostgresStore*>(&store)) {
     return std::make_unique<PgWakeBus>(spec, store, pg->node_id());
   }
-  return std::make_unique<LocalWakeBus>();
+  return std::make_unique<SqliteWakeBus>(store);
+}
+
+void AnnounceAccessChange(const std::string& spec, Store& store, const WakeEvent::Ended& ended) {
+  if (dynamic_cast<PostgresStore*>(&store) != nullptr) PgWakeBus::AnnounceFromOutside(spec, ended);
 }
 
 namespace {

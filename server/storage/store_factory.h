@@ -55,6 +55,14 @@ void LogStorageNotes(Store& store);
 /// node), LISTEN/NOTIFY for PostgreSQL (every node on the database).
 std::unique_ptr<WakeBus> OpenWakeBus(const std::string& spec, Store& store);
 
+/// Tells the relays running on `spec`'s storage of an access change that
+/// another process (`meshwire admin`) made there, so that they forget their
+/// cached identities and end the polls `ended` names: on PostgreSQL a
+/// notification every node hears at once (Error 503 when it cannot be sent);
+/// on SQLite nothing to do, the relay looks for other processes' commits
+/// itself once a second (SqliteWakeBus).
+void AnnounceAccessChange(const std::string& spec, Store& store, const WakeEvent::Ended& ended);
+
 /// Why `spec` names no storage meshwire has: a scheme other than sqlite:,
 /// postgres:// or postgresql:// ("bogus:x", "mysql://h/db"), which OpenStore
 /// would take for a file's name and create. Empty when it may name one (a

@@ -379,6 +379,59 @@ TEST_CASE("listen says when the relay is gone, reconnects with backoff, and goes
   CHECK(listen.WaitForStdout("after the outage", 5000));
 }
 
+TEST_CASE("admin token list and revoke: on the storage directly, and a running relay refuses the token within a second") {
+  World w;
+  const std::vector<std::string> env = {"MESHWIRE_HOME=" + w.relay_dir.path().string()};
+  const std::string storage = "sqlite:" + w.relay_dir / "relay.db";
+  const std::string bob = AdminToken(w.relay_dir, "bob");
+  // The token works, and the relay has cached who it is.
+  REQUIRE(w.machine.Mw({"token", "list"}, {"MESHWIRE_TOKEN=" + w.token}).code == 0);
+
+  CommandResult all = Run({kBinary, "admin", "token", "list", "--storage", storage}, env);
+  REQUIRE(all.code == 0);
+  CHECK(all.out.rfind("Tokens (2)\n", 0) == 0);
+  CHECK(all.out.find("alice") != std::string::npos);
+  CHECK(all.out.find("bob") != std::string::npos);
+  CHECK(all.out.find("mw_") == std::string::npos);  // never a secret
+  CommandResult alices = Run({kBinary, "admin", "token", "list", "--user", "ALICE", "--json", "--storage", storage}, env);
+  REQUIRE(alices.code == 0);
+  json listed = json::parse(alices.out);
+  REQUIRE(listed["tokens"].size() == 1);
+  CHECK(listed["tokens"][0]["user"] == "alice");
+  const std::string id = listed["tokens"][0]["id"];
+
+  CommandResult revoked = Run({kBinary, "admin", "token", "revoke", id, "--storage", storage}, env);
+  REQUIRE(revoked.code == 0);
+  CHECK(revoked.out == "Revoked token " + id + " of user alice. A relay running on this database refuses it within "
+                       "about a second.\n");
+  // The running relay notices the other process's commit (at most a second,
+  // waited for here up to 10 s) and refuses the token; bob's still works.
+  CommandResult after;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    after = w.machine.Mw({"token", "list"}, {"MESHWIRE_TOKEN=" + w.token});
+    if (after.code != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  CHECK(after.code != 0);
+  INFO(after.err);
+  CHECK(after.err.find("revoked") != std::string::npos);
+  CHECK(w.machine.Mw({"token", "list"}, {"MESHWIRE_TOKEN=" + bob}).code == 0);
+
+  CommandResult again = Run({kBinary, "admin", "token", "revoke", id, "--storage", storage}, env);
+  CHECK(again.code == 1);
+  CHECK(again.err.find("no token " + id) != std::string::npos);
+  CommandResult missing = Run({kBinary, "admin", "token", "list", "--storage", "sqlite:" + w.relay_dir / "typo.db"}, env);
+  CHECK(missing.code == 1);
+  CHECK(missing.err.find("no relay database at") != std::string::npos);
+  CHECK_FALSE(fs::exists(w.relay_dir / "typo.db"));
+  CHECK(Run({kBinary, "admin", "token", "revoke", "--storage", storage}, env).code == 2);
+  // A bare path is a SQLite file too: not created either.
+  CHECK(Run({kBinary, "admin", "token", "list", "--storage", w.relay_dir / "typo2.db"}, env).code == 1);
+  CHECK_FALSE(fs::exists(w.relay_dir / "typo2.db"));
+  CHECK(Run({kBinary, "admin", "token", "list", "--storage", "sqlite:"}, env).code == 2);
+}
+
 TEST_CASE("wait waits through a relay restart and still gets the message") {
   RestartableRelay r;
   REQUIRE(r.m.Mw({"agents"}, r.As("agent-b")).code == 0);

@@ -269,6 +269,53 @@ TEST_CASE("a token revoked through one node fails on the other from its very nex
   }
 }
 
+TEST_CASE("a token revoked with `meshwire admin token revoke` fails on every node, and its parked poll answers at once") {
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  const RelayProcess& b = *nodes.b;
+  Mesh m = Setup(a, b, nodes.token);
+  auto [made, made_out] =
+      RunCommand({kBinary, "admin", "token", "create", "--user", "alice", "--name", "second", "--storage", nodes.uri});
+  REQUIRE(made == 0);
+  const std::string second = made_out.substr(0, made_out.find('\n'));
+  // Cached by both nodes.
+  for (const RelayProcess* node : {&a, &b}) {
+    auto r = Call(node->url(), second, "GET", "/tokens");
+    REQUIRE(r);
+    CHECK(r->first == 200);
+  }
+  auto parked = std::async(std::launch::async, [&] {
+    auto r = Call(b.url(), second, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.tx + "&wait=30", nullptr, 40);
+    return std::make_pair(r, Clock::now());
+  });
+  CHECK(UntilListed(b.url(), nodes.token, m, m.tx, true, 5000) >= 0);
+  auto [listed_code, listed] = RunCommand({kBinary, "admin", "token", "list", "--user", "alice", "--json", "--storage",
+                                           nodes.uri});
+  REQUIRE(listed_code == 0);
+  const json tokens = json::parse(listed);
+  std::string id;
+  for (const auto& t : tokens["tokens"]) {
+    if (t["name"] == "second") id = t["id"];
+  }
+  REQUIRE(!id.empty());
+  const auto revoked_at = Clock::now();
+  auto [code, out] = RunCommand({kBinary, "admin", "token", "revoke", id, "--storage", nodes.uri});
+  REQUIRE(code == 0);
+  CHECK(out.find("The relays on this database refuse it from their next request.") != std::string::npos);
+  auto [poll, answered] = parked.get();
+  REQUIRE(poll);
+  CHECK(poll->first == 401);
+  CHECK(answered - revoked_at < std::chrono::seconds(5));  // not the poll's 30 s
+  for (const RelayProcess* node : {&a, &b}) {
+    auto r = Call(node->url(), second, "GET", "/tokens");
+    REQUIRE(r);
+    CHECK(r->first == 401);
+  }
+  auto first = Call(a.url(), nodes.token, "GET", "/tokens");
+  REQUIRE(first);
+  CHECK(first->first == 200);
+}
+
 TEST_CASE("after the database restarts, each node's next requests are served, and a revoke through one node fails on the other") {
   TwoNodes nodes;
   const RelayProcess& a = *nodes.a;

@@ -3,10 +3,13 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 
 #include "schemas/error.h"
 #include "server/storage/sqlite_store.h"
+#include "server/storage/sqlite_wake_bus.h"
 #include "server/storage/sqlite_wal_vfs.h"
 #include "server/storage/store_factory.h"
 #include "tests/server/store_conformance.h"
@@ -22,6 +25,55 @@ struct SqliteFixture {
 };
 
 TEST_CASE_TEMPLATE_INVOKE(store_conformance, SqliteFixture);
+
+namespace {
+/// Commits a change to `path` from a connection of its own, as `meshwire admin` does.
+void CommitElsewhere(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+}
+}  // namespace
+
+TEST_CASE("sqlite: another process's commit moves OutsideChanges; the store's own writes and reads do not") {
+  TempDir dir;
+  std::string path = dir / "relay.db";
+  SqliteStore store(path);
+  const auto before = store.OutsideChanges();
+  store.CreateToken({"tok_1", "alice", "laptop", Sha256Hex("mw_1"), std::nullopt, 10});
+  CHECK(store.FindTokenByHash(Sha256Hex("mw_1")));
+  CHECK(store.OutsideChanges() == before);
+  CommitElsewhere(path, "DELETE FROM tokens WHERE id = 'tok_1'");
+  const auto after = store.OutsideChanges();
+  CHECK(after != before);
+  CHECK(store.OutsideChanges() == after);
+}
+
+TEST_CASE("sqlite: the wake-up bus tells its subscribers of another process's commit (an access change)") {
+  TempDir dir;
+  std::string path = dir / "relay.db";
+  SqliteStore store(path);
+  SqliteWakeBus bus(store, std::chrono::milliseconds(10));
+  auto told = std::make_shared<std::promise<void>>();
+  auto once = std::make_shared<std::once_flag>();
+  bus.Subscribe([told, once](const WakeEvent& e) {
+    if (e.kind == WakeEvent::Kind::kAccessChanged) std::call_once(*once, [&] { told->set_value(); });
+  });
+  auto future = told->get_future();
+  // The store's own writes are no news.
+  store.EnsureUser("alice", 10);
+  CHECK(future.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+  // Commits elsewhere until one is told (the watch's first look, its starting
+  // count, may come late on a busy machine), at most for 10 s.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int n = 0; future.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready &&
+                  std::chrono::steady_clock::now() < deadline;
+       ++n) {
+    CommitElsewhere(path, "INSERT INTO users(name, created_at) VALUES ('bob" + std::to_string(n) + "', 20)");
+  }
+  CHECK(future.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+}
 
 TEST_CASE("sqlite: a database from a newer meshwire is refused with a sentence") {
   TempDir dir;

@@ -79,6 +79,26 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK_FALSE(store->RevokeToken("alice", "tok_1"));
   }
 
+  SUBCASE("an administrator finds any user's token by id and lists every token, by user then age") {
+    store->CreateToken({"tok_b1", "bob", "ci", Sha256Hex("mw_b1"), std::nullopt, 30});
+    store->CreateToken({"tok_a2", "alice", "desk", Sha256Hex("mw_a2"), std::nullopt, 20});
+    store->CreateToken({"tok_a1", "alice", "laptop", Sha256Hex("mw_a1"), std::nullopt, 10});
+    auto all = store->AllTokens();
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].id == "tok_a1");
+    CHECK(all[1].id == "tok_a2");
+    CHECK(all[2].id == "tok_b1");
+    CHECK(all[2].user == "bob");
+    auto found = store->FindToken("tok_b1");
+    REQUIRE(found);
+    CHECK(found->user == "bob");
+    CHECK(found->name == "ci");
+    CHECK_FALSE(store->FindToken("tok_none"));
+    CHECK(store->RevokeToken("bob", "tok_b1"));
+    CHECK_FALSE(store->FindToken("tok_b1"));
+    CHECK(store->AllTokens().size() == 2);
+  }
+
   SUBCASE("user names: found without regard to case, the stored spelling returned") {
     CHECK_FALSE(store->FindUserName("octocat"));
     store->EnsureUser("Octocat", 10);
