@@ -110,9 +110,9 @@ class PgConnection {
   void Commit();
   void Rollback();
   /// A statement that, run alone with the session's synchronous_commit (the
-  /// server's setting), commits a small write of this connection's own and
-  /// so returns only once the WAL is durable past everything committed
-  /// before it (PostgresStore: a row of node_flushes per connection).
+  /// server's setting), commits a small write (a WAL record at least) and so
+  /// returns only once the WAL is durable past everything committed before
+  /// it (PostgresStore::kFlushBarrier).
   void SetFlushBarrier(std::string sql) { flush_barrier_ = std::move(sql); }
   /// Runs the flush barrier: what this connection has seen is durable when
   /// it returns. A lost connection throws, never a reconnect in between (a

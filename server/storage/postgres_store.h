@@ -7,8 +7,8 @@
 // Durability without holding the mesh row through the flush: the writer's
 // transactions commit with synchronous_commit off, so the row that hands out
 // a mesh's seqs is released at the COMMIT, and in the same round trip a flush
-// barrier follows (a one-row write to node_flushes, committed with the
-// server's synchronous_commit): the batch is answered only once that
+// barrier follows (a transaction writing one WAL record and no row,
+// kFlushBarrier, committed with the server's synchronous_commit): the batch is answered only once that
 // returns, and it returns only once the WAL is durable past the batch. A
 // commit is visible before it is durable, so a read that found messages
 // runs the same barrier on its own connection when the WAL's flush is behind
@@ -71,6 +71,8 @@ class PostgresStore final : public SqlStore<PgConnection> {
   /// SQL: the ids of the other nodes alive now (?1: this node's id, ?2:
   /// kNodeAliveMs), a beat that recent on the database's clock.
   static const char* const kOtherLiveNodes;
+  /// The flush barrier of every connection (PgConnection::SetFlushBarrier).
+  static const char* const kFlushBarrier;
   /// The (seq, id)s of the run of `n` messages that wrote "tag seq0 id0;"
   /// into `marker`: (seq0 + k, id0 + k) for k = 1..n; none if it wrote no
   /// entry (its mesh was gone). Public for its test.
@@ -100,9 +102,6 @@ class PostgresStore final : public SqlStore<PgConnection> {
   std::atomic<bool> rewrite_listeners_{false};
   static constexpr std::size_t kMaxReaders = 16;
   static std::unique_ptr<PgConnection> OpenWriter(const std::string& conninfo, const std::string& node_id);
-  /// The flush barrier of this node's connection number `slot` (0: the writer).
-  static std::string FlushBarrier(const std::string& node_id, int slot);
-  std::atomic<int> next_slot_{1};
 };
 
 }  // namespace meshwire

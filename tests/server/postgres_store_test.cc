@@ -686,6 +686,28 @@ void WaitForLockWaiters(PgConnection& watch, int n) {
   }
 }
 
+TEST_CASE("postgres: the flush barrier returns only once the WAL is flushed past every commit before it") {
+  PgMesh fixture = OpenPgMesh();
+  PgConnection conn(fixture.uri);
+  conn.SetFlushBarrier(PostgresStore::kFlushBarrier);
+  conn.Exec("CREATE TABLE IF NOT EXISTS flush_probe (n INTEGER)");
+  conn.Exec("SET synchronous_commit = off");  // as the writer's transactions
+  for (int i = 0; i < 50; ++i) {
+    CAPTURE(i);
+    conn.Prepare("INSERT INTO flush_probe VALUES (?1)").Bind(1, std::int64_t{i}).Run();
+    auto at = conn.Prepare("SELECT pg_current_wal_insert_lsn()::text");
+    REQUIRE(at.Step());
+    const std::string inserted = at.Text(0);
+    conn.Exec("SET synchronous_commit = on");  // the barrier's: the server's
+    conn.Flush();
+    conn.Exec("SET synchronous_commit = off");
+    auto flushed = conn.Prepare("SELECT pg_current_wal_flush_lsn() >= ?1::pg_lsn");
+    flushed.Bind(1, inserted);
+    REQUIRE(flushed.Step());
+    CHECK(flushed.Text(0) == "t");
+  }
+}
+
 TEST_CASE("postgres: a node's heartbeat leaves a node that has not beaten yet its marker row (no deadlock, no lost marker)") {
   PgMesh fixture = OpenPgMesh();  // node A
   PostgresStore b(fixture.uri);   // node B, started; its first heartbeat is a second away
