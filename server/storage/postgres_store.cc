@@ -272,6 +272,11 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
       .Run();
   conn->SetFlushBarrier(kFlushBarrier);
   conn->CommitWithoutWaiting();
+  // The write statements are prepared once and run with other arrays each
+  // batch; a generic plan spares planning them again each time (PostgreSQL
+  // 12 and later have the setting).
+  conn->Exec("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)"
+             " WHERE current_setting('server_version_num')::int >= 120000");
   // The commit marker lives in the writer's own row (slot 0): no other
   // connection touches it, so it never waits on a lock.
   conn->SetCommitMarker(MESHWIRE_PG_MARK_INTO "VALUES ('" + node_id + "', 0, 0, ?1::bigint, '')" MESHWIRE_PG_MARK_ON_CONFLICT,
