@@ -8,7 +8,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -127,29 +126,8 @@ void AddStorageOption(CLI::App* command, std::string& storage) {
 /// The default storage, as `meshwire server` opens it.
 std::string DefaultStorage() { return "sqlite:" + MeshwireHomeDir(ProcessEnv()).string() + "/relay.db"; }
 
-/// Opens the storage of a command that reads or changes what is there (a
-/// SQLite file that does not exist yet is an error, not created); null
-/// after saying why.
-std::unique_ptr<Store> OpenExisting(const std::string& storage) {
-  if (storage.rfind("postgres://", 0) != 0 && storage.rfind("postgresql://", 0) != 0) {
-    // A SQLite file, named as OpenStore takes it: sqlite:PATH or a bare path.
-    const std::string path = storage.rfind("sqlite:", 0) == 0 ? storage.substr(7) : storage;
-    if (path.empty()) throw Error::BadRequest("invalid_field", "--storage sqlite: needs the database's path: sqlite:PATH.");
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) {
-      std::fprintf(stderr,
-                   "meshwire: no relay database at %s; pass the --storage the relay runs with "
-                   "(`meshwire server --storage ...`).\n",
-                   path.c_str());
-      return nullptr;
-    }
-  }
-  return OpenStore(storage);
-}
-
 int RunTokenList(const std::string& storage, const std::string& user, bool as_json) {
-  auto store = OpenExisting(storage);
-  if (!store) return kExitError;
+  auto store = OpenExistingStore(storage);
   std::vector<Token> tokens;
   if (user.empty()) {
     tokens = store->AllTokens();
@@ -178,8 +156,7 @@ int RunTokenList(const std::string& storage, const std::string& user, bool as_js
 }
 
 int RunTokenRevoke(const std::string& storage, const std::string& id) {
-  auto store = OpenExisting(storage);
-  if (!store) return kExitError;
+  auto store = OpenExistingStore(storage);
   std::optional<Token> token = store->FindToken(id);
   if (!token || !store->RevokeToken(token->user, id)) {
     std::fprintf(stderr, "meshwire: no token %s in %s; `meshwire admin token list` shows them.\n", id.c_str(),

@@ -8,8 +8,9 @@
 // transactions commit with synchronous_commit off, so the row that hands out
 // a mesh's seqs is released at the COMMIT, and in the same round trip a flush
 // barrier follows (a transaction writing one WAL record and no row,
-// kFlushBarrier, committed with the server's synchronous_commit): the batch is answered only once that
-// returns, and it returns only once the WAL is durable past the batch. A
+// kFlushBarrier, committed with the server's synchronous_commit): the batch
+// is answered only once that returns, and it returns only once the WAL is
+// durable past the batch. A
 // commit is visible before it is durable, so a read that found messages
 // runs the same barrier on its own connection when the WAL's flush is behind
 // its insert position: no node shows a message that a database crash could

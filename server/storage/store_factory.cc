@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <regex>
 #include <vector>
 
@@ -143,6 +144,19 @@ std::unique_ptr<Store> OpenStore(const std::string& spec) {
   const std::string path = SqlitePath(spec);
   RefuseForeignDatabase(path);
   return std::make_unique<SqliteStore>(path);
+}
+
+std::unique_ptr<Store> OpenExistingStore(const std::string& spec) {
+  if (!IsPostgres(spec)) {
+    const std::string path = SqlitePath(spec);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      throw Error::NotFound("no_storage", "no relay database at " + path +
+                                              "; pass the --storage the relay runs with (`meshwire server "
+                                              "--storage ...`).");
+    }
+  }
+  return OpenStore(spec);
 }
 
 namespace {

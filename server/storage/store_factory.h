@@ -15,6 +15,10 @@ namespace meshwire {
 /// libpq's PG* variables fill what it leaves out). Throws Error 503 (saying
 /// why) when it cannot, 400 for an unknown scheme.
 std::unique_ptr<Store> OpenStore(const std::string& spec);
+/// As OpenStore, for a command that reads or changes what is already there
+/// (`meshwire admin token list|revoke`): a SQLite file that does not exist
+/// is Error 404 naming it, and is not created.
+std::unique_ptr<Store> OpenExistingStore(const std::string& spec);
 
 /// Held by a relay for as long as it runs on a SQLite file: two relays on one
 /// file would each wake only their own parked polls (their wake-up buses are
