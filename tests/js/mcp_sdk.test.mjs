@@ -878,10 +878,18 @@ test("a client that stops reading stdout (stdin still open) stops the server at 
 
 const channelOf = (mcp) => mcp.notifications.filter((n) => n.method === "notifications/claude/channel");
 
+// Until the relay has agent `name`: `meshwire mcp` registers it from its
+// heartbeat thread, which may finish after initialize and tools/list have
+// answered (on CI it did not, and the first send got 404 agent_not_found).
+async function untilRegistered(name) {
+  await until(`${name} to be registered`, async () => (await agentsByName())[name]);
+}
+
 // Sends `content` to agent `to` every 300 ms until `mcp` has a push (its event
 // stream opens a moment after initialized, and carries only what comes after).
 // The messages sent, oldest first.
 async function untilPushed(mcp, to, content) {
+  await untilRegistered(to);
   const sent = [];
   const deadline = Date.now() + 8000;
   while (channelOf(mcp).length === 0) {
@@ -941,6 +949,7 @@ test("push: a client declaring experimental claude/channel has pushed messages l
     "the pushed ones: the client has them",
   );
   // A plain client (no claude/channel, not Claude Code) is never pushed to.
+  await untilRegistered("push-plain");
   const toPlain = await restSend({ to: "push-plain", content: "poll me" });
   await sleep(500);
   assert.deepEqual(channelOf(plain), []);
