@@ -110,6 +110,9 @@ class Store {
   /// The stored spelling of user `name`, matched without regard to case (an
   /// exact match first, else the oldest); nullopt when no user matches.
   virtual std::optional<std::string> FindUserName(const std::string& name) = 0;
+  /// Stores the token; its user is the stored spelling of `token.user` (case
+  /// ignored, as FindUserName) or, if none, that user added now, looked up
+  /// in the same transaction, so that two first sign-ins make one user.
   virtual Token CreateToken(const NewToken& token) = 0;
   /// The live token whose secret hashes to `secret_sha256`; nullopt if unknown or revoked.
   virtual std::optional<Token> FindTokenByHash(const std::string& secret_sha256) = 0;
@@ -133,7 +136,8 @@ class Store {
   virtual bool DeleteMesh(const std::string& mesh_id) = 0;
   /// "owner", "member", or nullopt when `user` is not a member.
   virtual std::optional<std::string> RoleOf(const std::string& mesh_id, const std::string& user) = 0;
-  /// Adds `user` as a member (no-op if already one); false if the mesh is unknown.
+  /// Adds `user` as a member (no-op if already one; the user's stored
+  /// spelling, as CreateToken); false if the mesh is unknown.
   virtual bool AddMember(const std::string& mesh_id, const std::string& user) = 0;
   virtual std::vector<Member> Members(const std::string& mesh_id) = 0;
   /// Removes a member (and the agents that user owns in the mesh); false if not a member.

@@ -322,6 +322,13 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
     while (s.Step()) {
     }
   });
+  // A user's name, case ignored, locked until the commit before the writer
+  // looks for its stored spelling (SqlStore::SetUserLocker): another node's
+  // first sign-in of the same user in another spelling waits, then finds it.
+  // (Two int4 keys: apart from kMigrationLock's one int8 key.)
+  SetUserLocker([](PgConnection& c, const std::string& name) {
+    c.Prepare("SELECT pg_advisory_xact_lock(7420, hashtext(lower(?1)))").Bind(1, name).Run();
+  });
   // A run of gathered sends is written in the COMMIT's round trip: the mesh
   // row's lock, taken by its UPDATE, is then held only while the server runs
   // the rest of the transaction, never across a round trip to this node (two

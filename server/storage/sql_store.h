@@ -109,6 +109,13 @@ class SqlStore : public Store {
   /// two nodes never take two meshes in opposite orders (a deadlock).
   using MeshLocker = std::function<void(Conn&, const std::vector<std::string>&)>;
   void SetMeshLocker(MeshLocker lock) { lock_meshes_ = std::move(lock); }
+  /// A backend whose writers run side by side on one database (PostgreSQL's
+  /// nodes) holds, until the commit, a lock on user `name` without regard to
+  /// case before a write looks up the user's stored spelling and adds the
+  /// user if none is found: two first sign-ins spelled differently then make
+  /// one user. (SQLite's one writer at a time needs none: BEGIN IMMEDIATE.)
+  using UserLocker = std::function<void(Conn&, const std::string& name)>;
+  void SetUserLocker(UserLocker lock) { lock_user_ = std::move(lock); }
   /// A backend's way to write several new messages of one mesh, none with an
   /// idempotency key, at once: it calls `written` with their (seq, id), in
   /// order (none when the mesh is gone), before the transaction's Commit
@@ -144,6 +151,9 @@ class SqlStore : public Store {
   ReadLease Reader();
   void ReturnReader(std::unique_ptr<Conn> conn);
 
+  /// On the writer: user `name`'s stored spelling (any case), or `name`,
+  /// added now with `created_at`, if there is none (see SetUserLocker).
+  std::string StoreUser(Conn& c, const std::string& name, Millis created_at);
   /// The messages `sql` selects, once AwaitDurable says they are durable.
   template <class... Args>
   std::vector<Message> ReadMessages(const char* sql, const Args&... args);
@@ -184,6 +194,7 @@ class SqlStore : public Store {
   std::function<std::unique_ptr<Conn>()> open_reader_;
   MessageWriter write_message_;
   MeshLocker lock_meshes_;
+  UserLocker lock_user_;
   MessagesWriter write_messages_;
   CommitListener listener_;
 
@@ -433,35 +444,51 @@ bool SqlStore<Conn>::UserExists(const std::string& user) {
   return r->Prepare("SELECT 1 FROM users WHERE name = ?1").Bind(1, user).Step();
 }
 
+// The stored spelling of a user: an exact match first, else the oldest.
+#define MESHWIRE_SQL_USER_SPELLING \
+  "SELECT name FROM users WHERE lower(name) = lower(?1) ORDER BY name = ?1 DESC, created_at, name LIMIT 1"
+
 template <class Conn>
 std::optional<std::string> SqlStore<Conn>::FindUserName(const std::string& name) {
   auto r = Reader();
-  auto s = r->Prepare(
-      "SELECT name FROM users WHERE lower(name) = lower(?1) ORDER BY name = ?1 DESC, created_at, name LIMIT 1");
+  auto s = r->Prepare(MESHWIRE_SQL_USER_SPELLING);
   s.Bind(1, name);
   if (!s.Step()) return std::nullopt;
   return s.Text(0);
 }
 
 template <class Conn>
+std::string SqlStore<Conn>::StoreUser(Conn& c, const std::string& name, Millis created_at) {
+  if (lock_user_) lock_user_(c, name);
+  {
+    auto s = c.Prepare(MESHWIRE_SQL_USER_SPELLING);
+    s.Bind(1, name);
+    if (s.Step()) return s.Text(0);
+  }
+  c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+      .Bind(1, name)
+      .Bind(2, created_at)
+      .Run();
+  return name;
+}
+
+template <class Conn>
 Token SqlStore<Conn>::CreateToken(const NewToken& t) {
+  std::string user;
   writer_->Run([&](Conn& c) {
-    c.Prepare("INSERT INTO users(name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-        .Bind(1, t.user)
-        .Bind(2, t.created_at)
-        .Run();
+    user = StoreUser(c, t.user, t.created_at);  // in this transaction: a sign-in racing it has one spelling
     c.Prepare(
          "INSERT INTO tokens(id, user_name, name, secret_sha256, mesh_id, created_at)"
          " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .Bind(1, t.id)
-        .Bind(2, t.user)
+        .Bind(2, user)
         .Bind(3, t.name)
         .Bind(4, t.secret_sha256)
         .Bind(5, t.mesh_id)
         .Bind(6, t.created_at)
         .Run();
   });
-  return Token{t.id, t.user, t.name, t.mesh_id, t.created_at, std::nullopt};
+  return Token{t.id, user, t.name, t.mesh_id, t.created_at, std::nullopt};
 }
 
 template <class Conn>
@@ -571,17 +598,18 @@ void DropScopedTokens(Conn& c, const std::string& mesh_id, const std::string& us
 }
 
 template <class Conn>
-bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& user) {
+bool SqlStore<Conn>::AddMember(const std::string& mesh_id, const std::string& name) {
   bool mesh_exists = false;
   writer_->Run([&](Conn& c) {
-    mesh_exists = c.Prepare("SELECT 1 FROM meshes WHERE id = ?1").Bind(1, mesh_id).Step();
-    if (!mesh_exists) return;
-    c.Prepare(
-         "INSERT INTO users(name, created_at) SELECT ?1, created_at FROM meshes WHERE id = ?2"
-         " ON CONFLICT DO NOTHING")
-        .Bind(1, user)
-        .Bind(2, mesh_id)
-        .Run();
+    Millis mesh_created = 0;
+    {
+      auto s = c.Prepare("SELECT created_at FROM meshes WHERE id = ?1");
+      s.Bind(1, mesh_id);
+      mesh_exists = s.Step();
+      if (!mesh_exists) return;
+      mesh_created = s.Int(0);
+    }
+    const std::string user = StoreUser(c, name, mesh_created);
     const int added = c.Prepare(
                            "INSERT INTO members(mesh_id, user_name, role) VALUES (?1, ?2, 'member')"
                            " ON CONFLICT DO NOTHING")

@@ -894,6 +894,32 @@ TEST_CASE("postgres: two nodes' gathered sends to the same two meshes lock them 
   CHECK(a.History(hi.mesh_id, 0, 10).size() == 2);
 }
 
+TEST_CASE("postgres: two nodes' first sign-ins of one user in two spellings at once make one user") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  PostgresStore a(uri), b(uri);
+  PgConnection watch(uri), gate(uri);
+  // Each node's token insert waits at the table: the user each looked up and
+  // added (or not) in its transaction is not yet committed when the other looks.
+  gate.Exec("BEGIN");
+  gate.Exec("LOCK TABLE tokens IN SHARE ROW EXCLUSIVE MODE");
+  auto on_a = std::async(std::launch::async, [&] {
+    return a.CreateToken({"tok_node_a", "Octocat", "login", Sha256Hex("mw_node_a"), std::nullopt, 10});
+  });
+  WaitForLockWaiters(watch, 1);
+  auto on_b = std::async(std::launch::async, [&] {
+    return b.CreateToken({"tok_node_b", "octocat", "login", Sha256Hex("mw_node_b"), std::nullopt, 20});
+  });
+  WaitForLockWaiters(watch, 2);  // B waits for A's lock on the name (before: at the table, its user added)
+  gate.Exec("COMMIT");
+  CHECK(on_a.get().user == "Octocat");
+  CHECK(on_b.get().user == "Octocat");
+  auto s = watch.Prepare("SELECT string_agg(name, ',' ORDER BY name) FROM users");
+  REQUIRE(s.Step());
+  CHECK(s.Text(0) == "Octocat");
+}
+
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
   PgMesh fixture = OpenPgMesh();
   PostgresStore& store = *fixture.store;

@@ -113,6 +113,32 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->FindUserName("OctoCat") == std::optional<std::string>("Octocat"));  // the oldest
   }
 
+  SUBCASE("users: a new token or member takes the user's stored spelling, looked up in its own transaction") {
+    CHECK(store->CreateToken({"tok_dana1", "Dana", "cli", Sha256Hex("mw_dana1"), std::nullopt, 10}).user == "Dana");
+    CHECK(store->CreateToken({"tok_dana2", "dana", "cli", Sha256Hex("mw_dana2"), std::nullopt, 20}).user == "Dana");
+    CHECK(store->FindTokenByHash(Sha256Hex("mw_dana2"))->user == "Dana");
+    CHECK(store->ListTokens("Dana").size() == 2);
+    CHECK_FALSE(store->UserExists("dana"));
+    Mesh m = MakeMesh(*store, "alice");
+    CHECK(store->AddMember(m.mesh_id, "DANA"));
+    CHECK(store->RoleOf(m.mesh_id, "Dana") == std::optional<std::string>("member"));
+    CHECK_FALSE(store->UserExists("DANA"));
+    // First sign-ins of one new user in several spellings at once (each
+    // looked up before any was stored): one user, whichever spelling came first.
+    const std::vector<std::string> spellings{"erin", "Erin", "ERIN", "eRin", "erIN", "ErIn", "eriN", "ERin"};
+    std::vector<std::future<Token>> made;
+    for (std::size_t i = 0; i < spellings.size(); ++i) {
+      made.push_back(std::async(std::launch::async, [&, i] {
+        const std::string id = "tok_erin" + std::to_string(i);
+        return store->CreateToken({id, spellings[i], "cli", Sha256Hex("mw_" + id), std::nullopt, 30});
+      }));
+    }
+    std::set<std::string> users;
+    for (auto& f : made) users.insert(f.get().user);
+    CHECK(users.size() == 1);
+    CHECK(store->ListTokens(*users.begin()).size() == spellings.size());
+  }
+
   SUBCASE("meshes: the owner is a member; members are added, listed, removed") {
     Mesh m = MakeMesh(*store, "alice");
     CHECK(store->FindMesh(m.mesh_id)->name == "fleet");
