@@ -375,8 +375,10 @@ values, medians of $ROUNDS alternating rounds (each: ${MW_RPS_ALL[*]:-n/a} vs ${
 
 | meshwire figure | value |
 |---|---:|
-| wake latency p50 (ms, send's 201 -> poll answer) | $(fmt "$(jget "$W" wake_p50_ms)") |
+| wake latency p50 (ms, send's 201 -> poll answer; below 0: the answer came first) | $(fmt "$(jget "$W" wake_p50_ms)") |
 | wake latency p99 (ms) | $(fmt "$(jget "$W" wake_p99_ms)") |
+| poll answers before the send's 201 / received | $(jget "$W" received_before_201) / $(jget "$W" received) |
+| send issued -> poll answer p50 / p99 (ms) | $(fmt "$(jget "$W" send_to_receive_p50_ms)") / $(fmt "$(jget "$W" send_to_receive_p99_ms)") |
 | wake messages received / sent | $(jget "$W" received) / $(jget "$W" sent) |
 | parked listeners (relay says listening / asked) | $parked |
 | relay RSS idle -> parked (MiB) | $rss |
