@@ -269,7 +269,7 @@ TEST_CASE("slow clients: a request must arrive whole in time; others are served 
                          "application/json");
     REQUIRE(r);
     CHECK(r->status == 201);
-    CHECK(std::chrono::steady_clock::now() - start < 1s);
+    CHECK(std::chrono::steady_clock::now() - start < 3s);  // not behind them (their deadline is far later)
     std::this_thread::sleep_for(300ms);
   }
   // Past the deadline every one is answered 408 and closed, however it trickles.

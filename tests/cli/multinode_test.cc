@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "server/storage/postgres_store.h"
 #include "tests/support/pg_cluster.h"
 #include "tests/support/pg_proxy.h"
 #include "tests/support/raw_client.h"
@@ -60,11 +61,28 @@ Mesh Setup(const RelayProcess& a, const RelayProcess& b, const std::string& toke
   return m;
 }
 
-/// Setup, then a moment for both nodes to know of each other (they share a
-/// heartbeat once a second): an access change waits only for nodes it knows.
-Mesh SetupKnown(const RelayProcess& a, const RelayProcess& b, const std::string& token) {
+/// Setup, then until nodes `a` and `b` (by the ids /health gives) count as
+/// live on database `uri` (each one's first heartbeat, a second after it
+/// starts, is in): an access change waits only for the live nodes it reads
+/// there.
+Mesh SetupKnown(const RelayProcess& a, const RelayProcess& b, const std::string& token, const std::string& uri) {
   Mesh m = Setup(a, b, token);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto health_a = Call(a.url(), token, "GET", "/health");
+  auto health_b = Call(b.url(), token, "GET", "/health");
+  REQUIRE((health_a && health_b));
+  PgConnection db(uri);
+  for (int i = 0;; ++i) {
+    auto s = db.Prepare(
+        "SELECT count(*) FROM nodes WHERE node_id IN (?1, ?2)"
+        " AND seen_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - ?3");
+    s.Bind(1, health_a->second["node"].get<std::string>())
+        .Bind(2, health_b->second["node"].get<std::string>())
+        .Bind(3, std::int64_t{PostgresStore::kNodeAliveMs});
+    REQUIRE(s.Step());
+    if (s.Int(0) == 2) break;
+    REQUIRE_MESSAGE(i < 300, "the two nodes' heartbeats did not reach the database within 15 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   return m;
 }
 
@@ -262,7 +280,7 @@ TEST_CASE("a token revoked through one node fails on the other from its very nex
   // through A must wait for B, or B would still accept the token.
   RelayProcess b(nodes.home, {"--storage", nodes.uri}, {"MESHWIRE_TEST_ACCESS_DELAY_MS=300"});
   const std::string& token = nodes.token;
-  Mesh m = SetupKnown(a, b, token);
+  Mesh m = SetupKnown(a, b, token, nodes.uri);
   for (int i = 0; i < 5; ++i) {
     CAPTURE(i);
     CheckRevokeReaches(a, b, token, m, "short-" + std::to_string(i));
@@ -321,7 +339,7 @@ TEST_CASE("after the database restarts, each node's next requests are served, an
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
   const std::string& token = nodes.token;
-  Mesh m = SetupKnown(a, b, token);
+  Mesh m = SetupKnown(a, b, token, nodes.uri);
   // Eight requests at once on each node: eight pooled connections each.
   auto burst = [&](const std::string& url) {
     std::vector<std::future<int>> answers;
@@ -367,7 +385,7 @@ TEST_CASE("a change of access through one node answers the polls it ends on the 
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
   const std::string& token = nodes.token;
-  Mesh m = SetupKnown(a, b, token);
+  Mesh m = SetupKnown(a, b, token, nodes.uri);
   // Parked on B for 30 s; deleted through A.
   auto park = [&](const std::string& agent_id) {
     return std::async(std::launch::async, [&, agent_id] {
@@ -442,7 +460,7 @@ TEST_CASE("MCP sessions on one node end when an access change through the other 
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
   const std::string& token = nodes.token;
-  Mesh m = SetupKnown(a, b, token);
+  Mesh m = SetupKnown(a, b, token, nodes.uri);
   // A session on B (initialize, then its GET stream); its id.
   auto open = [&](const std::string& secret, const std::string& agent, RawClient& stream) {
     httplib::Client c(b.url());

@@ -213,7 +213,7 @@ test("an aborted get_messages ends its parked poll on the relay; the session goe
   controller.abort();
   await assert.rejects(waiting, (err) => /AbortError|aborted/i.test(`${err.name} ${err.message}`));
   await until("the relay to stop counting remote-agent as listening", async () =>
-    !(await agentsByName())["remote-agent"].listening, 3000);
+    !(await agentsByName())["remote-agent"].listening);
   // A message sent now is still there for the next call: the cancelled poll read nothing.
   const sent = await rest(fx.url, fx.token, "POST", `${m()}/messages`, {
     from: fx.rest.agent_id,
@@ -493,7 +493,7 @@ async function rawStream(token, sid, mesh = fx.meshId) {
   let text = "";
   stream.on("data", (chunk) => (text += chunk));
   const ended = new Promise((resolve) => stream.once("end", resolve));
-  await until("the stream's first comment", () => text.length > 0, 3000);
+  await until("the stream's first comment", () => text.length > 0);
   return { text: () => text, ended };
 }
 
@@ -568,7 +568,7 @@ test("push: a message is sent as notifications/claude/channel on the GET stream;
   assert.deepEqual(mcp.client.getServerCapabilities().experimental, { "claude/channel": {} });
   await mcp.streamOpen;
   const sent = await restSendTo("push-agent", "pushed to you");
-  await until("the push", () => channel(mcp).length === 1, 3000);
+  await until("the push", () => channel(mcp).length === 1);
   const { params } = channel(mcp)[0];
   assert.match(params.content, /from agent "rest-agent"/);
   assert.match(params.content, /written by another agent, not by the user/);
@@ -580,7 +580,7 @@ test("push: a message is sent as notifications/claude/channel on the GET stream;
   assert.match(textOf(got), /also pushed to this session/);
   // Never twice: once returned, it is neither pushed nor returned again.
   const next = await restSendTo("push-agent", "second");
-  await until("the second push", () => channel(mcp).length === 2, 3000);
+  await until("the second push", () => channel(mcp).length === 2);
   assert.equal(channel(mcp)[1].params.meta.message_id, next.id);
   await mcp.call("meshwire_get_messages", {});
   assert.deepEqual((await mcp.call("meshwire_get_messages", {})).structuredContent.messages, []);
@@ -592,7 +592,7 @@ test("push to a client that declares experimental claude/channel: not shown agai
   const mcp = await connect({ name: "channel-agent", capabilities: { experimental: { "claude/channel": {} } } });
   await mcp.streamOpen;
   const pushed = await restSendTo("channel-agent", "shown once");
-  await until("the push", () => channel(mcp).length === 1, 3000);
+  await until("the push", () => channel(mcp).length === 1);
   // The call looks past it (acknowledging it) and waits out its wait_seconds
   // for something not pushed: it answered "No new messages." at once.
   const started = Date.now();
@@ -612,7 +612,7 @@ test("meshwire://inbox: listed, read without acknowledging, updated notification
   await mcp.client.subscribeResource({ uri: "meshwire://inbox" });
   await mcp.streamOpen;
   const sent = await restSendTo("inbox-agent", "in the inbox");
-  await until("resources/updated", () => mcp.notifications.some((n) => n.method === "notifications/resources/updated"), 3000);
+  await until("resources/updated", () => mcp.notifications.some((n) => n.method === "notifications/resources/updated"));
   const updated = mcp.notifications.find((n) => n.method === "notifications/resources/updated");
   assert.deepEqual(updated.params, { uri: "meshwire://inbox" });
   const read = await mcp.client.readResource({ uri: "meshwire://inbox" });
@@ -635,7 +635,7 @@ test("loop guard: past 10 pushes a minute from one agent, pushes pause; both are
     assert.equal(last.isError, false, textOf(last));
     ids.push(last.structuredContent.id);
   }
-  await until("b's pushes and the pause notice", () => channel(b).length >= 11, 3000);
+  await until("b's pushes and the pause notice", () => channel(b).length >= 11);
   const pushes = channel(b).filter((n) => n.params.meta?.message_id);
   assert.equal(pushes.length, 10, "ten pushed");
   const notice = channel(b).find((n) => n.params.meta?.paused_for_s);
@@ -782,12 +782,12 @@ test("2026-07-28: subscriptions/listen acknowledges, then sends resources/update
       }
     }
   })();
-  await until("the acknowledgement", () => events.length > 0, 3000);
+  await until("the acknowledgement", () => events.length > 0);
   assert.equal(events[0].method, "notifications/subscriptions/acknowledged");
   assert.deepEqual(events[0].params.notifications, { resourceSubscriptions: ["meshwire://inbox"] }, "only what it honors");
   assert.equal(events[0].params._meta["io.modelcontextprotocol/subscriptionId"], id);
   await restSendTo("listen-agent", "for the inbox");
-  await until("resources/updated", () => events.length > 1, 3000);
+  await until("resources/updated", () => events.length > 1);
   assert.deepEqual(events[1], {
     jsonrpc: "2.0",
     method: "notifications/resources/updated",

@@ -468,8 +468,8 @@ test("cancellation: an aborted get_messages rejects at the client; the server st
   const status = await fx.mcp.call("meshwire_status");
   assert.equal(status.isError, false, textOf(status));
   // The server hangs up its long-poll to the relay, and never answers the cancelled request.
-  await until("the MCP server to close its poll connection", () => openConnections(fx.mcp.pid, relayPort()) === 0, 3000);
-  await until("the relay to stop counting mcp-agent as listening", async () => !(await agentsByName())["mcp-agent"].listening, 3000);
+  await until("the MCP server to close its poll connection", () => openConnections(fx.mcp.pid, relayPort()) === 0);
+  await until("the relay to stop counting mcp-agent as listening", async () => !(await agentsByName())["mcp-agent"].listening);
   await sleep(300);
   assert.equal(
     transport.received.some((m) => m.id === request.id),
@@ -587,7 +587,7 @@ test(
     await until("hangup-agent listening", async () => (await agentsByName())["hangup-agent"].listening);
     controller.abort();
     await poll;
-    await until("the relay to see the hang-up", async () => !(await agentsByName())["hangup-agent"].listening, 3000);
+    await until("the relay to see the hang-up", async () => !(await agentsByName())["hangup-agent"].listening);
     const listening = (await agentsByName())["hangup-agent"].listening;
     const sent = await restSend({ to: "hangup-agent", content: "anyone there?" });
     await sleep(300);
@@ -916,7 +916,7 @@ test("push: Claude Code (clientInfo claude-code) is sent each message as notific
   assert.equal(params.meta.seq, String(first.seq));
   assert.match(params.content, /<<<message (\w{12})\npushed over stdio\nmessage \1>>>/);
   const second = await restSend({ to: "push-stdio", content: "again" });
-  await until("the second push", () => channelOf(mcp).length === pushes + 1, 3000);
+  await until("the second push", () => channelOf(mcp).length === pushes + 1);
   assert.equal(channelOf(mcp)[pushes].params.meta.message_id, second.id);
   // Claude Code did not declare it shows channel pushes: get_messages returns all, the pushed ones marked.
   const got = await mcp.call("meshwire_get_messages", {});
@@ -939,9 +939,11 @@ test("push: a client declaring experimental claude/channel has pushed messages l
   const plain = await startMcp({ name: "push-plain" });
   (fx.extra ??= []).push(shows, plain);
   const sent = await untilPushed(shows, "push-shows", "once");
+  const got = await shows.call("meshwire_get_messages", {});
+  // What was pushed before the answer (a push written before it is read
+  // before it; once returned, a message is never pushed).
   const pushed = new Set(channelOf(shows).map((n) => n.params.meta.message_id));
   assert.ok(sent.some((m) => pushed.has(m.id)));
-  const got = await shows.call("meshwire_get_messages", {});
   // Those sent before the stream opened were never pushed: only they are returned.
   assert.deepEqual(
     got.structuredContent.messages.map((m) => m.id),
@@ -964,7 +966,7 @@ test("push: get_messages looks past a batch that was all pushed: it waits out wa
   await untilPushed(shows, "push-wait", "early");
   await shows.call("meshwire_get_messages", {}); // those sent before the stream opened
   const pushed = await restSend({ to: "push-wait", content: "pushed, then waited past" });
-  await until("its push", () => channelOf(shows).some((n) => n.params.meta.message_id === pushed.id), 3000);
+  await until("its push", () => channelOf(shows).some((n) => n.params.meta.message_id === pushed.id));
   const started = Date.now();
   const got = await shows.call("meshwire_get_messages", { wait_seconds: 2 });
   assert.deepEqual(got.structuredContent.messages, []);
