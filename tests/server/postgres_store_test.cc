@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <csignal>
 #include <functional>
 #include <future>
@@ -107,15 +108,14 @@ TEST_CASE("postgres: a session the server ended while idle is replaced before th
     s.Bind(1, pid);
     REQUIRE(s.Step());
     // Gone from pg_stat_activity, the server process still has to exit (its
-    // last words and the socket's close come then): a moment more.
-    for (int i = 0; i < 100; ++i) {
+    // last words and the socket's close come then): until the process is
+    // gone (reaped by the postmaster; a local server, so its pid is ours to
+    // probe), at most 10 s in all.
+    for (int i = 0; i < 500; ++i) {
       auto alive = admin.Prepare("SELECT count(*) FROM pg_stat_activity WHERE pid = ?1::int");
       alive.Bind(1, pid);
       REQUIRE(alive.Step());
-      if (alive.Int(0) == 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-        return;
-      }
+      if (alive.Int(0) == 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     FAIL("the session did not end");
