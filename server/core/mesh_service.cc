@@ -764,7 +764,8 @@ CreatedToken MeshService::IssueToken(Store& store, const Clock& clock, const std
   CheckName(user, "user name");
   CheckTokenName(name);  // as POST /tokens: admin and sign-in tokens too
   std::string secret = NewTokenSecret();
-  NewToken t{"tok_" + RandomBase62(12), CanonicalUser(store, user), name, Sha256Hex(secret), mesh_id, clock.Now()};
+  // The store gives the user's stored spelling (Store::CreateToken).
+  NewToken t{"tok_" + RandomBase62(12), user, name, Sha256Hex(secret), mesh_id, clock.Now()};
   return CreatedToken{store.CreateToken(t), std::move(secret)};
 }
 

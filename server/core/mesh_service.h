@@ -171,7 +171,7 @@ class MeshService {
   /// the spelling of an existing user that `name` matches, else `name`.
   static std::string CanonicalUser(Store& store, const std::string& name);
   /// Creates a token for `user` (creating the user; an existing user's
-  /// spelling kept, CanonicalUser): `meshwire admin token create`, sign-ins.
+  /// spelling kept, Store::CreateToken): `meshwire admin token create`, sign-ins.
   static CreatedToken IssueToken(Store& store, const Clock& clock, const std::string& user,
                                  const std::string& name,
                                  const std::optional<std::string>& mesh_id);

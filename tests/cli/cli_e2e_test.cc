@@ -58,6 +58,18 @@ struct UserMachine {
     args.insert(args.begin(), kBinary);
     return Run(args, Env(env), workspace);
   }
+  /// Until `meshwire agents` (run with `env`) lists agent `name` as listening
+  /// (its long-poll is parked), at most 10 s: whether it did.
+  bool UntilListening(const std::string& name, const std::vector<std::string>& env) const {
+    for (int i = 0; i < 200; ++i) {
+      const json listed = json::parse(Mw({"agents", "--json"}, env).out);
+      for (const json& a : listed["agents"]) {
+        if (a["name"] == name && a["listening"] == true) return true;
+      }
+      usleep(50000);
+    }
+    return false;
+  }
 };
 
 /// A relay, a token for alice, and a machine whose environment points at both.
@@ -322,12 +334,7 @@ TEST_CASE("listen acknowledges what it printed: a restart does not print it agai
     ChildProcess listen({kBinary, "listen", "--json"}, w.machine.Env(b), w.machine.workspace);
     REQUIRE(w.machine.Mw({"agents"}, b).code == 0);
     // `listen` registers agent-b and parks its poll: until then a send to it is a 404.
-    bool parked = false;
-    for (int i = 0; i < 200 && !parked; ++i) {
-      parked = w.machine.Mw({"agents", "--json"}, b).out.find("\"listening\":true") != std::string::npos;
-      if (!parked) usleep(50000);
-    }
-    REQUIRE(parked);
+    REQUIRE(w.machine.UntilListening("agent-b", b));
     REQUIRE(w.machine.Mw({"send", "first", "--to", "agent-b"}, a).code == 0);
     auto line = listen.WaitForStdout("\"content\":\"first\"", 2000);
     REQUIRE(line);
@@ -440,13 +447,7 @@ TEST_CASE("wait waits through a relay restart and still gets the message") {
   RestartableRelay r;
   REQUIRE(r.m.Mw({"agents"}, r.As("agent-b")).code == 0);
   ChildProcess wait({kBinary, "wait", "--timeout", "40"}, r.m.Env(r.As("agent-b")), r.m.workspace);
-  bool parked = false;  // its long-poll is open: the agent is listening
-  for (int i = 0; i < 100 && !parked; ++i) {
-    const json listed = json::parse(r.m.Mw({"agents", "--json"}, r.As("agent-a")).out);
-    for (const json& a : listed["agents"]) parked = parked || (a["name"] == "agent-b" && a["listening"] == true);
-    if (!parked) usleep(50000);
-  }
-  REQUIRE(parked);
+  REQUIRE(r.m.UntilListening("agent-b", r.As("agent-a")));  // its long-poll is open
   r.Kill();  // while the poll is parked
   CHECK(wait.WaitForStderr("Trying again in 2 s", 10000));
   r.Restart();
@@ -624,13 +625,7 @@ TEST_CASE("wait wakes on a message and exits 0; exits 4 on timeout") {
   for (int sig : {SIGINT, SIGTERM}) {
     CAPTURE(sig);
     ChildProcess stopped({kBinary, "wait", "--json"}, w.machine.Env(b), w.machine.workspace);
-    bool parked = false;  // its long-poll is open: the agent is listening
-    for (int i = 0; i < 100 && !parked; ++i) {
-      const json listed = json::parse(w.machine.Mw({"agents", "--json"}, {"MESHWIRE_TOKEN=" + w.token}).out);
-      for (const json& a : listed["agents"]) parked = parked || (a["name"] == "agent-b" && a["listening"] == true);
-      if (!parked) usleep(50000);
-    }
-    REQUIRE(parked);
+    REQUIRE(w.machine.UntilListening("agent-b", {"MESHWIRE_TOKEN=" + w.token}));  // its long-poll is open
     auto code = stopped.Signal(sig);
     REQUIRE(code);
     REQUIRE(WIFEXITED(*code));
