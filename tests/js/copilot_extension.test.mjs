@@ -148,7 +148,11 @@ test("joins the session with the five tools and both hooks, and returns the sess
 test("registers the agent as harness copilot, from .mesh.json found upwards", T, async () => {
   assert.equal(fx.agent.harness, "copilot");
   assert.equal(fx.agent.owner, "alice");
-  const registration = fx.requests.find((r) => r.method === "POST" && r.url.endsWith(`${fx.m}/agents`));
+  // Recorded once the extension's fetch has its answer, which can come a
+  // moment after the relay already lists the agent (what before() waited for).
+  const registration = await until("the extension's POST /mesh/{mesh}/agents", () =>
+    fx.requests.find((r) => r.method === "POST" && r.url.endsWith(`${fx.m}/agents`)),
+  );
   assert.ok(registration, "POST /mesh/{mesh}/agents");
   await until("a connected status line", () => fx.copilot.logs.some((l) => /connected to mesh/.test(l.message)));
 });
