@@ -1,6 +1,7 @@
 #include "schemas/json_io.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include <nlohmann/json.hpp>
 
@@ -90,7 +91,10 @@ std::string MessageJsonText(const Message& m) {
   }
   out += ",\"priority\":";
   AppendQuoted(out, m.priority);
-  out += ",\"seq\":" + std::to_string(m.seq) + ",\"to\":";
+  out += ",\"seq\":";
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, m.seq).ptr);
+  out += ",\"to\":";
   AppendQuoted(out, m.to);
   out += ",\"to_name\":";
   if (m.to_name) {

@@ -59,6 +59,16 @@ SqliteStatement& SqliteStatement::Bind(int index, std::string_view value) {
   return *this;
 }
 
+SqliteStatement& SqliteStatement::BindStatic(int index, std::string_view value) {
+  Check(db_, sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC),
+        "bind");
+  return *this;
+}
+
+SqliteStatement& SqliteStatement::BindStatic(int index, const std::optional<std::string>& value) {
+  return value ? BindStatic(index, std::string_view(*value)) : BindNull(index);
+}
+
 SqliteStatement& SqliteStatement::Bind(int index, const std::optional<std::string>& value) {
   return value ? Bind(index, std::string_view(*value)) : BindNull(index);
 }

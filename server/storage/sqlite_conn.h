@@ -38,6 +38,14 @@ class SqliteStatement {
   SqliteStatement& Bind(int index, const std::optional<std::string>& value);
   SqliteStatement& Bind(int index, const std::optional<std::int64_t>& value);
   SqliteStatement& BindNull(int index);
+  /// As Bind, without SQLite's copy: `value` must stay alive and unchanged
+  /// until this statement is done (stepped, then reset when it goes out of
+  /// scope). For the writer's hot inserts.
+  SqliteStatement& BindStatic(int index, std::string_view value);
+  SqliteStatement& BindStatic(int index, const std::string& value) {
+    return BindStatic(index, std::string_view(value));
+  }
+  SqliteStatement& BindStatic(int index, const std::optional<std::string>& value);
 
   /// Steps once: true when a row is ready, false when done. Throws on error.
   bool Step();

@@ -175,17 +175,18 @@ std::vector<std::pair<std::int64_t, std::int64_t>> SqliteStore::WriteMessages(
          "INSERT INTO messages(mesh_id, seq, id, from_agent, from_name, to_agent, to_name,"
          " content, priority, metadata, idempotency_key, created_at)"
          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
-        .Bind(1, mesh_id)
+        // The message outlives the statement, which this expression runs.
+        .BindStatic(1, mesh_id)
         .Bind(2, last_seq + k)
         .Bind(3, std::to_string(id0 + k))
-        .Bind(4, m.from)
-        .Bind(5, m.from_name)
-        .Bind(6, m.to)
-        .Bind(7, m.to_name)
-        .Bind(8, m.content)
-        .Bind(9, m.priority)
-        .Bind(10, m.metadata_json)
-        .Bind(11, m.idempotency_key)
+        .BindStatic(4, m.from)
+        .BindStatic(5, m.from_name)
+        .BindStatic(6, m.to)
+        .BindStatic(7, m.to_name)
+        .BindStatic(8, m.content)
+        .BindStatic(9, m.priority)
+        .BindStatic(10, m.metadata_json)
+        .BindStatic(11, m.idempotency_key)
         .Bind(12, m.now)
         .Run();
     written.emplace_back(last_seq + k, id0 + k);

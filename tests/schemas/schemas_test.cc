@@ -3,6 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
 #include "schemas/time_format.h"
@@ -44,6 +48,34 @@ TEST_CASE("RFC 3339 with milliseconds, UTC, both ways") {
   CHECK(ParseRfc3339("2026-11-24T09:41:23.123Z") == std::optional<Millis>(1795513283123));
   CHECK_FALSE(ParseRfc3339("2026-11-24 09:21:23"));
   CHECK_FALSE(ParseRfc3339("2026-11-24T09:21:23.123+01:00"));
+  // Leap days, year and century ends, before 1970: as gmtime_r says.
+  const auto by_libc = [](Millis ms) {
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    int frac = static_cast<int>(ms % 1000);
+    if (frac < 0) {
+      frac += 1000;
+      secs -= 1;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char out[80];
+    std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return std::string(out);
+  };
+  CHECK(FormatRfc3339(951782400000) == "2000-02-29T00:00:00.000Z");
+  CHECK(FormatRfc3339(-1) == "1969-12-31T23:59:59.999Z");
+  CHECK(FormatRfc3339(253402300799999) == "9999-12-31T23:59:59.999Z");
+  std::uint64_t x = 88172645463325252ull;  // xorshift: the same spread of instants every run
+  for (int i = 0; i < 200000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const auto ms = static_cast<Millis>(x % 253402300800000ull) - (i % 2 ? 62135596800000 : 0);  // 0001-9999
+    CAPTURE(ms);
+    REQUIRE(FormatRfc3339(ms) == by_libc(ms));
+    if (ms >= 0) REQUIRE(ParseRfc3339(FormatRfc3339(ms)) == std::optional<Millis>(ms));
+  }
 }
 
 TEST_CASE("ParseObject: a JSON object or an error that says so") {
