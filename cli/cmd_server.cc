@@ -1,7 +1,6 @@
 // `meshwire server`: runs the relay until SIGINT or SIGTERM.
 #include <arpa/inet.h>
 #include <malloc.h>
-#include <sched.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -11,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <chrono>
 #include <mutex>
 #include <regex>
@@ -21,37 +19,13 @@
 #include "cli/context.h"
 #include "relay-client/config.h"
 #include "schemas/error.h"
+#include "server/core/usable_cores.h"
 #include "server/relay.h"
 #include "server/storage/store_factory.h"
 
 namespace meshwire::cli {
 
 namespace {
-
-/// The cores this process may use: its CPU affinity (a container's cpuset),
-/// or fewer under a cgroup v2 CPU quota (its cgroup's cpu.max, "QUOTA PERIOD"
-/// or "max ...", rounded up).
-int UsableCores() {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  int cores = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 0;
-  if (cores <= 0) cores = static_cast<int>(std::thread::hardware_concurrency());
-  std::string group;  // "0::/PATH": this process's cgroup v2
-  std::ifstream groups("/proc/self/cgroup");
-  for (std::string line; std::getline(groups, line);) {
-    if (line.rfind("0::", 0) == 0) group = line.substr(3);
-  }
-  for (const std::string& path : {"/sys/fs/cgroup" + group + "/cpu.max", std::string("/sys/fs/cgroup/cpu.max")}) {
-    std::ifstream max(path);
-    std::string quota;
-    long long period = 0;
-    if (!(max >> quota >> period)) continue;
-    const long long q = quota == "max" ? 0 : std::atoll(quota.c_str());
-    if (q > 0 && period > 0) cores = std::min<long long>(cores, (q + period - 1) / period);
-    break;
-  }
-  return std::max(1, cores);
-}
 
 /// --io-threads' default: one event-loop thread per usable core, less the
 /// one the storage writer keeps busy (it commits, and writes each commit's
