@@ -320,11 +320,16 @@ int RunInit(int argc, char** argv) {
     // `init --harness` of the product page registers its own (two clients
     // as one agent would take each other's messages). A name the user chose
     // stays the workspace's.
+    // In a teammate's clone the workspace's name reaches here as this
+    // user's own name for it (config.json's agent_names): the platform is
+    // told by the name .mesh.json gives.
     bool other_platforms = false;
-    if (const Harness* recorded = FindHarness(c.harness); c.agent_name.source == ".mesh.json" && recorded &&
-                                                          recorded != harness &&
-                                                          agent_name == recorded->default_agent_name) {
-      agent_name = harness->default_agent_name;
+    const std::string workspace_given = c.agent_name.source == ".mesh.json" ? agent_name
+                                        : c.agent_name.source == "config.json" ? c.workspace_agent_name
+                                                                               : std::string();
+    if (const Harness* recorded = FindHarness(c.harness); recorded && recorded != harness && !workspace_given.empty() &&
+                                                          workspace_given == recorded->default_agent_name) {
+      agent_name = OwnAgentName(c, harness->default_agent_name);  // this user's own name for it, if they have one
       other_platforms = true;
     }
     if (std::string problem = ctx.InvalidAgentName(agent_name, harness->default_agent_name); !problem.empty()) {
@@ -399,8 +404,8 @@ int RunInit(int argc, char** argv) {
       if (source != ".mesh.json" && !source.empty()) {
         throw Error(409, "conflict", taken + " Run init again with --name NAME (or set MESHWIRE_AGENT_NAME).");
       }
-      listed_is_teammates = source == ".mesh.json";
-      const std::string theirs = agent_name;
+      if (!other_platforms) listed_is_teammates = source == ".mesh.json";
+      const std::string theirs = other_platforms ? harness->default_agent_name : agent_name;
       for (int attempt = 1; !registered(agent_name = OwnNameFor(theirs, ctx.User(), attempt)); ++attempt) {
         if (attempt == 5) {
           throw Error(409, "conflict",
@@ -411,10 +416,14 @@ int RunInit(int argc, char** argv) {
     }
     // What the shared files say: .mesh.json, and the workspace's MCP entries.
     const std::string& shared_name = listed_is_teammates ? listed : agent_name;
+    // The name this platform's shared files carry: .mesh.json's, or in a
+    // teammate's clone wired for another platform, this platform's default
+    // (whose own name each teammate keeps in config.json, as for the other).
+    const std::string platform_name = other_platforms && listed_is_teammates ? harness->default_agent_name : shared_name;
     hc.agent_name = agent_name;
-    hc.workspace_agent_name = shared_name;
-    if (listed_is_teammates && OwnAgentName(c, listed) != agent_name) {
-      SaveOwnAgentName(c.home, mesh, listed, agent_name);
+    hc.workspace_agent_name = platform_name;
+    if (listed_is_teammates && OwnAgentName(c, platform_name) != agent_name) {
+      SaveOwnAgentName(c.home, mesh, platform_name, agent_name);
     }
     // A teammate's init leaves the committed file as it is: its agent name,
     // and its harness (this user's may differ).
@@ -440,7 +449,7 @@ int RunInit(int argc, char** argv) {
         files.push_back({{"path", f.path}, {"action", f.action}, {"backup", f.backup}});
       }
       std::printf("%s\n", json({{"mesh_id", mesh}, {"workspace_name", workspace_name}, {"agent_name", agent_name},
-                                {"workspace_agent_name", shared_name}, {"agent_id", agent_id},
+                                {"workspace_agent_name", platform_name}, {"agent_id", agent_id},
                                 {"harness", harness->name}, {"files", files}, {"next_steps", result.next_steps}})
                               .dump()
                               .c_str());
@@ -464,7 +473,16 @@ int RunInit(int argc, char** argv) {
     }
     std::printf("%s Registered as %s (%s)%s\n", ui.Ok().c_str(), agent_name.c_str(), agent_id.c_str(),
                 created ? "" : ", already registered");
-    if (listed_is_teammates) {
+    if (listed_is_teammates && other_platforms) {
+      std::printf("  .mesh.json names %s, a teammate's agent on another platform, and stays as it is; %s's "
+                  "files name %s%s.\n",
+                  listed.c_str(), harness->title, platform_name.c_str(),
+                  agent_name == platform_name
+                      ? ""
+                      : (", which in this mesh is you as " + agent_name + " (kept in " +
+                         Tilde((c.home / "config.json").string()) + ", which meshwire and its extensions read)")
+                            .c_str());
+    } else if (listed_is_teammates) {
       std::printf("  .mesh.json names %s, a teammate's agent, and stays as it is: in this mesh you are %s "
                   "(kept in %s, which meshwire and its extensions read).\n",
                   listed.c_str(), agent_name.c_str(), Tilde((c.home / "config.json").string()).c_str());

@@ -3,6 +3,7 @@
 // follows the product page (headless: the token comes from `meshwire admin
 // token create`, or from the browser sign-in played by an HTTP client).
 #include <arpa/inet.h>
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <doctest/doctest.h>
@@ -1423,10 +1424,33 @@ TEST_CASE("a teammate's clone of .mesh.json: init gives them an agent of their o
   CHECK(json::parse(Slurp(fs::path(bob.home) / ".meshwire/config.json"))["agent_names"][mesh]["claude-code-agent"] ==
         "bobs-claude");
   CHECK(json::parse(bob.Mw({"status", "--json"}, as_bob).out)["agent"] == "bobs-claude");
-  // Another harness of bob's (the product page's `init --harness copilot`): the
-  // committed file keeps its harness too.
-  REQUIRE(bob.Mw({"init", "--harness", "cursor"}, as_bob).code == 0);
+  // Another harness of bob's (the product page's `init --harness copilot`): an
+  // agent of its own, as each platform of alice's has (not bob's Claude Code
+  // agent: two clients as one agent take each other's messages), and the
+  // committed file keeps its name and harness.
+  CommandResult cursor = bob.Mw({"init", "--harness", "cursor"}, as_bob);
+  REQUIRE_MESSAGE(cursor.code == 0, cursor.err);
+  CHECK(cursor.out.find("Registered as cursor-agent (") != std::string::npos);
   CHECK(Slurp(bob_ws / ".mesh.json") == Slurp(alice_ws / ".mesh.json"));
+  // A platform whose file is shared in the workspace: the file names that
+  // platform's agent, and bob's name for Claude Code's stays his.
+  CommandResult vscode = bob.Mw({"init", "--harness", "vscode", "--json"}, as_bob);
+  REQUIRE_MESSAGE(vscode.code == 0, vscode.err);
+  CHECK(json::parse(vscode.out)["agent_name"] == "vscode-agent");
+  CHECK(json::parse(vscode.out)["workspace_agent_name"] == "vscode-agent");
+  CHECK(json::parse(Slurp(bob_ws / ".vscode/mcp.json"))["servers"]["meshwire"]["env"]["MESHWIRE_AGENT_NAME"] ==
+        "vscode-agent");
+  CHECK(Slurp(bob_ws / ".mesh.json") == Slurp(alice_ws / ".mesh.json"));
+  CHECK(json::parse(Slurp(fs::path(bob.home) / ".meshwire/config.json"))["agent_names"][mesh]["claude-code-agent"] ==
+        "bobs-claude");
+  CHECK(json::parse(bob.Mw({"status", "--json"}, as_bob).out)["agent"] == "bobs-claude");
+  const json listed_agents = json::parse(bob.Mw({"agents", "--json"}, as_bob).out);
+  std::vector<std::string> bob_agents;
+  for (const json& a : listed_agents["agents"]) {
+    if (a["owner"] == "bob") bob_agents.push_back(a["name"]);
+  }
+  std::sort(bob_agents.begin(), bob_agents.end());
+  CHECK(bob_agents == std::vector<std::string>{"bobs-claude", "claude-code-agent-bob", "cursor-agent", "vscode-agent"});
   // alice herself is unaffected: her workspace, her agent.
   CHECK(json::parse(alice.Mw({"status", "--json"}, {"MESHWIRE_TOKEN=" + w.token}).out)["agent"] ==
         "claude-code-agent");
