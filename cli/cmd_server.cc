@@ -245,8 +245,7 @@ int RunServer(int argc, char** argv) {
                  "event-loop threads that serve the connections (default: one less than the cores this "
                  "process may use, at least 1, as the storage writer writes its commits' answers itself; "
                  "with --tls-cert, as many as the cores)")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+      ->check(CLI::Range(1, 64));  // no "=N": the default depends on --tls-cert
   app.add_option("--agents-per-member", agents_per_member,
                  "most agents one user may have in one mesh: past it a new name is refused (400 "
                  "too_many_agents), so a member cannot flood a shared mesh")
@@ -271,7 +270,7 @@ int RunServer(int argc, char** argv) {
   app.add_option("--rate-limit", rate_limit, "requests per minute per token (0: unlimited)")
       ->check(CLI::Range(0, 100000000))
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
   app.add_option("--tls-cert", tls_cert,

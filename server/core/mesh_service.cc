@@ -661,7 +661,7 @@ void MeshService::AnswerWoken(const Caller& caller, const std::string& mesh_id, 
 
 void MeshService::Reauthorize(const Caller& caller, const std::string& mesh_id) {
   if (!store_.FindTokenByHash(caller.secret_sha256)) {
-    throw Error::Unauthorized("The token was revoked; sign in again (`meshwire login`).");
+    throw Error::Unauthorized(kTokenRevoked);
   }
   RequireMember(caller, mesh_id);
 }

@@ -91,6 +91,8 @@ class MeshService {
   /// 404), so that what it holds open ends; a 503 or anything else says
   /// nothing of its access.
   static bool AccessLost(const Error& e) { return e.status() == 401 || e.status() == 403 || e.status() == 404; }
+  /// What a revoked token's requests are told (401), and its open calls.
+  static constexpr const char* kTokenRevoked = "The token was revoked; sign in again (`meshwire login`).";
 
   // Meshes and members.
   Mesh CreateMesh(const Caller& caller, const std::string& name);

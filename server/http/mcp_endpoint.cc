@@ -369,7 +369,7 @@ void McpEndpoint::Guard(const ExchangePtr& ex, const std::function<void()>& body
     ex->Respond(std::move(r));
   } catch (const std::exception& e) {
     spdlog::error("MCP endpoint: {}", ForLog(e.what(), 1000));
-    ex->Respond(Refuse(500, "The relay failed to handle this request."));
+    ex->Respond(Refuse(500, "The relay failed to handle this request.", "internal"));
   }
 }
 
@@ -412,7 +412,11 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
     if (const std::string* version = req.Header("MCP-Protocol-Version")) {
       const auto& known = mcp::SupportedProtocolVersions();
       if (std::find(known.begin(), known.end(), *version) == known.end()) {
-        return ex->Respond(Refuse(400, "Unsupported MCP-Protocol-Version " + *version + "."));
+        std::string spoken;
+        for (const std::string& v : known) spoken += (spoken.empty() ? "" : ", ") + v;
+        return ex->Respond(Refuse(400, "Unsupported MCP-Protocol-Version " + *version + "; this relay speaks " +
+                                           spoken + ".",
+                                  "unsupported_protocol_version"));
       }
     }
     SessionPtr session;
@@ -462,7 +466,7 @@ void McpEndpoint::Get(const ExchangePtr& ex) {
     Caller caller = Admit(req);
     service_.CheckAccess(caller, req.params[0]);
     if (!Accepts(req, "text/event-stream")) {
-      return ex->Respond(Refuse(406, "Accept must include text/event-stream."));
+      return ex->Respond(Refuse(406, "Accept must include text/event-stream.", "not_acceptable"));
     }
     SessionPtr session = Find(req, caller);
     auto stream = ex->OpenStream(HttpResponse::Empty(200)
@@ -532,7 +536,12 @@ void McpEndpoint::OnEvent(const WakeEvent& event) {
         std::lock_guard session_lock(s->mu);
         s->end_reason = s->tools->AgentDeletedSentence();
       }
-      if (agent_gone || (!ended.token_id.empty() && s->token_id == ended.token_id)) to_end_.push_back(s);
+      const bool token_gone = !ended.token_id.empty() && s->token_id == ended.token_id;
+      if (token_gone) {
+        std::lock_guard session_lock(s->mu);  // its waiting calls say why, as on the node that revoked it
+        s->end_reason = MeshService::kTokenRevoked;
+      }
+      if (agent_gone || token_gone) to_end_.push_back(s);
     }
     if (event.trust_cache == true) {
       recheck_all_ = true;  // back from a time this node may have missed other nodes' changes
@@ -828,6 +837,10 @@ void McpEndpoint::RecheckAccess(const std::set<std::string>* meshes) {
     }
     const Verdict& v = it->second;
     std::string why = v.refused;
+    if (!why.empty()) {
+      std::lock_guard session_lock(s->mu);  // its waiting calls are told what its next request would be
+      s->end_reason = why;
+    }
     if (why.empty() && !v.agents.count(s->tools->agent_id())) {
       why = "its agent was deleted";
       std::lock_guard session_lock(s->mu);  // its waiting calls say so (EndReason)

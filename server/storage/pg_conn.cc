@@ -24,13 +24,20 @@ namespace meshwire {
 
 namespace {
 
-/// libpq's message on one line, without its trailing newline.
+/// libpq's message on one line, without its trailing newline: its lines
+/// ("... failed: Connection refused\n\tIs the server running ...?") joined
+/// by one space.
 std::string OneLine(const char* text) {
-  std::string s = text ? text : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  for (char& c : s) {
-    if (c == '\n') c = ' ';
+  std::string s;
+  for (const char* p = text ? text : ""; *p; ++p) {
+    const bool space = *p == '\n' || *p == '\t' || *p == '\r' || *p == ' ';
+    if (!space) {
+      s.push_back(*p);
+    } else if (!s.empty() && s.back() != ' ') {
+      s.push_back(' ');
+    }
   }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
 }
 

@@ -189,6 +189,8 @@ class SqlStore : public Store {
   /// submitted again alone, so only the one at fault fails.
   void SubmitDrain();
   void WriteAppends(Conn& c, PendingAppends& appends);
+  /// RegisterAgent's transaction: the name looked up, then inserted if new.
+  RegisterResult RegisterAgentOnce(const NewAgent& a);
 
   std::string kind_;
   std::function<std::unique_ptr<Conn>()> open_reader_;
@@ -655,6 +657,25 @@ bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string&
 
 template <class Conn>
 RegisterResult SqlStore<Conn>::RegisterAgent(const NewAgent& a) {
+  try {
+    return RegisterAgentOnce(a);
+  } catch (const Error&) {
+    throw;  // the store's own answers (404, 503, ...)
+  } catch (const std::exception&) {
+    // A constraint refused the row (nothing was written): between this
+    // transaction's look and its insert another node registered the name
+    // (PostgreSQL, two nodes at once), or the mesh was deleted. What the
+    // database holds now decides, as if this request had come second.
+    if (auto found = FindAgent(a.mesh_id, a.name); found && found->name == a.name) {
+      return RegisterResult{std::move(*found), false};
+    }
+    if (!FindMesh(a.mesh_id)) throw Error::NotFound("mesh_not_found", "No mesh " + a.mesh_id + ".");
+    throw;
+  }
+}
+
+template <class Conn>
+RegisterResult SqlStore<Conn>::RegisterAgentOnce(const NewAgent& a) {
   RegisterResult result;
   writer_->Run([&](Conn& c) {
     {

@@ -489,14 +489,45 @@ TEST_CASE("MCP sessions on one node end when an access change through the other 
   REQUIRE(created);
   REQUIRE(created->first == 201);
   RawClient revoked_stream(b.port);
-  open(created->second["token"], "mcp-revoked", revoked_stream);
+  const std::string revoked_secret = created->second["token"];
+  const std::string revoked_sid = open(revoked_secret, "mcp-revoked", revoked_stream);
   RawClient deleted_stream(b.port);
   open(token, "mcp-deleted", deleted_stream);
   RawClient alive_stream(b.port);
   open(token, "mcp-alive", alive_stream);
+  // A call of the revoked token's session waiting on B: told why it ends.
+  auto waiting = std::async(std::launch::async, [&] {
+    httplib::Client c(b.url());
+    c.set_read_timeout(30, 0);
+    const json call = {{"jsonrpc", "2.0"},
+                       {"id", "w"},
+                       {"method", "tools/call"},
+                       {"params", {{"name", "meshwire_get_messages"}, {"arguments", {{"wait_seconds", 20}}}}}};
+    auto r = c.Post("/mesh/" + m.id + "/mcp",
+                    {{"Authorization", "Bearer " + revoked_secret},
+                     {"Accept", "application/json, text/event-stream"},
+                     {"Mcp-Session-Id", revoked_sid},
+                     {"MCP-Protocol-Version", "2025-06-18"}},
+                    call.dump(), "application/json");
+    return r ? r->body : std::string("(no answer)");
+  });
+  bool parked = false;
+  for (int i = 0; i < 500 && !parked; ++i) {
+    auto listed = Call(a.url(), token, "GET", "/mesh/" + m.id + "/agents");
+    for (const json& agent : listed ? listed->second["agents"] : json::array()) {
+      parked = parked || (agent["name"] == "mcp-revoked" && agent["listening"] == true);
+    }
+    if (!parked) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(parked);
 
   CHECK(Delete(a.url(), token, "/tokens/" + created->second["id"].get<std::string>()) == 204);
   CHECK(revoked_stream.ClosedByRelay(std::chrono::milliseconds(5000)));
+  REQUIRE(waiting.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  const std::string answer = waiting.get();
+  CAPTURE(answer);
+  CHECK(answer.find("The token was revoked; sign in again") != std::string::npos);
+  CHECK(answer.find("start a new session") == std::string::npos);  // which would fail with 401
   auto agents = Call(a.url(), token, "GET", "/mesh/" + m.id + "/agents");
   REQUIRE(agents);
   std::string deleted_id;

@@ -376,6 +376,8 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
   assert.equal((await post(ping, { ...auth, "mcp-session-id": "nope" })).status, 404);
   const badVersion = await post(ping, { ...auth, "mcp-session-id": sid, "mcp-protocol-version": "1999-01-01" });
   assert.equal(badVersion.status, 400);
+  assert.equal(badVersion.body.error.data.code, "unsupported_protocol_version");
+  assert.match(badVersion.body.error.message, /speaks 2024-11-05, .*2025-06-18/);
   const notJson = await post("{not json", { ...auth, "mcp-session-id": sid });
   assert.equal(notJson.status, 400);
   assert.equal(notJson.body.error.code, -32700);

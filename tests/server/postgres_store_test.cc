@@ -920,6 +920,60 @@ TEST_CASE("postgres: two nodes' first sign-ins of one user in two spellings at o
   CHECK(s.Text(0) == "Octocat");
 }
 
+TEST_CASE("postgres: two nodes registering one name at once: the second gets the first's agent, or 409's owner") {
+  PgMesh f = OpenPgMesh();
+  PostgresStore b(f.uri);
+  PgConnection watch(f.uri), gate(f.uri);
+  // Each node's insert waits at the table, after each looked the name up and
+  // found nothing: the second insert then meets the first's row.
+  auto race = [&](const std::string& name, const std::string& owner_a, const std::string& owner_b) {
+    gate.Exec("BEGIN");
+    gate.Exec("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE");
+    auto on_a = std::async(std::launch::async, [&] {
+      return f.store->RegisterAgent({"agt_" + name + "_a", f.mesh.mesh_id, name, "pi", owner_a, 10});
+    });
+    WaitForLockWaiters(watch, 1);
+    auto on_b = std::async(std::launch::async, [&] {
+      return b.RegisterAgent({"agt_" + name + "_b", f.mesh.mesh_id, name, "pi", owner_b, 20});
+    });
+    WaitForLockWaiters(watch, 2);
+    gate.Exec("COMMIT");
+    return std::make_pair(on_a.get(), on_b.get());
+  };
+  auto [a1, b1] = race("racer", "alice", "alice");  // one user's two processes
+  CHECK(a1.created != b1.created);
+  CHECK(a1.agent.agent_id == b1.agent.agent_id);
+  CHECK(a1.agent.owner == "alice");
+  auto [a2, b2] = race("contested", "alice", "bob");  // two users: the service answers 409 to the second
+  CHECK(a2.created != b2.created);
+  CHECK(a2.agent.agent_id == b2.agent.agent_id);
+  CHECK(b2.agent.owner == (b2.created ? "bob" : "alice"));
+  auto s = watch.Prepare("SELECT COUNT(*) FROM agents WHERE name IN ('racer', 'contested')");
+  REQUIRE(s.Step());
+  CHECK(s.Int(0) == 2);
+}
+
+TEST_CASE("postgres: registering on a mesh another node deletes meanwhile is 404 mesh_not_found") {
+  PgMesh f = OpenPgMesh();
+  PostgresStore b(f.uri);
+  PgConnection watch(f.uri), gate(f.uri);
+  gate.Exec("BEGIN");
+  gate.Exec("LOCK TABLE agents IN SHARE ROW EXCLUSIVE MODE");
+  auto on_a = std::async(std::launch::async, [&] {
+    return f.store->RegisterAgent({"agt_late", f.mesh.mesh_id, "late", "pi", "alice", 10});
+  });
+  WaitForLockWaiters(watch, 1);  // it found the mesh, and waits to insert
+  gate.Exec(("DELETE FROM meshes WHERE id = '" + f.mesh.mesh_id + "'").c_str());  // the gate's transaction, as another node's
+  gate.Exec("COMMIT");
+  try {
+    on_a.get();
+    FAIL("registered on a deleted mesh");
+  } catch (const Error& e) {
+    CHECK(e.status() == 404);
+    CHECK(e.code() == "mesh_not_found");
+  }
+}
+
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
   PgMesh fixture = OpenPgMesh();
   PostgresStore& store = *fixture.store;
