@@ -473,19 +473,16 @@ int RunInit(int argc, char** argv) {
     }
     std::printf("%s Registered as %s (%s)%s\n", ui.Ok().c_str(), agent_name.c_str(), agent_id.c_str(),
                 created ? "" : ", already registered");
+    const std::string kept = "(kept in " + Tilde((c.home / "config.json").string()) +
+                             ", which meshwire and its extensions read)";
     if (listed_is_teammates && other_platforms) {
+      const std::string you = agent_name == platform_name ? "" : ", which in this mesh is you as " + agent_name + " " + kept;
       std::printf("  .mesh.json names %s, a teammate's agent on another platform, and stays as it is; %s's "
                   "files name %s%s.\n",
-                  listed.c_str(), harness->title, platform_name.c_str(),
-                  agent_name == platform_name
-                      ? ""
-                      : (", which in this mesh is you as " + agent_name + " (kept in " +
-                         Tilde((c.home / "config.json").string()) + ", which meshwire and its extensions read)")
-                            .c_str());
+                  listed.c_str(), harness->title, platform_name.c_str(), you.c_str());
     } else if (listed_is_teammates) {
-      std::printf("  .mesh.json names %s, a teammate's agent, and stays as it is: in this mesh you are %s "
-                  "(kept in %s, which meshwire and its extensions read).\n",
-                  listed.c_str(), agent_name.c_str(), Tilde((c.home / "config.json").string()).c_str());
+      std::printf("  .mesh.json names %s, a teammate's agent, and stays as it is: in this mesh you are %s %s.\n",
+                  listed.c_str(), agent_name.c_str(), kept.c_str());
     }
     std::printf("\n");
     std::printf("%s %s harness ready!\n", ui.Ok().c_str(), harness->title);

@@ -531,17 +531,15 @@ void McpEndpoint::OnEvent(const WakeEvent& event) {
       const bool agent_gone = s->mesh_id == ended.mesh_id &&
                               std::find(ended.agent_ids.begin(), ended.agent_ids.end(), s->tools->agent_id()) !=
                                   ended.agent_ids.end();
-      if (agent_gone) {
-        // Its waiting calls say so, as a call that wakes to the deletion does.
-        std::lock_guard session_lock(s->mu);
-        s->end_reason = s->tools->AgentDeletedSentence();
-      }
       const bool token_gone = !ended.token_id.empty() && s->token_id == ended.token_id;
-      if (token_gone) {
-        std::lock_guard session_lock(s->mu);  // its waiting calls say why, as on the node that revoked it
-        s->end_reason = MeshService::kTokenRevoked;
+      if (!agent_gone && !token_gone) continue;
+      {
+        // Its waiting calls say why, as a call that wakes to the change does
+        // (on the node that made it, too).
+        std::lock_guard session_lock(s->mu);
+        s->end_reason = agent_gone ? s->tools->AgentDeletedSentence() : MeshService::kTokenRevoked;
       }
-      if (agent_gone || token_gone) to_end_.push_back(s);
+      to_end_.push_back(s);
     }
     if (event.trust_cache == true) {
       recheck_all_ = true;  // back from a time this node may have missed other nodes' changes
@@ -836,17 +834,19 @@ void McpEndpoint::RecheckAccess(const std::set<std::string>* meshes) {
       it = verdicts.emplace(key, std::move(v)).first;
     }
     const Verdict& v = it->second;
+    // For the log, and for its waiting calls (EndReason): what its next
+    // request would be told.
     std::string why = v.refused;
-    if (!why.empty()) {
-      std::lock_guard session_lock(s->mu);  // its waiting calls are told what its next request would be
-      s->end_reason = why;
-    }
+    std::string reason = v.refused;
     if (why.empty() && !v.agents.count(s->tools->agent_id())) {
       why = "its agent was deleted";
-      std::lock_guard session_lock(s->mu);  // its waiting calls say so (EndReason)
-      s->end_reason = s->tools->AgentDeletedSentence();
+      reason = s->tools->AgentDeletedSentence();
     }
     if (why.empty()) continue;
+    {
+      std::lock_guard session_lock(s->mu);
+      s->end_reason = reason;
+    }
     // Its next request is 404 (session ended), then 401 or 403 as it
     // initializes again; its stream closes, and nothing more is pushed.
     spdlog::info("MCP session of token {} on mesh {} ended: {}", s->token_id, s->mesh_id, why);
