@@ -49,10 +49,19 @@ bool OpenBrowser(const std::string& url) {
   return false;
 }
 
-std::string DoneHtml(const std::string& title, const std::string& text) {
-  return "<!doctype html><meta charset=utf-8><title>meshwire</title><body style=\"font:16px "
-         "system-ui;background:#0f1117;color:#e6e6e6;display:grid;place-items:center;height:100vh"
-         "\"><div><h1>" + title + "</h1><p>" + text + "</p></div>";
+/// The callback's answer to the browser: a page titled `title` (text)
+/// saying `html`, allowed nothing but its inline style and icon.
+void AnswerPage(httplib::Response& res, int status, const std::string& title, const std::string& html) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_content("<!doctype html><meta charset=utf-8><title>" + HtmlEscape(title) + " · meshwire</title>" +
+                      std::string(kIconLink) +
+                      "<body style=\"font:16px system-ui;background:#0f1117;color:#e6e6e6;display:grid;"
+                      "place-items:center;height:100vh\"><div><h1>" + HtmlEscape(title) + "</h1><p>" + html +
+                      "</p></div>",
+                  "text/html; charset=utf-8");
 }
 
 }  // namespace
@@ -114,16 +123,13 @@ int RunLogin(int argc, char** argv) {
     const std::string state = RandomBase62(32);
     callback.Get("/callback", [&](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu);
-      res.status = 400;
       if (done) {
-        res.set_content(DoneHtml("Already done", "This sign-in is finished; return to your terminal."),
-                        "text/html; charset=utf-8");
+        AnswerPage(res, 400, "Already done", "This sign-in is finished; return to your terminal.");
         return;
       }
       if (req.get_param_value("state") != state) {
-        res.set_content(DoneHtml("Sign-in refused", "This answer does not belong to this login; run "
-                                                    "<code>meshwire login</code> again."),
-                        "text/html; charset=utf-8");
+        AnswerPage(res, 400, "Sign-in refused",
+                   "This answer does not belong to this login; run <code>meshwire login</code> again.");
         return;
       }
       try {
@@ -152,17 +158,14 @@ int RunLogin(int argc, char** argv) {
           throw Error(2, "config", std::string(error ? error->what() : e.what()) +
                                        (error ? "" : " (saving the credentials)"));
         }
-        res.status = 200;
-        res.set_content(DoneHtml("✓ Signed in", "You can close this tab and return to your terminal."),
-                        "text/html; charset=utf-8");
+        AnswerPage(res, 200, "✓ Signed in", "You can close this tab and return to your terminal.");
       } catch (const Error& e) {
         failure = e;
         const std::string what = e.what();
-        res.set_content(DoneHtml("✗ Sign-in failed",
-                                 HtmlEscape(what) + (what.find("meshwire login") == std::string::npos
-                                                       ? " Run <code>meshwire login</code> again."
-                                                       : "")),
-                        "text/html; charset=utf-8");
+        AnswerPage(res, 400, "✗ Sign-in failed",
+                   HtmlEscape(what) +
+                       (what.find("meshwire login") == std::string::npos ? " Run <code>meshwire login</code> again."
+                                                                         : ""));
       }
       done = true;
       cv.notify_all();

@@ -14,7 +14,8 @@ build_pkgs=(
   libjemalloc-dev  # the meshwire executable's allocator (CMake option MESHWIRE_JEMALLOC)
   patchelf  # the npm package's copy of the binary loads the libraries bundled with it
 )
-test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl postgresql)
+test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl postgresql
+  chromium)  # the sign-in pages in a real browser (tests/js/login_browser.test.mjs)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in

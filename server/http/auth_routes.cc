@@ -86,6 +86,7 @@ std::string Page(const std::string& title, const std::string& body) {
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>)" + HtmlEscape(title) + R"( · meshwire</title>
+)" + std::string(kIconLink) + R"(
 <style>
   body { font: 16px/1.5 system-ui, sans-serif; background: #0f1117; color: #e6e6e6;
          display: grid; place-items: center; min-height: 100vh; margin: 0; }
@@ -110,9 +111,9 @@ HttpResponse PageAnswer(int status, const std::string& title, const std::string&
                         const std::string& form_redirect = "") {
   return HttpResponse::Text(status, "text/html; charset=utf-8", Page(title, body))
       .Header("Cache-Control", "no-store")
-      .Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" +
-                                             (form_redirect.empty() ? "" : " " + form_redirect) +
-                                             "; frame-ancestors 'none'")
+      .Header("Content-Security-Policy",
+              "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'" +
+                  (form_redirect.empty() ? "" : " " + form_redirect) + "; frame-ancestors 'none'")
       .Header("X-Frame-Options", "DENY")
       .Header("X-Content-Type-Options", "nosniff");
 }
