@@ -15,7 +15,7 @@ build_pkgs=(
   patchelf  # the npm package's copy of the binary loads the libraries bundled with it
 )
 test_pkgs=(doctest-dev redis-server redis-tools wrk dpkg-dev file systemd curl openssl postgresql
-  chromium)  # the sign-in pages in a real browser (tests/js/login_browser.test.mjs)
+  chromium)  # the pages in a real browser: sign-in, dashboard (tests/js/*browser*, dashboard)
 
 pkgs=("${build_pkgs[@]}")
 case "${1:-}" in

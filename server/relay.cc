@@ -7,6 +7,7 @@
 #include "server/core/wake_bus.h"
 #include "server/core/waiters.h"
 #include "server/http/api_routes.h"
+#include "server/http/dashboard_routes.h"
 #include "server/http/event_routes.h"
 #include "server/http/mcp_endpoint.h"
 #include "server/http/runtime.h"
@@ -148,6 +149,7 @@ int Relay::Bind() {
   AuthOptions auth = options_.auth;
   auth.max_tokens_per_user = options_.max_tokens_per_user;
   AddAuthRoutes(router_, *store_, *clock_, auth, public_url_);
+  AddDashboardRoutes(router_);
   events_->AddRoutes(router_);
   McpEndpointOptions mo;
   mo.public_url = public_url_;

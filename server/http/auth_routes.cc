@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <unordered_map>
@@ -33,8 +34,11 @@ class PendingLogins {
   // made at redemption, so a code never redeemed leaves no token behind.
   struct Grant {
     std::string user;
+    std::string token_name;  // "meshwire login", or "dashboard" for the browser's own
     Millis expires = 0;
   };
+  /// Where a GitHub sign-in goes back to: the CLI's loopback port and
+  /// state, or the dashboard (port 0).
   struct Redirect {
     int port = 0;
     std::string state;
@@ -118,10 +122,13 @@ HttpResponse PageAnswer(int status, const std::string& title, const std::string&
       .Header("X-Content-Type-Options", "nosniff");
 }
 
-HttpResponse ErrorPage(int status, const std::string& message) {
+/// A failed sign-in's page: what went wrong, and how to start again (from
+/// the terminal, or for the dashboard's sign-in, `web`, from its page).
+HttpResponse ErrorPage(int status, const std::string& message, bool web = false) {
   return PageAnswer(status, "Sign-in failed",
-                    "<h1>🕸 Sign-in failed</h1><p class=\"error\">" + HtmlEscape(message) +
-                        "</p><p class=\"note\">Run <code>meshwire login</code> again.</p>");
+                    "<h1>🕸 Sign-in failed</h1><p class=\"error\">" + HtmlEscape(message) + "</p><p class=\"note\">" +
+                        (web ? "<a href=\"/auth/web\">Sign in again</a>." : "Run <code>meshwire login</code> again.") +
+                        "</p>");
 }
 
 std::string Param(const HeaderList& params, std::string_view key) {
@@ -148,6 +155,28 @@ HttpResponse RedirectToCli(int port, const std::string& state, const std::string
       .Header("Location", "http://127.0.0.1:" + std::to_string(port) + "/callback?code=" + code +
                               "&state=" + state);
 }
+
+/// To the dashboard, the code in the fragment: a browser never sends it to
+/// a server, and the page takes it out of the address bar once redeemed.
+HttpResponse RedirectToDashboard(const std::string& code) {
+  return HttpResponse::Empty(302).Header("Cache-Control", "no-store").Header("Location", "/dashboard#code=" + code);
+}
+
+/// The local sign-in's name form, posting to `action` with `hidden` fields.
+std::string NameForm(const std::string& action, const HeaderList& hidden) {
+  std::string form = "<form method=\"post\" action=\"" + action + "\">";
+  for (const auto& [name, value] : hidden) {
+    form += "<input type=\"hidden\" name=\"" + name + "\" value=\"" + HtmlEscape(value) + "\">";
+  }
+  return form +
+         "<label for=\"user\">User name</label>"
+         "<input id=\"user\" name=\"user\" required autofocus maxlength=\"64\" "
+         "pattern=\"[A-Za-z0-9._\\-]{1,64}\" autocomplete=\"username\">"
+         "<button type=\"submit\">Sign in</button></form>";
+}
+
+constexpr const char* kLocalNote =
+    "<p class=\"note\">This relay runs with local sign-in: it approves the name you give. ";
 
 /// GitHub's code -> access token -> login. Throws Error with a sentence.
 std::string GithubLogin(const AuthOptions& o, const std::string& code, const std::string& redirect_uri) {
@@ -190,8 +219,10 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
   auto limiter = std::make_shared<RateLimiter>(clock, options.sign_ins_per_minute);
   const std::string callback_url = public_url + "/auth/github/callback";
 
-  // Signs `user` in: a one-time code for the CLI, redeemed for a new token.
-  auto grant = [&clock, pending](const std::string& user) { return pending->AddGrant({user}, clock.Now()); };
+  // Signs `user` in: a one-time code, redeemed for a new token of that name.
+  auto grant = [&clock, pending](const std::string& user, const char* token_name = "meshwire login") {
+    return pending->AddGrant({user, token_name}, clock.Now());
+  };
 
   router.Add("GET", "/auth/cli", [=, &clock](const ExchangePtr& ex) {
     const HttpRequest& req = ex->request();
@@ -218,46 +249,74 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
           "Location", options.github_url + "/login/oauth/authorize?" + QueryString(q)));
       return;
     }
-    ex->Respond(PageAnswer(
-        200, "Sign in",
-        "<h1>🕸 Sign in to meshwire</h1>"
-        "<p class=\"note\">This relay runs with local sign-in: it approves the name you give. "
-        "Your terminal receives a token for it.</p>"
-        "<form method=\"post\" action=\"/auth/cli\">"
-        "<input type=\"hidden\" name=\"port\" value=\"" + std::to_string(port) + "\">"
-        "<input type=\"hidden\" name=\"state\" value=\"" + HtmlEscape(state) + "\">"
-        "<label for=\"user\">User name</label>"
-        "<input id=\"user\" name=\"user\" required autofocus maxlength=\"64\" "
-        "pattern=\"[A-Za-z0-9._\\-]{1,64}\" autocomplete=\"username\">"
-        "<button type=\"submit\">Sign in</button></form>",
-        "http://127.0.0.1:" + std::to_string(port)));
+    ex->Respond(PageAnswer(200, "Sign in",
+                           std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
+                               "Your terminal receives a token for it.</p>" +
+                               NameForm("/auth/cli", {{"port", std::to_string(port)}, {"state", state}}),
+                           "http://127.0.0.1:" + std::to_string(port)));
   }, Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
 
-  router.Add("POST", "/auth/cli", [=](const ExchangePtr& ex) {
+  // The name form's answer (local sign-in): the form, once the mode, the
+  // address's rate and the name are checked; else nullopt, `ex` answered.
+  auto name_form = [=](const ExchangePtr& ex, bool web) -> std::optional<HeaderList> {
     const HttpRequest& req = ex->request();
-    int port = 0;
-    std::string state;
     if (options.mode != "local") {
-      ex->Respond(ErrorPage(404, "This relay does not sign in by name."));
-      return;
+      ex->Respond(ErrorPage(404, "This relay does not sign in by name.", web));
+      return std::nullopt;
     }
     if (int retry = limiter->Take(req.remote_address); retry > 0) {
-      ex->Respond(ErrorPage(429, "Too many sign-ins from this address; wait " + std::to_string(retry) +
-                                     " s and try again.")
-                      .Header("Retry-After", std::to_string(retry)));
-      return;
+      ex->Respond(
+          ErrorPage(429, "Too many sign-ins from this address; wait " + std::to_string(retry) + " s and try again.", web)
+              .Header("Retry-After", std::to_string(retry)));
+      return std::nullopt;
     }
     auto form = ParseQuery(req.body);
-    if (!form || !ReadCliParams(*form, port, state)) {
+    if (!form || !IsValidName(Param(*form, "user"))) {
+      ex->Respond(ErrorPage(400, "A user name is 1-64 of A-Z a-z 0-9 . _ -.", web));
+      return std::nullopt;
+    }
+    return form;
+  };
+
+  router.Add("POST", "/auth/cli", [=](const ExchangePtr& ex) {
+    int port = 0;
+    std::string state;
+    auto form = name_form(ex, false);
+    if (!form) return;
+    if (!ReadCliParams(*form, port, state)) {
       ex->Respond(ErrorPage(400, "This sign-in form is incomplete (port and state are needed)."));
       return;
     }
-    std::string user = Param(*form, "user");
-    if (!IsValidName(user)) {
-      ex->Respond(ErrorPage(400, "A user name is 1-64 of A-Z a-z 0-9 . _ -."));
+    ex->Respond(RedirectToCli(port, state, grant(Param(*form, "user"))));
+  });
+
+  // The dashboard's sign-in: as the CLI's, but back to /dashboard#code=C.
+  router.Add("GET", "/auth/web", [=, &clock](const ExchangePtr& ex) {
+    if (options.mode == "token") {
+      ex->Respond(PageAnswer(404, "Sign-in failed",
+                             "<h1>🕸 No sign-in here</h1><p class=\"error\">This relay signs nobody in from the "
+                             "browser: on the <a href=\"/dashboard\">dashboard</a>, use a token its administrator "
+                             "made (<code>meshwire admin token create</code>).</p>"));
       return;
     }
-    ex->Respond(RedirectToCli(port, state, grant(user)));
+    if (options.mode == "github") {
+      std::string key = pending->AddRedirect({0, ""}, clock.Now());
+      HeaderList q = {{"client_id", options.github_client_id},
+                      {"redirect_uri", callback_url},
+                      {"state", key},
+                      {"scope", "read:user"}};
+      ex->Respond(HttpResponse::Empty(302).Header(
+          "Location", options.github_url + "/login/oauth/authorize?" + QueryString(q)));
+      return;
+    }
+    ex->Respond(PageAnswer(200, "Sign in",
+                           std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
+                               "The dashboard receives a token for it, kept in this tab until you sign out.</p>" +
+                               NameForm("/auth/web", {})));
+  }, Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
+
+  router.Add("POST", "/auth/web", [=](const ExchangePtr& ex) {
+    if (auto form = name_form(ex, true)) ex->Respond(RedirectToDashboard(grant(Param(*form, "user"), "dashboard")));
   });
 
   router.Add("GET", "/auth/github/callback", [=, &clock](const ExchangePtr& ex) {
@@ -271,9 +330,10 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     try {
       const std::string* code = req.Query("code");
       std::string user = GithubLogin(options, code ? *code : std::string(), callback_url);
-      ex->Respond(RedirectToCli(redirect->port, redirect->state, grant(user)));
+      ex->Respond(redirect->port == 0 ? RedirectToDashboard(grant(user, "dashboard"))
+                                      : RedirectToCli(redirect->port, redirect->state, grant(user)));
     } catch (const Error& e) {
-      ex->Respond(ErrorPage(e.status(), e.what()));
+      ex->Respond(ErrorPage(e.status(), e.what(), redirect->port == 0));
     }
   }, Router::Run::kOnWorker, Router::Head::kNoHead);  // spends the one-time code
 
@@ -296,7 +356,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
                                     "signed in (`meshwire token list`, then `meshwire token revoke ID`), or ask "
                                     "the relay's administrator, then run `meshwire login` again.");
       }
-      CreatedToken t = MeshService::IssueToken(store, clock, user, "meshwire login", std::nullopt);
+      CreatedToken t = MeshService::IssueToken(store, clock, user, g->token_name, std::nullopt);
       ex->Respond(HttpResponse::Json(
           200, json({{"token", t.secret}, {"user", t.token.user}, {"token_id", t.token.id}}).dump()));
     } catch (const Error& e) {

@@ -7,6 +7,10 @@
 //   then:   302 to http://127.0.0.1:P/callback?code=C&state=S
 //   CLI:    POST /auth/cli/token {"code": C} -> {"token","user","token_id"}
 //
+// The dashboard signs in the same way from GET /auth/web (local: POST
+// /auth/web), and comes back to /dashboard#code=C; its page redeems C for a
+// token named "dashboard".
+//
 // The one-time code (single use, 5 minutes) keeps the token itself out of the
 // browser's history. With --auth token there is no sign-in page.
 #pragma once
@@ -27,7 +31,7 @@ struct AuthOptions {
   std::string github_client_secret;
   std::string github_url = "https://github.com";          // authorize and token endpoints
   std::string github_api_url = "https://api.github.com";  // GET /user
-  int sign_ins_per_minute = 10;  // per client address (POST /auth/cli)
+  int sign_ins_per_minute = 10;  // per client address (POST /auth/cli and /auth/web together)
   std::size_t max_tokens_per_user = 100;  // a sign-in past it is refused, as POST /tokens (the relay sets it)
 };
 

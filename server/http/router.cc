@@ -103,13 +103,19 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
   }
   std::string shown = req.path.size() > 200 ? req.path.substr(0, 200) + "..." : req.path;
   if (req.path == "/") {
-    // Someone opened the relay's URL in a browser (the product page speaks of a dashboard):
-    // say what this is and where its tasks are done. (The CLI reads "No route " as a URL
-    // with a path the relay does not serve: the prefix stays.)
+    // Someone opened the relay's URL in a browser: the dashboard. Any other client is told
+    // what this is and where its tasks are done. (The CLI reads "No route " as a URL with a
+    // path the relay does not serve: the prefix stays.)
+    const std::string* accept = req.Header("Accept");
+    if ((req.method == "GET" || req.method == "HEAD") && accept && accept->find("text/html") != std::string::npos) {
+      exchange->Respond(HttpResponse::Empty(302).Header("Location", "/dashboard"));
+      return;
+    }
     exchange->Respond(HttpResponse::FromError(Error::NotFound(
-        "not_found", "No route " + req.method + " /: this is a meshwire relay, an API with no page here. Sign in "
-                     "with `meshwire login --url URL` (URL: this address), manage tokens with `meshwire token "
-                     "create`, `list` and `revoke`, and see GET /health, GET /mesh/{mesh}/integrate and docs/API.md.")));
+        "not_found", "No route " + req.method + " /: this is a meshwire relay's API; its dashboard is at "
+                     "/dashboard. Sign in with `meshwire login --url URL` (URL: this address), manage tokens "
+                     "with `meshwire token create`, `list` and `revoke`, and see GET /health, GET "
+                     "/mesh/{mesh}/integrate and docs/API.md.")));
     return;
   }
   exchange->Respond(HttpResponse::FromError(Error::NotFound(

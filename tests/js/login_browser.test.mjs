@@ -17,26 +17,11 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
+import { githubArgs, launchChromium, newPage, skipBrowser as skip, startStandInGithub } from "./support/browser.mjs";
 import { BINARY, childEnv, exitOnSignals, startRelay, tempDir, track, until } from "./support/relay.mjs";
 
 exitOnSignals();
-
-const CHROMIUM = process.env.MESHWIRE_CHROMIUM || "/usr/bin/chromium";
-
-let playwright = null;
-let skip = false;
-if (!fs.existsSync(CHROMIUM)) {
-  skip = `no Chromium at ${CHROMIUM}: install Debian's chromium (scripts/deps.sh --test) or set MESHWIRE_CHROMIUM`;
-} else {
-  try {
-    playwright = await import("playwright-core");
-  } catch (err) {
-    skip = `playwright-core is not installed: run \`npm ci\` in tests/ (${err.message})`;
-  }
-}
-if (skip) console.log(`# skipped: ${skip}`);
 
 /// A user's machine: a HOME, and a PATH whose xdg-open writes the URL it is
 /// given to `opened`.
@@ -72,25 +57,10 @@ async function openedUrl(machine, login) {
   );
 }
 
-/// A new browser page that records what the browser complained about: CSP
-/// violations and other console errors, failed loads.
-async function newPage(browser) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const complaints = [];
-  page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") complaints.push(`${m.type()}: ${m.text()} (${m.location().url})`);
-  });
-  page.on("pageerror", (e) => complaints.push(`page error: ${e.message}`));
-  page.on("requestfailed", (r) => complaints.push(`failed: ${r.url()} ${r.failure()?.errorText}`));
-  return { page, complaints };
-}
-
 describe("meshwire login in Chromium", { skip }, () => {
   let browser;
   before(async () => {
-    // As root (CI) Chromium runs only without its sandbox.
-    browser = await playwright.chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -183,38 +153,8 @@ describe("meshwire login in Chromium", { skip }, () => {
   });
 
   test("--auth github: the browser goes to GitHub (a stand-in here) and back through the relay to the terminal", async () => {
-    // GitHub's three endpoints that the relay uses, answering as GitHub does.
-    const github = http.createServer((req, res) => {
-      const u = new URL(req.url, "http://github.invalid");
-      if (req.method === "GET" && u.pathname === "/login/oauth/authorize") {
-        assert.equal(u.searchParams.get("client_id"), "cid");
-        res.writeHead(302, {
-          location: `${u.searchParams.get("redirect_uri")}?code=gh-code&state=${u.searchParams.get("state")}`,
-        });
-        res.end();
-      } else if (req.method === "POST" && u.pathname === "/login/oauth/access_token") {
-        let body = "";
-        req.on("data", (d) => (body += d));
-        req.on("end", () => {
-          const form = new URLSearchParams(body);
-          const ok = form.get("code") === "gh-code" && form.get("client_secret") === "secret";
-          res.writeHead(200, { "content-type": "application/json" });
-          res.end(JSON.stringify(ok ? { access_token: "gho_test", token_type: "bearer" } : { error: "bad_code" }));
-        });
-      } else if (req.method === "GET" && u.pathname === "/user" && req.headers.authorization === "Bearer gho_test") {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ login: "octocat", id: 1 }));
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    });
-    await new Promise((resolve) => github.listen(0, "127.0.0.1", resolve));
-    const gh = `http://127.0.0.1:${github.address().port}`;
-    const relay = await startRelay(tempDir("mw-browser-relay-"), {
-      args: ["--auth", "github", "--github-client-id", "cid", "--github-client-secret", "secret", "--github-url", gh,
-        "--github-api-url", gh],
-    });
+    const { github, url: gh } = await startStandInGithub();
+    const relay = await startRelay(tempDir("mw-browser-relay-"), { args: githubArgs(gh) });
     try {
       const machine = userMachine();
       const login = startLogin(machine, relay.url);

@@ -380,6 +380,7 @@ TEST_CASE("HEAD changes nothing: refused (405) where a GET acknowledges or strea
   CHECK(allow(events) == "GET");
   CHECK(t.relay.Call("HEAD", t.Path("/mcp"), t.alice).status == 405);
   CHECK(t.relay.Call("HEAD", "/auth/cli?port=5000&state=s", "").status == 405);
+  CHECK(t.relay.Call("HEAD", "/auth/web", "").status == 405);
   CHECK(t.relay.Call("HEAD", "/auth/github/callback?code=c&state=s", "").status == 405);
   HttpAnswer receipt = t.relay.Get(t.Path("/messages/" + id), t.alice);
   REQUIRE(receipt.json["delivery"].size() == 1);
@@ -585,6 +586,22 @@ TEST_CASE("GET / (the relay's URL opened in a browser) says what the relay is an
   CHECK(root.json["error"]["code"] == "not_found");
   const std::string message = root.json["error"]["message"];
   CHECK(message.rfind("No route GET /: this is a meshwire relay", 0) == 0);
+  CHECK(message.find("/dashboard") != std::string::npos);
+  // A browser is sent to the dashboard, whose files need no token and load nothing from elsewhere.
+  httplib::Client browser("127.0.0.1", relay.port());
+  auto page = browser.Get("/", {{"Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}});
+  REQUIRE(page);
+  CHECK(page->status == 302);
+  CHECK(page->get_header_value("Location") == "/dashboard");
+  for (const char* file : {"/dashboard", "/dashboard/app.js", "/dashboard/app.css"}) {
+    auto got = browser.Get(file);
+    REQUIRE(got);
+    CHECK(got->status == 200);
+    CHECK(got->get_header_value("Content-Security-Policy").find("default-src 'none'; script-src 'self';") == 0);
+    CHECK(got->get_header_value("X-Content-Type-Options") == "nosniff");
+  }
+  CHECK(browser.Get("/dashboard")->body.find("<script type=\"module\" src=\"/dashboard/app.js\">") !=
+        std::string::npos);
   CHECK(message.find("meshwire login --url URL") != std::string::npos);
   CHECK(message.find("meshwire token create") != std::string::npos);
 }
