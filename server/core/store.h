@@ -126,6 +126,18 @@ class Store {
   /// Records use of a token; may be applied lazily (not durable on return).
   virtual void TouchToken(const std::string& id, Millis now) = 0;
 
+  // --- sign-ins in flight -------------------------------------------------------
+  // A browser sign-in's one-time codes (and GitHub round trips), kept in the
+  // storage so that any relay node on it can finish what another began
+  // (behind a load balancer, the browser and the CLI reach different nodes).
+  /// Stores `payload` under `key_sha256` until `expires`, dropping those
+  /// expired by `now`.
+  virtual void PutSignIn(const std::string& key_sha256, const std::string& payload, Millis expires, Millis now) = 0;
+  /// Removes the sign-in under `key_sha256` and returns its payload, or
+  /// nullopt when there is none or it expired before `now`. Once only: of two
+  /// concurrent calls (on any nodes) at most one gets it.
+  virtual std::optional<std::string> TakeSignIn(const std::string& key_sha256, Millis now) = 0;
+
   // --- meshes and members ---------------------------------------------------
   /// Creates the mesh and makes its owner a member with role "owner".
   virtual void CreateMesh(const Mesh& mesh) = 0;

@@ -2,11 +2,9 @@
 
 #include <httplib.h>
 
-#include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <unordered_map>
 
 #include "schemas/error.h"
 #include "schemas/html.h"
@@ -15,6 +13,7 @@
 #include "server/core/clock.h"
 #include "server/core/mesh_service.h"
 #include "server/core/rate_limiter.h"
+#include "server/core/store.h"
 #include "server/http/router.h"
 #include "server/http/url.h"
 
@@ -26,8 +25,9 @@ using nlohmann::json;
 
 constexpr Millis kCodeLifetimeMs = 5 * 60 * 1000;
 
-/// One-time codes and GitHub round trips in flight (memory only: a relay
-/// restart during a sign-in just means signing in again).
+/// One-time codes and GitHub round trips in flight, in the storage (so any
+/// relay node on it can finish a sign-in another began), under the SHA-256
+/// of their random key; each can be taken once, within kCodeLifetimeMs.
 class PendingLogins {
  public:
   // A signed-in user whose CLI has not yet redeemed the code: the token is
@@ -35,54 +35,48 @@ class PendingLogins {
   struct Grant {
     std::string user;
     std::string token_name;  // "meshwire login", or "dashboard" for the browser's own
-    Millis expires = 0;
   };
   /// Where a GitHub sign-in goes back to: the CLI's loopback port and
   /// state, or the dashboard (port 0).
   struct Redirect {
     int port = 0;
     std::string state;
-    Millis expires = 0;
   };
 
-  std::string AddGrant(Grant g, Millis now) { return Add(grants_, std::move(g), now); }
-  std::optional<Grant> TakeGrant(const std::string& code, Millis now) {
-    return Take(grants_, code, now);
+  PendingLogins(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  std::string AddGrant(const Grant& g) { return Add({{"grant", g.user}, {"token_name", g.token_name}}); }
+  std::optional<Grant> TakeGrant(const std::string& code) {
+    json j = Take(code, "grant");
+    if (!j.is_object()) return std::nullopt;
+    return Grant{j["grant"].get<std::string>(), j["token_name"].get<std::string>()};
   }
-  std::string AddRedirect(Redirect r, Millis now) { return Add(redirects_, std::move(r), now); }
-  std::optional<Redirect> TakeRedirect(const std::string& key, Millis now) {
-    return Take(redirects_, key, now);
+  std::string AddRedirect(const Redirect& r) { return Add({{"redirect", r.port}, {"state", r.state}}); }
+  std::optional<Redirect> TakeRedirect(const std::string& key) {
+    json j = Take(key, "redirect");
+    if (!j.is_object()) return std::nullopt;
+    return Redirect{j["redirect"].get<int>(), j["state"].get<std::string>()};
   }
 
  private:
-  /// Stores `entry` under a new random key for kCodeLifetimeMs, dropping
-  /// whatever has expired by `now` (so unused entries never pile up).
-  template <typename T>
-  std::string Add(std::unordered_map<std::string, T>& map, T entry, Millis now) {
+  /// Stores `entry` under a new random key; returns the key.
+  std::string Add(const json& entry) {
     std::string key = RandomBase62(32);
-    entry.expires = now + kCodeLifetimeMs;
-    std::lock_guard lock(mu_);
-    std::erase_if(grants_, [&](const auto& kv) { return kv.second.expires < now; });
-    std::erase_if(redirects_, [&](const auto& kv) { return kv.second.expires < now; });
-    map[key] = std::move(entry);
+    const Millis now = clock_.Now();
+    store_.PutSignIn(Sha256Hex(key), entry.dump(), now + kCodeLifetimeMs, now);
     return key;
   }
-  /// Removes the entry under `key`; returns it unless it has expired.
-  template <typename T>
-  std::optional<T> Take(std::unordered_map<std::string, T>& map, const std::string& key,
-                        Millis now) {
-    std::lock_guard lock(mu_);
-    auto it = map.find(key);
-    if (it == map.end()) return std::nullopt;
-    T entry = std::move(it->second);
-    map.erase(it);
-    if (entry.expires < now) return std::nullopt;
-    return entry;
+  /// The entry under `key` if it is a `kind` (a grant's code is no GitHub
+  /// state, nor the other way round), removed; null otherwise.
+  json Take(const std::string& key, const char* kind) {
+    if (key.empty() || key.size() > 64) return nullptr;
+    auto payload = store_.TakeSignIn(Sha256Hex(key), clock_.Now());
+    json j = payload ? json::parse(*payload, nullptr, false) : json();
+    return j.is_object() && j.contains(kind) ? j : json();
   }
 
-  std::mutex mu_;
-  std::unordered_map<std::string, Grant> grants_;        // guarded by mu_
-  std::unordered_map<std::string, Redirect> redirects_;  // guarded by mu_
+  Store& store_;
+  const Clock& clock_;
 };
 
 std::string Page(const std::string& title, const std::string& body) {
@@ -129,6 +123,19 @@ HttpResponse ErrorPage(int status, const std::string& message, bool web = false)
                     "<h1>🕸 Sign-in failed</h1><p class=\"error\">" + HtmlEscape(message) + "</p><p class=\"note\">" +
                         (web ? "<a href=\"/auth/web\">Sign in again</a>." : "Run <code>meshwire login</code> again.") +
                         "</p>");
+}
+
+/// A sign-in page's route: an error on the way (the storage out of reach)
+/// is a page saying so, as any other failed sign-in, not the JSON of an API
+/// error; `web`: started from the dashboard.
+Handler PageRoute(bool web, Handler handler) {
+  return [web, handler = std::move(handler)](const ExchangePtr& ex) {
+    try {
+      handler(ex);
+    } catch (const Error& e) {
+      ex->Respond(ErrorPage(e.status(), e.what(), web));
+    }
+  };
 }
 
 std::string Param(const HeaderList& params, std::string_view key) {
@@ -214,17 +221,17 @@ std::string GithubLogin(const AuthOptions& o, const std::string& code, const std
 
 void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthOptions& options,
                    const std::string& public_url) {
-  auto pending = std::make_shared<PendingLogins>();
+  auto pending = std::make_shared<PendingLogins>(store, clock);
   // Sign-ins create tokens: a few a minute from one address is plenty.
   auto limiter = std::make_shared<RateLimiter>(clock, options.sign_ins_per_minute);
   const std::string callback_url = public_url + "/auth/github/callback";
 
   // Signs `user` in: a one-time code, redeemed for a new token of that name.
-  auto grant = [&clock, pending](const std::string& user, const char* token_name = "meshwire login") {
-    return pending->AddGrant({user, token_name}, clock.Now());
+  auto grant = [pending](const std::string& user, const char* token_name = "meshwire login") {
+    return pending->AddGrant({user, token_name});
   };
 
-  router.Add("GET", "/auth/cli", [=, &clock](const ExchangePtr& ex) {
+  router.Add("GET", "/auth/cli", PageRoute(false, [=](const ExchangePtr& ex) {
     const HttpRequest& req = ex->request();
     int port = 0;
     std::string state;
@@ -240,7 +247,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       return;
     }
     if (options.mode == "github") {
-      std::string key = pending->AddRedirect({port, state}, clock.Now());
+      std::string key = pending->AddRedirect({port, state});
       HeaderList q = {{"client_id", options.github_client_id},
                       {"redirect_uri", callback_url},
                       {"state", key},
@@ -254,7 +261,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
                                "Your terminal receives a token for it.</p>" +
                                NameForm("/auth/cli", {{"port", std::to_string(port)}, {"state", state}}),
                            "http://127.0.0.1:" + std::to_string(port)));
-  }, Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
+  }), Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
 
   // The name form's answer (local sign-in): the form, once the mode, the
   // address's rate and the name are checked; else nullopt, `ex` answered.
@@ -278,7 +285,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     return form;
   };
 
-  router.Add("POST", "/auth/cli", [=](const ExchangePtr& ex) {
+  router.Add("POST", "/auth/cli", PageRoute(false, [=](const ExchangePtr& ex) {
     int port = 0;
     std::string state;
     auto form = name_form(ex, false);
@@ -288,10 +295,10 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       return;
     }
     ex->Respond(RedirectToCli(port, state, grant(Param(*form, "user"))));
-  });
+  }));
 
   // The dashboard's sign-in: as the CLI's, but back to /dashboard#code=C.
-  router.Add("GET", "/auth/web", [=, &clock](const ExchangePtr& ex) {
+  router.Add("GET", "/auth/web", PageRoute(true, [=](const ExchangePtr& ex) {
     if (options.mode == "token") {
       ex->Respond(PageAnswer(404, "Sign-in failed",
                              "<h1>🕸 No sign-in here</h1><p class=\"error\">This relay signs nobody in from the "
@@ -300,7 +307,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       return;
     }
     if (options.mode == "github") {
-      std::string key = pending->AddRedirect({0, ""}, clock.Now());
+      std::string key = pending->AddRedirect({0, ""});
       HeaderList q = {{"client_id", options.github_client_id},
                       {"redirect_uri", callback_url},
                       {"state", key},
@@ -313,16 +320,16 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
                            std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
                                "The dashboard receives a token for it, kept in this tab until you sign out.</p>" +
                                NameForm("/auth/web", {})));
-  }, Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
+  }), Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
 
-  router.Add("POST", "/auth/web", [=](const ExchangePtr& ex) {
+  router.Add("POST", "/auth/web", PageRoute(true, [=](const ExchangePtr& ex) {
     if (auto form = name_form(ex, true)) ex->Respond(RedirectToDashboard(grant(Param(*form, "user"), "dashboard")));
-  });
+  }));
 
-  router.Add("GET", "/auth/github/callback", [=, &clock](const ExchangePtr& ex) {
+  router.Add("GET", "/auth/github/callback", PageRoute(false, [=](const ExchangePtr& ex) {
     const HttpRequest& req = ex->request();
     const std::string* state = req.Query("state");
-    auto redirect = state ? pending->TakeRedirect(*state, clock.Now()) : std::nullopt;
+    auto redirect = state ? pending->TakeRedirect(*state) : std::nullopt;
     if (options.mode != "github" || !redirect) {
       ex->Respond(ErrorPage(400, "This GitHub sign-in is unknown or expired."));
       return;
@@ -335,12 +342,12 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     } catch (const Error& e) {
       ex->Respond(ErrorPage(e.status(), e.what(), redirect->port == 0));
     }
-  }, Router::Run::kOnWorker, Router::Head::kNoHead);  // spends the one-time code
+  }), Router::Run::kOnWorker, Router::Head::kNoHead);  // spends the one-time code
 
   router.Add("POST", "/auth/cli/token", [=, &store, &clock](const ExchangePtr& ex) {
     try {
       json body = ParseObject(ex->request().body);
-      auto g = pending->TakeGrant(RequireString(body, "code"), clock.Now());
+      auto g = pending->TakeGrant(RequireString(body, "code"));
       if (!g) {
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");

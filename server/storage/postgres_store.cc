@@ -130,6 +130,15 @@ CREATE TABLE node_flushes (
 ALTER TABLE node_flushes ADD COLUMN batch BIGINT NOT NULL DEFAULT 0,
                          ADD COLUMN runs TEXT NOT NULL DEFAULT '';
 )sql",
+    // 6: sign-ins in flight (Store::PutSignIn), under their code's SHA-256,
+    // so a sign-in begun through one node finishes through any.
+    R"sql(
+CREATE TABLE sign_ins (
+  key_sha256 TEXT PRIMARY KEY,
+  payload TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 

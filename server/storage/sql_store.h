@@ -65,6 +65,8 @@ class SqlStore : public Store {
   std::optional<Token> FindToken(const std::string& id) override;
   bool RevokeToken(const std::string& user, const std::string& id) override;
   void TouchToken(const std::string& id, Millis now) override;
+  void PutSignIn(const std::string& key_sha256, const std::string& payload, Millis expires, Millis now) override;
+  std::optional<std::string> TakeSignIn(const std::string& key_sha256, Millis now) override;
 
   void CreateMesh(const Mesh& mesh) override;
   std::optional<Mesh> FindMesh(const std::string& mesh_id) override;
@@ -534,6 +536,33 @@ void SqlStore<Conn>::TouchToken(const std::string& id, Millis now) {
         .Bind(2, now)
         .Run();
   });
+}
+
+// --- sign-ins in flight --------------------------------------------------------------
+
+template <class Conn>
+void SqlStore<Conn>::PutSignIn(const std::string& key_sha256, const std::string& payload, Millis expires,
+                               Millis now) {
+  writer_->Run([&](Conn& c) {
+    c.Prepare("DELETE FROM sign_ins WHERE expires_at < ?1").Bind(1, now).Run();
+    c.Prepare("INSERT INTO sign_ins(key_sha256, payload, expires_at) VALUES (?1, ?2, ?3)")
+        .Bind(1, key_sha256)
+        .Bind(2, payload)
+        .Bind(3, expires)
+        .Run();
+  });
+}
+
+template <class Conn>
+std::optional<std::string> SqlStore<Conn>::TakeSignIn(const std::string& key_sha256, Millis now) {
+  std::optional<std::string> payload;
+  writer_->Run([&](Conn& c) {
+    payload.reset();  // an op run again (a lost connection) starts over
+    auto s = c.Prepare("DELETE FROM sign_ins WHERE key_sha256 = ?1 RETURNING payload, expires_at");
+    s.Bind(1, key_sha256);
+    if (s.Step() && s.Int(1) >= now) payload = s.Text(0);
+  });
+  return payload;
 }
 
 // --- meshes and members ---------------------------------------------------------

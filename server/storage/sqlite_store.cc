@@ -88,6 +88,16 @@ CREATE TABLE watermarks (
   PRIMARY KEY (agent_id, kind, seq)
 ) WITHOUT ROWID;
 )sql",
+    // 2: sign-ins in flight (Store::PutSignIn), under their code's SHA-256.
+    // (IF NOT EXISTS: a .dump of a version-2 file, restored and set to
+    // version 1 as RefuseForeignDatabase says, has it already.)
+    R"sql(
+CREATE TABLE IF NOT EXISTS sign_ins (
+  key_sha256 TEXT PRIMARY KEY,
+  payload TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion);
 

@@ -19,7 +19,7 @@ class SqliteStore final : public SqlStore<SqliteConnection> {
  public:
   /// The schema version this build writes. Opening a database of an older
   /// version migrates it in one transaction; a newer one is refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   /// Opens or creates the database at `path` (its folder must exist).
   /// Throws Error 503 with a sentence naming the path when it cannot.

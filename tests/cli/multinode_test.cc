@@ -202,6 +202,41 @@ double UntilListed(const std::string& url, const std::string& token, const Mesh&
 
 }  // namespace
 
+TEST_CASE("a sign-in begun through one node finishes through the other (meshwire login behind a load balancer)") {
+  TwoNodes nodes;
+  const RelayProcess& a = *nodes.a;
+  const RelayProcess& b = *nodes.b;
+  // The one-time code in a sign-in's redirect, approved through `node` with `form` posted to `path`.
+  auto approve = [](const RelayProcess& node, const std::string& path, const std::string& form) {
+    httplib::Client browser(node.url());
+    auto approved = browser.Post(path, form, "application/x-www-form-urlencoded");
+    REQUIRE(approved);
+    REQUIRE(approved->status == 302);
+    const std::string location = approved->get_header_value("Location");
+    REQUIRE(location.find("code=") != std::string::npos);
+    return location.substr(location.find("code=") + 5, 32);
+  };
+  auto redeem = [](const RelayProcess& node, const std::string& code) {
+    httplib::Client cli(node.url());
+    auto r = cli.Post("/auth/cli/token", json{{"code", code}}.dump(), "application/json");
+    REQUIRE(r);
+    return std::make_pair(r->status, json::parse(r->body, nullptr, false));
+  };
+  // meshwire login: the browser's form reaches A, the CLI's redemption B.
+  const std::string code = approve(a, "/auth/cli", "user=alice&port=5000&state=state1234");
+  auto [status, token] = redeem(b, code);
+  REQUIRE(status == 200);
+  CHECK(token["user"] == "alice");
+  for (const RelayProcess* node : {&a, &b}) CHECK(Call(node->url(), token["token"], "GET", "/me")->first == 200);
+  CHECK(redeem(a, code).first == 400);  // once, whichever node is asked
+  // The dashboard's sign-in likewise, its token named for it.
+  auto [web_status, web] = redeem(a, approve(b, "/auth/web", "user=bob"));
+  REQUIRE(web_status == 200);
+  auto tokens = Call(a.url(), web["token"], "GET", "/tokens");
+  REQUIRE(tokens);
+  CHECK(tokens->second["tokens"][0]["name"] == "dashboard");
+}
+
 TEST_CASE("a node logs its node id (as /health names it) and warns when synchronous_commit is off") {
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());

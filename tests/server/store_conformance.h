@@ -79,6 +79,29 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK_FALSE(store->RevokeToken("alice", "tok_1"));
   }
 
+  SUBCASE("sign-ins in flight: each taken once, none after it expires, the expired dropped as new ones come") {
+    store->PutSignIn(Sha256Hex("code-1"), R"({"grant":"alice"})", 1000, 10);
+    store->PutSignIn(Sha256Hex("code-2"), R"({"grant":"bob"})", 1000, 10);
+    CHECK_FALSE(store->TakeSignIn(Sha256Hex("code-3"), 20));
+    CHECK(store->TakeSignIn(Sha256Hex("code-1"), 20) == std::optional<std::string>(R"({"grant":"alice"})"));
+    CHECK_FALSE(store->TakeSignIn(Sha256Hex("code-1"), 20));  // once
+    CHECK(store->TakeSignIn(Sha256Hex("code-2"), 1000));      // until its expiry, inclusive
+    store->PutSignIn(Sha256Hex("code-4"), "{}", 1000, 10);
+    CHECK_FALSE(store->TakeSignIn(Sha256Hex("code-4"), 1001));  // expired: gone, not given
+    store->PutSignIn(Sha256Hex("code-5"), "{}", 1000, 10);
+    store->PutSignIn(Sha256Hex("code-6"), "{}", 3000, 2000);  // drops code-5, expired by then
+    CHECK_FALSE(store->TakeSignIn(Sha256Hex("code-5"), 500));
+    // Taken from several threads at once (on PostgreSQL, as from several nodes): one gets it.
+    store->PutSignIn(Sha256Hex("code-7"), "{}", 5000, 2000);
+    std::vector<std::future<bool>> takers;
+    for (int i = 0; i < 8; ++i) {
+      takers.push_back(std::async(std::launch::async, [&] { return store->TakeSignIn(Sha256Hex("code-7"), 2500).has_value(); }));
+    }
+    int got = 0;
+    for (auto& t : takers) got += t.get() ? 1 : 0;
+    CHECK(got == 1);
+  }
+
   SUBCASE("an administrator finds any user's token by id and lists every token, by user then age") {
     store->CreateToken({"tok_b1", "bob", "ci", Sha256Hex("mw_b1"), std::nullopt, 30});
     store->CreateToken({"tok_a2", "alice", "desk", Sha256Hex("mw_a2"), std::nullopt, 20});
