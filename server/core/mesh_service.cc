@@ -330,8 +330,11 @@ void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
   }
   // Their agents go with them; those agents' parked polls answer now (403).
   WakeEvent::Ended ended{.mesh_id = mesh_id};
-  for (const Agent& a : store_.Agents(mesh_id)) {
-    if (a.owner == user) ended.agent_ids.push_back(a.agent_id);
+  std::vector<Agent> theirs;
+  for (Agent& a : store_.Agents(mesh_id)) {
+    if (a.owner != user) continue;
+    ended.agent_ids.push_back(a.agent_id);
+    theirs.push_back(std::move(a));
   }
   bool removed = store_.RemoveMember(mesh_id, user);
   if (ended.agent_ids.empty()) ended.mesh_id.clear();  // none: no poll to end
@@ -339,6 +342,8 @@ void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
   if (!removed) {
     throw Error::NotFound("not_found", "User " + user + " is not a member of mesh " + mesh_id + ".");
   }
+  // Each of their agents is gone, as DeleteAgent says of one: offline.
+  for (Agent& a : theirs) Gone(std::move(a));
 }
 
 // --- agents ---------------------------------------------------------------------------
@@ -438,6 +443,10 @@ void MeshService::DeleteAgent(const Caller& caller, const std::string& mesh_id,
   if (agent.owner != caller.user()) RequireUnscoped(caller, "remove other users' agents");
   store_.DeleteAgent(mesh_id, agent.agent_id);
   AccessChanged({.mesh_id = mesh_id, .agent_ids = {agent.agent_id}});  // its parked polls answer now (404)
+  Gone(std::move(agent));
+}
+
+void MeshService::Gone(Agent agent) {
   agent.last_seen = LastSeen(agent);  // when it was last seen, as it goes
   {
     std::lock_guard lock(presence_mu_);

@@ -212,6 +212,9 @@ class MeshService {
   void EndPolls(const WakeEvent::Ended& ended);
   /// An agent's presence event; `deleted`: it is gone (offline, not listening).
   void PublishPresence(Agent agent, bool deleted = false);
+  /// A deleted agent (its own deletion, or its owner's leaving the mesh): its
+  /// presence is forgotten and an offline presence event published.
+  void Gone(Agent agent);
   AppendResult Commit(const NewMessage& message);
   void Seen(const std::string& agent_id);
   Millis LastSeen(const Agent& agent);

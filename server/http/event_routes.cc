@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "schemas/json_io.h"
@@ -22,6 +21,7 @@ struct EventHub::Subscriber {
   bool live = false;               // guarded by mu: replay done, send as events come
   std::int64_t last_seq = 0;       // guarded by mu: the newest message sent
   std::vector<std::pair<std::int64_t, std::string>> held;  // guarded by mu: events during replay
+  std::size_t held_bytes = 0;      // guarded by mu: their size
 
   /// Sends a message event unless it was sent already; mu held.
   void SendMessage(std::int64_t seq, const std::string& text) {
@@ -32,6 +32,14 @@ struct EventHub::Subscriber {
 };
 
 namespace {
+
+// A replay sends a page, then the next once the client has taken all but
+// kReplayQueued bytes: never faster than it reads, and no thread waits.
+constexpr std::size_t kReplayPage = 200;
+constexpr std::size_t kReplayQueued = 1 << 20;
+// What a stream still replaying holds of what commits meanwhile: past it the
+// stream ends (the client reconnects with its Last-Event-ID, missing nothing).
+constexpr std::size_t kMaxHeldBytes = 4 << 20;
 
 std::string MessageEvent(const Message& m, const std::string& json) {
   return "event: message\nid: " + std::to_string(m.seq) + "\ndata: " + json + "\n\n";
@@ -56,8 +64,8 @@ std::int64_t ReplayFrom(const HttpRequest& req) {
 
 }  // namespace
 
-EventHub::EventHub(MeshService& service, Executor& executor, Millis keepalive_ms)
-    : service_(service), executor_(executor), keepalive_ms_(keepalive_ms) {
+EventHub::EventHub(MeshService& service, Executor& executor, Millis keepalive_ms, std::size_t max_streams_per_user)
+    : service_(service), executor_(executor), keepalive_ms_(keepalive_ms), max_streams_per_user_(max_streams_per_user) {
   keepalive_ = std::thread([this] {
     NameThisThread("mw-events-ping");
     KeepAliveLoop();
@@ -82,15 +90,28 @@ void EventHub::Serve(const ExchangePtr& ex) {
     sub->mesh_id = req.params[0];
     service_.CheckAccess(sub->caller, sub->mesh_id);
     const std::int64_t from = ReplayFrom(req);
+    const std::string& user = sub->caller.token.user;
     {
       std::lock_guard lock(mu_);
       if (stopping_) throw Error::Unavailable("The relay is shutting down; reconnect in a moment.");
+      std::size_t& open = open_by_user_[user];
+      if (open >= max_streams_per_user_) {
+        throw Error(429, "rate_limited",
+                    user + " has " + std::to_string(max_streams_per_user_) +
+                        " event streams open, the most one user may have: close one, then reconnect.")
+            .with_retry_after(5);
+      }
+      ++open;  // reserved before the answer begins
     }
     sub->stream = ex->OpenStream(HttpResponse::Empty(200)
                                      .Header("Content-Type", "text/event-stream")
                                      .Header("Cache-Control", "no-cache")
                                      .Header("X-Accel-Buffering", "no"));
-    if (!sub->stream) return;
+    if (!sub->stream) {
+      std::lock_guard lock(mu_);
+      Unreserve(user);
+      return;
+    }
     sub->stream->Send("retry: 2000\n: connected to mesh " + sub->mesh_id + "\n\n");
     // Registered before the replay: what commits meanwhile is held, then
     // sent after the replay unless the replay had it.
@@ -101,43 +122,50 @@ void EventHub::Serve(const ExchangePtr& ex) {
     ex->OnHangUp([this, weak = std::weak_ptr<Subscriber>(sub)] {
       if (auto s = weak.lock()) Remove(s);
     });
+    ReplayPage(sub, from);
+  });
+}
+
+void EventHub::ReplayPage(const std::shared_ptr<Subscriber>& sub, std::int64_t after) {
+  if (!sub->stream->Open()) return Remove(sub);
+  std::size_t sent = 0;
+  std::int64_t next = after;
+  if (after >= 0) {
     try {
-      Replay(*sub, from);
+      std::vector<Message> page = service_.History(sub->caller, sub->mesh_id, after, static_cast<int>(kReplayPage));
+      std::lock_guard lock(sub->mu);
+      for (const Message& m : page) sub->SendMessage(m.seq, MessageEvent(m, MessageJsonText(m)));
+      sent = page.size();
+      if (!page.empty()) next = page.back().seq;
     } catch (const std::exception& e) {
       // The answer has begun: say why in the stream, and end it.
       std::string body = ErrorBody(Error(503, "unavailable", "The replay failed; reconnect."));
       if (auto* error = dynamic_cast<const Error*>(&e)) body = ErrorBody(*error);
       sub->stream->Send("event: error\ndata: " + body + "\n\n");
       sub->stream->Close();
-      Remove(sub);
-      return;
+      return Remove(sub);
     }
-    std::lock_guard lock(sub->mu);
-    for (const auto& [seq, text] : sub->held) sub->SendMessage(seq, text);
-    sub->held.clear();
-    sub->live = true;
-  });
+  }
+  if (sent == kReplayPage) {
+    // The next page once the client has read this one (or at once, or when
+    // the stream ends: the runtime drops a client that stops reading).
+    sub->stream->WhenDrained(kReplayQueued, [this, weak = std::weak_ptr<Subscriber>(sub), next] {
+      executor_.Post([this, weak, next] {
+        if (auto s = weak.lock()) ReplayPage(s, next);
+      });
+    });
+    return;
+  }
+  std::lock_guard lock(sub->mu);
+  for (const auto& [seq, text] : sub->held) sub->SendMessage(seq, text);
+  sub->held.clear();
+  sub->held_bytes = 0;
+  sub->live = true;
 }
 
-void EventHub::Replay(Subscriber& sub, std::int64_t from) {
-  constexpr std::size_t kPage = 200;
-  constexpr std::size_t kMaxQueued = 1 << 20;  // wait for the client below this
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (std::int64_t after = from; after >= 0;) {
-    // Never faster than the client reads: a slow reader pauses the replay.
-    while (sub.stream->Pending() > kMaxQueued) {
-      if (!sub.stream->Open() || std::chrono::steady_clock::now() > give_up) {
-        throw Error(408, "request_timeout", "The client read the replay too slowly.");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!sub.stream->Open()) return;
-    std::vector<Message> page = service_.History(sub.caller, sub.mesh_id, after, static_cast<int>(kPage));
-    std::lock_guard lock(sub.mu);
-    for (const Message& m : page) sub.SendMessage(m.seq, MessageEvent(m, MessageJsonText(m)));
-    if (page.size() < kPage) break;
-    after = page.back().seq;
-  }
+void EventHub::Unreserve(const std::string& user) {
+  auto it = open_by_user_.find(user);
+  if (it != open_by_user_.end() && --it->second == 0) open_by_user_.erase(it);
 }
 
 bool EventHub::Watches(const std::string& mesh_id) const {
@@ -169,17 +197,16 @@ void EventHub::OnEvent(const WakeEvent& e) {
     for (const auto& s : subs) s->stream->Send(text);
     return;
   }
-  // A stream still replaying holds what commits meanwhile, bounded: past it
-  // the stream ends (the client reconnects with its Last-Event-ID).
-  constexpr std::size_t kMaxHeld = 10000;
+  // A stream still replaying holds what commits meanwhile, up to kMaxHeldBytes.
   const Message& m = e.message->message();
   const std::string text = MessageEvent(m, e.message->Json());
   for (const auto& s : subs) {
     std::lock_guard lock(s->mu);
     if (s->live) {
       s->SendMessage(m.seq, text);
-    } else if (s->held.size() < kMaxHeld) {
+    } else if (s->held_bytes + text.size() <= kMaxHeldBytes) {
       s->held.emplace_back(m.seq, text);
+      s->held_bytes += text.size();
     } else {
       s->stream->Close();
     }
@@ -190,7 +217,7 @@ void EventHub::Remove(const std::shared_ptr<Subscriber>& sub) {
   std::lock_guard lock(mu_);
   auto it = by_mesh_.find(sub->mesh_id);
   if (it == by_mesh_.end()) return;
-  std::erase(it->second, sub);
+  if (std::erase(it->second, sub) > 0) Unreserve(sub->caller.token.user);
   if (it->second.empty()) by_mesh_.erase(it);
 }
 
@@ -230,6 +257,7 @@ void EventHub::CloseAll() {
     std::lock_guard lock(mu_);
     stopping_ = true;
     all.swap(by_mesh_);
+    open_by_user_.clear();
   }
   cv_.notify_all();
   for (auto& [mesh, subs] : all) {
@@ -244,7 +272,11 @@ void EventHub::KeepAliveLoop() {
     if (stopping_) break;
     for (auto it = by_mesh_.begin(); it != by_mesh_.end();) {
       // A stream whose client is gone refuses the comment: drop it.
-      std::erase_if(it->second, [](const auto& s) { return !s->stream->Send(": keep-alive\n\n"); });
+      std::erase_if(it->second, [this](const auto& s) {
+        if (s->stream->Send(": keep-alive\n\n")) return false;
+        Unreserve(s->caller.token.user);
+        return true;
+      });
       it = it->second.empty() ? by_mesh_.erase(it) : std::next(it);
     }
     if (recheck_pending_.exchange(false)) executor_.Post([this] { RecheckAccess(); });

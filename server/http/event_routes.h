@@ -6,6 +6,9 @@
 // A comment line every keep-alive period keeps proxies from closing it. It
 // moves no cursor. When access changes (a token revoked, a member removed),
 // each stream's caller is checked again and streams no longer allowed end.
+// A stream holds no thread: its replay goes a page at a time, each once the
+// client has read the last (EventStream::WhenDrained). One user may have
+// max_streams_per_user open (429 past it).
 #pragma once
 
 #include <atomic>
@@ -28,8 +31,10 @@ class Router;
 
 class EventHub {
  public:
+  static constexpr std::size_t kMaxStreamsPerUser = 64;
   /// Starts the keep-alive thread; subscribe OnEvent to the bus.
-  EventHub(MeshService& service, Executor& executor, Millis keepalive_ms);
+  EventHub(MeshService& service, Executor& executor, Millis keepalive_ms,
+           std::size_t max_streams_per_user = kMaxStreamsPerUser);
   ~EventHub();
 
   /// The WakeBus subscriber: fans an event out to the mesh's streams.
@@ -44,8 +49,12 @@ class EventHub {
  private:
   struct Subscriber;
   void Serve(const ExchangePtr& exchange);
-  /// Sends the retained messages after `from`, no faster than the client reads.
-  void Replay(Subscriber& subscriber, std::int64_t from);
+  /// Sends a page of the retained messages after `after` (none when < 0),
+  /// then the next once the client has read it, on the executor; after the
+  /// last, what was held meanwhile, and the stream is live.
+  void ReplayPage(const std::shared_ptr<Subscriber>& subscriber, std::int64_t after);
+  /// Gives back one of `user`'s stream slots; mu_ held.
+  void Unreserve(const std::string& user);
   void Remove(const std::shared_ptr<Subscriber>& subscriber);
   void RecheckAccess();
   void KeepAliveLoop();
@@ -53,9 +62,12 @@ class EventHub {
   MeshService& service_;
   Executor& executor_;
   const Millis keepalive_ms_;
+  const std::size_t max_streams_per_user_;
   mutable std::mutex mu_;
   // mesh id -> its open streams; guarded by mu_
   std::unordered_map<std::string, std::vector<std::shared_ptr<Subscriber>>> by_mesh_;
+  // user -> streams open or opening (at most max_streams_per_user_); guarded by mu_
+  std::unordered_map<std::string, std::size_t> open_by_user_;
   bool stopping_ = false;  // guarded by mu_
   std::atomic<bool> recheck_pending_{false};  // an access check that met a 503: again at the next keep-alive
   std::condition_variable cv_;

@@ -70,6 +70,12 @@ class EventStream {
   virtual std::size_t Pending() const = 0;
   /// False once the client is gone or the stream closed.
   virtual bool Open() const = 0;
+  /// Runs `fn` once, on a runtime thread (it must not block), when at most
+  /// `bytes` are queued unwritten (at once if so already) or the stream has
+  /// ended (then Open() is false): a sender that must not outrun the client
+  /// goes on from there instead of holding a thread while it waits. A later
+  /// call replaces an earlier one not yet run.
+  virtual void WhenDrained(std::size_t bytes, std::function<void()> fn) = 0;
 };
 
 /// One request in flight, handed to a route; the route answers it exactly

@@ -408,6 +408,16 @@ void McpEndpoint::Post(const ExchangePtr& ex) {
       return ex->Respond(Refuse(400, "Invalid request: method must be a string.", "invalid_request",
                                 message.value("id", nlohmann::json()), -32600));
     }
+    // JSON-RPC ids are strings or integers (here: of 64 bits); a request
+    // without one is a notification. Refused alike, whatever the version.
+    if (const auto id = message.find("id"); id != message.end()) {
+      const bool integer = id->is_number_integer() &&
+                           (!id->is_number_unsigned() || id->get<std::uint64_t>() <= INT64_MAX);
+      if (!id->is_string() && !integer) {
+        return ex->Respond(Refuse(400, "Invalid request: id must be a string or an integer.", "invalid_request",
+                                  nullptr, -32600));
+      }
+    }
     if (IsModern(req, message)) return PostModern(ex, caller, message);
     if (const std::string* version = req.Header("MCP-Protocol-Version")) {
       const auto& known = mcp::SupportedProtocolVersions();
@@ -649,9 +659,7 @@ void McpEndpoint::PostModern(const ExchangePtr& ex, const Caller& caller, const 
   const nlohmann::json id = message.value("id", nlohmann::json());
   const std::string method = StringField(message, "method");
   auto refuse = [&](int status, int code, const std::string& text) {
-    HttpResponse r = HttpResponse::Json(
-        status, JsonText({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", text}}}}));
-    ex->Respond(std::move(r));
+    ex->Respond(Refuse(status, text, code == -32602 ? "invalid_params" : "invalid_request", id, code));
   };
   const nlohmann::json params = message.contains("params") && message["params"].is_object() ? message["params"]
                                                                                              : nlohmann::json::object();

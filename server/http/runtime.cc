@@ -444,6 +444,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // Event streams (see StreamHandle).
   void Enqueue(std::string chunk);
   void EndStream();
+  void WhenDrained(std::size_t bytes, std::function<void()> fn);
   bool streaming() const { return stream_open_.load(); }
 
  private:
@@ -673,6 +674,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     req.body = std::move(msg.body());
     req.remote_address = remote_;
     keep_alive_ = msg.keep_alive();
+    http10_ = msg.version() < 11;
     // Parked requests hold their connection for long: keep it small.
     if (buffer_.size() == 0 && buffer_.capacity() > 4 * kFirstRead) buffer_.shrink_to_fit();
 
@@ -964,6 +966,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
     stream_open_ = false;
+    RunDrained();  // the stream is over: its sender stops
     exchange_.reset();
     std::lock_guard lock(wire_mu_);  // not while AnswerInPlace writes to the socket
     open_number_ = 0;
@@ -991,6 +994,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::chrono::steady_clock::time_point debug_started_;
   bool keep_alive_ = true;
   bool head_ = false;
+  bool http10_ = false;  // the request is HTTP/1.0: a stream is sent unchunked, to the close
   std::shared_ptr<ExchangeImpl> exchange_;   // the request waiting for its answer
   std::optional<net::steady_timer> recheck_;  // hang-up watch with unread data
   std::optional<net::steady_timer> deadline_;  // the request's (ArmRequestDeadline)
@@ -1008,6 +1012,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool ending_ = false;
   std::atomic<bool> stream_open_{false};
   std::atomic<std::size_t> queued_bytes_{0};  // event stream bytes not yet written
+  std::function<void()> on_drained_;  // WhenDrained's, run at drained_at_ queued bytes or the end
+  std::size_t drained_at_ = 0;
+  /// Runs WhenDrained's function, once.
+  void RunDrained() {
+    if (!on_drained_) return;
+    auto fn = std::move(on_drained_);
+    on_drained_ = nullptr;
+    fn();
+  }
 
  public:
   std::size_t queued_bytes() const { return queued_bytes_.load(); }
@@ -1029,6 +1042,9 @@ class StreamHandle final : public EventStream {
   }
   std::size_t Pending() const override { return session_->queued_bytes(); }
   bool Open() const override { return session_->streaming(); }
+  void WhenDrained(std::size_t bytes, std::function<void()> fn) override {
+    session_->WhenDrained(bytes, std::move(fn));
+  }
 
  private:
   std::shared_ptr<Session<Stream>> session_;
@@ -1040,7 +1056,8 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
   std::string text = StatusAndFields(head);
   // The connection closes when the stream ends: said up front, so that a
   // client never puts it back in its pool and sends its next request there.
-  text += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  // An HTTP/1.0 client knows no chunks (RFC 9112, 6.1): the close ends it.
+  text += http10_ ? "Connection: close\r\n\r\n" : "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
   stream_open_ = true;
   net::post(Lowest().get_executor(), [self = this->shared_from_this(), number, text = std::move(text)]() mutable {
     if (self->state_ != State::kHandling || number != self->number_) {
@@ -1060,9 +1077,14 @@ std::shared_ptr<EventStream> Session<Stream>::StartStream(std::uint64_t number, 
 template <class Stream>
 void Session<Stream>::Enqueue(std::string chunk) {
   if (chunk.empty()) return;
-  char size[32];
-  std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
-  std::string framed = size + std::move(chunk) + "\r\n";
+  std::string framed;
+  if (http10_) {
+    framed = std::move(chunk);
+  } else {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+    framed = size + std::move(chunk) + "\r\n";
+  }
   net::post(Lowest().get_executor(), [self = this->shared_from_this(), framed = std::move(framed)]() mutable {
     if (self->state_ == State::kClosed || self->ending_) return;
     // A client that reads nothing while events pile up is dropped.
@@ -1074,12 +1096,21 @@ void Session<Stream>::Enqueue(std::string chunk) {
 }
 
 template <class Stream>
+void Session<Stream>::WhenDrained(std::size_t bytes, std::function<void()> fn) {
+  net::post(Lowest().get_executor(), [self = this->shared_from_this(), bytes, fn = std::move(fn)]() mutable {
+    self->on_drained_ = std::move(fn);
+    self->drained_at_ = bytes;
+    if (self->state_ == State::kClosed || self->queued_bytes_ <= bytes) self->RunDrained();
+  });
+}
+
+template <class Stream>
 void Session<Stream>::EndStream() {
   net::post(Lowest().get_executor(), [self = this->shared_from_this()] {
     if (self->state_ == State::kClosed || self->ending_) return;
     self->ending_ = true;
     self->stream_open_ = false;
-    self->Out().push_back("0\r\n\r\n");
+    if (!self->http10_) self->Out().push_back("0\r\n\r\n");
     if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
   });
 }
@@ -1102,6 +1133,7 @@ void Session<Stream>::WriteNextChunk() {
                      self->Lowest().expires_never();
                      self->queued_bytes_ -= std::min(self->queued_bytes_.load(), self->Out().front().size());
                      self->Out().pop_front();
+                     if (self->queued_bytes_ <= self->drained_at_) self->RunDrained();
                      self->WriteNextChunk();
                    });
 }

@@ -591,4 +591,68 @@ TEST_CASE("local sign-ins are rate-limited per address; the guide's URLs come fr
   CHECK(r->body.find("evil.example") == std::string::npos);
 }
 
+TEST_CASE("event streams: replays to clients that do not read hold no thread; one user has at most 64 streams") {
+  Hostile h;
+  // 10 MB of history: more than the kernel's buffers take for a client that
+  // does not read, so each replay waits on its client.
+  const json msg{{"from", "agent-a"}, {"content", std::string(10000, 'x')}};
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(h.http.Post("/mesh/" + h.mesh + "/messages", msg.dump(), "application/json")->status == 201);
+  }
+  // More replays than the relay has workers (64 here), none read: alice's and dave's.
+  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/members", R"({"user":"dave"})", "application/json")->status == 201);
+  const std::string dave = AdminToken(h.home, "dave");
+  std::vector<std::unique_ptr<RawClient>> stalled;
+  for (int i = 0; i < 70; ++i) {
+    stalled.push_back(std::make_unique<RawClient>(h.relay.port, 4096));
+    stalled.back()->Send("GET /mesh/" + h.mesh + "/events?after=0 HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " +
+                         (i % 2 ? dave : h.token) + "\r\n\r\n");
+  }
+  std::this_thread::sleep_for(500ms);  // let them all start (what is measured below fails without it too)
+  // Everyone else is served meanwhile, at once.
+  for (const char* path : {"/health", "/me", "/mesh"}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = h.http.Get(path);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(std::chrono::steady_clock::now() - start < 2s);
+  }
+  // A stream that reads gets the whole replay, in order, then goes live.
+  RawClient reader(h.relay.port);
+  reader.Send(h.Request("GET", "/mesh/" + h.mesh + "/events?after=0"));
+  REQUIRE(reader.WaitFor("\nid: 1000\n", 20000ms));
+  CHECK(reader.Count("event: message\n") == 1000);
+  CHECK(reader.text().find("\nid: 1\n") < reader.text().find("\nid: 1000\n"));
+  stalled.clear();
+
+  // 64 streams for one user (carol's two tokens together), then 429 with Retry-After.
+  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/members", R"({"user":"carol"})", "application/json")->status == 201);
+  const std::string carol[] = {AdminToken(h.home, "carol"), AdminToken(h.home, "carol")};
+  auto stream = [&](const std::string& token) {
+    auto c = std::make_unique<RawClient>(h.relay.port);
+    c->Send("GET /mesh/" + h.mesh + "/events HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer " + token +
+            "\r\n\r\n");
+    return c;
+  };
+  std::vector<std::unique_ptr<RawClient>> open;
+  for (int i = 0; i < 64; ++i) {
+    CAPTURE(i);
+    open.push_back(stream(carol[i % 2]));
+    REQUIRE(open.back()->WaitFor("connected to mesh", 5000ms));
+  }
+  const std::string refused = stream(carol[0])->ReadAnswer();
+  CHECK(StatusOf(refused) == 429);
+  CHECK(CodeOf(refused) == "rate_limited");
+  CHECK(refused.find("Retry-After: 5") != std::string::npos);
+  // Another user is not affected; a closed stream gives its place back.
+  CHECK(stream(h.token)->WaitFor("connected to mesh", 5000ms));
+  open.pop_back();
+  bool reopened = false;
+  for (int i = 0; i < 100 && !reopened; ++i) {
+    reopened = stream(carol[1])->WaitFor("connected to mesh", 500ms);
+  }
+  CHECK(reopened);
+  CHECK(h.Healthy());
+}
+
 }  // namespace meshwire::testing

@@ -291,18 +291,32 @@ TEST_CASE("events: Last-Event-ID replays, then live; presence; nothing twice; en
   REQUIRE(from_zero.WaitFor("\"content\":\"after re-registering\""));
   CHECK(from_zero.Count("event: message") == 4);
 
-  // Bob is removed from the mesh: his stream ends with an error event.
+  // Bob is removed from the mesh: his stream ends with an error event, and
+  // his agents, gone with him, are offline to everyone else's.
+  httplib::Client b("127.0.0.1", relay.port);
+  b.set_bearer_token_auth(bob);
+  REQUIRE(b.Post(m + "/agents", R"({"name":"bob-agent"})", "application/json")->status == 201);
+  REQUIRE(from_zero.WaitFor("\"name\":\"bob-agent\""));
   REQUIRE(a.Delete(m + "/members/bob")->status == 204);
   REQUIRE(reader.WaitFor("event: error"));
   CHECK(reader.ClosedByRelay(std::chrono::milliseconds(5000)));
+  CHECK(from_zero.WaitFor("\"name\":\"bob-agent\",\"owner\":\"bob\",\"status\":\"offline\""));
 
   // Refusals are plain error answers: no token, another mesh, a bad Last-Event-ID.
   httplib::Client anon("127.0.0.1", relay.port);
   CHECK(anon.Get(m + "/events")->status == 401);
-  httplib::Client b("127.0.0.1", relay.port);
-  b.set_bearer_token_auth(bob);
   CHECK(b.Get(m + "/events")->status == 403);
   CHECK(a.Get(m + "/events", {{"Last-Event-ID", "soon"}})->status == 400);
+
+  // An HTTP/1.0 client knows no chunks: its stream is the events themselves, to the close.
+  RawClient old(relay.port);
+  old.Send("GET " + m + "/events?after=2 HTTP/1.0\r\nAuthorization: Bearer " + alice + "\r\n\r\n");
+  REQUIRE(old.WaitFor("\"content\":\"third\""));
+  const std::string& head_and_body = old.text();
+  CHECK(head_and_body.find("Transfer-Encoding") == std::string::npos);
+  CHECK(head_and_body.find("Connection: close\r\n\r\nretry: 2000\n") != std::string::npos);
+  CHECK(head_and_body.find("\r\nevent: message\nid: 3\n") == std::string::npos);  // no chunk size before it
+  CHECK(head_and_body.find("\n\nevent: message\nid: 3\n") != std::string::npos);
 }
 
 TEST_CASE("events: a replay longer than a page arrives whole and in order, then goes live") {

@@ -411,6 +411,15 @@ test("transport rules: no session 400, unknown 404, bad version 400, bad JSON 40
       assert.equal(odd.body.error.code, -32600);
     }
   }
+  // An id that is neither a string nor a 64-bit integer: 400 and -32600 with its code, as every refusal.
+  for (const id of [null, 1.5, true, {}, [1]]) {
+    const odd = await post({ jsonrpc: "2.0", id, method: "ping" }, { ...auth, "mcp-session-id": sid });
+    assert.equal(odd.status, 400, JSON.stringify({ id }));
+    assert.equal(odd.body.error.code, -32600);
+    assert.equal(odd.body.error.data.code, "invalid_request");
+  }
+  const bigId = await post('{"jsonrpc":"2.0","id":18446744073709551615,"method":"ping"}', { ...auth, "mcp-session-id": sid });
+  assert.equal(bigId.status, 400, "an id past 64 bits");
   const oddMeta = await post(
     { jsonrpc: "2.0", id: 7, method: "ping", params: { _meta: { "io.modelcontextprotocol/protocolVersion": 5 } } },
     { ...auth, "mcp-session-id": sid },
@@ -739,10 +748,12 @@ test("2026-07-28: the standard headers are checked (missing, or not matching the
   for (const c of cases) {
     const r = await modern("tools/call", call, c);
     assert.equal(r.status, 400, JSON.stringify(c));
-    assert.ok(r.body.error, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, -32600, JSON.stringify(r.body));
+    assert.equal(r.body.error.data.code, "invalid_request", JSON.stringify(r.body));
   }
   const noCaps = await modern("tools/list", { _meta: { "io.modelcontextprotocol/clientCapabilities": undefined } });
   assert.equal(noCaps.status, 400, "clientCapabilities is required in _meta");
+  assert.equal(noCaps.body.error.data.code, "invalid_params");
   assert.equal(await historyCount(), before, "nothing was sent");
 });
 

@@ -19,8 +19,11 @@ namespace meshwire::testing {
 
 class RawClient {
  public:
-  explicit RawClient(int port) {
+  /// `receive_buffer`: SO_RCVBUF in bytes, set before connecting (a client
+  /// that reads slowly: what it does not read soon stops the relay's writes).
+  explicit RawClient(int port, int receive_buffer = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (receive_buffer > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
