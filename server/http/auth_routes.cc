@@ -231,6 +231,16 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     return pending->AddGrant({user, token_name});
   };
 
+  // To GitHub's authorize page, to come back to `back` (the CLI or the dashboard).
+  auto to_github = [=](const PendingLogins::Redirect& back) {
+    HeaderList q = {{"client_id", options.github_client_id},
+                    {"redirect_uri", callback_url},
+                    {"state", pending->AddRedirect(back)},
+                    {"scope", "read:user"}};
+    return HttpResponse::Empty(302).Header("Location",
+                                           options.github_url + "/login/oauth/authorize?" + QueryString(q));
+  };
+
   router.Add("GET", "/auth/cli", PageRoute(false, [=](const ExchangePtr& ex) {
     const HttpRequest& req = ex->request();
     int port = 0;
@@ -246,16 +256,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       ex->Respond(ErrorPage(400, "This sign-in link is incomplete (port and state are needed)."));
       return;
     }
-    if (options.mode == "github") {
-      std::string key = pending->AddRedirect({port, state});
-      HeaderList q = {{"client_id", options.github_client_id},
-                      {"redirect_uri", callback_url},
-                      {"state", key},
-                      {"scope", "read:user"}};
-      ex->Respond(HttpResponse::Empty(302).Header(
-          "Location", options.github_url + "/login/oauth/authorize?" + QueryString(q)));
-      return;
-    }
+    if (options.mode == "github") return ex->Respond(to_github({port, state}));
     ex->Respond(PageAnswer(200, "Sign in",
                            std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
                                "Your terminal receives a token for it.</p>" +
@@ -306,16 +307,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
                              "made (<code>meshwire admin token create</code>).</p>"));
       return;
     }
-    if (options.mode == "github") {
-      std::string key = pending->AddRedirect({0, ""});
-      HeaderList q = {{"client_id", options.github_client_id},
-                      {"redirect_uri", callback_url},
-                      {"state", key},
-                      {"scope", "read:user"}};
-      ex->Respond(HttpResponse::Empty(302).Header(
-          "Location", options.github_url + "/login/oauth/authorize?" + QueryString(q)));
-      return;
-    }
+    if (options.mode == "github") return ex->Respond(to_github({0, ""}));
     ex->Respond(PageAnswer(200, "Sign in",
                            std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
                                "The dashboard receives a token for it, kept in this tab until you sign out.</p>" +
