@@ -75,6 +75,7 @@ MeAnswer MeAnswerFromJson(const Json& j) {
 Json ToJson(const MeshDetails& d) {
   Json j = ToJson(d.mesh);
   j["agents"] = {{"registered", d.registered}, {"active", d.active}};
+  j["newest_seq"] = d.newest_seq;
   return j;
 }
 
@@ -83,6 +84,7 @@ MeshDetails MeshDetailsFromJson(const Json& j) {
   const Json agents = j.value("agents", Json::object());
   d.registered = Field<int>(agents, "registered");
   d.active = Field<int>(agents, "active");
+  d.newest_seq = j.value("newest_seq", std::int64_t{0});  // absent from relays before it
   return d;
 }
 

@@ -45,6 +45,7 @@ struct MeshDetails {
   Mesh mesh;
   int registered = 0;
   int active = 0;
+  std::int64_t newest_seq = 0;  // the seq of its newest message, 0 before the first
 };
 Json ToJson(const MeshDetails& d);
 MeshDetails MeshDetailsFromJson(const Json& j);

@@ -284,6 +284,7 @@ MeshInfo MeshService::GetMesh(const Caller& caller, const std::string& mesh_id) 
     ++info.registered;
     if (StatusOf(LastSeen(a)) == "active") ++info.active;
   }
+  info.newest_seq = store_.NewestSeq(mesh_id);
   return info;
 }
 

@@ -35,27 +35,33 @@ class PendingLogins {
   struct Grant {
     std::string user;
     std::string token_name;  // "meshwire login", or "dashboard" for the browser's own
+    std::string browser;     // the dashboard's: the sign-in cookie of the browser that began it
   };
   /// Where a GitHub sign-in goes back to: the CLI's loopback port and
-  /// state, or the dashboard (port 0).
+  /// state, or the dashboard (port 0) of the browser with cookie `browser`.
   struct Redirect {
     int port = 0;
     std::string state;
+    std::string browser;
   };
 
   PendingLogins(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
 
-  std::string AddGrant(const Grant& g) { return Add({{"grant", g.user}, {"token_name", g.token_name}}); }
+  std::string AddGrant(const Grant& g) {
+    return Add({{"grant", g.user}, {"token_name", g.token_name}, {"browser", g.browser}});
+  }
   std::optional<Grant> TakeGrant(const std::string& code) {
     json j = Take(code, "grant");
     if (!j.is_object()) return std::nullopt;
-    return Grant{j["grant"].get<std::string>(), j["token_name"].get<std::string>()};
+    return Grant{j["grant"].get<std::string>(), j["token_name"].get<std::string>(), j.value("browser", "")};
   }
-  std::string AddRedirect(const Redirect& r) { return Add({{"redirect", r.port}, {"state", r.state}}); }
+  std::string AddRedirect(const Redirect& r) {
+    return Add({{"redirect", r.port}, {"state", r.state}, {"browser", r.browser}});
+  }
   std::optional<Redirect> TakeRedirect(const std::string& key) {
     json j = Take(key, "redirect");
     if (!j.is_object()) return std::nullopt;
-    return Redirect{j["redirect"].get<int>(), j["state"].get<std::string>()};
+    return Redirect{j["redirect"].get<int>(), j["state"].get<std::string>(), j.value("browser", "")};
   }
 
  private:
@@ -136,6 +142,25 @@ Handler PageRoute(bool web, Handler handler) {
       ex->Respond(ErrorPage(e.status(), e.what(), web));
     }
   };
+}
+
+constexpr const char* kSignInCookie = "mw_signin";
+
+/// The value of cookie `name` in the request's Cookie header, or "".
+std::string CookieValue(const HttpRequest& req, std::string_view name) {
+  const std::string* header = req.Header("Cookie");
+  if (!header) return "";
+  std::string_view rest = *header;
+  while (!rest.empty()) {
+    const std::size_t end = std::min(rest.find(';'), rest.size());
+    std::string_view pair = rest.substr(0, end);
+    rest.remove_prefix(std::min(end + 1, rest.size()));
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    if (pair.size() > name.size() && pair.substr(0, name.size()) == name && pair[name.size()] == '=') {
+      return std::string(pair.substr(name.size() + 1));
+    }
+  }
+  return "";
 }
 
 std::string Param(const HeaderList& params, std::string_view key) {
@@ -226,9 +251,27 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
   auto limiter = std::make_shared<RateLimiter>(clock, options.sign_ins_per_minute);
   const std::string callback_url = public_url + "/auth/github/callback";
 
-  // Signs `user` in: a one-time code, redeemed for a new token of that name.
-  auto grant = [pending](const std::string& user, const char* token_name = "meshwire login") {
-    return pending->AddGrant({user, token_name});
+  // Signs `user` in: a one-time code, redeemed for a new token of that name
+  // (the dashboard's by the browser whose sign-in cookie is `browser` only).
+  auto grant = [pending](const std::string& user, const char* token_name = "meshwire login",
+                         const std::string& browser = "") { return pending->AddGrant({user, token_name, browser}); };
+  // The dashboard's sign-in cookie: set when a sign-in begins, it must come
+  // back with the code's redemption, so a code made in another browser (an
+  // attacker's, planted in a link) signs nobody in here.
+  const bool https = public_url.rfind("https://", 0) == 0;
+  auto with_cookie = [https](HttpResponse r, const std::string& value, int max_age) {
+    return r.Header("Set-Cookie", std::string(kSignInCookie) + "=" + value + "; Path=/auth; Max-Age=" +
+                                      std::to_string(max_age) + "; HttpOnly; SameSite=Lax" + (https ? "; Secure" : ""));
+  };
+
+  // Sign-ins create tokens, and each GitHub round trip begun is stored: held
+  // to a rate per address. The refusal's page, or nullopt to go on.
+  auto rate_refusal = [=](const ExchangePtr& ex, bool web) -> std::optional<HttpResponse> {
+    const int retry = limiter->Take(ex->request().remote_address);
+    if (retry <= 0) return std::nullopt;
+    return ErrorPage(429, "Too many sign-ins from this address; wait " + std::to_string(retry) + " s and try again.",
+                     web)
+        .Header("Retry-After", std::to_string(retry));
   };
 
   // To GitHub's authorize page, to come back to `back` (the CLI or the dashboard).
@@ -256,7 +299,10 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       ex->Respond(ErrorPage(400, "This sign-in link is incomplete (port and state are needed)."));
       return;
     }
-    if (options.mode == "github") return ex->Respond(to_github({port, state}));
+    if (options.mode == "github") {
+      if (auto refused = rate_refusal(ex, false)) return ex->Respond(std::move(*refused));
+      return ex->Respond(to_github({port, state, ""}));
+    }
     ex->Respond(PageAnswer(200, "Sign in",
                            std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
                                "Your terminal receives a token for it.</p>" +
@@ -272,10 +318,8 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
       ex->Respond(ErrorPage(404, "This relay does not sign in by name.", web));
       return std::nullopt;
     }
-    if (int retry = limiter->Take(req.remote_address); retry > 0) {
-      ex->Respond(
-          ErrorPage(429, "Too many sign-ins from this address; wait " + std::to_string(retry) + " s and try again.", web)
-              .Header("Retry-After", std::to_string(retry)));
+    if (auto refused = rate_refusal(ex, web)) {
+      ex->Respond(std::move(*refused));
       return std::nullopt;
     }
     auto form = ParseQuery(req.body);
@@ -307,15 +351,28 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
                              "made (<code>meshwire admin token create</code>).</p>"));
       return;
     }
-    if (options.mode == "github") return ex->Respond(to_github({0, ""}));
-    ex->Respond(PageAnswer(200, "Sign in",
-                           std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
-                               "The dashboard receives a token for it, kept in this tab until you sign out.</p>" +
-                               NameForm("/auth/web", {})));
+    const std::string browser = RandomBase62(32);
+    if (options.mode == "github") {
+      if (auto refused = rate_refusal(ex, true)) return ex->Respond(std::move(*refused));
+      return ex->Respond(with_cookie(to_github({0, "", browser}), browser, kCodeLifetimeMs / 1000));
+    }
+    ex->Respond(with_cookie(PageAnswer(200, "Sign in",
+                                       std::string("<h1>🕸 Sign in to meshwire</h1>") + kLocalNote +
+                                           "The dashboard receives a token for it, kept in this tab until you sign "
+                                           "out.</p>" +
+                                           NameForm("/auth/web", {})),
+                            browser, kCodeLifetimeMs / 1000));
   }), Router::Run::kOnWorker, Router::Head::kNoHead);  // github mode adds a pending sign-in
 
   router.Add("POST", "/auth/web", PageRoute(true, [=](const ExchangePtr& ex) {
-    if (auto form = name_form(ex, true)) ex->Respond(RedirectToDashboard(grant(Param(*form, "user"), "dashboard")));
+    auto form = name_form(ex, true);
+    if (!form) return;
+    const std::string browser = CookieValue(ex->request(), kSignInCookie);
+    if (browser.empty()) {
+      return ex->Respond(ErrorPage(400, "This browser did not keep the sign-in's cookie: allow cookies for this "
+                                        "relay, then sign in again.", true));
+    }
+    ex->Respond(RedirectToDashboard(grant(Param(*form, "user"), "dashboard", browser)));
   }));
 
   router.Add("GET", "/auth/github/callback", PageRoute(false, [=](const ExchangePtr& ex) {
@@ -329,7 +386,7 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
     try {
       const std::string* code = req.Query("code");
       std::string user = GithubLogin(options, code ? *code : std::string(), callback_url);
-      ex->Respond(redirect->port == 0 ? RedirectToDashboard(grant(user, "dashboard"))
+      ex->Respond(redirect->port == 0 ? RedirectToDashboard(grant(user, "dashboard", redirect->browser))
                                       : RedirectToCli(redirect->port, redirect->state, grant(user)));
     } catch (const Error& e) {
       ex->Respond(ErrorPage(e.status(), e.what(), redirect->port == 0));
@@ -344,6 +401,9 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
         throw Error::BadRequest("invalid_code",
                                 "This sign-in code is unknown, used or expired; run `meshwire login` again.");
       }
+      if (!g->browser.empty() && CookieValue(ex->request(), kSignInCookie) != g->browser) {
+        throw Error::BadRequest("invalid_code", "This sign-in was begun in another browser; sign in again here.");
+      }
       // User names ignore case (GitHub's logins do): an existing spelling stands.
       const std::string user = MeshService::CanonicalUser(store, g->user);
       // Each sign-in makes a token: held to the cap that POST /tokens keeps,
@@ -356,8 +416,9 @@ void AddAuthRoutes(Router& router, Store& store, const Clock& clock, const AuthO
                                     "the relay's administrator, then run `meshwire login` again.");
       }
       CreatedToken t = MeshService::IssueToken(store, clock, user, g->token_name, std::nullopt);
-      ex->Respond(HttpResponse::Json(
-          200, json({{"token", t.secret}, {"user", t.token.user}, {"token_id", t.token.id}}).dump()));
+      HttpResponse answer = HttpResponse::Json(
+          200, json({{"token", t.secret}, {"user", t.token.user}, {"token_id", t.token.id}}).dump());
+      ex->Respond(g->browser.empty() ? std::move(answer) : with_cookie(std::move(answer), "", 0));  // spent
     } catch (const Error& e) {
       ex->Respond(HttpResponse::FromError(e));
     }

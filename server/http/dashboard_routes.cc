@@ -36,6 +36,9 @@ void AddDashboardRoutes(Router& router) {
   router.Add("GET", "/dashboard",
              [](const ExchangePtr& ex) { ex->Respond(Asset("text/html; charset=utf-8", dashboard::IndexHtml())); },
              Router::Run::kInline);
+  router.Add("GET", "/dashboard/",
+             [](const ExchangePtr& ex) { ex->Respond(HttpResponse::Empty(302).Header("Location", "/dashboard")); },
+             Router::Run::kInline);
   router.Add("GET", "/dashboard/app.js",
              [](const ExchangePtr& ex) { ex->Respond(Asset("text/javascript; charset=utf-8", dashboard::AppJs())); },
              Router::Run::kInline);

@@ -6,7 +6,7 @@
 //   GET /dashboard             the page
 //   GET /dashboard/app.js      its script (an ES module)
 //   GET /dashboard/app.css     its style
-//   GET /  (a browser's, Accept: text/html)  302 to /dashboard
+//   GET /  (a browser's, Accept: text/html), GET /dashboard/   302 to /dashboard
 #pragma once
 
 namespace meshwire {

@@ -206,19 +206,25 @@ TEST_CASE("a sign-in begun through one node finishes through the other (meshwire
   TwoNodes nodes;
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
-  // The one-time code in a sign-in's redirect, approved through `node` with `form` posted to `path`.
-  auto approve = [](const RelayProcess& node, const std::string& path, const std::string& form) {
+  // The one-time code in a sign-in's redirect, approved through `node` with `form` posted to `path`
+  // (with `cookie`, the dashboard's sign-in cookie).
+  auto approve = [](const RelayProcess& node, const std::string& path, const std::string& form,
+                    const std::string& cookie = "") {
     httplib::Client browser(node.url());
-    auto approved = browser.Post(path, form, "application/x-www-form-urlencoded");
+    httplib::Headers h;
+    if (!cookie.empty()) h.emplace("Cookie", cookie);
+    auto approved = browser.Post(path, h, form, "application/x-www-form-urlencoded");
     REQUIRE(approved);
     REQUIRE(approved->status == 302);
     const std::string location = approved->get_header_value("Location");
     REQUIRE(location.find("code=") != std::string::npos);
     return location.substr(location.find("code=") + 5, 32);
   };
-  auto redeem = [](const RelayProcess& node, const std::string& code) {
+  auto redeem = [](const RelayProcess& node, const std::string& code, const std::string& cookie = "") {
     httplib::Client cli(node.url());
-    auto r = cli.Post("/auth/cli/token", json{{"code", code}}.dump(), "application/json");
+    httplib::Headers h;
+    if (!cookie.empty()) h.emplace("Cookie", cookie);
+    auto r = cli.Post("/auth/cli/token", h, json{{"code", code}}.dump(), "application/json");
     REQUIRE(r);
     return std::make_pair(r->status, json::parse(r->body, nullptr, false));
   };
@@ -229,8 +235,13 @@ TEST_CASE("a sign-in begun through one node finishes through the other (meshwire
   CHECK(token["user"] == "alice");
   for (const RelayProcess* node : {&a, &b}) CHECK(Call(node->url(), token["token"], "GET", "/me")->first == 200);
   CHECK(redeem(a, code).first == 400);  // once, whichever node is asked
-  // The dashboard's sign-in likewise, its token named for it.
-  auto [web_status, web] = redeem(a, approve(b, "/auth/web", "user=bob"));
+  // The dashboard's sign-in likewise (its cookie set by one node, checked by the other), its token named for it.
+  auto page = httplib::Client(b.url()).Get("/auth/web");
+  REQUIRE(page);
+  const std::string set = page->get_header_value("Set-Cookie");
+  const std::string cookie = set.substr(0, set.find(';'));
+  REQUIRE(cookie.rfind("mw_signin=", 0) == 0);
+  auto [web_status, web] = redeem(a, approve(b, "/auth/web", "user=bob", cookie), cookie);
   REQUIRE(web_status == 200);
   auto tokens = Call(a.url(), web["token"], "GET", "/tokens");
   REQUIRE(tokens);

@@ -132,6 +132,19 @@ describe("the dashboard in Chromium", { skip }, () => {
       assert.equal(await statusOf(relay.url, pageToken), 401);
       assert.equal(await page.evaluate(() => sessionStorage.getItem("meshwire.dashboard")), null);
       assert.equal(await statusOf(relay.url, cli), 200, "the user's other tokens stay");
+
+      // Another user in the same tab sees nothing of alice's.
+      await page.locator("#token-input").fill(bob);
+      await page.locator("#token-form button").click();
+      await page.locator("#who-user", { hasText: "bob" }).waitFor();
+      await page.locator("#meshes tbody tr", { hasText: "demo" }).waitFor(); // shared with him
+      await page.locator("#mesh-id", { hasText: mesh }).waitFor(); // his only mesh opens, as his
+      assert.equal(await page.locator("#member-add").isVisible(), false, "alice's owner form is gone");
+      await page.locator("#tab-button-tokens").click();
+      await page.locator("#tokens tbody tr").first().waitFor();
+      assert.equal((await rows(page, "tokens")).some((r) => r[0].startsWith("ci") || r[0].startsWith("dashboard")), false);
+      assert.equal(await page.locator("#new-token").isVisible(), false);
+      assert.equal(await page.locator("#new-token-value").innerText(), "");
       // Nothing but the one refusal provoked above.
       const provoked = /status of 400 .*\/members\)$/;
       assert.deepEqual(complaints.filter((c) => !provoked.test(c)), [], "the browser complained");
@@ -148,6 +161,8 @@ describe("the dashboard in Chromium", { skip }, () => {
     try {
       const token = createToken(storage, "carol");
       const made = await rest(relay.url, token, "POST", "/mesh", { name: "ops" });
+      await rest(relay.url, token, "POST", `/mesh/${made.mesh_id}/agents`, { name: "ops-agent" });
+      await rest(relay.url, token, "POST", `/mesh/${made.mesh_id}/messages`, { from: "ops-agent", content: "sent before" });
       await page.goto(relay.url + "/dashboard");
       await page.locator("#signin-note", { hasText: "signs nobody in from the browser" }).waitFor();
       assert.equal(await page.locator("#signin-link").isVisible(), false);
@@ -168,6 +183,8 @@ describe("the dashboard in Chromium", { skip }, () => {
       // The only mesh opens by itself, and its stream is live.
       await page.locator("#mesh-id", { hasText: made.mesh_id }).waitFor();
       await page.locator("#live").getByText("(live)").waitFor();
+      // What was sent before the page opened is there (the last 50 messages).
+      await page.locator("#messages tbody tr", { hasText: "sent before" }).waitFor();
 
       // Revoked from elsewhere (the CLI): the stream's error ends the session here.
       const me = await rest(relay.url, token, "GET", "/me");
@@ -176,6 +193,59 @@ describe("the dashboard in Chromium", { skip }, () => {
       assert.match(await page.locator("#status").innerText(), /Signed out/);
       // A pasted token is the user's to revoke: signing out of one does not (it is gone already here).
       assert.deepEqual(complaints.filter((c) => !/status of 401/.test(c)), [], "the browser complained");
+    } finally {
+      await page.context().close();
+      await relay.stop();
+    }
+  });
+
+  test("a mesh deleted elsewhere closes on the page, which lists what is left", async () => {
+    const storage = tempDir("mw-dash-");
+    const relay = await startRelay(storage, { args: ["--auth", "token"] });
+    const { page } = await newPage(browser);
+    try {
+      const token = createToken(storage, "dan");
+      await rest(relay.url, token, "POST", "/mesh", { name: "keep" });
+      const gone = await rest(relay.url, token, "POST", "/mesh", { name: "gone" });
+      await page.goto(relay.url + "/dashboard");
+      await page.locator("#token-input").fill(token);
+      await page.locator("#token-form button").click();
+      await page.locator("button.link", { hasText: "gone" }).click();
+      await page.locator("#live").getByText("(live)").waitFor();
+      await rest(relay.url, token, "DELETE", `/mesh/${gone.mesh_id}`);
+      await page.locator("#mesh").waitFor({ state: "hidden" });
+      await page.locator("#status.error").waitFor();
+      await page.locator("#meshes tbody tr", { hasText: "gone" }).waitFor({ state: "detached" });
+      assert.deepEqual((await rows(page, "meshes")).map((r) => r[0]), ["keep"]);
+    } finally {
+      await page.context().close();
+      await relay.stop();
+    }
+  });
+
+  test("a sign-in code made in another browser signs nobody in here (login CSRF)", async () => {
+    const relay = await startRelay(tempDir("mw-dash-"));
+    const { page } = await newPage(browser);
+    try {
+      // The attacker's own sign-in, from their own "browser": a code bound to their cookie.
+      const form = await fetch(relay.url + "/auth/web");
+      const cookie = form.headers.get("set-cookie").split(";")[0];
+      const post = (headers) =>
+        fetch(relay.url + "/auth/web", {
+          method: "POST",
+          redirect: "manual",
+          headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+          body: "user=mallory",
+        });
+      assert.equal((await post({})).status, 400, "no sign-in cookie, no code");
+      const approved = await post({ cookie });
+      assert.equal(approved.status, 302);
+      const planted = approved.headers.get("location"); // /dashboard#code=...
+      // The victim opens the planted link: refused, nothing kept; the code is spent.
+      await page.goto(relay.url + planted);
+      await page.locator("#status", { hasText: "begun in another browser" }).waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem("meshwire.dashboard")), null);
+      assert.equal(await page.locator("#app").isVisible(), false);
     } finally {
       await page.context().close();
       await relay.stop();

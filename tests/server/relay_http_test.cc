@@ -606,6 +606,14 @@ TEST_CASE("GET / (the relay's URL opened in a browser) says what the relay is an
   CHECK(message.find("meshwire token create") != std::string::npos);
 }
 
+TEST_CASE("GET /mesh/{mesh} says its newest message's seq (where a dashboard's replay of the last N starts)") {
+  Mesh2 t;
+  CHECK(t.relay.Get(t.Path(""), t.alice).json["newest_seq"] == 0);  // no message yet
+  REQUIRE(t.relay.Post(t.Path("/messages"), t.alice, {{"from", "agent-a"}, {"content", "one"}}).status == 201);
+  REQUIRE(t.relay.Post(t.Path("/messages"), t.alice, {{"from", "agent-a"}, {"content", "two"}}).status == 201);
+  CHECK(t.relay.Get(t.Path(""), t.alice).json["newest_seq"] == 2);
+}
+
 TEST_CASE("integrate: a markdown guide for the mesh with its id and URL") {
   Mesh2 t;
   HttpAnswer g = t.relay.Get(t.Path("/integrate"), t.alice);

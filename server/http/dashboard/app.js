@@ -97,6 +97,7 @@ async function attempt(action) {
   try {
     return await action();
   } catch (err) {
+    if (openMesh && err.code === "mesh_not_found" && session) return meshGone(err);
     say(err.message, "error");
     return undefined;
   }
@@ -104,8 +105,18 @@ async function attempt(action) {
 
 // --- sign in ---------------------------------------------------------------
 
-async function showSignIn(note = "") {
+/// Forgets everything shown of the last user (a sign-out, a sign-in after it).
+function resetView() {
   stopEvents();
+  closeMesh();
+  meshes = [];
+  for (const table of ["meshes", "tokens"]) $(table).tBodies[0].replaceChildren();
+  hideNewToken();
+  selectTab("meshes", false);
+}
+
+async function showSignIn(note = "") {
+  resetView();
   $("app").hidden = true;
   $("who").hidden = true;
   $("signin").hidden = false;
@@ -124,8 +135,21 @@ async function showSignIn(note = "") {
 /// Redeems the one-time code the sign-in left in the URL's fragment.
 async function redeemCode(code) {
   history.replaceState(null, "", location.pathname); // the code works once: out of the address bar
-  const answer = await api("POST", "/auth/cli/token", { code });
-  saveSession({ token: answer.token, user: answer.user, token_id: answer.token_id });
+  const previous = session;
+  let answer;
+  try {
+    answer = await api("POST", "/auth/cli/token", { code });
+  } catch (err) {
+    if (err.code === "invalid_code") {
+      throw new ApiError(err.status, err.code, "the sign-in link was used, expired, or begun in another browser; sign in again.");
+    }
+    throw err;
+  }
+  // A sign-in over one made here replaces it: its token goes.
+  if (previous && previous.signed_in_here && previous.token_id !== answer.token_id) {
+    await api("DELETE", `/tokens/${encodeURIComponent(previous.token_id)}`).catch(() => {});
+  }
+  saveSession({ token: answer.token, user: answer.user, token_id: answer.token_id, signed_in_here: true });
 }
 
 async function useToken(token) {
@@ -142,7 +166,14 @@ async function useToken(token) {
 async function signOut() {
   // A pasted token is the user's own to keep; the dashboard's own sign-in is revoked.
   if (session && session.signed_in_here) {
-    await api("DELETE", `/tokens/${encodeURIComponent(session.token_id)}`).catch(() => {});
+    try {
+      await api("DELETE", `/tokens/${encodeURIComponent(session.token_id)}`);
+    } catch (err) {
+      if (err.status !== 401 && err.status !== 404) {
+        // Still valid: say so, and stay signed in to try again.
+        throw new ApiError(err.status, err.code, `Not signed out: ${err.message} This page's token is still valid; try again.`);
+      }
+    }
   }
   saveSession(null);
   showSignIn("Signed out.");
@@ -179,6 +210,31 @@ async function showMeshes() {
   );
 }
 
+/// Closes the open mesh's view (and its stream).
+function closeMesh() {
+  stopEvents();
+  openMesh = null;
+  $("mesh").hidden = true;
+  for (const table of ["agents", "messages"]) $(table).tBodies[0].replaceChildren();
+  $("members").replaceChildren();
+  $("guide").textContent = "";
+  $("guide").hidden = true;
+  $("guide-button").textContent = "Show the integration guide";
+}
+
+/// The open mesh is gone for this user (deleted, or they were removed): its
+/// view closes and the list is read again, with the relay's sentence.
+async function meshGone(err) {
+  closeMesh();
+  say(err.message, "error");
+  await showMeshes().catch(() => {});
+}
+
+function hideNewToken() {
+  $("new-token-value").textContent = "";
+  $("new-token").hidden = true;
+}
+
 async function showMesh(mesh) {
   openMesh = mesh;
   stopEvents();
@@ -190,8 +246,8 @@ async function showMesh(mesh) {
   $("messages").tBodies[0].replaceChildren();
   $("member-add").hidden = mesh.owner !== session.user;
   for (const row of $("meshes").tBodies[0].rows) row.classList.toggle("selected", row.cells[1].textContent === mesh.mesh_id);
-  await Promise.all([showAgents(), showMembers()]);
-  startEvents(mesh);
+  const [details] = await Promise.all([api("GET", `/mesh/${mesh.mesh_id}`), showAgents(), showMembers()]);
+  startEvents(mesh, Math.max(0, (details.newest_seq || 0) - RECENT));
 }
 
 const agentNames = new Map(); // agent id -> name, for the messages' columns
@@ -251,7 +307,7 @@ function addMessage(message) {
     el("td", { textContent: name(message.from, message.from_name) }),
     el("td", { textContent: to }),
     el("td", { textContent: message.priority }),
-    el("td", { className: "content", textContent: message.content }),
+    el("td", {}, el("div", { className: "content", textContent: message.content })),
   );
   const body = $("messages").tBodies[0];
   body.prepend(row);
@@ -268,10 +324,13 @@ function stopEvents() {
   events = null;
 }
 
-function startEvents(mesh) {
+const RECENT = 50; // messages shown from before the page opened
+
+/// Streams `mesh`'s events from after seq `from` (its recent messages, then live).
+function startEvents(mesh, from) {
   const controller = new AbortController();
   events = controller;
-  let last = null;
+  let last = String(from);
   const live = $("live");
   const run = async () => {
     while (!controller.signal.aborted) {
@@ -321,10 +380,11 @@ function startEvents(mesh) {
         live.textContent = "(reconnecting)";
         if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
           live.textContent = "";
-          say(err.message, "error");
           if (err.status === 401) {
             saveSession(null);
             showSignIn(`Signed out: ${err.message}`);
+          } else {
+            meshGone(err); // deleted, or this user removed from it
           }
           return;
         }
@@ -353,6 +413,7 @@ async function showTokens() {
             showSignIn("Signed out: this page's token was revoked.");
             return;
           }
+          hideNewToken(); // whichever it was, a secret on screen no longer needs to be
           say(`The token "${t.name}" was revoked.`);
           await showTokens();
         }),
@@ -373,15 +434,18 @@ async function showTokens() {
 
 // --- the page ------------------------------------------------------------------
 
-function selectTab(name) {
+function selectTab(name, load = true) {
   for (const tab of ["meshes", "tokens"]) {
     $(`tab-${tab}`).hidden = tab !== name;
     $(`tab-button-${tab}`).setAttribute("aria-selected", String(tab === name));
   }
-  if (name === "tokens") attempt(showTokens);
+  say("");
+  if (name !== "tokens") hideNewToken();
+  else if (load) attempt(showTokens);
 }
 
 async function showApp() {
+  resetView();
   $("signin").hidden = true;
   $("app").hidden = false;
   $("who").hidden = false;
@@ -425,12 +489,18 @@ function wire() {
   });
   $("guide-button").addEventListener("click", () =>
     attempt(async () => {
+      if (!$("guide").hidden) {
+        $("guide").hidden = true;
+        $("guide-button").textContent = "Show the integration guide";
+        return;
+      }
       const response = await fetch(`/mesh/${openMesh.mesh_id}/integrate`, {
         headers: { authorization: `Bearer ${session.token}` },
       });
       if (!response.ok) throw new Error((await response.json()).error.message);
       $("guide").textContent = await response.text();
       $("guide").hidden = false;
+      $("guide-button").textContent = "Hide the integration guide";
     }),
   );
   $("token-create").addEventListener("submit", (e) => {
@@ -448,25 +518,35 @@ function wire() {
   });
   $("copy-token").addEventListener("click", () =>
     attempt(async () => {
-      await navigator.clipboard.writeText($("new-token-value").textContent);
-      say("Copied.");
+      try {
+        await navigator.clipboard.writeText($("new-token-value").textContent);
+        say("Copied.");
+      } catch {
+        // No clipboard here (plain HTTP off this machine): the text is selected instead.
+        getSelection().selectAllChildren($("new-token-value"));
+        say("Selected: copy it with Ctrl+C (or Cmd+C).");
+      }
     }),
   );
+}
+
+/// Signs in with the code in the address's fragment, if there is one.
+async function takeCode() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("code");
+  if (!code) return true;
+  try {
+    await redeemCode(code);
+    return true;
+  } catch (err) {
+    showSignIn(`The sign-in did not finish: ${err.message}`);
+    return false;
+  }
 }
 
 async function start() {
   wire();
   loadSession();
-  const code = new URLSearchParams(location.hash.slice(1)).get("code");
-  if (code) {
-    try {
-      await redeemCode(code);
-      session.signed_in_here = true;
-      saveSession(session);
-    } catch (err) {
-      return showSignIn(`The sign-in did not finish: ${err.message}`);
-    }
-  }
+  if (!(await takeCode())) return;
   if (!session) return showSignIn();
   try {
     await showApp();
@@ -474,5 +554,11 @@ async function start() {
     if (session) say(err.message, "error");
   }
 }
+
+// A sign-in that comes back to a tab already open here.
+window.addEventListener("hashchange", async () => {
+  if (!location.hash.includes("code=")) return;
+  if ((await takeCode()) && session) await attempt(showApp);
+});
 
 start();
