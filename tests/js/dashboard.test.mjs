@@ -93,6 +93,17 @@ describe("the dashboard in Chromium", { skip }, () => {
       await page.locator("#guide").waitFor();
       assert.match(await page.locator("#guide").innerText(), new RegExp(mesh));
 
+      // A reload keeps the session and the open mesh.
+      await page.reload();
+      await page.locator("#mesh-id", { hasText: mesh }).waitFor();
+      await page.locator("#live").getByText("(live)").waitFor();
+
+      // Remove an agent (confirm() accepted): gone from the API's list too.
+      await page.locator("#agents tbody tr", { hasText: "agent-b" }).getByRole("button", { name: "Remove" }).click();
+      await page.locator("#agents tbody tr", { hasText: "agent-b" }).waitFor({ state: "detached" });
+      const left = (await rest(relay.url, cli, "GET", `/mesh/${mesh}/agents`)).agents.map((x) => x.name);
+      assert.deepEqual(left, ["agent-a"]);
+
       // Share the mesh with bob; bob's token then sees it.
       await page.locator("#member-name").fill("bob");
       await page.locator("#member-add button").click();
@@ -143,6 +154,14 @@ describe("the dashboard in Chromium", { skip }, () => {
       await page.locator("#tab-button-tokens").click();
       await page.locator("#tokens tbody tr").first().waitFor();
       assert.equal((await rows(page, "tokens")).some((r) => r[0].startsWith("ci") || r[0].startsWith("dashboard")), false);
+      // Bob, a member, may leave (no Delete for him); then demo is not his any more.
+      await page.locator("#tab-button-meshes").click();
+      assert.equal(await page.locator("#mesh-delete").isVisible(), false);
+      await page.locator("#mesh-leave").click();
+      await page.locator("#status", { hasText: "You left the mesh demo." }).waitFor();
+      assert.equal(await page.locator("#mesh").isVisible(), false);
+      const members = (await rest(relay.url, cli, "GET", `/mesh/${mesh}/members`)).members.map((m) => m.user);
+      assert.deepEqual(members, ["alice"]);
       assert.equal(await page.locator("#new-token").isVisible(), false);
       assert.equal(await page.locator("#new-token-value").innerText(), "");
       // Nothing but the one refusal provoked above.
@@ -217,6 +236,12 @@ describe("the dashboard in Chromium", { skip }, () => {
       await page.locator("#status.error").waitFor();
       await page.locator("#meshes tbody tr", { hasText: "gone" }).waitFor({ state: "detached" });
       assert.deepEqual((await rows(page, "meshes")).map((r) => r[0]), ["keep"]);
+      // Its owner deletes the other one here.
+      await page.locator("button.link", { hasText: "keep" }).click();
+      await page.locator("#mesh-delete").click();
+      await page.locator("#status", { hasText: "The mesh keep was deleted." }).waitFor();
+      assert.deepEqual((await rest(relay.url, token, "GET", "/mesh")).meshes, []);
+      await page.locator("#meshes-empty").waitFor();
     } finally {
       await page.context().close();
       await relay.stop();

@@ -213,6 +213,7 @@ async function showMeshes() {
 /// Closes the open mesh's view (and its stream).
 function closeMesh() {
   stopEvents();
+  if (openMesh && location.hash.startsWith("#mesh=")) history.replaceState(null, "", location.pathname);
   openMesh = null;
   $("mesh").hidden = true;
   for (const table of ["agents", "messages"]) $(table).tBodies[0].replaceChildren();
@@ -245,6 +246,9 @@ async function showMesh(mesh) {
   $("guide").hidden = true;
   $("messages").tBodies[0].replaceChildren();
   $("member-add").hidden = mesh.owner !== session.user;
+  $("mesh-delete").hidden = mesh.owner !== session.user;
+  $("mesh-leave").hidden = mesh.owner === session.user;
+  history.replaceState(null, "", `#mesh=${encodeURIComponent(mesh.mesh_id)}`); // a reload opens it again
   for (const row of $("meshes").tBodies[0].rows) row.classList.toggle("selected", row.cells[1].textContent === mesh.mesh_id);
   const [details] = await Promise.all([api("GET", `/mesh/${mesh.mesh_id}`), showAgents(), showMembers()]);
   startEvents(mesh, Math.max(0, (details.newest_seq || 0) - RECENT));
@@ -267,10 +271,26 @@ async function showAgents() {
         el("td", { textContent: a.owner }),
         el("td", {}, el("span", { className: `state ${a.status}`, textContent: a.status + (a.listening ? ", listening" : "") })),
         el("td", { textContent: when(a.last_seen) }),
+        el("td", {}, removeAgentButton(a)),
       ),
     ),
   );
   $("agents-empty").hidden = answer.agents.length > 0;
+}
+
+/// "Remove" for an agent the user may remove (their own, or any in a mesh they own).
+function removeAgentButton(agent) {
+  if (agent.owner !== session.user && openMesh.owner !== session.user) return "";
+  const remove = el("button", { type: "button", className: "quiet", textContent: "Remove" });
+  remove.addEventListener("click", () =>
+    attempt(async () => {
+      if (!confirm(`Remove the agent ${agent.name}? Its waiting polls end; it registers again when next used.`)) return;
+      await api("DELETE", `/mesh/${openMesh.mesh_id}/agents/${encodeURIComponent(agent.agent_id)}`);
+      say(`The agent ${agent.name} was removed.`);
+      await showAgents();
+    }),
+  );
+  return remove;
 }
 
 async function showMembers() {
@@ -450,8 +470,10 @@ async function showApp() {
   $("app").hidden = false;
   $("who").hidden = false;
   $("who-user").textContent = session.user;
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("mesh"); // the mesh open before a reload
   await showMeshes();
-  if (meshes.length === 1) await showMesh(meshes[0]);
+  const mesh = meshes.find((m) => m.mesh_id === wanted) || (meshes.length === 1 ? meshes[0] : null);
+  if (mesh) await showMesh(mesh);
 }
 
 function wire() {
@@ -487,6 +509,26 @@ function wire() {
       await showMembers();
     });
   });
+  $("mesh-delete").addEventListener("click", () =>
+    attempt(async () => {
+      const mesh = openMesh;
+      if (!confirm(`Delete the mesh ${mesh.name} (${mesh.mesh_id}) with its agents and messages? This cannot be undone.`)) return;
+      await api("DELETE", `/mesh/${mesh.mesh_id}`);
+      closeMesh();
+      await showMeshes();
+      say(`The mesh ${mesh.name} was deleted.`);
+    }),
+  );
+  $("mesh-leave").addEventListener("click", () =>
+    attempt(async () => {
+      const mesh = openMesh;
+      if (!confirm(`Leave the mesh ${mesh.name}? Your agents in it are removed.`)) return;
+      await api("DELETE", `/mesh/${mesh.mesh_id}/members/${encodeURIComponent(session.user)}`);
+      closeMesh();
+      await showMeshes();
+      say(`You left the mesh ${mesh.name}.`);
+    }),
+  );
   $("guide-button").addEventListener("click", () =>
     attempt(async () => {
       if (!$("guide").hidden) {
