@@ -103,11 +103,29 @@ async function attempt(action) {
   }
 }
 
+/// A click handler that asks `question` (a string, or a function giving
+/// it), then runs `action` as attempt does.
+function confirmed(question, action) {
+  return () =>
+    attempt(async () => {
+      if (!confirm(typeof question === "function" ? question() : question)) return;
+      await action();
+    });
+}
+
+/// A button labelled `label` whose click runs confirmed(question, action).
+function confirmButton(label, className, question, action) {
+  const button = el("button", { type: "button", className, textContent: label });
+  button.addEventListener("click", confirmed(question, action));
+  return button;
+}
+
+const revokeToken = (id) => api("DELETE", `/tokens/${encodeURIComponent(id)}`);
+
 // --- sign in ---------------------------------------------------------------
 
 /// Forgets everything shown of the last user (a sign-out, a sign-in after it).
 function resetView() {
-  stopEvents();
   closeMesh();
   meshes = [];
   for (const table of ["meshes", "tokens"]) $(table).tBodies[0].replaceChildren();
@@ -147,7 +165,7 @@ async function redeemCode(code) {
   }
   // A sign-in over one made here replaces it: its token goes.
   if (previous && previous.signed_in_here && previous.token_id !== answer.token_id) {
-    await api("DELETE", `/tokens/${encodeURIComponent(previous.token_id)}`).catch(() => {});
+    await revokeToken(previous.token_id).catch(() => {});
   }
   saveSession({ token: answer.token, user: answer.user, token_id: answer.token_id, signed_in_here: true });
 }
@@ -167,7 +185,7 @@ async function signOut() {
   // A pasted token is the user's own to keep; the dashboard's own sign-in is revoked.
   if (session && session.signed_in_here) {
     try {
-      await api("DELETE", `/tokens/${encodeURIComponent(session.token_id)}`);
+      await revokeToken(session.token_id);
     } catch (err) {
       if (err.status !== 401 && err.status !== 404) {
         // Still valid: say so, and stay signed in to try again.
@@ -281,16 +299,16 @@ async function showAgents() {
 /// "Remove" for an agent the user may remove (their own, or any in a mesh they own).
 function removeAgentButton(agent) {
   if (agent.owner !== session.user && openMesh.owner !== session.user) return "";
-  const remove = el("button", { type: "button", className: "quiet", textContent: "Remove" });
-  remove.addEventListener("click", () =>
-    attempt(async () => {
-      if (!confirm(`Remove the agent ${agent.name}? Its waiting polls end; it registers again when next used.`)) return;
+  return confirmButton(
+    "Remove",
+    "quiet",
+    `Remove the agent ${agent.name}? Its waiting polls end; it registers again when next used.`,
+    async () => {
       await api("DELETE", `/mesh/${openMesh.mesh_id}/agents/${encodeURIComponent(agent.agent_id)}`);
       say(`The agent ${agent.name} was removed.`);
       await showAgents();
-    }),
+    },
   );
-  return remove;
 }
 
 async function showMembers() {
@@ -300,15 +318,12 @@ async function showMembers() {
     ...answer.members.map((m) => {
       const item = el("li", {}, el("span", { textContent: `${m.user} (${m.role})` }));
       if (owner && m.role !== "owner") {
-        const remove = el("button", { type: "button", className: "quiet", textContent: "Remove" });
-        remove.addEventListener("click", () =>
-          attempt(async () => {
-            if (!confirm(`Remove ${m.user} from ${openMesh.name}? Their tokens scoped to it are revoked.`)) return;
-            await api("DELETE", `/mesh/${openMesh.mesh_id}/members/${encodeURIComponent(m.user)}`);
-            say(`${m.user} was removed from ${openMesh.name}.`);
-            await showMembers();
-          }),
-        );
+        const question = `Remove ${m.user} from ${openMesh.name}? Their tokens scoped to it are revoked.`;
+        const remove = confirmButton("Remove", "quiet", question, async () => {
+          await api("DELETE", `/mesh/${openMesh.mesh_id}/members/${encodeURIComponent(m.user)}`);
+          say(`${m.user} was removed from ${openMesh.name}.`);
+          await showMembers();
+        });
         item.append(" ", remove);
       }
       return item;
@@ -346,6 +361,21 @@ function stopEvents() {
 
 const RECENT = 50; // messages shown from before the page opened
 
+/// One Server-Sent Event's block: {type, data: [lines], id} (comments skipped).
+function parseEvent(block) {
+  const event = { type: "message", data: [], id: null };
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event.type = text;
+    else if (field === "data") event.data.push(text);
+    else if (field === "id") event.id = text;
+  }
+  return event;
+}
+
 /// Streams `mesh`'s events from after seq `from` (its recent messages, then live).
 function startEvents(mesh, from) {
   const controller = new AbortController();
@@ -355,8 +385,7 @@ function startEvents(mesh, from) {
   const run = async () => {
     while (!controller.signal.aborted) {
       try {
-        const headers = { authorization: `Bearer ${session.token}`, accept: "text/event-stream" };
-        if (last !== null) headers["last-event-id"] = last;
+        const headers = { authorization: `Bearer ${session.token}`, accept: "text/event-stream", "last-event-id": last };
         const response = await fetch(`/mesh/${mesh.mesh_id}/events`, { headers, signal: controller.signal });
         if (!response.ok) {
           const error = await response.json().catch(() => ({ error: { message: `HTTP ${response.status}` } }));
@@ -371,18 +400,8 @@ function startEvents(mesh, from) {
           buffer += value;
           let end;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const block = buffer.slice(0, end);
+            const event = parseEvent(buffer.slice(0, end));
             buffer = buffer.slice(end + 2);
-            const event = { type: "message", data: [], id: null };
-            for (const line of block.split("\n")) {
-              if (line.startsWith(":")) continue;
-              const colon = line.indexOf(":");
-              const field = colon < 0 ? line : line.slice(0, colon);
-              const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-              if (field === "event") event.type = text;
-              else if (field === "data") event.data.push(text);
-              else if (field === "id") event.id = text;
-            }
             if (event.id !== null) last = event.id;
             if (!event.data.length) continue;
             const data = JSON.parse(event.data.join("\n"));
@@ -423,21 +442,18 @@ async function showTokens() {
   $("tokens").tBodies[0].replaceChildren(
     ...answer.tokens.map((t) => {
       const here = t.id === session.token_id;
-      const revoke = el("button", { type: "button", className: "danger", textContent: here ? "Revoke (signs out)" : "Revoke" });
-      revoke.addEventListener("click", () =>
-        attempt(async () => {
-          if (!confirm(`Revoke the token "${t.name}"? Whatever uses it stops working at once.`)) return;
-          await api("DELETE", `/tokens/${encodeURIComponent(t.id)}`);
-          if (here) {
-            saveSession(null);
-            showSignIn("Signed out: this page's token was revoked.");
-            return;
-          }
-          hideNewToken(); // whichever it was, a secret on screen no longer needs to be
-          say(`The token "${t.name}" was revoked.`);
-          await showTokens();
-        }),
-      );
+      const question = `Revoke the token "${t.name}"? Whatever uses it stops working at once.`;
+      const revoke = confirmButton(here ? "Revoke (signs out)" : "Revoke", "danger", question, async () => {
+        await revokeToken(t.id);
+        if (here) {
+          saveSession(null);
+          showSignIn("Signed out: this page's token was revoked.");
+          return;
+        }
+        hideNewToken(); // whichever it was, a secret on screen no longer needs to be
+        say(`The token "${t.name}" was revoked.`);
+        await showTokens();
+      });
       return el(
         "tr",
         {},
@@ -509,25 +525,27 @@ function wire() {
       await showMembers();
     });
   });
-  $("mesh-delete").addEventListener("click", () =>
-    attempt(async () => {
-      const mesh = openMesh;
-      if (!confirm(`Delete the mesh ${mesh.name} (${mesh.mesh_id}) with its agents and messages? This cannot be undone.`)) return;
-      await api("DELETE", `/mesh/${mesh.mesh_id}`);
-      closeMesh();
-      await showMeshes();
-      say(`The mesh ${mesh.name} was deleted.`);
-    }),
+  // Deleting or leaving the open mesh: `path` deleted, then the list without it, and `done` said.
+  const dropMesh = (path, done) => async () => {
+    const mesh = openMesh;
+    await api("DELETE", path(mesh));
+    closeMesh();
+    await showMeshes();
+    say(done(mesh));
+  };
+  $("mesh-delete").addEventListener(
+    "click",
+    confirmed(
+      () => `Delete the mesh ${openMesh.name} (${openMesh.mesh_id}) with its agents and messages? This cannot be undone.`,
+      dropMesh((m) => `/mesh/${m.mesh_id}`, (m) => `The mesh ${m.name} was deleted.`),
+    ),
   );
-  $("mesh-leave").addEventListener("click", () =>
-    attempt(async () => {
-      const mesh = openMesh;
-      if (!confirm(`Leave the mesh ${mesh.name}? Your agents in it are removed.`)) return;
-      await api("DELETE", `/mesh/${mesh.mesh_id}/members/${encodeURIComponent(session.user)}`);
-      closeMesh();
-      await showMeshes();
-      say(`You left the mesh ${mesh.name}.`);
-    }),
+  $("mesh-leave").addEventListener(
+    "click",
+    confirmed(
+      () => `Leave the mesh ${openMesh.name}? Your agents in it are removed.`,
+      dropMesh((m) => `/mesh/${m.mesh_id}/members/${encodeURIComponent(session.user)}`, (m) => `You left the mesh ${m.name}.`),
+    ),
   );
   $("guide-button").addEventListener("click", () =>
     attempt(async () => {
