@@ -211,6 +211,7 @@ int RunServer(int argc, char** argv) {
   int io_threads = DefaultIoThreads(/*tls=*/false);  // with --tls-cert: more, below
   int request_timeout_ms = 10000;
   int events_keepalive_ms = 15000;
+  int max_stream_memory_mib = 256;
   int retention_days = 7;
   int rate_limit = 0;
   int agents_per_member = 20000;
@@ -259,6 +260,12 @@ int RunServer(int argc, char** argv) {
   app.add_option("--events-keepalive-ms", events_keepalive_ms,
                  "how often an idle event stream (GET /mesh/ID/events) gets a comment line")
       ->check(CLI::Range(100, 3600000))
+      ->capture_default_str();
+  app.add_option("--max-stream-memory", max_stream_memory_mib,
+                 "MiB of events that all event streams together may hold for clients that have not read "
+                 "them; past it, a stream more than 64 KiB behind is dropped (its client reconnects with "
+                 "Last-Event-ID and misses nothing)")
+      ->check(CLI::Range(1, 1048576))
       ->capture_default_str();
   app.add_option("--public-url", public_url,
                  "the relay's address as clients reach it, e.g. https://relay.example.com (the "
@@ -329,6 +336,7 @@ int RunServer(int argc, char** argv) {
   options.max_agents_per_member = static_cast<std::size_t>(agents_per_member);
   options.request_timeout_ms = request_timeout_ms;
   options.events_keepalive_ms = events_keepalive_ms;
+  options.max_stream_memory = static_cast<std::size_t>(max_stream_memory_mib) << 20;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
   if (!public_url.empty() && !ValidPublicUrl(public_url)) {

@@ -57,6 +57,11 @@ constexpr auto kLinger = std::chrono::seconds(2);         // reading what a refu
 constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
 constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
 constexpr std::size_t kMaxStreamQueue = 4 << 20;  // an event stream's unwritten bytes
+// Once every stream's unwritten bytes together pass the runtime's
+// max_stream_memory, a stream more than this behind is dropped at its next
+// event (one nearly up to date still gets it).
+constexpr std::size_t kStreamSlack = 64 * 1024;
+constexpr std::int64_t kStreamMemoryWarnEveryMs = 10000;
 
 std::string Str(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -238,6 +243,8 @@ struct HttpRuntime::Impl {
   std::unordered_set<SessionBase*> sessions;  // guarded by sessions_mu
   std::atomic<bool> stopping{false};
   std::atomic<bool> destroying{false};
+  std::atomic<std::size_t> stream_bytes{0};      // every event stream's unwritten bytes
+  std::atomic<std::int64_t> stream_warned_ms{0};  // when the log last said streams were dropped for it
   std::mutex tls_mu;
   std::shared_ptr<ssl::context> tls;  // guarded by tls_mu; null: plain HTTP
   net::io_context ioc;
@@ -358,7 +365,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     auto peer = Lowest().socket().remote_endpoint(ec);
     if (!ec) remote_ = peer.address().to_string();
   }
-  ~Session() override { rt_.Unregister(this); }
+  ~Session() override {
+    rt_.stream_bytes -= queued_bytes_.load();
+    rt_.Unregister(this);
+  }
 
   void Start() {
     net::dispatch(Lowest().get_executor(), [self = this->shared_from_this()] {
@@ -967,6 +977,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     state_ = State::kClosed;
     stream_open_ = false;
     RunDrained();  // the stream is over: its sender stops
+    // What it held for its client goes now (but a chunk being written).
+    rt_.stream_bytes -= queued_bytes_.exchange(0);
+    if (out_ && !out_->empty()) out_->erase(out_->begin() + (writing_ ? 1 : 0), out_->end());
     exchange_.reset();
     std::lock_guard lock(wire_mu_);  // not while AnswerInPlace writes to the socket
     open_number_ = 0;
@@ -977,6 +990,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void WriteNextChunk();
+  /// Says (at most every 10 s) that streams are dropped for the runtime's max_stream_memory.
+  void WarnStreamMemory() {
+    const std::int64_t now = SteadyMs();
+    std::int64_t last = rt_.stream_warned_ms.load();
+    if (now - last < kStreamMemoryWarnEveryMs || !rt_.stream_warned_ms.compare_exchange_strong(last, now)) return;
+    spdlog::warn("event streams hold {} MiB of unwritten events together (the most is {} MiB): dropping those "
+                 "more than {} KiB behind (their clients reconnect with Last-Event-ID)",
+                 rt_.stream_bytes.load() >> 20, rt_.options.max_stream_memory >> 20, kStreamSlack >> 10);
+  }
 
   std::shared_ptr<ssl::context> tls_;  // outlives stream_
   Stream stream_;
@@ -1087,9 +1109,16 @@ void Session<Stream>::Enqueue(std::string chunk) {
   }
   net::post(Lowest().get_executor(), [self = this->shared_from_this(), framed = std::move(framed)]() mutable {
     if (self->state_ == State::kClosed || self->ending_) return;
-    // A client that reads nothing while events pile up is dropped.
+    // A client that reads nothing while events pile up is dropped; so is one
+    // well behind when all streams together hold too much.
     if (self->queued_bytes_ > kMaxStreamQueue) return self->HangUp();
+    if (self->queued_bytes_ > kStreamSlack &&
+        self->rt_.stream_bytes.load() + framed.size() > self->rt_.options.max_stream_memory) {
+      self->WarnStreamMemory();
+      return self->HangUp();
+    }
     self->queued_bytes_ += framed.size();
+    self->rt_.stream_bytes += framed.size();
     self->Out().push_back(std::move(framed));
     if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
   });
@@ -1131,7 +1160,9 @@ void Session<Stream>::WriteNextChunk() {
                    [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
                      if (ec) return self->HangUp();
                      self->Lowest().expires_never();
-                     self->queued_bytes_ -= std::min(self->queued_bytes_.load(), self->Out().front().size());
+                     const std::size_t written = std::min(self->queued_bytes_.load(), self->Out().front().size());
+                     self->queued_bytes_ -= written;
+                     self->rt_.stream_bytes -= written;
                      self->Out().pop_front();
                      if (self->queued_bytes_ <= self->drained_at_) self->RunDrained();
                      self->WriteNextChunk();
@@ -1357,6 +1388,8 @@ void HttpRuntime::ReloadTls() {
   std::lock_guard lock(impl_->tls_mu);
   impl_->tls = std::move(ctx);
 }
+
+std::size_t HttpRuntime::stream_bytes() const { return impl_->stream_bytes.load(); }
 
 bool HttpRuntime::tls() const { return impl_->Tls() != nullptr; }
 

@@ -15,7 +15,10 @@
 //   Transfer-Encoding, are refused (400); errors are the contract's JSON and
 //   close the connection;
 // - while a request waits for its answer the socket is watched: a client that
-//   hangs up (FIN or reset) fires the exchange's OnHangUp at once.
+//   hangs up (FIN or reset) fires the exchange's OnHangUp at once;
+// - an event stream holds at most 4 MiB of events its client has not read,
+//   and all streams together max_stream_memory (past it, a stream more than
+//   64 KiB behind is dropped): a client that does not read is let go.
 // Stop() stops accepting, closes idle connections and event streams, and lets
 // requests in flight answer (Run returns once every connection is closed,
 // forcing those left after the grace period).
@@ -42,6 +45,9 @@ struct RuntimeOptions {
   Millis request_timeout_ms = 10000;  // from a request's first byte to its last
   Millis idle_timeout_ms = 60000;     // keep-alive with no request
   Millis write_timeout_ms = 30000;
+  // Every event stream's unwritten events together: past it, a stream well
+  // behind is dropped at its next event (its client reconnects).
+  std::size_t max_stream_memory = std::size_t{256} << 20;
   Millis stop_grace_ms = 10000;       // Stop(): then what is still open is closed
   int backlog = 4096;
   std::string tls_cert_file;  // both set: HTTPS (TLS 1.2 or newer) only
@@ -74,6 +80,9 @@ class HttpRuntime {
   static void CheckTls(const std::string& cert, const std::string& key);
 
   bool tls() const;
+  /// Bytes that event streams hold for their clients, not yet written
+  /// (held against RuntimeOptions::max_stream_memory).
+  std::size_t stream_bytes() const;
   /// Where handlers run; other blocking work may be posted here too.
   Executor& workers();
 

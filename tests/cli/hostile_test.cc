@@ -655,4 +655,49 @@ TEST_CASE("event streams: replays to clients that do not read hold no thread; on
   CHECK(h.Healthy());
 }
 
+TEST_CASE("event streams together hold at most --max-stream-memory: streams well behind are dropped, one that reads is not") {
+  Hostile h({"--max-stream-memory", "1"});
+  // Four streams that read nothing (each under its own 4 MiB), one that reads.
+  std::vector<std::unique_ptr<RawClient>> stalled;
+  for (int i = 0; i < 4; ++i) {
+    stalled.push_back(std::make_unique<RawClient>(h.relay.port, 4096));
+    stalled.back()->Send(h.Request("GET", "/mesh/" + h.mesh + "/events"));
+    REQUIRE(stalled.back()->WaitFor("connected to mesh", 5000ms));
+  }
+  RawClient reader(h.relay.port);
+  reader.Send(h.Request("GET", "/mesh/" + h.mesh + "/events"));
+  REQUIRE(reader.WaitFor("connected to mesh", 5000ms));
+  // 6 MB of messages: the kernel takes up to 4 MiB for each stalled stream
+  // (its socket's send buffer), so each is 2 MB behind in the relay: under
+  // its own 4 MiB, well over 1 MiB for all four.
+  const json msg{{"from", "agent-a"}, {"content", std::string(10000, 'x')}};
+  int sent = 0;
+  std::thread sender([&] {  // while the reader reads
+    for (; sent < 600; ++sent) {
+      auto r = h.http.Post("/mesh/" + h.mesh + "/messages", msg.dump(), "application/json");
+      if (!r || r->status != 201) break;
+    }
+  });
+  const bool read_all = reader.WaitFor("\nid: 600\n", 30000ms);
+  sender.join();
+  REQUIRE(sent == 600);
+  REQUIRE(read_all);
+  CHECK(reader.Count("event: message\n") == 600);
+  // Each stalled stream was dropped (long before the 30 s write timeout):
+  // read now, it ends, short of the 600.
+  for (auto& c : stalled) {
+    CHECK(c->ClosedByRelay(10000ms));
+    CHECK(c->Count("event: message\n") < 600);
+  }
+  CHECK(h.relay.process.WaitForStderr("event streams hold", 5000));
+  // The reader is still live; a new stream opens and gets what comes next.
+  RawClient late(h.relay.port);
+  late.Send(h.Request("GET", "/mesh/" + h.mesh + "/events"));
+  REQUIRE(late.WaitFor("connected to mesh", 5000ms));
+  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/messages", msg.dump(), "application/json")->status == 201);
+  CHECK(reader.WaitFor("\nid: 601\n", 5000ms));
+  CHECK(late.WaitFor("\nid: 601\n", 5000ms));
+  CHECK(h.Healthy());
+}
+
 }  // namespace meshwire::testing
