@@ -277,6 +277,49 @@ describe("the dashboard in Chromium", { skip }, () => {
     }
   });
 
+  test("sign out every dashboard: both browsers' sign-ins are revoked, this one last; other tokens stay", async () => {
+    const storage = tempDir("mw-dash-");
+    const relay = await startRelay(storage);
+    const cli = createToken(storage, "alice");
+    const mesh = (await rest(relay.url, cli, "POST", "/mesh", { name: "demo" })).mesh_id;
+    const signIn = async () => {
+      const opened = await newPage(browser);
+      await opened.page.goto(relay.url + "/dashboard");
+      await opened.page.locator("#signin-link").click();
+      await opened.page.locator("#user").fill("alice");
+      await opened.page.locator("button[type=submit]").click();
+      await opened.page.locator("#live").getByText("(live)").waitFor(); // demo, the only mesh, opens
+      opened.token = await opened.page.evaluate(() => JSON.parse(sessionStorage.getItem("meshwire.dashboard")).token);
+      return opened;
+    };
+    const here = await signIn();
+    const there = await signIn(); // another browser: a context of its own
+    try {
+      assert.equal(await statusOf(relay.url, here.token), 200);
+      assert.equal(await statusOf(relay.url, there.token), 200);
+      await here.page.locator("#tab-button-tokens").click();
+      await here.page.locator("#tokens tbody tr").nth(2).waitFor(); // the CLI's and two dashboards
+      await here.page.getByRole("button", { name: "Sign out every dashboard" }).click(); // confirm() accepted
+      await here.page.locator("#signin").waitFor();
+      assert.match(await here.page.locator("#status").innerText(), /all 2 dashboard sign-ins were revoked/);
+      assert.equal(await statusOf(relay.url, here.token), 401);
+      assert.equal(await statusOf(relay.url, there.token), 401);
+      assert.equal(await statusOf(relay.url, cli), 200, "a token not named dashboard stays");
+      const left = (await rest(relay.url, cli, "GET", "/tokens")).tokens.map((t) => t.name);
+      assert.deepEqual(left.filter((n) => n === "dashboard"), []);
+      // The other browser's open stream ends with the revocation: signed out there too.
+      await there.page.locator("#signin").waitFor({ timeout: 10000 });
+      assert.equal(await there.page.evaluate(() => sessionStorage.getItem("meshwire.dashboard")), null);
+      for (const { complaints } of [here, there]) {
+        assert.deepEqual(complaints.filter((c) => !/status of 401/.test(c)), [], "the browser complained");
+      }
+    } finally {
+      await here.page.context().close();
+      await there.page.context().close();
+      await relay.stop();
+    }
+  });
+
   test("--auth github: the dashboard's sign-in goes to GitHub (a stand-in) and back, signed in", async () => {
     const { github, url: gh } = await startStandInGithub();
     const relay = await startRelay(tempDir("mw-dash-"), { args: githubArgs(gh) });

@@ -129,6 +129,7 @@ function resetView() {
   closeMesh();
   meshes = [];
   for (const table of ["meshes", "tokens"]) $(table).tBodies[0].replaceChildren();
+  $("dashboard-sign-ins").hidden = true;
   hideNewToken();
   selectTab("meshes", false);
 }
@@ -464,6 +465,39 @@ async function showTokens() {
         el("td", { textContent: when(t.last_used_at) }),
         el("td", {}, revoke),
       );
+    }),
+  );
+  // Every browser's dashboard sign-in at once (each is a token named "dashboard").
+  const signIns = answer.tokens.filter((t) => t.name === "dashboard");
+  $("dashboard-sign-ins").hidden = signIns.length === 0;
+  const question =
+    `Revoke all ${signIns.length} dashboard sign-ins (tokens named "dashboard")? ` +
+    "Every browser signed in to this dashboard is signed out" +
+    (signIns.some((t) => t.id === session.token_id) ? ", this one included." : ".");
+  $("dashboard-sign-ins-action").replaceChildren(
+    confirmButton("Sign out every dashboard", "danger", question, async () => {
+      const failed = [];
+      // This page's own last, with the others revoked (its revocation may
+      // sign the page out meanwhile, through its event stream).
+      const own = session.token_id;
+      const ordered = [...signIns].sort((a, b) => (a.id === own) - (b.id === own));
+      for (const t of ordered) {
+        // One gone already (revoked elsewhere meanwhile) is as good as revoked.
+        await revokeToken(t.id).catch((err) => {
+          if (err.status !== 404) failed.push(err);
+        });
+      }
+      if (failed.length) {
+        throw new ApiError(failed[0].status, failed[0].code, `${failed.length} of ${signIns.length} sign-ins were not revoked: ${failed[0].message}`);
+      }
+      if (signIns.some((t) => t.id === own)) {
+        saveSession(null);
+        showSignIn(`Signed out: all ${signIns.length} dashboard sign-ins were revoked.`);
+        return;
+      }
+      hideNewToken();
+      say(`All ${signIns.length} dashboard sign-ins were revoked.`);
+      await showTokens();
     }),
   );
 }
