@@ -244,7 +244,7 @@ struct HttpRuntime::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> destroying{false};
   std::atomic<std::size_t> stream_bytes{0};      // every event stream's unwritten bytes
-  std::atomic<std::int64_t> stream_warned_ms{0};  // when the log last said streams were dropped for it
+  std::atomic<std::int64_t> stream_warned_ms{INT64_MIN / 2};  // when the log last said streams were dropped for it
   std::mutex tls_mu;
   std::shared_ptr<ssl::context> tls;  // guarded by tls_mu; null: plain HTTP
   net::io_context ioc;

@@ -468,29 +468,41 @@ async function showTokens() {
     }),
   );
   // Every browser's dashboard sign-in at once (each is a token named "dashboard").
-  const signIns = answer.tokens.filter((t) => t.name === "dashboard");
-  $("dashboard-sign-ins").hidden = signIns.length === 0;
+  const isSignIn = (t) => t.name === "dashboard";
+  $("dashboard-sign-ins").hidden = !answer.tokens.some(isSignIn);
   const question =
-    `Revoke all ${signIns.length} dashboard sign-ins (tokens named "dashboard")? ` +
-    "Every browser signed in to this dashboard is signed out" +
-    (signIns.some((t) => t.id === session.token_id) ? ", this one included." : ".");
+    'Revoke every dashboard sign-in (the tokens named "dashboard")? Every browser signed in to this ' +
+    "dashboard is signed out" +
+    (answer.tokens.some((t) => isSignIn(t) && t.id === session.token_id) ? ", this one included." : ".");
   $("dashboard-sign-ins-action").replaceChildren(
     confirmButton("Sign out every dashboard", "danger", question, async () => {
-      const failed = [];
-      // This page's own last, with the others revoked (its revocation may
-      // sign the page out meanwhile, through its event stream).
+      // The list as it is now: a browser may have signed in since it was drawn.
       const own = session.token_id;
-      const ordered = [...signIns].sort((a, b) => (a.id === own) - (b.id === own));
-      for (const t of ordered) {
-        // One gone already (revoked elsewhere meanwhile) is as good as revoked.
-        await revokeToken(t.id).catch((err) => {
-          if (err.status !== 404) failed.push(err);
-        });
+      const signIns = (await api("GET", "/tokens")).tokens.filter(isSignIn);
+      const failed = [];
+      for (const t of signIns.filter((t) => t.id !== own)) {
+        try {
+          await revokeToken(t.id);
+        } catch (err) {
+          if (err.status === 401) throw err; // this page's own token is gone: api() signed it out
+          if (err.status !== 404) failed.push(err); // 404: revoked elsewhere meanwhile, as good
+        }
       }
       if (failed.length) {
-        throw new ApiError(failed[0].status, failed[0].code, `${failed.length} of ${signIns.length} sign-ins were not revoked: ${failed[0].message}`);
+        // This page keeps its own sign-in, to try again.
+        await showTokens();
+        throw new ApiError(
+          failed[0].status,
+          failed[0].code,
+          `${failed.length} of ${signIns.length} dashboard sign-ins were not revoked (${failed[0].message}); ` +
+            "this page is still signed in: try again.",
+        );
       }
       if (signIns.some((t) => t.id === own)) {
+        // Last, as its revocation may sign the page out meanwhile (through its stream).
+        await revokeToken(own).catch((err) => {
+          if (err.status !== 401 && err.status !== 404) throw err;
+        });
         saveSession(null);
         showSignIn(`Signed out: all ${signIns.length} dashboard sign-ins were revoked.`);
         return;
