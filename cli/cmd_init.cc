@@ -238,7 +238,8 @@ int RunInit(int argc, char** argv) {
   app.add_option("--harness", harness_name,
                  "the platform: " + HarnessNames() +
                      " (default: the one this workspace's .mesh.json records; without either, --token "
-                     "and --mesh only update ~/.meshwire)");
+                     "and --mesh only update ~/.meshwire)")
+      ->check(NotEmpty("give the platform, or leave --harness out for the one .mesh.json records"));
   app.add_flag("--project", project, "cursor: write .cursor/mcp.json in the workspace instead of ~/.cursor");
   bool remote = false;
   app.add_flag("--remote", remote,

@@ -263,8 +263,8 @@ int RunServer(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-stream-memory", max_stream_memory_mib,
                  "MiB of events that all event streams together may hold for clients that have not read "
-                 "them; past it, a stream more than 64 KiB behind is dropped (its client reconnects with "
-                 "Last-Event-ID and misses nothing)")
+                 "them; past it, a stream more than 64 KiB behind whose client took nothing for a second is "
+                 "dropped (it reconnects with Last-Event-ID and misses nothing)")
       ->check(CLI::Range(1, 1048576))
       ->capture_default_str();
   app.add_option("--public-url", public_url,

@@ -58,9 +58,11 @@ constexpr std::size_t kLingerBytes = 8 * 1024 * 1024;
 constexpr auto kPendingDataRecheck = std::chrono::milliseconds(250);
 constexpr std::size_t kMaxStreamQueue = 4 << 20;  // an event stream's unwritten bytes
 // Once every stream's unwritten bytes together pass the runtime's
-// max_stream_memory, a stream more than this behind is dropped at its next
-// event (one nearly up to date still gets it).
+// max_stream_memory, a stream more than kStreamSlack behind whose client has
+// taken nothing for kStreamStalledMs is dropped at its next event (one nearly
+// up to date, or reading, such as a replay in full flow, still gets it).
 constexpr std::size_t kStreamSlack = 64 * 1024;
+constexpr std::int64_t kStreamStalledMs = 1000;
 constexpr std::int64_t kStreamMemoryWarnEveryMs = 10000;
 
 std::string Str(beast::string_view s) { return std::string(s.data(), s.size()); }
@@ -995,9 +997,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     const std::int64_t now = SteadyMs();
     std::int64_t last = rt_.stream_warned_ms.load();
     if (now - last < kStreamMemoryWarnEveryMs || !rt_.stream_warned_ms.compare_exchange_strong(last, now)) return;
-    spdlog::warn("event streams hold {} MiB of unwritten events together (the most is {} MiB): dropping those "
-                 "more than {} KiB behind (their clients reconnect with Last-Event-ID)",
-                 rt_.stream_bytes.load() >> 20, rt_.options.max_stream_memory >> 20, kStreamSlack >> 10);
+    spdlog::warn("event streams hold {:.1f} MiB of unwritten events together (--max-stream-memory {} MiB): "
+                 "dropping those more than {} KiB behind whose clients took nothing for {} s (they reconnect "
+                 "with Last-Event-ID)",
+                 static_cast<double>(rt_.stream_bytes.load()) / (1 << 20), rt_.options.max_stream_memory >> 20,
+                 kStreamSlack >> 10, kStreamStalledMs / 1000);
   }
 
   std::shared_ptr<ssl::context> tls_;  // outlives stream_
@@ -1031,6 +1035,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     return *out_;
   }
   bool writing_ = false;
+  std::int64_t wrote_at_ms_ = 0;  // the client last took a chunk (or the stream was caught up)
   bool ending_ = false;
   std::atomic<bool> stream_open_{false};
   std::atomic<std::size_t> queued_bytes_{0};  // event stream bytes not yet written
@@ -1112,7 +1117,8 @@ void Session<Stream>::Enqueue(std::string chunk) {
     // A client that reads nothing while events pile up is dropped; so is one
     // well behind when all streams together hold too much.
     if (self->queued_bytes_ > kMaxStreamQueue) return self->HangUp();
-    if (self->queued_bytes_ > kStreamSlack &&
+    if (self->queued_bytes_ > kStreamSlack && self->writing_ &&
+        SteadyMs() - self->wrote_at_ms_ > kStreamStalledMs &&
         self->rt_.stream_bytes.load() + framed.size() > self->rt_.options.max_stream_memory) {
       self->WarnStreamMemory();
       return self->HangUp();
@@ -1154,12 +1160,14 @@ void Session<Stream>::WriteNextChunk() {
     }
     return;
   }
+  if (!writing_) wrote_at_ms_ = SteadyMs();  // caught up until now
   writing_ = true;
   Lowest().expires_after(std::chrono::milliseconds(rt_.options.write_timeout_ms));
   net::async_write(stream_, net::buffer(Out().front()),
                    [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
                      if (ec) return self->HangUp();
                      self->Lowest().expires_never();
+                     self->wrote_at_ms_ = SteadyMs();
                      const std::size_t written = std::min(self->queued_bytes_.load(), self->Out().front().size());
                      self->queued_bytes_ -= written;
                      self->rt_.stream_bytes -= written;

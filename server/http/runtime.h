@@ -18,7 +18,8 @@
 //   hangs up (FIN or reset) fires the exchange's OnHangUp at once;
 // - an event stream holds at most 4 MiB of events its client has not read,
 //   and all streams together max_stream_memory (past it, a stream more than
-//   64 KiB behind is dropped): a client that does not read is let go.
+//   64 KiB behind whose client took nothing for a second is dropped): a
+//   client that does not read is let go.
 // Stop() stops accepting, closes idle connections and event streams, and lets
 // requests in flight answer (Run returns once every connection is closed,
 // forcing those left after the grace period).

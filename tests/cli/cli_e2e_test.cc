@@ -1612,6 +1612,9 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
     CommandResult status = m.Mw({"status", "--url", "http://127.0.0.1:99999"}, tok);
     CHECK(status.code == 2);  // not 3: nothing is offline, the URL is wrong
     CHECK(status.out.find("must be http(s)://HOST[:PORT][/PATH]") != std::string::npos);
+    CommandResult port0 = m.Mw({"agents", "--url", "http://127.0.0.1:0"}, tok);  // no client reaches port 0
+    CHECK(port0.code == 2);
+    CHECK(port0.err.find("must be http(s)://HOST[:PORT][/PATH]") != std::string::npos);
     // In the command's words, not the argument parser's.
     CHECK(m.Mw({"wait", "--timeout", "abc"}, tok).err.find("--timeout: must be a whole number from 1 to 2592000 (got \"abc\")") !=
           std::string::npos);
@@ -1720,6 +1723,7 @@ TEST_CASE("errors: one sentence that says what to do, a non-zero exit, never a c
         {{"agents", "--url", ""}, "--url is empty"},
         {{"agents", "--token", ""}, "--token is empty"},
         {{"init", "--token", ""}, "--token is empty"},
+        {{"init", "--harness", ""}, "--harness is empty"},
         {{"mcp", "--name", ""}, "--name is empty"},
         {{"mcp", "--default-mesh", ""}, "--default-mesh is empty"},
         {{"login", "--url", ""}, "--url is empty"},

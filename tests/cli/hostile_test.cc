@@ -655,9 +655,23 @@ TEST_CASE("event streams: replays to clients that do not read hold no thread; on
   CHECK(h.Healthy());
 }
 
-TEST_CASE("event streams together hold at most --max-stream-memory: streams well behind are dropped, one that reads is not") {
+TEST_CASE("event streams together hold at most --max-stream-memory: streams not read are dropped, those read are not") {
   Hostile h({"--max-stream-memory", "1"});
-  // Four streams that read nothing (each under its own 4 MiB), one that reads.
+  const json msg{{"from", "agent-a"}, {"content", std::string(10000, 'x')}};
+  auto post = [&](const json& m) {
+    auto r = h.http.Post("/mesh/" + h.mesh + "/messages", m.dump(), "application/json");
+    return r && r->status == 201;
+  };
+  // 10 MB of history: a client replaying it as fast as it reads is never
+  // dropped, though a replay's page of 200 alone is over the budget.
+  for (int i = 0; i < 1000; ++i) REQUIRE(post(msg));
+  {
+    RawClient replay(h.relay.port);
+    replay.Send(h.Request("GET", "/mesh/" + h.mesh + "/events?after=0"));
+    CHECK(replay.WaitFor("\nid: 1000\n", 30000ms));
+  }
+
+  // Four streams that read nothing, one that reads (live).
   std::vector<std::unique_ptr<RawClient>> stalled;
   for (int i = 0; i < 4; ++i) {
     stalled.push_back(std::make_unique<RawClient>(h.relay.port, 4096));
@@ -670,33 +684,37 @@ TEST_CASE("event streams together hold at most --max-stream-memory: streams well
   // 6 MB of messages: the kernel takes up to 4 MiB for each stalled stream
   // (its socket's send buffer), so each is 2 MB behind in the relay: under
   // its own 4 MiB, well over 1 MiB for all four.
-  const json msg{{"from", "agent-a"}, {"content", std::string(10000, 'x')}};
   int sent = 0;
   std::thread sender([&] {  // while the reader reads
-    for (; sent < 600; ++sent) {
-      auto r = h.http.Post("/mesh/" + h.mesh + "/messages", msg.dump(), "application/json");
-      if (!r || r->status != 201) break;
+    for (; sent < 600 && post(msg); ++sent) {
     }
   });
-  const bool read_all = reader.WaitFor("\nid: 600\n", 30000ms);
+  const bool read_all = reader.WaitFor("\nid: 1600\n", 30000ms);
   sender.join();
   REQUIRE(sent == 600);
   REQUIRE(read_all);
   CHECK(reader.Count("event: message\n") == 600);
-  // Each stalled stream was dropped (long before the 30 s write timeout):
-  // read now, it ends, short of the 600.
+  // Once they have taken nothing for a second, the next events drop them.
+  bool warned = false;
+  for (int i = 0; i < 50 && !warned; ++i) {
+    REQUIRE(post(json{{"from", "agent-a"}, {"content", "tick"}}));
+    warned = h.relay.process.WaitForStderr("event streams hold", 100).has_value();
+  }
+  CHECK(warned);
+  REQUIRE(post(json{{"from", "agent-a"}, {"content", "after the drop"}}));
+  // Read now, each ends (long before the 30 s write timeout), short of it all.
   for (auto& c : stalled) {
     CHECK(c->ClosedByRelay(10000ms));
-    CHECK(c->Count("event: message\n") < 600);
+    CHECK(c->text().find("after the drop") == std::string::npos);
   }
-  CHECK(h.relay.process.WaitForStderr("event streams hold", 5000));
   // The reader is still live; a new stream opens and gets what comes next.
+  CHECK(reader.WaitFor("after the drop", 5000ms));
   RawClient late(h.relay.port);
   late.Send(h.Request("GET", "/mesh/" + h.mesh + "/events"));
   REQUIRE(late.WaitFor("connected to mesh", 5000ms));
-  REQUIRE(h.http.Post("/mesh/" + h.mesh + "/messages", msg.dump(), "application/json")->status == 201);
-  CHECK(reader.WaitFor("\nid: 601\n", 5000ms));
-  CHECK(late.WaitFor("\nid: 601\n", 5000ms));
+  REQUIRE(post(json{{"from", "agent-a"}, {"content", "later still"}}));
+  CHECK(reader.WaitFor("later still", 5000ms));
+  CHECK(late.WaitFor("later still", 5000ms));
   CHECK(h.Healthy());
 }
 
