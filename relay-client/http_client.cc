@@ -22,7 +22,9 @@ std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_po
   // malformed address for an unreachable one: say what is wrong instead.
   static const std::regex kOrigin(R"(https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+)(:([0-9]{1,5}))?)");
   std::smatch m;
-  if (!std::regex_match(scheme_host_port, m, kOrigin) || (m[3].matched && (std::stoi(m[3].str()) > 65535 || std::stoi(m[3].str()) == 0))) {
+  const bool matched = std::regex_match(scheme_host_port, m, kOrigin);
+  const int port = matched && m[3].matched ? std::stoi(m[3].str()) : 80;  // 1-5 digits; 0 reaches nothing
+  if (!matched || port < 1 || port > 65535) {
     throw Error(2, "config", "The relay URL must be http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:7420 (got \"" +
                                  scheme_host_port + "\"): fix --url, MESHWIRE_URL or the saved one (`meshwire login --url URL`).");
   }

@@ -368,7 +368,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (!ec) remote_ = peer.address().to_string();
   }
   ~Session() override {
-    rt_.stream_bytes -= queued_bytes_.load();
+    Release(queued_bytes_.load());
     rt_.Unregister(this);
   }
 
@@ -980,7 +980,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     stream_open_ = false;
     RunDrained();  // the stream is over: its sender stops
     // What it held for its client goes now (but a chunk being written).
-    rt_.stream_bytes -= queued_bytes_.exchange(0);
+    Release(queued_bytes_.load());
     if (out_ && !out_->empty()) out_->erase(out_->begin() + (writing_ ? 1 : 0), out_->end());
     exchange_.reset();
     std::lock_guard lock(wire_mu_);  // not while AnswerInPlace writes to the socket
@@ -992,6 +992,22 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void WriteNextChunk();
+  /// Stream bytes queued for the client (`n` more), counted by the session and the runtime alike.
+  void Hold(std::size_t n) {
+    queued_bytes_ += n;
+    rt_.stream_bytes += n;
+  }
+  /// `n` of them written or dropped.
+  void Release(std::size_t n) {
+    queued_bytes_ -= n;
+    rt_.stream_bytes -= n;
+  }
+  /// When all streams together hold too much (`more` to come): this one is
+  /// well behind and its client has taken nothing for a while.
+  bool StalledOverBudget(std::size_t more) const {
+    return queued_bytes_ > kStreamSlack && writing_ && SteadyMs() - wrote_at_ms_ > kStreamStalledMs &&
+           rt_.stream_bytes.load() + more > rt_.options.max_stream_memory;
+  }
   /// Says (at most every 10 s) that streams are dropped for the runtime's max_stream_memory.
   void WarnStreamMemory() {
     const std::int64_t now = SteadyMs();
@@ -1117,14 +1133,11 @@ void Session<Stream>::Enqueue(std::string chunk) {
     // A client that reads nothing while events pile up is dropped; so is one
     // well behind when all streams together hold too much.
     if (self->queued_bytes_ > kMaxStreamQueue) return self->HangUp();
-    if (self->queued_bytes_ > kStreamSlack && self->writing_ &&
-        SteadyMs() - self->wrote_at_ms_ > kStreamStalledMs &&
-        self->rt_.stream_bytes.load() + framed.size() > self->rt_.options.max_stream_memory) {
+    if (self->StalledOverBudget(framed.size())) {
       self->WarnStreamMemory();
       return self->HangUp();
     }
-    self->queued_bytes_ += framed.size();
-    self->rt_.stream_bytes += framed.size();
+    self->Hold(framed.size());
     self->Out().push_back(std::move(framed));
     if (self->state_ == State::kStreaming && !self->writing_) self->WriteNextChunk();
   });
@@ -1168,9 +1181,7 @@ void Session<Stream>::WriteNextChunk() {
                      if (ec) return self->HangUp();
                      self->Lowest().expires_never();
                      self->wrote_at_ms_ = SteadyMs();
-                     const std::size_t written = std::min(self->queued_bytes_.load(), self->Out().front().size());
-                     self->queued_bytes_ -= written;
-                     self->rt_.stream_bytes -= written;
+                     self->Release(std::min(self->queued_bytes_.load(), self->Out().front().size()));
                      self->Out().pop_front();
                      if (self->queued_bytes_ <= self->drained_at_) self->RunDrained();
                      self->WriteNextChunk();
