@@ -377,7 +377,8 @@ int RunInit(int argc, char** argv) {
     hc.launcher = Launcher(env);
     hc.workspace_launcher = PortableLauncher(hc.launcher, env);
     hc.dry_run = true;
-    harness->generate(hc);  // a bad existing file throws here
+    harness->generate(hc);  // a bad existing file, or one that cannot be written, throws here
+    CheckCanWrite((workspace / ".mesh.json").string());
     hc.dry_run = false;
 
     // Registers `name`: false when another user's agent has it (then `taken`

@@ -523,7 +523,11 @@ HarnessResult FilePlan::Apply(const HarnessContext& ctx, std::vector<std::string
       change.backup = backup.path.string();
     }
     change.action = file.old_content ? "updated" : "created";
-    if (write) staged.emplace_back(target, file.new_content, mode);
+    if (write) {
+      staged.emplace_back(target, file.new_content, mode);
+    } else {
+      CheckCanWrite(file.path);
+    }
     result.files.push_back(std::move(change));
   }
   if (write) {
@@ -547,3 +551,32 @@ HarnessResult FilePlan::Apply(const HarnessContext& ctx, std::vector<std::string
 }
 
 }  // namespace meshwire::cli::harness_internal
+
+namespace meshwire::cli {
+
+void CheckCanWrite(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target = harness_internal::WriteTarget(path);
+  std::error_code ec;
+  if (fs::is_directory(target, ec)) {
+    throw HarnessError("Cannot write " + target.string() + ": it is a folder; move it away, then run init again.");
+  }
+  // The nearest folder on the way that exists: the one the first new folder
+  // (or the file itself) is made in.
+  const fs::path dir = target.parent_path();
+  fs::path existing = dir;
+  while (!existing.empty() && !fs::exists(existing, ec) && existing != existing.parent_path()) {
+    existing = existing.parent_path();
+  }
+  if (existing.empty()) return;  // a relative path in the current folder: as writable as anything here
+  if (!fs::is_directory(existing, ec)) {
+    throw HarnessError((existing == dir ? "Cannot write " + target.string() : "Cannot create the folder " + dir.string()) +
+                       ": " + existing.string() + " is a file, not a folder; move it away, then run init again.");
+  }
+  if (::access(existing.c_str(), W_OK | X_OK) != 0) {
+    throw HarnessError("Cannot write " + target.string() + ": " + existing.string() + " is not writable for you (" +
+                       std::strerror(errno) + "); check its permissions.");
+  }
+}
+
+}  // namespace meshwire::cli

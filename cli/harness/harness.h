@@ -101,4 +101,11 @@ const Harness* FindHarness(std::string_view name);
 std::string_view CopilotExtensionSource();
 std::string_view PiExtensionSource();
 
+/// Throws the HarnessError a write of `path` would end in, found without
+/// writing anything: `path` a folder, a file where a folder on its way
+/// should be, a folder the user cannot write in. init runs it (with each
+/// harness's dry run) before it registers the agent, so a file it cannot
+/// write leaves nothing behind on the relay either.
+void CheckCanWrite(const std::string& path);
+
 }  // namespace meshwire::cli

@@ -1332,6 +1332,24 @@ TEST_CASE("init that cannot write one of its files leaves every file as it was, 
                 r.err);
   CHECK_FALSE(fs::exists(fs::path(m.workspace) / ".mesh.json"));
   CHECK(Slurp(copilot / "mcp-config.json") == R"({"mcpServers": {"other": {"command": "x"}}})");
+  // Found before the agent is registered: the relay has no agent either.
+  auto agents_listed = [&] {
+    CommandResult listed = m.Mw({"agents", "--mesh", mesh, "--json"}, {"MESHWIRE_TOKEN=" + w.token});
+    REQUIRE_MESSAGE(listed.code == 0, listed.err);
+    return json::parse(listed.out)["agents"].size();
+  };
+  CHECK(agents_listed() == 0);
+  // So is a file in the way of a platform's only folder (~/.gemini).
+  std::ofstream(fs::path(m.home) / ".gemini") << "in the way\n";
+  CommandResult gemini = m.Mw({"init", "--harness", "gemini", "--mesh", mesh}, {"MESHWIRE_TOKEN=" + w.token});
+  CHECK(gemini.code == 2);
+  CHECK(OneSentence(gemini.err));
+  CHECK_MESSAGE(gemini.err.find(fs::path(m.home).string() + "/.gemini is a file, not a folder") != std::string::npos,
+                gemini.err);
+  CHECK(agents_listed() == 0);
+  for (const auto& entry : fs::directory_iterator(m.workspace)) {
+    CHECK_MESSAGE(entry.path().filename() != ".mesh.json", "left behind: " << entry.path());
+  }
   for (const auto& entry : fs::directory_iterator(copilot)) {
     CHECK_MESSAGE((entry.path().filename() == "mcp-config.json" || entry.path().filename() == "extensions"),
                   "left behind: " << entry.path());
