@@ -118,9 +118,9 @@ template <class Conn>
 BatchWriter<Conn>::~BatchWriter() {
   Stop();
   if (commits_ > 0) {
-    spdlog::info("storage: {} write operations in {} commits ({:.1f} per commit; the sends gathered while a commit ran are one)",
-                 ops_.load(), commits_.load(),
-                 static_cast<double>(ops_) / static_cast<double>(commits_));
+    spdlog::debug("storage: {} write operations in {} commits ({:.1f} per commit; the sends gathered while a commit ran are one)",
+                  ops_.load(), commits_.load(),
+                  static_cast<double>(ops_) / static_cast<double>(commits_));
   }
 }
 

@@ -335,8 +335,13 @@ void SqlStore<Conn>::Close() {
   if (!writer_) return;
   FlushFetched(/*wait=*/true);
   writer_->Stop();  // writer_ stays valid meanwhile: an answer may still submit (and be refused)
-  // The writer's own line, when it stops, gives its commits (all writes).
-  if (const auto messages = messages_written_.load(); messages > 0) spdlog::info("storage: {} messages written", messages);
+  // How well sends were gathered (the writer's own line, at debug level,
+  // counts its operations).
+  if (const auto messages = messages_written_.load(); messages > 0) {
+    const auto commits = writer_->commits();
+    spdlog::info("storage: {} messages written in {} commits ({:.1f} per commit)", messages,
+                 commits, static_cast<double>(messages) / static_cast<double>(std::max<std::uint64_t>(commits, 1)));
+  }
   writer_.reset();
 }
 
