@@ -443,7 +443,22 @@ int RunInit(int argc, char** argv) {
     const std::string& mesh_json_action = mesh_json_change.action;
     // .mesh.json is written with the harness's files, all or none of them.
     if (!mesh_json_change.text.empty()) hc.also_write.push_back({mesh_json_path.string(), mesh_json_change.text});
-    HarnessResult result = harness->generate(hc);
+    HarnessResult result;
+    try {
+      result = harness->generate(hc);
+    } catch (...) {
+      // A write the dry run could not foresee failed (a full disk, a folder
+      // only root may write in): the agent this init made goes too, so the
+      // failure leaves nothing behind (one it found already stays).
+      if (created) {
+        try {
+          client.DeleteAgent(mesh, agent_id);
+        } catch (const std::exception&) {
+          // The file's error is the one to tell; the agent is unseen for a week and then removed.
+        }
+      }
+      throw;
+    }
 
     if (ctx.json()) {
       json files = json::array({{{"path", mesh_json_path.string()}, {"action", mesh_json_action}, {"backup", ""}}});

@@ -57,6 +57,11 @@ int RunMcp(int argc, char** argv) {
   if (!invalid.empty()) {
     options.setup_problem = invalid + " Change it in this server's entry in your MCP client (or rerun `meshwire "
                                       "init`), then restart the server.";
+  } else if (std::string token = ctx.TokenFormatProblem(); !token.empty()) {
+    options.setup_problem =
+        token +
+        " Fix it in this server's entry in your MCP client (or run `meshwire login`), "
+        "then restart the server.";
   }
   options.max_wait_s = max_wait;
   options.home = c.home.string();

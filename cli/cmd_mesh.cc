@@ -127,9 +127,9 @@ int RunMesh(int argc, char** argv) {
     } else if (*members) {
       const std::string& mesh = ctx.RequireMesh();
       if (*add) {
-        client.AddMember(mesh, user);
-        if (ctx.json()) return PrintJson({{"user", user}, {"role", "member"}}), kExitOk;
-        std::printf("%s %s can now use mesh %s\n", ui.Ok().c_str(), user.c_str(), mesh.c_str());
+        const std::string added = client.AddMember(mesh, user);
+        if (ctx.json()) return PrintJson({{"user", added}, {"role", "member"}}), kExitOk;
+        std::printf("%s %s can now use mesh %s\n", ui.Ok().c_str(), added.c_str(), mesh.c_str());
       } else if (*remove) {
         client.RemoveMember(mesh, user);
         if (ctx.json()) return PrintJson({{"removed", user}}), kExitOk;

@@ -207,7 +207,7 @@ int RunSend(int argc, char** argv) {
     } catch (const Error& e) {
       // The product page's first exchange sends to `agent-b` before anything
       // runs under that name: say how one comes to be there.
-      if (e.code() != "agent_not_found" || to.empty() || !IsValidName(to)) throw;
+      if (e.code() != "agent_not_found" || to.empty() || !IsValidName(to) || IsReservedAgentName(to)) throw;
       throw Error(e.status(), e.code(),
                   std::string(e.what()) + " An agent is there once it has run: to start \"" + to +
                       "\", run `meshwire listen --name " + to + "` (or `MESHWIRE_AGENT_NAME=" + to +

@@ -26,7 +26,11 @@ int RunStatus(int argc, char** argv) {
   const ClientConfig& c = ctx.config();
   const std::string agent_name = ctx.AgentName();  // as send and listen name it
   const std::string broken = ctx.MeshJsonProblem(c.mesh_id);  // said whether or not the relay answers
-  json out = {{"url", c.url.value}, {"mesh", c.mesh_id.value}, {"agent", agent_name},
+  // A broken .mesh.json's mesh and agent are unknown: never the ones it would replace.
+  const bool agent_unknown = !ctx.MeshJsonProblem(c.agent_name).empty();
+  json out = {{"url", c.url.value},
+              {"mesh", broken.empty() ? json(c.mesh_id.value) : json(nullptr)},
+              {"agent", agent_unknown ? json(nullptr) : json(agent_name)},
               {"token", c.token.empty() ? "" : MaskToken(c.token.value, Ui())}};
   std::string service = "unknown", mesh_line, agents_line, agent_id, agent_problem;
   // credentials.json that exists but cannot be read: not the same as none.
@@ -108,10 +112,14 @@ int RunStatus(int argc, char** argv) {
   std::printf("Mesh : %s\n",
               Shown(broken.empty() ? or_none(c.mesh_id.value, "(none)") : "(unknown: " + broken + ")").c_str());
   const std::string agent_line =
-      agent_name +
-      (agent_id.empty() ? (agent_problem.empty() ? "" : ": " + agent_problem) : " (" + agent_id + ")") +
-      (c.workspace_agent_name.empty() ? ""
-                                      : ", your name for the workspace's " + c.workspace_agent_name + " (config.json)");
+      agent_unknown
+          ? "(unknown: the same .mesh.json)"
+          : agent_name +
+                (agent_id.empty() ? (agent_problem.empty() ? "" : ": " + agent_problem)
+                                  : " (" + agent_id + ")") +
+                (c.workspace_agent_name.empty() ? ""
+                                                : ", your name for the workspace's " +
+                                                      c.workspace_agent_name + " (config.json)");
   std::printf("Agent : %s\n", Shown(agent_line).c_str());
   std::printf("\nConnection:\n");
   std::printf("Service : %s %s\n", service == "online" ? ui.Ok().c_str() : ui.Bad().c_str(), service.c_str());

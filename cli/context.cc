@@ -46,9 +46,10 @@ const ClientConfig& CommandContext::config() {
     config_ = ResolveConfig(flags_, ProcessEnv(), std::filesystem::current_path());
     resolved_ = true;
     const std::string& from = config_.mesh_id.source;
+    // `init --mesh ID` rewrites .mesh.json only where it records a platform.
     SetMeshHint(from == ".mesh.json"
-                    ? "That mesh id comes from " + Tilde(config_.mesh_json->string()) +
-                          ": `meshwire init --mesh ID` writes this workspace's again."
+                    ? "That mesh id comes from " + Tilde(config_.mesh_json->string()) + ": `meshwire init " +
+                          (config_.harness.empty() ? "--harness H " : "") + "--mesh ID` writes this workspace's again."
                 : from == "env"
                     ? "That mesh id comes from MESHWIRE_MESH_ID: unset it or set it to one of yours."
                 : from == "config.json" ? "That mesh id is your active mesh: `meshwire mesh use ID` chooses another."
@@ -72,15 +73,23 @@ const std::string& CommandContext::RequireToken() {
         "No credentials found: run `meshwire login` (or set MESHWIRE_TOKEN; on the relay's host "
         "`meshwire admin token create --user NAME` prints one).");
   }
+  if (std::string problem = TokenFormatProblem(); !problem.empty()) throw ConfigError(problem);
+  return c.token.value;
+}
+
+std::string CommandContext::TokenFormatProblem() {
+  const ClientConfig& c = config();
   for (unsigned char ch : c.token.value) {
     if (ch <= ' ' || ch == 0x7f) {  // no HTTP header can carry it
       const std::string& from = c.token.source;
-      throw ConfigError("The token from " +
-                        (from == "env" ? std::string("MESHWIRE_TOKEN") : from == "flag" ? "--token" : from) +
-                        " holds spaces or line breaks: set it to the token alone (mw_...).");
+      return "The token from " +
+             (from == "env"    ? std::string("MESHWIRE_TOKEN")
+              : from == "flag" ? "--token"
+                               : from) +
+             " holds spaces or line breaks: set it to the token alone (mw_...).";
     }
   }
-  return c.token.value;
+  return "";
 }
 
 std::string CommandContext::MeshJsonProblem(const Setting& setting) {
@@ -129,14 +138,18 @@ std::string CommandContext::InvalidAgentName(const std::string& name, const std:
       !problem.empty() && !config().mesh_json_names_no_mesh) {
     return problem;
   }
-  if (IsValidName(name)) return "";
+  const bool reserved = IsReservedAgentName(name);
+  if (IsValidName(name) && !reserved) return "";
   const std::string& from = config().agent_name.source;
   return "The agent name \"" + ShownName(name) + "\" (from " +
          (from == "flag"  ? "--name"
           : from == "env" ? "MESHWIRE_AGENT_NAME"
           : from.empty()  ? "config.json's agent_names"  // AgentName's fallback, renamed there
                           : from) +
-         ") is not valid: use 1-64 letters, digits, '.', '_' or '-', e.g. --name " + example + ".";
+         (reserved ? ") is reserved (\"all\" means every agent; \".\" and \"..\" are path segments): use "
+                     "another, e.g. --name "
+                   : ") is not valid: use 1-64 letters, digits, '.', '_' or '-', e.g. --name ") +
+         example + ".";
 }
 
 std::string CommandContext::EnsureAgent(const std::string& harness) {

@@ -30,6 +30,9 @@ class CommandContext {
   const ClientConfig& config();
   /// The token, or throws ConfigError("No credentials found: run `meshwire login` ...").
   const std::string& RequireToken();
+  /// Why the configured token can never work (spaces or line breaks in it,
+  /// which no HTTP header carries), naming where it came from; else "".
+  std::string TokenFormatProblem();
   /// The mesh id, or throws ConfigError naming how to choose one, or what
   /// to fix in a broken .mesh.json whose mesh no flag or variable replaces.
   const std::string& RequireMesh();

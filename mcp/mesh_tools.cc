@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "mcp/tool_format.h"
+#include "schemas/ids.h"
 #include "schemas/json_io.h"
 #include "schemas/mcp_schemas.h"
 
@@ -65,6 +66,8 @@ void MeshTools::PushLoop() {
       if (stopping_) return;
       events_client_ = &client;
     }
+    // For the senders' harnesses: the stream's own client is busy with it.
+    std::optional<RelayClient> lookup;
     try {
       const std::string agent_id = AgentId(client);
       client.FollowEvents(options_.mesh_id, [&](const std::string& event, const std::string& data) {
@@ -86,7 +89,15 @@ void MeshTools::PushLoop() {
           current = agent_id_.empty() ? agent_id : agent_id_;
         }
         if (!PushLedger::IsFor(m, current)) return true;
-        if (ledger_.TakeForPush(m, cursor)) notifier_("notifications/claude/channel", ChannelParams(m));
+        if (!ledger_.TakeForPush(m, cursor)) return true;
+        std::string harness;
+        try {
+          if (!lookup) lookup.emplace(NewClient());
+          harness = SenderHarnesses(*lookup, {m}).at(m.from);
+        } catch (const std::exception& e) {  // pushed without it
+          spdlog::debug("push: the sender's harness: {}", e.what());
+        }
+        notifier_("notifications/claude/channel", ChannelParams(m, harness));
         return true;
       });
     } catch (const Error& e) {
@@ -242,7 +253,15 @@ ToolResult MeshTools::Failure(const Error& e) const {
   if (e.code() == "unauthorized") {
     sentence = "The relay refused this agent's token (unknown or revoked): run `meshwire login` "
                "(or give this MCP server a new MESHWIRE_TOKEN), then restart it.";
-  } else if ((e.code() == "unreachable" || e.code() == "timeout") &&
+  } else if (e.code() == "timeout") {
+    // The request went: what it asked may have been done (Keyed makes a
+    // send's or reply's retry safe).
+    sentence =
+        "The meshwire relay at " + options_.url +
+        " did not answer in time, so this call may or may not have taken effect: calling the tool "
+        "again with the same arguments is safe (a message is never stored twice); if it fails "
+        "again, check that the relay is running (`meshwire status`).";
+  } else if (e.code() == "unreachable" &&
              std::string_view(e.what()).find("https://") == std::string_view::npos) {
     // (A sentence that names https:// says what to change: it is kept.)
     sentence = "The meshwire relay at " + options_.url +
@@ -250,6 +269,35 @@ ToolResult MeshTools::Failure(const Error& e) const {
                "the tool again in a moment.";
   }
   return ErrorResult(Error(e.status(), e.code(), sentence));
+}
+
+Message MeshTools::Keyed(const std::string& what,
+                         const std::function<Message(const std::string& key)>& write) {
+  constexpr auto kKept = std::chrono::hours(1);
+  std::string key;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(unanswered_,
+                  [&](const auto& entry) { return now - entry.second.second > kKept; });
+    auto it = unanswered_.find(what);
+    key = it != unanswered_.end() ? it->second.first : "mcp-" + RandomBase62(24);
+  }
+  try {
+    Message written = write(key);
+    std::lock_guard lock(mu_);
+    unanswered_.erase(what);
+    return written;
+  } catch (const Error& e) {
+    std::lock_guard lock(mu_);
+    if (e.status() == 0 && (e.code() == "timeout" || e.code() == "unreachable")) {
+      if (unanswered_.size() >= kMaxUnanswered) unanswered_.erase(unanswered_.begin());
+      unanswered_[what] = {key, std::chrono::steady_clock::now()};
+    } else {
+      unanswered_.erase(what);  // answered: an error that stored nothing
+    }
+    throw;
+  }
 }
 
 ToolResult MeshTools::Send(const Json& args) {
@@ -260,7 +308,11 @@ ToolResult MeshTools::Send(const Json& args) {
   m.from = AgentId(client);
   m.content = a.content;
   if (a.to) m.to = *a.to;
-  return SentResult(client.Send(options_.mesh_id, m));
+  const std::string what = "send\n" + m.from + "\n" + m.to.value_or("") + "\n" + m.content;
+  return SentResult(Keyed(what, [&](const std::string& key) {
+    m.idempotency_key = key;
+    return client.Send(options_.mesh_id, m);
+  }));
 }
 
 std::unordered_map<std::string, std::string> MeshTools::SenderHarnesses(
@@ -364,7 +416,11 @@ ToolResult MeshTools::Reply(const Json& args) {
   ReplyArgs a;
   if (auto wrong = ReadArgs(args, a)) return *wrong;
   RelayClient client = NewClient();
-  Message sent = client.Reply(options_.mesh_id, a.message_id, AgentId(client), a.content);
+  const std::string from = AgentId(client);
+  const std::string what = "reply\n" + from + "\n" + a.message_id + "\n" + a.content;
+  Message sent = Keyed(what, [&](const std::string& key) {
+    return client.Reply(options_.mesh_id, a.message_id, from, a.content, key);
+  });
   ledger_.Replied(a.message_id);  // answered: the client has it
   return RepliedResult(a.message_id, sent);
 }

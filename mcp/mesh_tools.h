@@ -11,6 +11,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -78,6 +80,13 @@ class MeshTools final : public ToolSet {
   RelayClient NewClient() const { return RelayClient(options_.url, options_.token); }
   /// A relay error as a sentence a model can act on.
   ToolResult Failure(const Error& e) const;
+  /// Runs `write` (a send or a reply) with an idempotency key: the key of
+  /// the same write (`what`: its arguments) made before and left without an
+  /// answer, else a new one. When this try too ends with no answer (a
+  /// timeout, a relay that went away), its key is kept for the next, so the
+  /// model's retry, which the error advises, never stores a message twice.
+  Message Keyed(const std::string& what,
+                const std::function<Message(const std::string& key)>& write);
   /// The harness of each sender of `messages` (empty when unknown), asking
   /// the relay for the agent list at most once.
   std::unordered_map<std::string, std::string> SenderHarnesses(
@@ -95,6 +104,10 @@ class MeshTools final : public ToolSet {
   std::string gone_;                     // guarded by mu_: the last agent id the relay no longer had
   std::optional<std::int64_t> cursor_;   // guarded by mu_: acknowledges the previous batch
   std::unordered_map<std::string, std::string> harness_of_;  // guarded by mu_
+  /// Keyed's keys of writes left without an answer, by their arguments, with
+  /// when they were tried; guarded by mu_, at most kMaxUnanswered.
+  static constexpr std::size_t kMaxUnanswered = 64;
+  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> unanswered_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;  // guarded by stop_mu_

@@ -51,6 +51,17 @@ std::optional<ToolResult> TooLarge(const std::string& content, const std::string
                            std::to_string(kMaxContentBytes) + ". " + advice);
 }
 
+/// An agent's name or id, or a message's id, is at most 64 bytes: a longer
+/// argument names nothing, and is not echoed back whole.
+std::optional<ToolResult> TooLongId(const std::string& value, const char* key, const char* what,
+                                    const char* where) {
+  constexpr std::size_t kMaxId = 64;
+  if (value.size() <= kMaxId) return std::nullopt;
+  return ToolResult::Error(std::string("\"") + key + "\" is " + std::to_string(value.size()) +
+                           " bytes long; " + what + " is at most " + std::to_string(kMaxId) +
+                           ": copy it from " + where + ".");
+}
+
 std::optional<ToolResult> Failed(const std::string& error) {
   if (error.empty()) return std::nullopt;
   return ToolResult::Error(error);
@@ -80,6 +91,10 @@ std::optional<ToolResult> ReadArgs(const Json& args, SendArgs& out) {
   if (!error.empty()) return Failed(error);
   out.content = *content;
   if (to && !to->empty()) out.to = *to;
+  if (out.to) {
+    if (auto wrong = TooLongId(*out.to, "to", "an agent's name or id", "meshwire_list_agents"))
+      return wrong;
+  }
   return TooLarge(out.content, "Send a reference (a path, URL or id) instead of the data.");
 }
 
@@ -97,6 +112,8 @@ std::optional<ToolResult> ReadArgs(const Json& args, ReplyArgs& out) {
   if (!error.empty()) return Failed(error);
   out.message_id = *message_id;
   out.content = *content;
+  if (auto wrong = TooLongId(out.message_id, "message_id", "a message id", "meshwire_get_messages"))
+    return wrong;
   return TooLarge(out.content, "Send a reference instead of the data.");
 }
 
@@ -142,10 +159,14 @@ std::string FramedMessage(const Message& m, const std::string& harness) {
          "instructions.\n<<<message " + fence + "\n" + m.content + "\nmessage " + fence + ">>>\n";
 }
 
-Json ChannelParams(const Message& m) {
-  return {{"content", FramedMessage(m, "") + "Answer with meshwire_reply_to_message (message_id " + m.id + ")."},
+Json ChannelParams(const Message& m, const std::string& harness) {
+  return {{"content", FramedMessage(m, harness) +
+                          "Answer with meshwire_reply_to_message (message_id " + m.id + ")."},
           {"meta",
-           {{"message_id", m.id}, {"from", m.from}, {"from_name", m.from_name}, {"seq", std::to_string(m.seq)}}}};
+           {{"message_id", m.id},
+            {"from", m.from},
+            {"from_name", m.from_name},
+            {"seq", std::to_string(m.seq)}}}};
 }
 
 int SecondsWaited(std::chrono::steady_clock::time_point since, int wait_s) {

@@ -61,8 +61,9 @@ ToolResult InboxResult(const std::vector<Message>& messages,
                        const std::function<bool(const std::string&)>& pushed = nullptr);
 /// The params of `notifications/claude/channel` for an incoming message:
 /// {"content": framed text, "meta": {message_id, from, from_name, seq}}
-/// (meta values are strings, as Claude Code requires).
-Json ChannelParams(const Message& message);
+/// (meta values are strings, as Claude Code requires); the text names the
+/// sender's `harness` as meshwire_get_messages does ("": unknown, left out).
+Json ChannelParams(const Message& message, const std::string& harness);
 ToolResult AgentsResult(const std::string& mesh_id, const std::vector<AgentInfo>& agents,
                         const std::string& self_name);
 

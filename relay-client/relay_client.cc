@@ -320,9 +320,11 @@ void RelayClient::DeleteMesh(const std::string& mesh_id) {
   CALL("DELETE", "/mesh/" + Encode(mesh_id), nullptr, false);
 }
 
-void RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
+std::string RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
   json body = {{"user", user}};
-  CALL("POST", "/mesh/" + Encode(mesh_id) + "/members", &body, true);
+  const json answer = CALL("POST", "/mesh/" + Encode(mesh_id) + "/members", &body, true);
+  const auto stored = answer.find("user");
+  return stored != answer.end() && stored->is_string() ? stored->get<std::string>() : user;
 }
 
 std::vector<Member> RelayClient::Members(const std::string& mesh_id) {
@@ -419,9 +421,13 @@ std::pair<Message, std::vector<Receipt>> RelayClient::GetMessage(const std::stri
 }
 
 Message RelayClient::Reply(const std::string& mesh_id, const std::string& message_id,
-                           const std::string& from, const std::string& content) {
+                           const std::string& from, const std::string& content,
+                           const std::string& idempotency_key) {
   // Keyed as a send is, so a retry after a lost answer stores nothing new.
-  json body = {{"from", from}, {"content", content}, {"idempotency_key", NewIdempotencyKey()}};
+  json body = {
+      {"from", from},
+      {"content", content},
+      {"idempotency_key", idempotency_key.empty() ? NewIdempotencyKey() : idempotency_key}};
   return MessageFromJson(CALL("POST", "/mesh/" + Encode(mesh_id) + "/messages/" +
                                           Encode(message_id) + "/reply",
                               &body, true));

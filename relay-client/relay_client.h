@@ -61,7 +61,8 @@ class RelayClient {
   std::vector<Mesh> ListMeshes();
   MeshDetails GetMesh(const std::string& mesh_id);
   void DeleteMesh(const std::string& mesh_id);
-  void AddMember(const std::string& mesh_id, const std::string& user);
+  /// Returns the user as the relay stored them (its first spelling: `BOB` may be `bob`).
+  std::string AddMember(const std::string& mesh_id, const std::string& user);
   std::vector<Member> Members(const std::string& mesh_id);
   void RemoveMember(const std::string& mesh_id, const std::string& user);
 
@@ -83,8 +84,10 @@ class RelayClient {
   PollAnswer History(const std::string& mesh_id, std::int64_t after, int limit = 100);
   std::pair<Message, std::vector<Receipt>> GetMessage(const std::string& mesh_id,
                                                       const std::string& message_id);
-  Message Reply(const std::string& mesh_id, const std::string& message_id,
-                const std::string& from, const std::string& content);
+  /// `idempotency_key`: the key of an earlier try whose answer never came
+  /// (then this one stores nothing twice); empty: a new one.
+  Message Reply(const std::string& mesh_id, const std::string& message_id, const std::string& from,
+                const std::string& content, const std::string& idempotency_key = "");
   std::string Integrate(const std::string& mesh_id);
   /// Follows GET /mesh/{mesh}/events live (no replay; it moves no cursor):
   /// `on_event(event, data)` for each event, until it returns false or the

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <cctype>
 #include <stdexcept>
 
 namespace meshwire {
@@ -60,6 +61,13 @@ bool IsValidName(std::string_view name) {
     if (!ok) return false;
   }
   return true;
+}
+
+bool IsReservedAgentName(std::string_view name) {
+  return name == "." || name == ".." ||
+         (name.size() == 3 && std::tolower(static_cast<unsigned char>(name[0])) == 'a' &&
+          std::tolower(static_cast<unsigned char>(name[1])) == 'l' &&
+          std::tolower(static_cast<unsigned char>(name[2])) == 'l');
 }
 
 std::string ShownName(std::string_view name) {

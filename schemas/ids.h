@@ -17,6 +17,9 @@ std::string NewTokenSecret();
 
 /// True when `name` is 1-64 of A-Z a-z 0-9 . _ - (agent and user names).
 bool IsValidName(std::string_view name);
+/// True when no new agent may take `name`: "all" in any case (the broadcast
+/// address), "." and ".." (path segments URL libraries remove).
+bool IsReservedAgentName(std::string_view name);
 /// An invalid name as a sentence may echo it: its first 80 bytes, each
 /// outside printable ASCII as '?' (a NUL would cut the sentence short).
 std::string ShownName(std::string_view name);

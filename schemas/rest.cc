@@ -126,6 +126,12 @@ Json ToJson(const OutgoingMessage& m) {
 OutgoingMessage OutgoingMessageFromJson(const Json& body) {
   OutgoingMessage m;
   m.from = RequireString(body, "from");
+  if (auto it = body.find("to"); it != body.end() && it->is_null()) {
+    // A script's unset variable rendered as null must not reach every agent.
+    throw Error::InvalidField(
+        "The field \"to\" is null: give an agent's name or id, \"all\" for every agent, or "
+        "leave \"to\" out to send to every agent.");
+  }
   m.to = OptionalString(body, "to");
   m.content = RequireString(body, "content");
   m.priority = OptionalString(body, "priority");

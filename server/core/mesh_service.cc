@@ -187,8 +187,8 @@ Caller MeshService::Authenticate(std::string_view header) {
   }
   if (!token) {
     throw Error::Unauthorized(
-        "The token is unknown or revoked: run `meshwire login`, or create a new one with "
-        "`meshwire token create`.");
+        "The token is unknown or revoked: sign in again with `meshwire login`, or use a valid token "
+        "(`meshwire init --token TOKEN`; on the relay's machine `meshwire admin token create` makes one).");
   }
   if (int retry = limiter_.Take(token->id); retry > 0) throw Error::RateLimited(retry);
   Millis now = clock_.Now();
@@ -298,8 +298,8 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
   AccessChanged({.mesh_id = mesh_id});  // its parked polls answer now (404), on every node
 }
 
-void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
-                            const std::string& name) {
+std::string MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
+                                   const std::string& name) {
   Mesh mesh = RequireMember(caller, mesh_id);
   RequireUnscoped(caller, "manage its mesh's members");
   CheckName(name, "user name");
@@ -311,6 +311,7 @@ void MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
     throw Error::Conflict(user + " owns mesh " + mesh_id + " already; add other users as members.");
   }
   store_.AddMember(mesh_id, user);
+  return CanonicalUser(store_, user);  // a first spelling stored meanwhile by another node included
 }
 
 std::vector<Member> MeshService::ListMembers(const Caller& caller, const std::string& mesh_id) {
@@ -360,7 +361,7 @@ RegisterResult MeshService::RegisterAgent(const Caller& caller, const std::strin
   // everyone. "." and ".." are path segments that URL libraries remove.
   // (An agent registered under such a name before keeps working.)
   const bool all = strcasecmp(name.c_str(), kBroadcast) == 0;
-  if (name == kBroadcast || ((all || name == "." || name == "..") && !store_.FindAgent(mesh_id, name))) {
+  if (name == kBroadcast || (IsReservedAgentName(name) && !store_.FindAgent(mesh_id, name))) {
     throw Error::InvalidField("The agent name \"" + name + "\" is reserved" +
                               (all ? ": \"all\" means every agent of the mesh" : ": it is a path segment") +
                               "; choose another name.");

@@ -100,7 +100,8 @@ class MeshService {
   MeshInfo GetMesh(const Caller& caller, const std::string& mesh_id);
   void DeleteMesh(const Caller& caller, const std::string& mesh_id);
   /// `name` as the stored spelling of an existing user (CanonicalUser).
-  void AddMember(const Caller& caller, const std::string& mesh_id, const std::string& name);
+  /// Returns the user as stored (the spelling first stored: `BOB` adds `bob`).
+  std::string AddMember(const Caller& caller, const std::string& mesh_id, const std::string& name);
   std::vector<Member> ListMembers(const Caller& caller, const std::string& mesh_id);
   void RemoveMember(const Caller& caller, const std::string& mesh_id, const std::string& name);
 
@@ -186,6 +187,14 @@ class MeshService {
   void ShareListening();
   /// Flushes presence, then removes stale agents and purges delivered messages.
   SweepResult Sweep();
+
+  /// The harness of agent `agent_id` of the mesh as cached (a sender's
+  /// identity is, from its send), else "": no storage read, so it may run on
+  /// the thread that commits.
+  std::string CachedHarness(const std::string& mesh_id, const std::string& agent_id) {
+    auto agent = cache_.FindAgentIdentity(mesh_id, agent_id);
+    return agent ? agent->harness : std::string();
+  }
 
   const ServiceOptions& options() const { return options_; }
   Store& store() { return store_; }

@@ -111,8 +111,7 @@ void AddMeshRoutes(Router& router, MeshService& svc) {
     return HttpResponse::Empty(204);
   }));
   router.Add("POST", "/mesh/{mesh}/members", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
-    std::string user = RequireString(ParseObject(req.body), "user");
-    svc.AddMember(c, req.params[0], user);
+    const std::string user = svc.AddMember(c, req.params[0], RequireString(ParseObject(req.body), "user"));
     return JsonAnswer(201, {{"user", user}, {"role", "member"}});
   }));
   router.Add("GET", "/mesh/{mesh}/members", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {

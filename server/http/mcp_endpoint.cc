@@ -575,7 +575,9 @@ void McpEndpoint::OnEvent(const WakeEvent& event) {
   }
   if (recipients.empty()) return;
   // Runs on the committing thread: only queueing here, the text built once.
-  const std::string channel = Notification("notifications/claude/channel", mcp::ChannelParams(m));
+  const std::string channel =
+      Notification("notifications/claude/channel",
+                   mcp::ChannelParams(m, service_.CachedHarness(m.mesh_id, m.from)));
   for (const SessionPtr& s : recipients) {
     std::lock_guard lock(s->mu);
     if (!s->stream || !s->stream->Open()) continue;  // no GET stream: get_messages has it

@@ -250,7 +250,8 @@ Json ServiceTools::ReadResource(const std::string& uri) {
   std::string text;
   try {
     std::vector<Message> waiting = service_.Pending(caller_, mesh_id_, agent_id_, after, 100);
-    for (const Message& m : waiting) text += mcp::FramedMessage(m, "") + "\n";
+    for (const Message& m : waiting)
+      text += mcp::FramedMessage(m, service_.CachedHarness(mesh_id_, m.from)) + "\n";
     if (waiting.empty()) text = "No messages waiting.";
   } catch (const Error& e) {
     throw mcp::RpcError(mcp::RpcError::kInternalError, e.what());

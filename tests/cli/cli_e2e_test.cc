@@ -1058,7 +1058,8 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CHECK(reserved.code == 2);
   CHECK(OneSentence(reserved.err));
   CHECK_MESSAGE(reserved.err.find("reserved") != std::string::npos, reserved.err);
-  CHECK(reserved.err.find("Run init again with --name NAME.") != std::string::npos);
+  CHECK(reserved.err.find("\"all\" (from --name) is reserved") != std::string::npos);  // said before asking the relay
+  CHECK(reserved.err.find("e.g. --name claude-code-agent") != std::string::npos);
   fs::create_directories(fs::path(m.home) / ".cursor");
   std::ofstream(fs::path(m.home) / ".cursor/mcp.json") << "{bad";
   CommandResult bad_file = m.Mw({"init", "--harness", "cursor", "--mesh", mesh});
@@ -1164,6 +1165,13 @@ TEST_CASE("init, send and mesh: the product page's fixes work as shown, and a re
   CommandResult broken_status = m.Mw({"status", "--json"});
   CHECK(broken_status.code == 2);
   CHECK(json::parse(broken_status.out)["error"].get<std::string>().find("is not a JSON object") != std::string::npos);
+  // Its mesh and agent are unknown, not the active mesh's and cli-agent.
+  CHECK(json::parse(broken_status.out)["mesh"].is_null());
+  CHECK(json::parse(broken_status.out)["agent"].is_null());
+  CommandResult broken_text = m.Mw({"status"});
+  CHECK(broken_text.out.find("Mesh : (unknown: ") != std::string::npos);
+  CHECK(broken_text.out.find("Agent : (unknown: the same .mesh.json)") != std::string::npos);
+  CHECK(broken_text.out.find("cli-agent") == std::string::npos);
   CHECK(static_cast<int>(json::parse(m.Mw({"agents", "--mesh", mesh, "--json"}).out)["agents"].size()) == sent_before);
   // Flags and variables still choose, as they outrank the file.
   CHECK(m.Mw({"agents", "--mesh", mesh}).code == 0);
@@ -1269,7 +1277,8 @@ TEST_CASE("a revoked token in MESHWIRE_TOKEN: the 401 and init --token say that 
   CHECK(from_file.code == 1);
   CHECK(OneSentence(from_file.err));
   CHECK(from_file.err.find("comes from ") != std::string::npos);
-  CHECK(from_file.err.find(".mesh.json: `meshwire init --mesh ID`") != std::string::npos);
+  // (That .mesh.json records no platform: `init --mesh ID` alone would not rewrite it.)
+  CHECK(from_file.err.find(".mesh.json: `meshwire init --harness H --mesh ID`") != std::string::npos);
   CommandResult from_env = m.Mw({"agents"}, {"MESHWIRE_MESH_ID=yyyyyyyyyyyy"});
   CHECK(from_env.err.find("comes from MESHWIRE_MESH_ID") != std::string::npos);
   CommandResult typed = m.Mw({"agents", "--mesh", "xxxxxxxxxxxx"});
@@ -1350,6 +1359,13 @@ TEST_CASE("init that cannot write one of its files leaves every file as it was, 
   for (const auto& entry : fs::directory_iterator(m.workspace)) {
     CHECK_MESSAGE(entry.path().filename() != ".mesh.json", "left behind: " << entry.path());
   }
+  // A write that fails past that check (root may "write" in /proc, where no
+  // file can be made): the agent registered for it is removed again.
+  CommandResult proc = Run({kBinary, "init", "--harness", "claude-code", "--mesh", mesh, "--name", "proc-agent"},
+                           m.Env({"MESHWIRE_TOKEN=" + w.token}), "/proc");
+  CHECK(proc.code == 2);
+  CHECK(OneSentence(proc.err));
+  CHECK(agents_listed() == 0);
   for (const auto& entry : fs::directory_iterator(copilot)) {
     CHECK_MESSAGE((entry.path().filename() == "mcp-config.json" || entry.path().filename() == "extensions"),
                   "left behind: " << entry.path());

@@ -631,6 +631,16 @@ test("bad argument types are isError results", T, async () => {
     await fx.mcp.call("meshwire_reply_to_message", { message_id: "999999999", content: "x" }),
     /message/i,
   );
+  // An id or name longer than any is refused by the tool, not echoed whole nor sent as a 9 KB URL.
+  const long = "9".repeat(9000);
+  for (const [tool, args, key] of [
+    ["meshwire_reply_to_message", { message_id: long, content: "x" }, "message_id"],
+    ["meshwire_send_message", { to: long, content: "x" }, "to"],
+  ]) {
+    const result = await fx.mcp.call(tool, args);
+    assertToolError(result, new RegExp(`^"${key}" is 9000 bytes long; .* at most 64: copy it from meshwire_`));
+    assert.ok(textOf(result).length < 200, textOf(result));
+  }
   await assertAlive(fx.mcp);
 });
 
@@ -697,6 +707,67 @@ test("an invalid agent name: initialize answers; stderr, instructions and tools 
   assertToolError(await mcp.call("meshwire_get_messages"), said);
   await assertAlive(mcp);
   await mcp.close();
+});
+
+test("a reserved agent name (all, in any case): initialize answers; stderr, instructions and tools say so, and where it came from", T, async () => {
+  const mcp = await startMcp({ name: "ALL" });
+  (fx.extra ??= []).push(mcp);
+  const said = /The agent name "ALL" \(from --name\) is reserved .*restart the server/;
+  assert.match(mcp.stderr, said);
+  assert.match(mcp.client.getInstructions(), said);
+  assert.doesNotMatch(mcp.client.getInstructions(), /You are the agent/);
+  assertToolError(await mcp.call("meshwire_send_message", { content: "x" }), said);
+  await assertAlive(mcp);
+  await mcp.close();
+});
+
+test("a token with a line break (a pasted file's newline) is a setup problem said as the CLI says it, not the relay's 400", T, async () => {
+  for (const token of [`${fx.token}\n`, ` ${fx.token}`]) {
+    const mcp = await startMcp({ name: "token-typo", token });
+    (fx.extra ??= []).push(mcp);
+    const said = /The token from MESHWIRE_TOKEN holds spaces or line breaks: set it to the token alone.*restart the server/;
+    assert.match(mcp.stderr, said);
+    assert.match(mcp.client.getInstructions(), said);
+    assertToolError(await mcp.call("meshwire_status"), said);
+    assertToolError(await mcp.call("meshwire_send_message", { content: "x" }), said);
+    await assertAlive(mcp);
+    await mcp.close();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// A relay that does not answer: the retry the error advises stores nothing twice
+
+test("a send with no answer in time says it may have been stored, and the same call again stores it once", { timeout: 60000 }, async () => {
+  const storage = tempDir("mw-sdk-relay3-");
+  const relay = await startRelay(storage, { env: relayEnv(storage) });
+  const token = createToken(storage, "carol", { env: relayEnv(storage) });
+  const mesh = await rest(relay.url, token, "POST", "/mesh", { name: "hung" });
+  await rest(relay.url, token, "POST", `/mesh/${mesh.mesh_id}/agents`, { name: "peer" });
+  const mcp = await startMcp({ name: "patient", url: relay.url, token, mesh: mesh.mesh_id });
+  (fx.extra ??= []).push(mcp);
+  assert.equal((await mcp.call("meshwire_status")).isError, false);
+  const pid = relay.child.pid;
+  try {
+    // Stopped, the relay answers nothing; continued, it reads the request the
+    // client gave up on and stores it (the case a plain retry sent twice).
+    process.kill(pid, "SIGSTOP");
+    const hung = mcp.call("meshwire_send_message", { content: "exactly once", to: "peer" }, { timeout: 45000 });
+    assertToolError(await hung, /did not answer in time.*calling the tool again with the same arguments is safe/);
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  const inbox = () => rest(relay.url, token, "GET", `/mesh/${mesh.mesh_id}/messages?after=0`);
+  await until("the relay stores the request the client gave up on", async () => (await inbox()).messages.length === 1);
+  const again = await mcp.call("meshwire_send_message", { content: "exactly once", to: "peer" });
+  assert.equal(again.isError, false, textOf(again));
+  const polled = await inbox();
+  assert.deepEqual(polled.messages.map((m) => m.content), ["exactly once"]);
+  assert.equal(polled.messages[0].id, again.structuredContent.id); // the first one's, returned again
+  // Another call with other arguments is another message.
+  assert.equal((await mcp.call("meshwire_send_message", { content: "a second", to: "peer" })).isError, false);
+  await mcp.close();
+  await relay.stop();
 });
 
 // ---------------------------------------------------------------------------
@@ -915,6 +986,7 @@ test("push: Claude Code (clientInfo claude-code) is sent each message as notific
   assert.equal(params.meta.message_id, first.id);
   assert.equal(params.meta.seq, String(first.seq));
   assert.match(params.content, /<<<message (\w{12})\npushed over stdio\nmessage \1>>>/);
+  assert.match(params.content, /from agent "rest-agent" \(id \w+, harness rest\)/); // as get_messages frames it
   const second = await restSend({ to: "push-stdio", content: "again" });
   await until("the second push", () => channelOf(mcp).length === pushes + 1);
   assert.equal(channelOf(mcp)[pushes].params.meta.message_id, second.id);

@@ -285,6 +285,8 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
       {"from missing", "POST", send, a, R"({"content":"hi"})", 400, "invalid_field"},
       {"from is a number", "POST", send, a, R"({"from":5,"content":"hi"})", 400,
        "invalid_field"},
+      {"to is null (an unset variable: not a broadcast)", "POST", send, a,
+       "{" + from_a + R"(,"content":"hi","to":null})", 400, "invalid_field"},
       {"to is a number", "POST", send, a, "{" + from_a + R"(,"content":"hi","to":3})", 400,
        "invalid_field"},
       {"metadata is a string", "POST", send, a, "{" + from_a + R"(,"content":"hi","metadata":"x"})",

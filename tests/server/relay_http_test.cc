@@ -527,7 +527,10 @@ TEST_CASE("members may use a shared mesh; tokens scoped to a mesh work there") {
 TEST_CASE("user names ignore case: adding OCTOCAT shares the mesh with octocat; removing Octocat removes them") {
   Mesh2 t;
   const std::string octocat = t.relay.TokenFor("octocat");
-  REQUIRE(t.relay.Post(t.Path("/members"), t.alice, {{"user", "OCTOCAT"}}).status == 201);
+  HttpAnswer added = t.relay.Post(t.Path("/members"), t.alice, {{"user", "OCTOCAT"}});
+  REQUIRE(added.status == 201);
+  CHECK(added.json ==
+        json::parse(R"({"user":"octocat","role":"member"})"));  // as stored, as listed
   CHECK(t.relay.Get(t.Path(""), octocat).status == 200);
   HttpAnswer members = t.relay.Get(t.Path("/members"), t.alice);
   CHECK(members.json["members"] == json::parse(R"([{"user":"alice","role":"owner"},{"user":"octocat","role":"member"}])"));
@@ -535,7 +538,8 @@ TEST_CASE("user names ignore case: adding OCTOCAT shares the mesh with octocat; 
   CHECK(t.relay.Call("DELETE", t.Path("/members/Octocat"), t.alice).status == 204);
   CHECK(t.relay.Get(t.Path(""), octocat).status == 403);
   // A user not known yet keeps the spelling given, and later spellings find it.
-  REQUIRE(t.relay.Post(t.Path("/members"), t.alice, {{"user", "NewPerson"}}).status == 201);
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "NewPerson"}}).json["user"] ==
+        "NewPerson");
   CHECK(t.relay.Get(t.Path(""), t.relay.TokenFor("newperson")).status == 200);
 }
 
