@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/context.h"
+#include "cli/harness/harness.h"
 #include "mcp/mcp_server.h"
 #include "mcp/mesh_tools.h"
 #include "mcp/stdio_transport.h"
@@ -52,6 +53,20 @@ int RunMcp(int argc, char** argv) {
   options.mesh_id = c.mesh_id.value;
   options.harness = c.harness.empty() ? "mcp" : c.harness;
   options.agent_name = ctx.AgentName(options.harness + "-agent");
+  // A user-wide entry (--default-name) in a workspace that init wired for
+  // another platform last: .mesh.json names that platform's own default
+  // agent, which is not this one's. Each platform is its own agent, as init
+  // registered it: this one keeps its name (a name the user chose for the
+  // workspace, not a platform's default, is every platform's).
+  if (const Harness* recorded = FindHarness(c.harness);
+      recorded && !default_name.empty() && c.agent_name.source == ".mesh.json" &&
+      c.agent_name.value == recorded->default_agent_name && default_name != c.agent_name.value) {
+    options.agent_name = default_name;
+    options.harness = "mcp";
+    for (const Harness& h : Harnesses()) {
+      if (default_name == h.default_agent_name) options.harness = h.name;
+    }
+  }
   std::string invalid = ctx.MeshJsonProblem(c.mesh_id);
   if (invalid.empty()) invalid = ctx.InvalidAgentName(options.agent_name, options.harness + "-agent");
   if (!invalid.empty()) {

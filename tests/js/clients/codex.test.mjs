@@ -295,6 +295,23 @@ test("meshwire_status through Codex is online with the token in the environment 
   });
 });
 
+test("a workspace wired for Codex and then for Cursor: Codex's server is still codex-agent, not the .mesh.json's cursor-agent", T, async (t) => {
+  if (MISSING) return t.skip(MISSING);
+  const dirs = setup("two-platforms");
+  await initCodex(dirs, dirs.ws.ws, fx.mesh1);
+  // Cursor's user-wide entry goes to HOME/.cursor; .mesh.json now names cursor-agent.
+  await initHarness("cursor", fx, { cwd: dirs.ws.ws, mesh: fx.mesh1, tokenVia: "env", env: { HOME: dirs.home } });
+  const meshJson = JSON.parse(fs.readFileSync(path.join(dirs.ws.ws, ".mesh.json"), "utf8"));
+  assert.deepEqual([meshJson.harness, meshJson.agent_name], ["cursor", "cursor-agent"]);
+
+  const codex = await startCodex(dirs, { MESHWIRE_TOKEN: fx.token });
+  const status = await callStatus(codex, await startThread(codex, dirs.ws.ws));
+  assertOnline(status, fx.mesh1);
+  assert.match(status.text, /\bcodex-agent\b/);
+  assert.doesNotMatch(status.text, /\bcursor-agent\b/);
+  await codex.close();
+});
+
 test("a model turn: the stand-in model is offered the meshwire tools, calls meshwire_status and gets the mesh back", T, async (t) => {
   if (MISSING) return t.skip(MISSING);
   const dirs = setup("turn");
