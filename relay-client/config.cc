@@ -87,10 +87,12 @@ bool ReadText(const fs::path& path, std::string& text, std::string& error) {
   return true;
 }
 
+constexpr const char* kNotAnObject = "it is not a JSON object";
+
 /// A JSON object from `path`, or an empty object when the file is absent,
 /// unreadable or invalid (with a warning for the last two). `unreadable`,
-/// when given, takes the reason the file could not be read instead of the
-/// warning. `problem`, when given, takes the sentence of the first warning
+/// when given, takes the reason the file could not be read or is no object
+/// instead of the warning. `problem`, when given, takes the sentence of the first warning
 /// that leaves the file without a mesh or agent (a file that cannot be read
 /// or is no object, a mesh_id or agent_name that is no string) instead.
 json ReadObject(const fs::path& path, std::string* unreadable = nullptr, std::string* problem = nullptr) {
@@ -109,7 +111,11 @@ json ReadObject(const fs::path& path, std::string* unreadable = nullptr, std::st
   }
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) {
-    warn(path.string() + " is not a JSON object (in UTF-8)");
+    if (unreadable) {  // said once, by what needs the file (credentials.json: the token)
+      *unreadable = kNotAnObject;
+    } else {
+      warn(path.string() + " is not a JSON object (in UTF-8)");
+    }
     return json::object();
   }
   // The settings meshwire reads from these files are strings: say so rather

@@ -2017,6 +2017,20 @@ TEST_CASE("a credentials.json that cannot be read is named with the reason, not 
   CHECK(init.err == "meshwire: Cannot replace " + credentials.string() +
                         " (Is a directory): it must be a file (not a folder) in a folder you can write to; move it "
                         "aside, then run the command again.\n");
+  // A broken one (a bad edit): one sentence, not a warning and then "No credentials found".
+  fs::remove(credentials);
+  std::ofstream(credentials) << "{";
+  CommandResult broken = w.machine.Mw({"agents", "--mesh", "m1"});
+  CHECK(broken.code == 2);
+  CHECK(broken.err == "meshwire: " + credentials.string() +
+                          " is not a JSON object (login writes it, with your token and relay URL): move it aside and "
+                          "run `meshwire login`.\n");
+  // Where a token comes from elsewhere, it is not needed, and nothing is said of it.
+  CommandResult elsewhere = w.machine.Mw({"agents", "--mesh", "m1"}, {"MESHWIRE_TOKEN=" + w.token});
+  CHECK(elsewhere.err.find("credentials.json") == std::string::npos);
+  // init --token replaces it.
+  REQUIRE(w.machine.Mw({"init", "--token", w.token}).code == 0);
+  CHECK(json::parse(Slurp(credentials))["token"] == w.token);
 }
 
 TEST_CASE("admin token create (and server) check every flag before they open (and so create) the storage") {
