@@ -60,6 +60,13 @@ int RunMesh(int argc, char** argv) {
   add->add_option("USER", user, "the user name")->required()->check(NotEmpty("give the user's name"));
   auto* remove = members->add_subcommand("remove", "take USER out of the mesh");
   remove->add_option("USER", user, "the user name")->required()->check(NotEmpty("give the user's name"));
+  // A subcommand's help lists its own options only: name the common ones it takes too.
+  for (auto* sub : {create, use, list, del, members}) {
+    sub->footer("Also takes --url URL, --token TOKEN and --json (`meshwire mesh --help`).");
+  }
+  for (auto* sub : {add, remove}) {
+    sub->footer("Also takes --mesh ID (`meshwire mesh members --help`), --url URL, --token TOKEN and --json.");
+  }
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   // Before anything resolves the configuration (it is resolved once).
@@ -172,6 +179,9 @@ int RunToken(int argc, char** argv) {
   revoke->add_option("ID", id, "the token id (tok_...)")
       ->required()
       ->check(NotEmpty("give the token id (`meshwire token list`)"));
+  for (auto* sub : {create, list, revoke}) {
+    sub->footer("Also takes --url URL, --token TOKEN and --json (`meshwire token --help`).");
+  }
   int rc = 0;
   if (!Parse(app, argc, argv, rc)) return rc;
   const Ui& ui = ctx.ui();
