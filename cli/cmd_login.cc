@@ -211,6 +211,16 @@ int RunLogin(int argc, char** argv) {
     RelayClient client(relay, token);
     client.Me();
     std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
+    // The active mesh of another relay names nothing here: it goes, and login says so.
+    try {
+      if (const std::string other = ForgetActiveMeshOfOtherRelay(config.home, relay); !other.empty()) {
+        std::printf("Your active mesh %s was on another relay: `meshwire mesh list` and `meshwire mesh use ID` "
+                    "choose one on this one.\n",
+                    other.c_str());
+      }
+    } catch (const std::exception&) {
+      // config.json cannot be written: its mesh stays, and a command naming it says what to do
+    }
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {

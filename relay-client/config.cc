@@ -296,6 +296,20 @@ bool ForgetActiveMesh(const fs::path& home, const std::string& mesh_id) {
   return true;
 }
 
+std::string ForgetActiveMeshOfOtherRelay(const fs::path& home, const std::string& url) {
+  const fs::path path = home / "config.json";
+  std::string unreadable;
+  json j = ReadObject(path, &unreadable);
+  const std::string mesh = Field(j, "active_mesh").value_or("");
+  std::string chosen_on = Field(j, "url").value_or("");
+  while (!chosen_on.empty() && chosen_on.back() == '/') chosen_on.pop_back();
+  if (!unreadable.empty() || mesh.empty() || chosen_on.empty() || chosen_on == url) return "";
+  j.erase("active_mesh");
+  j["url"] = url;
+  WriteFileAtomic(path, j.dump(2) + "\n", 0600);
+  return mesh;
+}
+
 void WriteFileAtomic(const fs::path& path, const std::string& content, int mode) {
   std::error_code ec;
   if (path.has_parent_path() && !fs::exists(path.parent_path(), ec)) {

@@ -101,6 +101,10 @@ void SaveActiveMesh(const std::filesystem::path& home, const std::string& mesh_i
 /// Takes `mesh_id` out of `home`/config.json when it is the active mesh
 /// (other keys kept); true when it was.
 bool ForgetActiveMesh(const std::filesystem::path& home, const std::string& mesh_id);
+/// Takes the active mesh out of `home`/config.json when it was chosen on a
+/// relay other than `url` (login to another relay: no such mesh there);
+/// returns its id, or "" when there was none or it is `url`'s.
+std::string ForgetActiveMeshOfOtherRelay(const std::filesystem::path& home, const std::string& url);
 /// Records in `home`/config.json that in `mesh_id` this user's agent is
 /// `own_name` where the workspace names `workspace_name` (a teammate's agent).
 /// Throws as SaveActiveMesh.

@@ -927,6 +927,40 @@ TEST_CASE("login: says when this shell's MESHWIRE_TOKEN or MESHWIRE_URL still ch
         std::string::npos);
 }
 
+TEST_CASE("login to another relay forgets the active mesh chosen on the first, and says so") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  // An active mesh chosen on another relay (as `mesh use` saves it).
+  fs::create_directories(fs::path(m.home) / ".meshwire");
+  std::ofstream(fs::path(m.home) / ".meshwire/config.json")
+      << R"({"active_mesh": "fromElsewhere", "url": "http://127.0.0.1:9", "agent_names": {}})";
+  BrowserLogin b(relay, m);
+  auto page = b.Follow(b.Approve("fred"));
+  REQUIRE(page);
+  auto status = b.login.Wait(10000);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 0);
+  const std::string out = b.login.ReadStdout();
+  CHECK(out.find("Your active mesh fromElsewhere was on another relay: `meshwire mesh list` and `meshwire mesh use "
+                 "ID` choose one on this one.") != std::string::npos);
+  const json config = json::parse(Slurp(fs::path(m.home) / ".meshwire/config.json"));
+  CHECK_FALSE(config.contains("active_mesh"));
+  CHECK(config.contains("agent_names"));  // the other keys kept
+  // So a command says that no mesh is chosen, not that this relay has no mesh fromElsewhere.
+  CommandResult agents = m.Mw({"agents"});
+  CHECK(agents.code == 2);
+  CHECK(agents.err.find("No mesh chosen") != std::string::npos);
+  // Signing in again to the same relay keeps a mesh chosen on it.
+  std::ofstream(fs::path(m.home) / ".meshwire/config.json", std::ios::trunc)
+      << json{{"active_mesh", "chosenHere"}, {"url", relay.url()}}.dump();
+  BrowserLogin again(relay, m);
+  REQUIRE(again.Follow(again.Approve("fred")));
+  REQUIRE(again.login.Wait(10000));
+  CHECK(again.login.ReadStdout().find("Your active mesh") == std::string::npos);
+  CHECK(json::parse(Slurp(fs::path(m.home) / ".meshwire/config.json"))["active_mesh"] == "chosenHere");
+}
+
 TEST_CASE("a relay of --auth token: login names the init command with its URL, and the guide starts from a token") {
   TempDir relay_dir;
   RelayProcess relay(relay_dir, {"--auth", "token"});
