@@ -227,14 +227,22 @@ ToolResult MeshTools::Run(const std::string& name, const Json& args, RequestCont
     if (name == "meshwire_reply_to_message") return Reply(args);
     return std::nullopt;
   };
+  const auto started = std::chrono::steady_clock::now();
   try {
     try {
       if (auto result = run()) return *result;
     } catch (const Error& e) {
       // This agent was deleted on the relay (by hand, or by retention after
       // a week unseen): the call fails before it does anything, so it is
-      // made again by the agent registered again under the same name.
+      // made again by the agent registered again under the same name. (A
+      // wait deleted while it waited waits only what was left of it.)
       if (!ForgetIfGone(e)) throw;
+      if (name == "meshwire_get_messages") {
+        Json again = args;
+        const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
+        again["wait_seconds"] = std::max<std::int64_t>(0, again.value("wait_seconds", 0) - waited.count());
+        return GetMessages(again, context);
+      }
       if (auto result = run()) return *result;
     }
   } catch (const Error& e) {

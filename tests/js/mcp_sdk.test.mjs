@@ -497,6 +497,15 @@ test("an agent deleted on the relay (by hand, or by retention) is registered aga
   const reply = await mcp.call("meshwire_send_message", { to: "rest-agent", content: "thanks" });
   assert.equal(reply.isError, false, textOf(reply));
   assert.equal(reply.structuredContent.from, again.agent_id);
+  // Deleted while a get_messages waits: the call waits only what was left of its wait, not all of it again.
+  const started = Date.now();
+  const waiting = mcp.call("meshwire_get_messages", { wait_seconds: 6 });
+  await until("the wait is parked", async () => (await agentsByName())["phoenix-agent"]?.listening);
+  await sleep(Math.max(0, 3000 - (Date.now() - started)));
+  await rest(fx.url, fx.token, "DELETE", `${fx.m}/agents/${again.agent_id}`);
+  const waited = await waiting;
+  assert.equal(waited.isError, false, textOf(waited));
+  assert.ok(Date.now() - started < 7500, `answered after ${Date.now() - started} ms (asked: 6 s; all of it again: 9 s)`);
 });
 
 // A proxy in front of the relay that holds each `GET .../agents` while
