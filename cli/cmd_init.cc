@@ -378,7 +378,10 @@ int RunInit(int argc, char** argv) {
     hc.workspace_launcher = PortableLauncher(hc.launcher, env);
     hc.dry_run = true;
     harness->generate(hc);  // a bad existing file, or one that cannot be written, throws here
-    CheckCanWrite((workspace / ".mesh.json").string());
+    // A new .mesh.json must be made here: a workspace it cannot be made in
+    // stops init now. (One that is there and must change, but cannot be
+    // written, fails below, and the agent registered for it is removed.)
+    if (!fs::exists(workspace / ".mesh.json")) CheckCanWrite((workspace / ".mesh.json").string());
     hc.dry_run = false;
 
     // Registers `name`: false when another user's agent has it (then `taken`
@@ -424,9 +427,6 @@ int RunInit(int argc, char** argv) {
     const std::string platform_name = other_platforms && listed_is_teammates ? harness->default_agent_name : shared_name;
     hc.agent_name = agent_name;
     hc.workspace_agent_name = platform_name;
-    if (listed_is_teammates && OwnAgentName(c, platform_name) != agent_name) {
-      SaveOwnAgentName(c.home, mesh, platform_name, agent_name);
-    }
     // A teammate's init leaves the committed file as it is: its agent name,
     // and its harness (this user's may differ).
     const auto listed_harness = mesh_json.find("harness");
@@ -458,6 +458,10 @@ int RunInit(int argc, char** argv) {
         }
       }
       throw;
+    }
+    // This user's own name for the workspace's agent, once everything else is written.
+    if (listed_is_teammates && OwnAgentName(c, platform_name) != agent_name) {
+      SaveOwnAgentName(c.home, mesh, platform_name, agent_name);
     }
 
     if (ctx.json()) {

@@ -208,9 +208,6 @@ int RunLogin(int argc, char** argv) {
       std::printf("Here MESHWIRE_URL still chooses the relay (%s): unset it to use %s.\n", Shown(set).c_str(),
                   relay.c_str());
     }
-    RelayClient client(relay, token);
-    client.Me();
-    std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
     // The active mesh of another relay names nothing here: it goes, and login says so.
     try {
       if (const std::string other = ForgetActiveMeshOfOtherRelay(config.home, relay); !other.empty()) {
@@ -221,6 +218,9 @@ int RunLogin(int argc, char** argv) {
     } catch (const std::exception&) {
       // config.json cannot be written: its mesh stays, and a command naming it says what to do
     }
+    RelayClient client(relay, token);
+    client.Me();
+    std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {

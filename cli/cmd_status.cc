@@ -27,15 +27,19 @@ int RunStatus(int argc, char** argv) {
   const std::string agent_name = ctx.AgentName();  // as send and listen name it
   const std::string broken = ctx.MeshJsonProblem(c.mesh_id);  // said whether or not the relay answers
   // A broken .mesh.json's mesh and agent are unknown: never the ones it would replace.
-  const bool agent_unknown = !ctx.MeshJsonProblem(c.agent_name).empty();
+  // (A .mesh.json that only names no mesh still names its agent, as send and listen take it.)
+  const bool agent_unknown = !ctx.MeshJsonProblem(c.agent_name).empty() && !c.mesh_json_names_no_mesh;
   json out = {{"url", c.url.value},
               {"mesh", broken.empty() ? json(c.mesh_id.value) : json(nullptr)},
               {"agent", agent_unknown ? json(nullptr) : json(agent_name)},
               {"token", c.token.empty() ? "" : MaskToken(c.token.value, Ui())}};
   std::string service = "unknown", mesh_line, agents_line, agent_id, agent_problem;
   // credentials.json that exists but cannot be read: not the same as none.
-  const std::string unreadable = Tilde((c.home / "credentials.json").string()) + " cannot be read (" +
-                                 c.credentials_unreadable + "): fix its permissions or run `meshwire login`";
+  const std::string unreadable =
+      Tilde((c.home / "credentials.json").string()) +
+      (c.credentials_unreadable.starts_with("it is not")  // not JSON (RequireToken says it alike)
+           ? " is not a JSON object: move it aside and run `meshwire login`"
+           : " cannot be read (" + c.credentials_unreadable + "): fix its permissions or run `meshwire login`");
   int exit_code = kExitOk;
   try {
     RelayClient& client = ctx.Client(RetryPolicy::None(), /*anonymous=*/true);

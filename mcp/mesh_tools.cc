@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string_view>
 
@@ -24,6 +25,7 @@ void MeshTools::Stop() {
     std::lock_guard lock(stop_mu_);
     stopping_ = true;
     if (events_client_) events_client_->Cancel();
+    if (lookup_client_) lookup_client_->Cancel();
   }
   stop_cv_.notify_all();
   if (heartbeat_.joinable()) heartbeat_.join();
@@ -89,14 +91,20 @@ void MeshTools::PushLoop() {
           current = agent_id_.empty() ? agent_id : agent_id_;
         }
         if (!PushLedger::IsFor(m, current)) return true;
-        if (!ledger_.TakeForPush(m, cursor)) return true;
+        // The sender's harness first (get_messages names it too): a message
+        // is marked pushed only when its push goes at once.
         std::string harness;
         try {
-          if (!lookup) lookup.emplace(NewClient());
+          if (!lookup) {
+            std::lock_guard lock(stop_mu_);
+            if (stopping_) return false;
+            lookup_client_ = &lookup.emplace(NewClient());  // Stop() cancels it
+          }
           harness = SenderHarnesses(*lookup, {m}).at(m.from);
         } catch (const std::exception& e) {  // pushed without it
           spdlog::debug("push: the sender's harness: {}", e.what());
         }
+        if (!ledger_.TakeForPush(m, cursor)) return true;
         notifier_("notifications/claude/channel", ChannelParams(m, harness));
         return true;
       });
@@ -108,6 +116,7 @@ void MeshTools::PushLoop() {
     {
       std::lock_guard lock(stop_mu_);
       events_client_ = nullptr;
+      lookup_client_ = nullptr;
     }
     // The stream ended or failed: reconnect (what came meanwhile is not
     // lost: meshwire_get_messages returns it).
@@ -239,8 +248,10 @@ ToolResult MeshTools::Run(const std::string& name, const Json& args, RequestCont
       if (!ForgetIfGone(e)) throw;
       if (name == "meshwire_get_messages") {
         Json again = args;
-        const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
-        again["wait_seconds"] = std::max<std::int64_t>(0, again.value("wait_seconds", 0) - waited.count());
+        const auto waited_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+        const std::int64_t asked = std::min<std::int64_t>(again.value("wait_seconds", 0), options_.max_wait_s);
+        again["wait_seconds"] = std::max<std::int64_t>(0, asked - (waited_ms + 999) / 1000);
         return GetMessages(again, context);
       }
       if (auto result = run()) return *result;
@@ -299,7 +310,11 @@ Message MeshTools::Keyed(const std::string& what,
   } catch (const Error& e) {
     std::lock_guard lock(mu_);
     if (e.status() == 0 && (e.code() == "timeout" || e.code() == "unreachable")) {
-      if (unanswered_.size() >= kMaxUnanswered) unanswered_.erase(unanswered_.begin());
+      if (unanswered_.size() >= kMaxUnanswered && !unanswered_.contains(what)) {
+        unanswered_.erase(std::min_element(unanswered_.begin(), unanswered_.end(), [](const auto& a, const auto& b) {
+          return a.second.second < b.second.second;
+        }));  // the oldest
+      }
       unanswered_[what] = {key, std::chrono::steady_clock::now()};
     } else {
       unanswered_.erase(what);  // answered: an error that stored nothing

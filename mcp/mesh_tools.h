@@ -116,6 +116,7 @@ class MeshTools final : public ToolSet {
   Notifier notifier_;
   std::thread pusher_;
   RelayClient* events_client_ = nullptr;  // guarded by stop_mu_: the stream to cancel on stop
+  RelayClient* lookup_client_ = nullptr;  // guarded by stop_mu_: the push's harness look-up, cancelled too
 };
 
 }  // namespace meshwire::mcp

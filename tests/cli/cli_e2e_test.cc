@@ -1394,7 +1394,8 @@ TEST_CASE("init that cannot write one of its files leaves every file as it was, 
     CHECK_MESSAGE(entry.path().filename() != ".mesh.json", "left behind: " << entry.path());
   }
   // A write that fails past that check (root may "write" in /proc, where no
-  // file can be made): the agent registered for it is removed again.
+  // file can be made): the agent registered for it is removed again. (Run
+  // as another user, the check itself stops it: no agent either way.)
   CommandResult proc = Run({kBinary, "init", "--harness", "claude-code", "--mesh", mesh, "--name", "proc-agent"},
                            m.Env({"MESHWIRE_TOKEN=" + w.token}), "/proc");
   CHECK(proc.code == 2);
