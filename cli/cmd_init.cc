@@ -321,15 +321,8 @@ int RunInit(int argc, char** argv) {
     // `init --harness` of the product page registers its own (two clients
     // as one agent would take each other's messages). A name the user chose
     // stays the workspace's.
-    // In a teammate's clone the workspace's name reaches here as this
-    // user's own name for it (config.json's agent_names): the platform is
-    // told by the name .mesh.json gives.
     bool other_platforms = false;
-    const std::string workspace_given = c.agent_name.source == ".mesh.json" ? agent_name
-                                        : c.agent_name.source == "config.json" ? c.workspace_agent_name
-                                                                               : std::string();
-    if (const Harness* recorded = FindHarness(c.harness); recorded && recorded != harness && !workspace_given.empty() &&
-                                                          workspace_given == recorded->default_agent_name) {
+    if (const Harness* recorded = PlatformNamingWorkspaceAgent(c); recorded && recorded != harness) {
       agent_name = OwnAgentName(c, harness->default_agent_name);  // this user's own name for it, if they have one
       other_platforms = true;
     }

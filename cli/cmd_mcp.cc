@@ -58,14 +58,8 @@ int RunMcp(int argc, char** argv) {
   // agent, which is not this one's. Each platform is its own agent, as init
   // registered it: this one keeps its name (a name the user chose for the
   // workspace, not a platform's default, is every platform's).
-  // (init's own rule: in a teammate's clone, the workspace's name reaches
-  // here as this user's own name for it, config.json's agent_names.)
-  const std::string workspace_given = c.agent_name.source == ".mesh.json"    ? c.agent_name.value
-                                      : c.agent_name.source == "config.json" ? c.workspace_agent_name
-                                                                             : std::string();
-  if (const Harness* recorded = FindHarness(c.harness);
-      recorded && !default_name.empty() && !workspace_given.empty() &&
-      workspace_given == recorded->default_agent_name && default_name != workspace_given) {
+  if (const Harness* recorded = PlatformNamingWorkspaceAgent(c);
+      recorded && !default_name.empty() && default_name != recorded->default_agent_name) {
     options.agent_name = OwnAgentName(c, default_name);  // this user's own name for it, if init gave one
     options.harness = "mcp";
     for (const Harness& h : Harnesses()) {

@@ -37,7 +37,7 @@ int RunStatus(int argc, char** argv) {
   // credentials.json that exists but cannot be read: not the same as none.
   const std::string unreadable =
       Tilde((c.home / "credentials.json").string()) +
-      (c.credentials_unreadable.starts_with("it is not")  // not JSON (RequireToken says it alike)
+      (c.credentials_unreadable == kNotJsonObject  // RequireToken says it alike
            ? " is not a JSON object: move it aside and run `meshwire login`"
            : " cannot be read (" + c.credentials_unreadable + "): fix its permissions or run `meshwire login`");
   int exit_code = kExitOk;

@@ -64,7 +64,7 @@ const std::string& CommandContext::RequireToken() {
   const ClientConfig& c = config();
   if (c.token.empty() && !c.credentials_unreadable.empty()) {
     const std::string path = (c.home / "credentials.json").string();
-    if (c.credentials_unreadable.starts_with("it is not")) {  // ResolveConfig's, for a broken file
+    if (c.credentials_unreadable == kNotJsonObject) {
       throw ConfigError(path + " is not a JSON object (login writes it, with your token and relay URL): move it "
                                "aside and run `meshwire login`.");
     }

@@ -87,8 +87,6 @@ bool ReadText(const fs::path& path, std::string& text, std::string& error) {
   return true;
 }
 
-constexpr const char* kNotAnObject = "it is not a JSON object";
-
 /// A JSON object from `path`, or an empty object when the file is absent,
 /// unreadable or invalid (with a warning for the last two). `unreadable`,
 /// when given, takes the reason the file could not be read or is no object
@@ -112,7 +110,7 @@ json ReadObject(const fs::path& path, std::string* unreadable = nullptr, std::st
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) {
     if (unreadable) {  // said once, by what needs the file (credentials.json: the token)
-      *unreadable = kNotAnObject;
+      *unreadable = kNotJsonObject;
     } else {
       warn(path.string() + " is not a JSON object (in UTF-8)");
     }

@@ -42,6 +42,9 @@ struct Setting {
   bool empty() const { return value.empty(); }
 };
 
+/// ClientConfig::credentials_unreadable for a file that is no JSON object.
+inline constexpr const char* kNotJsonObject = "it is not a JSON object";
+
 struct ClientConfig {
   Setting url, token, mesh_id, agent_name;
   // When agent_name came through config.json's agent_names: the name the
@@ -50,7 +53,7 @@ struct ClientConfig {
   std::map<std::string, std::string> own_agent_names;  // agent_names of mesh_id
   std::string user;                      // from credentials.json, if any
   // Why credentials.json could not be read when it exists ("Permission
-  // denied", "Is a directory"), else empty.
+  // denied", "Is a directory", or kNotJsonObject), else empty.
   std::string credentials_unreadable;
   std::filesystem::path home;            // the ~/.meshwire folder
   std::optional<std::filesystem::path> mesh_json;  // the .mesh.json used, if found

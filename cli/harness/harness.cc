@@ -40,6 +40,16 @@ const Harness* FindHarness(std::string_view name) {
   return nullptr;
 }
 
+const Harness* PlatformNamingWorkspaceAgent(const ClientConfig& c) {
+  // In a teammate's clone the workspace's name reaches the configuration as
+  // this user's own name for it (config.json's agent_names).
+  const std::string given = c.agent_name.source == ".mesh.json"    ? c.agent_name.value
+                             : c.agent_name.source == "config.json" ? c.workspace_agent_name
+                                                                    : std::string();
+  const Harness* recorded = FindHarness(c.harness);
+  return recorded && !given.empty() && given == recorded->default_agent_name ? recorded : nullptr;
+}
+
 namespace harness_internal {
 
 void CheckContext(const HarnessContext& ctx) {

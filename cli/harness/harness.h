@@ -22,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "relay-client/config.h"
+
 namespace meshwire::cli {
 
 struct HarnessContext {
@@ -94,6 +96,12 @@ struct Harness {
 std::span<const Harness> Harnesses();
 /// The harness named `name`, or nullptr.
 const Harness* FindHarness(std::string_view name);
+/// The platform whose default agent the workspace names (the harness
+/// .mesh.json records, when its agent name, or in a teammate's clone this
+/// user's own name for it, is that platform's default): another platform
+/// wired there then gets an agent of its own. nullptr when the workspace
+/// names an agent the user chose, or none.
+const Harness* PlatformNamingWorkspaceAgent(const ClientConfig& c);
 
 /// Embedded sources (generated at build time from packaging/): the Copilot
 /// extension module (packaging/npm/extension.mjs) and the Pi extension
