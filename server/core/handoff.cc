@@ -48,4 +48,41 @@ void HandOffBatch::Add(void* target, Flush flush, Work work) {
   t_gathered.back().work.push_back(std::move(work));
 }
 
+namespace {
+
+struct Deferred {
+  void* target;
+  LoopTail::Fn fn;
+};
+
+thread_local bool t_tail = false;
+thread_local std::vector<Deferred> t_deferred;
+
+}  // namespace
+
+void LoopTail::Enable() { t_tail = true; }
+
+bool LoopTail::Enabled() { return t_tail; }
+
+void LoopTail::Defer(void* target, Fn fn) {
+  for (const Deferred& d : t_deferred) {
+    if (d.target == target && d.fn == fn) return;
+  }
+  t_deferred.push_back({target, fn});
+}
+
+void LoopTail::Run() {
+  while (!t_deferred.empty()) {
+    std::vector<Deferred> now;
+    now.swap(t_deferred);
+    for (const Deferred& d : now) {
+      try {
+        d.fn(d.target);
+      } catch (const std::exception& e) {
+        spdlog::error("running an event loop's tail: {}", e.what());
+      }
+    }
+  }
+}
+
 }  // namespace meshwire

@@ -38,4 +38,27 @@ class HandOffBatch {
   bool outer_;
 };
 
+// LoopTail: work an event-loop thread runs when it has run every handler that
+// was ready, before it waits for more: the moment Redis writes its AOF.
+//
+// The SQLite writer's batches of sends run there (BatchWriter::SetInline):
+// the event-loop thread that read a batch's requests commits it itself and
+// writes its answers, with no wake of a writer thread, and the requests that
+// came meanwhile make the next batch. On a machine with two cores this keeps
+// the relay to as many busy threads as there are event loops.
+class LoopTail {
+ public:
+  using Fn = void (*)(void* target);
+  /// Marks this thread as an event loop that runs its tail (the runtime's
+  /// threads, when the store asks for it).
+  static void Enable();
+  /// Whether this thread runs a tail (Defer may be used).
+  static bool Enabled();
+  /// Runs `fn(target)` at this thread's next tail, once however often it is
+  /// deferred before then. Enabled() must be true.
+  static void Defer(void* target, Fn fn);
+  /// Runs what was deferred (and what that defers), in order.
+  static void Run();
+};
+
 }  // namespace meshwire

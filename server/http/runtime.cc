@@ -228,6 +228,11 @@ struct HttpRuntime::Impl {
   /// HandOffBatch's flush: `work` in posts of at most kGatheredPerPost, so
   /// that a broadcast's thousands of answers are written by every thread.
   static void RunGathered(void* self, std::vector<HandOffBatch::Work> work);
+  /// Writes `work` (answers) on this thread, in place, handing what they
+  /// leave to the event loop over every kGatheredPerPost answers.
+  static void WriteInPlace(Impl& rt, std::vector<HandOffBatch::Work>& work);
+  /// Posts work[begin..] to the event loops, kGatheredPerPost to a post.
+  void PostGathered(std::vector<HandOffBatch::Work>& work, std::size_t begin);
   /// Whether RunGathered is answering a small batch in place on this thread.
   static bool InPlace();
   /// In place: `work` for the event loop, posted with the rest of the batch's
@@ -1232,6 +1237,8 @@ void HttpRuntime::Impl::SweepIdle() {
 }
 
 namespace {
+/// Handlers an event-loop thread runs between two runs of its tail (Run).
+constexpr int kHandlersPerTail = 128;
 thread_local bool t_in_place = false;                  // RunGathered is answering in place
 thread_local std::vector<HandOffBatch::Work> t_after;  // what it leaves to the event loop
 }  // namespace
@@ -1242,36 +1249,50 @@ void HttpRuntime::Impl::AfterInPlace(HandOffBatch::Work work) { t_after.push_bac
 
 void HttpRuntime::Impl::RunGathered(void* self, std::vector<HandOffBatch::Work> work) {
   auto& rt = *static_cast<HttpRuntime::Impl*>(self);
-  auto post = [&rt](std::vector<HandOffBatch::Work>& list, std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; i += kGatheredPerPost) {
-      const std::size_t stop = std::min(end, i + kGatheredPerPost);
-      std::vector<HandOffBatch::Work> part(std::make_move_iterator(list.begin() + i),
-                                           std::make_move_iterator(list.begin() + stop));
-      net::post(rt.ioc, [part = std::move(part)]() mutable {
-        for (auto& w : part) w();
-      });
-    }
-  };
-  if (t_in_place) return post(work, 0, work.size());  // not nested
+  if (t_in_place) return rt.PostGathered(work, 0);  // not nested
   // A small batch is written here whole; a large one (a broadcast) is shared
   // with the event-loop threads, this thread taking one share.
   const std::size_t threads = static_cast<std::size_t>(std::max(1, rt.options.io_threads));
   const std::size_t here = work.size() <= kAnsweredInPlace ? work.size() : work.size() / (threads + 1);
-  post(work, here, work.size());
+  rt.PostGathered(work, here);
+  if (here < work.size() && LoopTail::Enabled()) {
+    // An event loop committed this batch at its tail: its share goes to a
+    // worker thread, written there while the event loops write the rest.
+    work.resize(here);
+    auto share = std::make_shared<std::vector<HandOffBatch::Work>>(std::move(work));
+    rt.workers.Post([&rt, share] { WriteInPlace(rt, *share); });
+    return;
+  }
+  work.resize(here);
+  WriteInPlace(rt, work);
+}
+
+void HttpRuntime::Impl::PostGathered(std::vector<HandOffBatch::Work>& work, std::size_t begin) {
+  for (std::size_t i = begin; i < work.size(); i += kGatheredPerPost) {
+    const std::size_t stop = std::min(work.size(), i + kGatheredPerPost);
+    std::vector<HandOffBatch::Work> part(std::make_move_iterator(work.begin() + i),
+                                         std::make_move_iterator(work.begin() + stop));
+    net::post(ioc, [part = std::move(part)]() mutable {
+      for (auto& w : part) w();
+    });
+  }
+}
+
+void HttpRuntime::Impl::WriteInPlace(Impl& rt, std::vector<HandOffBatch::Work>& work) {
   // What the answers written here leave to the event loop (reading the next
   // requests) goes every kGatheredPerPost answers, so that a broadcast's
   // first clients are read again before its last are written; and whatever
   // one answer throws, the others are written and handed over.
-  auto hand_over = [&post] {
+  auto hand_over = [&rt] {
     std::vector<HandOffBatch::Work> after;
     after.swap(t_after);
-    post(after, 0, after.size());
+    rt.PostGathered(after, 0);
   };
   struct InPlace {
     InPlace() { t_in_place = true; }
     ~InPlace() { t_in_place = false; }
   } in_place;
-  for (std::size_t i = 0; i < here; ++i) {
+  for (std::size_t i = 0; i < work.size(); ++i) {
     try {
       work[i]();
     } catch (const std::exception& e) {
@@ -1348,15 +1369,23 @@ int HttpRuntime::Bind() {
 void HttpRuntime::Run() {
   impl_->Accept();
   net::post(impl_->control, [impl = impl_.get()] { impl->SweepIdle(); });
+  // Each event-loop thread runs the handlers that are ready, then its tail
+  // (LoopTail: the commits it deferred), then waits for more. At most
+  // kHandlersPerTail handlers go before a tail, so that a stream of ready
+  // handlers (thousands of busy connections) never holds back a commit.
+  auto loop = [this] {
+    NameThisThread("mw-io");
+    LoopTail::Enable();
+    auto& ioc = impl_->ioc;
+    while (ioc.run_one() > 0) {
+      for (int i = 1; i < kHandlersPerTail && ioc.poll_one() > 0; ++i) {
+      }
+      LoopTail::Run();
+    }
+  };
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->options.io_threads; ++i) {
-    threads.emplace_back([this] {
-      NameThisThread("mw-io");
-      impl_->ioc.run();
-    });
-  }
-  NameThisThread("mw-io");
-  impl_->ioc.run();
+  for (int i = 1; i < impl_->options.io_threads; ++i) threads.emplace_back(loop);
+  loop();
   for (auto& t : threads) t.join();
   impl_->workers.Join();  // handlers still running finish (their answers are moot)
 }

@@ -60,6 +60,16 @@ class BatchWriter {
   /// delay run in the order they came); stopping the writer runs it at once.
   void SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit, Done done);
 
+  /// Whether an event-loop thread that queues an op without waiting for it
+  /// (Submit, RunLater) commits it itself at its loop's tail (LoopTail in
+  /// handoff.h) instead of waking the writer thread. Only while commits are
+  /// quick: after a commit that failed or took kInlineBudget or more (a
+  /// disk or a database server in trouble), the writer thread commits until
+  /// one of its commits is quick again, so an event loop waits on a slow
+  /// database at most once.
+  void SetInline(bool on) { inline_.store(on, std::memory_order_relaxed); }
+  static constexpr std::chrono::milliseconds kInlineBudget{50};
+
   /// Transactions committed so far.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
@@ -81,7 +91,13 @@ class BatchWriter {
   static constexpr int kConflictRetries = 3;
   /// Queues `pending` (after `delay`, if any) and wakes the writer; false,
   /// and `pending` untouched, once the writer is stopping.
-  bool Enqueue(Pending& pending, std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  /// An op nobody waits for, queued by an event loop that runs its tail,
+  /// may be left to that tail (`may_defer`).
+  bool Enqueue(Pending& pending, std::chrono::milliseconds delay = std::chrono::milliseconds(0),
+               bool may_defer = false);
+  /// Commits what is queued on this thread, unless a batch is running
+  /// (its runner then leaves the rest to the writer thread).
+  void RunInline();
   static std::exception_ptr ShuttingDown();
   /// Whether `e` is a TransactionConflict.
   static bool IsConflict(const std::exception_ptr& e);
@@ -102,6 +118,9 @@ class BatchWriter {
   };
   std::deque<Delayed> delayed_;  // SubmitAfter's, by due time; guarded by mu_
   bool stopping_ = false;      // guarded by mu_
+  bool running_ = false;       // a batch is being committed (by any thread); guarded by mu_
+  std::atomic<bool> inline_{false};
+  std::atomic<bool> quick_{true};  // the last commit succeeded within kInlineBudget
   std::atomic<std::uint64_t> commits_{0};  // transactions committed (ops / commits: the mean batch)
   std::atomic<std::uint64_t> ops_{0};
   std::thread thread_;
@@ -135,7 +154,9 @@ void BatchWriter<Conn>::Stop() {
 }
 
 template <class Conn>
-bool BatchWriter<Conn>::Enqueue(Pending& pending, std::chrono::milliseconds delay) {
+bool BatchWriter<Conn>::Enqueue(Pending& pending, std::chrono::milliseconds delay, bool may_defer) {
+  const bool defer = may_defer && delay.count() == 0 && inline_.load(std::memory_order_relaxed) &&
+                     quick_.load(std::memory_order_relaxed) && LoopTail::Enabled();
   {
     std::lock_guard lock(mu_);
     if (stopping_) return false;
@@ -145,8 +166,35 @@ bool BatchWriter<Conn>::Enqueue(Pending& pending, std::chrono::milliseconds dela
       queue_.push_back(std::move(pending));
     }
   }
-  cv_.notify_one();
+  if (defer) {
+    LoopTail::Defer(this, [](void* self) { static_cast<BatchWriter*>(self)->RunInline(); });
+  } else {
+    cv_.notify_one();
+  }
   return true;
+}
+
+template <class Conn>
+void BatchWriter<Conn>::RunInline() {
+  std::deque<Pending> batch;
+  {
+    std::lock_guard lock(mu_);
+    if (running_ || stopping_) return;  // the runner, or Stop, leaves the queue to the writer thread
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    if (batch.empty()) return;
+    running_ = true;
+  }
+  CommitBatch(batch);
+  bool more = false;
+  {
+    std::lock_guard lock(mu_);
+    running_ = false;
+    more = !queue_.empty() || stopping_;  // the writer thread waits while a batch runs
+  }
+  if (more) cv_.notify_one();
 }
 
 template <class Conn>
@@ -171,14 +219,14 @@ void BatchWriter<Conn>::Submit(Op op, std::function<void()> after_commit, Done d
 template <class Conn>
 void BatchWriter<Conn>::RunLater(Op op) {
   Pending pending{std::move(op), nullptr, nullptr, nullptr};
-  Enqueue(pending);  // dropped when stopping: advisory
+  Enqueue(pending, std::chrono::milliseconds(0), /*may_defer=*/true);  // dropped when stopping: advisory
 }
 
 template <class Conn>
 void BatchWriter<Conn>::SubmitAfter(std::chrono::milliseconds delay, Op op, std::function<void()> after_commit,
                                     Done done) {
   Pending pending{std::move(op), nullptr, std::move(after_commit), std::move(done)};
-  if (!Enqueue(pending, delay)) pending.callback(ShuttingDown());
+  if (!Enqueue(pending, delay, /*may_defer=*/true)) pending.callback(ShuttingDown());
 }
 
 template <class Conn>
@@ -194,7 +242,8 @@ void BatchWriter<Conn>::Loop() {
           queue_.push_back(std::move(delayed_.front().pending));
           delayed_.pop_front();
         }
-        if (!queue_.empty() || stopping_) break;
+        if (!running_ && (!queue_.empty() || stopping_)) break;
+        // An op, the first delay, or the end of a batch an event loop runs.
         if (delayed_.empty()) {
           cv_.wait(lock);
         } else {
@@ -206,9 +255,12 @@ void BatchWriter<Conn>::Loop() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      running_ = true;
     }
     CommitBatch(batch);
     batch.clear();
+    std::lock_guard lock(mu_);
+    running_ = false;
   }
 }
 
@@ -236,6 +288,7 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
   std::vector<std::exception_ptr> errors(batch.size());
   std::exception_ptr batch_error;
   int conflicts = 0;
+  const auto began = std::chrono::steady_clock::now();
   auto again_after_conflict = [&](const std::exception_ptr& e) {
     if (!IsConflict(e) || conflicts == kConflictRetries) return false;
     ++conflicts;
@@ -296,6 +349,8 @@ void BatchWriter<Conn>::CommitBatch(std::deque<Pending>& batch) {
       }
     }
   }
+  quick_.store(!batch_error && std::chrono::steady_clock::now() - began < kInlineBudget,
+               std::memory_order_relaxed);
   // The answers' hand-offs to the event loops go together (handoff.h).
   HandOffBatch gather;
   AnswerBatch(batch, errors, batch_error);

@@ -349,6 +349,12 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
         [written, tag, n = run.size()](const std::string& marker) { written(SeqIdsFromMarker(marker, tag, n)); },
         /*marks=*/true);
   });
+  // The sends an event loop reads are committed at its tail (LoopTail): no
+  // writer thread woken per batch, and the requests read while a batch's
+  // round trip runs make the next. BatchWriter goes back to its thread when
+  // a commit is slow or fails (the database away), so that an event loop
+  // waits on it at most once.
+  SetInlineWrites(true);
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::SeqIdsFromMarker(const std::string& marker,

@@ -140,6 +140,8 @@ class SqlStore : public Store {
   void WriteLater(std::function<void(Conn&)> op, typename BatchWriter<Conn>::Done done) {
     writer_->Submit(std::move(op), nullptr, std::move(done));
   }
+  /// See BatchWriter::SetInline.
+  void SetInlineWrites(bool on) { writer_->SetInline(on); }
   /// Runs a write and waits for its commit.
   void WriteNow(std::function<void(Conn&)> op) { writer_->Run(std::move(op)); }
 

@@ -151,6 +151,9 @@ SqliteStore::SqliteStore(const std::string& path)
   SetMessagesWriter([](SqliteConnection& c, const std::vector<const NewMessage*>& run, OnWritten written) {
     written(WriteMessages(c, run));
   });
+  // A commit here is one fsync, short enough for an event loop to wait for:
+  // the sends an event loop reads are committed at its tail (LoopTail).
+  SetInlineWrites(true);
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> SqliteStore::WriteMessages(

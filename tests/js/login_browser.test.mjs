@@ -73,7 +73,9 @@ describe("meshwire login in Chromium", { skip }, () => {
       const login = startLogin(machine, relay.url);
       const url = await openedUrl(machine, login);
       assert.match(url, new RegExp(`^${relay.url}/auth/cli\\?port=\\d+&state=[0-9A-Za-z]+$`));
-      assert.match(login.io.out, /Opening browser to sign in; if it does not open, visit:/);
+      // The line is flushed before the opener runs, but its pipe may be read after the opener's file.
+      const line = /Opening browser to sign in; if it does not open, visit:/;
+      await until("login's line before the URL", () => line.test(login.io.out), 5000);
       const port = new URL(url).searchParams.get("port");
 
       const { page, complaints } = await newPage(browser);

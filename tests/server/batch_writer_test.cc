@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace meshwire {
@@ -31,8 +32,14 @@ struct Conflict : std::runtime_error, TransactionConflict {
 struct FakeConn {
   Log* log;
   int conflicts_at_commit = 0;  // the next commits that fail with a Conflict
+  int failures_at_commit = 0;   // the next commits that fail (a database away)
   void Begin() { Note("BEGIN"); }
   void Commit() {
+    if (failures_at_commit > 0) {
+      --failures_at_commit;
+      Note("COMMIT failed");
+      throw std::runtime_error("server closed the connection unexpectedly");
+    }
     if (conflicts_at_commit > 0) {
       --conflicts_at_commit;
       Note("COMMIT rolled back");
@@ -149,6 +156,150 @@ TEST_CASE("BatchWriter answers a batch inside a HandOffBatch, so its answers' ha
                 [&](std::exception_ptr e) { open_in_answer.set_value(!e && HandOffBatch::Open()); });
   CHECK(open_in_answer.get_future().get());
   CHECK_FALSE(HandOffBatch::Open());  // not on this thread
+}
+
+TEST_CASE("BatchWriter::SetInline: an event loop commits what it queued at its tail, on its own thread") {
+  Log log;
+  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
+  writer.SetInline(true);
+  std::thread loop([&] {
+    LoopTail::Enable();
+    std::thread::id ran_on;
+    bool answered = false;
+    writer.Submit([&](FakeConn& k) {
+      ran_on = std::this_thread::get_id();
+      k.Note("a");
+    }, nullptr, [&](std::exception_ptr e) {
+      CHECK(!e);
+      answered = true;
+    });
+    writer.RunLater([](FakeConn& k) { k.Note("b"); });
+    // Nothing woke the writer thread: both wait for this thread's tail.
+    CHECK_FALSE(answered);
+    {
+      std::lock_guard lock(log.mu);
+      CHECK(log.lines.empty());
+    }
+    LoopTail::Run();
+    CHECK(answered);
+    CHECK(ran_on == std::this_thread::get_id());
+    {
+      std::lock_guard lock(log.mu);
+      CHECK(log.lines == std::vector<std::string>{"BEGIN", "a", "b", "COMMIT"});
+    }
+    // A write its caller waits for is never left to the tail (it would wait forever).
+    writer.Run([](FakeConn& k) { k.Note("c"); });
+    std::lock_guard lock(log.mu);
+    CHECK(log.lines.size() == 7);
+  });
+  loop.join();
+  CHECK(writer.commits() == 2);
+}
+
+TEST_CASE("BatchWriter::SetInline: an event loop's tail leaves its ops to the writer thread while it commits a batch") {
+  Log log;
+  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
+  writer.SetInline(true);
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  writer.Submit([&, released](FakeConn& k) {
+    k.Note("slow");
+    entered.set_value();
+    released.wait();
+  }, nullptr, [](std::exception_ptr e) { CHECK(!e); });
+  entered.get_future().wait();  // the writer thread is in its batch
+  std::promise<std::thread::id> answered_on;
+  std::thread::id loop_id;
+  std::thread loop([&] {
+    loop_id = std::this_thread::get_id();
+    LoopTail::Enable();
+    writer.Submit([](FakeConn& k) { k.Note("queued"); }, nullptr,
+                  [&](std::exception_ptr e) {
+                    CHECK(!e);
+                    answered_on.set_value(std::this_thread::get_id());
+                  });
+    LoopTail::Run();  // returns at once: a batch is running
+  });
+  loop.join();
+  release.set_value();
+  auto answered = answered_on.get_future();
+  REQUIRE(answered.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(answered.get() != loop_id);
+  std::lock_guard lock(log.mu);
+  CHECK(log.lines == std::vector<std::string>{"BEGIN", "slow", "COMMIT", "BEGIN", "queued", "COMMIT"});
+}
+
+TEST_CASE("BatchWriter::SetInline: an op another thread queues while an event loop commits runs after it") {
+  Log log;
+  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
+  writer.SetInline(true);
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::thread loop([&] {
+    LoopTail::Enable();
+    writer.Submit([&, released](FakeConn& k) {
+      k.Note("inline");
+      entered.set_value();
+      released.wait();
+    }, nullptr, [](std::exception_ptr e) { CHECK(!e); });
+    LoopTail::Run();
+  });
+  entered.get_future().wait();
+  // It wakes the writer thread, which finds a batch running and waits; the
+  // batch's end must wake it again. (The pause lets it reach that wait.)
+  std::promise<void> queued_done;
+  writer.Submit([](FakeConn& k) { k.Note("queued"); }, nullptr, [&](std::exception_ptr e) {
+    CHECK(!e);
+    queued_done.set_value();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  release.set_value();
+  loop.join();
+  CHECK(queued_done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  std::lock_guard lock(log.mu);
+  CHECK(log.lines == std::vector<std::string>{"BEGIN", "inline", "COMMIT", "BEGIN", "queued", "COMMIT"});
+}
+
+TEST_CASE("BatchWriter::SetInline: after a failed commit the writer thread commits, until one of its commits succeeds") {
+  Log log;
+  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log, 0, 1}));
+  writer.SetInline(true);
+  std::thread loop([&] {
+    LoopTail::Enable();
+    const auto here = std::this_thread::get_id();
+    // Each op notes whether it ran at this thread's tail; answered is set by its completion.
+    std::promise<void> second_answered;
+    auto submit = [&](const char* name, std::promise<bool>& ran_here) {
+      writer.Submit([&, name, here](FakeConn& k) {
+        k.Note(name);
+        ran_here.set_value(std::this_thread::get_id() == here);
+      }, nullptr, [&, name](std::exception_ptr) {
+        if (std::string(name) == "second") second_answered.set_value();
+      });
+    };
+    std::promise<bool> first, second, third;
+    submit("first", first);  // its commit fails: the database is away
+    LoopTail::Run();
+    CHECK(first.get_future().get());
+    submit("second", second);  // not left to the tail: the writer thread commits it
+    LoopTail::Run();
+    auto second_ran = second.get_future();
+    REQUIRE(second_ran.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK_FALSE(second_ran.get());
+    // That commit was quick and succeeded: the tail commits again.
+    second_answered.get_future().wait();
+    submit("third", third);
+    LoopTail::Run();
+    auto third_ran = third.get_future();
+    REQUIRE(third_ran.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK(third_ran.get());
+  });
+  loop.join();
+  std::lock_guard lock(log.mu);
+  CHECK(log.lines == std::vector<std::string>{"BEGIN", "first", "COMMIT failed", "ROLLBACK", "BEGIN", "second",
+                                              "COMMIT", "BEGIN", "third", "COMMIT"});
 }
 
 }  // namespace meshwire
