@@ -62,6 +62,11 @@ thread_local std::vector<Deferred> t_deferred;
 
 void LoopTail::Enable() { t_tail = true; }
 
+void LoopTail::Disable() {
+  Run();
+  t_tail = false;
+}
+
 bool LoopTail::Enabled() { return t_tail; }
 
 void LoopTail::Defer(void* target, Fn fn) {

@@ -41,7 +41,7 @@ class HandOffBatch {
 // LoopTail: work an event-loop thread runs when it has run every handler that
 // was ready, before it waits for more: the moment Redis writes its AOF.
 //
-// The SQLite writer's batches of sends run there (BatchWriter::SetInline):
+// The SQLite writer's batches run there (BatchWriter::SetInline):
 // the event-loop thread that read a batch's requests commits it itself and
 // writes its answers, with no wake of a writer thread, and the requests that
 // came meanwhile make the next batch. On a machine with two cores this keeps
@@ -50,8 +50,11 @@ class LoopTail {
  public:
   using Fn = void (*)(void* target);
   /// Marks this thread as an event loop that runs its tail (the runtime's
-  /// threads, when the store asks for it).
+  /// threads).
   static void Enable();
+  /// Runs what is deferred, then marks this thread as no event loop (its
+  /// loop ended; nothing deferred may wait for a tail that never comes).
+  static void Disable();
   /// Whether this thread runs a tail (Defer may be used).
   static bool Enabled();
   /// Runs `fn(target)` at this thread's next tail, once however often it is

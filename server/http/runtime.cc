@@ -1382,6 +1382,7 @@ void HttpRuntime::Run() {
       }
       LoopTail::Run();
     }
+    LoopTail::Disable();
   };
   std::vector<std::thread> threads;
   for (int i = 1; i < impl_->options.io_threads; ++i) threads.emplace_back(loop);

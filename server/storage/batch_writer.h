@@ -43,7 +43,9 @@ class BatchWriter {
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
 
-  /// Runs `op` in the next batch and returns after its commit. Rethrows what
+  /// Runs `op` in the next batch and returns after its commit. Never from an
+  /// op, an after_commit or a completion: they run inside a batch, which
+  /// this would wait for (a deadlock, on the writer or an event loop). Rethrows what
   /// `op` threw (its changes rolled back), or Error 503 if the commit failed.
   /// `op` may run more than once (a retry after another op failed), always
   /// in a fresh transaction: it must not keep state between runs.
@@ -180,6 +182,11 @@ void BatchWriter<Conn>::RunInline() {
   {
     std::lock_guard lock(mu_);
     if (running_ || stopping_) return;  // the runner, or Stop, leaves the queue to the writer thread
+    if (!quick_.load(std::memory_order_relaxed)) {
+      // A commit turned slow since this was deferred: the writer thread's.
+      if (!queue_.empty()) cv_.notify_one();
+      return;
+    }
     while (!queue_.empty() && batch.size() < kMaxBatch) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
@@ -187,14 +194,21 @@ void BatchWriter<Conn>::RunInline() {
     if (batch.empty()) return;
     running_ = true;
   }
+  // Whatever CommitBatch throws (it answers every op first; bad_alloc at
+  // worst), the writer thread is let run again.
+  struct Release {
+    BatchWriter& w;
+    ~Release() {
+      bool more = false;
+      {
+        std::lock_guard lock(w.mu_);
+        w.running_ = false;
+        more = !w.queue_.empty() || w.stopping_;  // the writer thread waits while a batch runs
+      }
+      if (more) w.cv_.notify_one();
+    }
+  } release{*this};
   CommitBatch(batch);
-  bool more = false;
-  {
-    std::lock_guard lock(mu_);
-    running_ = false;
-    more = !queue_.empty() || stopping_;  // the writer thread waits while a batch runs
-  }
-  if (more) cv_.notify_one();
 }
 
 template <class Conn>

@@ -349,12 +349,10 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
         [written, tag, n = run.size()](const std::string& marker) { written(SeqIdsFromMarker(marker, tag, n)); },
         /*marks=*/true);
   });
-  // The sends an event loop reads are committed at its tail (LoopTail): no
-  // writer thread woken per batch, and the requests read while a batch's
-  // round trip runs make the next. BatchWriter goes back to its thread when
-  // a commit is slow or fails (the database away), so that an event loop
-  // waits on it at most once.
-  SetInlineWrites(true);
+  // Not SetInlineWrites: an event loop must never wait on a round trip that
+  // nothing bounds (a COMMIT waiting for a synchronous standby that is down,
+  // a network cut held for tcp_user_timeout). docs/PERFORMANCE.md has what
+  // committing at the event loop's tail gave here, and what it would need.
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::SeqIdsFromMarker(const std::string& marker,

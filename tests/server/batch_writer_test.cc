@@ -302,4 +302,29 @@ TEST_CASE("BatchWriter::SetInline: after a failed commit the writer thread commi
                                               "COMMIT", "BEGIN", "third", "COMMIT"});
 }
 
+TEST_CASE("LoopTail::Disable runs what was deferred, and after it nothing waits for a tail") {
+  Log log;
+  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
+  writer.SetInline(true);
+  std::thread loop([&] {
+    LoopTail::Enable();
+    bool first = false;
+    writer.Submit([](FakeConn& k) { k.Note("first"); }, nullptr, [&](std::exception_ptr) { first = true; });
+    CHECK_FALSE(first);
+    LoopTail::Disable();  // the loop ended
+    CHECK(first);
+    CHECK_FALSE(LoopTail::Enabled());
+    // Now the writer thread commits (a tail would never come).
+    std::promise<bool> ran_here;
+    writer.Submit([&, here = std::this_thread::get_id()](FakeConn& k) {
+      k.Note("second");
+      ran_here.set_value(std::this_thread::get_id() == here);
+    }, nullptr, [](std::exception_ptr) {});
+    auto ran = ran_here.get_future();
+    REQUIRE(ran.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    CHECK_FALSE(ran.get());
+  });
+  loop.join();
+}
+
 }  // namespace meshwire
