@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -51,6 +52,20 @@ struct FakeConn {
   void Note(std::string what) {
     std::lock_guard lock(log->mu);
     log->lines.push_back(std::move(what));
+  }
+};
+
+/// A batch held open: its op notes `name`, says it started, and waits until released.
+struct HeldBatch {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::function<void(FakeConn&)> Op(std::string name) {
+    return [this, name](FakeConn& k) {
+      k.Note(name);
+      entered.set_value();
+      released.wait();
+    };
   }
 };
 
@@ -200,15 +215,9 @@ TEST_CASE("BatchWriter::SetInline: an event loop's tail leaves its ops to the wr
   Log log;
   BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
   writer.SetInline(true);
-  std::promise<void> entered;
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  writer.Submit([&, released](FakeConn& k) {
-    k.Note("slow");
-    entered.set_value();
-    released.wait();
-  }, nullptr, [](std::exception_ptr e) { CHECK(!e); });
-  entered.get_future().wait();  // the writer thread is in its batch
+  HeldBatch held;
+  writer.Submit(held.Op("slow"), nullptr, [](std::exception_ptr e) { CHECK(!e); });
+  held.entered.get_future().wait();  // the writer thread is in its batch
   std::promise<std::thread::id> answered_on;
   std::thread::id loop_id;
   std::thread loop([&] {
@@ -222,7 +231,7 @@ TEST_CASE("BatchWriter::SetInline: an event loop's tail leaves its ops to the wr
     LoopTail::Run();  // returns at once: a batch is running
   });
   loop.join();
-  release.set_value();
+  held.release.set_value();
   auto answered = answered_on.get_future();
   REQUIRE(answered.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   CHECK(answered.get() != loop_id);
@@ -234,19 +243,13 @@ TEST_CASE("BatchWriter::SetInline: an op another thread queues while an event lo
   Log log;
   BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
   writer.SetInline(true);
-  std::promise<void> entered;
-  std::promise<void> release;
-  auto released = release.get_future().share();
+  HeldBatch held;
   std::thread loop([&] {
     LoopTail::Enable();
-    writer.Submit([&, released](FakeConn& k) {
-      k.Note("inline");
-      entered.set_value();
-      released.wait();
-    }, nullptr, [](std::exception_ptr e) { CHECK(!e); });
+    writer.Submit(held.Op("inline"), nullptr, [](std::exception_ptr e) { CHECK(!e); });
     LoopTail::Run();
   });
-  entered.get_future().wait();
+  held.entered.get_future().wait();
   // It wakes the writer thread, which finds a batch running and waits; the
   // batch's end must wake it again. (The pause lets it reach that wait.)
   std::promise<void> queued_done;
@@ -255,7 +258,7 @@ TEST_CASE("BatchWriter::SetInline: an op another thread queues while an event lo
     queued_done.set_value();
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  release.set_value();
+  held.release.set_value();
   loop.join();
   CHECK(queued_done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready);
   std::lock_guard lock(log.mu);
