@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -64,6 +65,44 @@ void AnswerPage(httplib::Response& res, int status, const std::string& title, co
                   "text/html; charset=utf-8");
 }
 
+/// The sign-in a login replaces: credentials.json's token and relay, when a
+/// login on this machine saved them ("from": "login"; not a token given to
+/// `init --token`, which may be a login's copied from another machine).
+struct PreviousSignIn {
+  std::string token, url;
+};
+
+std::optional<PreviousSignIn> ReadPreviousSignIn(const std::filesystem::path& home) {
+  std::ifstream in(home / "credentials.json");
+  if (!in) return std::nullopt;
+  const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("token") || !j["token"].is_string() || !j.contains("url") ||
+      !j["url"].is_string() || j.value("from", std::string()) != "login") {
+    return std::nullopt;
+  }
+  std::string url = j["url"].get<std::string>();
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return PreviousSignIn{j["token"].get<std::string>(), url};
+}
+
+/// Revokes the token of the sign-in this login replaced on the same relay,
+/// when a login made it: once replaced, nobody holds it.
+void RevokeReplacedSignIn(const std::optional<PreviousSignIn>& previous, const std::string& relay,
+                          const std::string& token) {
+  if (!previous || previous->token == token || previous->url != relay) return;
+  try {
+    RelayClient old(relay, previous->token);
+    const std::string id = old.Me().second;
+    for (const Token& t : old.ListTokens()) {
+      if (t.id != id || t.name != "meshwire login") continue;
+      old.RevokeToken(id);
+      std::printf("The token of your previous sign-in to this relay (%s) is revoked.\n", id.c_str());
+    }
+  } catch (const Error&) {
+    // Revoked already, or the relay is away: `meshwire token list` shows what is left.
+  }
+}
+
 }  // namespace
 
 int RunLogin(int argc, char** argv) {
@@ -86,6 +125,7 @@ int RunLogin(int argc, char** argv) {
   try {
     const ClientConfig& config = ctx.config();
     std::string relay = config.url.value;
+    const std::optional<PreviousSignIn> previous = ReadPreviousSignIn(config.home);
     RelayClient anonymous(relay, "");
     HealthAnswer health = anonymous.Health();
     // The relay's sign-in mode decides the flow; a token-only relay has no page.
@@ -145,7 +185,7 @@ int RunLogin(int argc, char** argv) {
         }
         std::tie(token, user) = redeem(code);
         try {
-          saved = SaveCredentials(config.home, token, relay, user);
+          saved = SaveCredentials(config.home, token, relay, user, /*from_login=*/true);
         } catch (const std::exception& e) {
           // Not saved: the new token would be valid and held by nobody.
           try {
@@ -221,6 +261,7 @@ int RunLogin(int argc, char** argv) {
     RelayClient client(relay, token);
     client.Me();
     std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
+    RevokeReplacedSignIn(previous, relay, token);
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {

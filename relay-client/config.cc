@@ -254,9 +254,10 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
 }
 
 fs::path SaveCredentials(const fs::path& home, const std::string& token, const std::string& url,
-                         const std::string& user) {
+                         const std::string& user, bool from_login) {
   fs::path path = home / "credentials.json";
   json j = {{"token", token}, {"url", url}, {"user", user}};
+  if (from_login) j["from"] = "login";
   WriteFileAtomic(path, j.dump(2) + "\n", 0600);
   return path;
 }

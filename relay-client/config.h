@@ -91,10 +91,12 @@ std::filesystem::path MeshwireHomeDir(const EnvLookup& env);
 /// else of that name: a folder there is a broken .mesh.json, not none).
 std::optional<std::filesystem::path> FindMeshJson(const std::filesystem::path& cwd);
 
-/// Saves {"token","url","user"} as `home`/credentials.json, mode 0600;
-/// returns its path. Throws std::runtime_error naming the path on failure.
+/// Saves {"token","url","user"} as `home`/credentials.json, mode 0600, with
+/// "from": "login" when `meshwire login` made the token on this machine (a
+/// later login may revoke it); returns its path. Throws std::runtime_error
+/// naming the path on failure.
 std::filesystem::path SaveCredentials(const std::filesystem::path& home, const std::string& token,
-                                      const std::string& url, const std::string& user);
+                                      const std::string& url, const std::string& user, bool from_login = false);
 
 /// Makes `mesh_id` the active mesh: `home`/config.json gets
 /// {"active_mesh","url"} (other keys kept), mode 0600. Throws as WriteFileAtomic,

@@ -961,6 +961,49 @@ TEST_CASE("login to another relay forgets the active mesh chosen on the first, a
   CHECK(json::parse(Slurp(fs::path(m.home) / ".meshwire/config.json"))["active_mesh"] == "chosenHere");
 }
 
+TEST_CASE("login again to the same relay revokes the token of the sign-in it replaces; a token made otherwise stays") {
+  TempDir relay_dir;
+  RelayProcess relay(relay_dir);
+  UserMachine m;
+  auto sign_in = [&](const std::string& user) {
+    BrowserLogin b(relay, m);
+    REQUIRE(b.Follow(b.Approve(user)));
+    auto status = b.login.Wait(10000);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 0);
+    return b.login.ReadStdout();
+  };
+  const fs::path credentials = fs::path(m.home) / ".meshwire/credentials.json";
+  auto saved_token = [&] { return json::parse(Slurp(credentials))["token"].get<std::string>(); };
+  auto me_status = [&](const std::string& token) {
+    httplib::Client c(relay.url());
+    auto r = c.Get("/me", {{"Authorization", "Bearer " + token}});
+    REQUIRE(r);
+    return r->status;
+  };
+  CHECK(sign_in("alice").find("previous sign-in") == std::string::npos);
+  const std::string first = saved_token();
+  const std::string again = sign_in("alice");
+  CHECK(again.find("The token of your previous sign-in to this relay (tok_") != std::string::npos);
+  CHECK(me_status(first) == 401);
+  CHECK(me_status(saved_token()) == 200);
+  CommandResult tokens = m.Mw({"token", "list", "--json"});
+  REQUIRE(tokens.code == 0);
+  CHECK(json::parse(tokens.out)["tokens"].size() == 1);
+  CHECK(json::parse(Slurp(credentials))["from"] == "login");
+  // A token given to `init --token` may be used elsewhere: a login here leaves it valid, whether
+  // `token create` made it or a login on another machine did.
+  const std::string made = AdminToken(relay_dir, "alice");
+  const std::string other_machines = saved_token();
+  for (const std::string& given : {made, other_machines}) {
+    CommandResult init = m.Mw({"init", "--harness", "claude-code", "--token", given, "--url", relay.url()});
+    REQUIRE(init.code == 0);
+    CHECK_FALSE(json::parse(Slurp(credentials)).contains("from"));
+    CHECK(sign_in("alice").find("previous sign-in") == std::string::npos);
+    CHECK(me_status(given) == 200);
+  }
+}
+
 TEST_CASE("a relay of --auth token: login names the init command with its URL, and the guide starts from a token") {
   TempDir relay_dir;
   RelayProcess relay(relay_dir, {"--auth", "token"});
