@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -65,29 +64,9 @@ void AnswerPage(httplib::Response& res, int status, const std::string& title, co
                   "text/html; charset=utf-8");
 }
 
-/// The sign-in a login replaces: credentials.json's token and relay, when a
-/// login on this machine saved them ("from": "login"; not a token given to
-/// `init --token`, which may be a login's copied from another machine).
-struct PreviousSignIn {
-  std::string token, url;
-};
-
-std::optional<PreviousSignIn> ReadPreviousSignIn(const std::filesystem::path& home) {
-  std::ifstream in(home / "credentials.json");
-  if (!in) return std::nullopt;
-  const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("token") || !j["token"].is_string() || !j.contains("url") ||
-      !j["url"].is_string() || j.value("from", std::string()) != "login") {
-    return std::nullopt;
-  }
-  std::string url = j["url"].get<std::string>();
-  while (!url.empty() && url.back() == '/') url.pop_back();
-  return PreviousSignIn{j["token"].get<std::string>(), url};
-}
-
 /// Revokes the token of the sign-in this login replaced on the same relay,
 /// when a login made it: once replaced, nobody holds it.
-void RevokeReplacedSignIn(const std::optional<PreviousSignIn>& previous, const std::string& relay,
+void RevokeReplacedSignIn(const std::optional<ClientConfig::SavedLogin>& previous, const std::string& relay,
                           const std::string& token) {
   if (!previous || previous->token == token || previous->url != relay) return;
   try {
@@ -125,7 +104,6 @@ int RunLogin(int argc, char** argv) {
   try {
     const ClientConfig& config = ctx.config();
     std::string relay = config.url.value;
-    const std::optional<PreviousSignIn> previous = ReadPreviousSignIn(config.home);
     RelayClient anonymous(relay, "");
     HealthAnswer health = anonymous.Health();
     // The relay's sign-in mode decides the flow; a token-only relay has no page.
@@ -261,7 +239,7 @@ int RunLogin(int argc, char** argv) {
     RelayClient client(relay, token);
     client.Me();
     std::printf("%s Connected to MeshWire\n", ui.Ok().c_str());
-    RevokeReplacedSignIn(previous, relay, token);
+    RevokeReplacedSignIn(config.saved_login, relay, token);
   } catch (const Error& e) {
     return Fail(e);
   } catch (const std::exception& e) {

@@ -197,6 +197,17 @@ Setting Pick(std::initializer_list<std::pair<std::optional<std::string>, const c
   return Setting{std::move(fallback), source};
 }
 
+/// A relay URL as the configuration compares it: no trailing '/', and the
+/// scheme in lower case (RFC 3986: HTTP://host is http://host).
+void NormalizeUrl(std::string& url) {
+  while (url.size() > 1 && url.back() == '/') url.pop_back();
+  if (const auto colon = url.find("://"); colon != std::string::npos && colon <= 5) {
+    std::string scheme = url.substr(0, colon);
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (scheme == "http" || scheme == "https") url.replace(0, colon, scheme);
+  }
+}
+
 }  // namespace
 
 ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const fs::path& cwd) {
@@ -220,13 +231,7 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
                 {Field(credentials, "url"), "credentials.json"},
                 {Field(config, "url"), "config.json"}},
                kDefaultUrl);
-  while (c.url.value.size() > 1 && c.url.value.back() == '/') c.url.value.pop_back();
-  // A scheme is case-insensitive (RFC 3986): HTTP://host is http://host.
-  if (const auto colon = c.url.value.find("://"); colon != std::string::npos && colon <= 5) {
-    std::string scheme = c.url.value.substr(0, colon);
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    if (scheme == "http" || scheme == "https") c.url.value.replace(0, colon, scheme);
-  }
+  NormalizeUrl(c.url.value);
   c.token = Pick({{flags.token, "flag"},
                   {env("MESHWIRE_TOKEN"), "env"},
                   {Field(credentials, "token"), "credentials.json"}});
@@ -248,6 +253,11 @@ ClientConfig ResolveConfig(const ConfigFlags& flags, const EnvLookup& env, const
     }
   }
   c.user = Field(credentials, "user").value_or("");
+  if (auto token = Field(credentials, "token"), url = Field(credentials, "url");
+      token && url && Field(credentials, "from") == "login") {
+    c.saved_login = ClientConfig::SavedLogin{*token, *url};
+    NormalizeUrl(c.saved_login->url);
+  }
   c.workspace_name = Field(workspace, "workspace_name").value_or("");
   c.harness = Field(workspace, "harness").value_or("");
   return c;

@@ -52,6 +52,12 @@ struct ClientConfig {
   std::string workspace_agent_name;
   std::map<std::string, std::string> own_agent_names;  // agent_names of mesh_id
   std::string user;                      // from credentials.json, if any
+  // credentials.json's token and relay when a login on this machine saved
+  // them ("from": "login"), whatever the environment chooses over them.
+  struct SavedLogin {
+    std::string token, url;
+  };
+  std::optional<SavedLogin> saved_login;
   // Why credentials.json could not be read when it exists ("Permission
   // denied", "Is a directory", or kNotJsonObject), else empty.
   std::string credentials_unreadable;

@@ -1255,15 +1255,15 @@ void HttpRuntime::Impl::RunGathered(void* self, std::vector<HandOffBatch::Work> 
   const std::size_t threads = static_cast<std::size_t>(std::max(1, rt.options.io_threads));
   const std::size_t here = work.size() <= kAnsweredInPlace ? work.size() : work.size() / (threads + 1);
   rt.PostGathered(work, here);
-  if (here < work.size() && LoopTail::Enabled()) {
+  const bool shared = here < work.size();
+  work.resize(here);
+  if (shared && LoopTail::Enabled()) {
     // An event loop committed this batch at its tail: its share goes to a
     // worker thread, written there while the event loops write the rest.
-    work.resize(here);
     auto share = std::make_shared<std::vector<HandOffBatch::Work>>(std::move(work));
     rt.workers.Post([&rt, share] { WriteInPlace(rt, *share); });
     return;
   }
-  work.resize(here);
   WriteInPlace(rt, work);
 }
 
