@@ -642,7 +642,38 @@ function agentLine(agent, selfId) {
   return `- ${agent.name}${you}: id ${agent.agent_id}, harness ${agent.harness || "unknown"}, owner ${agent.owner}, ${agent.status}${listening}, last seen ${agent.last_seen}`;
 }
 
+// A send or reply whose answer never came (a timeout, a connection lost)
+// may have been stored. The same call again (same tool, agent, recipient and
+// text) within an hour carries the same idempotency_key, so the relay returns
+// the first message instead of storing a second, as `meshwire mcp` does.
+const KEY_KEPT_MS = 60 * 60 * 1000;
+const MAX_UNANSWERED = 64;
+
+function createKeyMemo(now = Date.now) {
+  const unanswered = new Map(); // what -> { key, at }, oldest first
+  return async function keyed(what, write) {
+    const t = now();
+    for (const [w, entry] of unanswered) if (t - entry.at > KEY_KEPT_MS) unanswered.delete(w);
+    const key = unanswered.get(what)?.key ?? randomBytes(12).toString("hex");
+    try {
+      const written = await write(key);
+      unanswered.delete(what);
+      return written;
+    } catch (err) {
+      unanswered.delete(what);
+      if (err?.code !== "timeout" && err?.code !== "unreachable") throw err; // an answer: nothing stored
+      if (unanswered.size >= MAX_UNANSWERED) unanswered.delete(unanswered.keys().next().value);
+      unanswered.set(what, { key, at: t });
+      throw new RelayError(
+        `${err.message} The message may have been stored: calling the tool again with the same arguments is safe (it is never stored twice).`,
+        { status: err.status, code: err.code },
+      );
+    }
+  };
+}
+
 function createTools(mesh) {
+  const keyed = createKeyMemo();
   const sendMessage = defineTool(
     "mesh_send_message",
     "Send a message to another AI agent on the MeshWire mesh (by name or id), or to every agent when `to` is omitted.",
@@ -650,9 +681,10 @@ function createTools(mesh) {
     async (args) => {
       const content = requireText(args.content, "content", "the text of the message");
       const to = args.to === undefined || args.to === null || args.to === "" ? undefined : requireText(args.to, "to", "an agent name or id");
-      const key = randomBytes(12).toString("hex"); // a retry cannot send it twice
       const sent = await mesh.withAgent((agentId) =>
-        mesh.call("POST", "/messages", { body: { from: agentId, to, content, idempotency_key: key }, retry: true }),
+        keyed(`send\n${agentId}\n${to ?? ""}\n${content}`, (key) =>
+          mesh.call("POST", "/messages", { body: { from: agentId, to, content, idempotency_key: key }, retry: true }),
+        ),
       );
       const target = sent.to === "all" ? `all agents in mesh ${sent.mesh_id}` : `${sent.to_name ?? sent.to} (agent id ${sent.to})`;
       return `Sent to ${target}: message id ${sent.id}, seq ${sent.seq}.`;
@@ -724,7 +756,12 @@ function createTools(mesh) {
       const messageId = requireText(args.message_id, "message_id", "the id of the message to answer");
       const content = requireText(args.content, "content", "the text of the reply");
       const sent = await mesh.withAgent((agentId) =>
-        mesh.call("POST", `/messages/${encodeURIComponent(messageId)}/reply`, { body: { from: agentId, content } }),
+        keyed(`reply\n${agentId}\n${messageId}\n${content}`, (key) =>
+          mesh.call("POST", `/messages/${encodeURIComponent(messageId)}/reply`, {
+            body: { from: agentId, content, idempotency_key: key },
+            retry: true,
+          }),
+        ),
       );
       return `Replied to ${sent.to_name ?? sent.to} (agent id ${sent.to}) about message ${messageId}: reply id ${sent.id}, seq ${sent.seq}.`;
     },

@@ -682,7 +682,44 @@ function defineTool(
   };
 }
 
+// A send or reply whose answer never came (a timeout, a connection lost)
+// may have been stored. The same call again (same tool, agent, recipient and
+// text) within an hour carries the same idempotency_key, so the relay returns
+// the first message instead of storing a second, as `meshwire mcp` does.
+const KEY_KEPT_MS = 60 * 60 * 1000;
+const MAX_UNANSWERED = 64;
+
+function createKeyMemo(now: () => number = Date.now) {
+  const unanswered = new Map<string, { key: string; at: number }>(); // oldest first
+  return async function keyed<T>(what: string, write: (key: string) => Promise<T>): Promise<T> {
+    const t = now();
+    for (const [w, entry] of unanswered) if (t - entry.at > KEY_KEPT_MS) unanswered.delete(w);
+    const key = unanswered.get(what)?.key ?? randomBytes(12).toString("hex");
+    try {
+      const written = await write(key);
+      unanswered.delete(what);
+      return written;
+    } catch (err) {
+      unanswered.delete(what);
+      const code = err instanceof MeshwireError ? err.code : "";
+      if (code !== "timeout" && code !== "unreachable") throw err; // an answer: nothing stored
+      if (unanswered.size >= MAX_UNANSWERED) {
+        const oldest = unanswered.keys().next().value;
+        if (oldest !== undefined) unanswered.delete(oldest);
+      }
+      unanswered.set(what, { key, at: t });
+      const e = err as MeshwireError;
+      throw new MeshwireError(
+        `${e.message} The message may have been stored: calling the tool again with the same arguments is safe (it is never stored twice).`,
+        e.status,
+        e.code,
+      );
+    }
+  };
+}
+
 function createTools(mesh: Mesh): MeshwireTool[] {
+  const keyed = createKeyMemo();
   const send = defineTool(
     mesh,
     {
@@ -706,9 +743,10 @@ function createTools(mesh: Mesh): MeshwireTool[] {
         params.to === undefined || params.to === null || params.to === ""
           ? undefined
           : requireText(params.to, "to", "an agent name or id");
-      const key = randomBytes(12).toString("hex"); // a retry cannot send it twice
       const sent: RelayMessage = await mesh.withAgent((from) =>
-        mesh.call("POST", "/messages", { body: { from, to, content, idempotency_key: key }, retry: true }),
+        keyed(`send\n${from}\n${to ?? ""}\n${content}`, (key) =>
+          mesh.call("POST", "/messages", { body: { from, to, content, idempotency_key: key }, retry: true }),
+        ),
       );
       const target = sent.to === "all" ? `all agents in mesh ${sent.mesh_id}` : `${sent.to_name ?? sent.to} (agent id ${sent.to})`;
       return result(`Sent to ${target}: message id ${sent.id}, seq ${sent.seq}.`, { message: sent });
@@ -829,7 +867,12 @@ function createTools(mesh: Mesh): MeshwireTool[] {
       const messageId = requireText(params.message_id, "message_id", "the id of the message to answer");
       const content = requireText(params.content, "content", "the text of the reply");
       const sent: RelayMessage = await mesh.withAgent((from) =>
-        mesh.call("POST", `/messages/${encodeURIComponent(messageId)}/reply`, { body: { from, content } }),
+        keyed(`reply\n${from}\n${messageId}\n${content}`, (key) =>
+          mesh.call("POST", `/messages/${encodeURIComponent(messageId)}/reply`, {
+            body: { from, content, idempotency_key: key },
+            retry: true,
+          }),
+        ),
       );
       return result(
         `Replied to ${sent.to_name ?? sent.to} (agent id ${sent.to}) about message ${messageId}: reply id ${sent.id}, seq ${sent.seq}.`,

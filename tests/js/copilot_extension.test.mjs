@@ -245,6 +245,61 @@ test("mesh_reply_to_message reaches the original sender with metadata.reply_to",
   assert.equal(reply.metadata.reply_to, question.id);
 });
 
+test("a send or reply whose answer was lost: the same call again returns the stored message, never a second", T, async () => {
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  // The relay stores the message, then the connection breaks before the
+  // answer arrives (undici's "fetch failed"): `lose` answers are lost.
+  let lose = 0;
+  const lossyFetch = async (url, init = {}) => {
+    const response = await fetch(url, init);
+    const write = init.method === "POST" && /\/messages(\/[^/]+\/reply)?$/.test(new URL(String(url)).pathname);
+    if (!write || lose === 0) return response;
+    lose -= 1;
+    await response.text();
+    throw new TypeError("fetch failed");
+  };
+  const copilot = fakeCopilot();
+  await createCopilotExtension({
+    joinSession: copilot.joinSession,
+    pollInterval: 60000,
+    heartbeatInterval: 60000,
+    env: { MESHWIRE_HOME: fx.home, MESHWIRE_AGENT_NAME: "copilot-lossy" }, // its own agent: its poll takes no other test's messages
+    fetch: lossyFetch,
+    homedir: tempDir("mw-copilot-nohome-"),
+    cwd: fx.workspace,
+  });
+  fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
+  const stored = async (content) => (await rest(fx.url, fx.token, "GET", `${fx.m}/messages`)).messages.filter((m) => m.content === content);
+
+  const content = `lost answer ${process.pid}`;
+  lose = 2; // the call's own retry on a new connection is lost too
+  const failed = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
+  assert.equal(failed.resultType, "failure", failed.textResultForLlm);
+  assert.match(failed.textResultForLlm, /may have been stored: calling the tool again with the same arguments is safe/);
+  assert.equal((await stored(content)).length, 1, "the relay stored it once");
+  const again = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
+  assert.equal(again.resultType, "success", again.textResultForLlm);
+  const [message] = await stored(content);
+  assert.equal((await stored(content)).length, 1, "the same call again stored nothing more");
+  assert.ok(again.textResultForLlm.includes(message.id), `the result names the stored message: ${again.textResultForLlm}`);
+  // Another text is another message (a fresh key), as is the same text once answered.
+  const other = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
+  assert.equal(other.resultType, "success", other.textResultForLlm);
+  assert.equal((await stored(content)).length, 2, "the same text sent again after an answer is a new message");
+
+  const question = await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.other.agent_id, to: "copilot-lossy", content: "lost reply?" });
+  const answer = `reply ${process.pid}`;
+  lose = 2;
+  const lostReply = await copilot.call("mesh_reply_to_message", { message_id: question.id, content: answer });
+  assert.equal(lostReply.resultType, "failure", lostReply.textResultForLlm);
+  const replyAgain = await copilot.call("mesh_reply_to_message", { message_id: question.id, content: answer });
+  assert.equal(replyAgain.resultType, "success", replyAgain.textResultForLlm);
+  const replies = await stored(answer);
+  assert.equal(replies.length, 1, "the reply was stored once");
+  assert.ok(replyAgain.textResultForLlm.includes(replies[0].id), replyAgain.textResultForLlm);
+  assert.equal(replies[0].to, fx.other.agent_id);
+});
+
 test("bad arguments and relay refusals are failures with a sentence", T, async () => {
   const missing = await fx.copilot.call("mesh_send_message", {});
   assert.equal(missing.resultType, "failure");

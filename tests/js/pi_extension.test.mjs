@@ -266,6 +266,48 @@ test("meshwire_reply_to_message reaches the original sender with metadata.reply_
   assert.ok(text(result).includes(reply.id));
 });
 
+test("a send or reply whose answer was lost: the same call again returns the stored message, never a second", T, async () => {
+  // The relay stores the message, then the connection breaks before the
+  // answer arrives (undici's "fetch failed"): `lose` answers are lost.
+  let lose = 0;
+  const lossyFetch = async (url, init = {}) => {
+    const response = await fetch(url, init);
+    const write = init.method === "POST" && /\/messages(\/[^/]+\/reply)?$/.test(new URL(String(url)).pathname);
+    if (!write || lose === 0) return response;
+    lose -= 1;
+    await response.text();
+    throw new TypeError("fetch failed");
+  };
+  const pi = fakePi({ cwd: fx.workspace });
+  fx.module.createMeshwireExtension({
+    env: { MESHWIRE_HOME: fx.home, MESHWIRE_AGENT_NAME: "pi-lossy" },
+    homedir: tempDir("mw-pi-nohome-"),
+    fetch: lossyFetch,
+  })(pi);
+  const stored = async (content) => (await rest(fx.url, fx.token, "GET", `${fx.m}/messages`)).messages.filter((m) => m.content === content);
+
+  const content = `lost answer ${process.pid}`;
+  lose = 2; // the call's own retry on a new connection is lost too
+  await assert.rejects(pi.call("meshwire_send_message", { content, to: "copilot-agent" }), /may have been stored: calling the tool again with the same arguments is safe/);
+  assert.equal((await stored(content)).length, 1, "the relay stored it once");
+  const again = await pi.call("meshwire_send_message", { content, to: "copilot-agent" });
+  const [message] = await stored(content);
+  assert.equal((await stored(content)).length, 1, "the same call again stored nothing more");
+  assert.equal(again.details.message.id, message.id);
+  await pi.call("meshwire_send_message", { content, to: "copilot-agent" });
+  assert.equal((await stored(content)).length, 2, "the same text sent again after an answer is a new message");
+
+  const question = await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.other.agent_id, to: "pi-lossy", content: "lost reply?" });
+  const answer = `reply ${process.pid}`;
+  lose = 2;
+  await assert.rejects(pi.call("meshwire_reply_to_message", { message_id: question.id, content: answer }), /same arguments is safe/);
+  const replyAgain = await pi.call("meshwire_reply_to_message", { message_id: question.id, content: answer });
+  const replies = await stored(answer);
+  assert.equal(replies.length, 1, "the reply was stored once");
+  assert.equal(replyAgain.details.message.id, replies[0].id);
+  assert.equal(replies[0].to, fx.other.agent_id);
+});
+
 test("bad arguments and relay refusals throw a sentence (Pi marks the result isError)", T, async () => {
   await assert.rejects(fx.pi.call("meshwire_send_message", {}), /`content` must be a non-empty string.*\.$/);
   await assert.rejects(fx.pi.call("meshwire_get_messages", { wait_seconds: 61 }), /wait_seconds.*0 to 60/);
