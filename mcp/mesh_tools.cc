@@ -302,14 +302,23 @@ Message MeshTools::Keyed(const std::string& what,
     auto it = unanswered_.find(what);
     key = it != unanswered_.end() ? it->second.first : "mcp-" + RandomBase62(24);
   }
+  // Only this call's own key is forgotten: the same call made meanwhile may
+  // have failed with it and still need it (mu_ held).
+  auto forget = [&] {
+    auto it = unanswered_.find(what);
+    if (it != unanswered_.end() && it->second.first == key) unanswered_.erase(it);
+  };
   try {
     Message written = write(key);
     std::lock_guard lock(mu_);
-    unanswered_.erase(what);
+    forget();
     return written;
   } catch (const Error& e) {
     std::lock_guard lock(mu_);
-    if (e.status() == 0 && (e.code() == "timeout" || e.code() == "unreachable")) {
+    // No answer (a timeout, a connection lost), or the relay could not tell
+    // (502, 503, 504: a lost COMMIT's outcome unknown): it may be stored.
+    const bool unsure = e.status() == 502 || e.status() == 503 || e.status() == 504;
+    if ((e.status() == 0 && (e.code() == "timeout" || e.code() == "unreachable")) || unsure) {
       if (unanswered_.size() >= kMaxUnanswered && !unanswered_.contains(what)) {
         unanswered_.erase(std::min_element(unanswered_.begin(), unanswered_.end(), [](const auto& a, const auto& b) {
           return a.second.second < b.second.second;
@@ -317,7 +326,7 @@ Message MeshTools::Keyed(const std::string& what,
       }
       unanswered_[what] = {key, std::chrono::steady_clock::now()};
     } else {
-      unanswered_.erase(what);  // answered: an error that stored nothing
+      forget();  // answered: an error that stored nothing
     }
     throw;
   }

@@ -31,6 +31,7 @@
 // (the Copilot CLI speaks JSON-RPC there); status lines go to session.log().
 
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import fs from "node:fs";
 import https from "node:https";
 import os from "node:os";
@@ -320,8 +321,8 @@ function createRelay(config, fetchImpl) {
     }
   }
 
-  // `retry`: safe to send twice (GETs, heartbeats, registration, sends with
-  // an idempotency_key).
+  // `retry`: safe to send twice (GETs, heartbeats, registration, sends and
+  // replies with an idempotency_key).
   async function request(
     method,
     pathname,
@@ -642,32 +643,44 @@ function agentLine(agent, selfId) {
   return `- ${agent.name}${you}: id ${agent.agent_id}, harness ${agent.harness || "unknown"}, owner ${agent.owner}, ${agent.status}${listening}, last seen ${agent.last_seen}`;
 }
 
-// A send or reply whose answer never came (a timeout, a connection lost)
+// A send or reply whose answer never came (a timeout, a connection lost) or
+// whose outcome the relay could not tell (a 502, 503 or 504: a lost COMMIT)
 // may have been stored. The same call again (same tool, agent, recipient and
 // text) within an hour carries the same idempotency_key, so the relay returns
 // the first message instead of storing a second, as `meshwire mcp` does.
 const KEY_KEPT_MS = 60 * 60 * 1000;
 const MAX_UNANSWERED = 64;
+const UNSURE_STATUSES = new Set([502, 503, 504]);
 
-function createKeyMemo(now = Date.now) {
+function createKeyMemo(now = () => performance.now()) {
   const unanswered = new Map(); // what -> { key, at }, oldest first
   return async function keyed(what, write) {
-    const t = now();
-    for (const [w, entry] of unanswered) if (t - entry.at > KEY_KEPT_MS) unanswered.delete(w);
+    for (const [w, entry] of unanswered) if (now() - entry.at > KEY_KEPT_MS) unanswered.delete(w);
     const key = unanswered.get(what)?.key ?? randomBytes(12).toString("hex");
+    // Only this call's own key is forgotten: the same call made meanwhile
+    // may have failed with it and still need it.
+    const forget = () => {
+      if (unanswered.get(what)?.key === key) unanswered.delete(what);
+    };
     try {
       const written = await write(key);
-      unanswered.delete(what);
+      forget();
       return written;
     } catch (err) {
+      const lost = err?.code === "timeout" || err?.code === "unreachable";
+      if (!lost && !UNSURE_STATUSES.has(err?.status)) {
+        forget(); // an answer: nothing was stored
+        throw err;
+      }
       unanswered.delete(what);
-      if (err?.code !== "timeout" && err?.code !== "unreachable") throw err; // an answer: nothing stored
       if (unanswered.size >= MAX_UNANSWERED) unanswered.delete(unanswered.keys().next().value);
-      unanswered.set(what, { key, at: t });
-      throw new RelayError(
-        `${err.message} The message may have been stored: calling the tool again with the same arguments is safe (it is never stored twice).`,
-        { status: err.status, code: err.code },
-      );
+      unanswered.set(what, { key, at: now() });
+      if (!lost) throw err; // the relay's sentence says what to do
+      const stored =
+        err.code === "timeout"
+          ? "The message may have been stored: calling the tool again with the same arguments is safe (a message is never stored twice)."
+          : "If the relay took the message before the connection failed, it is stored; either way, calling the tool again with the same arguments is safe (a message is never stored twice).";
+      throw new RelayError(`${err.message} ${stored}`, { status: err.status, code: err.code });
     }
   };
 }

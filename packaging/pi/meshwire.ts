@@ -27,6 +27,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
+import { performance } from "node:perf_hooks";
 import * as tls from "node:tls";
 
 // ---------------------------------------------------------------------------
@@ -321,7 +322,7 @@ interface RequestOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   auth?: boolean;
-  /** Safe to send twice (GETs, registration, sends with an idempotency_key). */
+  /** Safe to send twice (GETs, registration, sends and replies with an idempotency_key). */
   retry?: boolean;
 }
 
@@ -682,38 +683,51 @@ function defineTool(
   };
 }
 
-// A send or reply whose answer never came (a timeout, a connection lost)
+// A send or reply whose answer never came (a timeout, a connection lost) or
+// whose outcome the relay could not tell (a 502, 503 or 504: a lost COMMIT)
 // may have been stored. The same call again (same tool, agent, recipient and
 // text) within an hour carries the same idempotency_key, so the relay returns
 // the first message instead of storing a second, as `meshwire mcp` does.
 const KEY_KEPT_MS = 60 * 60 * 1000;
 const MAX_UNANSWERED = 64;
+const UNSURE_STATUSES = new Set([502, 503, 504]);
 
-function createKeyMemo(now: () => number = Date.now) {
+function createKeyMemo(now: () => number = () => performance.now()) {
   const unanswered = new Map<string, { key: string; at: number }>(); // oldest first
   return async function keyed<T>(what: string, write: (key: string) => Promise<T>): Promise<T> {
-    const t = now();
-    for (const [w, entry] of unanswered) if (t - entry.at > KEY_KEPT_MS) unanswered.delete(w);
+    for (const [w, entry] of unanswered) if (now() - entry.at > KEY_KEPT_MS) unanswered.delete(w);
     const key = unanswered.get(what)?.key ?? randomBytes(12).toString("hex");
+    // Only this call's own key is forgotten: the same call made meanwhile
+    // may have failed with it and still need it.
+    const forget = () => {
+      if (unanswered.get(what)?.key === key) unanswered.delete(what);
+    };
     try {
       const written = await write(key);
-      unanswered.delete(what);
+      forget();
       return written;
     } catch (err) {
+      if (!(err instanceof MeshwireError)) {
+        forget();
+        throw err;
+      }
+      const lost = err.code === "timeout" || err.code === "unreachable";
+      if (!lost && !UNSURE_STATUSES.has(err.status)) {
+        forget(); // an answer: nothing was stored
+        throw err;
+      }
       unanswered.delete(what);
-      const code = err instanceof MeshwireError ? err.code : "";
-      if (code !== "timeout" && code !== "unreachable") throw err; // an answer: nothing stored
       if (unanswered.size >= MAX_UNANSWERED) {
         const oldest = unanswered.keys().next().value;
         if (oldest !== undefined) unanswered.delete(oldest);
       }
-      unanswered.set(what, { key, at: t });
-      const e = err as MeshwireError;
-      throw new MeshwireError(
-        `${e.message} The message may have been stored: calling the tool again with the same arguments is safe (it is never stored twice).`,
-        e.status,
-        e.code,
-      );
+      unanswered.set(what, { key, at: now() });
+      if (!lost) throw err; // the relay's sentence says what to do
+      const stored =
+        err.code === "timeout"
+          ? "The message may have been stored: calling the tool again with the same arguments is safe (a message is never stored twice)."
+          : "If the relay took the message before the connection failed, it is stored; either way, calling the tool again with the same arguments is safe (a message is never stored twice).";
+      throw new MeshwireError(`${err.message} ${stored}`, err.status, err.code);
     }
   };
 }

@@ -249,13 +249,21 @@ test("a send or reply whose answer was lost: the same call again returns the sto
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
   // The relay stores the message, then the connection breaks before the
   // answer arrives (undici's "fetch failed"): `lose` answers are lost.
+  // Or the relay stores it and then answers 503, unable to tell (a lost
+  // COMMIT's outcome): `unsure` answers are that.
   let lose = 0;
+  let unsure = 0;
   const lossyFetch = async (url, init = {}) => {
     const response = await fetch(url, init);
     const write = init.method === "POST" && /\/messages(\/[^/]+\/reply)?$/.test(new URL(String(url)).pathname);
-    if (!write || lose === 0) return response;
-    lose -= 1;
+    if (!write || (lose === 0 && unsure === 0)) return response;
     await response.text();
+    if (unsure > 0) {
+      unsure -= 1;
+      const error = { code: "unavailable", message: "The database did not say whether the write committed; retry with the same idempotency_key." };
+      return new Response(JSON.stringify({ error }), { status: 503, headers: { "content-type": "application/json", "retry-after": "1" } });
+    }
+    lose -= 1;
     throw new TypeError("fetch failed");
   };
   const copilot = fakeCopilot();
@@ -269,13 +277,15 @@ test("a send or reply whose answer was lost: the same call again returns the sto
     cwd: fx.workspace,
   });
   fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
-  const stored = async (content) => (await rest(fx.url, fx.token, "GET", `${fx.m}/messages`)).messages.filter((m) => m.content === content);
+  const since = (await rest(fx.url, fx.token, "GET", fx.m)).newest_seq; // the history from here on
+  const stored = async (content) =>
+    (await rest(fx.url, fx.token, "GET", `${fx.m}/messages?after=${since}&limit=1000`)).messages.filter((m) => m.content === content);
 
   const content = `lost answer ${process.pid}`;
   lose = 2; // the call's own retry on a new connection is lost too
   const failed = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
   assert.equal(failed.resultType, "failure", failed.textResultForLlm);
-  assert.match(failed.textResultForLlm, /may have been stored: calling the tool again with the same arguments is safe/);
+  assert.match(failed.textResultForLlm, /If the relay took the message before the connection failed, it is stored; either way, calling the tool again with the same arguments is safe/);
   assert.equal((await stored(content)).length, 1, "the relay stored it once");
   const again = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
   assert.equal(again.resultType, "success", again.textResultForLlm);
@@ -286,6 +296,14 @@ test("a send or reply whose answer was lost: the same call again returns the sto
   const other = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
   assert.equal(other.resultType, "success", other.textResultForLlm);
   assert.equal((await stored(content)).length, 2, "the same text sent again after an answer is a new message");
+  const unsureContent = `unsure answer ${process.pid}`;
+  unsure = 1;
+  const unsureFailed = await copilot.call("mesh_send_message", { content: unsureContent, to: "hermes-agent" });
+  assert.equal(unsureFailed.resultType, "failure", unsureFailed.textResultForLlm);
+  assert.match(unsureFailed.textResultForLlm, /same idempotency_key/, "the relay's sentence");
+  const unsureAgain = await copilot.call("mesh_send_message", { content: unsureContent, to: "hermes-agent" });
+  assert.equal(unsureAgain.resultType, "success", unsureAgain.textResultForLlm);
+  assert.equal((await stored(unsureContent)).length, 1, "after a 503 the same call again stored nothing more");
 
   const question = await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.other.agent_id, to: "copilot-lossy", content: "lost reply?" });
   const answer = `reply ${process.pid}`;

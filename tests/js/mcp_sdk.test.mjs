@@ -779,6 +779,51 @@ test("a send with no answer in time says it may have been stored, and the same c
   await relay.stop();
 });
 
+test("a send the relay stored but answered 503 (a lost COMMIT's outcome unknown): the same call again stores it once", T, async () => {
+  // A proxy in front of the relay: the relay stores the send, the proxy
+  // answers 503 in its place, as the relay does when the database lost the
+  // COMMIT's answer and could not tell whether it committed.
+  let unsure = 0;
+  const proxy = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks);
+    const headers = {};
+    for (const name of ["authorization", "content-type", "accept"]) if (req.headers[name]) headers[name] = req.headers[name];
+    const upstream = await fetch(fx.url + req.url, { method: req.method, headers, body: body.length > 0 ? body : undefined });
+    const text = await upstream.text();
+    if (unsure > 0 && req.method === "POST" && req.url.split("?")[0].endsWith("/messages")) {
+      unsure -= 1;
+      const error = { code: "unavailable", message: "The database did not say whether the write committed; retry with the same idempotency_key." };
+      res.writeHead(503, { "content-type": "application/json", "retry-after": "1" });
+      return res.end(JSON.stringify({ error }));
+    }
+    res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" });
+    res.end(text);
+  });
+  await new Promise((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  try {
+    const mcp = await startMcp({ name: "unsure-agent", url: `http://127.0.0.1:${proxy.address().port}` });
+    (fx.extra ??= []).push(mcp);
+    assert.equal((await mcp.call("meshwire_status")).isError, false);
+    const since = (await rest(fx.url, fx.token, "GET", fx.m)).newest_seq;
+    const stored = async (content) =>
+      (await rest(fx.url, fx.token, "GET", `${fx.m}/messages?after=${since}&limit=1000`)).messages.filter((m) => m.content === content);
+    unsure = 1;
+    assertToolError(await mcp.call("meshwire_send_message", { content: "unsure once", to: "rest-agent" }), /same idempotency_key/);
+    assert.equal((await stored("unsure once")).length, 1, "the relay stored it");
+    const again = await mcp.call("meshwire_send_message", { content: "unsure once", to: "rest-agent" });
+    assert.equal(again.isError, false, textOf(again));
+    const kept = await stored("unsure once");
+    assert.equal(kept.length, 1, "the same call again stored nothing more");
+    assert.equal(kept[0].id, again.structuredContent.id);
+    await mcp.close();
+  } finally {
+    proxy.closeAllConnections();
+    await new Promise((resolve) => proxy.close(resolve));
+  }
+});
+
 // ---------------------------------------------------------------------------
 // A relay that goes away and comes back on the URL the server was given
 
