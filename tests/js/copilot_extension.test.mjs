@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { ROOT, childEnv, createToken, killAll, removeDirs, rest, startRelay, teammateHome, tempDir, track, until } from "./support/relay.mjs";
+import { ROOT, childEnv, createToken, killAll, lossyWrites, removeDirs, rest, startRelay, storedSince, teammateHome, tempDir, track, until } from "./support/relay.mjs";
 
 const EXTENSION = path.join(ROOT, "packaging/npm/extension.mjs");
 const T = { timeout: 20000 };
@@ -247,42 +247,22 @@ test("mesh_reply_to_message reaches the original sender with metadata.reply_to",
 
 test("a send or reply whose answer was lost: the same call again returns the stored message, never a second", T, async () => {
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
-  // The relay stores the message, then the connection breaks before the
-  // answer arrives (undici's "fetch failed"): `lose` answers are lost.
-  // Or the relay stores it and then answers 503, unable to tell (a lost
-  // COMMIT's outcome): `unsure` answers are that.
-  let lose = 0;
-  let unsure = 0;
-  const lossyFetch = async (url, init = {}) => {
-    const response = await fetch(url, init);
-    const write = init.method === "POST" && /\/messages(\/[^/]+\/reply)?$/.test(new URL(String(url)).pathname);
-    if (!write || (lose === 0 && unsure === 0)) return response;
-    await response.text();
-    if (unsure > 0) {
-      unsure -= 1;
-      const error = { code: "unavailable", message: "The database did not say whether the write committed; retry with the same idempotency_key." };
-      return new Response(JSON.stringify({ error }), { status: 503, headers: { "content-type": "application/json", "retry-after": "1" } });
-    }
-    lose -= 1;
-    throw new TypeError("fetch failed");
-  };
+  const lossy = lossyWrites(); // answers lost after the relay stored the write
   const copilot = fakeCopilot();
   await createCopilotExtension({
     joinSession: copilot.joinSession,
     pollInterval: 60000,
     heartbeatInterval: 60000,
     env: { MESHWIRE_HOME: fx.home, MESHWIRE_AGENT_NAME: "copilot-lossy" }, // its own agent: its poll takes no other test's messages
-    fetch: lossyFetch,
+    fetch: lossy.fetch,
     homedir: tempDir("mw-copilot-nohome-"),
     cwd: fx.workspace,
   });
   fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
-  const since = (await rest(fx.url, fx.token, "GET", fx.m)).newest_seq; // the history from here on
-  const stored = async (content) =>
-    (await rest(fx.url, fx.token, "GET", `${fx.m}/messages?after=${since}&limit=1000`)).messages.filter((m) => m.content === content);
+  const stored = await storedSince(fx.url, fx.token, fx.m);
 
   const content = `lost answer ${process.pid}`;
-  lose = 2; // the call's own retry on a new connection is lost too
+  lossy.lose = 2; // the call's own retry on a new connection is lost too
   const failed = await copilot.call("mesh_send_message", { content, to: "hermes-agent" });
   assert.equal(failed.resultType, "failure", failed.textResultForLlm);
   assert.match(failed.textResultForLlm, /If the relay took the message before the connection failed, it is stored; either way, calling the tool again with the same arguments is safe/);
@@ -297,7 +277,7 @@ test("a send or reply whose answer was lost: the same call again returns the sto
   assert.equal(other.resultType, "success", other.textResultForLlm);
   assert.equal((await stored(content)).length, 2, "the same text sent again after an answer is a new message");
   const unsureContent = `unsure answer ${process.pid}`;
-  unsure = 1;
+  lossy.unsure = 1;
   const unsureFailed = await copilot.call("mesh_send_message", { content: unsureContent, to: "hermes-agent" });
   assert.equal(unsureFailed.resultType, "failure", unsureFailed.textResultForLlm);
   assert.match(unsureFailed.textResultForLlm, /same idempotency_key/, "the relay's sentence");
@@ -307,7 +287,7 @@ test("a send or reply whose answer was lost: the same call again returns the sto
 
   const question = await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.other.agent_id, to: "copilot-lossy", content: "lost reply?" });
   const answer = `reply ${process.pid}`;
-  lose = 2;
+  lossy.lose = 2;
   const lostReply = await copilot.call("mesh_reply_to_message", { message_id: question.id, content: answer });
   assert.equal(lostReply.resultType, "failure", lostReply.textResultForLlm);
   const replyAgain = await copilot.call("mesh_reply_to_message", { message_id: question.id, content: answer });

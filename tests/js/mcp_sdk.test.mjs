@@ -31,6 +31,7 @@ import {
   ROOT,
   sleep,
   startRelay,
+  storedSince,
   tempDir,
   track,
   trackPid,
@@ -806,9 +807,7 @@ test("a send the relay stored but answered 503 (a lost COMMIT's outcome unknown)
     const mcp = await startMcp({ name: "unsure-agent", url: `http://127.0.0.1:${proxy.address().port}` });
     (fx.extra ??= []).push(mcp);
     assert.equal((await mcp.call("meshwire_status")).isError, false);
-    const since = (await rest(fx.url, fx.token, "GET", fx.m)).newest_seq;
-    const stored = async (content) =>
-      (await rest(fx.url, fx.token, "GET", `${fx.m}/messages?after=${since}&limit=1000`)).messages.filter((m) => m.content === content);
+    const stored = await storedSince(fx.url, fx.token, fx.m);
     unsure = 1;
     assertToolError(await mcp.call("meshwire_send_message", { content: "unsure once", to: "rest-agent" }), /same idempotency_key/);
     assert.equal((await stored("unsure once")).length, 1, "the relay stored it");

@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { ROOT, createToken, killAll, removeDirs, rest, startRelay, teammateHome, tempDir, track, until } from "./support/relay.mjs";
+import { ROOT, createToken, killAll, lossyWrites, removeDirs, rest, startRelay, storedSince, teammateHome, tempDir, track, until } from "./support/relay.mjs";
 
 const SOURCE = path.join(ROOT, "packaging/pi/meshwire.ts");
 const require = createRequire(path.join(ROOT, "tests/package.json"));
@@ -267,37 +267,17 @@ test("meshwire_reply_to_message reaches the original sender with metadata.reply_
 });
 
 test("a send or reply whose answer was lost: the same call again returns the stored message, never a second", T, async () => {
-  // The relay stores the message, then the connection breaks before the
-  // answer arrives (undici's "fetch failed"): `lose` answers are lost.
-  // Or the relay stores it and then answers 503, unable to tell (a lost
-  // COMMIT's outcome): `unsure` answers are that.
-  let lose = 0;
-  let unsure = 0;
-  const lossyFetch = async (url, init = {}) => {
-    const response = await fetch(url, init);
-    const write = init.method === "POST" && /\/messages(\/[^/]+\/reply)?$/.test(new URL(String(url)).pathname);
-    if (!write || (lose === 0 && unsure === 0)) return response;
-    await response.text();
-    if (unsure > 0) {
-      unsure -= 1;
-      const error = { code: "unavailable", message: "The database did not say whether the write committed; retry with the same idempotency_key." };
-      return new Response(JSON.stringify({ error }), { status: 503, headers: { "content-type": "application/json", "retry-after": "1" } });
-    }
-    lose -= 1;
-    throw new TypeError("fetch failed");
-  };
+  const lossy = lossyWrites(); // answers lost after the relay stored the write
   const pi = fakePi({ cwd: fx.workspace });
   fx.module.createMeshwireExtension({
     env: { MESHWIRE_HOME: fx.home, MESHWIRE_AGENT_NAME: "pi-lossy" },
     homedir: tempDir("mw-pi-nohome-"),
-    fetch: lossyFetch,
+    fetch: lossy.fetch,
   })(pi);
-  const since = (await rest(fx.url, fx.token, "GET", fx.m)).newest_seq; // the history from here on
-  const stored = async (content) =>
-    (await rest(fx.url, fx.token, "GET", `${fx.m}/messages?after=${since}&limit=1000`)).messages.filter((m) => m.content === content);
+  const stored = await storedSince(fx.url, fx.token, fx.m);
 
   const content = `lost answer ${process.pid}`;
-  lose = 2; // the call's own retry on a new connection is lost too
+  lossy.lose = 2; // the call's own retry on a new connection is lost too
   await assert.rejects(pi.call("meshwire_send_message", { content, to: "copilot-agent" }), /If the relay took the message before the connection failed, it is stored; either way, calling the tool again with the same arguments is safe/);
   assert.equal((await stored(content)).length, 1, "the relay stored it once");
   const again = await pi.call("meshwire_send_message", { content, to: "copilot-agent" });
@@ -307,14 +287,14 @@ test("a send or reply whose answer was lost: the same call again returns the sto
   await pi.call("meshwire_send_message", { content, to: "copilot-agent" });
   assert.equal((await stored(content)).length, 2, "the same text sent again after an answer is a new message");
   const unsureContent = `unsure answer ${process.pid}`;
-  unsure = 1;
+  lossy.unsure = 1;
   await assert.rejects(pi.call("meshwire_send_message", { content: unsureContent, to: "copilot-agent" }), /same idempotency_key/);
   await pi.call("meshwire_send_message", { content: unsureContent, to: "copilot-agent" });
   assert.equal((await stored(unsureContent)).length, 1, "after a 503 the same call again stored nothing more");
 
   const question = await rest(fx.url, fx.token, "POST", `${fx.m}/messages`, { from: fx.other.agent_id, to: "pi-lossy", content: "lost reply?" });
   const answer = `reply ${process.pid}`;
-  lose = 2;
+  lossy.lose = 2;
   await assert.rejects(pi.call("meshwire_reply_to_message", { message_id: question.id, content: answer }), /same arguments is safe/);
   const replyAgain = await pi.call("meshwire_reply_to_message", { message_id: question.id, content: answer });
   const replies = await stored(answer);

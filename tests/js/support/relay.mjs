@@ -154,6 +154,37 @@ export async function rest(url, token, method, pathname, body) {
   return data;
 }
 
+// A fetch whose sends and replies (POST .../messages, .../reply) reach the
+// relay, which stores them, and whose answers are then lost: the next `lose`
+// ones as a broken connection (undici's "fetch failed"), the next `unsure`
+// ones replaced by a 503 (the relay's answer when the database lost a
+// COMMIT's outcome). Set lossy.lose and lossy.unsure; pass lossy.fetch.
+export function lossyWrites() {
+  const lossy = { lose: 0, unsure: 0 };
+  lossy.fetch = async (url, init = {}) => {
+    const response = await fetch(url, init);
+    const write = init.method === "POST" && /\/messages(\/[^/]+\/reply)?$/.test(new URL(String(url)).pathname);
+    if (!write || (lossy.lose === 0 && lossy.unsure === 0)) return response;
+    await response.text();
+    if (lossy.unsure > 0) {
+      lossy.unsure -= 1;
+      const error = { code: "unavailable", message: "The database did not say whether the write committed; retry with the same idempotency_key." };
+      return new Response(JSON.stringify({ error }), { status: 503, headers: { "content-type": "application/json", "retry-after": "1" } });
+    }
+    lossy.lose -= 1;
+    throw new TypeError("fetch failed");
+  };
+  return lossy;
+}
+
+// The messages of a mesh's history with `content`, sent from now on: call
+// storedSince() once, then the function it returns with each content.
+export async function storedSince(url, token, meshPath) {
+  const since = (await rest(url, token, "GET", meshPath)).newest_seq;
+  return async (content) =>
+    (await rest(url, token, "GET", `${meshPath}/messages?after=${since}&limit=1000`)).messages.filter((m) => m.content === content);
+}
+
 // The first truthy value of check(), polled every 50 ms; throws after timeoutMs.
 export async function until(what, check, timeoutMs = 8000) {
   const deadline = Date.now() + timeoutMs;
