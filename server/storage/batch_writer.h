@@ -100,6 +100,9 @@ class BatchWriter {
   /// Commits what is queued on this thread, unless a batch is running
   /// (its runner then leaves the rest to the writer thread).
   void RunInline();
+  /// Moves the queue's first ops (at most kMaxBatch) into `batch` and marks
+  /// a batch running; mu_ held, the queue not empty.
+  void TakeBatch(std::deque<Pending>& batch);
   static std::exception_ptr ShuttingDown();
   /// Whether `e` is a TransactionConflict.
   static bool IsConflict(const std::exception_ptr& e);
@@ -187,12 +190,8 @@ void BatchWriter<Conn>::RunInline() {
       if (!queue_.empty()) cv_.notify_one();
       return;
     }
-    while (!queue_.empty() && batch.size() < kMaxBatch) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    if (batch.empty()) return;
-    running_ = true;
+    if (queue_.empty()) return;
+    TakeBatch(batch);
   }
   // Whatever CommitBatch throws (it answers every op first; bad_alloc at
   // worst), the writer thread is let run again.
@@ -209,6 +208,15 @@ void BatchWriter<Conn>::RunInline() {
     }
   } release{*this};
   CommitBatch(batch);
+}
+
+template <class Conn>
+void BatchWriter<Conn>::TakeBatch(std::deque<Pending>& batch) {
+  while (!queue_.empty() && batch.size() < kMaxBatch) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  running_ = true;
 }
 
 template <class Conn>
@@ -265,11 +273,7 @@ void BatchWriter<Conn>::Loop() {
         }
       }
       if (queue_.empty()) return;  // stopping, nothing left
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      running_ = true;
+      TakeBatch(batch);
     }
     CommitBatch(batch);
     batch.clear();

@@ -69,6 +69,17 @@ struct HeldBatch {
   }
 };
 
+/// A writer whose event loops commit what they queue at their tail
+/// (SetInline), on a FakeConn that fails its next `failed_commits` commits.
+struct InlineWriter {
+  Log log;
+  BatchWriter<FakeConn> writer;
+  explicit InlineWriter(int failed_commits = 0)
+      : writer(std::make_unique<FakeConn>(FakeConn{&log, 0, failed_commits})) {
+    writer.SetInline(true);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("BatchWriter::SubmitAfter runs an op no sooner than its delay, and at once when the writer stops") {
@@ -174,9 +185,8 @@ TEST_CASE("BatchWriter answers a batch inside a HandOffBatch, so its answers' ha
 }
 
 TEST_CASE("BatchWriter::SetInline: an event loop commits what it queued at its tail, on its own thread") {
-  Log log;
-  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
-  writer.SetInline(true);
+  InlineWriter fixture;
+  auto& [log, writer] = fixture;
   std::thread loop([&] {
     LoopTail::Enable();
     std::thread::id ran_on;
@@ -212,9 +222,8 @@ TEST_CASE("BatchWriter::SetInline: an event loop commits what it queued at its t
 }
 
 TEST_CASE("BatchWriter::SetInline: an event loop's tail leaves its ops to the writer thread while it commits a batch") {
-  Log log;
-  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
-  writer.SetInline(true);
+  InlineWriter fixture;
+  auto& [log, writer] = fixture;
   HeldBatch held;
   writer.Submit(held.Op("slow"), nullptr, [](std::exception_ptr e) { CHECK(!e); });
   held.entered.get_future().wait();  // the writer thread is in its batch
@@ -240,9 +249,8 @@ TEST_CASE("BatchWriter::SetInline: an event loop's tail leaves its ops to the wr
 }
 
 TEST_CASE("BatchWriter::SetInline: an op another thread queues while an event loop commits runs after it") {
-  Log log;
-  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
-  writer.SetInline(true);
+  InlineWriter fixture;
+  auto& [log, writer] = fixture;
   HeldBatch held;
   std::thread loop([&] {
     LoopTail::Enable();
@@ -266,9 +274,8 @@ TEST_CASE("BatchWriter::SetInline: an op another thread queues while an event lo
 }
 
 TEST_CASE("BatchWriter::SetInline: after a failed commit the writer thread commits, until one of its commits succeeds") {
-  Log log;
-  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log, 0, 1}));
-  writer.SetInline(true);
+  InlineWriter fixture(1);
+  auto& [log, writer] = fixture;
   std::thread loop([&] {
     LoopTail::Enable();
     const auto here = std::this_thread::get_id();
@@ -306,9 +313,8 @@ TEST_CASE("BatchWriter::SetInline: after a failed commit the writer thread commi
 }
 
 TEST_CASE("LoopTail::Disable runs what was deferred, and after it nothing waits for a tail") {
-  Log log;
-  BatchWriter<FakeConn> writer(std::make_unique<FakeConn>(FakeConn{&log}));
-  writer.SetInline(true);
+  InlineWriter fixture;
+  auto& [log, writer] = fixture;
   std::thread loop([&] {
     LoopTail::Enable();
     bool first = false;
