@@ -334,6 +334,87 @@ Json ParseRepaired(std::string_view text) {
   return j;
 }
 
+namespace {
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
+std::optional<FlatMembers> ParseFlatStringObject(std::string_view body) {
+  std::size_t i = 0;
+  const auto skip_space = [&] {
+    while (i < body.size() && IsJsonSpace(body[i])) ++i;
+  };
+  const auto at = [&](char c) { return i < body.size() && body[i] == c; };
+  // A string at body[i] (its opening quote), decoded into `out`; false for
+  // anything the fast path leaves to the full parser.
+  const auto read_string = [&](std::string& out, bool allow_escapes) {
+    if (!at('"')) return false;
+    ++i;
+    std::size_t run = i;  // the start of the bytes not yet copied
+    while (i < body.size()) {
+      const auto c = static_cast<unsigned char>(body[i]);
+      if (c == '"') {
+        out.append(body.substr(run, i - run));
+        ++i;
+        return true;
+      }
+      if (c < 0x20) return false;  // a control character: invalid JSON
+      if (c == '\\') {
+        if (!allow_escapes || i + 1 >= body.size()) return false;
+        static constexpr std::string_view kFrom = "\"\\/bfnrt";
+        static constexpr std::string_view kTo = "\"\\/\b\f\n\r\t";
+        const std::size_t k = kFrom.find(body[i + 1]);
+        if (k == std::string_view::npos) return false;  // \uXXXX, or not JSON
+        out.append(body.substr(run, i - run));
+        out += kTo[k];
+        i += 2;
+        run = i;
+        continue;
+      }
+      const std::size_t n = c < 0x80 ? 1 : Utf8SequenceAt(body, i);
+      if (n == 0) return false;
+      i += n;
+    }
+    return false;  // no closing quote
+  };
+
+  FlatMembers members;
+  skip_space();
+  if (!at('{')) return std::nullopt;
+  ++i;
+  skip_space();
+  if (at('}')) {
+    ++i;
+  } else {
+    while (true) {
+      skip_space();
+      const std::size_t key_start = i + 1;
+      std::string key;
+      if (!read_string(key, /*allow_escapes=*/false)) return std::nullopt;
+      std::string_view key_view = body.substr(key_start, key.size());
+      skip_space();
+      if (!at(':')) return std::nullopt;
+      ++i;
+      skip_space();
+      std::string value;
+      if (!read_string(value, /*allow_escapes=*/true)) return std::nullopt;
+      members.emplace_back(key_view, std::move(value));
+      skip_space();
+      if (at(',')) {
+        ++i;
+        continue;
+      }
+      if (!at('}')) return std::nullopt;
+      ++i;
+      break;
+    }
+  }
+  skip_space();
+  if (i != body.size()) return std::nullopt;
+  return members;
+}
+
 Json ParseObject(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Json::object();
   // Parsing is iterative, but destroying and printing a value recurse: refuse

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "schemas/error.h"
 #include "schemas/model.h"
@@ -62,6 +64,16 @@ Json ParseRepaired(std::string_view text);
 /// Throws Error 400 invalid_json on anything else, or when it nests deeper
 /// than kMaxBodyDepth.
 Json ParseObject(std::string_view body);
+
+/// The members of a body that is one flat JSON object of strings
+/// (`{"from":"a","content":"hi"}`), read without building a tree: each key
+/// and its decoded value, in order. nullopt for anything else (a value that
+/// is not a string, a `\u` escape, a key with an escape, a control
+/// character, bytes that are not UTF-8, text after the object): the caller
+/// then uses ParseObject, which reads the same values or gives the error.
+/// The send route's fast path; keys are views into `body`.
+using FlatMembers = std::vector<std::pair<std::string_view, std::string>>;
+std::optional<FlatMembers> ParseFlatStringObject(std::string_view body);
 
 /// Field readers over a parsed body. Each throws Error 400 invalid_field with a
 /// sentence naming the field and the expected type when the value is wrong.

@@ -141,4 +141,42 @@ OutgoingMessage OutgoingMessageFromJson(const Json& body) {
   return m;
 }
 
+namespace {
+
+/// A send from a flat body's members, or nullopt when OutgoingMessageFromJson
+/// must decide: a required field missing (its error), or a field given twice
+/// (the full parser keeps the last).
+std::optional<OutgoingMessage> OutgoingMessageFromMembers(FlatMembers& members) {
+  OutgoingMessage m;
+  bool from = false, content = false, to = false, priority = false, reply_to = false, key = false;
+  const auto take = [](bool& seen, auto& field, std::string& value) {  // a string or an optional one
+    if (seen) return false;
+    seen = true;
+    field = std::move(value);
+    return true;
+  };
+  for (auto& [name, value] : members) {
+    bool ok = true;
+    if (name == "from") ok = take(from, m.from, value);
+    else if (name == "content") ok = take(content, m.content, value);
+    else if (name == "to") ok = take(to, m.to, value);
+    else if (name == "priority") ok = take(priority, m.priority, value);
+    else if (name == "reply_to") ok = take(reply_to, m.reply_to, value);
+    else if (name == "idempotency_key") ok = take(key, m.idempotency_key, value);
+    else if (name == "metadata") return std::nullopt;  // a string there is an error to name
+    if (!ok) return std::nullopt;
+  }
+  if (!from || !content) return std::nullopt;
+  return m;
+}
+
+}  // namespace
+
+OutgoingMessage OutgoingMessageFromBody(std::string_view body) {
+  if (auto members = ParseFlatStringObject(body)) {
+    if (auto m = OutgoingMessageFromMembers(*members)) return std::move(*m);
+  }
+  return OutgoingMessageFromJson(ParseObject(body));
+}
+
 }  // namespace meshwire

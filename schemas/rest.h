@@ -95,5 +95,10 @@ struct OutgoingMessage {
 Json ToJson(const OutgoingMessage& m);
 /// Reads a send's body strictly (400 invalid_field / invalid_json).
 OutgoingMessage OutgoingMessageFromJson(const Json& body);
+/// The same from the body's text: a flat body of strings (the usual send) is
+/// read without a JSON tree (ParseFlatStringObject); any other goes through
+/// ParseObject and OutgoingMessageFromJson, so the answer, or the error, is
+/// the same either way.
+OutgoingMessage OutgoingMessageFromBody(std::string_view body);
 
 }  // namespace meshwire

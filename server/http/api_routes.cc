@@ -177,7 +177,7 @@ Handler SendMessage(MeshService& svc) {
     Guarded(ex, [&] {
       const HttpRequest& req = ex->request();
       Caller caller = svc.Authenticate(req.HeaderOr("Authorization"));
-      const OutgoingMessage r = OutgoingMessageFromJson(ParseObject(req.body));
+      const OutgoingMessage r = OutgoingMessageFromBody(req.body);
       svc.Send(caller, req.params[0], r, [ex](std::exception_ptr error, AppendResult result) {
         if (error) {
           ex->RespondWith([error] { return ErrorAnswer(error); });

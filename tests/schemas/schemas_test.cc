@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <random>
 
 #include "schemas/ids.h"
 #include "schemas/json_io.h"
+#include "schemas/rest.h"
 #include "schemas/time_format.h"
 
 namespace meshwire {
@@ -96,6 +98,72 @@ TEST_CASE("ParseObject: a JSON object or an error that says so") {
       CHECK(e.code() == "invalid_json");
     }
   }
+}
+
+namespace {
+
+/// What reading a send's body gives: the fields, or the error's status, code
+/// and sentence.
+std::string SendReading(std::string_view body, bool fast) {
+  try {
+    const OutgoingMessage m = fast ? OutgoingMessageFromBody(body) : OutgoingMessageFromJson(ParseObject(body));
+    return ToJson(m).dump() + " metadata=" + m.metadata_json;
+  } catch (const Error& e) {
+    return std::to_string(e.status()) + " " + e.code() + " " + e.what();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a send's body reads the same with and without the flat fast path") {
+  // Bodies the fast path reads itself.
+  for (const char* body : {
+           R"({"from":"a","to":"b","content":"hello"})",
+           " {\n\t\"from\" : \"a\" ,\r\n \"content\":\"x\"\t}\n ",
+           R"({"from":"a","content":"line\nbreak \"quoted\" back\\slash \/ \b\f\r\t"})",
+           R"({"from":"a","content":"hé — 日本 🙂","priority":"high","reply_to":"m1","idempotency_key":"k"})",
+           R"({"unknown":"x","from":"a","content":""})",
+       }) {
+    CAPTURE(std::string(body));
+    CHECK(ParseFlatStringObject(body).has_value());
+    CHECK(SendReading(body, true) == SendReading(body, false));
+  }
+  CHECK((*ParseFlatStringObject(R"({"k":"a\"b\\c"})"))[0].second == "a\"b\\c");
+  // Bodies it leaves to the full parser, which answers or refuses them.
+  for (const char* body : {
+           "", "{}", "[]", "{bad", R"({"from":"a"})", R"({"from":"a","content":"x",})",
+           R"({"from":"a","content":"\u00e9"})", R"({"from":"a","content":"x","to":null})",
+           R"({"from":"a","content":"x","metadata":{"k":[1]}})", R"({"from":"a","content":"x","metadata":"s"})",
+           R"({"from":"a","content":"x","to":"b","to":"c"})", R"({"from":1,"content":"x"})",
+           R"({"from":"a","content":"x"} trailing)", "{\"from\":\"a\",\"content\":\"\xff\"}",
+           "{\"from\":\"a\",\"content\":\"tab\there\"}", R"({"fr\u006fm":"a","content":"x"})",
+           "\xEF\xBB\xBF{\"from\":\"a\",\"content\":\"x\"}", R"({"from":"a","content":"x\q"})",
+           R"({"from":"a","content":"x)",
+       }) {
+    CAPTURE(std::string(body));
+    CHECK(SendReading(body, true) == SendReading(body, false));
+  }
+  // Random edits of a send, each read both ways: the same fields or the same error.
+  std::mt19937 rng(20261205);
+  const std::string base = R"({"from":"a","to":"b","content":"x\ny","priority":"high"})";
+  const std::string alphabet = "{}[]\":,\\ \tnu0a\x01\xc3\xa9\xff/";
+  int fast_read = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string body = base;
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
+      const std::size_t at = rng() % (body.size() + 1);
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: body.insert(at, 1, c); break;
+        case 1: if (at < body.size()) body[at] = c; break;
+        default: if (at < body.size()) body.erase(at, 1); break;
+      }
+    }
+    CAPTURE(body);
+    if (ParseFlatStringObject(body)) ++fast_read;
+    REQUIRE(SendReading(body, true) == SendReading(body, false));
+  }
+  CHECK(fast_read > 1000);  // the edits reached the fast path, not only the fallback
 }
 
 TEST_CASE("field readers name the field and the type expected") {
