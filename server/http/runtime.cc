@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -204,7 +205,9 @@ struct HttpRuntime::Impl {
   Impl(RuntimeOptions o, Handler h)
       : options(std::move(o)),
         handler(std::move(h)),
-        ioc(options.io_threads),
+        // Never 1, which tells Asio that one thread alone runs it (it then
+        // skips waking the others): the stand-in runs it beside the loops.
+        ioc(std::max(2, options.io_threads)),
         control(net::make_strand(ioc)),
         acceptor(ioc),
         grace(control),
@@ -1366,6 +1369,13 @@ int HttpRuntime::Bind() {
   return acc.local_endpoint().port();
 }
 
+namespace {
+/// How long an event loop may be inside its tail (a commit waiting on the
+/// database) before the stand-in serves its connections; also how often
+/// the stand-in looks.
+constexpr std::int64_t kStandInAfterMs = 20;
+}  // namespace
+
 void HttpRuntime::Run() {
   impl_->Accept();
   net::post(impl_->control, [impl = impl_.get()] { impl->SweepIdle(); });
@@ -1373,21 +1383,65 @@ void HttpRuntime::Run() {
   // (LoopTail: the commits it deferred), then waits for more. At most
   // kHandlersPerTail handlers go before a tail, so that a stream of ready
   // handlers (thousands of busy connections) never holds back a commit.
-  auto loop = [this] {
+  const int loops = impl_->options.io_threads;
+  // When each loop's current tail began (SteadyMs), 0 outside a tail.
+  auto tail_since = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(loops));
+  auto loop = [this, &tail_since](int index) {
     NameThisThread("mw-io");
     LoopTail::Enable();
     auto& ioc = impl_->ioc;
+    std::atomic<std::int64_t>& since = tail_since[static_cast<std::size_t>(index)];
     while (ioc.run_one() > 0) {
       for (int i = 1; i < kHandlersPerTail && ioc.poll_one() > 0; ++i) {
       }
+      since.store(SteadyMs(), std::memory_order_relaxed);
       LoopTail::Run();
+      since.store(0, std::memory_order_relaxed);
     }
     LoopTail::Disable();
   };
+  // The stand-in: a commit at a loop's tail waits on its database, and
+  // nothing bounds that wait (a disk that stalls; a PostgreSQL COMMIT
+  // waiting for a standby that is down, or a network cut). Once a loop has
+  // been in its tail for kStandInAfterMs, this thread runs the event loop's
+  // handlers until the tail ends: connections are accepted and read,
+  // /health answers, parked polls time out, and what they queue goes to the
+  // writer thread (no tail here), which commits it after the stuck batch.
+  std::mutex stand_in_mu;
+  std::condition_variable stand_in_cv;
+  bool loops_ended = false;  // guarded by stand_in_mu
+  std::thread stand_in([this, &tail_since, loops, &stand_in_mu, &stand_in_cv, &loops_ended] {
+    NameThisThread("mw-io-standin");
+    auto stuck_for = [&] {
+      std::int64_t longest = 0;
+      const std::int64_t now = SteadyMs();
+      for (int i = 0; i < loops; ++i) {
+        const std::int64_t since = tail_since[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+        if (since != 0) longest = std::max(longest, now - since);
+      }
+      return longest;
+    };
+    std::unique_lock lock(stand_in_mu);
+    while (!stand_in_cv.wait_for(lock, std::chrono::milliseconds(kStandInAfterMs), [&] { return loops_ended; })) {
+      if (stuck_for() < kStandInAfterMs) continue;
+      lock.unlock();
+      spdlog::debug("an event loop is waiting on storage; the stand-in serves its connections");
+      while (stuck_for() >= kStandInAfterMs && !impl_->ioc.stopped()) {
+        impl_->ioc.run_one_for(std::chrono::milliseconds(kStandInAfterMs));
+      }
+      lock.lock();
+    }
+  });
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->options.io_threads; ++i) threads.emplace_back(loop);
-  loop();
+  for (int i = 1; i < loops; ++i) threads.emplace_back(loop, i);
+  loop(0);
   for (auto& t : threads) t.join();
+  {
+    std::lock_guard lock(stand_in_mu);
+    loops_ended = true;
+  }
+  stand_in_cv.notify_one();
+  stand_in.join();
   impl_->workers.Join();  // handlers still running finish (their answers are moot)
 }
 

@@ -349,10 +349,13 @@ PostgresStore::PostgresStore(const std::string& conninfo, std::string node_id)
         [written, tag, n = run.size()](const std::string& marker) { written(SeqIdsFromMarker(marker, tag, n)); },
         /*marks=*/true);
   });
-  // Not SetInlineWrites: an event loop must never wait on a round trip that
-  // nothing bounds (a COMMIT waiting for a synchronous standby that is down,
-  // a network cut held for tcp_user_timeout). docs/PERFORMANCE.md has what
-  // committing at the event loop's tail gave here, and what it would need.
+  // An event loop commits the sends it read at its tail, as on SQLite. A
+  // round trip nothing bounds (a COMMIT waiting for a synchronous standby
+  // that is down, a network cut held for tcp_user_timeout) then holds that
+  // loop's thread: the runtime's stand-in serves its connections meanwhile
+  // (HttpRuntime::Run), and after that slow commit the writer thread commits
+  // until one is quick again (BatchWriter::SetInline).
+  SetInlineWrites(true);
 }
 
 std::vector<std::pair<std::int64_t, std::int64_t>> PostgresStore::SeqIdsFromMarker(const std::string& marker,

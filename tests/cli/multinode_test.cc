@@ -664,6 +664,56 @@ TEST_CASE("8 senders across two nodes, one node killed and the database restarte
   stop = true;
 }
 
+TEST_CASE("a COMMIT the database does not answer holds only its own sends: the node answers /health, reads and new connections meanwhile") {
+  // The sends an event loop reads are committed at its tail: here that
+  // commit waits on a database that does not answer, and the runtime's
+  // stand-in serves the node until it does (HttpRuntime::Run).
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  const std::string token = TokenFor(uri);
+  PgProxy proxy(uri);
+  TempDir home;
+  RelayProcess relay(home, {"--storage", proxy.uri()});
+  Mesh m = Setup(relay, relay, token);
+  auto send = [&](const std::string& content) {
+    return Call(relay.url(), token, "POST", "/mesh/" + m.id + "/messages",
+                {{"from", m.tx}, {"to", "rx"}, {"content", content}}, 30);
+  };
+  auto before = send("before");
+  REQUIRE(before);
+  REQUIRE(before->first == 201);
+
+  proxy.CutNext(PgProxy::Cut::kHold, "held");
+  auto held = std::async(std::launch::async, [&] { return send("held"); });
+  for (int i = 0; i < 500 && proxy.cuts() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(proxy.cuts() == 1);
+
+  const auto asked = Clock::now();
+  auto health = Call(relay.url(), token, "GET", "/health", nullptr, 5);
+  REQUIRE(health);
+  CHECK(health->first == 200);
+  CHECK(Clock::now() - asked < std::chrono::seconds(2));
+  // Reads answer meanwhile (they take other connections).
+  auto agents = Call(relay.url(), token, "GET", "/mesh/" + m.id + "/agents", nullptr, 5);
+  REQUIRE(agents);
+  CHECK(agents->first == 200);
+  CHECK(held.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+
+  proxy.Release();
+  auto answer = held.get();
+  REQUIRE(answer);
+  CHECK_MESSAGE(answer->first == 201, answer->second.dump());
+  auto after = send("after");
+  REQUIRE(after);
+  CHECK(after->first == 201);
+  auto history = Call(relay.url(), token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&limit=100");
+  REQUIRE(history);
+  std::vector<std::string> contents;
+  for (const json& msg : history->second["messages"]) contents.push_back(msg["content"]);
+  CHECK(contents == std::vector<std::string>{"before", "held", "after"});
+}
+
 TEST_CASE("a COMMIT whose answer is lost with the database connection: the send is answered 201 and stored once; one that never reached the database is a 503 that stored nothing") {
   PgCluster* pg = PgCluster::Shared();
   REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());

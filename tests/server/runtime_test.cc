@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -168,6 +169,47 @@ TEST_CASE("a batch of more than 64 answers (a broadcast) is shared with the even
     ex->Respond(HttpResponse::Json(200, "{}"));
     CHECK(clients[i]->ReadAnswer(5s).rfind("HTTP/1.1 200", 0) == 0);
   }
+}
+
+TEST_CASE("an event loop held in its tail (a commit waiting on the database) does not stop the relay: the stand-in serves") {
+  // One event loop, whose tail is held until the test lets it go, as a
+  // COMMIT to a database that stopped answering holds it.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> deferred{false};
+  RuntimeOptions options = Held::Options();
+  options.io_threads = 1;
+  HttpRuntime runtime(options, [&](const ExchangePtr& ex) {
+    if (ex->request().path == "/commit" && LoopTail::Enabled()) {
+      LoopTail::Defer(&deferred, [](void* flag) { static_cast<std::atomic<bool>*>(flag)->store(true); });
+      LoopTail::Defer(&released, [](void* wait) { static_cast<std::shared_future<void>*>(wait)->wait(); });
+    }
+    ex->Respond(HttpResponse::Json(200, "{\"path\":\"" + ex->request().path + "\"}"));
+  });
+  const int port = runtime.Bind();
+  std::thread loop([&] { runtime.Run(); });
+
+  RawClient committing(port);
+  committing.Send(Get("/commit"));
+  CHECK(committing.ReadAnswer(5s).rfind("HTTP/1.1 200", 0) == 0);
+  // Only the one loop's tail could have run this: it is now held.
+  for (int i = 0; i < 500 && !deferred.load(); ++i) std::this_thread::sleep_for(2ms);
+  REQUIRE(deferred.load());
+
+  // A new connection and a request on the first one are both served meanwhile.
+  RawClient other(port);
+  const auto asked = std::chrono::steady_clock::now();
+  other.Send(Get("/health"));
+  CHECK(BodyOf(other.ReadAnswer(5s)) == R"({"path":"/health"})");
+  CHECK(std::chrono::steady_clock::now() - asked < 1s);
+  committing.Send(Get("/again"));
+  CHECK(BodyOf(committing.ReadAnswer(5s)) == R"({"path":"/again"})");
+
+  release.set_value();
+  other.Send(Get("/after"));
+  CHECK(BodyOf(other.ReadAnswer(5s)) == R"({"path":"/after"})");
+  runtime.StopNow();
+  loop.join();
 }
 
 TEST_CASE("what event streams hold is counted against max_stream_memory, and given back when they end") {

@@ -8,6 +8,7 @@
 //   PgProxy proxy(uri);                          // listens in a folder of its own
 //   RelayProcess relay(home, {"--storage", proxy.uri()});
 //   proxy.CutNext(PgProxy::Cut::kAfterCommit, "the message's content");
+//   proxy.CutNext(PgProxy::Cut::kHold, "...");  // held until proxy.Release()
 //   PgProxy tcp(uri, PgProxy::Over::kTcp);       // or on 127.0.0.1, a port of its own
 #pragma once
 
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -32,7 +34,7 @@ namespace meshwire::testing {
 
 class PgProxy {
  public:
-  enum class Cut { kNone, kBeforeCommit, kAfterCommit };
+  enum class Cut { kNone, kBeforeCommit, kAfterCommit, kHold };
   enum class Over { kUnixSocket, kTcp };
 
   /// `target_uri`: a PgCluster URI (postgresql://user@/db?host=DIR&port=P).
@@ -84,8 +86,10 @@ class PgProxy {
     needle_ = std::move(needle);
     cut_ = cut;
   }
-  /// How many cuts happened.
+  /// How many cuts happened (a held COMMIT counts once held).
   int cuts() const { return cuts_; }
+  /// kHold: forwards the held COMMIT, and from then on everything.
+  void Release() { released_ = true; }
 
  private:
   std::string SocketPath(const std::string& dir) const { return dir + "/.s.PGSQL." + port_; }
@@ -151,8 +155,11 @@ class PgProxy {
                              cut_.compare_exchange_strong(cut, Cut::kNone);
         if (cutting) ++cuts_;
         if (cutting && cut == Cut::kBeforeCommit) break;  // the server never sees it
+        while (cutting && cut == Cut::kHold && !stopping_ && !released_) {  // a database that does not answer
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         if (!WriteAll(server, chunk.data(), chunk.size())) break;
-        if (cutting) {
+        if (cutting && cut == Cut::kAfterCommit) {
           ::shutdown(client, SHUT_RDWR);  // the client gets no answer...
           AwaitCommitAnswer(server, buf);  // ...once the server has committed
           break;
@@ -196,6 +203,7 @@ class PgProxy {
   std::atomic<bool> stopping_{false};
   std::atomic<Cut> cut_{Cut::kNone};
   std::atomic<int> cuts_{0};
+  std::atomic<bool> released_{false};  // kHold: let the held COMMIT go
   std::mutex mu_;
   std::string needle_;              // guarded by mu_
   std::vector<std::thread> pumps_;  // guarded by mu_
