@@ -13,10 +13,13 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "server/storage/postgres_store.h"
 #include "tests/support/pg_cluster.h"
@@ -664,22 +667,45 @@ TEST_CASE("8 senders across two nodes, one node killed and the database restarte
   stop = true;
 }
 
+/// One relay whose database sessions go through a PgProxy, with a mesh in
+/// which tx sends to rx: for the tests that cut or hold its COMMITs.
+class ProxiedRelay {
+ public:
+  ProxiedRelay() : uri_(Cluster()->NewDatabase()), token_(TokenFor(uri_)), proxy_(uri_) {
+    relay_ = std::make_unique<RelayProcess>(home_, std::vector<std::string>{"--storage", proxy_.uri()});
+    mesh_ = Setup(*relay_, *relay_, token_);
+  }
+  /// The parts a test uses by name.
+  std::tuple<PgProxy&, RelayProcess&, const std::string&, const Mesh&> parts() {
+    return {proxy_, *relay_, token_, mesh_};
+  }
+  /// tx's send of `content` to rx, waiting up to 30 s for the answer.
+  std::optional<std::pair<int, json>> Send(const std::string& content) {
+    return Call(relay_->url(), token_, "POST", "/mesh/" + mesh_.id + "/messages",
+                {{"from", mesh_.tx}, {"to", "rx"}, {"content", content}}, 30);
+  }
+
+ private:
+  static PgCluster* Cluster() {
+    PgCluster* pg = PgCluster::Shared();
+    REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+    return pg;
+  }
+  std::string uri_;
+  std::string token_;
+  PgProxy proxy_;
+  TempDir home_;
+  std::unique_ptr<RelayProcess> relay_;
+  Mesh mesh_;
+};
+
 TEST_CASE("a COMMIT the database does not answer holds only its own sends: the node answers /health, reads and new connections meanwhile") {
   // The sends an event loop reads are committed at its tail: here that
   // commit waits on a database that does not answer, and the runtime's
   // stand-in serves the node until it does (HttpRuntime::Run).
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  const std::string uri = pg->NewDatabase();
-  const std::string token = TokenFor(uri);
-  PgProxy proxy(uri);
-  TempDir home;
-  RelayProcess relay(home, {"--storage", proxy.uri()});
-  Mesh m = Setup(relay, relay, token);
-  auto send = [&](const std::string& content) {
-    return Call(relay.url(), token, "POST", "/mesh/" + m.id + "/messages",
-                {{"from", m.tx}, {"to", "rx"}, {"content", content}}, 30);
-  };
+  ProxiedRelay fixture;
+  auto [proxy, relay, token, m] = fixture.parts();  // references
+  auto send = [&fixture](const std::string& content) { return fixture.Send(content); };
   auto before = send("before");
   REQUIRE(before);
   REQUIRE(before->first == 201);
@@ -715,18 +741,9 @@ TEST_CASE("a COMMIT the database does not answer holds only its own sends: the n
 }
 
 TEST_CASE("a COMMIT whose answer is lost with the database connection: the send is answered 201 and stored once; one that never reached the database is a 503 that stored nothing") {
-  PgCluster* pg = PgCluster::Shared();
-  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
-  const std::string uri = pg->NewDatabase();
-  const std::string token = TokenFor(uri);
-  PgProxy proxy(uri);
-  TempDir home;
-  RelayProcess relay(home, {"--storage", proxy.uri()});
-  Mesh m = Setup(relay, relay, token);
-  auto send = [&](const std::string& content) {
-    return Call(relay.url(), token, "POST", "/mesh/" + m.id + "/messages",
-                {{"from", m.tx}, {"to", "rx"}, {"content", content}}, 30);
-  };
+  ProxiedRelay fixture;
+  auto [proxy, relay, token, m] = fixture.parts();  // references
+  auto send = [&fixture](const std::string& content) { return fixture.Send(content); };
   REQUIRE(send("before")->first == 201);
 
   proxy.CutNext(PgProxy::Cut::kAfterCommit, "answer lost");
