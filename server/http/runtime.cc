@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -1383,7 +1384,7 @@ void HttpRuntime::Run() {
   // (LoopTail: the commits it deferred), then waits for more. At most
   // kHandlersPerTail handlers go before a tail, so that a stream of ready
   // handlers (thousands of busy connections) never holds back a commit.
-  const int loops = impl_->options.io_threads;
+  const int loops = std::max(1, impl_->options.io_threads);
   // When each loop's current tail began (SteadyMs), 0 outside a tail.
   auto tail_since = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(loops));
   auto loop = [this, &tail_since](int index) {
@@ -1402,24 +1403,26 @@ void HttpRuntime::Run() {
   };
   // The stand-in: a commit at a loop's tail waits on its database, and
   // nothing bounds that wait (a disk that stalls; a PostgreSQL COMMIT
-  // waiting for a standby that is down, or a network cut). Once a loop has
-  // been in its tail for kStandInAfterMs, this thread runs the event loop's
-  // handlers until the tail ends: connections are accepted and read,
-  // /health answers, parked polls time out, and what they queue goes to the
-  // writer thread (no tail here), which commits it after the stuck batch.
+  // waiting for a standby that is down, or a network cut). Once every loop
+  // has been in its tail for kStandInAfterMs, this thread runs the event
+  // loops' handlers until one tail ends: connections are accepted and read,
+  // parked polls end at their deadline, and the writes they queue go to the
+  // writer thread (no tail here), which commits them after the held batch.
   std::mutex stand_in_mu;
   std::condition_variable stand_in_cv;
   bool loops_ended = false;  // guarded by stand_in_mu
   std::thread stand_in([this, &tail_since, loops, &stand_in_mu, &stand_in_cv, &loops_ended] {
     NameThisThread("mw-io-standin");
+    // How long every loop has been in its tail (0 when one is not): while
+    // one loop is free it serves every connection, as they share one queue.
     auto stuck_for = [&] {
-      std::int64_t longest = 0;
+      std::int64_t shortest = INT64_MAX;
       const std::int64_t now = SteadyMs();
       for (int i = 0; i < loops; ++i) {
         const std::int64_t since = tail_since[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
-        if (since != 0) longest = std::max(longest, now - since);
+        shortest = std::min(shortest, since == 0 ? 0 : now - since);
       }
-      return longest;
+      return shortest;
     };
     std::unique_lock lock(stand_in_mu);
     while (!stand_in_cv.wait_for(lock, std::chrono::milliseconds(kStandInAfterMs), [&] { return loops_ended; })) {

@@ -699,7 +699,7 @@ class ProxiedRelay {
   Mesh mesh_;
 };
 
-TEST_CASE("a COMMIT the database does not answer holds only its own sends: the node answers /health, reads and new connections meanwhile") {
+TEST_CASE("a COMMIT the database does not answer does not stop the node: /health, reads and new connections are answered meanwhile, the send once it commits") {
   // The sends an event loop reads are committed at its tail: here that
   // commit waits on a database that does not answer, and the runtime's
   // stand-in serves the node until it does (HttpRuntime::Run).
