@@ -699,7 +699,7 @@ class ProxiedRelay {
   Mesh mesh_;
 };
 
-TEST_CASE("a COMMIT the database does not answer does not stop the node: /health, reads and new connections are answered meanwhile, the send once it commits") {
+TEST_CASE("a COMMIT the database does not answer does not stop the node: /health, reads, new connections and parked polls are answered meanwhile, the send once it commits") {
   // The sends an event loop reads are committed at its tail: here that
   // commit waits on a database that does not answer, and the runtime's
   // stand-in serves the node until it does (HttpRuntime::Run).
@@ -709,6 +709,10 @@ TEST_CASE("a COMMIT the database does not answer does not stop the node: /health
   auto before = send("before");
   REQUIRE(before);
   REQUIRE(before->first == 201);
+  const std::string polls = "/mesh/" + m.id + "/messages?agent_id=" + m.rx;
+  auto acked = Call(relay.url(), token, "GET", polls + "&limit=0&after=" + before->second["seq"].dump());
+  REQUIRE(acked);
+  REQUIRE(acked->first == 200);
 
   proxy.CutNext(PgProxy::Cut::kHold, "held");
   auto held = std::async(std::launch::async, [&] { return send("held"); });
@@ -724,6 +728,14 @@ TEST_CASE("a COMMIT the database does not answer does not stop the node: /health
   auto agents = Call(relay.url(), token, "GET", "/mesh/" + m.id + "/agents", nullptr, 5);
   REQUIRE(agents);
   CHECK(agents->first == 200);
+  // A poll parks, and ends at its deadline with nothing (the held send is not committed).
+  const auto parked = Clock::now();
+  auto poll = Call(relay.url(), token, "GET", polls + "&wait=1", nullptr, 10);
+  REQUIRE(poll);
+  CHECK(poll->first == 200);
+  CHECK(poll->second["messages"].empty());
+  CHECK(Clock::now() - parked >= std::chrono::milliseconds(900));
+  CHECK(Clock::now() - parked < std::chrono::seconds(3));
   CHECK(held.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
 
   proxy.Release();
@@ -733,7 +745,7 @@ TEST_CASE("a COMMIT the database does not answer does not stop the node: /health
   auto after = send("after");
   REQUIRE(after);
   CHECK(after->first == 201);
-  auto history = Call(relay.url(), token, "GET", "/mesh/" + m.id + "/messages?agent_id=" + m.rx + "&limit=100");
+  auto history = Call(relay.url(), token, "GET", "/mesh/" + m.id + "/messages?limit=100");
   REQUIRE(history);
   std::vector<std::string> contents;
   for (const json& msg : history->second["messages"]) contents.push_back(msg["content"]);
