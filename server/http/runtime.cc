@@ -1371,10 +1371,77 @@ int HttpRuntime::Bind() {
 }
 
 namespace {
-/// How long an event loop may be inside its tail (a commit waiting on the
-/// database) before the stand-in serves its connections; also how often
-/// the stand-in looks.
+
+/// How long every event loop may be inside its tail (a commit waiting on
+/// the database) before the stand-in serves their connections; also how
+/// often the stand-in looks.
 constexpr std::int64_t kStandInAfterMs = 20;
+
+/// The stand-in: a commit at a loop's tail waits on its database, and
+/// nothing bounds that wait (a disk that stalls; a PostgreSQL COMMIT waiting
+/// for a standby that is down, or a network cut). Once every loop has been
+/// in its tail for kStandInAfterMs, this thread runs the event loops'
+/// handlers until one tail ends: connections are accepted and read, parked
+/// polls end at their deadline, and the writes they queue go to the writer
+/// thread (no tail here), which commits them after the held batch.
+class StandIn {
+ public:
+  StandIn(net::io_context& ioc, int loops)
+      : ioc_(ioc), loops_(loops), since_(std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(loops))) {
+    thread_ = std::thread([this] { Watch(); });
+  }
+  /// Stops the thread; after the loops ended.
+  ~StandIn() {
+    {
+      std::lock_guard lock(mu_);
+      ended_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  StandIn(const StandIn&) = delete;
+  StandIn& operator=(const StandIn&) = delete;
+
+  /// Loop `index` begins, or ends, its tail.
+  void TailBegins(int index) { since_[static_cast<std::size_t>(index)].store(SteadyMs(), std::memory_order_relaxed); }
+  void TailEnds(int index) { since_[static_cast<std::size_t>(index)].store(0, std::memory_order_relaxed); }
+
+ private:
+  /// How long every loop has been in its tail (0 when one is not): while
+  /// one loop is free it serves every connection, as they share one queue.
+  std::int64_t StuckForMs() const {
+    std::int64_t shortest = INT64_MAX;
+    const std::int64_t now = SteadyMs();
+    for (int i = 0; i < loops_; ++i) {
+      const std::int64_t since = since_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+      shortest = std::min(shortest, since == 0 ? 0 : now - since);
+    }
+    return shortest;
+  }
+
+  void Watch() {
+    NameThisThread("mw-io-standin");
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(kStandInAfterMs), [this] { return ended_; })) {
+      if (StuckForMs() < kStandInAfterMs) continue;
+      lock.unlock();
+      spdlog::debug("the event loops are waiting on storage; the stand-in serves their connections");
+      while (StuckForMs() >= kStandInAfterMs && !ioc_.stopped()) {
+        ioc_.run_one_for(std::chrono::milliseconds(kStandInAfterMs));
+      }
+      lock.lock();
+    }
+  }
+
+  net::io_context& ioc_;
+  const int loops_;
+  std::unique_ptr<std::atomic<std::int64_t>[]> since_;  // when each loop's tail began (SteadyMs), 0 outside one
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool ended_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
 }  // namespace
 
 void HttpRuntime::Run() {
@@ -1384,67 +1451,27 @@ void HttpRuntime::Run() {
   // (LoopTail: the commits it deferred), then waits for more. At most
   // kHandlersPerTail handlers go before a tail, so that a stream of ready
   // handlers (thousands of busy connections) never holds back a commit.
-  const int loops = std::max(1, impl_->options.io_threads);
-  // When each loop's current tail began (SteadyMs), 0 outside a tail.
-  auto tail_since = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(loops));
-  auto loop = [this, &tail_since](int index) {
-    NameThisThread("mw-io");
-    LoopTail::Enable();
-    auto& ioc = impl_->ioc;
-    std::atomic<std::int64_t>& since = tail_since[static_cast<std::size_t>(index)];
-    while (ioc.run_one() > 0) {
-      for (int i = 1; i < kHandlersPerTail && ioc.poll_one() > 0; ++i) {
-      }
-      since.store(SteadyMs(), std::memory_order_relaxed);
-      LoopTail::Run();
-      since.store(0, std::memory_order_relaxed);
-    }
-    LoopTail::Disable();
-  };
-  // The stand-in: a commit at a loop's tail waits on its database, and
-  // nothing bounds that wait (a disk that stalls; a PostgreSQL COMMIT
-  // waiting for a standby that is down, or a network cut). Once every loop
-  // has been in its tail for kStandInAfterMs, this thread runs the event
-  // loops' handlers until one tail ends: connections are accepted and read,
-  // parked polls end at their deadline, and the writes they queue go to the
-  // writer thread (no tail here), which commits them after the held batch.
-  std::mutex stand_in_mu;
-  std::condition_variable stand_in_cv;
-  bool loops_ended = false;  // guarded by stand_in_mu
-  std::thread stand_in([this, &tail_since, loops, &stand_in_mu, &stand_in_cv, &loops_ended] {
-    NameThisThread("mw-io-standin");
-    // How long every loop has been in its tail (0 when one is not): while
-    // one loop is free it serves every connection, as they share one queue.
-    auto stuck_for = [&] {
-      std::int64_t shortest = INT64_MAX;
-      const std::int64_t now = SteadyMs();
-      for (int i = 0; i < loops; ++i) {
-        const std::int64_t since = tail_since[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
-        shortest = std::min(shortest, since == 0 ? 0 : now - since);
-      }
-      return shortest;
-    };
-    std::unique_lock lock(stand_in_mu);
-    while (!stand_in_cv.wait_for(lock, std::chrono::milliseconds(kStandInAfterMs), [&] { return loops_ended; })) {
-      if (stuck_for() < kStandInAfterMs) continue;
-      lock.unlock();
-      spdlog::debug("an event loop is waiting on storage; the stand-in serves its connections");
-      while (stuck_for() >= kStandInAfterMs && !impl_->ioc.stopped()) {
-        impl_->ioc.run_one_for(std::chrono::milliseconds(kStandInAfterMs));
-      }
-      lock.lock();
-    }
-  });
-  std::vector<std::thread> threads;
-  for (int i = 1; i < loops; ++i) threads.emplace_back(loop, i);
-  loop(0);
-  for (auto& t : threads) t.join();
   {
-    std::lock_guard lock(stand_in_mu);
-    loops_ended = true;
+    const int loops = std::max(1, impl_->options.io_threads);
+    StandIn stand_in(impl_->ioc, loops);
+    auto loop = [this, &stand_in](int index) {
+      NameThisThread("mw-io");
+      LoopTail::Enable();
+      auto& ioc = impl_->ioc;
+      while (ioc.run_one() > 0) {
+        for (int i = 1; i < kHandlersPerTail && ioc.poll_one() > 0; ++i) {
+        }
+        stand_in.TailBegins(index);
+        LoopTail::Run();
+        stand_in.TailEnds(index);
+      }
+      LoopTail::Disable();
+    };
+    std::vector<std::thread> threads;
+    for (int i = 1; i < loops; ++i) threads.emplace_back(loop, i);
+    loop(0);
+    for (auto& t : threads) t.join();
   }
-  stand_in_cv.notify_one();
-  stand_in.join();
   impl_->workers.Join();  // handlers still running finish (their answers are moot)
 }
 
