@@ -43,6 +43,9 @@ const DEFAULT_AGENT_NAME = "copilot-agent";
 // What the relay URL must look like (the CLI checks the same): http(s)://HOST[:PORT][/PATH].
 const VALID_URL = /^https?:\/\/[^\s\/?#]+(\/[^\s?#]*)?$/i;
 const HARNESS = "copilot";
+// The platforms `meshwire init --harness` wires; each one's default agent is
+// "<platform>-agent" (cli/harness/harness.cc).
+const PLATFORMS = ["copilot", "claude", "cursor", "claude-code", "vscode", "windsurf", "gemini", "codex", "hermes", "pi"];
 const POLL_WAIT_SECONDS = 25; // the background long-poll
 const MAX_TOOL_WAIT_SECONDS = 25; // hosts time tool calls out at about 60 s
 const BACKOFF_MS = [2000, 5000, 15000];
@@ -109,7 +112,7 @@ function resolveConfig({ url, env, homedir, cwd }) {
   const workspace = isObject(meshData) ? meshData : {};
   const relayUrl = firstOf(url, env.MESHWIRE_URL, credentials.url, settings.url) ?? DEFAULT_URL;
   const meshId = firstOf(env.MESHWIRE_MESH_ID, workspace.mesh_id, settings.active_mesh);
-  const agentName = firstOf(env.MESHWIRE_AGENT_NAME, workspace.agent_name) ?? DEFAULT_AGENT_NAME;
+  const agentName = firstOf(env.MESHWIRE_AGENT_NAME, workspaceAgentName(workspace)) ?? DEFAULT_AGENT_NAME;
   // A .mesh.json that cannot say its mesh or agent stops the tools (as the
   // CLI does) rather than fall back to another mesh or agent.
   const broken = meshJson && brokenMeshJson(meshJson, meshData);
@@ -121,6 +124,18 @@ function resolveConfig({ url, env, homedir, cwd }) {
     agentName: ownAgentName(settings, meshId, agentName),
     problem: broken && !covered ? broken : undefined,
   };
+}
+
+// The agent .mesh.json gives this platform. Where `meshwire init` wired
+// another platform in this workspace last, .mesh.json names that platform's
+// default agent ("pi-agent" with "harness": "pi"), not this one's: each
+// platform is its own agent, as init registered it, so this one keeps
+// DEFAULT_AGENT_NAME (as `meshwire mcp --default-name` does). A name the user
+// chose for the workspace is every platform's.
+function workspaceAgentName(workspace) {
+  const { agent_name: name, harness } = workspace;
+  const anotherPlatforms = PLATFORMS.includes(harness) && name === `${harness}-agent` && name !== DEFAULT_AGENT_NAME;
+  return anotherPlatforms ? DEFAULT_AGENT_NAME : name;
 }
 
 // Why the .mesh.json at `file` (`data`: its parsed JSON) cannot say its mesh or agent, or undefined.

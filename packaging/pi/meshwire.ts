@@ -89,6 +89,9 @@ export interface MeshwirePiOptions {
 
 const DEFAULT_URL = "http://127.0.0.1:7420";
 const DEFAULT_AGENT_NAME = "pi-agent";
+// The platforms `meshwire init --harness` wires; each one's default agent is
+// "<platform>-agent" (cli/harness/harness.cc).
+const PLATFORMS = ["copilot", "claude", "cursor", "claude-code", "vscode", "windsurf", "gemini", "codex", "hermes", "pi"];
 const HARNESS = "pi";
 const MAX_WAIT_SECONDS = 25; // hosts time tool calls out at about 60 s
 const REQUEST_TIMEOUT_MS = 15000;
@@ -191,7 +194,7 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
   const pick = (name: string) => firstOf(env[name], dotenv[name]);
   const url = firstOf(pick("MESHWIRE_URL"), credentials.url, settings.url) ?? DEFAULT_URL;
   const meshId = firstOf(pick("MESHWIRE_MESH_ID"), workspace.mesh_id, settings.active_mesh);
-  const agentName = firstOf(pick("MESHWIRE_AGENT_NAME"), workspace.agent_name) ?? DEFAULT_AGENT_NAME;
+  const agentName = firstOf(pick("MESHWIRE_AGENT_NAME"), workspaceAgentName(workspace)) ?? DEFAULT_AGENT_NAME;
   // A .mesh.json that cannot say its mesh or agent stops the tools (as the
   // CLI does) rather than fall back to another mesh or agent.
   const broken = meshJson ? brokenMeshJson(meshJson, meshData) : undefined;
@@ -203,6 +206,21 @@ function resolveConfig(env: Record<string, string | undefined>, homedir: string,
     agentName: ownAgentName(settings, meshId, agentName),
     problem: broken && !covered ? broken : undefined,
   };
+}
+
+/**
+ * The agent .mesh.json gives this platform. Where `meshwire init` wired
+ * another platform in this workspace last, .mesh.json names that platform's
+ * default agent ("copilot-agent" with "harness": "copilot"), not this one's:
+ * each platform is its own agent, as init registered it, so this one keeps
+ * DEFAULT_AGENT_NAME (as `meshwire mcp --default-name` does). A name the user
+ * chose for the workspace is every platform's.
+ */
+function workspaceAgentName(workspace: Record<string, unknown>): unknown {
+  const { agent_name: name, harness } = workspace;
+  const anotherPlatforms =
+    typeof harness === "string" && PLATFORMS.includes(harness) && name === `${harness}-agent` && name !== DEFAULT_AGENT_NAME;
+  return anotherPlatforms ? DEFAULT_AGENT_NAME : name;
 }
 
 /** Why the .mesh.json at `file` (`data`: its parsed JSON) cannot say its mesh or agent, or undefined. */

@@ -386,6 +386,38 @@ test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_na
   await copilot.config.hooks.onSessionEnd({});
 });
 
+test("a workspace wired for another platform last: .mesh.json's pi-agent is Pi's, the extension stays copilot-agent; a chosen name is every platform's", T, async () => {
+  // What `meshwire init --harness copilot` then `init --harness pi` leave:
+  // .mesh.json names Pi's default agent. The MCP server of the same session
+  // (`mcp --default-name copilot-agent`) runs as copilot-agent; so must the
+  // poll that injects messages, or it would take Pi's.
+  const cases = [
+    [{ agent_name: "pi-agent", harness: "pi" }, "copilot-agent"],
+    [{ agent_name: "hermes-agent", harness: "hermes" }, "copilot-agent"],
+    [{ agent_name: "fleet-lead", harness: "pi" }, "fleet-lead"], // init --name fleet-lead
+    [{ agent_name: "pi-agent", harness: "copilot" }, "pi-agent"], // init --harness copilot --name pi-agent
+    [{ agent_name: "copilot-agent", harness: "copilot" }, "copilot-agent"],
+  ];
+  const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  for (const [named, expected] of cases) {
+    const workspace = tempDir("mw-copilot-wired-");
+    fs.writeFileSync(path.join(workspace, ".mesh.json"), JSON.stringify({ mesh_id: fx.mesh.mesh_id, ...named }));
+    const copilot = fakeCopilot();
+    await createCopilotExtension({
+      joinSession: copilot.joinSession,
+      heartbeatInterval: 60000,
+      env: { MESHWIRE_HOME: fx.home },
+      homedir: tempDir("mw-copilot-nohome-"),
+      cwd: workspace,
+    });
+    fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
+    const status = await copilot.call("mesh_status");
+    assert.equal(status.resultType, "success", status.textResultForLlm);
+    assert.ok(status.textResultForLlm.includes(`Agent: ${expected} (`), `${JSON.stringify(named)}: ${status.textResultForLlm}`);
+    await copilot.config.hooks.onSessionEnd({});
+  }
+});
+
 test("a .mesh.json that cannot say its mesh (a merge conflict): the tools fail naming it, never another mesh", T, async () => {
   const home = tempDir("mw-copilot-conflict-home-");
   fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: fx.token, url: fx.url, user: "alice" }));

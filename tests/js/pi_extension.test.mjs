@@ -338,6 +338,26 @@ test("a teammate's clone: .mesh.json names alice's agent; config.json's agent_na
   assert.equal((await agentNamed(fx, "pi-test-bob"))?.owner, "bob");
 });
 
+test("a workspace wired for another platform last: .mesh.json's copilot-agent is Copilot's, Pi stays pi-agent; a chosen name is every platform's", T, async () => {
+  // What `meshwire init --harness pi` then `init --harness copilot` leave:
+  // .mesh.json names Copilot's default agent, which is not Pi's.
+  const cases = [
+    [{ agent_name: "copilot-agent", harness: "copilot" }, "pi-agent"],
+    [{ agent_name: "claude-code-agent", harness: "claude-code" }, "pi-agent"],
+    [{ agent_name: "fleet-lead", harness: "copilot" }, "fleet-lead"], // init --name fleet-lead
+    [{ agent_name: "copilot-agent", harness: "pi" }, "copilot-agent"], // init --harness pi --name copilot-agent
+    [{ agent_name: "pi-agent", harness: "pi" }, "pi-agent"],
+  ];
+  for (const [named, expected] of cases) {
+    const workspace = tempDir("mw-pi-wired-");
+    fs.writeFileSync(path.join(workspace, ".mesh.json"), JSON.stringify({ mesh_id: fx.mesh.mesh_id, ...named }));
+    const pi = fakePi({ cwd: workspace });
+    fx.module.createMeshwireExtension({ env: { MESHWIRE_HOME: fx.home }, homedir: tempDir("mw-pi-nohome-") })(pi);
+    const result = await pi.call("meshwire_status");
+    assert.equal(result.details.agent.name, expected, JSON.stringify(named));
+  }
+});
+
 test("a .mesh.json whose mesh_id is no string: an error naming it, never another mesh", T, async () => {
   const workspace = tempDir("mw-pi-badmesh-");
   fs.writeFileSync(path.join(workspace, ".mesh.json"), JSON.stringify({ mesh_id: 5 }));
