@@ -212,6 +212,7 @@ int RunServer(int argc, char** argv) {
   int request_timeout_ms = 10000;
   int events_keepalive_ms = 15000;
   int max_stream_memory_mib = 256;
+  int max_body_memory_mib = 256;
   int retention_days = 7;
   int rate_limit = 0;
   int agents_per_member = 20000;
@@ -265,6 +266,12 @@ int RunServer(int argc, char** argv) {
                  "MiB of events that all event streams together may hold for clients that have not read "
                  "them; past it, a stream more than 64 KiB behind whose client took nothing for a second is "
                  "dropped (it reconnects with Last-Event-ID and misses nothing)")
+      ->check(CLI::Range(1, 1048576))
+      ->capture_default_str();
+  app.add_option("--max-body-memory", max_body_memory_mib,
+                 "MiB of request bodies that all connections together may be in the middle of sending "
+                 "(each counted at its Content-Length); past it, a request whose body is still to come "
+                 "gets 503 with Retry-After")
       ->check(CLI::Range(1, 1048576))
       ->capture_default_str();
   app.add_option("--public-url", public_url,
@@ -337,6 +344,7 @@ int RunServer(int argc, char** argv) {
   options.request_timeout_ms = request_timeout_ms;
   options.events_keepalive_ms = events_keepalive_ms;
   options.max_stream_memory = static_cast<std::size_t>(max_stream_memory_mib) << 20;
+  options.max_body_memory = static_cast<std::size_t>(max_body_memory_mib) << 20;
   options.retention_days = retention_days;
   options.rate_limit_per_min = rate_limit;
   if (!public_url.empty() && !ValidPublicUrl(public_url)) {

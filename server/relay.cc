@@ -67,6 +67,7 @@ Relay::Relay(RelayOptions options)
   ro.request_timeout_ms = options_.request_timeout_ms;
   ro.idle_timeout_ms = options_.idle_timeout_ms;
   ro.max_stream_memory = options_.max_stream_memory;
+  ro.max_body_memory = options_.max_body_memory;
   ro.backlog = options_.listen_backlog;
   ro.tls_cert_file = options_.tls_cert;
   ro.tls_key_file = options_.tls_key;

@@ -55,6 +55,7 @@ struct RelayOptions {
   Millis idle_timeout_ms = 60000;
   Millis events_keepalive_ms = 15000;
   std::size_t max_stream_memory = std::size_t{256} << 20;  // all event streams' unread events (--max-stream-memory)
+  std::size_t max_body_memory = std::size_t{256} << 20;    // request bodies being read together (--max-body-memory)
   int listen_backlog = 4096;
   Millis flush_every_ms = 5000;   // presence to storage
   Millis share_every_ms = 1000;   // listening agents to the other nodes (multi-node storage)

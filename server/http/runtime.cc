@@ -255,6 +255,7 @@ struct HttpRuntime::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> destroying{false};
   std::atomic<std::size_t> stream_bytes{0};      // every event stream's unwritten bytes
+  std::atomic<std::size_t> body_bytes{0};        // request bodies being read (Session::ReserveBody)
   std::atomic<std::int64_t> stream_warned_ms{INT64_MIN / 2};  // when the log last said streams were dropped for it
   std::mutex tls_mu;
   std::shared_ptr<ssl::context> tls;  // guarded by tls_mu; null: plain HTTP
@@ -377,6 +378,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (!ec) remote_ = peer.address().to_string();
   }
   ~Session() override {
+    ReleaseBody();
     Release(queued_bytes_.load());
     rt_.Unregister(this);
   }
@@ -623,6 +625,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     ParseBuffered(body_ec);  // what of the body came with the header
     if (body_ec) return Refuse(body_ec);
     if (parser_->is_done()) return OnRequest();
+    // The body must be waited for: it is counted against max_body_memory
+    // until it is read, so that many slow bodies cannot take the memory.
+    if (!ReserveBody()) {
+      return Reject(Error::Unavailable("The relay is reading too many request bodies at once (" +
+                                       std::to_string(rt_.options.max_body_memory >> 20) +
+                                       " MiB together); retry in a second."));
+    }
     ArmRequestDeadline();
     auto expect = msg[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
@@ -637,6 +646,21 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     DoReadBody();
   }
 
+  /// Counts the body being read (its Content-Length; a chunked one at
+  /// max_body_bytes) against max_body_memory; false when it would go past.
+  bool ReserveBody() {
+    const auto length = parser_->content_length();
+    const std::size_t n = length ? static_cast<std::size_t>(*length) : rt_.options.max_body_bytes;
+    if (rt_.body_bytes.fetch_add(n) + n > rt_.options.max_body_memory) {
+      rt_.body_bytes.fetch_sub(n);
+      return false;
+    }
+    body_reserved_ = n;
+    return true;
+  }
+  /// Its body read (or the request given up): no longer counted.
+  void ReleaseBody() { rt_.body_bytes.fetch_sub(std::exchange(body_reserved_, 0)); }
+
   void DoReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](ErrorCode ec, std::size_t) {
@@ -648,6 +672,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   /// A request that could not be read: the right error, then close.
   void Refuse(ErrorCode ec) {
     DisarmRequestDeadline();
+    ReleaseBody();
     if (std::exchange(timed_out_, false)) {
       return Reject(Error(408, "request_timeout",
                           "The request did not arrive in " +
@@ -679,6 +704,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void OnRequest() {
     DisarmRequestDeadline();
+    ReleaseBody();
     auto msg = parser_->release();
     parser_.reset();
     HttpRequest req;
@@ -1051,6 +1077,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::optional<net::steady_timer> deadline_;  // the request's (ArmRequestDeadline)
   std::uint64_t deadline_number_ = 0;          // which arming a firing belongs to
   bool timed_out_ = false;                     // the deadline cancelled the read
+  std::size_t body_reserved_ = 0;              // of rt_.body_bytes, for the body being read (ReserveBody)
   bool deadline_armed_ = false;                // ArmRequestDeadline ran, DisarmRequestDeadline not since
   // Event stream: chunks waiting to be written, in order (allocated by the
   // first stream: an empty std::deque already costs half a KiB).

@@ -11,7 +11,8 @@
 //   closes after idle_timeout;
 // - request line and headers at most max_header_bytes and max_header_count
 //   fields (431), a target at most max_target_bytes (414), a body at most
-//   max_body_bytes, chunked or not (413); two Content-Lengths, or one with
+//   max_body_bytes, chunked or not (413), and bodies still being read at
+//   most max_body_memory together (503); two Content-Lengths, or one with
 //   Transfer-Encoding, are refused (400); errors are the contract's JSON and
 //   close the connection;
 // - while a request waits for its answer the socket is watched: a client that
@@ -49,6 +50,10 @@ struct RuntimeOptions {
   // Every event stream's unwritten events together: past it, a stream well
   // behind is dropped at its next event (its client reconnects).
   std::size_t max_stream_memory = std::size_t{256} << 20;
+  // Request bodies still being read, all connections together (each counted
+  // at its Content-Length, a chunked one at max_body_bytes): past it, 503
+  // with Retry-After before the body is read.
+  std::size_t max_body_memory = std::size_t{256} << 20;
   Millis stop_grace_ms = 10000;       // Stop(): then what is still open is closed
   int backlog = 4096;
   std::string tls_cert_file;  // both set: HTTPS (TLS 1.2 or newer) only

@@ -146,6 +146,54 @@ TEST_CASE("bodies over 1 MiB, chunked or not, are 413 without a token; memory st
   CHECK(h.Healthy());
 }
 
+TEST_CASE("bodies still to come count against --max-body-memory: past it 503 before the body is read; memory stays bounded") {
+  Hostile h({"--max-body-memory", "2"});
+  // Two clients with no token each start a body of 1,000,000 bytes and stop
+  // halfway: 2 MB of the 2 MiB are now promised.
+  const std::string head = "POST /mesh/x/messages HTTP/1.1\r\nHost: relay\r\nContent-Length: 1000000\r\n\r\n";
+  std::vector<std::unique_ptr<RawClient>> slow;
+  for (int i = 0; i < 2; ++i) {
+    slow.push_back(std::make_unique<RawClient>(h.relay.port));
+    REQUIRE(slow.back()->Send(head + std::string(500000, 'a')));
+  }
+  // The relay has read both heads once /health, sent after them, answers.
+  REQUIRE(h.Healthy());
+  // A third is refused at its head, with Retry-After, its body never read.
+  RawClient third(h.relay.port);
+  REQUIRE(third.Send(head));
+  const std::string refused = third.ReadAnswer(5000ms);
+  CHECK(StatusOf(refused) == 503);
+  CHECK(CodeOf(refused) == "unavailable");
+  CHECK(refused.find("Retry-After: 1\r\n") != std::string::npos);
+  // A chunked body counts at the 1 MiB limit: refused too.
+  CHECK(StatusOf(h.Raw("POST /mesh HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: chunked\r\n\r\n")) == 503);
+  // A request that comes whole with its head takes nothing from the budget.
+  auto sent = h.http.Post("/mesh/" + h.mesh + "/messages", R"({"from":"agent-a","content":"small"})", "application/json");
+  REQUIRE(sent);
+  CHECK(sent->status == 201);
+
+  // One slow body ends (401: no token): its share is given back, and a body
+  // of the same size is read again.
+  REQUIRE(slow[0]->Send(std::string(500000, 'a')));
+  CHECK(StatusOf(slow[0]->ReadAnswer(5000ms)) == 401);
+  RawClient again(h.relay.port);
+  REQUIRE(again.Send(h.Request("POST", "/mesh", json{{"name", std::string(100, 'm')}, {"pad", std::string(999000, 'p')}}.dump())));
+  CHECK(StatusOf(again.ReadAnswer(5000ms)) == 201);
+  // The other gives up: its share goes with its connection (once the relay
+  // has seen it close: until then a third body may still be 503).
+  slow[1].reset();
+  int status = 0;
+  for (int i = 0; i < 100 && status != 201; ++i) {
+    if (i > 0) std::this_thread::sleep_for(50ms);
+    RawClient last(h.relay.port);
+    REQUIRE(last.Send(h.Request("POST", "/mesh", json{{"name", "last"}, {"pad", std::string(999000, 'p')}}.dump())));
+    status = StatusOf(last.ReadAnswer(5000ms));
+    if (status != 201) CHECK(status == 503);
+  }
+  CHECK(status == 201);
+  CHECK(h.Healthy());
+}
+
 TEST_CASE("header fields: more than 100 or over 16 KiB is 431; ambiguous framing or credentials is 400") {
   Hostile h;
   std::string many;
