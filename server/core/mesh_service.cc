@@ -79,6 +79,17 @@ void CheckLabel(const std::string& label, const char* what) {
   CheckOneLine(label, what);
 }
 
+/// A reply names its message once more in metadata.reply_to, if at all, as
+/// the same id: which of two would win is no caller's guess. (`metadata_json`:
+/// an object, as the route checked.)
+void CheckReplyToAgrees(const std::string& metadata_json, const std::string& reply_to) {
+  if (metadata_json.find("\"reply_to\"") == std::string::npos) return;
+  const auto metadata = nlohmann::json::parse(metadata_json);
+  if (auto link = metadata.find("reply_to"); link != metadata.end() && *link != reply_to) {
+    throw Error::InvalidField("metadata.reply_to names another message than the one replied to; leave it out.");
+  }
+}
+
 void CheckIdempotencyKey(const std::optional<std::string>& key) {
   if (!key) return;
   if (key->empty() || key->size() > kMaxIdempotencyKey) {
@@ -522,6 +533,7 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
     }
   }
   if (r.reply_to) {
+    CheckReplyToAgrees(m.metadata_json, *r.reply_to);
     if (!store_.FindMessage(mesh_id, *r.reply_to)) {
       throw Error::NotFound("message_not_found",
                             "No message " + Echo(*r.reply_to) + " in mesh " + mesh_id + " to reply to.");
@@ -567,6 +579,7 @@ AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id
   m.to_name = to->name;
   m.content = content;
   m.priority = checked_priority;
+  CheckReplyToAgrees(metadata_json, message_id);
   m.metadata_json = WithReplyTo(metadata_json, message_id);
   m.idempotency_key = idempotency_key;
   m.now = clock_.Now();

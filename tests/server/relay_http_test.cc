@@ -347,6 +347,10 @@ TEST_CASE("reply: goes to the original sender with metadata.reply_to") {
   HttpAnswer linked = t.Send({{"from", "agent-c"}, {"content", "also"}, {"metadata", {{"reply_to", qid}}}});
   CHECK(linked.status == 201);
   CHECK(linked.json["metadata"]["reply_to"] == qid);
+  // Both, naming the same message: as one.
+  HttpAnswer both = t.Send({{"from", "agent-c"}, {"content", "and"}, {"reply_to", qid}, {"metadata", {{"reply_to", qid}}}});
+  CHECK(both.status == 201);
+  CHECK(both.json["metadata"] == json({{"reply_to", qid}}));
 }
 
 TEST_CASE("reply: an idempotency key makes a retried reply store nothing new") {
