@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "schemas/error.h"
 #include "server/http/url.h"
 
@@ -38,6 +40,22 @@ std::vector<std::string_view> Segments(const HttpRequest& req, std::vector<std::
   }
   return out;
 }
+
+/// A capture over kMaxCapture bytes names nothing: the 404 of what it would
+/// have named, by the segment before it ("/mesh/{mesh}", "/tokens/{id}").
+Error TooLongCapture(std::string_view before, std::string_view capture) {
+  std::string shown(capture.substr(0, 80));
+  while (!shown.empty() && (static_cast<unsigned char>(shown.back()) & 0xc0) == 0x80) shown.pop_back();
+  shown += "...";
+  const std::string why = " (an id or name is at most " + std::to_string(Router::kMaxCapture) + " bytes)";
+  if (before == "mesh") return Error::NotFound("mesh_not_found", "No mesh " + shown + why + ".");
+  if (before == "agents") return Error::NotFound("agent_not_found", "No agent \"" + shown + "\"" + why + ".");
+  if (before == "messages") return Error::NotFound("message_not_found", "No message " + shown + why + ".");
+  if (before == "tokens") return Error::NotFound("token_not_found", "You have no token " + shown + why + ".");
+  if (before == "members") return Error::NotFound("not_found", "User " + shown + " is not a member" + why + ".");
+  return Error::NotFound("not_found", "Nothing is named " + shown + why + ".");
+}
+
 }  // namespace
 
 void Router::Add(std::string method, const std::string& pattern, Handler handler, Run run, Head head) {
@@ -62,14 +80,37 @@ bool Router::Matches(const Route& route, const std::vector<std::string_view>& pa
   return true;
 }
 
+std::size_t Router::OverLongCapture(const Route& route, const std::vector<std::string_view>& path,
+                                    const std::string*& capture) {
+  if (route.segments.size() != path.size()) return 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const std::string& want = route.segments[i];
+    const bool is_capture = !want.empty() && want.front() == '{';
+    if (!is_capture && want != path[i]) return 0;
+    if (is_capture && path[i].empty()) return 0;
+    if (is_capture && path[i].size() > kMaxCapture && at == 0) at = i;
+  }
+  if (at > 0) capture = &route.segments[at];
+  return at;
+}
+
 void Router::Dispatch(const ExchangePtr& exchange) const {
   HttpRequest& req = exchange->request();
   std::vector<std::string> decoded;
   const std::vector<std::string_view> path = Segments(req, decoded);
   std::vector<std::string> captures;
   std::string allowed;
+  // A route of this method that only an over-long capture missed (looked for
+  // only when a segment is that long: never on the usual request's path).
+  const bool any_long = std::any_of(path.begin(), path.end(), [](std::string_view s) { return s.size() > kMaxCapture; });
+  const std::string* too_long = nullptr;
+  std::size_t too_long_at = 0;
   for (const Route& r : routes_) {
-    if (!Matches(r, path, captures)) continue;
+    if (!Matches(r, path, captures)) {
+      if (any_long && !too_long && r.method == req.method) too_long_at = OverLongCapture(r, path, too_long);
+      continue;
+    }
     const bool head_as_get = r.method == "GET" && r.head == Head::kAsGet;
     if (r.method == req.method || (req.method == "HEAD" && head_as_get)) {
       req.params = std::move(captures);
@@ -99,6 +140,10 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
                           Error(405, "method_not_allowed",
                                 req.method + " is not allowed on " + req.path + "; use " + allowed + "."))
                           .Header("Allow", allowed));
+    return;
+  }
+  if (too_long) {
+    exchange->Respond(HttpResponse::FromError(TooLongCapture(path[too_long_at - 1], path[too_long_at])));
     return;
   }
   std::string shown = req.path.size() > 200 ? req.path.substr(0, 200) + "..." : req.path;

@@ -1,8 +1,10 @@
 // Router: which route a request is for. Patterns are literal segments and
 // {captures}: "/mesh/{mesh}/agents/{agent}/heartbeat". Matching splits the
 // path on '/' and compares segment by segment (no regular expressions, so no
-// input can make it recurse or backtrack); a capture is 1-256 bytes. A path
-// no route has is 404; a known path with another method is 405 with Allow.
+// input can make it recurse or backtrack); a capture is 1-256 bytes (a
+// longer one is the 404 of what it would name: mesh_not_found after /mesh/,
+// and so on). A path no route has is 404; a known path with another method
+// is 405 with Allow.
 // Dispatch is called on an event-loop thread: a route runs there only when
 // it is marked kInline (it never blocks: it answers from memory or hands its
 // wait to a completion); every other route runs on the worker pool. HEAD is
@@ -44,6 +46,10 @@ class Router {
   /// True when `path`'s segments fit `route`; fills `captures`.
   static bool Matches(const Route& route, const std::vector<std::string_view>& path,
                       std::vector<std::string>& captures);
+  /// The index of the first capture over kMaxCapture bytes when only such
+  /// captures keep `path` from fitting `route` (`capture`: its pattern), else 0.
+  static std::size_t OverLongCapture(const Route& route, const std::vector<std::string_view>& path,
+                                     const std::string*& capture);
   std::vector<Route> routes_;
   Executor* workers_ = nullptr;
 };
