@@ -50,7 +50,8 @@ std::optional<std::int64_t> IntParam(const HttpRequest& req, const char* key, st
   if (!text) return std::nullopt;
   std::int64_t value = 0;
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || end != text->data() + text->size() || value < lo || value > hi) {
+  const bool signed_count = lo >= 0 && !text->empty() && text->front() == '-';  // "-0"
+  if (ec != std::errc() || end != text->data() + text->size() || value < lo || value > hi || signed_count) {
     throw Error::InvalidField(std::string("The parameter \"") + key + "\" must be an integer from " +
                               std::to_string(lo) + " to " + std::to_string(hi) + ".");
   }

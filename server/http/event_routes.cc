@@ -56,7 +56,7 @@ std::int64_t ReplayFrom(const HttpRequest& req) {
   if (!text) return -1;
   std::int64_t seq = 0;
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), seq);
-  if (ec != std::errc() || end != text->data() + text->size() || seq < 0) {
+  if (ec != std::errc() || end != text->data() + text->size() || seq < 0 || text->front() == '-') {  // "-0" too
     throw Error::InvalidField("Last-Event-ID (or \"after\") must be a message seq, an integer >= 0.");
   }
   return seq;

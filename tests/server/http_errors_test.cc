@@ -375,6 +375,10 @@ TEST_CASE("400 invalid_field: wrong types, missing or empty fields, bad names, b
       {"history limit=1001", "GET", history + "limit=1001", a, "", 400, "invalid_field"},
       {"history after=-5", "GET", history + "after=-5", a, "", 400, "invalid_field"},
       {"history after=1x", "GET", history + "after=1x", a, "", 400, "invalid_field"},
+      // A sign has no place in a count: -0 is refused as -1 is.
+      {"poll after=-0", "GET", w.M("/messages?agent_id=" + w.bob_agent + "&after=-0"), b, "", 400,
+       "invalid_field"},
+      {"history after=-0", "GET", history + "after=-0", a, "", 400, "invalid_field"},
   };
   RunCases(w, cases);
 
