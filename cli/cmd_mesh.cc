@@ -80,6 +80,24 @@ int RunMesh(int argc, char** argv) {
       if (ctx.json()) return PrintJson(ToJson(m)), kExitOk;
       std::printf("%s Created mesh: %s \"%s\"\n", ui.Ok().c_str(), m.mesh_id.c_str(), Shown(m.name).c_str());
       std::printf("Run `meshwire mesh use %s` to activate it.\n", m.mesh_id.c_str());
+      // A name is a label, not a key: a second mesh of one name is allowed,
+      // but rarely meant (the command run twice).
+      std::string same;
+      try {
+        for (const Mesh& other : client.ListMeshes()) {
+          if (other.name == m.name && other.owner == m.owner && other.mesh_id != m.mesh_id) {
+            same += (same.empty() ? "" : ", ") + other.mesh_id;
+          }
+        }
+      } catch (const Error&) {
+        // Only a note: the mesh was made, as said.
+      }
+      if (!same.empty()) {
+        std::fprintf(stderr,
+                     "Note: you already had a mesh named \"%s\" (%s); this is another one. Meshes are told "
+                     "apart by id: `meshwire mesh delete %s` removes the new one.\n",
+                     Shown(m.name).c_str(), same.c_str(), m.mesh_id.c_str());
+      }
     } else if (*use) {
       MeshDetails d = client.GetMesh(id);  // must exist and be ours
       SaveActiveMesh(ctx.config().home, d.mesh.mesh_id, ctx.config().url.value);

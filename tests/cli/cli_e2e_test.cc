@@ -239,6 +239,24 @@ TEST_CASE(
     CHECK(!fs::exists(w.machine.home + "/" + dir));
 }
 
+TEST_CASE("mesh create of a name the user already has makes another mesh, and says so on stderr") {
+  World w;
+  const std::string first = w.CreateAndUseMesh("twice");
+  CommandResult again = w.machine.Mw({"mesh", "create", "twice"}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE(again.code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(again.out, m, std::regex("Created mesh: ([0-9A-Za-z]{12}) \"twice\"")));
+  const std::string second = m[1];
+  CHECK(second != first);
+  CHECK(again.err.find("Note: you already had a mesh named \"twice\" (" + first + "); this is another one.") !=
+        std::string::npos);
+  CHECK(again.err.find("`meshwire mesh delete " + second + "` removes the new one.") != std::string::npos);
+  // A name used once is no note.
+  CommandResult other = w.machine.Mw({"mesh", "create", "once"}, {"MESHWIRE_TOKEN=" + w.token});
+  REQUIRE(other.code == 0);
+  CHECK(other.err.empty());
+}
+
 TEST_CASE("agents --delete removes an agent by name or id; an unknown one is named; an empty one is a usage error") {
   World w;
   const std::string mesh = w.CreateAndUseMesh();
