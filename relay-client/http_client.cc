@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -45,6 +46,21 @@ std::unique_ptr<httplib::Client> NewHttpClient(const std::string& scheme_host_po
     client->set_ca_cert_store(store);
   }
   client->enable_server_certificate_verification(true);
+  // The name check is OpenSSL's (RFC 6125: the subjectAltName decides when
+  // it has one; a CN is looked at only without), on every connection made
+  // from this context. httplib's own check alone took a CN naming the URL's
+  // host even when the subjectAltName listed only other names.
+  std::string host = m[1].str();
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(client->ssl_context());
+  const bool ip = host.front() == '[' || std::regex_match(host, std::regex(R"([0-9.]+)"));
+  if (host.front() == '[') host = host.substr(1, host.size() - 2);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const int set = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                     : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  if (set != 1) {
+    throw Error(2, "config", "The relay URL's host " + host + " cannot be checked against a certificate: fix "
+                                 "--url, MESHWIRE_URL or the saved one.");
+  }
   return client;
 }
 
@@ -57,7 +73,7 @@ std::string TransportFailure(const std::string& url, httplib::Error error, const
     // httplib checks the chain (OpenSSL's verdict kept), then the name.
     const long verdict = client.get_openssl_verify_result();
     const std::string host = std::regex_replace(url, std::regex(R"(^https?://(\[[^\]]*\]|[^/:]*).*$)"), "$1");
-    if (verdict == X509_V_OK) {
+    if (verdict == X509_V_OK || verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH) {
       return "The relay at " + url + " presented a certificate issued for another name than " + host +
              ": use a URL with a name the certificate lists, or have the relay's certificate issued for " + host +
              " (its subjectAltName).";

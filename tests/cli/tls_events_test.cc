@@ -38,7 +38,9 @@ void MakeCertificates(const TempDir& dir, const std::string& prefix) {
                 "-ca-key.pem -out " + p + "-ca.pem"));
   REQUIRE(Shell("openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + p + "-key.pem -out " + p +
                 "-csr.pem"));
-  REQUIRE(Shell("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > " + p + "-ext.cnf"));
+  // Written here: Shell's own ">/dev/null" after a printf's "> FILE" took
+  // its output, and the certificates had no subjectAltName at all.
+  std::ofstream(p + "-ext.cnf") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
   REQUIRE(Shell("openssl x509 -req -in " + p + "-csr.pem -CA " + p + "-ca.pem -CAkey " + p +
                 "-ca-key.pem -CAcreateserial -days 2 -extfile " + p + "-ext.cnf -out " + p + "-cert.pem"));
 }
@@ -202,9 +204,29 @@ TEST_CASE("HTTPS: the CLI trusts the relay through MESHWIRE_CA_FILE, not without
     CHECK(expired.code == 3);
     CHECK(expired.err.find("a certificate that has expired") != std::string::npos);
   }
-  REQUIRE(Shell("cp " + (home / "two-cert.pem") + " " + cert));
+  // A CN naming the URL's host does not count when the subjectAltName lists
+  // only other names (RFC 6125): another name, for a host name and for an
+  // address (the CLI took the CN, and sent the token).
+  for (const std::string host : {"localhost", "127.0.0.1"}) {
+    CAPTURE(host);
+    REQUIRE(Shell("openssl req -new -key " + (home / "two-key.pem") + " -subj /CN=" + host + " -out " + two +
+                  "-cn-csr.pem && printf 'subjectAltName=DNS:other.example\\n' > " + two +
+                  "-cn.cnf && openssl x509 -req -in " + two + "-cn-csr.pem -CA " + two + "-ca.pem -CAkey " + two +
+                  "-ca-key.pem -CAcreateserial -days 2 -extfile " + two + "-cn.cnf -out " + cert));
+    REQUIRE(Shell("cp " + (home / "two-key.pem") + " " + key));
+    ::kill(relay.process.pid(), SIGHUP);
+    REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
+    CommandResult cn_only = Run({kBinary, "mesh", "create", "leak", "--url", "https://" + host + ":" + port},
+                                with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")}));
+    CHECK(cn_only.code == 3);
+    CHECK(cn_only.err.find("a certificate issued for another name than " + host) != std::string::npos);
+  }
+  REQUIRE(Shell("cp " + (home / "two-cert.pem") + " " + cert + " && cp " + (home / "two-key.pem") + " " + key));
   ::kill(relay.process.pid(), SIGHUP);
   REQUIRE(relay.process.WaitForStderr("reloaded the TLS certificate", 5000));
+  // ... and one whose subjectAltName lists the name is taken, by name as by address.
+  CHECK(Run({kBinary, "mesh", "list", "--url", "https://localhost:" + port},
+            with({"MESHWIRE_CA_FILE=" + (home / "two-ca.pem")})).code == 0);
 
   // A bad key on reload keeps the previous pair.
   REQUIRE(Shell("echo broken > " + key));
