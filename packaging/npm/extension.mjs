@@ -400,8 +400,11 @@ function createMesh({ url, env, fetch: fetchImpl, homedir, cwd }) {
     // Re-read until complete, so a `meshwire login` or `init` made while the
     // session runs is picked up.
     if (!config || !config.token || !config.meshId) {
-      config = resolveConfig({ url, env, homedir, cwd });
-      relay = createRelay(config, relayFetch(config, fetchImpl, env ?? process.env));
+      const fresh = resolveConfig({ url, env, homedir, cwd });
+      // Kept only once its fetch is made: a MESHWIRE_CA_FILE that cannot be
+      // read now is read again at the next call.
+      relay = createRelay(fresh, relayFetch(fresh, fetchImpl, env ?? process.env));
+      config = fresh;
     }
     return config;
   }
@@ -434,16 +437,18 @@ function createMesh({ url, env, fetch: fetchImpl, homedir, cwd }) {
 
   function ensureAgent() {
     if (state.agentId) return Promise.resolve(state.agentId);
+    // Forgotten once settled, so a failed attempt is tried again at the next
+    // call. (A `finally` inside ran before the assignment when ready() threw
+    // at once: the failure was then kept for good, a `meshwire login` or a
+    // MESHWIRE_CA_FILE made meanwhile never seen.)
     state.registering ??= (async () => {
-      try {
-        const c = ready();
-        const answer = await call("POST", "/agents", { body: { name: c.agentName, harness: HARNESS }, retry: true });
-        state.agentId = answer.agent_id;
-        return state.agentId;
-      } finally {
-        state.registering = null;
-      }
-    })();
+      const c = ready();
+      const answer = await call("POST", "/agents", { body: { name: c.agentName, harness: HARNESS }, retry: true });
+      state.agentId = answer.agent_id;
+      return state.agentId;
+    })().finally(() => {
+      state.registering = null;
+    });
     return state.registering;
   }
 

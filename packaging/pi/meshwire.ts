@@ -594,16 +594,18 @@ function createMesh(options: MeshwirePiOptions) {
 
   function ensureAgent(): Promise<string> {
     if (agentId) return Promise.resolve(agentId);
+    // Forgotten once settled, so a failed attempt is tried again at the next
+    // call. (A `finally` inside ran before the assignment when ready() threw
+    // at once: the failure was then kept for good, a `meshwire login` made
+    // meanwhile never seen.)
     registering ??= (async () => {
-      try {
-        const c = ready();
-        const answer = await call("POST", "/agents", { body: { name: c.agentName, harness: HARNESS }, retry: true });
-        agentId = String(answer.agent_id);
-        return agentId;
-      } finally {
-        registering = null;
-      }
-    })();
+      const c = ready();
+      const answer = await call("POST", "/agents", { body: { name: c.agentName, harness: HARNESS }, retry: true });
+      agentId = String(answer.agent_id);
+      return agentId;
+    })().finally(() => {
+      registering = null;
+    });
     return registering;
   }
 

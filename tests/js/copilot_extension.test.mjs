@@ -459,12 +459,14 @@ test("a .mesh.json with no mesh_id, an empty one or an empty agent_name, or a fo
   }
 });
 
-test("without credentials the tools fail with what to do, and onSessionStart says so", T, async () => {
+test("without credentials the tools fail with what to do, and onSessionStart says so; a login meanwhile is taken", T, async () => {
   const copilot = fakeCopilot();
   const { createCopilotExtension } = await import(pathToFileURL(EXTENSION).href);
+  const home = tempDir("mw-copilot-empty-");
   await createCopilotExtension({
     joinSession: copilot.joinSession,
-    env: { MESHWIRE_HOME: tempDir("mw-copilot-empty-") },
+    heartbeatInterval: 60000,
+    env: { MESHWIRE_HOME: home },
     cwd: tempDir("mw-copilot-nomesh-"),
   });
   fx.extraEnds = [...(fx.extraEnds ?? []), () => copilot.config.hooks.onSessionEnd({})];
@@ -473,6 +475,12 @@ test("without credentials the tools fail with what to do, and onSessionStart say
   assert.match(result.textResultForLlm, /meshwire login/);
   const { additionalContext } = await copilot.config.hooks.onSessionStart({ source: "startup" });
   assert.match(additionalContext, /meshwire login/);
+  // `meshwire login` and `mesh use` in another terminal: the next call works
+  // (a failed first registration was kept for good before).
+  fs.writeFileSync(path.join(home, "credentials.json"), JSON.stringify({ token: fx.token, url: fx.url, user: "alice" }));
+  fs.writeFileSync(path.join(home, "config.json"), JSON.stringify({ active_mesh: fx.mesh.mesh_id }));
+  const after = await copilot.call("mesh_status");
+  assert.equal(after.resultType, "success", after.textResultForLlm);
   await copilot.config.hooks.onSessionEnd({});
 });
 

@@ -383,10 +383,21 @@ test("a .mesh.json with no mesh_id, an empty one or an empty agent_name, or a fo
   }
 });
 
-test("without credentials: an error that says to run `meshwire login`", T, async () => {
+test("without credentials: an error that says to run `meshwire login`; a login meanwhile is taken", T, async () => {
   const pi = fakePi({ cwd: tempDir("mw-pi-nothing-") });
-  fx.module.createMeshwireExtension({ env: {}, homedir: tempDir("mw-pi-nohome-") })(pi);
+  const homedir = tempDir("mw-pi-nohome-");
+  fx.module.createMeshwireExtension({ env: {}, homedir })(pi);
   await assert.rejects(pi.call("meshwire_status"), /`meshwire login`/);
+  await assert.rejects(pi.call("meshwire_send_message", { content: "before login" }), /`meshwire login`/);
+  // `meshwire login` and `mesh use` in another terminal: the next call works
+  // (a failed first registration was kept for good before).
+  fs.mkdirSync(path.join(homedir, ".meshwire"));
+  fs.writeFileSync(path.join(homedir, ".meshwire/credentials.json"), JSON.stringify({ token: fx.token, url: fx.url, user: "alice" }));
+  fs.writeFileSync(path.join(homedir, ".meshwire/config.json"), JSON.stringify({ active_mesh: fx.mesh.mesh_id }));
+  const sent = await pi.call("meshwire_send_message", { content: "after login" });
+  assert.match(text(sent), /after login|Sent/, text(sent));
+  const result = await pi.call("meshwire_status");
+  assert.equal(result.details.agent.name, "pi-agent");
 });
 
 test("a revoked or unknown token: an error that says to run `meshwire login`", T, async () => {

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -90,6 +91,18 @@ test("without it the relay's certificate is refused, as a tool failure with a se
   assert.equal(status.resultType, "failure");
   // The sentence names the setting to change, not a relay to start.
   assert.match(status.textResultForLlm, /presented a certificate this machine does not trust .*set MESHWIRE_CA_FILE/);
+  await copilot.config.hooks.onSessionEnd({ reason: "complete" });
+});
+
+test("a MESHWIRE_CA_FILE that cannot be read yet: a failure naming it, then the tools work once it is there", T, async () => {
+  const later = path.join(tempDir("mw-tls-later-"), "ca.pem");
+  const copilot = await joinWith({ ...fx.env, MESHWIRE_CA_FILE: later });
+  const before = await copilot.call("mesh_status");
+  assert.equal(before.resultType, "failure");
+  assert.ok(before.textResultForLlm.includes(`MESHWIRE_CA_FILE=${later} cannot be read`), before.textResultForLlm);
+  fs.copyFileSync(fx.ca, later);
+  const after = await copilot.call("mesh_status");
+  assert.equal(after.resultType, "success", after.textResultForLlm);
   await copilot.config.hooks.onSessionEnd({ reason: "complete" });
 });
 
