@@ -78,6 +78,8 @@ bool TakeFault(PgConnection::Fault fault) {
 ///   which otherwise sits deaf to the other nodes' notifications while its
 ///   node goes on trusting its caches.
 /// None of them applies to a Unix socket.
+/// - fallback_application_name meshwire: pg_stat_activity names the relay's
+///   sessions (PGAPPNAME or application_name in the URL name them instead).
 /// - client_encoding UTF8: meshwire's text is UTF-8; a database in another
 ///   encoding converts it, and refuses what it cannot hold, instead of
 ///   storing the bytes as its own characters.
@@ -90,7 +92,8 @@ PGconn* Connect(const std::string& conninfo) {
   }
   for (auto [key, value] : {std::pair{"keepalives", "1"}, std::pair{"keepalives_idle", "10"},
                             std::pair{"keepalives_interval", "5"}, std::pair{"keepalives_count", "3"},
-                            std::pair{"tcp_user_timeout", "25000"}, std::pair{"client_encoding", "UTF8"}}) {
+                            std::pair{"tcp_user_timeout", "25000"}, std::pair{"client_encoding", "UTF8"},
+                            std::pair{"fallback_application_name", "meshwire"}}) {
     keys.push_back(key);
     values.push_back(value);
   }

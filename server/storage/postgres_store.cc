@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <optional>
 
 #include "schemas/error.h"
 #include "schemas/ids.h"
@@ -145,30 +146,59 @@ static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 // Any 64-bit number of meshwire's own: the advisory lock nodes take to migrate.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7420742074207420)";
 
-/// A role that may not create or change meshwire's tables: what to grant, in
-/// a sentence (the server's words come after).
-Error MissingPrivilege(PgConnection& conn, const PgError& e) {
+/// Who was refused where, and the server's reason: for a sentence that says
+/// what to grant.
+struct Refused {
+  std::string user = "the role", database = "the database", why;
+};
+
+Refused WhoWasRefused(PgConnection& conn, const PgError& e) {
   const auto quoted = [](const std::string& name) {  // an SQL identifier, as the server would read it
     std::string out = "\"";
     for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
     return out + "\"";
   };
-  std::string user = "the role", database = "the database";
+  Refused r;
   try {
     auto who = conn.Prepare("SELECT current_user, current_database()");
-    if (who.Step()) user = quoted(who.Text(0)), database = quoted(who.Text(1));
+    if (who.Step()) r.user = quoted(who.Text(0)), r.database = quoted(who.Text(1));
   } catch (const std::exception&) {
     // The sentence stands without the names.
   }
-  std::string why = e.what();
-  if (auto at = why.find("ERROR:"); at != std::string::npos) why = why.substr(at + 6);
-  if (auto end = why.find(" LINE "); end != std::string::npos) why = why.substr(0, end);  // the statement's text
-  while (!why.empty() && why.front() == ' ') why.erase(0, 1);
+  r.why = e.what();
+  if (auto at = r.why.find("ERROR:"); at != std::string::npos) r.why = r.why.substr(at + 6);
+  if (auto end = r.why.find(" LINE "); end != std::string::npos) r.why = r.why.substr(0, end);  // the statement's text
+  while (!r.why.empty() && r.why.front() == ' ') r.why.erase(0, 1);
+  return r;
+}
+
+/// A role that may not create or change meshwire's tables: what to grant, in
+/// a sentence (the server's words come after).
+Error MissingPrivilege(PgConnection& conn, const PgError& e) {
+  const Refused r = WhoWasRefused(conn, e);
   return Error(500, "storage_permission",
-               "The PostgreSQL role " + user + " may not create or change meshwire's tables in " + database + " (" +
-                   why + "). As a superuser, make it the database's owner (ALTER DATABASE " + database + " OWNER TO " +
-                   user + ";) or grant it the schema (GRANT CREATE ON SCHEMA public TO " + user +
+               "The PostgreSQL role " + r.user + " may not create or change meshwire's tables in " + r.database +
+                   " (" + r.why + "). As a superuser, make it the database's owner (ALTER DATABASE " + r.database +
+                   " OWNER TO " + r.user + ";) or grant it the schema (GRANT CREATE ON SCHEMA public TO " + r.user +
                    ";), or use the role that created meshwire's tables; then start again.");
+}
+
+/// A database that takes no writes (default_transaction_read_only, a hot
+/// standby), or a role that may read meshwire's tables but not write them:
+/// what to change, in a sentence; nullopt for any other error.
+std::optional<Error> CannotWrite(PgConnection& conn, const PgError& e) {
+  if (e.sqlstate() == "25006") {  // read_only_sql_transaction
+    return Error(500, "storage_read_only",
+                 "The PostgreSQL database takes no writes (a read-only transaction: a standby, or "
+                 "default_transaction_read_only): give --storage a primary the relay may write to.");
+  }
+  if (e.sqlstate() != "42501") return std::nullopt;  // insufficient_privilege
+  const Refused r = WhoWasRefused(conn, e);
+  return Error(500, "storage_permission",
+               "The PostgreSQL role " + r.user + " may not write meshwire's tables in " + r.database + " (" + r.why +
+                   "). As a superuser, grant them to it (GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN "
+                   "SCHEMA public TO " + r.user + "; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + r.user +
+                   ";), or use the role that created them; then start again.");
 }
 
 void Migrate(PgConnection& conn) {
@@ -212,6 +242,7 @@ void Migrate(PgConnection& conn) {
       throw;
     } catch (const PgError& e) {
       if (e.sqlstate() == "42501") throw MissingPrivilege(conn, e);  // insufficient_privilege
+      if (auto refused = CannotWrite(conn, e)) throw *refused;          // a read-only database
       throw;
     }
   }
@@ -274,11 +305,16 @@ std::unique_ptr<PgConnection> PostgresStore::OpenWriter(const std::string& conni
   // holding a row the other wanted (the mesh's and the marker's). Its time is
   // kNodeAliveMs ago: not live to the other nodes (no acks awaited from it,
   // as from `meshwire admin`, which never beats) until its first beat.
-  conn->Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS " - ?2)"
-                " ON CONFLICT (node_id) DO NOTHING")
-      .Bind(1, node_id)
-      .Bind(2, kNodeAliveMs)
-      .Run();
+  try {
+    conn->Prepare("INSERT INTO nodes(node_id, seen_at) VALUES (?1, " MESHWIRE_PG_NOW_MS " - ?2)"
+                  " ON CONFLICT (node_id) DO NOTHING")
+        .Bind(1, node_id)
+        .Bind(2, kNodeAliveMs)
+        .Run();
+  } catch (const PgError& e) {  // the first write: a role or database that takes none says so here
+    if (auto refused = CannotWrite(*conn, e)) throw *refused;
+    throw;
+  }
   conn->SetFlushBarrier(kFlushBarrier);
   conn->CommitWithoutWaiting();
   // The write statements are prepared once and run with other arrays each

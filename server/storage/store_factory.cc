@@ -80,6 +80,11 @@ std::string StorageSpecProblem(const std::string& spec) {
   if (spec.rfind("sqlite:", 0) == 0 || IsPostgres(spec) || !std::regex_search(spec, scheme, kScheme)) return "";
   std::string lower = scheme.str();
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if ((lower == "postgres:" || lower == "postgresql:") && spec.compare(lower.size(), 2, "//") != 0) {
+    // postgres:relay, postgres:/relay: the "//" of a URL is missing.
+    return "--storage " + StorageForDisplay(spec) + ": a PostgreSQL URL starts with " + lower +
+           "// (postgres://user:pass@host:port/db, or postgres:///db for the local socket).";
+  }
   if (lower == "sqlite:" || lower == "postgres:" || lower == "postgresql:") {  // SQLITE:x, POSTGRES://...
     return "--storage " + StorageForDisplay(spec) + ": write its scheme in lower case (sqlite:, postgres:// or "
            "postgresql://).";

@@ -168,6 +168,33 @@ TEST_CASE("postgres: a role that may not create meshwire's tables is told what t
   user_only.replace(user_only.find("meshwire@"), 9, "user_only@");
   PostgresStore store(user_only);
   CHECK(store.Kind() == "postgres");
+
+  // A role that may only read the tables: what to grant (it was the server's
+  // "a statement: ERROR: permission denied for table nodes").
+  admin.Exec("CREATE ROLE read_only LOGIN");
+  owner.Exec("GRANT SELECT ON ALL TABLES IN SCHEMA public TO read_only");
+  std::string reader = uri;
+  reader.replace(reader.find("meshwire@"), 9, "read_only@");
+  try {
+    PostgresStore refused(reader);
+    FAIL("opened for writing with a role that may only read");
+  } catch (const Error& e) {
+    CHECK(e.code() == "storage_permission");
+    CHECK(std::string(e.what()).find("The PostgreSQL role \"read_only\" may not write meshwire's tables") !=
+          std::string::npos);
+    CHECK(std::string(e.what()).find("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "
+                                     "\"read_only\";") != std::string::npos);
+  }
+  // A database that takes no writes.
+  admin.Exec(("ALTER DATABASE " + database + " SET default_transaction_read_only = on").c_str());
+  try {
+    PostgresStore refused(uri);
+    FAIL("opened a read-only database for writing");
+  } catch (const Error& e) {
+    CHECK(e.code() == "storage_read_only");
+    CHECK(std::string(e.what()).find("takes no writes") != std::string::npos);
+  }
+  admin.Exec(("ALTER DATABASE " + database + " RESET default_transaction_read_only").c_str());
 }
 
 TEST_CASE("postgres: a server that is not there is a 503 with a sentence, no password in it") {

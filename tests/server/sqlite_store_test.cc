@@ -266,6 +266,13 @@ TEST_CASE("store factory: a storage of no kind meshwire has is refused before an
     CHECK(problem.find("write its scheme in lower case") != std::string::npos);
     CHECK(problem.find("secret") == std::string::npos);
   }
+  // A URL's "//" missing: said so, not that the scheme is in upper case.
+  for (const char* half : {"postgres:", "postgres:relay", "postgres:/relay", "postgresql:", "POSTGRES:relay"}) {
+    CAPTURE(std::string(half));
+    const std::string problem = StorageSpecProblem(half);
+    CHECK(problem.find("a PostgreSQL URL starts with") != std::string::npos);
+    CHECK(problem.find("lower case") == std::string::npos);
+  }
   for (const char* fine : {"relay.db", "/srv/a:b.db", "sqlite:a:b.db", "postgres://h/db", "postgresql://h/db"}) {
     CAPTURE(std::string(fine));
     CHECK(StorageSpecProblem(fine).empty());
