@@ -78,4 +78,12 @@ std::string ShownName(std::string_view name) {
   return shown;
 }
 
+std::string EchoedValue(std::string_view value) {
+  constexpr std::size_t kMax = 80;
+  if (value.size() <= kMax) return std::string(value);
+  std::size_t cut = kMax;
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xc0) == 0x80) --cut;
+  return std::string(value.substr(0, cut)) + "...";
+}
+
 }  // namespace meshwire

@@ -23,5 +23,9 @@ bool IsReservedAgentName(std::string_view name);
 /// An invalid name as a sentence may echo it: its first 80 bytes, each
 /// outside printable ASCII as '?' (a NUL would cut the sentence short).
 std::string ShownName(std::string_view name);
+/// A value the caller gave, as an error's sentence repeats it: at most 80
+/// bytes (cut where a character starts) and "..." after, so that an id of a
+/// megabyte is not sent back whole.
+std::string EchoedValue(std::string_view value);
 
 }  // namespace meshwire

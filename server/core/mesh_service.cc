@@ -34,17 +34,6 @@ void CheckName(const std::string& name, const char* what) {
   }
 }
 
-/// A value the caller gave, as an error's sentence repeats it: at most 80
-/// bytes (cut where a character starts) and "..." after, so that an id of a
-/// megabyte is not sent back whole.
-std::string Echo(std::string_view value) {
-  constexpr std::size_t kMax = 80;
-  if (value.size() <= kMax) return std::string(value);
-  std::size_t cut = kMax;
-  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xc0) == 0x80) --cut;
-  return std::string(value.substr(0, cut)) + "...";
-}
-
 /// Text is stored as text: PostgreSQL's text holds no NUL character, so no
 /// backend takes one (the same answer on every backend).
 void CheckNoNul(std::string_view text, const char* what) {
@@ -249,7 +238,7 @@ Mesh MeshService::RequireMember(const Caller& caller, const std::string& mesh_id
   const std::uint64_t generation = cache_.Generation();
   auto mesh = store_.FindMesh(mesh_id);
   if (!mesh) {
-    throw Error::NotFound("mesh_not_found", "No mesh " + Echo(mesh_id) +
+    throw Error::NotFound("mesh_not_found", "No mesh " + EchoedValue(mesh_id) +
                                                 "; run `meshwire mesh list` to see your meshes.");
   }
   if (!store_.RoleOf(mesh_id, caller.user())) {
@@ -269,7 +258,7 @@ Agent MeshService::RequireAgent(const std::string& mesh_id, const std::string& i
   const std::uint64_t generation = cache_.Generation();
   auto agent = store_.FindAgent(mesh_id, id_or_name);
   if (!agent) {
-    throw Error::NotFound("agent_not_found", "No agent \"" + Echo(id_or_name) + "\" in mesh " + mesh_id +
+    throw Error::NotFound("agent_not_found", "No agent \"" + EchoedValue(id_or_name) + "\" in mesh " + mesh_id +
                                                  "; run `meshwire agents` to see who is there.");
   }
   // A fresh read (a poll, for its cursors) does not refill the cache: the
@@ -370,7 +359,7 @@ void MeshService::RemoveMember(const Caller& caller, const std::string& mesh_id,
   if (ended.agent_ids.empty()) ended.mesh_id.clear();  // none: no poll to end
   AccessChanged(std::move(ended));
   if (!removed) {
-    throw Error::NotFound("not_found", "User " + Echo(user) + " is not a member of mesh " + mesh_id + ".");
+    throw Error::NotFound("not_found", "User " + EchoedValue(user) + " is not a member of mesh " + mesh_id + ".");
   }
   // Each of their agents is gone, as DeleteAgent says of one: offline.
   for (Agent& a : theirs) Gone(std::move(a));
@@ -527,7 +516,7 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
         throw Error::InvalidField("metadata.reply_to, when given, must be the id of a message of this mesh.");
       }
       if (!store_.FindMessage(mesh_id, link->get<std::string>())) {
-        throw Error::NotFound("message_not_found", "No message " + Echo(link->get<std::string>()) + " in mesh " + mesh_id +
+        throw Error::NotFound("message_not_found", "No message " + EchoedValue(link->get<std::string>()) + " in mesh " + mesh_id +
                                                        " for metadata.reply_to.");
       }
     }
@@ -536,7 +525,7 @@ void MeshService::Send(const Caller& caller, const std::string& mesh_id, const S
     CheckReplyToAgrees(m.metadata_json, *r.reply_to);
     if (!store_.FindMessage(mesh_id, *r.reply_to)) {
       throw Error::NotFound("message_not_found",
-                            "No message " + Echo(*r.reply_to) + " in mesh " + mesh_id + " to reply to.");
+                            "No message " + EchoedValue(*r.reply_to) + " in mesh " + mesh_id + " to reply to.");
     }
     m.metadata_json = WithReplyTo(m.metadata_json, *r.reply_to);
   }
@@ -563,7 +552,7 @@ AppendResult MeshService::Reply(const Caller& caller, const std::string& mesh_id
   auto original = store_.FindMessage(mesh_id, message_id);
   if (!original) {
     throw Error::NotFound("message_not_found",
-                          "No message " + Echo(message_id) + " in mesh " + mesh_id + " to reply to.");
+                          "No message " + EchoedValue(message_id) + " in mesh " + mesh_id + " to reply to.");
   }
   Agent from = RequireOwnAgent(caller, mesh_id, from_ref);
   auto to = store_.FindAgent(mesh_id, original->from);
@@ -738,7 +727,7 @@ std::pair<Message, std::vector<Receipt>> MeshService::GetMessage(const Caller& c
   RequireMember(caller, mesh_id);
   auto m = store_.FindMessage(mesh_id, message_id);
   if (!m) {
-    throw Error::NotFound("message_not_found", "No message " + Echo(message_id) + " in mesh " + mesh_id +
+    throw Error::NotFound("message_not_found", "No message " + EchoedValue(message_id) + " in mesh " + mesh_id +
                                                    " (it may have been delivered and purged).");
   }
   auto receipts = store_.Receipts(*m);
@@ -790,7 +779,7 @@ void MeshService::RevokeToken(const Caller& caller, const std::string& token_id)
   // its parked polls answer now (401).
   AccessChanged({.token_id = revoked ? token_id : ""});
   if (!revoked) {
-    throw Error::NotFound("token_not_found", "You have no token " + Echo(token_id) +
+    throw Error::NotFound("token_not_found", "You have no token " + EchoedValue(token_id) +
                                                  "; run `meshwire token list` to see yours.");
   }
 }

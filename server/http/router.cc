@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "schemas/error.h"
+#include "schemas/ids.h"
 #include "server/http/url.h"
 
 namespace meshwire {
@@ -44,9 +45,7 @@ std::vector<std::string_view> Segments(const HttpRequest& req, std::vector<std::
 /// A capture over kMaxCapture bytes names nothing: the 404 of what it would
 /// have named, by the segment before it ("/mesh/{mesh}", "/tokens/{id}").
 Error TooLongCapture(std::string_view before, std::string_view capture) {
-  std::string shown(capture.substr(0, 80));
-  while (!shown.empty() && (static_cast<unsigned char>(shown.back()) & 0xc0) == 0x80) shown.pop_back();
-  shown += "...";
+  const std::string shown = EchoedValue(capture);
   const std::string why = " (an id or name is at most " + std::to_string(Router::kMaxCapture) + " bytes)";
   if (before == "mesh") return Error::NotFound("mesh_not_found", "No mesh " + shown + why + ".");
   if (before == "agents") return Error::NotFound("agent_not_found", "No agent \"" + shown + "\"" + why + ".");
@@ -80,8 +79,7 @@ bool Router::Matches(const Route& route, const std::vector<std::string_view>& pa
   return true;
 }
 
-std::size_t Router::OverLongCapture(const Route& route, const std::vector<std::string_view>& path,
-                                    const std::string*& capture) {
+std::size_t Router::OverLongCapture(const Route& route, const std::vector<std::string_view>& path) {
   if (route.segments.size() != path.size()) return 0;
   std::size_t at = 0;
   for (std::size_t i = 0; i < path.size(); ++i) {
@@ -91,7 +89,6 @@ std::size_t Router::OverLongCapture(const Route& route, const std::vector<std::s
     if (is_capture && path[i].empty()) return 0;
     if (is_capture && path[i].size() > kMaxCapture && at == 0) at = i;
   }
-  if (at > 0) capture = &route.segments[at];
   return at;
 }
 
@@ -104,11 +101,10 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
   // A route of this method that only an over-long capture missed (looked for
   // only when a segment is that long: never on the usual request's path).
   const bool any_long = std::any_of(path.begin(), path.end(), [](std::string_view s) { return s.size() > kMaxCapture; });
-  const std::string* too_long = nullptr;
-  std::size_t too_long_at = 0;
+  std::size_t too_long_at = 0;  // the over-long segment's index (never 0: routes start with a literal)
   for (const Route& r : routes_) {
     if (!Matches(r, path, captures)) {
-      if (any_long && !too_long && r.method == req.method) too_long_at = OverLongCapture(r, path, too_long);
+      if (any_long && too_long_at == 0 && r.method == req.method) too_long_at = OverLongCapture(r, path);
       continue;
     }
     const bool head_as_get = r.method == "GET" && r.head == Head::kAsGet;
@@ -142,7 +138,7 @@ void Router::Dispatch(const ExchangePtr& exchange) const {
                           .Header("Allow", allowed));
     return;
   }
-  if (too_long) {
+  if (too_long_at > 0) {
     exchange->Respond(HttpResponse::FromError(TooLongCapture(path[too_long_at - 1], path[too_long_at])));
     return;
   }

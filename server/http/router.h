@@ -47,9 +47,8 @@ class Router {
   static bool Matches(const Route& route, const std::vector<std::string_view>& path,
                       std::vector<std::string>& captures);
   /// The index of the first capture over kMaxCapture bytes when only such
-  /// captures keep `path` from fitting `route` (`capture`: its pattern), else 0.
-  static std::size_t OverLongCapture(const Route& route, const std::vector<std::string_view>& path,
-                                     const std::string*& capture);
+  /// captures keep `path` from fitting `route`, else 0.
+  static std::size_t OverLongCapture(const Route& route, const std::vector<std::string_view>& path);
   std::vector<Route> routes_;
   Executor* workers_ = nullptr;
 };

@@ -145,18 +145,28 @@ TEST_CASE("postgres: a role that may not create meshwire's tables is told what t
   const std::string uri = pg->NewDatabase();
   const std::string database = uri.substr(uri.find("@/") + 2, uri.find('?') - uri.find("@/") - 2);
   PgConnection admin(uri);
+  // The URI as another role; and what opening it is refused with.
+  const auto as = [&uri](const std::string& role) {
+    std::string other = uri;
+    return other.replace(other.find("meshwire@"), 9, role + "@");
+  };
+  const auto refusal = [](const std::string& to) -> Error {
+    try {
+      PostgresStore store(to);
+    } catch (const Error& e) {
+      return e;
+    }
+    FAIL("opened " << to << ", which must be refused");
+    return Error(0, "", "");
+  };
   admin.Exec("CREATE ROLE weak LOGIN");
-  std::string weak = uri;
-  weak.replace(weak.find("meshwire@"), 9, "weak@");
-  try {
-    PostgresStore store(weak);
-    FAIL("created tables without the right to");
-  } catch (const Error& e) {
-    CHECK(e.code() == "storage_permission");
-    CHECK(std::string(e.what()).find("The PostgreSQL role \"weak\" may not create") != std::string::npos);
-    CHECK(std::string(e.what()).find("(permission denied for schema public)") != std::string::npos);
-    CHECK(std::string(e.what()).find("ALTER DATABASE \"" + database + "\" OWNER TO \"weak\";") != std::string::npos);
-  }
+  const std::string weak = as("weak");
+  const Error cannot_create = refusal(weak);
+  CHECK(cannot_create.code() == "storage_permission");
+  CHECK(std::string(cannot_create.what()).find("The PostgreSQL role \"weak\" may not create") != std::string::npos);
+  CHECK(std::string(cannot_create.what()).find("(permission denied for schema public)") != std::string::npos);
+  CHECK(std::string(cannot_create.what()).find("ALTER DATABASE \"" + database + "\" OWNER TO \"weak\";") !=
+        std::string::npos);
   admin.Exec(("ALTER DATABASE " + database + " OWNER TO weak").c_str());
   { CHECK(PostgresStore(weak).Kind() == "postgres"); }
   // A role that may use the tables, not create any, opens the database once it is up to date.
@@ -164,36 +174,24 @@ TEST_CASE("postgres: a role that may not create meshwire's tables is told what t
   PgConnection owner(weak);
   owner.Exec("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO user_only");
   owner.Exec("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO user_only");
-  std::string user_only = uri;
-  user_only.replace(user_only.find("meshwire@"), 9, "user_only@");
-  PostgresStore store(user_only);
+  PostgresStore store(as("user_only"));
   CHECK(store.Kind() == "postgres");
 
   // A role that may only read the tables: what to grant (it was the server's
   // "a statement: ERROR: permission denied for table nodes").
   admin.Exec("CREATE ROLE read_only LOGIN");
   owner.Exec("GRANT SELECT ON ALL TABLES IN SCHEMA public TO read_only");
-  std::string reader = uri;
-  reader.replace(reader.find("meshwire@"), 9, "read_only@");
-  try {
-    PostgresStore refused(reader);
-    FAIL("opened for writing with a role that may only read");
-  } catch (const Error& e) {
-    CHECK(e.code() == "storage_permission");
-    CHECK(std::string(e.what()).find("The PostgreSQL role \"read_only\" may not write meshwire's tables") !=
-          std::string::npos);
-    CHECK(std::string(e.what()).find("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "
-                                     "\"read_only\";") != std::string::npos);
-  }
+  const Error cannot_write = refusal(as("read_only"));
+  CHECK(cannot_write.code() == "storage_permission");
+  CHECK(std::string(cannot_write.what()).find("The PostgreSQL role \"read_only\" may not write meshwire's tables") !=
+        std::string::npos);
+  CHECK(std::string(cannot_write.what()).find("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "
+                                              "\"read_only\";") != std::string::npos);
   // A database that takes no writes.
   admin.Exec(("ALTER DATABASE " + database + " SET default_transaction_read_only = on").c_str());
-  try {
-    PostgresStore refused(uri);
-    FAIL("opened a read-only database for writing");
-  } catch (const Error& e) {
-    CHECK(e.code() == "storage_read_only");
-    CHECK(std::string(e.what()).find("takes no writes") != std::string::npos);
-  }
+  const Error read_only = refusal(uri);
+  CHECK(read_only.code() == "storage_read_only");
+  CHECK(std::string(read_only.what()).find("takes no writes") != std::string::npos);
   admin.Exec(("ALTER DATABASE " + database + " RESET default_transaction_read_only").c_str());
 }
 
