@@ -619,6 +619,7 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
   }
   PollResult result;
   try {
+    if (wait) bus_.Watch(mesh_id);  // parked first: other nodes' messages are announced from here on
     if (r.limit > 0) result.messages = AsCommitted(store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit));
   } catch (...) {
     if (wait) waiters_.Cancel(wait);

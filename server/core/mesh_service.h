@@ -187,6 +187,10 @@ class MeshService {
   void ShareListening();
   /// Flushes presence, then removes stale agents and purges delivered messages.
   SweepResult Sweep();
+  /// An event stream or MCP session of the mesh is about to wait on it
+  /// (WakeBus::Watch): other nodes announce its messages here from now on.
+  /// Throws Error 503 when the database cannot be reached.
+  void Watch(const std::string& mesh_id) { bus_.Watch(mesh_id); }
 
   /// The harness of agent `agent_id` of the mesh as cached (a sender's
   /// identity is, from its send), else "": no storage read, so it may run on

@@ -270,6 +270,9 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
                                           const HttpRequest& req, const std::string& stateless_key) {
   SessionPtr session = NewSession(caller, mesh_id, req, stateless_key);
   session->tools->RegisterAgent();
+  // Other nodes announce the mesh's messages here before the session can
+  // read any (its inbox notifications come from them).
+  service_.Watch(mesh_id);
   Register(session);
   return session;
 }

@@ -430,15 +430,15 @@ void PgConnection::Commit() {
   // is durable too (CommitPipelined).
   if (commit_without_waiting_ && !flush_barrier_.empty()) return CommitPipelined();
   in_transaction_ = false;  // whatever happens, the transaction is over
-  std::string sql;
-  for (const auto& [key, statement] : before_commit_) sql += statement + "; ";
+  std::map<std::string, PgStatement> before = std::move(before_commit_);
   before_commit_.clear();
   // A connection known lost must not reconnect and "commit" outside the
   // transaction: the server dropped it.
   if (PQstatus(conn_) != CONNECTION_OK || broken_) {
     throw Unavailable("the connection was lost during a transaction");
   }
-  Exec((sql + "COMMIT").c_str());
+  for (auto& [key, statement] : before) statement.Run();
+  Exec("COMMIT");
 }
 
 void PgConnection::CommitPipelined() {
@@ -446,7 +446,7 @@ void PgConnection::CommitPipelined() {
   enum class Item { kCommand, kPrepare, kDeferred, kCommit, kSync, kBarrier };
   std::vector<Item> items;
   std::vector<Deferred> deferred = std::move(at_commit_);
-  std::map<std::string, std::string> before = std::move(before_commit_);
+  std::map<std::string, PgStatement> before = std::move(before_commit_);
   at_commit_.clear();
   before_commit_.clear();
   in_transaction_ = false;  // whatever happens, the transaction is over
@@ -475,42 +475,48 @@ void PgConnection::CommitPipelined() {
   } else if (PQstatus(conn_) != CONNECTION_OK || broken_) {
     throw Unavailable("the connection was lost during a transaction");
   }
+  std::vector<std::string> newly_prepared;
+  // A prepared statement, prepared first in the pipeline if this session has not yet.
+  auto send_prepared = [&](const PgStatement& statement, Item item) {
+    const std::string& name = statement.name_;
+    if (!prepared_.contains(name) &&
+        std::find(newly_prepared.begin(), newly_prepared.end(), name) == newly_prepared.end()) {
+      items.push_back(Item::kPrepare);
+      newly_prepared.push_back(name);
+      if (PQsendPrepare(conn_, name.c_str(), sql_of_.at(name).c_str(), 0, nullptr) != 1) return false;
+    }
+    std::vector<const char*> values;
+    values.reserve(statement.params_.size());
+    for (const auto& p : statement.params_) values.push_back(p ? p->c_str() : nullptr);
+    items.push_back(item);
+    return PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
+                               nullptr, 0) == 1;
+  };
+  // BEGIN, SET and COMMIT are parsed each time (no plan; and a COMMIT in
+  // the bytes is what tests/support/pg_proxy.h recognizes).
   auto send = [&](const char* sql, Item item) {
     items.push_back(item);
     return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
   };
-  std::vector<std::string> newly_prepared;
   if (TakeFault(Fault::kLoseBeforeSending)) ::shutdown(PQsocket(conn_), SHUT_RDWR);
   bool sent = PQenterPipelineMode(conn_) == 1;
   if (sent && begin_pending_) sent = send("BEGIN", Item::kCommand) && send(kAsyncCommit, Item::kCommand);
   begin_pending_ = false;
   for (auto& d : deferred) {
     if (!sent) break;
-    const std::string& name = d.statement.name_;
-    if (!prepared_.contains(name) &&
-        std::find(newly_prepared.begin(), newly_prepared.end(), name) == newly_prepared.end()) {
-      items.push_back(Item::kPrepare);
-      newly_prepared.push_back(name);
-      sent = PQsendPrepare(conn_, name.c_str(), sql_of_.at(name).c_str(), 0, nullptr) == 1;
-      if (!sent) break;
-    }
-    std::vector<const char*> values;
-    values.reserve(d.statement.params_.size());
-    for (const auto& p : d.statement.params_) values.push_back(p ? p->c_str() : nullptr);
-    items.push_back(Item::kDeferred);
-    sent = PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr,
-                               nullptr, 0) == 1;
+    sent = send_prepared(d.statement, Item::kDeferred);
   }
   for (const auto& [key, statement] : before) {
     if (!sent) break;
-    sent = send(statement.c_str(), Item::kCommand);
+    sent = send_prepared(statement, Item::kCommand);
   }
   // COMMIT ends the transaction's part of the pipeline; the barrier after
   // its sync is a transaction of its own, with the server's
   // synchronous_commit: it returns once the COMMIT is durable too.
   sent = sent && send("COMMIT", Item::kCommit) && PQpipelineSync(conn_) == 1;
   if (sent) items.push_back(Item::kSync);
-  sent = sent && send(flush_barrier_.c_str(), Item::kBarrier) && PQpipelineSync(conn_) == 1;
+  // The barrier is a query: named, so it is planned once per session.
+  sent = sent && send_prepared(Prepare(flush_barrier_.c_str()), Item::kBarrier) && PQpipelineSync(conn_) == 1;
   if (sent) items.push_back(Item::kSync);
 
   // Read every result (each query's is followed by a null; a sync's is not).

@@ -124,10 +124,14 @@ class PgConnection {
   /// flush barrier follows it in the same round trip, so Commit still
   /// returns only once the transaction is durable.
   void CommitWithoutWaiting() { commit_without_waiting_ = true; }
-  /// Runs `sql` (no parameters) just before this transaction's COMMIT, in
-  /// the same round trip; one statement per `key` (a later one replaces it).
-  /// Dropped if the transaction rolls back.
-  void BeforeCommit(const std::string& key, std::string sql) { before_commit_[key] = std::move(sql); }
+  /// Runs `statement` (prepared and bound, not yet run; its result unread)
+  /// just before this transaction's COMMIT, in the same round trip; one
+  /// statement per `key` (a later one replaces it). Dropped if the
+  /// transaction rolls back.
+  void BeforeCommit(const std::string& key, PgStatement statement) {
+    before_commit_.erase(key);
+    before_commit_.emplace(key, std::move(statement));
+  }
   /// Runs `statement` (prepared and bound, not yet run) in the COMMIT's
   /// round trip, before the BeforeCommit statements, in the order given: the
   /// rows it locks (the mesh row) are then held only while the server runs
@@ -227,7 +231,7 @@ class PgConnection {
   bool broken_ = false;         // a pipeline left the session unusable: refused until Rollback, then reset
   bool commit_without_waiting_ = false;
   std::string flush_barrier_;
-  std::map<std::string, std::string> before_commit_;  // BeforeCommit's, this transaction
+  std::map<std::string, PgStatement> before_commit_;  // BeforeCommit's, this transaction
   std::string mark_sql_;         // SetCommitMarker's
   std::string read_marker_sql_;
   std::int64_t txn_ = 0;         // the last transaction number marked

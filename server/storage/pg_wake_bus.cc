@@ -132,6 +132,10 @@ PgWakeBus::PgWakeBus(const std::string& conninfo, Store& store, std::string node
           continue;
         }
       }
+      if (const auto now = std::chrono::steady_clock::now(); now >= next_maintenance_) {
+        next_maintenance_ = now + std::chrono::seconds(1);
+        MaintainWatches();
+      }
       if (!ListenOnce(*first)) {
         spdlog::warn("wake-ups: the PostgreSQL connection was lost; reconnecting");
         listening_ = false;
@@ -155,6 +159,97 @@ PgWakeBus::~PgWakeBus() {
   cv_.notify_all();
   if (listener_.joinable()) listener_.join();
   if (dispatcher_.joinable()) dispatcher_.join();
+  // The other nodes stop announcing to this one (else the next heartbeat
+  // after this node's row goes drops the rows).
+  std::lock_guard lock(watch_mu_);
+  if (watch_conn_ && !watched_.empty()) {
+    try {
+      watch_conn_->Prepare("DELETE FROM node_watches WHERE node_id = ?1").Bind(1, node_id_).Run();
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+std::map<std::string, std::int64_t> PgWakeBus::WriteWatches(const std::vector<std::string>& mesh_ids) {
+  // FOR SHARE waits for an append in flight to the mesh (its UPDATE holds
+  // the row until its COMMIT) and holds the next one until this commits: an
+  // append either committed before this, so the waiter's read after it sees
+  // it, or runs its notification after, and sees the watch.
+  std::vector<std::optional<std::string_view>> ids(mesh_ids.begin(), mesh_ids.end());
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (!watch_conn_) watch_conn_ = std::make_unique<PgConnection>(conninfo_);
+      auto s = watch_conn_->Prepare(
+          "WITH m AS (SELECT id, last_seq FROM meshes WHERE id = ANY(?1::text[]) ORDER BY id COLLATE \"C\" FOR SHARE),"
+          " w AS (INSERT INTO node_watches(mesh_id, node_id) SELECT id, ?2 FROM m ON CONFLICT DO NOTHING)"
+          " SELECT id, last_seq FROM m");
+      s.Bind(1, PgConnection::ArrayLiteral(ids)).Bind(2, node_id_);
+      std::map<std::string, std::int64_t> last;
+      while (s.Step()) last[s.Text(0)] = s.Int(1);
+      return last;
+    } catch (const std::exception& e) {
+      // A connection that broke since its last use is replaced once.
+      watch_conn_.reset();
+      if (attempt < 2) continue;
+      throw Error::Unavailable(std::string("The database cannot be reached (") + e.what() + "); retry shortly.");
+    }
+  }
+}
+
+void PgWakeBus::Watch(const std::string& mesh_id) {
+  std::lock_guard lock(watch_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = watched_.find(mesh_id); it != watched_.end()) {
+    it->second = now;
+    return;
+  }
+  const auto last = WriteWatches({mesh_id});
+  const auto it = last.find(mesh_id);
+  if (it == last.end()) return;  // no such mesh: the caller's own read says so
+  watched_[mesh_id] = now;
+  // Nobody here waited on the mesh since the watch before this one was
+  // dropped (Watch comes before each waiter's read; MaintainWatches drops a
+  // watch only when nothing wants its mesh), so its next seq moves past what
+  // every waiter's own read covers, as for a notification while unwanted.
+  std::lock_guard queue_lock(mu_);
+  std::int64_t& newest = skipped_[mesh_id];
+  newest = std::max(newest, it->second);
+}
+
+void PgWakeBus::MaintainWatches() {
+  std::lock_guard lock(watch_mu_);
+  if (watched_.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> drop;
+  for (const auto& [mesh_id, last] : watched_) {
+    if (now - last >= keep_watch_ && !Wanted(mesh_id)) drop.push_back(mesh_id);
+  }
+  try {
+    if (!watch_conn_) watch_conn_ = std::make_unique<PgConnection>(conninfo_);
+    if (!drop.empty()) {
+      std::vector<std::optional<std::string_view>> ids(drop.begin(), drop.end());
+      watch_conn_->Prepare("DELETE FROM node_watches WHERE node_id = ?1 AND mesh_id = ANY(?2::text[])")
+          .Bind(1, node_id_)
+          .Bind(2, PgConnection::ArrayLiteral(ids))
+          .Run();
+      for (const std::string& mesh_id : drop) watched_.erase(mesh_id);
+      if (watched_.empty()) return;
+    }
+    auto count = watch_conn_->Prepare("SELECT count(*) FROM node_watches WHERE node_id = ?1");
+    count.Bind(1, node_id_);
+    if (count.Step() && static_cast<std::size_t>(count.Int(0)) >= watched_.size()) return;
+    // Dropped by the other nodes (this one was taken for dead): the appends
+    // since were not announced here. Watch again, then catch every mesh up
+    // from what was published, as after a reconnect.
+    spdlog::warn("wake-ups: this node's watches were dropped by the other nodes; watching again and catching up");
+    std::vector<std::string> all;
+    for (const auto& entry : watched_) all.push_back(entry.first);
+    WriteWatches(all);
+    Enqueue(Item::Resync(NextSeqs(*watch_conn_)));
+  } catch (const std::exception& e) {
+    watch_conn_.reset();
+    spdlog::debug("wake-ups: cannot look at this node's watches now ({}); next second", e.what());
+  }
 }
 
 void PgWakeBus::Publish(const WakeEvent& event) {

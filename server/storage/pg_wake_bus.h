@@ -1,10 +1,19 @@
 // The WakeBus of relay nodes that share one PostgreSQL database.
 //
 // Messages: each transaction that appends sends pg_notify('meshwire_messages',
-// "SEQ MESH NODE") for each mesh it wrote, SEQ the newest (PostgresStore), so a
-// notification exists exactly when its messages committed, and arrives in
-// commit order. Every node
-// LISTENs. One dispatcher thread per node publishes the messages of each mesh
+// "SEQ MESH NODE") for each mesh it wrote that another node watches, SEQ the
+// newest (PostgresStore), so a notification exists exactly when its messages
+// committed, and arrives in commit order. Every node LISTENs.
+//
+// Watches: a node watches a mesh while something on it waits on the mesh
+// (Watch, called by each waiter before it reads what it waits on: one row in
+// node_watches, written with the mesh row locked, so each concurrent append
+// either sees the watch and notifies, or committed before the waiter's read).
+// A node that only sends costs the others nothing. Each second the listener
+// thread drops the watches nothing has wanted for kKeepWatch, and checks that
+// the node's rows are all there: a node taken for dead (a minute without
+// its heartbeat) loses them to the other nodes' heartbeats; it writes them
+// again and catches every mesh up, as after a reconnect. One dispatcher thread per node publishes the messages of each mesh
 // to the node's subscribers (its parked polls, its event streams) strictly in
 // seq order, each once, whichever node committed them: a local commit is
 // handed over with its message (no read); a seq that jumps ahead of the last
@@ -34,6 +43,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -45,6 +55,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "server/core/store.h"
 #include "server/core/wake_bus.h"
@@ -63,6 +74,13 @@ class PgWakeBus final : public WakeBus {
 
   void Publish(const WakeEvent& event) override;
   void Subscribe(Subscriber subscriber, Interest interest = nullptr) override;
+  void Watch(const std::string& mesh_id) override;
+
+  /// How long a watch stays after its last Watch once nothing here wants
+  /// its mesh (a long-poll's client is between two polls).
+  static constexpr std::chrono::seconds kKeepWatch{10};
+  /// Tests shorten kKeepWatch (before the first Watch).
+  void SetKeepWatch(std::chrono::milliseconds keep) { keep_watch_ = keep; }
 
   /// A message notification's payload, "SEQ MESH NODE" (PostgresStore
   /// sends it with each append), parsed.
@@ -120,6 +138,12 @@ class PgWakeBus final : public WakeBus {
   void Listen();                            // the listener thread
   bool ListenOnce(PgConnection& conn);      // false: connection lost
   void NotifyAccess(const WakeEvent& event);
+  /// Writes this node's watch of each of `mesh_ids`, each mesh row locked
+  /// meanwhile; returns the newest seq of each that exists. watch_mu_ held.
+  std::map<std::string, std::int64_t> WriteWatches(const std::vector<std::string>& mesh_ids);
+  /// The listener thread's each second: drops what nothing wants, writes
+  /// lost watches again and catches up.
+  void MaintainWatches();
 
   std::string conninfo_;
   Store& store_;
@@ -156,6 +180,14 @@ class PgWakeBus final : public WakeBus {
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
   std::map<std::uint64_t, std::set<std::string>> acks_;  // guarded by ack_mu_
+
+  // Watches (see the top). Never held while a waiter's lock is: Watch is
+  // called with none, and the listener asks the Interests under it.
+  std::mutex watch_mu_;
+  std::unique_ptr<PgConnection> watch_conn_;  // guarded by watch_mu_
+  std::map<std::string, std::chrono::steady_clock::time_point> watched_;  // mesh -> last Watch; watch_mu_
+  std::chrono::steady_clock::time_point next_maintenance_{};  // listener thread only
+  std::chrono::milliseconds keep_watch_{kKeepWatch};
 
   std::atomic<bool> listening_{false};
   std::thread dispatcher_;

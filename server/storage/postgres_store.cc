@@ -140,6 +140,18 @@ CREATE TABLE sign_ins (
   expires_at BIGINT NOT NULL
 );
 )sql",
+    // 7: which nodes wait on which meshes' messages (PgWakeBus::Watch): a
+    // transaction that appends to a mesh notifies only while another node
+    // watches it. No foreign keys: a watch outlives nothing that matters (a
+    // deleted mesh's is dropped by its node; a dead node's by the others'
+    // heartbeats), and a node writes its watch before its `nodes` row may be back.
+    R"sql(
+CREATE TABLE node_watches (
+  mesh_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  PRIMARY KEY (mesh_id, node_id)
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 
@@ -259,15 +271,6 @@ std::vector<std::pair<std::int64_t, std::int64_t>> ReadSeqIds(PgStatement& s) {
   return written;
 }
 
-/// `text` as an SQL string literal (its quotes doubled).
-std::string Literal(std::string_view text) {
-  std::string out = "'";
-  for (char ch : text) {
-    out += ch;
-    if (ch == '\'') out += '\'';
-  }
-  return out + "'";
-}
 
 }  // namespace
 
@@ -477,9 +480,17 @@ PgStatement PostgresStore::WriteMessagesStatement(PgConnection& c, const std::ve
   // The transaction notifies once per mesh, its newest seq, read from the
   // mesh row just before the COMMIT (so the last of this transaction's
   // messages); no mesh, no notification.
-  c.BeforeCommit("notify " + mesh_id, "SELECT pg_notify('meshwire_messages', last_seq::text || " +
-                                          Literal(" " + mesh_id + " " + node_id_) + ") FROM meshes WHERE id = " +
-                                          Literal(mesh_id));
+  // Only while another node watches the mesh (PgWakeBus::Watch): each
+  // notification wakes every node's listening session and its relay, which
+  // cost a node that only takes sends more than its messages' rows. A node
+  // that starts watching locks the mesh row to write its watch, so this
+  // statement, which runs while the write holds that row, sees the watch or
+  // the watcher's next read sees these messages.
+  auto notify = c.Prepare(
+      "SELECT pg_notify('meshwire_messages', last_seq::text || ' ' || ?1 || ' ' || ?2) FROM meshes WHERE id = ?1"
+      " AND EXISTS (SELECT 1 FROM node_watches WHERE mesh_id = ?1 AND node_id <> ?2)");
+  notify.Bind(1, mesh_id).Bind(2, node_id_);
+  c.BeforeCommit("notify " + mesh_id, std::move(notify));
   return s;
 }
 
@@ -539,6 +550,9 @@ void PostgresStore::ShareListening(const std::vector<std::string>& started,
     // dead that comes back writes its barrier row again at its next barrier.
     c.Prepare("DELETE FROM node_flushes WHERE (node_id, slot) IN (SELECT node_id, slot FROM node_flushes f"
               " WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = f.node_id) FOR UPDATE SKIP LOCKED)")
+        .Run();
+    c.Prepare("DELETE FROM node_watches WHERE (mesh_id, node_id) IN (SELECT mesh_id, node_id FROM node_watches w"
+              " WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node_id = w.node_id) FOR UPDATE SKIP LOCKED)")
         .Run();
   };
   // A failed beat's changes are lost: the next one rewrites them all.

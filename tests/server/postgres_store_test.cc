@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -488,7 +489,6 @@ struct WatchedBus {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::int64_t> delivered;  // guarded by mu
-  int asked = 0;                        // Interest calls; guarded by mu
   bool wanted = false;                  // guarded by mu
   Mesh mesh;
   Agent a, b;
@@ -503,8 +503,6 @@ struct WatchedBus {
         },
         [this](const std::string&) {
           std::lock_guard lock(mu);
-          ++asked;
-          cv.notify_all();
           return wanted;
         });
     mesh = MakeMesh(store, "alice");
@@ -512,11 +510,24 @@ struct WatchedBus {
     b = MakeAgent(store, mesh, "b");
   }
   std::int64_t Send() { return Put(store, mesh, a, b.agent_id, "hello").seq; }
-  /// Waits until the bus has asked about `n` notifications, then wants the mesh.
-  void WantAfter(int n) {
-    std::unique_lock lock(mu);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return asked >= n; }));
-    wanted = true;
+  /// Wants the mesh, then watches it (as a poll parks, then watches).
+  void Want() {
+    {
+      std::lock_guard lock(mu);
+      wanted = true;
+    }
+    bus.Watch(mesh.mesh_id);
+  }
+  void Unwant() {
+    std::lock_guard lock(mu);
+    wanted = false;
+  }
+  /// This node's rows in node_watches.
+  std::int64_t Watches() {
+    PgConnection check(uri);
+    auto s = check.Prepare("SELECT count(*) FROM node_watches WHERE node_id = 'this-node'");
+    REQUIRE(s.Step());
+    return s.Int(0);
   }
   /// What was delivered once something was, and 300 ms more for any other.
   std::vector<std::int64_t> Delivered() {
@@ -533,19 +544,43 @@ std::unique_ptr<WatchedBus> OpenWatchedBus() {
   return std::make_unique<WatchedBus>(pg->NewDatabase());
 }
 
-TEST_CASE("postgres wake-ups: another node's messages of a mesh nobody here waits on are skipped, not read; the next wanted one comes alone") {
+/// The seqs of the meshwire_messages notifications `listener` (which
+/// LISTENs) has received, once the one of `upto` came (within 10 s).
+std::vector<std::int64_t> Announced(PgConnection& listener, std::int64_t upto) {
+  std::vector<std::int64_t> seqs;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((seqs.empty() || seqs.back() < upto) && std::chrono::steady_clock::now() < deadline) {
+    pollfd fd{PQsocket(listener.raw()), POLLIN, 0};
+    ::poll(&fd, 1, 100);
+    REQUIRE(PQconsumeInput(listener.raw()) == 1);
+    while (PGnotify* note = PQnotifies(listener.raw())) {
+      auto p = PgWakeBus::ParseMessagePayload(note->extra ? note->extra : "");
+      PQfreemem(note);
+      if (p) seqs.push_back(p->seq);
+    }
+  }
+  return seqs;
+}
+
+TEST_CASE("postgres wake-ups: a mesh no other node watches is not announced; once this node watches it, the next message comes alone") {
   auto w = OpenWatchedBus();
-  CHECK(w->Send() == 1);
-  w->WantAfter(1);  // seq 1's notification was handled while unwanted
+  PgConnection listener(w->uri);
+  listener.Exec("LISTEN meshwire_messages");
+  CHECK(w->Send() == 1);  // nobody watches: no notification
+  CHECK(w->Watches() == 0);
+  w->Want();
+  CHECK(w->Watches() == 1);
   CHECK(w->Send() == 2);
-  // In seq order, each once: seq 1 would come first had it been read.
+  CHECK(Announced(listener, 2) == std::vector<std::int64_t>{2});
+  // In seq order, each once: seq 1, committed before the watch, is the
+  // waiter's own read's (it would come first had the bus read it).
   CHECK(w->Delivered() == std::vector<std::int64_t>{2});
 }
 
-TEST_CASE("postgres wake-ups: after a reconnect, what was skipped while nobody waited is not published again") {
+TEST_CASE("postgres wake-ups: after a reconnect, what committed before the watch is not published again") {
   auto w = OpenWatchedBus();
   for (int i = 1; i <= 3; ++i) CHECK(w->Send() == i);
-  w->WantAfter(3);  // seqs 1-3 were skipped; the dispatcher has not run since
+  w->Want();  // seqs 1-3 were before the watch; the dispatcher has not run since
   // The listening connection dies; the bus reconnects and resyncs.
   PgConnection admin(w->uri);
   // The bus's listening session: its last statement reads where each mesh stands.
@@ -568,6 +603,41 @@ TEST_CASE("postgres wake-ups: after a reconnect, what was skipped while nobody w
   REQUIRE(again);
   CHECK(w->Send() == 4);
   CHECK(w->Delivered() == std::vector<std::int64_t>{4});
+}
+
+TEST_CASE("postgres wake-ups: watches the other nodes dropped are written again, and what they missed is published") {
+  auto w = OpenWatchedBus();
+  w->Want();
+  // As another node's heartbeat does for a node taken for dead.
+  PgConnection admin(w->uri);
+  admin.Exec("DELETE FROM node_watches");
+  CHECK(w->Send() == 1);  // not announced: nobody watches now
+  // Within a second or two the bus sees its watch gone, writes it again and
+  // catches up.
+  CHECK(w->Delivered() == std::vector<std::int64_t>{1});
+  CHECK(w->Watches() == 1);
+  CHECK(w->Send() == 2);
+  std::unique_lock lock(w->mu);
+  CHECK(w->cv.wait_for(lock, std::chrono::seconds(10), [&] { return w->delivered.size() == 2; }));
+  CHECK(w->delivered == std::vector<std::int64_t>{1, 2});
+}
+
+TEST_CASE("postgres wake-ups: a watch nothing wants any more is dropped; wanting the mesh again watches it again") {
+  auto w = OpenWatchedBus();
+  w->bus.SetKeepWatch(std::chrono::milliseconds(0));
+  w->Want();
+  CHECK(w->Watches() == 1);
+  w->Unwant();
+  bool dropped = false;
+  for (int i = 0; i < 100 && !dropped; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    dropped = w->Watches() == 0;
+  }
+  CHECK(dropped);
+  CHECK(w->Send() == 1);  // not announced, not read
+  w->Want();
+  CHECK(w->Send() == 2);
+  CHECK(w->Delivered() == std::vector<std::int64_t>{2});
 }
 
 /// A fresh database's store, with a mesh of alice's and two agents, a and b.
