@@ -611,15 +611,16 @@ Waiters::Handle MeshService::Poll(const Caller& caller, const std::string& mesh_
     from = store_.AdvanceCursor(agent.agent_id, *r.after, 0, now);
   }
 
-  // Park before reading, so a message committed in between is collected.
+  // Other nodes announce the mesh's messages here from now on (WakeBus::Watch);
+  // then park before reading, so a message committed in between is collected.
   Waiters::Handle wait;
   if (r.wait_s > 0) {
+    bus_.Watch(mesh_id);
     wait = waiters_.Park(mesh_id, agent.agent_id, caller.token.id, from,
                          now + Millis{r.wait_s} * 1000);
   }
   PollResult result;
   try {
-    if (wait) bus_.Watch(mesh_id);  // parked first: other nodes' messages are announced from here on
     if (r.limit > 0) result.messages = AsCommitted(store_.MessagesFor(mesh_id, agent.agent_id, from, r.limit));
   } catch (...) {
     if (wait) waiters_.Cancel(wait);

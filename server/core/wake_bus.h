@@ -89,12 +89,13 @@ class WakeBus {
   virtual void Publish(const WakeEvent& event) = 0;
   /// Adds a subscriber for the bus's lifetime; subscribe before publishing starts.
   virtual void Subscribe(Subscriber subscriber, Interest interest = nullptr) = 0;
-  /// Called by a subscriber that has made itself wanted for `mesh_id` (a
-  /// poll parked, an event stream or an MCP session opened), before it reads
-  /// what it then waits on: a multi-node bus makes sure from then on that the
-  /// other nodes announce the mesh's commits to this one (PgWakeBus: its row
-  /// in node_watches, one round trip the first time). Throws Error 503 when
-  /// it cannot. The single-node buses hear every commit: nothing to do.
+  /// Called by a subscriber just before it makes itself wanted for
+  /// `mesh_id` (a poll parks, an event stream or an MCP session opens), and
+  /// so before it reads what it then waits on: a multi-node bus makes sure
+  /// from then on that the other nodes announce the mesh's commits to this
+  /// one (PgWakeBus: its row in node_watches, one round trip the first
+  /// time). Throws Error 503 when it cannot. The single-node buses hear
+  /// every commit: nothing to do.
   virtual void Watch(const std::string& mesh_id) { (void)mesh_id; }
   /// Stops the bus's own looks at the store (SqliteWakeBus's watch), before
   /// the store closes; Publish still works (the last commits publish).

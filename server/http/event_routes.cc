@@ -90,9 +90,8 @@ void EventHub::Serve(const ExchangePtr& ex) {
     sub->mesh_id = req.params[0];
     service_.CheckAccess(sub->caller, sub->mesh_id);
     const std::int64_t from = ReplayFrom(req);
-    // Other nodes announce the mesh's messages here before the replay reads
-    // (PgWakeBus keeps a watch kKeepWatch after its last Watch, past this
-    // stream's registration just below).
+    // Other nodes announce the mesh's messages here before this stream is
+    // registered and replays (WakeBus::Watch).
     service_.Watch(sub->mesh_id);
     const std::string& user = sub->caller.token.user;
     {

@@ -270,9 +270,6 @@ McpEndpoint::SessionPtr McpEndpoint::Open(const Caller& caller, const std::strin
                                           const HttpRequest& req, const std::string& stateless_key) {
   SessionPtr session = NewSession(caller, mesh_id, req, stateless_key);
   session->tools->RegisterAgent();
-  // Other nodes announce the mesh's messages here before the session can
-  // read any (its inbox notifications come from them).
-  service_.Watch(mesh_id);
   Register(session);
   return session;
 }
@@ -303,6 +300,9 @@ McpEndpoint::SessionPtr McpEndpoint::NewSession(const Caller& caller, const std:
 }
 
 void McpEndpoint::Register(const SessionPtr& session) {
+  // Other nodes announce the mesh's messages here before the session can
+  // read any (its inbox notifications come from them).
+  service_.Watch(session->mesh_id);
   std::vector<SessionPtr> evicted;
   {
     std::lock_guard lock(mu_);

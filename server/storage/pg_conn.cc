@@ -51,6 +51,10 @@ void NoteFatal(void* ended, const char* message) {
 }
 
 constexpr const char* kAsyncCommit = "SET LOCAL synchronous_commit = off";
+// READ COMMITTED whatever the database's default: each statement sees what
+// committed before it (the notification after a write sees a node's watch
+// written meanwhile: PostgresStore::WriteMessagesStatement).
+constexpr const char* kBegin = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 Error Unavailable(const std::string& detail) {
   return Error::Unavailable("PostgreSQL is unavailable (" + detail + "); retry shortly.");
@@ -326,7 +330,7 @@ pg_result* PgConnection::BeginAndExecPrepared(const std::string& name, const std
   // (libpq's pipeline mode): BEGIN's result, the statement's, then the sync.
   begin_pending_ = false;
   const bool sent = PQenterPipelineMode(conn_) == 1 &&
-                    PQsendQueryParams(conn_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
+                    PQsendQueryParams(conn_, kBegin, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1 &&
                     (!commit_without_waiting_ ||
                      PQsendQueryParams(conn_, kAsyncCommit, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1) &&
                     PQsendQueryPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(),
@@ -396,7 +400,7 @@ void PgConnection::Exec(const char* sql) {
   if (begin_pending_) {
     begin_pending_ = false;
     const std::string with_begin =
-        std::string("BEGIN; ") + (commit_without_waiting_ ? std::string(kAsyncCommit) + "; " : "") + sql;  // one round trip
+        std::string(kBegin) + "; " + (commit_without_waiting_ ? std::string(kAsyncCommit) + "; " : "") + sql;  // one round trip
     Check(PQexec(conn_, with_begin.c_str()), sql);
     return;
   }
@@ -500,7 +504,7 @@ void PgConnection::CommitPipelined() {
   };
   if (TakeFault(Fault::kLoseBeforeSending)) ::shutdown(PQsocket(conn_), SHUT_RDWR);
   bool sent = PQenterPipelineMode(conn_) == 1;
-  if (sent && begin_pending_) sent = send("BEGIN", Item::kCommand) && send(kAsyncCommit, Item::kCommand);
+  if (sent && begin_pending_) sent = send(kBegin, Item::kCommand) && send(kAsyncCommit, Item::kCommand);
   begin_pending_ = false;
   for (auto& d : deferred) {
     if (!sent) break;

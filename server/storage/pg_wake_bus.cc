@@ -5,7 +5,10 @@
 #include <unistd.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <cstdlib>
 #include <limits>
@@ -14,6 +17,7 @@
 #include <thread>
 
 #include "schemas/error.h"
+#include "schemas/json_io.h"
 #include "server/core/thread_name.h"
 #include "server/storage/pg_conn.h"
 #include "server/storage/postgres_store.h"
@@ -22,7 +26,10 @@ namespace meshwire {
 
 namespace {
 
-constexpr const char* kListen = "LISTEN meshwire_messages; LISTEN meshwire_access; LISTEN meshwire_access_ack";
+constexpr const char* kListen =
+    "LISTEN meshwire_messages; LISTEN meshwire_access; LISTEN meshwire_access_ack; LISTEN meshwire_presence";
+// A NOTIFY payload holds less than 8000 bytes.
+constexpr std::size_t kMaxPayload = 7900;
 // How long an access change waits for the other live nodes to confirm it.
 constexpr auto kAckWait = std::chrono::seconds(2);
 constexpr int kPageSize = 1000;  // messages read at once when catching up
@@ -161,8 +168,8 @@ PgWakeBus::~PgWakeBus() {
   if (dispatcher_.joinable()) dispatcher_.join();
   // The other nodes stop announcing to this one (else the next heartbeat
   // after this node's row goes drops the rows).
-  std::lock_guard lock(watch_mu_);
-  if (watch_conn_ && !watched_.empty()) {
+  std::lock_guard write(write_mu_);
+  if (watch_conn_) {
     try {
       watch_conn_->Prepare("DELETE FROM node_watches WHERE node_id = ?1").Bind(1, node_id_).Run();
     } catch (const std::exception&) {
@@ -197,55 +204,84 @@ std::map<std::string, std::int64_t> PgWakeBus::WriteWatches(const std::vector<st
 }
 
 void PgWakeBus::Watch(const std::string& mesh_id) {
-  std::lock_guard lock(watch_mu_);
-  const auto now = std::chrono::steady_clock::now();
-  if (auto it = watched_.find(mesh_id); it != watched_.end()) {
-    it->second = now;
-    return;
-  }
+  auto watched_now = [&] {
+    std::lock_guard lock(watch_mu_);
+    auto it = watched_.find(mesh_id);
+    if (it == watched_.end()) return false;
+    it->second = std::chrono::steady_clock::now();
+    return true;
+  };
+  if (watched_now()) return;  // no round trip, nor a wait behind one
+  std::lock_guard write(write_mu_);
+  if (watched_now()) return;  // written meanwhile
   const auto last = WriteWatches({mesh_id});
   const auto it = last.find(mesh_id);
   if (it == last.end()) return;  // no such mesh: the caller's own read says so
-  watched_[mesh_id] = now;
-  // Nobody here waited on the mesh since the watch before this one was
-  // dropped (Watch comes before each waiter's read; MaintainWatches drops a
-  // watch only when nothing wants its mesh), so its next seq moves past what
-  // every waiter's own read covers, as for a notification while unwanted.
+  {
+    std::lock_guard lock(watch_mu_);
+    watched_[mesh_id] = std::chrono::steady_clock::now();
+  }
+  // Nothing here waits on the mesh yet (each waiter watches before it waits;
+  // a watch is dropped only when nothing wants its mesh), so its next seq
+  // moves past what the waiter's own read will cover, as for a notification
+  // while unwanted.
   std::lock_guard queue_lock(mu_);
   std::int64_t& newest = skipped_[mesh_id];
   newest = std::max(newest, it->second);
 }
 
 void PgWakeBus::MaintainWatches() {
-  std::lock_guard lock(watch_mu_);
-  if (watched_.empty()) return;
-  const auto now = std::chrono::steady_clock::now();
-  std::vector<std::string> drop;
-  for (const auto& [mesh_id, last] : watched_) {
-    if (now - last >= keep_watch_ && !Wanted(mesh_id)) drop.push_back(mesh_id);
+  // Never waits behind a Watch's round trip: the listener has notifications to read.
+  std::unique_lock write(write_mu_, std::try_to_lock);
+  if (!write.owns_lock()) return;
+  std::vector<std::string> drop, all;
+  {
+    std::lock_guard lock(watch_mu_);
+    if (watched_.empty() && !resync_owed_) return;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& [mesh_id, last] : watched_) {
+      if (Wanted(mesh_id)) {
+        last = now;  // kept kKeepWatch from when it was last wanted
+      } else if (now - last >= keep_watch_) {
+        drop.push_back(mesh_id);
+      }
+    }
+    // Gone from watched_ first: a Watch from now on writes it again, after this.
+    for (const std::string& mesh_id : drop) watched_.erase(mesh_id);
+    for (const auto& entry : watched_) all.push_back(entry.first);
   }
   try {
     if (!watch_conn_) watch_conn_ = std::make_unique<PgConnection>(conninfo_);
-    if (!drop.empty()) {
-      std::vector<std::optional<std::string_view>> ids(drop.begin(), drop.end());
+    // The node's rows: those of dropped watches (and of a Watch whose answer
+    // was lost) go; those missing were deleted by another node's heartbeat
+    // (this one taken for dead), and the appends since were not announced here.
+    std::set<std::string> rows;
+    {
+      auto s = watch_conn_->Prepare("SELECT mesh_id FROM node_watches WHERE node_id = ?1");
+      s.Bind(1, node_id_);
+      while (s.Step()) rows.insert(s.Text(0));
+    }
+    std::vector<std::optional<std::string_view>> extra;
+    for (const std::string& mesh_id : rows) {
+      if (!std::binary_search(all.begin(), all.end(), mesh_id)) extra.emplace_back(mesh_id);
+    }
+    if (!extra.empty()) {
       watch_conn_->Prepare("DELETE FROM node_watches WHERE node_id = ?1 AND mesh_id = ANY(?2::text[])")
           .Bind(1, node_id_)
-          .Bind(2, PgConnection::ArrayLiteral(ids))
+          .Bind(2, PgConnection::ArrayLiteral(extra))
           .Run();
-      for (const std::string& mesh_id : drop) watched_.erase(mesh_id);
-      if (watched_.empty()) return;
     }
-    auto count = watch_conn_->Prepare("SELECT count(*) FROM node_watches WHERE node_id = ?1");
-    count.Bind(1, node_id_);
-    if (count.Step() && static_cast<std::size_t>(count.Int(0)) >= watched_.size()) return;
-    // Dropped by the other nodes (this one was taken for dead): the appends
-    // since were not announced here. Watch again, then catch every mesh up
-    // from what was published, as after a reconnect.
-    spdlog::warn("wake-ups: this node's watches were dropped by the other nodes; watching again and catching up");
-    std::vector<std::string> all;
-    for (const auto& entry : watched_) all.push_back(entry.first);
-    WriteWatches(all);
-    Enqueue(Item::Resync(NextSeqs(*watch_conn_)));
+    const bool lost = std::any_of(all.begin(), all.end(), [&](const std::string& m) { return !rows.count(m); });
+    if (lost) {
+      spdlog::warn("wake-ups: this node's watches were dropped by the other nodes; watching again and catching up");
+      WriteWatches(all);
+      resync_owed_ = true;  // until the resync is queued, whatever fails next
+    }
+    if (resync_owed_) {
+      // Every wanted mesh catches up from what was published here.
+      Enqueue(Item::Resync(NextSeqs(*watch_conn_)));
+      resync_owed_ = false;
+    }
   } catch (const std::exception& e) {
     watch_conn_.reset();
     spdlog::debug("wake-ups: cannot look at this node's watches now ({}); next second", e.what());
@@ -264,6 +300,7 @@ void PgWakeBus::Publish(const WakeEvent& event) {
       return;
     case WakeEvent::Kind::kPresence:
       local_.Publish(event);
+      NotifyPresence(event);
       return;
   }
 }
@@ -440,6 +477,24 @@ bool PgWakeBus::ListenOnce(PgConnection& conn) {
       } catch (const std::exception&) {
         return false;  // the connection is gone: reconnect
       }
+    } else if (channel == "meshwire_presence") {
+      // "NODE MESH AGENT-JSON": another node's presence event, for this
+      // node's event streams of the mesh.
+      std::istringstream in(payload);
+      std::string origin, mesh_id;
+      if (!(in >> origin >> mesh_id) || origin == node_id_) continue;
+      std::string json_text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      try {
+        WakeEvent e;
+        e.kind = WakeEvent::Kind::kPresence;
+        e.mesh_id = mesh_id;
+        Agent agent = AgentFromJson(nlohmann::json::parse(json_text), &e.agent_status, &e.listening);
+        agent.mesh_id = mesh_id;
+        e.agent = std::make_shared<const Agent>(std::move(agent));
+        local_.Publish(e);
+      } catch (const std::exception& err) {
+        spdlog::debug("wake-ups: a presence notification that does not parse ({}); ignored", err.what());
+      }
     } else if (channel == "meshwire_access_ack") {
       // "ORIGIN N NODE": NODE forgot its identities after change N of ORIGIN.
       std::istringstream in(payload);
@@ -463,6 +518,28 @@ void PgWakeBus::AnnounceFromOutside(const std::string& conninfo, const WakeEvent
   conn.Prepare("SELECT pg_notify('meshwire_access', ?1)")
       .Bind(1, "outside-" + std::to_string(::getpid()) + " 1" + FormatEnded(ended))
       .Step();
+}
+
+void PgWakeBus::NotifyPresence(const WakeEvent& event) {
+  // Advisory, as presence is: to the nodes that watch the mesh, at most
+  // once (a lost connection is replaced at the next event).
+  const std::string payload =
+      node_id_ + " " + event.mesh_id + " " + ToJson(*event.agent, event.agent_status, event.listening).dump();
+  if (payload.size() > kMaxPayload) return;  // names are bounded far below: never in practice
+  std::lock_guard lock(notify_mu_);
+  try {
+    if (!notify_conn_) notify_conn_ = std::make_unique<PgConnection>(conninfo_);
+    notify_conn_
+        ->Prepare("SELECT pg_notify('meshwire_presence', ?1)"
+                  " WHERE EXISTS (SELECT 1 FROM node_watches WHERE mesh_id = ?2 AND node_id <> ?3)")
+        .Bind(1, payload)
+        .Bind(2, event.mesh_id)
+        .Bind(3, node_id_)
+        .Step();
+  } catch (const std::exception& e) {
+    notify_conn_.reset();
+    spdlog::debug("wake-ups: could not tell the other nodes of a presence change ({})", e.what());
+  }
 }
 
 void PgWakeBus::NotifyAccess(const WakeEvent& event) {

@@ -33,9 +33,10 @@
 // live: a heartbeat in the `nodes` table, see PostgresStore). The
 // notification names whose parked polls the change ends (WakeEvent::Ended),
 // and every node answers them at once. While its
-// listening connection is down a node caches no identity. Presence events stay on the
-// node; which agents listen where is shared through tables instead
-// (PostgresStore::ShareListening).
+// listening connection is down a node caches no identity. Presence events
+// go to the nodes that watch their mesh (pg_notify('meshwire_presence'),
+// for their event streams); which agents listen where is shared through
+// tables (PostgresStore::ShareListening).
 //
 // The listening connection reconnects by itself (1, 2, 5 s), LISTENs again
 // and then catches up every mesh it knows from storage, so parked polls get
@@ -76,8 +77,8 @@ class PgWakeBus final : public WakeBus {
   void Subscribe(Subscriber subscriber, Interest interest = nullptr) override;
   void Watch(const std::string& mesh_id) override;
 
-  /// How long a watch stays after its last Watch once nothing here wants
-  /// its mesh (a long-poll's client is between two polls).
+  /// How long a watch stays once nothing here wants its mesh (a long-poll's
+  /// client is between two polls).
   static constexpr std::chrono::seconds kKeepWatch{10};
   /// Tests shorten kKeepWatch (before the first Watch).
   void SetKeepWatch(std::chrono::milliseconds keep) { keep_watch_ = keep; }
@@ -138,8 +139,11 @@ class PgWakeBus final : public WakeBus {
   void Listen();                            // the listener thread
   bool ListenOnce(PgConnection& conn);      // false: connection lost
   void NotifyAccess(const WakeEvent& event);
+  /// A presence event, to the other nodes that watch its mesh (their event
+  /// streams show it); never waits for them.
+  void NotifyPresence(const WakeEvent& event);
   /// Writes this node's watch of each of `mesh_ids`, each mesh row locked
-  /// meanwhile; returns the newest seq of each that exists. watch_mu_ held.
+  /// meanwhile; returns the newest seq of each that exists. write_mu_ held.
   std::map<std::string, std::int64_t> WriteWatches(const std::vector<std::string>& mesh_ids);
   /// The listener thread's each second: drops what nothing wants, writes
   /// lost watches again and catches up.
@@ -181,11 +185,17 @@ class PgWakeBus final : public WakeBus {
   std::condition_variable ack_cv_;
   std::map<std::uint64_t, std::set<std::string>> acks_;  // guarded by ack_mu_
 
-  // Watches (see the top). Never held while a waiter's lock is: Watch is
-  // called with none, and the listener asks the Interests under it.
+  // Watches (see the top). write_mu_ serializes their writes (held across
+  // round trips); watch_mu_ guards the map only, so a Watch of a mesh
+  // already watched never waits on the database. Neither is held while a
+  // waiter's lock is: Watch is called with none, and the listener asks the
+  // Interests under watch_mu_.
+  std::mutex write_mu_;
+  std::unique_ptr<PgConnection> watch_conn_;  // guarded by write_mu_
+  bool resync_owed_ = false;                  // guarded by write_mu_: lost watches written again, resync not queued
   std::mutex watch_mu_;
-  std::unique_ptr<PgConnection> watch_conn_;  // guarded by watch_mu_
-  std::map<std::string, std::chrono::steady_clock::time_point> watched_;  // mesh -> last Watch; watch_mu_
+  // mesh -> when it was last watched or wanted; guarded by watch_mu_
+  std::map<std::string, std::chrono::steady_clock::time_point> watched_;
   std::chrono::steady_clock::time_point next_maintenance_{};  // listener thread only
   std::chrono::milliseconds keep_watch_{kKeepWatch};
 

@@ -180,7 +180,7 @@ TEST_CASE("two nodes, one database: a send through one wakes a poll parked on th
   CHECK(ms < 2000);  // loose here; bench/ measures it
 }
 
-TEST_CASE("/events on one node streams what is sent through the other: the replay, then live; a node that only sends notifies nobody") {
+TEST_CASE("/events on one node streams what is sent through the other (the replay, then live) and its presence events; a node that only sends notifies nobody") {
   TwoNodes nodes;
   const RelayProcess& a = *nodes.a;
   const RelayProcess& b = *nodes.b;
@@ -201,6 +201,13 @@ TEST_CASE("/events on one node streams what is sent through the other: the repla
   send("live, through the other node");
   CHECK(stream.WaitFor("live, through the other node"));
   CHECK(stream.Count("event: message\n") == 2);
+  // Presence too: an agent registered through A appears on B's stream.
+  auto joined = Call(a.url(), token, "POST", "/mesh/" + m.id + "/agents", {{"name", "newcomer"}});
+  REQUIRE(joined);
+  CHECK(joined->first == 201);
+  CHECK(stream.WaitFor("\"name\":\"newcomer\""));
+  CHECK(stream.text().find("event: presence\ndata: {\"agent_id\":\"" + joined->second["agent_id"].get<std::string>()) !=
+        std::string::npos);
   // The first send was announced to nobody; the second was, to B.
   // (Notifications come in commit order: had the first been sent, it would be first.)
   std::vector<std::string> seqs;

@@ -627,6 +627,18 @@ TEST_CASE("postgres wake-ups: a watch nothing wants any more is dropped; wanting
   w->bus.SetKeepWatch(std::chrono::milliseconds(0));
   w->Want();
   CHECK(w->Watches() == 1);
+  {
+    // A row of this node's the bus does not know (a Watch whose answer was
+    // lost): dropped, while the wanted one stays.
+    PgConnection admin(w->uri);
+    admin.Exec("INSERT INTO node_watches(mesh_id, node_id) VALUES ('no-such-mesh', 'this-node')");
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      gone = w->Watches() == 1;
+    }
+    CHECK(gone);
+  }
   w->Unwant();
   bool dropped = false;
   for (int i = 0; i < 100 && !dropped; ++i) {
