@@ -117,7 +117,9 @@ void EventHub::Serve(const ExchangePtr& ex) {
     }
     sub->stream->Send("retry: 2000\n: connected to mesh " + sub->mesh_id + "\n\n");
     // Registered before the replay: what commits meanwhile is held, then
-    // sent after the replay unless the replay had it.
+    // sent after the replay unless the replay had it, or the client had it
+    // before (Last-Event-ID).
+    sub->last_seq = std::max<std::int64_t>(from, 0);
     {
       std::lock_guard lock(mu_);
       by_mesh_[sub->mesh_id].push_back(sub);

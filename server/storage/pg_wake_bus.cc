@@ -214,7 +214,13 @@ void PgWakeBus::Watch(const std::string& mesh_id) {
   if (watched_now()) return;  // no round trip, nor a wait behind one
   std::lock_guard write(write_mu_);
   if (watched_now()) return;  // written meanwhile
-  const auto last = WriteWatches({mesh_id});
+  std::map<std::string, std::int64_t> last;
+  try {
+    last = WriteWatches({mesh_id});
+  } catch (...) {
+    rows_unsure_ = true;  // its row may have been written: MaintainWatches looks
+    throw;
+  }
   const auto it = last.find(mesh_id);
   if (it == last.end()) return;  // no such mesh: the caller's own read says so
   {
@@ -237,7 +243,7 @@ void PgWakeBus::MaintainWatches() {
   std::vector<std::string> drop, all;
   {
     std::lock_guard lock(watch_mu_);
-    if (watched_.empty() && !resync_owed_) return;
+    if (watched_.empty() && !resync_owed_ && !rows_unsure_) return;
     const auto now = std::chrono::steady_clock::now();
     for (auto& [mesh_id, last] : watched_) {
       if (Wanted(mesh_id)) {
@@ -271,6 +277,7 @@ void PgWakeBus::MaintainWatches() {
           .Bind(2, PgConnection::ArrayLiteral(extra))
           .Run();
     }
+    rows_unsure_ = false;
     const bool lost = std::any_of(all.begin(), all.end(), [&](const std::string& m) { return !rows.count(m); });
     if (lost) {
       spdlog::warn("wake-ups: this node's watches were dropped by the other nodes; watching again and catching up");
@@ -284,6 +291,7 @@ void PgWakeBus::MaintainWatches() {
     }
   } catch (const std::exception& e) {
     watch_conn_.reset();
+    rows_unsure_ = true;  // a dropped watch's row may be left
     spdlog::debug("wake-ups: cannot look at this node's watches now ({}); next second", e.what());
   }
 }
@@ -339,8 +347,18 @@ void PgWakeBus::Dispatch() {
       skipped.swap(skipped_);
     }
     // Skipped before this item was taken: published already, in effect. A
-    // resync first (what it says counts as of when it was queued), then them.
-    if (!item.resync) SkipPast(skipped);
+    // resync first (what it says counts as of when it was queued, capped at
+    // where each mesh stood), then them; what was noted since it was queued
+    // (a Watch's start) counts within it too, so a mesh watched meanwhile is
+    // not caught up from where it was before.
+    if (item.resync) {
+      for (const auto& [mesh_id, seq] : skipped) {
+        std::int64_t& newest = item.skipped[mesh_id];
+        newest = std::max(newest, seq);
+      }
+    } else {
+      SkipPast(skipped);
+    }
     try {
       Deliver(item);
     } catch (const std::exception& e) {
@@ -524,7 +542,9 @@ void PgWakeBus::NotifyPresence(const WakeEvent& event) {
   // Advisory, as presence is: to the nodes that watch the mesh, at most
   // once (a lost connection is replaced at the next event).
   const std::string payload =
-      node_id_ + " " + event.mesh_id + " " + ToJson(*event.agent, event.agent_status, event.listening).dump();
+      node_id_ + " " + event.mesh_id + " " +
+      ToJson(*event.agent, event.agent_status, event.listening)
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (payload.size() > kMaxPayload) return;  // names are bounded far below: never in practice
   std::lock_guard lock(notify_mu_);
   try {

@@ -193,6 +193,7 @@ class PgWakeBus final : public WakeBus {
   std::mutex write_mu_;
   std::unique_ptr<PgConnection> watch_conn_;  // guarded by write_mu_
   bool resync_owed_ = false;                  // guarded by write_mu_: lost watches written again, resync not queued
+  bool rows_unsure_ = false;                  // guarded by write_mu_: rows this node does not know may be left
   std::mutex watch_mu_;
   // mesh -> when it was last watched or wanted; guarded by watch_mu_
   std::map<std::string, std::chrono::steady_clock::time_point> watched_;

@@ -150,7 +150,7 @@ class PgProxy {
         if (n <= 0) break;
         const std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
         Cut cut = cut_.load();
-        const bool cutting = cut != Cut::kNone && chunk.find("COMMIT") != std::string_view::npos &&
+        const bool cutting = cut != Cut::kNone && chunk.find(std::string_view("COMMIT\0", 7)) != std::string_view::npos &&  // not BEGIN's READ COMMITTED
                              chunk.find(Needle()) != std::string_view::npos &&
                              cut_.compare_exchange_strong(cut, Cut::kNone);
         if (cutting) ++cuts_;
