@@ -35,6 +35,12 @@ constexpr auto kAckWait = std::chrono::seconds(2);
 constexpr int kPageSize = 1000;  // messages read at once when catching up
 constexpr int kBackoffMs[] = {1000, 2000, 5000};
 
+/// Raises `seqs[mesh_id]` to `seq` (a mesh not there yet: to `seq`).
+void RaiseTo(std::map<std::string, std::int64_t>& seqs, const std::string& mesh_id, std::int64_t seq) {
+  std::int64_t& newest = seqs[mesh_id];
+  newest = std::max(newest, seq);
+}
+
 /// Every mesh's newest seq, read after LISTEN: what this node must publish
 /// from (seq + 1) for each mesh that exists now.
 std::map<std::string, std::int64_t> NextSeqs(PgConnection& conn) {
@@ -177,6 +183,11 @@ PgWakeBus::~PgWakeBus() {
   }
 }
 
+PgConnection& PgWakeBus::WatchConnection() {
+  if (!watch_conn_) watch_conn_ = std::make_unique<PgConnection>(conninfo_);
+  return *watch_conn_;
+}
+
 std::map<std::string, std::int64_t> PgWakeBus::WriteWatches(const std::vector<std::string>& mesh_ids) {
   // FOR SHARE waits for an append in flight to the mesh (its UPDATE holds
   // the row until its COMMIT) and holds the next one until this commits: an
@@ -185,8 +196,7 @@ std::map<std::string, std::int64_t> PgWakeBus::WriteWatches(const std::vector<st
   std::vector<std::optional<std::string_view>> ids(mesh_ids.begin(), mesh_ids.end());
   for (int attempt = 1;; ++attempt) {
     try {
-      if (!watch_conn_) watch_conn_ = std::make_unique<PgConnection>(conninfo_);
-      auto s = watch_conn_->Prepare(
+      auto s = WatchConnection().Prepare(
           "WITH m AS (SELECT id, last_seq FROM meshes WHERE id = ANY(?1::text[]) ORDER BY id COLLATE \"C\" FOR SHARE),"
           " w AS (INSERT INTO node_watches(mesh_id, node_id) SELECT id, ?2 FROM m ON CONFLICT DO NOTHING)"
           " SELECT id, last_seq FROM m");
@@ -232,8 +242,7 @@ void PgWakeBus::Watch(const std::string& mesh_id) {
   // moves past what the waiter's own read will cover, as for a notification
   // while unwanted.
   std::lock_guard queue_lock(mu_);
-  std::int64_t& newest = skipped_[mesh_id];
-  newest = std::max(newest, it->second);
+  RaiseTo(skipped_, mesh_id, it->second);
 }
 
 void PgWakeBus::MaintainWatches() {
@@ -257,13 +266,13 @@ void PgWakeBus::MaintainWatches() {
     for (const auto& entry : watched_) all.push_back(entry.first);
   }
   try {
-    if (!watch_conn_) watch_conn_ = std::make_unique<PgConnection>(conninfo_);
+    PgConnection& conn = WatchConnection();
     // The node's rows: those of dropped watches (and of a Watch whose answer
     // was lost) go; those missing were deleted by another node's heartbeat
     // (this one taken for dead), and the appends since were not announced here.
     std::set<std::string> rows;
     {
-      auto s = watch_conn_->Prepare("SELECT mesh_id FROM node_watches WHERE node_id = ?1");
+      auto s = conn.Prepare("SELECT mesh_id FROM node_watches WHERE node_id = ?1");
       s.Bind(1, node_id_);
       while (s.Step()) rows.insert(s.Text(0));
     }
@@ -272,7 +281,7 @@ void PgWakeBus::MaintainWatches() {
       if (!std::binary_search(all.begin(), all.end(), mesh_id)) extra.emplace_back(mesh_id);
     }
     if (!extra.empty()) {
-      watch_conn_->Prepare("DELETE FROM node_watches WHERE node_id = ?1 AND mesh_id = ANY(?2::text[])")
+      conn.Prepare("DELETE FROM node_watches WHERE node_id = ?1 AND mesh_id = ANY(?2::text[])")
           .Bind(1, node_id_)
           .Bind(2, PgConnection::ArrayLiteral(extra))
           .Run();
@@ -286,7 +295,7 @@ void PgWakeBus::MaintainWatches() {
     }
     if (resync_owed_) {
       // Every wanted mesh catches up from what was published here.
-      Enqueue(Item::Resync(NextSeqs(*watch_conn_)));
+      Enqueue(Item::Resync(NextSeqs(WatchConnection())));  // WriteWatches may have replaced it
       resync_owed_ = false;
     }
   } catch (const std::exception& e) {
@@ -327,8 +336,7 @@ void PgWakeBus::Offer(Item item) {
   // first and then reads this message from storage itself.
   if (!Wanted(item.mesh_id)) {
     std::lock_guard lock(mu_);
-    std::int64_t& newest = skipped_[item.mesh_id];
-    newest = std::max(newest, item.seq);
+    RaiseTo(skipped_, item.mesh_id, item.seq);
     return;
   }
   Enqueue(std::move(item));
@@ -352,10 +360,7 @@ void PgWakeBus::Dispatch() {
     // (a Watch's start) counts within it too, so a mesh watched meanwhile is
     // not caught up from where it was before.
     if (item.resync) {
-      for (const auto& [mesh_id, seq] : skipped) {
-        std::int64_t& newest = item.skipped[mesh_id];
-        newest = std::max(newest, seq);
-      }
+      for (const auto& [mesh_id, seq] : skipped) RaiseTo(item.skipped, mesh_id, seq);
     } else {
       SkipPast(skipped);
     }

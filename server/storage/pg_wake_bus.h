@@ -145,6 +145,8 @@ class PgWakeBus final : public WakeBus {
   /// Writes this node's watch of each of `mesh_ids`, each mesh row locked
   /// meanwhile; returns the newest seq of each that exists. write_mu_ held.
   std::map<std::string, std::int64_t> WriteWatches(const std::vector<std::string>& mesh_ids);
+  /// watch_conn_, opened if it is not. write_mu_ held.
+  PgConnection& WatchConnection();
   /// The listener thread's each second: drops what nothing wants, writes
   /// lost watches again and catches up.
   void MaintainWatches();

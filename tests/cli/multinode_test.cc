@@ -182,12 +182,10 @@ TEST_CASE("two nodes, one database: a send through one wakes a poll parked on th
 
 TEST_CASE("/events on one node streams what is sent through the other (the replay, then live) and its presence events; a node that only sends notifies nobody") {
   TwoNodes nodes;
-  const RelayProcess& a = *nodes.a;
-  const RelayProcess& b = *nodes.b;
   const std::string& token = nodes.token;
-  Mesh m = Setup(a, b, token);
+  Mesh m = Setup(*nodes.a, *nodes.b, token);
   auto send = [&](const std::string& content) {
-    auto sent = Call(a.url(), token, "POST", "/mesh/" + m.id + "/messages", {{"from", m.tx}, {"to", "rx"}, {"content", content}});
+    auto sent = Call(nodes.a->url(), token, "POST", "/mesh/" + m.id + "/messages", {{"from", m.tx}, {"to", "rx"}, {"content", content}});
     REQUIRE(sent);
     CHECK(sent->first == 201);
   };
@@ -195,14 +193,14 @@ TEST_CASE("/events on one node streams what is sent through the other (the repla
   PgConnection listener(nodes.uri);
   listener.Exec("LISTEN meshwire_messages");
   send("before the stream");
-  RawClient stream(b.port);
+  RawClient stream(nodes.b->port);
   stream.Send("GET /mesh/" + m.id + "/events?after=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n\r\n");
   REQUIRE(stream.WaitFor("before the stream"));
   send("live, through the other node");
   CHECK(stream.WaitFor("live, through the other node"));
   CHECK(stream.Count("event: message\n") == 2);
   // Presence too: an agent registered through A appears on B's stream.
-  auto joined = Call(a.url(), token, "POST", "/mesh/" + m.id + "/agents", {{"name", "newcomer"}});
+  auto joined = Call(nodes.a->url(), token, "POST", "/mesh/" + m.id + "/agents", {{"name", "newcomer"}});
   REQUIRE(joined);
   CHECK(joined->first == 201);
   CHECK(stream.WaitFor("\"name\":\"newcomer\""));
