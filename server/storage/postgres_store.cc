@@ -152,6 +152,15 @@ CREATE TABLE node_watches (
   PRIMARY KEY (mesh_id, node_id)
 );
 )sql",
+    // 8: a message's mesh is no longer checked by a foreign key. The one
+    // statement that inserts messages takes their seqs from the mesh's row in
+    // the same statement (PostgresStore::WriteMessagesStatement: no row, no
+    // insert), so the per-row check only repeated that, inside the time the
+    // mesh row is locked; and SqlStore::DeleteMesh deletes the mesh's
+    // messages itself, after the mesh row (so no send adds one in between).
+    R"sql(
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_mesh_id_fkey;
+)sql",
 };
 static_assert(std::size(kMigrations) == PostgresStore::kSchemaVersion);
 

@@ -47,7 +47,7 @@ namespace meshwire {
 class PostgresStore final : public SqlStore<PgConnection> {
  public:
   /// The schema version this build writes (older: migrated; newer: refused).
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
   /// Connects with a libpq URI or connection string (postgres://user:pass@
   /// host:port/db; libpq's PG* variables fill what it leaves out) and

@@ -610,12 +610,18 @@ std::vector<Mesh> SqlStore<Conn>::MeshesOf(const std::string& user) {
 
 template <class Conn>
 bool SqlStore<Conn>::DeleteMesh(const std::string& mesh_id) {
-  // Children go by ON DELETE CASCADE (messages, members, agents, watermarks);
-  // the tokens scoped to the mesh, which could do nothing more, go with it.
+  // Children go by ON DELETE CASCADE (members, agents, watermarks; messages
+  // on SQLite); the tokens scoped to the mesh, which could do nothing more,
+  // go with it, and so do its messages, which PostgreSQL ties to the mesh by
+  // no foreign key (its migration 8). The mesh row first: a send in another
+  // transaction then waits for it and finds no mesh (it inserts nothing).
   int changed = 0;
   writer_->Run([&](Conn& c) {
     changed = c.Prepare("DELETE FROM meshes WHERE id = ?1").Bind(1, mesh_id).Run();
-    if (changed > 0) c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1").Bind(1, mesh_id).Run();
+    if (changed > 0) {
+      c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1").Bind(1, mesh_id).Run();
+      c.Prepare("DELETE FROM messages WHERE mesh_id = ?1").Bind(1, mesh_id).Run();
+    }
   });
   return changed > 0;
 }

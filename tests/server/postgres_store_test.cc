@@ -1081,6 +1081,66 @@ TEST_CASE("postgres: registering on a mesh another node deletes meanwhile is 404
   }
 }
 
+TEST_CASE("postgres: messages have no foreign key; a send waiting on a mesh being deleted writes nothing, and DeleteMesh leaves none") {
+  PgMesh f = OpenPgMesh();
+  PgConnection raw(f.uri), watch(f.uri);
+  auto count = [&](const std::string& mesh_id) {
+    auto s = raw.Prepare("SELECT count(*) FROM messages WHERE mesh_id = ?1");
+    s.Bind(1, mesh_id);
+    REQUIRE(s.Step());
+    return s.Int(0);
+  };
+  {
+    auto s = raw.Prepare("SELECT count(*) FROM pg_constraint WHERE conname = 'messages_mesh_id_fkey'");
+    REQUIRE(s.Step());
+    CHECK(s.Int(0) == 0);
+  }
+  REQUIRE(SendAsync(*f.store, f, "before").get().error == nullptr);
+  // Another node's DeleteMesh, held open after its first statement: the
+  // send's write waits for the mesh row, then finds it gone.
+  raw.Exec("BEGIN");
+  raw.Exec(("DELETE FROM meshes WHERE id = '" + f.mesh.mesh_id + "'").c_str());
+  auto late = SendAsync(*f.store, f, "late");
+  WaitForLockWaiters(watch, 1);
+  raw.Exec(("DELETE FROM messages WHERE mesh_id = '" + f.mesh.mesh_id + "'").c_str());
+  raw.Exec("COMMIT");
+  const SendAnswer answer = late.get();
+  REQUIRE(answer.error != nullptr);
+  try {
+    std::rethrow_exception(answer.error);
+  } catch (const Error& e) {
+    CHECK(e.status() == 404);
+    CHECK(e.code() == "mesh_not_found");
+  }
+  CHECK(count(f.mesh.mesh_id) == 0);
+  // The store's own DeleteMesh deletes the messages itself.
+  Mesh other = MakeMesh(*f.store, "alice");
+  Agent o = MakeAgent(*f.store, other, "o");
+  PgMesh g{f.uri, nullptr, other, o, o};
+  REQUIRE(SendAsync(*f.store, g, "kept until the mesh goes").get().error == nullptr);
+  CHECK(count(other.mesh_id) == 1);
+  REQUIRE(f.store->DeleteMesh(other.mesh_id));
+  CHECK(count(other.mesh_id) == 0);
+}
+
+TEST_CASE("postgres: a schema 7 database (messages tied to meshes by a foreign key) is migrated to 8 without it") {
+  PgCluster* pg = PgCluster::Shared();
+  REQUIRE_MESSAGE(pg != nullptr, PgCluster::Missing());
+  const std::string uri = pg->NewDatabase();
+  { PostgresStore store(uri); }
+  PgConnection raw(uri);
+  // Back to version 7 as it was released.
+  raw.Exec("ALTER TABLE messages ADD CONSTRAINT messages_mesh_id_fkey FOREIGN KEY (mesh_id)"
+           " REFERENCES meshes(id) ON DELETE CASCADE");
+  raw.Exec("UPDATE meshwire_schema SET version = 7");
+  { PostgresStore store(uri); }
+  auto s = raw.Prepare("SELECT (SELECT version FROM meshwire_schema),"
+                       " (SELECT count(*) FROM pg_constraint WHERE conname = 'messages_mesh_id_fkey')");
+  REQUIRE(s.Step());
+  CHECK(s.Int(0) == 8);
+  CHECK(s.Int(1) == 0);
+}
+
 TEST_CASE("postgres: a COMMIT lost before it reached the server is a 503 that wrote nothing") {
   PgMesh fixture = OpenPgMesh();
   PostgresStore& store = *fixture.store;
