@@ -20,7 +20,6 @@ using nlohmann::json;
 namespace {
 
 constexpr int kConnectTimeoutS = 5;
-constexpr int kReadTimeoutS = 30;
 // Under a command's deadline, how long after a poll's wait its answer may
 // take to arrive before the request is given up.
 constexpr long long kAnswerSlackMs = 1000;
@@ -138,8 +137,8 @@ RelayClient::RelayClient(std::string url, std::string token, RetryPolicy retry)
   impl_->retry = std::move(retry);
   impl_->http = NewHttpClient(scheme_host_port);
   impl_->http->set_connection_timeout(kConnectTimeoutS, 0);
-  impl_->http->set_read_timeout(kReadTimeoutS, 0);
-  impl_->http->set_write_timeout(kReadTimeoutS, 0);
+  impl_->http->set_read_timeout(impl_->retry.read_timeout_s, 0);
+  impl_->http->set_write_timeout(impl_->retry.read_timeout_s, 0);
   impl_->http->set_keep_alive(true);
   impl_->http->set_tcp_nodelay(true);
   if (!impl_->token.empty()) impl_->http->set_bearer_token_auth(impl_->token);
@@ -267,7 +266,12 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
       if (j.is_discarded()) throw Error(502, "bad_response", NotJson(url));
       return j;
     }
-    if (!retryable || !Retryable(*error) || attempt >= impl.retry.delays.size()) throw *error;
+    // Not after a timeout: a relay that took the request and said nothing
+    // for read_timeout_s is hung; three more tries would be two more
+    // minutes of silence before saying so.
+    if (!retryable || !Retryable(*error) || error->code() == "timeout" || attempt >= impl.retry.delays.size()) {
+      throw *error;
+    }
     auto delay = impl.retry.delays[attempt++];
     if (error->retry_after() > 0) {
       delay = std::max<std::chrono::milliseconds>(delay, std::chrono::seconds(error->retry_after()));
@@ -279,7 +283,7 @@ static json Call(RelayClient::Impl& impl, const std::string& url, const std::str
 }
 
 #define CALL(method, path, body, retryable) \
-  Call(*impl_, url_, method, path, body, retryable, kReadTimeoutS)
+  Call(*impl_, url_, method, path, body, retryable, impl_->retry.read_timeout_s)
 
 HealthAnswer RelayClient::Health() {
   return HealthAnswerFromJson(CALL("GET", "/health", nullptr, true));
@@ -348,7 +352,7 @@ std::pair<std::string, bool> RelayClient::RegisterAgent(const std::string& mesh_
   // id, 200 instead of 201), so it is safe to retry.
   int status = 0;
   json j = Call(*impl_, url_, "POST", "/mesh/" + Encode(mesh_id) + "/agents", &body, true,
-                kReadTimeoutS, nullptr, &status);
+                impl_->retry.read_timeout_s, nullptr, &status);
   return {RegisterAnswerFromJson(j).agent_id, status == 201};
 }
 
@@ -391,17 +395,17 @@ PollAnswer RelayClient::Poll(const std::string& mesh_id, const std::string& agen
                      "&wait=" + std::to_string(wait_s) + "&limit=" + std::to_string(limit);
   if (after) path += "&after=" + std::to_string(*after);
   return PollAnswerFromJson(
-      Call(*impl_, url_, "GET", path, nullptr, false, kReadTimeoutS + wait_s, nullptr, nullptr, wait_s));
+      Call(*impl_, url_, "GET", path, nullptr, false, impl_->retry.read_timeout_s + wait_s, nullptr, nullptr, wait_s));
 }
 
 void RelayClient::Acknowledge(const std::string& mesh_id, const std::string& agent, std::int64_t after) {
   const std::string path = "/mesh/" + Encode(mesh_id) + "/messages?agent_id=" + Encode(agent) +
                            "&wait=0&after=" + std::to_string(after) + "&limit=";
   try {
-    Call(*impl_, url_, "GET", path + "0", nullptr, false, kReadTimeoutS);
+    Call(*impl_, url_, "GET", path + "0", nullptr, false, impl_->retry.read_timeout_s);
   } catch (const Error& e) {
     if (e.status() != 400 || e.code() != "invalid_field") throw;
-    Call(*impl_, url_, "GET", path + "1", nullptr, false, kReadTimeoutS);  // a relay before limit=0
+    Call(*impl_, url_, "GET", path + "1", nullptr, false, impl_->retry.read_timeout_s);  // a relay before limit=0
   }
 }
 
@@ -435,7 +439,7 @@ Message RelayClient::Reply(const std::string& mesh_id, const std::string& messag
 
 std::string RelayClient::Integrate(const std::string& mesh_id) {
   std::string raw;
-  Call(*impl_, url_, "GET", "/mesh/" + Encode(mesh_id) + "/integrate", nullptr, true, kReadTimeoutS,
+  Call(*impl_, url_, "GET", "/mesh/" + Encode(mesh_id) + "/integrate", nullptr, true, impl_->retry.read_timeout_s,
        &raw);
   return raw;
 }

@@ -35,6 +35,10 @@ struct RetryPolicy {
   std::vector<std::chrono::milliseconds> delays;  // empty: no retries
   /// Called before each wait: (attempt number from 1, the delay, the error).
   std::function<void(int, std::chrono::milliseconds, const Error&)> on_retry;
+  /// How long a request waits for the relay's answer (a poll: its wait
+  /// more). A relay that took a request and did not answer in that time is
+  /// hung, not restarting: that error ("timeout") is not retried.
+  int read_timeout_s = 30;
   static RetryPolicy None() { return {}; }
   /// 2 s, 5 s, 15 s, as the product page recommends.
   static RetryPolicy Standard();

@@ -6,12 +6,15 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/support/silent_host.h"
 
 namespace meshwire {
 namespace {
@@ -104,6 +107,40 @@ TEST_CASE("a list whose answer is not a meshwire relay's is a 502 with a sentenc
     server.stop();
     serving.join();
   }
+}
+
+TEST_CASE("send: a relay that took the request and never answered is not tried again (a hung relay is said at once); "
+          "a refused connection still is") {
+  int retries = 0;
+  RetryPolicy policy = RetryPolicy::Standard();
+  policy.delays = {std::chrono::milliseconds(10), std::chrono::milliseconds(10), std::chrono::milliseconds(10)};
+  policy.read_timeout_s = 1;
+  policy.on_retry = [&](int, std::chrono::milliseconds, const Error&) { ++retries; };
+  OutgoingMessage m;
+  m.from = "a";
+  m.content = "hello";
+
+  testing::SilentHost silent;
+  RelayClient hung("http://127.0.0.1:" + std::to_string(silent.port), "mw_token", policy);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    hung.Send("m1", m);
+    FAIL("a silent host answered");
+  } catch (const Error& e) {
+    CHECK(e.code() == "timeout");
+    CHECK(std::string(e.what()).find("did not answer in 1 s") != std::string::npos);
+  }
+  CHECK(retries == 0);  // it was 3: four waits of read_timeout_s and the delays
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2500));
+
+  int closed_port = 0;
+  {
+    testing::SilentHost gone;  // a port that was listening, closed again: refused
+    closed_port = gone.port;
+  }
+  RelayClient refused("http://127.0.0.1:" + std::to_string(closed_port), "mw_token", policy);
+  CHECK_THROWS_AS(refused.Send("m1", m), Error);
+  CHECK(retries == 3);
 }
 
 }  // namespace
