@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
+#include <unordered_set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -423,12 +426,33 @@ Json ParseObject(std::string_view body) {
     throw Error::BadRequest("invalid_json", "The request body is nested more than " +
                                                 std::to_string(kMaxBodyDepth) + " levels deep.");
   }
+  // A key given twice in one object is refused rather than read as its last
+  // value (what another reader of the same body, a proxy's filter, may not
+  // do): one open object's keys per level.
+  std::vector<std::unordered_set<std::string>> keys;
+  std::optional<std::string> twice;
+  const Json::parser_callback_t note_keys = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == Json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
+      const std::string& key = parsed.get_ref<const std::string&>();
+      if (!keys.back().insert(key).second && !twice) twice = key;
+    }
+    return true;
+  };
   // A NUL is never part of JSON text, and the parser takes one for the end:
   // what followed it would go unread.
-  Json j = body.find('\0') == std::string_view::npos ? Json::parse(body, nullptr, /*allow_exceptions=*/false)
+  Json j = body.find('\0') == std::string_view::npos ? Json::parse(body, note_keys, /*allow_exceptions=*/false)
                                                      : Json(Json::value_t::discarded);
   if (j.is_discarded()) {
     throw Error::BadRequest("invalid_json", "The request body is not valid JSON (UTF-8); send a JSON object.");
+  }
+  if (twice) {
+    const std::string named = twice->size() <= 64 ? " \"" + *twice + "\"" : "";  // whole: valid UTF-8
+    throw Error::BadRequest("invalid_json", "The request body gives the key" + named +
+                                                " twice in one object; send each key once.");
   }
   if (!j.is_object()) {
     throw Error::BadRequest("invalid_json", "The request body must be a JSON object.");

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -98,6 +99,33 @@ TEST_CASE("ParseObject: a JSON object or an error that says so") {
       CHECK(e.code() == "invalid_json");
     }
   }
+}
+
+TEST_CASE("ParseObject: a key given twice in one object is refused (not read as its last value), at any depth") {
+  // The same key in two objects is two keys.
+  const Json ok = ParseObject(R"({"a":{"x":1},"b":{"x":2,"y":[{"x":3},{"x":4}]},"x":5})");
+  CHECK(ok["b"]["x"] == 2);
+  for (const char* body : {R"({"content":"a","content":"b"})", R"({"m":{"x":1,"y":2,"x":3}})",
+                           R"({"l":[{"k":1},{"k":2,"k":2}]})", R"({"a":1,"b":{"a":2},"a":3})"}) {
+    CAPTURE(body);
+    try {
+      ParseObject(body);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.status() == 400);
+      CHECK(e.code() == "invalid_json");
+      CHECK(std::string(e.what()).find("twice in one object") != std::string::npos);
+    }
+  }
+  // A send's fast path hands a repeated field to the full parser, which refuses it.
+  CHECK_THROWS_AS(OutgoingMessageFromBody(R"({"from":"a","content":"x","content":"y"})"), Error);
+  // Many keys: checked in linear time, not pairwise.
+  std::string many = "{";
+  for (int i = 0; i < 200000; ++i) many += (i ? ",\"" : "\"") + std::to_string(i) + "\":0";
+  many += ",\"7\":1}";
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(ParseObject(many), Error);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
 }
 
 namespace {

@@ -220,6 +220,7 @@ TEST_CASE("400 invalid_json: malformed, non-object and non-UTF-8 bodies on every
       {"a JSON string", R"("x")"},
       {"a JSON number", "42"},
       {"JSON null", "null"},
+      {"a key given twice", R"({"name":"x","name":"y"})"},
   };
   std::vector<Case> cases;
   for (const Route& r : routes) {
