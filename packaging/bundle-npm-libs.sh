@@ -7,6 +7,9 @@
 # RUNPATH: it also applies to the libraries' own dependencies), so those copies are the ones
 # loaded; strips its debug information (110 MB of the build's executable, not needed to run).
 # The Debian package's executable is not touched: it uses the system's libraries.
+# Each copied library's license goes with it: its Debian package's copyright file, as
+# LIBDIR/licenses/PACKAGE (found with `dpkg -S`; a library no package owns is named in
+# LIBDIR/licenses/README instead).
 set -euo pipefail
 
 die() {
@@ -30,7 +33,9 @@ is_glibc() {
 }
 
 rm -rf "$libdir"
-mkdir -p "$libdir"
+mkdir -p "$libdir/licenses"
+printf '%s\n' "The licenses of the shared libraries in this folder, one file per Debian package" \
+  "they came from (its /usr/share/doc/PACKAGE/copyright)." >"$libdir/licenses/README"
 count=0
 while read -r name arrow path _; do
   [[ $arrow == "=>" && -n $path && $path != "not" ]] || continue
@@ -38,6 +43,14 @@ while read -r name arrow path _; do
   cp -L "$path" "$libdir/$name"
   chmod 0644 "$libdir/$name"
   count=$((count + 1))
+  # The package that owns the library (under its path, or the path its symlink resolves to).
+  owner=$( (dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true) | head -n1 | cut -d: -f1)
+  if [[ -n $owner && -f /usr/share/doc/$owner/copyright ]]; then
+    cp "/usr/share/doc/$owner/copyright" "$libdir/licenses/$owner"
+    chmod 0644 "$libdir/licenses/$owner"
+  else
+    echo "$name: no Debian package's copyright file found on the machine that built this" >>"$libdir/licenses/README"
+  fi
 done < <(ldd "$binary")
 [[ $count -gt 0 ]] || die "ldd listed no library to bundle for $binary"
 strip --strip-debug "$binary"

@@ -215,15 +215,21 @@ after(async () => {
 // ---------------------------------------------------------------------------
 // The tarball and the installed command
 
-test("npm pack: the tarball holds the launcher, the native binary (executable), the extension, package.json and README", () => {
+test("npm pack: the tarball holds the launcher, the native binary (executable), the extension, package.json, README and LICENSE", () => {
   const files = new Map(fx.packed.files.map((file) => [file.path, file]));
-  for (const file of ["bin/meshwire.js", "native/linux-x64/meshwire", "extension.mjs", "extension.d.ts", "package.json", "README.md"]) {
+  for (const file of ["bin/meshwire.js", "native/linux-x64/meshwire", "extension.mjs", "extension.d.ts", "package.json", "README.md", "LICENSE"]) {
     assert.ok(files.has(file), `${file} in ${[...files.keys()].join(", ")}`);
   }
   assert.equal(files.get("native/linux-x64/meshwire").mode & 0o111, 0o111, "the native binary is packed executable");
   const listing = execFileSync("tar", ["-tzf", fx.tarball], { timeout: 30000 }).toString();
   assert.match(listing, /^package\/native\/linux-x64\/meshwire$/m);
   assert.equal(fx.packed.name, "meshwire");
+  // The bundled libraries' licenses: one per Debian package they came from.
+  const licenses = [...files.keys()].filter((f) => f.startsWith("native/linux-x64/lib/licenses/"));
+  for (const owner of ["libssl3", "libpq5", "libsqlite3-0", "libstdc++6"]) {
+    assert.ok(licenses.includes(`native/linux-x64/lib/licenses/${owner}`), `${owner}'s license in ${licenses.join(", ")}`);
+  }
+  assert.match(fs.readFileSync(path.join(fx.installed, "LICENSE"), "utf8"), /MIT License/);
 });
 
 test("installed: the native binary loads its libraries from the package, only glibc's from the system", () => {

@@ -38,6 +38,7 @@ dpkg -i "$deb" >/dev/null
 unit=/usr/lib/systemd/system/meshwire.service
 [[ -f $unit ]] || fail "no unit at $unit"
 [[ -f /etc/default/meshwire ]] || fail "no /etc/default/meshwire"
+grep -q "MIT License" /usr/share/doc/meshwire/copyright || fail "no license in /usr/share/doc/meshwire/copyright"
 
 echo "== postinst: an upgrade restarts a running service, a first install starts nothing"
 # Where systemd runs (/run/systemd/system), with a stand-in systemctl that
