@@ -74,6 +74,12 @@ int RunMigrate(const std::string& from, const std::string& to) {
     std::fprintf(stderr, "meshwire: --to must be a PostgreSQL URI: postgres://user:pass@host:port/db.\n");
     return kExitUsage;
   }
+  try {
+    CheckPostgresUrl(to, "--to");
+  } catch (const Error& e) {
+    std::fprintf(stderr, "meshwire: %s\n", e.what());
+    return kExitUsage;
+  }
   NoteStopSignals note_stop;
   try {
     std::fprintf(stderr, "Copying %s into %s ...\n", from.c_str(), StorageForDisplay(to).c_str());

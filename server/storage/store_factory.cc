@@ -10,11 +10,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <regex>
+#include <string_view>
 #include <vector>
 
 #include "schemas/error.h"
@@ -130,20 +133,45 @@ void RefuseForeignDatabase(const std::string& path) {
 
 }  // namespace
 
+void CheckPostgresUrl(const std::string& spec, const std::string& flag) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(spec.c_str(), &error);
+  if (!options) {
+    std::string why = error ? error : "out of memory";
+    PQfreemem(error);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    throw Error::BadRequest("invalid_storage", flag + " " + StorageForDisplay(spec) +
+                                                   " is no PostgreSQL URL libpq can read (" + WithoutPassword(why, spec) +
+                                                   "): give postgres://user:pass@host:port/db.");
+  }
+  std::optional<std::string> bad_port;
+  for (const PQconninfoOption* o = options; o->keyword && !bad_port; ++o) {
+    if (!o->val || std::string_view(o->keyword) != "port") continue;
+    // One port, or one per host (postgres://a:5432,b:5433/db); an empty one: the default.
+    std::string_view ports = o->val;
+    for (;;) {
+      const std::string_view port = ports.substr(0, ports.find(','));
+      int number = 0;
+      const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+      if (!port.empty() && (ec != std::errc() || end != port.data() + port.size() || number < 1 || number > 65535)) {
+        bad_port = std::string(port.substr(0, 32));
+        break;
+      }
+      if (port.size() == ports.size()) break;
+      ports.remove_prefix(port.size() + 1);
+    }
+  }
+  PQconninfoFree(options);
+  if (bad_port) {
+    throw Error::BadRequest("invalid_storage", flag + " " + StorageForDisplay(spec) + ": the port \"" + *bad_port +
+                                                   "\" is not a port number (1 to 65535); give "
+                                                   "postgres://user:pass@host:port/db.");
+  }
+}
+
 std::unique_ptr<Store> OpenStore(const std::string& spec) {
   if (IsPostgres(spec)) {
-    // A URL libpq cannot read is a flag to change, not a server to start.
-    char* error = nullptr;
-    if (PQconninfoOption* options = PQconninfoParse(spec.c_str(), &error)) {
-      PQconninfoFree(options);
-    } else {
-      std::string why = error ? error : "out of memory";
-      PQfreemem(error);
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-      throw Error::BadRequest("invalid_storage", "--storage " + StorageForDisplay(spec) + " is no PostgreSQL URL libpq "
-                                                 "can read (" + WithoutPassword(why, spec) +
-                                                 "): give postgres://user:pass@host:port/db.");
-    }
+    CheckPostgresUrl(spec, "--storage");  // a flag to change, not a server to start
     return std::make_unique<PostgresStore>(spec);
   }
   const std::string path = SqlitePath(spec);

@@ -73,6 +73,12 @@ void AnnounceAccessChange(const std::string& spec, Store& store, const WakeEvent
 /// bare path has no scheme).
 std::string StorageSpecProblem(const std::string& spec);
 
+/// Throws Error 400 "invalid_storage" (a setting to change, exit 2) when
+/// PostgreSQL URL `spec`, given as `flag`, is one libpq cannot read or whose
+/// port is no port number (libpq says that only when it connects, in the
+/// words of a server that is down).
+void CheckPostgresUrl(const std::string& spec, const std::string& flag);
+
 /// `spec` fit for a log line or a hint: a URI's password replaced by "***".
 std::string StorageForDisplay(const std::string& spec);
 /// `text` (a libpq message about `spec`) with every password `spec` holds,

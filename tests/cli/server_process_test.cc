@@ -141,6 +141,21 @@ TEST_CASE("storage that is no relay's is refused (exit 2) and left as it is: :me
     CHECK_MESSAGE(bad.err.find("is no PostgreSQL URL libpq can read (") != std::string::npos, bad.err);
     CHECK(bad.err.find("secretpw") == std::string::npos);
   }
+  // A port that is no port: libpq says so only when it connects, as if the server were down (it was 1).
+  for (const auto& [url, port] : std::vector<std::pair<std::string, std::string>>{
+           {"postgres://u:secretpw@127.0.0.1:abc/db", "abc"},
+           {"postgresql://u:secretpw@127.0.0.1:99999/db", "99999"},
+           {"postgres://u:secretpw@127.0.0.1:5432,127.0.0.2:x/db", "x"}}) {
+    CAPTURE(url);
+    CommandResult bad = Run({kBinary, "server", "--listen", "127.0.0.1:0", "--storage", url});
+    CHECK(bad.code == 2);
+    CHECK_MESSAGE(bad.err.find("the port \"" + port + "\" is not a port number") != std::string::npos, bad.err);
+    CHECK(bad.err.find("secretpw") == std::string::npos);
+    CommandResult migrate = Run({kBinary, "admin", "migrate", "--from", "sqlite:" + home / "m.db", "--to", url});
+    CHECK(migrate.code == 2);
+    CHECK_MESSAGE(migrate.err.find("--to postgres") != std::string::npos, migrate.err);
+    CHECK(migrate.err.find("secretpw") == std::string::npos);
+  }
   // Why it does not start is said whatever --log-level hides.
   CommandResult quiet = Run({kBinary, "server", "--listen", "127.0.0.1:99999", "--log-level", "off"});
   CHECK(quiet.code == 2);
