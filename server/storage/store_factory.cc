@@ -131,6 +131,21 @@ void RefuseForeignDatabase(const std::string& path) {
   }
 }
 
+/// The first of `ports` (one, or one per host: "5432,5433"; an empty one is
+/// the default) that is no number from 1 to 65535, cut to 32 bytes.
+std::optional<std::string> BadPort(std::string_view ports) {
+  for (;;) {
+    const std::string_view port = ports.substr(0, ports.find(','));
+    int number = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (!port.empty() && (ec != std::errc() || end != port.data() + port.size() || number < 1 || number > 65535)) {
+      return std::string(port.substr(0, 32));
+    }
+    if (port.size() == ports.size()) return std::nullopt;
+    ports.remove_prefix(port.size() + 1);
+  }
+}
+
 }  // namespace
 
 void CheckPostgresUrl(const std::string& spec, const std::string& flag) {
@@ -146,20 +161,7 @@ void CheckPostgresUrl(const std::string& spec, const std::string& flag) {
   }
   std::optional<std::string> bad_port;
   for (const PQconninfoOption* o = options; o->keyword && !bad_port; ++o) {
-    if (!o->val || std::string_view(o->keyword) != "port") continue;
-    // One port, or one per host (postgres://a:5432,b:5433/db); an empty one: the default.
-    std::string_view ports = o->val;
-    for (;;) {
-      const std::string_view port = ports.substr(0, ports.find(','));
-      int number = 0;
-      const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
-      if (!port.empty() && (ec != std::errc() || end != port.data() + port.size() || number < 1 || number > 65535)) {
-        bad_port = std::string(port.substr(0, 32));
-        break;
-      }
-      if (port.size() == ports.size()) break;
-      ports.remove_prefix(port.size() + 1);
-    }
+    if (o->val && std::string_view(o->keyword) == "port") bad_port = BadPort(o->val);
   }
   PQconninfoFree(options);
   if (bad_port) {
