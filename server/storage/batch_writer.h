@@ -74,6 +74,14 @@ class BatchWriter {
 
   /// Transactions committed so far.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  /// The writer thread waits for work, and no batch runs or is queued: then
+  /// an op an event loop queues is left to its tail (tests use this; a
+  /// batch's answers run before its runner is done with it, and a writer
+  /// thread not yet waiting takes what it finds queued).
+  bool Idle() {
+    std::lock_guard lock(mu_);
+    return waiting_ && !running_ && queue_.empty();
+  }
 
   /// Runs what is queued, then stops the thread (the destructor's first
   /// step; idempotent). Ops submitted meanwhile, from an answer too, fail
@@ -124,6 +132,7 @@ class BatchWriter {
   std::deque<Delayed> delayed_;  // SubmitAfter's, by due time; guarded by mu_
   bool stopping_ = false;      // guarded by mu_
   bool running_ = false;       // a batch is being committed (by any thread); guarded by mu_
+  bool waiting_ = false;       // the writer thread waits on cv_; guarded by mu_
   std::atomic<bool> inline_{false};
   std::atomic<bool> quick_{true};  // the last commit succeeded within kInlineBudget
   std::atomic<std::uint64_t> commits_{0};  // transactions committed (ops / commits: the mean batch)
@@ -266,11 +275,13 @@ void BatchWriter<Conn>::Loop() {
         }
         if (!running_ && (!queue_.empty() || stopping_)) break;
         // An op, the first delay, or the end of a batch an event loop runs.
+        waiting_ = true;
         if (delayed_.empty()) {
           cv_.wait(lock);
         } else {
           cv_.wait_until(lock, delayed_.front().due);
         }
+        waiting_ = false;
       }
       if (queue_.empty()) return;  // stopping, nothing left
       TakeBatch(batch);

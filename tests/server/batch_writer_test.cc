@@ -71,12 +71,21 @@ struct HeldBatch {
 
 /// A writer whose event loops commit what they queue at their tail
 /// (SetInline), on a FakeConn that fails its next `failed_commits` commits.
+/// Returns once the writer thread waits for work with nothing queued or
+/// running, so that what an event loop queues next is left to its tail.
+void AwaitIdle(BatchWriter<FakeConn>& writer) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!writer.Idle() && Clock::now() < deadline) std::this_thread::yield();
+  REQUIRE(writer.Idle());
+}
+
 struct InlineWriter {
   Log log;
   BatchWriter<FakeConn> writer;
   explicit InlineWriter(int failed_commits = 0)
       : writer(std::make_unique<FakeConn>(FakeConn{&log, 0, failed_commits})) {
     writer.SetInline(true);
+    AwaitIdle(writer);  // a writer thread still starting would take the first op
   }
 };
 
@@ -298,8 +307,10 @@ TEST_CASE("BatchWriter::SetInline: after a failed commit the writer thread commi
     auto second_ran = second.get_future();
     REQUIRE(second_ran.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
     CHECK_FALSE(second_ran.get());
-    // That commit was quick and succeeded: the tail commits again.
+    // That commit was quick and succeeded: the tail commits again, once the
+    // writer thread is done with its batch (it answers before it is).
     second_answered.get_future().wait();
+    AwaitIdle(writer);
     submit("third", third);
     LoopTail::Run();
     auto third_ran = third.get_future();
