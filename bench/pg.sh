@@ -126,29 +126,81 @@ end
 EOL
 fi
 
-PEER=() RELAY=()
+# Where the CPU goes, per operation: clock ticks of the PostgreSQL server (its live processes, and
+# through the postmaster's children times those that ended, as pgbench's sessions do), of the relay
+# nodes, and of the machine's idle time; a client's own from its subshell's `times`.
+TICK=$(getconf CLK_TCK)
+POSTMASTER=$(head -n1 "$TMP/data/postmaster.pid")
+pg_ticks() {
+  { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$POSTMASTER/stat"
+    for pid in $(pgrep -P "$POSTMASTER"); do awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || true; done
+  } | awk '{ s += $1 } END { print s + 0 }'
+}
+relay_ticks() { for pid in "${PIDS[@]}"; do awk '{ print $14 + $15 }' "/proc/$pid/stat"; done | awk '{ s += $1 } END { print s + 0 }'; }
+idle_ticks() { awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
+# client_seconds FILE...: the user + system seconds `times` wrote (its second line: the children's)
+client_seconds() {
+  awk 'FNR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } } END { print s + 0 }' "$@"
+}
+# cpu_line OPS PG0 PG1 RELAY0 RELAY1 IDLE0 IDLE1 CLIENT_S: "pg relay client idle%" per operation (µs)
+cpu_line() {
+  LC_ALL=C awk -v ops="$1" -v pg="$(($3 - $2))" -v relay="$(($5 - $4))" -v i0="$6" -v i1="$7" -v client="$8" -v tick="$TICK" 'BEGIN {
+    split(i0, a, " "); split(i1, b, " "); idle = (b[2] - a[2] > 0) ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0
+    if (ops <= 0) { print "n/a n/a n/a n/a"; exit }
+    printf "%.0f %.0f %.0f %.0f\n", pg / tick / ops * 1e6, relay / tick / ops * 1e6, client / ops * 1e6, idle }'
+}
+
+PEER=() RELAY=() PEER_CPU=() RELAY_CPU=()
 for ((round = 1; round <= ROUNDS; round++)); do
   note "round $round: pgbench, $CLIENTS clients, ${SECONDS_EACH} s of one-INSERT transactions"
-  tps=$(pgbench -n -h "$TMP" -p 5432 -U meshwire -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$TMP/insert.sql" peer 2>/dev/null |
-    awk '/^tps = / { print $3; exit }')
+  p0=$(pg_ticks) r0=$(relay_ticks) i0=$(idle_ticks)
+  (
+    pgbench -n -h "$TMP" -p 5432 -U meshwire -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$TMP/insert.sql" peer \
+      >"$TMP/pgbench.txt" 2>/dev/null || true
+    times >"$TMP/times-pgbench.txt"
+  )
+  i1=$(idle_ticks)
+  sleep 0.2  # the postmaster collects its ended sessions' times
+  p1=$(pg_ticks) r1=$(relay_ticks)
+  tps=$(awk '/^tps = / { print $3; exit }' "$TMP/pgbench.txt")
   PEER+=("${tps:-n/a}")
+  ops=$(LC_ALL=C awk -v r="${tps:-0}" -v s="$SECONDS_EACH" 'BEGIN { printf "%.0f", r * s }')
+  read -r cpu_pg _ cpu_client cpu_idle <<<"$(cpu_line "$ops" "$p0" "$p1" "$r0" "$r1" "$i0" "$i1" \
+    "$(client_seconds "$TMP/times-pgbench.txt")")"
+  PEER_CPU+=("$cpu_pg $cpu_client $cpu_idle")
   half=$((CLIENTS / NODES))
   note "round $round: wrk on $NODES node(s), $half connections each, ${SECONDS_EACH} s of sends"
-  wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$A_URL/mesh/$MESH/messages" >"$TMP/wrk-a.txt" &
+  p0=$(pg_ticks) r0=$(relay_ticks) i0=$(idle_ticks)
+  (
+    wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$A_URL/mesh/$MESH/messages" >"$TMP/wrk-a.txt"
+    times >"$TMP/times-a.txt"
+  ) &
   wa=$!
   : >"$TMP/wrk-b.txt"
+  printf '0m0s 0m0s\n0m0s 0m0s\n' >"$TMP/times-b.txt"
   if ((NODES == 2)); then
-    wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$B_URL/mesh/$MESH/messages" >"$TMP/wrk-b.txt" &
+    (
+      wrk -t1 -c"$half" -d"${SECONDS_EACH}s" -s "$TMP/send.lua" "$B_URL/mesh/$MESH/messages" >"$TMP/wrk-b.txt"
+      times >"$TMP/times-b.txt"
+    ) &
     wait "$!"
   fi
   wait "$wa"
+  p1=$(pg_ticks) r1=$(relay_ticks) i1=$(idle_ticks)
   for f in a b; do
     bad=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$TMP/wrk-$f.txt")
     [[ -z $bad ]] || die "node ${f^^} answered $bad sends with an error"
   done
   rps=$(awk '/^Requests\/sec:/ { s += $2 } END { print s }' "$TMP/wrk-a.txt" "$TMP/wrk-b.txt")
   RELAY+=("$rps")
+  ops=$(LC_ALL=C awk -v r="${rps:-0}" -v s="$SECONDS_EACH" 'BEGIN { printf "%.0f", r * s }')
+  read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$(cpu_line "$ops" "$p0" "$p1" "$r0" "$r1" "$i0" "$i1" \
+    "$(client_seconds "$TMP/times-a.txt" "$TMP/times-b.txt")")"
+  RELAY_CPU+=("$cpu_pg $cpu_relay $cpu_client $cpu_idle")
+  read -r peer_pg peer_client peer_idle <<<"${PEER_CPU[-1]}"
   echo "   pgbench $tps tx/s, relay $rps sends/s" >&2
+  echo "   CPU µs per transaction: PostgreSQL $peer_pg, pgbench $peer_client (cores ${peer_idle}% idle);" \
+    "per send: PostgreSQL $cpu_pg, relay nodes $cpu_relay, wrk $cpu_client (cores ${cpu_idle}% idle)" >&2
 done
 
 note "cross-node wake: $WAKE_MESSAGES messages sent through A, long-polled on B"
@@ -160,17 +212,32 @@ median() { printf '%s\n' "$@" | { grep -E '^[0-9.]+$' || true; } | sort -g | awk
 peer=$(median "${PEER[@]}")
 relay=$(median "${RELAY[@]}")
 ratio=$(LC_ALL=C awk -v a="$relay" -v b="$peer" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+# column I of each row given: its median
+col() {
+  local i=$1
+  shift
+  # shellcheck disable=SC2046  # one number per row
+  median $(printf '%s\n' "$@" | awk -v i="$i" '{ print $i }')
+}
+peer_cpu="$(col 1 "${PEER_CPU[@]}") $(col 2 "${PEER_CPU[@]}") $(col 3 "${PEER_CPU[@]}")"
+relay_cpu="$(col 1 "${RELAY_CPU[@]}") $(col 2 "${RELAY_CPU[@]}") $(col 3 "${RELAY_CPU[@]}") $(col 4 "${RELAY_CPU[@]}")"
+read -r peer_pg peer_client peer_idle <<<"$peer_cpu"
+read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$relay_cpu"
+jnum() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
 
 mkdir -p "$ROOT/bench/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-printf '{"bench":"pg","nodes":%s,"meshes":%s,"keyed":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","wake":%s}\n' \
+printf '{"bench":"pg","nodes":%s,"meshes":%s,"keyed":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","cpu_us_per_op":{"pgbench":{"postgres":%s,"client":%s,"idle_pct":%s},"relay":{"postgres":%s,"relay_nodes":%s,"client":%s,"idle_pct":%s}},"wake":%s}\n' \
   "$NODES" "$MESHES" "$KEYED" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
-  "$peer" "$relay" "$ratio" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
+  "$peer" "$relay" "$ratio" "$(jnum "$peer_pg")" "$(jnum "$peer_client")" "$(jnum "$peer_idle")" \
+  "$(jnum "$cpu_pg")" "$(jnum "$cpu_relay")" "$(jnum "$cpu_client")" "$(jnum "$cpu_idle")" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
 
 cat <<EOT
 meshwire on PostgreSQL, run $stamp (bench/results/pg-$stamp.json)
 $NODES relay node(s) taking sends to $MESHES mesh(es)$( ((KEYED)) && echo ", half with an idempotency_key"), on one database, vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
 values, ${SECONDS_EACH} s x $ROUNDS rounds in alternation, synchronous_commit=on; medians:
   durable sends   relay $relay/s   pgbench $peer tx/s   ratio ${ratio}x
+  CPU µs per op   pgbench: PostgreSQL $peer_pg, pgbench $peer_client, cores ${peer_idle}% idle
+                  relay:   PostgreSQL $cpu_pg, relay nodes $cpu_relay, wrk $cpu_client, cores ${cpu_idle}% idle
   cross-node wake (send's 201 on A -> poll answer on B)  p50 $(jget wake_p50_ms) ms  p99 $(jget wake_p99_ms) ms
 EOT
