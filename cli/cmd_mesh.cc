@@ -152,9 +152,17 @@ int RunMesh(int argc, char** argv) {
     } else if (*members) {
       const std::string& mesh = ctx.RequireMesh();
       if (*add) {
-        const std::string added = client.AddMember(mesh, user);
-        if (ctx.json()) return PrintJson({{"user", added}, {"role", "member"}}), kExitOk;
-        std::printf("%s %s can now use mesh %s\n", ui.Ok().c_str(), added.c_str(), mesh.c_str());
+        const auto added = client.AddMember(mesh, user);
+        if (ctx.json()) {
+          return PrintJson({{"user", added.user}, {"role", "member"}, {"new_user", added.new_user}}), kExitOk;
+        }
+        std::printf("%s %s can now use mesh %s\n", ui.Ok().c_str(), added.user.c_str(), mesh.c_str());
+        if (added.new_user) {
+          // Not an error (a mesh may be shared before a teammate's first sign-in), but a typo looks the same.
+          std::printf("The relay knew no user %s: they can use the mesh once they sign in. "
+                      "Misspelled? `meshwire mesh members remove %s`.\n",
+                      added.user.c_str(), added.user.c_str());
+        }
       } else if (*remove) {
         client.RemoveMember(mesh, user);
         if (ctx.json()) return PrintJson({{"removed", user}}), kExitOk;

@@ -324,11 +324,13 @@ void RelayClient::DeleteMesh(const std::string& mesh_id) {
   CALL("DELETE", "/mesh/" + Encode(mesh_id), nullptr, false);
 }
 
-std::string RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
+RelayClient::AddedMember RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
   json body = {{"user", user}};
   const json answer = CALL("POST", "/mesh/" + Encode(mesh_id) + "/members", &body, true);
   const auto stored = answer.find("user");
-  return stored != answer.end() && stored->is_string() ? stored->get<std::string>() : user;
+  const auto created = answer.find("new_user");
+  return {stored != answer.end() && stored->is_string() ? stored->get<std::string>() : user,
+          created != answer.end() && created->is_boolean() && created->get<bool>()};
 }
 
 std::vector<Member> RelayClient::Members(const std::string& mesh_id) {

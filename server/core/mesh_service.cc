@@ -315,20 +315,22 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
   AccessChanged({.mesh_id = mesh_id});  // its parked polls answer now (404), on every node
 }
 
-std::string MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
-                                   const std::string& name) {
+MeshService::AddedMember MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
+                                                const std::string& name) {
   Mesh mesh = RequireMember(caller, mesh_id);
   RequireUnscoped(caller, "manage its mesh's members");
   CheckName(name, "user name");
   if (mesh.owner != caller.user()) {
     throw Error::Forbidden("Only the mesh's owner (" + mesh.owner + ") can add members.");
   }
-  const std::string user = CanonicalUser(store_, name);  // `add octocat` for GitHub's Octocat
+  const std::optional<std::string> known = store_.FindUserName(name);  // `add octocat` for GitHub's Octocat
+  const std::string user = known.value_or(name);
   if (user == mesh.owner) {
     throw Error::Conflict(user + " owns mesh " + mesh_id + " already; add other users as members.");
   }
   store_.AddMember(mesh_id, user);
-  return CanonicalUser(store_, user);  // a first spelling stored meanwhile by another node included
+  // The spelling stored, a first one stored meanwhile by another node included.
+  return {CanonicalUser(store_, user), !known.has_value()};
 }
 
 std::vector<Member> MeshService::ListMembers(const Caller& caller, const std::string& mesh_id) {

@@ -112,8 +112,8 @@ void AddMeshRoutes(Router& router, MeshService& svc) {
     return HttpResponse::Empty(204);
   }));
   router.Add("POST", "/mesh/{mesh}/members", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
-    const std::string user = svc.AddMember(c, req.params[0], RequireString(ParseObject(req.body), "user"));
-    return JsonAnswer(201, {{"user", user}, {"role", "member"}});
+    const auto added = svc.AddMember(c, req.params[0], RequireString(ParseObject(req.body), "user"));
+    return JsonAnswer(201, {{"user", added.user}, {"role", "member"}, {"new_user", added.new_user}});
   }));
   router.Add("GET", "/mesh/{mesh}/members", Sync(svc, [&svc](const Caller& c, const HttpRequest& req) {
     Json list = Json::array();

@@ -1924,7 +1924,20 @@ TEST_CASE("mesh and token commands, with --json for scripts") {
   std::vector<std::string> tok = {"MESHWIRE_TOKEN=" + w.token};
   CommandResult list = w.machine.Mw({"mesh", "list", "--json"}, tok);
   CHECK(json::parse(list.out)["meshes"][0]["mesh_id"] == mesh);
-  CHECK(w.machine.Mw({"mesh", "members", "add", "bob"}, tok).code == 0);
+  // bob never signed in: added, and said so (a misspelling looks the same).
+  CommandResult added = w.machine.Mw({"mesh", "members", "add", "bob"}, tok);
+  CHECK(added.code == 0);
+  CHECK(added.out.find("OK bob can now use mesh " + mesh) != std::string::npos);
+  CHECK(added.out.find("The relay knew no user bob: they can use the mesh once they sign in. "
+                       "Misspelled? `meshwire mesh members remove bob`.") != std::string::npos);
+  (void)AdminToken(w.relay_dir, "dana");  // a user the relay knows
+  CommandResult known = w.machine.Mw({"mesh", "members", "add", "DANA", "--json"}, tok);
+  CHECK(json::parse(known.out) == json({{"user", "dana"}, {"role", "member"}, {"new_user", false}}));
+  CommandResult plain = w.machine.Mw({"mesh", "members", "remove", "dana"}, tok);
+  REQUIRE(plain.code == 0);
+  CommandResult known_text = w.machine.Mw({"mesh", "members", "add", "dana"}, tok);
+  CHECK(known_text.out == "OK dana can now use mesh " + mesh + "\n");
+  CHECK(w.machine.Mw({"mesh", "members", "remove", "dana"}, tok).code == 0);
   CommandResult members = w.machine.Mw({"mesh", "members", "--json"}, tok);
   CHECK(json::parse(members.out)["members"].size() == 2);
   // --mesh names another mesh than the active one.

@@ -534,17 +534,19 @@ TEST_CASE("user names ignore case: adding OCTOCAT shares the mesh with octocat; 
   HttpAnswer added = t.relay.Post(t.Path("/members"), t.alice, {{"user", "OCTOCAT"}});
   REQUIRE(added.status == 201);
   CHECK(added.json ==
-        json::parse(R"({"user":"octocat","role":"member"})"));  // as stored, as listed
+        json::parse(R"({"user":"octocat","role":"member","new_user":false})"));  // as stored, as listed
   CHECK(t.relay.Get(t.Path(""), octocat).status == 200);
   HttpAnswer members = t.relay.Get(t.Path("/members"), t.alice);
   CHECK(members.json["members"] == json::parse(R"([{"user":"alice","role":"owner"},{"user":"octocat","role":"member"}])"));
   CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "Alice"}}).status == 409);  // the owner, spelled otherwise
   CHECK(t.relay.Call("DELETE", t.Path("/members/Octocat"), t.alice).status == 204);
   CHECK(t.relay.Get(t.Path(""), octocat).status == 403);
-  // A user not known yet keeps the spelling given, and later spellings find it.
-  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "NewPerson"}}).json["user"] ==
-        "NewPerson");
+  // A user not known yet keeps the spelling given, is said to be new (a
+  // typo looks the same), and later spellings find it.
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "NewPerson"}}).json ==
+        json::parse(R"({"user":"NewPerson","role":"member","new_user":true})"));
   CHECK(t.relay.Get(t.Path(""), t.relay.TokenFor("newperson")).status == 200);
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "newperson"}}).json["new_user"] == false);  // again
 }
 
 TEST_CASE("a revoked token's parked polls and a removed member's answer at once, not at their deadline") {
