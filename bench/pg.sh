@@ -142,9 +142,10 @@ idle_ticks() { awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + 
 client_seconds() {
   awk 'FNR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } } END { print s + 0 }' "$@"
 }
-# cpu_line OPS PG0 PG1 RELAY0 RELAY1 IDLE0 IDLE1 CLIENT_S: "pg relay client idle%" per operation (µs)
+# cpu_line RATE PG0 PG1 RELAY0 RELAY1 IDLE0 IDLE1 CLIENT_S: "pg relay client idle%", the first three
+# in µs per operation of a round at RATE operations/s
 cpu_line() {
-  LC_ALL=C awk -v ops="$1" -v pg="$(($3 - $2))" -v relay="$(($5 - $4))" -v i0="$6" -v i1="$7" -v client="$8" -v tick="$TICK" 'BEGIN {
+  LC_ALL=C awk -v ops="$(LC_ALL=C awk -v r="${1:-0}" -v s="$SECONDS_EACH" 'BEGIN { print r * s }')" -v pg="$(($3 - $2))" -v relay="$(($5 - $4))" -v i0="$6" -v i1="$7" -v client="$8" -v tick="$TICK" 'BEGIN {
     split(i0, a, " "); split(i1, b, " "); idle = (b[2] - a[2] > 0) ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0
     if (ops <= 0) { print "n/a n/a n/a n/a"; exit }
     printf "%.0f %.0f %.0f %.0f\n", pg / tick / ops * 1e6, relay / tick / ops * 1e6, client / ops * 1e6, idle }'
@@ -153,7 +154,7 @@ cpu_line() {
 PEER=() RELAY=() PEER_CPU=() RELAY_CPU=()
 for ((round = 1; round <= ROUNDS; round++)); do
   note "round $round: pgbench, $CLIENTS clients, ${SECONDS_EACH} s of one-INSERT transactions"
-  p0=$(pg_ticks) r0=$(relay_ticks) i0=$(idle_ticks)
+  p0=$(pg_ticks) i0=$(idle_ticks)
   (
     pgbench -n -h "$TMP" -p 5432 -U meshwire -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -f "$TMP/insert.sql" peer \
       >"$TMP/pgbench.txt" 2>/dev/null || true
@@ -161,13 +162,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
   )
   i1=$(idle_ticks)
   sleep 0.2  # the postmaster collects its ended sessions' times
-  p1=$(pg_ticks) r1=$(relay_ticks)
+  p1=$(pg_ticks)
   tps=$(awk '/^tps = / { print $3; exit }' "$TMP/pgbench.txt")
   PEER+=("${tps:-n/a}")
-  ops=$(LC_ALL=C awk -v r="${tps:-0}" -v s="$SECONDS_EACH" 'BEGIN { printf "%.0f", r * s }')
-  read -r cpu_pg _ cpu_client cpu_idle <<<"$(cpu_line "$ops" "$p0" "$p1" "$r0" "$r1" "$i0" "$i1" \
+  read -r peer_pg _ peer_client peer_idle <<<"$(cpu_line "$tps" "$p0" "$p1" 0 0 "$i0" "$i1" \
     "$(client_seconds "$TMP/times-pgbench.txt")")"
-  PEER_CPU+=("$cpu_pg $cpu_client $cpu_idle")
+  PEER_CPU+=("$peer_pg $peer_client $peer_idle")
   half=$((CLIENTS / NODES))
   note "round $round: wrk on $NODES node(s), $half connections each, ${SECONDS_EACH} s of sends"
   p0=$(pg_ticks) r0=$(relay_ticks) i0=$(idle_ticks)
@@ -193,11 +193,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
   done
   rps=$(awk '/^Requests\/sec:/ { s += $2 } END { print s }' "$TMP/wrk-a.txt" "$TMP/wrk-b.txt")
   RELAY+=("$rps")
-  ops=$(LC_ALL=C awk -v r="${rps:-0}" -v s="$SECONDS_EACH" 'BEGIN { printf "%.0f", r * s }')
-  read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$(cpu_line "$ops" "$p0" "$p1" "$r0" "$r1" "$i0" "$i1" \
+  read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$(cpu_line "$rps" "$p0" "$p1" "$r0" "$r1" "$i0" "$i1" \
     "$(client_seconds "$TMP/times-a.txt" "$TMP/times-b.txt")")"
   RELAY_CPU+=("$cpu_pg $cpu_relay $cpu_client $cpu_idle")
-  read -r peer_pg peer_client peer_idle <<<"${PEER_CPU[-1]}"
   echo "   pgbench $tps tx/s, relay $rps sends/s" >&2
   echo "   CPU µs per transaction: PostgreSQL $peer_pg, pgbench $peer_client (cores ${peer_idle}% idle);" \
     "per send: PostgreSQL $cpu_pg, relay nodes $cpu_relay, wrk $cpu_client (cores ${cpu_idle}% idle)" >&2
@@ -219,10 +217,9 @@ col() {
   # shellcheck disable=SC2046  # one number per row
   median $(printf '%s\n' "$@" | awk -v i="$i" '{ print $i }')
 }
-peer_cpu="$(col 1 "${PEER_CPU[@]}") $(col 2 "${PEER_CPU[@]}") $(col 3 "${PEER_CPU[@]}")"
-relay_cpu="$(col 1 "${RELAY_CPU[@]}") $(col 2 "${RELAY_CPU[@]}") $(col 3 "${RELAY_CPU[@]}") $(col 4 "${RELAY_CPU[@]}")"
-read -r peer_pg peer_client peer_idle <<<"$peer_cpu"
-read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$relay_cpu"
+read -r peer_pg peer_client peer_idle <<<"$(col 1 "${PEER_CPU[@]}") $(col 2 "${PEER_CPU[@]}") $(col 3 "${PEER_CPU[@]}")"
+read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$(col 1 "${RELAY_CPU[@]}") $(col 2 "${RELAY_CPU[@]}") \
+  $(col 3 "${RELAY_CPU[@]}") $(col 4 "${RELAY_CPU[@]}")"
 jnum() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
 
 mkdir -p "$ROOT/bench/results"

@@ -324,7 +324,7 @@ void RelayClient::DeleteMesh(const std::string& mesh_id) {
   CALL("DELETE", "/mesh/" + Encode(mesh_id), nullptr, false);
 }
 
-RelayClient::AddedMember RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
+AddedMember RelayClient::AddMember(const std::string& mesh_id, const std::string& user) {
   json body = {{"user", user}};
   const json answer = CALL("POST", "/mesh/" + Encode(mesh_id) + "/members", &body, true);
   const auto stored = answer.find("user");

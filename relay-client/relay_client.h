@@ -65,13 +65,8 @@ class RelayClient {
   std::vector<Mesh> ListMeshes();
   MeshDetails GetMesh(const std::string& mesh_id);
   void DeleteMesh(const std::string& mesh_id);
-  /// The user as the relay stored them (its first spelling: `BOB` may be `bob`),
-  /// and whether the relay knew no such user before (a relay older than the
-  /// answer's `new_user` says false).
-  struct AddedMember {
-    std::string user;
-    bool new_user = false;
-  };
+  /// The user as the relay stored them, and whether it knew no such user
+  /// before (a relay older than the answer's `new_user` says false).
   AddedMember AddMember(const std::string& mesh_id, const std::string& user);
   std::vector<Member> Members(const std::string& mesh_id);
   void RemoveMember(const std::string& mesh_id, const std::string& user);

@@ -32,6 +32,12 @@ struct Member {
   std::string role;  // "owner" or "member"
 };
 
+/// What adding a member did (POST /mesh/{mesh}/members).
+struct AddedMember {
+  std::string user;       // as stored (the spelling first stored: `BOB` adds `bob`)
+  bool new_user = false;  // the relay knew no such user: created now (a typo, or before their first sign-in)
+};
+
 struct Agent {
   std::string agent_id;
   std::string mesh_id;

@@ -315,8 +315,8 @@ void MeshService::DeleteMesh(const Caller& caller, const std::string& mesh_id) {
   AccessChanged({.mesh_id = mesh_id});  // its parked polls answer now (404), on every node
 }
 
-MeshService::AddedMember MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
-                                                const std::string& name) {
+AddedMember MeshService::AddMember(const Caller& caller, const std::string& mesh_id,
+                                   const std::string& name) {
   Mesh mesh = RequireMember(caller, mesh_id);
   RequireUnscoped(caller, "manage its mesh's members");
   CheckName(name, "user name");

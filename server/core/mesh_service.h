@@ -100,10 +100,6 @@ class MeshService {
   MeshInfo GetMesh(const Caller& caller, const std::string& mesh_id);
   void DeleteMesh(const Caller& caller, const std::string& mesh_id);
   /// `name` as the stored spelling of an existing user (CanonicalUser).
-  struct AddedMember {
-    std::string user;       // as stored (the spelling first stored: `BOB` adds `bob`)
-    bool new_user = false;  // the relay knew no such user: created now (a typo, or before their first sign-in)
-  };
   AddedMember AddMember(const Caller& caller, const std::string& mesh_id, const std::string& name);
   std::vector<Member> ListMembers(const Caller& caller, const std::string& mesh_id);
   void RemoveMember(const Caller& caller, const std::string& mesh_id, const std::string& name);

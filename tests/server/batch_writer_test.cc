@@ -69,8 +69,6 @@ struct HeldBatch {
   }
 };
 
-/// A writer whose event loops commit what they queue at their tail
-/// (SetInline), on a FakeConn that fails its next `failed_commits` commits.
 /// Returns once the writer thread waits for work with nothing queued or
 /// running, so that what an event loop queues next is left to its tail.
 void AwaitIdle(BatchWriter<FakeConn>& writer) {
@@ -79,6 +77,8 @@ void AwaitIdle(BatchWriter<FakeConn>& writer) {
   REQUIRE(writer.Idle());
 }
 
+/// A writer whose event loops commit what they queue at their tail
+/// (SetInline), on a FakeConn that fails its next `failed_commits` commits.
 struct InlineWriter {
   Log log;
   BatchWriter<FakeConn> writer;
