@@ -4,7 +4,8 @@
 #   1. Durable sends through two relay nodes (`meshwire server --storage postgres://...`) with
 #      wrk, CLIENTS/2 keep-alive connections on each node, 200-byte messages to one mesh, next to
 #      pgbench with CLIENTS clients each running one INSERT of a 200-byte row per transaction;
-#      synchronous_commit=on for both. ROUNDS rounds in alternation; the figures are medians.
+#      synchronous_commit=on for both. ROUNDS rounds in alternation; the figures are medians, and
+#      each round's ratio with a 95% interval of their median (ROUNDS=15: whether the relay is above).
 #   2. Cross-node wake: meshwire-bench wake sending through node A while the receiver long-polls
 #      node B: from the send's 201 to B's answer, p50 and p99.
 # PostgreSQL is a throwaway server in a temp dir, on a Unix socket only (as the postgres user when
@@ -151,8 +152,9 @@ cpu_line() {
     printf "%.0f %.0f %.0f %.0f\n", pg / tick / ops * 1e6, relay / tick / ops * 1e6, client / ops * 1e6, idle }'
 }
 
-PEER=() RELAY=() PEER_CPU=() RELAY_CPU=()
-for ((round = 1; round <= ROUNDS; round++)); do
+# peer_round, relay_round: one round of each side, their figures appended to PEER/RELAY and
+# PEER_CPU/RELAY_CPU (tps, rps and the CPU columns left set for the round's lines).
+peer_round() {
   note "round $round: pgbench, $CLIENTS clients, ${SECONDS_EACH} s of one-INSERT transactions"
   p0=$(pg_ticks) i0=$(idle_ticks)
   (
@@ -168,6 +170,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
   read -r peer_pg _ peer_client peer_idle <<<"$(cpu_line "$tps" "$p0" "$p1" 0 0 "$i0" "$i1" \
     "$(client_seconds "$TMP/times-pgbench.txt")")"
   PEER_CPU+=("$peer_pg $peer_client $peer_idle")
+}
+relay_round() {
   half=$((CLIENTS / NODES))
   note "round $round: wrk on $NODES node(s), $half connections each, ${SECONDS_EACH} s of sends"
   p0=$(pg_ticks) r0=$(relay_ticks) i0=$(idle_ticks)
@@ -196,6 +200,19 @@ for ((round = 1; round <= ROUNDS; round++)); do
   read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$(cpu_line "$rps" "$p0" "$p1" "$r0" "$r1" "$i0" "$i1" \
     "$(client_seconds "$TMP/times-a.txt" "$TMP/times-b.txt")")"
   RELAY_CPU+=("$cpu_pg $cpu_relay $cpu_client $cpu_idle")
+}
+
+# Odd rounds run pgbench first, even rounds the relay first, so that neither side always
+# follows the other (and what the other left behind: autovacuum, dirty pages, a warm cache).
+PEER=() RELAY=() PEER_CPU=() RELAY_CPU=()
+for ((round = 1; round <= ROUNDS; round++)); do
+  if ((round % 2)); then
+    peer_round
+    relay_round
+  else
+    relay_round
+    peer_round
+  fi
   echo "   pgbench $tps tx/s, relay $rps sends/s" >&2
   echo "   CPU µs per transaction: PostgreSQL $peer_pg, pgbench $peer_client (cores ${peer_idle}% idle);" \
     "per send: PostgreSQL $cpu_pg, relay nodes $cpu_relay, wrk $cpu_client (cores ${cpu_idle}% idle)" >&2
@@ -210,6 +227,22 @@ median() { printf '%s\n' "$@" | { grep -E '^[0-9.]+$' || true; } | sort -g | awk
 peer=$(median "${PEER[@]}")
 relay=$(median "${RELAY[@]}")
 ratio=$(LC_ALL=C awk -v a="$relay" -v b="$peer" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+# Each round's own ratio (its relay round over its pgbench round, run back to back, so the machine's
+# drift between rounds cancels), and a 95% confidence interval for the median of those ratios that
+# assumes nothing of their distribution: the order statistics k and n+1-k, k the largest with
+# P(Binomial(n, 1/2) < k) <= 0.025 (none under 6 rounds).
+ROUND_RATIOS=()
+for ((r = 0; r < ${#RELAY[@]}; r++)); do
+  ROUND_RATIOS+=("$(LC_ALL=C awk -v a="${RELAY[r]}" -v b="${PEER[r]}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "n/a" }')")
+done
+round_median=$(LC_ALL=C awk -v m="$(median "${ROUND_RATIOS[@]}")" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m }')
+read -r ci_low ci_high rounds_above <<<"$(printf '%s\n' "${ROUND_RATIOS[@]}" | { grep -E '^[0-9.]+$' || true; } | sort -g |
+  LC_ALL=C awk '{ v[NR] = $1; if ($1 >= 1) above++ }
+  END {
+    n = NR; k = 0; cdf = 0; c = 1  # c = C(n, j)
+    for (j = 0; j < n; j++) { cdf += c / 2 ^ n; if (cdf > 0.025) break; k = j + 1; c = c * (n - j) / (j + 1) }
+    if (k >= 1) printf "%.3f %.3f %d\n", v[k], v[n + 1 - k], above + 0; else printf "n/a n/a %d\n", above + 0
+  }')"
 # column I of each row given: its median
 col() {
   local i=$1
@@ -224,9 +257,9 @@ jnum() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
 
 mkdir -p "$ROOT/bench/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-printf '{"bench":"pg","nodes":%s,"meshes":%s,"keyed":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","cpu_us_per_op":{"pgbench":{"postgres":%s,"client":%s,"idle_pct":%s},"relay":{"postgres":%s,"relay_nodes":%s,"client":%s,"idle_pct":%s}},"wake":%s}\n' \
+printf '{"bench":"pg","nodes":%s,"meshes":%s,"keyed":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","round_ratios":[%s],"round_ratio_median":%s,"round_ratio_ci95":[%s,%s],"cpu_us_per_op":{"pgbench":{"postgres":%s,"client":%s,"idle_pct":%s},"relay":{"postgres":%s,"relay_nodes":%s,"client":%s,"idle_pct":%s}},"wake":%s}\n' \
   "$NODES" "$MESHES" "$KEYED" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
-  "$peer" "$relay" "$ratio" "$(jnum "$peer_pg")" "$(jnum "$peer_client")" "$(jnum "$peer_idle")" \
+  "$peer" "$relay" "$ratio" "$(IFS=,; echo "${ROUND_RATIOS[*]}")" "$(jnum "$round_median")" "$(jnum "$ci_low")" "$(jnum "$ci_high")" "$(jnum "$peer_pg")" "$(jnum "$peer_client")" "$(jnum "$peer_idle")" \
   "$(jnum "$cpu_pg")" "$(jnum "$cpu_relay")" "$(jnum "$cpu_client")" "$(jnum "$cpu_idle")" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
 
 cat <<EOT
@@ -234,6 +267,8 @@ meshwire on PostgreSQL, run $stamp (bench/results/pg-$stamp.json)
 $NODES relay node(s) taking sends to $MESHES mesh(es)$( ((KEYED)) && echo ", half with an idempotency_key"), on one database, vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
 values, ${SECONDS_EACH} s x $ROUNDS rounds in alternation, synchronous_commit=on; medians:
   durable sends   relay $relay/s   pgbench $peer tx/s   ratio ${ratio}x
+  each round      $(printf '%sx ' "${ROUND_RATIOS[@]}")(median ${round_median}x; at or above 1.0x: $rounds_above of ${#ROUND_RATIOS[@]};
+                  95% interval of the median: $( [[ $ci_low == n/a ]] && echo "n/a, 6 rounds or more give one" || echo "${ci_low}x to ${ci_high}x"))
   CPU µs per op   pgbench: PostgreSQL $peer_pg, pgbench $peer_client, cores ${peer_idle}% idle
                   relay:   PostgreSQL $cpu_pg, relay nodes $cpu_relay, wrk $cpu_client, cores ${cpu_idle}% idle
   cross-node wake (send's 201 on A -> poll answer on B)  p50 $(jget wake_p50_ms) ms  p99 $(jget wake_p99_ms) ms
