@@ -152,7 +152,9 @@ class Store {
   /// spelling, as CreateToken); false if the mesh is unknown.
   virtual bool AddMember(const std::string& mesh_id, const std::string& user) = 0;
   virtual std::vector<Member> Members(const std::string& mesh_id) = 0;
-  /// Removes a member (and the agents that user owns in the mesh); false if not a member.
+  /// Removes a member (and the agents that user owns in the mesh, their
+  /// tokens scoped to it, and the user too if no token nor mesh is left to
+  /// them: a name added that never signed in); false if not a member.
   virtual bool RemoveMember(const std::string& mesh_id, const std::string& user) = 0;
 
   // --- agents -----------------------------------------------------------------

@@ -678,6 +678,10 @@ template <class Conn>
 bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string& user) {
   int changed = 0;
   writer_->Run([&](Conn& c) {
+    // First, as AddMember and CreateToken take it (StoreUser): a sign-in or
+    // an addition of this user on another node waits for this transaction,
+    // then finds the user row kept or gone.
+    if (lock_user_) lock_user_(c, user);
     changed = c.Prepare("DELETE FROM members WHERE mesh_id = ?1 AND user_name = ?2")
                   .Bind(1, mesh_id)
                   .Bind(2, user)
@@ -690,6 +694,16 @@ bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string&
       // Their tokens scoped to the mesh go too: adding them again must not
       // bring back a token that was handed out (and maybe leaked) before.
       DropScopedTokens(c, mesh_id, user);
+      // A user the relay now holds nothing for (no token, no mesh: added by
+      // a name that never signed in, a misspelling say) is forgotten, so
+      // that adding the name again says again that the relay knows no such
+      // user.
+      c.Prepare(
+           "DELETE FROM users WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE user_name = ?1)"
+           " AND NOT EXISTS (SELECT 1 FROM members WHERE user_name = ?1)"
+           " AND NOT EXISTS (SELECT 1 FROM meshes WHERE owner = ?1)")
+          .Bind(1, user)
+          .Run();
     }
   });
   return changed > 0;

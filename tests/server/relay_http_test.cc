@@ -547,6 +547,10 @@ TEST_CASE("user names ignore case: adding OCTOCAT shares the mesh with octocat; 
         json::parse(R"({"user":"NewPerson","role":"member","new_user":true})"));
   CHECK(t.relay.Get(t.Path(""), t.relay.TokenFor("newperson")).status == 200);
   CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "newperson"}}).json["new_user"] == false);  // again
+  // A misspelling removed is forgotten: added again, it is said to be new again.
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "Octocta"}}).json["new_user"] == true);
+  CHECK(t.relay.Call("DELETE", t.Path("/members/Octocta"), t.alice).status == 204);
+  CHECK(t.relay.Post(t.Path("/members"), t.alice, {{"user", "Octocta"}}).json["new_user"] == true);
 }
 
 TEST_CASE("a revoked token's parked polls and a removed member's answer at once, not at their deadline") {

@@ -192,6 +192,23 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->FindTokenByHash(Sha256Hex("mw_bob_own")));
     CHECK(store->FindTokenByHash(Sha256Hex("mw_bob_all")));
     CHECK(store->FindTokenByHash(Sha256Hex("mw_alice_here")));
+    CHECK(store->FindUserName("bob") == std::optional<std::string>("bob"));  // his tokens and mesh remain
+    // A name added that never signed in (a misspelling) is forgotten with its membership;
+    // one that still has a token, or another mesh, is not.
+    CHECK(store->AddMember(m.mesh_id, "Carlo"));
+    CHECK(store->FindUserName("carlo") == std::optional<std::string>("Carlo"));
+    CHECK(store->RemoveMember(m.mesh_id, "Carlo"));
+    CHECK_FALSE(store->FindUserName("carlo"));
+    CHECK(store->AddMember(m.mesh_id, "dora"));
+    CHECK(store->AddMember(bobs.mesh_id, "dora"));
+    CHECK(store->RemoveMember(m.mesh_id, "dora"));
+    CHECK(store->FindUserName("dora") == std::optional<std::string>("dora"));  // still in bob's mesh
+    CHECK(store->RemoveMember(bobs.mesh_id, "dora"));
+    CHECK_FALSE(store->FindUserName("dora"));
+    CHECK(store->AddMember(m.mesh_id, "erin"));
+    store->CreateToken({"tok_erin", "erin", "laptop", Sha256Hex("mw_erin"), std::nullopt, 10});
+    CHECK(store->RemoveMember(m.mesh_id, "erin"));
+    CHECK(store->FindUserName("erin") == std::optional<std::string>("erin"));  // signed in: kept
   }
 
   SUBCASE("deleting a mesh deletes its agents, messages and the tokens scoped to it") {
