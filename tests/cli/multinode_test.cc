@@ -7,8 +7,6 @@
 // binaries are not installed.
 #include <doctest/doctest.h>
 #include <httplib.h>
-#include <libpq-fe.h>
-#include <poll.h>
 #include <signal.h>
 
 #include <atomic>
@@ -26,6 +24,7 @@
 #include "server/storage/pg_conn.h"
 #include "server/storage/postgres_store.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_notifications.h"
 #include "tests/support/pg_proxy.h"
 #include "tests/support/raw_client.h"
 #include "tests/support/relay_process.h"
@@ -208,18 +207,7 @@ TEST_CASE("/events on one node streams what is sent through the other (the repla
         std::string::npos);
   // The first send was announced to nobody; the second was, to B.
   // (Notifications come in commit order: had the first been sent, it would be first.)
-  std::vector<std::string> seqs;
-  for (int i = 0; i < 100 && seqs.empty(); ++i) {
-    pollfd fd{PQsocket(listener.raw()), POLLIN, 0};
-    ::poll(&fd, 1, 50);
-    REQUIRE(PQconsumeInput(listener.raw()) == 1);
-    while (PGnotify* note = PQnotifies(listener.raw())) {
-      const std::string payload = note->extra;
-      seqs.push_back(payload.substr(0, payload.find(' ')));
-      PQfreemem(note);
-    }
-  }
-  CHECK(seqs == std::vector<std::string>{"2"});
+  CHECK(AnnouncedSeqs(listener, 2) == std::vector<std::int64_t>{2});
 }
 
 namespace {

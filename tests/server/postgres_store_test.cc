@@ -31,6 +31,7 @@
 #include "server/storage/store_factory.h"
 #include "tests/server/store_conformance.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_notifications.h"
 #include "tests/support/pg_proxy.h"
 #include "tests/support/silent_host.h"
 
@@ -544,24 +545,6 @@ std::unique_ptr<WatchedBus> OpenWatchedBus() {
   return std::make_unique<WatchedBus>(pg->NewDatabase());
 }
 
-/// The seqs of the meshwire_messages notifications `listener` (which
-/// LISTENs) has received, once the one of `upto` came (within 10 s).
-std::vector<std::int64_t> Announced(PgConnection& listener, std::int64_t upto) {
-  std::vector<std::int64_t> seqs;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while ((seqs.empty() || seqs.back() < upto) && std::chrono::steady_clock::now() < deadline) {
-    pollfd fd{PQsocket(listener.raw()), POLLIN, 0};
-    ::poll(&fd, 1, 100);
-    REQUIRE(PQconsumeInput(listener.raw()) == 1);
-    while (PGnotify* note = PQnotifies(listener.raw())) {
-      auto p = PgWakeBus::ParseMessagePayload(note->extra ? note->extra : "");
-      PQfreemem(note);
-      if (p) seqs.push_back(p->seq);
-    }
-  }
-  return seqs;
-}
-
 TEST_CASE("postgres wake-ups: a mesh no other node watches is not announced; once this node watches it, the next message comes alone") {
   auto w = OpenWatchedBus();
   PgConnection listener(w->uri);
@@ -571,7 +554,7 @@ TEST_CASE("postgres wake-ups: a mesh no other node watches is not announced; onc
   w->Want();
   CHECK(w->Watches() == 1);
   CHECK(w->Send() == 2);
-  CHECK(Announced(listener, 2) == std::vector<std::int64_t>{2});
+  CHECK(AnnouncedSeqs(listener, 2) == std::vector<std::int64_t>{2});
   // In seq order, each once: seq 1, committed before the watch, is the
   // waiter's own read's (it would come first had the bus read it).
   CHECK(w->Delivered() == std::vector<std::int64_t>{2});
