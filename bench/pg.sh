@@ -236,12 +236,12 @@ for ((r = 0; r < ${#RELAY[@]}; r++)); do
   ROUND_RATIOS+=("$(LC_ALL=C awk -v a="${RELAY[r]}" -v b="${PEER[r]}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.3f", a / b; else print "n/a" }')")
 done
 round_median=$(LC_ALL=C awk -v m="$(median "${ROUND_RATIOS[@]}")" 'BEGIN { if (m == "n/a") print m; else printf "%.3f", m }')
-read -r ci_low ci_high rounds_above <<<"$(printf '%s\n' "${ROUND_RATIOS[@]}" | { grep -E '^[0-9.]+$' || true; } | sort -g |
+read -r ci_low ci_high rounds_above rounds_valid <<<"$(printf '%s\n' "${ROUND_RATIOS[@]}" | { grep -E '^[0-9.]+$' || true; } | sort -g |
   LC_ALL=C awk '{ v[NR] = $1; if ($1 >= 1) above++ }
   END {
     n = NR; k = 0; cdf = 0; c = 1  # c = C(n, j)
     for (j = 0; j < n; j++) { cdf += c / 2 ^ n; if (cdf > 0.025) break; k = j + 1; c = c * (n - j) / (j + 1) }
-    if (k >= 1) printf "%.3f %.3f %d\n", v[k], v[n + 1 - k], above + 0; else printf "n/a n/a %d\n", above + 0
+    if (k >= 1) printf "%.3f %.3f %d %d\n", v[k], v[n + 1 - k], above + 0, n; else printf "n/a n/a %d %d\n", above + 0, n
   }')"
 # column I of each row given: its median
 col() {
@@ -254,12 +254,18 @@ read -r peer_pg peer_client peer_idle <<<"$(col 1 "${PEER_CPU[@]}") $(col 2 "${P
 read -r cpu_pg cpu_relay cpu_client cpu_idle <<<"$(col 1 "${RELAY_CPU[@]}") $(col 2 "${RELAY_CPU[@]}") \
   $(col 3 "${RELAY_CPU[@]}") $(col 4 "${RELAY_CPU[@]}")"
 jnum() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
+# jlist VALUE...: the values as a JSON array's elements, each a number or null
+jlist() {
+  local v out=()
+  for v in "$@"; do out+=("$(jnum "$v")"); done
+  (IFS=,; echo "${out[*]}")
+}
 
 mkdir -p "$ROOT/bench/results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 printf '{"bench":"pg","nodes":%s,"meshes":%s,"keyed":%s,"clients":%s,"seconds":%s,"rounds":%s,"size":%s,"pgbench_tps":[%s],"relay_rps":[%s],"pgbench_tps_median":%s,"relay_rps_median":%s,"ratio":"%s","round_ratios":[%s],"round_ratio_median":%s,"round_ratio_ci95":[%s,%s],"cpu_us_per_op":{"pgbench":{"postgres":%s,"client":%s,"idle_pct":%s},"relay":{"postgres":%s,"relay_nodes":%s,"client":%s,"idle_pct":%s}},"wake":%s}\n' \
-  "$NODES" "$MESHES" "$KEYED" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(IFS=,; echo "${PEER[*]}")" "$(IFS=,; echo "${RELAY[*]}")" \
-  "$peer" "$relay" "$ratio" "$(IFS=,; echo "${ROUND_RATIOS[*]}")" "$(jnum "$round_median")" "$(jnum "$ci_low")" "$(jnum "$ci_high")" "$(jnum "$peer_pg")" "$(jnum "$peer_client")" "$(jnum "$peer_idle")" \
+  "$NODES" "$MESHES" "$KEYED" "$CLIENTS" "$SECONDS_EACH" "$ROUNDS" "$SIZE" "$(jlist "${PEER[@]}")" "$(jlist "${RELAY[@]}")" \
+  "$(jnum "$peer")" "$(jnum "$relay")" "$ratio" "$(jlist "${ROUND_RATIOS[@]}")" "$(jnum "$round_median")" "$(jnum "$ci_low")" "$(jnum "$ci_high")" "$(jnum "$peer_pg")" "$(jnum "$peer_client")" "$(jnum "$peer_idle")" \
   "$(jnum "$cpu_pg")" "$(jnum "$cpu_relay")" "$(jnum "$cpu_client")" "$(jnum "$cpu_idle")" "$(head -n1 "$TMP/wake.json")" >"$ROOT/bench/results/pg-$stamp.json"
 
 cat <<EOT
@@ -267,7 +273,7 @@ meshwire on PostgreSQL, run $stamp (bench/results/pg-$stamp.json)
 $NODES relay node(s) taking sends to $MESHES mesh(es)$( ((KEYED)) && echo ", half with an idempotency_key"), on one database, vs pgbench (one INSERT per transaction), $CLIENTS clients, $SIZE-byte
 values, ${SECONDS_EACH} s x $ROUNDS rounds in alternation, synchronous_commit=on; medians:
   durable sends   relay $relay/s   pgbench $peer tx/s   ratio ${ratio}x
-  each round      $(printf '%sx ' "${ROUND_RATIOS[@]}")(median ${round_median}x; at or above 1.0x: $rounds_above of ${#ROUND_RATIOS[@]};
+  each round      $(printf '%sx ' "${ROUND_RATIOS[@]}")(median ${round_median}x; at or above 1.0x: $rounds_above of $rounds_valid;
                   95% interval of the median: $( [[ $ci_low == n/a ]] && echo "n/a, 6 rounds or more give one" || echo "${ci_low}x to ${ci_high}x"))
   CPU µs per op   pgbench: PostgreSQL $peer_pg, pgbench $peer_client, cores ${peer_idle}% idle
                   relay:   PostgreSQL $cpu_pg, relay nodes $cpu_relay, wrk $cpu_client, cores ${cpu_idle}% idle

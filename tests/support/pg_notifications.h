@@ -8,11 +8,13 @@
 //   CHECK(AnnouncedSeqs(listener, 2) == std::vector<std::int64_t>{2});
 #pragma once
 
+#include <doctest/doctest.h>
 #include <libpq-fe.h>
 #include <poll.h>
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "server/storage/pg_conn.h"
@@ -22,18 +24,26 @@ namespace meshwire::testing {
 
 /// The seqs of the notifications `listener` (which LISTENs on
 /// meshwire_messages) received, in the order they came, once one of `upto`
-/// or above came, or 10 s passed.
+/// or above came, or 10 s passed. A lost session or a payload that is not a
+/// message's fails the test case.
 inline std::vector<std::int64_t> AnnouncedSeqs(PgConnection& listener, std::int64_t upto) {
   std::vector<std::int64_t> seqs;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while ((seqs.empty() || seqs.back() < upto) && std::chrono::steady_clock::now() < deadline) {
     pollfd fd{PQsocket(listener.raw()), POLLIN, 0};
     ::poll(&fd, 1, 100);
-    if (PQconsumeInput(listener.raw()) != 1) break;  // the session is gone: what came so far
+    if (PQconsumeInput(listener.raw()) != 1) {
+      FAIL_CHECK("the LISTEN session was lost: " << PQerrorMessage(listener.raw()));
+      break;  // what came so far
+    }
     while (PGnotify* note = PQnotifies(listener.raw())) {
-      auto payload = PgWakeBus::ParseMessagePayload(note->extra ? note->extra : "");
+      const std::string extra = note->extra ? note->extra : "";
       PQfreemem(note);
-      if (payload) seqs.push_back(payload->seq);
+      if (auto payload = PgWakeBus::ParseMessagePayload(extra)) {
+        seqs.push_back(payload->seq);
+      } else {
+        FAIL_CHECK("a notification whose payload is not a message's: " << extra);
+      }
     }
   }
   return seqs;
