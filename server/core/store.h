@@ -144,7 +144,9 @@ class Store {
   virtual std::optional<Mesh> FindMesh(const std::string& mesh_id) = 0;
   /// Meshes `user` is a member of, oldest first.
   virtual std::vector<Mesh> MeshesOf(const std::string& user) = 0;
-  /// Deletes the mesh with its members, agents, messages; false if unknown.
+  /// Deletes the mesh with its members, agents, messages and the tokens
+  /// scoped to it, and the members left with no token nor mesh (as
+  /// RemoveMember); false if unknown.
   virtual bool DeleteMesh(const std::string& mesh_id) = 0;
   /// "owner", "member", or nullopt when `user` is not a member.
   virtual std::optional<std::string> RoleOf(const std::string& mesh_id, const std::string& user) = 0;

@@ -608,6 +608,19 @@ std::vector<Mesh> SqlStore<Conn>::MeshesOf(const std::string& user) {
       [](const auto& s) { return ReadMesh(s); }, user);
 }
 
+/// Deletes `user` if no token, membership or mesh is left to them (a name
+/// added as a member that never signed in), in the writer's transaction `c`
+/// that holds the user's lock.
+template <class Conn>
+void ForgetUserIfUnused(Conn& c, const std::string& user) {
+  c.Prepare(
+       "DELETE FROM users WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE user_name = ?1)"
+       " AND NOT EXISTS (SELECT 1 FROM members WHERE user_name = ?1)"
+       " AND NOT EXISTS (SELECT 1 FROM meshes WHERE owner = ?1)")
+      .Bind(1, user)
+      .Run();
+}
+
 template <class Conn>
 bool SqlStore<Conn>::DeleteMesh(const std::string& mesh_id) {
   // Children go by ON DELETE CASCADE (members, agents, watermarks; messages
@@ -615,12 +628,27 @@ bool SqlStore<Conn>::DeleteMesh(const std::string& mesh_id) {
   // go with it, and so do its messages, which PostgreSQL ties to the mesh by
   // no foreign key (its migration 8). The mesh row first: a send in another
   // transaction then waits for it and finds no mesh (it inserts nothing).
+  //
+  // Its members the relay then holds nothing for are forgotten, as
+  // RemoveMember forgets one; their user locks are taken first, in name
+  // order (as RemoveMember, AddMember and CreateToken take one, before any
+  // row), so two deletions sharing members do not deadlock.
   int changed = 0;
   writer_->Run([&](Conn& c) {
+    std::vector<std::string> members;
+    {
+      auto s = c.Prepare("SELECT user_name FROM members WHERE mesh_id = ?1 ORDER BY user_name");
+      s.Bind(1, mesh_id);
+      while (s.Step()) members.push_back(s.Text(0));
+    }
+    if (lock_user_) {
+      for (const auto& user : members) lock_user_(c, user);
+    }
     changed = c.Prepare("DELETE FROM meshes WHERE id = ?1").Bind(1, mesh_id).Run();
     if (changed > 0) {
       c.Prepare("DELETE FROM tokens WHERE mesh_id = ?1").Bind(1, mesh_id).Run();
       c.Prepare("DELETE FROM messages WHERE mesh_id = ?1").Bind(1, mesh_id).Run();
+      for (const auto& user : members) ForgetUserIfUnused(c, user);
     }
   });
   return changed > 0;
@@ -698,12 +726,7 @@ bool SqlStore<Conn>::RemoveMember(const std::string& mesh_id, const std::string&
       // a name that never signed in, a misspelling say) is forgotten, so
       // that adding the name again says again that the relay knows no such
       // user.
-      c.Prepare(
-           "DELETE FROM users WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM tokens WHERE user_name = ?1)"
-           " AND NOT EXISTS (SELECT 1 FROM members WHERE user_name = ?1)"
-           " AND NOT EXISTS (SELECT 1 FROM meshes WHERE owner = ?1)")
-          .Bind(1, user)
-          .Run();
+      ForgetUserIfUnused(c, user);
     }
   });
   return changed > 0;

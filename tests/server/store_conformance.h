@@ -211,7 +211,7 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     CHECK(store->FindUserName("erin") == std::optional<std::string>("erin"));  // signed in: kept
   }
 
-  SUBCASE("deleting a mesh deletes its agents, messages and the tokens scoped to it") {
+  SUBCASE("deleting a mesh deletes its agents, messages, the tokens scoped to it and the members left with nothing") {
     Mesh m = MakeMesh(*store, "alice");
     Mesh other = MakeMesh(*store, "bob");
     Agent a = MakeAgent(*store, m, "a");
@@ -219,7 +219,13 @@ TEST_CASE_TEMPLATE_DEFINE("store conformance", F, store_conformance) {
     store->CreateToken({"tok_scoped", "alice", "ci", Sha256Hex("mw_scoped"), m.mesh_id, 10});
     store->CreateToken({"tok_other", "alice", "ci2", Sha256Hex("mw_other_mesh"), other.mesh_id, 10});
     store->CreateToken({"tok_all", "alice", "laptop", Sha256Hex("mw_all"), std::nullopt, 10});
+    CHECK(store->AddMember(m.mesh_id, "Gus"));  // never signed in
+    CHECK(store->AddMember(m.mesh_id, "bob"));  // owns `other`
     CHECK(store->DeleteMesh(m.mesh_id));
+    // Its members the relay holds nothing more for are forgotten; the others stay.
+    CHECK_FALSE(store->FindUserName("gus"));
+    CHECK(store->FindUserName("bob") == std::optional<std::string>("bob"));
+    CHECK(store->FindUserName("alice") == std::optional<std::string>("alice"));
     CHECK_FALSE(store->FindTokenByHash(Sha256Hex("mw_scoped")));
     CHECK(store->FindTokenByHash(Sha256Hex("mw_other_mesh")));
     CHECK(store->FindTokenByHash(Sha256Hex("mw_all")));
